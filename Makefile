@@ -1,0 +1,90 @@
+# gpup: one binary (build/gpup), a library of the modules for the tests,
+# Criterion suites, freestanding sample guests.  GNU make, non-recursive:
+# each module may add rules in its own <module>/module.mk.
+#
+#   make              build build/gpup (and the guests)
+#   make test         run every suite, plain and under ASan+UBSan
+#   make test-plain   the suites once, no sanitizers
+#   make test-asan    the suites under AddressSanitizer + UBSan
+#   make bench        benchmarks; report in docs/BENCHMARKS.md
+#
+# BUILD=DIR puts all output in DIR (default build); SAN=1 builds the
+# sanitized variant into $(BUILD)/asan.
+
+BUILD ?= build
+SAN ?= 0
+CC := gcc
+
+ifeq ($(SAN),1)
+O := $(BUILD)/asan
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+else
+O := $(BUILD)
+SANFLAGS :=
+endif
+
+CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE -pthread \
+	-I. -I/usr/include/libdrm -MMD -MP $(SANFLAGS) $(EXTRA_CFLAGS)
+LDFLAGS := -pthread $(SANFLAGS)
+LIBS := -ljson-c -lxxhash -lpciaccess -ldrm -lzstd -lm
+
+MODULES := iommu scheduler migrate hv gpup
+LIB_SRCS := $(filter-out gpup/main.c,$(wildcard $(addsuffix /*.c,$(MODULES))))
+LIB_OBJS := $(patsubst %.c,$(O)/obj/%.o,$(LIB_SRCS))
+TEST_SRCS := $(wildcard tests/*_test.c)
+TEST_BINS := $(patsubst tests/%.c,$(O)/tests/%,$(TEST_SRCS))
+BENCH_SRCS := $(wildcard bench/*.c)
+
+DEPS_STAMP := $(BUILD)/.deps-ok
+
+# Module fragments add freestanding guest images to GUESTS and may add
+# rules of their own; they see every variable above.
+GUESTS :=
+-include $(wildcard */module.mk)
+
+.SECONDARY:
+.PHONY: all deps guests test test-plain test-asan bench clean
+all: $(O)/gpup guests
+
+guests: $(GUESTS)
+
+deps: $(DEPS_STAMP)
+$(DEPS_STAMP): scripts/deps.sh
+	@sh scripts/deps.sh
+	@mkdir -p $(@D) && touch $@
+
+$(O)/obj/%.o: %.c | $(DEPS_STAMP)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(O)/libgpup.a: $(LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+# --whole-archive: subcommands and devices register themselves from
+# constructors, so no object may be dropped for being unreferenced.
+$(O)/gpup: $(O)/obj/gpup/main.o $(O)/libgpup.a
+	$(CC) $(LDFLAGS) -o $@ $(O)/obj/gpup/main.o \
+		-Wl,--whole-archive $(O)/libgpup.a -Wl,--no-whole-archive $(LIBS)
+
+$(O)/tests/%: $(O)/obj/tests/%.o $(O)/libgpup.a
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $< -Wl,--whole-archive $(O)/libgpup.a \
+		-Wl,--no-whole-archive $(LIBS) -lcriterion
+
+# Integration suites find the binary and the guests through these.
+TEST_ENV = GPUP_BIN=$(abspath $(O)/gpup) GPUP_GUESTS=$(abspath $(BUILD)/guests) \
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1
+
+test-plain: $(O)/gpup guests $(TEST_BINS)
+	@sh scripts/run-tests.sh "$(TEST_ENV)" $(TEST_BINS)
+
+test-asan:
+	@$(MAKE) --no-print-directory SAN=1 test-plain
+
+test: test-plain test-asan
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

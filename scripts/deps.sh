@@ -1,0 +1,22 @@
+#!/bin/sh
+# Install the Debian packages gpup builds and tests with, if any are missing.
+# As root this runs apt-get; otherwise it prints the one line to run.
+set -e
+PKGS="gcc make libc6-dev linux-libc-dev libcriterion-dev libjson-c-dev
+libxxhash-dev libpciaccess-dev libdrm-dev libzstd-dev libseccomp-dev
+qemu-system-x86 gnuplot-nox"
+missing=""
+for p in $PKGS; do
+	st=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+	case "$st" in *"install ok installed"*) ;; *) missing="$missing $p" ;; esac
+done
+[ -z "$missing" ] && exit 0
+if [ "$(id -u)" -ne 0 ]; then
+	echo "gpup: missing Debian packages; run as root:" >&2
+	echo "  apt-get update && apt-get install -y$missing" >&2
+	exit 1
+fi
+echo "gpup: installing$missing" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends $missing >/dev/null
