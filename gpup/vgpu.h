@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The vGPU device model: what a guest sees of one partition (see
+ * uapi/gpup_vgpu.h), independent of how it is transported.  The vfio-user
+ * server turns protocol messages into these calls; tests call them
+ * directly.
+ *
+ * A vgpu owns its register file, its queues (contexts on the GPU's
+ * engines), its doorbell eventfds and the interrupt eventfds it is given.
+ * All DMA to guest memory goes through the iommu domain it is created with;
+ * all VRAM access is bounded by its window [vram_offset, +vram_size) of the
+ * GPU's VRAM.  Errors are negative errno values.  Thread safe: the server
+ * thread and the engine threads may call in concurrently.
+ */
+#ifndef GPUP_VGPU_H
+#define GPUP_VGPU_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct gpup_gpu;
+struct iommu_domain;
+struct vgpu;
+
+struct vgpu_cfg {
+	struct gpup_gpu *gpu;
+	uint64_t vram_offset;        /* the partition's slice of GPU VRAM */
+	uint64_t vram_size;
+	struct iommu_domain *iommu;  /* the partition's IO address space */
+	const char *name;            /* for logs: the partition UUID */
+};
+
+struct vgpu_stats {
+	uint64_t commands, faults, interrupts, doorbells;
+	uint64_t engine_ns[2];       /* compute, copy */
+};
+
+struct vgpu *vgpu_create(const struct vgpu_cfg *cfg);
+/* Stops its queues (waiting for the engines to drop them), closes its
+ * doorbell fds, releases irq fds. */
+void vgpu_destroy(struct vgpu *v);
+
+/* BAR0 access.  off + len must lie inside GPUP_BAR0_SIZE; registers take
+ * 4-byte aligned 4-byte accesses (8-byte accesses are split in two);
+ * anything else is -EINVAL and changes nothing.  Reads of reserved
+ * offsets return 0, writes to read-only registers are ignored. */
+int vgpu_bar0_read(struct vgpu *v, uint64_t off, void *buf, size_t len);
+int vgpu_bar0_write(struct vgpu *v, uint64_t off, const void *buf, size_t len);
+
+/* The eventfd that rings queue q's doorbell (an ioeventfd for the VMM):
+ * owned by the vgpu, valid until vgpu_destroy. */
+int vgpu_doorbell_fd(struct vgpu *v, unsigned int q);
+/* Ring a doorbell directly (a trapped doorbell write does this). */
+void vgpu_doorbell(struct vgpu *v, unsigned int q);
+
+/* Interrupts: fd is an eventfd for MSI-X vector `vector`, or -1 to
+ * disconnect it.  The vgpu dups fd; the caller keeps its own. */
+int vgpu_set_irq_fd(struct vgpu *v, unsigned int vector, int fd);
+
+/* Function-level reset: queues stopped and cleared, registers to their
+ * reset values, fault log cleared.  IOMMU mappings are not touched. */
+void vgpu_reset(struct vgpu *v);
+
+/* The backing GPU failed: every queue faults with GPUP_FAULT_DEVICE_LOST,
+ * STATUS reads GPUP_STS_LOST. */
+void vgpu_set_lost(struct vgpu *v);
+
+void vgpu_get_stats(struct vgpu *v, struct vgpu_stats *st);
+
+#endif
