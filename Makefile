@@ -33,7 +33,8 @@ LIB_SRCS := $(filter-out gpup/main.c,$(wildcard $(addsuffix /*.c,$(MODULES))))
 LIB_OBJS := $(patsubst %.c,$(O)/obj/%.o,$(LIB_SRCS))
 TEST_SRCS := $(wildcard tests/*_test.c)
 TEST_BINS := $(patsubst tests/%.c,$(O)/tests/%,$(TEST_SRCS))
-BENCH_SRCS := $(wildcard bench/*.c)
+BENCH_SRCS := $(wildcard bench/*_bench.c)
+BENCH_BINS := $(patsubst bench/%.c,$(O)/bench/%,$(BENCH_SRCS))
 
 DEPS_STAMP := $(BUILD)/.deps-ok
 
@@ -71,6 +72,16 @@ $(O)/tests/%: $(O)/obj/tests/%.o $(O)/libgpup.a
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $< -Wl,--whole-archive $(O)/libgpup.a \
 		-Wl,--no-whole-archive $(LIBS) -lcriterion
+
+$(O)/bench/%: $(O)/obj/bench/%.o $(O)/libgpup.a
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $< -Wl,--whole-archive $(O)/libgpup.a \
+		-Wl,--no-whole-archive $(LIBS)
+
+# Each bench/<name>_bench.c is a program printing one Markdown section;
+# scripts/bench.sh runs them all and writes docs/BENCHMARKS.md.
+bench: $(O)/gpup guests $(BENCH_BINS)
+	@env $(TEST_ENV) sh scripts/bench.sh $(BENCH_BINS)
 
 # Integration suites find the binary and the guests through these.
 TEST_ENV = GPUP_BIN=$(abspath $(O)/gpup) GPUP_GUESTS=$(abspath $(BUILD)/guests) \
