@@ -3,6 +3,7 @@
 # each module may add rules in its own <module>/module.mk.
 #
 #   make              build build/gpup (and the guests)
+#   make demo         start a daemon on sim GPUs and use partitions
 #   make test         run every suite, plain and under ASan+UBSan
 #   make test-plain   the suites once, no sanitizers
 #   make test-asan    the suites under AddressSanitizer + UBSan
@@ -44,7 +45,7 @@ GUESTS :=
 -include $(wildcard */module.mk)
 
 .SECONDARY:
-.PHONY: all deps guests test test-plain test-asan bench clean
+.PHONY: all deps guests demo test test-plain test-asan bench clean
 all: $(O)/gpup guests
 
 guests: $(GUESTS)
@@ -94,6 +95,11 @@ test-asan:
 	@$(MAKE) --no-print-directory SAN=1 test-plain
 
 test: test-plain test-asan
+
+# The README's first command: a daemon with sim GPUs, partitions created
+# and used (and, with the VMM, guests booted on them).
+demo: $(O)/gpup guests
+	@GPUP_BIN=$(abspath $(O)/gpup) GPUP_GUESTS=$(abspath $(BUILD)/guests) sh scripts/demo.sh
 
 clean:
 	rm -rf $(BUILD)
