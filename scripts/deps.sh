@@ -1,10 +1,12 @@
 #!/bin/sh
 # Install the Debian packages gpup builds and tests with, if any are missing.
 # As root this runs apt-get; otherwise it prints the one line to run.
+# `deps.sh bench` adds what only the benchmarks need (QEMU as the baseline).
 set -e
 PKGS="gcc make libc6-dev linux-libc-dev libcriterion-dev libjson-c-dev
 libxxhash-dev libpciaccess-dev libdrm-dev libzstd-dev libseccomp-dev
-qemu-system-x86 gnuplot-nox"
+gnuplot-nox"
+[ "$1" = bench ] && PKGS="$PKGS qemu-system-x86"
 missing=""
 for p in $PKGS; do
 	st=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
