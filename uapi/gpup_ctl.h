@@ -1,0 +1,76 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The daemon's control API: names of methods and JSON fields.
+ *
+ * DOC: the protocol
+ *
+ * A client connects to RUN_DIR/GPUP_CTL_SOCKET (a UNIX stream socket, mode
+ * 0600; the daemon only answers its own uid or root), writes one JSON
+ * object ended by a newline, reads one JSON object ended by a newline, and
+ * the daemon closes the connection.  One request per connection keeps the
+ * daemon's loop simple and a stuck client cheap.
+ *
+ *   request  {"method":"create","version":1,"gpu":"gpu0","type":"sim-4g-2"}
+ *   success  {"ok":true, ...method-specific fields...}
+ *   failure  {"ok":false,"error":"one line for a human","code":"ENOSPC"}
+ *
+ * "code" is the errno name of the failure, so scripts can branch on it
+ * without parsing English.  New methods (sched, stats, migrate) add names
+ * here; a daemon answers an unknown method with code "ENOSYS".
+ */
+#ifndef GPUP_UAPI_CTL_H
+#define GPUP_UAPI_CTL_H
+
+#define GPUP_CTL_VERSION 1
+#define GPUP_CTL_SOCKET "gpup.sock"
+#define GPUP_CTL_MAX_MSG (256u * 1024u)
+
+/* methods */
+#define GPUP_CTL_M_GPUS "gpus"
+#define GPUP_CTL_M_TYPES "types"
+#define GPUP_CTL_M_CREATE "create"
+#define GPUP_CTL_M_DESTROY "destroy"
+#define GPUP_CTL_M_LIST "list"
+
+/* request and reply envelope */
+#define GPUP_CTL_F_METHOD "method"
+#define GPUP_CTL_F_VERSION "version"
+#define GPUP_CTL_F_OK "ok"
+#define GPUP_CTL_F_ERROR "error"
+#define GPUP_CTL_F_CODE "code"
+
+/* arrays in replies */
+#define GPUP_CTL_F_GPUS "gpus"
+#define GPUP_CTL_F_TYPES "types"
+#define GPUP_CTL_F_PARTITIONS "partitions"
+
+/* a GPU */
+#define GPUP_CTL_F_NAME "name"
+#define GPUP_CTL_F_MODEL "model"
+#define GPUP_CTL_F_BACKEND "backend"
+#define GPUP_CTL_F_VRAM "vram"		/* bytes */
+#define GPUP_CTL_F_VRAM_FREE "vram_free"
+#define GPUP_CTL_F_LARGEST_FREE "largest_free"
+#define GPUP_CTL_F_NCOMPUTE "compute_engines"
+#define GPUP_CTL_F_NCOPY "copy_engines"
+#define GPUP_CTL_F_PCI "pci"		/* real devices found by inventory */
+#define GPUP_CTL_F_DRIVER "driver"
+#define GPUP_CTL_F_SRIOV_TOTALVFS "sriov_totalvfs"
+#define GPUP_CTL_F_DRM_NODES "drm_nodes"
+#define GPUP_CTL_F_HOST "host"		/* inventory of real devices */
+#define GPUP_CTL_F_MANAGED "managed"	/* false: seen, not served */
+
+/* a partition type */
+#define GPUP_CTL_F_GPU "gpu"
+#define GPUP_CTL_F_TYPE "type"
+#define GPUP_CTL_F_FRACTION "fraction"	/* denominator: 1, 2, 4, 8, 16 */
+#define GPUP_CTL_F_MAX_INSTANCES "max_instances"
+#define GPUP_CTL_F_AVAILABLE "available_instances"
+
+/* a partition */
+#define GPUP_CTL_F_UUID "uuid"
+#define GPUP_CTL_F_VRAM_OFFSET "vram_offset"
+#define GPUP_CTL_F_SOCKET "socket"	/* its vfio-user socket path */
+#define GPUP_CTL_F_CONNECTED "connected"
+
+#endif
