@@ -58,6 +58,12 @@ struct gpup_backend_ops {
 	void *(*vram_map)(struct gpup_gpu *gpu);
 	/* Reset the whole GPU.  Can be NULL. */
 	int (*reset)(struct gpup_gpu *gpu);
+	/* Engine idx of a kind (idx < ncompute or ncopy), run by the
+	 * executor of gpup/engine.h.  Can be NULL: no engines. */
+	struct gpup_engine *(*engine)(struct gpup_gpu *gpu, enum gpup_engine_kind kind,
+				      unsigned int idx);
+	/* The device's model name for gpup_gpu_describe.  Can be NULL. */
+	const char *model;
 };
 
 #define GPUP_BACKEND_OPS_VERSION 1
@@ -69,5 +75,23 @@ void gpup_gpu_destroy(struct gpup_gpu *gpu);
 void gpup_gpu_describe(const struct gpup_gpu *gpu, struct gpup_gpu_desc *desc);
 int gpup_gpu_vram_fd(struct gpup_gpu *gpu, uint64_t *fd_offset);
 void *gpup_gpu_vram_map(struct gpup_gpu *gpu);
+int gpup_gpu_reset(struct gpup_gpu *gpu);
+/* NULL if the backend has no such engine. */
+struct gpup_engine *gpup_gpu_engine(struct gpup_gpu *gpu, enum gpup_engine_kind kind,
+				    unsigned int idx);
+/* The device clock (TIMESTAMP, GPUP_REG_TIME): ns since the GPU came up. */
+uint64_t gpup_gpu_clock_ns(const struct gpup_gpu *gpu);
+
+/* For backends: a GPU driven by ops (ops->open brings it up), and the
+ * backend's private data.  gpup_gpu_create: NULL and errno on failure
+ * (EINVAL for a bad cfg). */
+struct gpup_gpu *gpup_gpu_create(const struct gpup_backend_ops *ops,
+				 const struct gpup_gpu_cfg *cfg);
+void *gpup_gpu_priv(const struct gpup_gpu *gpu);
+void gpup_gpu_set_priv(struct gpup_gpu *gpu, void *priv);
+
+/* Limits on a GPU's shape. */
+#define GPUP_GPU_MAX_ENGINES 16u
+#define GPUP_GPU_VRAM_ALIGN (2ull << 20)
 
 #endif

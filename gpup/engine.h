@@ -1,0 +1,119 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Engine executors: one thread per engine runs the contexts bound to it
+ * (a context is one vGPU queue on this engine) in slices of engine time.
+ *
+ * DOC: the executor loop
+ *
+ * The executor sleeps in epoll on the doorbell eventfds of its contexts and
+ * a wake eventfd.  A doorbell makes its context runnable; the executor then
+ * asks the scheduler for a context and a slice, calls the context's run op
+ * with a deadline in engine time (this thread's CPU time, so host noise does
+ * not count against a tenant), and reports the CPU time it took back to the
+ * scheduler.  The run op stops at the first command or work-group boundary
+ * past the deadline and says whether work is left (MORE), none is
+ * (IDLE: the context blocks until its next doorbell), or a WAIT command is
+ * unsatisfied (WAIT: the context blocks and is re-polled every
+ * GPUP_ENGINE_WAIT_POLL_NS, never spinning the engine).
+ *
+ * DOC: the scheduler plug-in
+ *
+ * Whom to run and for how long is the business of struct gpup_sched_ops,
+ * nothing else: the default is round robin with a fixed slice
+ * (gpup_sched_rr).  The time-slice scheduler replaces it per engine with
+ * gpup_engine_set_sched().  Every op is called with the engine lock held and
+ * must not sleep; `now` is CLOCK_MONOTONIC ns.
+ */
+#ifndef GPUP_ENGINE_H
+#define GPUP_ENGINE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "gpup/gpu.h"
+
+struct gpup_engine;
+struct gpup_ectx;
+
+enum gpup_run_result {
+	GPUP_RUN_IDLE = 0, /* nothing left to do: block until a doorbell */
+	GPUP_RUN_MORE = 1, /* preempted at the deadline with work left */
+	GPUP_RUN_WAIT = 2, /* stalled on a WAIT condition: re-poll later */
+};
+
+struct gpup_ectx_ops {
+	/* Run until done or until this thread's CPU time passes deadline_ns
+	 * (see gpup_thread_cpu_ns).  Called on the executor thread only,
+	 * never twice at once for one context. */
+	enum gpup_run_result (*run)(struct gpup_ectx *c, uint64_t deadline_ns);
+};
+
+/* A context: embedded in its owner (a vgpu queue).  The owner sets the
+ * public fields before gpup_engine_attach and keeps the memory until
+ * gpup_engine_detach returns. */
+struct gpup_ectx {
+	const struct gpup_ectx_ops *ops;
+	void *opaque;            /* the owner's */
+	int doorbell_fd;         /* eventfd; -1 for none (kick only) */
+	uint32_t weight;         /* for the scheduler, 0 = default */
+	void *sched_priv;        /* the scheduler's per-context data */
+	/* Counters, updated by the executor; read with gpup_ectx_stats. */
+	uint64_t engine_ns, slices, doorbells, preemptions;
+	/* Executor private. */
+	struct gpup_engine *engine;
+	uint32_t slot, state;
+	bool running, kicked, detaching;
+	uint64_t retry_at;
+};
+
+struct gpup_sched_ops {
+	const char *name;
+	/* Per-engine scheduler state; NULL on failure. */
+	void *(*create)(struct gpup_engine *e);
+	void (*destroy)(void *s);
+	/* A new context, not runnable yet.  0 or -errno. */
+	int (*add)(void *s, struct gpup_ectx *c);
+	void (*remove)(void *s, struct gpup_ectx *c);
+	/* The context has work (a doorbell, a WAIT to re-check). */
+	void (*wake)(void *s, struct gpup_ectx *c, uint64_t now);
+	/* The context has no work, or waits: do not pick it. */
+	void (*block)(void *s, struct gpup_ectx *c, uint64_t now);
+	/* A runnable context and its slice in ns, or NULL if none. */
+	struct gpup_ectx *(*pick)(void *s, uint64_t now, uint64_t *slice_ns);
+	/* What the picked context used (engine CPU ns), after its slice. */
+	void (*account)(void *s, struct gpup_ectx *c, uint64_t ran_ns, uint64_t now);
+};
+
+/* Round robin over runnable contexts, GPUP_RR_SLICE_NS each. */
+extern const struct gpup_sched_ops gpup_sched_rr;
+#define GPUP_RR_SLICE_NS 2000000ull
+
+#define GPUP_ENGINE_WAIT_POLL_NS 100000ull
+
+struct gpup_engine *gpup_engine_create(enum gpup_engine_kind kind, unsigned int index,
+				       const char *gpu_name);
+/* Stops the thread; every context must have been detached. */
+void gpup_engine_destroy(struct gpup_engine *e);
+
+/* Swap the scheduler; attached contexts are re-added, runnable ones woken.
+ * 0 or -errno (the old scheduler stays). */
+int gpup_engine_set_sched(struct gpup_engine *e, const struct gpup_sched_ops *ops);
+
+int gpup_engine_attach(struct gpup_engine *e, struct gpup_ectx *c);
+/* Waits until the executor is not running c, then drops it. */
+void gpup_engine_detach(struct gpup_ectx *c);
+/* Make c runnable without a doorbell (its owner found work for it). */
+void gpup_ectx_kick(struct gpup_ectx *c);
+
+struct gpup_ectx_stats {
+	uint64_t engine_ns, slices, doorbells, preemptions;
+};
+void gpup_ectx_stats(struct gpup_ectx *c, struct gpup_ectx_stats *st);
+
+enum gpup_engine_kind gpup_engine_kind(const struct gpup_engine *e);
+uint64_t gpup_engine_busy_ns(struct gpup_engine *e);
+
+/* CLOCK_MONOTONIC in ns. */
+uint64_t gpup_mono_ns(void);
+
+#endif
