@@ -82,8 +82,10 @@ int iommu_map(struct iommu_domain *d, uint64_t iova, void *host, uint64_t size,
 /*
  * Unmap [iova, iova + size), which must cover whole earlier mappings (a
  * block is never split): -EINVAL otherwise, -ENOENT if nothing is mapped
- * there.  Invalidates the IOTLB and returns only once no DMA can still be
- * using the range.
+ * there.  The check is per leaf: 4 KiB pages of a mapping may be unmapped
+ * one by one, a 2 MiB or 1 GiB block only whole; holes are skipped.
+ * Invalidates the IOTLB and returns only once no DMA can still be using
+ * the range.
  */
 int iommu_unmap(struct iommu_domain *d, uint64_t iova, uint64_t size);
 
@@ -94,7 +96,10 @@ void iommu_unmap_all(struct iommu_domain *d);
  * Translate one IOVA for access.  On success *host points at the byte and
  * *contig (if not NULL) is how many bytes from there stay contiguous in the
  * same leaf.  Does not queue a fault: this is the lookup, not a DMA.
- * -EFAULT unmapped, -EACCES permission.
+ * -EFAULT unmapped, -EACCES permission, -EINVAL for an access that is not
+ * IOMMU_READ and/or IOMMU_WRITE.  Nothing keeps *host mapped after the
+ * call returns: to touch guest memory use the DMA calls below, which an
+ * unmap waits for.
  */
 int iommu_translate(struct iommu_domain *d, uint64_t iova, unsigned int access,
 		    void **host, uint64_t *contig);
@@ -115,7 +120,9 @@ struct iommu_sg {
 int iommu_dma_readv(struct iommu_domain *d, const struct iommu_sg *sg, unsigned int n);
 int iommu_dma_writev(struct iommu_domain *d, const struct iommu_sg *sg, unsigned int n);
 
-/* 64-bit atomic access to an 8-byte aligned IOVA (fences, WAIT, PI). */
+/* 64-bit atomic access to an 8-byte aligned IOVA (fences, WAIT, PI);
+ * load32 is atomic at 4-byte alignment.  Unaligned addresses work too, as
+ * a plain (non-atomic) DMA of the same size. */
 int iommu_dma_load64(struct iommu_domain *d, uint64_t iova, uint64_t *val);
 int iommu_dma_store64(struct iommu_domain *d, uint64_t iova, uint64_t val);
 int iommu_dma_load32(struct iommu_domain *d, uint64_t iova, uint32_t *val);
@@ -137,17 +144,24 @@ struct iommu_range {
 
 /* Start tracking DMA writes in the given ranges at page_size granularity
  * (a power of two >= 4 KiB).  -EBUSY if already started, -EINVAL on bad
- * ranges (overlapping, unaligned to page_size, zero length). */
+ * ranges (overlapping, unaligned to page_size, zero length, none or more
+ * than IOMMU_DIRTY_MAX_RANGES), -ENOMEM if the bitmaps would not fit. */
+#define IOMMU_DIRTY_MAX_RANGES 4096u
 int iommu_dirty_start(struct iommu_domain *d, const struct iommu_range *ranges,
 		      unsigned int nranges, uint64_t page_size);
 
 /* Report dirty pages in [iova, iova + length) (inside one started range,
  * aligned to page_size) as a bitmap, bit i = page iova + i * page_size,
  * then clear them.  bitmap holds at least length / page_size bits, rounded up
- * to 64-bit words.  -EINVAL if not started or outside the ranges. */
+ * to 64-bit words.  -EINVAL if not started or outside the ranges.
+ * As in VFIO, page_size may differ from the one given to start (any power
+ * of two >= 4 KiB) and bits are only ever set in bitmap, never cleared:
+ * zero it first.  A tracking page only partly inside the range is
+ * reported but stays dirty in the log. */
 int iommu_dirty_report(struct iommu_domain *d, uint64_t iova, uint64_t length,
 		       uint64_t page_size, uint64_t *bitmap);
 
+/* Stop and free the log; 0 also when it was not started. */
 int iommu_dirty_stop(struct iommu_domain *d);
 
 void iommu_get_stats(struct iommu_domain *d, struct iommu_stats *st);
