@@ -1,0 +1,658 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The engine scheduler: run queues, the policies and their accounting.
+ * The model is described in scheduler/sched.h (DOC: model); this file keeps
+ * to the mechanics.  Contexts live in three heaps per engine: runq (normal
+ * class, ordered by virtual time, or by arrival for fifo and best-effort),
+ * runq_ia (interactive class) and throttled (ordered by the time they may
+ * run again).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "scheduler/sched_int.h"
+
+static const char *const policy_names[SCHED_POLICY_COUNT] = {
+	[SCHED_POLICY_FIFO] = "fifo",
+	[SCHED_POLICY_BEST_EFFORT] = "best-effort",
+	[SCHED_POLICY_EQUAL_SHARE] = "equal-share",
+	[SCHED_POLICY_FIXED_SHARE] = "fixed-share",
+	[SCHED_POLICY_WEIGHTED] = "weighted",
+};
+
+const char *sched_policy_name(enum sched_policy p)
+{
+	return (unsigned int)p < SCHED_POLICY_COUNT ? policy_names[p] : "?";
+}
+
+int sched_policy_parse(const char *name, enum sched_policy *out)
+{
+	for (unsigned int i = 0; name && i < SCHED_POLICY_COUNT; i++) {
+		if (strcmp(name, policy_names[i]) == 0) {
+			*out = (enum sched_policy)i;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+const char *sched_class_name(enum sched_class k)
+{
+	return k == SCHED_CLASS_INTERACTIVE ? "interactive" : "normal";
+}
+
+int sched_class_parse(const char *name, enum sched_class *out)
+{
+	if (name && strcmp(name, "normal") == 0)
+		*out = SCHED_CLASS_NORMAL;
+	else if (name && strcmp(name, "interactive") == 0)
+		*out = SCHED_CLASS_INTERACTIVE;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+uint64_t sched_default_slice(unsigned int n)
+{
+	return n <= 8 ? 2 * SCHED_NS_PER_MS : SCHED_NS_PER_MS;
+}
+
+uint64_t sched_slice(const struct sched_engine *e)
+{
+	return e->slice;
+}
+
+static bool slice_ok(uint64_t s)
+{
+	return s == 0 || (s >= SCHED_SLICE_MIN_NS && s <= SCHED_SLICE_MAX_NS);
+}
+
+static uint64_t ns_to_vt(uint64_t ns, uint32_t w)
+{
+	unsigned __int128 v = (unsigned __int128)ns * SCHED_VT_SCALE / w;
+
+	return v > UINT64_MAX / 4 ? UINT64_MAX / 4 : (uint64_t)v;
+}
+
+static uint64_t slice_vt(const struct sched_ctx *c)
+{
+	return ns_to_vt(c->e->slice, c->w_eff);
+}
+
+static bool capped(const struct sched_ctx *c)
+{
+	return sched_policy_fair(c->e->cfg.policy) && c->cap_eff < SCHED_PPM;
+}
+
+static int64_t budget_depth(const struct sched_engine *e)
+{
+	return (int64_t)(2 * e->slice);
+}
+
+/* ---- the policies' view of a context ---- */
+
+static uint32_t ctx_reserve(const struct sched_ctx *c)
+{
+	const struct sched_engine *e = c->e;
+	uint64_t r = c->cfg.reserve_ppm ? c->cfg.reserve_ppm : SCHED_PPM / e->nctx;
+
+	if (e->reserve_sum > SCHED_PPM)
+		r = r * SCHED_PPM / e->reserve_sum;
+	return r ? (uint32_t)r : 1;
+}
+
+static void ctx_refresh(struct sched_ctx *c)
+{
+	const struct sched_engine *e = c->e;
+	uint32_t cap = c->cfg.cap_ppm ? c->cfg.cap_ppm : SCHED_PPM;
+
+	c->w_eff = 1;
+	c->cap_eff = SCHED_PPM;
+	switch (e->cfg.policy) {
+	case SCHED_POLICY_WEIGHTED:
+		c->w_eff = c->cfg.weight ? c->cfg.weight : 1;
+		c->cap_eff = cap;
+		break;
+	case SCHED_POLICY_EQUAL_SHARE:
+		c->cap_eff = SCHED_PPM / e->nctx;
+		if (cap < c->cap_eff)
+			c->cap_eff = cap;
+		break;
+	case SCHED_POLICY_FIXED_SHARE:
+		c->w_eff = ctx_reserve(c);
+		c->cap_eff = c->cfg.cap_ppm > c->w_eff ? c->cfg.cap_ppm : c->w_eff;
+		break;
+	default:
+		break;
+	}
+	if (c->cap_eff == 0)
+		c->cap_eff = 1;
+	if (c->budget > budget_depth(e))
+		c->budget = budget_depth(e);
+}
+
+static void engine_refresh(struct sched_engine *e)
+{
+	uint64_t sum = 0;
+
+	e->slice = e->cfg.slice_ns ? e->cfg.slice_ns : sched_default_slice(e->nctx);
+	for (unsigned int i = 0; i < e->nctx; i++) {
+		uint32_t r = e->ctxs[i]->cfg.reserve_ppm;
+
+		sum += r ? r : SCHED_PPM / e->nctx;
+	}
+	e->reserve_sum = sum > UINT32_MAX ? UINT32_MAX : (uint32_t)sum;
+	for (unsigned int i = 0; i < e->nctx; i++)
+		ctx_refresh(e->ctxs[i]);
+}
+
+/* ---- queues ---- */
+
+static void refill(struct sched_ctx *c, uint64_t now)
+{
+	unsigned __int128 earned;
+
+	if (!capped(c) || (int64_t)(now - c->budget_at) <= 0)
+		return;
+	earned = (unsigned __int128)(now - c->budget_at) * c->cap_eff / SCHED_PPM;
+	if (earned > (unsigned __int128)budget_depth(c->e) * 2)
+		earned = (unsigned __int128)budget_depth(c->e) * 2;
+	c->budget += (int64_t)earned;
+	if (c->budget > budget_depth(c->e))
+		c->budget = budget_depth(c->e);
+	c->budget_at = now;
+}
+
+static void push_run(struct sched_ctx *c, uint64_t ready)
+{
+	struct sched_engine *e = c->e;
+	bool ia = sched_policy_fair(e->cfg.policy) &&
+		  c->cfg.klass == SCHED_CLASS_INTERACTIVE;
+	uint64_t key = sched_policy_fair(e->cfg.policy) ? c->vt : 0;
+
+	c->ready_at = ready;
+	c->q = ia ? SCHED_Q_RUN_IA : SCHED_Q_RUN;
+	sched_heap_push(ia ? &e->runq_ia : &e->runq, key, e->seq++, c);
+}
+
+static void push_throttled(struct sched_ctx *c, uint64_t until)
+{
+	struct sched_engine *e = c->e;
+
+	c->eligible_at = until;
+	c->q = SCHED_Q_THROTTLED;
+	sched_heap_push(&e->throttled, until, e->seq++, c);
+}
+
+/* Queue a runnable context that became ready at t: on the run queue, or
+ * throttled until its budget covers a slice. */
+static void enqueue(struct sched_ctx *c, uint64_t t)
+{
+	uint64_t need, wait;
+
+	refill(c, t);
+	if (!capped(c) || c->budget >= (int64_t)c->e->slice) {
+		push_run(c, t);
+		return;
+	}
+	need = (uint64_t)((int64_t)c->e->slice - c->budget);
+	wait = (uint64_t)(((unsigned __int128)need * SCHED_PPM + c->cap_eff - 1) /
+			  c->cap_eff);
+	push_throttled(c, t + wait);
+}
+
+static void dequeue(struct sched_ctx *c)
+{
+	struct sched_engine *e = c->e;
+
+	if (c->q == SCHED_Q_RUN)
+		sched_heap_remove(&e->runq, c);
+	else if (c->q == SCHED_Q_RUN_IA)
+		sched_heap_remove(&e->runq_ia, c);
+	else if (c->q == SCHED_Q_THROTTLED)
+		sched_heap_remove(&e->throttled, c);
+	c->q = SCHED_Q_NONE;
+	c->frame_hold = false;
+}
+
+/* V: the smallest virtual time among runnable contexts, never moving back. */
+static void vclock_update(struct sched_engine *e)
+{
+	const struct sched_heap_ent *a = sched_heap_top(&e->runq);
+	const struct sched_heap_ent *b = sched_heap_top(&e->runq_ia);
+	uint64_t m;
+
+	if (!a && !b)
+		return;
+	m = a ? a->key : b->key;
+	if (a && b && (int64_t)(b->key - a->key) < 0)
+		m = b->key;
+	if ((int64_t)(m - e->vclock) > 0)
+		e->vclock = m;
+}
+
+/* No banked idle time: at most one slice of credit. */
+static void clamp_credit(struct sched_ctx *c)
+{
+	uint64_t lo = c->e->vclock - slice_vt(c);
+
+	if ((int64_t)(c->vt - lo) < 0)
+		c->vt = lo;
+}
+
+/* Returning from idle: within one slice of V, plus any unrepaid overrun. */
+static void place_on_wake(struct sched_ctx *c)
+{
+	uint64_t s = slice_vt(c);
+	uint64_t hi = c->e->vclock + (c->overrun_vt > s ? c->overrun_vt : s);
+
+	clamp_credit(c);
+	if ((int64_t)(c->vt - hi) > 0)
+		c->vt = hi;
+}
+
+static void release_throttled(struct sched_engine *e, uint64_t now)
+{
+	const struct sched_heap_ent *t;
+
+	while ((t = sched_heap_top(&e->throttled)) &&
+	       (int64_t)(t->key - now) <= 0) {
+		struct sched_ctx *c = t->c;
+		uint64_t at = t->key;
+
+		sched_heap_pop(&e->throttled);
+		c->q = SCHED_Q_NONE;
+		if (c->frame_hold && c->cfg.fps_limit)
+			c->next_frame_at = at + 1000000000ull / c->cfg.fps_limit;
+		c->frame_hold = false;
+		clamp_credit(c);
+		enqueue(c, at);
+	}
+}
+
+/* ---- the executor's calls ---- */
+
+static bool ia_priority(const struct sched_ctx *c)
+{
+	return (int64_t)(c->vt - c->e->vclock) <= (int64_t)slice_vt(c);
+}
+
+static struct sched_ctx *pop_top(struct sched_heap *h)
+{
+	struct sched_ctx *c = h->v[0].c;
+
+	sched_heap_pop(h);
+	c->q = SCHED_Q_NONE;
+	return c;
+}
+
+/* Interactive contexts within their share go first; otherwise the lowest
+ * virtual time (or the oldest arrival, for fifo and best-effort). */
+static struct sched_ctx *choose(struct sched_engine *e)
+{
+	const struct sched_heap_ent *n = sched_heap_top(&e->runq);
+	const struct sched_heap_ent *i = sched_heap_top(&e->runq_ia);
+
+	if (i && (!n || ia_priority(i->c) ||
+		  sched_key_before(i->key, i->seq, n->key, n->seq)))
+		return pop_top(&e->runq_ia);
+	return n ? pop_top(&e->runq) : NULL;
+}
+
+static uint64_t idle_hint(const struct sched_engine *e, uint64_t now)
+{
+	const struct sched_heap_ent *t = sched_heap_top(&e->throttled);
+
+	return t ? t->key - now : SCHED_NEVER;
+}
+
+struct sched_ctx *sched_pick(struct sched_engine *e, uint64_t now,
+			     uint64_t *slice_ns)
+{
+	struct sched_ctx *c;
+
+	if (e->running) {
+		*slice_ns = 0;
+		return NULL;
+	}
+	release_throttled(e, now);
+	c = choose(e);
+	if (!c) {
+		e->st.idle_picks++;
+		*slice_ns = idle_hint(e, now);
+		return NULL;
+	}
+	refill(c, now);
+	e->running = c;
+	e->st.picks++;
+	if (c != e->last)
+		e->st.switches++;
+	e->last = c;
+	c->st.slices++;
+	sched_hist_add(c->wait, now - c->ready_at);
+	c->overrun_vt = 0;
+	c->granted = e->cfg.policy == SCHED_POLICY_FIFO ? SCHED_SLICE_JOB : e->slice;
+	*slice_ns = c->granted;
+	return c;
+}
+
+int sched_account(struct sched_ctx *c, uint64_t ran_ns, uint64_t now,
+		  unsigned int flags)
+{
+	struct sched_engine *e = c->e;
+
+	if (e->running != c)
+		return -EINVAL;
+	e->running = NULL;
+	c->st.engine_ns += ran_ns;
+	if (flags & SCHED_ACCT_PREEMPTED)
+		c->st.preemptions++;
+	if (c->granted != SCHED_SLICE_JOB && ran_ns > c->granted)
+		c->st.overrun_ns += ran_ns - c->granted;
+	if (sched_policy_fair(e->cfg.policy)) {
+		c->vt += ns_to_vt(ran_ns, c->w_eff);
+		if (ran_ns > c->granted)
+			c->overrun_vt = ns_to_vt(ran_ns - c->granted, c->w_eff);
+		/* spend before refilling: the budget earned while running
+		 * never sat above the depth */
+		if (capped(c))
+			c->budget -= (int64_t)ran_ns;
+		refill(c, now);
+	}
+	if (c->runnable)
+		enqueue(c, now);
+	if (sched_policy_fair(e->cfg.policy))
+		vclock_update(e);
+	return 0;
+}
+
+static bool preempt_hint(const struct sched_ctx *c)
+{
+	const struct sched_ctx *r = c->e->running;
+
+	return c->q == SCHED_Q_RUN_IA && r && r->cfg.klass == SCHED_CLASS_NORMAL &&
+	       ia_priority(c);
+}
+
+static void fps_hold(struct sched_ctx *c, uint64_t now)
+{
+	if ((int64_t)(now - c->next_frame_at) < 0) {
+		c->frame_hold = true;
+		push_throttled(c, c->next_frame_at);
+		return;
+	}
+	c->next_frame_at = now + 1000000000ull / c->cfg.fps_limit;
+	enqueue(c, now);
+}
+
+int sched_wake(struct sched_ctx *c, uint64_t now)
+{
+	struct sched_engine *e = c->e;
+
+	if (c->runnable)
+		return 0;
+	if (!c->stalled) {
+		c->progress_at = now;
+		c->wd_reported = false;
+	}
+	c->runnable = true;
+	c->stalled = false;
+	if (e->running == c)
+		return 0;
+	if (!sched_policy_fair(e->cfg.policy)) {
+		push_run(c, now);
+		return 0;
+	}
+	refill(c, now);
+	place_on_wake(c);
+	if (c->cfg.klass == SCHED_CLASS_INTERACTIVE && c->cfg.fps_limit)
+		fps_hold(c, now);
+	else
+		enqueue(c, now);
+	return preempt_hint(c) ? 1 : 0;
+}
+
+void sched_block(struct sched_ctx *c, uint64_t now)
+{
+	(void)now;
+	dequeue(c);
+	c->runnable = false;
+	c->stalled = false;
+	c->wd_reported = false;
+}
+
+void sched_stall(struct sched_ctx *c, uint64_t now)
+{
+	(void)now;
+	dequeue(c);
+	c->runnable = false;
+	c->stalled = true;
+}
+
+void sched_progress(struct sched_ctx *c, uint64_t now)
+{
+	c->progress_at = now;
+	c->wd_reported = false;
+}
+
+unsigned int sched_watchdog_check(struct sched_engine *e, uint64_t now,
+				  struct sched_ctx **out, unsigned int max)
+{
+	unsigned int n = 0;
+
+	if (!e->cfg.watchdog_ns)
+		return 0;
+	for (unsigned int i = 0; i < e->nctx && n < max; i++) {
+		struct sched_ctx *c = e->ctxs[i];
+
+		if (!(c->runnable || c->stalled) || c->wd_reported ||
+		    now - c->progress_at < e->cfg.watchdog_ns)
+			continue;
+		c->wd_reported = true;
+		c->st.watchdog_fired++;
+		out[n++] = c;
+	}
+	return n;
+}
+
+/* ---- engine and context lifetime ---- */
+
+static bool ctx_cfg_ok(const struct sched_ctx_cfg *cfg)
+{
+	return cfg->weight <= SCHED_WEIGHT_MAX && cfg->reserve_ppm <= SCHED_PPM &&
+	       cfg->cap_ppm <= SCHED_PPM &&
+	       (cfg->klass == SCHED_CLASS_NORMAL ||
+		cfg->klass == SCHED_CLASS_INTERACTIVE) &&
+	       cfg->fps_limit <= 1000;
+}
+
+struct sched_engine *sched_engine_create(const struct sched_engine_cfg *cfg)
+{
+	struct sched_engine *e;
+
+	if (!cfg || (unsigned int)cfg->policy >= SCHED_POLICY_COUNT ||
+	    !slice_ok(cfg->slice_ns)) {
+		errno = EINVAL;
+		return NULL;
+	}
+	e = calloc(1, sizeof(*e));
+	if (!e)
+		return NULL;
+	e->cfg = *cfg;
+	engine_refresh(e);
+	return e;
+}
+
+void sched_engine_destroy(struct sched_engine *e)
+{
+	if (!e)
+		return;
+	for (unsigned int i = 0; i < e->nctx; i++) {
+		free(e->ctxs[i]->wait);
+		free(e->ctxs[i]);
+	}
+	free(e->ctxs);
+	sched_heap_free(&e->runq);
+	sched_heap_free(&e->runq_ia);
+	sched_heap_free(&e->throttled);
+	free(e);
+}
+
+static int engine_grow(struct sched_engine *e)
+{
+	unsigned int cap = e->cap_ctx ? 2 * e->cap_ctx : 8;
+	struct sched_ctx **v;
+
+	if (e->nctx < e->cap_ctx)
+		return 0;
+	v = realloc(e->ctxs, cap * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	e->ctxs = v;
+	e->cap_ctx = cap;
+	if (sched_heap_reserve(&e->runq, cap) ||
+	    sched_heap_reserve(&e->runq_ia, cap) ||
+	    sched_heap_reserve(&e->throttled, cap))
+		return -ENOMEM;
+	return 0;
+}
+
+int sched_ctx_add(struct sched_engine *e, const struct sched_ctx_cfg *cfg,
+		  uint64_t now, struct sched_ctx **out)
+{
+	struct sched_ctx *c;
+
+	if (!cfg || !ctx_cfg_ok(cfg))
+		return -EINVAL;
+	if (engine_grow(e))
+		return -ENOMEM;
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	c->wait = calloc(1, sizeof(*c->wait));
+	if (!c->wait) {
+		free(c);
+		return -ENOMEM;
+	}
+	c->e = e;
+	c->cfg = *cfg;
+	c->idx = e->nctx;
+	c->vt = e->vclock;
+	c->budget_at = c->progress_at = c->next_frame_at = now;
+	e->ctxs[e->nctx++] = c;
+	engine_refresh(e);
+	c->budget = budget_depth(e);
+	*out = c;
+	return 0;
+}
+
+int sched_ctx_update(struct sched_ctx *c, const struct sched_ctx_cfg *cfg,
+		     uint64_t now)
+{
+	bool queued = c->q != SCHED_Q_NONE;
+
+	if (!cfg || !ctx_cfg_ok(cfg))
+		return -EINVAL;
+	dequeue(c);
+	refill(c, now);
+	c->cfg = *cfg;
+	engine_refresh(c->e);
+	if (queued)
+		enqueue(c, now);
+	return 0;
+}
+
+int sched_ctx_remove(struct sched_ctx *c)
+{
+	struct sched_engine *e = c->e;
+
+	if (e->running == c)
+		return -EBUSY;
+	dequeue(c);
+	e->ctxs[c->idx] = e->ctxs[--e->nctx];
+	e->ctxs[c->idx]->idx = c->idx;
+	if (e->last == c)
+		e->last = NULL;
+	free(c->wait);
+	free(c);
+	if (e->nctx)
+		engine_refresh(e);
+	return 0;
+}
+
+void *sched_ctx_priv(const struct sched_ctx *c)
+{
+	return c->cfg.priv;
+}
+
+/* Virtual times and budgets start afresh under the new policy; contexts
+ * keep their place in line by requeueing in their old arrival order. */
+int sched_set_policy(struct sched_engine *e, enum sched_policy p,
+		     uint64_t slice_ns, uint64_t now)
+{
+	struct sched_heap old = { 0 };
+
+	if ((unsigned int)p >= SCHED_POLICY_COUNT || !slice_ok(slice_ns))
+		return -EINVAL;
+	if (sched_heap_reserve(&old, e->cap_ctx ? e->cap_ctx : 1))
+		return -ENOMEM;
+	for (unsigned int i = 0; i < e->nctx; i++) {
+		struct sched_ctx *c = e->ctxs[i];
+
+		if (c->q != SCHED_Q_NONE)
+			sched_heap_push(&old, c->ready_at, c->idx, c);
+		dequeue(c);
+	}
+	e->cfg.policy = p;
+	e->cfg.slice_ns = slice_ns;
+	engine_refresh(e);
+	for (unsigned int i = 0; i < e->nctx; i++) {
+		struct sched_ctx *c = e->ctxs[i];
+
+		c->vt = e->vclock;
+		c->overrun_vt = 0;
+		c->budget = budget_depth(e);
+		c->budget_at = now;
+	}
+	while (old.n) {
+		struct sched_ctx *c = pop_top(&old);
+
+		enqueue(c, c->ready_at);
+	}
+	sched_heap_free(&old);
+	return 0;
+}
+
+static int64_t ctx_debt(const struct sched_ctx *c)
+{
+	int64_t dv = (int64_t)(c->vt - c->e->vclock);
+
+	if (!sched_policy_fair(c->e->cfg.policy))
+		return 0;
+	return (int64_t)((__int128)dv * c->w_eff / SCHED_VT_SCALE);
+}
+
+void sched_ctx_stats(const struct sched_ctx *c, struct sched_ctx_stats *st)
+{
+	*st = c->st;
+	st->waits = c->wait->count;
+	st->wait_p50_ns = sched_hist_quantile(c->wait, 0.50);
+	st->wait_p99_ns = sched_hist_quantile(c->wait, 0.99);
+	st->wait_max_ns = c->wait->max;
+	st->wait_sum_ns = c->wait->sum;
+	st->debt_ns = ctx_debt(c);
+	st->runnable = c->runnable;
+	st->running = c->e->running == c;
+	st->throttled = c->q == SCHED_Q_THROTTLED;
+	st->stalled = c->stalled;
+}
+
+void sched_engine_stats(const struct sched_engine *e,
+			struct sched_engine_stats *st)
+{
+	*st = e->st;
+	st->policy = e->cfg.policy;
+	st->slice_ns = e->slice;
+	st->nctx = e->nctx;
+}
