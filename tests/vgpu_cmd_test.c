@@ -172,6 +172,14 @@ static union gpup_cmd copy(uint8_t ss, uint64_t src, uint8_t ds, uint64_t dst, u
 	return c;
 }
 
+static uint32_t ld32(const uint8_t *p)
+{
+	uint32_t x;
+
+	memcpy(&x, p, 4);
+	return x;
+}
+
 static void randomize(uint8_t *p, size_t n, uint32_t seed)
 {
 	for (size_t i = 0; i < n; i++) {
@@ -218,7 +226,7 @@ Test(vgpu_cmd, fill_vram_and_iova)
 	memset(vram(0), 0, 5 * (1 << 20));
 	run_one(0, f);
 	for (uint64_t i = 0; i < 4 * 1000003; i += 4)
-		cr_assert_eq(*(uint32_t *)vram(5 + i), 0xa1b2c3d4);
+		cr_assert_eq(ld32(vram(5 + i)), 0xa1b2c3d4);
 	cr_assert_eq(*vram(4), 0);
 	cr_assert_eq(*vram(5 + 4 * 1000003), 0);
 	f.fill.dst_space = GPUP_SPACE_IOVA;
@@ -227,7 +235,7 @@ Test(vgpu_cmd, fill_vram_and_iova)
 	memset(hva(DATA), 0x55, 700000);
 	run_one(1, f);
 	for (uint64_t i = 0; i < 600000; i += 4)
-		cr_assert_eq(*(uint32_t *)hva(DATA + 2 + i), 0xa1b2c3d4);
+		cr_assert_eq(ld32(hva(DATA + 2 + i)), 0xa1b2c3d4);
 	cr_assert_eq(hva(DATA)[1], 0x55);
 	cr_assert_eq(hva(DATA)[600002], 0x55);
 }
