@@ -26,17 +26,27 @@
 #define RAM_SIZE (8ull << 20)
 #define RAM_IOVA 0x100000000ull
 #define RO_IOVA 0x200000000ull  /* a read-only mapping of the last RAM MiB */
-#define RING(q) (RAM_IOVA + (q) * 0x10000ull)
-#define PI(q) (RAM_IOVA + 0x80000ull + (q) * 8)
+/* Rings, producer indices and completion fences of each vgpu's queues. */
+#define QSLOT(q) (cur->slot * GPUP_MAX_QUEUES + (q))
+#define RING(q) (RAM_IOVA + QSLOT(q) * 0x1000ull)
+#define PI(q) (RAM_IOVA + 0x80000ull + QSLOT(q) * 8)
+#define DONE(q) (RAM_IOVA + 0x90000ull + QSLOT(q) * 8)
 #define DATA (RAM_IOVA + (1ull << 20))
 #define ENTRIES 64u
 
+/* One vgpu under test with its interrupt eventfds and producer indices. */
+struct tv {
+	struct vgpu *v;
+	struct iommu_domain *dom;
+	uint64_t part_off;
+	unsigned int slot;
+	int irq[GPUP_MSIX_VECTORS];
+	uint32_t pi[GPUP_MAX_QUEUES];
+};
+
 static struct gpup_gpu *gpu;
-static struct iommu_domain *dom;
 static uint8_t *ram;
-static struct vgpu *v;
-static int irq[GPUP_MSIX_VECTORS];
-static uint32_t pi[GPUP_MAX_QUEUES];
+static struct tv tv0, tv1, *cur = &tv0;
 
 static uint8_t *hva(uint64_t iova)
 {
@@ -45,14 +55,14 @@ static uint8_t *hva(uint64_t iova)
 
 static void wr(uint32_t off, uint32_t val)
 {
-	cr_assert_eq(vgpu_bar0_write(v, off, &val, 4), 0);
+	cr_assert_eq(vgpu_bar0_write(cur->v, off, &val, 4), 0);
 }
 
 static uint32_t rd(uint32_t off)
 {
 	uint32_t val;
 
-	cr_assert_eq(vgpu_bar0_read(v, off, &val, 4), 0);
+	cr_assert_eq(vgpu_bar0_read(cur->v, off, &val, 4), 0);
 	return val;
 }
 
@@ -66,47 +76,72 @@ static void queue_setup(unsigned int q, uint32_t engine)
 	wr(GPUP_REG_QUEUE(q) + GPUP_Q_PI_ADDR_HI, (uint32_t)(PI(q) >> 32));
 	wr(GPUP_REG_QUEUE(q) + GPUP_Q_CONTROL, GPUP_QCTL_ENABLE);
 	cr_assert_eq(rd(GPUP_REG_QUEUE(q) + GPUP_Q_STATUS), GPUP_QSTS_ENABLED);
-	pi[q] = rd(GPUP_REG_QUEUE(q) + GPUP_Q_CI);
+	cur->pi[q] = rd(GPUP_REG_QUEUE(q) + GPUP_Q_CI);
 }
 
-static void setup(void)
+static struct iommu_domain *domain_new(void)
 {
-	struct gpup_gpu_cfg gc = { .index = 0, .vram_size = VRAM, .ncompute = 1, .ncopy = 1 };
 	struct iommu_domain_cfg dc = { .name = "test" };
+	struct iommu_domain *d = iommu_domain_create(&dc);
 
-	gpu = gpup_sim_gpu_create(&gc);
-	cr_assert_not_null(gpu);
-	dom = iommu_domain_create(&dc);
-	cr_assert_not_null(dom);
-	int fd = memfd_create("guest-ram", 0);
-
-	cr_assert_eq(ftruncate(fd, RAM_SIZE), 0);
-	ram = mmap(NULL, RAM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	cr_assert_neq(ram, MAP_FAILED);
-	close(fd);
-	cr_assert_eq(iommu_map(dom, RAM_IOVA, ram, RAM_SIZE - (1 << 20),
+	cr_assert_not_null(d);
+	cr_assert_eq(iommu_map(d, RAM_IOVA, ram, RAM_SIZE - (1 << 20),
 			       IOMMU_READ | IOMMU_WRITE), 0);
-	cr_assert_eq(iommu_map(dom, RO_IOVA, ram + RAM_SIZE - (1 << 20), 1 << 20, IOMMU_READ), 0);
-	struct vgpu_cfg vc = { .gpu = gpu, .vram_offset = PART_OFF, .vram_size = PART,
-			       .iommu = dom, .name = "t0" };
+	cr_assert_eq(iommu_map(d, RO_IOVA, ram + RAM_SIZE - (1 << 20), 1 << 20, IOMMU_READ), 0);
+	return d;
+}
 
-	v = vgpu_create(&vc);
-	cr_assert_not_null(v);
+/* A vgpu on window part_off with queues 0 (compute) and 1 (copy) up. */
+static void tv_init(struct tv *t, uint64_t part_off, unsigned int slot)
+{
+	t->slot = slot;
+	t->dom = domain_new();
+	t->part_off = part_off;
+	struct vgpu_cfg vc = { .gpu = gpu, .vram_offset = part_off, .vram_size = PART,
+			       .iommu = t->dom, .name = "t" };
+
+	t->v = vgpu_create(&vc);
+	cr_assert_not_null(t->v);
+	cur = t;
 	for (unsigned int i = 0; i < GPUP_MSIX_VECTORS; i++) {
-		irq[i] = eventfd(0, EFD_NONBLOCK);
-		cr_assert_eq(vgpu_set_irq_fd(v, i, irq[i]), 0);
+		cur->irq[i] = eventfd(0, EFD_NONBLOCK);
+		cr_assert_eq(vgpu_set_irq_fd(cur->v, i, cur->irq[i]), 0);
 	}
 	wr(GPUP_REG_CONTROL, GPUP_CTRL_ENABLE);
 	queue_setup(0, GPUP_ENGINE_COMPUTE);
 	queue_setup(1, GPUP_ENGINE_COPY);
 }
 
+static void tv_fini(struct tv *t)
+{
+	if (!t->v)
+		return;
+	vgpu_destroy(t->v);
+	for (unsigned int i = 0; i < GPUP_MSIX_VECTORS; i++)
+		close(t->irq[i]);
+	iommu_domain_destroy(t->dom);
+	t->v = NULL;
+}
+
+static void setup(void)
+{
+	struct gpup_gpu_cfg gc = { .index = 0, .vram_size = VRAM, .ncompute = 1, .ncopy = 1 };
+
+	gpu = gpup_sim_gpu_create(&gc);
+	cr_assert_not_null(gpu);
+	int fd = memfd_create("guest-ram", 0);
+
+	cr_assert_eq(ftruncate(fd, RAM_SIZE), 0);
+	ram = mmap(NULL, RAM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	cr_assert_neq(ram, MAP_FAILED);
+	close(fd);
+	tv_init(&tv0, PART_OFF, 0);
+}
+
 static void teardown(void)
 {
-	vgpu_destroy(v);
-	for (unsigned int i = 0; i < GPUP_MSIX_VECTORS; i++)
-		close(irq[i]);
-	iommu_domain_destroy(dom);
+	tv_fini(&tv1);
+	tv_fini(&tv0);
 	munmap(ram, RAM_SIZE);
 	gpup_gpu_destroy(gpu);
 }
@@ -115,7 +150,7 @@ TestSuite(vgpu_cmd, .init = setup, .fini = teardown, .timeout = 30);
 
 static uint8_t *vram(uint64_t off)
 {
-	return (uint8_t *)gpup_gpu_vram_map(gpu) + PART_OFF + off;
+	return (uint8_t *)gpup_gpu_vram_map(gpu) + cur->part_off + off;
 }
 
 /* Put packets on queue q, publish PI, ring the doorbell through its fd. */
@@ -124,22 +159,22 @@ static void submit(unsigned int q, const union gpup_cmd *cmds, unsigned int n)
 	uint64_t one = 1;
 
 	for (unsigned int i = 0; i < n; i++)
-		memcpy(hva(RING(q)) + (pi[q] + i) % ENTRIES * GPUP_CMD_SIZE, &cmds[i],
+		memcpy(hva(RING(q)) + (cur->pi[q] + i) % ENTRIES * GPUP_CMD_SIZE, &cmds[i],
 		       GPUP_CMD_SIZE);
-	pi[q] += n;
-	__atomic_store_n((uint32_t *)hva(PI(q)), pi[q], __ATOMIC_RELEASE);
-	cr_assert_eq(write(vgpu_doorbell_fd(v, q), &one, 8), 8);
+	cur->pi[q] += n;
+	__atomic_store_n((uint32_t *)hva(PI(q)), cur->pi[q], __ATOMIC_RELEASE);
+	cr_assert_eq(write(vgpu_doorbell_fd(cur->v, q), &one, 8), 8);
 }
 
 /* Wait for an interrupt on vector; false on timeout. */
 static bool wait_irq(unsigned int vector, int ms)
 {
-	struct pollfd p = { .fd = irq[vector], .events = POLLIN };
+	struct pollfd p = { .fd = cur->irq[vector], .events = POLLIN };
 	uint64_t n;
 
 	if (poll(&p, 1, ms) != 1)
 		return false;
-	cr_assert_eq(read(irq[vector], &n, 8), 8);
+	cr_assert_eq(read(cur->irq[vector], &n, 8), 8);
 	return true;
 }
 
@@ -155,12 +190,12 @@ static union gpup_cmd fence(uint64_t iova, uint64_t value, bool irq_flag)
 /* Submit cmd followed by an interrupting fence, and wait for it. */
 static void run_one(unsigned int q, union gpup_cmd cmd)
 {
-	union gpup_cmd c[2] = { cmd, fence(RAM_IOVA + 0x90000 + q * 8, pi[q] + 2, true) };
+	union gpup_cmd c[2] = { cmd, fence(DONE(q), cur->pi[q] + 2, true) };
 
 	submit(q, c, 2);
 	cr_assert(wait_irq(q, 5000), "fence interrupt on queue %u", q);
-	cr_assert_eq(*(uint64_t *)hva(RAM_IOVA + 0x90000 + q * 8), pi[q]);
-	cr_assert_eq(rd(GPUP_REG_QUEUE(q) + GPUP_Q_CI), pi[q]);
+	cr_assert_eq(*(uint64_t *)hva(DONE(q)), cur->pi[q]);
+	cr_assert_eq(rd(GPUP_REG_QUEUE(q) + GPUP_Q_CI), cur->pi[q]);
 }
 
 static union gpup_cmd copy(uint8_t ss, uint64_t src, uint8_t ds, uint64_t dst, uint64_t len)
@@ -238,4 +273,149 @@ Test(vgpu_cmd, fill_vram_and_iova)
 		cr_assert_eq(ld32(hva(DATA + 2 + i)), 0xa1b2c3d4);
 	cr_assert_eq(hva(DATA)[1], 0x55);
 	cr_assert_eq(hva(DATA)[600002], 0x55);
+}
+
+static union gpup_cmd kernel(uint32_t id, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3,
+			     uint64_t a4, uint64_t a5)
+{
+	union gpup_cmd c = { .kernel = { .hdr = { .opcode = GPUP_OP_KERNEL, .tag = 0x4b },
+			    .kernel = id, .args = { a0, a1, a2, a3, a4, a5 } } };
+
+	return c;
+}
+
+static float rndf(uint32_t *seed)
+{
+	*seed = *seed * 1103515245u + 12345u;
+	return ((float)(*seed >> 8 & 0xfffff) - 524288.0f) / 977.0f;
+}
+
+/* GEMM of a size that spans several 2 ms slices, data in and out by COPY,
+ * against the plain C definition. */
+Test(vgpu_cmd, gemm_through_queue_matches_reference)
+{
+	const uint64_t m = 96, n = 160, k = 200;
+	float *a = (float *)hva(DATA), *b = a + m * k, *c = b + k * n;
+	float *ref = malloc(m * n * sizeof(float));
+	uint32_t seed = 7;
+
+	for (uint64_t i = 0; i < m * k; i++)
+		a[i] = rndf(&seed);
+	for (uint64_t i = 0; i < k * n; i++)
+		b[i] = rndf(&seed);
+	for (uint64_t i = 0; i < m; i++)
+		for (uint64_t j = 0; j < n; j++) {
+			float s = 0.0f;
+
+			for (uint64_t p = 0; p < k; p++) {
+				float prod = a[i * k + p] * b[p * n + j];
+
+				s = s + prod;
+			}
+			ref[i * n + j] = s;
+		}
+	uint64_t in = (m * k + k * n) * 4, cv = 1 << 20;
+
+	run_one(1, copy(GPUP_SPACE_IOVA, DATA, GPUP_SPACE_VRAM, 0, in));
+	run_one(0, kernel(GPUP_KERNEL_GEMM, m, n, k, 0, m * k * 4, cv));
+	run_one(1, copy(GPUP_SPACE_VRAM, cv, GPUP_SPACE_IOVA, DATA + in, m * n * 4));
+	cr_assert_eq(memcmp(c, ref, m * n * 4), 0);
+	free(ref);
+}
+
+Test(vgpu_cmd, checksum_and_render_through_queue)
+{
+	randomize(vram(0), 100003, 3);
+	uint64_t h = 0xcbf29ce484222325ull;
+
+	for (int i = 0; i < 100003; i++)
+		h = (h ^ vram(0)[i]) * 0x100000001b3ull;
+	run_one(0, kernel(GPUP_KERNEL_CHECKSUM, 100003, 0, 200000, 0, 0, 0));
+	cr_assert_eq(*(uint64_t *)vram(200000), h);
+	run_one(0, kernel(GPUP_KERNEL_RENDER, 33, 5, 33 * 4, 4096, 9, 0));
+	for (uint32_t y = 0; y < 5; y++)
+		for (uint32_t x = 0; x < 33; x++)
+			cr_assert_eq(ld32(vram(4096 + y * 132 + x * 4)), gpup_render_pixel(x, y, 9));
+}
+
+/* A queue spinning for 300 ms of engine time on the only compute engine
+ * does not hold back another queue on it: round robin preempts the spin
+ * at a slice boundary. */
+Test(vgpu_cmd, long_kernel_is_preempted_for_another_queue)
+{
+	union gpup_cmd spin[2] = { kernel(GPUP_KERNEL_SPIN, 300000000, 0, 0, 0, 0, 0),
+				   fence(DONE(0), 1, true) };
+
+	queue_setup(2, GPUP_ENGINE_COMPUTE);
+	submit(0, spin, 2);
+	run_one(2, fence(DATA, 42, false));
+	cr_assert_eq(*(uint64_t *)hva(DATA), 42);
+	cr_assert_eq(rd(GPUP_REG_QUEUE(0) + GPUP_Q_STATUS), GPUP_QSTS_ENABLED | GPUP_QSTS_BUSY,
+		     "the spin is still running");
+	cr_assert_eq(rd(GPUP_REG_QUEUE(0) + GPUP_Q_CI), cur->pi[0] - 2);
+	cr_assert(wait_irq(0, 20000));
+	cr_assert_eq(rd(GPUP_REG_QUEUE(0) + GPUP_Q_CI), cur->pi[0]);
+
+	struct vgpu_stats st;
+
+	vgpu_get_stats(cur->v, &st);
+	cr_assert_geq(st.engine_ns[0], 300000000ull);
+}
+
+static union gpup_cmd wait_cmd(uint8_t op, uint64_t addr, uint64_t value, uint64_t mask)
+{
+	union gpup_cmd c = { .wait = { .hdr = { .opcode = GPUP_OP_WAIT, .tag = 0x3a },
+			    .space = GPUP_SPACE_IOVA, .op = op, .addr = addr, .value = value,
+			    .mask = mask } };
+
+	return c;
+}
+
+Test(vgpu_cmd, wait_blocks_until_another_queue_signals)
+{
+	union gpup_cmd w[2] = { wait_cmd(GPUP_WAIT_GE, DATA, 5, ~0ull), fence(DONE(0), 9, true) };
+
+	*(uint64_t *)hva(DATA) = 4;
+	submit(0, w, 2);
+	cr_assert_not(wait_irq(0, 50), "WAIT holds the queue");
+	cr_assert_eq(rd(GPUP_REG_QUEUE(0) + GPUP_Q_CI), cur->pi[0] - 2);
+	run_one(1, fence(DATA, 5, false));
+	cr_assert(wait_irq(0, 5000));
+	cr_assert_eq(*(uint64_t *)hva(DONE(0)), 9);
+
+	/* EQ under a mask, satisfied by a CPU store in guest memory. */
+	w[0] = wait_cmd(GPUP_WAIT_EQ, DATA + 8, 0x30, 0xf0);
+	*(uint64_t *)hva(DATA + 8) = 0x4f;
+	submit(0, w, 2);
+	cr_assert_not(wait_irq(0, 30));
+	__atomic_store_n((uint64_t *)hva(DATA + 8), 0x13f, __ATOMIC_RELEASE);
+	cr_assert(wait_irq(0, 5000));
+}
+
+Test(vgpu_cmd, wait_on_vram_and_timestamps_are_ordered)
+{
+	union gpup_cmd ts = { .timestamp = { .hdr = { .opcode = GPUP_OP_TIMESTAMP },
+				   .space = GPUP_SPACE_IOVA, .addr = DATA } };
+	union gpup_cmd w = wait_cmd(GPUP_WAIT_GE, 64, 1, ~0ull);
+	uint64_t t0, t3;
+
+	cr_assert_eq(vgpu_bar0_read(cur->v, GPUP_REG_TIME_LO, &t0, 8), 0);
+	run_one(0, ts);
+	run_one(0, kernel(GPUP_KERNEL_SPIN, 5000000, 0, 0, 0, 0, 0));
+	ts.timestamp.space = GPUP_SPACE_VRAM;
+	ts.timestamp.addr = 0;
+	run_one(0, ts);
+	cr_assert_eq(vgpu_bar0_read(cur->v, GPUP_REG_TIME_LO, &t3, 8), 0);
+	uint64_t t1 = *(uint64_t *)hva(DATA), t2 = *(uint64_t *)vram(0);
+
+	cr_assert(t0 <= t1 && t1 + 5000000 <= t2 && t2 <= t3, "%lu %lu %lu %lu",
+		  (unsigned long)t0, (unsigned long)t1, (unsigned long)t2, (unsigned long)t3);
+	w.wait.space = GPUP_SPACE_VRAM;
+	*(uint64_t *)vram(64) = 0;
+	union gpup_cmd c[2] = { w, fence(DONE(0), 1, true) };
+
+	submit(0, c, 2);
+	cr_assert_not(wait_irq(0, 30));
+	__atomic_store_n((uint64_t *)vram(64), 1, __ATOMIC_RELEASE);
+	cr_assert(wait_irq(0, 5000));
 }
