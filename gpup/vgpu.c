@@ -106,8 +106,12 @@ static bool pow2_in(uint32_t n, uint32_t lo, uint32_t hi)
 /* Check the setup registers (lock held): 0 or a RING fault's address. */
 static int setup_check(const struct vgpu_queue *q, uint64_t *bad)
 {
-	if (!pow2_in(q->entries, 2, 65536) || q->engine > GPUP_ENGINE_COPY) {
+	if (!pow2_in(q->entries, 2, 65536)) {
 		*bad = q->entries;
+		return -EINVAL;
+	}
+	if (q->engine > GPUP_ENGINE_COPY) {
+		*bad = q->engine;
 		return -EINVAL;
 	}
 	if (q->ring % GPUP_CMD_SIZE) {

@@ -419,3 +419,234 @@ Test(vgpu_cmd, wait_on_vram_and_timestamps_are_ordered)
 	__atomic_store_n((uint64_t *)vram(64), 1, __ATOMIC_RELEASE);
 	cr_assert(wait_irq(0, 5000));
 }
+
+/* ---- faults ---- */
+
+#define FAULT_VEC GPUP_MAX_QUEUES
+#define WINDOW_AND_DATA_SIZE (PART + (6u << 20) + (1u << 20))
+
+/* What a fault must not change: the partition's VRAM, the guest's data
+ * area and the read-only page. */
+static uint8_t *snapshot(void)
+{
+	uint8_t *s = malloc(WINDOW_AND_DATA_SIZE);
+
+	memcpy(s, vram(0), PART);
+	memcpy(s + PART, hva(DATA), 6u << 20);
+	memcpy(s + PART + (6u << 20), ram + RAM_SIZE - (1 << 20), 1 << 20);
+	return s;
+}
+
+static void assert_unchanged(uint8_t *s)
+{
+	cr_assert_eq(memcmp(s, vram(0), PART), 0, "VRAM untouched");
+	cr_assert_eq(memcmp(s + PART, hva(DATA), 6u << 20), 0, "guest data untouched");
+	cr_assert_eq(memcmp(s + PART + (6u << 20), ram + RAM_SIZE - (1 << 20), 1 << 20), 0);
+	free(s);
+}
+
+static uint64_t rd64(uint32_t off)
+{
+	uint64_t x;
+
+	cr_assert_eq(vgpu_bar0_read(cur->v, off, &x, 8), 0);
+	return x;
+}
+
+/* The newest fault record and every register that reports it. */
+static void expect_fault(unsigned int q, uint32_t code, uint64_t addr, uint64_t detail,
+			 uint32_t count)
+{
+	uint32_t rec = GPUP_REG_FAULT_LOG + (count - 1) % GPUP_FAULT_LOG_ENTRIES *
+		       GPUP_FAULT_REC_SIZE;
+
+	cr_assert(wait_irq(FAULT_VEC, 5000), "fault interrupt for code %u", code);
+	cr_assert_eq(rd(GPUP_REG_FAULT_COUNT), count);
+	cr_assert_eq(rd(rec + GPUP_FAULT_REC_CODE), code);
+	cr_assert_eq(rd(rec + GPUP_FAULT_REC_QUEUE), q);
+	cr_assert_eq(rd64(rec + GPUP_FAULT_REC_ADDR_LO), addr, "code %u addr %#lx", code,
+		     (unsigned long)rd64(rec + GPUP_FAULT_REC_ADDR_LO));
+	cr_assert_eq(rd64(rec + GPUP_FAULT_REC_DETAIL_LO), detail, "code %u detail %#lx", code,
+		     (unsigned long)rd64(rec + GPUP_FAULT_REC_DETAIL_LO));
+	cr_assert_eq(rd64(rec + GPUP_FAULT_REC_SEQ_LO), count);
+	cr_assert_eq(rd(GPUP_REG_QUEUE(q) + GPUP_Q_FAULT), code);
+	cr_assert_eq(rd(GPUP_REG_QUEUE(q) + GPUP_Q_STATUS), GPUP_QSTS_ENABLED | GPUP_QSTS_FAULTED);
+	cr_assert_eq(rd(GPUP_REG_STATUS), GPUP_STS_READY | GPUP_STS_FAULT);
+	cr_assert_eq(rd(GPUP_REG_INTR_STATUS) & GPUP_INTR_FAULT, GPUP_INTR_FAULT);
+}
+
+/* The guest's recovery: acknowledge, disable and re-enable the queue. */
+static void recover(unsigned int q)
+{
+	wr(GPUP_REG_INTR_STATUS, GPUP_INTR_FAULT);
+	cr_assert_eq(rd(GPUP_REG_STATUS), GPUP_STS_READY);
+	wr(GPUP_REG_QUEUE(q) + GPUP_Q_CONTROL, 0);
+	cr_assert_eq(rd(GPUP_REG_QUEUE(q) + GPUP_Q_STATUS), 0);
+	wr(GPUP_REG_QUEUE(q) + GPUP_Q_CONTROL, GPUP_QCTL_ENABLE);
+	cr_assert_eq(rd(GPUP_REG_QUEUE(q) + GPUP_Q_STATUS), GPUP_QSTS_ENABLED);
+	cr_assert_eq(rd(GPUP_REG_QUEUE(q) + GPUP_Q_CI), cur->pi[q], "CI := PI on enable");
+}
+
+#define TAGGED(t, lo) (((uint64_t)(t) << 32) | (lo))
+#define RD GPUP_FAULT_DETAIL_READ
+#define WRT GPUP_FAULT_DETAIL_WRITE
+
+struct fault_case {
+	union gpup_cmd cmd;
+	uint32_t code;
+	uint64_t addr;   /* 0: the packet's own IOVA */
+	uint64_t detail;
+};
+
+Test(vgpu_cmd, every_packet_fault_is_reported_exactly_and_writes_nothing)
+{
+	const uint64_t end = RAM_IOVA + RAM_SIZE - (1 << 20);
+	union gpup_cmd bad_op = { .hdr = { .opcode = 99, .tag = 0x99 } };
+	union gpup_cmd bad_space = fence(DATA, 1, true), bad_wait = wait_cmd(9, DATA, 0, 0);
+	union gpup_cmd fill6 = { .fill = { .hdr = { .opcode = GPUP_OP_FILL, .tag = 0xf1 },
+				 .dst_space = GPUP_SPACE_VRAM, .pattern = 1, .dst = 64,
+				 .len = 6 } };
+
+	bad_space.fence.space = 7;
+	const struct fault_case cases[] = {
+		{ copy(GPUP_SPACE_IOVA, 0x300000000ull, GPUP_SPACE_VRAM, 0, 4096),
+		  GPUP_FAULT_IOMMU_UNMAPPED, 0x300000000ull, TAGGED(0xc0, RD) },
+		{ copy(GPUP_SPACE_VRAM, 0, GPUP_SPACE_IOVA, end - 100, 200),
+		  GPUP_FAULT_IOMMU_UNMAPPED, end, TAGGED(0xc0, WRT) },
+		{ copy(GPUP_SPACE_VRAM, 0, GPUP_SPACE_IOVA, RO_IOVA, 4096),
+		  GPUP_FAULT_IOMMU_PERM, RO_IOVA, TAGGED(0xc0, WRT) },
+		{ fence(RO_IOVA + 8, 1, true), GPUP_FAULT_IOMMU_PERM, RO_IOVA + 8,
+		  TAGGED(0xfe, WRT) },
+		{ copy(GPUP_SPACE_IOVA, DATA, GPUP_SPACE_VRAM, PART - 10, 20),
+		  GPUP_FAULT_VRAM_RANGE, PART - 10, TAGGED(0xc0, 20) },
+		{ copy(GPUP_SPACE_VRAM, UINT64_MAX - 7, GPUP_SPACE_VRAM, 0, 16),
+		  GPUP_FAULT_VRAM_RANGE, UINT64_MAX - 7, TAGGED(0xc0, 16) },
+		{ bad_op, GPUP_FAULT_BAD_OPCODE, 0, TAGGED(0x99, 99) },
+		{ kernel(77, 0, 0, 0, 0, 0, 0), GPUP_FAULT_BAD_KERNEL, 0, TAGGED(0x4b, 77) },
+		{ kernel(GPUP_KERNEL_SAXPY, 16, 0, 2, 64, 0, 0), GPUP_FAULT_BAD_ARGS, 2,
+		  TAGGED(0x4b, 0) },
+		{ kernel(GPUP_KERNEL_SAXPY, 16, 0, 0, PART - 60, 0, 0), GPUP_FAULT_VRAM_RANGE,
+		  PART - 60, TAGGED(0x4b, 0) },
+		{ fence(DATA + 4, 1, true), GPUP_FAULT_BAD_ARGS, DATA + 4, TAGGED(0xfe, 4) },
+		{ fill6, GPUP_FAULT_BAD_ARGS, 64, TAGGED(0xf1, 6) },
+		{ copy(GPUP_SPACE_VRAM, 0, GPUP_SPACE_VRAM, 100, 200), GPUP_FAULT_BAD_ARGS, 100,
+		  TAGGED(0xc0, 200) },
+		{ copy(GPUP_SPACE_IOVA, DATA + 8, GPUP_SPACE_IOVA, DATA, 9), GPUP_FAULT_BAD_ARGS,
+		  DATA, TAGGED(0xc0, 9) },
+		{ bad_space, GPUP_FAULT_BAD_ARGS, 0, TAGGED(0xfe, 7) },
+		{ bad_wait, GPUP_FAULT_BAD_ARGS, 0, TAGGED(0x3a, 9) },
+	};
+
+	randomize(vram(0), PART, 11);
+	randomize(hva(DATA), 6u << 20, 12);
+	for (uint32_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		uint64_t pkt = RING(0) + cur->pi[0] % ENTRIES * GPUP_CMD_SIZE;
+		uint8_t *snap = snapshot();
+		union gpup_cmd c[2] = { cases[i].cmd, fence(DONE(0), 1, true) };
+
+		submit(0, c, 2);
+		expect_fault(0, cases[i].code, cases[i].addr ? cases[i].addr : pkt,
+			     cases[i].detail, i + 1);
+		cr_assert_eq(rd(GPUP_REG_QUEUE(0) + GPUP_Q_CI), cur->pi[0] - 2, "case %u", i);
+		cr_assert_not(wait_irq(0, 0), "no completion interrupt");
+		assert_unchanged(snap);
+		cr_assert_eq(rd(GPUP_REG_QUEUE(1) + GPUP_Q_STATUS), GPUP_QSTS_ENABLED,
+			     "the other queue is untouched");
+		recover(0);
+	}
+	run_one(0, fence(DATA, 77, false));
+	cr_assert_eq(*(uint64_t *)hva(DATA), 77, "the queue works after recovery");
+	run_one(1, fence(DATA, 78, false));
+}
+
+Test(vgpu_cmd, ring_faults)
+{
+	uint64_t one = 1;
+
+	/* A producer index more than a ring ahead. */
+	__atomic_store_n((uint32_t *)hva(PI(0)), cur->pi[0] + ENTRIES + 1, __ATOMIC_RELEASE);
+	cr_assert_eq(write(vgpu_doorbell_fd(cur->v, 0), &one, 8), 8);
+	expect_fault(0, GPUP_FAULT_RING, PI(0), cur->pi[0] + ENTRIES + 1, 1);
+	cur->pi[0] += ENTRIES + 1;
+	recover(0);
+	/* Bad setup is reported when the queue is enabled. */
+	wr(GPUP_REG_QUEUE(0) + GPUP_Q_CONTROL, 0);
+	wr(GPUP_REG_QUEUE(0) + GPUP_Q_RING_ENTRIES, 3);
+	wr(GPUP_REG_QUEUE(0) + GPUP_Q_CONTROL, GPUP_QCTL_ENABLE);
+	expect_fault(0, GPUP_FAULT_RING, 3, 0, 2);
+	wr(GPUP_REG_QUEUE(0) + GPUP_Q_CONTROL, 0);
+	wr(GPUP_REG_QUEUE(0) + GPUP_Q_RING_ENTRIES, ENTRIES);
+	wr(GPUP_REG_QUEUE(0) + GPUP_Q_ENGINE, 2);
+	wr(GPUP_REG_QUEUE(0) + GPUP_Q_CONTROL, GPUP_QCTL_ENABLE);
+	expect_fault(0, GPUP_FAULT_RING, 2, 0, 3);
+	/* A producer index the IOMMU does not map. */
+	wr(GPUP_REG_QUEUE(0) + GPUP_Q_CONTROL, 0);
+	wr(GPUP_REG_QUEUE(0) + GPUP_Q_ENGINE, 0);
+	wr(GPUP_REG_QUEUE(0) + GPUP_Q_PI_ADDR_HI, 3);
+	wr(GPUP_REG_QUEUE(0) + GPUP_Q_CONTROL, GPUP_QCTL_ENABLE);
+	expect_fault(0, GPUP_FAULT_IOMMU_UNMAPPED, 0x300000000ull | (uint32_t)PI(0), RD, 4);
+	/* A ring the IOMMU does not map: found when a packet is fetched. */
+	wr(GPUP_REG_QUEUE(0) + GPUP_Q_CONTROL, 0);
+	wr(GPUP_REG_QUEUE(0) + GPUP_Q_PI_ADDR_HI, (uint32_t)(PI(0) >> 32));
+	wr(GPUP_REG_QUEUE(0) + GPUP_Q_RING_HI, 5);
+	wr(GPUP_REG_QUEUE(0) + GPUP_Q_CONTROL, GPUP_QCTL_ENABLE);
+	cr_assert_eq(rd(GPUP_REG_QUEUE(0) + GPUP_Q_STATUS), GPUP_QSTS_ENABLED);
+	__atomic_store_n((uint32_t *)hva(PI(0)), cur->pi[0] + 1, __ATOMIC_RELEASE);
+	cr_assert_eq(write(vgpu_doorbell_fd(cur->v, 0), &one, 8), 8);
+	expect_fault(0, GPUP_FAULT_IOMMU_UNMAPPED,
+		     0x500000000ull | (uint32_t)(RING(0) + cur->pi[0] % ENTRIES * 64), RD, 5);
+}
+
+Test(vgpu_cmd, masked_fault_sets_status_without_interrupt)
+{
+	union gpup_cmd bad = { .hdr = { .opcode = 42 } };
+
+	wr(GPUP_REG_INTR_MASK, GPUP_INTR_FAULT);
+	submit(0, &bad, 1);
+	for (int i = 0; i < 500 && !(rd(GPUP_REG_STATUS) & GPUP_STS_FAULT); i++)
+		usleep(1000);
+	cr_assert_eq(rd(GPUP_REG_STATUS), GPUP_STS_READY | GPUP_STS_FAULT);
+	cr_assert_not(wait_irq(FAULT_VEC, 0));
+	cr_assert_eq(rd(GPUP_REG_FAULT_COUNT), 1);
+}
+
+/* Two partitions on one GPU: one faults while the other computes; the
+ * other's results stay exact and it sees no fault. */
+Test(vgpu_cmd, fault_in_one_vgpu_leaves_the_other_exact)
+{
+	const uint64_t n = 200000;
+	uint32_t seed = 5;
+	float *x = (float *)hva(DATA + (4 << 20)), *y = x + n, a = 1.75f;
+	float *ref = malloc(n * 4);
+	uint32_t abits;
+
+	memcpy(&abits, &a, 4);
+	for (uint64_t i = 0; i < 2 * n; i++)
+		x[i] = rndf(&seed);
+	for (uint64_t i = 0; i < n; i++) {
+		float p = a * x[i];
+
+		ref[i] = p + y[i];
+	}
+	tv_init(&tv1, 0, 1);
+	union gpup_cmd work[4] = {
+		copy(GPUP_SPACE_IOVA, DATA + (4 << 20), GPUP_SPACE_VRAM, 0, 8 * n),
+		kernel(GPUP_KERNEL_SAXPY, n, abits, 0, 4 * n, 0, 0),
+		copy(GPUP_SPACE_VRAM, 4 * n, GPUP_SPACE_IOVA, DATA + (4 << 20), 4 * n),
+		fence(DONE(0), 1, true),
+	};
+	union gpup_cmd bad = { .hdr = { .opcode = 200, .tag = 1 } };
+
+	submit(0, work, 4);
+	cur = &tv0;
+	submit(0, &bad, 1);
+	expect_fault(0, GPUP_FAULT_BAD_OPCODE, RING(0) + (cur->pi[0] - 1) % ENTRIES * 64,
+		     TAGGED(1, 200), 1);
+	cur = &tv1;
+	cr_assert(wait_irq(0, 10000));
+	cr_assert_eq(memcmp(x, ref, n * 4), 0);
+	cr_assert_eq(rd(GPUP_REG_FAULT_COUNT), 0);
+	cr_assert_eq(rd(GPUP_REG_STATUS), GPUP_STS_READY);
+	free(ref);
+	cur = &tv0;
+}
