@@ -1,0 +1,442 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The vfio-user server against malformed and hostile input: each case gets
+ * the protocol's error reply or a closed connection, the server stays up,
+ * the partition's state is what it was, and a second partition served
+ * alongside never notices.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "gpup/gpu.h"
+#include "gpup/vfu_server.h"
+#include "gpup/vgpu.h"
+#include "hv/vfu_client.h"
+#include "iommu/iommu.h"
+#include "uapi/gpup_vgpu.h"
+
+#define MIB (1ull << 20)
+
+struct part {
+	struct iommu_domain *dom;
+	struct vgpu *vg;
+	struct gpup_vfu *srv;
+};
+
+static struct gpup_gpu *gpu;
+static struct part pa, pb;
+
+static void part_init(struct part *p, uint64_t off, const char *name)
+{
+	struct iommu_domain_cfg dc = { .name = name };
+
+	p->dom = iommu_domain_create(&dc);
+	cr_assert_not_null(p->dom);
+	struct vgpu_cfg vc = { gpu, off, 8 * MIB, p->dom, name };
+	p->vg = vgpu_create(&vc);
+	cr_assert_not_null(p->vg);
+	struct gpup_vfu_cfg sc = { name, p->vg, p->dom, gpu, off, 8 * MIB, NULL };
+	p->srv = gpup_vfu_create(&sc);
+	cr_assert_not_null(p->srv);
+}
+
+static void part_fini(struct part *p)
+{
+	gpup_vfu_destroy(p->srv);
+	vgpu_destroy(p->vg);
+	iommu_domain_destroy(p->dom);
+}
+
+/* A raw connected socket to partition p (no negotiation). */
+static int raw_conn(struct part *p)
+{
+	int sv[2];
+
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	cr_assert_eq(gpup_vfu_attach(p->srv, sv[0]), 0);
+	return sv[1];
+}
+
+static struct hv_vfu *client(struct part *p)
+{
+	int err = 0;
+	struct hv_vfu *c = hv_vfu_open_fd(raw_conn(p), &err);
+
+	cr_assert_not_null(c, "%s", strerror(-err));
+	return c;
+}
+
+static void setup(void)
+{
+	struct gpup_gpu_cfg gc = { .index = 0, .vram_size = 16 * MIB, .ncompute = 1, .ncopy = 1 };
+
+	gpu = gpup_sim_gpu_create(&gc);
+	cr_assert_not_null(gpu);
+	part_init(&pa, 0, "a");
+	part_init(&pb, 8 * MIB, "b");
+}
+
+static void teardown(void)
+{
+	part_fini(&pa);
+	part_fini(&pb);
+	gpup_gpu_destroy(gpu);
+}
+
+TestSuite(vfu_proto, .init = setup, .fini = teardown, .timeout = 30);
+
+static void send_raw(int s, uint16_t cmd, uint32_t size, uint32_t flags, const void *payload,
+		     size_t len)
+{
+	struct vfio_user_header h = { .msg_id = 7, .command = cmd, .msg_size = size,
+				      .flags = flags };
+
+	cr_assert_eq(send(s, &h, sizeof(h), MSG_NOSIGNAL), (ssize_t)sizeof(h));
+	if (len)
+		cr_assert_eq(send(s, payload, len, MSG_NOSIGNAL), (ssize_t)len);
+}
+
+/* A DMA_MAP carrying n fds, sent raw (the client caps n at 16). */
+static void send_fds(int s, const void *payload, size_t len, const int *fds, unsigned int n)
+{
+	union {
+		char buf[CMSG_SPACE(32 * sizeof(int))];
+		struct cmsghdr align;
+	} ctl;
+	struct vfio_user_header h = { .msg_id = 7, .command = VFIO_USER_DMA_MAP,
+				      .msg_size = (uint32_t)(sizeof(h) + len) };
+	struct iovec iov[2] = { { &h, sizeof(h) }, { (void *)payload, len } };
+	struct msghdr mh = { .msg_iov = iov, .msg_iovlen = 2, .msg_control = ctl.buf,
+			     .msg_controllen = CMSG_SPACE(n * sizeof(int)) };
+	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(n * sizeof(int));
+	memcpy(CMSG_DATA(c), fds, n * sizeof(int));
+	cr_assert_eq(sendmsg(s, &mh, MSG_NOSIGNAL), (ssize_t)(sizeof(h) + len));
+}
+
+/* Read one reply header (skipping its payload): the error_no if it is an
+ * error reply, 0 for success, -1 on EOF. */
+static int read_reply(int s, struct vfio_user_header *h)
+{
+	uint8_t junk[4096];
+	size_t left;
+
+	if (recv(s, h, sizeof(*h), MSG_WAITALL) != (ssize_t)sizeof(*h))
+		return -1;
+	cr_assert_eq(h->flags & VFIO_USER_F_TYPE_MASK, VFIO_USER_F_TYPE_REPLY);
+	for (left = h->msg_size - sizeof(*h); left;) {
+		ssize_t n = recv(s, junk, left < sizeof(junk) ? left : sizeof(junk), 0);
+
+		cr_assert_gt(n, 0);
+		left -= (size_t)n;
+	}
+	return h->flags & VFIO_USER_F_ERROR ? (int)h->error_no : 0;
+}
+
+static bool closed_by_server(int s)
+{
+	struct pollfd p = { .fd = s, .events = POLLIN };
+	char c;
+
+	return poll(&p, 1, 5000) == 1 && recv(s, &c, 1, 0) == 0;
+}
+
+/* Partition b still works: the isolation check every case ends with. */
+static void other_partition_fine(void)
+{
+	struct hv_vfu *c = client(&pb);
+	uint32_t v = 0;
+
+	cr_assert_eq(hv_vfu_region_read(c, VFIO_PCI_BAR0_REGION_INDEX, GPUP_REG_ID, &v, 4), 0);
+	cr_assert_eq(v, GPUP_ID_MAGIC);
+	hv_vfu_close(c);
+}
+
+
+static void wait_disconnected(struct part *p)
+{
+	for (int i = 0; i < 500 && gpup_vfu_connected(p->srv); i++)
+		usleep(10000);
+	cr_assert_not(gpup_vfu_connected(p->srv));
+}
+
+Test(vfu_proto, command_before_version)
+{
+	struct vfio_user_device_info di = { .argsz = sizeof(di) };
+	struct vfio_user_header h;
+	int s = raw_conn(&pa);
+
+	send_raw(s, VFIO_USER_DEVICE_GET_INFO, sizeof(h) + sizeof(di), 0, &di, sizeof(di));
+	cr_assert_eq(read_reply(s, &h), EINVAL);
+	cr_assert_eq(h.msg_id, 7);
+	close(s);
+	other_partition_fine();
+}
+
+Test(vfu_proto, wrong_major_version_closes)
+{
+	struct vfio_user_version v = { .major = 1, .minor = 0 };
+	struct vfio_user_header h;
+	int s = raw_conn(&pa);
+
+	send_raw(s, VFIO_USER_VERSION, sizeof(h) + sizeof(v), 0, &v, sizeof(v));
+	cr_assert_eq(read_reply(s, &h), ENOTSUP);
+	cr_assert(closed_by_server(s));
+	close(s);
+}
+
+Test(vfu_proto, bad_version_json)
+{
+	char buf[64];
+	struct vfio_user_version *v = (void *)buf;
+	struct vfio_user_header h;
+	int s = raw_conn(&pa);
+	size_t n;
+
+	v->major = 0;
+	v->minor = 1;
+	n = (size_t)sprintf(v->data, "{\"capabilities\":{\"max_msg_fds\":\"x\"}}") + 1;
+	send_raw(s, VFIO_USER_VERSION, (uint32_t)(sizeof(h) + 4 + n), 0, buf, 4 + n);
+	cr_assert_eq(read_reply(s, &h), EINVAL);
+	close(s);
+	wait_disconnected(&pa);
+	s = raw_conn(&pa);
+	/* Not NUL-terminated. */
+	send_raw(s, VFIO_USER_VERSION, (uint32_t)(sizeof(h) + 4 + n - 1), 0, buf, 4 + n - 1);
+	cr_assert_eq(read_reply(s, &h), EINVAL);
+	close(s);
+}
+
+Test(vfu_proto, short_message_closes)
+{
+	struct vfio_user_header h;
+	struct hv_vfu *c = client(&pa);
+	int s = hv_vfu_socket(c);
+
+	send_raw(s, VFIO_USER_DEVICE_RESET, 8, 0, NULL, 0);
+	cr_assert_eq(read_reply(s, &h), EINVAL);
+	cr_assert(closed_by_server(s));
+	hv_vfu_close(c);
+	wait_disconnected(&pa);
+	other_partition_fine();
+}
+
+Test(vfu_proto, oversized_message_closes)
+{
+	struct vfio_user_header h;
+	struct hv_vfu *c = client(&pa);
+	int s = hv_vfu_socket(c);
+
+	send_raw(s, VFIO_USER_REGION_WRITE, 64u << 20, 0, NULL, 0);
+	cr_assert_eq(read_reply(s, &h), E2BIG);
+	cr_assert(closed_by_server(s));
+	hv_vfu_close(c);
+	other_partition_fine();
+}
+
+Test(vfu_proto, unknown_and_unimplemented_commands)
+{
+	struct hv_vfu *c = client(&pa);
+	struct vfio_user_device_info di;
+
+	cr_assert_eq(hv_vfu_call(c, 99, NULL, 0, NULL, 0, NULL, 0, NULL, NULL), -ENOSYS);
+	cr_assert_eq(hv_vfu_call(c, VFIO_USER_MIG_DATA_READ, NULL, 0, NULL, 0, NULL, 0, NULL, NULL),
+		     -ENOSYS);
+	cr_assert_eq(hv_vfu_call(c, VFIO_USER_DMA_READ, NULL, 0, NULL, 0, NULL, 0, NULL, NULL),
+		     -ENOSYS);
+	cr_assert_eq(hv_vfu_call(c, VFIO_USER_VERSION, "\0\0\1\0", 4, NULL, 0, NULL, 0, NULL,
+				 NULL), -EINVAL, "a second VERSION");
+	cr_assert_eq(hv_vfu_device_info(c, &di), 0, "the connection goes on");
+	hv_vfu_close(c);
+}
+
+Test(vfu_proto, short_payloads)
+{
+	struct hv_vfu *c = client(&pa);
+	uint8_t z[64] = { 0 };
+
+	cr_assert_eq(hv_vfu_call(c, VFIO_USER_DMA_UNMAP, z, 8, NULL, 0, NULL, 0, NULL, NULL),
+		     -EINVAL);
+	cr_assert_eq(hv_vfu_call(c, VFIO_USER_DEVICE_GET_REGION_INFO, z, 16, NULL, 0, NULL, 0,
+				 NULL, NULL), -EINVAL);
+	cr_assert_eq(hv_vfu_call(c, VFIO_USER_REGION_READ, z, 12, NULL, 0, NULL, 0, NULL, NULL),
+		     -EINVAL);
+	/* argsz smaller than the reply it asks for. */
+	cr_assert_eq(hv_vfu_call(c, VFIO_USER_DEVICE_GET_INFO, z, 16, NULL, 0, NULL, 0, NULL,
+				 NULL), -EINVAL);
+	/* A REGION_WRITE whose count disagrees with its size. */
+	struct vfio_user_region_access *w = (void *)z;
+
+	w->region = VFIO_PCI_BAR0_REGION_INDEX;
+	w->offset = GPUP_REG_SCRATCH;
+	w->count = 8;
+	cr_assert_eq(hv_vfu_call(c, VFIO_USER_REGION_WRITE, z, sizeof(*w) + 4, NULL, 0, NULL, 0,
+				 NULL, NULL), -EINVAL);
+	hv_vfu_close(c);
+}
+
+Test(vfu_proto, fds_where_none_expected)
+{
+	struct hv_vfu *c = client(&pa);
+	struct vfio_user_device_info di = { .argsz = sizeof(di) };
+	int efd = eventfd(0, 0), fds[GPUP_VFU_MAX_FDS + 1];
+
+	cr_assert_eq(hv_vfu_call(c, VFIO_USER_DEVICE_GET_INFO, &di, sizeof(di), &efd, 1, NULL, 0,
+				 NULL, NULL), -EINVAL);
+	for (unsigned int i = 0; i <= GPUP_VFU_MAX_FDS; i++)
+		fds[i] = efd;
+	struct vfio_user_dma_map m = { .argsz = sizeof(m), .flags = 1, .size = 4096 };
+
+	cr_assert_eq(hv_vfu_call(c, VFIO_USER_DMA_MAP, &m, sizeof(m), fds, GPUP_VFU_MAX_FDS, NULL,
+				 0, NULL, NULL), -EINVAL, "16 fds where one belongs");
+	/* More fds than the server takes at all: the kernel truncates them and
+	 * the server refuses the command. */
+	send_fds(hv_vfu_socket(c), &m, sizeof(m), fds, GPUP_VFU_MAX_FDS + 1);
+	struct vfio_user_header h;
+
+	cr_assert_eq(read_reply(hv_vfu_socket(c), &h), EINVAL);
+	cr_assert_eq(hv_vfu_device_info(c, (struct vfio_user_device_info *)&di), 0);
+	close(efd);
+	hv_vfu_close(c);
+}
+
+Test(vfu_proto, bad_dma_fds)
+{
+	struct hv_vfu *c = client(&pa);
+	int p[2], mfd = memfd_create("t", MFD_CLOEXEC);
+
+	cr_assert_eq(pipe(p), 0);
+	cr_assert_eq(ftruncate(mfd, 4096), 0);
+	cr_assert_eq(hv_vfu_dma_map(c, p[0], 0, 0, 4096, VFIO_USER_DMA_F_READ), -EBADF);
+	cr_assert_eq(hv_vfu_dma_map(c, mfd, 0, 0, 8192, VFIO_USER_DMA_F_READ), -EINVAL,
+		     "past the end of the file");
+	cr_assert_eq(hv_vfu_dma_map(c, mfd, 0, 100, 4096, VFIO_USER_DMA_F_READ), -EINVAL,
+		     "unaligned IOVA");
+	cr_assert_eq(hv_vfu_dma_map(c, mfd, 0, 0, 4096, 0), -EINVAL, "no permission");
+	cr_assert_eq(hv_vfu_dma_map(c, mfd, 0, 1ull << 48, 4096, VFIO_USER_DMA_F_READ), -EINVAL);
+	struct vfio_user_dma_map m = { .argsz = sizeof(m), .flags = 1, .size = 4096 };
+
+	cr_assert_eq(hv_vfu_call(c, VFIO_USER_DMA_MAP, &m, sizeof(m), NULL, 0, NULL, 0, NULL,
+				 NULL), -EINVAL, "no fd at all");
+	cr_assert_eq(iommu_translate(pa.dom, 0, IOMMU_READ, &(void *){ NULL }, NULL), -EFAULT,
+		     "nothing was mapped");
+	close(p[0]);
+	close(p[1]);
+	close(mfd);
+	hv_vfu_close(c);
+}
+
+Test(vfu_proto, overlapping_dma_maps)
+{
+	struct hv_vfu *c = client(&pa);
+	int mfd = memfd_create("t", MFD_CLOEXEC);
+	uint8_t *ram, b = 0;
+
+	cr_assert_eq(ftruncate(mfd, 4 * 4096), 0);
+	ram = mmap(NULL, 4 * 4096, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
+	ram[4096] = 0x77;
+	cr_assert_eq(hv_vfu_dma_map(c, mfd, 0, 0x4000, 2 * 4096, VFIO_USER_DMA_F_READ), 0);
+	cr_assert_eq(hv_vfu_dma_map(c, mfd, 0, 0x5000, 2 * 4096, VFIO_USER_DMA_F_READ), -EEXIST);
+	cr_assert_eq(hv_vfu_dma_map(c, mfd, 0, 0x3000, 2 * 4096, VFIO_USER_DMA_F_READ), -EEXIST);
+	cr_assert_eq(hv_vfu_dma_map(c, mfd, 0, 0x6000, 4096, VFIO_USER_DMA_F_READ), 0, "adjacent");
+	cr_assert_eq(iommu_dma_read(pa.dom, 0x5000, &b, 1), 0, "the first map is intact");
+	cr_assert_eq(b, 0x77);
+	munmap(ram, 4 * 4096);
+	close(mfd);
+	hv_vfu_close(c);
+}
+
+Test(vfu_proto, out_of_range_region_access)
+{
+	struct hv_vfu *c = client(&pa);
+	uint8_t buf[16];
+
+	cr_assert_eq(hv_vfu_region_read(c, VFIO_PCI_BAR0_REGION_INDEX, GPUP_BAR0_SIZE, buf, 4),
+		     -EINVAL);
+	cr_assert_eq(hv_vfu_region_read(c, VFIO_PCI_BAR0_REGION_INDEX, GPUP_BAR0_SIZE - 2, buf, 4),
+		     -EINVAL);
+	cr_assert_eq(hv_vfu_region_read(c, VFIO_PCI_CONFIG_REGION_INDEX, 255, buf, 2), -EINVAL);
+	cr_assert_eq(hv_vfu_region_write(c, VFIO_PCI_BAR2_REGION_INDEX, 8 * MIB - 4, buf, 8),
+		     -EINVAL, "past the partition's VRAM");
+	cr_assert_eq(hv_vfu_region_read(c, VFIO_PCI_BAR2_REGION_INDEX, UINT64_MAX - 3, buf, 8),
+		     -EINVAL, "offset + count wraps");
+	cr_assert_eq(hv_vfu_region_read(c, VFIO_PCI_BAR4_REGION_INDEX, 0, buf, 4), -EINVAL);
+	cr_assert_eq(hv_vfu_region_read(c, 42, 0, buf, 4), -EINVAL);
+	struct vfio_user_region_access zero = { .region = VFIO_PCI_BAR0_REGION_INDEX };
+
+	cr_assert_eq(hv_vfu_call(c, VFIO_USER_REGION_READ, &zero, sizeof(zero), NULL, 0, NULL, 0,
+				 NULL, NULL), -EINVAL, "zero bytes");
+	/* Partition b's VRAM starts right after a's: a write past a's end
+	 * must not have reached it. */
+	cr_assert_eq(((uint8_t *)gpup_gpu_vram_map(gpu))[8 * MIB], 0);
+	hv_vfu_close(c);
+}
+
+Test(vfu_proto, disconnect_mid_command)
+{
+	struct hv_vfu *c = client(&pa);
+	int mfd = memfd_create("t", MFD_CLOEXEC), s = hv_vfu_socket(c);
+	uint8_t b;
+
+	cr_assert_eq(ftruncate(mfd, 4096), 0);
+	cr_assert_eq(hv_vfu_dma_map(c, mfd, 0, 0x1000, 4096, VFIO_USER_DMA_F_READ), 0);
+	cr_assert_eq(iommu_dma_read(pa.dom, 0x1000, &b, 1), 0);
+	send_raw(s, VFIO_USER_REGION_WRITE, 100, 0, "partial", 7);
+	hv_vfu_close(c);
+	wait_disconnected(&pa);
+	cr_assert_eq(iommu_dma_read(pa.dom, 0x1000, &b, 1), -EFAULT,
+		     "the gone client's memory is unmapped");
+	close(mfd);
+	/* The partition takes a new client. */
+	c = client(&pa);
+	cr_assert_eq(hv_vfu_reset(c), 0);
+	hv_vfu_close(c);
+	other_partition_fine();
+}
+
+Test(vfu_proto, second_client_refused)
+{
+	struct hv_vfu *c = client(&pa);
+	int sv[2];
+
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	cr_assert_eq(gpup_vfu_attach(pa.srv, sv[0]), -EBUSY);
+	cr_assert(closed_by_server(sv[1]));
+	close(sv[1]);
+	cr_assert_eq(hv_vfu_reset(c), 0, "the first client is unaffected");
+	hv_vfu_close(c);
+}
+
+Test(vfu_proto, reply_type_and_no_reply)
+{
+	struct hv_vfu *c = client(&pa);
+	int s = hv_vfu_socket(c);
+	struct vfio_user_header h;
+	uint32_t v = 0x1234abcd;
+	uint8_t w[sizeof(struct vfio_user_region_access) + 4];
+	struct vfio_user_region_access *a = (void *)w;
+
+	send_raw(s, VFIO_USER_DEVICE_RESET, sizeof(h), VFIO_USER_F_TYPE_REPLY, NULL, 0);
+	cr_assert_eq(read_reply(s, &h), EINVAL, "a reply where a command belongs");
+	a->offset = GPUP_REG_SCRATCH;
+	a->region = VFIO_PCI_BAR0_REGION_INDEX;
+	a->count = 4;
+	memcpy(a->data, &v, 4);
+	send_raw(s, VFIO_USER_REGION_WRITE, sizeof(h) + sizeof(w), VFIO_USER_F_NO_REPLY, w,
+		 sizeof(w));
+	v = 0;
+	cr_assert_eq(hv_vfu_region_read(c, VFIO_PCI_BAR0_REGION_INDEX, GPUP_REG_SCRATCH, &v, 4),
+		     0, "the next reply is this read's, none came for the write");
+	cr_assert_eq(v, 0x1234abcd);
+	hv_vfu_close(c);
+}
