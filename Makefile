@@ -59,25 +59,19 @@ $(O)/obj/%.o: %.c | $(DEPS_STAMP)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
-$(O)/libgpup.a: $(LIB_OBJS)
-	@rm -f $@
-	ar rcs $@ $^
+# Every program links all module objects: subcommands and devices register
+# themselves from constructors, so none may be dropped for being
+# unreferenced (and an archive would also clash on equal basenames).
+$(O)/gpup: $(O)/obj/gpup/main.o $(LIB_OBJS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
-# --whole-archive: subcommands and devices register themselves from
-# constructors, so no object may be dropped for being unreferenced.
-$(O)/gpup: $(O)/obj/gpup/main.o $(O)/libgpup.a
-	$(CC) $(LDFLAGS) -o $@ $(O)/obj/gpup/main.o \
-		-Wl,--whole-archive $(O)/libgpup.a -Wl,--no-whole-archive $(LIBS)
-
-$(O)/tests/%: $(O)/obj/tests/%.o $(O)/libgpup.a
+$(O)/tests/%: $(O)/obj/tests/%.o $(LIB_OBJS)
 	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS) -o $@ $< -Wl,--whole-archive $(O)/libgpup.a \
-		-Wl,--no-whole-archive $(LIBS) -lcriterion
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) -lcriterion
 
-$(O)/bench/%: $(O)/obj/bench/%.o $(O)/libgpup.a
+$(O)/bench/%: $(O)/obj/bench/%.o $(LIB_OBJS)
 	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS) -o $@ $< -Wl,--whole-archive $(O)/libgpup.a \
-		-Wl,--no-whole-archive $(LIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
 # Each bench/<name>_bench.c is a program printing one Markdown section;
 # scripts/bench.sh runs them all and writes docs/BENCHMARKS.md.
