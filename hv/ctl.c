@@ -1,0 +1,180 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The VM's control socket: JSON over a UNIX stream socket (mode 0600, peer
+ * credentials checked), one request object per line, one reply per line,
+ * like the daemon's control API.  Requests:
+ *   {"cmd":"status"}  state, uptime, RAM, vCPUs, userspace exits, GPUs
+ *   {"cmd":"stop"}    stop the VM; `gpup run` exits with HV_EXIT_STOPPED
+ * Later issues add migration and checkpoints here.  The main thread serves
+ * it between vCPU events, one short request at a time.
+ */
+#include <errno.h>
+#include <json-c/json.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "hv/hv_int.h"
+
+#define HV_CTL_MAX_REQ 4096
+#define HV_CTL_TIMEOUT_MS 1000
+
+struct hv_ctl {
+	int fd;
+	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+};
+
+int hv_ctl_open(struct hv_vm *vm, const char *path, struct hv_ctl **out)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct hv_ctl *c;
+	mode_t old;
+	int rc;
+
+	(void)vm;
+	if (strlen(path) >= sizeof(sa.sun_path)) {
+		hv_log("control socket path too long: %s", path);
+		return -ENAMETOOLONG;
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	strcpy(sa.sun_path, path);
+	strcpy(c->path, path);
+	c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	unlink(path); /* a stale socket from a VM that died */
+	old = umask(0177);
+	rc = c->fd < 0 ? -1 : bind(c->fd, (struct sockaddr *)&sa, sizeof(sa));
+	umask(old);
+	if (rc < 0 || listen(c->fd, 8) < 0) {
+		rc = -errno;
+		hv_log("cannot serve the control socket %s: %s", path, strerror(errno));
+		if (c->fd >= 0)
+			close(c->fd);
+		free(c);
+		return rc;
+	}
+	*out = c;
+	return 0;
+}
+
+int hv_ctl_fd(struct hv_ctl *c)
+{
+	return c->fd;
+}
+
+static bool hv_ctl_peer_ok(int fd)
+{
+	struct ucred cr;
+	socklen_t len = sizeof(cr);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0)
+		return false;
+	return cr.uid == 0 || cr.uid == geteuid();
+}
+
+/* Read one line, waiting at most HV_CTL_TIMEOUT_MS in all. */
+static int hv_ctl_read_line(int fd, char *buf, size_t max)
+{
+	size_t len = 0;
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+
+	while (len < max - 1) {
+		ssize_t n;
+
+		if (poll(&p, 1, HV_CTL_TIMEOUT_MS) <= 0)
+			return -ETIMEDOUT;
+		n = read(fd, buf + len, max - 1 - len);
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+		if (memchr(buf, '\n', len))
+			break;
+	}
+	buf[len] = 0;
+	return len ? 0 : -EIO;
+}
+
+static struct json_object *hv_ctl_status(struct hv_vm *vm)
+{
+	struct json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "ok", json_object_new_boolean(1));
+	json_object_object_add(o, "state", json_object_new_string(
+		atomic_load(&vm->stopping) ? "stopping" : "running"));
+	json_object_object_add(o, "kernel", json_object_new_string(vm->cfg->kernel));
+	json_object_object_add(o, "uptime_ms", json_object_new_int64(
+		(int64_t)((hv_now_ns() - vm->start_ns) / 1000000)));
+	json_object_object_add(o, "mem_bytes", json_object_new_int64((int64_t)vm->mem_size));
+	json_object_object_add(o, "cpus", json_object_new_int((int)vm->ncpus));
+	json_object_object_add(o, "exits", json_object_new_int64(
+		(int64_t)atomic_load(&vm->exits)));
+	json_object_object_add(o, "gpus", json_object_new_int((int)vm->cfg->ngpus));
+	return o;
+}
+
+static struct json_object *hv_ctl_error(const char *msg)
+{
+	struct json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "ok", json_object_new_boolean(0));
+	json_object_object_add(o, "error", json_object_new_string(msg));
+	return o;
+}
+
+static struct json_object *hv_ctl_dispatch(struct hv_vm *vm, const char *req)
+{
+	struct json_object *in = json_tokener_parse(req), *cmd, *out;
+	const char *name;
+
+	if (!in || !json_object_is_type(in, json_type_object) ||
+	    !json_object_object_get_ex(in, "cmd", &cmd) ||
+	    !json_object_is_type(cmd, json_type_string)) {
+		json_object_put(in);
+		return hv_ctl_error("want a JSON object with a \"cmd\" string");
+	}
+	name = json_object_get_string(cmd);
+	if (!strcmp(name, "status")) {
+		out = hv_ctl_status(vm);
+	} else if (!strcmp(name, "stop")) {
+		out = hv_ctl_status(vm);
+		hv_log("stopping the VM on request from the control socket");
+		hv_vm_stop(vm, HV_EXIT_STOPPED);
+	} else {
+		out = hv_ctl_error("unknown cmd; known: status, stop");
+	}
+	json_object_put(in);
+	return out;
+}
+
+void hv_ctl_handle(struct hv_vm *vm, struct hv_ctl *c)
+{
+	char req[HV_CTL_MAX_REQ];
+	struct json_object *out;
+	const char *txt;
+	int fd = accept4(c->fd, NULL, NULL, SOCK_CLOEXEC);
+
+	if (fd < 0)
+		return;
+	if (!hv_ctl_peer_ok(fd) || hv_ctl_read_line(fd, req, sizeof(req)) < 0) {
+		close(fd);
+		return;
+	}
+	out = hv_ctl_dispatch(vm, req);
+	txt = json_object_to_json_string_ext(out, JSON_C_TO_STRING_PLAIN);
+	if (send(fd, txt, strlen(txt), MSG_NOSIGNAL) >= 0)
+		send(fd, "\n", 1, MSG_NOSIGNAL);
+	json_object_put(out);
+	close(fd);
+}
+
+void hv_ctl_close(struct hv_ctl *c)
+{
+	close(c->fd);
+	unlink(c->path);
+	free(c);
+}

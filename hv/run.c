@@ -1,0 +1,150 @@
+// SPDX-License-Identifier: MIT
+/*
+ * `gpup run`: the command line, and hv_run(), which builds a VM from a
+ * struct hv_config, runs it, and maps every way it can end to one exit
+ * code (see hv/hv.h).  The main thread owns the event loop: the VM's stop
+ * eventfd, SIGINT/SIGTERM through a signalfd, the control socket and the
+ * attached partitions' sockets.  vCPUs run in their own threads.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "gpup/cli.h"
+#include "hv/hv_int.h"
+
+struct hv_session {
+	struct hv_vm vm;
+	struct hv_vgpu *gpus[HV_MAX_GPUS];
+	unsigned int ngpus;
+	struct hv_ctl *ctl;
+	int sig_fd;
+};
+
+static int hv_build(struct hv_session *s, const struct hv_config *cfg)
+{
+	struct hv_vm *vm = &s->vm;
+	uint64_t entry;
+	int rc;
+
+	if (hv_vm_create(vm, cfg) < 0 || hv_serial_init(vm, cfg->serial) < 0)
+		return HV_EXIT_HOST;
+	rc = hv_pvh_load(vm, cfg->kernel, cfg->cmdline, &entry);
+	if (rc == -ENOMEM)
+		return HV_EXIT_HOST;
+	if (rc < 0)
+		return HV_EXIT_IMAGE;
+	for (unsigned int i = 0; i < cfg->ncpus; i++)
+		if (hv_vcpu_create(vm, i) < 0)
+			return HV_EXIT_HOST;
+	if (hv_vcpu_set_boot_state(&vm->vcpus[0], entry, HV_START_INFO_GPA) < 0) {
+		hv_log("cannot set the boot CPU state: %s", strerror(errno));
+		return HV_EXIT_HOST;
+	}
+	if (hv_pci_init(vm) < 0)
+		return HV_EXIT_HOST;
+	if (cfg->ngpus) {
+		hv_log("--gpu: this build cannot attach partitions yet");
+		return HV_EXIT_GPU;
+	}
+	if (cfg->ctl_path && hv_ctl_open(vm, cfg->ctl_path, &s->ctl) < 0)
+		return HV_EXIT_HOST;
+	return 0;
+}
+
+/* SIGINT and SIGTERM go to the event loop, in every thread's mask. */
+static int hv_signals(struct hv_session *s)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	if (pthread_sigmask(SIG_BLOCK, &set, NULL))
+		return -1;
+	s->sig_fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+	return s->sig_fd < 0 ? -1 : 0;
+}
+
+static void hv_loop_signal(struct hv_session *s)
+{
+	struct signalfd_siginfo si;
+
+	if (read(s->sig_fd, &si, sizeof(si)) != sizeof(si))
+		return;
+	hv_log("stopping the VM on signal %u", si.ssi_signo);
+	hv_vm_stop(&s->vm, HV_EXIT_STOPPED);
+}
+
+static void hv_loop(struct hv_session *s)
+{
+	struct hv_vm *vm = &s->vm;
+	struct pollfd pfd[3 + HV_MAX_GPUS];
+	unsigned int n;
+
+	while (!atomic_load(&vm->stopping)) {
+		pfd[0] = (struct pollfd){ .fd = vm->stop_fd, .events = POLLIN };
+		pfd[1] = (struct pollfd){ .fd = s->sig_fd, .events = POLLIN };
+		pfd[2] = (struct pollfd){ .fd = s->ctl ? hv_ctl_fd(s->ctl) : -1,
+					  .events = POLLIN };
+		n = 3;
+		if (poll(pfd, n, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			hv_log("poll: %s", strerror(errno));
+			hv_vm_stop(vm, HV_EXIT_HOST);
+			break;
+		}
+		if (pfd[1].revents)
+			hv_loop_signal(s);
+		if (pfd[2].revents)
+			hv_ctl_handle(vm, s->ctl);
+	}
+}
+
+static void hv_teardown(struct hv_session *s)
+{
+	hv_vcpus_join(&s->vm);
+	if (s->ctl)
+		hv_ctl_close(s->ctl);
+	hv_pci_destroy(&s->vm);
+	hv_serial_close(&s->vm);
+	if (s->sig_fd >= 0)
+		close(s->sig_fd);
+	hv_vm_destroy(&s->vm);
+}
+
+int hv_run(const struct hv_config *cfg)
+{
+	struct hv_session *s = calloc(1, sizeof(*s));
+	int code;
+
+	if (!s) {
+		hv_log("out of memory");
+		return HV_EXIT_HOST;
+	}
+	s->sig_fd = -1;
+	code = hv_build(s, cfg);
+	if (code == 0 && hv_signals(s) < 0) {
+		hv_log("cannot set up signal handling: %s", strerror(errno));
+		code = HV_EXIT_HOST;
+	}
+	if (code == 0 && hv_vcpus_start(&s->vm) < 0)
+		code = HV_EXIT_HOST;
+	if (code == 0) {
+		hv_loop(s);
+		code = atomic_load(&s->vm.exit_code);
+	} else {
+		hv_vm_stop(&s->vm, code);
+	}
+	hv_teardown(s);
+	free(s);
+	return code;
+}

@@ -1,0 +1,213 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The KVM virtual machine: /dev/kvm, the VM fd, guest RAM and memory slots,
+ * the in-kernel interrupt controller, and stopping a running VM.
+ *
+ * Guest RAM is a memfd mapped shared: the daemon maps the same pages for
+ * DMA (vfio-user DMA_MAP passes the fd) and migration can read it later.
+ * Nothing is pre-faulted: a guest that touches 1 MiB costs 1 MiB, which is
+ * most of why a VM starts in a few milliseconds.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "hv/hv_int.h"
+
+void hv_log(const char *fmt, ...)
+{
+	char line[512];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line) - 1, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if ((size_t)n > sizeof(line) - 2)
+		n = sizeof(line) - 2;
+	line[n++] = '\n';
+	/* One write per line so that lines from threads do not interleave. */
+	if (write(STDERR_FILENO, "gpup run: ", 10) < 0 ||
+	    write(STDERR_FILENO, line, (size_t)n) < 0)
+		return;
+}
+
+uint64_t hv_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static int hv_open_kvm(struct hv_vm *vm)
+{
+	int v;
+
+	vm->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (vm->kvm_fd < 0) {
+		hv_log("cannot open /dev/kvm: %s (is KVM enabled and are you "
+		       "in the kvm group?)", strerror(errno));
+		return -errno;
+	}
+	v = ioctl(vm->kvm_fd, KVM_GET_API_VERSION, 0);
+	if (v != KVM_API_VERSION) {
+		hv_log("unsupported KVM API version %d", v);
+		return -ENOTSUP;
+	}
+	if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_IRQFD) <= 0 ||
+	    ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_IOEVENTFD) <= 0 ||
+	    ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_IMMEDIATE_EXIT) <= 0) {
+		hv_log("this kernel's KVM lacks irqfd, ioeventfd or immediate_exit");
+		return -ENOTSUP;
+	}
+	v = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+	if (v <= 0) {
+		hv_log("KVM_GET_VCPU_MMAP_SIZE: %s", strerror(errno));
+		return -errno;
+	}
+	vm->run_size = (size_t)v;
+	return 0;
+}
+
+static int hv_create_ram(struct hv_vm *vm)
+{
+	vm->mem_fd = memfd_create("gpup-guest-ram", MFD_CLOEXEC);
+	if (vm->mem_fd < 0 || ftruncate(vm->mem_fd, (off_t)vm->mem_size) < 0) {
+		hv_log("cannot create %llu bytes of guest RAM: %s",
+		       (unsigned long long)vm->mem_size, strerror(errno));
+		return -errno;
+	}
+	vm->mem = mmap(NULL, vm->mem_size, PROT_READ | PROT_WRITE,
+		       MAP_SHARED | MAP_NORESERVE, vm->mem_fd, 0);
+	if (vm->mem == MAP_FAILED) {
+		vm->mem = NULL;
+		hv_log("cannot map guest RAM: %s", strerror(errno));
+		return -errno;
+	}
+	/* Keep guest RAM out of core dumps of the VMM. */
+	madvise(vm->mem, vm->mem_size, MADV_DONTDUMP);
+	return hv_add_memslot(vm, 0, vm->mem_size, vm->mem, NULL);
+}
+
+int hv_add_memslot(struct hv_vm *vm, uint64_t gpa, uint64_t size, void *hva,
+		   unsigned int *slot)
+{
+	struct kvm_userspace_memory_region r = {
+		.slot = vm->next_slot,
+		.guest_phys_addr = gpa,
+		.memory_size = size,
+		.userspace_addr = (uintptr_t)hva,
+	};
+
+	if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &r) < 0) {
+		hv_log("KVM_SET_USER_MEMORY_REGION at 0x%llx: %s",
+		       (unsigned long long)gpa, strerror(errno));
+		return -errno;
+	}
+	if (slot)
+		*slot = vm->next_slot;
+	vm->next_slot++;
+	return 0;
+}
+
+int hv_del_memslot(struct hv_vm *vm, unsigned int slot, uint64_t gpa)
+{
+	struct kvm_userspace_memory_region r = {
+		.slot = slot, .guest_phys_addr = gpa, .memory_size = 0,
+	};
+
+	return ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &r) < 0 ? -errno : 0;
+}
+
+void *hv_gpa_to_hva(struct hv_vm *vm, uint64_t gpa, uint64_t len)
+{
+	if (gpa > vm->mem_size || len > vm->mem_size - gpa)
+		return NULL;
+	return vm->mem + gpa;
+}
+
+static int hv_create_machine(struct hv_vm *vm)
+{
+	vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
+	if (vm->vm_fd < 0) {
+		hv_log("KVM_CREATE_VM: %s", strerror(errno));
+		return -errno;
+	}
+	/* Intel VMX needs three pages for the real-mode TSS; out of RAM. */
+	if (ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, (unsigned long)HV_TSS_ADDR) < 0 ||
+	    ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0) {
+		hv_log("cannot set up the VM's interrupt controller: %s",
+		       strerror(errno));
+		return -errno;
+	}
+	return 0;
+}
+
+int hv_vm_create(struct hv_vm *vm, const struct hv_config *cfg)
+{
+	int rc;
+
+	memset(vm, 0, sizeof(*vm));
+	vm->cfg = cfg;
+	vm->kvm_fd = vm->vm_fd = vm->mem_fd = vm->stop_fd = -1;
+	vm->serial.fd = -1;
+	vm->mem_size = cfg->mem_size;
+	vm->exit_code = -1;
+	vm->start_ns = hv_now_ns();
+	pthread_mutex_init(&vm->io_lock, NULL);
+	vm->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (vm->stop_fd < 0)
+		return -errno;
+	rc = hv_open_kvm(vm);
+	if (rc == 0)
+		rc = hv_create_machine(vm);
+	if (rc == 0)
+		rc = hv_create_ram(vm);
+	return rc;
+}
+
+/* The first caller decides the exit code; every vCPU is kicked out of
+ * KVM_RUN and the main loop wakes on stop_fd. */
+void hv_vm_stop(struct hv_vm *vm, int code)
+{
+	uint64_t one = 1;
+	bool was = false;
+	int unset = -1;
+
+	atomic_compare_exchange_strong(&vm->exit_code, &unset, code);
+	if (!atomic_compare_exchange_strong(&vm->stopping, &was, true))
+		return;
+	if (write(vm->stop_fd, &one, sizeof(one)) < 0)
+		hv_log("cannot signal the main loop: %s", strerror(errno));
+}
+
+void hv_vm_destroy(struct hv_vm *vm)
+{
+	for (unsigned int i = 0; i < vm->ncpus; i++) {
+		if (vm->vcpus[i].run)
+			munmap(vm->vcpus[i].run, vm->run_size);
+		if (vm->vcpus[i].fd >= 0)
+			close(vm->vcpus[i].fd);
+	}
+	if (vm->mem)
+		munmap(vm->mem, vm->mem_size);
+	if (vm->mem_fd >= 0)
+		close(vm->mem_fd);
+	if (vm->vm_fd >= 0)
+		close(vm->vm_fd);
+	if (vm->kvm_fd >= 0)
+		close(vm->kvm_fd);
+	if (vm->stop_fd >= 0)
+		close(vm->stop_fd);
+	pthread_mutex_destroy(&vm->io_lock);
+}

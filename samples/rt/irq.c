@@ -1,0 +1,125 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Interrupts: the IDT (its 256 stubs are in boot.S), the local APIC in
+ * x2APIC mode (xAPIC MMIO where x2APIC is missing), and a handler table
+ * for the vectors that MSI-X messages target.  A CPU exception is always a
+ * guest bug here, so it is reported with its state and ends the guest.
+ */
+#include "rt.h"
+
+#define MSR_APIC_BASE 0x1b
+#define APIC_BASE_EN (1u << 11)
+#define APIC_BASE_EXTD (1u << 10)
+#define X2APIC_ID 0x802
+#define X2APIC_TPR 0x808
+#define X2APIC_EOI 0x80b
+#define X2APIC_SVR 0x80f
+#define XAPIC_MMIO 0xfee00000ull
+#define SPURIOUS_VECTOR 0xff
+#define FIRST_DYN_VECTOR 0x30
+
+struct rt_frame {
+	uint64_t r15, r14, r13, r12, r11, r10, r9, r8, rbp, rdi, rsi, rdx, rcx,
+		rbx, rax;
+	uint64_t vector, error, rip, cs, rflags, rsp, ss;
+};
+
+struct rt_idt_entry {
+	uint16_t off_lo, sel;
+	uint8_t ist, type;
+	uint16_t off_mid;
+	uint32_t off_hi, zero;
+};
+
+extern const uint64_t rt_isr_table[256];
+static struct rt_idt_entry rt_idt[256] __attribute__((aligned(16)));
+static struct {
+	rt_irq_fn fn;
+	void *arg;
+} rt_handlers[256];
+static unsigned int rt_next_vector = FIRST_DYN_VECTOR;
+static bool rt_x2apic;
+
+void rt_isr(struct rt_frame *f);
+
+static void rt_eoi(void)
+{
+	if (rt_x2apic)
+		rt_wrmsr(X2APIC_EOI, 0);
+	else
+		rt_mmio_write32(XAPIC_MMIO + 0xb0, 0);
+}
+
+void rt_isr(struct rt_frame *f)
+{
+	uint64_t cr2;
+
+	if (f->vector < 32) {
+		__asm__ volatile("mov %%cr2, %0" : "=r"(cr2));
+		rt_printf("\nguest exception %lu (error 0x%lx) at rip 0x%lx, "
+			  "cr2 0x%lx, rsp 0x%lx\n", f->vector, f->error, f->rip,
+			  cr2, f->rsp);
+		rt_exit(RT_EXIT_EXCEPTION);
+	}
+	if (f->vector == SPURIOUS_VECTOR)
+		return;
+	if (rt_handlers[f->vector].fn)
+		rt_handlers[f->vector].fn((unsigned int)f->vector,
+					  rt_handlers[f->vector].arg);
+	rt_eoi();
+}
+
+static void rt_apic_init(void)
+{
+	uint32_t r[4];
+	uint64_t base = rt_rdmsr(MSR_APIC_BASE);
+
+	rt_cpuid(1, 0, r);
+	rt_x2apic = r[2] & (1u << 21);
+	if (rt_x2apic) {
+		rt_wrmsr(MSR_APIC_BASE, base | APIC_BASE_EN | APIC_BASE_EXTD);
+		rt_wrmsr(X2APIC_TPR, 0);
+		rt_wrmsr(X2APIC_SVR, 0x100 | SPURIOUS_VECTOR);
+	} else {
+		rt_wrmsr(MSR_APIC_BASE, base | APIC_BASE_EN);
+		rt_mmio_write32(XAPIC_MMIO + 0x80, 0);
+		rt_mmio_write32(XAPIC_MMIO + 0xf0, 0x100 | SPURIOUS_VECTOR);
+	}
+}
+
+int rt_irq_init(void)
+{
+	struct {
+		uint16_t limit;
+		uint64_t base;
+	} __attribute__((packed)) idtr = { sizeof(rt_idt) - 1,
+					   (uint64_t)(uintptr_t)rt_idt };
+
+	for (int i = 0; i < 256; i++) {
+		uint64_t a = rt_isr_table[i];
+
+		rt_idt[i] = (struct rt_idt_entry){
+			.off_lo = (uint16_t)a, .sel = 0x08, .type = 0x8e,
+			.off_mid = (uint16_t)(a >> 16), .off_hi = (uint32_t)(a >> 32),
+		};
+	}
+	__asm__ volatile("lidt %0" : : "m"(idtr));
+	rt_apic_init();
+	return 0;
+}
+
+uint32_t rt_apic_id(void)
+{
+	if (rt_x2apic)
+		return (uint32_t)rt_rdmsr(X2APIC_ID);
+	return rt_mmio_read32(XAPIC_MMIO + 0x20) >> 24;
+}
+
+int rt_irq_alloc(rt_irq_fn fn, void *arg)
+{
+	if (rt_next_vector >= SPURIOUS_VECTOR)
+		return -1;
+	rt_handlers[rt_next_vector].fn = fn;
+	rt_handlers[rt_next_vector].arg = arg;
+	return (int)rt_next_vector++;
+}

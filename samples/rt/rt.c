@@ -1,0 +1,309 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The runtime core: start-of-day (hvm_start_info: command line, RAM size),
+ * the serial console and a small printf, exit through port 0xf4, the TSC
+ * clock, a page allocator, and the few libc functions gcc may emit calls to
+ * even in freestanding code.
+ */
+#include "rt.h"
+
+#define COM1 0x3f8
+#define EXIT_PORT 0xf4
+/* QEMU's isa-debug-exit sits at 0x501 unless told iobase=0xf4; writing
+ * both lets the same image end cleanly under either configuration. */
+#define EXIT_PORT_QEMU_DEFAULT 0x501
+#define PVH_MAGIC 0x336ec578u
+#define PVH_MEMMAP_RAM 1u
+
+struct pvh_start_info {
+	uint32_t magic, version, flags, nr_modules;
+	uint64_t modlist_paddr, cmdline_paddr, rsdp_paddr, memmap_paddr;
+	uint32_t memmap_entries, reserved;
+};
+
+struct pvh_memmap_entry {
+	uint64_t addr, size;
+	uint32_t type, reserved;
+};
+
+extern uint32_t rt_start_info;
+extern char rt_image_end[];
+extern uint64_t rt_pdpt[];
+
+static uint64_t rt_ram_top = 32ull << 20; /* if the loader gave no map */
+static uint64_t rt_next_free;
+static uint64_t rt_khz;
+static uint64_t rt_tsc0;
+
+/* String instructions: short, fast under KVM, and immune to gcc turning
+ * a byte loop back into a call to the very function being defined. */
+void *memcpy(void *d, const void *s, size_t n)
+{
+	void *ret = d;
+
+	__asm__ volatile("rep movsb" : "+D"(d), "+S"(s), "+c"(n) : : "memory");
+	return ret;
+}
+
+void *memset(void *d, int c, size_t n)
+{
+	void *ret = d;
+
+	__asm__ volatile("rep stosb" : "+D"(d), "+c"(n) : "a"(c) : "memory");
+	return ret;
+}
+
+void *memmove(void *d, const void *s, size_t n)
+{
+	unsigned char *dp = d;
+	const unsigned char *sp = s;
+
+	if (dp < sp) {
+		while (n--)
+			*dp++ = *sp++;
+	} else {
+		while (n--)
+			dp[n] = sp[n];
+	}
+	return d;
+}
+
+int memcmp(const void *a, const void *b, size_t n)
+{
+	const unsigned char *x = a, *y = b;
+
+	for (size_t i = 0; i < n; i++)
+		if (x[i] != y[i])
+			return x[i] < y[i] ? -1 : 1;
+	return 0;
+}
+
+size_t strlen(const char *s)
+{
+	size_t n = 0;
+
+	while (s[n])
+		n++;
+	return n;
+}
+
+int strncmp(const char *a, const char *b, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (a[i] != b[i])
+			return (unsigned char)a[i] < (unsigned char)b[i] ? -1 : 1;
+		if (!a[i])
+			return 0;
+	}
+	return 0;
+}
+
+void rt_putc(char c)
+{
+	/* Wait for the transmitter: QEMU's UART is always ready, real ones
+	 * are not, and the loop costs one read when it is. */
+	for (int i = 0; i < 100000 && !(rt_inb(COM1 + 5) & 0x20); i++)
+		;
+	rt_outb(COM1, (uint8_t)c);
+}
+
+void rt_puts(const char *s)
+{
+	while (*s) {
+		if (*s == '\n')
+			rt_putc('\r');
+		rt_putc(*s++);
+	}
+}
+
+int rt_printf(const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = rt_vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	rt_puts(buf);
+	return n;
+}
+
+void rt_exit(int status)
+{
+	rt_outl(EXIT_PORT, (uint32_t)status);
+	rt_outw(EXIT_PORT_QEMU_DEFAULT, (uint16_t)status);
+	for (;;)
+		__asm__ volatile("cli; hlt");
+}
+
+void rt_cpuid(uint32_t leaf, uint32_t sub, uint32_t r[4])
+{
+	__asm__ volatile("cpuid"
+			 : "=a"(r[0]), "=b"(r[1]), "=c"(r[2]), "=d"(r[3])
+			 : "a"(leaf), "c"(sub));
+}
+
+uint64_t rt_rdmsr(uint32_t msr)
+{
+	uint32_t lo, hi;
+
+	__asm__ volatile("rdmsr" : "=a"(lo), "=d"(hi) : "c"(msr));
+	return ((uint64_t)hi << 32) | lo;
+}
+
+void rt_wrmsr(uint32_t msr, uint64_t v)
+{
+	__asm__ volatile("wrmsr" : : "c"(msr), "a"((uint32_t)v),
+			 "d"((uint32_t)(v >> 32)));
+}
+
+/* TSC rate: the hypervisor timing leaf (KVM under gpup), else the CPU's
+ * own leaf 0x15 or 0x16. */
+static uint64_t rt_find_tsc_khz(void)
+{
+	uint32_t r[4];
+
+	rt_cpuid(1, 0, r);
+	if (r[2] & (1u << 31)) {
+		rt_cpuid(0x40000000, 0, r);
+		if (r[0] >= 0x40000010) {
+			rt_cpuid(0x40000010, 0, r);
+			if (r[0])
+				return r[0];
+		}
+	}
+	rt_cpuid(0, 0, r);
+	if (r[0] >= 0x15) {
+		rt_cpuid(0x15, 0, r);
+		if (r[0] && r[1] && r[2])
+			return (uint64_t)r[2] * r[1] / r[0] / 1000;
+	}
+	if (r[0] >= 0x16) {
+		rt_cpuid(0x16, 0, r);
+		if (r[0])
+			return (uint64_t)r[0] * 1000;
+	}
+	return 0;
+}
+
+uint64_t rt_tsc_khz(void)
+{
+	return rt_khz;
+}
+
+uint64_t rt_cycles_to_ns(uint64_t cycles)
+{
+	if (!rt_khz)
+		return 0;
+	/* Split so the product cannot overflow and no libgcc helper for
+	 * 128-bit division is needed. */
+	return cycles / rt_khz * 1000000u + cycles % rt_khz * 1000000u / rt_khz;
+}
+
+uint64_t rt_ns(void)
+{
+	return rt_cycles_to_ns(rt_rdtsc() - rt_tsc0);
+}
+
+uint64_t rt_ram_size(void)
+{
+	return rt_ram_top;
+}
+
+void *rt_alloc_pages(size_t npages)
+{
+	uint64_t p = rt_next_free;
+
+	if (npages > (rt_ram_top - p) / 4096)
+		return (void *)0;
+	rt_next_free = p + npages * 4096;
+	memset((void *)(uintptr_t)p, 0, npages * 4096);
+	return (void *)(uintptr_t)p;
+}
+
+/* Above 4 GiB: fill a fresh page directory per GiB with uncached 2 MiB
+ * pages, as the boot code did for the PCI hole. */
+int rt_map_mmio(uint64_t addr, uint64_t len)
+{
+	uint64_t end = (addr + len + (1ull << 30) - 1) & ~((1ull << 30) - 1);
+
+	for (uint64_t gb = addr & ~((1ull << 30) - 1); gb < end; gb += 1ull << 30) {
+		uint64_t idx = gb >> 30, *pd;
+
+		if (idx >= 512)
+			return -1;
+		if (rt_pdpt[idx] & 1)
+			continue;
+		pd = rt_alloc_pages(1);
+		if (!pd)
+			return -1;
+		for (int i = 0; i < 512; i++)
+			pd[i] = (gb + ((uint64_t)i << 21)) | 0x83 | 0x18;
+		rt_pdpt[idx] = (uint64_t)(uintptr_t)pd | 0x3;
+	}
+	__asm__ volatile("mov %%cr3, %%rax; mov %%rax, %%cr3" ::: "rax", "memory");
+	return 0;
+}
+
+static const char *rt_find_word(const char *s, const char *word, size_t n)
+{
+	while (s && *s) {
+		while (*s == ' ')
+			s++;
+		if (!strncmp(s, word, n) && (s[n] == 0 || s[n] == ' ' || s[n] == '='))
+			return s + n;
+		while (*s && *s != ' ')
+			s++;
+	}
+	return (const char *)0;
+}
+
+uint64_t rt_arg_u64(const char *cmdline, const char *key, uint64_t dflt)
+{
+	const char *p = rt_find_word(cmdline, key, strlen(key));
+	uint64_t v = 0;
+
+	if (!p || *p != '=' || p[1] < '0' || p[1] > '9')
+		return dflt;
+	for (p++; *p >= '0' && *p <= '9'; p++)
+		v = v * 10 + (uint64_t)(*p - '0');
+	return v;
+}
+
+bool rt_arg_flag(const char *cmdline, const char *word)
+{
+	const char *p = rt_find_word(cmdline, word, strlen(word));
+
+	return p && *p != '=';
+}
+
+static const char *rt_read_start_info(void)
+{
+	const struct pvh_start_info *si =
+		(const void *)(uintptr_t)rt_start_info;
+	const struct pvh_memmap_entry *mm;
+
+	if (!si || si->magic != PVH_MAGIC)
+		return "";
+	if (si->version >= 1 && si->memmap_paddr) {
+		mm = (const void *)(uintptr_t)si->memmap_paddr;
+		for (uint32_t i = 0; i < si->memmap_entries; i++)
+			if (mm[i].type == PVH_MEMMAP_RAM && mm[i].addr == 0x100000 &&
+			    mm[i].addr + mm[i].size <= (3ull << 30))
+				rt_ram_top = mm[i].addr + mm[i].size;
+	}
+	return si->cmdline_paddr ? (const char *)(uintptr_t)si->cmdline_paddr : "";
+}
+
+void rt_start(void);
+void rt_start(void)
+{
+	const char *cmdline;
+
+	rt_tsc0 = rt_rdtsc();
+	rt_next_free = (uint64_t)(uintptr_t)rt_image_end;
+	cmdline = rt_read_start_info();
+	rt_khz = rt_find_tsc_khz();
+	rt_exit(main(cmdline));
+}
