@@ -183,41 +183,51 @@ int iommu_dirty_start(struct iommu_domain *d, const struct iommu_range *ranges,
 	return rc;
 }
 
-/* Report tracking word w of range r, restricted to tracking pages
- * [t0, t1], into the caller's bitmap. */
-static void report_word(const struct iommu_dirty *dl, const struct iommu_dirty_range *r,
-			uint64_t w, uint64_t t0, uint64_t t1, uint64_t clear,
-			uint64_t iova, uint64_t end, unsigned int pshift, uint64_t *bitmap)
+/* One report: range r of log dl, window [iova, end), tracking pages
+ * [t0, t1] of r meet it and [c0, c1) of those lie wholly inside. */
+struct report {
+	const struct iommu_dirty *dl;
+	const struct iommu_dirty_range *r;
+	uint64_t iova, end;
+	uint64_t t0, t1, c0, c1;
+	unsigned int pshift;
+	uint64_t *bitmap;
+};
+
+/* Take tracking word w (clearing what may be cleared) and set the report
+ * bits each of its dirty pages overlaps. */
+static void report_word(const struct report *rp, uint64_t w)
 {
-	uint64_t m = word_mask(t0, t1, w);
-	uint64_t c = m & clear;
+	const struct iommu_dirty_range *r = rp->r;
+	unsigned int shift = rp->dl->shift;
+	uint64_t m = word_mask(rp->t0, rp->t1, w);
+	uint64_t c = rp->c0 < rp->c1 ? word_mask(rp->c0, rp->c1 - 1, w) : 0;
 	uint64_t v = c ? atomic_fetch_and_explicit(&r->bits[w], ~c, memory_order_relaxed)
 		       : atomic_load_explicit(&r->bits[w], memory_order_relaxed);
 
 	for (v &= m; v; v &= v - 1) {
 		uint64_t t = w * 64 + (uint64_t)__builtin_ctzll(v);
-		uint64_t ps = r->iova + (t << dl->shift), pe = ps + (1ull << dl->shift);
+		uint64_t ps = r->iova + (t << shift), pe = ps + (1ull << shift);
 
-		ps = ps > iova ? ps : iova;
-		pe = pe < end ? pe : end;
-		bits_set(bitmap, (ps - iova) >> pshift, (pe - 1 - iova) >> pshift);
+		ps = ps > rp->iova ? ps : rp->iova;
+		pe = pe < rp->end ? pe : rp->end;
+		bits_set(rp->bitmap, (ps - rp->iova) >> rp->pshift, (pe - 1 - rp->iova) >> rp->pshift);
 	}
 }
 
 static void report_range(const struct iommu_dirty *dl, const struct iommu_dirty_range *r,
 			 uint64_t iova, uint64_t end, unsigned int pshift, uint64_t *bitmap)
 {
-	uint64_t t0 = (iova - r->iova) >> dl->shift, t1 = (end - 1 - r->iova) >> dl->shift;
+	struct report rp = { dl, r, iova, end, 0, 0, 0, 0, pshift, bitmap };
+
+	rp.t0 = (iova - r->iova) >> dl->shift;
+	rp.t1 = (end - 1 - r->iova) >> dl->shift;
 	/* Only tracking pages wholly inside [iova, end) are cleared:
-	 * [c0, c1) excludes partly covered ones at either edge. */
-	uint64_t c0 = t0 + (r->iova + (t0 << dl->shift) < iova);
-	uint64_t c1 = t1 + 1 - (r->iova + ((t1 + 1) << dl->shift) > end);
-
-	for (uint64_t w = t0 / 64; w <= t1 / 64; w++) {
-		uint64_t clear = c0 < c1 ? word_mask(c0, c1 - 1, w) : 0;
-
-		report_word(dl, r, w, t0, t1, clear, iova, end, pshift, bitmap);
-	}
+	 * [c0, c1) leaves out partly covered ones at either edge. */
+	rp.c0 = rp.t0 + (r->iova + (rp.t0 << dl->shift) < iova);
+	rp.c1 = rp.t1 + 1 - (r->iova + ((rp.t1 + 1) << dl->shift) > end);
+	for (uint64_t w = rp.t0 / 64; w <= rp.t1 / 64; w++)
+		report_word(&rp, w);
 }
 
 int iommu_dirty_report(struct iommu_domain *d, uint64_t iova, uint64_t length,

@@ -279,6 +279,29 @@ Test(iommu_dma, fault_queue_overflow_and_handler)
 	iommu_domain_destroy(q);
 }
 
+/* The handler runs with no domain lock held: it may use the domain. */
+static void on_fault_remap(void *opaque, const struct iommu_fault *f)
+{
+	struct iommu_domain *q = opaque;
+	struct iommu_stats st;
+
+	iommu_get_stats(q, &st);
+	cr_assert_eq(st.faults, f->seq);
+	cr_assert_eq(iommu_map(q, f->iova & ~(K4 - 1), host, K4, RW), 0);
+}
+
+Test(iommu_dma, handler_may_call_back_into_the_domain)
+{
+	uint8_t b[4];
+
+	iommu_set_fault_handler(d, on_fault_remap, d);
+	cr_assert_eq(iommu_dma_read(d, 0x8004, b, 4), -EFAULT);
+	/* The handler mapped the page: the retry goes through. */
+	cr_assert_eq(iommu_dma_read(d, 0x8004, b, 4), 0);
+	cr_assert_eq(memcmp(b, host + 4, 4), 0);
+	expect_fault(0x8004, IOMMU_READ, IOMMU_FAULT_UNMAPPED, 1);
+}
+
 /*
  * Unmap racing DMA.  A thread copies a large buffer into a mapping while
  * the main thread unmaps it.  The design says: the unmap waits for a DMA
@@ -413,8 +436,12 @@ Test(iommu_dma, unmap_racing_small_dmas, .timeout = 60)
 		/* Kept reserved (not munmapped) so that a late write cannot
 		 * land in a new mapping at the same address unnoticed. */
 		cr_assert_eq(mprotect(pages[r], 2 * K4, PROT_NONE), 0);
+		/* A DMA that translated its first page before the unmap
+		 * cleared it and its second after faults at the second. */
 		while (iommu_fault_pop(d, &f) == 0)
-			cr_assert_eq(f.iova, 0x7000 + (f.access == IOMMU_WRITE ? 0 : 0x800));
+			cr_assert(f.iova == 0x8000 ||
+				  f.iova == (f.access == IOMMU_WRITE ? 0x7000u : 0x7800u),
+				  "fault at %#llx", (unsigned long long)f.iova);
 	}
 	h.stop = 1;
 	pthread_join(t, NULL);

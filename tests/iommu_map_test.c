@@ -3,6 +3,7 @@
  * invalidation and the statistics that describe the page table. */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -312,4 +313,54 @@ Test(iommu_map, create_rejects_huge_fault_queue)
 	cr_assert_null(iommu_domain_create(&cfg));
 	cr_assert_eq(errno, EINVAL);
 	iommu_domain_destroy(NULL);
+}
+
+/* Two pages that share an IOTLB slot: one stays mapped and is translated
+ * in a loop by one thread while another thread maps, translates and
+ * unmaps the other.  The entry is rewritten constantly, yet a lookup never
+ * returns the other page's host address or a stale one. */
+struct contend {
+	_Atomic int stop;
+	_Atomic unsigned long bad, lookups;
+};
+
+#define SLOT_A 0x3000000ull
+#define SLOT_B (SLOT_A + 1024 * K4)
+
+static void *contend_reader(void *p)
+{
+	struct contend *c = p;
+
+	while (!c->stop) {
+		void *h = NULL;
+
+		if (iommu_translate(d, SLOT_A + 64, IOMMU_READ, &h, NULL) || h != host + 64)
+			c->bad++;
+		c->lookups++;
+	}
+	return NULL;
+}
+
+Test(iommu_map, iotlb_slot_contention, .timeout = 60)
+{
+	struct contend c = { 0 };
+	pthread_t t;
+
+	cr_assert_eq(iommu_map(d, SLOT_A, host, K4, IOMMU_READ), 0);
+	cr_assert_eq(pthread_create(&t, NULL, contend_reader, &c), 0);
+	for (int i = 0; i < 20000; i++) {
+		uint8_t *hb = host + (2 + i % 5) * K4;
+		void *h;
+
+		cr_assert_eq(iommu_map(d, SLOT_B, hb, K4, RW), 0);
+		cr_assert_eq(iommu_translate(d, SLOT_B + 8, IOMMU_WRITE, &h, NULL), 0);
+		cr_assert_eq(h, hb + 8);
+		cr_assert_eq(iommu_unmap(d, SLOT_B, K4), 0);
+		cr_assert_eq(iommu_translate(d, SLOT_B + 8, IOMMU_WRITE, &h, NULL), -EFAULT);
+	}
+	c.stop = 1;
+	pthread_join(t, NULL);
+	cr_assert_eq(c.bad, 0, "%lu of %lu lookups wrong", (unsigned long)c.bad,
+		     (unsigned long)c.lookups);
+	cr_assert_gt(c.lookups, 0);
 }
