@@ -4,6 +4,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -348,7 +349,10 @@ Test(iommu_map, iotlb_slot_contention, .timeout = 60)
 
 	cr_assert_eq(iommu_map(d, SLOT_A, host, K4, IOMMU_READ), 0);
 	cr_assert_eq(pthread_create(&t, NULL, contend_reader, &c), 0);
-	for (int i = 0; i < 20000; i++) {
+	while (!c.lookups)
+		sched_yield();
+	/* Run until both sides have had plenty of turns. */
+	for (int i = 0; i < 20000 || c.lookups < 200000; i++) {
 		uint8_t *hb = host + (2 + i % 5) * K4;
 		void *h;
 
