@@ -1,0 +1,292 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The engine executor on its own: contexts whose run op does measurable
+ * work (burning engine time to the deadline, counting runs, waiting on a
+ * flag) show that doorbells and kicks wake them, round robin shares the
+ * engine, WAIT is re-polled without spinning, detach waits for a running
+ * context, and a scheduler swapped in through gpup_engine_set_sched takes
+ * over the picking.
+ */
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "gpup/engine.h"
+#include "gpup/kernels.h"
+
+enum tmode { T_ONCE, T_BURN, T_WAIT };
+
+struct tctx {
+	struct gpup_ectx c;
+	enum tmode mode;
+	int runs, in_run;
+	int stop;  /* T_BURN: go idle; T_WAIT: condition true */
+};
+
+static enum gpup_run_result trun(struct gpup_ectx *c, uint64_t deadline)
+{
+	struct tctx *t = c->opaque;
+	enum gpup_run_result r = GPUP_RUN_IDLE;
+
+	__atomic_store_n(&t->in_run, 1, __ATOMIC_SEQ_CST);
+	__atomic_add_fetch(&t->runs, 1, __ATOMIC_SEQ_CST);
+	if (t->mode == T_BURN && !__atomic_load_n(&t->stop, __ATOMIC_SEQ_CST)) {
+		while (gpup_thread_cpu_ns() < deadline)
+			;
+		r = GPUP_RUN_MORE;
+	} else if (t->mode == T_WAIT && !__atomic_load_n(&t->stop, __ATOMIC_SEQ_CST)) {
+		r = GPUP_RUN_WAIT;
+	}
+	__atomic_store_n(&t->in_run, 0, __ATOMIC_SEQ_CST);
+	return r;
+}
+
+static const struct gpup_ectx_ops tops = { .run = trun };
+
+static struct gpup_engine *eng;
+
+static void setup(void)
+{
+	eng = gpup_engine_create(GPUP_ENGINE_KIND_COMPUTE, 0, "test");
+	cr_assert_not_null(eng);
+}
+
+static void teardown(void)
+{
+	gpup_engine_destroy(eng);
+}
+
+TestSuite(sim_engine, .init = setup, .fini = teardown, .timeout = 30);
+
+static void tinit(struct tctx *t, enum tmode mode, bool doorbell)
+{
+	memset(t, 0, sizeof(*t));
+	t->mode = mode;
+	t->c.ops = &tops;
+	t->c.opaque = t;
+	t->c.doorbell_fd = doorbell ? eventfd(0, EFD_NONBLOCK) : -1;
+	cr_assert_eq(gpup_engine_attach(eng, &t->c), 0);
+}
+
+static void tfini(struct tctx *t)
+{
+	gpup_engine_detach(&t->c);
+	if (t->c.doorbell_fd >= 0)
+		close(t->c.doorbell_fd);
+}
+
+static int runs(struct tctx *t)
+{
+	return __atomic_load_n(&t->runs, __ATOMIC_SEQ_CST);
+}
+
+static bool wait_runs(struct tctx *t, int n)
+{
+	for (int i = 0; i < 5000 && runs(t) < n; i++)
+		usleep(1000);
+	return runs(t) >= n;
+}
+
+static void ring(struct tctx *t)
+{
+	uint64_t one = 1;
+
+	cr_assert_eq(write(t->c.doorbell_fd, &one, 8), 8);
+}
+
+Test(sim_engine, doorbell_and_kick_wake_a_context)
+{
+	struct tctx a, b;
+	struct gpup_ectx_stats st;
+
+	tinit(&a, T_ONCE, true);
+	tinit(&b, T_ONCE, false);
+	usleep(10000);
+	cr_assert_eq(runs(&a), 0, "nothing runs before a doorbell");
+	ring(&a);
+	cr_assert(wait_runs(&a, 1));
+	ring(&a);
+	ring(&a);
+	cr_assert(wait_runs(&a, 2));
+	gpup_ectx_kick(&b.c);
+	cr_assert(wait_runs(&b, 1));
+	usleep(10000);
+	gpup_ectx_stats(&a.c, &st);
+	cr_assert_eq(st.doorbells, 3);
+	cr_assert_eq(st.slices, (uint64_t)runs(&a));
+	cr_assert_leq(runs(&a), 3, "an idle context is not run again");
+	tfini(&a);
+	tfini(&b);
+}
+
+Test(sim_engine, round_robin_shares_the_engine)
+{
+	struct tctx t[3];
+	struct gpup_ectx_stats st[3];
+
+	for (int i = 0; i < 3; i++)
+		tinit(&t[i], T_BURN, false);
+	for (int i = 0; i < 3; i++)
+		gpup_ectx_kick(&t[i].c);
+	cr_assert(wait_runs(&t[2], 10));
+	for (int i = 0; i < 3; i++)
+		__atomic_store_n(&t[i].stop, 1, __ATOMIC_SEQ_CST);
+	for (int i = 0; i < 3; i++)
+		tfini(&t[i]);
+	for (int i = 0; i < 3; i++)
+		gpup_ectx_stats(&t[i].c, &st[i]);
+	for (int i = 1; i < 3; i++) {
+		cr_assert_leq(llabs((long long)st[i].slices - (long long)st[0].slices), 1,
+			      "slices %lu vs %lu", (unsigned long)st[i].slices,
+			      (unsigned long)st[0].slices);
+		cr_assert_geq(st[i].preemptions, 9);
+	}
+	cr_assert_geq(st[0].engine_ns, 9 * GPUP_RR_SLICE_NS);
+	cr_assert_geq(gpup_engine_busy_ns(eng), 27 * GPUP_RR_SLICE_NS);
+}
+
+Test(sim_engine, wait_is_repolled_without_spinning)
+{
+	struct tctx w;
+
+	tinit(&w, T_WAIT, false);
+	gpup_ectx_kick(&w.c);
+	usleep(50000);
+	int n = runs(&w);
+
+	/* Re-polled every GPUP_ENGINE_WAIT_POLL_NS: about 500 in 50 ms,
+	 * never the millions a spinning engine would make. */
+	cr_assert_geq(n, 2);
+	cr_assert_leq(n, 50000000 / (int)GPUP_ENGINE_WAIT_POLL_NS + 50, "%d polls", n);
+	__atomic_store_n(&w.stop, 1, __ATOMIC_SEQ_CST);
+	cr_assert(wait_runs(&w, n + 1));
+	usleep(10000);
+	int done = runs(&w);
+
+	usleep(20000);
+	cr_assert_eq(runs(&w), done, "satisfied: no more polling");
+	tfini(&w);
+}
+
+Test(sim_engine, detach_waits_for_the_running_context)
+{
+	struct tctx t;
+
+	tinit(&t, T_BURN, true);
+	ring(&t);
+	for (int i = 0; i < 5000 && !__atomic_load_n(&t.in_run, __ATOMIC_SEQ_CST); i++)
+		usleep(100);
+	gpup_engine_detach(&t.c);
+	cr_assert_eq(__atomic_load_n(&t.in_run, __ATOMIC_SEQ_CST), 0);
+	int n = runs(&t);
+
+	ring(&t);
+	gpup_ectx_kick(&t.c);
+	usleep(20000);
+	cr_assert_eq(runs(&t), n, "a detached context never runs");
+	close(t.c.doorbell_fd);
+}
+
+/* A test scheduler: always the runnable context with the highest weight. */
+struct prio { struct gpup_ectx *ctx[8]; bool runnable[8]; int n; };
+
+static void *p_create(struct gpup_engine *e)
+{
+	(void)e;
+	return calloc(1, sizeof(struct prio));
+}
+
+static void p_destroy(void *s)
+{
+	free(s);
+}
+
+static int p_find(struct prio *p, struct gpup_ectx *c)
+{
+	for (int i = 0; i < p->n; i++)
+		if (p->ctx[i] == c)
+			return i;
+	return -1;
+}
+
+static int p_add(void *s, struct gpup_ectx *c)
+{
+	struct prio *p = s;
+
+	p->runnable[p->n] = false;
+	p->ctx[p->n++] = c;
+	return 0;
+}
+
+static void p_remove(void *s, struct gpup_ectx *c)
+{
+	struct prio *p = s;
+	int i = p_find(p, c);
+
+	p->ctx[i] = p->ctx[p->n - 1];
+	p->runnable[i] = p->runnable[p->n - 1];
+	p->n--;
+}
+
+static void p_wake(void *s, struct gpup_ectx *c, uint64_t now)
+{
+	(void)now;
+	((struct prio *)s)->runnable[p_find(s, c)] = true;
+}
+
+static void p_block(void *s, struct gpup_ectx *c, uint64_t now)
+{
+	(void)now;
+	((struct prio *)s)->runnable[p_find(s, c)] = false;
+}
+
+static struct gpup_ectx *p_pick(void *s, uint64_t now, uint64_t *slice)
+{
+	struct prio *p = s;
+	struct gpup_ectx *best = NULL;
+
+	(void)now;
+	for (int i = 0; i < p->n; i++)
+		if (p->runnable[i] && (!best || p->ctx[i]->weight > best->weight))
+			best = p->ctx[i];
+	*slice = 500000;
+	return best;
+}
+
+static void p_account(void *s, struct gpup_ectx *c, uint64_t ran, uint64_t now)
+{
+	(void)s;
+	(void)c;
+	(void)ran;
+	(void)now;
+}
+
+static const struct gpup_sched_ops prio_ops = {
+	.name = "test-priority", .create = p_create, .destroy = p_destroy, .add = p_add,
+	.remove = p_remove, .wake = p_wake, .block = p_block, .pick = p_pick,
+	.account = p_account,
+};
+
+Test(sim_engine, a_swapped_in_scheduler_does_the_picking)
+{
+	struct tctx hi, lo;
+
+	tinit(&hi, T_BURN, false);
+	tinit(&lo, T_BURN, false);
+	hi.c.weight = 10;
+	lo.c.weight = 1;
+	cr_assert_eq(gpup_engine_set_sched(eng, &prio_ops), 0);
+	gpup_ectx_kick(&hi.c);
+	gpup_ectx_kick(&lo.c);
+	cr_assert(wait_runs(&hi, 20));
+	int lo_runs = runs(&lo);
+
+	cr_assert_leq(lo_runs, 1, "strict priority starves the low context");
+	cr_assert_eq(gpup_engine_set_sched(eng, &gpup_sched_rr), 0);
+	cr_assert(wait_runs(&lo, lo_runs + 5), "round robin again");
+	__atomic_store_n(&hi.stop, 1, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&lo.stop, 1, __ATOMIC_SEQ_CST);
+	tfini(&hi);
+	tfini(&lo);
+}
