@@ -1,0 +1,225 @@
+// SPDX-License-Identifier: MIT
+/*
+ * `gpup bench SCENARIO.json --model`: run a scenario under its policy and
+ * its baselines, check its targets, and write the reports.  Exit status 0
+ * when every target holds, 1 when one fails or the run failed, 2 on a bad
+ * command line or scenario.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "gpup/bench.h"
+#include "gpup/cli.h"
+
+struct bench_opts {
+	const char *scenario, *json, *report, *plot;
+	bool model, have_seed, no_baselines;
+	uint64_t seed;
+	double duration_s;
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: gpup bench SCENARIO.json --model [--seed N] [--json OUT]\n"
+		"                  [--report OUT.md] [--plot OUT.svg|OUT.png]\n"
+		"                  [--duration S] [--no-baselines]\n"
+		"\n"
+		"Measure how fairly the scheduler shares GPU engines between the\n"
+		"scenario's tenants, beside the best-effort and fifo baselines.\n"
+		"  --model         simulate the engines with the sim GPU's cost model\n"
+		"                  (deterministic: same scenario and seed, same numbers)\n"
+		"  --seed N        workload seed (default: the scenario's)\n"
+		"  --json OUT      the JSON report ('-' for stdout)\n"
+		"  --report OUT.md the Markdown report (default: stdout)\n"
+		"  --plot OUT      share over time, drawn by gnuplot (.svg or .png)\n"
+		"  --duration S    simulate S seconds instead of the scenario's\n"
+		"  --no-baselines  only the scenario's own policy\n"
+		"Exit status: 0 targets hold, 1 a target failed, 2 bad usage.\n");
+}
+
+static int parse_opts(int argc, char **argv, struct bench_opts *o)
+{
+	static const struct option opts[] = {
+		{ "model", no_argument, NULL, 'm' },
+		{ "seed", required_argument, NULL, 's' },
+		{ "json", required_argument, NULL, 'j' },
+		{ "report", required_argument, NULL, 'r' },
+		{ "plot", required_argument, NULL, 'p' },
+		{ "duration", required_argument, NULL, 'd' },
+		{ "no-baselines", no_argument, NULL, 'n' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	char *end;
+	int c;
+
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'm': o->model = true; break;
+		case 'j': o->json = optarg; break;
+		case 'r': o->report = optarg; break;
+		case 'p': o->plot = optarg; break;
+		case 'n': o->no_baselines = true; break;
+		case 's':
+			errno = 0;
+			o->seed = strtoull(optarg, &end, 0);
+			if (errno || *end || !*optarg) {
+				gpup_err("bench", "--seed %s: not a number", optarg);
+				return -EINVAL;
+			}
+			o->have_seed = true;
+			break;
+		case 'd':
+			o->duration_s = strtod(optarg, &end);
+			if (*end || o->duration_s <= 0 || o->duration_s > 86400) {
+				gpup_err("bench", "--duration %s: seconds in (0, 86400]", optarg);
+				return -EINVAL;
+			}
+			break;
+		case 'h': usage(stdout); return 1;
+		default: usage(stderr); return -EINVAL;
+		}
+	}
+	if (optind != argc - 1) {
+		usage(stderr);
+		return -EINVAL;
+	}
+	o->scenario = argv[optind];
+	return 0;
+}
+
+static double wall_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static int run_all(const struct bench_scenario *sc, uint64_t seed, bool baselines,
+		   struct bench_run *runs, unsigned int *nruns)
+{
+	enum sched_policy pol[1 + BENCH_MAX_BASELINES] = { sc->policy };
+	unsigned int n = 1;
+
+	for (unsigned int i = 0; baselines && i < sc->nbaselines; i++)
+		if (sc->baselines[i] != sc->policy)
+			pol[n++] = sc->baselines[i];
+	for (*nruns = 0; *nruns < n; (*nruns)++) {
+		struct bench_run *r = &runs[*nruns];
+		int rc = bench_model_run(sc, pol[*nruns], seed, r);
+
+		if (rc)
+			return rc;
+		r->baseline = *nruns > 0;
+		bench_check_targets(sc, r);
+	}
+	return 0;
+}
+
+static FILE *open_out(const char *path)
+{
+	FILE *f = strcmp(path, "-") == 0 ? stdout : fopen(path, "w");
+
+	if (!f)
+		gpup_err("bench", "cannot write %s: %s", path, strerror(errno));
+	return f;
+}
+
+static int close_out(FILE *f, const char *path)
+{
+	int bad = ferror(f);
+
+	if (f != stdout)
+		bad |= fclose(f);
+	if (bad)
+		gpup_err("bench", "writing %s failed", path);
+	return bad ? -EIO : 0;
+}
+
+static int write_outputs(const struct bench_opts *o, const struct bench_scenario *sc,
+			 uint64_t seed, struct bench_run *runs, unsigned int n,
+			 double wall)
+{
+	char err[256];
+	FILE *f;
+	int rc = 0;
+
+	if (o->json) {
+		f = open_out(o->json);
+		if (!f)
+			return -EIO;
+		bench_write_json(f, sc, seed, runs, n, wall);
+		rc |= close_out(f, o->json);
+	}
+	if (o->report || !o->json || strcmp(o->json, "-")) {
+		f = open_out(o->report ? o->report : "-");
+		if (!f)
+			return -EIO;
+		bench_write_markdown(f, sc, seed, runs, n);
+		rc |= close_out(f, o->report ? o->report : "-");
+	}
+	if (o->plot && bench_write_plot(o->plot, sc, &runs[0], err, sizeof(err))) {
+		gpup_err("bench", "%s", err);
+		rc = -EIO;
+	}
+	return rc;
+}
+
+static void report_failures(const struct bench_run *r)
+{
+	for (unsigned int i = 0; i < r->nchecks; i++)
+		if (!r->checks[i].pass)
+			gpup_err("bench", "target %s failed under %s: %g (limit %g)",
+				 r->checks[i].name, sched_policy_name(r->policy),
+				 r->checks[i].value, r->checks[i].limit);
+}
+
+static int bench_main(const struct gpup_global *g, int argc, char **argv)
+{
+	struct bench_opts o = { 0 };
+	struct bench_scenario sc;
+	struct bench_run runs[1 + BENCH_MAX_BASELINES] = { 0 };
+	unsigned int n = 0;
+	char err[256];
+	double t0;
+	int rc;
+
+	(void)g;
+	rc = parse_opts(argc, argv, &o);
+	if (rc)
+		return rc > 0 ? GPUP_EXIT_OK : GPUP_EXIT_USAGE;
+	if (!o.model) {
+		gpup_err("bench", "vm mode needs a running daemon with VMs on sim GPUs "
+			 "and is not available yet; use --model");
+		return GPUP_EXIT_USAGE;
+	}
+	if (bench_scenario_load(o.scenario, &sc, err, sizeof(err))) {
+		gpup_err("bench", "%s: %s", o.scenario, err);
+		return GPUP_EXIT_USAGE;
+	}
+	if (o.duration_s > 0)
+		sc.duration_ns = (uint64_t)(o.duration_s * 1e9);
+	t0 = wall_now();
+	rc = run_all(&sc, o.have_seed ? o.seed : sc.seed, !o.no_baselines, runs, &n);
+	if (rc)
+		gpup_err("bench", "model run failed: %s", strerror(-rc));
+	else
+		rc = write_outputs(&o, &sc, o.have_seed ? o.seed : sc.seed, runs, n,
+				   wall_now() - t0);
+	if (!rc)
+		report_failures(&runs[0]);
+	if (!rc && !(runs[0].pass && runs[0].host_pass))
+		rc = -EDOM;
+	for (unsigned int i = 0; i < n; i++)
+		bench_run_free(&runs[i]);
+	bench_scenario_free(&sc);
+	return rc ? GPUP_EXIT_FAIL : GPUP_EXIT_OK;
+}
+
+GPUP_COMMAND("bench", "measure scheduling fairness (model mode: --model)", bench_main)

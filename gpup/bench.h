@@ -1,0 +1,163 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * `gpup bench`: the fairness benchmark.  A scenario (JSON, see
+ * docs/SCHEDULER.md) names GPUs, a policy, a slice and tenants with
+ * workloads; the model runs the real scheduler in simulated time with the
+ * sim GPU's cost model and measures what every tenant received.  Shared by
+ * the scenario parser (bench_scenario.c), the discrete-event model
+ * (bench_model.c), the report writers (bench_report.c) and the command
+ * (bench.c).
+ */
+#ifndef GPUP_BENCH_H
+#define GPUP_BENCH_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "scheduler/sched.h"
+
+/* The sim GPU cost model's defaults, used when a scenario's GPU leaves
+ * them out: work given in flops or bytes becomes engine time with these. */
+#define BENCH_DEFAULT_FLOPS_PER_S 10000000000000ull   /* 10 TFLOP/s */
+#define BENCH_DEFAULT_COPY_BYTES_PER_S 100000000000ull /* 100 GB/s */
+
+#define BENCH_WINDOW_NS (100 * SCHED_NS_PER_MS)  /* Jain and plot windows */
+#define BENCH_LONG_WINDOW 10                     /* 1 s = 10 windows */
+#define BENCH_MAX_TENANTS 4096
+#define BENCH_MAX_BASELINES 4
+
+enum bench_dist_kind { BENCH_DIST_FIXED, BENCH_DIST_UNIFORM, BENCH_DIST_EXP };
+
+/* A distribution of durations in ns (after the cost model's scaling). */
+struct bench_dist {
+	enum bench_dist_kind kind;
+	double a, b;           /* fixed: a; uniform: [a, b]; exp: mean a */
+};
+
+enum bench_workload_kind {
+	BENCH_WL_SATURATING,   /* always has a kernel queued */
+	BENCH_WL_BURSTY,       /* saturating while on, nothing while off */
+	BENCH_WL_CLOSED_LOOP,  /* one kernel, think, the next */
+	BENCH_WL_FRAMES,       /* a frame every 1/fps; deadline the next one */
+};
+
+struct bench_workload {
+	enum bench_workload_kind kind;
+	struct bench_dist job;       /* kernel or frame length */
+	uint64_t preempt_ns;         /* work-group granularity; 0: non-preemptible */
+	struct bench_dist on, off;   /* bursty */
+	struct bench_dist think;     /* closed-loop */
+	double fps;                  /* frames */
+};
+
+struct bench_tenant_spec {
+	char name[48];
+	char type[32];               /* partition type, informational */
+	unsigned int gpu, engine;    /* scenario GPU index, engine index */
+	uint32_t weight, reserve_ppm, cap_ppm, fps_limit;
+	enum sched_class klass;
+	char group[32];              /* peers whose shares should match */
+	struct bench_workload wl;
+};
+
+struct bench_gpu_spec {
+	char name[32];
+	unsigned int engines;
+	uint64_t switch_ns;          /* context switch cost on the engine */
+	uint64_t flops_per_s, copy_bytes_per_s;
+};
+
+/* A limit < 0 means "not set". */
+struct bench_targets {
+	double share_error_max, window_share_error_max;
+	double jain_mean_min, jain_min_min;
+	double lag_max_ms, group_spread_max, overhead_max;
+	double wait_p99_max_us;      /* for interactive tenants */
+	double frames_missed_max;
+};
+
+struct bench_scenario {
+	char name[64];
+	char description[256];
+	uint64_t duration_ns;
+	uint64_t seed;
+	enum sched_policy policy;
+	uint64_t slice_ns;           /* 0: the scheduler's default */
+	enum sched_policy baselines[BENCH_MAX_BASELINES];
+	unsigned int nbaselines;
+	struct bench_gpu_spec *gpus;
+	unsigned int ngpus;
+	struct bench_tenant_spec *tenants;
+	unsigned int ntenants;
+	struct bench_targets targets;
+};
+
+/* Parse a scenario; on error returns -errno with a one-line reason in err. */
+int bench_scenario_load(const char *path, struct bench_scenario *sc,
+			char *err, size_t errlen);
+int bench_scenario_parse(const char *json, struct bench_scenario *sc,
+			 char *err, size_t errlen);
+void bench_scenario_free(struct bench_scenario *sc);
+
+/* Results of one run of the scenario under one policy. */
+struct bench_tenant_result {
+	double target_share, share, share_error, window_share_error_max;
+	double jobs_per_s, engine_ms, overrun_ms, max_lag_ms, debt_us;
+	double wait_p50_us, wait_p99_us, wait_max_us;
+	uint64_t slices, preemptions, jobs, frames, frames_missed;
+	double *window_share;        /* per BENCH_WINDOW_NS window */
+};
+
+struct bench_engine_result {
+	unsigned int gpu, engine, ntenants;
+	double utilisation, switches_per_s;
+	uint64_t picks, idle_picks;
+	uint64_t sched_cpu_ns;       /* host: CPU time in scheduler calls */
+	double overhead;             /* host: sched_cpu_ns / simulated time */
+};
+
+struct bench_check {
+	const char *name;
+	double limit, value;
+	bool pass, host;             /* host: depends on the machine */
+};
+
+#define BENCH_MAX_CHECKS 16
+
+struct bench_run {
+	enum sched_policy policy;
+	uint64_t slice_ns;
+	bool baseline;
+	struct bench_tenant_result *tenants;
+	struct bench_engine_result *engines;
+	unsigned int ntenants, nengines, nwindows;
+	double jain_min, jain_mean;  /* < 0: no window had two busy tenants */
+	unsigned int jain_windows;
+	double share_error_max, window_share_error_max, lag_max_ms;
+	double group_spread_max;     /* < 0: no groups */
+	double wait_p99_max_us;      /* over interactive tenants; < 0: none */
+	uint64_t frames_missed;
+	struct bench_check checks[BENCH_MAX_CHECKS];
+	unsigned int nchecks;
+	bool pass, host_pass;
+};
+
+/* Run sc under policy p (its targets computed for sc's own policy). */
+int bench_model_run(const struct bench_scenario *sc, enum sched_policy p,
+		    uint64_t seed, struct bench_run *run);
+void bench_run_free(struct bench_run *run);
+/* Evaluate sc's targets against run; sets run->checks and pass flags. */
+void bench_check_targets(const struct bench_scenario *sc, struct bench_run *run);
+
+/* Reports.  runs[0] is the scenario's policy, the rest are baselines. */
+int bench_write_json(FILE *f, const struct bench_scenario *sc, uint64_t seed,
+		     const struct bench_run *runs, unsigned int nruns,
+		     double wall_s);
+void bench_write_markdown(FILE *f, const struct bench_scenario *sc, uint64_t seed,
+			  const struct bench_run *runs, unsigned int nruns);
+/* Writes a gnuplot script and data next to out and runs gnuplot. */
+int bench_write_plot(const char *out, const struct bench_scenario *sc,
+		     const struct bench_run *run, char *err, size_t errlen);
+
+#endif
