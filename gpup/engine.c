@@ -59,6 +59,8 @@ static void ctx_set_state(struct gpup_engine *e, struct gpup_ectx *c, uint32_t s
 		return;
 	if (st == CTX_RUNNABLE)
 		e->sops->wake(e->sched, c, now);
+	else if (c->state == CTX_RUNNABLE && st == CTX_WAITING && e->sops->stall)
+		e->sops->stall(e->sched, c, now);
 	else if (c->state == CTX_RUNNABLE)
 		e->sops->block(e->sched, c, now);
 	c->state = st;
@@ -148,6 +150,8 @@ static void poll_events(struct gpup_engine *e, uint64_t until)
 
 static void run_one(struct gpup_engine *e, struct gpup_ectx *c, uint64_t slice)
 {
+	uint64_t progress = c->progress;
+
 	c->running = true;
 	c->kicked = false;
 	pthread_mutex_unlock(&e->lock);
@@ -162,7 +166,9 @@ static void run_one(struct gpup_engine *e, struct gpup_ectx *c, uint64_t slice)
 	c->engine_ns += ran;
 	c->slices++;
 	e->busy_ns += ran;
-	e->sops->account(e->sched, c, ran, now);
+	e->sops->account(e->sched, c, ran, now, res);
+	if (c->progress != progress && e->sops->progress)
+		e->sops->progress(e->sched, c, now);
 	if (c->detaching) {
 		ctx_set_state(e, c, CTX_BLOCKED, now);
 		pthread_cond_broadcast(&e->idle);
@@ -181,16 +187,21 @@ static void *engine_main(void *arg)
 	pthread_setname_np(pthread_self(), e->name);
 	pthread_mutex_lock(&e->lock);
 	while (!e->stop) {
-		uint64_t now = gpup_mono_ns(), slice = 0;
+		uint64_t now = gpup_mono_ns(), slice = UINT64_MAX;
 		uint64_t next = wake_due(e, now);
 
 		poll_events(e, now); /* doorbells rung while others ran */
 		struct gpup_ectx *c = e->sops->pick(e->sched, now, &slice);
 
-		if (c)
+		if (c) {
 			run_one(e, c, slice);
-		else
-			poll_events(e, next);
+			continue;
+		}
+		/* Sleep until a doorbell, a WAIT re-poll, or the moment the
+		 * scheduler says a throttled context may run. */
+		if (slice != UINT64_MAX && (next == UINT64_MAX || slice < next - now))
+			next = now + slice;
+		poll_events(e, next);
 	}
 	pthread_mutex_unlock(&e->lock);
 	return NULL;

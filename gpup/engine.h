@@ -57,6 +57,9 @@ struct gpup_ectx {
 	int doorbell_fd;         /* eventfd; -1 for none (kick only) */
 	uint32_t weight;         /* for the scheduler, 0 = default */
 	void *sched_priv;        /* the scheduler's per-context data */
+	/* Bumped by the run op for every command it completes, so the
+	 * scheduler's watchdog can tell a stuck context from a busy one. */
+	uint64_t progress;
 	/* Counters, updated by the executor; read with gpup_ectx_stats. */
 	uint64_t engine_ns, slices, doorbells, preemptions;
 	/* Executor private. */
@@ -76,12 +79,22 @@ struct gpup_sched_ops {
 	void (*remove)(void *s, struct gpup_ectx *c);
 	/* The context has work (a doorbell, a WAIT to re-check). */
 	void (*wake)(void *s, struct gpup_ectx *c, uint64_t now);
-	/* The context has no work, or waits: do not pick it. */
+	/* The context has no work: do not pick it. */
 	void (*block)(void *s, struct gpup_ectx *c, uint64_t now);
-	/* A runnable context and its slice in ns, or NULL if none. */
+	/* The context has work that cannot advance (a WAIT): do not pick it,
+	 * but it is not idle either.  Can be NULL: block is called. */
+	void (*stall)(void *s, struct gpup_ectx *c, uint64_t now);
+	/* A runnable context and its slice in ns.  NULL if none may run now;
+	 * then *slice_ns is how long until one may (UINT64_MAX: not before
+	 * a wake), and the executor sleeps at most that long. */
 	struct gpup_ectx *(*pick)(void *s, uint64_t now, uint64_t *slice_ns);
-	/* What the picked context used (engine CPU ns), after its slice. */
-	void (*account)(void *s, struct gpup_ectx *c, uint64_t ran_ns, uint64_t now);
+	/* What the picked context used (engine CPU ns) and how its slice
+	 * ended (GPUP_RUN_MORE: preempted with work left).  Called before
+	 * block or stall for the same slice. */
+	void (*account)(void *s, struct gpup_ectx *c, uint64_t ran_ns, uint64_t now,
+			enum gpup_run_result res);
+	/* The context completed commands in its last slice.  Can be NULL. */
+	void (*progress)(void *s, struct gpup_ectx *c, uint64_t now);
 };
 
 /* Round robin over runnable contexts, GPUP_RR_SLICE_NS each. */

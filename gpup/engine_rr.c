@@ -99,20 +99,24 @@ static struct gpup_ectx *rr_pick(void *sp, uint64_t now, uint64_t *slice_ns)
 	struct rr_node *n = s->head.next;
 
 	(void)now;
-	if (n == &s->head)
+	if (n == &s->head) {
+		*slice_ns = UINT64_MAX;
 		return NULL;
+	}
 	rr_unlink(n);
 	rr_push_tail(s, n);
 	*slice_ns = GPUP_RR_SLICE_NS;
 	return n->ctx;
 }
 
-static void rr_account(void *s, struct gpup_ectx *c, uint64_t ran_ns, uint64_t now)
+static void rr_account(void *s, struct gpup_ectx *c, uint64_t ran_ns, uint64_t now,
+		       enum gpup_run_result res)
 {
 	(void)s;
 	(void)c;
 	(void)ran_ns;
 	(void)now;
+	(void)res;
 }
 
 const struct gpup_sched_ops gpup_sched_rr = {

@@ -125,7 +125,41 @@ static int setup_check(const struct vgpu_queue *q, uint64_t *bad)
 	return 0;
 }
 
-/* Q_CONTROL.ENABLE 0 -> 1 (cfg_lock): capture setup, CI := PI, attach. */
+/* Capture the setup registers for the engine and check them (lock held). */
+static int queue_capture(struct vgpu_queue *q, uint64_t *bad)
+{
+	q->status = GPUP_QSTS_ENABLED;
+	q->fault = 0;
+	q->run.ring = q->ring;
+	q->run.pi_addr = q->pi_addr;
+	q->run.entries = q->entries;
+	q->run.vector = q->vector;
+	q->kind = q->engine == GPUP_ENGINE_COPY ? GPUP_ENGINE_KIND_COPY : GPUP_ENGINE_KIND_COMPUTE;
+	q->ectx.weight = q->priority;
+	return setup_check(q, bad);
+}
+
+/* The engine a queue runs on: queues of different vgpus spread over a
+ * GPU's engines of the kind they ask for. */
+static struct gpup_engine *queue_engine(struct vgpu_queue *q)
+{
+	struct gpup_gpu_desc d;
+
+	gpup_gpu_describe(q->v->gpu, &d);
+	unsigned int n = q->kind == GPUP_ENGINE_KIND_COPY ? d.ncopy : d.ncompute;
+
+	return gpup_gpu_engine(q->v->gpu, q->kind, (q->v->id + q->idx) % n);
+}
+
+static uint32_t enable_fault_code(int r)
+{
+	if (r == -EINVAL)
+		return GPUP_FAULT_RING;
+	return r == -EACCES ? GPUP_FAULT_IOMMU_PERM : GPUP_FAULT_IOMMU_UNMAPPED;
+}
+
+/* Q_CONTROL.ENABLE 0 -> 1 (cfg_lock): capture setup, CI := PI, attach.
+ * Bad setup or an unreadable PI faults the queue at once. */
 static void queue_enable(struct vgpu_queue *q)
 {
 	struct vgpu *v = q->v;
@@ -135,43 +169,31 @@ static void queue_enable(struct vgpu_queue *q)
 
 	drain_doorbell(q);
 	pthread_mutex_lock(&v->lock);
-	q->status = GPUP_QSTS_ENABLED;
-	q->fault = 0;
-	q->run.ring = q->ring;
-	q->run.pi_addr = q->pi_addr;
-	q->run.entries = q->entries;
-	q->run.vector = q->vector;
-	q->kind = q->engine == GPUP_ENGINE_COPY ? GPUP_ENGINE_KIND_COPY : GPUP_ENGINE_KIND_COMPUTE;
-	r = setup_check(q, &bad);
+	r = queue_capture(q, &bad);
 	pthread_mutex_unlock(&v->lock);
 	if (!r) {
 		r = iommu_dma_load32(v->iommu, q->run.pi_addr, &pi);
 		bad = q->run.pi_addr;
 	}
-	pthread_mutex_lock(&v->lock);
-	if (r) {
-		vgpu_fault_locked(q, r == -EINVAL ? GPUP_FAULT_RING : r == -EACCES ?
-				  GPUP_FAULT_IOMMU_PERM : GPUP_FAULT_IOMMU_UNMAPPED, bad,
-				  r == -EINVAL ? 0 : GPUP_FAULT_DETAIL_READ);
+	if (!r) {
+		pthread_mutex_lock(&v->lock);
+		q->ci = q->pi_seen = pi;
+		q->have_cmd = false;
 		pthread_mutex_unlock(&v->lock);
+		struct gpup_engine *e = queue_engine(q);
+
+		r = e ? gpup_engine_attach(e, &q->ectx) : -ENODEV;
+		q->attached = !r;
+		if (r) {
+			pthread_mutex_lock(&v->lock);
+			vgpu_fault_locked(q, GPUP_FAULT_DEVICE_LOST, 0, (uint64_t)-r);
+			pthread_mutex_unlock(&v->lock);
+		}
 		return;
 	}
-	q->ci = q->pi_seen = pi;
-	q->have_cmd = false;
-	pthread_mutex_unlock(&v->lock);
-
-	struct gpup_gpu_desc d;
-
-	gpup_gpu_describe(v->gpu, &d);
-	unsigned int n = q->kind == GPUP_ENGINE_KIND_COPY ? d.ncopy : d.ncompute;
-	struct gpup_engine *e = gpup_gpu_engine(v->gpu, q->kind, (v->id + q->idx) % n);
-
-	r = e ? gpup_engine_attach(e, &q->ectx) : -ENODEV;
 	pthread_mutex_lock(&v->lock);
-	if (r)
-		vgpu_fault_locked(q, GPUP_FAULT_DEVICE_LOST, 0, (uint64_t)-r);
+	vgpu_fault_locked(q, enable_fault_code(r), bad, r == -EINVAL ? 0 : GPUP_FAULT_DETAIL_READ);
 	pthread_mutex_unlock(&v->lock);
-	q->attached = !r;
 }
 
 static void queue_disable(struct vgpu_queue *q)

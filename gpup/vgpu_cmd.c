@@ -392,6 +392,7 @@ static bool complete(struct vgpu_queue *q)
 		q->have_cmd = false;
 		q->ci++;
 		q->commands++;
+		q->ectx.progress++;
 		if (q->irq_pending)
 			vgpu_irq_locked(v, 1u << q->idx, q->run.vector);
 	}

@@ -250,16 +250,18 @@ static struct gpup_ectx *p_pick(void *s, uint64_t now, uint64_t *slice)
 	for (int i = 0; i < p->n; i++)
 		if (p->runnable[i] && (!best || p->ctx[i]->weight > best->weight))
 			best = p->ctx[i];
-	*slice = 500000;
+	*slice = best ? 500000 : UINT64_MAX;
 	return best;
 }
 
-static void p_account(void *s, struct gpup_ectx *c, uint64_t ran, uint64_t now)
+static void p_account(void *s, struct gpup_ectx *c, uint64_t ran, uint64_t now,
+		      enum gpup_run_result res)
 {
 	(void)s;
 	(void)c;
 	(void)ran;
 	(void)now;
+	(void)res;
 }
 
 static const struct gpup_sched_ops prio_ops = {
