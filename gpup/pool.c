@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "gpup/cli.h"
 #include "gpup/pool.h"
 
 static void set_err(char *err, size_t len, const char *fmt, ...)
@@ -233,8 +234,12 @@ static int resolve_target(struct gpup_pool *p, const char *gpu_id, const char *t
 		return -ENOENT;
 	}
 	if (!t->available) {
-		set_err(err, errlen, "%s has no room for a '%s' partition (largest free slot %u/16)",
-			p->gpus[gpu].name, type, gpup_buddy_largest_free(&p->gpus[gpu].buddy));
+		const struct gpup_buddy *b = &p->gpus[gpu].buddy;
+		char sz[32];
+
+		gpup_format_size(gpup_buddy_largest_free(b) * b->unit, sz, sizeof(sz));
+		set_err(err, errlen, "%s has no room for a '%s' partition (largest free slot: %s)",
+			p->gpus[gpu].name, type, sz);
 		return -ENOSPC;
 	}
 	return gpu;

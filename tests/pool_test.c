@@ -92,7 +92,7 @@ Test(pool, errors_change_nothing)
 	cr_assert_eq(gpup_pool_create(&pool, "gpu0", "sim-512m-16", NULL, &b, err, sizeof(err)),
 		     -ENOSPC);
 	cr_assert_str_eq(err, "gpu0 has no room for a 'sim-512m-16' partition "
-			      "(largest free slot 0/16)");
+			      "(largest free slot: 0 B)");
 	cr_assert_null(b);
 	cr_assert_eq(pool.parts, a);
 	cr_assert_null(a->next);

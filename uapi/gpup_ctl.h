@@ -72,5 +72,6 @@
 #define GPUP_CTL_F_VRAM_OFFSET "vram_offset"
 #define GPUP_CTL_F_SOCKET "socket"	/* its vfio-user socket path */
 #define GPUP_CTL_F_CONNECTED "connected"
+#define GPUP_CTL_F_FORCE "force"	/* destroy: even with a client attached */
 
 #endif

@@ -1,0 +1,157 @@
+// SPDX-License-Identifier: MIT
+/*
+ * `gpup daemon`: start the daemon, in the foreground (logs on stderr; what
+ * tests and service managers want) or detached (logs in RUN_DIR/daemon.log;
+ * the command returns once the daemon answers on its control socket).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "gpup/cli.h"
+#include "gpup/daemon.h"
+#include "gpup/pool.h"
+
+static const char *const cmd = "daemon";
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: gpup daemon [--run-dir DIR] [--state-dir DIR] [--sim-gpus N]\n"
+		"                   [--vram SIZE] [--foreground]\n"
+		"\n"
+		"Own a pool of GPUs and serve their partitions as vfio-user devices.\n"
+		"\n"
+		"  --run-dir DIR    sockets: DIR/gpup.sock (control), DIR/UUID.sock\n"
+		"                   (partitions); default %s\n"
+		"  --state-dir DIR  partition definitions; default %s\n"
+		"  --sim-gpus N     simulated GPUs, 0-%u (default %u)\n"
+		"  --vram SIZE      VRAM per sim GPU, a power of two >= 16M (default 8G)\n"
+		"  --foreground     stay attached, log to stderr; otherwise detach once\n"
+		"                   ready and log to RUN_DIR/daemon.log\n"
+		"Stops on SIGTERM or SIGINT.\n",
+		gpup_default_run_dir(), gpup_default_state_dir(), GPUP_POOL_MAX_GPUS,
+		GPUP_DAEMON_DEFAULT_GPUS);
+}
+
+static int parse_gpus(const char *s, unsigned int *out)
+{
+	char *end;
+	unsigned long n = strtoul(s, &end, 10);
+
+	if (!*s || *end || n > GPUP_POOL_MAX_GPUS) {
+		gpup_err(cmd, "--sim-gpus wants a number from 0 to %u, not '%s'",
+			 GPUP_POOL_MAX_GPUS, s);
+		return -1;
+	}
+	*out = (unsigned int)n;
+	return 0;
+}
+
+static int parse_vram(const char *s, uint64_t *out)
+{
+	uint64_t v;
+
+	if (gpup_parse_size(s, &v) || v < GPUP_DAEMON_MIN_VRAM || (v & (v - 1))) {
+		gpup_err(cmd, "--vram wants a power of two of at least 16M (like 8G), not '%s'", s);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+static int parse(int argc, char **argv, struct gpup_daemon_cfg *c, int *fg)
+{
+	static const struct option opts[] = {
+		{ "run-dir", required_argument, NULL, 'r' },
+		{ "state-dir", required_argument, NULL, 's' },
+		{ "sim-gpus", required_argument, NULL, 'n' },
+		{ "vram", required_argument, NULL, 'v' },
+		{ "foreground", no_argument, NULL, 'f' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	int o;
+
+	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		if (o == 'r')
+			c->run_dir = optarg;
+		else if (o == 's')
+			c->state_dir = optarg;
+		else if (o == 'n' && parse_gpus(optarg, &c->sim_gpus))
+			return GPUP_EXIT_USAGE;
+		else if (o == 'v' && parse_vram(optarg, &c->vram))
+			return GPUP_EXIT_USAGE;
+		else if (o == 'f')
+			*fg = 1;
+		else if (o == 'h')
+			return usage(stdout), -1;
+		else if (o == '?')
+			return usage(stderr), GPUP_EXIT_USAGE;
+	}
+	if (optind < argc) {
+		gpup_err(cmd, "unexpected argument '%s'", argv[optind]);
+		return GPUP_EXIT_USAGE;
+	}
+	return 0;
+}
+
+/* Detach: the child runs the daemon, the parent waits for its readiness. */
+static int detach(const struct gpup_daemon_cfg *c)
+{
+	char log[PATH_MAX], b;
+	int p[2], fd, rc;
+	pid_t pid;
+
+	snprintf(log, sizeof(log), "%s/daemon.log", c->run_dir);
+	rc = gpup_mkdir_p(c->run_dir, 0700);
+	fd = rc ? -1 : open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	if (fd < 0 || pipe2(p, O_CLOEXEC)) {
+		gpup_err(cmd, "cannot open %s: %s", log, strerror(rc ? -rc : errno));
+		return GPUP_EXIT_FAIL;
+	}
+	pid = fork();
+	if (pid == 0) {
+		close(p[0]);
+		setsid();
+		dup2(fd, STDOUT_FILENO);
+		dup2(fd, STDERR_FILENO);
+		close(fd);
+		fd = open("/dev/null", O_RDONLY);
+		if (fd >= 0)
+			dup2(fd, STDIN_FILENO);
+		_exit(gpup_daemon_run(c, p[1]));
+	}
+	close(p[1]);
+	close(fd);
+	if (pid < 0 || read(p[0], &b, 1) != 1) {
+		gpup_err(cmd, "the daemon did not start; see %s", log);
+		return GPUP_EXIT_FAIL;
+	}
+	printf("gpup daemon: running (pid %d); control socket %s/gpup.sock, log %s\n", (int)pid,
+	       c->run_dir, log);
+	return GPUP_EXIT_OK;
+}
+
+static int cmd_daemon(const struct gpup_global *g, int argc, char **argv)
+{
+	struct gpup_daemon_cfg c = {
+		.run_dir = g->run_dir, .state_dir = gpup_default_state_dir(),
+		.sim_gpus = GPUP_DAEMON_DEFAULT_GPUS, .vram = GPUP_DAEMON_DEFAULT_VRAM,
+	};
+	int fg = 0, rc = parse(argc, argv, &c, &fg);
+
+	if (rc)
+		return rc < 0 ? GPUP_EXIT_OK : rc;
+	if (fg)
+		return gpup_daemon_run(&c, -1);
+	fflush(stdout);
+	return detach(&c);
+}
+
+GPUP_COMMAND("daemon", "run the daemon that serves GPU partitions", cmd_daemon)

@@ -1,0 +1,324 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The daemon's life: bring up the sim GPUs and the pool, restore saved
+ * partitions, open the control socket, run the epoll loop (see daemon.h),
+ * and on SIGTERM/SIGINT take everything down again, sockets removed and
+ * partition definitions kept.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "gpup/ctl.h"
+#include "gpup/daemon_int.h"
+#include "gpup/gpu.h"
+#include "uapi/gpup_ctl.h"
+
+#define CTL_RECV_TIMEOUT_MS 2000
+
+void gpup_daemon_log(const char *fmt, ...)
+{
+	struct timespec ts;
+	struct tm tm;
+	char line[1024];
+	va_list ap;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	/* One write per line, so lines from threads never interleave. */
+	dprintf(STDERR_FILENO, "%02d:%02d:%02d.%03ld gpup daemon: %s\n", tm.tm_hour, tm.tm_min,
+		tm.tm_sec, ts.tv_nsec / 1000000, line);
+}
+
+int dmn_listen(const char *path, int *fd)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int s, rc;
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	strcpy(sa.sun_path, path);
+	s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (s < 0)
+		return -errno;
+	unlink(path);
+	/* fchmod on a socket does not reach the path: set the mode at bind. */
+	mode_t old = umask(0177);
+
+	rc = bind(s, (struct sockaddr *)&sa, sizeof(sa)) ? -errno : 0;
+	umask(old);
+	if (!rc && listen(s, 16))
+		rc = -errno;
+	if (rc) {
+		close(s);
+		return rc;
+	}
+	*fd = s;
+	return 0;
+}
+
+bool dmn_peer_allowed(int fd)
+{
+	struct ucred cr;
+	socklen_t len = sizeof(cr);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len))
+		return false;
+	return cr.uid == 0 || cr.uid == geteuid();
+}
+
+/* Is a daemon already answering on this run directory? */
+static bool ctl_alive(const char *run_dir)
+{
+	json_object *req = gpup_ctl_request(GPUP_CTL_M_GPUS), *rep = NULL;
+	int rc = gpup_ctl_call(run_dir, req, &rep);
+
+	json_object_put(req);
+	json_object_put(rep);
+	return rc == 0;
+}
+
+static int epoll_add(struct gpup_daemon *d, int fd, struct dmn_src *src)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = src };
+
+	return epoll_ctl(d->epfd, EPOLL_CTL_ADD, fd, &ev) ? -errno : 0;
+}
+
+static int add_gpus(struct gpup_daemon *d)
+{
+	for (unsigned int i = 0; i < d->cfg.sim_gpus; i++) {
+		struct gpup_gpu_cfg gc = { .index = i, .vram_size = d->cfg.vram,
+					   .ncompute = 1, .ncopy = 1 };
+		struct gpup_gpu_desc desc;
+		struct gpup_gpu *gpu = gpup_sim_gpu_create(&gc);
+		int rc;
+
+		if (!gpu) {
+			gpup_daemon_log("cannot create sim GPU %u: %s", i, strerror(errno));
+			return -errno;
+		}
+		gpup_gpu_describe(gpu, &desc);
+		rc = gpup_pool_add_gpu(&d->pool, desc.name, desc.model, desc.backend,
+				       desc.vram_size, desc.ncompute, desc.ncopy, gpu);
+		if (rc < 0) {
+			gpup_gpu_destroy(gpu);
+			return rc;
+		}
+		gpup_daemon_log("%s: %s, %llu MiB VRAM, %u compute + %u copy engines", desc.name,
+				desc.model, (unsigned long long)(desc.vram_size >> 20),
+				desc.ncompute, desc.ncopy);
+	}
+	return 0;
+}
+
+static void restore_parts(struct gpup_daemon *d)
+{
+	int n = gpup_pool_restore(&d->pool);
+
+	if (n < 0)
+		gpup_daemon_log("cannot read %s: %s", d->cfg.state_dir, strerror(-n));
+	for (struct gpup_partition *p = d->pool.parts; p; p = p->next) {
+		int rc = dmn_part_start(d, p);
+
+		if (rc)
+			gpup_daemon_log("partition %s restored but not served: %s", p->uuid,
+					strerror(-rc));
+		else
+			gpup_daemon_log("partition %s restored (%s on %s)", p->uuid, p->type,
+					d->pool.gpus[p->gpu].name);
+	}
+}
+
+static int open_signals(struct gpup_daemon *d)
+{
+	sigset_t set;
+
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	if (pthread_sigmask(SIG_BLOCK, &set, NULL))
+		return -EINVAL;
+	d->sig_fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (d->sig_fd < 0)
+		return -errno;
+	d->sig_src = (struct dmn_src){ DMN_SRC_SIGNAL, d };
+	return epoll_add(d, d->sig_fd, &d->sig_src);
+}
+
+static int open_ctl(struct gpup_daemon *d)
+{
+	int rc = gpup_ctl_sock_path(d->cfg.run_dir, d->ctl_path, sizeof(d->ctl_path));
+
+	if (rc)
+		return rc;
+	if (ctl_alive(d->cfg.run_dir)) {
+		gpup_daemon_log("another daemon is already serving %s", d->cfg.run_dir);
+		return -EEXIST;
+	}
+	rc = dmn_listen(d->ctl_path, &d->ctl_fd);
+	if (rc)
+		return rc;
+	d->ctl_src = (struct dmn_src){ DMN_SRC_CTL, d };
+	return epoll_add(d, d->ctl_fd, &d->ctl_src);
+}
+
+static void write_pid(struct gpup_daemon *d)
+{
+	FILE *f;
+
+	snprintf(d->pid_path, sizeof(d->pid_path), "%s/gpup.pid", d->cfg.run_dir);
+	f = fopen(d->pid_path, "w");
+	if (f) {
+		fprintf(f, "%d\n", (int)getpid());
+		fclose(f);
+	}
+}
+
+static void handle_ctl(struct gpup_daemon *d)
+{
+	struct timeval tv = { CTL_RECV_TIMEOUT_MS / 1000, (CTL_RECV_TIMEOUT_MS % 1000) * 1000 };
+	json_object *req = NULL, *rep;
+	int fd = accept4(d->ctl_fd, NULL, NULL, SOCK_CLOEXEC);
+	int rc;
+
+	if (fd < 0)
+		return;
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	if (!dmn_peer_allowed(fd)) {
+		rep = gpup_ctl_fail(EPERM, "only the daemon's user or root may use it");
+	} else {
+		rc = gpup_ctl_recv(fd, &req);
+		rep = rc ? gpup_ctl_fail(EPROTO, "bad request: %s", strerror(-rc))
+			 : dmn_ctl_handle(d, req);
+	}
+	gpup_ctl_send(fd, rep);
+	json_object_put(req);
+	json_object_put(rep);
+	close(fd);
+}
+
+static void handle_signal(struct gpup_daemon *d)
+{
+	struct signalfd_siginfo si;
+
+	if (read(d->sig_fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		gpup_daemon_log("signal %u: shutting down", si.ssi_signo);
+		d->stop = true;
+	}
+}
+
+static void loop(struct gpup_daemon *d)
+{
+	struct epoll_event ev[16];
+
+	while (!d->stop) {
+		int n = epoll_wait(d->epfd, ev, 16, -1);
+
+		for (int i = 0; i < n; i++) {
+			struct dmn_src *s = ev[i].data.ptr;
+
+			if (s->kind == DMN_SRC_CTL) {
+				handle_ctl(d);
+				/* A destroy may have freed a source later in
+				 * this batch; level-triggered epoll reports the
+				 * survivors again. */
+				break;
+			}
+			if (s->kind == DMN_SRC_SIGNAL)
+				handle_signal(d);
+			else
+				dmn_part_accept(d, s->ptr);
+		}
+		if (n < 0 && errno != EINTR)
+			break;
+	}
+}
+
+static void teardown(struct gpup_daemon *d)
+{
+	for (struct gpup_partition *p = d->pool.parts; p; p = p->next)
+		dmn_part_stop(d, p);
+	if (d->ctl_fd >= 0) {
+		close(d->ctl_fd);
+		unlink(d->ctl_path);
+	}
+	if (d->pid_path[0])
+		unlink(d->pid_path);
+	if (d->sig_fd >= 0)
+		close(d->sig_fd);
+	for (unsigned int i = 0; i < d->pool.ngpus; i++)
+		gpup_gpu_destroy(d->pool.gpus[i].priv);
+	gpup_pool_fini(&d->pool);
+	if (d->epfd >= 0)
+		close(d->epfd);
+}
+
+static int setup(struct gpup_daemon *d)
+{
+	int rc = gpup_mkdir_p(d->cfg.run_dir, 0700);
+
+	if (!rc)
+		rc = gpup_mkdir_p(d->cfg.state_dir, 0700);
+	if (rc) {
+		gpup_daemon_log("cannot create %s or %s: %s", d->cfg.run_dir, d->cfg.state_dir,
+				strerror(-rc));
+		return rc;
+	}
+	d->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (d->epfd < 0)
+		return -errno;
+	rc = open_signals(d);
+	if (!rc)
+		rc = open_ctl(d);
+	if (!rc)
+		rc = add_gpus(d);
+	if (rc)
+		return rc;
+	restore_parts(d);
+	write_pid(d);
+	return 0;
+}
+
+int gpup_daemon_run(const struct gpup_daemon_cfg *cfg, int ready_fd)
+{
+	struct gpup_daemon d = { .cfg = *cfg, .epfd = -1, .ctl_fd = -1, .sig_fd = -1 };
+	int rc;
+
+	gpup_pool_init(&d.pool, cfg->state_dir);
+	d.pool.log = gpup_daemon_log;
+	rc = setup(&d);
+	if (!rc) {
+		gpup_daemon_log("ready: control socket %s, state in %s", d.ctl_path,
+				cfg->state_dir);
+		if (ready_fd >= 0) {
+			if (write(ready_fd, "1", 1) < 0)
+				gpup_daemon_log("cannot signal readiness: %s", strerror(errno));
+			close(ready_fd);
+		}
+		loop(&d);
+	} else if (rc != -EEXIST) {
+		gpup_daemon_log("cannot start: %s", strerror(-rc));
+	}
+	teardown(&d);
+	if (!rc)
+		gpup_daemon_log("stopped");
+	return rc ? GPUP_EXIT_FAIL : GPUP_EXIT_OK;
+}

@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The gpup daemon: owns the pool of GPUs, serves every partition on its
+ * vfio-user socket and answers the control API on RUN_DIR/gpup.sock.
+ *
+ * DOC: the loop
+ *
+ * One thread runs an epoll loop over the control socket, every partition's
+ * listening socket and a signalfd (SIGTERM, SIGINT).  Control requests are
+ * short and handled inline, one per connection, with a receive timeout so
+ * a silent client costs at most that long.  Each accepted vfio-user client
+ * gets its own thread (see gpup/vfu_server.h), so a slow or hostile VMM
+ * never stalls the loop or another partition.  Only the loop thread
+ * touches the pool, so the pool needs no lock.
+ */
+#ifndef GPUP_DAEMON_H
+#define GPUP_DAEMON_H
+
+#include <stdint.h>
+
+struct gpup_daemon_cfg {
+	const char *run_dir;
+	const char *state_dir;
+	unsigned int sim_gpus;
+	uint64_t vram;            /* per sim GPU, a power of two */
+};
+
+#define GPUP_DAEMON_DEFAULT_GPUS 2u
+#define GPUP_DAEMON_DEFAULT_VRAM (8ull << 30)
+#define GPUP_DAEMON_MIN_VRAM (16ull << 20)
+
+/* Run until SIGTERM/SIGINT.  ready_fd (or -1) gets one byte once the
+ * control socket accepts requests, then is closed.  Returns an exit code. */
+int gpup_daemon_run(const struct gpup_daemon_cfg *cfg, int ready_fd);
+
+/* "gpup daemon: " + message + newline on stderr, with a timestamp. */
+void gpup_daemon_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif
