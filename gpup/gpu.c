@@ -19,7 +19,23 @@ struct gpup_gpu {
 	char name[32];
 	void *priv;
 	uint64_t born_ns;
+	unsigned int fail_ops;     /* injected faults: GPUP_GPU_OP_* */
+	int fail_err;
 };
+
+/* 0, or the injected error for op. */
+static int injected(const struct gpup_gpu *gpu, unsigned int op)
+{
+	if (!(__atomic_load_n(&gpu->fail_ops, __ATOMIC_ACQUIRE) & op))
+		return 0;
+	return -__atomic_load_n(&gpu->fail_err, __ATOMIC_RELAXED);
+}
+
+void gpup_gpu_inject_fault(struct gpup_gpu *gpu, unsigned int ops, int err)
+{
+	__atomic_store_n(&gpu->fail_err, err, __ATOMIC_RELAXED);
+	__atomic_store_n(&gpu->fail_ops, ops, __ATOMIC_RELEASE);
+}
 
 static bool cfg_valid(const struct gpup_gpu_cfg *cfg)
 {
@@ -76,16 +92,22 @@ void gpup_gpu_describe(const struct gpup_gpu *gpu, struct gpup_gpu_desc *desc)
 
 int gpup_gpu_vram_fd(struct gpup_gpu *gpu, uint64_t *fd_offset)
 {
-	return gpu->ops->vram_fd(gpu, fd_offset);
+	int r = injected(gpu, GPUP_GPU_OP_VRAM_FD);
+
+	return r ? r : gpu->ops->vram_fd(gpu, fd_offset);
 }
 
 void *gpup_gpu_vram_map(struct gpup_gpu *gpu)
 {
-	return gpu->ops->vram_map(gpu);
+	return injected(gpu, GPUP_GPU_OP_VRAM_MAP) ? NULL : gpu->ops->vram_map(gpu);
 }
 
 int gpup_gpu_reset(struct gpup_gpu *gpu)
 {
+	int r = injected(gpu, GPUP_GPU_OP_RESET);
+
+	if (r)
+		return r;
 	return gpu->ops->reset ? gpu->ops->reset(gpu) : -EOPNOTSUPP;
 }
 
@@ -94,7 +116,7 @@ struct gpup_engine *gpup_gpu_engine(struct gpup_gpu *gpu, enum gpup_engine_kind 
 {
 	unsigned int n = kind == GPUP_ENGINE_KIND_COPY ? gpu->cfg.ncopy : gpu->cfg.ncompute;
 
-	if (!gpu->ops->engine || idx >= n)
+	if (!gpu->ops->engine || idx >= n || injected(gpu, GPUP_GPU_OP_ENGINE))
 		return NULL;
 	return gpu->ops->engine(gpu, kind, idx);
 }

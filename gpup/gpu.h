@@ -90,6 +90,15 @@ struct gpup_gpu *gpup_gpu_create(const struct gpup_backend_ops *ops,
 void *gpup_gpu_priv(const struct gpup_gpu *gpu);
 void gpup_gpu_set_priv(struct gpup_gpu *gpu, void *priv);
 
+/* Fault injection for tests, at the wrappers: while set, the wrappers of
+ * the ops in `ops` (GPUP_GPU_OP_*) fail with -err (NULL for pointers).
+ * ops 0 clears. */
+#define GPUP_GPU_OP_VRAM_FD (1u << 0)
+#define GPUP_GPU_OP_VRAM_MAP (1u << 1)
+#define GPUP_GPU_OP_RESET (1u << 2)
+#define GPUP_GPU_OP_ENGINE (1u << 3)
+void gpup_gpu_inject_fault(struct gpup_gpu *gpu, unsigned int ops, int err);
+
 /* Limits on a GPU's shape. */
 #define GPUP_GPU_MAX_ENGINES 16u
 #define GPUP_GPU_VRAM_ALIGN (2ull << 20)

@@ -611,6 +611,12 @@ struct vgpu *vgpu_create(const struct vgpu_cfg *cfg)
 		errno = -r;
 		return NULL;
 	}
+	uint8_t *vram = gpup_gpu_vram_map(cfg->gpu);
+
+	if (!vram) {
+		errno = ENODEV;
+		return NULL;
+	}
 	v = calloc(1, sizeof(*v));
 	if (!v)
 		return NULL;
@@ -618,7 +624,7 @@ struct vgpu *vgpu_create(const struct vgpu_cfg *cfg)
 	pthread_mutex_init(&v->lock, NULL);
 	v->gpu = cfg->gpu;
 	v->iommu = cfg->iommu;
-	v->vram = (uint8_t *)gpup_gpu_vram_map(cfg->gpu) + cfg->vram_offset;
+	v->vram = vram + cfg->vram_offset;
 	v->vram_size = cfg->vram_size;
 	v->id = __atomic_fetch_add(&vgpu_next_id, 1, __ATOMIC_RELAXED);
 	snprintf(v->name, sizeof(v->name), "%s", cfg->name ? cfg->name : "vgpu");

@@ -59,6 +59,12 @@ Test(sim_gpu, fd_and_mapping_are_the_same_memory)
 	x = 42;
 	cr_assert_eq(pwrite(fd, &x, 8, (off_t)(fdoff + 4096)), 8);
 	cr_assert_eq(memcmp(map + 4096, &x, 8), 0);
+	gpup_gpu_inject_fault(g, GPUP_GPU_OP_RESET | GPUP_GPU_OP_VRAM_FD, EIO);
+	cr_assert_eq(gpup_gpu_reset(g), -EIO);
+	cr_assert_eq(gpup_gpu_vram_fd(g, &fdoff), -EIO);
+	cr_assert_eq(memcmp(map + 4096, &x, 8), 0, "a failed reset changed nothing");
+	gpup_gpu_inject_fault(g, 0, 0);
+	cr_assert_eq(gpup_gpu_vram_fd(g, &fdoff), fd);
 	cr_assert_eq(gpup_gpu_reset(g), 0);
 	for (size_t i = 0; i < 4ull << 20; i++)
 		cr_assert_eq(map[i], 0, "reset zeroes VRAM (byte %zu)", i);

@@ -429,3 +429,27 @@ Test(vgpu_regs, create_rejects_bad_windows)
 	}
 	cr_assert_null(vgpu_create(NULL));
 }
+
+Test(vgpu_regs, gpu_failures_at_the_backend_boundary)
+{
+	struct vgpu_cfg vc = { .gpu = gpu, .vram_offset = 0, .vram_size = PART, .iommu = dom };
+
+	gpup_gpu_inject_fault(gpu, GPUP_GPU_OP_VRAM_MAP, EIO);
+	errno = 0;
+	cr_assert_null(vgpu_create(&vc));
+	cr_assert_eq(errno, ENODEV);
+	gpup_gpu_inject_fault(gpu, GPUP_GPU_OP_ENGINE, EIO);
+	wr(GPUP_REG_CONTROL, GPUP_CTRL_ENABLE);
+	queue_up(6, GPUP_ENGINE_COPY);
+	cr_assert_eq(rd(QR(6, GPUP_Q_STATUS)), GPUP_QSTS_ENABLED | GPUP_QSTS_FAULTED);
+	cr_assert_eq(rd(QR(6, GPUP_Q_FAULT)), GPUP_FAULT_DEVICE_LOST);
+	cr_assert_eq(rd(GPUP_REG_FAULT_LOG + GPUP_FAULT_REC_DETAIL_LO), ENODEV);
+	gpup_gpu_inject_fault(gpu, 0, 0);
+	wr(QR(6, GPUP_Q_CONTROL), 0);
+	wr(QR(6, GPUP_Q_CONTROL), GPUP_QCTL_ENABLE);
+	cr_assert_eq(rd(QR(6, GPUP_Q_STATUS)), GPUP_QSTS_ENABLED);
+	union gpup_cmd nop = { .hdr = { .opcode = GPUP_OP_NOP } };
+
+	post(6, &nop, 0, 2);
+	cr_assert(wait_for(QR(6, GPUP_Q_CI), ~0u, 2));
+}
