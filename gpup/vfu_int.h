@@ -54,6 +54,8 @@ struct gpup_vfu {
 	struct gpup_pci_cfg pci;
 	pthread_mutex_t lock;     /* conn_fd, thread state */
 	int conn_fd;              /* -1 when no client */
+	int pending_fd;           /* connected while the last client was closing */
+	bool closing;             /* conn_fd's client is gone, cleanup running */
 	bool thread_live;         /* a thread exists and must be joined */
 	pthread_t thread;
 	/* Per connection, touched by the connection thread only. */

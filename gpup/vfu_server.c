@@ -241,24 +241,41 @@ static void conn_reset(struct gpup_vfu *s)
 	s->peer_max_xfer = VFIO_USER_DEFAULT_MAX_XFER;
 }
 
+/* The connection is over: clean up, then serve a client that connected
+ * meanwhile (returns true) or mark the partition free. */
+static bool conn_finish(struct gpup_vfu *s, int rc)
+{
+	bool more;
+
+	pthread_mutex_lock(&s->lock);
+	s->closing = true;
+	pthread_mutex_unlock(&s->lock);
+	conn_reset(s);
+	vfu_log(s, "client disconnected%s", rc == 1 ? "" : " (protocol error)");
+	pthread_mutex_lock(&s->lock);
+	close(s->conn_fd);
+	s->conn_fd = s->pending_fd;
+	s->pending_fd = -1;
+	s->closing = false;
+	more = s->conn_fd >= 0;
+	pthread_mutex_unlock(&s->lock);
+	return more;
+}
+
 static void *conn_thread(void *arg)
 {
 	struct gpup_vfu *s = arg;
 	int sock, rc;
 
-	pthread_mutex_lock(&s->lock);
-	sock = s->conn_fd;
-	pthread_mutex_unlock(&s->lock);
-	vfu_log(s, "client connected");
-	do
-		rc = serve_one(s, sock);
-	while (rc == 0);
-	conn_reset(s);
-	vfu_log(s, "client disconnected%s", rc == 1 ? "" : " (protocol error)");
-	pthread_mutex_lock(&s->lock);
-	close(s->conn_fd);
-	s->conn_fd = -1;
-	pthread_mutex_unlock(&s->lock);
+	do {
+		pthread_mutex_lock(&s->lock);
+		sock = s->conn_fd;
+		pthread_mutex_unlock(&s->lock);
+		vfu_log(s, "client connected");
+		do
+			rc = serve_one(s, sock);
+		while (rc == 0);
+	} while (conn_finish(s, rc));
 	return NULL;
 }
 
@@ -282,6 +299,7 @@ struct gpup_vfu *gpup_vfu_create(const struct gpup_vfu_cfg *cfg)
 	}
 	pthread_mutex_init(&s->lock, NULL);
 	s->conn_fd = -1;
+	s->pending_fd = -1;
 	for (unsigned int i = 0; i < GPUP_MSIX_VECTORS; i++)
 		s->irq_fds[i] = -1;
 	gpup_pci_cfg_init(&s->pci, cfg->vram_size);
@@ -304,7 +322,12 @@ int gpup_vfu_attach(struct gpup_vfu *s, int fd)
 
 	pthread_mutex_lock(&s->lock);
 	reap_locked(s);
-	if (s->thread_live) {
+	if (s->thread_live && s->closing && s->pending_fd < 0) {
+		/* The last client just left: this one is served as soon as
+		 * its DMA is unmapped, by the same thread. */
+		s->pending_fd = fd;
+		fd = -1;
+	} else if (s->thread_live) {
 		rc = -EBUSY;
 	} else {
 		s->conn_fd = fd;
@@ -314,7 +337,7 @@ int gpup_vfu_attach(struct gpup_vfu *s, int fd)
 			s->conn_fd = -1;
 	}
 	pthread_mutex_unlock(&s->lock);
-	if (rc)
+	if (rc && fd >= 0)
 		close(fd);
 	return rc;
 }
@@ -324,7 +347,7 @@ bool gpup_vfu_connected(struct gpup_vfu *s)
 	bool c;
 
 	pthread_mutex_lock(&s->lock);
-	c = s->conn_fd >= 0;
+	c = s->conn_fd >= 0 && !s->closing;
 	pthread_mutex_unlock(&s->lock);
 	return c;
 }
@@ -339,6 +362,10 @@ void gpup_vfu_destroy(struct gpup_vfu *s)
 	/* Wakes the thread's recvmsg; it cleans up and closes the fd. */
 	if (s->conn_fd >= 0)
 		shutdown(s->conn_fd, SHUT_RDWR);
+	if (s->pending_fd >= 0) {
+		close(s->pending_fd);
+		s->pending_fd = -1;
+	}
 	live = s->thread_live;
 	pthread_mutex_unlock(&s->lock);
 	if (live)
