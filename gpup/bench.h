@@ -74,6 +74,7 @@ struct bench_targets {
 	double jain_mean_min, jain_min_min;
 	double lag_max_ms, group_spread_max, overhead_max;
 	double wait_p99_max_us;      /* for interactive tenants */
+	double group_wait_p99_max_us; /* for tenants in a group */
 	double frames_missed_max;
 };
 
@@ -137,6 +138,7 @@ struct bench_run {
 	double share_error_max, window_share_error_max, lag_max_ms;
 	double group_spread_max;     /* < 0: no groups */
 	double wait_p99_max_us;      /* over interactive tenants; < 0: none */
+	double group_wait_p99_max_us; /* over tenants in a group; < 0: none */
 	uint64_t frames_missed;
 	struct bench_check checks[BENCH_MAX_CHECKS];
 	unsigned int nchecks;

@@ -25,7 +25,8 @@ struct sim_tenant {
 	bool on, active;              /* bursty phase; has work */
 	double w, cap;                /* fairness reference (scenario policy) */
 	uint64_t recv, submitted, jobs, frames, frames_missed;
-	double fair, max_lag;
+	double fair, max_lag;         /* fluid (GPS) service; worst lag */
+	double gps_backlog;           /* work queued in the fluid reference */
 	uint64_t *win_recv, *win_idle;
 };
 
@@ -34,7 +35,6 @@ struct sim_engine {
 	struct sim_tenant **t;
 	unsigned int n, nwin;
 	uint64_t now, duration, switch_ns;
-	double wsum;                  /* weights of tenants with work */
 	struct sim_tenant *last;
 	uint64_t sched_ns, sched_calls;
 	uint64_t switch_total;        /* engine time spent switching contexts */

@@ -68,8 +68,10 @@ static void water_fill(struct sim_engine *se, double duration, double *target)
 			bool sat = t->spec->wl.kind == BENCH_WL_SATURATING;
 			double bound = sat ? t->cap : fmin(t->cap, t->submitted / duration);
 
+			if (fixed[i])
+				continue;
 			target[i] = t->w * left / wsum;
-			if (!fixed[i] && bound <= target[i]) {
+			if (bound <= target[i]) {
 				target[i] = bound;
 				fixed[i] = true;
 				left -= bound;
@@ -272,6 +274,7 @@ static void run_summary(const struct bench_scenario *sc, struct bench_run *run)
 {
 	run->group_spread_max = -1;
 	run->wait_p99_max_us = -1;
+	run->group_wait_p99_max_us = -1;
 	for (unsigned int i = 0; i < sc->ntenants; i++) {
 		const struct bench_tenant_result *r = &run->tenants[i];
 		double lo = r->share, hi = r->share, sum = 0;
@@ -286,6 +289,8 @@ static void run_summary(const struct bench_scenario *sc, struct bench_run *run)
 			run->wait_p99_max_us = fmax(run->wait_p99_max_us, r->wait_p99_us);
 		if (!sc->tenants[i].group[0])
 			continue;
+		run->group_wait_p99_max_us = fmax(run->group_wait_p99_max_us,
+						  r->wait_p99_us);
 		for (unsigned int j = 0; j < sc->ntenants; j++) {
 			if (strcmp(sc->tenants[j].group, sc->tenants[i].group))
 				continue;

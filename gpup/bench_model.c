@@ -10,10 +10,12 @@
  * seed give the same numbers on any machine; only the CPU time spent in
  * the scheduler (the overhead) is measured on the host.
  *
- * Alongside, it integrates each tenant's fair service: while a tenant has
- * work it earns weight / (sum of the weights of tenants with work), capped
- * at its cap, of every ns, under the scenario's own policy.  Lag is fair
- * minus received; targets come from a weighted water-fill of demand.
+ * Alongside runs the fluid reference (generalised processor sharing): the
+ * same jobs, arriving at the same times, served continuously at weight /
+ * (sum of the weights of tenants backlogged in the fluid), capped at the
+ * tenant's cap, with weights and caps of the scenario's own policy.  A
+ * tenant's lag is its fluid service minus what it received; targets come
+ * from a weighted water-fill of demand (bench_metrics.c).
  */
 #include <errno.h>
 #include <math.h>
@@ -90,9 +92,9 @@ static int submit(struct sim_engine *se, struct sim_tenant *t, uint64_t at,
 	*j = (struct sim_job){ .len = draw(&t->spec->wl.job, &t->rng), .submit = at,
 			       .deadline = deadline };
 	t->submitted += j->len;
+	t->gps_backlog += (double)j->len;
 	if (t->nq == 1 && !t->active) {
 		t->active = true;
-		se->wsum += t->w;
 		TIMED(se, hint = sched_wake(t->ctx, at));
 	}
 	return hint;
@@ -101,7 +103,6 @@ static int submit(struct sim_engine *se, struct sim_tenant *t, uint64_t at,
 static void go_idle(struct sim_engine *se, struct sim_tenant *t, uint64_t now)
 {
 	t->active = false;
-	se->wsum -= t->w;
 	TIMED(se, sched_block(t->ctx, now));
 }
 
@@ -176,6 +177,51 @@ static void tenant_start(struct sim_engine *se, struct sim_tenant *t)
 
 /* ---- fair-service integration ---- */
 
+static bool gps_busy(const struct sim_tenant *t)
+{
+	return t->spec->wl.kind == BENCH_WL_SATURATING || t->gps_backlog > 0;
+}
+
+static double gps_rate(const struct sim_tenant *t, double wsum)
+{
+	double r = t->w / wsum;
+
+	return r < t->cap ? r : t->cap;
+}
+
+/* dt ns of the fluid reference, in steps that end when a backlog drains. */
+static void gps_advance(struct sim_engine *se, double dt)
+{
+	while (dt > 0) {
+		double wsum = 0, step = dt;
+		struct sim_tenant *drained = NULL;
+
+		for (unsigned int i = 0; i < se->n; i++)
+			wsum += gps_busy(se->t[i]) ? se->t[i]->w : 0;
+		if (wsum == 0)
+			return;
+		for (unsigned int i = 0; i < se->n; i++) {
+			struct sim_tenant *t = se->t[i];
+
+			if (t->spec->wl.kind != BENCH_WL_SATURATING && t->gps_backlog > 0 &&
+			    t->gps_backlog / gps_rate(t, wsum) < step) {
+				step = t->gps_backlog / gps_rate(t, wsum);
+				drained = t;
+			}
+		}
+		for (unsigned int i = 0; i < se->n; i++) {
+			struct sim_tenant *t = se->t[i];
+			double got = gps_busy(t) ? gps_rate(t, wsum) * step : 0;
+
+			t->fair += got;
+			t->gps_backlog = t->gps_backlog > got ? t->gps_backlog - got : 0;
+		}
+		if (drained)
+			drained->gps_backlog = 0;
+		dt -= step;
+	}
+}
+
 static void accrue_window(struct sim_engine *se, uint64_t t0, uint64_t t1,
 			  struct sim_tenant *run, bool fair)
 {
@@ -192,19 +238,11 @@ static void accrue_window(struct sim_engine *se, uint64_t t0, uint64_t t1,
 		se->switch_total += dt;
 		se->win_switch[w] += dt;
 	}
-	for (unsigned int i = 0; i < se->n; i++) {
-		struct sim_tenant *t = se->t[i];
-		double rate;
-
-		if (!t->active) {
-			t->win_idle[w] += dt;
-			continue;
-		}
-		if (!fair)
-			continue;
-		rate = t->w / se->wsum;
-		t->fair += (rate < t->cap ? rate : t->cap) * (double)dt;
-	}
+	for (unsigned int i = 0; i < se->n; i++)
+		if (!se->t[i]->active)
+			se->t[i]->win_idle[w] += dt;
+	if (fair)
+		gps_advance(se, (double)dt);
 }
 
 /* Time passes from t0 to t1 with run (or nobody) on the engine; fair is
@@ -254,17 +292,21 @@ static bool events_until(struct sim_engine *se, uint64_t now)
 	return preempt;
 }
 
-/* Advance to t1 with nobody running, handling events on the way. */
-static void idle_until(struct sim_engine *se, uint64_t t1, bool fair)
+/* Advance to t1 with nobody running, handling events on the way; returns
+ * whether one of them asked to preempt. */
+static bool idle_until(struct sim_engine *se, uint64_t t1, bool fair)
 {
+	bool preempt = false;
+
 	while (se->now < t1) {
 		uint64_t e = next_event(se);
 		uint64_t to = e < t1 ? e : t1;
 
 		accrue(se, se->now, to, NULL, fair);
 		se->now = to;
-		events_until(se, to);
+		preempt |= events_until(se, to);
 	}
+	return preempt;
 }
 
 /* Where the running job may stop next: its end, or once the slice is over
@@ -328,9 +370,10 @@ static void run_slice(struct sim_engine *se, struct sched_ctx *c, uint64_t slice
 								 : se->now + slice };
 
 	if (se->last != t && se->switch_ns) {
-		idle_until(se, se->now + se->switch_ns, false);
+		bool preempt = idle_until(se, se->now + se->switch_ns, false);
+
 		if (s.limit != SCHED_NEVER)
-			s.limit += se->switch_ns;
+			s.limit = preempt ? se->now : s.limit + se->switch_ns;
 	}
 	se->last = t;
 	while (!s.done && t->active)

@@ -48,6 +48,8 @@ void bench_check_targets(const struct bench_scenario *sc, struct bench_run *run)
 		  true, false);
 	add_check(run, "wait_p99_max_us", t->wait_p99_max_us, run->wait_p99_max_us,
 		  true, false);
+	add_check(run, "group_wait_p99_max_us", t->group_wait_p99_max_us,
+		  run->group_wait_p99_max_us, true, false);
 	add_check(run, "frames_missed_max", t->frames_missed_max,
 		  (double)run->frames_missed, true, false);
 	add_check(run, "overhead_max", t->overhead_max, ovh, true, true);
@@ -181,6 +183,7 @@ static json_object *overall_json(const struct bench_run *run)
 	put(o, "lag_max_ms", jd(run->lag_max_ms));
 	put(o, "group_spread_max", jd(run->group_spread_max));
 	put(o, "wait_p99_max_us", jd(run->wait_p99_max_us));
+	put(o, "group_wait_p99_max_us", jd(run->group_wait_p99_max_us));
 	put(o, "frames_missed", ju(run->frames_missed));
 	return o;
 }

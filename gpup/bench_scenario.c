@@ -389,6 +389,8 @@ static int parse_targets(json_object *o, struct bench_targets *t, struct perr *p
 		{ "group_spread_max", offsetof(struct bench_targets, group_spread_max) },
 		{ "overhead_max", offsetof(struct bench_targets, overhead_max) },
 		{ "wait_p99_max_us", offsetof(struct bench_targets, wait_p99_max_us) },
+		{ "group_wait_p99_max_us",
+		  offsetof(struct bench_targets, group_wait_p99_max_us) },
 		{ "frames_missed_max", offsetof(struct bench_targets, frames_missed_max) },
 	};
 
