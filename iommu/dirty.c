@@ -263,7 +263,7 @@ int iommu_dirty_stop(struct iommu_domain *d)
 	dl = atomic_exchange_explicit(&d->dirty, NULL, memory_order_acq_rel);
 	pthread_mutex_unlock(&d->lock);
 	if (dl) {
-		iommu_epoch_wait();
+		iommu_epoch_wait(d);
 		iommu_dirty_free(dl);
 	}
 	return 0;

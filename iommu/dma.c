@@ -163,7 +163,7 @@ static int dma_xfer(struct iommu_domain *d, const struct iommu_sg *sg, unsigned 
 	if (rc)
 		return rc;
 	plan_init(&p);
-	rc = iommu_epoch_enter();
+	rc = iommu_epoch_enter(d);
 	if (rc)
 		return rc;
 	for (unsigned int i = 0; i < n && !rc; i++)
@@ -213,7 +213,7 @@ static int dma_pin(struct iommu_domain *d, uint64_t iova, unsigned int access,
 		   struct iommu_xl *xl)
 {
 	unsigned int reason = IOMMU_FAULT_UNMAPPED;
-	int rc = iommu_epoch_enter();
+	int rc = iommu_epoch_enter(d);
 
 	if (rc)
 		return rc;

@@ -147,7 +147,7 @@ void iommu_unmap_locked(struct iommu_domain *d, uint64_t iova, uint64_t end)
 
 	atomic_fetch_add_explicit(&d->tlb_gen, 1, memory_order_seq_cst);
 	iommu_tlb_invalidate(d, iova, end);
-	iommu_epoch_wait();
+	iommu_epoch_wait(d);
 	iommu_pt_recycle(d, detached);
 }
 
@@ -179,7 +179,7 @@ void iommu_unmap_all(struct iommu_domain *d)
 
 static int xlate_slow(struct iommu_domain *d, uint64_t iova, struct iommu_xl *xl)
 {
-	int rc = iommu_epoch_enter();
+	int rc = iommu_epoch_enter(d);
 
 	if (rc)
 		return rc;

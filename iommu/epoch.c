@@ -6,19 +6,23 @@
  * DOC: in-flight DMA sections
  *
  * Every thread that performs a DMA (or walks a page table) owns a record
- * whose counter is odd while it is inside such a section.  Entering costs a
- * store and a full fence on a cache line no other thread writes, so engines
- * on different CPUs never contend.  A writer (unmap, dirty stop) first
- * makes its change visible (PTEs cleared, IOTLB entries invalidated), then
- * issues a full fence and waits for every record that is odd to move on.
+ * whose counter is odd while it is inside such a section, and which names
+ * the domain the section is in.  Entering costs two stores and a full fence
+ * on a cache line no other thread writes, so engines on different CPUs
+ * never contend.  A writer (unmap, dirty stop) first makes its change
+ * visible (PTEs cleared, IOTLB entries invalidated), then issues a full
+ * fence and waits for every record that is odd in its domain to move on.
  * The two fences pair up: either the writer sees the DMA's record odd and
  * waits for it to finish, or the DMA sees the cleared translation and
  * faults.  It is a small userspace RCU whose readers never block; page
  * tables and dirty bitmaps are freed only after such a wait, so lockless
  * walks never read freed memory.
  *
- * Records live on a process-wide list (a thread may DMA into any domain);
- * a thread's record is removed and freed when the thread exits.
+ * Waiting is per domain: a long DMA into one partition never delays an
+ * unmap in another.  Records live on a process-wide list that only grows;
+ * a thread's record goes back to a free state when the thread exits and
+ * the next new thread takes it, so the list is as long as the most threads
+ * that ever did DMA at once, and writers walk it without a lock.
  */
 #include <sched.h>
 #include <stdlib.h>
@@ -28,8 +32,7 @@
 _Thread_local struct iommu_epoch_rec *iommu_epoch_self;
 _Thread_local unsigned int iommu_shard_id;
 
-static pthread_mutex_t epoch_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct iommu_epoch_rec *epoch_head;
+static struct iommu_epoch_rec *_Atomic epoch_head;
 static pthread_key_t epoch_key;
 static pthread_once_t epoch_once = PTHREAD_ONCE_INIT;
 static int epoch_key_ok;
@@ -39,21 +42,46 @@ static void epoch_thread_exit(void *p)
 {
 	struct iommu_epoch_rec *r = p;
 
-	pthread_mutex_lock(&epoch_lock);
-	if (r->prev)
-		r->prev->next = r->next;
-	else
-		epoch_head = r->next;
-	if (r->next)
-		r->next->prev = r->prev;
-	pthread_mutex_unlock(&epoch_lock);
+	atomic_store_explicit(&r->dom, NULL, memory_order_relaxed);
+	atomic_store_explicit(&r->in_use, 0, memory_order_release);
 	iommu_epoch_self = NULL;
-	free(r);
 }
 
 static void epoch_init(void)
 {
 	epoch_key_ok = pthread_key_create(&epoch_key, epoch_thread_exit) == 0;
+}
+
+static struct iommu_epoch_rec *epoch_reuse(void)
+{
+	struct iommu_epoch_rec *r = atomic_load_explicit(&epoch_head, memory_order_acquire);
+
+	for (; r; r = r->next) {
+		int free_rec = 0;
+
+		if (atomic_compare_exchange_strong_explicit(&r->in_use, &free_rec, 1,
+							    memory_order_acquire,
+							    memory_order_relaxed))
+			return r;
+	}
+	return NULL;
+}
+
+static struct iommu_epoch_rec *epoch_new(void)
+{
+	struct iommu_epoch_rec *r = aligned_alloc(64, sizeof(*r));
+
+	if (!r)
+		return NULL;
+	atomic_init(&r->seq, 0);
+	atomic_init(&r->dom, NULL);
+	atomic_init(&r->in_use, 1);
+	r->next = atomic_load_explicit(&epoch_head, memory_order_relaxed);
+	while (!atomic_compare_exchange_weak_explicit(&epoch_head, &r->next, r,
+						      memory_order_release,
+						      memory_order_relaxed))
+		;
+	return r;
 }
 
 struct iommu_epoch_rec *iommu_epoch_register(void)
@@ -63,18 +91,12 @@ struct iommu_epoch_rec *iommu_epoch_register(void)
 	pthread_once(&epoch_once, epoch_init);
 	if (!epoch_key_ok)
 		return NULL;
-	r = aligned_alloc(64, sizeof(*r));
+	r = epoch_reuse();
+	if (!r)
+		r = epoch_new();
 	if (!r)
 		return NULL;
-	atomic_init(&r->seq, 0);
-	r->prev = NULL;
-	pthread_mutex_lock(&epoch_lock);
-	r->next = epoch_head;
-	if (epoch_head)
-		epoch_head->prev = r;
-	epoch_head = r;
-	pthread_mutex_unlock(&epoch_lock);
-	/* The key only triggers the destructor at thread exit. */
+	/* The key only serves to run epoch_thread_exit at thread exit. */
 	if (pthread_setspecific(epoch_key, r) != 0) {
 		epoch_thread_exit(r);
 		return NULL;
@@ -92,12 +114,14 @@ static inline void epoch_relax(void)
 #endif
 }
 
-static void epoch_wait_one(struct iommu_epoch_rec *r)
+static void epoch_wait_one(struct iommu_epoch_rec *r, struct iommu_domain *d)
 {
 	uint64_t s = atomic_load_explicit(&r->seq, memory_order_acquire);
 	unsigned int spins = 0;
 
-	if (!(s & 1))
+	/* A different domain read here is either that section's own (not
+	 * ours) or a later one's, in which case ours has ended. */
+	if (!(s & 1) || atomic_load_explicit(&r->dom, memory_order_relaxed) != d)
 		return;
 	while (atomic_load_explicit(&r->seq, memory_order_acquire) == s) {
 		/* DMA sections are short copies; yield soon, cores are few. */
@@ -108,14 +132,13 @@ static void epoch_wait_one(struct iommu_epoch_rec *r)
 	}
 }
 
-void iommu_epoch_wait(void)
+void iommu_epoch_wait(struct iommu_domain *d)
 {
 	atomic_thread_fence(memory_order_seq_cst);
-	pthread_mutex_lock(&epoch_lock);
-	for (struct iommu_epoch_rec *r = epoch_head; r; r = r->next)
+	for (struct iommu_epoch_rec *r = atomic_load_explicit(&epoch_head, memory_order_acquire);
+	     r; r = r->next)
 		if (r != iommu_epoch_self)
-			epoch_wait_one(r);
-	pthread_mutex_unlock(&epoch_lock);
+			epoch_wait_one(r, d);
 }
 
 unsigned int iommu_shard_assign(void)

@@ -114,24 +114,28 @@ struct iommu_domain {
 /* ---- epoch.c: in-flight DMA sections ---- */
 struct iommu_epoch_rec {
 	_Atomic uint64_t seq;      /* odd while its thread is inside a section */
-	struct iommu_epoch_rec *prev, *next;
+	struct iommu_domain *_Atomic dom; /* the domain of that section */
+	_Atomic int in_use;        /* owned by a live thread */
+	struct iommu_epoch_rec *next; /* set once, before publication */
 } __attribute__((aligned(64)));
 
 extern _Thread_local struct iommu_epoch_rec *iommu_epoch_self;
 struct iommu_epoch_rec *iommu_epoch_register(void);
-void iommu_epoch_wait(void);
+void iommu_epoch_wait(struct iommu_domain *d);
 
-/* Enter a section in which page tables may be walked and host memory
- * reached through translations: a store and a full fence on this thread's
- * own cache line.  -ENOMEM only on a thread's first call. */
-static inline int iommu_epoch_enter(void)
+/* Enter a section in which d's page tables may be walked and host memory
+ * reached through its translations: two stores and a full fence on this
+ * thread's own cache line.  -ENOMEM only on a thread's first call. */
+static inline int iommu_epoch_enter(struct iommu_domain *d)
 {
 	struct iommu_epoch_rec *r = iommu_epoch_self;
 
 	if (!r && !(r = iommu_epoch_register()))
 		return -ENOMEM;
+	atomic_store_explicit(&r->dom, d, memory_order_relaxed);
+	/* Release: a waiter that sees the odd count sees dom too. */
 	atomic_store_explicit(&r->seq, atomic_load_explicit(&r->seq, memory_order_relaxed) + 1,
-			      memory_order_relaxed);
+			      memory_order_release);
 	atomic_thread_fence(memory_order_seq_cst);
 	return 0;
 }
