@@ -117,8 +117,10 @@ static int bounce_get(struct vgpu_queue *q)
 	return q->bounce ? 0 : -ENOMEM;
 }
 
-/* Move one chunk of a checked COPY.  0 or the IOMMU's error. */
-static int copy_chunk(struct vgpu_queue *q, uint64_t src, uint64_t dst, uint64_t n)
+/* Move one chunk of a checked COPY.  0, or the IOMMU's error with the
+ * chunk's address on the failing side in *at. */
+static int copy_chunk(struct vgpu_queue *q, uint64_t src, uint64_t dst, uint64_t n,
+		      uint64_t *at)
 {
 	const struct gpup_cmd_copy *c = &q->cmd.copy;
 	struct vgpu *v = q->v;
@@ -128,6 +130,7 @@ static int copy_chunk(struct vgpu_queue *q, uint64_t src, uint64_t dst, uint64_t
 		memmove(v->vram + dst, v->vram + src, n);
 		return 0;
 	}
+	*at = c->src_space == GPUP_SPACE_IOVA ? src : dst;
 	if (c->src_space == GPUP_SPACE_IOVA && c->dst_space == GPUP_SPACE_VRAM)
 		return iommu_dma_read(v->iommu, src, v->vram + dst, n);
 	if (c->src_space == GPUP_SPACE_VRAM)
@@ -136,9 +139,12 @@ static int copy_chunk(struct vgpu_queue *q, uint64_t src, uint64_t dst, uint64_t
 	for (uint64_t off = 0; !r && off < n; off += VGPU_BOUNCE_SIZE) {
 		size_t m = n - off < VGPU_BOUNCE_SIZE ? n - off : VGPU_BOUNCE_SIZE;
 
+		*at = src + off;
 		r = iommu_dma_read(v->iommu, src + off, q->bounce, m);
-		if (!r)
+		if (!r) {
+			*at = dst + off;
 			r = iommu_dma_write(v->iommu, dst + off, q->bounce, m);
+		}
 	}
 	return r;
 }
@@ -160,10 +166,13 @@ static enum step exec_copy(struct vgpu_queue *q, uint64_t deadline)
 	while (q->prog.done < c->len) {
 		uint64_t left = c->len - q->prog.done;
 		uint64_t n = left < VGPU_COPY_CHUNK ? left : VGPU_COPY_CHUNK;
-		int r = copy_chunk(q, c->src + q->prog.done, c->dst + q->prog.done, n);
+		uint64_t at = 0;
+		int r = copy_chunk(q, c->src + q->prog.done, c->dst + q->prog.done, n, &at);
 
-		if (r) /* unmapped under our feet: the guest raced its own DMA */
-			return cmd_fault(q, iommu_code(r), c->src + q->prog.done, 0);
+		/* Unmapped since the check: the guest raced its own DMA, and
+		 * the chunks before this one have landed. */
+		if (r)
+			return cmd_fault(q, iommu_code(r), at, 0);
 		q->prog.done += n;
 		if (q->prog.done < c->len && gpup_thread_cpu_ns() >= deadline)
 			return STEP_MORE;

@@ -650,3 +650,42 @@ Test(vgpu_cmd, fault_in_one_vgpu_leaves_the_other_exact)
 	free(ref);
 	cur = &tv0;
 }
+
+/* The guest unmaps a buffer while copies into it are queued: each copy
+ * either lands whole before the unmap or faults IOMMU_UNMAPPED on that
+ * buffer; nothing is written after the unmap returns. */
+Test(vgpu_cmd, unmap_racing_queued_copies)
+{
+	const uint64_t iova = 0x400000000ull, len = 2ull << 20;
+	uint8_t *buf = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	union gpup_cmd c[ENTRIES / 2];
+
+	cr_assert_neq(buf, MAP_FAILED);
+	cr_assert_eq(iommu_map(cur->dom, iova, buf, len, IOMMU_READ | IOMMU_WRITE), 0);
+	memset(vram(0), 0x77, len);
+	for (unsigned int i = 0; i < ENTRIES / 2 - 1; i++)
+		c[i] = copy(GPUP_SPACE_VRAM, 0, GPUP_SPACE_IOVA, iova, len);
+	c[ENTRIES / 2 - 1] = fence(DONE(1), 1, true);
+	submit(1, c, ENTRIES / 2);
+	usleep(1000);
+	cr_assert_eq(iommu_unmap(cur->dom, iova, len), 0);
+	memset(buf, 0, len);
+	struct pollfd p[2] = { { .fd = cur->irq[1], .events = POLLIN },
+			       { .fd = cur->irq[FAULT_VEC], .events = POLLIN } };
+
+	cr_assert_eq(poll(p, 2, 10000) > 0, 1);
+	usleep(20000);
+	for (size_t i = 0; i < len; i++)
+		cr_assert_eq(buf[i], 0, "written after the unmap returned (byte %zu)", i);
+	if (p[1].revents) {
+		uint64_t addr;
+
+		cr_assert_eq(rd(GPUP_REG_QUEUE(1) + GPUP_Q_FAULT), GPUP_FAULT_IOMMU_UNMAPPED);
+		cr_assert_eq(vgpu_bar0_read(cur->v, GPUP_REG_FAULT_LOG + GPUP_FAULT_REC_ADDR_LO,
+					    &addr, 8), 0);
+		cr_assert(addr >= iova && addr < iova + len, "%#lx", (unsigned long)addr);
+	} else {
+		cr_assert_eq(rd(GPUP_REG_QUEUE(1) + GPUP_Q_CI), cur->pi[1], "all copies landed");
+	}
+	munmap(buf, len);
+}
