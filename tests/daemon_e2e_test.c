@@ -1,0 +1,329 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The daemon end to end: `$GPUP_BIN daemon --foreground` with its own run
+ * and state directories, partitions created over the control API and
+ * driven over their vfio-user sockets by the client library, as a VMM
+ * would: guest RAM in a memfd (DMA_MAP), queues set up with BAR0
+ * REGION_WRITEs, packets and producer index written into the memfd, the
+ * doorbell eventfd from GET_REGION_IO_FDS, the MSI-X eventfd from SET_IRQS
+ * firing on the FENCE, results checked bit for bit.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "gpup/ctl.h"
+#include "gpup/pool.h"
+#include "gpup/vfu_guest.h"
+#include "hv/vfu_client.h"
+#include "uapi/gpup_ctl.h"
+
+static char dir[64], run_dir[96], state_dir[96], log_path[96];
+static pid_t daemon_pid;
+
+static void start_daemon(void)
+{
+	json_object *req, *rep = NULL;
+	const char *bin = getenv("GPUP_BIN");
+
+	cr_assert_not_null(bin, "GPUP_BIN must name the gpup binary (make test sets it)");
+	daemon_pid = fork();
+	cr_assert_geq(daemon_pid, 0);
+	if (daemon_pid == 0) {
+		FILE *f = freopen(log_path, "a", stderr);
+
+		(void)f;
+		execl(bin, "gpup", "daemon", "--foreground", "--run-dir", run_dir, "--state-dir",
+		      state_dir, "--sim-gpus", "2", "--vram", "256M", (char *)NULL);
+		_exit(127);
+	}
+	for (int i = 0; i < 1000; i++) {
+		req = gpup_ctl_request(GPUP_CTL_M_LIST);
+		int rc = gpup_ctl_call(run_dir, req, &rep);
+
+		json_object_put(req);
+		json_object_put(rep);
+		if (rc == 0)
+			return;
+		usleep(10000);
+	}
+	cr_assert_fail("the daemon did not come up; see %s", log_path);
+}
+
+static int stop_daemon(void)
+{
+	int st = 0;
+
+	if (daemon_pid <= 0)
+		return -1;
+	kill(daemon_pid, SIGTERM);
+	waitpid(daemon_pid, &st, 0);
+	daemon_pid = 0;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static void setup(void)
+{
+	snprintf(dir, sizeof(dir), "/tmp/gpup-e2e-XXXXXX");
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(run_dir, sizeof(run_dir), "%s/run", dir);
+	snprintf(state_dir, sizeof(state_dir), "%s/state", dir);
+	snprintf(log_path, sizeof(log_path), "%s/daemon.log", dir);
+	start_daemon();
+}
+
+static void teardown(void)
+{
+	char cmd[128];
+
+	if (daemon_pid > 0)
+		stop_daemon();
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	cr_assert_eq(system(cmd), 0);
+}
+
+TestSuite(daemon_e2e, .init = setup, .fini = teardown, .timeout = 60);
+
+/* Create a partition over the control API; returns its UUID in uuid. */
+static void create(const char *gpu, const char *type, char *uuid)
+{
+	json_object *req = gpup_ctl_request(GPUP_CTL_M_CREATE), *rep = NULL;
+
+	json_object_object_add(req, GPUP_CTL_F_GPU, json_object_new_string(gpu));
+	json_object_object_add(req, GPUP_CTL_F_TYPE, json_object_new_string(type));
+	cr_assert_eq(gpup_ctl_call(run_dir, req, &rep), 0);
+	json_object_put(req);
+	cr_assert_str_eq(gpup_ctl_str(rep, GPUP_CTL_F_ERROR, "none"), "none");
+	snprintf(uuid, GPUP_UUID_STRLEN + 1, "%s", gpup_ctl_str(rep, GPUP_CTL_F_UUID, ""));
+	json_object_put(rep);
+}
+
+static struct hv_vfu *attach(const char *uuid)
+{
+	char path[PATH_MAX];
+	int err = 0;
+	struct hv_vfu *c;
+
+	snprintf(path, sizeof(path), "%s/%s.sock", run_dir, uuid);
+	c = hv_vfu_connect(path, &err);
+	cr_assert_not_null(c, "connect %s: %s", path, strerror(-err));
+	return c;
+}
+
+Test(daemon_e2e, fill_copy_fence_over_vfio_user)
+{
+	char uuid[GPUP_UUID_STRLEN + 1];
+	struct gpup_vfu_guest g;
+	union gpup_cmd c[3];
+	uint32_t *w, ci = 0;
+
+	create("gpu1", "sim-64m-4", uuid);
+	struct hv_vfu *cl = attach(uuid);
+
+	cr_assert_eq(gpup_vg_open(&g, cl, 4 << 20), 0);
+	cr_assert_eq(g.vram_size, 64 << 20);
+	cr_assert_eq(gpup_vg_queue_setup(&g, 2, GPUP_ENGINE_COPY), 0);
+	w = (uint32_t *)(g.ram + GPUP_VG_DATA_OFF);
+	for (uint32_t i = 0; i < 8192; i++)
+		w[i] = i * 2654435761u;
+	c[0] = gpup_vg_copy(GPUP_SPACE_IOVA, gpup_vg_iova(GPUP_VG_DATA_OFF), GPUP_SPACE_VRAM,
+			    1 << 20, 32768);
+	c[1] = gpup_vg_fill(GPUP_SPACE_VRAM, (1 << 20) + 4096, 64, 0xabcd0123);
+	c[2] = gpup_vg_copy(GPUP_SPACE_VRAM, 1 << 20, GPUP_SPACE_IOVA,
+			    gpup_vg_iova(GPUP_VG_DATA_OFF + 65536), 32768);
+	cr_assert_eq(gpup_vg_submit(&g, 2, c, 3), 0);
+	cr_assert_eq(gpup_vg_fence_wait(&g, 2, 10000, NULL), 0, "the MSI-X eventfd fired");
+	w = (uint32_t *)(g.ram + GPUP_VG_DATA_OFF + 65536);
+	for (uint32_t i = 0; i < 8192; i++) {
+		uint32_t want = i >= 1024 && i < 1040 ? 0xabcd0123 : i * 2654435761u;
+
+		cr_assert_eq(w[i], want, "word %u", i);
+	}
+	cr_assert_eq(gpup_vg_reg_read(&g, GPUP_REG_QUEUE(2) + GPUP_Q_CI, &ci), 0);
+	cr_assert_eq(ci, 4, "three packets and the fence consumed");
+	gpup_vg_close(&g);
+	hv_vfu_close(cl);
+}
+
+Test(daemon_e2e, saxpy_and_checksum_bit_exact)
+{
+	char uuid[GPUP_UUID_STRLEN + 1];
+	struct gpup_vfu_guest g;
+	union gpup_cmd c[2];
+	const uint64_t n = 65536, bytes = n * 4;
+	float a = -0.75f, *x, *y, *out;
+	uint32_t abits;
+	uint64_t sum, h = GPUP_FNV64_BASIS;
+
+	memcpy(&abits, &a, 4);
+	create("gpu0", "sim-16m-16", uuid);
+	struct hv_vfu *cl = attach(uuid);
+
+	cr_assert_eq(gpup_vg_open(&g, cl, 4 << 20), 0);
+	cr_assert_eq(gpup_vg_queue_setup(&g, 0, GPUP_ENGINE_COMPUTE), 0);
+	cr_assert_eq(gpup_vg_queue_setup(&g, 1, GPUP_ENGINE_COPY), 0);
+	x = (float *)(g.ram + GPUP_VG_DATA_OFF);
+	y = x + n;
+	out = y + n;
+	for (uint64_t i = 0; i < n; i++) {
+		x[i] = (float)i / 3.0f;
+		y[i] = 1.0f / (float)(i + 1);
+	}
+	c[0] = gpup_vg_copy(GPUP_SPACE_IOVA, gpup_vg_iova(GPUP_VG_DATA_OFF), GPUP_SPACE_VRAM, 0,
+			    2 * bytes);
+	cr_assert_eq(gpup_vg_submit(&g, 1, c, 1), 0);
+	cr_assert_eq(gpup_vg_fence_wait(&g, 1, 10000, NULL), 0);
+	c[0] = gpup_vg_kernel(GPUP_KERNEL_SAXPY, (uint64_t[6]){ n, abits, 0, bytes });
+	c[1] = gpup_vg_kernel(GPUP_KERNEL_CHECKSUM, (uint64_t[6]){ bytes, bytes, 2 * bytes });
+	cr_assert_eq(gpup_vg_submit(&g, 0, c, 2), 0);
+	cr_assert_eq(gpup_vg_fence_wait(&g, 0, 10000, NULL), 0);
+	c[0] = gpup_vg_copy(GPUP_SPACE_VRAM, bytes, GPUP_SPACE_IOVA,
+			    gpup_vg_iova(GPUP_VG_DATA_OFF + 2 * bytes), bytes + 8);
+	cr_assert_eq(gpup_vg_submit(&g, 1, c, 1), 0);
+	cr_assert_eq(gpup_vg_fence_wait(&g, 1, 10000, NULL), 0);
+	for (uint64_t i = 0; i < n; i++) {
+		volatile float p = a * x[i];
+		float r = p + y[i];
+		uint8_t b[4];
+
+		cr_assert_eq(memcmp(&r, &out[i], 4), 0, "element %llu", (unsigned long long)i);
+		memcpy(b, &r, 4);
+		for (int k = 0; k < 4; k++)
+			h = (h ^ b[k]) * GPUP_FNV64_PRIME;
+	}
+	memcpy(&sum, out + n, 8);
+	cr_assert_eq(sum, h, "device FNV-1a %016llx", (unsigned long long)sum);
+	gpup_vg_close(&g);
+	hv_vfu_close(cl);
+}
+
+Test(daemon_e2e, fault_and_garbage_stay_in_their_partition)
+{
+	char ua[GPUP_UUID_STRLEN + 1], ub[GPUP_UUID_STRLEN + 1];
+	struct gpup_vfu_guest ga, gb;
+	union gpup_cmd c;
+	uint32_t fault = 0;
+
+	create("gpu0", "sim-64m-4", ua);
+	create("gpu0", "sim-64m-4", ub);
+	struct hv_vfu *ca = attach(ua), *cb = attach(ub);
+
+	cr_assert_eq(gpup_vg_open(&ga, ca, 2 << 20), 0);
+	cr_assert_eq(gpup_vg_open(&gb, cb, 2 << 20), 0);
+	cr_assert_eq(gpup_vg_queue_setup(&ga, 0, GPUP_ENGINE_COPY), 0);
+	cr_assert_eq(gpup_vg_queue_setup(&gb, 0, GPUP_ENGINE_COPY), 0);
+	/* a: a COPY from an IOVA nobody mapped faults a's queue. */
+	c = gpup_vg_copy(GPUP_SPACE_IOVA, 0x10000, GPUP_SPACE_VRAM, 0, 4096);
+	cr_assert_eq(gpup_vg_submit(&ga, 0, &c, 1), 0);
+	cr_assert_eq(gpup_vg_fence_wait(&ga, 0, 500, &fault), -EIO);
+	cr_assert_eq(fault, GPUP_FAULT_IOMMU_UNMAPPED);
+	/* and a's socket gets garbage: an absurd message size. */
+	struct vfio_user_header h = { .command = 3, .msg_size = 0x7fffffff };
+
+	cr_assert_eq(write(hv_vfu_socket(ca), &h, sizeof(h)), (ssize_t)sizeof(h));
+	/* b never notices. */
+	c = gpup_vg_fill(GPUP_SPACE_IOVA, gpup_vg_iova(GPUP_VG_DATA_OFF), 4096, 0x600dcafe);
+	cr_assert_eq(gpup_vg_submit(&gb, 0, &c, 1), 0);
+	cr_assert_eq(gpup_vg_fence_wait(&gb, 0, 10000, NULL), 0);
+	cr_assert_eq(((uint32_t *)(gb.ram + GPUP_VG_DATA_OFF))[1023], 0x600dcafe);
+	gpup_vg_close(&ga);
+	gpup_vg_close(&gb);
+	hv_vfu_close(ca);
+	hv_vfu_close(cb);
+}
+
+static bool exists(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0;
+}
+
+Test(daemon_e2e, partitions_survive_restart_and_sockets_go)
+{
+	char uuid[GPUP_UUID_STRLEN + 1], sock[PATH_MAX], ctl[PATH_MAX];
+	json_object *req, *rep = NULL, *a;
+	uint32_t v = 0;
+
+	create("gpu1", "sim-128m-2", uuid);
+	snprintf(sock, sizeof(sock), "%s/%s.sock", run_dir, uuid);
+	snprintf(ctl, sizeof(ctl), "%s/gpup.sock", run_dir);
+	cr_assert(exists(sock));
+	cr_assert_eq(stop_daemon(), 0, "clean exit on SIGTERM (see %s)", log_path);
+	cr_assert_not(exists(sock), "partition socket removed");
+	cr_assert_not(exists(ctl), "control socket removed");
+	start_daemon();
+	req = gpup_ctl_request(GPUP_CTL_M_LIST);
+	cr_assert_eq(gpup_ctl_call(run_dir, req, &rep), 0);
+	json_object_put(req);
+	cr_assert(json_object_object_get_ex(rep, GPUP_CTL_F_PARTITIONS, &a));
+	cr_assert_eq(json_object_array_length(a), 1);
+	json_object *p = json_object_array_get_idx(a, 0);
+
+	cr_assert_str_eq(gpup_ctl_str(p, GPUP_CTL_F_UUID, ""), uuid);
+	cr_assert_str_eq(gpup_ctl_str(p, GPUP_CTL_F_GPU, ""), "gpu1");
+	cr_assert_str_eq(gpup_ctl_str(p, GPUP_CTL_F_TYPE, ""), "sim-128m-2");
+	json_object_put(rep);
+	struct hv_vfu *cl = attach(uuid);
+
+	cr_assert_eq(hv_vfu_region_read(cl, VFIO_PCI_BAR0_REGION_INDEX, GPUP_REG_VRAM_SIZE_LO, &v,
+					4), 0);
+	cr_assert_eq(v, 128u << 20);
+	hv_vfu_close(cl);
+}
+
+Test(daemon_e2e, corrupt_state_file_is_skipped)
+{
+	char path[PATH_MAX], line[512];
+	json_object *req, *rep = NULL, *a;
+	bool logged = false;
+	FILE *f;
+
+	cr_assert_eq(stop_daemon(), 0);
+	snprintf(path, sizeof(path), "%s/partitions", state_dir);
+	mkdir(path, 0700);
+	snprintf(path, sizeof(path), "%s/partitions/01234567-89ab-4cde-8f01-23456789abcd.json",
+		 state_dir);
+	f = fopen(path, "w");
+	cr_assert_not_null(f);
+	fputs("{\"uuid\": \"01234567-89ab", f);
+	fclose(f);
+	start_daemon();
+	req = gpup_ctl_request(GPUP_CTL_M_LIST);
+	cr_assert_eq(gpup_ctl_call(run_dir, req, &rep), 0);
+	json_object_put(req);
+	cr_assert(json_object_object_get_ex(rep, GPUP_CTL_F_PARTITIONS, &a));
+	cr_assert_eq(json_object_array_length(a), 0);
+	json_object_put(rep);
+	f = fopen(log_path, "r");
+	while (f && fgets(line, sizeof(line), f))
+		logged |= strstr(line, "skipping partition file") && strstr(line, "01234567");
+	if (f)
+		fclose(f);
+	cr_assert(logged, "one log line names the skipped file");
+}
+
+Test(daemon_e2e, control_api_errors)
+{
+	json_object *req = gpup_ctl_request("frobnicate"), *rep = NULL;
+
+	cr_assert_eq(gpup_ctl_call(run_dir, req, &rep), 0);
+	cr_assert_str_eq(gpup_ctl_str(rep, GPUP_CTL_F_CODE, ""), "ENOSYS");
+	json_object_put(req);
+	json_object_put(rep);
+	req = gpup_ctl_request(GPUP_CTL_M_CREATE);
+	json_object_object_add(req, GPUP_CTL_F_TYPE, json_object_new_string("sim-1g-1"));
+	cr_assert_eq(gpup_ctl_call(run_dir, req, &rep), 0);
+	cr_assert_str_eq(gpup_ctl_str(rep, GPUP_CTL_F_CODE, ""), "ENOENT");
+	cr_assert_str_eq(gpup_ctl_str(rep, GPUP_CTL_F_ERROR, ""),
+			 "no GPU offers type 'sim-1g-1'; see 'gpup types'");
+	json_object_put(req);
+	json_object_put(rep);
+}
