@@ -107,8 +107,9 @@ static int map_range(struct iommu_domain *d, uint64_t iova, uint64_t host, uint6
 		int rc = iommu_pt_insert(d, iova + done, pte, l);
 
 		if (rc) {
-			if (done)
-				iommu_unmap_locked(d, iova, iova + done);
+			/* Nothing else lives in the range (checked), so clearing
+			 * all of it drops our leaves and any table left empty. */
+			iommu_unmap_locked(d, iova, iova + size);
 			return rc;
 		}
 		done += 1ull << iommu_level_shift(l);
@@ -266,6 +267,13 @@ void iommu_set_fault_handler(struct iommu_domain *d,
 	pthread_mutex_unlock(&d->fault_lock);
 }
 
+void iommu_inject_alloc_failure(struct iommu_domain *d, unsigned int nth)
+{
+	pthread_mutex_lock(&d->lock);
+	d->fail_alloc = nth;
+	pthread_mutex_unlock(&d->lock);
+}
+
 void iommu_get_stats(struct iommu_domain *d, struct iommu_stats *st)
 {
 	memset(st, 0, sizeof(*st));
@@ -280,6 +288,7 @@ void iommu_get_stats(struct iommu_domain *d, struct iommu_stats *st)
 	st->pages_4k = d->leaves[3];
 	st->blocks_2m = d->leaves[2];
 	st->blocks_1g = d->leaves[1];
+	st->tables = d->tables;
 	pthread_mutex_unlock(&d->lock);
 	pthread_mutex_lock(&d->fault_lock);
 	st->faults = d->faults;

@@ -65,6 +65,7 @@ struct iommu_stats {
 	uint64_t iotlb_hits, iotlb_misses;
 	uint64_t faults, faults_dropped;
 	uint64_t pages_4k, blocks_2m, blocks_1g; /* live leaf entries */
+	uint64_t tables;    /* live page tables, the root included */
 };
 
 struct iommu_domain *iommu_domain_create(const struct iommu_domain_cfg *cfg);
@@ -165,5 +166,9 @@ int iommu_dirty_report(struct iommu_domain *d, uint64_t iova, uint64_t length,
 int iommu_dirty_stop(struct iommu_domain *d);
 
 void iommu_get_stats(struct iommu_domain *d, struct iommu_stats *st);
+
+/* Fault injection for tests: the nth page-table allocation from now on
+ * (1 = the next) fails as if memory ran out; 0 turns it off. */
+void iommu_inject_alloc_failure(struct iommu_domain *d, unsigned int nth);
 
 #endif

@@ -100,6 +100,8 @@ struct iommu_domain {
 	unsigned int pt_cached;
 	uint64_t mapped_bytes, maps, unmaps;
 	uint64_t leaves[IOMMU_LEVELS]; /* live leaves per level */
+	uint64_t tables;           /* live tables, the root included */
+	unsigned int fail_alloc;   /* fault injection countdown, 0 = off */
 
 	pthread_mutex_t fault_lock;
 	struct iommu_fault *fq;

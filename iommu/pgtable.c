@@ -36,17 +36,20 @@ struct iommu_pt *iommu_pt_alloc(struct iommu_domain *d)
 {
 	struct iommu_pt *t = d->pt_cache;
 
+	if (d->fail_alloc && --d->fail_alloc == 0)
+		return NULL;
 	if (t) {
 		/* Only empty tables are detached, so a cached one is clean. */
 		d->pt_cache = t->next;
 		d->pt_cached--;
 		t->next = NULL;
-		return t;
+	} else {
+		t = aligned_alloc(64, (sizeof(*t) + 63) & ~(size_t)63);
+		if (!t)
+			return NULL;
+		memset(t, 0, sizeof(*t));
 	}
-	t = aligned_alloc(64, (sizeof(*t) + 63) & ~(size_t)63);
-	if (!t)
-		return NULL;
-	memset(t, 0, sizeof(*t));
+	d->tables++;
 	return t;
 }
 
@@ -207,6 +210,7 @@ static void pt_clear(struct iommu_domain *d, struct iommu_pt *t, int l, uint64_t
 		if (child->used == 0) {
 			pt_store(t, i, 0);
 			t->used--;
+			d->tables--;
 			child->next = *detached;
 			*detached = child;
 		}

@@ -368,3 +368,52 @@ Test(iommu_map, iotlb_slot_contention, .timeout = 60)
 		     (unsigned long)c.lookups);
 	cr_assert_gt(c.lookups, 0);
 }
+
+Test(iommu_map, empty_tables_are_freed)
+{
+	cr_assert_eq(stats().tables, 1, "the root");
+	cr_assert_eq(iommu_map(d, 0x1000, host, K4, RW), 0);
+	cr_assert_eq(stats().tables, 4);
+	cr_assert_eq(iommu_map(d, 0x2000, host, K4, RW), 0);
+	cr_assert_eq(stats().tables, 4, "same last-level table");
+	/* Past 512 GiB: a new level-1 and level-2 table, no level 3. */
+	cr_assert_eq(iommu_map(d, 600 * G1 + M2, host, M2, RW), 0);
+	cr_assert_eq(stats().tables, 6);
+	cr_assert_eq(iommu_unmap(d, 0x1000, K4), 0);
+	cr_assert_eq(stats().tables, 6, "0x2000 still uses them");
+	cr_assert_eq(iommu_unmap(d, 0x2000, K4), 0);
+	cr_assert_eq(stats().tables, 3);
+	cr_assert_eq(iommu_unmap(d, 600 * G1 + M2, M2), 0);
+	cr_assert_eq(stats().tables, 1);
+	cr_assert_eq(iommu_map(d, 2 * G1, host, G1, RW), 0);
+	cr_assert_eq(stats().tables, 2);
+	iommu_unmap_all(d);
+	cr_assert_eq(stats().tables, 1);
+}
+
+Test(iommu_map, allocation_failure_changes_nothing)
+{
+	/* Four pages straddling a 2 MiB boundary past 512 GiB, at a
+	 * misaligned host address, need four new tables (levels 1, 2, and
+	 * two at level 3); the second pair only after two pages are in. */
+	uint64_t iova = 600 * G1 + M2 - 2 * K4;
+	struct iommu_stats before;
+
+	cr_assert_eq(iommu_map(d, 0x1000, host, K4, RW), 0);
+	before = stats();
+	for (unsigned int nth = 1; nth <= 4; nth++) {
+		iommu_inject_alloc_failure(d, nth);
+		cr_assert_eq(iommu_map(d, iova, host + K4, 4 * K4, RW), -ENOMEM, "nth %u", nth);
+		cr_assert_eq(stats().tables, before.tables, "nth %u", nth);
+		cr_assert_eq(stats().pages_4k, before.pages_4k);
+		cr_assert_eq(stats().mapped_bytes, before.mapped_bytes);
+		cr_assert_eq(stats().maps, before.maps);
+		for (int i = 0; i < 4; i++)
+			xlate(iova + i * K4, IOMMU_READ, -EFAULT, NULL);
+	}
+	iommu_inject_alloc_failure(d, 5);
+	cr_assert_eq(iommu_map(d, iova, host + K4, 4 * K4, RW), 0);
+	cr_assert_eq(stats().tables, before.tables + 4);
+	cr_assert_eq(xlate(iova + 3 * K4, IOMMU_READ, 0, NULL), host + 4 * K4);
+	cr_assert_eq(xlate(0x1000, IOMMU_READ, 0, NULL), host);
+}
