@@ -219,11 +219,11 @@ int gpup_ctl_cli_call(const struct gpup_global *g, const char *cmd, json_object 
 		return GPUP_EXIT_FAIL;
 	}
 	if (!json_object_object_get_ex(r, GPUP_CTL_F_OK, &ok) || !json_object_get_boolean(ok)) {
-		const char *code = gpup_ctl_str(r, GPUP_CTL_F_CODE, "EIO");
+		bool usage = usage_code(gpup_ctl_str(r, GPUP_CTL_F_CODE, "EIO"));
 
 		gpup_err(cmd, "%s", gpup_ctl_str(r, GPUP_CTL_F_ERROR, "the daemon failed"));
 		json_object_put(r);
-		return usage_code(code) ? GPUP_EXIT_USAGE : GPUP_EXIT_FAIL;
+		return usage ? GPUP_EXIT_USAGE : GPUP_EXIT_FAIL;
 	}
 	*reply = r;
 	return GPUP_EXIT_OK;

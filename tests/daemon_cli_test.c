@@ -1,0 +1,214 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The CLI against a running daemon: create/list/destroy, tables and
+ * --json, exit codes and the exact one-line errors, nothing changed by a
+ * failed command, persistence across a restart, and what happens with no
+ * daemon at all.
+ */
+#include <criterion/criterion.h>
+#include <json-c/json.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static char dir[64], run_dir[96], state_dir[96];
+static char out[16384], err[4096];
+
+/* Run `gpup --run-dir RUN ARGS`; stdout and stderr land in out and err. */
+static int gpup(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void slurp(const char *path, char *buf, size_t len)
+{
+	FILE *f = fopen(path, "r");
+	size_t n = f ? fread(buf, 1, len - 1, f) : 0;
+
+	buf[n] = '\0';
+	if (f)
+		fclose(f);
+}
+
+static int gpup(const char *fmt, ...)
+{
+	char args[512], cmd[1024], o[128], e[128];
+	const char *bin = getenv("GPUP_BIN");
+	va_list ap;
+	int st;
+
+	cr_assert_not_null(bin, "GPUP_BIN must name the gpup binary");
+	va_start(ap, fmt);
+	vsnprintf(args, sizeof(args), fmt, ap);
+	va_end(ap);
+	snprintf(o, sizeof(o), "%s/out", dir);
+	snprintf(e, sizeof(e), "%s/err", dir);
+	snprintf(cmd, sizeof(cmd), "%s --run-dir %s %s >%s 2>%s", bin, run_dir, args, o, e);
+	st = system(cmd);
+	slurp(o, out, sizeof(out));
+	slurp(e, err, sizeof(err));
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void start(void)
+{
+	cr_assert_eq(gpup("daemon --state-dir %s --sim-gpus 2 --vram 64M", state_dir), 0, "%s",
+		     err);
+	cr_assert(strstr(out, "gpup daemon: running (pid "), "%s", out);
+}
+
+static void stop(void)
+{
+	char path[128], pid[32] = "";
+	int n = 0;
+
+	snprintf(path, sizeof(path), "%s/gpup.pid", run_dir);
+	slurp(path, pid, sizeof(pid));
+	if (!pid[0])
+		return;
+	cr_assert_eq(kill(atoi(pid), SIGTERM), 0);
+	/* The pid file goes last, after the sockets. */
+	while (access(path, F_OK) == 0 && n++ < 500)
+		usleep(10000);
+	cr_assert_neq(access(path, F_OK), 0, "daemon did not stop");
+}
+
+static void setup(void)
+{
+	snprintf(dir, sizeof(dir), "/tmp/gpup-cli-XXXXXX");
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(run_dir, sizeof(run_dir), "%s/run", dir);
+	snprintf(state_dir, sizeof(state_dir), "%s/state", dir);
+}
+
+static void teardown(void)
+{
+	char cmd[128];
+
+	stop();
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	cr_assert_eq(system(cmd), 0);
+}
+
+TestSuite(daemon_cli, .init = setup, .fini = teardown, .timeout = 60);
+
+static size_t lines(const char *s)
+{
+	size_t n = 0;
+
+	for (; *s; s++)
+		n += *s == '\n';
+	return n;
+}
+
+Test(daemon_cli, no_daemon_is_a_runtime_failure)
+{
+	char want[256];
+
+	cr_assert_eq(gpup("list"), 1);
+	snprintf(want, sizeof(want),
+		 "gpup list: no daemon is running in %s (start one with 'gpup daemon')\n", run_dir);
+	cr_assert_str_eq(err, want);
+	cr_assert_str_eq(out, "");
+}
+
+Test(daemon_cli, create_list_destroy)
+{
+	char uuid[64], want[256];
+	json_object *o, *a;
+
+	start();
+	cr_assert_eq(gpup("create --gpu gpu1 --type sim-16m-4"), 0, "%s", err);
+	cr_assert_eq(strlen(out), 37, "one UUID and a newline: %s", out);
+	snprintf(uuid, sizeof(uuid), "%.36s", out);
+	cr_assert_eq(gpup("list"), 0);
+	cr_assert_eq(lines(out), 2, "header and one partition:\n%s", out);
+	cr_assert(strstr(out, uuid) && strstr(out, "gpu1") && strstr(out, "sim-16m-4"), "%s", out);
+	cr_assert_eq(gpup("list --json"), 0);
+	o = json_tokener_parse(out);
+	cr_assert_not_null(o, "%s", out);
+	cr_assert(json_object_object_get_ex(o, "partitions", &a));
+	cr_assert_eq(json_object_array_length(a), 1);
+	json_object_put(o);
+	cr_assert_eq(gpup("types --gpu gpu1 --json"), 0);
+	cr_assert(strstr(out, "\"available_instances\": 3"), "%s", out);
+	cr_assert_eq(gpup("destroy %s", uuid), 0, "%s", err);
+	cr_assert_str_eq(out, "");
+	cr_assert_eq(gpup("list"), 0);
+	cr_assert_str_eq(out, "no partitions; create one with 'gpup create --type NAME'\n");
+	cr_assert_eq(gpup("destroy %s", uuid), 2);
+	snprintf(want, sizeof(want), "gpup destroy: no partition %s; see 'gpup list'\n", uuid);
+	cr_assert_str_eq(err, want);
+}
+
+Test(daemon_cli, bad_requests_exit_2_and_change_nothing)
+{
+	start();
+	cr_assert_eq(gpup("create --gpu gpu1 --type sim-32m-2 --uuid "
+			  "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee"), 0);
+	cr_assert_eq(gpup("create --gpu gpu5 --type sim-32m-2"), 2);
+	cr_assert_str_eq(err, "gpup create: no GPU 'gpu5'; see 'gpup gpus'\n");
+	cr_assert_eq(gpup("create --gpu gpu0 --type sim-99m-1"), 2);
+	cr_assert_str_eq(err, "gpup create: gpu0 has no type 'sim-99m-1'; see 'gpup types'\n");
+	cr_assert_eq(gpup("create --gpu gpu1 --type sim-64m-1"), 2);
+	cr_assert_str_eq(err, "gpup create: gpu1 has no room for a 'sim-64m-1' partition "
+			      "(largest free slot: 32 MiB)\n");
+	cr_assert_eq(gpup("create --gpu gpu0 --type sim-32m-2 --uuid "
+			  "AAAAAAAA-bbbb-4ccc-8ddd-eeeeeeeeeeee"), 2);
+	cr_assert_str_eq(err, "gpup create: UUID aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee is "
+			      "already in use\n");
+	cr_assert_eq(gpup("create --gpu gpu0 --type sim-32m-2 --uuid nope"), 2);
+	cr_assert_str_eq(err, "gpup create: 'nope' is not a UUID (want 8-4-4-4-12 hex digits)\n");
+	cr_assert_eq(gpup("create --gpu gpu0"), 2);
+	cr_assert_str_eq(err, "gpup create: --type NAME is required; see 'gpup types'\n");
+	cr_assert_eq(gpup("create --bogus"), 2);
+	cr_assert_eq(gpup("list"), 0);
+	cr_assert_eq(lines(out), 2, "still exactly one partition:\n%s", out);
+	cr_assert_eq(gpup("gpus --json"), 0);
+	cr_assert(strstr(out, "\"vram_free\": 67108864"), "gpu0 untouched:\n%s", out);
+}
+
+Test(daemon_cli, help_for_every_command)
+{
+	static const char *const cmds[] = { "daemon", "gpus", "types", "create", "destroy",
+					    "list", "exercise" };
+
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+		cr_assert_eq(gpup("%s --help", cmds[i]), 0, "%s", cmds[i]);
+		cr_assert(strncmp(out, "usage: gpup ", 12) == 0, "%s: %s", cmds[i], out);
+	}
+}
+
+Test(daemon_cli, gpus_table_and_persistence)
+{
+	char uuid[64];
+
+	start();
+	cr_assert_eq(gpup("gpus"), 0);
+	cr_assert(strstr(out, "gpu0   sim      gpup sim GPU     64 MiB    64 MiB    64 MiB"),
+		  "%s", out);
+	cr_assert(strstr(out, "\nhost GPUs: ") != NULL, "%s", out);
+	cr_assert_eq(gpup("create --type sim-4m-16"), 0);
+	snprintf(uuid, sizeof(uuid), "%.36s", out);
+	cr_assert_eq(gpup("daemon --state-dir %s --vram 64M", state_dir), 1,
+		     "a second daemon on the same run dir");
+	stop();
+	cr_assert_eq(gpup("list"), 1);
+	start();
+	cr_assert_eq(gpup("list"), 0);
+	cr_assert(strstr(out, uuid), "%s", out);
+	cr_assert_eq(gpup("exercise %s --size 1M", uuid), 0, "%s%s", out, err);
+	cr_assert(strstr(out, "result: bit-exact"), "%s", out);
+}
+
+Test(daemon_cli, daemon_flag_errors)
+{
+	cr_assert_eq(gpup("daemon --vram 100M --foreground"), 2);
+	cr_assert_str_eq(err, "gpup daemon: --vram wants a power of two of at least 16M "
+			      "(like 8G), not '100M'\n");
+	cr_assert_eq(gpup("daemon --sim-gpus 99 --foreground"), 2);
+	cr_assert_str_eq(err, "gpup daemon: --sim-gpus wants a number from 0 to 16, not '99'\n");
+	cr_assert_eq(gpup("exercise not-a-uuid"), 2);
+}
