@@ -41,6 +41,7 @@ struct gpup_engine {
 	uint32_t *gen;
 	uint32_t nslots;
 	uint64_t busy_ns;
+	uint64_t next_watchdog;
 };
 
 uint64_t gpup_mono_ns(void)
@@ -180,6 +181,32 @@ static void run_one(struct gpup_engine *e, struct gpup_ectx *c, uint64_t slice)
 	}
 }
 
+/* Hand contexts the scheduler finds stuck to their owners.  Marked
+ * running meanwhile, so that a detach waits for the owner to finish. */
+static void watchdog_poll(struct gpup_engine *e, uint64_t now)
+{
+	struct gpup_ectx *stuck[8];
+
+	if (!e->sops->watchdog || now < e->next_watchdog)
+		return;
+	e->next_watchdog = now + GPUP_ENGINE_WATCHDOG_PERIOD_NS;
+	unsigned int n = e->sops->watchdog(e->sched, now, stuck, 8);
+
+	for (unsigned int i = 0; i < n; i++) {
+		struct gpup_ectx *c = stuck[i];
+
+		if (c->detaching || !c->ops->stuck)
+			continue;
+		c->running = true;
+		pthread_mutex_unlock(&e->lock);
+		c->ops->stuck(c);
+		pthread_mutex_lock(&e->lock);
+		c->running = false;
+		if (c->detaching)
+			pthread_cond_broadcast(&e->idle);
+	}
+}
+
 static void *engine_main(void *arg)
 {
 	struct gpup_engine *e = arg;
@@ -191,6 +218,7 @@ static void *engine_main(void *arg)
 		uint64_t next = wake_due(e, now);
 
 		poll_events(e, now); /* doorbells rung while others ran */
+		watchdog_poll(e, now);
 		struct gpup_ectx *c = e->sops->pick(e->sched, now, &slice);
 
 		if (c) {
@@ -223,7 +251,7 @@ struct gpup_engine *gpup_engine_create(enum gpup_engine_kind kind, unsigned int 
 	pthread_mutex_init(&e->lock, NULL);
 	pthread_cond_init(&e->idle, NULL);
 	e->sops = &gpup_sched_rr;
-	e->sched = e->sops->create(e);
+	e->sched = e->sops->create(e, NULL);
 	if (e->epfd < 0 || e->wakefd < 0 || !e->sched ||
 	    epoll_ctl(e->epfd, EPOLL_CTL_ADD, e->wakefd, &ev) < 0)
 		goto err;
@@ -398,12 +426,13 @@ static int sched_adopt(struct gpup_engine *e, const struct gpup_sched_ops *ops, 
 	return 0;
 }
 
-int gpup_engine_set_sched(struct gpup_engine *e, const struct gpup_sched_ops *ops)
+int gpup_engine_set_sched(struct gpup_engine *e, const struct gpup_sched_ops *ops,
+			  const void *arg)
 {
 	int r = 0;
 
 	pthread_mutex_lock(&e->lock);
-	void *s = ops->create(e);
+	void *s = ops->create(e, arg);
 
 	if (!s) {
 		r = -ENOMEM;
@@ -425,6 +454,20 @@ int gpup_engine_set_sched(struct gpup_engine *e, const struct gpup_sched_ops *op
 	e->sched = s;
 	engine_signal(e);
 out:
+	pthread_mutex_unlock(&e->lock);
+	return r;
+}
+
+int gpup_engine_sched_call(struct gpup_engine *e, const struct gpup_sched_ops *ops,
+			   int (*fn)(void *sched, void *arg), void *arg)
+{
+	int r = -EINVAL;
+
+	pthread_mutex_lock(&e->lock);
+	if (e->sops == ops) {
+		r = fn(e->sched, arg);
+		engine_signal(e); /* a new policy may let someone run now */
+	}
 	pthread_mutex_unlock(&e->lock);
 	return r;
 }

@@ -46,6 +46,10 @@ struct gpup_ectx_ops {
 	 * (see gpup_thread_cpu_ns).  Called on the executor thread only,
 	 * never twice at once for one context. */
 	enum gpup_run_result (*run)(struct gpup_ectx *c, uint64_t deadline_ns);
+	/* The scheduler's watchdog found c with work and no progress for its
+	 * timeout.  Called on the executor thread, never while c runs; must
+	 * not detach c.  Can be NULL. */
+	void (*stuck)(struct gpup_ectx *c);
 };
 
 /* A context: embedded in its owner (a vgpu queue).  The owner sets the
@@ -71,8 +75,9 @@ struct gpup_ectx {
 
 struct gpup_sched_ops {
 	const char *name;
-	/* Per-engine scheduler state; NULL on failure. */
-	void *(*create)(struct gpup_engine *e);
+	/* Per-engine scheduler state, configured by arg (the scheduler's
+	 * own config type; NULL = defaults).  NULL on failure. */
+	void *(*create)(struct gpup_engine *e, const void *arg);
 	void (*destroy)(void *s);
 	/* A new context, not runnable yet.  0 or -errno. */
 	int (*add)(void *s, struct gpup_ectx *c);
@@ -95,11 +100,24 @@ struct gpup_sched_ops {
 			enum gpup_run_result res);
 	/* The context completed commands in its last slice.  Can be NULL. */
 	void (*progress)(void *s, struct gpup_ectx *c, uint64_t now);
+	/* Contexts with work and no progress for the watchdog timeout, each
+	 * reported once until it progresses or blocks: up to max into out,
+	 * returns how many.  Polled every GPUP_ENGINE_WATCHDOG_PERIOD_NS
+	 * while the engine has work.  Can be NULL: no watchdog. */
+	unsigned int (*watchdog)(void *s, uint64_t now, struct gpup_ectx **out,
+				 unsigned int max);
 };
 
-/* Round robin over runnable contexts, GPUP_RR_SLICE_NS each. */
+/* Round robin over runnable contexts with a fixed slice, and an optional
+ * watchdog.  Its create arg is a struct gpup_rr_cfg (NULL: defaults). */
 extern const struct gpup_sched_ops gpup_sched_rr;
 #define GPUP_RR_SLICE_NS 2000000ull
+struct gpup_rr_cfg {
+	uint64_t slice_ns;       /* 0: GPUP_RR_SLICE_NS */
+	uint64_t watchdog_ns;    /* 0: no watchdog */
+};
+
+#define GPUP_ENGINE_WATCHDOG_PERIOD_NS 10000000ull
 
 #define GPUP_ENGINE_WAIT_POLL_NS 100000ull
 
@@ -108,9 +126,15 @@ struct gpup_engine *gpup_engine_create(enum gpup_engine_kind kind, unsigned int 
 /* Stops the thread; every context must have been detached. */
 void gpup_engine_destroy(struct gpup_engine *e);
 
-/* Swap the scheduler; attached contexts are re-added, runnable ones woken.
- * 0 or -errno (the old scheduler stays). */
-int gpup_engine_set_sched(struct gpup_engine *e, const struct gpup_sched_ops *ops);
+/* Swap the scheduler (ops->create(e, arg)); attached contexts are
+ * re-added, runnable ones woken.  0 or -errno (the old scheduler stays). */
+int gpup_engine_set_sched(struct gpup_engine *e, const struct gpup_sched_ops *ops,
+			  const void *arg);
+/* Run fn on the engine's scheduler state under the engine lock (policy
+ * changes, per-context settings, statistics).  Returns fn's result, or
+ * -EINVAL if the engine's scheduler is not ops. */
+int gpup_engine_sched_call(struct gpup_engine *e, const struct gpup_sched_ops *ops,
+			   int (*fn)(void *sched, void *arg), void *arg);
 
 int gpup_engine_attach(struct gpup_engine *e, struct gpup_ectx *c);
 /* Waits until the executor is not running c, then drops it. */

@@ -457,6 +457,26 @@ static enum gpup_run_result queue_run(struct gpup_ectx *c, uint64_t deadline)
 	}
 }
 
+/* The scheduler's watchdog gave up on this queue: a WAIT nobody
+ * satisfies or a kernel that never ends.  Fault it like any other error,
+ * naming the packet that hung; the engine is free for others again. */
+static void queue_stuck(struct gpup_ectx *c)
+{
+	struct vgpu_queue *q = c->opaque;
+	struct vgpu *v = q->v;
+
+	pthread_mutex_lock(&v->lock);
+	if (queue_live(q)) {
+		if (q->have_cmd)
+			vgpu_fault_locked(q, GPUP_FAULT_WATCHDOG, packet_iova(q),
+					  ((uint64_t)q->cmd.hdr.tag << 32) | q->cmd.hdr.opcode);
+		else
+			vgpu_fault_locked(q, GPUP_FAULT_WATCHDOG, q->run.pi_addr, 0);
+	}
+	pthread_mutex_unlock(&v->lock);
+}
+
 const struct gpup_ectx_ops vgpu_queue_ops = {
 	.run = queue_run,
+	.stuck = queue_stuck,
 };

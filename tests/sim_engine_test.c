@@ -20,7 +20,7 @@ enum tmode { T_ONCE, T_BURN, T_WAIT };
 struct tctx {
 	struct gpup_ectx c;
 	enum tmode mode;
-	int runs, in_run;
+	int runs, in_run, stuck;
 	int stop;  /* T_BURN: go idle; T_WAIT: condition true */
 };
 
@@ -42,7 +42,16 @@ static enum gpup_run_result trun(struct gpup_ectx *c, uint64_t deadline)
 	return r;
 }
 
-static const struct gpup_ectx_ops tops = { .run = trun };
+static void tstuck(struct gpup_ectx *c)
+{
+	struct tctx *t = c->opaque;
+
+	cr_assert_eq(__atomic_load_n(&t->in_run, __ATOMIC_SEQ_CST), 0);
+	__atomic_add_fetch(&t->stuck, 1, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&t->stop, 1, __ATOMIC_SEQ_CST);
+}
+
+static const struct gpup_ectx_ops tops = { .run = trun, .stuck = tstuck };
 
 static struct gpup_engine *eng;
 
@@ -191,9 +200,10 @@ Test(sim_engine, detach_waits_for_the_running_context)
 /* A test scheduler: always the runnable context with the highest weight. */
 struct prio { struct gpup_ectx *ctx[8]; bool runnable[8]; int n; };
 
-static void *p_create(struct gpup_engine *e)
+static void *p_create(struct gpup_engine *e, const void *arg)
 {
 	(void)e;
+	(void)arg;
 	return calloc(1, sizeof(struct prio));
 }
 
@@ -278,17 +288,45 @@ Test(sim_engine, a_swapped_in_scheduler_does_the_picking)
 	tinit(&lo, T_BURN, false);
 	hi.c.weight = 10;
 	lo.c.weight = 1;
-	cr_assert_eq(gpup_engine_set_sched(eng, &prio_ops), 0);
+	cr_assert_eq(gpup_engine_set_sched(eng, &prio_ops, NULL), 0);
 	gpup_ectx_kick(&hi.c);
 	gpup_ectx_kick(&lo.c);
 	cr_assert(wait_runs(&hi, 20));
 	int lo_runs = runs(&lo);
 
 	cr_assert_leq(lo_runs, 1, "strict priority starves the low context");
-	cr_assert_eq(gpup_engine_set_sched(eng, &gpup_sched_rr), 0);
+	cr_assert_eq(gpup_engine_set_sched(eng, &gpup_sched_rr, NULL), 0);
 	cr_assert(wait_runs(&lo, lo_runs + 5), "round robin again");
 	__atomic_store_n(&hi.stop, 1, __ATOMIC_SEQ_CST);
 	__atomic_store_n(&lo.stop, 1, __ATOMIC_SEQ_CST);
 	tfini(&hi);
 	tfini(&lo);
+}
+
+Test(sim_engine, round_robin_watchdog_reports_contexts_without_progress)
+{
+	struct gpup_rr_cfg cfg = { .slice_ns = 1000000, .watchdog_ns = 30000000 };
+	struct tctx w, b, ok;
+
+	cr_assert_eq(gpup_engine_set_sched(eng, &gpup_sched_rr, &cfg), 0);
+	tinit(&w, T_WAIT, false);
+	tinit(&b, T_BURN, false);
+	tinit(&ok, T_ONCE, true);
+	gpup_ectx_kick(&w.c);
+	gpup_ectx_kick(&b.c);
+	for (int i = 0; i < 20; i++) {
+		ring(&ok);
+		usleep(2000);
+	}
+	cr_assert(wait_runs(&ok, 5), "a healthy context keeps running");
+	for (int i = 0; i < 5000 && (!__atomic_load_n(&w.stuck, __ATOMIC_SEQ_CST) ||
+				     !__atomic_load_n(&b.stuck, __ATOMIC_SEQ_CST)); i++)
+		usleep(1000);
+	usleep(50000);
+	cr_assert_eq(__atomic_load_n(&w.stuck, __ATOMIC_SEQ_CST), 1, "reported once");
+	cr_assert_eq(__atomic_load_n(&b.stuck, __ATOMIC_SEQ_CST), 1, "reported once");
+	cr_assert_eq(__atomic_load_n(&ok.stuck, __ATOMIC_SEQ_CST), 0);
+	tfini(&w);
+	tfini(&b);
+	tfini(&ok);
 }

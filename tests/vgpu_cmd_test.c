@@ -15,6 +15,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "gpup/engine.h"
 #include "gpup/gpu.h"
 #include "gpup/vgpu.h"
 #include "iommu/iommu.h"
@@ -688,4 +689,34 @@ Test(vgpu_cmd, unmap_racing_queued_copies)
 		cr_assert_eq(rd(GPUP_REG_QUEUE(1) + GPUP_Q_CI), cur->pi[1], "all copies landed");
 	}
 	munmap(buf, len);
+}
+
+/* With a watchdog on the engines, a WAIT nobody satisfies and a kernel
+ * that never ends each fault their queue with WATCHDOG, naming the hung
+ * packet; the engine then serves the others. */
+Test(vgpu_cmd, watchdog_faults_hung_queues)
+{
+	struct gpup_rr_cfg rr = { .watchdog_ns = 50000000 };
+	union gpup_cmd hang[2] = { wait_cmd(GPUP_WAIT_EQ, DATA, 1, ~0ull), fence(DONE(0), 1, true) };
+	union gpup_cmd spin[2] = { kernel(GPUP_KERNEL_SPIN, UINT64_MAX, 0, 0, 0, 0, 0),
+				   fence(DONE(2), 1, true) };
+
+	cr_assert_eq(gpup_engine_set_sched(gpup_gpu_engine(gpu, GPUP_ENGINE_KIND_COMPUTE, 0),
+					   &gpup_sched_rr, &rr), 0);
+	*(uint64_t *)hva(DATA) = 0;
+	queue_setup(2, GPUP_ENGINE_COMPUTE);
+	uint64_t pkt0 = RING(0) + cur->pi[0] % ENTRIES * GPUP_CMD_SIZE;
+	uint64_t pkt2 = RING(2) + cur->pi[2] % ENTRIES * GPUP_CMD_SIZE;
+
+	submit(0, hang, 2);
+	expect_fault(0, GPUP_FAULT_WATCHDOG, pkt0, TAGGED(0x3a, GPUP_OP_WAIT), 1);
+	recover(0);
+	submit(2, spin, 2);
+	cr_assert(wait_irq(FAULT_VEC, 5000));
+	cr_assert_eq(rd(GPUP_REG_QUEUE(2) + GPUP_Q_FAULT), GPUP_FAULT_WATCHDOG);
+	cr_assert_eq(rd64(GPUP_REG_FAULT_LOG + GPUP_FAULT_REC_SIZE + GPUP_FAULT_REC_ADDR_LO), pkt2);
+	cr_assert_eq(rd64(GPUP_REG_FAULT_LOG + GPUP_FAULT_REC_SIZE + GPUP_FAULT_REC_DETAIL_LO),
+		     TAGGED(0x4b, GPUP_OP_KERNEL));
+	run_one(0, fence(DATA + 8, 5, false));
+	cr_assert_eq(*(uint64_t *)hva(DATA + 8), 5, "the compute engine is free again");
 }
