@@ -250,8 +250,8 @@ static bool conn_finish(struct gpup_vfu *s, int rc)
 	pthread_mutex_lock(&s->lock);
 	s->closing = true;
 	pthread_mutex_unlock(&s->lock);
-	conn_reset(s);
 	vfu_log(s, "client disconnected%s", rc == 1 ? "" : " (protocol error)");
+	conn_reset(s);
 	pthread_mutex_lock(&s->lock);
 	close(s->conn_fd);
 	s->conn_fd = s->pending_fd;
