@@ -186,17 +186,20 @@ static void push_throttled(struct sched_ctx *c, uint64_t until)
 }
 
 /* Queue a runnable context that became ready at t: on the run queue, or
- * throttled until its budget covers a slice. */
+ * throttled until its budget is positive again.  A context with any budget
+ * left may start a full slice and overdraw (repaid before it runs again):
+ * waiting for a whole slice of budget would throttle and release every
+ * context of a busy equal-share engine once per round for nothing. */
 static void enqueue(struct sched_ctx *c, uint64_t t)
 {
 	uint64_t need, wait;
 
 	refill(c, t);
-	if (!capped(c) || c->budget >= (int64_t)c->e->slice) {
+	if (!capped(c) || c->budget > 0) {
 		push_run(c, t);
 		return;
 	}
-	need = (uint64_t)((int64_t)c->e->slice - c->budget);
+	need = (uint64_t)(1 - c->budget);
 	wait = (uint64_t)(((unsigned __int128)need * SCHED_PPM + c->cap_eff - 1) /
 			  c->cap_eff);
 	push_throttled(c, t + wait);

@@ -50,8 +50,9 @@
  *                it borrow idle time up to the cap.
  *
  * Caps are token buckets: a capped context earns cap x elapsed time of
- * budget, up to two slices, spends what it runs, and waits (throttled)
- * while it has less than a slice.  When every runnable context is
+ * budget, up to two slices, spends what it runs (a slice may overdraw it),
+ * and waits (throttled) while its budget is not positive.  When every
+ * runnable context is
  * throttled sched_pick returns NULL with the time until the next one may
  * run.
  *
