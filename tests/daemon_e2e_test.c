@@ -327,3 +327,44 @@ Test(daemon_e2e, control_api_errors)
 	json_object_put(req);
 	json_object_put(rep);
 }
+
+static json_object *destroy(const char *uuid, bool force)
+{
+	json_object *req = gpup_ctl_request(GPUP_CTL_M_DESTROY), *rep = NULL;
+
+	json_object_object_add(req, GPUP_CTL_F_UUID, json_object_new_string(uuid));
+	json_object_object_add(req, GPUP_CTL_F_FORCE, json_object_new_boolean(force));
+	cr_assert_eq(gpup_ctl_call(run_dir, req, &rep), 0);
+	json_object_put(req);
+	return rep;
+}
+
+Test(daemon_e2e, destroy_in_use_needs_force)
+{
+	char uuid[GPUP_UUID_STRLEN + 1], sock[PATH_MAX], ctl[PATH_MAX];
+	struct vfio_user_device_info di;
+	struct stat st;
+	json_object *rep;
+
+	create("gpu0", "sim-32m-8", uuid);
+	snprintf(sock, sizeof(sock), "%s/%s.sock", run_dir, uuid);
+	snprintf(ctl, sizeof(ctl), "%s/gpup.sock", run_dir);
+	cr_assert_eq(stat(sock, &st), 0);
+	cr_assert_eq(st.st_mode & 0777, 0600, "partition socket mode %o", st.st_mode & 0777);
+	cr_assert_eq(stat(ctl, &st), 0);
+	cr_assert_eq(st.st_mode & 0777, 0600, "control socket mode %o", st.st_mode & 0777);
+	struct hv_vfu *cl = attach(uuid);
+
+	rep = destroy(uuid, false);
+	cr_assert_str_eq(gpup_ctl_str(rep, GPUP_CTL_F_CODE, ""), "EBUSY");
+	json_object_put(rep);
+	cr_assert_eq(hv_vfu_device_info(cl, &di), 0, "still served");
+	rep = destroy(uuid, true);
+	cr_assert_str_eq(gpup_ctl_str(rep, GPUP_CTL_F_UUID, ""), uuid);
+	json_object_put(rep);
+	int rc = hv_vfu_device_info(cl, &di);
+
+	cr_assert(rc == -ECONNRESET || rc == -EPIPE, "the client was disconnected: %d", rc);
+	cr_assert_neq(stat(sock, &st), 0, "and the socket removed");
+	hv_vfu_close(cl);
+}
