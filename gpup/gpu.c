@@ -111,6 +111,22 @@ int gpup_gpu_reset(struct gpup_gpu *gpu)
 	return gpu->ops->reset ? gpu->ops->reset(gpu) : -EOPNOTSUPP;
 }
 
+int gpup_gpu_vram_scrub(struct gpup_gpu *gpu, uint64_t off, uint64_t len)
+{
+	int r = injected(gpu, GPUP_GPU_OP_VRAM_SCRUB);
+	uint8_t *vram;
+
+	if (r)
+		return r;
+	if (len > gpu->cfg.vram_size || off > gpu->cfg.vram_size - len)
+		return -EINVAL;
+	if (gpu->ops->vram_scrub)
+		return gpu->ops->vram_scrub(gpu, off, len);
+	vram = gpu->ops->vram_map(gpu);
+	memset(vram + off, 0, len);
+	return 0;
+}
+
 struct gpup_engine *gpup_gpu_engine(struct gpup_gpu *gpu, enum gpup_engine_kind kind,
 				    unsigned int idx)
 {

@@ -64,6 +64,9 @@ struct gpup_backend_ops {
 				      unsigned int idx);
 	/* The device's model name for gpup_gpu_describe.  Can be NULL. */
 	const char *model;
+	/* Zero [off, off + len) of VRAM (a new tenant must not see the last
+	 * one's data).  Can be NULL: the core writes zeros itself. */
+	int (*vram_scrub)(struct gpup_gpu *gpu, uint64_t off, uint64_t len);
 };
 
 #define GPUP_BACKEND_OPS_VERSION 1
@@ -76,6 +79,8 @@ void gpup_gpu_describe(const struct gpup_gpu *gpu, struct gpup_gpu_desc *desc);
 int gpup_gpu_vram_fd(struct gpup_gpu *gpu, uint64_t *fd_offset);
 void *gpup_gpu_vram_map(struct gpup_gpu *gpu);
 int gpup_gpu_reset(struct gpup_gpu *gpu);
+/* Zero a VRAM range; 0, -EINVAL outside VRAM, or the backend's error. */
+int gpup_gpu_vram_scrub(struct gpup_gpu *gpu, uint64_t off, uint64_t len);
 /* NULL if the backend has no such engine. */
 struct gpup_engine *gpup_gpu_engine(struct gpup_gpu *gpu, enum gpup_engine_kind kind,
 				    unsigned int idx);
@@ -97,6 +102,7 @@ void gpup_gpu_set_priv(struct gpup_gpu *gpu, void *priv);
 #define GPUP_GPU_OP_VRAM_MAP (1u << 1)
 #define GPUP_GPU_OP_RESET (1u << 2)
 #define GPUP_GPU_OP_ENGINE (1u << 3)
+#define GPUP_GPU_OP_VRAM_SCRUB (1u << 4)
 void gpup_gpu_inject_fault(struct gpup_gpu *gpu, unsigned int ops, int err);
 
 /* Limits on a GPU's shape. */

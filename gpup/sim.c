@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -116,6 +117,26 @@ static int sim_reset(struct gpup_gpu *gpu)
 	return 0;
 }
 
+/* Whole pages go back to the host as holes (they read as zeros and cost
+ * nothing); the ragged ends, if any, are cleared by hand. */
+static int sim_vram_scrub(struct gpup_gpu *gpu, uint64_t off, uint64_t len)
+{
+	struct sim_gpu *s = gpup_gpu_priv(gpu);
+	uint64_t pg = (uint64_t)sysconf(_SC_PAGESIZE);
+	uint64_t a = (off + pg - 1) / pg * pg, b = (off + len) / pg * pg;
+
+	if (a >= b) {
+		memset((uint8_t *)s->vram + off, 0, len);
+		return 0;
+	}
+	memset((uint8_t *)s->vram + off, 0, a - off);
+	memset((uint8_t *)s->vram + b, 0, off + len - b);
+	if (fallocate(s->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)a,
+		      (off_t)(b - a)) < 0)
+		return -errno;
+	return 0;
+}
+
 static struct gpup_engine *sim_engine(struct gpup_gpu *gpu, enum gpup_engine_kind kind,
 				      unsigned int idx)
 {
@@ -134,6 +155,7 @@ static const struct gpup_backend_ops sim_ops = {
 	.reset = sim_reset,
 	.engine = sim_engine,
 	.model = "gpup sim GPU",
+	.vram_scrub = sim_vram_scrub,
 };
 
 struct gpup_gpu *gpup_sim_gpu_create(const struct gpup_gpu_cfg *cfg)

@@ -617,6 +617,12 @@ struct vgpu *vgpu_create(const struct vgpu_cfg *cfg)
 		errno = ENODEV;
 		return NULL;
 	}
+	/* The window may hold a previous tenant's data. */
+	r = gpup_gpu_vram_scrub(cfg->gpu, cfg->vram_offset, cfg->vram_size);
+	if (r) {
+		errno = -r;
+		return NULL;
+	}
 	v = calloc(1, sizeof(*v));
 	if (!v)
 		return NULL;

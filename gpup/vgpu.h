@@ -35,6 +35,8 @@ struct vgpu_stats {
 	uint64_t engine_ns[2];       /* compute, copy */
 };
 
+/* NULL and errno on failure.  The VRAM window is zeroed: a partition
+ * never sees what an earlier one left there. */
 struct vgpu *vgpu_create(const struct vgpu_cfg *cfg);
 /* Stops its queues (waiting for the engines to drop them), closes its
  * doorbell fds, releases irq fds. */

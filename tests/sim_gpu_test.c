@@ -123,3 +123,23 @@ Test(sim_gpu, bad_shapes_are_refused)
 	cr_assert_null(gpup_sim_gpu_create(NULL));
 	gpup_gpu_destroy(NULL);
 }
+
+Test(sim_gpu, scrub_zeroes_exactly_the_range)
+{
+	struct gpup_gpu_cfg cfg = { .vram_size = 2ull << 20, .ncompute = 1, .ncopy = 1 };
+	struct gpup_gpu *g = gpup_sim_gpu_create(&cfg);
+	uint8_t *map = gpup_gpu_vram_map(g);
+	struct { uint64_t off, len; } r[] = { { 100, 20000 }, { 4096, 8192 }, { 5, 7 },
+					      { 0, 2ull << 20 } };
+
+	for (size_t k = 0; k < sizeof(r) / sizeof(r[0]); k++) {
+		memset(map, 0xcd, 2ull << 20);
+		cr_assert_eq(gpup_gpu_vram_scrub(g, r[k].off, r[k].len), 0);
+		for (uint64_t i = 0; i < (2ull << 20); i++)
+			cr_assert_eq(map[i], i >= r[k].off && i < r[k].off + r[k].len ? 0 : 0xcd,
+				     "range %zu byte %lu", k, (unsigned long)i);
+	}
+	cr_assert_eq(gpup_gpu_vram_scrub(g, 1, 2ull << 20), -EINVAL);
+	cr_assert_eq(gpup_gpu_vram_scrub(g, UINT64_MAX, 2), -EINVAL);
+	gpup_gpu_destroy(g);
+}

@@ -453,3 +453,26 @@ Test(vgpu_regs, gpu_failures_at_the_backend_boundary)
 	post(6, &nop, 0, 2);
 	cr_assert(wait_for(QR(6, GPUP_Q_CI), ~0u, 2));
 }
+
+Test(vgpu_regs, a_new_partition_never_sees_old_data)
+{
+	uint8_t *vram = gpup_gpu_vram_map(gpu);
+	struct vgpu_cfg vc = { .gpu = gpu, .vram_offset = 2 * PART, .vram_size = PART,
+			       .iommu = dom };
+
+	memset(vram, 0xab, VRAM);
+	gpup_gpu_inject_fault(gpu, GPUP_GPU_OP_VRAM_SCRUB, EIO);
+	errno = 0;
+	cr_assert_null(vgpu_create(&vc), "no partition over unscrubbed VRAM");
+	cr_assert_eq(errno, EIO);
+	gpup_gpu_inject_fault(gpu, 0, 0);
+	struct vgpu *w = vgpu_create(&vc);
+
+	cr_assert_not_null(w);
+	for (uint64_t i = 0; i < VRAM; i += 512)
+		cr_assert_eq(vram[i], i >= 2 * PART && i < 3 * PART ? 0 : 0xab, "byte %lu",
+			     (unsigned long)i);
+	cr_assert_eq(vram[2 * PART - 1], 0xab);
+	cr_assert_eq(vram[3 * PART], 0xab);
+	vgpu_destroy(w);
+}
