@@ -117,15 +117,17 @@ static int plan_segment(struct iommu_domain *d, struct dma_plan *p, const struct
 	return 0;
 }
 
+/* memmove: a client may map memory the device also copies from (its own
+ * VRAM window, say) into IOVA space, and overlap must not be undefined. */
 static void plan_copy(struct dma_plan *p, unsigned int access)
 {
 	for (unsigned int i = 0; i < p->n; i++) {
 		struct dma_chunk *c = &p->c[i];
 
 		if (access == IOMMU_WRITE)
-			memcpy(c->host, c->buf, c->len);
+			memmove(c->host, c->buf, c->len);
 		else
-			memcpy(c->buf, c->host, c->len);
+			memmove(c->buf, c->host, c->len);
 	}
 }
 

@@ -514,3 +514,15 @@ Test(iommu_dma, unmap_in_other_domain_does_not_wait, .timeout = 60)
 	iommu_domain_destroy(l.dom);
 	free(l.src);
 }
+
+Test(iommu_dma, overlapping_source_and_destination)
+{
+	/* IOVA 0x9000 maps host page 0; a DMA between it and a buffer that
+	 * overlaps that page behaves as memmove. */
+	uint8_t want[K4];
+
+	cr_assert_eq(iommu_map(d, 0x9000, host, K4, RW), 0);
+	memcpy(want, host, K4 - 16);
+	cr_assert_eq(iommu_dma_read(d, 0x9000, host + 16, K4 - 16), 0);
+	cr_assert_eq(memcmp(host + 16, want, K4 - 16), 0);
+}
