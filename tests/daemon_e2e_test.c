@@ -15,7 +15,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -367,4 +369,65 @@ Test(daemon_e2e, destroy_in_use_needs_force)
 	cr_assert(rc == -ECONNRESET || rc == -EPIPE, "the client was disconnected: %d", rc);
 	cr_assert_neq(stat(sock, &st), 0, "and the socket removed");
 	hv_vfu_close(cl);
+}
+
+static int ctl_raw(void)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/gpup.sock", run_dir);
+	cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	return fd;
+}
+
+static void list_works(void)
+{
+	json_object *req = gpup_ctl_request(GPUP_CTL_M_LIST), *rep = NULL;
+
+	cr_assert_eq(gpup_ctl_call(run_dir, req, &rep), 0, "the daemon still answers");
+	cr_assert_str_eq(gpup_ctl_str(rep, GPUP_CTL_F_CODE, "none"), "none");
+	json_object_put(req);
+	json_object_put(rep);
+}
+
+Test(daemon_e2e, malformed_control_requests)
+{
+	static char big[300 * 1024];
+	json_object *rep = NULL;
+	int fd;
+
+	fd = ctl_raw();
+	cr_assert_eq(write(fd, "{not json\n", 10), 10);
+	cr_assert_eq(gpup_ctl_recv(fd, &rep), 0);
+	cr_assert_str_eq(gpup_ctl_str(rep, GPUP_CTL_F_CODE, ""), "EPROTO");
+	json_object_put(rep);
+	close(fd);
+
+	fd = ctl_raw();
+	cr_assert_eq(write(fd, "{\"method\":\"list\",\"version\":99}\n", 32), 32);
+	cr_assert_eq(gpup_ctl_recv(fd, &rep), 0);
+	cr_assert_str_eq(gpup_ctl_str(rep, GPUP_CTL_F_CODE, ""), "ENOTSUP");
+	json_object_put(rep);
+	close(fd);
+
+	/* Longer than any request may be, with no newline. */
+	memset(big, ' ', sizeof(big));
+	fd = ctl_raw();
+	/* The daemon may stop reading (and close) before all of it is sent. */
+	for (size_t off = 0; off < sizeof(big);) {
+		ssize_t n = send(fd, big + off, sizeof(big) - off, MSG_NOSIGNAL);
+
+		if (n <= 0)
+			break;
+		off += (size_t)n;
+	}
+	cr_assert_eq(gpup_ctl_recv(fd, &rep), 0);
+	cr_assert_str_eq(gpup_ctl_str(rep, GPUP_CTL_F_CODE, ""), "EPROTO");
+	json_object_put(rep);
+	close(fd);
+
+	/* Connect and hang up without a word. */
+	close(ctl_raw());
+	list_works();
 }
