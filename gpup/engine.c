@@ -182,10 +182,13 @@ static void run_one(struct gpup_engine *e, struct gpup_ectx *c, uint64_t slice)
 }
 
 /* Hand contexts the scheduler finds stuck to their owners.  Marked
- * running meanwhile, so that a detach waits for the owner to finish. */
+ * running meanwhile, so that a detach waits for the owner to finish.  The
+ * lock is dropped for each owner, so the others are found again by slot
+ * and generation: one may have been detached (and freed) meanwhile. */
 static void watchdog_poll(struct gpup_engine *e, uint64_t now)
 {
 	struct gpup_ectx *stuck[8];
+	uint32_t slot[8], gen[8];
 
 	if (!e->sops->watchdog || now < e->next_watchdog)
 		return;
@@ -193,9 +196,13 @@ static void watchdog_poll(struct gpup_engine *e, uint64_t now)
 	unsigned int n = e->sops->watchdog(e->sched, now, stuck, 8);
 
 	for (unsigned int i = 0; i < n; i++) {
-		struct gpup_ectx *c = stuck[i];
+		slot[i] = stuck[i]->slot;
+		gen[i] = e->gen[slot[i]];
+	}
+	for (unsigned int i = 0; i < n; i++) {
+		struct gpup_ectx *c = e->slots[slot[i]];
 
-		if (c->detaching || !c->ops->stuck)
+		if (c != stuck[i] || e->gen[slot[i]] != gen[i] || c->detaching || !c->ops->stuck)
 			continue;
 		c->running = true;
 		pthread_mutex_unlock(&e->lock);
