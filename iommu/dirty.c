@@ -89,7 +89,7 @@ void iommu_dirty_mark(struct iommu_dirty *dl, uint64_t iova, uint64_t len)
 	}
 }
 
-void iommu_dirty_free(struct iommu_dirty *dl)
+static void dirty_free(struct iommu_dirty *dl)
 {
 	if (!dl)
 		return;
@@ -155,7 +155,7 @@ static struct iommu_dirty *dirty_new(const struct iommu_range *ranges, unsigned 
 	if (!*rc)
 		*rc = dirty_alloc(dl);
 	if (*rc) {
-		iommu_dirty_free(dl);
+		dirty_free(dl);
 		return NULL;
 	}
 	return dl;
@@ -264,7 +264,7 @@ int iommu_dirty_stop(struct iommu_domain *d)
 	pthread_mutex_unlock(&d->lock);
 	if (dl) {
 		iommu_epoch_wait(d);
-		iommu_dirty_free(dl);
+		dirty_free(dl);
 	}
 	return 0;
 }

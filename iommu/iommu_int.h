@@ -213,10 +213,7 @@ static inline int iommu_xlate(struct iommu_domain *d, uint64_t iova, struct iomm
 }
 
 /* ---- iotlb.c ---- */
-void iommu_tlb_fill(struct iommu_domain *d, uint64_t gen, uint64_t iova,
-		    const struct iommu_xl *xl);
 void iommu_tlb_invalidate(struct iommu_domain *d, uint64_t iova, uint64_t end);
-void iommu_tlb_flush(struct iommu_domain *d);
 
 /* ---- pgtable.c (callers hold d->lock unless said otherwise) ---- */
 struct iommu_pt *iommu_pt_alloc(struct iommu_domain *d);
@@ -236,6 +233,5 @@ void iommu_fault_report(struct iommu_domain *d, uint64_t iova, unsigned int acce
 /* ---- dirty.c ---- */
 /* Mark [iova, iova + len) written; inside an epoch section. */
 void iommu_dirty_mark(struct iommu_dirty *dl, uint64_t iova, uint64_t len);
-void iommu_dirty_free(struct iommu_dirty *dl);
 
 #endif

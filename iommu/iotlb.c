@@ -45,8 +45,8 @@ static void tlbe_unlock(struct iommu_tlbe *e, uint32_t s)
 	atomic_store_explicit(&e->seq, s + 2, memory_order_release);
 }
 
-void iommu_tlb_fill(struct iommu_domain *d, uint64_t gen, uint64_t iova,
-		    const struct iommu_xl *xl)
+static void tlb_fill(struct iommu_domain *d, uint64_t gen, uint64_t iova,
+		     const struct iommu_xl *xl)
 {
 	uint64_t pfn = iova >> IOMMU_PAGE_SHIFT;
 	struct iommu_tlbe *e = &d->tlb[pfn & (IOMMU_TLB_SLOTS - 1)];
@@ -93,11 +93,6 @@ void iommu_tlb_invalidate(struct iommu_domain *d, uint64_t iova, uint64_t end)
 		tlbe_invalidate(&d->tlb[p & (IOMMU_TLB_SLOTS - 1)], p0, p1);
 }
 
-void iommu_tlb_flush(struct iommu_domain *d)
-{
-	iommu_tlb_invalidate(d, 0, IOMMU_IOVA_END);
-}
-
 int iommu_xlate_walk(struct iommu_domain *d, uint64_t iova, struct iommu_xl *xl)
 {
 	uint64_t gen = atomic_load_explicit(&d->tlb_gen, memory_order_acquire);
@@ -112,6 +107,6 @@ int iommu_xlate_walk(struct iommu_domain *d, uint64_t iova, struct iommu_xl *xl)
 	xl->host = (uint8_t *)(uintptr_t)(IOMMU_PTE_ADDR(pte) + (iova - base));
 	xl->end = base + span;
 	xl->prot = IOMMU_PTE_PROT(pte);
-	iommu_tlb_fill(d, gen, iova, xl);
+	tlb_fill(d, gen, iova, xl);
 	return 0;
 }
