@@ -170,6 +170,11 @@ static int exercise(const char *path, const char *uuid, uint64_t size)
 	int err = 0, rc;
 	struct hv_vfu *c = hv_vfu_connect(path, &err);
 
+	if (!c && (err == -ECONNRESET || err == -EPIPE)) {
+		gpup_err(cmd, "partition %s refused the connection: another client (a VM?) "
+			 "is using it", uuid);
+		return GPUP_EXIT_FAIL;
+	}
 	if (!c) {
 		gpup_err(cmd, "cannot connect to %s: %s (is the partition served? see 'gpup list')",
 			 path, strerror(-err));
