@@ -347,6 +347,8 @@ int sched_account(struct sched_ctx *c, uint64_t ran_ns, uint64_t now,
 
 	if (e->running != c)
 		return -EINVAL;
+	if (ran_ns > SCHED_RAN_MAX_NS)
+		ran_ns = SCHED_RAN_MAX_NS;   /* a bogus clock, not a real slice */
 	e->running = NULL;
 	c->st.engine_ns += ran_ns;
 	if (flags & SCHED_ACCT_PREEMPTED)

@@ -5,6 +5,7 @@
  * log-linear dispatch-wait histogram.
  */
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 
 #include "scheduler/sched_int.h"
@@ -154,7 +155,9 @@ uint64_t sched_hist_quantile(const struct sched_hist *h, double q)
 		return 0;
 	if (q <= 0)
 		q = 0;
-	rank = (uint64_t)(q * (double)h->count);
+	/* nearest rank: the ceil(q * count)-th smallest value */
+	rank = (uint64_t)ceil(q * (double)h->count);
+	rank = rank ? rank - 1 : 0;
 	if (rank >= h->count)
 		rank = h->count - 1;
 	for (unsigned int i = 0; i < SCHED_HIST_BUCKETS; i++) {

@@ -13,6 +13,9 @@
 
 /* Virtual time advances by ran * SCHED_VT_SCALE / weight. */
 #define SCHED_VT_SCALE (1u << 20)
+/* The most one account may charge (about 13 days): keeps budgets and
+ * virtual times far from overflow whatever an executor reports. */
+#define SCHED_RAN_MAX_NS (1ull << 50)
 
 /*
  * A binary min-heap of (key, seq) with the context alongside, so that
