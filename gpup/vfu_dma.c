@@ -8,11 +8,14 @@
  *
  * Only regular files (memfd, tmpfs, hugetlbfs) are accepted, and the
  * mapped range must lie inside the file: a mapping past EOF would turn a
- * device access into SIGBUS for the whole daemon.  (A client that shrinks
- * its file after mapping can still do that; sealing with F_SEAL_SHRINK is
- * the fix when clients support it.)
+ * device access into SIGBUS for the whole daemon.  For the same reason the
+ * server seals a memfd against shrinking (F_SEAL_SHRINK) when the client
+ * created it with MFD_ALLOW_SEALING; a client that hands over an unsealable
+ * file and then truncates it can still crash the daemon, which is logged
+ * at map time.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -53,6 +56,16 @@ static int check_map(struct gpup_vfu *s, const struct vfio_user_dma_map *in, int
 	return 0;
 }
 
+static bool seal_shrink(int fd)
+{
+	int seals;
+
+	if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK) == 0)
+		return true;
+	seals = fcntl(fd, F_GET_SEALS);
+	return seals > 0 && (seals & F_SEAL_SHRINK);
+}
+
 int vfu_h_dma_map(struct gpup_vfu *s, struct vfu_msg *m, struct vfu_reply *r)
 {
 	struct vfio_user_dma_map *in = (void *)m->data;
@@ -71,6 +84,9 @@ int vfu_h_dma_map(struct gpup_vfu *s, struct vfu_msg *m, struct vfu_reply *r)
 		prot |= IOMMU_READ;
 	if (in->flags & VFIO_USER_DMA_F_WRITE)
 		prot |= IOMMU_WRITE;
+	if (!seal_shrink(m->fds[0]))
+		vfu_log(s, "DMA fd for %#llx cannot be sealed against shrinking",
+			(unsigned long long)in->addr);
 	host = mmap(NULL, in->size, PROT_READ | (prot & IOMMU_WRITE ? PROT_WRITE : 0),
 		    MAP_SHARED, m->fds[0], (off_t)in->offset);
 	if (host == MAP_FAILED)

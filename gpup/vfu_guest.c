@@ -38,7 +38,7 @@ static void init_fds(struct gpup_vfu_guest *g)
 static int map_ram(struct gpup_vfu_guest *g, uint64_t size)
 {
 	g->ram_size = size;
-	g->ram_fd = memfd_create("gpup-guest-ram", MFD_CLOEXEC);
+	g->ram_fd = memfd_create("gpup-guest-ram", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (g->ram_fd < 0 || ftruncate(g->ram_fd, (off_t)size))
 		return -errno;
 	g->ram = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, g->ram_fd, 0);

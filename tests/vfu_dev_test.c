@@ -303,3 +303,15 @@ Test(vfu_dev, queue_fill_copy_fence)
 	cr_assert_eq(out[1024], 0, "nothing past the copy");
 	gpup_vg_close(&g);
 }
+
+Test(vfu_dev, dma_memfd_sealed_against_shrinking)
+{
+	int fd = memfd_create("t", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+
+	cr_assert_eq(ftruncate(fd, 8192), 0);
+	cr_assert_eq(hv_vfu_dma_map(cl, fd, 0, 0x20000, 8192, VFIO_USER_DMA_F_READ), 0);
+	cr_assert_eq(ftruncate(fd, 4096), -1, "the device still maps it");
+	cr_assert_eq(errno, EPERM);
+	cr_assert_eq(ftruncate(fd, 16384), 0, "growing is fine");
+	close(fd);
+}
