@@ -42,6 +42,7 @@ struct gpup_engine {
 	uint32_t nslots;
 	uint64_t busy_ns;
 	uint64_t next_watchdog;
+	unsigned int nwaiting;       /* contexts in CTX_WAITING; read racily */
 };
 
 uint64_t gpup_mono_ns(void)
@@ -58,6 +59,10 @@ static void ctx_set_state(struct gpup_engine *e, struct gpup_ectx *c, uint32_t s
 {
 	if (c->state == st)
 		return;
+	if (st == CTX_WAITING)
+		__atomic_add_fetch(&e->nwaiting, 1, __ATOMIC_RELAXED);
+	else if (c->state == CTX_WAITING)
+		__atomic_sub_fetch(&e->nwaiting, 1, __ATOMIC_RELAXED);
 	if (st == CTX_RUNNABLE)
 		e->sops->wake(e->sched, c, now);
 	else if (c->state == CTX_RUNNABLE && st == CTX_WAITING && e->sops->stall)
@@ -149,6 +154,20 @@ static void poll_events(struct gpup_engine *e, uint64_t until)
 		handle_events(e, ev, n);
 }
 
+/* A wait that lasts is polled less often: most are short, and a long one
+ * satisfied by a fence is re-polled at once through gpup_engine_recheck. */
+static void wait_backoff(struct gpup_ectx *c, enum gpup_run_result res, uint64_t now)
+{
+	if (res != GPUP_RUN_WAIT) {
+		c->retry_ns = 0;
+		return;
+	}
+	c->retry_ns = c->retry_ns ? c->retry_ns * 2 : GPUP_ENGINE_WAIT_POLL_NS;
+	if (c->retry_ns > GPUP_ENGINE_WAIT_POLL_MAX_NS)
+		c->retry_ns = GPUP_ENGINE_WAIT_POLL_MAX_NS;
+	c->retry_at = now + c->retry_ns;
+}
+
 static void run_one(struct gpup_engine *e, struct gpup_ectx *c, uint64_t slice)
 {
 	uint64_t progress = c->progress;
@@ -177,8 +196,8 @@ static void run_one(struct gpup_engine *e, struct gpup_ectx *c, uint64_t slice)
 		c->preemptions++;
 	} else if (!c->kicked) {
 		ctx_set_state(e, c, res == GPUP_RUN_WAIT ? CTX_WAITING : CTX_BLOCKED, now);
-		c->retry_at = now + GPUP_ENGINE_WAIT_POLL_NS;
 	}
+	wait_backoff(c, res, now);
 }
 
 /* Hand contexts the scheduler finds stuck to their owners.  Marked
@@ -394,6 +413,23 @@ void gpup_ectx_kick(struct gpup_ectx *c)
 		c->kicked = true;
 	else if (!c->detaching)
 		ctx_set_state(e, c, CTX_RUNNABLE, gpup_mono_ns());
+	engine_signal(e);
+	pthread_mutex_unlock(&e->lock);
+}
+
+void gpup_engine_recheck(struct gpup_engine *e)
+{
+	if (!__atomic_load_n(&e->nwaiting, __ATOMIC_RELAXED))
+		return;
+	pthread_mutex_lock(&e->lock);
+	for (uint32_t i = 0; i < e->nslots; i++) {
+		struct gpup_ectx *c = e->slots[i];
+
+		if (c && c->state == CTX_WAITING) {
+			c->retry_at = 0;
+			c->retry_ns = 0;
+		}
+	}
 	engine_signal(e);
 	pthread_mutex_unlock(&e->lock);
 }

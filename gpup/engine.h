@@ -13,8 +13,10 @@
  * scheduler.  The run op stops at the first command or work-group boundary
  * past the deadline and says whether work is left (MORE), none is
  * (IDLE: the context blocks until its next doorbell), or a WAIT command is
- * unsatisfied (WAIT: the context blocks and is re-polled every
- * GPUP_ENGINE_WAIT_POLL_NS, never spinning the engine).
+ * unsatisfied (WAIT: the context blocks and is re-polled, never spinning
+ * the engine: after GPUP_ENGINE_WAIT_POLL_NS, backing off to
+ * GPUP_ENGINE_WAIT_POLL_MAX_NS while the wait lasts, and at once when
+ * gpup_engine_recheck says something it may wait for was written).
  *
  * DOC: the scheduler plug-in
  *
@@ -70,7 +72,7 @@ struct gpup_ectx {
 	struct gpup_engine *engine;
 	uint32_t slot, state;
 	bool running, kicked, detaching;
-	uint64_t retry_at;
+	uint64_t retry_at, retry_ns;
 };
 
 struct gpup_sched_ops {
@@ -120,6 +122,7 @@ struct gpup_rr_cfg {
 #define GPUP_ENGINE_WATCHDOG_PERIOD_NS 10000000ull
 
 #define GPUP_ENGINE_WAIT_POLL_NS 100000ull
+#define GPUP_ENGINE_WAIT_POLL_MAX_NS 1000000ull
 
 struct gpup_engine *gpup_engine_create(enum gpup_engine_kind kind, unsigned int index,
 				       const char *gpu_name);
@@ -141,6 +144,9 @@ int gpup_engine_attach(struct gpup_engine *e, struct gpup_ectx *c);
 void gpup_engine_detach(struct gpup_ectx *c);
 /* Make c runnable without a doorbell (its owner found work for it). */
 void gpup_ectx_kick(struct gpup_ectx *c);
+/* Re-poll every waiting context of e now: a fence they may wait on was
+ * written.  Cheap when none waits. */
+void gpup_engine_recheck(struct gpup_engine *e);
 
 struct gpup_ectx_stats {
 	uint64_t engine_ns, slices, doorbells, preemptions;

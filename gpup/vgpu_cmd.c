@@ -388,6 +388,16 @@ static bool queue_live(const struct vgpu_queue *q)
 	       (q->status & GPUP_QSTS_ENABLED) && !(q->status & GPUP_QSTS_FAULTED);
 }
 
+/* A fence landed: WAITs on any engine of this GPU may hold now. */
+static void recheck_waiters(struct vgpu *v)
+{
+	struct gpup_engine *e;
+
+	for (unsigned int k = 0; k < 2; k++)
+		for (unsigned int i = 0; (e = gpup_gpu_engine(v->gpu, k, i)); i++)
+			gpup_engine_recheck(e);
+}
+
 /* Publish CI after a finished packet; false if the queue was stopped
  * from outside meanwhile. */
 static bool complete(struct vgpu_queue *q)
@@ -440,7 +450,11 @@ static enum gpup_run_result queue_run(struct gpup_ectx *c, uint64_t deadline)
 			}
 			set_busy(q, true);
 		}
-		switch (exec_cmd(q, deadline)) {
+		enum step st = exec_cmd(q, deadline);
+
+		if (st == STEP_DONE && q->cmd.hdr.opcode == GPUP_OP_FENCE)
+			recheck_waiters(q->v);
+		switch (st) {
 		case STEP_MORE:
 			return GPUP_RUN_MORE;
 		case STEP_WAIT:

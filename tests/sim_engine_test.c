@@ -164,10 +164,15 @@ Test(sim_engine, wait_is_repolled_without_spinning)
 	usleep(50000);
 	int n = runs(&w);
 
-	/* Re-polled every GPUP_ENGINE_WAIT_POLL_NS: about 500 in 50 ms,
-	 * never the millions a spinning engine would make. */
+	/* Re-polled from every GPUP_ENGINE_WAIT_POLL_NS backing off to every
+	 * GPUP_ENGINE_WAIT_POLL_MAX_NS: at most ~50 in 50 ms, never the
+	 * millions a spinning engine would make. */
 	cr_assert_geq(n, 2);
-	cr_assert_leq(n, 50000000 / (int)GPUP_ENGINE_WAIT_POLL_NS + 50, "%d polls", n);
+	cr_assert_leq(n, 50000000 / (int)GPUP_ENGINE_WAIT_POLL_MAX_NS + 10, "%d polls", n);
+	int before = runs(&w);
+
+	gpup_engine_recheck(eng);
+	cr_assert(wait_runs(&w, before + 1), "a recheck polls again");
 	__atomic_store_n(&w.stop, 1, __ATOMIC_SEQ_CST);
 	cr_assert(wait_runs(&w, n + 1));
 	usleep(10000);
