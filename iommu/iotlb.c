@@ -20,11 +20,13 @@
  * removes what it wrote; if the unmap takes it first, the filler sees the
  * new generation and writes nothing.
  */
+#include <sched.h>
+
 #include "iommu/iommu_int.h"
 
 static bool tlbe_lock(struct iommu_tlbe *e, uint32_t *s, bool wait)
 {
-	for (;;) {
+	for (unsigned int spins = 0;; spins++) {
 		uint32_t v = atomic_load_explicit(&e->seq, memory_order_relaxed);
 
 		if (!(v & 1) && atomic_compare_exchange_weak_explicit(
@@ -37,6 +39,9 @@ static bool tlbe_lock(struct iommu_tlbe *e, uint32_t *s, bool wait)
 		}
 		if (!wait)
 			return false;
+		/* The holder is a filler that may have been preempted. */
+		if (spins > 64)
+			sched_yield();
 	}
 }
 
