@@ -18,7 +18,10 @@
  * -EFAULT (unmapped) or -EACCES (permission), so the engine aborts only the
  * queue it was running.  A DMA and an unmap of the same range never overlap:
  * iommu_unmap waits until DMAs that began before it have finished, and a DMA
- * that begins after it faults.
+ * that begins after it faults (one that overlaps it may fault at any page
+ * the unmap removed, still copying nothing).  An unmap waits only for DMAs
+ * into its own domain, and lookups take no lock: see iommu/epoch.c and
+ * iommu/iotlb.c for how.
  *
  * Dirty logging follows VFIO DMA_LOGGING: start with a set of IOVA ranges
  * and a page size, report (and clear) a bitmap per range, stop.  Only DMA
