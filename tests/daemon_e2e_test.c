@@ -431,3 +431,33 @@ Test(daemon_e2e, malformed_control_requests)
 	close(ctl_raw());
 	list_works();
 }
+
+/* Even with the socket opened up by a careless chmod, another user's
+ * request is refused by the peer-credential check. */
+Test(daemon_e2e, other_users_are_refused)
+{
+	char ctl[PATH_MAX];
+	int st = 0;
+	pid_t pid;
+
+	if (geteuid() != 0)
+		cr_skip("needs root to act as another user");
+	snprintf(ctl, sizeof(ctl), "%s/gpup.sock", run_dir);
+	cr_assert_eq(chmod(ctl, 0666), 0);
+	cr_assert_eq(chmod(run_dir, 0755), 0);
+	cr_assert_eq(chmod(dir, 0755), 0);
+	pid = fork();
+	if (pid == 0) {
+		json_object *req = gpup_ctl_request(GPUP_CTL_M_LIST), *rep = NULL;
+
+		if (setgid(65534) || setuid(65534))
+			_exit(10);
+		if (gpup_ctl_call(run_dir, req, &rep))
+			_exit(11);
+		_exit(strcmp(gpup_ctl_str(rep, GPUP_CTL_F_CODE, ""), "EPERM") ? 12 : 0);
+	}
+	waitpid(pid, &st, 0);
+	cr_assert(WIFEXITED(st));
+	cr_assert_eq(WEXITSTATUS(st), 0, "child status %d", WEXITSTATUS(st));
+	list_works();
+}
