@@ -141,8 +141,27 @@ static void plan_mark_dirty(struct iommu_domain *d, struct dma_plan *p)
 		iommu_dirty_mark(dl, p->c[i].iova, p->c[i].len);
 }
 
-static int sg_check(const struct iommu_sg *sg, unsigned int n)
+/* Counts down an injected fault; true for the DMA that must fail. */
+static bool dma_injected(struct iommu_domain *d)
 {
+	unsigned int v = atomic_load_explicit(&d->fail_dma, memory_order_relaxed);
+
+	while (v && !atomic_compare_exchange_weak_explicit(&d->fail_dma, &v, v - 1,
+							   memory_order_relaxed,
+							   memory_order_relaxed))
+		;
+	return v == 1;
+}
+
+void iommu_inject_dma_fault(struct iommu_domain *d, unsigned int nth)
+{
+	atomic_store_explicit(&d->fail_dma, nth, memory_order_relaxed);
+}
+
+/* Check the segments; 0 with *first the first non-empty one (n if none). */
+static int sg_check(const struct iommu_sg *sg, unsigned int n, unsigned int *first)
+{
+	*first = n;
 	if (n && !sg)
 		return -EINVAL;
 	for (unsigned int i = 0; i < n; i++) {
@@ -151,6 +170,8 @@ static int sg_check(const struct iommu_sg *sg, unsigned int n)
 		if (!sg[i].buf || sg[i].iova >= IOMMU_IOVA_END ||
 		    sg[i].len > IOMMU_IOVA_END - sg[i].iova)
 			return -EINVAL;
+		if (*first == n)
+			*first = i;
 	}
 	return 0;
 }
@@ -160,10 +181,15 @@ static int dma_xfer(struct iommu_domain *d, const struct iommu_sg *sg, unsigned 
 {
 	struct dma_plan p;
 	struct dma_err err = { 0, 0 };
-	int rc = sg_check(sg, n);
+	unsigned int first;
+	int rc = sg_check(sg, n, &first);
 
-	if (rc)
+	if (rc || first == n)
 		return rc;
+	if (dma_injected(d)) {
+		iommu_fault_report(d, sg[first].iova, access, IOMMU_FAULT_UNMAPPED);
+		return -EFAULT;
+	}
 	plan_init(&p);
 	rc = iommu_epoch_enter(d);
 	if (rc)
@@ -215,8 +241,13 @@ static int dma_pin(struct iommu_domain *d, uint64_t iova, unsigned int access,
 		   struct iommu_xl *xl)
 {
 	unsigned int reason = IOMMU_FAULT_UNMAPPED;
-	int rc = iommu_epoch_enter(d);
+	int rc;
 
+	if (dma_injected(d)) {
+		iommu_fault_report(d, iova, access, reason);
+		return -EFAULT;
+	}
+	rc = iommu_epoch_enter(d);
 	if (rc)
 		return rc;
 	rc = iommu_xlate(d, iova, xl);

@@ -174,4 +174,10 @@ void iommu_get_stats(struct iommu_domain *d, struct iommu_stats *st);
  * (1 = the next) fails as if memory ran out; 0 turns it off. */
 void iommu_inject_alloc_failure(struct iommu_domain *d, unsigned int nth);
 
+/* Fault injection for tests: the nth DMA call from now on (1 = the next;
+ * calls with nothing to transfer or bad arguments do not count) faults as
+ * if its first byte were unmapped, with its fault queued and reported;
+ * 0 turns it off. */
+void iommu_inject_dma_fault(struct iommu_domain *d, unsigned int nth);
+
 #endif

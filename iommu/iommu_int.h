@@ -91,6 +91,7 @@ struct iommu_dirty {
 struct iommu_domain {
 	struct iommu_stat_shard shard[IOMMU_STAT_SHARDS];
 	struct iommu_tlbe *tlb;
+	_Atomic unsigned int fail_dma; /* fault injection countdown, 0 = off */
 	struct iommu_pt *root;
 	_Atomic uint64_t tlb_gen;  /* bumped by every unmap, see iotlb.c */
 	struct iommu_dirty *_Atomic dirty;

@@ -526,3 +526,30 @@ Test(iommu_dma, overlapping_source_and_destination)
 	cr_assert_eq(iommu_dma_read(d, 0x9000, host + 16, K4 - 16), 0);
 	cr_assert_eq(memcmp(host + 16, want, K4 - 16), 0);
 }
+
+Test(iommu_dma, injected_fault_hits_the_nth_dma)
+{
+	uint8_t b[8] = { 0 };
+	uint64_t v;
+	struct iommu_sg sg[2] = { { 0xa000, b, 0 }, { 0xa010, b, 4 } };
+
+	cr_assert_eq(iommu_map(d, 0xa000, host, K4, RW), 0);
+	iommu_inject_dma_fault(d, 3);
+	cr_assert_eq(iommu_dma_read(d, 0xa000, b, 8), 0);
+	cr_assert_eq(iommu_dma_read(d, 0xa000, b, 0), 0, "empty: not counted");
+	cr_assert_eq(iommu_dma_read(d, UINT64_MAX, b, 8), -EINVAL, "bad: not counted");
+	cr_assert_eq(iommu_dma_load64(d, 0xa008, &v), 0);
+	memset(b, 0x99, sizeof(b));
+	cr_assert_eq(iommu_dma_readv(d, sg, 2), -EFAULT);
+	cr_assert_eq(b[0], 0x99, "nothing copied");
+	expect_fault(0xa010, IOMMU_READ, IOMMU_FAULT_UNMAPPED, 1);
+	cr_assert_eq(iommu_dma_readv(d, sg, 2), 0, "only once");
+	iommu_inject_dma_fault(d, 1);
+	cr_assert_eq(iommu_dma_store64(d, 0xa008, 5), -EFAULT);
+	expect_fault(0xa008, IOMMU_WRITE, IOMMU_FAULT_UNMAPPED, 2);
+	iommu_inject_dma_fault(d, 2);
+	iommu_inject_dma_fault(d, 0);
+	cr_assert_eq(iommu_dma_write(d, 0xa000, b, 8), 0);
+	cr_assert_eq(iommu_dma_write(d, 0xa000, b, 8), 0);
+	expect_no_fault();
+}
