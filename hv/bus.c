@@ -35,18 +35,13 @@ int hv_register_pio(struct hv_vm *vm, uint64_t base, uint64_t len,
 	return rc;
 }
 
+/* Caller holds io_lock (BARs move from inside config-space writes). */
 int hv_register_mmio(struct hv_vm *vm, uint64_t base, uint64_t len,
 		     hv_io_fn fn, void *opaque)
 {
-	int rc;
-
-	pthread_mutex_lock(&vm->io_lock);
-	rc = hv_register(vm->mmio, &vm->nmmio, base, len, fn, opaque);
-	pthread_mutex_unlock(&vm->io_lock);
-	return rc;
+	return hv_register(vm->mmio, &vm->nmmio, base, len, fn, opaque);
 }
 
-/* Caller holds io_lock (BARs move from inside config-space writes). */
 void hv_unregister_mmio(struct hv_vm *vm, uint64_t base)
 {
 	for (unsigned int i = 0; i < vm->nmmio; i++) {

@@ -3,7 +3,8 @@
  * The VM's control socket: JSON over a UNIX stream socket (mode 0600, peer
  * credentials checked), one request object per line, one reply per line,
  * like the daemon's control API.  Requests:
- *   {"cmd":"status"}  state, uptime, RAM, vCPUs, userspace exits, GPUs
+ *   {"cmd":"status"}  state, uptime, RAM, vCPUs, userspace exits, and each
+ *                     attached partition (socket, attached/lost, BARs)
  *   {"cmd":"stop"}    stop the VM; `gpup run` exits with HV_EXIT_STOPPED
  * Later issues add migration and checkpoints here.  The main thread serves
  * it between vCPU events, one short request at a time.
@@ -101,7 +102,7 @@ static int hv_ctl_read_line(int fd, char *buf, size_t max)
 
 static struct json_object *hv_ctl_status(struct hv_vm *vm)
 {
-	struct json_object *o = json_object_new_object();
+	struct json_object *o = json_object_new_object(), *gpus;
 
 	json_object_object_add(o, "ok", json_object_new_boolean(1));
 	json_object_object_add(o, "state", json_object_new_string(
@@ -113,7 +114,10 @@ static struct json_object *hv_ctl_status(struct hv_vm *vm)
 	json_object_object_add(o, "cpus", json_object_new_int((int)vm->ncpus));
 	json_object_object_add(o, "exits", json_object_new_int64(
 		(int64_t)atomic_load(&vm->exits)));
-	json_object_object_add(o, "gpus", json_object_new_int((int)vm->cfg->ngpus));
+	gpus = json_object_new_array();
+	for (unsigned int i = 0; i < vm->ngpus; i++)
+		json_object_array_add(gpus, hv_vgpu_describe(vm->gpus[i]));
+	json_object_object_add(o, "gpus", gpus);
 	return o;
 }
 

@@ -59,6 +59,8 @@ struct hv_serial {
 };
 
 struct hv_pci;
+struct hv_vgpu;
+struct json_object;
 
 struct hv_vm {
 	const struct hv_config *cfg;
@@ -78,6 +80,8 @@ struct hv_vm {
 	unsigned int npio, nmmio;
 	struct hv_serial serial;
 	struct hv_pci *pci;
+	struct hv_vgpu *gpus[HV_MAX_GPUS];
+	unsigned int ngpus;
 
 	/* GSI routing table, owned here and pushed whole to KVM. */
 	struct kvm_irq_routing_entry routes[HV_MAX_ROUTES];
@@ -97,9 +101,10 @@ void hv_vm_stop(struct hv_vm *vm, int code);
 void hv_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 uint64_t hv_now_ns(void);
 void *hv_gpa_to_hva(struct hv_vm *vm, uint64_t gpa, uint64_t len);
-int hv_add_memslot(struct hv_vm *vm, uint64_t gpa, uint64_t size, void *hva,
-		   unsigned int *slot);
-int hv_del_memslot(struct hv_vm *vm, unsigned int slot, uint64_t gpa);
+/* Memory slots: a fresh slot number, then set (size 0 deletes). */
+unsigned int hv_memslot_alloc(struct hv_vm *vm);
+int hv_memslot_set(struct hv_vm *vm, unsigned int slot, uint64_t gpa,
+		   uint64_t size, void *hva);
 
 /* irq.c: MSI routes, irqfds, ioeventfds. */
 int hv_msi_route_alloc(struct hv_vm *vm);
@@ -108,11 +113,12 @@ void hv_msi_route_free(struct hv_vm *vm, int gsi);
 int hv_irqfd(struct hv_vm *vm, int fd, int gsi, bool assign);
 int hv_ioeventfd(struct hv_vm *vm, int fd, uint64_t gpa, unsigned int len,
 		 bool assign);
-int hv_msi_inject(struct hv_vm *vm, uint64_t addr, uint32_t data);
 
 /* bus.c: the dispatch tables. */
 int hv_register_pio(struct hv_vm *vm, uint64_t base, uint64_t len,
 		    hv_io_fn fn, void *opaque);
+/* MMIO ranges come and go with BARs, from config-space writes: the caller
+ * holds io_lock. */
 int hv_register_mmio(struct hv_vm *vm, uint64_t base, uint64_t len,
 		     hv_io_fn fn, void *opaque);
 void hv_unregister_mmio(struct hv_vm *vm, uint64_t base);
@@ -168,13 +174,13 @@ unsigned int hv_pci_add_cap(struct hv_pci_dev *d, uint8_t id, unsigned int len);
 void hv_pci_enable(struct hv_vm *vm, struct hv_pci_dev *d);
 
 /* vgpu.c: attach a partition over vfio-user. */
-struct hv_vgpu;
 int hv_vgpu_attach(struct hv_vm *vm, const char *sock, struct hv_vgpu **out);
 void hv_vgpu_detach(struct hv_vm *vm, struct hv_vgpu *g);
 /* Poll fd for the event loop: readable/hangup when the daemon goes. */
 int hv_vgpu_poll_fd(struct hv_vgpu *g);
 void hv_vgpu_lost(struct hv_vm *vm, struct hv_vgpu *g, const char *why);
-int hv_vgpu_describe(struct hv_vgpu *g, char *buf, size_t len);
+/* A JSON object describing the attached partition, for the control socket. */
+struct json_object *hv_vgpu_describe(struct hv_vgpu *g);
 
 /* ctl.c: the per-VM control socket. */
 struct hv_ctl;

@@ -21,8 +21,6 @@
 
 struct hv_session {
 	struct hv_vm vm;
-	struct hv_vgpu *gpus[HV_MAX_GPUS];
-	unsigned int ngpus;
 	struct hv_ctl *ctl;
 	int sig_fd;
 };
@@ -49,9 +47,10 @@ static int hv_build(struct hv_session *s, const struct hv_config *cfg)
 	}
 	if (hv_pci_init(vm) < 0)
 		return HV_EXIT_HOST;
-	if (cfg->ngpus) {
-		hv_log("--gpu: this build cannot attach partitions yet");
-		return HV_EXIT_GPU;
+	for (unsigned int i = 0; i < cfg->ngpus; i++) {
+		if (hv_vgpu_attach(vm, cfg->gpus[i], &vm->gpus[i]) < 0)
+			return HV_EXIT_GPU;
+		vm->ngpus++;
 	}
 	if (cfg->ctl_path && hv_ctl_open(vm, cfg->ctl_path, &s->ctl) < 0)
 		return HV_EXIT_HOST;
@@ -95,6 +94,10 @@ static void hv_loop(struct hv_session *s)
 		pfd[2] = (struct pollfd){ .fd = s->ctl ? hv_ctl_fd(s->ctl) : -1,
 					  .events = POLLIN };
 		n = 3;
+		/* No events asked: poll reports only a hang-up or an error, so
+		 * replies the vCPU threads wait for are never taken here. */
+		for (unsigned int i = 0; i < vm->ngpus; i++)
+			pfd[n++] = (struct pollfd){ .fd = hv_vgpu_poll_fd(vm->gpus[i]) };
 		if (poll(pfd, n, -1) < 0) {
 			if (errno == EINTR)
 				continue;
@@ -106,6 +109,10 @@ static void hv_loop(struct hv_session *s)
 			hv_loop_signal(s);
 		if (pfd[2].revents)
 			hv_ctl_handle(vm, s->ctl);
+		for (unsigned int i = 0; i < vm->ngpus; i++)
+			if (pfd[3 + i].revents)
+				hv_vgpu_lost(vm, vm->gpus[i],
+					     "the daemon closed the connection");
 	}
 }
 
@@ -114,6 +121,8 @@ static void hv_teardown(struct hv_session *s)
 	hv_vcpus_join(&s->vm);
 	if (s->ctl)
 		hv_ctl_close(s->ctl);
+	for (unsigned int i = 0; i < s->vm.ngpus; i++)
+		hv_vgpu_detach(&s->vm, s->vm.gpus[i]);
 	hv_pci_destroy(&s->vm);
 	hv_serial_close(&s->vm);
 	if (s->sig_fd >= 0)

@@ -96,14 +96,19 @@ static int hv_create_ram(struct hv_vm *vm)
 	}
 	/* Keep guest RAM out of core dumps of the VMM. */
 	madvise(vm->mem, vm->mem_size, MADV_DONTDUMP);
-	return hv_add_memslot(vm, 0, vm->mem_size, vm->mem, NULL);
+	return hv_memslot_set(vm, hv_memslot_alloc(vm), 0, vm->mem_size, vm->mem);
 }
 
-int hv_add_memslot(struct hv_vm *vm, uint64_t gpa, uint64_t size, void *hva,
-		   unsigned int *slot)
+unsigned int hv_memslot_alloc(struct hv_vm *vm)
+{
+	return vm->next_slot++;
+}
+
+int hv_memslot_set(struct hv_vm *vm, unsigned int slot, uint64_t gpa,
+		   uint64_t size, void *hva)
 {
 	struct kvm_userspace_memory_region r = {
-		.slot = vm->next_slot,
+		.slot = slot,
 		.guest_phys_addr = gpa,
 		.memory_size = size,
 		.userspace_addr = (uintptr_t)hva,
@@ -114,19 +119,7 @@ int hv_add_memslot(struct hv_vm *vm, uint64_t gpa, uint64_t size, void *hva,
 		       (unsigned long long)gpa, strerror(errno));
 		return -errno;
 	}
-	if (slot)
-		*slot = vm->next_slot;
-	vm->next_slot++;
 	return 0;
-}
-
-int hv_del_memslot(struct hv_vm *vm, unsigned int slot, uint64_t gpa)
-{
-	struct kvm_userspace_memory_region r = {
-		.slot = slot, .guest_phys_addr = gpa, .memory_size = 0,
-	};
-
-	return ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &r) < 0 ? -errno : 0;
 }
 
 void *hv_gpa_to_hva(struct hv_vm *vm, uint64_t gpa, uint64_t len)
