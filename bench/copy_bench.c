@@ -28,19 +28,22 @@
 /* The same RAM again at an IOVA 4 KiB off 2 MiB alignment: 4 KiB pages. */
 #define RAM4K_IOVA 0x300001000ull
 #define DATA4K_IOVA (RAM4K_IOVA + (2ull << 20))
+#define RING_OFF(q) ((q) * 0x4000u)
 #define PI_OFF 0x10000u
-#define DONE_OFF 0x10008u
+#define DONE_OFF 0x10010u
+#define SYNC_OFF 0x10018u
 #define ENTRIES 256u
 #define REPS 7
 #define LAT_REPS 2000
+#define XQ_REPS 300
 
 struct bench {
 	struct gpup_gpu *gpu;
 	struct iommu_domain *dom;
 	struct vgpu *v;
 	uint8_t *ram, *vram;
-	int irq;
-	uint32_t pi;
+	int irq, irq1;
+	uint32_t pi, pi1;
 };
 
 static double now_s(void)
@@ -54,6 +57,22 @@ static double now_s(void)
 static int wr(struct bench *b, uint32_t off, uint32_t val)
 {
 	return vgpu_bar0_write(b->v, off, &val, 4);
+}
+
+/* Queue q: its ring at RING_OFF(q), its PI at PI_OFF + 4q. */
+static int queue_up(struct bench *b, unsigned int q, uint32_t engine)
+{
+	uint32_t reg = GPUP_REG_QUEUE(q);
+	int r = 0;
+
+	r |= wr(b, reg + GPUP_Q_RING_LO, (uint32_t)(RAM_IOVA + RING_OFF(q)));
+	r |= wr(b, reg + GPUP_Q_RING_HI, (uint32_t)(RAM_IOVA >> 32));
+	r |= wr(b, reg + GPUP_Q_RING_ENTRIES, ENTRIES);
+	r |= wr(b, reg + GPUP_Q_ENGINE, engine);
+	r |= wr(b, reg + GPUP_Q_PI_ADDR_LO, (uint32_t)(RAM_IOVA + PI_OFF + 4 * q));
+	r |= wr(b, reg + GPUP_Q_PI_ADDR_HI, (uint32_t)(RAM_IOVA >> 32));
+	r |= wr(b, reg + GPUP_Q_CONTROL, GPUP_QCTL_ENABLE);
+	return r;
 }
 
 static int setup(struct bench *b)
@@ -86,17 +105,14 @@ static int setup(struct bench *b)
 
 	b->v = vgpu_create(&vc);
 	b->irq = eventfd(0, EFD_CLOEXEC);
-	if (!b->v || b->irq < 0 || vgpu_set_irq_fd(b->v, 0, b->irq))
+	b->irq1 = eventfd(0, EFD_CLOEXEC);
+	if (!b->v || b->irq < 0 || b->irq1 < 0 || vgpu_set_irq_fd(b->v, 0, b->irq) ||
+	    vgpu_set_irq_fd(b->v, 1, b->irq1))
 		return -1;
 	b->vram = gpup_gpu_vram_map(b->gpu);
 	r |= wr(b, GPUP_REG_CONTROL, GPUP_CTRL_ENABLE);
-	r |= wr(b, GPUP_REG_QUEUE(0) + GPUP_Q_RING_LO, (uint32_t)RAM_IOVA);
-	r |= wr(b, GPUP_REG_QUEUE(0) + GPUP_Q_RING_HI, (uint32_t)(RAM_IOVA >> 32));
-	r |= wr(b, GPUP_REG_QUEUE(0) + GPUP_Q_RING_ENTRIES, ENTRIES);
-	r |= wr(b, GPUP_REG_QUEUE(0) + GPUP_Q_ENGINE, GPUP_ENGINE_COPY);
-	r |= wr(b, GPUP_REG_QUEUE(0) + GPUP_Q_PI_ADDR_LO, (uint32_t)(RAM_IOVA + PI_OFF));
-	r |= wr(b, GPUP_REG_QUEUE(0) + GPUP_Q_PI_ADDR_HI, (uint32_t)(RAM_IOVA >> 32));
-	r |= wr(b, GPUP_REG_QUEUE(0) + GPUP_Q_CONTROL, GPUP_QCTL_ENABLE);
+	r |= queue_up(b, 0, GPUP_ENGINE_COPY);
+	r |= queue_up(b, 1, GPUP_ENGINE_COMPUTE);
 	return r;
 }
 
@@ -118,6 +134,41 @@ static double submit_wait(struct bench *b, const union gpup_cmd *cmd)
 	double t0 = now_s();
 
 	if (write(vgpu_doorbell_fd(b->v, 0), &one, 8) != 8 || read(b->irq, &n, 8) != 8)
+		return -1;
+	return now_s() - t0;
+}
+
+/* Queue 1 (compute) waits for a value that queue 0 (copy) then fences:
+ * seconds from queue 0's doorbell to queue 1's interrupt, or -1. */
+static double cross_queue(struct bench *b, uint64_t value)
+{
+	union gpup_cmd c[2] = {
+		{ .wait = { .hdr = { .opcode = GPUP_OP_WAIT }, .space = GPUP_SPACE_IOVA,
+			    .op = GPUP_WAIT_GE, .addr = RAM_IOVA + SYNC_OFF, .value = value,
+			    .mask = ~0ull } },
+		{ .fence = { .hdr = { .opcode = GPUP_OP_FENCE, .flags = GPUP_FENCE_IRQ },
+			     .space = GPUP_SPACE_IOVA, .addr = RAM_IOVA + DONE_OFF + 8,
+			     .value = value } },
+	};
+	union gpup_cmd sig = { .fence = { .hdr = { .opcode = GPUP_OP_FENCE },
+				.space = GPUP_SPACE_IOVA, .addr = RAM_IOVA + SYNC_OFF,
+				.value = value } };
+	uint64_t one = 1, n;
+
+	for (unsigned int i = 0; i < 2; i++)
+		memcpy(b->ram + RING_OFF(1) + (b->pi1 + i) % ENTRIES * GPUP_CMD_SIZE, &c[i],
+		       GPUP_CMD_SIZE);
+	b->pi1 += 2;
+	__atomic_store_n((uint32_t *)(b->ram + PI_OFF + 4), b->pi1, __ATOMIC_RELEASE);
+	if (write(vgpu_doorbell_fd(b->v, 1), &one, 8) != 8)
+		return -1;
+	usleep(200); /* let the WAIT stall first */
+	memcpy(b->ram + (b->pi % ENTRIES) * GPUP_CMD_SIZE, &sig, GPUP_CMD_SIZE);
+	b->pi++;
+	__atomic_store_n((uint32_t *)(b->ram + PI_OFF), b->pi, __ATOMIC_RELEASE);
+	double t0 = now_s();
+
+	if (write(vgpu_doorbell_fd(b->v, 0), &one, 8) != 8 || read(b->irq1, &n, 8) != 8)
 		return -1;
 	return now_s() - t0;
 }
@@ -174,7 +225,7 @@ static void row(const char *dir, double t_copy, double t_mem)
 int main(void)
 {
 	struct bench b = { 0 };
-	static double lat[LAT_REPS];
+	static double lat[LAT_REPS], xq[XQ_REPS];
 
 	if (setup(&b)) {
 		fprintf(stderr, "copy_bench: could not set up a sim GPU and vgpu\n");
@@ -193,7 +244,10 @@ int main(void)
 	for (int i = 0; i < LAT_REPS; i++)
 		lat[i] = submit_wait(&b, NULL);
 	qsort(lat, LAT_REPS, sizeof(lat[0]), cmp_double);
-	if (in < 0 || out < 0 || in4k < 0 || out4k < 0 || lat[0] < 0) {
+	for (int i = 0; i < XQ_REPS; i++)
+		xq[i] = cross_queue(&b, (uint64_t)i + 1);
+	qsort(xq, XQ_REPS, sizeof(xq[0]), cmp_double);
+	if (in < 0 || out < 0 || in4k < 0 || out4k < 0 || lat[0] < 0 || xq[0] < 0) {
 		fprintf(stderr, "copy_bench: a submission failed\n");
 		return 1;
 	}
@@ -212,13 +266,19 @@ int main(void)
 	row("VRAM -> guest IOVA, 2 MiB IOMMU blocks", out, m_out);
 	row("guest IOVA -> VRAM, 4 KiB IOMMU pages", in4k, m_in);
 	row("VRAM -> guest IOVA, 4 KiB IOMMU pages", out4k, m_out);
-	printf("\nDoorbell-to-interrupt latency of a lone FENCE (the executor sleeps in\n"
-	       "epoll on its queues' doorbell eventfds), %d submissions:\n\n", LAT_REPS);
+	printf("\nLatency of a lone FENCE from doorbell to interrupt (the executor sleeps\n"
+	       "in epoll on its queues' doorbell eventfds), %d submissions; and of a\n"
+	       "WAIT on the compute engine released by a FENCE on the copy engine (a\n"
+	       "completed FENCE re-polls the GPU's waiters at once), %d rounds:\n\n",
+	       LAT_REPS, XQ_REPS);
 	printf("| path | p50 us | p99 us | max us |\n| --- | --- | --- | --- |\n");
 	printf("| doorbell eventfd -> FENCE irq eventfd | %.1f | %.1f | %.1f |\n",
 	       lat[LAT_REPS / 2] * 1e6, lat[LAT_REPS * 99 / 100] * 1e6, lat[LAT_REPS - 1] * 1e6);
+	printf("| copy-queue FENCE -> compute-queue WAIT -> its FENCE irq | %.1f | %.1f | %.1f |\n",
+	       xq[XQ_REPS / 2] * 1e6, xq[XQ_REPS * 99 / 100] * 1e6, xq[XQ_REPS - 1] * 1e6);
 	vgpu_destroy(b.v);
 	close(b.irq);
+	close(b.irq1);
 	iommu_domain_destroy(b.dom);
 	munmap(b.ram, RAM_SIZE);
 	gpup_gpu_destroy(b.gpu);

@@ -43,6 +43,7 @@ struct gpup_engine {
 	uint64_t busy_ns;
 	uint64_t next_watchdog;
 	unsigned int nwaiting;       /* contexts in CTX_WAITING; read racily */
+	unsigned int recheck_gen;    /* bumped by every gpup_engine_recheck */
 };
 
 uint64_t gpup_mono_ns(void)
@@ -60,9 +61,9 @@ static void ctx_set_state(struct gpup_engine *e, struct gpup_ectx *c, uint32_t s
 	if (c->state == st)
 		return;
 	if (st == CTX_WAITING)
-		__atomic_add_fetch(&e->nwaiting, 1, __ATOMIC_RELAXED);
+		__atomic_add_fetch(&e->nwaiting, 1, __ATOMIC_SEQ_CST);
 	else if (c->state == CTX_WAITING)
-		__atomic_sub_fetch(&e->nwaiting, 1, __ATOMIC_RELAXED);
+		__atomic_sub_fetch(&e->nwaiting, 1, __ATOMIC_SEQ_CST);
 	if (st == CTX_RUNNABLE)
 		e->sops->wake(e->sched, c, now);
 	else if (c->state == CTX_RUNNABLE && st == CTX_WAITING && e->sops->stall)
@@ -171,6 +172,7 @@ static void wait_backoff(struct gpup_ectx *c, enum gpup_run_result res, uint64_t
 static void run_one(struct gpup_engine *e, struct gpup_ectx *c, uint64_t slice)
 {
 	uint64_t progress = c->progress;
+	unsigned int gen = __atomic_load_n(&e->recheck_gen, __ATOMIC_SEQ_CST);
 
 	c->running = true;
 	c->kicked = false;
@@ -196,6 +198,11 @@ static void run_one(struct gpup_engine *e, struct gpup_ectx *c, uint64_t slice)
 		c->preemptions++;
 	} else if (!c->kicked) {
 		ctx_set_state(e, c, res == GPUP_RUN_WAIT ? CTX_WAITING : CTX_BLOCKED, now);
+		/* Counted as waiting before the check, so that a recheck
+		 * racing with this either sees the count or is seen here. */
+		if (res == GPUP_RUN_WAIT &&
+		    __atomic_load_n(&e->recheck_gen, __ATOMIC_SEQ_CST) != gen)
+			ctx_set_state(e, c, CTX_RUNNABLE, now);
 	}
 	wait_backoff(c, res, now);
 }
@@ -419,7 +426,9 @@ void gpup_ectx_kick(struct gpup_ectx *c)
 
 void gpup_engine_recheck(struct gpup_engine *e)
 {
-	if (!__atomic_load_n(&e->nwaiting, __ATOMIC_RELAXED))
+	/* A context polling right now sees the bump when its run returns. */
+	__atomic_add_fetch(&e->recheck_gen, 1, __ATOMIC_SEQ_CST);
+	if (!__atomic_load_n(&e->nwaiting, __ATOMIC_SEQ_CST))
 		return;
 	pthread_mutex_lock(&e->lock);
 	for (uint32_t i = 0; i < e->nslots; i++) {
