@@ -170,10 +170,11 @@ int iommu_dirty_start(struct iommu_domain *d, const struct iommu_range *ranges,
 	pthread_mutex_lock(&d->lock);
 	if (atomic_load_explicit(&d->dirty, memory_order_relaxed)) {
 		rc = -EBUSY;
-	} else if (!ranges || !nranges || nranges > IOMMU_DIRTY_MAX_RANGES ||
-		   !is_pow2(page_size) || page_size < IOMMU_PAGE_SIZE ||
-		   page_size >= IOMMU_IOVA_END) {
+	} else if (!ranges || !nranges || !is_pow2(page_size) ||
+		   page_size < IOMMU_PAGE_SIZE || page_size >= IOMMU_IOVA_END) {
 		rc = -EINVAL;
+	} else if (nranges > IOMMU_DIRTY_MAX_RANGES) {
+		rc = -E2BIG;
 	} else {
 		dl = dirty_new(ranges, nranges, page_size, &rc);
 		if (dl)

@@ -148,8 +148,9 @@ struct iommu_range {
 
 /* Start tracking DMA writes in the given ranges at page_size granularity
  * (a power of two >= 4 KiB).  -EBUSY if already started, -EINVAL on bad
- * ranges (overlapping, unaligned to page_size, zero length, none or more
- * than IOMMU_DIRTY_MAX_RANGES), -ENOMEM if the bitmaps would not fit. */
+ * ranges (overlapping, unaligned to page_size, zero length, past the IOVA
+ * space, none), -E2BIG for more than IOMMU_DIRTY_MAX_RANGES (as VFIO),
+ * -ENOMEM if the bitmaps would not fit. */
 #define IOMMU_DIRTY_MAX_RANGES 4096u
 int iommu_dirty_start(struct iommu_domain *d, const struct iommu_range *ranges,
 		      unsigned int nranges, uint64_t page_size);

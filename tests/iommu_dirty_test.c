@@ -222,7 +222,7 @@ Test(iommu_dirty, start_twice_and_bad_ranges)
 	cr_assert_eq(iommu_dirty_start(d, &ok, 1, 2048), -EINVAL);
 	cr_assert_eq(iommu_dirty_start(d, &ok, 0, K4), -EINVAL);
 	cr_assert_eq(iommu_dirty_start(d, NULL, 1, K4), -EINVAL);
-	cr_assert_eq(iommu_dirty_start(d, &ok, IOMMU_DIRTY_MAX_RANGES + 1, K4), -EINVAL);
+	cr_assert_eq(iommu_dirty_start(d, &ok, IOMMU_DIRTY_MAX_RANGES + 1, K4), -E2BIG);
 	cr_assert_eq(iommu_dirty_start(d, &huge, 1, K4), -ENOMEM);
 	/* None of that started anything. */
 	uint64_t bm[8] = { 0 };
