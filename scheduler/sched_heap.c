@@ -98,11 +98,13 @@ void sched_heap_pop(struct sched_heap *h)
 		remove_at(h, 0);
 }
 
-/* Linear: only blocking or removing a queued context comes here, which an
- * executor does rarely (it normally blocks the context it is running). */
+/* Linear, from the end: the usual caller is an executor blocking the
+ * context it has just accounted, which was pushed last with a late key and
+ * so sits near the bottom.  Anything else (removing a context, blocking a
+ * long-queued one) is rare. */
 bool sched_heap_remove(struct sched_heap *h, const struct sched_ctx *c)
 {
-	for (unsigned int i = 0; i < h->n; i++) {
+	for (unsigned int i = h->n; i-- > 0;) {
 		if (h->v[i].c == c) {
 			remove_at(h, i);
 			return true;

@@ -1,0 +1,35 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The time-slice scheduler (scheduler/sched.h) as an engine executor's
+ * scheduler plug-in (struct gpup_sched_ops in gpup/engine.h), and the
+ * run-time controls the daemon uses on a running engine: change the policy
+ * and slice, set a partition's weight, cap and class, read its accounting.
+ * All calls take the engine lock through gpup_engine_sched_call.
+ */
+#ifndef GPUP_TSCHED_H
+#define GPUP_TSCHED_H
+
+#include "gpup/engine.h"
+#include "scheduler/sched.h"
+
+/* create's arg is a struct sched_engine_cfg (NULL: weighted, default
+ * slice, no watchdog).  A new context's weight is its gpup_ectx weight. */
+extern const struct gpup_sched_ops gpup_sched_tslice;
+
+/* Longest slice handed to the executor under fifo, whose jobs run to
+ * their end: the executor's deadline is this far in engine time. */
+#define GPUP_TSCHED_JOB_NS (3600ull * 1000000000ull)
+
+/* Put e under the time-slice scheduler with policy p and slice (0:
+ * default), or change both if it already is.  0 or -errno. */
+int gpup_tsched_set_policy(struct gpup_engine *e, enum sched_policy p,
+			   uint64_t slice_ns);
+/* Weight, reserve, cap, class and fps limit of one attached context.
+ * -EINVAL if e is not under the time-slice scheduler or cfg is bad. */
+int gpup_tsched_set_ctx(struct gpup_engine *e, struct gpup_ectx *c,
+			const struct sched_ctx_cfg *cfg);
+int gpup_tsched_ctx_stats(struct gpup_engine *e, struct gpup_ectx *c,
+			  struct sched_ctx_stats *st);
+int gpup_tsched_engine_stats(struct gpup_engine *e, struct sched_engine_stats *st);
+
+#endif
