@@ -720,3 +720,35 @@ Test(vgpu_cmd, watchdog_faults_hung_queues)
 	run_one(0, fence(DATA + 8, 5, false));
 	cr_assert_eq(*(uint64_t *)hva(DATA + 8), 5, "the compute engine is free again");
 }
+
+/* Interrupts go to the vectors the guest programs, read at queue enable. */
+Test(vgpu_cmd, vectors_route_interrupts)
+{
+	union gpup_cmd bad = { .hdr = { .opcode = 123 } };
+
+	wr(GPUP_REG_QUEUE(0) + GPUP_Q_CONTROL, 0);
+	wr(GPUP_REG_QUEUE(0) + GPUP_Q_VECTOR, 6);
+	wr(GPUP_REG_QUEUE(0) + GPUP_Q_CONTROL, GPUP_QCTL_ENABLE);
+	wr(GPUP_REG_QUEUE(0) + GPUP_Q_VECTOR, 2); /* not seen until re-enabled */
+	wr(GPUP_REG_FAULT_VECTOR, 5);
+	submit(0, (union gpup_cmd[]){ fence(DATA, 1, true) }, 1);
+	cr_assert(wait_irq(6, 5000));
+	cr_assert_not(wait_irq(0, 0));
+	cr_assert_not(wait_irq(2, 0));
+	submit(0, &bad, 1);
+	cr_assert(wait_irq(5, 5000));
+	cr_assert_not(wait_irq(FAULT_VEC, 0));
+	cr_assert_eq(vgpu_set_irq_fd(cur->v, 5, -1), 0);
+	wr(GPUP_REG_INTR_STATUS, GPUP_INTR_FAULT);
+	submit(1, &bad, 1);
+	for (int i = 0; i < 500 && !(rd(GPUP_REG_STATUS) & GPUP_STS_FAULT); i++)
+		usleep(1000);
+	cr_assert_eq(rd(GPUP_REG_FAULT_COUNT), 2, "a disconnected vector still logs");
+	cr_assert_not(wait_irq(5, 0));
+
+	struct vgpu_stats st;
+
+	vgpu_get_stats(cur->v, &st);
+	cr_assert_eq(st.interrupts, 2);
+	cr_assert_eq(st.faults, 2);
+}
