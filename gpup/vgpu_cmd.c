@@ -180,13 +180,19 @@ static enum step exec_copy(struct vgpu_queue *q, uint64_t deadline)
 	return STEP_DONE;
 }
 
+/* Repeat pattern over len bytes starting phase bytes into it: a short
+ * prefix by hand, then doubling copies of the prefix (its length stays a
+ * multiple of 4, so the phase carries over) at memcpy speed. */
 static void pattern_fill(uint8_t *dst, uint64_t len, uint32_t pattern, uint64_t phase)
 {
+	uint64_t head = len < 256 ? len : 256;
 	uint8_t p[4];
 
 	memcpy(p, &pattern, 4);
-	for (uint64_t i = 0; i < len; i++)
+	for (uint64_t i = 0; i < head; i++)
 		dst[i] = p[(phase + i) & 3];
+	for (uint64_t off = head; off < len; off *= 2)
+		memcpy(dst + off, dst, len - off < off ? len - off : off);
 }
 
 static int fill_chunk(struct vgpu_queue *q, uint64_t at, uint64_t n)
