@@ -66,44 +66,69 @@ int gpup_ctl_send(int fd, json_object *o)
 	return 0;
 }
 
-int gpup_ctl_recv(int fd, json_object **o)
+static int parse_request(const char *buf, size_t len, json_object **o)
 {
-	size_t cap = 4096, len = 0;
-	char *buf = malloc(cap);
-	int rc = -EPROTO;
+	json_tokener *tok = json_tokener_new();
 
-	while (buf) {
+	*o = tok ? json_tokener_parse_ex(tok, buf, (int)len) : NULL;
+	json_tokener_free(tok);
+	if (*o && json_object_is_type(*o, json_type_object))
+		return 1;
+	json_object_put(*o);
+	*o = NULL;
+	return -EPROTO;
+}
+
+static int rd_grow(struct gpup_ctl_rd *r)
+{
+	size_t cap = r->cap ? r->cap * 2 : 4096;
+	char *nb;
+
+	if (r->cap >= GPUP_CTL_MAX_MSG)
+		return -EPROTO;
+	nb = realloc(r->buf, cap);
+	if (!nb)
+		return -ENOMEM;
+	r->buf = nb;
+	r->cap = cap;
+	return 0;
+}
+
+int gpup_ctl_rd_feed(struct gpup_ctl_rd *r, int fd, json_object **o)
+{
+	for (;;) {
 		ssize_t n;
+		int rc;
 
-		if (len == cap) {
-			char *nb = cap >= GPUP_CTL_MAX_MSG ? NULL : realloc(buf, cap * 2);
-
-			if (!nb)
-				break;
-			buf = nb;
-			cap *= 2;
-		}
-		n = recv(fd, buf + len, cap - len, 0);
+		if (r->len == r->cap && (rc = rd_grow(r)))
+			return rc;
+		n = recv(fd, r->buf + r->len, r->cap - r->len, 0);
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n <= 0) {
-			rc = n < 0 ? -errno : -ECONNRESET;
-			break;
-		}
-		len += (size_t)n;
-		if (memchr(buf + len - (size_t)n, '\n', (size_t)n)) {
-			json_tokener *tok = json_tokener_new();
-
-			*o = tok ? json_tokener_parse_ex(tok, buf, (int)len) : NULL;
-			json_tokener_free(tok);
-			rc = *o && json_object_is_type(*o, json_type_object) ? 0 : -EPROTO;
-			if (rc && *o)
-				json_object_put(*o);
-			break;
-		}
+		if (n < 0)
+			return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno;
+		if (n == 0)
+			return -ECONNRESET;
+		r->len += (size_t)n;
+		if (memchr(r->buf + r->len - (size_t)n, '\n', (size_t)n))
+			return parse_request(r->buf, r->len, o);
 	}
-	free(buf);
-	return buf ? rc : -ENOMEM;
+}
+
+void gpup_ctl_rd_free(struct gpup_ctl_rd *r)
+{
+	free(r->buf);
+	memset(r, 0, sizeof(*r));
+}
+
+int gpup_ctl_recv(int fd, json_object **o)
+{
+	struct gpup_ctl_rd r = { 0 };
+	int rc = gpup_ctl_rd_feed(&r, fd, o);
+
+	gpup_ctl_rd_free(&r);
+	/* On a blocking socket "no data yet" means its receive timeout hit. */
+	return rc == 1 ? 0 : rc == 0 ? -ETIMEDOUT : rc;
 }
 
 json_object *gpup_ctl_ok(void)

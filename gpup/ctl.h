@@ -21,6 +21,17 @@ int gpup_ctl_send(int fd, json_object *o);
  * a new object, -EPROTO (not JSON, too long), -ECONNRESET, or -errno. */
 int gpup_ctl_recv(int fd, json_object **o);
 
+/* An incremental reader of one request, for non-blocking sockets. */
+struct gpup_ctl_rd {
+	char *buf;
+	size_t len, cap;
+};
+/* Read what fd has: 1 and *o once the newline came, 0 when it would block,
+ * -EPROTO (not a JSON object, or over GPUP_CTL_MAX_MSG), -ECONNRESET on EOF
+ * before the newline, or -errno. */
+int gpup_ctl_rd_feed(struct gpup_ctl_rd *r, int fd, json_object **o);
+void gpup_ctl_rd_free(struct gpup_ctl_rd *r);
+
 /* {"ok":true} to add fields to. */
 json_object *gpup_ctl_ok(void);
 /* {"ok":false,"error":msg,"code":"EXXX"} for err (a positive errno). */

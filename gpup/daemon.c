@@ -26,8 +26,6 @@
 #include "gpup/gpu.h"
 #include "uapi/gpup_ctl.h"
 
-#define CTL_RECV_TIMEOUT_MS 2000
-
 void gpup_daemon_log(const char *fmt, ...)
 {
 	struct timespec ts;
@@ -191,30 +189,6 @@ static void write_pid(struct gpup_daemon *d)
 	}
 }
 
-static void handle_ctl(struct gpup_daemon *d)
-{
-	struct timeval tv = { CTL_RECV_TIMEOUT_MS / 1000, (CTL_RECV_TIMEOUT_MS % 1000) * 1000 };
-	json_object *req = NULL, *rep;
-	int fd = accept4(d->ctl_fd, NULL, NULL, SOCK_CLOEXEC);
-	int rc;
-
-	if (fd < 0)
-		return;
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	if (!dmn_peer_allowed(fd)) {
-		rep = gpup_ctl_fail(EPERM, "only the daemon's user or root may use it");
-	} else {
-		rc = gpup_ctl_recv(fd, &req);
-		rep = rc ? gpup_ctl_fail(EPROTO, "bad request: %s", strerror(-rc))
-			 : dmn_ctl_handle(d, req);
-	}
-	gpup_ctl_send(fd, rep);
-	json_object_put(req);
-	json_object_put(rep);
-	close(fd);
-}
-
 static void handle_signal(struct gpup_daemon *d)
 {
 	struct signalfd_siginfo si;
@@ -230,19 +204,21 @@ static void loop(struct gpup_daemon *d)
 	struct epoll_event ev[16];
 
 	while (!d->stop) {
-		int n = epoll_wait(d->epfd, ev, 16, -1);
+		int n = epoll_wait(d->epfd, ev, 16, dmn_conn_expire(d));
 
 		for (int i = 0; i < n; i++) {
 			struct dmn_src *s = ev[i].data.ptr;
 
-			if (s->kind == DMN_SRC_CTL) {
-				handle_ctl(d);
-				/* A destroy may have freed a source later in
-				 * this batch; level-triggered epoll reports the
-				 * survivors again. */
+			if (s->kind == DMN_SRC_CONN) {
+				dmn_conn_ready(d, s->ptr);
+				/* A request may have freed sources later in this
+				 * batch (destroy, the connection itself);
+				 * level-triggered epoll reports survivors again. */
 				break;
 			}
-			if (s->kind == DMN_SRC_SIGNAL)
+			if (s->kind == DMN_SRC_CTL)
+				dmn_conn_accept(d);
+			else if (s->kind == DMN_SRC_SIGNAL)
 				handle_signal(d);
 			else
 				dmn_part_accept(d, s->ptr);
@@ -254,6 +230,7 @@ static void loop(struct gpup_daemon *d)
 
 static void teardown(struct gpup_daemon *d)
 {
+	dmn_conn_close_all(d);
 	for (struct gpup_partition *p = d->pool.parts; p; p = p->next)
 		dmn_part_stop(d, p);
 	if (d->ctl_fd >= 0) {

@@ -5,10 +5,12 @@
  *
  * DOC: the loop
  *
- * One thread runs an epoll loop over the control socket, every partition's
- * listening socket and a signalfd (SIGTERM, SIGINT).  Control requests are
- * short and handled inline, one per connection, with a receive timeout so
- * a silent client costs at most that long.  Each accepted vfio-user client
+ * One thread runs an epoll loop over the control socket, its connections,
+ * every partition's listening socket and a signalfd (SIGTERM, SIGINT).
+ * Control connections are read without blocking and answered once a whole
+ * request is in, so a silent client only holds a slot until its deadline
+ * (see daemon_conn.c); requests are short and run inline.  Each accepted
+ * vfio-user client
  * gets its own thread (see gpup/vfu_server.h), so a slow or hostile VMM
  * never stalls the loop or another partition.  Only the loop thread
  * touches the pool, so the pool needs no lock.

@@ -13,7 +13,7 @@
 #include "gpup/daemon.h"
 #include "gpup/pool.h"
 
-enum dmn_src_kind { DMN_SRC_CTL, DMN_SRC_SIGNAL, DMN_SRC_PART };
+enum dmn_src_kind { DMN_SRC_CTL, DMN_SRC_CONN, DMN_SRC_SIGNAL, DMN_SRC_PART };
 
 /* What an epoll event points at. */
 struct dmn_src {
@@ -32,6 +32,8 @@ struct dmn_part {
 	char path[108];           /* sun_path */
 };
 
+struct dmn_conn;
+
 struct gpup_daemon {
 	struct gpup_daemon_cfg cfg;
 	struct gpup_pool pool;
@@ -40,12 +42,21 @@ struct gpup_daemon {
 	struct dmn_src ctl_src, sig_src;
 	char ctl_path[108];
 	char pid_path[PATH_MAX];
+	struct dmn_conn *conns;   /* control connections being read */
+	unsigned int nconns;
 	bool stop;
 };
 
 /* daemon.c: socket helpers. */
 int dmn_listen(const char *path, int *fd);
 bool dmn_peer_allowed(int fd);
+
+/* daemon_conn.c: control connections. */
+void dmn_conn_accept(struct gpup_daemon *d);
+void dmn_conn_ready(struct gpup_daemon *d, struct dmn_conn *c);
+/* Close connections past their deadline; ms until the next one, or -1. */
+int dmn_conn_expire(struct gpup_daemon *d);
+void dmn_conn_close_all(struct gpup_daemon *d);
 
 /* daemon_part.c */
 int dmn_part_start(struct gpup_daemon *d, struct gpup_partition *p);

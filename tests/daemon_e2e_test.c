@@ -11,6 +11,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -459,5 +460,19 @@ Test(daemon_e2e, other_users_are_refused)
 	waitpid(pid, &st, 0);
 	cr_assert(WIFEXITED(st));
 	cr_assert_eq(WEXITSTATUS(st), 0, "child status %d", WEXITSTATUS(st));
+	list_works();
+}
+
+/* A client that connects and says nothing holds only its own slot: the
+ * daemon answers others meanwhile and leaves it open until its deadline. */
+Test(daemon_e2e, silent_control_client_blocks_nobody)
+{
+	int silent = ctl_raw();
+	struct pollfd p = { .fd = silent, .events = POLLIN };
+
+	list_works();
+	list_works();
+	cr_assert_eq(poll(&p, 1, 0), 0, "the silent connection was neither answered nor closed");
+	close(silent);
 	list_works();
 }
