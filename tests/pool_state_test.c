@@ -162,3 +162,27 @@ Test(pool_state, unwritable_state_dir_fails_create)
 	gpup_pool_fini(&p);
 	chmod(sub, 0700);
 }
+
+/* The daemon came back with fewer or smaller GPUs: what no longer fits is
+ * skipped (and its file kept), the rest restored. */
+Test(pool_state, restore_into_a_smaller_pool)
+{
+	struct gpup_pool p, q;
+	struct gpup_partition *a;
+	char err[GPUP_POOL_ERR_MAX], path[PATH_MAX];
+	struct stat st;
+
+	mkpool(&p);
+	cr_assert_eq(gpup_pool_create(&p, "gpu0", "sim-4g-2", U1, &a, err, sizeof(err)), 0);
+	cr_assert_eq(gpup_pool_create(&p, "gpu1", "sim-4g-2", U2, &a, err, sizeof(err)), 0);
+	gpup_pool_fini(&p);
+	gpup_pool_init(&q, dir);
+	q.log = count_log;
+	gpup_pool_add_gpu(&q, "gpu0", "sim", "sim", 4 * GIB, 1, 1, NULL);
+	cr_assert_eq(gpup_pool_restore(&q), 0, "gpu1 is gone, gpu0 has no 4g-2 type now");
+	cr_assert_eq(nlogs, 2);
+	cr_assert_null(q.parts);
+	snprintf(path, sizeof(path), "%s/partitions/" U2 ".json", dir);
+	cr_assert_eq(stat(path, &st), 0, "the definition stays on disk");
+	gpup_pool_fini(&q);
+}
