@@ -23,6 +23,10 @@
  * a thread's record goes back to a free state when the thread exits and
  * the next new thread takes it, so the list is as long as the most threads
  * that ever did DMA at once, and writers walk it without a lock.
+ *
+ * After fork() only the forking thread exists in the child; the records of
+ * the others are released there, so that an unmap in the child never waits
+ * for a DMA that was in flight in a thread the child does not have.
  */
 #include <sched.h>
 #include <stdlib.h>
@@ -47,9 +51,22 @@ static void epoch_thread_exit(void *p)
 	iommu_epoch_self = NULL;
 }
 
+static void epoch_atfork_child(void)
+{
+	for (struct iommu_epoch_rec *r = atomic_load_explicit(&epoch_head, memory_order_acquire);
+	     r; r = r->next) {
+		if (r == iommu_epoch_self)
+			continue;
+		atomic_store_explicit(&r->seq, 0, memory_order_relaxed);
+		atomic_store_explicit(&r->dom, NULL, memory_order_relaxed);
+		atomic_store_explicit(&r->in_use, 0, memory_order_relaxed);
+	}
+}
+
 static void epoch_init(void)
 {
-	epoch_key_ok = pthread_key_create(&epoch_key, epoch_thread_exit) == 0;
+	epoch_key_ok = pthread_key_create(&epoch_key, epoch_thread_exit) == 0 &&
+		       pthread_atfork(NULL, NULL, epoch_atfork_child) == 0;
 }
 
 static struct iommu_epoch_rec *epoch_reuse(void)

@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "iommu/iommu.h"
 
@@ -552,4 +554,46 @@ Test(iommu_dma, injected_fault_hits_the_nth_dma)
 	cr_assert_eq(iommu_dma_write(d, 0xa000, b, 8), 0);
 	cr_assert_eq(iommu_dma_write(d, 0xa000, b, 8), 0);
 	expect_no_fault();
+}
+
+/* fork() while another thread is mid-DMA: in the child that thread does
+ * not exist, and an unmap there must not wait for it. */
+Test(iommu_dma, unmap_in_forked_child_does_not_hang, .timeout = 60)
+{
+	struct long_dma l = { d, malloc(LONG_DMA), -1 };
+	const size_t len = LONG_DMA + 2 * K4;
+	volatile uint8_t *dst = mmap(NULL, len, PROT_READ | PROT_WRITE,
+				     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	unsigned int forked_mid = 0;
+
+	cr_assert_not_null(l.src);
+	cr_assert_neq((void *)dst, MAP_FAILED);
+	memset(l.src, 0xab, LONG_DMA);
+	cr_assert_eq(iommu_map(d, 0, (void *)dst, len, RW), 0);
+	for (int round = 0; round < 10 && !forked_mid; round++) {
+		pthread_t t;
+		pid_t pid;
+		int status;
+
+		memset((void *)dst, 0, len);
+		cr_assert_eq(pthread_create(&t, NULL, long_writer, &l), 0);
+		while (dst[K4 - 1] != 0xab)
+			sched_yield();
+		pid = fork();
+		cr_assert_geq(pid, 0);
+		if (pid == 0) {
+			alarm(10);
+			_exit(iommu_unmap(d, 0, len) == 0 ? 0 : 1);
+		}
+		forked_mid += dst[len - K4] != 0xab;
+		cr_assert_eq(waitpid(pid, &status, 0), pid);
+		cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+			  "child unmap hung or failed (status %#x)", status);
+		pthread_join(t, NULL);
+		cr_assert_eq(l.rc, 0);
+	}
+	cr_assert_gt(forked_mid, 0, "never forked while the DMA was in flight");
+	cr_assert_eq(iommu_unmap(d, 0, len), 0);
+	munmap((void *)dst, len);
+	free(l.src);
 }
