@@ -60,6 +60,7 @@ struct gpup_vfu {
 	pthread_t thread;
 	/* Per connection, touched by the connection thread only. */
 	bool negotiated;
+	unsigned int nerrors;     /* failed commands, for the log's rate limit */
 	uint32_t peer_max_fds;
 	uint32_t peer_max_xfer;
 	struct vfu_dma *dma;

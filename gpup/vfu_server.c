@@ -20,6 +20,9 @@
 
 #include "gpup/vfu_int.h"
 
+/* A client sending garbage in a loop must not flood the daemon's log. */
+#define VFU_LOGGED_ERRORS 10u
+
 static const struct vfu_handler handlers[VFIO_USER_MAX] = {
 	[VFIO_USER_VERSION] = { vfu_h_version, sizeof(struct vfio_user_version), false },
 	[VFIO_USER_DMA_MAP] = { vfu_h_dma_map, sizeof(struct vfio_user_dma_map), true },
@@ -224,8 +227,9 @@ static int serve_one(struct gpup_vfu *s, int sock)
 	}
 	rc = reply_err ? -reply_err : dispatch(s, &m, &r);
 	close_fds(m.fds, m.nfds);
-	if (rc && rc != -ENOSYS)
-		vfu_log(s, "command %u failed: %s", m.hdr.command, strerror(-rc));
+	if (rc && s->nerrors++ < VFU_LOGGED_ERRORS)
+		vfu_log(s, "command %u failed: %s%s", m.hdr.command, strerror(-rc),
+			s->nerrors == VFU_LOGGED_ERRORS ? " (further failures not logged)" : "");
 	if (!(m.hdr.flags & VFIO_USER_F_NO_REPLY) && send_reply(sock, &m.hdr, -rc, &r))
 		return -EPIPE;
 	/* Until a VERSION succeeds there is nothing else to talk about. */
@@ -237,6 +241,7 @@ static void conn_reset(struct gpup_vfu *s)
 	vfu_dma_unmap_all(s);
 	vfu_irqs_release(s);
 	s->negotiated = false;
+	s->nerrors = 0;
 	s->peer_max_fds = VFIO_USER_DEFAULT_MAX_FDS;
 	s->peer_max_xfer = VFIO_USER_DEFAULT_MAX_XFER;
 }
