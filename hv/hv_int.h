@@ -20,6 +20,7 @@
 #define HV_START_INFO_GPA 0x6000ull  /* hvm_start_info, memory map, cmdline */
 #define HV_START_INFO_SIZE 0x2000ull
 #define HV_LOW_RAM_END 0xa0000ull    /* legacy VGA hole above */
+#define HV_DMA_RO_END 0x100000ull    /* devices may only read below */
 #define HV_PCI_MMIO32_BASE 0xc0000000ull
 #define HV_PCI_MMIO32_END 0xfec00000ull
 #define HV_PCI_MMIO64_BASE (64ull << 30)

@@ -7,7 +7,7 @@
  *
  * - Guest RAM is DMA_MAPped to the daemon once (IOVA = guest physical
  *   address), by passing the memfd: the device reads queues and data in
- *   place.
+ *   place.  The first MiB is mapped read-only.
  * - BAR2 (VRAM) is the region's fd mmapped here and installed as a KVM
  *   memory slot: guest loads and stores to VRAM never exit.
  * - BAR0 doorbells are KVM ioeventfds on the device's eventfds, and every
@@ -319,6 +319,21 @@ static int hv_vgpu_get_doorbells(struct hv_vgpu *g)
 	return 0;
 }
 
+/* Guest RAM at IOVA = GPA.  The first MiB (boot information, the legacy
+ * hole) is read-only to the device: nothing a GPU should write lives
+ * there, and it gives guests a read-only window to test the IOMMU with. */
+static int hv_vgpu_map_ram(struct hv_vgpu *g)
+{
+	int rc = hv_vfu_dma_map(g->c, g->vm->mem_fd, 0, 0, HV_DMA_RO_END,
+				VFIO_USER_DMA_F_READ);
+
+	if (rc >= 0)
+		rc = hv_vfu_dma_map(g->c, g->vm->mem_fd, HV_DMA_RO_END, HV_DMA_RO_END,
+				    g->vm->mem_size - HV_DMA_RO_END,
+				    VFIO_USER_DMA_F_READ | VFIO_USER_DMA_F_WRITE);
+	return rc < 0 ? hv_vgpu_fail(g, "mapping guest RAM for DMA", rc) : 0;
+}
+
 static uint64_t hv_pow2_at_least(uint64_t v)
 {
 	uint64_t p = 4096;
@@ -366,12 +381,8 @@ static int hv_vgpu_setup(struct hv_vgpu *g)
 		rc = hv_vgpu_get_doorbells(g);
 	if (rc == 0)
 		rc = hv_vgpu_wire_irqs(g);
-	if (rc == 0) {
-		rc = hv_vfu_dma_map(g->c, g->vm->mem_fd, 0, 0, g->vm->mem_size,
-				    VFIO_USER_DMA_F_READ | VFIO_USER_DMA_F_WRITE);
-		if (rc < 0)
-			return hv_vgpu_fail(g, "mapping guest RAM for DMA", rc);
-	}
+	if (rc == 0)
+		rc = hv_vgpu_map_ram(g);
 	if (rc == 0)
 		rc = hv_vgpu_add_function(g, id, class_rev);
 	return rc;

@@ -81,8 +81,11 @@ static int hv_open_kvm(struct hv_vm *vm)
 
 static int hv_create_ram(struct hv_vm *vm)
 {
-	vm->mem_fd = memfd_create("gpup-guest-ram", MFD_CLOEXEC);
-	if (vm->mem_fd < 0 || ftruncate(vm->mem_fd, (off_t)vm->mem_size) < 0) {
+	vm->mem_fd = memfd_create("gpup-guest-ram", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	/* Sealed to its size: a device that maps it can trust it never
+	 * shrinks under its DMA. */
+	if (vm->mem_fd < 0 || ftruncate(vm->mem_fd, (off_t)vm->mem_size) < 0 ||
+	    fcntl(vm->mem_fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0) {
 		hv_log("cannot create %llu bytes of guest RAM: %s",
 		       (unsigned long long)vm->mem_size, strerror(errno));
 		return -errno;

@@ -1,0 +1,331 @@
+// SPDX-License-Identifier: MIT
+/*
+ * End to end: a real daemon with a sim GPU, partitions created through the
+ * CLI, and guests booted by `gpup run` that use them through vfio-user,
+ * KVM ioeventfds and irqfds.  The infer, vdi and hostile sample guests
+ * check their own results bit for bit; here we check their exit statuses
+ * and output, a hostile guest beside an honest one on the same GPU, and a
+ * partition that disappears under a running guest.  Skips with one line
+ * where /dev/kvm is absent.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "hv/hv.h"
+
+#define OUT_MAX 16384
+
+struct proc {
+	pid_t pid;
+	int out, err;
+	int code;
+	char out_buf[OUT_MAX], err_buf[OUT_MAX];
+};
+
+static char dir[64], run_dir[96], state_dir[96];
+static pid_t daemon_pid = -1;
+
+static void need_kvm(void)
+{
+	if (access("/dev/kvm", R_OK | W_OK) != 0)
+		cr_skip_test("no usable /dev/kvm here: the VMM tests need KVM");
+	cr_assert(getenv("GPUP_BIN") && getenv("GPUP_GUESTS"),
+		  "run through make test: GPUP_BIN and GPUP_GUESTS unset");
+}
+
+static const char *guest(const char *name)
+{
+	static char path[4][512];
+	static int next;
+	char *p = path[next++ % 4];
+
+	snprintf(p, 512, "%s/%s.elf", getenv("GPUP_GUESTS"), name);
+	return p;
+}
+
+static void start(struct proc *p, char *const argv[])
+{
+	int o[2], e[2];
+
+	cr_assert_eq(pipe(o), 0);
+	cr_assert_eq(pipe(e), 0);
+	p->pid = fork();
+	cr_assert_neq(p->pid, -1);
+	if (p->pid == 0) {
+		dup2(o[1], 1);
+		dup2(e[1], 2);
+		close(o[0]);
+		close(e[0]);
+		execv(getenv("GPUP_BIN"), argv);
+		_exit(127);
+	}
+	close(o[1]);
+	close(e[1]);
+	p->out = o[0];
+	p->err = e[0];
+}
+
+static void slurp(int fd, char *buf)
+{
+	size_t len = 0;
+	ssize_t n;
+
+	while (len < OUT_MAX - 1 && (n = read(fd, buf + len, OUT_MAX - 1 - len)) > 0)
+		len += (size_t)n;
+	buf[len] = 0;
+}
+
+static void finish(struct proc *p)
+{
+	int st;
+
+	slurp(p->out, p->out_buf);
+	slurp(p->err, p->err_buf);
+	close(p->out);
+	close(p->err);
+	cr_assert_eq(waitpid(p->pid, &st, 0), p->pid);
+	cr_assert(WIFEXITED(st), "died of signal %d", WTERMSIG(st));
+	p->code = WEXITSTATUS(st);
+}
+
+/* `gpup --run-dir RUN create --gpu gpu0 --type TYPE`: the UUID. */
+static void create(const char *type, char *uuid)
+{
+	char *argv[] = { "gpup", "--run-dir", run_dir, "create", "--gpu", "gpu0",
+			 "--type", (char *)type, NULL };
+	struct proc p;
+
+	start(&p, argv);
+	finish(&p);
+	cr_assert_eq(p.code, 0, "create: %s", p.err_buf);
+	cr_assert_eq(strlen(p.out_buf), 37, "%s", p.out_buf);
+	memcpy(uuid, p.out_buf, 36);
+	uuid[36] = 0;
+}
+
+static char *sock_of(const char *uuid)
+{
+	static char path[2][200];
+	static int next;
+	char *p = path[next++ % 2];
+
+	snprintf(p, 200, "%s/%s.sock", run_dir, uuid);
+	return p;
+}
+
+static void setup(void)
+{
+	char sock[128];
+	struct stat st;
+
+	if (access("/dev/kvm", R_OK | W_OK) != 0 || !getenv("GPUP_BIN"))
+		return; /* each test skips with its reason */
+	strcpy(dir, "/tmp/hv-gpu-XXXXXX");
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(run_dir, sizeof(run_dir), "%s/run", dir);
+	snprintf(state_dir, sizeof(state_dir), "%s/state", dir);
+	snprintf(sock, sizeof(sock), "%s/gpup.sock", run_dir);
+	daemon_pid = fork();
+	cr_assert_neq(daemon_pid, -1);
+	if (daemon_pid == 0) {
+		int null = open("/dev/null", 1);
+
+		dup2(null, 1);
+		dup2(null, 2);
+		execl(getenv("GPUP_BIN"), "gpup", "daemon", "--foreground", "--run-dir",
+		      run_dir, "--state-dir", state_dir, "--sim-gpus", "1", "--vram",
+		      "256M", NULL);
+		_exit(127);
+	}
+	for (int i = 0; i < 500 && stat(sock, &st) != 0; i++)
+		usleep(10000);
+	cr_assert_eq(stat(sock, &st), 0, "the daemon did not start");
+}
+
+static void teardown(void)
+{
+	char cmd[128];
+
+	if (daemon_pid > 0) {
+		kill(daemon_pid, SIGTERM);
+		waitpid(daemon_pid, NULL, 0);
+		daemon_pid = -1;
+	}
+	if (dir[0]) {
+		snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+		cr_assert_eq(system(cmd), 0);
+	}
+}
+
+TestSuite(hv_gpu, .init = setup, .fini = teardown, .timeout = 120);
+
+static void boot(struct proc *p, const char *image, const char *sock,
+		 const char *append)
+{
+	char *argv[] = { "gpup", "run", "--kernel", (char *)guest(image), "--gpu",
+			 (char *)sock, "--append", (char *)append, NULL };
+
+	start(p, argv);
+}
+
+Test(hv_gpu, infer_is_bit_exact)
+{
+	struct proc p;
+	char u[40];
+
+	need_kvm();
+	create("sim-64m-4", u);
+	boot(&p, "infer", sock_of(u), "n=16 iters=2");
+	finish(&p);
+	cr_assert_eq(p.code, 0, "out: %s err: %s", p.out_buf, p.err_buf);
+	cr_assert(strstr(p.out_buf, "infer: n=16 iters=2 ok, sum -0.531,"), "%s", p.out_buf);
+	cr_assert_str_eq(p.err_buf, "");
+}
+
+Test(hv_gpu, vdi_renders_frames)
+{
+	struct proc p;
+	char u[40];
+
+	need_kvm();
+	create("sim-32m-8", u);
+	boot(&p, "vdi", sock_of(u), "w=64 h=48 frames=10 fps=100");
+	finish(&p);
+	cr_assert_eq(p.code, 0, "out: %s err: %s", p.out_buf, p.err_buf);
+	cr_assert(strstr(p.out_buf, "vdi: 64x48, 10 frames at 100 fps"), "%s", p.out_buf);
+}
+
+Test(hv_gpu, hostile_beside_honest)
+{
+	struct proc bad, good;
+	char a[40], b[40];
+
+	need_kvm();
+	create("sim-64m-4", a);
+	create("sim-64m-4", b);
+	boot(&bad, "hostile", sock_of(a), "storm=5000");
+	boot(&good, "infer", sock_of(b), "n=16 iters=6");
+	finish(&good);
+	finish(&bad);
+	cr_assert_eq(bad.code, 0, "hostile: %s %s", bad.out_buf, bad.err_buf);
+	cr_assert(strstr(bad.out_buf, "hostile: 0 check(s) failed"), "%s", bad.out_buf);
+	cr_assert_eq(good.code, 0, "honest: %s %s", good.out_buf, good.err_buf);
+	cr_assert(strstr(good.out_buf, "n=16 iters=6 ok, sum -0.531,"), "%s", good.out_buf);
+}
+
+static void lose_device(bool kill_daemon)
+{
+	struct proc p;
+	char u[40], *argv[] = { "gpup", "--run-dir", run_dir, "destroy", "--force", u, NULL };
+	struct proc d;
+
+	create("sim-64m-4", u);
+	boot(&p, "infer", sock_of(u), "n=4 iters=1000000");
+	usleep(700000);
+	if (kill_daemon) {
+		kill(daemon_pid, SIGKILL);
+		waitpid(daemon_pid, NULL, 0);
+		daemon_pid = -1;
+	} else {
+		start(&d, argv);
+		finish(&d);
+		cr_assert_eq(d.code, 0, "destroy: %s", d.err_buf);
+	}
+	finish(&p);
+	/* The guest saw the device fail (its status 5), the VMM said so once. */
+	cr_assert_eq(p.code, 5, "out: %s err: %s", p.out_buf, p.err_buf);
+	cr_assert(strstr(p.out_buf, "infer: device error -3"), "%s", p.out_buf);
+	cr_assert(strstr(p.err_buf, "the daemon closed the connection; its registers "
+				    "now read as all-ones\n"), "%s", p.err_buf);
+	cr_assert_eq(strchr(p.err_buf, '\n'), p.err_buf + strlen(p.err_buf) - 1,
+		     "one line: %s", p.err_buf);
+}
+
+Test(hv_gpu, partition_destroyed_under_a_running_guest)
+{
+	need_kvm();
+	lose_device(false);
+}
+
+Test(hv_gpu, daemon_killed_under_a_running_guest)
+{
+	need_kvm();
+	lose_device(true);
+}
+
+Test(hv_gpu, attach_failures_are_clear)
+{
+	struct proc p;
+	char path[160];
+	FILE *f;
+
+	need_kvm();
+	boot(&p, "hello", "/nonexistent/partition.sock", "");
+	finish(&p);
+	cr_assert_eq(p.code, HV_EXIT_GPU);
+	cr_assert(strstr(p.err_buf, "cannot attach GPU partition /nonexistent/partition.sock"),
+		  "%s", p.err_buf);
+	/* A socket path that is a plain file. */
+	snprintf(path, sizeof(path), "%s/not-a-socket", dir);
+	f = fopen(path, "w");
+	fclose(f);
+	boot(&p, "hello", path, "");
+	finish(&p);
+	cr_assert_eq(p.code, HV_EXIT_GPU);
+	cr_assert_str_eq(p.out_buf, "", "the guest never ran");
+}
+
+static int ctl_request(const char *path, const char *req, char *reply, size_t len)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	ssize_t n;
+
+	strcpy(sa.sun_path, path);
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		close(fd);
+		return -errno;
+	}
+	cr_assert_eq(write(fd, req, strlen(req)), (ssize_t)strlen(req));
+	n = read(fd, reply, len - 1);
+	close(fd);
+	reply[n > 0 ? n : 0] = 0;
+	return 0;
+}
+
+Test(hv_gpu, control_socket_lists_the_partition)
+{
+	struct proc p;
+	char u[40], ctl[128], reply[2048];
+	struct stat st;
+
+	need_kvm();
+	create("sim-16m-16", u);
+	snprintf(ctl, sizeof(ctl), "%s/vm.sock", dir);
+	{
+		char *argv[] = { "gpup", "run", "--kernel", (char *)guest("hello"), "--gpu",
+				 sock_of(u), "--append", "spin", "--ctl", ctl, NULL };
+
+		start(&p, argv);
+	}
+	for (int i = 0; i < 500 && stat(ctl, &st) != 0; i++)
+		usleep(10000);
+	cr_assert_eq(ctl_request(ctl, "{\"cmd\":\"status\"}\n", reply, sizeof(reply)), 0);
+	cr_assert(strstr(reply, "\"state\":\"attached\""), "%s", reply);
+	cr_assert(strstr(reply, "\"vram_bytes\":16777216"), "%s", reply);
+	cr_assert(strstr(reply, "\"bar2\":68719476736"), "%s", reply);
+	cr_assert(strstr(reply, "\"msix_vectors\":9"), "%s", reply);
+	cr_assert_eq(ctl_request(ctl, "{\"cmd\":\"stop\"}\n", reply, sizeof(reply)), 0);
+	finish(&p);
+	cr_assert_eq(p.code, HV_EXIT_STOPPED, "%s", p.err_buf);
+}
