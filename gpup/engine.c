@@ -317,6 +317,14 @@ void gpup_engine_destroy(struct gpup_engine *e)
 	engine_signal(e);
 	pthread_mutex_unlock(&e->lock);
 	pthread_join(e->thread, NULL);
+	/* Contexts left attached (their owner outlived the GPU) are cut
+	 * loose, so a later detach is a no-op rather than a use after free. */
+	for (uint32_t i = 0; i < e->nslots; i++) {
+		if (e->slots[i]) {
+			e->sops->remove(e->sched, e->slots[i]);
+			e->slots[i]->engine = NULL;
+		}
+	}
 	e->sops->destroy(e->sched);
 	close(e->epfd);
 	close(e->wakefd);

@@ -126,7 +126,8 @@ struct gpup_rr_cfg {
 
 struct gpup_engine *gpup_engine_create(enum gpup_engine_kind kind, unsigned int index,
 				       const char *gpu_name);
-/* Stops the thread; every context must have been detached. */
+/* Stops the thread.  Contexts still attached are dropped without being
+ * run again; their owners' detach then does nothing. */
 void gpup_engine_destroy(struct gpup_engine *e);
 
 /* Swap the scheduler (ops->create(e, arg)); attached contexts are

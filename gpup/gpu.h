@@ -73,6 +73,7 @@ struct gpup_backend_ops {
 
 /* Create the sim GPU described by cfg; NULL and errno on failure. */
 struct gpup_gpu *gpup_sim_gpu_create(const struct gpup_gpu_cfg *cfg);
+/* Destroy the vgpus on a GPU first: their VRAM windows die with it. */
 void gpup_gpu_destroy(struct gpup_gpu *gpu);
 
 void gpup_gpu_describe(const struct gpup_gpu *gpu, struct gpup_gpu_desc *desc);

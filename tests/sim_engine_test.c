@@ -335,3 +335,18 @@ Test(sim_engine, round_robin_watchdog_reports_contexts_without_progress)
 	tfini(&b);
 	tfini(&ok);
 }
+
+Test(sim_engine, destroying_an_engine_cuts_its_contexts_loose)
+{
+	struct tctx t;
+
+	tinit(&t, T_BURN, true);
+	ring(&t);
+	cr_assert(wait_runs(&t, 1));
+	__atomic_store_n(&t.stop, 1, __ATOMIC_SEQ_CST);
+	gpup_engine_destroy(eng);
+	eng = gpup_engine_create(GPUP_ENGINE_KIND_COMPUTE, 0, "test");
+	cr_assert_null(t.c.engine);
+	gpup_engine_detach(&t.c); /* a no-op, not a use after free */
+	close(t.c.doorbell_fd);
+}
