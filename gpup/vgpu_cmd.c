@@ -429,7 +429,7 @@ static bool complete(struct vgpu_queue *q)
 static void set_busy(struct vgpu_queue *q, bool busy)
 {
 	pthread_mutex_lock(&q->v->lock);
-	if (busy)
+	if (busy && queue_live(q))
 		q->status |= GPUP_QSTS_BUSY;
 	else
 		q->status &= ~GPUP_QSTS_BUSY;
