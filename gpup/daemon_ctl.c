@@ -9,6 +9,7 @@
 
 #include "gpup/ctl.h"
 #include "gpup/daemon_int.h"
+#include "gpup/tsched.h"
 #include "gpup/vfu_server.h"
 #include "uapi/gpup_ctl.h"
 
@@ -188,6 +189,17 @@ static json_object *m_list(struct gpup_daemon *d, json_object *req)
 	return r;
 }
 
+/* Scheduling lives with the scheduler's glue (gpup/tsched_ctl.c). */
+static json_object *m_sched(struct gpup_daemon *d, json_object *req)
+{
+	return gpup_tsched_ctl_sched(&d->pool, req);
+}
+
+static json_object *m_stats(struct gpup_daemon *d, json_object *req)
+{
+	return gpup_tsched_ctl_stats(&d->pool, req);
+}
+
 static const struct {
 	const char *name;
 	json_object *(*fn)(struct gpup_daemon *d, json_object *req);
@@ -197,6 +209,8 @@ static const struct {
 	{ GPUP_CTL_M_CREATE, m_create },
 	{ GPUP_CTL_M_DESTROY, m_destroy },
 	{ GPUP_CTL_M_LIST, m_list },
+	{ GPUP_CTL_M_SCHED, m_sched },
+	{ GPUP_CTL_M_STATS, m_stats },
 };
 
 json_object *dmn_ctl_handle(struct gpup_daemon *d, json_object *req)

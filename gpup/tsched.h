@@ -9,7 +9,10 @@
 #ifndef GPUP_TSCHED_H
 #define GPUP_TSCHED_H
 
+#include <json-c/json.h>
+
 #include "gpup/engine.h"
+#include "gpup/pool.h"
 #include "scheduler/sched.h"
 
 /* create's arg is a struct sched_engine_cfg (NULL: weighted, default
@@ -31,5 +34,10 @@ int gpup_tsched_set_ctx(struct gpup_engine *e, struct gpup_ectx *c,
 int gpup_tsched_ctx_stats(struct gpup_engine *e, struct gpup_ectx *c,
 			  struct sched_ctx_stats *st);
 int gpup_tsched_engine_stats(struct gpup_engine *e, struct sched_engine_stats *st);
+
+/* The control-API methods "sched" and "stats" (gpup/tsched_ctl.c), for
+ * the daemon's method table: one reply object, never NULL. */
+json_object *gpup_tsched_ctl_sched(struct gpup_pool *pool, json_object *req);
+json_object *gpup_tsched_ctl_stats(struct gpup_pool *pool, json_object *req);
 
 #endif

@@ -586,6 +586,11 @@ int sched_ctx_remove(struct sched_ctx *c)
 	return 0;
 }
 
+struct sched_ctx *sched_ctx_at(const struct sched_engine *e, unsigned int i)
+{
+	return i < e->nctx ? e->ctxs[i] : NULL;
+}
+
 void *sched_ctx_priv(const struct sched_ctx *c)
 {
 	return c->cfg.priv;

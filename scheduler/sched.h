@@ -197,6 +197,10 @@ int sched_account(struct sched_ctx *c, uint64_t ran_ns, uint64_t now,
 unsigned int sched_watchdog_check(struct sched_engine *e, uint64_t now,
 				  struct sched_ctx **out, unsigned int max);
 
+/* The contexts of an engine, for listings: index 0 .. nctx - 1 (the order
+ * changes when one is removed); NULL past the end. */
+struct sched_ctx *sched_ctx_at(const struct sched_engine *e, unsigned int i);
+
 void sched_ctx_stats(const struct sched_ctx *c, struct sched_ctx_stats *st);
 void sched_engine_stats(const struct sched_engine *e,
 			struct sched_engine_stats *st);

@@ -31,6 +31,8 @@
 #define GPUP_CTL_M_CREATE "create"
 #define GPUP_CTL_M_DESTROY "destroy"
 #define GPUP_CTL_M_LIST "list"
+#define GPUP_CTL_M_SCHED "sched"	/* set a GPU's scheduling policy */
+#define GPUP_CTL_M_STATS "stats"	/* scheduler accounting per engine */
 
 /* request and reply envelope */
 #define GPUP_CTL_F_METHOD "method"
@@ -73,5 +75,15 @@
 #define GPUP_CTL_F_SOCKET "socket"	/* its vfio-user socket path */
 #define GPUP_CTL_F_CONNECTED "connected"
 #define GPUP_CTL_F_FORCE "force"	/* destroy: even with a client attached */
+
+/* scheduling (sched, stats) */
+#define GPUP_CTL_F_POLICY "policy"	/* fifo, best-effort, equal-share, ... */
+#define GPUP_CTL_F_SLICE_NS "slice_ns"	/* 0: the default */
+#define GPUP_CTL_F_ENGINES "engines"
+#define GPUP_CTL_F_KIND "kind"		/* compute, copy */
+#define GPUP_CTL_F_INDEX "index"
+#define GPUP_CTL_F_SCHEDULER "scheduler"	/* tslice, rr */
+#define GPUP_CTL_F_BUSY_NS "busy_ns"
+#define GPUP_CTL_F_CONTEXTS "contexts"
 
 #endif

@@ -1,0 +1,169 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The control-API methods of the scheduler, on the daemon's side: "sched"
+ * puts every engine of a GPU under a policy and slice (at run time, with
+ * partitions running), "stats" reports each engine's scheduler and its
+ * contexts' accounting.  The daemon's method table calls these with its
+ * pool; field names are in uapi/gpup_ctl.h.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "gpup/ctl.h"
+#include "gpup/gpu.h"
+#include "gpup/tsched.h"
+#include "uapi/gpup_ctl.h"
+
+static struct gpup_engine *nth_engine(struct gpup_gpu *gpu, const struct gpup_pool_gpu *pg,
+				      unsigned int i, enum gpup_engine_kind *kind,
+				      unsigned int *idx)
+{
+	*kind = i < pg->ncompute ? GPUP_ENGINE_KIND_COMPUTE : GPUP_ENGINE_KIND_COPY;
+	*idx = i < pg->ncompute ? i : i - pg->ncompute;
+	return gpup_gpu_engine(gpu, *kind, *idx);
+}
+
+static int find_gpu(struct gpup_pool *pool, json_object *req, const char **name)
+{
+	int g;
+
+	*name = gpup_ctl_str(req, GPUP_CTL_F_GPU, NULL);
+	if (!*name)
+		return -EINVAL;
+	g = gpup_pool_find_gpu(pool, *name);
+	return g < 0 || !pool->gpus[g].priv ? -ENODEV : g;
+}
+
+json_object *gpup_tsched_ctl_sched(struct gpup_pool *pool, json_object *req)
+{
+	const char *pname = gpup_ctl_str(req, GPUP_CTL_F_POLICY, NULL), *gname;
+	int64_t slice = gpup_ctl_int(req, GPUP_CTL_F_SLICE_NS, 0);
+	enum sched_policy p;
+	json_object *r;
+	int g = find_gpu(pool, req, &gname);
+	unsigned int n;
+
+	if (g == -EINVAL)
+		return gpup_ctl_fail(EINVAL, "sched needs a \"gpu\"");
+	if (g < 0)
+		return gpup_ctl_fail(ENODEV, "no GPU '%s'; see 'gpup gpus'", gname);
+	if (sched_policy_parse(pname, &p))
+		return gpup_ctl_fail(EINVAL, "unknown policy '%s' (fifo, best-effort, "
+				     "equal-share, fixed-share, weighted)", pname ? pname : "");
+	if (slice < 0 || (slice && ((uint64_t)slice < SCHED_SLICE_MIN_NS ||
+				    (uint64_t)slice > SCHED_SLICE_MAX_NS)))
+		return gpup_ctl_fail(EINVAL, "slice must be 0.1 to 30 ms (or 0 for the default)");
+	n = pool->gpus[g].ncompute + pool->gpus[g].ncopy;
+	for (unsigned int i = 0; i < n; i++) {
+		enum gpup_engine_kind kind;
+		unsigned int idx;
+		struct gpup_engine *e = nth_engine(pool->gpus[g].priv, &pool->gpus[g], i,
+						   &kind, &idx);
+		int rc = e ? gpup_tsched_set_policy(e, p, (uint64_t)slice) : -ENODEV;
+
+		if (rc)
+			return gpup_ctl_fail(-rc, "%s %s engine %u: %s", gname,
+					     kind == GPUP_ENGINE_KIND_COPY ? "copy" : "compute",
+					     idx, strerror(-rc));
+	}
+	r = gpup_ctl_ok();
+	json_object_object_add(r, GPUP_CTL_F_GPU, json_object_new_string(gname));
+	json_object_object_add(r, GPUP_CTL_F_POLICY,
+			       json_object_new_string(sched_policy_name(p)));
+	json_object_object_add(r, GPUP_CTL_F_SLICE_NS, json_object_new_int64(slice));
+	json_object_object_add(r, GPUP_CTL_F_ENGINES, json_object_new_int((int)n));
+	return r;
+}
+
+static json_object *ctx_json(struct sched_ctx *c, unsigned int i)
+{
+	json_object *o = json_object_new_object();
+	struct sched_ctx_stats st;
+
+	sched_ctx_stats(c, &st);
+	json_object_object_add(o, GPUP_CTL_F_INDEX, json_object_new_int((int)i));
+	json_object_object_add(o, "engine_ns", json_object_new_int64((int64_t)st.engine_ns));
+	json_object_object_add(o, "slices", json_object_new_int64((int64_t)st.slices));
+	json_object_object_add(o, "preemptions",
+			       json_object_new_int64((int64_t)st.preemptions));
+	json_object_object_add(o, "overrun_ns", json_object_new_int64((int64_t)st.overrun_ns));
+	json_object_object_add(o, "wait_p50_ns", json_object_new_int64((int64_t)st.wait_p50_ns));
+	json_object_object_add(o, "wait_p99_ns", json_object_new_int64((int64_t)st.wait_p99_ns));
+	json_object_object_add(o, "wait_max_ns", json_object_new_int64((int64_t)st.wait_max_ns));
+	json_object_object_add(o, "debt_ns", json_object_new_int64(st.debt_ns));
+	json_object_object_add(o, "watchdog_fired",
+			       json_object_new_int64((int64_t)st.watchdog_fired));
+	return o;
+}
+
+/* Under the engine lock: the scheduler's view of the engine. */
+static int engine_fill(void *s, void *arg)
+{
+	json_object *o = arg, *a = json_object_new_array();
+	struct sched_engine_stats st;
+	struct sched_ctx *c;
+
+	sched_engine_stats(s, &st);
+	json_object_object_add(o, GPUP_CTL_F_POLICY,
+			       json_object_new_string(sched_policy_name(st.policy)));
+	json_object_object_add(o, GPUP_CTL_F_SLICE_NS, json_object_new_int64((int64_t)st.slice_ns));
+	json_object_object_add(o, "picks", json_object_new_int64((int64_t)st.picks));
+	json_object_object_add(o, "idle_picks", json_object_new_int64((int64_t)st.idle_picks));
+	json_object_object_add(o, "switches", json_object_new_int64((int64_t)st.switches));
+	for (unsigned int i = 0; (c = sched_ctx_at(s, i)); i++)
+		json_object_array_add(a, ctx_json(c, i));
+	json_object_object_add(o, GPUP_CTL_F_CONTEXTS, a);
+	return 0;
+}
+
+static json_object *engine_json(struct gpup_engine *e, enum gpup_engine_kind kind,
+				unsigned int idx)
+{
+	json_object *o = json_object_new_object();
+	bool ours;
+
+	json_object_object_add(o, GPUP_CTL_F_KIND, json_object_new_string(
+		kind == GPUP_ENGINE_KIND_COPY ? "copy" : "compute"));
+	json_object_object_add(o, GPUP_CTL_F_INDEX, json_object_new_int((int)idx));
+	json_object_object_add(o, GPUP_CTL_F_BUSY_NS,
+			       json_object_new_int64((int64_t)gpup_engine_busy_ns(e)));
+	ours = gpup_engine_sched_call(e, &gpup_sched_tslice, engine_fill, o) == 0;
+	json_object_object_add(o, GPUP_CTL_F_SCHEDULER,
+			       json_object_new_string(ours ? "tslice" : "rr"));
+	return o;
+}
+
+static json_object *gpu_json(struct gpup_pool *pool, unsigned int g)
+{
+	const struct gpup_pool_gpu *pg = &pool->gpus[g];
+	json_object *o = json_object_new_object(), *a = json_object_new_array();
+
+	json_object_object_add(o, GPUP_CTL_F_NAME, json_object_new_string(pg->name));
+	for (unsigned int i = 0; pg->priv && i < pg->ncompute + pg->ncopy; i++) {
+		enum gpup_engine_kind kind;
+		unsigned int idx;
+		struct gpup_engine *e = nth_engine(pg->priv, pg, i, &kind, &idx);
+
+		if (e)
+			json_object_array_add(a, engine_json(e, kind, idx));
+	}
+	json_object_object_add(o, GPUP_CTL_F_ENGINES, a);
+	return o;
+}
+
+json_object *gpup_tsched_ctl_stats(struct gpup_pool *pool, json_object *req)
+{
+	const char *gname;
+	int g = find_gpu(pool, req, &gname);
+	json_object *r, *a;
+
+	if (g == -ENODEV)
+		return gpup_ctl_fail(ENODEV, "no GPU '%s'; see 'gpup gpus'", gname);
+	r = gpup_ctl_ok();
+	a = json_object_new_array();
+	for (unsigned int i = 0; i < pool->ngpus; i++)
+		if (g < 0 || (unsigned int)g == i)
+			json_object_array_add(a, gpu_json(pool, i));
+	json_object_object_add(r, GPUP_CTL_F_GPUS, a);
+	return r;
+}

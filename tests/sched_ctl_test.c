@@ -1,0 +1,199 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The scheduler's control-API methods: "sched" puts a sim GPU's engines
+ * under a policy while a context burns engine time on them, "stats"
+ * reports it, bad requests get their errno code and change nothing; and
+ * `gpup sched` / `gpup stats` against a running daemon.
+ */
+#include <criterion/criterion.h>
+#include <json-c/json.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "gpup/ctl.h"
+#include "gpup/kernels.h"
+#include "gpup/tsched.h"
+#include "uapi/gpup_ctl.h"
+
+#define MS 1000000ull
+
+static struct gpup_pool pool;
+static struct gpup_gpu *gpu;
+
+static void setup(void)
+{
+	struct gpup_gpu_cfg cfg = { .vram_size = 64ull << 20, .ncompute = 1, .ncopy = 1 };
+
+	gpu = gpup_sim_gpu_create(&cfg);
+	cr_assert_not_null(gpu);
+	gpup_pool_init(&pool, NULL);
+	cr_assert_eq(gpup_pool_add_gpu(&pool, "gpu0", "sim", "sim", 64ull << 20, 1, 1, gpu), 0);
+}
+
+static void teardown(void)
+{
+	gpup_pool_fini(&pool);
+	gpup_gpu_destroy(gpu);
+}
+
+TestSuite(sched_ctl, .init = setup, .fini = teardown, .timeout = 30);
+
+static json_object *call(json_object *(*fn)(struct gpup_pool *, json_object *),
+			 const char *method, const char *gpu_name, const char *policy,
+			 int64_t slice)
+{
+	json_object *req = gpup_ctl_request(method), *r;
+
+	if (gpu_name)
+		json_object_object_add(req, GPUP_CTL_F_GPU, json_object_new_string(gpu_name));
+	if (policy)
+		json_object_object_add(req, GPUP_CTL_F_POLICY, json_object_new_string(policy));
+	json_object_object_add(req, GPUP_CTL_F_SLICE_NS, json_object_new_int64(slice));
+	r = fn(&pool, req);
+	json_object_put(req);
+	cr_assert_not_null(r);
+	return r;
+}
+
+static json_object *path(json_object *o, const char *key, int idx)
+{
+	json_object *v = NULL;
+
+	cr_assert(json_object_object_get_ex(o, key, &v), "no %s", key);
+	return idx < 0 ? v : json_object_array_get_idx(v, (size_t)idx);
+}
+
+static enum gpup_run_result burn(struct gpup_ectx *c, uint64_t deadline)
+{
+	(void)c;
+	while (gpup_thread_cpu_ns() < deadline)
+		;
+	return GPUP_RUN_MORE;
+}
+
+static const struct gpup_ectx_ops burn_ops = { .run = burn };
+
+Test(sched_ctl, sched_switches_a_busy_gpu_and_stats_shows_it)
+{
+	struct gpup_ectx c = { .ops = &burn_ops, .doorbell_fd = -1, .weight = 2 };
+	struct gpup_engine *e = gpup_gpu_engine(gpu, GPUP_ENGINE_KIND_COMPUTE, 0);
+	json_object *r, *eng, *ctx;
+
+	cr_assert_eq(gpup_engine_attach(e, &c), 0);
+	gpup_ectx_kick(&c);
+	usleep(20000);
+	r = call(gpup_tsched_ctl_sched, GPUP_CTL_M_SCHED, "gpu0", "equal-share", 500000);
+	cr_assert(json_object_get_boolean(path(r, GPUP_CTL_F_OK, -1)),
+		  "%s", json_object_to_json_string(r));
+	cr_assert_eq(gpup_ctl_int(r, GPUP_CTL_F_ENGINES, 0), 2);
+	json_object_put(r);
+	usleep(50000);
+	r = call(gpup_tsched_ctl_stats, GPUP_CTL_M_STATS, NULL, NULL, 0);
+	eng = path(path(r, GPUP_CTL_F_GPUS, 0), GPUP_CTL_F_ENGINES, 0);
+	cr_assert_str_eq(gpup_ctl_str(eng, GPUP_CTL_F_SCHEDULER, ""), "tslice");
+	cr_assert_str_eq(gpup_ctl_str(eng, GPUP_CTL_F_POLICY, ""), "equal-share");
+	cr_assert_eq(gpup_ctl_int(eng, GPUP_CTL_F_SLICE_NS, 0), 500000);
+	ctx = path(eng, GPUP_CTL_F_CONTEXTS, 0);
+	cr_assert_not_null(ctx, "the running context moved to the new scheduler");
+	cr_assert_gt(gpup_ctl_int(ctx, "slices", 0), 5);
+	cr_assert_gt(gpup_ctl_int(ctx, "engine_ns", 0), 2 * MS);
+	cr_assert_str_eq(gpup_ctl_str(path(path(r, GPUP_CTL_F_GPUS, 0), GPUP_CTL_F_ENGINES, 1),
+				      GPUP_CTL_F_KIND, ""), "copy");
+	json_object_put(r);
+	gpup_engine_detach(&c);
+}
+
+static void expect_fail(json_object *r, const char *code, const char *words)
+{
+	cr_assert(!json_object_get_boolean(path(r, GPUP_CTL_F_OK, -1)));
+	cr_assert_str_eq(gpup_ctl_str(r, GPUP_CTL_F_CODE, ""), code);
+	cr_assert_not_null(strstr(gpup_ctl_str(r, GPUP_CTL_F_ERROR, ""), words), "%s",
+			   gpup_ctl_str(r, GPUP_CTL_F_ERROR, ""));
+	json_object_put(r);
+}
+
+Test(sched_ctl, bad_requests_change_nothing)
+{
+	json_object *r;
+
+	expect_fail(call(gpup_tsched_ctl_sched, GPUP_CTL_M_SCHED, NULL, "weighted", 0),
+		    "EINVAL", "needs a \"gpu\"");
+	expect_fail(call(gpup_tsched_ctl_sched, GPUP_CTL_M_SCHED, "gpu3", "weighted", 0),
+		    "ENODEV", "no GPU 'gpu3'");
+	expect_fail(call(gpup_tsched_ctl_sched, GPUP_CTL_M_SCHED, "gpu0", "lottery", 0),
+		    "EINVAL", "unknown policy 'lottery'");
+	expect_fail(call(gpup_tsched_ctl_sched, GPUP_CTL_M_SCHED, "gpu0", "fifo", 99 * MS),
+		    "EINVAL", "0.1 to 30 ms");
+	expect_fail(call(gpup_tsched_ctl_stats, GPUP_CTL_M_STATS, "gpu3", NULL, 0),
+		    "ENODEV", "no GPU");
+	r = call(gpup_tsched_ctl_stats, GPUP_CTL_M_STATS, "gpu0", NULL, 0);
+	cr_assert_str_eq(gpup_ctl_str(path(path(r, GPUP_CTL_F_GPUS, 0), GPUP_CTL_F_ENGINES, 0),
+				      GPUP_CTL_F_SCHEDULER, ""), "rr", "still the default");
+	json_object_put(r);
+}
+
+/* ---- the commands against a daemon ---- */
+
+static char dir[64];
+
+static int gpup(char *out, size_t len, const char *args)
+{
+	const char *bin = getenv("GPUP_BIN");
+	char cmd[1024], path_out[128];
+	FILE *f;
+	size_t n;
+	int st;
+
+	cr_assert_not_null(bin, "GPUP_BIN must name the gpup binary");
+	snprintf(path_out, sizeof(path_out), "%s/out", dir);
+	snprintf(cmd, sizeof(cmd), "%s --run-dir %s/run %s >%s 2>&1", bin, dir, args, path_out);
+	st = system(cmd);
+	f = fopen(path_out, "r");
+	n = f ? fread(out, 1, len - 1, f) : 0;
+	out[n] = '\0';
+	if (f)
+		fclose(f);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+Test(sched_cli, commands_against_a_daemon, .timeout = 30)
+{
+	char out[16384], args[256], pidf[128];
+	json_object *j;
+	FILE *f;
+	int pid = 0;
+
+	snprintf(dir, sizeof(dir), "/tmp/gpup-schedctl-XXXXXX");
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(args, sizeof(args), "daemon --state-dir %s/state --sim-gpus 1 --vram 64M", dir);
+	cr_assert_eq(gpup(out, sizeof(out), args), 0, "%s", out);
+	cr_assert_eq(gpup(out, sizeof(out), "sched --gpu gpu0 --policy weighted --slice 1"), 0,
+		     "%s", out);
+	cr_assert_str_eq(out, "gpu0: weighted on 2 engine(s), slice 1.00 ms\n");
+	cr_assert_eq(gpup(out, sizeof(out), "stats --json"), 0, "%s", out);
+	j = json_tokener_parse(out);
+	cr_assert_not_null(j, "%s", out);
+	cr_assert_str_eq(gpup_ctl_str(path(path(j, GPUP_CTL_F_GPUS, 0), GPUP_CTL_F_ENGINES, 0),
+				      GPUP_CTL_F_POLICY, ""), "weighted");
+	json_object_put(j);
+	cr_assert_eq(gpup(out, sizeof(out), "sched --gpu gpu0 --policy nope"), 2);
+	cr_assert_str_eq(out, "gpup sched: unknown policy 'nope' (fifo, best-effort, "
+			      "equal-share, fixed-share, weighted)\n");
+	cr_assert_eq(gpup(out, sizeof(out), "sched --gpu gpu9 --policy fifo"), 2);
+	cr_assert_str_eq(out, "gpup sched: no GPU 'gpu9'; see 'gpup gpus'\n");
+	cr_assert_eq(gpup(out, sizeof(out), "sched --policy fifo"), 2);
+	snprintf(pidf, sizeof(pidf), "%s/run/gpup.pid", dir);
+	f = fopen(pidf, "r");
+	cr_assert_not_null(f);
+	cr_assert_eq(fscanf(f, "%d", &pid), 1);
+	fclose(f);
+	kill(pid, SIGTERM);
+	for (int i = 0; i < 200 && kill(pid, 0) == 0; i++)
+		usleep(10000);
+	snprintf(args, sizeof(args), "rm -rf %s", dir);
+	cr_assert_eq(system(args), 0);
+}
