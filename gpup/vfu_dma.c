@@ -2,7 +2,8 @@
 /*
  * DMA_MAP / DMA_UNMAP: the client's memory, passed as an fd, mapped into
  * the daemon and entered into the partition's IOMMU domain, which is the
- * only way engines reach it.  Order matters on the way out: the IOMMU
+ * only way engines reach it (a window sent without an fd is recorded but
+ * never mapped, so the device faults on it).  Order matters on the way out: the IOMMU
  * entry goes first (iommu_unmap waits for DMAs in flight), and only then
  * the daemon's mapping, so an engine can never touch unmapped memory.
  *
@@ -46,6 +47,8 @@ static int check_map(struct gpup_vfu *s, const struct vfio_user_dma_map *in, int
 			return -EEXIST;
 	if (s->ndma >= GPUP_VFU_MAX_DMA_MAPS)
 		return -ENOSPC;
+	if (fd < 0)
+		return 0;
 	if (fstat(fd, &st))
 		return -EBADF;
 	if (!S_ISREG(st.st_mode))
@@ -66,43 +69,59 @@ static bool seal_shrink(int fd)
 	return seals > 0 && (seals & F_SEAL_SHRINK);
 }
 
-int vfu_h_dma_map(struct gpup_vfu *s, struct vfu_msg *m, struct vfu_reply *r)
+/* mmap the client's memory and enter it into the IOMMU: 0 or -errno. */
+static int map_fd(struct gpup_vfu *s, const struct vfio_user_dma_map *in, int fd, void **host)
 {
-	struct vfio_user_dma_map *in = (void *)m->data;
 	unsigned int prot = 0;
-	void *host;
 	int rc;
 
-	(void)r;
-	/* No fd means "use DMA_READ/WRITE messages", which engines cannot. */
-	if (m->nfds != 1 || m->len != sizeof(*in))
-		return -EINVAL;
-	rc = check_map(s, in, m->fds[0]);
-	if (rc)
-		return rc;
 	if (in->flags & VFIO_USER_DMA_F_READ)
 		prot |= IOMMU_READ;
 	if (in->flags & VFIO_USER_DMA_F_WRITE)
 		prot |= IOMMU_WRITE;
-	if (!seal_shrink(m->fds[0]))
+	if (!seal_shrink(fd))
 		vfu_log(s, "DMA fd for %#llx cannot be sealed against shrinking",
 			(unsigned long long)in->addr);
-	host = mmap(NULL, in->size, PROT_READ | (prot & IOMMU_WRITE ? PROT_WRITE : 0),
-		    MAP_SHARED, m->fds[0], (off_t)in->offset);
-	if (host == MAP_FAILED)
+	*host = mmap(NULL, in->size, PROT_READ | (prot & IOMMU_WRITE ? PROT_WRITE : 0),
+		     MAP_SHARED, fd, (off_t)in->offset);
+	if (*host == MAP_FAILED)
 		return -errno;
-	rc = iommu_map(s->cfg.iommu, in->addr, host, in->size, prot);
-	if (rc) {
-		munmap(host, in->size);
+	rc = iommu_map(s->cfg.iommu, in->addr, *host, in->size, prot);
+	if (rc)
+		munmap(*host, in->size);
+	return rc;
+}
+
+int vfu_h_dma_map(struct gpup_vfu *s, struct vfu_msg *m, struct vfu_reply *r)
+{
+	struct vfio_user_dma_map *in = (void *)m->data;
+	int fd = m->nfds ? m->fds[0] : -1;
+	void *host = NULL;
+	int rc;
+
+	(void)r;
+	if (m->nfds > 1 || m->len != sizeof(*in))
+		return -EINVAL;
+	rc = check_map(s, in, fd);
+	if (rc)
 		return rc;
-	}
+	/* Without an fd the spec means "reach it with DMA_READ/WRITE
+	 * messages", which engines cannot: the window is recorded (clients
+	 * such as QEMU map every RAM region and expect success) but stays out
+	 * of the IOMMU, so device access to it faults. */
+	if (fd < 0)
+		vfu_log(s, "DMA window %#llx+%#llx has no fd: device access to it will fault",
+			(unsigned long long)in->addr, (unsigned long long)in->size);
+	else if ((rc = map_fd(s, in, fd, &host)))
+		return rc;
 	s->dma[s->ndma++] = (struct vfu_dma){ in->addr, in->size, host };
 	return 0;
 }
 
 static void drop(struct gpup_vfu *s, unsigned int i)
 {
-	munmap(s->dma[i].host, s->dma[i].size);
+	if (s->dma[i].host)
+		munmap(s->dma[i].host, s->dma[i].size);
 	s->dma[i] = s->dma[--s->ndma];
 }
 
@@ -124,7 +143,7 @@ int vfu_h_dma_unmap(struct gpup_vfu *s, struct vfu_msg *m, struct vfu_reply *r)
 			i++;
 		if (i == s->ndma)
 			return -ENOENT;
-		rc = iommu_unmap(s->cfg.iommu, in->addr, in->size);
+		rc = s->dma[i].host ? iommu_unmap(s->cfg.iommu, in->addr, in->size) : 0;
 		if (rc)
 			return rc;
 		drop(s, i);
@@ -142,7 +161,7 @@ void vfu_dma_unmap_all(struct gpup_vfu *s)
 		/* If the IOMMU still holds it, leaking our mapping is the safe
 		 * choice: unmapping the memory would hand engines a dangling
 		 * pointer. */
-		if (iommu_unmap(s->cfg.iommu, d->iova, d->size)) {
+		if (d->host && iommu_unmap(s->cfg.iommu, d->iova, d->size)) {
 			vfu_log(s, "iommu_unmap of %#llx failed; mapping kept",
 				(unsigned long long)d->iova);
 			s->ndma--;

@@ -31,7 +31,7 @@ int gpup_pci_cfg_write(struct gpup_pci_cfg *c, uint64_t off, const void *buf, si
 /* ---- the server ---- */
 struct vfu_dma {
 	uint64_t iova, size;
-	void *host;
+	void *host;               /* NULL: a window sent without an fd */
 };
 
 struct vfu_msg {

@@ -324,14 +324,33 @@ Test(vfu_proto, bad_dma_fds)
 		     "unaligned IOVA");
 	cr_assert_eq(hv_vfu_dma_map(c, mfd, 0, 0, 4096, 0), -EINVAL, "no permission");
 	cr_assert_eq(hv_vfu_dma_map(c, mfd, 0, 1ull << 48, 4096, VFIO_USER_DMA_F_READ), -EINVAL);
-	struct vfio_user_dma_map m = { .argsz = sizeof(m), .flags = 1, .size = 4096 };
-
-	cr_assert_eq(hv_vfu_call(c, VFIO_USER_DMA_MAP, &m, sizeof(m), NULL, 0, NULL, 0, NULL,
-				 NULL), -EINVAL, "no fd at all");
 	cr_assert_eq(iommu_translate(pa.dom, 0, IOMMU_READ, &(void *){ NULL }, NULL), -EFAULT,
 		     "nothing was mapped");
 	close(p[0]);
 	close(p[1]);
+	close(mfd);
+	hv_vfu_close(c);
+}
+
+/* A window without an fd is recorded (QEMU maps every RAM region) but
+ * never reaches the IOMMU: device access to it faults. */
+Test(vfu_proto, dma_map_without_fd)
+{
+	struct hv_vfu *c = client(&pa);
+	struct vfio_user_dma_map m = { .argsz = sizeof(m), .flags = 3, .addr = 0x40000,
+				       .size = 8192 };
+	int mfd = memfd_create("t", MFD_CLOEXEC);
+	uint8_t b;
+
+	cr_assert_eq(ftruncate(mfd, 4096), 0);
+	cr_assert_eq(hv_vfu_call(c, VFIO_USER_DMA_MAP, &m, sizeof(m), NULL, 0, NULL, 0, NULL,
+				 NULL), 0);
+	cr_assert_eq(iommu_dma_read(pa.dom, 0x40000, &b, 1), -EFAULT);
+	cr_assert_eq(hv_vfu_dma_map(c, mfd, 0, 0x41000, 4096, VFIO_USER_DMA_F_READ), -EEXIST,
+		     "it still occupies its range");
+	cr_assert_eq(hv_vfu_dma_unmap(c, 0x40000, 8192), 0);
+	cr_assert_eq(hv_vfu_dma_map(c, mfd, 0, 0x41000, 4096, VFIO_USER_DMA_F_READ), 0);
+	cr_assert_eq(iommu_dma_read(pa.dom, 0x41000, &b, 1), 0);
 	close(mfd);
 	hv_vfu_close(c);
 }
