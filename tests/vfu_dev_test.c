@@ -315,3 +315,29 @@ Test(vfu_dev, dma_memfd_sealed_against_shrinking)
 	cr_assert_eq(ftruncate(fd, 16384), 0, "growing is fine");
 	close(fd);
 }
+
+/* A trapped doorbell (REGION_WRITE to the doorbell page, what a VMM does
+ * without ioeventfds) works as well as the eventfd. */
+Test(vfu_dev, doorbell_by_region_write)
+{
+	struct gpup_vfu_guest g;
+	union gpup_cmd c;
+	uint32_t one = 1, ci = 0;
+	uint64_t v = 0;
+
+	cr_assert_eq(gpup_vg_open(&g, cl, 2 * MIB), 0);
+	cr_assert_eq(gpup_vg_queue_setup(&g, 3, GPUP_ENGINE_COPY), 0);
+	c = gpup_vg_fill(GPUP_SPACE_IOVA, gpup_vg_iova(GPUP_VG_DATA_OFF), 64, 0x11223344);
+	memcpy(g.ram + 3 * (uint64_t)GPUP_VG_RING_BYTES, &c, sizeof(c));
+	*(volatile uint32_t *)(g.ram + GPUP_VG_PI_OFF + 3 * 8) = 1;
+	cr_assert_eq(hv_vfu_region_write(cl, VFIO_PCI_BAR0_REGION_INDEX, GPUP_DOORBELL(3), &one,
+					 4), 0);
+	for (int i = 0; i < 500 && ci != 1; i++) {
+		usleep(2000);
+		cr_assert_eq(gpup_vg_reg_read(&g, GPUP_REG_QUEUE(3) + GPUP_Q_CI, &ci), 0);
+	}
+	cr_assert_eq(ci, 1);
+	memcpy(&v, g.ram + GPUP_VG_DATA_OFF + 56, 8);
+	cr_assert_eq(v, 0x1122334411223344ull);
+	gpup_vg_close(&g);
+}
