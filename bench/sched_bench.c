@@ -203,6 +203,30 @@ static void scenario_row(const char *name)
 	bench_scenario_free(&sc);
 }
 
+/* How fast the model runs: the 64-tenant, 10-minute scenario. */
+static void model_speed(void)
+{
+	struct bench_scenario sc;
+	struct bench_run r;
+	char err[256];
+	uint64_t t0;
+	double wall;
+
+	if (bench_scenario_load("samples/scenarios/scale-64.json", &sc, err, sizeof(err))) {
+		printf("scale-64: could not load: %s\n", err);
+		return;
+	}
+	t0 = now_ns();
+	if (bench_model_run(&sc, sc.policy, sc.seed, &r) == 0) {
+		wall = (double)(now_ns() - t0) / 1e9;
+		printf("| %s | %u | %.0f s | %.2f s | %.0fx | %llu |\n", sc.name, sc.ntenants,
+		       sc.duration_ns / 1e9, wall, sc.duration_ns / 1e9 / wall,
+		       (unsigned long long)r.engines[0].picks);
+		bench_run_free(&r);
+	}
+	bench_scenario_free(&sc);
+}
+
 int main(void)
 {
 	static const char *const scen[] = { "equal-8", "weighted", "interactive",
@@ -229,5 +253,11 @@ int main(void)
 	printf("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n");
 	for (unsigned int i = 0; i < sizeof(scen) / sizeof(scen[0]); i++)
 		scenario_row(scen[i]);
+	printf("\n### Model speed\n\nWall time of one model run of "
+	       "`samples/scenarios/scale-64.json` under its own policy (no baselines) "
+	       "on this host.\n\n");
+	printf("| scenario | tenants | simulated | wall | simulated / wall | picks |\n");
+	printf("| --- | ---: | ---: | ---: | ---: | ---: |\n");
+	model_speed();
 	return 0;
 }

@@ -333,7 +333,7 @@ struct sched_ctx *sched_pick(struct sched_engine *e, uint64_t now,
 		e->st.switches++;
 	e->last = c;
 	c->st.slices++;
-	sched_hist_add(c->wait, now - c->ready_at);
+	sched_hist_add(c->wait, now > c->ready_at ? now - c->ready_at : 0);
 	c->overrun_vt = 0;
 	c->granted = e->cfg.policy == SCHED_POLICY_FIFO ? SCHED_SLICE_JOB : e->slice;
 	*slice_ns = c->granted;
