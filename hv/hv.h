@@ -42,7 +42,7 @@ struct hv_config {
 	unsigned int ngpus;
 	const char *serial;          /* NULL or "stdio": stdout; else a file */
 	const char *ctl_path;        /* control socket, or NULL for none */
-	int quiet;                   /* no informational lines on stderr */
+	int irqchip;                 /* force an interrupt controller (see vm.c) */
 };
 
 /* Build the VM, run it to the end and tear it down.  Returns an exit code

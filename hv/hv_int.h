@@ -73,6 +73,7 @@ struct hv_vm {
 	struct hv_vcpu vcpus[HV_MAX_CPUS];
 	unsigned int ncpus;
 	unsigned int next_slot;
+	bool irqchip;                /* in-kernel LAPIC/IOAPIC: see vm.c */
 
 	/* Device emulation runs under one lock: exits are rare by design
 	 * (doorbells and interrupts bypass userspace). */

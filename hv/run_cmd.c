@@ -17,7 +17,7 @@ static void hv_usage(FILE *f)
 	fprintf(f,
 		"usage: gpup run --kernel IMAGE [--mem SIZE] [--cpus N]\n"
 		"                [--gpu RUN_DIR/UUID.sock]... [--serial stdio|FILE]\n"
-		"                [--append CMDLINE] [--ctl SOCKET] [--quiet]\n"
+		"                [--append CMDLINE] [--ctl SOCKET] [--irqchip]\n"
 		"\n"
 		"Boot a PVH ELF image in a KVM virtual machine, attach GPU partitions\n"
 		"served by `gpup daemon` (vfio-user sockets), and exit with the status\n"
@@ -31,7 +31,8 @@ static void hv_usage(FILE *f)
 		"  --serial WHERE   console output: stdio (default) or a file\n"
 		"  --append STR     command line for the guest (hvm_start_info)\n"
 		"  --ctl SOCKET     serve a JSON control socket (status, stop)\n"
-		"  --quiet          no informational lines on stderr\n"
+		"  --irqchip        give the guest a local APIC even when it has one\n"
+		"                   vCPU and no device (otherwise it has none)\n"
 		"\n"
 		"exit status:\n"
 		"  0..%d   the status the guest wrote to port 0xf4 (0 = success)\n"
@@ -101,8 +102,8 @@ static int hv_parse_opt(int c, const char *arg, struct hv_config *cfg)
 	case 'C':
 		cfg->ctl_path = arg;
 		return 0;
-	case 'q':
-		cfg->quiet = 1;
+	case 'I':
+		cfg->irqchip = 1;
 		return 0;
 	default:
 		hv_usage(stderr);
@@ -120,7 +121,7 @@ static int hv_cmd_run(const struct gpup_global *g, int argc, char **argv)
 		{ "serial", required_argument, NULL, 's' },
 		{ "append", required_argument, NULL, 'a' },
 		{ "ctl", required_argument, NULL, 'C' },
-		{ "quiet", no_argument, NULL, 'q' },
+		{ "irqchip", no_argument, NULL, 'I' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};

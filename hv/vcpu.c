@@ -21,12 +21,18 @@
  * ebx = LAPIC timer kHz.  The guest runtime uses it to turn rdtsc into ns. */
 #define HV_CPUID_TIMING 0x40000010u
 
-static void hv_fix_cpuid_entry(struct kvm_cpuid_entry2 *e, unsigned int index)
+static void hv_fix_cpuid_entry(struct kvm_cpuid_entry2 *e, unsigned int index,
+			       bool apic)
 {
 	switch (e->function) {
 	case 1:
 		e->ebx = (e->ebx & 0x00ffffffu) | (index << 24);
 		e->ecx |= 1u << 31; /* running under a hypervisor */
+		if (!apic) {
+			/* No in-kernel irqchip: no local APIC to offer. */
+			e->edx &= ~(1u << 9);
+			e->ecx &= ~((1u << 21) | (1u << 24));
+		}
 		break;
 	case 0xb:
 	case 0x1f:
@@ -58,7 +64,7 @@ static int hv_vcpu_set_cpuid(struct hv_vcpu *cpu)
 		goto out;
 	}
 	for (unsigned int i = 0; i < c->nent; i++)
-		hv_fix_cpuid_entry(&c->entries[i], cpu->index);
+		hv_fix_cpuid_entry(&c->entries[i], cpu->index, vm->irqchip);
 	khz = ioctl(cpu->fd, KVM_GET_TSC_KHZ, 0);
 	t = &c->entries[c->nent++];
 	memset(t, 0, sizeof(*t));

@@ -97,8 +97,6 @@ static int hv_create_ram(struct hv_vm *vm)
 		hv_log("cannot map guest RAM: %s", strerror(errno));
 		return -errno;
 	}
-	/* Keep guest RAM out of core dumps of the VMM. */
-	madvise(vm->mem, vm->mem_size, MADV_DONTDUMP);
 	return hv_memslot_set(vm, hv_memslot_alloc(vm), 0, vm->mem_size, vm->mem);
 }
 
@@ -140,8 +138,21 @@ static int hv_create_machine(struct hv_vm *vm)
 		return -errno;
 	}
 	/* Intel VMX needs three pages for the real-mode TSS; out of RAM. */
-	if (ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, (unsigned long)HV_TSS_ADDR) < 0 ||
-	    ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0) {
+	if (ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, (unsigned long)HV_TSS_ADDR) < 0) {
+		hv_log("KVM_SET_TSS_ADDR: %s", strerror(errno));
+		return -errno;
+	}
+	return 0;
+}
+
+/* The in-kernel LAPIC, IOAPIC and PIC: needed for MSIs, irqfds and
+ * starting other vCPUs.  A one-vCPU VM with no device has nothing that
+ * could interrupt it and goes without: on some hosts every memory slot
+ * set once an irqchip exists costs milliseconds (an expedited SRCU grace
+ * period), which would be half of such a VM's whole life. */
+static int hv_create_irqchip(struct hv_vm *vm)
+{
+	if (ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0) {
 		hv_log("cannot set up the VM's interrupt controller: %s",
 		       strerror(errno));
 		return -errno;
@@ -167,6 +178,9 @@ int hv_vm_create(struct hv_vm *vm, const struct hv_config *cfg)
 	rc = hv_open_kvm(vm);
 	if (rc == 0)
 		rc = hv_create_machine(vm);
+	vm->irqchip = cfg->irqchip || cfg->ngpus || cfg->ncpus > 1;
+	if (rc == 0 && vm->irqchip)
+		rc = hv_create_irqchip(vm);
 	if (rc == 0)
 		rc = hv_create_ram(vm);
 	return rc;

@@ -296,6 +296,16 @@ Test(hv_boot, crashing_guest)
 	cr_assert(strstr(r.err, "guest crashed: triple fault"), "%s", r.err);
 }
 
+Test(hv_boot, interrupt_controller_on_request)
+{
+	struct run_result r;
+
+	need_kvm();
+	run(&r, "--kernel", guest("hello"), "--irqchip", "--append", "status=4", NULL);
+	cr_assert_eq(r.code, 4, "stderr: %s", r.err);
+	cr_assert(strstr(r.out, "hello from a gpup guest"), "%s", r.out);
+}
+
 Test(hv_boot, two_vcpus_boot)
 {
 	struct run_result r;

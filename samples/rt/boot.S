@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Guest entry.  The PVH ABI starts us in 32-bit protected mode with paging
- * off and ebx pointing at hvm_start_info.  We identity-map the first 4 GiB
- * with 2 MiB pages (RAM write-back, the PCI hole above 3 GiB uncached),
- * enable SSE for code that wants it, enter long mode and call rt_start().
+ * off and ebx pointing at hvm_start_info.  We load page tables that
+ * identity-map the first 4 GiB (built at assembly time, below), enable SSE
+ * for code that wants it, enter long mode and call rt_start().
  * Also here: the 256 interrupt stubs.
  */
 #define CR0_PE 0x1
@@ -39,31 +39,6 @@ pvh_start:
 	cld
 	movl %ebx, rt_start_info
 	lgdt gdt_desc
-
-	/* PML4[0] -> PDPT; PDPT[0..3] -> four page directories. */
-	movl $rt_pdpt, %eax
-	orl $PTE_P_RW, %eax
-	movl %eax, rt_pml4
-	movl $rt_pd, %eax
-	orl $PTE_P_RW, %eax
-	movl $rt_pdpt, %edi
-	movl $4, %ecx
-1:	movl %eax, (%edi)
-	addl $4096, %eax
-	addl $8, %edi
-	loop 1b
-
-	/* 2048 2 MiB pages cover 4 GiB; from 3 GiB up they are uncached. */
-	movl $rt_pd, %edi
-	movl $PDE_2M, %eax
-	movl $2048, %ecx
-2:	movl %eax, (%edi)
-	cmpl $0xc0000000, %eax
-	jb 3f
-	orl $PTE_UC, (%edi)
-3:	addl $0x200000, %eax
-	addl $8, %edi
-	loop 2b
 
 	movl $(CR4_PAE | CR4_OSFXSR | CR4_OSXMMEXCPT), %eax
 	movl %eax, %cr4
@@ -105,15 +80,37 @@ gdt_desc:
 	.word gdt_end - gdt - 1
 	.long gdt
 
-	.section .bss
+	/*
+	 * The page tables are data, not code: filling 2048 entries at boot
+	 * costs milliseconds where the guest's first instructions are
+	 * emulated, and nothing when they are simply loaded with the image.
+	 * 2 MiB pages identity-map 4 GiB; from 3 GiB up (the PCI hole) they
+	 * are uncached.
+	 */
+	.section .data
 	.p2align 12
 	.globl rt_pml4, rt_pdpt, rt_pd
 rt_pml4:
-	.skip 4096
+	.quad rt_pdpt + PTE_P_RW
+	.fill 511, 8, 0
 rt_pdpt:
-	.skip 4096
+	.quad rt_pd + PTE_P_RW
+	.quad rt_pd + 0x1000 + PTE_P_RW
+	.quad rt_pd + 0x2000 + PTE_P_RW
+	.quad rt_pd + 0x3000 + PTE_P_RW
+	.fill 508, 8, 0
 rt_pd:
-	.skip 4 * 4096
+	.set addr, 0
+	.rept 2048
+	.if addr >= 0xc0000000
+	.quad addr + PDE_2M + PTE_UC
+	.else
+	.quad addr + PDE_2M
+	.endif
+	.set addr, addr + 0x200000
+	.endr
+
+	.section .bss
 	.p2align 4
 rt_stack:
 	.skip 65536
