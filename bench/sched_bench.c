@@ -230,7 +230,7 @@ static void model_speed(void)
 int main(void)
 {
 	static const char *const scen[] = { "equal-8", "weighted", "interactive",
-					    "noisy-neighbour" };
+					    "noisy-neighbour", "fixed-share" };
 
 	printf("## Scheduler pick cost\n\n");
 	printf("What a pick costs with 8 to 1024 saturating contexts on one engine "

@@ -27,7 +27,9 @@ struct sim_tenant {
 	uint64_t recv, submitted, jobs, frames, frames_missed;
 	double fair, max_lag;         /* fluid (GPS) service; worst lag */
 	double gps_backlog;           /* work queued in the fluid reference */
+	double rate;                  /* its fluid rate right now */
 	uint64_t *win_recv, *win_idle;
+	double *win_fair;             /* fluid service per window */
 };
 
 struct sim_engine {

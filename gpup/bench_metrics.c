@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: MIT
 /*
  * One model run of a scenario, from setup to the numbers in the report:
- * groups tenants by engine, gives each its fairness reference under the
- * scenario's policy, runs the model, and turns what every tenant received
- * into shares, share errors, Jain's index over 100 ms windows, lag and the
- * target checks.
+ * groups tenants by engine, gives each its fairness reference (weight and
+ * cap) under the scenario's policy, runs the model, and sets what every
+ * tenant received against its fluid service: shares, share errors, Jain's
+ * index over 100 ms windows, lag.
  */
 #include <errno.h>
 #include <math.h>
@@ -51,38 +51,6 @@ static double usable(const struct sim_engine *se)
 	return (double)(se->duration - se->switch_total);
 }
 
-static void water_fill(struct sim_engine *se, double duration, double *target)
-{
-	bool *fixed = calloc(se->n, sizeof(*fixed));
-	double left = 1;
-	bool changed = true;
-
-	while (fixed && changed) {
-		double wsum = 0;
-
-		changed = false;
-		for (unsigned int i = 0; i < se->n; i++)
-			wsum += fixed[i] ? 0 : se->t[i]->w;
-		for (unsigned int i = 0; i < se->n && wsum > 0; i++) {
-			struct sim_tenant *t = se->t[i];
-			bool sat = t->spec->wl.kind == BENCH_WL_SATURATING;
-			double bound = sat ? t->cap : fmin(t->cap, t->submitted / duration);
-
-			if (fixed[i])
-				continue;
-			target[i] = t->w * left / wsum;
-			if (bound <= target[i]) {
-				target[i] = bound;
-				fixed[i] = true;
-				left -= bound;
-				changed = true;
-				break;
-			}
-		}
-	}
-	free(fixed);
-}
-
 static double jain(const double *x, unsigned int n)
 {
 	double s = 0, s2 = 0;
@@ -94,8 +62,8 @@ static double jain(const double *x, unsigned int n)
 	return s2 > 0 ? s * s / (n * s2) : 1;
 }
 
-/* Jain's index of weight-normalised service over the tenants that had work
- * throughout each window. */
+/* Jain's index, per window, of what each tenant received over its fluid
+ * service, across the tenants that had work throughout the window. */
 static void engine_jain(struct sim_engine *se, struct bench_run *run,
 			double *jsum, double *x)
 {
@@ -103,8 +71,8 @@ static void engine_jain(struct sim_engine *se, struct bench_run *run,
 		unsigned int k = 0;
 
 		for (unsigned int i = 0; i < se->n; i++)
-			if (se->t[i]->win_idle[w] == 0)
-				x[k++] = se->t[i]->win_recv[w] / se->t[i]->w;
+			if (se->t[i]->win_idle[w] == 0 && se->t[i]->win_fair[w] > 0)
+				x[k++] = se->t[i]->win_recv[w] / se->t[i]->win_fair[w];
 		if (k < 2)
 			continue;
 		double j = jain(x, k);
@@ -116,40 +84,39 @@ static void engine_jain(struct sim_engine *se, struct bench_run *run,
 	}
 }
 
-static double window_error(const struct sim_engine *se, const struct sim_tenant *t,
-			   double target)
+/* The largest relative difference between received and fluid service
+ * over the 1 s windows in which the tenant had work throughout. */
+static double window_error(const struct sim_engine *se, const struct sim_tenant *t)
 {
 	double worst = -1;
 
-	for (unsigned int w0 = 0; target > 0 && w0 + BENCH_LONG_WINDOW <= se->nwin;
+	for (unsigned int w0 = 0; w0 + BENCH_LONG_WINDOW <= se->nwin;
 	     w0 += BENCH_LONG_WINDOW) {
-		uint64_t recv = 0, idle = 0, sw = 0;
-		double share;
+		uint64_t recv = 0, idle = 0;
+		double fair = 0;
 
 		for (unsigned int w = w0; w < w0 + BENCH_LONG_WINDOW; w++) {
 			recv += t->win_recv[w];
 			idle += t->win_idle[w];
-			sw += se->win_switch[w];
+			fair += t->win_fair[w];
 		}
-		if (idle)
-			continue;
-		share = recv / (double)(BENCH_LONG_WINDOW * BENCH_WINDOW_NS - sw);
-		worst = fmax(worst, fabs(share - target) / target);
+		if (!idle && fair > 0)
+			worst = fmax(worst, fabs((double)recv - fair) / fair);
 	}
 	return worst;
 }
 
 static void tenant_result(const struct sim_engine *se, struct sim_tenant *t,
-			  double target, struct bench_tenant_result *r)
+			  struct bench_tenant_result *r)
 {
 	double d = (double)se->duration;
 	struct sched_ctx_stats st;
 
 	sched_ctx_stats(t->ctx, &st);
-	r->target_share = target;
+	r->target_share = t->fair / usable(se);
 	r->share = t->recv / usable(se);
-	r->share_error = target > 0 ? fabs(r->share - target) / target : 0;
-	r->window_share_error_max = window_error(se, t, target);
+	r->share_error = t->fair > 0 ? fabs((double)t->recv - t->fair) / t->fair : 0;
+	r->window_share_error_max = window_error(se, t);
 	r->jobs = t->jobs;
 	r->jobs_per_s = t->jobs / (d / 1e9);
 	r->engine_ms = st.engine_ns / 1e6;
@@ -197,7 +164,8 @@ static int sim_alloc(const struct bench_scenario *sc, uint64_t seed,
 		st[i].rng = seed * 0x9e3779b97f4a7c15ull + i * 0xd1b54a32d192ed03ull + 1;
 		st[i].win_recv = calloc(nwin, sizeof(uint64_t));
 		st[i].win_idle = calloc(nwin, sizeof(uint64_t));
-		if (!st[i].win_recv || !st[i].win_idle)
+		st[i].win_fair = calloc(nwin, sizeof(double));
+		if (!st[i].win_recv || !st[i].win_idle || !st[i].win_fair)
 			return -ENOMEM;
 	}
 	return 0;
@@ -208,6 +176,7 @@ static void sim_free(const struct bench_scenario *sc, struct sim_tenant *st)
 	for (unsigned int i = 0; st && i < sc->ntenants; i++) {
 		free(st[i].win_recv);
 		free(st[i].win_idle);
+		free(st[i].win_fair);
 	}
 	free(st);
 }
@@ -217,27 +186,23 @@ static int run_engine(const struct bench_scenario *sc, enum sched_policy p,
 		      struct sim_engine *se, struct sim_tenant *st,
 		      struct bench_run *run, double *jsum)
 {
-	double *target = calloc(se->n, sizeof(double));
 	double *x = calloc(se->n, sizeof(double));
 	int rc;
 
 	se->win_switch = calloc(se->nwin, sizeof(uint64_t));
-	rc = target && x && se->win_switch ? 0 : -ENOMEM;
+	rc = x && se->win_switch ? 0 : -ENOMEM;
 	fair_reference(sc->policy, se);
 	if (!rc)
 		rc = bench_sim_engine(sc, p, se);
 	if (!rc) {
-		water_fill(se, usable(se), target);
 		for (unsigned int i = 0; i < se->n; i++)
-			tenant_result(se, se->t[i], target[i],
-				      &run->tenants[se->t[i] - st]);
+			tenant_result(se, se->t[i], &run->tenants[se->t[i] - st]);
 		engine_result(se, &run->engines[run->nengines++]);
 		run->slice_ns = sched_slice(se->e);
 		engine_jain(se, run, jsum, x);
 	}
 	sched_engine_destroy(se->e);
 	free(se->win_switch);
-	free(target);
 	free(x);
 	return rc;
 }

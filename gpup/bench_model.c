@@ -11,11 +11,11 @@
  * the scheduler (the overhead) is measured on the host.
  *
  * Alongside runs the fluid reference (generalised processor sharing): the
- * same jobs, arriving at the same times, served continuously at weight /
- * (sum of the weights of tenants backlogged in the fluid), capped at the
- * tenant's cap, with weights and caps of the scenario's own policy.  A
- * tenant's lag is its fluid service minus what it received; targets come
- * from a weighted water-fill of demand (bench_metrics.c).
+ * same jobs, arriving at the same times, served continuously and at once
+ * to every tenant backlogged in the fluid, by weight, none above its cap,
+ * with the weights and caps of the scenario's own policy.  A tenant's
+ * target is its fluid service, its lag the fluid service minus what it
+ * received (bench_metrics.c turns both into shares and errors).
  */
 #include <errno.h>
 #include <math.h>
@@ -182,38 +182,64 @@ static bool gps_busy(const struct sim_tenant *t)
 	return t->spec->wl.kind == BENCH_WL_SATURATING || t->gps_backlog > 0;
 }
 
-static double gps_rate(const struct sim_tenant *t, double wsum)
+/* The fluid reference's rates: the engine shared by weight among busy
+ * tenants, none above its cap, what a capped one cannot use going to the
+ * others.  Capping one raises the others' level, so passes repeat until
+ * none is capped.  False when nobody is busy. */
+static bool gps_rates(struct sim_engine *se)
 {
-	double r = t->w / wsum;
+	double left = 1, wsum = 0;
+	bool any = false, capped = true;
 
-	return r < t->cap ? r : t->cap;
-}
+	for (unsigned int i = 0; i < se->n; i++) {
+		struct sim_tenant *t = se->t[i];
 
-/* dt ns of the fluid reference, in steps that end when a backlog drains. */
-static void gps_advance(struct sim_engine *se, double dt)
-{
-	while (dt > 0) {
-		double wsum = 0, step = dt;
-		struct sim_tenant *drained = NULL;
-
-		for (unsigned int i = 0; i < se->n; i++)
-			wsum += gps_busy(se->t[i]) ? se->t[i]->w : 0;
-		if (wsum == 0)
-			return;
+		t->rate = gps_busy(t) ? -1 : 0;
+		wsum += gps_busy(t) ? t->w : 0;
+		any |= gps_busy(t);
+	}
+	while (capped && wsum > 0) {
+		capped = false;
 		for (unsigned int i = 0; i < se->n; i++) {
 			struct sim_tenant *t = se->t[i];
 
-			if (t->spec->wl.kind != BENCH_WL_SATURATING && t->gps_backlog > 0 &&
-			    t->gps_backlog / gps_rate(t, wsum) < step) {
-				step = t->gps_backlog / gps_rate(t, wsum);
+			if (t->rate >= 0 || t->w * left / wsum < t->cap)
+				continue;
+			t->rate = t->cap;
+			left = left > t->cap ? left - t->cap : 0;
+			wsum -= t->w;
+			capped = true;
+		}
+	}
+	for (unsigned int i = 0; i < se->n; i++)
+		if (se->t[i]->rate < 0)
+			se->t[i]->rate = wsum > 0 ? se->t[i]->w * left / wsum : 0;
+	return any;
+}
+
+/* dt ns of the fluid reference in window w, in steps that end when a
+ * backlog drains. */
+static void gps_advance(struct sim_engine *se, double dt, unsigned int w)
+{
+	while (dt > 0 && gps_rates(se)) {
+		double step = dt;
+		struct sim_tenant *drained = NULL;
+
+		for (unsigned int i = 0; i < se->n; i++) {
+			struct sim_tenant *t = se->t[i];
+
+			if (t->spec->wl.kind != BENCH_WL_SATURATING && t->rate > 0 &&
+			    t->gps_backlog / t->rate < step) {
+				step = t->gps_backlog / t->rate;
 				drained = t;
 			}
 		}
 		for (unsigned int i = 0; i < se->n; i++) {
 			struct sim_tenant *t = se->t[i];
-			double got = gps_busy(t) ? gps_rate(t, wsum) * step : 0;
+			double got = t->rate * step;
 
 			t->fair += got;
+			t->win_fair[w] += got;
 			t->gps_backlog = t->gps_backlog > got ? t->gps_backlog - got : 0;
 		}
 		if (drained)
@@ -242,7 +268,7 @@ static void accrue_window(struct sim_engine *se, uint64_t t0, uint64_t t1,
 		if (!se->t[i]->active)
 			se->t[i]->win_idle[w] += dt;
 	if (fair)
-		gps_advance(se, (double)dt);
+		gps_advance(se, (double)dt, w);
 }
 
 /* Time passes from t0 to t1 with run (or nobody) on the engine; fair is

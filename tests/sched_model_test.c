@@ -124,6 +124,24 @@ Test(sched_model, noisy_neighbour_keeps_light_tenants_responsive)
 	bench_scenario_free(&sc);
 }
 
+Test(sched_model, fixed_share_reserves_hold_while_a_tenant_comes_and_goes)
+{
+	struct bench_scenario sc;
+	struct bench_run r, b;
+
+	load("fixed-share", &sc, 3);
+	run(&sc, sc.policy, &r);
+	expect_pass(&r);
+	/* the quarter without an elastic cap never gets more, even alone */
+	cr_assert_float_eq(r.tenants[2].share, 0.25, 0.005);
+	cr_assert_lt(r.engines[0].utilisation, 0.97, "idle time is not given away");
+	run(&sc, SCHED_POLICY_BEST_EFFORT, &b);
+	cr_assert_gt(b.share_error_max, 0.3);
+	bench_run_free(&r);
+	bench_run_free(&b);
+	bench_scenario_free(&sc);
+}
+
 /* The JSON report with every "host" member removed. */
 static char *json_without_host(const struct bench_scenario *sc, uint64_t seed)
 {
