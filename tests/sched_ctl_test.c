@@ -160,7 +160,58 @@ static int gpup(char *out, size_t len, const char *args)
 	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
-Test(sched_cli, commands_against_a_daemon, .timeout = 30)
+static FILE *exercise(const char *uuid)
+{
+	char cmd[512];
+
+	snprintf(cmd, sizeof(cmd), "%s --run-dir %s/run exercise %s --size 8M 2>&1",
+		 getenv("GPUP_BIN"), dir, uuid);
+	return popen(cmd, "r");
+}
+
+/* Two partitions busy (as a guest driver would make them), the policy
+ * changed three times under them: both finish bit-exact, and the last
+ * scheduler of both engines did the picking. */
+static void switch_under_load(char *out, size_t len)
+{
+	static const char *const pol[] = { "sched --gpu gpu0 --policy equal-share --slice 0.5",
+					   "sched --gpu gpu0 --policy fifo",
+					   "sched --gpu gpu0 --policy best-effort --slice 2" };
+	char uuid[2][64], buf[4096];
+	FILE *ex[2];
+	json_object *j, *eng;
+
+	for (int i = 0; i < 2; i++) {
+		cr_assert_eq(gpup(out, len, "create --type sim-32m-2"), 0, "%s", out);
+		cr_assert_eq(sscanf(out, "%63s", uuid[i]), 1);
+	}
+	for (int i = 0; i < 2; i++)
+		cr_assert_not_null(ex[i] = exercise(uuid[i]));
+	for (int i = 0; i < 3; i++) {
+		usleep(20000);
+		cr_assert_eq(gpup(out, len, pol[i]), 0, "%s", out);
+	}
+	for (int i = 0; i < 2; i++) {
+		size_t n = fread(buf, 1, sizeof(buf) - 1, ex[i]);
+
+		buf[n] = '\0';
+		cr_assert_eq(pclose(ex[i]), 0, "%s", buf);
+		cr_assert_not_null(strstr(buf, "bit-exact"), "%s", buf);
+	}
+	cr_assert_eq(gpup(out, len, "stats --gpu gpu0 --json"), 0, "%s", out);
+	j = json_tokener_parse(out);
+	for (int e = 0; e < 2; e++) {
+		eng = path(path(j, GPUP_CTL_F_GPUS, 0), GPUP_CTL_F_ENGINES, e);
+		cr_assert_str_eq(gpup_ctl_str(eng, GPUP_CTL_F_POLICY, ""), "best-effort");
+		cr_assert_gt(gpup_ctl_int(eng, "picks", 0), 0, "the scheduler picked");
+		cr_assert_gt(gpup_ctl_int(eng, GPUP_CTL_F_BUSY_NS, 0), 0);
+	}
+	json_object_put(j);
+}
+
+TestSuite(sched_cli);
+
+Test(sched_cli, commands_against_a_daemon)
 {
 	char out[16384], args[256], pidf[128];
 	json_object *j;
@@ -170,6 +221,7 @@ Test(sched_cli, commands_against_a_daemon, .timeout = 30)
 	snprintf(dir, sizeof(dir), "/tmp/gpup-schedctl-XXXXXX");
 	cr_assert_not_null(mkdtemp(dir));
 	snprintf(args, sizeof(args), "daemon --state-dir %s/state --sim-gpus 1 --vram 64M", dir);
+	cr_assert_lt(strlen(dir) + 32, sizeof(args));
 	cr_assert_eq(gpup(out, sizeof(out), args), 0, "%s", out);
 	cr_assert_eq(gpup(out, sizeof(out), "sched --gpu gpu0 --policy weighted --slice 1"), 0,
 		     "%s", out);
@@ -186,6 +238,7 @@ Test(sched_cli, commands_against_a_daemon, .timeout = 30)
 	cr_assert_eq(gpup(out, sizeof(out), "sched --gpu gpu9 --policy fifo"), 2);
 	cr_assert_str_eq(out, "gpup sched: no GPU 'gpu9'; see 'gpup gpus'\n");
 	cr_assert_eq(gpup(out, sizeof(out), "sched --policy fifo"), 2);
+	switch_under_load(out, sizeof(out));
 	snprintf(pidf, sizeof(pidf), "%s/run/gpup.pid", dir);
 	f = fopen(pidf, "r");
 	cr_assert_not_null(f);
