@@ -37,9 +37,13 @@ static double now_ms(void)
 static int run_once(char *const argv[], double *ms, double *rss_mib)
 {
 	struct rusage ru;
-	double t0 = now_ms();
+	double t0;
 	int st;
-	pid_t pid = fork();
+	pid_t pid;
+
+	fflush(stdout);
+	t0 = now_ms();
+	pid = fork();
 
 	if (pid < 0)
 		return -1;

@@ -15,7 +15,8 @@
 #define X2APIC_LVT_TIMER 0x832
 #define X2APIC_TIMER_INIT 0x838
 #define X2APIC_TIMER_DIV 0x83e
-#define WAIT_TICK_NS 2000000ull  /* re-check at least this often */
+/* Re-check the device at least this often: a lost one sends no interrupt. */
+#define WAIT_TICK_NS 50000000ull
 
 static int vg_timer_vector = -1;
 
@@ -185,6 +186,7 @@ int vg_queue_init(struct vg_dev *d, unsigned int q, uint32_t engine)
 	}
 	x->engine = engine;
 	vg_queue_program(d, q);
+	x->ci = x->pi;
 	x->ready = true;
 	return (vg_read(d, GPUP_REG_QUEUE(q) + GPUP_Q_STATUS) & GPUP_QSTS_ENABLED) ?
 		       0 : VG_ERR_LOST;
@@ -196,6 +198,7 @@ void vg_queue_restart(struct vg_dev *d, unsigned int q)
 
 	vg_write(d, base + GPUP_Q_CONTROL, 0);
 	vg_write(d, base + GPUP_Q_CONTROL, GPUP_QCTL_ENABLE);
+	d->q[q].ci = d->q[q].pi; /* enabling starts at the published index */
 }
 
 uint32_t vg_queue_fault(struct vg_dev *d, unsigned int q)
@@ -203,22 +206,34 @@ uint32_t vg_queue_fault(struct vg_dev *d, unsigned int q)
 	return vg_read(d, GPUP_REG_QUEUE(q) + GPUP_Q_FAULT);
 }
 
+/* Wait for ring room.  CI is a trapped register read, so it is read only
+ * when the cached value says the ring is full. */
+static int vg_wait_room(struct vg_dev *d, unsigned int q)
+{
+	struct vg_queue *x = &d->q[q];
+
+	while (x->pi - x->ci >= VG_RING_ENTRIES) {
+		uint32_t st = vg_read(d, GPUP_REG_QUEUE(q) + GPUP_Q_STATUS);
+
+		if (st == 0xffffffffu)
+			return VG_ERR_LOST;
+		if (st & GPUP_QSTS_FAULTED)
+			return VG_ERR_FAULT;
+		x->ci = vg_read(d, GPUP_REG_QUEUE(q) + GPUP_Q_CI);
+	}
+	return 0;
+}
+
 int vg_submit(struct vg_dev *d, unsigned int q, const union gpup_cmd *c,
 	      unsigned int n)
 {
 	struct vg_queue *x = &d->q[q];
+	int rc;
 
 	for (unsigned int i = 0; i < n; i++) {
-		/* Room: the consumer index lags at most a ring behind. */
-		while (x->pi - vg_read(d, GPUP_REG_QUEUE(q) + GPUP_Q_CI) >= VG_RING_ENTRIES) {
-			uint32_t st = vg_read(d, GPUP_REG_QUEUE(q) + GPUP_Q_STATUS);
-
-			if (st == 0xffffffffu)
-				return VG_ERR_LOST;
-			if (st & GPUP_QSTS_FAULTED)
-				return VG_ERR_FAULT;
-			__asm__ volatile("pause");
-		}
+		rc = vg_wait_room(d, q);
+		if (rc)
+			return rc;
 		x->ring[x->pi % VG_RING_ENTRIES] = c[i];
 		x->pi++;
 	}
@@ -278,6 +293,21 @@ int vg_fence_wait(struct vg_dev *d, unsigned int q, uint64_t timeout_ns)
 	if (rc)
 		return rc;
 	return vg_wait_seq(d, q, x->seq, timeout_ns);
+}
+
+int vg_fence_poll(struct vg_dev *d, unsigned int q, uint64_t timeout_ns)
+{
+	struct vg_queue *x = &d->q[q];
+	union gpup_cmd c = vg_cmd_fence(GPUP_SPACE_IOVA, vg_iova(x->fence), ++x->seq, false);
+	uint64_t t0 = rt_ns();
+	int rc = vg_submit(d, q, &c, 1);
+
+	while (!rc && *x->fence < x->seq) {
+		if (rt_ns() - t0 > timeout_ns)
+			return VG_ERR_TIMEOUT;
+		__asm__ volatile("pause");
+	}
+	return rc;
 }
 
 uint64_t vg_vram_alloc(struct vg_dev *d, uint64_t size, uint64_t align)

@@ -28,6 +28,7 @@ struct vg_queue {
 	volatile uint32_t *pi_word;  /* shadow producer index, read by the device */
 	volatile uint64_t *fence;    /* FENCE target */
 	uint32_t pi;
+	uint32_t ci;                 /* consumer index last read from the device */
 	uint64_t seq;                /* last fence value submitted */
 	int vector;                  /* CPU vector its MSI-X entry targets */
 	volatile uint64_t irqs;      /* interrupts taken */
@@ -61,6 +62,8 @@ int vg_submit(struct vg_dev *d, unsigned int q, const union gpup_cmd *c,
 	      unsigned int n);
 /* Submit a FENCE with interrupt and halt until it lands (or timeout_ns). */
 int vg_fence_wait(struct vg_dev *d, unsigned int q, uint64_t timeout_ns);
+/* The same fence without an interrupt, spinning on its value. */
+int vg_fence_poll(struct vg_dev *d, unsigned int q, uint64_t timeout_ns);
 uint32_t vg_queue_fault(struct vg_dev *d, unsigned int q);
 
 /* VRAM: an offset inside the partition, aligned; ~0 when full. */

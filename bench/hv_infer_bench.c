@@ -1,0 +1,217 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The virtualization tax on inference: the infer guest's loop (gemm and
+ * reduce on the compute engine, results copied back on the copy engine,
+ * a fence after each) timed inside a VM under `gpup run`, against the very
+ * same packets submitted to the same kind of partition by a host process
+ * through vfio-user with no VM (gpup/vfu_guest.h).  Both report the mean
+ * device time per iteration; the sums must agree.  Prints one Markdown
+ * section for docs/BENCHMARKS.md.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "gpup/vfu_guest.h"
+
+#define N 256u
+#define ITERS 10u
+#define TYPE "sim-128m-2"
+
+static char run_dir[96], state_dir[96], base[64];
+static pid_t daemon_pid = -1;
+
+static int start_daemon(const char *bin)
+{
+	char sock[160];
+	struct stat st;
+
+	strcpy(base, "/tmp/hv-infer-bench-XXXXXX");
+	if (!mkdtemp(base))
+		return -1;
+	snprintf(run_dir, sizeof(run_dir), "%s/run", base);
+	snprintf(state_dir, sizeof(state_dir), "%s/state", base);
+	snprintf(sock, sizeof(sock), "%s/gpup.sock", run_dir);
+	fflush(stdout); /* or the child's freopen writes our buffer twice */
+	daemon_pid = fork();
+	if (daemon_pid == 0) {
+		freopen("/dev/null", "w", stdout);
+		freopen("/dev/null", "w", stderr);
+		execl(bin, "gpup", "daemon", "--foreground", "--run-dir", run_dir,
+		      "--state-dir", state_dir, "--sim-gpus", "1", "--vram", "256M", NULL);
+		_exit(127);
+	}
+	for (int i = 0; i < 500 && stat(sock, &st) != 0; i++)
+		usleep(10000);
+	return stat(sock, &st);
+}
+
+static void stop_daemon(void)
+{
+	char cmd[128];
+
+	if (daemon_pid > 0) {
+		kill(daemon_pid, SIGTERM);
+		waitpid(daemon_pid, NULL, 0);
+	}
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", base);
+	if (base[0] && system(cmd) != 0)
+		fprintf(stderr, "hv_infer_bench: could not remove %s\n", base);
+}
+
+/* Run a command line, capture its first output line. */
+static int capture(const char *cmd, char *out, size_t len)
+{
+	FILE *p = popen(cmd, "r");
+	int st;
+
+	if (!p)
+		return -1;
+	out[0] = 0;
+	if (!fgets(out, (int)len, p))
+		out[0] = 0;
+	while (fgetc(p) != EOF)
+		;
+	st = pclose(p);
+	out[strcspn(out, "\n")] = 0;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static float entry(uint32_t i, uint32_t j, uint32_t salt)
+{
+	return (float)((int32_t)((i * 7 + j * 3 + salt) % 17) - 8) * 0.125f;
+}
+
+static double now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec * 1e-3;
+}
+
+static int host_step(struct gpup_vfu_guest *g, uint64_t bytes, uint64_t vc, uint64_t vsum,
+		     uint64_t va, uint64_t vb)
+{
+	uint64_t gemm[6] = { N, N, N, va, vb, vc }, red[6] = { (uint64_t)N * N, vc, vsum };
+	union gpup_cmd k[2] = { gpup_vg_kernel(GPUP_KERNEL_GEMM, gemm),
+				gpup_vg_kernel(GPUP_KERNEL_REDUCE, red) };
+	union gpup_cmd back[2] = {
+		gpup_vg_copy(GPUP_SPACE_VRAM, vc, GPUP_SPACE_IOVA,
+			     gpup_vg_iova(GPUP_VG_DATA_OFF + 2 * bytes), bytes),
+		gpup_vg_copy(GPUP_SPACE_VRAM, vsum, GPUP_SPACE_IOVA,
+			     gpup_vg_iova(GPUP_VG_DATA_OFF + 3 * bytes), 4),
+	};
+
+	if (gpup_vg_submit(g, 0, k, 2) || gpup_vg_fence_wait(g, 0, 60000, NULL) ||
+	    gpup_vg_submit(g, 1, back, 2) || gpup_vg_fence_wait(g, 1, 60000, NULL))
+		return -1;
+	return 0;
+}
+
+/* The infer loop with no VM: mean us per iteration, and the sum. */
+static double host_run(const char *sock, float *sum)
+{
+	uint64_t bytes = (uint64_t)N * N * 4, va = 0, vb = bytes, vc = 2 * bytes,
+		 vsum = 3 * bytes;
+	struct gpup_vfu_guest g;
+	struct hv_vfu *c;
+	int err;
+	double t = 0, t0;
+	union gpup_cmd up[2] = {
+		gpup_vg_copy(GPUP_SPACE_IOVA, gpup_vg_iova(GPUP_VG_DATA_OFF), GPUP_SPACE_VRAM,
+			     va, bytes),
+		gpup_vg_copy(GPUP_SPACE_IOVA, gpup_vg_iova(GPUP_VG_DATA_OFF + bytes),
+			     GPUP_SPACE_VRAM, vb, bytes),
+	};
+
+	c = hv_vfu_connect(sock, &err);
+	if (!c || gpup_vg_open(&g, c, 8ull << 20) || gpup_vg_queue_setup(&g, 0, GPUP_ENGINE_COMPUTE) ||
+	    gpup_vg_queue_setup(&g, 1, GPUP_ENGINE_COPY))
+		return -1;
+	for (uint32_t i = 0; i < N; i++)
+		for (uint32_t j = 0; j < N; j++) {
+			((float *)(g.ram + GPUP_VG_DATA_OFF))[i * N + j] = entry(i, j, 1);
+			((float *)(g.ram + GPUP_VG_DATA_OFF + bytes))[i * N + j] = entry(j, i, 5);
+		}
+	if (gpup_vg_submit(&g, 1, up, 2) || gpup_vg_fence_wait(&g, 1, 60000, NULL))
+		return -1;
+	for (unsigned int i = 0; i < ITERS; i++) {
+		t0 = now_us();
+		if (host_step(&g, bytes, vc, vsum, va, vb))
+			return -1;
+		t += now_us() - t0;
+	}
+	memcpy(sum, g.ram + GPUP_VG_DATA_OFF + 3 * bytes, 4);
+	gpup_vg_close(&g);
+	hv_vfu_close(c);
+	return t / ITERS;
+}
+
+static int create(const char *bin, char *uuid, size_t len)
+{
+	char cmd[512];
+
+	snprintf(cmd, sizeof(cmd), "%s --run-dir %s create --gpu gpu0 --type %s", bin,
+		 run_dir, TYPE);
+	return capture(cmd, uuid, len);
+}
+
+static int measure(const char *bin, const char *guests)
+{
+	char uuid[64], sock[200], cmd[1024], line[256];
+	double guest_us, host_us;
+	float sum;
+	unsigned long us;
+
+	if (start_daemon(bin) || create(bin, uuid, sizeof(uuid)))
+		return -1;
+	snprintf(sock, sizeof(sock), "%s/%s.sock", run_dir, uuid);
+	snprintf(cmd, sizeof(cmd), "%s run --kernel %s/infer.elf --gpu %s --append "
+		 "'n=%u iters=%u sample'", bin, guests, sock, N, ITERS);
+	if (capture(cmd, line, sizeof(line)) != 0 ||
+	    sscanf(strstr(line, " ok, sum ") ? strstr(line, "sum ") + 4 : "", "%*s %lu", &us) != 1) {
+		printf("The guest failed: `%s`\n", line);
+		return -1;
+	}
+	guest_us = (double)us;
+	host_us = host_run(sock, &sum);
+	if (host_us <= 0)
+		return -1;
+	printf("| where | gemm %ux%u + reduce + copies, per iteration (us) |\n|---|---:|\n",
+	       N, N);
+	printf("| host process, no VM | %.0f |\n| guest under `gpup run` | %.0f |\n\n",
+	       host_us, guest_us);
+	printf("Guest line: `%s`; host sum %.3f.\n\n", line, (double)sum);
+	printf("Virtualization tax: **%.1f%%** (target <= 5%%).\n",
+	       (guest_us / host_us - 1.0) * 100.0);
+	return 0;
+}
+
+int main(void)
+{
+	const char *bin = getenv("GPUP_BIN"), *guests = getenv("GPUP_GUESTS");
+	int rc;
+
+	printf("## Inference in a VM vs no VM\n\n");
+	if (!bin || !guests || access("/dev/kvm", R_OK | W_OK)) {
+		printf("Not measured: needs /dev/kvm and `make bench` (GPUP_BIN, "
+		       "GPUP_GUESTS).\n");
+		return 0;
+	}
+	printf("%u iterations of the `infer` guest's loop on a %s partition of a sim "
+	       "GPU: GEMM (f32, %ux%u), REDUCE of the product, both copied back, a "
+	       "fence after each engine's batch.  The guest times only the device "
+	       "work (its checks are outside the timing); the host process submits "
+	       "the same packets over vfio-user without a VM.\n\n", ITERS, TYPE, N, N);
+	rc = measure(bin, guests);
+	stop_daemon();
+	if (rc)
+		printf("Not measured: the daemon, the partition or a run failed.\n");
+	return rc ? 1 : 0;
+}
