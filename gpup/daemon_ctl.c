@@ -10,6 +10,7 @@
 #include "gpup/ctl.h"
 #include "gpup/daemon_int.h"
 #include "gpup/tsched.h"
+#include "gpup/vgpu.h"
 #include "gpup/vfu_server.h"
 #include "uapi/gpup_ctl.h"
 
@@ -189,10 +190,25 @@ static json_object *m_list(struct gpup_daemon *d, json_object *req)
 	return r;
 }
 
-/* Scheduling lives with the scheduler's glue (gpup/tsched_ctl.c). */
+/* Scheduling lives with the scheduler's glue (gpup/tsched_ctl.c): a
+ * partition's settings go to its vgpu; after a GPU's policy changes every
+ * partition's settings are pushed to the new scheduler. */
 static json_object *m_sched(struct gpup_daemon *d, json_object *req)
 {
-	return gpup_tsched_ctl_sched(&d->pool, req);
+	const char *uuid = gpup_ctl_str(req, GPUP_CTL_F_UUID, NULL);
+	struct gpup_partition *p = uuid ? gpup_pool_find(&d->pool, uuid) : NULL;
+	struct dmn_part *dp = p ? p->priv : NULL;
+	json_object *r;
+
+	if (uuid && (!dp || !dp->vgpu))
+		return gpup_ctl_fail(ENOENT, "no partition %s; see 'gpup list'", uuid);
+	if (uuid)
+		return gpup_tsched_ctl_part(dp->vgpu, uuid, req);
+	r = gpup_tsched_ctl_sched(&d->pool, req);
+	for (p = d->pool.parts; p; p = p->next)
+		if ((dp = p->priv) && dp->vgpu)
+			vgpu_sched_reapply(dp->vgpu);
+	return r;
 }
 
 static json_object *m_stats(struct gpup_daemon *d, json_object *req)

@@ -39,5 +39,8 @@ int gpup_tsched_engine_stats(struct gpup_engine *e, struct sched_engine_stats *s
  * the daemon's method table: one reply object, never NULL. */
 json_object *gpup_tsched_ctl_sched(struct gpup_pool *pool, json_object *req);
 json_object *gpup_tsched_ctl_stats(struct gpup_pool *pool, json_object *req);
+/* "sched" for one partition (request has "uuid"): its vgpu's settings. */
+struct vgpu;
+json_object *gpup_tsched_ctl_part(struct vgpu *v, const char *uuid, json_object *req);
 
 #endif

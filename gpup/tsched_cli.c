@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: MIT
 /*
  * `gpup sched` and `gpup stats`: change a running GPU's scheduling policy
- * and slice through the daemon, and show each engine's scheduler with its
- * contexts' accounting (a table for people, --json for programs).
+ * and slice, or a partition's weight, reserve, cap and class, through the
+ * daemon, and show each engine's scheduler with its contexts' accounting
+ * (a table for people, --json for programs).
  */
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -16,84 +18,110 @@ static void sched_usage(FILE *f)
 {
 	fprintf(f,
 		"usage: gpup sched --gpu ID --policy POLICY [--slice MS] [--json]\n"
+		"       gpup sched --partition UUID [--weight W] [--reserve F] [--cap F]\n"
+		"                  [--class normal|interactive] [--fps N] [--json]\n"
 		"\n"
 		"Set how a GPU's engines are shared, at run time, with partitions\n"
 		"running.  POLICY: fifo, best-effort, equal-share, fixed-share,\n"
 		"weighted.  --slice: 0.1 to 30 ms; default 2 ms up to 8 contexts on\n"
-		"an engine, 1 ms above.  See docs/SCHEDULER.md.\n");
+		"an engine, 1 ms above.  Per partition: its weight (weighted), the\n"
+		"fraction of an engine it reserves (fixed-share) and its cap, its\n"
+		"class, and a frame-rate limit for the interactive class.  Both forms\n"
+		"may be combined.  See docs/SCHEDULER.md.\n");
 }
 
 struct sched_args {
-	const char *gpu, *policy;
-	double slice_ms;
+	const char *gpu, *policy, *part, *klass;
+	double slice_ms, reserve, cap;
+	long weight, fps;
+	bool ctx;
 	int json;
 };
 
-/* 0, 1 = help shown, or an exit code + 2. */
+static int bad_number(const char *arg)
+{
+	gpup_err("sched", "'%s' is not a number", arg);
+	return 2 + GPUP_EXIT_USAGE;
+}
+
+/* One option; 0, 1 = help shown, or an exit code + 2. */
+static int sched_opt(int o, const char *arg, struct sched_args *a)
+{
+	char *end = NULL;
+
+	switch (o) {
+	case 'g': a->gpu = arg; return 0;
+	case 'p': a->policy = arg; return 0;
+	case 'P': a->part = arg; return 0;
+	case 'c': a->klass = arg; a->ctx = true; return 0;
+	case 'j': a->json = 1; return 0;
+	case 'h': sched_usage(stdout); return 1;
+	case 's': a->slice_ms = strtod(arg, &end); break;
+	case 'r': a->reserve = strtod(arg, &end); a->ctx = true; break;
+	case 'C': a->cap = strtod(arg, &end); a->ctx = true; break;
+	case 'w': a->weight = strtol(arg, &end, 10); a->ctx = true; break;
+	case 'f': a->fps = strtol(arg, &end, 10); a->ctx = true; break;
+	default: sched_usage(stderr); return 2 + GPUP_EXIT_USAGE;
+	}
+	return *end || end == arg ? bad_number(arg) : 0;
+}
+
 static int sched_parse(int argc, char **argv, struct sched_args *a)
 {
 	static const struct option opts[] = {
 		{ "gpu", required_argument, NULL, 'g' },
 		{ "policy", required_argument, NULL, 'p' },
 		{ "slice", required_argument, NULL, 's' },
+		{ "partition", required_argument, NULL, 'P' },
+		{ "weight", required_argument, NULL, 'w' },
+		{ "reserve", required_argument, NULL, 'r' },
+		{ "cap", required_argument, NULL, 'C' },
+		{ "class", required_argument, NULL, 'c' },
+		{ "fps", required_argument, NULL, 'f' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	char *end;
-	int o;
+	int o, rc;
 
-	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		if (o == 'g')
-			a->gpu = optarg;
-		else if (o == 'p')
-			a->policy = optarg;
-		else if (o == 'j')
-			a->json = 1;
-		else if (o == 'h')
-			return sched_usage(stdout), 1;
-		else if (o == 's' && (a->slice_ms = strtod(optarg, &end), *end || end == optarg))
-			return gpup_err("sched", "--slice %s: milliseconds, like 1 or 0.5",
-					optarg), 2 + GPUP_EXIT_USAGE;
-		else if (o != 's')
-			return sched_usage(stderr), 2 + GPUP_EXIT_USAGE;
-	}
-	if (optind < argc || !a->gpu || !a->policy) {
-		gpup_err("sched", "needs --gpu ID and --policy POLICY; see 'gpup sched --help'");
+	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1)
+		if ((rc = sched_opt(o, optarg, a)))
+			return rc;
+	if (optind < argc || (!a->gpu && !a->part) || (!a->gpu != !a->policy) ||
+	    (a->part && !a->ctx) || (!a->part && a->ctx)) {
+		gpup_err("sched", "needs --gpu ID --policy POLICY, or --partition UUID with "
+			 "--weight, --reserve, --cap, --class or --fps; see 'gpup sched --help'");
 		return 2 + GPUP_EXIT_USAGE;
 	}
 	return 0;
 }
 
-static int cmd_sched(const struct gpup_global *g, int argc, char **argv)
+static int gpu_sched(const struct gpup_global *g, const struct sched_args *a)
 {
-	struct sched_args a = { 0 };
 	json_object *req, *r;
 	char slice[32];
 	enum sched_policy p;
-	int rc = sched_parse(argc, argv, &a);
+	int rc;
 
-	if (rc)
-		return rc == 1 ? GPUP_EXIT_OK : rc - 2;
-	if (sched_policy_parse(a.policy, &p)) {
+	if (sched_policy_parse(a->policy, &p)) {
 		gpup_err("sched", "unknown policy '%s' (fifo, best-effort, equal-share, "
-			 "fixed-share, weighted)", a.policy);
+			 "fixed-share, weighted)", a->policy);
 		return GPUP_EXIT_USAGE;
 	}
-	if (a.slice_ms < 0 || (a.slice_ms && (a.slice_ms < 0.1 || a.slice_ms > 30))) {
-		gpup_err("sched", "--slice %g: must be 0.1 to 30 ms", a.slice_ms);
+	if (a->slice_ms < 0 || (a->slice_ms && (a->slice_ms < 0.1 || a->slice_ms > 30))) {
+		gpup_err("sched", "--slice %g: must be 0.1 to 30 ms", a->slice_ms);
 		return GPUP_EXIT_USAGE;
 	}
 	req = gpup_ctl_request(GPUP_CTL_M_SCHED);
-	json_object_object_add(req, GPUP_CTL_F_GPU, json_object_new_string(a.gpu));
-	json_object_object_add(req, GPUP_CTL_F_POLICY, json_object_new_string(a.policy));
+	json_object_object_add(req, GPUP_CTL_F_GPU, json_object_new_string(a->gpu));
+	json_object_object_add(req, GPUP_CTL_F_POLICY, json_object_new_string(a->policy));
 	json_object_object_add(req, GPUP_CTL_F_SLICE_NS,
-			       json_object_new_int64((int64_t)(a.slice_ms * 1e6 + 0.5)));
+			       json_object_new_int64((int64_t)(a->slice_ms * 1e6 + 0.5)));
 	rc = gpup_ctl_cli_call(g, "sched", req, &r);
 	if (rc)
 		return rc;
-	snprintf(slice, sizeof(slice), a.slice_ms ? "%.2f ms" : "default", a.slice_ms);
-	if (a.json)
+	snprintf(slice, sizeof(slice), a->slice_ms ? "%.2f ms" : "default", a->slice_ms);
+	if (a->json)
 		gpup_ctl_print_json(r);
 	else
 		printf("%s: %s on %lld engine(s), slice %s\n", gpup_ctl_str(r, GPUP_CTL_F_GPU, "?"),
@@ -103,7 +131,52 @@ static int cmd_sched(const struct gpup_global *g, int argc, char **argv)
 	return GPUP_EXIT_OK;
 }
 
-GPUP_COMMAND("sched", "set a GPU's engine scheduling policy and slice", cmd_sched)
+static int part_sched(const struct gpup_global *g, const struct sched_args *a)
+{
+	json_object *req = gpup_ctl_request(GPUP_CTL_M_SCHED), *r, *v;
+	int rc;
+
+	json_object_object_add(req, GPUP_CTL_F_UUID, json_object_new_string(a->part));
+	json_object_object_add(req, GPUP_CTL_F_WEIGHT, json_object_new_int64(a->weight));
+	json_object_object_add(req, GPUP_CTL_F_RESERVE, json_object_new_double(a->reserve));
+	json_object_object_add(req, GPUP_CTL_F_CAP, json_object_new_double(a->cap));
+	json_object_object_add(req, GPUP_CTL_F_FPS_LIMIT, json_object_new_int64(a->fps));
+	if (a->klass)
+		json_object_object_add(req, GPUP_CTL_F_CLASS, json_object_new_string(a->klass));
+	rc = gpup_ctl_cli_call(g, "sched", req, &r);
+	if (rc)
+		return rc;
+	if (a->json) {
+		gpup_ctl_print_json(r);
+	} else {
+		double res = json_object_object_get_ex(r, GPUP_CTL_F_RESERVE, &v) ?
+				     json_object_get_double(v) : 0;
+		double cap = json_object_object_get_ex(r, GPUP_CTL_F_CAP, &v) ?
+				     json_object_get_double(v) : 0;
+
+		printf("%s: weight %lld, reserve %g, cap %g, class %s, fps limit %lld\n",
+		       gpup_ctl_str(r, GPUP_CTL_F_UUID, "?"),
+		       (long long)gpup_ctl_int(r, GPUP_CTL_F_WEIGHT, 0), res, cap,
+		       gpup_ctl_str(r, GPUP_CTL_F_CLASS, "?"),
+		       (long long)gpup_ctl_int(r, GPUP_CTL_F_FPS_LIMIT, 0));
+	}
+	json_object_put(r);
+	return GPUP_EXIT_OK;
+}
+
+static int cmd_sched(const struct gpup_global *g, int argc, char **argv)
+{
+	struct sched_args a = { 0 };
+	int rc = sched_parse(argc, argv, &a);
+
+	if (rc)
+		return rc == 1 ? GPUP_EXIT_OK : rc - 2;
+	if (a.gpu && (rc = gpu_sched(g, &a)))
+		return rc;
+	return a.part ? part_sched(g, &a) : GPUP_EXIT_OK;
+}
+
+GPUP_COMMAND("sched", "set a GPU's scheduling policy, or a partition's share", cmd_sched)
 
 static void stats_usage(FILE *f)
 {

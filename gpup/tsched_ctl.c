@@ -2,9 +2,10 @@
 /*
  * The control-API methods of the scheduler, on the daemon's side: "sched"
  * puts every engine of a GPU under a policy and slice (at run time, with
- * partitions running), "stats" reports each engine's scheduler and its
+ * partitions running) or sets one partition's weight, reserve, cap, class
+ * and frame-rate limit; "stats" reports each engine's scheduler and its
  * contexts' accounting.  The daemon's method table calls these with its
- * pool; field names are in uapi/gpup_ctl.h.
+ * pool or the partition's vgpu; field names are in uapi/gpup_ctl.h.
  */
 #include <errno.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 #include "gpup/ctl.h"
 #include "gpup/gpu.h"
 #include "gpup/tsched.h"
+#include "gpup/vgpu.h"
 #include "uapi/gpup_ctl.h"
 
 static struct gpup_engine *nth_engine(struct gpup_gpu *gpu, const struct gpup_pool_gpu *pg,
@@ -82,6 +84,9 @@ static json_object *ctx_json(struct sched_ctx *c, unsigned int i)
 
 	sched_ctx_stats(c, &st);
 	json_object_object_add(o, GPUP_CTL_F_INDEX, json_object_new_int((int)i));
+	json_object_object_add(o, GPUP_CTL_F_WEIGHT, json_object_new_int64(st.cfg.weight));
+	json_object_object_add(o, GPUP_CTL_F_CLASS,
+			       json_object_new_string(sched_class_name(st.cfg.klass)));
 	json_object_object_add(o, "engine_ns", json_object_new_int64((int64_t)st.engine_ns));
 	json_object_object_add(o, "slices", json_object_new_int64((int64_t)st.slices));
 	json_object_object_add(o, "preemptions",
@@ -165,5 +170,68 @@ json_object *gpup_tsched_ctl_stats(struct gpup_pool *pool, json_object *req)
 		if (g < 0 || (unsigned int)g == i)
 			json_object_array_add(a, gpu_json(pool, i));
 	json_object_object_add(r, GPUP_CTL_F_GPUS, a);
+	return r;
+}
+
+/* An optional fraction of the engine (0..1) as ppm. */
+static int frac(json_object *req, const char *key, uint32_t *out)
+{
+	json_object *v;
+	double f;
+
+	if (!json_object_object_get_ex(req, key, &v))
+		return 0;
+	f = json_object_get_double(v);
+	if (!json_object_is_type(v, json_type_double) && !json_object_is_type(v, json_type_int))
+		return -EINVAL;
+	if (f < 0 || f > 1)
+		return -EINVAL;
+	*out = (uint32_t)(f * SCHED_PPM + 0.5);
+	return 0;
+}
+
+static int ctx_cfg(json_object *req, struct sched_ctx_cfg *cfg, const char **what)
+{
+	const char *klass = gpup_ctl_str(req, GPUP_CTL_F_CLASS, "normal");
+	int64_t w = gpup_ctl_int(req, GPUP_CTL_F_WEIGHT, 0);
+	int64_t fps = gpup_ctl_int(req, GPUP_CTL_F_FPS_LIMIT, 0);
+
+	*what = "weight must be 1..1000000";
+	if (w < 0 || w > SCHED_WEIGHT_MAX)
+		return -EINVAL;
+	cfg->weight = (uint32_t)w;
+	*what = "reserve and cap are fractions of the engine, 0 to 1";
+	if (frac(req, GPUP_CTL_F_RESERVE, &cfg->reserve_ppm) ||
+	    frac(req, GPUP_CTL_F_CAP, &cfg->cap_ppm))
+		return -EINVAL;
+	*what = "class is normal or interactive";
+	if (sched_class_parse(klass, &cfg->klass))
+		return -EINVAL;
+	*what = "fps_limit must be 0..1000";
+	if (fps < 0 || fps > 1000)
+		return -EINVAL;
+	cfg->fps_limit = (uint32_t)fps;
+	return 0;
+}
+
+json_object *gpup_tsched_ctl_part(struct vgpu *v, const char *uuid, json_object *req)
+{
+	struct sched_ctx_cfg cfg = { 0 };
+	const char *what;
+	json_object *r;
+
+	if (ctx_cfg(req, &cfg, &what))
+		return gpup_ctl_fail(EINVAL, "%s", what);
+	if (vgpu_set_sched(v, &cfg))
+		return gpup_ctl_fail(EINVAL, "scheduler settings refused");
+	r = gpup_ctl_ok();
+	json_object_object_add(r, GPUP_CTL_F_UUID, json_object_new_string(uuid));
+	json_object_object_add(r, GPUP_CTL_F_WEIGHT, json_object_new_int64(cfg.weight));
+	json_object_object_add(r, GPUP_CTL_F_RESERVE,
+			       json_object_new_double(cfg.reserve_ppm / 1e6));
+	json_object_object_add(r, GPUP_CTL_F_CAP, json_object_new_double(cfg.cap_ppm / 1e6));
+	json_object_object_add(r, GPUP_CTL_F_CLASS,
+			       json_object_new_string(sched_class_name(cfg.klass)));
+	json_object_object_add(r, GPUP_CTL_F_FPS_LIMIT, json_object_new_int64(cfg.fps_limit));
 	return r;
 }

@@ -135,7 +135,7 @@ static int queue_capture(struct vgpu_queue *q, uint64_t *bad)
 	q->run.entries = q->entries;
 	q->run.vector = q->vector;
 	q->kind = q->engine == GPUP_ENGINE_COPY ? GPUP_ENGINE_KIND_COPY : GPUP_ENGINE_KIND_COMPUTE;
-	q->ectx.weight = q->priority;
+	q->ectx.weight = q->v->sched_set && q->v->sched.weight ? q->v->sched.weight : q->priority;
 	return setup_check(q, bad);
 }
 
@@ -184,6 +184,8 @@ static void queue_enable(struct vgpu_queue *q)
 
 		r = e ? gpup_engine_attach(e, &q->ectx) : -ENODEV;
 		q->attached = !r;
+		if (!r)
+			vgpu_sched_apply_queue(v, e, q);
 		if (r) {
 			pthread_mutex_lock(&v->lock);
 			vgpu_fault_locked(q, GPUP_FAULT_DEVICE_LOST, 0, (uint64_t)-r);

@@ -20,6 +20,7 @@
 #include "gpup/engine.h"
 #include "gpup/kernels.h"
 #include "gpup/vgpu.h"
+#include "scheduler/sched.h"
 #include "uapi/gpup_vgpu.h"
 
 struct vgpu_fault_rec {
@@ -80,6 +81,9 @@ struct vgpu {
 	/* Statistics (lock). */
 	uint64_t faults, interrupts, engine_ns_done[2], doorbells_done;
 	struct vgpu_queue q[GPUP_MAX_QUEUES];
+	/* Scheduler settings for every queue (cfg_lock; vgpu_sched.c). */
+	struct sched_ctx_cfg sched;
+	bool sched_set;
 };
 
 #define VGPU_BOUNCE_SIZE (256u << 10)
@@ -90,6 +94,9 @@ void vgpu_fault_locked(struct vgpu_queue *q, uint32_t code, uint64_t addr,
 		       uint64_t detail);
 /* Set INTR_STATUS bit and send vector unless masked (lock held). */
 void vgpu_irq_locked(struct vgpu *v, uint32_t bit, uint32_t vector);
+
+/* Apply v's scheduler settings to q on engine e (cfg_lock; vgpu_sched.c). */
+void vgpu_sched_apply_queue(struct vgpu *v, struct gpup_engine *e, struct vgpu_queue *q);
 
 /* The engine's run op for a queue context (vgpu_cmd.c). */
 extern const struct gpup_ectx_ops vgpu_queue_ops;

@@ -472,6 +472,11 @@ static bool ctx_cfg_ok(const struct sched_ctx_cfg *cfg)
 	       cfg->fps_limit <= 1000;
 }
 
+int sched_ctx_cfg_check(const struct sched_ctx_cfg *cfg)
+{
+	return cfg && ctx_cfg_ok(cfg) ? 0 : -EINVAL;
+}
+
 struct sched_engine *sched_engine_create(const struct sched_engine_cfg *cfg)
 {
 	struct sched_engine *e;
@@ -656,6 +661,7 @@ void sched_ctx_stats(const struct sched_ctx *c, struct sched_ctx_stats *st)
 	st->running = c->e->running == c;
 	st->throttled = c->q == SCHED_Q_THROTTLED;
 	st->stalled = c->stalled;
+	st->cfg = c->cfg;
 }
 
 void sched_engine_stats(const struct sched_engine *e,

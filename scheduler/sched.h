@@ -133,6 +133,7 @@ struct sched_ctx_stats {
 	int64_t debt_ns;         /* > 0: ahead of its fair share; < 0: behind */
 	uint64_t watchdog_fired; /* times the watchdog reported it */
 	bool runnable, running, throttled, stalled;
+	struct sched_ctx_cfg cfg; /* its settings, as last added or updated */
 };
 
 struct sched_engine_stats {
@@ -157,6 +158,9 @@ int sched_set_policy(struct sched_engine *e, enum sched_policy p,
 uint64_t sched_slice(const struct sched_engine *e);
 /* The default slice for n contexts (2 ms up to 8, 1 ms above). */
 uint64_t sched_default_slice(unsigned int n);
+
+/* 0 if cfg is acceptable to sched_ctx_add/update, else -EINVAL. */
+int sched_ctx_cfg_check(const struct sched_ctx_cfg *cfg);
 
 /* Contexts.  A new context is idle.  -EINVAL on a bad cfg, -ENOMEM. */
 int sched_ctx_add(struct sched_engine *e, const struct sched_ctx_cfg *cfg,

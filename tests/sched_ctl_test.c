@@ -182,7 +182,7 @@ static void switch_under_load(char *out, size_t len)
 	json_object *j, *eng;
 
 	for (int i = 0; i < 2; i++) {
-		cr_assert_eq(gpup(out, len, "create --type sim-32m-2"), 0, "%s", out);
+		cr_assert_eq(gpup(out, len, "create --type sim-32m-4"), 0, "%s", out);
 		cr_assert_eq(sscanf(out, "%63s", uuid[i]), 1);
 	}
 	for (int i = 0; i < 2; i++)
@@ -209,6 +209,35 @@ static void switch_under_load(char *out, size_t len)
 	json_object_put(j);
 }
 
+/* Per-partition settings: exact replies, and the daemon's refusals. */
+static void partition_settings(char *out, size_t len)
+{
+	char uuid[64], args[256];
+
+	cr_assert_eq(gpup(out, len, "create --type sim-32m-4"), 0, "%s", out);
+	cr_assert_eq(sscanf(out, "%63s", uuid), 1);
+	snprintf(args, sizeof(args), "sched --partition %s --weight 4 --cap 0.5 "
+		 "--class interactive --fps 60", uuid);
+	cr_assert_eq(gpup(out, len, args), 0, "%s", out);
+	snprintf(args, sizeof(args), "%s: weight 4, reserve 0, cap 0.5, class interactive, "
+		 "fps limit 60\n", uuid);
+	cr_assert_str_eq(out, args);
+	snprintf(args, sizeof(args), "sched --partition %s --cap 2", uuid);
+	cr_assert_eq(gpup(out, len, args), 2);
+	cr_assert_str_eq(out, "gpup sched: reserve and cap are fractions of the engine, "
+			      "0 to 1\n");
+	snprintf(args, sizeof(args), "sched --partition %s --class vip", uuid);
+	cr_assert_eq(gpup(out, len, args), 2);
+	cr_assert_str_eq(out, "gpup sched: class is normal or interactive\n");
+	snprintf(args, sizeof(args), "sched --partition %s", uuid);
+	cr_assert_eq(gpup(out, len, args), 2, "settings needed");
+	cr_assert_eq(gpup(out, len, "sched --partition 00000000-0000-0000-0000-000000000000 "
+			  "--weight 2"), 2);
+	cr_assert_not_null(strstr(out, "no partition"), "%s", out);
+	cr_assert_eq(gpup(out, len, "sched --partition x --weight two"), 2);
+	cr_assert_str_eq(out, "gpup sched: 'two' is not a number\n");
+}
+
 TestSuite(sched_cli);
 
 Test(sched_cli, commands_against_a_daemon)
@@ -220,7 +249,7 @@ Test(sched_cli, commands_against_a_daemon)
 
 	snprintf(dir, sizeof(dir), "/tmp/gpup-schedctl-XXXXXX");
 	cr_assert_not_null(mkdtemp(dir));
-	snprintf(args, sizeof(args), "daemon --state-dir %s/state --sim-gpus 1 --vram 64M", dir);
+	snprintf(args, sizeof(args), "daemon --state-dir %s/state --sim-gpus 1 --vram 128M", dir);
 	cr_assert_lt(strlen(dir) + 32, sizeof(args));
 	cr_assert_eq(gpup(out, sizeof(out), args), 0, "%s", out);
 	cr_assert_eq(gpup(out, sizeof(out), "sched --gpu gpu0 --policy weighted --slice 1"), 0,
@@ -239,6 +268,7 @@ Test(sched_cli, commands_against_a_daemon)
 	cr_assert_str_eq(out, "gpup sched: no GPU 'gpu9'; see 'gpup gpus'\n");
 	cr_assert_eq(gpup(out, sizeof(out), "sched --policy fifo"), 2);
 	switch_under_load(out, sizeof(out));
+	partition_settings(out, sizeof(out));
 	snprintf(pidf, sizeof(pidf), "%s/run/gpup.pid", dir);
 	f = fopen(pidf, "r");
 	cr_assert_not_null(f);

@@ -85,5 +85,10 @@
 #define GPUP_CTL_F_SCHEDULER "scheduler"	/* tslice, rr */
 #define GPUP_CTL_F_BUSY_NS "busy_ns"
 #define GPUP_CTL_F_CONTEXTS "contexts"
+#define GPUP_CTL_F_WEIGHT "weight"	/* sched with "uuid": per partition */
+#define GPUP_CTL_F_RESERVE "reserve"	/* fraction of the engine */
+#define GPUP_CTL_F_CAP "cap"		/* fraction of the engine */
+#define GPUP_CTL_F_CLASS "class"	/* normal, interactive */
+#define GPUP_CTL_F_FPS_LIMIT "fps_limit"
 
 #endif
