@@ -17,7 +17,6 @@
 
 /* Exit statuses the runtime itself uses; guests use 0 and small codes. */
 #define RT_EXIT_EXCEPTION 100  /* an unexpected CPU exception */
-#define RT_EXIT_NO_MEMORY 101
 
 /* The guest's entry point, called with the command line ("" if none). */
 int main(const char *cmdline);
