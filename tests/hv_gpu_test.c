@@ -144,7 +144,7 @@ static void setup(void)
 		dup2(null, 2);
 		execl(getenv("GPUP_BIN"), "gpup", "daemon", "--foreground", "--run-dir",
 		      run_dir, "--state-dir", state_dir, "--sim-gpus", "1", "--vram",
-		      "256M", NULL);
+		      "8G", NULL);
 		_exit(127);
 	}
 	for (int i = 0; i < 500 && stat(sock, &st) != 0; i++)
@@ -184,7 +184,8 @@ Test(hv_gpu, infer_is_bit_exact)
 	char u[40];
 
 	need_kvm();
-	create("sim-64m-4", u);
+	/* 4 GiB: BAR2 sizing must not lose the upper half of the mask. */
+	create("sim-4g-2", u);
 	boot(&p, "infer", sock_of(u), "n=16 iters=2");
 	finish(&p);
 	cr_assert_eq(p.code, 0, "out: %s err: %s", p.out_buf, p.err_buf);
@@ -198,7 +199,7 @@ Test(hv_gpu, vdi_renders_frames)
 	char u[40];
 
 	need_kvm();
-	create("sim-32m-8", u);
+	create("sim-1g-8", u);
 	boot(&p, "vdi", sock_of(u), "w=64 h=48 frames=10 fps=100");
 	finish(&p);
 	cr_assert_eq(p.code, 0, "out: %s err: %s", p.out_buf, p.err_buf);
@@ -211,8 +212,8 @@ Test(hv_gpu, hostile_beside_honest)
 	char a[40], b[40];
 
 	need_kvm();
-	create("sim-64m-4", a);
-	create("sim-64m-4", b);
+	create("sim-2g-4", a);
+	create("sim-2g-4", b);
 	boot(&bad, "hostile", sock_of(a), "storm=5000");
 	boot(&good, "infer", sock_of(b), "n=16 iters=6");
 	finish(&good);
@@ -229,7 +230,7 @@ static void lose_device(bool kill_daemon)
 	char u[40], *argv[] = { "gpup", "--run-dir", run_dir, "destroy", "--force", u, NULL };
 	struct proc d;
 
-	create("sim-64m-4", u);
+	create("sim-512m-16", u);
 	boot(&p, "infer", sock_of(u), "n=4 iters=1000000");
 	usleep(700000);
 	if (kill_daemon) {
@@ -310,7 +311,7 @@ Test(hv_gpu, control_socket_lists_the_partition)
 	struct stat st;
 
 	need_kvm();
-	create("sim-16m-16", u);
+	create("sim-512m-16", u);
 	snprintf(ctl, sizeof(ctl), "%s/vm.sock", dir);
 	{
 		char *argv[] = { "gpup", "run", "--kernel", (char *)guest("hello"), "--gpu",
@@ -322,7 +323,7 @@ Test(hv_gpu, control_socket_lists_the_partition)
 		usleep(10000);
 	cr_assert_eq(ctl_request(ctl, "{\"cmd\":\"status\"}\n", reply, sizeof(reply)), 0);
 	cr_assert(strstr(reply, "\"state\":\"attached\""), "%s", reply);
-	cr_assert(strstr(reply, "\"vram_bytes\":16777216"), "%s", reply);
+	cr_assert(strstr(reply, "\"vram_bytes\":536870912"), "%s", reply);
 	cr_assert(strstr(reply, "\"bar2\":68719476736"), "%s", reply);
 	cr_assert(strstr(reply, "\"msix_vectors\":9"), "%s", reply);
 	cr_assert_eq(ctl_request(ctl, "{\"cmd\":\"stop\"}\n", reply, sizeof(reply)), 0);

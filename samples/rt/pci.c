@@ -63,6 +63,7 @@ static void rt_pci_read_bars(struct rt_pci_dev *d)
 	for (unsigned int b = 0; b < 6; b++) {
 		unsigned int off = 0x10 + 4 * b;
 		uint32_t lo = rt_pci_read32(d->devfn, off), hi = 0, mlo, mhi = 0xffffffffu;
+		uint64_t mask;
 		bool is64 = (lo & 0x7) == 0x4;
 
 		if (lo & 1)
@@ -77,8 +78,10 @@ static void rt_pci_read_bars(struct rt_pci_dev *d)
 			rt_pci_write32(d->devfn, off + 4, hi);
 		}
 		d->bar[b] = ((uint64_t)hi << 32) | (lo & ~0xfu);
-		if (mlo & ~0xfu)
-			d->bar_size[b] = ~(((uint64_t)mhi << 32) | (mlo & ~0xfu)) + 1;
+		mask = ((uint64_t)mhi << 32) | (mlo & ~0xfu);
+		/* A 32-bit BAR's mask has all upper bits set (mhi): same formula. */
+		if (mlo & ~0xfu || (is64 && mhi))
+			d->bar_size[b] = ~mask + 1;
 		if (is64)
 			b++;
 	}
