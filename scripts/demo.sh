@@ -77,6 +77,20 @@ echo "   doorbell eventfds, MSI-X eventfds on fences; results checked bit for bi
 show exercise "$A" --size 64M
 show exercise "$C" --size 16M
 
+step "Boot VMs on two partitions of gpu0 side by side (gpup run, KVM): infer"
+echo "   checks gemm + reduce bit for bit, vdi renders frames at 60 fps"
+if [ -r /dev/kvm ] && [ -w /dev/kvm ] && [ -n "${GPUP_GUESTS:-}" ]; then
+	printf '$ gpup run --kernel infer.elf --gpu %s.sock --append "n=16 iters=4" &\n' "$A"
+	"$GPUP" run --kernel "$GPUP_GUESTS/infer.elf" --gpu "$run/$A.sock" \
+		--append "n=16 iters=4" &
+	vm=$!
+	printf '$ gpup run --kernel vdi.elf --gpu %s.sock\n' "$B"
+	"$GPUP" run --kernel "$GPUP_GUESTS/vdi.elf" --gpu "$run/$B.sock"
+	wait "$vm"
+else
+	echo "(skipped: no usable /dev/kvm here)"
+fi
+
 step "Destroy the partitions"
 for u in "$A" "$B" "$C" "$D"; do
 	show destroy "$u"
