@@ -68,6 +68,9 @@ static int hv_signals(struct hv_session *s)
 	sigaddset(&set, SIGHUP);
 	if (pthread_sigmask(SIG_BLOCK, &set, NULL))
 		return -1;
+	/* A console or daemon that went away is an error to handle, not a
+	 * reason to die. */
+	signal(SIGPIPE, SIG_IGN);
 	s->sig_fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
 	return s->sig_fd < 0 ? -1 : 0;
 }
