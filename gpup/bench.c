@@ -3,7 +3,8 @@
  * `gpup bench SCENARIO.json --model`: run a scenario under its policy and
  * its baselines, check its targets, and write the reports.  Exit status 0
  * when every target holds, 1 when one fails or the run failed, 2 on a bad
- * command line or scenario.
+ * command line or scenario.  `--live` runs it on a running daemon instead
+ * (bench_live.c) and only reports.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -13,11 +14,12 @@
 #include <time.h>
 
 #include "gpup/bench.h"
+#include "gpup/bench_live.h"
 #include "gpup/cli.h"
 
 struct bench_opts {
 	const char *scenario, *json, *report, *plot;
-	bool model, have_seed, no_baselines;
+	bool model, live, have_seed, no_baselines;
 	uint64_t seed;
 	double duration_s;
 };
@@ -25,7 +27,7 @@ struct bench_opts {
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: gpup bench SCENARIO.json --model [--seed N] [--json OUT]\n"
+		"usage: gpup bench SCENARIO.json --model|--live [--seed N] [--json OUT]\n"
 		"                  [--report OUT.md] [--plot OUT.svg|OUT.png]\n"
 		"                  [--duration S] [--no-baselines]\n"
 		"\n"
@@ -33,10 +35,13 @@ static void usage(FILE *f)
 		"scenario's tenants, beside the best-effort and fifo baselines.\n"
 		"  --model         simulate the engines with the sim GPU's cost model\n"
 		"                  (deterministic: same scenario and seed, same numbers)\n"
+		"  --live          run it on the running daemon's first sim GPU: one\n"
+		"                  partition per tenant, driven over vfio-user (default\n"
+		"                  5 s per policy; host-dependent, no targets checked)\n"
 		"  --seed N        workload seed (default: the scenario's)\n"
 		"  --json OUT      the JSON report ('-' for stdout)\n"
 		"  --report OUT.md the Markdown report (default: stdout)\n"
-		"  --plot OUT      share over time, drawn by gnuplot (.svg or .png)\n"
+		"  --plot OUT      share over time, drawn by gnuplot (.svg or .png; model)\n"
 		"  --duration S    simulate S seconds instead of the scenario's\n"
 		"  --no-baselines  only the scenario's own policy\n"
 		"Exit status: 0 targets hold, 1 a target failed, 2 bad usage.\n");
@@ -46,6 +51,7 @@ static int parse_opts(int argc, char **argv, struct bench_opts *o)
 {
 	static const struct option opts[] = {
 		{ "model", no_argument, NULL, 'm' },
+		{ "live", no_argument, NULL, 'l' },
 		{ "seed", required_argument, NULL, 's' },
 		{ "json", required_argument, NULL, 'j' },
 		{ "report", required_argument, NULL, 'r' },
@@ -61,6 +67,7 @@ static int parse_opts(int argc, char **argv, struct bench_opts *o)
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'm': o->model = true; break;
+		case 'l': o->live = true; break;
 		case 'j': o->json = optarg; break;
 		case 'r': o->report = optarg; break;
 		case 'p': o->plot = optarg; break;
@@ -180,6 +187,63 @@ static void report_failures(const struct bench_run *r)
 				 r->checks[i].value, r->checks[i].limit);
 }
 
+static int live_outputs(const struct bench_opts *o, const struct bench_scenario *sc,
+			const struct bench_live_result *res, unsigned int n, double secs)
+{
+	FILE *f;
+	int rc = 0;
+
+	if (o->json) {
+		f = open_out(o->json);
+		if (!f)
+			return -EIO;
+		bench_live_json(f, sc, res, n, secs);
+		rc |= close_out(f, o->json);
+	}
+	if (o->report || !o->json || strcmp(o->json, "-")) {
+		f = open_out(o->report ? o->report : "-");
+		if (!f)
+			return -EIO;
+		bench_live_markdown(f, sc, res, n, secs);
+		rc |= close_out(f, o->report ? o->report : "-");
+	}
+	return rc;
+}
+
+/* The scenario's policy, then its baselines, on the same partitions. */
+static int live_main(const struct gpup_global *g, const struct bench_opts *o,
+		     const struct bench_scenario *sc)
+{
+	double secs = o->duration_s > 0 ? o->duration_s : sc->duration_ns / 1e9;
+	struct bench_live_result res[1 + BENCH_MAX_BASELINES];
+	enum sched_policy pol[1 + BENCH_MAX_BASELINES] = { sc->policy };
+	unsigned int np = 1, n = 0;
+	struct bench_live l;
+	char err[256];
+	int rc;
+
+	if (!o->duration_s && secs > 5)
+		secs = 5;
+	for (unsigned int i = 0; !o->no_baselines && i < sc->nbaselines; i++)
+		if (sc->baselines[i] != sc->policy)
+			pol[np++] = sc->baselines[i];
+	rc = bench_live_open(&l, g->run_dir, sc, (uint64_t)(secs * 1e9), err, sizeof(err));
+	for (unsigned int i = 0; !rc && i < np; i++) {
+		rc = bench_live_run(&l, pol[i], o->have_seed ? o->seed : sc->seed, &res[n],
+				    err, sizeof(err));
+		n += !rc;
+	}
+	if (l.t)
+		bench_live_close(&l);
+	if (rc)
+		gpup_err("bench", "live: %s", err);
+	else
+		rc = live_outputs(o, sc, res, n, secs);
+	for (unsigned int i = 0; i < n; i++)
+		bench_live_result_free(&res[i]);
+	return rc ? GPUP_EXIT_FAIL : GPUP_EXIT_OK;
+}
+
 static int bench_main(const struct gpup_global *g, int argc, char **argv)
 {
 	struct bench_opts o = { 0 };
@@ -190,18 +254,23 @@ static int bench_main(const struct gpup_global *g, int argc, char **argv)
 	double t0;
 	int rc;
 
-	(void)g;
 	rc = parse_opts(argc, argv, &o);
 	if (rc)
 		return rc > 0 ? GPUP_EXIT_OK : GPUP_EXIT_USAGE;
-	if (!o.model) {
-		gpup_err("bench", "vm mode needs a running daemon with VMs on sim GPUs "
-			 "and is not available yet; use --model");
+	if (o.model == o.live || (o.live && o.plot)) {
+		gpup_err("bench", "choose --model (simulated engines) or --live (a running "
+			 "daemon's sim GPU; --plot is for --model); VMs running sample guests "
+			 "are not wired up yet");
 		return GPUP_EXIT_USAGE;
 	}
 	if (bench_scenario_load(o.scenario, &sc, err, sizeof(err))) {
 		gpup_err("bench", "%s: %s", o.scenario, err);
 		return GPUP_EXIT_USAGE;
+	}
+	if (o.live) {
+		rc = live_main(g, &o, &sc);
+		bench_scenario_free(&sc);
+		return rc;
 	}
 	if (o.duration_s > 0)
 		sc.duration_ns = (uint64_t)(o.duration_s * 1e9);

@@ -145,6 +145,11 @@ struct bench_run {
 	bool pass, host_pass;
 };
 
+/* The workloads' random numbers (splitmix64): a uniform double in [0, 1)
+ * and a duration in ns drawn from d, at least 1. */
+double bench_rng_unit(uint64_t *s);
+uint64_t bench_draw(const struct bench_dist *d, uint64_t *s);
+
 /* Run sc under policy p (its targets computed for sc's own policy). */
 int bench_model_run(const struct bench_scenario *sc, enum sched_policy p,
 		    uint64_t seed, struct bench_run *run);

@@ -35,19 +35,19 @@ static uint64_t rng_next(uint64_t *s)
 	return z ^ (z >> 31);
 }
 
-static double rng_unit(uint64_t *s)
+double bench_rng_unit(uint64_t *s)
 {
 	return (double)(rng_next(s) >> 11) * (1.0 / 9007199254740992.0);
 }
 
-static uint64_t draw(const struct bench_dist *d, uint64_t *s)
+uint64_t bench_draw(const struct bench_dist *d, uint64_t *s)
 {
 	double v = d->a;
 
 	if (d->kind == BENCH_DIST_UNIFORM)
-		v = d->a + (d->b - d->a) * rng_unit(s);
+		v = d->a + (d->b - d->a) * bench_rng_unit(s);
 	else if (d->kind == BENCH_DIST_EXP)
-		v = -d->a * log(1.0 - rng_unit(s));
+		v = -d->a * log(1.0 - bench_rng_unit(s));
 	return v < 1 ? 1 : (uint64_t)v;
 }
 
@@ -89,7 +89,7 @@ static int submit(struct sim_engine *se, struct sim_tenant *t, uint64_t at,
 		return 0;
 	}
 	j = &t->q[(t->qhead + t->nq++) % SIM_QLEN];
-	*j = (struct sim_job){ .len = draw(&t->spec->wl.job, &t->rng), .submit = at,
+	*j = (struct sim_job){ .len = bench_draw(&t->spec->wl.job, &t->rng), .submit = at,
 			       .deadline = deadline };
 	t->submitted += j->len;
 	t->gps_backlog += (double)j->len;
@@ -122,7 +122,7 @@ static int tenant_event(struct sim_engine *se, struct sim_tenant *t)
 		return submit(se, t, now, 0);
 	case BENCH_WL_BURSTY:
 		t->on = !t->on;
-		t->next_ev = now + draw(t->on ? &wl->on : &wl->off, &t->rng);
+		t->next_ev = now + bench_draw(t->on ? &wl->on : &wl->off, &t->rng);
 		return t->on && t->nq == 0 ? submit(se, t, now, 0) : 0;
 	default:
 		t->next_ev = SCHED_NEVER;
@@ -147,7 +147,7 @@ static void job_done(struct sim_engine *se, struct sim_tenant *t, uint64_t now)
 		if (t->nq == 0)
 			submit(se, t, now, 0);
 	} else if (wl->kind == BENCH_WL_CLOSED_LOOP) {
-		t->next_ev = now + draw(&wl->think, &t->rng);
+		t->next_ev = now + bench_draw(&wl->think, &t->rng);
 	}
 	if (t->nq == 0)
 		go_idle(se, t, now);
@@ -161,11 +161,11 @@ static void tenant_start(struct sim_engine *se, struct sim_tenant *t)
 	switch (wl->kind) {
 	case BENCH_WL_FRAMES:
 		t->period = (uint64_t)(1e9 / wl->fps);
-		t->next_ev = (uint64_t)(rng_unit(&t->rng) * (double)t->period);
+		t->next_ev = (uint64_t)(bench_rng_unit(&t->rng) * (double)t->period);
 		break;
 	case BENCH_WL_BURSTY:
-		t->on = rng_unit(&t->rng) < 0.5;
-		t->next_ev = draw(t->on ? &wl->on : &wl->off, &t->rng);
+		t->on = bench_rng_unit(&t->rng) < 0.5;
+		t->next_ev = bench_draw(t->on ? &wl->on : &wl->off, &t->rng);
 		if (t->on)
 			submit(se, t, 0, 0);
 		break;

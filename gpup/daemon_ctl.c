@@ -196,14 +196,17 @@ static json_object *m_list(struct gpup_daemon *d, json_object *req)
 static json_object *m_sched(struct gpup_daemon *d, json_object *req)
 {
 	const char *uuid = gpup_ctl_str(req, GPUP_CTL_F_UUID, NULL);
-	struct gpup_partition *p = uuid ? gpup_pool_find(&d->pool, uuid) : NULL;
-	struct dmn_part *dp = p ? p->priv : NULL;
+	char norm[GPUP_UUID_STRLEN + 1];
+	struct gpup_partition *p = NULL;
+	struct dmn_part *dp = NULL;
 	json_object *r;
 
+	if (uuid && !gpup_uuid_parse(uuid, norm) && (p = gpup_pool_find(&d->pool, norm)))
+		dp = p->priv;
 	if (uuid && (!dp || !dp->vgpu))
 		return gpup_ctl_fail(ENOENT, "no partition %s; see 'gpup list'", uuid);
 	if (uuid)
-		return gpup_tsched_ctl_part(dp->vgpu, uuid, req);
+		return gpup_tsched_ctl_part(dp->vgpu, norm, req);
 	r = gpup_tsched_ctl_sched(&d->pool, req);
 	for (p = d->pool.parts; p; p = p->next)
 		if ((dp = p->priv) && dp->vgpu)

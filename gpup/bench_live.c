@@ -1,0 +1,398 @@
+// SPDX-License-Identifier: MIT
+/*
+ * `gpup bench --live`: the scenario on a running daemon's sim GPU.  Each
+ * tenant gets a partition of its own, driven over vfio-user the way a guest
+ * driver drives it (gpup/vfu_guest.h), from a thread that submits SPIN
+ * kernels of the scenario's lengths with its workload's timing; the real
+ * engine executor and the real scheduler share the engine.  Every tenant
+ * records the engine time it got back per 100 ms window and, for frames
+ * and closed loops, how long each job took from submission to its fence.
+ * The partitions are destroyed at the end.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "gpup/bench_live.h"
+#include "gpup/ctl.h"
+#include "gpup/vfu_guest.h"
+#include "uapi/gpup_ctl.h"
+
+#define LIVE_BATCH 4              /* kernels a saturating tenant keeps queued */
+#define LIVE_FENCE_MS 10000
+
+static uint64_t mono(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void sleep_until(uint64_t t)
+{
+	struct timespec ts = { .tv_sec = (time_t)(t / 1000000000ull),
+			       .tv_nsec = (long)(t % 1000000000ull) };
+
+	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+		;
+}
+
+/* One control call; on failure the daemon's message goes to err. */
+static int ctl(const char *run_dir, json_object *req, json_object **reply, char *err,
+	       size_t errlen)
+{
+	json_object *r = NULL;
+	int rc = gpup_ctl_call(run_dir, req, &r);
+
+	json_object_put(req);
+	if (rc) {
+		snprintf(err, errlen, "no daemon at %s (%s); start one with 'gpup daemon' or "
+			 "use --model", run_dir, strerror(-rc));
+		return rc;
+	}
+	if (!json_object_get_boolean(json_object_object_get(r, GPUP_CTL_F_OK))) {
+		snprintf(err, errlen, "%s", gpup_ctl_str(r, GPUP_CTL_F_ERROR, "daemon error"));
+		json_object_put(r);
+		return -EINVAL;
+	}
+	if (reply)
+		*reply = r;
+	else
+		json_object_put(r);
+	return 0;
+}
+
+/* The smallest partition type of gpu with room for n of them. */
+static int pick_type(struct bench_live *l, const char *gpu, char *type, size_t len,
+		     char *err, size_t errlen)
+{
+	json_object *req = gpup_ctl_request(GPUP_CTL_M_TYPES), *r, *a;
+	int64_t best = 0;
+	int rc;
+
+	json_object_object_add(req, GPUP_CTL_F_GPU, json_object_new_string(gpu));
+	if ((rc = ctl(l->run_dir, req, &r, err, errlen)))
+		return rc;
+	a = json_object_object_get(r, GPUP_CTL_F_TYPES);
+	for (size_t i = 0; a && i < json_object_array_length(a); i++) {
+		json_object *t = json_object_array_get_idx(a, i);
+		int64_t frac = gpup_ctl_int(t, GPUP_CTL_F_FRACTION, 0);
+
+		if (gpup_ctl_int(t, GPUP_CTL_F_AVAILABLE, 0) >= l->n && frac > best) {
+			best = frac;
+			snprintf(type, len, "%s", gpup_ctl_str(t, GPUP_CTL_F_TYPE, ""));
+		}
+	}
+	json_object_put(r);
+	if (!best)
+		snprintf(err, errlen, "%s has no room for %u partitions (one per tenant)", gpu,
+			 l->n);
+	return best ? 0 : -ENOSPC;
+}
+
+static int create_one(struct bench_live *l, struct live_tenant *t, const char *gpu,
+		      const char *type, char *err, size_t errlen)
+{
+	json_object *req = gpup_ctl_request(GPUP_CTL_M_CREATE), *r;
+	int rc;
+
+	json_object_object_add(req, GPUP_CTL_F_GPU, json_object_new_string(gpu));
+	json_object_object_add(req, GPUP_CTL_F_TYPE, json_object_new_string(type));
+	if ((rc = ctl(l->run_dir, req, &r, err, errlen)))
+		return rc;
+	snprintf(t->uuid, sizeof(t->uuid), "%s", gpup_ctl_str(r, GPUP_CTL_F_UUID, ""));
+	snprintf(t->sock, sizeof(t->sock), "%s", gpup_ctl_str(r, GPUP_CTL_F_SOCKET, ""));
+	json_object_put(r);
+	return 0;
+}
+
+static int connect_one(struct live_tenant *t, char *err, size_t errlen)
+{
+	int rc = 0;
+
+	t->c = hv_vfu_connect(t->sock, &rc);
+	if (!t->c) {
+		snprintf(err, errlen, "cannot connect to %s: %s", t->sock, strerror(-rc));
+		return rc ? rc : -EIO;
+	}
+	rc = gpup_vg_open(&t->g, t->c, GPUP_VG_DATA_OFF + 4096);
+	if (!rc) {
+		t->open = true;
+		rc = gpup_vg_queue_setup(&t->g, 0, GPUP_ENGINE_COMPUTE);
+	}
+	if (rc)
+		snprintf(err, errlen, "cannot set partition %s up: %s", t->uuid, strerror(-rc));
+	return rc;
+}
+
+/* ---- what each tenant does ---- */
+
+static int spin(struct live_tenant *t, const uint64_t *ns, unsigned int k)
+{
+	union gpup_cmd cmds[LIVE_BATCH];
+	int rc;
+
+	for (unsigned int i = 0; i < k; i++)
+		cmds[i] = gpup_vg_kernel(GPUP_KERNEL_SPIN, (uint64_t[6]){ ns[i] });
+	rc = gpup_vg_submit(&t->g, 0, cmds, k);
+	return rc ? rc : gpup_vg_fence_wait(&t->g, 0, LIVE_FENCE_MS, NULL);
+}
+
+/* Work completed at done, counted while the run lasts.  Only the fence at
+ * its end is seen, so the work is spread evenly over the time since it was
+ * submitted (from) or since the previous completion, whichever is later. */
+static void record(struct live_tenant *t, uint64_t ns, unsigned int jobs, uint64_t from,
+		   uint64_t done)
+{
+	const struct bench_live *l = t->l;
+	uint64_t a = from > t->last_done ? from : t->last_done, span;
+
+	t->last_done = done;
+	if (done >= l->end)
+		return;
+	t->work_ns += ns;
+	t->jobs += jobs;
+	a = a < l->start ? l->start : a;
+	if (a >= done) {
+		t->win[(done - l->start) / BENCH_WINDOW_NS] += ns;
+		return;
+	}
+	span = done - a;
+	while (a < done) {
+		uint64_t w = (a - l->start) / BENCH_WINDOW_NS;
+		uint64_t wend = l->start + (w + 1) * BENCH_WINDOW_NS;
+		uint64_t e = done < wend ? done : wend;
+
+		t->win[w] += (uint64_t)((unsigned __int128)ns * (e - a) / span);
+		a = e;
+	}
+}
+
+static void latency(struct live_tenant *t, uint64_t ns)
+{
+	if (t->nlat < t->lat_cap)
+		t->lat[t->nlat++] = ns;
+}
+
+/* Bursty: wait out an off phase; false when the run is over. */
+static bool burst_on(struct live_tenant *t, uint64_t *switch_at)
+{
+	const struct bench_workload *wl = &t->spec->wl;
+	uint64_t now = mono();
+
+	while (now >= *switch_at) {
+		t->on = !t->on;
+		*switch_at += bench_draw(t->on ? &wl->on : &wl->off, &t->rng);
+	}
+	if (!t->on) {
+		sleep_until(*switch_at < t->l->end ? *switch_at : t->l->end);
+		return mono() < t->l->end;
+	}
+	return true;
+}
+
+static int run_jobs(struct live_tenant *t)
+{
+	const struct bench_workload *wl = &t->spec->wl;
+	bool loop = wl->kind == BENCH_WL_CLOSED_LOOP;
+	unsigned int k = loop ? 1 : LIVE_BATCH;
+	uint64_t switch_at = t->l->start, ns[LIVE_BATCH];
+
+	while (mono() < t->l->end) {
+		uint64_t sum = 0, t0;
+		int rc;
+
+		if (wl->kind == BENCH_WL_BURSTY && !burst_on(t, &switch_at))
+			break;
+		if (wl->kind == BENCH_WL_BURSTY && !t->on)
+			continue;
+		for (unsigned int i = 0; i < k; i++)
+			sum += ns[i] = bench_draw(&wl->job, &t->rng);
+		t0 = mono();
+		if ((rc = spin(t, ns, k)))
+			return rc;
+		record(t, sum, k, t0, mono());
+		if (loop) {
+			latency(t, mono() - t0);
+			sleep_until(mono() + bench_draw(&wl->think, &t->rng));
+		}
+	}
+	return 0;
+}
+
+static int run_frames(struct live_tenant *t)
+{
+	const struct bench_workload *wl = &t->spec->wl;
+	uint64_t period = (uint64_t)(1e9 / wl->fps);
+	uint64_t next = t->l->start + (uint64_t)(bench_rng_unit(&t->rng) * (double)period);
+
+	while (next < t->l->end) {
+		uint64_t ns = bench_draw(&wl->job, &t->rng), done;
+		int rc;
+
+		sleep_until(next);
+		if ((rc = spin(t, &ns, 1)))
+			return rc;
+		done = mono();
+		if (done < t->l->end) {
+			record(t, ns, 1, next, done);
+			latency(t, done - next);
+			t->frames++;
+			t->frames_missed += done > next + period;
+		}
+		next += period;
+	}
+	return 0;
+}
+
+static void *tenant_main(void *arg)
+{
+	struct live_tenant *t = arg;
+
+	sleep_until(t->l->start);
+	t->rc = t->spec->wl.kind == BENCH_WL_FRAMES ? run_frames(t) : run_jobs(t);
+	return NULL;
+}
+
+/* ---- a session: partitions, clients, runs ---- */
+
+static int set_policy(struct bench_live *l, enum sched_policy p, char *err, size_t errlen)
+{
+	const struct bench_scenario *sc = l->sc;
+	json_object *req = gpup_ctl_request(GPUP_CTL_M_SCHED);
+
+	json_object_object_add(req, GPUP_CTL_F_GPU, json_object_new_string(sc->gpus[0].name));
+	json_object_object_add(req, GPUP_CTL_F_POLICY,
+			       json_object_new_string(sched_policy_name(p)));
+	json_object_object_add(req, GPUP_CTL_F_SLICE_NS,
+			       json_object_new_int64((int64_t)sc->slice_ns));
+	return ctl(l->run_dir, req, NULL, err, errlen);
+}
+
+static int tenant_settings(struct bench_live *l, struct live_tenant *t, char *err,
+			   size_t errlen)
+{
+	const struct bench_tenant_spec *s = t->spec;
+	json_object *req = gpup_ctl_request(GPUP_CTL_M_SCHED);
+
+	json_object_object_add(req, GPUP_CTL_F_UUID, json_object_new_string(t->uuid));
+	json_object_object_add(req, GPUP_CTL_F_WEIGHT, json_object_new_int64(s->weight));
+	json_object_object_add(req, GPUP_CTL_F_RESERVE,
+			       json_object_new_double(s->reserve_ppm / 1e6));
+	json_object_object_add(req, GPUP_CTL_F_CAP, json_object_new_double(s->cap_ppm / 1e6));
+	json_object_object_add(req, GPUP_CTL_F_CLASS,
+			       json_object_new_string(sched_class_name(s->klass)));
+	json_object_object_add(req, GPUP_CTL_F_FPS_LIMIT, json_object_new_int64(s->fps_limit));
+	return ctl(l->run_dir, req, NULL, err, errlen);
+}
+
+static void tenant_reset(struct live_tenant *t, uint64_t seed, unsigned int i)
+{
+	memset(t->win, 0, t->l->nwin * sizeof(*t->win));
+	t->rng = seed * 0x9e3779b97f4a7c15ull + i * 0xd1b54a32d192ed03ull + 1;
+	t->work_ns = t->jobs = t->frames = t->frames_missed = 0;
+	t->nlat = 0;
+	t->last_done = 0;
+	t->on = false;
+	t->rc = 0;
+}
+
+int bench_live_run(struct bench_live *l, enum sched_policy p, uint64_t seed,
+		   struct bench_live_result *res, char *err, size_t errlen)
+{
+	int rc = set_policy(l, p, err, errlen);
+	unsigned int started = 0;
+
+	for (unsigned int i = 0; !rc && i < l->n; i++)
+		rc = tenant_settings(l, &l->t[i], err, errlen);
+	if (rc)
+		return rc;
+	l->start = mono() + 20 * 1000000ull;
+	l->end = l->start + l->duration_ns;
+	for (unsigned int i = 0; i < l->n; i++) {
+		tenant_reset(&l->t[i], seed, i);
+		if (pthread_create(&l->t[i].th, NULL, tenant_main, &l->t[i]))
+			break;
+		started++;
+	}
+	for (unsigned int i = 0; i < started; i++)
+		pthread_join(l->t[i].th, NULL);
+	for (unsigned int i = 0; i < l->n && !rc; i++)
+		if (i >= started || l->t[i].rc)
+			rc = i >= started ? -EAGAIN : l->t[i].rc;
+	if (rc) {
+		snprintf(err, errlen, "a tenant's partition stopped answering: %s", strerror(-rc));
+		return rc;
+	}
+	return bench_live_measure(l, p, res);
+}
+
+int bench_live_open(struct bench_live *l, const char *run_dir,
+		    const struct bench_scenario *sc, uint64_t duration_ns, char *err,
+		    size_t errlen)
+{
+	char type[64];
+	int rc;
+
+	memset(l, 0, sizeof(*l));
+	l->run_dir = run_dir;
+	l->sc = sc;
+	l->n = sc->ntenants;
+	l->duration_ns = duration_ns;
+	l->nwin = (unsigned int)((duration_ns + BENCH_WINDOW_NS - 1) / BENCH_WINDOW_NS);
+	l->t = calloc(l->n, sizeof(*l->t));
+	if (!l->t) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	rc = pick_type(l, sc->gpus[0].name, type, sizeof(type), err, errlen);
+	for (unsigned int i = 0; !rc && i < l->n; i++) {
+		struct live_tenant *t = &l->t[i];
+
+		t->l = l;
+		t->spec = &sc->tenants[i];
+		t->lat_cap = 100000;
+		t->win = calloc(l->nwin, sizeof(*t->win));
+		t->lat = calloc(t->lat_cap, sizeof(*t->lat));
+		rc = t->win && t->lat ? create_one(l, t, sc->gpus[0].name, type, err, errlen)
+				      : -ENOMEM;
+		if (!rc)
+			rc = connect_one(t, err, errlen);
+	}
+	if (rc == -ENOMEM)
+		snprintf(err, errlen, "out of memory");
+	if (rc)
+		bench_live_close(l);
+	return rc;
+}
+
+void bench_live_close(struct bench_live *l)
+{
+	char err[256];
+
+	for (unsigned int i = 0; l->t && i < l->n; i++) {
+		struct live_tenant *t = &l->t[i];
+
+		if (t->open)
+			gpup_vg_close(&t->g);
+		if (t->c)
+			hv_vfu_close(t->c);
+		if (t->uuid[0]) {
+			json_object *req = gpup_ctl_request(GPUP_CTL_M_DESTROY);
+
+			json_object_object_add(req, GPUP_CTL_F_UUID,
+					       json_object_new_string(t->uuid));
+			json_object_object_add(req, GPUP_CTL_F_FORCE,
+					       json_object_new_boolean(1));
+			ctl(l->run_dir, req, NULL, err, sizeof(err));
+		}
+		free(t->win);
+		free(t->lat);
+	}
+	free(l->t);
+	l->t = NULL;
+}
