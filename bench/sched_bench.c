@@ -5,10 +5,14 @@
  * fairness scenarios run in model mode beside their baselines.  Prints one
  * Markdown section for docs/BENCHMARKS.md.
  */
+#include <json-c/json.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "gpup/bench.h"
 #include "scheduler/sched.h"
@@ -227,6 +231,94 @@ static void model_speed(void)
 	bench_scenario_free(&sc);
 }
 
+/* ---- live: the same scenarios on a daemon started for the purpose ---- */
+
+static int sh(const char *fmt, const char *a, const char *b, const char *c)
+{
+	char cmd[1024];
+	int st;
+
+	snprintf(cmd, sizeof(cmd), fmt, a, b, c);
+	st = system(cmd);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static double num(json_object *o, const char *k)
+{
+	json_object *v;
+
+	return json_object_object_get_ex(o, k, &v) && v ? json_object_get_double(v) : -1;
+}
+
+static void live_rows(const char *bin, const char *dir, const char *name)
+{
+	char json[256], args[512], b[3][32];
+	json_object *j, *runs;
+
+	snprintf(json, sizeof(json), "%s/%s.json", dir, name);
+	snprintf(args, sizeof(args), "samples/scenarios/%s.json --live --duration 1 --json %s",
+		 name, json);
+	if (sh("%s --run-dir %s/run bench %s >/dev/null 2>&1", bin, dir, args) ||
+	    !(j = json_object_from_file(json))) {
+		printf("| %s | live run failed | | | | | |\n", name);
+		return;
+	}
+	runs = json_object_object_get(j, "runs");
+	for (size_t i = 0; runs && i < json_object_array_length(runs); i++) {
+		json_object *r = json_object_array_get_idx(runs, i);
+		json_object *ts = json_object_object_get(r, "tenants");
+		double lat = -1;
+
+		for (size_t k = 0; ts && k < json_object_array_length(ts); k++) {
+			double l = num(json_object_array_get_idx(ts, k), "latency_p99_ms");
+
+			lat = l > lat ? l : lat;
+		}
+		printf("| %s | %s | %s | %s | %.0f | %s | %.1f%% |\n", i ? "" : name,
+		       json_object_get_string(json_object_object_get(r, "policy")),
+		       opt(b[0], 32, "%.2f%%", num(r, "share_error_max") * 100),
+		       opt(b[1], 32, "%.4f", num(r, "jain_mean")), num(r, "frames_missed"),
+		       opt(b[2], 32, "%.2f", lat), num(r, "delivered") * 100);
+	}
+	json_object_put(j);
+}
+
+static void live_section(const char *const *scen, size_t n)
+{
+	const char *bin = getenv("GPUP_BIN");
+	char dir[] = "/tmp/gpup-sched-bench-XXXXXX", pidf[128];
+	FILE *f;
+	int pid = 0;
+
+	printf("\n### Live: the same scenarios on a running daemon\n\n");
+	if (!bin || !mkdtemp(dir) ||
+	    sh("%s --run-dir %s/run daemon --state-dir %s/state --sim-gpus 1 --vram 1G "
+	       ">/dev/null 2>&1", bin, dir, dir)) {
+		printf("Not run: needs GPUP_BIN (as `make bench` sets) and a daemon.\n");
+		return;
+	}
+	printf("`gpup bench samples/scenarios/NAME.json --live --duration 1` against a daemon "
+	       "with one sim GPU: one partition per tenant driven over vfio-user with SPIN "
+	       "kernels, 1 s per policy. Shares are of the engine time delivered; "
+	       "latency is submission to fence for frames and closed loops. Host-"
+	       "dependent (this host runs the tenants, the engine and the daemon on "
+	       "the same cores).\n\n");
+	printf("| scenario | policy | share error max (saturating) | Jain mean "
+	       "| frames missed | worst p99 latency ms | engine time delivered |\n");
+	printf("| --- | --- | ---: | ---: | ---: | ---: | ---: |\n");
+	for (size_t i = 0; i < n; i++)
+		live_rows(bin, dir, scen[i]);
+	snprintf(pidf, sizeof(pidf), "%s/run/gpup.pid", dir);
+	if ((f = fopen(pidf, "r"))) {
+		if (fscanf(f, "%d", &pid) == 1 && pid > 0)
+			kill(pid, SIGTERM);
+		fclose(f);
+	}
+	for (int i = 0; pid > 0 && i < 300 && kill(pid, 0) == 0; i++)
+		usleep(10000);
+	sh("rm -rf %s%s%s", dir, "", "");
+}
+
 int main(void)
 {
 	static const char *const scen[] = { "equal-8", "weighted", "interactive",
@@ -259,5 +351,6 @@ int main(void)
 	printf("| scenario | tenants | simulated | wall | simulated / wall | picks |\n");
 	printf("| --- | ---: | ---: | ---: | ---: | ---: |\n");
 	model_speed();
+	live_section(scen, sizeof(scen) / sizeof(scen[0]));
 	return 0;
 }

@@ -15,11 +15,12 @@
 
 #include "gpup/bench_live.h"
 
-/* The weight a tenant is owed under policy p (caps are not modelled). */
-static double live_weight(const struct bench_scenario *sc, enum sched_policy p,
-			  unsigned int i)
+/* The weight a tenant is owed under the scenario's own policy, against
+ * which the baselines are judged too (caps are not modelled). */
+static double live_weight(const struct bench_scenario *sc, unsigned int i)
 {
 	const struct bench_tenant_spec *t = &sc->tenants[i];
+	enum sched_policy p = sc->policy;
 
 	if (p == SCHED_POLICY_WEIGHTED)
 		return t->weight;
@@ -51,8 +52,7 @@ static void latencies(struct live_tenant *t, struct bench_live_tenant *r)
 	r->lat_max_ms = t->lat[t->nlat - 1] / 1e6;
 }
 
-static void live_jain(const struct bench_live *l, enum sched_policy p,
-		      struct bench_live_result *res)
+static void live_jain(const struct bench_live *l, struct bench_live_result *res)
 {
 	double sum = 0;
 
@@ -65,7 +65,7 @@ static void live_jain(const struct bench_live *l, enum sched_policy p,
 
 			if (!saturating(l->t[i].spec))
 				continue;
-			x = l->t[i].win[w] / live_weight(l->sc, p, i);
+			x = l->t[i].win[w] / live_weight(l->sc, i);
 			s += x;
 			s2 += x * x;
 			k++;
@@ -96,7 +96,7 @@ int bench_live_measure(const struct bench_live *l, enum sched_policy p,
 	for (unsigned int i = 0; i < l->n; i++) {
 		total += l->t[i].work_ns;
 		sat += saturating(l->t[i].spec) ? l->t[i].work_ns : 0;
-		wsat += saturating(l->t[i].spec) ? live_weight(l->sc, p, i) : 0;
+		wsat += saturating(l->t[i].spec) ? live_weight(l->sc, i) : 0;
 	}
 	res->delivered = total / (double)l->duration_ns;
 	for (unsigned int i = 0; i < l->n; i++) {
@@ -111,7 +111,7 @@ int bench_live_measure(const struct bench_live *l, enum sched_policy p,
 		r->share = total > 0 ? t->work_ns / total : 0;
 		r->target = r->share_error = -1;
 		if (saturating(t->spec) && total > 0 && wsat > 0) {
-			double want = live_weight(l->sc, p, i) / wsat;
+			double want = live_weight(l->sc, i) / wsat;
 
 			r->target = want * sat / total;
 			r->share_error = fabs(t->work_ns / sat - want) / want;
@@ -120,7 +120,7 @@ int bench_live_measure(const struct bench_live *l, enum sched_policy p,
 		res->frames_missed += t->frames_missed;
 		latencies(t, r);
 	}
-	live_jain(l, p, res);
+	live_jain(l, res);
 	return 0;
 }
 
