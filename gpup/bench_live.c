@@ -339,6 +339,13 @@ int bench_live_open(struct bench_live *l, const char *run_dir,
 	int rc;
 
 	memset(l, 0, sizeof(*l));
+	for (unsigned int i = 0; i < sc->ntenants; i++) {
+		if (sc->tenants[i].gpu || sc->tenants[i].engine) {
+			snprintf(err, errlen, "tenant %s: live mode runs every tenant on the "
+				 "compute engine of the scenario's first GPU", sc->tenants[i].name);
+			return -EINVAL;
+		}
+	}
 	l->run_dir = run_dir;
 	l->sc = sc;
 	l->n = sc->ntenants;
