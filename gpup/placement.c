@@ -35,8 +35,9 @@ int gpup_buddy_init(struct gpup_buddy *b, uint64_t size, unsigned int nunits)
 
 static bool slot_valid(const struct gpup_buddy *b, unsigned int off, unsigned int units)
 {
+	/* off comes from restored files: off + units must not wrap. */
 	return is_pow2(units) && units <= b->nunits && off % units == 0 &&
-	       off + units <= b->nunits;
+	       off <= b->nunits - units;
 }
 
 static bool slot_free(const struct gpup_buddy *b, unsigned int off, unsigned int units)

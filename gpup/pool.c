@@ -368,6 +368,12 @@ int gpup_pool_adopt(struct gpup_pool *p, struct gpup_partition *part, char *err,
 			(unsigned long long)part->vram_offset);
 		return -EINVAL;
 	}
+	/* Checked in bytes: the slot index below is an unsigned int. */
+	if (part->vram_offset >= g->vram_size || part->vram_size > g->vram_size - part->vram_offset) {
+		set_err(err, errlen, "vram_offset %llu is past the end of %s",
+			(unsigned long long)part->vram_offset, g->name);
+		return -EINVAL;
+	}
 	rc = gpup_buddy_reserve(&g->buddy, (unsigned int)(part->vram_offset / g->buddy.unit),
 				GPUP_POOL_MAX_DENOM / t.fraction);
 	if (rc) {

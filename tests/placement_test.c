@@ -124,3 +124,19 @@ Test(placement, random_never_overlaps)
 		live_units[nlive++] = units;
 	}
 }
+
+/* A slot whose end wraps past 2^32 is out of range, not slot 0's
+ * neighbour (reached from restored partition files; found by
+ * fuzz/pool_state_fuzz.c). */
+Test(placement, reserve_rejects_a_wrapping_slot)
+{
+	struct gpup_buddy b;
+
+	gpup_buddy_init(&b, 8 * GIB, 16);
+	cr_assert_eq(gpup_buddy_reserve(&b, 0xfffffff0u, 16), -EINVAL);
+	cr_assert_eq(gpup_buddy_reserve(&b, 0xfffffff8u, 8), -EINVAL);
+	cr_assert_eq(gpup_buddy_free(&b, 0xfffffff0u, 16), -EINVAL);
+	cr_assert_eq(gpup_buddy_free_units(&b), 16);
+	cr_assert_eq(gpup_buddy_reserve(&b, 8, 8), 0);
+	cr_assert_eq(gpup_buddy_free_units(&b), 8);
+}

@@ -188,3 +188,35 @@ Test(pool_state, restore_into_a_smaller_pool)
 	cr_assert_eq(stat(path, &st), 0, "the definition stays on disk");
 	gpup_pool_fini(&q);
 }
+
+static void mkpartdir(void)
+{
+	char sub[PATH_MAX];
+
+	snprintf(sub, sizeof(sub), "%s/partitions", dir);
+	cr_assert_eq(mkdir(sub, 0700), 0);
+}
+
+/* Offsets far past the GPU whose slot index, cut to 32 bits, would land
+ * on slot 0 (2^61 on an 8 GiB GPU of 512 MiB units is unit 2^32) or wrap
+ * the slot's end past 2^32: skipped, no slot taken.  Found by
+ * fuzz/pool_state_fuzz.c. */
+Test(pool_state, offset_past_the_gpu_is_skipped)
+{
+	struct gpup_pool p;
+
+	mkpartdir();
+	write_text(U1, "{\"version\":1,\"uuid\":\"" U1 "\",\"parent\":\"gpu0\","
+		       "\"type\":\"sim-4g-2\",\"vram_offset\":2305843009213693952,"
+		       "\"vram_size\":4294967296}");
+	write_text(U2, "{\"version\":1,\"uuid\":\"" U2 "\",\"parent\":\"gpu1\","
+		       "\"type\":\"sim-8g-1\",\"vram_offset\":2305843000623759360,"
+		       "\"vram_size\":8589934592}");
+	mkpool(&p);
+	cr_assert_eq(gpup_pool_restore(&p), 0);
+	cr_assert_eq(nlogs, 2);
+	cr_assert_null(p.parts);
+	cr_assert_eq(gpup_buddy_free_units(&p.gpus[0].buddy), 16);
+	cr_assert_eq(gpup_buddy_free_units(&p.gpus[1].buddy), 16);
+	gpup_pool_fini(&p);
+}
