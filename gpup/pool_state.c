@@ -180,8 +180,17 @@ static int parse_part(const struct gpup_pool *p, json_object *o, const char *fil
 {
 	const char *uuid = jstr(o, "uuid"), *parent = jstr(o, "parent");
 	const char *type = jstr(o, "type");
+	json_object *v;
 	int gpu;
 
+	/* Absent in hand-written definitions; any other version is a format
+	 * this daemon does not know, whose fields may mean something else. */
+	if (json_object_object_get_ex(o, "version", &v) &&
+	    (!json_object_is_type(v, json_type_int) || json_object_get_int64(v) != STATE_VERSION)) {
+		snprintf(err, errlen, "format version %s is not %d",
+			 json_object_to_json_string(v), STATE_VERSION);
+		return -EINVAL;
+	}
 	if (!uuid || !parent || !type || ju64(o, "vram_offset", &part->vram_offset) ||
 	    ju64(o, "vram_size", &part->vram_size)) {
 		snprintf(err, errlen, "missing or mistyped fields");
