@@ -200,10 +200,13 @@ static void print_engine(const char *gpu, json_object *e)
 		json_object *c = json_object_array_get_idx(ctxs, i);
 
 		if (i == 0)
-			printf("  %-4s %12s %8s %8s %10s %10s %10s %10s\n", "CTX", "ENGINE ms",
-			       "SLICES", "PREEMPT", "WAIT p50", "p99 µs", "max µs", "DEBT µs");
-		printf("  %-4lld %12.1f %8lld %8lld %10.0f %10.0f %10.0f %10.0f\n",
-		       (long long)gpup_ctl_int(c, GPUP_CTL_F_INDEX, 0),
+			printf("  %-36s %-2s %6s %12s %8s %8s %10s %10s %10s %10s\n", "PARTITION",
+			       "Q", "WEIGHT", "ENGINE ms", "SLICES", "PREEMPT", "WAIT p50",
+			       "p99 µs", "max µs", "DEBT µs");
+		printf("  %-36s %-2lld %6lld %12.1f %8lld %8lld %10.0f %10.0f %10.0f %10.0f\n",
+		       gpup_ctl_str(c, GPUP_CTL_F_UUID, "-"),
+		       (long long)gpup_ctl_int(c, GPUP_CTL_F_QUEUE, -1),
+		       (long long)gpup_ctl_int(c, GPUP_CTL_F_WEIGHT, 0),
 		       gpup_ctl_int(c, "engine_ns", 0) / 1e6, (long long)gpup_ctl_int(c, "slices", 0),
 		       (long long)gpup_ctl_int(c, "preemptions", 0),
 		       gpup_ctl_int(c, "wait_p50_ns", 0) / 1e3, gpup_ctl_int(c, "wait_p99_ns", 0) / 1e3,

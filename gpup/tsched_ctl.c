@@ -81,9 +81,15 @@ static json_object *ctx_json(struct sched_ctx *c, unsigned int i)
 {
 	json_object *o = json_object_new_object();
 	struct sched_ctx_stats st;
+	const char *owner;
+	unsigned int queue;
 
 	sched_ctx_stats(c, &st);
 	json_object_object_add(o, GPUP_CTL_F_INDEX, json_object_new_int((int)i));
+	if (vgpu_ectx_owner(sched_ctx_priv(c), &owner, &queue) == 0) {
+		json_object_object_add(o, GPUP_CTL_F_UUID, json_object_new_string(owner));
+		json_object_object_add(o, GPUP_CTL_F_QUEUE, json_object_new_int((int)queue));
+	}
 	json_object_object_add(o, GPUP_CTL_F_WEIGHT, json_object_new_int64(st.cfg.weight));
 	json_object_object_add(o, GPUP_CTL_F_CLASS,
 			       json_object_new_string(sched_class_name(st.cfg.klass)));

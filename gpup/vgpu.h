@@ -78,5 +78,9 @@ void vgpu_get_stats(struct vgpu *v, struct vgpu_stats *st);
 struct sched_ctx_cfg;
 int vgpu_set_sched(struct vgpu *v, const struct sched_ctx_cfg *cfg);
 void vgpu_sched_reapply(struct vgpu *v);
+/* Whose engine context c is, for listings: the vgpu's name (the partition
+ * UUID) and the queue index; -ENOENT if c is not a vgpu queue's. */
+struct gpup_ectx;
+int vgpu_ectx_owner(const struct gpup_ectx *c, const char **name, unsigned int *queue);
 
 #endif

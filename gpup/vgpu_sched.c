@@ -5,7 +5,8 @@
  * drops them) and every queue enabled later must get them too, and pushed
  * to the time-slice scheduler of each engine a queue is attached to.
  * Engines still on the executor's round robin ignore them until a policy
- * is set; the daemon then calls vgpu_sched_reapply.
+ * is set; the daemon then calls vgpu_sched_reapply.  Also tells a listing
+ * which partition an engine context belongs to.
  */
 #include <errno.h>
 
@@ -56,4 +57,16 @@ void vgpu_sched_reapply(struct vgpu *v)
 	pthread_mutex_lock(&v->cfg_lock);
 	apply_all(v);
 	pthread_mutex_unlock(&v->cfg_lock);
+}
+
+int vgpu_ectx_owner(const struct gpup_ectx *c, const char **name, unsigned int *queue)
+{
+	const struct vgpu_queue *q;
+
+	if (!c || c->ops != &vgpu_queue_ops)
+		return -ENOENT;
+	q = c->opaque;
+	*name = q->v->name;
+	*queue = q->idx;
+	return 0;
 }

@@ -3,7 +3,8 @@
  * A partition's scheduler settings (vgpu_set_sched): they reach the
  * contexts of its enabled queues, queues enabled later get them too, they
  * survive the engine moving from round robin to the time-slice scheduler
- * (vgpu_sched_reapply), and bad settings change nothing.
+ * (vgpu_sched_reapply), bad settings change nothing, and a listing can
+ * tell whose queue a context is.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -74,6 +75,8 @@ static void queue_up(unsigned int q, uint32_t priority)
 
 struct seen {
 	unsigned int n;
+	unsigned int queue[8];
+	const char *owner[8];
 	uint32_t weight[8];
 	enum sched_class klass[8];
 	uint32_t cap_ppm[8];
@@ -89,6 +92,7 @@ static int collect(void *s, void *arg)
 		struct sched_ctx_stats st;
 
 		sched_ctx_stats(c, &st);
+		cr_assert_eq(vgpu_ectx_owner(sched_ctx_priv(c), &out->owner[i], &out->queue[i]), 0);
 		out->weight[i] = st.cfg.weight;
 		out->klass[i] = st.cfg.klass;
 		out->cap_ppm[i] = st.cfg.cap_ppm;
@@ -123,6 +127,8 @@ Test(sched_vgpu, settings_reach_current_and_later_queues)
 	s = contexts();
 	cr_assert_eq(s.n, 2);
 	for (unsigned int i = 0; i < 2; i++) {
+		cr_assert_str_eq(s.owner[i], "sched", "the partition's name");
+		cr_assert_eq(s.queue[i], i);
 		cr_assert_eq(s.weight[i], 7);
 		cr_assert_eq(s.klass[i], SCHED_CLASS_INTERACTIVE);
 		cr_assert_eq(s.cap_ppm[i], 300000);
@@ -150,4 +156,16 @@ Test(sched_vgpu, settings_survive_a_move_to_the_time_slice_scheduler)
 	cr_assert_eq(s.n, 1);
 	cr_assert_eq(s.klass[0], SCHED_CLASS_INTERACTIVE);
 	cr_assert_eq(s.weight[0], 5, "weight 0 keeps the queue priority");
+}
+
+Test(sched_vgpu, only_vgpu_queues_have_an_owner)
+{
+	struct gpup_ectx other = { 0 };
+	const char *name = "unchanged";
+	unsigned int q = 99;
+
+	cr_assert_eq(vgpu_ectx_owner(&other, &name, &q), -ENOENT);
+	cr_assert_eq(vgpu_ectx_owner(NULL, &name, &q), -ENOENT);
+	cr_assert_str_eq(name, "unchanged");
+	cr_assert_eq(q, 99);
 }

@@ -90,5 +90,6 @@
 #define GPUP_CTL_F_CAP "cap"		/* fraction of the engine */
 #define GPUP_CTL_F_CLASS "class"	/* normal, interactive */
 #define GPUP_CTL_F_FPS_LIMIT "fps_limit"
+#define GPUP_CTL_F_QUEUE "queue"	/* stats: a context's vGPU queue */
 
 #endif
