@@ -48,6 +48,8 @@ uint64_t bench_draw(const struct bench_dist *d, uint64_t *s)
 		v = d->a + (d->b - d->a) * bench_rng_unit(s);
 	else if (d->kind == BENCH_DIST_EXP)
 		v = -d->a * log(1.0 - bench_rng_unit(s));
+	if (v > 1e15)           /* an exponential tail: keep it a number */
+		v = 1e15;
 	return v < 1 ? 1 : (uint64_t)v;
 }
 

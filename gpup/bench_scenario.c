@@ -79,9 +79,24 @@ static int str(json_object *o, const char *key, const char *def, char *out,
 	return 0;
 }
 
+#define BENCH_JOB_MAX_NS 1e13   /* about 3 hours: longer is a typo */
+
+static int dist_kind(json_object *v, double scale, struct bench_dist *d,
+		     struct perr *pe, const char *where);
+
 /* A number (fixed) or {"dist": "fixed|uniform|exp", ...}, times scale. */
 static int dist(json_object *v, double scale, struct bench_dist *d,
 		struct perr *pe, const char *where)
+{
+	if (dist_kind(v, scale, d, pe, where))
+		return -EINVAL;
+	if (d->a > BENCH_JOB_MAX_NS || d->b > BENCH_JOB_MAX_NS)
+		return fail(pe, "%s: a duration above 3 hours", where);
+	return 0;
+}
+
+static int dist_kind(json_object *v, double scale, struct bench_dist *d,
+		     struct perr *pe, const char *where)
 {
 	char kind[16];
 	double a, b;
@@ -158,6 +173,8 @@ static int workload(json_object *w, const struct bench_gpu_spec *g,
 	wl->kind = (enum bench_workload_kind)k;
 	if (job_len(w, g, wl, pe, where) || num(w, "preempt_us", 100, &p, pe, where))
 		return -EINVAL;
+	if (p > 1e9)
+		return fail(pe, "%s: \"preempt_us\" above 1000 s", where);
 	wl->preempt_ns = (uint64_t)(p * 1e3);
 	if (get(w, "preemptible") && !json_object_get_boolean(get(w, "preemptible")))
 		wl->preempt_ns = 0;
@@ -193,8 +210,10 @@ static int parse_gpu(json_object *o, struct bench_gpu_spec *g, unsigned int i,
 	    num(o, "copy_bytes_per_s", (double)BENCH_DEFAULT_COPY_BYTES_PER_S, &bw, pe,
 		where))
 		return -EINVAL;
-	if (engines < 1 || engines > 64 || flops < 1 || bw < 1)
-		return fail(pe, "%s: engines must be 1..64, rates positive", where);
+	if (engines < 1 || engines > 64 || flops < 1 || bw < 1 || flops > 1e18 || bw > 1e16 ||
+	    sw > 1e6)
+		return fail(pe, "%s: engines must be 1..64, rates positive (up to 1e18 flop/s "
+			    "and 1e16 B/s), switch_us at most 1 s", where);
 	g->engines = (unsigned int)engines;
 	g->switch_ns = (uint64_t)(sw * 1e3);
 	g->flops_per_s = (uint64_t)flops;
@@ -424,6 +443,8 @@ static int parse_root(json_object *root, struct bench_scenario *sc, struct perr 
 		return -EINVAL;
 	if (dur <= 0 || dur > 86400)
 		return fail(pe, "\"duration_s\" must be in (0, 86400]");
+	if (seed > 9007199254740992.0)
+		return fail(pe, "\"seed\" must be an integer below 2^53");
 	sc->duration_ns = (uint64_t)(dur * 1e9);
 	sc->seed = (uint64_t)seed;
 	sc->slice_ns = (uint64_t)(slice * 1e6 + 0.5);

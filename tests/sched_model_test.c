@@ -226,6 +226,12 @@ Test(sched_model, bad_scenarios_name_the_problem)
 		     "\"frame_us\": 5}}]}", "fps");
 	expect_error("{\"tenants\": [{\"workload\": {\"kernel_us\": "
 		     "{\"dist\": \"uniform\", \"min\": 5, \"max\": 1}}}]}", "below min");
+	expect_error("{\"tenants\": [{\"workload\": {\"kernel_us\": 1e30}}]}",
+		     "above 3 hours");
+	expect_error("{\"tenants\": [{\"workload\": {\"kernel_us\": 5, "
+		     "\"preempt_us\": \"x\"}}]}", "preempt_us");
+	expect_error("{\"tenants\": [{\"count\": 5000, \"workload\": "
+		     "{\"kernel_us\": 5}}]}", "count");
 }
 
 Test(sched_model, cost_model_turns_work_into_time)
