@@ -94,7 +94,7 @@ static int pick_type(struct bench_live *l, const char *gpu, char *type, size_t l
 	return best ? 0 : -ENOSPC;
 }
 
-static int create_one(struct bench_live *l, struct live_tenant *t, const char *gpu,
+static int create_one(struct bench_live *l, struct bench_live_client *t, const char *gpu,
 		      const char *type, char *err, size_t errlen)
 {
 	json_object *req = gpup_ctl_request(GPUP_CTL_M_CREATE), *r;
@@ -110,7 +110,7 @@ static int create_one(struct bench_live *l, struct live_tenant *t, const char *g
 	return 0;
 }
 
-static int connect_one(struct live_tenant *t, char *err, size_t errlen)
+static int connect_one(struct bench_live_client *t, char *err, size_t errlen)
 {
 	int rc = 0;
 
@@ -131,7 +131,7 @@ static int connect_one(struct live_tenant *t, char *err, size_t errlen)
 
 /* ---- what each tenant does ---- */
 
-static int spin(struct live_tenant *t, const uint64_t *ns, unsigned int k)
+static int spin(struct bench_live_client *t, const uint64_t *ns, unsigned int k)
 {
 	union gpup_cmd cmds[LIVE_BATCH];
 	int rc;
@@ -145,7 +145,7 @@ static int spin(struct live_tenant *t, const uint64_t *ns, unsigned int k)
 /* Work completed at done, counted while the run lasts.  Only the fence at
  * its end is seen, so the work is spread evenly over the time since it was
  * submitted (from) or since the previous completion, whichever is later. */
-static void record(struct live_tenant *t, uint64_t ns, unsigned int jobs, uint64_t from,
+static void record(struct bench_live_client *t, uint64_t ns, unsigned int jobs, uint64_t from,
 		   uint64_t done)
 {
 	const struct bench_live *l = t->l;
@@ -172,14 +172,14 @@ static void record(struct live_tenant *t, uint64_t ns, unsigned int jobs, uint64
 	}
 }
 
-static void latency(struct live_tenant *t, uint64_t ns)
+static void latency(struct bench_live_client *t, uint64_t ns)
 {
 	if (t->nlat < t->lat_cap)
 		t->lat[t->nlat++] = ns;
 }
 
 /* Bursty: wait out an off phase; false when the run is over. */
-static bool burst_on(struct live_tenant *t, uint64_t *switch_at)
+static bool burst_on(struct bench_live_client *t, uint64_t *switch_at)
 {
 	const struct bench_workload *wl = &t->spec->wl;
 	uint64_t now = mono();
@@ -195,7 +195,7 @@ static bool burst_on(struct live_tenant *t, uint64_t *switch_at)
 	return true;
 }
 
-static int run_jobs(struct live_tenant *t)
+static int run_jobs(struct bench_live_client *t)
 {
 	const struct bench_workload *wl = &t->spec->wl;
 	bool loop = wl->kind == BENCH_WL_CLOSED_LOOP;
@@ -224,7 +224,7 @@ static int run_jobs(struct live_tenant *t)
 	return 0;
 }
 
-static int run_frames(struct live_tenant *t)
+static int run_frames(struct bench_live_client *t)
 {
 	const struct bench_workload *wl = &t->spec->wl;
 	uint64_t period = (uint64_t)(1e9 / wl->fps);
@@ -251,7 +251,7 @@ static int run_frames(struct live_tenant *t)
 
 static void *tenant_main(void *arg)
 {
-	struct live_tenant *t = arg;
+	struct bench_live_client *t = arg;
 
 	sleep_until(t->l->start);
 	t->rc = t->spec->wl.kind == BENCH_WL_FRAMES ? run_frames(t) : run_jobs(t);
@@ -273,7 +273,7 @@ static int set_policy(struct bench_live *l, enum sched_policy p, char *err, size
 	return ctl(l->run_dir, req, NULL, err, errlen);
 }
 
-static int tenant_settings(struct bench_live *l, struct live_tenant *t, char *err,
+static int tenant_settings(struct bench_live *l, struct bench_live_client *t, char *err,
 			   size_t errlen)
 {
 	const struct bench_tenant_spec *s = t->spec;
@@ -290,7 +290,7 @@ static int tenant_settings(struct bench_live *l, struct live_tenant *t, char *er
 	return ctl(l->run_dir, req, NULL, err, errlen);
 }
 
-static void tenant_reset(struct live_tenant *t, uint64_t seed, unsigned int i)
+static void tenant_reset(struct bench_live_client *t, uint64_t seed, unsigned int i)
 {
 	memset(t->win, 0, t->l->nwin * sizeof(*t->win));
 	t->rng = seed * 0x9e3779b97f4a7c15ull + i * 0xd1b54a32d192ed03ull + 1;
@@ -358,7 +358,7 @@ int bench_live_open(struct bench_live *l, const char *run_dir,
 	}
 	rc = pick_type(l, sc->gpus[0].name, type, sizeof(type), err, errlen);
 	for (unsigned int i = 0; !rc && i < l->n; i++) {
-		struct live_tenant *t = &l->t[i];
+		struct bench_live_client *t = &l->t[i];
 
 		t->l = l;
 		t->spec = &sc->tenants[i];
@@ -382,7 +382,7 @@ void bench_live_close(struct bench_live *l)
 	char err[256];
 
 	for (unsigned int i = 0; l->t && i < l->n; i++) {
-		struct live_tenant *t = &l->t[i];
+		struct bench_live_client *t = &l->t[i];
 
 		if (t->open)
 			gpup_vg_close(&t->g);

@@ -17,7 +17,7 @@
 
 struct bench_live;
 
-struct live_tenant {
+struct bench_live_client {
 	struct bench_live *l;
 	const struct bench_tenant_spec *spec;
 	char uuid[40], sock[108];
@@ -37,7 +37,7 @@ struct live_tenant {
 struct bench_live {
 	const char *run_dir;
 	const struct bench_scenario *sc;
-	struct live_tenant *t;
+	struct bench_live_client *t;
 	unsigned int n, nwin;
 	uint64_t duration_ns, start, end;
 };

@@ -41,7 +41,7 @@ static int cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-static void latencies(struct live_tenant *t, struct bench_live_tenant *r)
+static void latencies(struct bench_live_client *t, struct bench_live_tenant *r)
 {
 	r->lat_p50_ms = r->lat_p99_ms = r->lat_max_ms = -1;
 	if (!t->nlat)
@@ -100,7 +100,7 @@ int bench_live_measure(const struct bench_live *l, enum sched_policy p,
 	}
 	res->delivered = total / (double)l->duration_ns;
 	for (unsigned int i = 0; i < l->n; i++) {
-		struct live_tenant *t = &l->t[i];
+		struct bench_live_client *t = &l->t[i];
 		struct bench_live_tenant *r = &res->t[i];
 
 		r->work_ns = t->work_ns;
