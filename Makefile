@@ -8,6 +8,8 @@
 #   make test-plain   the suites once, no sanitizers
 #   make test-asan    the suites under AddressSanitizer + UBSan
 #   make bench        benchmarks; report in docs/BENCHMARKS.md
+#   make fuzz         libFuzzer harnesses (clang), FUZZ_SECONDS each; rules
+#                     in fuzz/module.mk, see docs/FUZZING.md
 #
 # BUILD=DIR puts all output in DIR (default build); SAN=1 builds the
 # sanitized variant into $(BUILD)/asan.
@@ -45,7 +47,7 @@ GUESTS :=
 -include $(wildcard */module.mk)
 
 .SECONDARY:
-.PHONY: all deps guests demo test test-plain test-asan bench clean
+.PHONY: all deps guests demo test test-plain test-asan bench fuzz clean
 all: $(O)/gpup guests
 
 guests: $(GUESTS)
@@ -95,6 +97,10 @@ test: test-plain test-asan
 # and used (and, with the VMM, guests booted on them).
 demo: $(O)/gpup guests
 	@GPUP_BIN=$(abspath $(O)/gpup) GPUP_GUESTS=$(abspath $(BUILD)/guests) sh scripts/demo.sh
+
+# The libFuzzer harnesses (rules in fuzz/module.mk), each run FUZZ_SECONDS.
+fuzz: $(FUZZ_BINS)
+	@sh fuzz/run.sh $(FUZZ_DIR) $(FUZZ_SECONDS) $(FUZZ_NAMES)
 
 clean:
 	rm -rf $(BUILD)

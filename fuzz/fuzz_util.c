@@ -1,0 +1,135 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Helpers shared by the libFuzzer harnesses (see fuzz_util.h).
+ */
+#include <dirent.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fuzz/fuzz_util.h"
+
+uint8_t fz_u8(struct fz_in *in)
+{
+	uint8_t v = 0;
+
+	fz_bytes(in, &v, 1);
+	return v;
+}
+
+uint16_t fz_u16(struct fz_in *in)
+{
+	uint16_t v = 0;
+
+	fz_bytes(in, &v, sizeof(v));
+	return v;
+}
+
+uint32_t fz_u32(struct fz_in *in)
+{
+	uint32_t v = 0;
+
+	fz_bytes(in, &v, sizeof(v));
+	return v;
+}
+
+uint64_t fz_u64(struct fz_in *in)
+{
+	uint64_t v = 0;
+
+	fz_bytes(in, &v, sizeof(v));
+	return v;
+}
+
+size_t fz_bytes(struct fz_in *in, void *buf, size_t len)
+{
+	size_t n = len < in->n ? len : in->n;
+
+	memcpy(buf, in->p, n);
+	memset((uint8_t *)buf + n, 0, len - n);
+	in->p += n;
+	in->n -= n;
+	return n;
+}
+
+void fz_fail(const char *file, int line, const char *cond, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "\n==FUZZ CHECK FAILED== %s:%d: %s\n  ", file, line, cond);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	abort();
+}
+
+unsigned int fz_count_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	unsigned int n = 0;
+
+	fz_check(d, "cannot list /proc/self/fd");
+	while ((e = readdir(d)))
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n - 1; /* the directory stream's own fd */
+}
+
+static void remove_tree(const char *dir, int self)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	char path[4096];
+
+	if (!d)
+		return;
+	while ((e = readdir(d))) {
+		struct stat st;
+
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		if (!lstat(path, &st) && S_ISDIR(st.st_mode))
+			remove_tree(path, 1);
+		else
+			unlink(path);
+	}
+	closedir(d);
+	if (self)
+		rmdir(dir);
+}
+
+void fz_empty_dir(const char *dir)
+{
+	remove_tree(dir, 0);
+}
+
+static char tmpdir[256];
+
+static void tmpdir_remove(void)
+{
+	remove_tree(tmpdir, 1);
+}
+
+const char *fz_tmpdir(void)
+{
+	struct stat st;
+
+	if (tmpdir[0])
+		return tmpdir;
+	snprintf(tmpdir, sizeof(tmpdir), "%s/gpup-fuzz-XXXXXX",
+		 stat("/dev/shm", &st) == 0 && S_ISDIR(st.st_mode) ? "/dev/shm" : "/tmp");
+	fz_check(mkdtemp(tmpdir), "cannot create %s", tmpdir);
+	atexit(tmpdir_remove);
+	return tmpdir;
+}
+
+int fz_verbose(void)
+{
+	return getenv("FUZZ_VERBOSE") != NULL;
+}

@@ -1,0 +1,159 @@
+#!/usr/bin/env python3
+# Writes the seed corpora in fuzz/corpus/<harness>/: a few valid inputs per
+# harness in the input format that harness parses (see the comment at the
+# top of each fuzz/*_fuzz.c), so that fuzzing starts from messages that get
+# deep instead of from noise.  Run from the repository root; the output is
+# committed, so this only needs running again when a format changes.
+import os
+import struct
+
+U = "0badcafe-1234-4abc-8def-0123456789ab"
+
+
+def write(harness, name, data):
+    d = os.path.join("fuzz", "corpus", harness)
+    os.makedirs(d, exist_ok=True)
+    if isinstance(data, str):
+        data = data.encode()
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(data)
+
+
+# ---- vfu_msg: mode byte, then per message: fd spec, fd shape, op, ... ----
+VERSION, DMA_MAP, DMA_UNMAP, GET_INFO, REGION_INFO, IO_FDS = 1, 2, 3, 4, 5, 6
+IRQ_INFO, SET_IRQS, REGION_READ, REGION_WRITE, RESET = 7, 8, 9, 10, 13
+BAR0, BAR2, CONFIG, MSIX = 0, 2, 7, 2
+MEMFD, EVENTFD = 1, 2
+
+
+def built(cmd, payload, spec=0, shape=0):
+    """A message whose header the harness builds around cmd and payload."""
+    return bytes([spec, shape, 1, cmd]) + struct.pack("<H", len(payload)) + payload
+
+
+def raw(data, spec=0, shape=0):
+    return bytes([spec, shape, 0]) + struct.pack("<H", len(data)) + data
+
+
+def region_write(region, off, data):
+    return built(REGION_WRITE, struct.pack("<QII", off, region, len(data)) + data)
+
+
+def region_read(region, off, count):
+    return built(REGION_READ, struct.pack("<QII", off, region, count))
+
+
+def reg(off, val):
+    return region_write(BAR0, off, struct.pack("<I", val))
+
+
+def vfu_seeds():
+    write("vfu_msg", "info", b"\x01" + built(GET_INFO, struct.pack("<IIII", 16, 0, 0, 0))
+          + b"".join(built(REGION_INFO, struct.pack("<IIIIQQ", 32, 0, i, 0, 0, 0))
+                     for i in (BAR0, BAR2, CONFIG))
+          + built(IRQ_INFO, struct.pack("<IIII", 16, 0, MSIX, 0))
+          + built(IO_FDS, struct.pack("<IIII", 16 + 8 * 40, 0, BAR0, 0)))
+    dma = struct.pack("<IIQQQ", 32, 3, 0, 0x100000, 0x4000)
+    write("vfu_msg", "dma", b"\x01" + built(DMA_MAP, dma, MEMFD, 0x80 | 4)
+          + built(DMA_UNMAP, struct.pack("<IIQQ", 24, 0, 0x100000, 0x4000))
+          + built(DMA_MAP, struct.pack("<IIQQQ", 32, 1, 0, 0x200000, 0x1000))
+          + built(DMA_MAP, dma, MEMFD, 4)
+          + built(DMA_UNMAP, struct.pack("<IIQQ", 24, 2, 0, 0)))
+    write("vfu_msg", "irqs", b"\x01"
+          + built(SET_IRQS, struct.pack("<IIIII", 20, (1 << 2) | (1 << 5), MSIX, 0, 1), EVENTFD)
+          + built(SET_IRQS, struct.pack("<IIIII", 20, 1 | (1 << 5), MSIX, 0, 1))
+          + built(SET_IRQS, struct.pack("<IIIII", 21, 2 | (1 << 5), MSIX, 8, 1) + b"\x01")
+          + built(SET_IRQS, struct.pack("<IIIII", 20, 1 | (1 << 5), MSIX, 0, 0)))
+    write("vfu_msg", "regions", b"\x01" + region_read(CONFIG, 0, 4)
+          + region_write(CONFIG, 0x10, b"\xff\xff\xff\xff") + region_read(CONFIG, 0x10, 4)
+          + region_write(BAR2, 0x100, bytes(range(16))) + region_read(BAR2, 0x100, 16)
+          + reg(0x50, 0x12345678) + region_read(BAR0, 0x50, 4) + built(RESET, b""))
+    # A queue on DMA-mapped memory, enabled and rung through BAR0.
+    q = 0x800
+    write("vfu_msg", "queue", b"\x01"
+          + built(DMA_MAP, struct.pack("<IIQQQ", 32, 3, 0, 0x100000, 0xf000), MEMFD, 0x80 | 15)
+          + reg(q + 0x00, 0x100000) + reg(q + 0x08, 2) + reg(q + 0x10, 0x100f00)
+          + reg(0x20, 1) + reg(q + 0x1c, 1) + reg(0x1000, 1) + region_read(BAR0, q + 0x20, 4))
+    hdr = struct.pack("<HHIII", 1, VERSION, 16 + 4, 0, 0)
+    write("vfu_msg", "raw", b"\x00" + raw(hdr + struct.pack("<HH", 0, 1))
+          + raw(struct.pack("<HHIII", 2, GET_INFO, 32, 0, 0) + bytes(16)))
+
+
+# ---- ctl: newline-separated requests ----
+def ctl_seeds():
+    write("ctl", "gpus", '{"method":"gpus","version":1}\n{"method":"types","gpu":"gpu1"}\n')
+    write("ctl", "create", '{"method":"create","version":1,"gpu":"gpu0","type":"sim-8m-2",'
+          '"uuid":"%s"}\n{"method":"list"}\n{"method":"destroy","uuid":"%s"}\n' % (U, U))
+    write("ctl", "sched", '{"method":"create","type":"sim-4m-4"}\n'
+          '{"method":"sched","gpu":"gpu0","policy":"equal-share"}\n{"method":"stats"}\n')
+    write("ctl", "bad", '{"method":"nope"}\n{"version":2,"method":"gpus"}\n[1,2]\n{"method":')
+
+
+# ---- pool_state: name/held byte, then the file ----
+def state(parent, typ, off, size, uuid=U, version=1):
+    return ('{"version":%d,"uuid":"%s","parent":"%s","type":"%s","vram_offset":%d,'
+            '"vram_size":%d,"attrs":[]}' % (version, uuid, parent, typ, off, size))
+
+
+def pool_state_seeds():
+    g = 1 << 30
+    write("pool_state", "gpu0", b"\x00" + state("gpu0", "sim-4g-2", 4 * g, 4 * g).encode())
+    write("pool_state", "gpu1", b"\x04" + state("1", "sim-64m-16", 960 << 20, 64 << 20).encode())
+    write("pool_state", "held", b"\x04" + state("gpu0", "sim-1g-8", 0, g).encode())
+    write("pool_state", "upper", b"\x01" + state("gpu0", "sim-8g-1", 0, 8 * g).encode())
+
+
+# ---- bar0: guest memory init, then operations ----
+def pkt(opcode, body, flags=0, tag=0x77):
+    p = struct.pack("<HHI", opcode, flags, tag) + body
+    return p + bytes(64 - len(p))
+
+
+RW = 0x100000
+IOVA, VRAM = 1, 0
+
+
+def setup(q, entries_log2=2, engine=0):
+    return bytes([3, q | (engine << 3), entries_log2])
+
+
+def submit(q, p):
+    return bytes([4, q]) + p
+
+
+IDLE = bytes([6])
+
+
+def bar0_init(rw=b"", ro=b""):
+    return struct.pack("<H", len(rw)) + rw + bytes([len(ro)]) + ro
+
+
+def bar0_seeds():
+    fence = pkt(1, struct.pack("<B7xQQ", IOVA, RW + 0x8000, 0xfeed), flags=1)
+    write("bar0", "fence", bar0_init() + setup(0) + submit(0, fence) + IDLE)
+    copy_in = pkt(2, struct.pack("<BB6xQQQ", IOVA, VRAM, RW + 0x8000, 0x1000, 0x800))
+    copy_out = pkt(2, struct.pack("<BB6xQQQ", VRAM, IOVA, 0x1000, RW + 0x9000, 0x800))
+    fill = pkt(3, struct.pack("<B3xIQQ", VRAM, 0xdeadbeef, 0x4000, 0x1000))
+    write("bar0", "copy", bar0_init(bytes(range(256)) * 2) + setup(1, 3, 1)
+          + submit(1, copy_in) + submit(1, copy_out) + submit(1, fill) + IDLE)
+    checksum = pkt(4, struct.pack("<II6Q", 3, 0, 0x100, 0x1000, 0x2000, 0, 0, 0))
+    saxpy = pkt(4, struct.pack("<II6Q", 0, 0, 64, 0x3f800000, 0x1000, 0x2000, 0, 0))
+    ts = pkt(6, struct.pack("<B7xQ", IOVA, RW + 0xa000))
+    wait = pkt(5, struct.pack("<BB6xQQQ", IOVA, 0, RW + 0x8000, 0, 0xffffffffffffffff))
+    write("bar0", "kernels", bar0_init() + setup(2) + submit(2, checksum) + submit(2, saxpy)
+          + submit(2, ts) + submit(2, wait) + IDLE)
+    regs = b"".join(bytes([0]) + struct.pack("<HBQ", off, 0, val)
+                    for off, val in ((0x50, 7), (0x34, 0xff), (0x38, 3), (0x30, 0xffffffff)))
+    reads = b"".join(bytes([1]) + struct.pack("<HBQ", off, sel, 0)
+                     for off, sel in ((0, 0), (0x10, 3), (0x400, 0), (0x818, 0)))
+    write("bar0", "regs", bar0_init() + regs + reads + bytes([8 | 0x80]))
+    big = pkt(2, struct.pack("<BB6xQQQ", IOVA, VRAM, RW, 0x10000, 0x10000))
+    write("bar0", "unmap", bar0_init() + setup(0, 1) + submit(0, big) + bytes([9]) + IDLE
+          + bytes([9]) + submit(0, copy_out) + IDLE)
+
+
+if __name__ == "__main__":
+    vfu_seeds()
+    ctl_seeds()
+    pool_state_seeds()
+    bar0_seeds()

@@ -1,0 +1,240 @@
+// SPDX-License-Identifier: MIT
+/*
+ * libFuzzer harness for restoring partition definitions: the bytes of a
+ * STATE/partitions/UUID.json file that a crash, a disk error or a careless
+ * human may have left behind.  The first input byte picks the file's name
+ * (canonical, upper-case, or a name of the right shape that is no UUID)
+ * and whether a partition already holds the first half of gpu0; the rest
+ * is the file.  The pool has two GPUs of different sizes (so different
+ * type names) and gpup_pool_restore reads the directory.
+ *
+ * The harness decides on its own whether the file is a valid definition
+ * (see valid_def below) and checks that restore agrees: a valid file comes
+ * back as exactly that partition, in exactly its slot; anything else is
+ * skipped with one log line and changes nothing.  Destroying what came
+ * back must give the pool exactly its slots back.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <json-c/json.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fuzz/fuzz_util.h"
+#include "gpup/pool.h"
+
+#define GIB (1ull << 30)
+#define UUID_LOWER "0badcafe-1234-4abc-8def-0123456789ab"
+#define UUID_UPPER "0BADCAFE-1234-4ABC-8DEF-0123456789AB"
+#define UUID_JUNK "zzzzzzzz-zzzz-zzzz-zzzz-zzzzzzzzzzzz"
+#define UUID_HELD "11111111-2222-4333-8444-555555555555"
+
+static const uint64_t gpu_vram[] = { 8 * GIB, 1 * GIB };
+
+static char state_dir[300], part_dir[320];
+static unsigned int nlogs;
+
+static void count_log(const char *fmt, ...)
+{
+	(void)fmt;
+	nlogs++;
+}
+
+struct def {
+	char uuid[GPUP_UUID_STRLEN + 1];
+	char type[GPUP_TYPE_NAME_MAX];
+	unsigned int gpu;
+	uint64_t offset, size;
+};
+
+static const char *str_field(json_object *o, const char *k)
+{
+	json_object *v;
+
+	if (!json_object_object_get_ex(o, k, &v) || !json_object_is_type(v, json_type_string))
+		return NULL;
+	return json_object_get_string(v);
+}
+
+static bool u64_field(json_object *o, const char *k, uint64_t *out)
+{
+	json_object *v;
+
+	if (!json_object_object_get_ex(o, k, &v) || !json_object_is_type(v, json_type_int) ||
+	    json_object_get_int64(v) < 0)
+		return false;
+	*out = (uint64_t)json_object_get_int64(v);
+	return true;
+}
+
+/* "gpu1", or the index in decimal digits. */
+static int parent_gpu(const struct gpup_pool *p, const char *s)
+{
+	unsigned long long n = 0;
+
+	for (unsigned int i = 0; i < p->ngpus; i++)
+		if (!strcmp(p->gpus[i].name, s))
+			return (int)i;
+	if (!*s)
+		return -1;
+	for (const char *c = s; *c; c++) {
+		if (!isdigit((unsigned char)*c) || n > p->ngpus)
+			return -1;
+		n = n * 10 + (unsigned long long)(*c - '0');
+	}
+	return n < p->ngpus ? (int)n : -1;
+}
+
+static bool canonical_uuid(const char *in, char *out)
+{
+	if (strlen(in) != GPUP_UUID_STRLEN)
+		return false;
+	for (unsigned int i = 0; i < GPUP_UUID_STRLEN; i++) {
+		bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+
+		if (dash ? in[i] != '-' : !isxdigit((unsigned char)in[i]))
+			return false;
+		out[i] = (char)tolower((unsigned char)in[i]);
+	}
+	out[GPUP_UUID_STRLEN] = '\0';
+	return true;
+}
+
+/* The contract, written independently of pool_state.c: a JSON object
+ * naming the file's own UUID, a GPU of the pool, one of its types, that
+ * type's size and a naturally aligned offset inside the GPU, in a slot no
+ * other partition holds; "version", when present, is the format's (1). */
+static bool valid_def(const struct gpup_pool *p, json_object *o, const char *file_uuid,
+		      bool held, struct def *d)
+{
+	const char *uuid = str_field(o, "uuid"), *parent = str_field(o, "parent");
+	const char *type = str_field(o, "type");
+	struct gpup_type t[GPUP_POOL_NFRACTIONS];
+	json_object *v;
+	int gpu;
+	bool found = false;
+
+	if (!o || !json_object_is_type(o, json_type_object) || !uuid || !parent || !type)
+		return false;
+	if (json_object_object_get_ex(o, "version", &v) &&
+	    (!json_object_is_type(v, json_type_int) || json_object_get_int64(v) != 1))
+		return false;
+	if (!u64_field(o, "vram_offset", &d->offset) || !u64_field(o, "vram_size", &d->size))
+		return false;
+	if (!canonical_uuid(uuid, d->uuid) || strcmp(d->uuid, file_uuid))
+		return false;
+	if ((gpu = parent_gpu(p, parent)) < 0)
+		return false;
+	d->gpu = (unsigned int)gpu;
+	unsigned int n = gpup_pool_types(p, d->gpu, t);
+
+	for (unsigned int i = 0; i < n; i++)
+		found |= !strcmp(t[i].name, type) && t[i].vram_size == d->size;
+	if (!found)
+		return false;
+	snprintf(d->type, sizeof(d->type), "%s", type);
+	if (d->offset % d->size || d->offset >= gpu_vram[d->gpu] ||
+	    d->size > gpu_vram[d->gpu] - d->offset)
+		return false;
+	/* The held partition is the first half of gpu0. */
+	return !(held && d->gpu == 0 && d->offset < gpu_vram[0] / 2);
+}
+
+static void write_file(const char *name, const uint8_t *data, size_t len)
+{
+	char path[400];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s.json", part_dir, name);
+	f = fopen(path, "w");
+	fz_check(f, "cannot write %s", path);
+	fz_check(fwrite(data, 1, len, f) == len && fclose(f) == 0, "write %s", path);
+}
+
+static void pool_up(struct gpup_pool *p, bool held)
+{
+	gpup_pool_init(p, state_dir);
+	p->log = count_log;
+	fz_check(gpup_pool_add_gpu(p, "gpu0", "sim", "sim", gpu_vram[0], 1, 1, NULL) == 0, "gpu0");
+	fz_check(gpup_pool_add_gpu(p, "gpu1", "sim", "sim", gpu_vram[1], 1, 1, NULL) == 1, "gpu1");
+	if (held) {
+		struct gpup_partition *h = calloc(1, sizeof(*h));
+		char err[GPUP_POOL_ERR_MAX];
+
+		fz_check(h, "calloc");
+		memcpy(h->uuid, UUID_HELD, sizeof(UUID_HELD));
+		snprintf(h->type, sizeof(h->type), "sim-4g-2");
+		h->vram_size = gpu_vram[0] / 2;
+		fz_check(gpup_pool_adopt(p, h, err, sizeof(err)) == 0, "held: %s", err);
+	}
+}
+
+static void check_restored(struct gpup_pool *p, const struct def *d, unsigned int used0)
+{
+	struct gpup_partition *r = gpup_pool_find(p, d->uuid);
+	struct gpup_buddy *b = &p->gpus[d->gpu].buddy;
+	unsigned int units = GPUP_POOL_MAX_DENOM / (unsigned int)(gpu_vram[d->gpu] / d->size);
+	char err[GPUP_POOL_ERR_MAX];
+
+	fz_check(r && r->gpu == d->gpu && r->vram_offset == d->offset &&
+		 r->vram_size == d->size && !strcmp(r->type, d->type) &&
+		 r->fraction == gpu_vram[d->gpu] / d->size,
+		 "restored as something else: gpu %u offset %llu size %llu type %s", r ? r->gpu : 0,
+		 r ? (unsigned long long)r->vram_offset : 0ull,
+		 r ? (unsigned long long)r->vram_size : 0ull, r ? r->type : "-");
+	fz_check(gpup_buddy_free_units(b) == used0 - units, "slot accounting: %u free, want %u",
+		 gpup_buddy_free_units(b), used0 - units);
+	fz_check(gpup_pool_destroy(p, d->uuid, err, sizeof(err)) == 0, "destroy: %s", err);
+	fz_check(gpup_buddy_free_units(b) == used0, "destroy gave back %u units, want %u",
+		 gpup_buddy_free_units(b), used0);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static const char *const names[] = { UUID_LOWER, UUID_UPPER, UUID_JUNK, UUID_LOWER };
+	struct gpup_pool p;
+	struct def d;
+
+	if (!size)
+		return 0;
+	if (!state_dir[0]) {
+		snprintf(state_dir, sizeof(state_dir), "%s/state", fz_tmpdir());
+		snprintf(part_dir, sizeof(part_dir), "%s/partitions", state_dir);
+		fz_check(mkdir(state_dir, 0700) == 0 && mkdir(part_dir, 0700) == 0, "dirs");
+	}
+	const char *name = names[data[0] & 3];
+	bool held = data[0] & 4;
+
+	write_file(name, data + 1, size - 1);
+	pool_up(&p, held);
+	unsigned int free0[2] = { gpup_buddy_free_units(&p.gpus[0].buddy),
+				  gpup_buddy_free_units(&p.gpus[1].buddy) };
+	char path[400];
+
+	snprintf(path, sizeof(path), "%s/%s.json", part_dir, name);
+	json_object *o = json_object_from_file(path);
+	bool valid = valid_def(&p, o, name, held, &d);
+
+	json_object_put(o);
+	nlogs = 0;
+	int n = gpup_pool_restore(&p);
+
+	fz_check(n == valid, "restore brought back %d partitions, the file is %s", n,
+		 valid ? "valid" : "invalid");
+	fz_check(nlogs == !valid, "%u log lines for a%s file", nlogs, valid ? " valid" : "n invalid");
+	if (valid) {
+		check_restored(&p, &d, free0[d.gpu]);
+	} else {
+		fz_check(gpup_buddy_free_units(&p.gpus[0].buddy) == free0[0] &&
+			 gpup_buddy_free_units(&p.gpus[1].buddy) == free0[1],
+			 "a skipped file took VRAM slots");
+		fz_check(!p.parts || (held && !p.parts->next), "a skipped file was linked");
+	}
+	gpup_pool_fini(&p);
+	fz_empty_dir(part_dir);
+	return 0;
+}

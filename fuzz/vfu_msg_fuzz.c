@@ -1,0 +1,424 @@
+// SPDX-License-Identifier: MIT
+/*
+ * libFuzzer harness for the vfio-user server of one partition: the bytes a
+ * hostile VMM can send.  Each input is a session on a fresh partition (a
+ * real sim GPU, IOMMU domain, vgpu and server, in process) over a
+ * socketpair: optionally a proper VERSION first, then up to 64 messages,
+ * each either raw bytes (any framing at all) or a header built around a
+ * fuzzed command and payload, with 0..19 fds attached (memfds of fuzzed
+ * size, eventfds, pipes) so that SCM_RIGHTS handling, truncation and fd
+ * ownership are exercised.  A reader thread drains the replies and checks
+ * that each is a well-formed reply (type, size, error number), closing
+ * any fds they carry.
+ *
+ * After the session: the server has dropped the client's DMA (the IOMMU
+ * domain is empty) and holds no fd it did not hold before; a fresh
+ * connection still negotiates VERSION and answers DEVICE_GET_INFO and a
+ * BAR0 read exactly; after teardown every fd is gone; and the VRAM around
+ * the partition's window is byte-identical to what it was.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <json-c/json.h>
+#include <linux/vfio.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "fuzz/fuzz_util.h"
+#include "gpup/gpu.h"
+#include "gpup/vfu_server.h"
+#include "gpup/vgpu.h"
+#include "iommu/iommu.h"
+#include "uapi/gpup_vgpu.h"
+#include "uapi/vfio_user.h"
+
+#define MIB (1ull << 20)
+#define GPU_VRAM (4 * MIB)
+#define PART_OFF (1 * MIB)
+#define PART_SIZE (1 * MIB)
+#define MAX_MSGS 64
+#define MAX_SEND_FDS 19u  /* more than the server takes (16) */
+
+static struct gpup_gpu *gpu;
+static uint8_t *vram, *vram_ref;
+
+struct part {
+	struct iommu_domain *dom;
+	struct vgpu *vg;
+	struct gpup_vfu *srv;
+};
+
+static void quiet_log(const char *fmt, ...)
+{
+	(void)fmt;
+}
+
+static void verbose_log(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+static void init_once(void)
+{
+	struct gpup_gpu_cfg gc = { .index = 0, .vram_size = GPU_VRAM, .ncompute = 1, .ncopy = 1 };
+
+	if (gpu)
+		return;
+	gpu = gpup_sim_gpu_create(&gc);
+	fz_check(gpu, "sim GPU: %s", strerror(errno));
+	vram = gpup_gpu_vram_map(gpu);
+	vram_ref = malloc(GPU_VRAM);
+	fz_check(vram && vram_ref, "VRAM");
+	for (uint64_t i = 0; i < GPU_VRAM; i++)
+		vram[i] = (uint8_t)(i * 131 + (i >> 12));
+	memcpy(vram_ref, vram, GPU_VRAM);
+}
+
+static void part_create(struct part *p)
+{
+	struct iommu_domain_cfg dc = { .name = "fuzz" };
+
+	p->dom = iommu_domain_create(&dc);
+	fz_check(p->dom, "domain");
+	struct vgpu_cfg vc = { gpu, PART_OFF, PART_SIZE, p->dom, "fuzz" };
+
+	p->vg = vgpu_create(&vc);
+	fz_check(p->vg, "vgpu: %s", strerror(errno));
+	struct gpup_vfu_cfg sc = { "fuzz", p->vg, p->dom, gpu, PART_OFF, PART_SIZE,
+				   fz_verbose() ? verbose_log : quiet_log };
+
+	p->srv = gpup_vfu_create(&sc);
+	fz_check(p->srv, "server: %s", strerror(errno));
+}
+
+static void part_destroy(struct part *p)
+{
+	gpup_vfu_destroy(p->srv);
+	vgpu_destroy(p->vg);
+	iommu_domain_destroy(p->dom);
+}
+
+/* ---- the client side of the socket ---- */
+
+static void close_cmsg_fds(struct msghdr *mh)
+{
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
+		size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		for (size_t i = 0; i < n; i++) {
+			int fd;
+
+			memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+			close(fd);
+		}
+	}
+}
+
+/* Read len bytes, closing every fd that comes with them: 0, or -1 on EOF
+ * or error. */
+static int recv_all(int s, void *buf, size_t len)
+{
+	union {
+		char b[CMSG_SPACE(64 * sizeof(int))];
+		struct cmsghdr align;
+	} ctl;
+	size_t got = 0;
+
+	while (got < len) {
+		struct iovec iov = { (char *)buf + got, len - got };
+		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.b,
+				     .msg_controllen = sizeof(ctl.b) };
+		ssize_t n = recvmsg(s, &mh, MSG_CMSG_CLOEXEC);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		close_cmsg_fds(&mh);
+		got += (size_t)n;
+	}
+	return 0;
+}
+
+/* Every reply the server sends must be a well-formed reply. */
+static void check_reply_hdr(const struct vfio_user_header *h)
+{
+	fz_check((h->flags & VFIO_USER_F_TYPE_MASK) == VFIO_USER_F_TYPE_REPLY,
+		 "reply flags %#x", h->flags);
+	fz_check(h->msg_size >= sizeof(*h) && h->msg_size <= GPUP_VFU_MAX_MSG,
+		 "reply size %u", h->msg_size);
+	if (h->flags & VFIO_USER_F_ERROR)
+		fz_check(h->msg_size == sizeof(*h) && h->error_no > 0 && h->error_no < 4096,
+			 "error reply size %u errno %u", h->msg_size, h->error_no);
+	else
+		fz_check(h->error_no == 0, "success reply with errno %u", h->error_no);
+}
+
+static void *reader(void *arg)
+{
+	int s = *(int *)arg;
+	uint8_t junk[16384];
+	struct vfio_user_header h;
+
+	while (recv_all(s, &h, sizeof(h)) == 0) {
+		size_t left = h.msg_size - sizeof(h);
+
+		check_reply_hdr(&h);
+		while (left) {
+			size_t n = left < sizeof(junk) ? left : sizeof(junk);
+
+			if (recv_all(s, junk, n))
+				return NULL;
+			left -= n;
+		}
+	}
+	return NULL;
+}
+
+/* ---- fds to attach ---- */
+
+static int make_fd(unsigned int kind, unsigned int i, uint8_t shape)
+{
+	int fd, p[2];
+
+	switch ((kind == 3 ? i : kind - 1) % 3) {
+	case 0: /* a memfd of 0..15 pages, sealable or not */
+		fd = memfd_create("fuzz-dma", MFD_CLOEXEC | (shape & 0x80 ? MFD_ALLOW_SEALING : 0));
+		fz_check(fd >= 0, "memfd: %s", strerror(errno));
+		fz_check(ftruncate(fd, (off_t)(shape & 15) * 4096) == 0, "ftruncate");
+		return fd;
+	case 1:
+		fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		fz_check(fd >= 0, "eventfd: %s", strerror(errno));
+		return fd;
+	default: /* neither a file nor an eventfd */
+		fz_check(pipe2(p, O_CLOEXEC) == 0, "pipe");
+		close(p[1]);
+		return p[0];
+	}
+}
+
+/* Send buf with n fds; false once the server has closed the connection. */
+static bool send_with_fds(int s, const void *buf, size_t len, uint8_t spec, uint8_t shape)
+{
+	union {
+		char b[CMSG_SPACE(MAX_SEND_FDS * sizeof(int))];
+		struct cmsghdr align;
+	} ctl;
+	unsigned int kind = spec & 3, n = kind ? 1 + (spec >> 2) % MAX_SEND_FDS : 0;
+	int fds[MAX_SEND_FDS];
+	struct iovec iov = { (void *)buf, len };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+	size_t sent = 0;
+	bool ok = true;
+
+	for (unsigned int i = 0; i < n; i++)
+		fds[i] = make_fd(kind, i, shape);
+	if (n) {
+		memset(ctl.b, 0, sizeof(ctl.b));
+		mh.msg_control = ctl.b;
+		mh.msg_controllen = CMSG_SPACE(n * sizeof(int));
+		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(n * sizeof(int));
+		memcpy(CMSG_DATA(c), fds, n * sizeof(int));
+	}
+	while (sent < len) {
+		ssize_t w = sendmsg(s, &mh, MSG_NOSIGNAL);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0) {
+			ok = false;
+			break;
+		}
+		sent += (size_t)w;
+		iov.iov_base = (char *)buf + sent;
+		iov.iov_len = len - sent;
+		mh.msg_control = NULL;
+		mh.msg_controllen = 0;
+	}
+	for (unsigned int i = 0; i < n; i++)
+		close(fds[i]);
+	return ok;
+}
+
+static size_t version_msg(uint8_t *buf, uint16_t id)
+{
+	static const char caps[] = "{\"capabilities\":{\"max_msg_fds\":16,"
+				   "\"max_data_xfer_size\":1048576}}";
+	struct vfio_user_header *h = (void *)buf;
+	struct vfio_user_version *v = (void *)(h + 1);
+
+	*h = (struct vfio_user_header){ .msg_id = id, .command = VFIO_USER_VERSION };
+	v->major = VFIO_USER_MAJOR;
+	v->minor = VFIO_USER_MINOR;
+	memcpy(v->data, caps, sizeof(caps));
+	h->msg_size = (uint32_t)(sizeof(*h) + sizeof(*v) + sizeof(caps));
+	return h->msg_size;
+}
+
+/* One message from the input: built (a header around a fuzzed command and
+ * payload) or raw (the bytes as they are). */
+static size_t next_msg(struct fz_in *in, uint8_t *buf, uint16_t id)
+{
+	uint8_t op = fz_u8(in);
+	struct vfio_user_header *h = (void *)buf;
+	size_t len;
+
+	if (op & 1) {
+		*h = (struct vfio_user_header){ .msg_id = id };
+		h->command = fz_u8(in) % (VFIO_USER_MAX + 2);
+		h->flags = op & 0x20 ? fz_u8(in) & 0x3f : 0;
+		len = fz_bytes(in, h + 1, fz_u16(in) % 2048);
+		h->msg_size = (uint32_t)(sizeof(*h) + len);
+		return sizeof(*h) + len;
+	}
+	return fz_bytes(in, buf, fz_u16(in) % 4096);
+}
+
+static void session(struct part *p, struct fz_in *in)
+{
+	static uint8_t buf[8192];
+	int sv[2];
+	pthread_t rd;
+	uint8_t mode = fz_u8(in);
+
+	fz_check(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0, "socketpair");
+	fz_check(gpup_vfu_attach(p->srv, sv[0]) == 0, "attach");
+	fz_check(pthread_create(&rd, NULL, reader, &sv[1]) == 0, "reader thread");
+	bool up = !(mode & 1) || send_with_fds(sv[1], buf, version_msg(buf, 0), 0, 0);
+
+	for (uint16_t i = 1; up && in->n && i <= MAX_MSGS; i++) {
+		uint8_t spec = fz_u8(in), shape = fz_u8(in);
+		size_t len = next_msg(in, buf, i);
+
+		if (len)
+			up = send_with_fds(sv[1], buf, len, spec, shape);
+	}
+	shutdown(sv[1], SHUT_WR);
+	pthread_join(rd, NULL);
+	close(sv[1]);
+}
+
+/* ---- the checks after a session ---- */
+
+static void call(int s, uint16_t cmd, const void *req, size_t len, void *rep, size_t rlen)
+{
+	uint8_t buf[1024];
+	struct vfio_user_header *h = (void *)buf;
+
+	*h = (struct vfio_user_header){ .msg_id = 0x4242, .command = cmd,
+					.msg_size = (uint32_t)(sizeof(*h) + len) };
+	memcpy(h + 1, req, len);
+	fz_check(send_with_fds(s, buf, sizeof(*h) + len, 0, 0), "send command %u", cmd);
+	fz_check(recv_all(s, h, sizeof(*h)) == 0, "no reply to command %u", cmd);
+	check_reply_hdr(h);
+	fz_check(h->msg_id == 0x4242 && h->command == cmd, "reply id %u cmd %u", h->msg_id,
+		 h->command);
+	fz_check(!(h->flags & VFIO_USER_F_ERROR), "command %u failed: %u", cmd, h->error_no);
+	fz_check(h->msg_size - sizeof(*h) == rlen, "command %u reply of %zu bytes, want %zu",
+		 cmd, (size_t)(h->msg_size - sizeof(*h)), rlen);
+	fz_check(recv_all(s, rep, rlen) == 0, "reply payload of command %u", cmd);
+}
+
+static void check_caps(const char *json)
+{
+	json_object *o = json_tokener_parse(json), *caps, *v;
+
+	fz_check(o && json_object_object_get_ex(o, VFIO_USER_CAP_OBJECT, &caps),
+		 "VERSION capabilities: %s", json);
+	fz_check(json_object_object_get_ex(caps, VFIO_USER_CAP_MAX_FDS, &v) &&
+		 json_object_get_int64(v) == GPUP_VFU_MAX_FDS, "max_msg_fds: %s", json);
+	fz_check(json_object_object_get_ex(caps, VFIO_USER_CAP_MAX_XFER, &v) &&
+		 json_object_get_int64(v) == GPUP_VFU_MAX_XFER, "max_data_xfer_size: %s", json);
+	json_object_put(o);
+}
+
+/* A well-behaved client on a fresh connection gets exact answers. */
+static void check_fresh(struct part *p)
+{
+	uint8_t vbuf[512], rbuf[64];
+	int sv[2];
+
+	fz_check(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0, "socketpair");
+	fz_check(gpup_vfu_attach(p->srv, sv[0]) == 0, "fresh connection refused");
+
+	size_t vlen = version_msg(vbuf, 0) - sizeof(struct vfio_user_header);
+	const char *caps = "{\"capabilities\":{\"max_msg_fds\":16,\"max_data_xfer_size\":1048576,"
+			   "\"max_dma_maps\":1024,\"pgsizes\":4096}}";
+	struct vfio_user_version *v;
+	char reply[512];
+
+	call(sv[1], VFIO_USER_VERSION, vbuf + sizeof(struct vfio_user_header), vlen, reply,
+	     sizeof(*v) + strlen(caps) + 1);
+	v = (void *)reply;
+	fz_check(v->major == VFIO_USER_MAJOR && v->minor == VFIO_USER_MINOR, "version %u.%u",
+		 v->major, v->minor);
+	fz_check(v->data[strlen(caps)] == '\0', "caps not NUL-terminated");
+	check_caps(v->data);
+
+	struct vfio_user_device_info di = { .argsz = sizeof(di) }, dr;
+
+	call(sv[1], VFIO_USER_DEVICE_GET_INFO, &di, sizeof(di), &dr, sizeof(dr));
+	fz_check(dr.argsz == sizeof(dr) && dr.flags == (VFIO_DEVICE_FLAGS_RESET | VFIO_DEVICE_FLAGS_PCI) &&
+		 dr.num_regions == VFIO_PCI_NUM_REGIONS && dr.num_irqs == VFIO_PCI_NUM_IRQS,
+		 "DEVICE_GET_INFO: argsz %u flags %#x regions %u irqs %u", dr.argsz, dr.flags,
+		 dr.num_regions, dr.num_irqs);
+
+	struct vfio_user_region_access ra = { .offset = GPUP_REG_ID,
+					      .region = VFIO_PCI_BAR0_REGION_INDEX, .count = 4 };
+	uint32_t id;
+
+	call(sv[1], VFIO_USER_REGION_READ, &ra, sizeof(ra), rbuf, sizeof(ra) + 4);
+	memcpy(&id, rbuf + sizeof(ra), 4);
+	fz_check(id == GPUP_ID_MAGIC, "BAR0 ID %#x", id);
+	close(sv[1]);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct fz_in in = { data, size };
+	struct iommu_stats st;
+	struct part p;
+
+	init_once();
+	unsigned int fds0 = fz_count_fds();
+
+	part_create(&p);
+	unsigned int fds1 = fz_count_fds();
+
+	session(&p, &in);
+	/* The client has seen EOF: the server closed its end only after
+	 * unmapping the client's DMA and releasing its interrupts. */
+	iommu_get_stats(p.dom, &st);
+	fz_check(st.mapped_bytes == 0, "%llu bytes still mapped after disconnect",
+		 (unsigned long long)st.mapped_bytes);
+	fz_check(fz_count_fds() == fds1, "fds: %u before the session, %u after", fds1,
+		 fz_count_fds());
+	check_fresh(&p);
+	part_destroy(&p);
+	fz_check(fz_count_fds() == fds0, "fds: %u before the partition, %u after", fds0,
+		 fz_count_fds());
+	fz_check(memcmp(vram, vram_ref, PART_OFF) == 0 &&
+		 memcmp(vram + PART_OFF + PART_SIZE, vram_ref + PART_OFF + PART_SIZE,
+			GPU_VRAM - PART_OFF - PART_SIZE) == 0,
+		 "VRAM outside the partition's window changed");
+	return 0;
+}
