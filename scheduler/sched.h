@@ -57,11 +57,13 @@
  * run.
  *
  * The interactive class (weighted, equal-share, fixed-share) is for VDI:
- * an interactive context is picked ahead of normal ones while it is within
- * one slice of its fair share, and sched_wake asks the executor to preempt
- * a running normal context at once, so its dispatch wait is bounded by the
- * executor's preemption granularity.  It cannot starve others: past its
- * share plus a slice it queues in virtual-time order like anyone else.  An
+ * an interactive context is picked ahead of normal ones while it has run
+ * at most two slices beyond its fair share (a wake may carry one slice of
+ * debt, and a two-slice frame should still finish first), and sched_wake
+ * asks the executor to preempt a running normal context at once, so its
+ * dispatch wait is bounded by the executor's preemption granularity.  It
+ * cannot starve others: past its share plus two slices it queues in
+ * virtual-time order like anyone else.  An
  * optional frame-rate limit holds a wake from idle (the next frame) until
  * 1/fps after the previous one was released.
  *

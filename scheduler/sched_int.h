@@ -16,6 +16,9 @@
 /* The most one account may charge (about 13 days): keeps budgets and
  * virtual times far from overflow whatever an executor reports. */
 #define SCHED_RAN_MAX_NS (1ull << 50)
+/* How far ahead of its share (in slices) an interactive context keeps its
+ * priority. */
+#define SCHED_IA_AHEAD 2
 
 /*
  * A binary min-heap of (key, seq) with the context alongside, so that
