@@ -18,12 +18,8 @@ int main(const char *cmdline)
 
 	if (rt_arg_flag(cmdline, "crash")) {
 		/* An empty IDT turns the #UD into a triple fault. */
-		static const struct {
-			uint16_t limit;
-			uint64_t base;
-		} __attribute__((packed)) no_idt;
-
-		__asm__ volatile("lidt %0; ud2" : : "m"(no_idt));
+		rt_lidt(0, 0);
+		__asm__ volatile("ud2");
 	}
 	rt_printf("hello from a gpup guest: %lu MiB RAM, 1.5*2.25+0.125 = %s\n",
 		  rt_ram_size() >> 20, rt_f32_str(buf, sizeof(buf), r, 3));

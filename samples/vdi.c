@@ -46,16 +46,16 @@ static bool check_frame(const struct vdi *v, uint32_t frame)
 	return true;
 }
 
-/* Sleep until deadline (rt_ns time) with the LAPIC timer and hlt. */
+/* Sleep until deadline (rt_ns time) with the LAPIC timer: halt unless an
+ * interrupt (the timer's, say) came since the timer was armed. */
 static void sleep_until(uint64_t deadline)
 {
-	uint64_t now;
+	uint64_t now, n;
 
 	while ((now = rt_ns()) < deadline) {
-		rt_irq_disable();
+		n = rt_irq_count;
 		rt_wrmsr(X2APIC_TIMER_INIT, deadline - now);
-		rt_wait_irq();
-		rt_irq_enable();
+		rt_halt_unless(&rt_irq_count, n + 1);
 	}
 }
 

@@ -3,8 +3,14 @@
  * Guest entry.  The PVH ABI starts us in 32-bit protected mode with paging
  * off and ebx pointing at hvm_start_info.  We load page tables that
  * identity-map the first 4 GiB (built at assembly time, below), enable SSE
- * for code that wants it, enter long mode and call rt_start().
- * Also here: the 256 interrupt stubs.
+ * for code that wants it, enter long mode, let rt_start() set up the IDT,
+ * and run the guest's main() in ring 3.
+ *
+ * Why ring 3: some hosts' KVM (PVM, a paging-based KVM that works without
+ * hardware virtualization) runs guest user mode natively but emulates
+ * every ring-0 instruction, a thousand times slower.  Ring 3 costs nothing
+ * elsewhere.  Privileged work goes through kernel calls (rt.c).  Also
+ * here: the 256 interrupt stubs.
  */
 #define CR0_PE 0x1
 #define CR0_MP 0x2
@@ -16,9 +22,16 @@
 #define CR4_OSXMMEXCPT 0x400
 #define MSR_EFER 0xc0000080
 #define EFER_LME 0x100
-#define PTE_P_RW 0x3
-#define PDE_2M 0x83
+/* Present, writable, user: ring 3 runs everything. */
+#define PTE_P_RW 0x7
+#define PDE_2M 0x87
 #define PTE_UC 0x18
+#define SEL_KCODE 0x08
+#define SEL_KDATA 0x10
+#define SEL_UDATA (0x18 | 3)
+#define SEL_UCODE (0x20 | 3)
+#define SEL_TSS 0x28
+#define RFLAGS_IF 0x200
 
 	/* XEN_ELFNOTE_PHYS32_ENTRY: how PVH loaders find pvh_start. */
 	.section .note.pvh, "a"
@@ -52,33 +65,74 @@ pvh_start:
 	andl $~CR0_EM, %eax
 	orl $(CR0_PG | CR0_NE | CR0_MP | CR0_PE), %eax
 	movl %eax, %cr0
-	ljmp $0x08, $long_mode
+	ljmp $SEL_KCODE, $long_mode
 
 	.code64
 long_mode:
-	movw $0x10, %ax
+	movw $SEL_KDATA, %ax
 	movw %ax, %ds
 	movw %ax, %es
 	movw %ax, %ss
 	movw %ax, %fs
 	movw %ax, %gs
-	leaq rt_stack_top(%rip), %rsp
+	leaq rt_kstack_top(%rip), %rsp
 	xorl %ebp, %ebp
+	call rt_tss_setup
 	call rt_start
-4:	cli
-	hlt
+	/* Drop to ring 3 with interrupts on: iretq to rt_user_start. */
+	pushq $SEL_UDATA
+	leaq rt_stack_top(%rip), %rax
+	pushq %rax
+	pushq $(RFLAGS_IF | 0x2)
+	pushq $SEL_UCODE
+	leaq rt_user_start(%rip), %rax
+	pushq %rax
+	iretq
+
+/* The TSS descriptor's base is split across its bytes; fill it, point
+ * RSP0 (the stack for interrupts from ring 3) at the kernel stack, load TR. */
+rt_tss_setup:
+	leaq rt_tss(%rip), %rax
+	movw %ax, gdt_tss + 2(%rip)
+	shrq $16, %rax
+	movb %al, gdt_tss + 4(%rip)
+	movb %ah, gdt_tss + 7(%rip)
+	shrq $16, %rax
+	movl %eax, gdt_tss + 8(%rip)
+	leaq rt_kstack_top(%rip), %rax
+	movq %rax, rt_tss + 4(%rip)
+	movw $SEL_TSS, %ax
+	ltr %ax
+	ret
+
+rt_user_start:
+	xorl %ebp, %ebp
+	call rt_main_user
+4:	pause
 	jmp 4b
 
-	.section .rodata
+	/* Writable: the CPU marks the TSS descriptor busy, and its base is
+	 * filled at run time. */
+	.section .data
 	.p2align 3
 gdt:
 	.quad 0
-	.quad 0x00af9a000000ffff	/* 0x08: 64-bit code */
-	.quad 0x00cf92000000ffff	/* 0x10: data */
+	.quad 0x00af9a000000ffff	/* 0x08: kernel code, 64-bit */
+	.quad 0x00cf92000000ffff	/* 0x10: kernel data */
+	.quad 0x00cff2000000ffff	/* 0x18: user data */
+	.quad 0x00affa000000ffff	/* 0x20: user code, 64-bit */
+gdt_tss:
+	.quad 0x0000890000000067	/* 0x28: 64-bit TSS, limit 0x67 */
+	.quad 0
 gdt_end:
 gdt_desc:
 	.word gdt_end - gdt - 1
 	.long gdt
+	.p2align 4
+	.globl rt_tss
+rt_tss:
+	.fill 102, 1, 0
+	.word 104			/* no I/O bitmap */
 
 	/*
 	 * The page tables are data, not code: filling 2048 entries at boot
@@ -112,6 +166,9 @@ rt_pd:
 
 	.section .bss
 	.p2align 4
+rt_kstack:
+	.skip 16384
+rt_kstack_top:
 rt_stack:
 	.skip 65536
 rt_stack_top:

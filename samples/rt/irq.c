@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
- * Interrupts: the IDT (its 256 stubs are in boot.S), the local APIC in
- * x2APIC mode (xAPIC MMIO where x2APIC is missing), and a handler table
- * for the vectors that MSI-X messages target.  A CPU exception is always a
+ * Interrupts: the IDT (its 256 stubs are in boot.S), the local APIC in x2APIC mode (xAPIC MMIO where x2APIC is
+ * missing), and a handler table for the vectors that MSI-X messages
+ * target.  A CPU exception is always a
  * guest bug here, so it is reported with its state and ends the guest.
  */
 #include "rt.h"
@@ -32,6 +32,7 @@ struct rt_idt_entry {
 };
 
 extern const uint64_t rt_isr_table[256];
+volatile uint64_t rt_irq_count;
 static struct rt_idt_entry rt_idt[256] __attribute__((aligned(16)));
 static struct {
 	rt_irq_fn fn;
@@ -42,10 +43,11 @@ static bool rt_x2apic;
 
 void rt_isr(struct rt_frame *f);
 
+/* Ring 0 (from rt_isr): the MSR directly, no kernel call. */
 static void rt_eoi(void)
 {
 	if (rt_x2apic)
-		rt_wrmsr(X2APIC_EOI, 0);
+		__asm__ volatile("wrmsr" : : "c"(X2APIC_EOI), "a"(0), "d"(0));
 	else
 		rt_mmio_write32(XAPIC_MMIO + 0xb0, 0);
 }
@@ -54,6 +56,13 @@ void rt_isr(struct rt_frame *f)
 {
 	uint64_t cr2;
 
+	if (f->vector == 6 && (f->cs & 3) &&
+	    *(const uint16_t *)(uintptr_t)f->rip == 0x0b0f) {
+		/* ud2 in ring 3: a kernel call (rt.c). */
+		f->rax = rt_kcall_do(f->rax, f->rdi, f->rsi, f->rdx);
+		f->rip += 2;
+		return;
+	}
 	if (f->vector < 32) {
 		__asm__ volatile("mov %%cr2, %0" : "=r"(cr2));
 		rt_printf("\nguest exception %lu (error 0x%lx) at rip 0x%lx, "
@@ -63,6 +72,7 @@ void rt_isr(struct rt_frame *f)
 	}
 	if (f->vector == SPURIOUS_VECTOR)
 		return;
+	rt_irq_count++;
 	if (rt_handlers[f->vector].fn)
 		rt_handlers[f->vector].fn((unsigned int)f->vector,
 					  rt_handlers[f->vector].arg);
@@ -87,7 +97,20 @@ static void rt_apic_init(void)
 	}
 }
 
-int rt_irq_init(void)
+static void rt_idt_set(unsigned int i)
+{
+	uint64_t a = rt_isr_table[i];
+
+	rt_idt[i] = (struct rt_idt_entry){
+		.off_lo = (uint16_t)a, .sel = 0x08, .type = 0x8e,
+		.off_mid = (uint16_t)(a >> 16), .off_hi = (uint32_t)(a >> 32),
+	};
+}
+
+/* Ring 0, at boot: just the #UD entry that kernel calls need, and the
+ * IDT register.  The rest is filled from ring 3 (rt_idt_fill), where it
+ * costs nothing even on hosts that emulate ring 0. */
+void rt_idt_boot(void)
 {
 	struct {
 		uint16_t limit;
@@ -95,15 +118,18 @@ int rt_irq_init(void)
 	} __attribute__((packed)) idtr = { sizeof(rt_idt) - 1,
 					   (uint64_t)(uintptr_t)rt_idt };
 
-	for (int i = 0; i < 256; i++) {
-		uint64_t a = rt_isr_table[i];
-
-		rt_idt[i] = (struct rt_idt_entry){
-			.off_lo = (uint16_t)a, .sel = 0x08, .type = 0x8e,
-			.off_mid = (uint16_t)(a >> 16), .off_hi = (uint32_t)(a >> 32),
-		};
-	}
+	rt_idt_set(6);
 	__asm__ volatile("lidt %0" : : "m"(idtr));
+}
+
+void rt_idt_fill(void)
+{
+	for (unsigned int i = 0; i < 256; i++)
+		rt_idt_set(i);
+}
+
+int rt_irq_init(void)
+{
 	rt_apic_init();
 	return 0;
 }

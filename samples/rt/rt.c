@@ -34,6 +34,7 @@ static uint64_t rt_ram_top = 32ull << 20; /* if the loader gave no map */
 static uint64_t rt_next_free;
 static uint64_t rt_khz;
 static uint64_t rt_tsc0;
+static const char *rt_cmdline;
 
 /* String instructions: short, fast under KVM, and immune to gcc turning
  * a byte loop back into a call to the very function being defined. */
@@ -98,7 +99,148 @@ int strncmp(const char *a, const char *b, size_t n)
 	return 0;
 }
 
+/*
+ * Kernel calls.  main() runs in ring 3 (boot.S says why) and gets its
+ * privileged instructions done by ring 0.  The way in is `ud2`: the #UD
+ * handler (irq.c) sees a ud2 executed in ring 3, runs rt_kcall_do with
+ * the registers as arguments and resumes after it.  An exception is the
+ * one entry to ring 0 that every host delivers the same way (PVM does not
+ * route `int N` or `syscall` from a non-PVM guest to its ring 0).  Ring 0
+ * code calls rt_kcall_do directly.
+ */
 #define UART_FIFO 16
+#define UART_LSR 5
+#define UART_LSR_THRE 0x20
+
+/* Ring 0: a whole line per kernel call, a FIFO's worth (16 bytes) per
+ * string instruction once the transmitter is empty.  QEMU's and gpup's
+ * UARTs are always ready; a real one is not, and the wait then matters. */
+static void rt_uart_write_k(uint16_t port, const char *s, uint64_t n)
+{
+	while (n) {
+		uint64_t k = n < UART_FIFO ? n : UART_FIFO;
+		uint8_t lsr = 0;
+
+		for (int i = 0; i < 100000 && !(lsr & UART_LSR_THRE); i++)
+			__asm__ volatile("inb %w1, %b0" : "+a"(lsr) : "Nd"((uint16_t)(port + UART_LSR)));
+		n -= k;
+		__asm__ volatile("rep outsb" : "+S"(s), "+c"(k) : "d"(port) : "memory");
+	}
+}
+
+uint64_t rt_kcall_do(uint64_t op, uint64_t a, uint64_t b, uint64_t c)
+{
+	uint32_t lo, hi;
+
+	switch (op) {
+	case RT_KC_OUT:
+		if (c == 1)
+			__asm__ volatile("outb %b0, %w1" : : "a"(b), "Nd"(a));
+		else if (c == 2)
+			__asm__ volatile("outw %w0, %w1" : : "a"(b), "Nd"(a));
+		else
+			__asm__ volatile("outl %k0, %w1" : : "a"(b), "Nd"(a));
+		return 0;
+	case RT_KC_IN:
+		lo = 0;
+		if (c == 1)
+			__asm__ volatile("inb %w1, %b0" : "+a"(lo) : "Nd"(a));
+		else
+			__asm__ volatile("inl %w1, %k0" : "=a"(lo) : "Nd"(a));
+		return lo;
+	case RT_KC_UART_WRITE:
+		rt_uart_write_k((uint16_t)a, (const char *)(uintptr_t)b, c);
+		return 0;
+	case RT_KC_RDMSR:
+		__asm__ volatile("rdmsr" : "=a"(lo), "=d"(hi) : "c"(a));
+		return ((uint64_t)hi << 32) | lo;
+	case RT_KC_WRMSR:
+		__asm__ volatile("wrmsr" : : "c"(a), "a"((uint32_t)b), "d"((uint32_t)(b >> 32)));
+		return 0;
+	case RT_KC_HALT_UNLESS:
+		/* Interrupts are off here (an interrupt gate or boot code). */
+		if (*(const volatile uint64_t *)(uintptr_t)a < b)
+			__asm__ volatile("sti; hlt; cli" ::: "memory");
+		return 0;
+	case RT_KC_FLUSH_TLB:
+		__asm__ volatile("mov %%cr3, %%rax; mov %%rax, %%cr3" ::: "rax", "memory");
+		return 0;
+	case RT_KC_CPUID: {
+		uint32_t *r = (uint32_t *)(uintptr_t)c;
+
+		__asm__ volatile("cpuid" : "=a"(r[0]), "=b"(r[1]), "=c"(r[2]), "=d"(r[3])
+				 : "a"((uint32_t)a), "c"((uint32_t)b));
+		return 0;
+	}
+	case RT_KC_LIDT:
+		__asm__ volatile("lidt (%0)" : : "r"(a) : "memory");
+		return 0;
+	default:
+		return ~0ull;
+	}
+}
+
+static uint64_t rt_kcall(uint64_t op, uint64_t a, uint64_t b, uint64_t c)
+{
+	uint16_t cs;
+	uint64_t ret;
+
+	__asm__ volatile("mov %%cs, %0" : "=r"(cs));
+	if (!(cs & 3))
+		return rt_kcall_do(op, a, b, c);
+	__asm__ volatile("ud2" : "=a"(ret) : "a"(op), "D"(a), "S"(b), "d"(c) : "memory");
+	return ret;
+}
+
+void rt_outb(uint16_t port, uint8_t v)
+{
+	rt_kcall(RT_KC_OUT, port, v, 1);
+}
+
+void rt_outw(uint16_t port, uint16_t v)
+{
+	rt_kcall(RT_KC_OUT, port, v, 2);
+}
+
+void rt_outl(uint16_t port, uint32_t v)
+{
+	rt_kcall(RT_KC_OUT, port, v, 4);
+}
+
+uint8_t rt_inb(uint16_t port)
+{
+	return (uint8_t)rt_kcall(RT_KC_IN, port, 0, 1);
+}
+
+uint32_t rt_inl(uint16_t port)
+{
+	return (uint32_t)rt_kcall(RT_KC_IN, port, 0, 4);
+}
+
+uint64_t rt_rdmsr(uint32_t msr)
+{
+	return rt_kcall(RT_KC_RDMSR, msr, 0, 0);
+}
+
+void rt_wrmsr(uint32_t msr, uint64_t v)
+{
+	rt_kcall(RT_KC_WRMSR, msr, v, 0);
+}
+
+void rt_halt_unless(const volatile uint64_t *word, uint64_t value)
+{
+	rt_kcall(RT_KC_HALT_UNLESS, (uint64_t)(uintptr_t)word, value, 0);
+}
+
+void rt_lidt(uint64_t base, uint16_t limit)
+{
+	struct {
+		uint16_t limit;
+		uint64_t base;
+	} __attribute__((packed)) d = { limit, base };
+
+	rt_kcall(RT_KC_LIDT, (uint64_t)(uintptr_t)&d, 0, 0);
+}
 
 static void rt_uart_wait(void)
 {
@@ -114,20 +256,6 @@ void rt_putc(char c)
 	rt_outb(COM1, (uint8_t)c);
 }
 
-/* Send up to a FIFO's worth with one string instruction: one exit per 16
- * bytes instead of one per byte. */
-static void rt_uart_write(const char *s, size_t n)
-{
-	while (n) {
-		size_t k = n < UART_FIFO ? n : UART_FIFO;
-
-		rt_uart_wait();
-		__asm__ volatile("rep outsb" : "+S"(s), "+c"(k) : "d"((uint16_t)COM1)
-				 : "memory");
-		n -= n < UART_FIFO ? n : UART_FIFO;
-	}
-}
-
 void rt_puts(const char *s)
 {
 	char line[256];
@@ -138,11 +266,11 @@ void rt_puts(const char *s)
 			line[n++] = '\r';
 		line[n++] = *s;
 		if (n >= sizeof(line) - 2) {
-			rt_uart_write(line, n);
+			rt_kcall(RT_KC_UART_WRITE, COM1, (uint64_t)(uintptr_t)line, n);
 			n = 0;
 		}
 	}
-	rt_uart_write(line, n);
+	rt_kcall(RT_KC_UART_WRITE, COM1, (uint64_t)(uintptr_t)line, n);
 }
 
 int rt_printf(const char *fmt, ...)
@@ -163,28 +291,14 @@ void rt_exit(int status)
 	rt_outl(EXIT_PORT, (uint32_t)status);
 	rt_outw(EXIT_PORT_QEMU_DEFAULT, (uint16_t)status);
 	for (;;)
-		__asm__ volatile("cli; hlt");
+		rt_halt_unless(&rt_irq_count, ~0ull);
 }
 
+/* Through ring 0: in ring 3 some hosts (PVM) answer CPUID from the real
+ * CPU instead of the VM's configuration. */
 void rt_cpuid(uint32_t leaf, uint32_t sub, uint32_t r[4])
 {
-	__asm__ volatile("cpuid"
-			 : "=a"(r[0]), "=b"(r[1]), "=c"(r[2]), "=d"(r[3])
-			 : "a"(leaf), "c"(sub));
-}
-
-uint64_t rt_rdmsr(uint32_t msr)
-{
-	uint32_t lo, hi;
-
-	__asm__ volatile("rdmsr" : "=a"(lo), "=d"(hi) : "c"(msr));
-	return ((uint64_t)hi << 32) | lo;
-}
-
-void rt_wrmsr(uint32_t msr, uint64_t v)
-{
-	__asm__ volatile("wrmsr" : : "c"(msr), "a"((uint32_t)v),
-			 "d"((uint32_t)(v >> 32)));
+	rt_kcall(RT_KC_CPUID, leaf, sub, (uint64_t)(uintptr_t)r);
 }
 
 /* TSC rate: the hypervisor timing leaf (KVM under gpup), else the CPU's
@@ -268,10 +382,10 @@ int rt_map_mmio(uint64_t addr, uint64_t len)
 		if (!pd)
 			return -1;
 		for (int i = 0; i < 512; i++)
-			pd[i] = (gb + ((uint64_t)i << 21)) | 0x83 | 0x18;
-		rt_pdpt[idx] = (uint64_t)(uintptr_t)pd | 0x3;
+			pd[i] = (gb + ((uint64_t)i << 21)) | 0x87 | 0x18;
+		rt_pdpt[idx] = (uint64_t)(uintptr_t)pd | 0x7;
 	}
-	__asm__ volatile("mov %%cr3, %%rax; mov %%rax, %%cr3" ::: "rax", "memory");
+	rt_kcall(RT_KC_FLUSH_TLB, 0, 0, 0);
 	return 0;
 }
 
@@ -325,14 +439,22 @@ static const char *rt_read_start_info(void)
 	return si->cmdline_paddr ? (const char *)(uintptr_t)si->cmdline_paddr : "";
 }
 
+/* Ring 0, from boot.S: only what ring 3 cannot do, since on some hosts
+ * each ring-0 instruction is emulated (boot.S). */
 void rt_start(void);
 void rt_start(void)
 {
-	const char *cmdline;
+	rt_idt_boot();
+}
 
+/* Ring 3, from boot.S. */
+void rt_main_user(void);
+void rt_main_user(void)
+{
 	rt_tsc0 = rt_rdtsc();
 	rt_next_free = (uint64_t)(uintptr_t)rt_image_end;
-	cmdline = rt_read_start_info();
+	rt_idt_fill();
+	rt_cmdline = rt_read_start_info();
 	rt_khz = rt_find_tsc_khz();
-	rt_exit(main(cmdline));
+	rt_exit(main(rt_cmdline));
 }

@@ -30,33 +30,37 @@ int rt_snprintf(char *buf, size_t len, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 __attribute__((noreturn)) void rt_exit(int status);
 
-/* Port and MMIO access. */
-static inline void rt_outb(uint16_t port, uint8_t v)
-{
-	__asm__ volatile("outb %0, %1" : : "a"(v), "Nd"(port));
-}
-static inline void rt_outw(uint16_t port, uint16_t v)
-{
-	__asm__ volatile("outw %0, %1" : : "a"(v), "Nd"(port));
-}
-static inline void rt_outl(uint16_t port, uint32_t v)
-{
-	__asm__ volatile("outl %0, %1" : : "a"(v), "Nd"(port));
-}
-static inline uint8_t rt_inb(uint16_t port)
-{
-	uint8_t v;
+/* Kernel calls (rt.c): what ring 3 asks of ring 0. */
+enum rt_kcall_op {
+	RT_KC_OUT,          /* port, value, width */
+	RT_KC_IN,           /* port, -, width: the value */
+	RT_KC_UART_WRITE,   /* port, buffer, length */
+	RT_KC_RDMSR,        /* msr: the value */
+	RT_KC_WRMSR,        /* msr, value */
+	RT_KC_HALT_UNLESS,  /* word, value */
+	RT_KC_FLUSH_TLB,
+	RT_KC_LIDT,         /* pointer to a 10-byte descriptor */
+	RT_KC_CPUID,        /* leaf, subleaf, pointer to 4 words */
+};
+/* Ring 0 only (the #UD handler, exception paths). */
+uint64_t rt_kcall_do(uint64_t op, uint64_t a, uint64_t b, uint64_t c);
 
-	__asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port));
-	return v;
-}
-static inline uint32_t rt_inl(uint16_t port)
-{
-	uint32_t v;
+/* Port I/O and MSRs: kernel calls, since main() runs in ring 3. */
+void rt_outb(uint16_t port, uint8_t v);
+void rt_outw(uint16_t port, uint16_t v);
+void rt_outl(uint16_t port, uint32_t v);
+uint8_t rt_inb(uint16_t port);
+uint32_t rt_inl(uint16_t port);
+uint64_t rt_rdmsr(uint32_t msr);
+void rt_wrmsr(uint32_t msr, uint64_t v);
+/* Halt until an interrupt, unless *word >= value already.  The check and
+ * the halt are one step in ring 0, so an interrupt that sets the word
+ * just before cannot be missed.  Interrupts are otherwise always on. */
+void rt_halt_unless(const volatile uint64_t *word, uint64_t value);
+/* Load an IDT (limit 0: none, for tests that want a triple fault). */
+void rt_lidt(uint64_t base, uint16_t limit);
 
-	__asm__ volatile("inl %1, %0" : "=a"(v) : "Nd"(port));
-	return v;
-}
+/* MMIO. */
 static inline uint32_t rt_mmio_read32(uint64_t addr)
 {
 	return *(volatile uint32_t *)(uintptr_t)addr;
@@ -81,8 +85,6 @@ static inline uint64_t rt_rdtsc(void)
 	return ((uint64_t)hi << 32) | lo;
 }
 void rt_cpuid(uint32_t leaf, uint32_t sub, uint32_t r[4]);
-uint64_t rt_rdmsr(uint32_t msr);
-void rt_wrmsr(uint32_t msr, uint64_t v);
 
 /* Time: ns since boot from the TSC (0 if its rate is unknown). */
 uint64_t rt_tsc_khz(void);
@@ -114,25 +116,16 @@ uint32_t rt_f32_from_u32(uint32_t v);
 uint32_t rt_f32_from_i32(int32_t v);
 char *rt_f32_str(char *buf, size_t len, uint32_t x, int decimals);
 
-/* Interrupts (irq.c): IDT, x2APIC, handlers per vector. */
+/* Interrupts (irq.c): IDT (loaded at boot), x2APIC, handlers per vector.
+ * Handlers run in ring 0 with interrupts off. */
 typedef void (*rt_irq_fn)(unsigned int vector, void *arg);
+void rt_idt_boot(void);   /* ring 0: the #UD entry (kernel calls), lidt */
+void rt_idt_fill(void);   /* ring 3: every other entry */
 int rt_irq_init(void);
 int rt_irq_alloc(rt_irq_fn fn, void *arg);   /* a free vector, or -1 */
 uint32_t rt_apic_id(void);
-static inline void rt_irq_enable(void)
-{
-	__asm__ volatile("sti" ::: "memory");
-}
-static inline void rt_irq_disable(void)
-{
-	__asm__ volatile("cli" ::: "memory");
-}
-/* Wait for an interrupt: enable them and halt in one step, so an
- * interrupt arriving between the check and the halt is not lost. */
-static inline void rt_wait_irq(void)
-{
-	__asm__ volatile("sti; hlt; cli" ::: "memory");
-}
+/* Interrupts taken since boot: a word to wait on with rt_halt_unless. */
+extern volatile uint64_t rt_irq_count;
 
 /* PCI (pci.c): configuration mechanism #1 on bus 0. */
 struct rt_pci_dev {

@@ -250,10 +250,10 @@ static void vg_arm_timer(void)
 	rt_wrmsr(X2APIC_TIMER_INIT, WAIT_TICK_NS);
 }
 
-/* Halt until the fence reaches seq.  Interrupts stay off between the
- * check and the halt (sti; hlt), so the completion cannot slip in between.
- * A wake-up that brought no queue interrupt was the timer: then look at
- * the device, which may have faulted the queue or gone away. */
+/* Halt until the fence reaches seq: rt_halt_unless checks it with
+ * interrupts off, so the completion cannot slip in before the halt.  A
+ * wake-up that brought no queue interrupt was the timer: then look at the
+ * device, which may have faulted the queue or gone away. */
 static int vg_wait_seq(struct vg_dev *d, unsigned int q, uint64_t seq,
 		       uint64_t timeout_ns)
 {
@@ -262,15 +262,15 @@ static int vg_wait_seq(struct vg_dev *d, unsigned int q, uint64_t seq,
 	uint32_t st;
 	int rc = 0;
 
-	rt_irq_disable();
+	if (*x->fence < seq)
+		vg_arm_timer();
 	while (*x->fence < seq) {
 		if (rt_ns() - t0 > timeout_ns) {
 			rc = VG_ERR_TIMEOUT;
 			break;
 		}
 		seen = x->irqs;
-		vg_arm_timer();
-		rt_wait_irq();
+		rt_halt_unless(x->fence, seq);
 		if (*x->fence >= seq || x->irqs != seen)
 			continue;
 		st = vg_read(d, GPUP_REG_QUEUE(q) + GPUP_Q_STATUS);
@@ -278,8 +278,8 @@ static int vg_wait_seq(struct vg_dev *d, unsigned int q, uint64_t seq,
 			rc = st == 0xffffffffu ? VG_ERR_LOST : VG_ERR_FAULT;
 			break;
 		}
+		vg_arm_timer();
 	}
-	rt_irq_enable();
 	d->irq_wait_ns += rt_ns() - t0;
 	return rc;
 }
