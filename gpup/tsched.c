@@ -147,6 +147,17 @@ int gpup_tsched_set_policy(struct gpup_engine *e, enum sched_policy p,
 	return gpup_engine_set_sched(e, &gpup_sched_tslice, &cfg);
 }
 
+static int call_watchdog(void *s, void *arg)
+{
+	sched_set_watchdog(s, *(const uint64_t *)arg);
+	return 0;
+}
+
+int gpup_tsched_set_watchdog(struct gpup_engine *e, uint64_t timeout_ns)
+{
+	return gpup_engine_sched_call(e, &gpup_sched_tslice, call_watchdog, &timeout_ns);
+}
+
 struct ts_ctx {
 	struct gpup_ectx *c;
 	const struct sched_ctx_cfg *cfg;

@@ -27,6 +27,9 @@ extern const struct gpup_sched_ops gpup_sched_tslice;
  * default), or change both if it already is.  0 or -errno. */
 int gpup_tsched_set_policy(struct gpup_engine *e, enum sched_policy p,
 			   uint64_t slice_ns);
+/* The watchdog timeout of e's time-slice scheduler (0: off).  -EINVAL if
+ * e is not under it. */
+int gpup_tsched_set_watchdog(struct gpup_engine *e, uint64_t timeout_ns);
 /* Weight, reserve, cap, class and fps limit of one attached context.
  * -EINVAL if e is not under the time-slice scheduler or cfg is bad. */
 int gpup_tsched_set_ctx(struct gpup_engine *e, struct gpup_ectx *c,

@@ -17,24 +17,27 @@
 static void sched_usage(FILE *f)
 {
 	fprintf(f,
-		"usage: gpup sched --gpu ID --policy POLICY [--slice MS] [--json]\n"
+		"usage: gpup sched --gpu ID --policy POLICY [--slice MS] [--watchdog MS]\n"
+		"                  [--json]\n"
 		"       gpup sched --partition UUID [--weight W] [--reserve F] [--cap F]\n"
 		"                  [--class normal|interactive] [--fps N] [--json]\n"
 		"\n"
 		"Set how a GPU's engines are shared, at run time, with partitions\n"
 		"running.  POLICY: fifo, best-effort, equal-share, fixed-share,\n"
 		"weighted.  --slice: 0.1 to 30 ms; default 2 ms up to 8 contexts on\n"
-		"an engine, 1 ms above.  Per partition: its weight (weighted), the\n"
-		"fraction of an engine it reserves (fixed-share) and its cap, its\n"
-		"class, and a frame-rate limit for the interactive class.  Both forms\n"
-		"may be combined.  See docs/SCHEDULER.md.\n");
+		"an engine, 1 ms above.  --watchdog: reset a partition whose queue\n"
+		"has work but completes nothing for that long (0: off).\n"
+		"Per partition: its weight (weighted), the fraction of an engine it\n"
+		"reserves (fixed-share) and its cap, its class, and a frame-rate\n"
+		"limit for the interactive class.  Both forms may be combined.\n"
+		"See docs/SCHEDULER.md.\n");
 }
 
 struct sched_args {
 	const char *gpu, *policy, *part, *klass;
-	double slice_ms, reserve, cap;
+	double slice_ms, reserve, cap, watchdog_ms;
 	long weight, fps;
-	bool ctx;
+	bool ctx, wd;
 	int json;
 };
 
@@ -57,6 +60,7 @@ static int sched_opt(int o, const char *arg, struct sched_args *a)
 	case 'j': a->json = 1; return 0;
 	case 'h': sched_usage(stdout); return 1;
 	case 's': a->slice_ms = strtod(arg, &end); break;
+	case 'W': a->watchdog_ms = strtod(arg, &end); a->wd = true; break;
 	case 'r': a->reserve = strtod(arg, &end); a->ctx = true; break;
 	case 'C': a->cap = strtod(arg, &end); a->ctx = true; break;
 	case 'w': a->weight = strtol(arg, &end, 10); a->ctx = true; break;
@@ -72,6 +76,7 @@ static int sched_parse(int argc, char **argv, struct sched_args *a)
 		{ "gpu", required_argument, NULL, 'g' },
 		{ "policy", required_argument, NULL, 'p' },
 		{ "slice", required_argument, NULL, 's' },
+		{ "watchdog", required_argument, NULL, 'W' },
 		{ "partition", required_argument, NULL, 'P' },
 		{ "weight", required_argument, NULL, 'w' },
 		{ "reserve", required_argument, NULL, 'r' },
@@ -88,7 +93,7 @@ static int sched_parse(int argc, char **argv, struct sched_args *a)
 		if ((rc = sched_opt(o, optarg, a)))
 			return rc;
 	if (optind < argc || (!a->gpu && !a->part) || (!a->gpu != !a->policy) ||
-	    (a->part && !a->ctx) || (!a->part && a->ctx)) {
+	    (a->part && !a->ctx) || (!a->part && a->ctx) || (a->wd && !a->gpu)) {
 		gpup_err("sched", "needs --gpu ID --policy POLICY, or --partition UUID with "
 			 "--weight, --reserve, --cap, --class or --fps; see 'gpup sched --help'");
 		return 2 + GPUP_EXIT_USAGE;
@@ -117,6 +122,15 @@ static int gpu_sched(const struct gpup_global *g, const struct sched_args *a)
 	json_object_object_add(req, GPUP_CTL_F_POLICY, json_object_new_string(a->policy));
 	json_object_object_add(req, GPUP_CTL_F_SLICE_NS,
 			       json_object_new_int64((int64_t)(a->slice_ms * 1e6 + 0.5)));
+	if (a->wd && (a->watchdog_ms < 0 || a->watchdog_ms > 3600e3)) {
+		json_object_put(req);
+		gpup_err("sched", "--watchdog %g: milliseconds, 0 (off) to an hour",
+			 a->watchdog_ms);
+		return GPUP_EXIT_USAGE;
+	}
+	if (a->wd)
+		json_object_object_add(req, GPUP_CTL_F_WATCHDOG_NS,
+				       json_object_new_int64((int64_t)(a->watchdog_ms * 1e6)));
 	rc = gpup_ctl_cli_call(g, "sched", req, &r);
 	if (rc)
 		return rc;

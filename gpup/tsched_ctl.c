@@ -36,14 +36,38 @@ static int find_gpu(struct gpup_pool *pool, json_object *req, const char **name)
 	return g < 0 || !pool->gpus[g].priv ? -ENODEV : g;
 }
 
+/* Policy, slice and (wd >= 0) watchdog on every engine of GPU g: NULL, or
+ * the failure reply. */
+static json_object *apply_gpu(struct gpup_pool *pool, int g, enum sched_policy p,
+			      uint64_t slice, int64_t wd)
+{
+	unsigned int n = pool->gpus[g].ncompute + pool->gpus[g].ncopy;
+
+	for (unsigned int i = 0; i < n; i++) {
+		enum gpup_engine_kind kind;
+		unsigned int idx;
+		struct gpup_engine *e = nth_engine(pool->gpus[g].priv, &pool->gpus[g], i,
+						   &kind, &idx);
+		int rc = e ? gpup_tsched_set_policy(e, p, slice) : -ENODEV;
+
+		if (!rc && wd >= 0)
+			rc = gpup_tsched_set_watchdog(e, (uint64_t)wd);
+		if (rc)
+			return gpup_ctl_fail(-rc, "%s %s engine %u: %s", pool->gpus[g].name,
+					     kind == GPUP_ENGINE_KIND_COPY ? "copy" : "compute",
+					     idx, strerror(-rc));
+	}
+	return NULL;
+}
+
 json_object *gpup_tsched_ctl_sched(struct gpup_pool *pool, json_object *req)
 {
 	const char *pname = gpup_ctl_str(req, GPUP_CTL_F_POLICY, NULL), *gname;
 	int64_t slice = gpup_ctl_int(req, GPUP_CTL_F_SLICE_NS, 0);
+	int64_t wd = gpup_ctl_int(req, GPUP_CTL_F_WATCHDOG_NS, -1);
 	enum sched_policy p;
 	json_object *r;
 	int g = find_gpu(pool, req, &gname);
-	unsigned int n;
 
 	if (g == -EINVAL)
 		return gpup_ctl_fail(EINVAL, "sched needs a \"gpu\"");
@@ -55,25 +79,17 @@ json_object *gpup_tsched_ctl_sched(struct gpup_pool *pool, json_object *req)
 	if (slice < 0 || (slice && ((uint64_t)slice < SCHED_SLICE_MIN_NS ||
 				    (uint64_t)slice > SCHED_SLICE_MAX_NS)))
 		return gpup_ctl_fail(EINVAL, "slice must be 0.1 to 30 ms (or 0 for the default)");
-	n = pool->gpus[g].ncompute + pool->gpus[g].ncopy;
-	for (unsigned int i = 0; i < n; i++) {
-		enum gpup_engine_kind kind;
-		unsigned int idx;
-		struct gpup_engine *e = nth_engine(pool->gpus[g].priv, &pool->gpus[g], i,
-						   &kind, &idx);
-		int rc = e ? gpup_tsched_set_policy(e, p, (uint64_t)slice) : -ENODEV;
-
-		if (rc)
-			return gpup_ctl_fail(-rc, "%s %s engine %u: %s", gname,
-					     kind == GPUP_ENGINE_KIND_COPY ? "copy" : "compute",
-					     idx, strerror(-rc));
-	}
+	if (wd > 3600ll * 1000000000ll)
+		return gpup_ctl_fail(EINVAL, "watchdog must be at most an hour (0: off)");
+	if ((r = apply_gpu(pool, g, p, (uint64_t)slice, wd)))
+		return r;
 	r = gpup_ctl_ok();
 	json_object_object_add(r, GPUP_CTL_F_GPU, json_object_new_string(gname));
 	json_object_object_add(r, GPUP_CTL_F_POLICY,
 			       json_object_new_string(sched_policy_name(p)));
 	json_object_object_add(r, GPUP_CTL_F_SLICE_NS, json_object_new_int64(slice));
-	json_object_object_add(r, GPUP_CTL_F_ENGINES, json_object_new_int((int)n));
+	json_object_object_add(r, GPUP_CTL_F_ENGINES, json_object_new_int(
+		(int)(pool->gpus[g].ncompute + pool->gpus[g].ncopy)));
 	return r;
 }
 
@@ -118,6 +134,8 @@ static int engine_fill(void *s, void *arg)
 	json_object_object_add(o, GPUP_CTL_F_POLICY,
 			       json_object_new_string(sched_policy_name(st.policy)));
 	json_object_object_add(o, GPUP_CTL_F_SLICE_NS, json_object_new_int64((int64_t)st.slice_ns));
+	json_object_object_add(o, GPUP_CTL_F_WATCHDOG_NS,
+			       json_object_new_int64((int64_t)st.watchdog_ns));
 	json_object_object_add(o, "picks", json_object_new_int64((int64_t)st.picks));
 	json_object_object_add(o, "idle_picks", json_object_new_int64((int64_t)st.idle_picks));
 	json_object_object_add(o, "switches", json_object_new_int64((int64_t)st.switches));

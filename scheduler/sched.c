@@ -63,6 +63,11 @@ uint64_t sched_slice(const struct sched_engine *e)
 	return e->slice;
 }
 
+void sched_set_watchdog(struct sched_engine *e, uint64_t timeout_ns)
+{
+	e->cfg.watchdog_ns = timeout_ns;
+}
+
 static bool slice_ok(uint64_t s)
 {
 	return s == 0 || (s >= SCHED_SLICE_MIN_NS && s <= SCHED_SLICE_MAX_NS);
@@ -673,5 +678,6 @@ void sched_engine_stats(const struct sched_engine *e,
 	*st = e->st;
 	st->policy = e->cfg.policy;
 	st->slice_ns = e->slice;
+	st->watchdog_ns = e->cfg.watchdog_ns;
 	st->nctx = e->nctx;
 }

@@ -141,6 +141,7 @@ struct sched_ctx_stats {
 struct sched_engine_stats {
 	enum sched_policy policy;
 	uint64_t slice_ns;       /* the slice in force now */
+	uint64_t watchdog_ns;    /* 0: off */
 	unsigned int nctx;
 	uint64_t picks;          /* picks that returned a context */
 	uint64_t idle_picks;     /* picks that found nothing eligible */
@@ -158,6 +159,8 @@ void sched_engine_destroy(struct sched_engine *e);
 int sched_set_policy(struct sched_engine *e, enum sched_policy p,
 		     uint64_t slice_ns, uint64_t now);
 uint64_t sched_slice(const struct sched_engine *e);
+/* The watchdog timeout in force from now on; 0 turns it off. */
+void sched_set_watchdog(struct sched_engine *e, uint64_t timeout_ns);
 /* The default slice for n contexts (2 ms up to 8, 1 ms above). */
 uint64_t sched_default_slice(unsigned int n);
 

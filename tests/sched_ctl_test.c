@@ -128,6 +128,16 @@ Test(sched_ctl, bad_requests_change_nothing)
 		    "EINVAL", "unknown policy 'lottery'");
 	expect_fail(call(gpup_tsched_ctl_sched, GPUP_CTL_M_SCHED, "gpu0", "fifo", 99 * MS),
 		    "EINVAL", "0.1 to 30 ms");
+	r = gpup_ctl_request(GPUP_CTL_M_SCHED);
+	json_object_object_add(r, GPUP_CTL_F_GPU, json_object_new_string("gpu0"));
+	json_object_object_add(r, GPUP_CTL_F_POLICY, json_object_new_string("fifo"));
+	json_object_object_add(r, GPUP_CTL_F_WATCHDOG_NS, json_object_new_int64(4e12));
+	{
+		json_object *reply = gpup_tsched_ctl_sched(&pool, r);
+
+		json_object_put(r);
+		expect_fail(reply, "EINVAL", "watchdog must be at most an hour");
+	}
 	expect_fail(call(gpup_tsched_ctl_stats, GPUP_CTL_M_STATS, "gpu3", NULL, 0),
 		    "ENODEV", "no GPU");
 	r = call(gpup_tsched_ctl_stats, GPUP_CTL_M_STATS, "gpu0", NULL, 0);
@@ -252,14 +262,17 @@ Test(sched_cli, commands_against_a_daemon)
 	snprintf(args, sizeof(args), "daemon --state-dir %s/state --sim-gpus 1 --vram 128M", dir);
 	cr_assert_lt(strlen(dir) + 32, sizeof(args));
 	cr_assert_eq(gpup(out, sizeof(out), args), 0, "%s", out);
-	cr_assert_eq(gpup(out, sizeof(out), "sched --gpu gpu0 --policy weighted --slice 1"), 0,
-		     "%s", out);
+	cr_assert_eq(gpup(out, sizeof(out), "sched --gpu gpu0 --policy weighted --slice 1 "
+			  "--watchdog 500"), 0, "%s", out);
 	cr_assert_str_eq(out, "gpu0: weighted on 2 engine(s), slice 1.00 ms\n");
 	cr_assert_eq(gpup(out, sizeof(out), "stats --json"), 0, "%s", out);
 	j = json_tokener_parse(out);
 	cr_assert_not_null(j, "%s", out);
 	cr_assert_str_eq(gpup_ctl_str(path(path(j, GPUP_CTL_F_GPUS, 0), GPUP_CTL_F_ENGINES, 0),
 				      GPUP_CTL_F_POLICY, ""), "weighted");
+	cr_assert_eq(gpup_ctl_int(path(path(j, GPUP_CTL_F_GPUS, 0), GPUP_CTL_F_ENGINES, 1),
+				  GPUP_CTL_F_WATCHDOG_NS, 0), 500 * MS);
+	cr_assert_eq(gpup(out, sizeof(out), "sched --gpu gpu0 --policy fifo --watchdog -3"), 2);
 	json_object_put(j);
 	cr_assert_eq(gpup(out, sizeof(out), "sched --gpu gpu0 --policy nope"), 2);
 	cr_assert_str_eq(out, "gpup sched: unknown policy 'nope' (fifo, best-effort, "

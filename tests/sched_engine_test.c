@@ -175,3 +175,20 @@ Test(sched_engine, watchdog_hands_a_stuck_context_to_its_owner)
 	cr_assert_eq(__atomic_load_n(&t[0].stuck, __ATOMIC_SEQ_CST), 0,
 		     "the busy neighbour progresses");
 }
+
+Test(sched_engine, watchdog_switched_on_at_run_time)
+{
+	int waited = 0;
+
+	cr_assert_eq(gpup_tsched_set_watchdog(eng, 30 * MS), -EINVAL, "not ours yet");
+	attach(0, 1, false);
+	attach(1, 1, true);
+	cr_assert_eq(gpup_tsched_set_policy(eng, SCHED_POLICY_WEIGHTED, MS), 0);
+	usleep(100000);
+	cr_assert_eq(__atomic_load_n(&t[1].stuck, __ATOMIC_SEQ_CST), 0, "no watchdog yet");
+	cr_assert_eq(gpup_tsched_set_watchdog(eng, 30 * MS), 0);
+	while (!__atomic_load_n(&t[1].stuck, __ATOMIC_SEQ_CST) && waited++ < 2000)
+		usleep(1000);
+	cr_assert_eq(__atomic_load_n(&t[1].stuck, __ATOMIC_SEQ_CST), 1);
+	cr_assert_eq(__atomic_load_n(&t[0].stuck, __ATOMIC_SEQ_CST), 0);
+}

@@ -91,5 +91,6 @@
 #define GPUP_CTL_F_CLASS "class"	/* normal, interactive */
 #define GPUP_CTL_F_FPS_LIMIT "fps_limit"
 #define GPUP_CTL_F_QUEUE "queue"	/* stats: a context's vGPU queue */
+#define GPUP_CTL_F_WATCHDOG_NS "watchdog_ns"	/* sched: 0 = off, absent = keep */
 
 #endif
