@@ -9,6 +9,8 @@
  *   vmm    one trapped MMIO write the VMM handles itself (MSI-X PBA page)
  *   reg    one trapped register write the VMM forwards to the daemon
  *          (REGION_WRITE of the SCRATCH register)
+ *   ring0  a kernel call that does nothing: the cost of entering ring 0
+ *          (the halt and the interrupt handler of the fence path run there)
  * Output: "latency: loop N ps per iteration" (how fast plain guest code
  * runs), "lat NAME ns ns ns ..." lines, then "latency: done".
  * Command line: n=SAMPLES (default 200).
@@ -50,6 +52,17 @@ static int measure_fence(const char *name, unsigned int n, bool irq)
 	}
 	print_samples(name, n);
 	return 0;
+}
+
+static void measure_ring0(unsigned int n)
+{
+	for (unsigned int i = 0; i < n; i++) {
+		uint64_t t0 = rt_rdtsc();
+
+		rt_kcall_nop();
+		samples[i] = rt_rdtsc() - t0;
+	}
+	print_samples("ring0", n);
 }
 
 static void measure_write(const char *name, uint64_t addr, unsigned int n)
@@ -98,6 +111,7 @@ int main(const char *cmdline)
 		return 5;
 	measure_write("vmm", dev.bar0 + GPUP_PAGE_MSIX_PBA, n);
 	measure_write("reg", dev.bar0 + GPUP_REG_SCRATCH, n);
+	measure_ring0(n);
 	if (vg_read(&dev, GPUP_REG_SCRATCH) != n - 1) {
 		rt_printf("latency: SCRATCH lost a write\n");
 		return 4;

@@ -26,6 +26,7 @@
 #define PTE_P_RW 0x7
 #define PDE_2M 0x87
 #define PTE_UC 0x18
+#define RT_KC_COUNT 10
 #define SEL_KCODE 0x08
 #define SEL_KDATA 0x10
 #define SEL_UDATA (0x18 | 3)
@@ -178,10 +179,15 @@ rt_start_info:
 	.skip 4
 
 /*
- * Interrupt stubs: push a dummy error code where the CPU pushes none, the
- * vector, then the general registers; call rt_isr(frame) on a 16-byte
- * aligned stack and undo it all.  No FPU/SSE state is saved: guest C code
- * is built with -mgeneral-regs-only (see samples/module.mk).
+ * Interrupt stubs.  Exceptions push a dummy error code where the CPU
+ * pushes none, the vector, then the general registers, and call
+ * rt_isr(frame) on a 16-byte aligned stack.  No FPU/SSE state is saved:
+ * guest C code is built with -mgeneral-regs-only (samples/module.mk).
+ *
+ * Device interrupts (vectors 32 and up) and kernel calls (#UD at the
+ * kernel-call marker) take short paths written here instead: on hosts
+ * that emulate ring 0 every instruction counts (a few microseconds each),
+ * and an interrupt only needs counting (rt_irq_counts) and an EOI.
  */
 	.text
 	.code64
@@ -226,13 +232,154 @@ isr_common:
 
 	.macro ISR num
 isr_\num:
+	.if \num == 6
+	jmp ud_entry
+	.elseif \num >= 32
+	pushq %rax
+	movl $\num, %eax
+	jmp irq_common
+	.else
 	.if (\num == 8) || (\num == 10) || (\num == 11) || (\num == 12) || (\num == 13) || (\num == 14) || (\num == 17) || (\num == 21) || (\num == 29) || (\num == 30)
 	.else
 	pushq $0
 	.endif
 	pushq $\num
 	jmp isr_common
+	.endif
 	.endm
+
+/* A device interrupt: count it, EOI (x2APIC MSR, or xAPIC MMIO). */
+irq_common:
+	cmpl $0xff, %eax		/* spurious: no count, no EOI */
+	je 2f
+	incq rt_irq_count(%rip)
+	incq rt_irq_counts(, %rax, 8)
+	pushq %rcx
+	pushq %rdx
+	cmpb $0, rt_apic_x2(%rip)
+	je 1f
+	movl $0x80b, %ecx
+	xorl %eax, %eax
+	xorl %edx, %edx
+	wrmsr
+	jmp 3f
+1:	movl $0xfee000b0, %ecx
+	movl $0, (%rcx)
+3:	popq %rdx
+	popq %rcx
+2:	popq %rax
+	iretq
+
+/*
+ * Kernel calls (rt.c): the marker is ud2 followed by "gp".  Op in rax,
+ * arguments in rdi, rsi, rdx, result in rax; rcx, rdx, rsi, r8, r9 may
+ * be clobbered.  Any other #UD is a real one, for rt_isr.  HALT_UNLESS
+ * checks its word with interrupts off (this is an interrupt gate), then
+ * `sti; hlt`, so the interrupt it waits for cannot slip in between.
+ */
+#define KCALL_MARKER 0x70670b0f
+ud_entry:
+	pushq %rcx
+	movq 8(%rsp), %rcx
+	cmpl $KCALL_MARKER, (%rcx)
+	jne 1f
+	popq %rcx
+	addq $4, (%rsp)
+	cmpq $RT_KC_COUNT, %rax
+	jae kc_bad
+	jmp *kc_table(, %rax, 8)
+1:	popq %rcx
+	pushq $0
+	pushq $6
+	jmp isr_common
+kc_bad:
+	movq $-1, %rax
+	iretq
+kc_out:
+	movq %rdx, %r8
+	movl %edi, %edx
+	movl %esi, %eax
+	cmpq $1, %r8
+	je 1f
+	cmpq $2, %r8
+	je 2f
+	outl %eax, %dx
+	iretq
+1:	outb %al, %dx
+	iretq
+2:	outw %ax, %dx
+	iretq
+kc_in:
+	movq %rdx, %r8
+	movl %edi, %edx
+	xorl %eax, %eax
+	cmpq $1, %r8
+	je 1f
+	inl %dx, %eax
+	iretq
+1:	inb %dx, %al
+	iretq
+/* A line to the UART: 16 bytes (its FIFO) per string instruction, each
+ * time the transmitter is empty. */
+kc_uart_write:
+	movq %rdx, %r8
+	movl %edi, %r9d
+1:	testq %r8, %r8
+	jz 3f
+	movl $16, %ecx
+	cmpq %rcx, %r8
+	cmovbq %r8, %rcx
+	subq %rcx, %r8
+	leal 5(%r9), %edx
+2:	inb %dx, %al
+	testb $0x20, %al
+	jz 2b
+	movl %r9d, %edx
+	rep outsb
+	jmp 1b
+3:	iretq
+kc_rdmsr:
+	movl %edi, %ecx
+	rdmsr
+	shlq $32, %rdx
+	orq %rdx, %rax
+	iretq
+kc_wrmsr:
+	movl %edi, %ecx
+	movl %esi, %eax
+	movq %rsi, %rdx
+	shrq $32, %rdx
+	wrmsr
+	iretq
+kc_halt_unless:
+	cmpq %rsi, (%rdi)
+	jae 1f
+	sti
+	hlt
+	cli
+1:	iretq
+kc_flush_tlb:
+	movq %cr3, %rax
+	movq %rax, %cr3
+	iretq
+kc_lidt:
+	lidt (%rdi)
+	iretq
+kc_cpuid:
+	pushq %rbx
+	movq %rdx, %r8
+	movl %edi, %eax
+	movl %esi, %ecx
+	cpuid
+	movl %eax, (%r8)
+	movl %ebx, 4(%r8)
+	movl %ecx, 8(%r8)
+	movl %edx, 12(%r8)
+	popq %rbx
+	iretq
+kc_nop:
+	xorl %eax, %eax
+	iretq
 
 	.macro ISR_ADDR num
 	.quad isr_\num
@@ -247,6 +394,10 @@ isr_\num:
 
 	.section .rodata
 	.p2align 3
+/* In the order of enum rt_kcall_op (rt.h). */
+kc_table:
+	.quad kc_out, kc_in, kc_uart_write, kc_rdmsr, kc_wrmsr, kc_halt_unless
+	.quad kc_flush_tlb, kc_lidt, kc_cpuid, kc_nop
 	.globl rt_isr_table
 rt_isr_table:
 	.set i, 0

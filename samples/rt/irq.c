@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: MIT
 /*
- * Interrupts: the IDT (its 256 stubs are in boot.S), the local APIC in x2APIC mode (xAPIC MMIO where x2APIC is
- * missing), and a handler table for the vectors that MSI-X messages
- * target.  A CPU exception is always a
- * guest bug here, so it is reported with its state and ends the guest.
+ * Interrupts: the IDT (its stubs are in boot.S), the local APIC in x2APIC
+ * mode (xAPIC MMIO where x2APIC is missing), and vector allocation for
+ * MSI-X messages.  Device interrupts are counted per vector by boot.S's
+ * short path; the code waiting for one looks at the count.  A CPU
+ * exception is always a guest bug here, so it is reported with its state
+ * and ends the guest.
  */
 #include "rt.h"
 
@@ -12,7 +14,6 @@
 #define APIC_BASE_EXTD (1u << 10)
 #define X2APIC_ID 0x802
 #define X2APIC_TPR 0x808
-#define X2APIC_EOI 0x80b
 #define X2APIC_SVR 0x80f
 #define XAPIC_MMIO 0xfee00000ull
 #define SPURIOUS_VECTOR 0xff
@@ -32,51 +33,26 @@ struct rt_idt_entry {
 };
 
 extern const uint64_t rt_isr_table[256];
-volatile uint64_t rt_irq_count;
 static struct rt_idt_entry rt_idt[256] __attribute__((aligned(16)));
-static struct {
-	rt_irq_fn fn;
-	void *arg;
-} rt_handlers[256];
 static unsigned int rt_next_vector = FIRST_DYN_VECTOR;
-static bool rt_x2apic;
+
+/* Read by boot.S's interrupt path. */
+volatile uint64_t rt_irq_count;
+volatile uint64_t rt_irq_counts[256];
+bool rt_apic_x2;
 
 void rt_isr(struct rt_frame *f);
 
-/* Ring 0 (from rt_isr): the MSR directly, no kernel call. */
-static void rt_eoi(void)
-{
-	if (rt_x2apic)
-		__asm__ volatile("wrmsr" : : "c"(X2APIC_EOI), "a"(0), "d"(0));
-	else
-		rt_mmio_write32(XAPIC_MMIO + 0xb0, 0);
-}
-
+/* Exceptions only: device interrupts never get here (boot.S). */
 void rt_isr(struct rt_frame *f)
 {
 	uint64_t cr2;
 
-	if (f->vector == 6 && (f->cs & 3) &&
-	    *(const uint16_t *)(uintptr_t)f->rip == 0x0b0f) {
-		/* ud2 in ring 3: a kernel call (rt.c). */
-		f->rax = rt_kcall_do(f->rax, f->rdi, f->rsi, f->rdx);
-		f->rip += 2;
-		return;
-	}
-	if (f->vector < 32) {
-		__asm__ volatile("mov %%cr2, %0" : "=r"(cr2));
-		rt_printf("\nguest exception %lu (error 0x%lx) at rip 0x%lx, "
-			  "cr2 0x%lx, rsp 0x%lx\n", f->vector, f->error, f->rip,
-			  cr2, f->rsp);
-		rt_exit(RT_EXIT_EXCEPTION);
-	}
-	if (f->vector == SPURIOUS_VECTOR)
-		return;
-	rt_irq_count++;
-	if (rt_handlers[f->vector].fn)
-		rt_handlers[f->vector].fn((unsigned int)f->vector,
-					  rt_handlers[f->vector].arg);
-	rt_eoi();
+	__asm__ volatile("mov %%cr2, %0" : "=r"(cr2));
+	rt_printf("\nguest exception %lu (error 0x%lx) at rip 0x%lx, cr2 0x%lx, "
+		  "rsp 0x%lx, ring %lu\n", f->vector, f->error, f->rip, cr2, f->rsp,
+		  f->cs & 3);
+	rt_exit(RT_EXIT_EXCEPTION);
 }
 
 static void rt_apic_init(void)
@@ -85,8 +61,8 @@ static void rt_apic_init(void)
 	uint64_t base = rt_rdmsr(MSR_APIC_BASE);
 
 	rt_cpuid(1, 0, r);
-	rt_x2apic = r[2] & (1u << 21);
-	if (rt_x2apic) {
+	rt_apic_x2 = r[2] & (1u << 21);
+	if (rt_apic_x2) {
 		rt_wrmsr(MSR_APIC_BASE, base | APIC_BASE_EN | APIC_BASE_EXTD);
 		rt_wrmsr(X2APIC_TPR, 0);
 		rt_wrmsr(X2APIC_SVR, 0x100 | SPURIOUS_VECTOR);
@@ -136,16 +112,14 @@ int rt_irq_init(void)
 
 uint32_t rt_apic_id(void)
 {
-	if (rt_x2apic)
+	if (rt_apic_x2)
 		return (uint32_t)rt_rdmsr(X2APIC_ID);
 	return rt_mmio_read32(XAPIC_MMIO + 0x20) >> 24;
 }
 
-int rt_irq_alloc(rt_irq_fn fn, void *arg)
+int rt_irq_alloc(void)
 {
 	if (rt_next_vector >= SPURIOUS_VECTOR)
 		return -1;
-	rt_handlers[rt_next_vector].fn = fn;
-	rt_handlers[rt_next_vector].arg = arg;
 	return (int)rt_next_vector++;
 }

@@ -101,95 +101,20 @@ int strncmp(const char *a, const char *b, size_t n)
 
 /*
  * Kernel calls.  main() runs in ring 3 (boot.S says why) and gets its
- * privileged instructions done by ring 0.  The way in is `ud2`: the #UD
- * handler (irq.c) sees a ud2 executed in ring 3, runs rt_kcall_do with
- * the registers as arguments and resumes after it.  An exception is the
- * one entry to ring 0 that every host delivers the same way (PVM does not
- * route `int N` or `syscall` from a non-PVM guest to its ring 0).  Ring 0
- * code calls rt_kcall_do directly.
+ * privileged instructions done by ring 0.  The way in is an exception:
+ * ud2 followed by the bytes "gp", which boot.S's #UD entry recognises,
+ * handles and steps over.  An exception is the one entry to ring 0 that
+ * every host delivers the same way (PVM does not route `int N` or
+ * `syscall` from a guest that is not PVM-aware).  It works from ring 0
+ * too, so exception paths use the same calls.
  */
-#define UART_FIFO 16
-#define UART_LSR 5
-#define UART_LSR_THRE 0x20
-
-/* Ring 0: a whole line per kernel call, a FIFO's worth (16 bytes) per
- * string instruction once the transmitter is empty.  QEMU's and gpup's
- * UARTs are always ready; a real one is not, and the wait then matters. */
-static void rt_uart_write_k(uint16_t port, const char *s, uint64_t n)
-{
-	while (n) {
-		uint64_t k = n < UART_FIFO ? n : UART_FIFO;
-		uint8_t lsr = 0;
-
-		for (int i = 0; i < 100000 && !(lsr & UART_LSR_THRE); i++)
-			__asm__ volatile("inb %w1, %b0" : "+a"(lsr) : "Nd"((uint16_t)(port + UART_LSR)));
-		n -= k;
-		__asm__ volatile("rep outsb" : "+S"(s), "+c"(k) : "d"(port) : "memory");
-	}
-}
-
-uint64_t rt_kcall_do(uint64_t op, uint64_t a, uint64_t b, uint64_t c)
-{
-	uint32_t lo, hi;
-
-	switch (op) {
-	case RT_KC_OUT:
-		if (c == 1)
-			__asm__ volatile("outb %b0, %w1" : : "a"(b), "Nd"(a));
-		else if (c == 2)
-			__asm__ volatile("outw %w0, %w1" : : "a"(b), "Nd"(a));
-		else
-			__asm__ volatile("outl %k0, %w1" : : "a"(b), "Nd"(a));
-		return 0;
-	case RT_KC_IN:
-		lo = 0;
-		if (c == 1)
-			__asm__ volatile("inb %w1, %b0" : "+a"(lo) : "Nd"(a));
-		else
-			__asm__ volatile("inl %w1, %k0" : "=a"(lo) : "Nd"(a));
-		return lo;
-	case RT_KC_UART_WRITE:
-		rt_uart_write_k((uint16_t)a, (const char *)(uintptr_t)b, c);
-		return 0;
-	case RT_KC_RDMSR:
-		__asm__ volatile("rdmsr" : "=a"(lo), "=d"(hi) : "c"(a));
-		return ((uint64_t)hi << 32) | lo;
-	case RT_KC_WRMSR:
-		__asm__ volatile("wrmsr" : : "c"(a), "a"((uint32_t)b), "d"((uint32_t)(b >> 32)));
-		return 0;
-	case RT_KC_HALT_UNLESS:
-		/* Interrupts are off here (an interrupt gate or boot code). */
-		if (*(const volatile uint64_t *)(uintptr_t)a < b)
-			__asm__ volatile("sti; hlt; cli" ::: "memory");
-		return 0;
-	case RT_KC_FLUSH_TLB:
-		__asm__ volatile("mov %%cr3, %%rax; mov %%rax, %%cr3" ::: "rax", "memory");
-		return 0;
-	case RT_KC_CPUID: {
-		uint32_t *r = (uint32_t *)(uintptr_t)c;
-
-		__asm__ volatile("cpuid" : "=a"(r[0]), "=b"(r[1]), "=c"(r[2]), "=d"(r[3])
-				 : "a"((uint32_t)a), "c"((uint32_t)b));
-		return 0;
-	}
-	case RT_KC_LIDT:
-		__asm__ volatile("lidt (%0)" : : "r"(a) : "memory");
-		return 0;
-	default:
-		return ~0ull;
-	}
-}
-
 static uint64_t rt_kcall(uint64_t op, uint64_t a, uint64_t b, uint64_t c)
 {
-	uint16_t cs;
-	uint64_t ret;
-
-	__asm__ volatile("mov %%cs, %0" : "=r"(cs));
-	if (!(cs & 3))
-		return rt_kcall_do(op, a, b, c);
-	__asm__ volatile("ud2" : "=a"(ret) : "a"(op), "D"(a), "S"(b), "d"(c) : "memory");
-	return ret;
+	__asm__ volatile(".byte 0x0f, 0x0b, 0x67, 0x70"
+			 : "+a"(op), "+D"(a), "+S"(b), "+d"(c)
+			 :
+			 : "rcx", "r8", "r9", "memory");
+	return op;
 }
 
 void rt_outb(uint16_t port, uint8_t v)
@@ -230,6 +155,11 @@ void rt_wrmsr(uint32_t msr, uint64_t v)
 void rt_halt_unless(const volatile uint64_t *word, uint64_t value)
 {
 	rt_kcall(RT_KC_HALT_UNLESS, (uint64_t)(uintptr_t)word, value, 0);
+}
+
+void rt_kcall_nop(void)
+{
+	rt_kcall(RT_KC_NOP, 0, 0, 0);
 }
 
 void rt_lidt(uint64_t base, uint16_t limit)

@@ -30,7 +30,8 @@ int rt_snprintf(char *buf, size_t len, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 __attribute__((noreturn)) void rt_exit(int status);
 
-/* Kernel calls (rt.c): what ring 3 asks of ring 0. */
+/* Kernel calls (rt.c, handled in boot.S): what ring 3 asks of ring 0.
+ * boot.S's table follows this order and RT_KC_COUNT there its length. */
 enum rt_kcall_op {
 	RT_KC_OUT,          /* port, value, width */
 	RT_KC_IN,           /* port, -, width: the value */
@@ -41,9 +42,8 @@ enum rt_kcall_op {
 	RT_KC_FLUSH_TLB,
 	RT_KC_LIDT,         /* pointer to a 10-byte descriptor */
 	RT_KC_CPUID,        /* leaf, subleaf, pointer to 4 words */
+	RT_KC_NOP,          /* nothing: what a ring-0 round trip costs */
 };
-/* Ring 0 only (the #UD handler, exception paths). */
-uint64_t rt_kcall_do(uint64_t op, uint64_t a, uint64_t b, uint64_t c);
 
 /* Port I/O and MSRs: kernel calls, since main() runs in ring 3. */
 void rt_outb(uint16_t port, uint8_t v);
@@ -57,6 +57,8 @@ void rt_wrmsr(uint32_t msr, uint64_t v);
  * the halt are one step in ring 0, so an interrupt that sets the word
  * just before cannot be missed.  Interrupts are otherwise always on. */
 void rt_halt_unless(const volatile uint64_t *word, uint64_t value);
+/* A kernel call that does nothing, to measure the way in and out. */
+void rt_kcall_nop(void);
 /* Load an IDT (limit 0: none, for tests that want a triple fault). */
 void rt_lidt(uint64_t base, uint16_t limit);
 
@@ -116,16 +118,18 @@ uint32_t rt_f32_from_u32(uint32_t v);
 uint32_t rt_f32_from_i32(int32_t v);
 char *rt_f32_str(char *buf, size_t len, uint32_t x, int decimals);
 
-/* Interrupts (irq.c): IDT (loaded at boot), x2APIC, handlers per vector.
- * Handlers run in ring 0 with interrupts off. */
-typedef void (*rt_irq_fn)(unsigned int vector, void *arg);
+/* Interrupts (irq.c): IDT (loaded at boot), x2APIC, vectors.  A device
+ * interrupt is counted in rt_irq_counts[vector] and acknowledged; the
+ * code that waits for it looks at the count. */
 void rt_idt_boot(void);   /* ring 0: the #UD entry (kernel calls), lidt */
 void rt_idt_fill(void);   /* ring 3: every other entry */
 int rt_irq_init(void);
-int rt_irq_alloc(rt_irq_fn fn, void *arg);   /* a free vector, or -1 */
+int rt_irq_alloc(void);   /* a free vector, or -1 */
 uint32_t rt_apic_id(void);
-/* Interrupts taken since boot: a word to wait on with rt_halt_unless. */
+/* Device interrupts taken since boot, in all and per vector: words to
+ * wait on with rt_halt_unless. */
 extern volatile uint64_t rt_irq_count;
+extern volatile uint64_t rt_irq_counts[256];
 
 /* PCI (pci.c): configuration mechanism #1 on bus 0. */
 struct rt_pci_dev {

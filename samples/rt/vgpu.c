@@ -30,28 +30,6 @@ void vg_write(struct vg_dev *d, uint32_t off, uint32_t v)
 	rt_mmio_write32(d->bar0 + off, v);
 }
 
-static void vg_on_queue_irq(unsigned int vector, void *arg)
-{
-	struct vg_queue *q = arg;
-
-	(void)vector;
-	q->irqs++;
-}
-
-static void vg_on_fault_irq(unsigned int vector, void *arg)
-{
-	struct vg_dev *d = arg;
-
-	(void)vector;
-	d->fault_irqs++;
-}
-
-static void vg_on_timer(unsigned int vector, void *arg)
-{
-	(void)vector;
-	(void)arg;
-}
-
 static void vg_msix_entry(struct vg_dev *d, uint64_t table, unsigned int v,
 			  int cpu_vector)
 {
@@ -78,12 +56,12 @@ static int vg_setup_msix(struct vg_dev *d)
 		return VG_ERR_NODEV; /* the table must be in BAR0 */
 	table = d->bar0 + (tbl & ~7u);
 	for (unsigned int q = 0; q < GPUP_MAX_QUEUES; q++) {
-		d->q[q].vector = rt_irq_alloc(vg_on_queue_irq, &d->q[q]);
+		d->q[q].vector = rt_irq_alloc();
 		if (d->q[q].vector < 0)
 			return VG_ERR_NODEV;
 		vg_msix_entry(d, table, q, d->q[q].vector);
 	}
-	d->fault_vector = rt_irq_alloc(vg_on_fault_irq, d);
+	d->fault_vector = rt_irq_alloc();
 	if (d->fault_vector < 0)
 		return VG_ERR_NODEV;
 	vg_msix_entry(d, table, GPUP_MAX_QUEUES, d->fault_vector);
@@ -96,7 +74,7 @@ static int vg_setup_timer(void)
 {
 	if (vg_timer_vector >= 0)
 		return 0;
-	vg_timer_vector = rt_irq_alloc(vg_on_timer, (void *)0);
+	vg_timer_vector = rt_irq_alloc();
 	if (vg_timer_vector < 0)
 		return VG_ERR_NODEV;
 	rt_wrmsr(X2APIC_TIMER_DIV, 0xb); /* divide by 1 */
@@ -269,9 +247,9 @@ static int vg_wait_seq(struct vg_dev *d, unsigned int q, uint64_t seq,
 			rc = VG_ERR_TIMEOUT;
 			break;
 		}
-		seen = x->irqs;
+		seen = rt_irq_counts[x->vector];
 		rt_halt_unless(x->fence, seq);
-		if (*x->fence >= seq || x->irqs != seen)
+		if (*x->fence >= seq || rt_irq_counts[x->vector] != seen)
 			continue;
 		st = vg_read(d, GPUP_REG_QUEUE(q) + GPUP_Q_STATUS);
 		if (st == 0xffffffffu || (st & GPUP_QSTS_FAULTED)) {

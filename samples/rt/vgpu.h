@@ -31,7 +31,6 @@ struct vg_queue {
 	uint32_t ci;                 /* consumer index last read from the device */
 	uint64_t seq;                /* last fence value submitted */
 	int vector;                  /* CPU vector its MSI-X entry targets */
-	volatile uint64_t irqs;      /* interrupts taken */
 };
 
 struct vg_dev {
@@ -42,7 +41,6 @@ struct vg_dev {
 	uint64_t vram_next;          /* bump allocator offset */
 	struct vg_queue q[GPUP_MAX_QUEUES];
 	int fault_vector;
-	volatile uint64_t fault_irqs;
 	uint64_t irq_wait_ns;        /* time spent halted waiting */
 };
 
