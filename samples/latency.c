@@ -5,6 +5,7 @@
  *   fence  doorbell write -> FENCE packet run by the device -> MSI-X,
  *          with the vCPU halted until the interrupt (ioeventfd + irqfd:
  *          the VMM's userspace is not on the path)
+ *   wait   the driver's default wait: spin VG_POLL_NS, then halt
  *   poll   the same without the interrupt: the vCPU spins on the fence
  *   vmm    one trapped MMIO write the VMM handles itself (MSI-X PBA page)
  *   reg    one trapped register write the VMM forwards to the daemon
@@ -37,8 +38,10 @@ static void print_samples(const char *name, unsigned int n)
 	}
 }
 
-static int measure_fence(const char *name, unsigned int n, bool irq)
+static int measure_fence(const char *name, unsigned int n, bool irq,
+			 uint64_t poll_ns)
 {
+	dev.poll_ns = poll_ns;
 	for (unsigned int i = 0; i < n; i++) {
 		uint64_t t0 = rt_rdtsc();
 		int rc = irq ? vg_fence_wait(&dev, Q, 1000000000ull) :
@@ -107,7 +110,9 @@ int main(const char *cmdline)
 		return 2;
 	}
 	measure_loop();
-	if (measure_fence("fence", n, true) || measure_fence("poll", n, false))
+	if (measure_fence("fence", n, true, 0) ||
+	    measure_fence("wait", n, true, VG_POLL_NS) ||
+	    measure_fence("poll", n, false, 0))
 		return 5;
 	measure_write("vmm", dev.bar0 + GPUP_PAGE_MSIX_PBA, n);
 	measure_write("reg", dev.bar0 + GPUP_REG_SCRATCH, n);

@@ -13,6 +13,7 @@
 #include "uapi/gpup_vgpu.h"
 
 #define VG_RING_ENTRIES 256u
+#define VG_POLL_NS 20000u   /* default spin before a fence wait halts */
 
 /* Result of a wait, beside 0. */
 #define VG_ERR_TIMEOUT (-1)
@@ -41,7 +42,8 @@ struct vg_dev {
 	uint64_t vram_next;          /* bump allocator offset */
 	struct vg_queue q[GPUP_MAX_QUEUES];
 	int fault_vector;
-	uint64_t irq_wait_ns;        /* time spent halted waiting */
+	uint64_t irq_wait_ns;        /* time spent waiting for fences */
+	uint64_t poll_ns;            /* spin this long before halting */
 };
 
 /* Find the index-th vGPU, set up MSI-X and enable it.  0 or VG_ERR_*. */
@@ -58,7 +60,8 @@ void vg_queue_restart(struct vg_dev *d, unsigned int q);
 /* Copy n packets into the ring, publish the index, ring the doorbell. */
 int vg_submit(struct vg_dev *d, unsigned int q, const union gpup_cmd *c,
 	      unsigned int n);
-/* Submit a FENCE with interrupt and halt until it lands (or timeout_ns). */
+/* Wait for everything queued so far (or timeout_ns): a FENCE polled for
+ * up to d->poll_ns, then a FENCE with an interrupt, halting until it. */
 int vg_fence_wait(struct vg_dev *d, unsigned int q, uint64_t timeout_ns);
 /* The same fence without an interrupt, spinning on its value. */
 int vg_fence_poll(struct vg_dev *d, unsigned int q, uint64_t timeout_ns);
