@@ -215,13 +215,13 @@ Test(hv_gpu, hostile_beside_honest)
 	create("sim-2g-4", a);
 	create("sim-2g-4", b);
 	boot(&bad, "hostile", sock_of(a), "storm=5000");
-	boot(&good, "infer", sock_of(b), "n=16 iters=6");
+	boot(&good, "infer", sock_of(b), "n=64 iters=6");
 	finish(&good);
 	finish(&bad);
 	cr_assert_eq(bad.code, 0, "hostile: %s %s", bad.out_buf, bad.err_buf);
 	cr_assert(strstr(bad.out_buf, "hostile: 0 check(s) failed"), "%s", bad.out_buf);
 	cr_assert_eq(good.code, 0, "honest: %s %s", good.out_buf, good.err_buf);
-	cr_assert(strstr(good.out_buf, "n=16 iters=6 ok, sum -0.531,"), "%s", good.out_buf);
+	cr_assert(strstr(good.out_buf, "n=64 iters=6 ok, sum -4.125,"), "%s", good.out_buf);
 }
 
 static void lose_device(bool kill_daemon)
