@@ -3,7 +3,8 @@
  * The VM's control socket: JSON over a UNIX stream socket (mode 0600, peer
  * credentials checked), one request object per line, one reply per line,
  * like the daemon's control API.  Requests:
- *   {"cmd":"status"}  state, uptime, RAM, vCPUs, userspace exits, and each
+ *   {"cmd":"status"}  state, uptime, RAM, vCPUs, userspace exits (all, port
+ *                     I/O, MMIO), and each
  *                     attached partition (socket, attached/lost, BARs)
  *   {"cmd":"stop"}    stop the VM; `gpup run` exits with HV_EXIT_STOPPED
  * Later issues add migration and checkpoints here.  The main thread serves
@@ -114,6 +115,10 @@ static struct json_object *hv_ctl_status(struct hv_vm *vm)
 	json_object_object_add(o, "cpus", json_object_new_int((int)vm->ncpus));
 	json_object_object_add(o, "exits", json_object_new_int64(
 		(int64_t)atomic_load(&vm->exits)));
+	json_object_object_add(o, "io_exits", json_object_new_int64(
+		(int64_t)atomic_load(&vm->io_exits)));
+	json_object_object_add(o, "mmio_exits", json_object_new_int64(
+		(int64_t)atomic_load(&vm->mmio_exits)));
 	gpus = json_object_new_array();
 	for (unsigned int i = 0; i < vm->ngpus; i++)
 		json_object_array_add(gpus, hv_vgpu_describe(vm->gpus[i]));

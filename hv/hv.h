@@ -43,6 +43,7 @@ struct hv_config {
 	const char *serial;          /* NULL or "stdio": stdout; else a file */
 	const char *ctl_path;        /* control socket, or NULL for none */
 	int irqchip;                 /* force an interrupt controller (see vm.c) */
+	int stats;                   /* print exit counts on stderr at the end */
 };
 
 /* Build the VM, run it to the end and tear it down.  Returns an exit code

@@ -94,6 +94,7 @@ struct hv_vm {
 	int stop_fd;                 /* eventfd: the VM has stopped */
 	uint64_t start_ns;           /* CLOCK_MONOTONIC at creation */
 	atomic_uint_fast64_t exits;  /* userspace exits, for status */
+	atomic_uint_fast64_t io_exits, mmio_exits;
 };
 
 /* vm.c */

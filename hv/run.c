@@ -153,6 +153,12 @@ int hv_run(const struct hv_config *cfg)
 	if (code == 0) {
 		hv_loop(s);
 		code = atomic_load(&s->vm.exit_code);
+		if (cfg->stats)
+			hv_log("stats: %llu userspace exits (%llu port I/O, %llu MMIO) in "
+			       "%llu us", (unsigned long long)atomic_load(&s->vm.exits),
+			       (unsigned long long)atomic_load(&s->vm.io_exits),
+			       (unsigned long long)atomic_load(&s->vm.mmio_exits),
+			       (unsigned long long)((hv_now_ns() - s->vm.start_ns) / 1000));
 	} else {
 		hv_vm_stop(&s->vm, code);
 	}

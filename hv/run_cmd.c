@@ -17,7 +17,7 @@ static void hv_usage(FILE *f)
 	fprintf(f,
 		"usage: gpup run --kernel IMAGE [--mem SIZE] [--cpus N]\n"
 		"                [--gpu RUN_DIR/UUID.sock]... [--serial stdio|FILE]\n"
-		"                [--append CMDLINE] [--ctl SOCKET] [--irqchip]\n"
+		"                [--append CMDLINE] [--ctl SOCKET] [--irqchip] [--stats]\n"
 		"\n"
 		"Boot a PVH ELF image in a KVM virtual machine, attach GPU partitions\n"
 		"served by `gpup daemon` (vfio-user sockets), and exit with the status\n"
@@ -33,6 +33,7 @@ static void hv_usage(FILE *f)
 		"  --ctl SOCKET     serve a JSON control socket (status, stop)\n"
 		"  --irqchip        give the guest a local APIC even when it has one\n"
 		"                   vCPU and no device (otherwise it has none)\n"
+		"  --stats          at the end, print how many exits reached the VMM\n"
 		"\n"
 		"exit status:\n"
 		"  0..%d   the status the guest wrote to port 0xf4 (0 = success)\n"
@@ -105,6 +106,9 @@ static int hv_parse_opt(int c, const char *arg, struct hv_config *cfg)
 	case 'I':
 		cfg->irqchip = 1;
 		return 0;
+	case 'S':
+		cfg->stats = 1;
+		return 0;
 	default:
 		hv_usage(stderr);
 		return -1;
@@ -122,6 +126,7 @@ static int hv_cmd_run(const struct gpup_global *g, int argc, char **argv)
 		{ "append", required_argument, NULL, 'a' },
 		{ "ctl", required_argument, NULL, 'C' },
 		{ "irqchip", no_argument, NULL, 'I' },
+		{ "stats", no_argument, NULL, 'S' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};

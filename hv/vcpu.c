@@ -197,9 +197,11 @@ static bool hv_vcpu_exit(struct hv_vcpu *cpu)
 	atomic_fetch_add(&cpu->vm->exits, 1);
 	switch (run->exit_reason) {
 	case KVM_EXIT_IO:
+		atomic_fetch_add(&cpu->vm->io_exits, 1);
 		hv_vcpu_io(cpu);
 		return true;
 	case KVM_EXIT_MMIO:
+		atomic_fetch_add(&cpu->vm->mmio_exits, 1);
 		hv_mmio_dispatch(cpu->vm, run->mmio.phys_addr, run->mmio.is_write,
 				 run->mmio.data, run->mmio.len);
 		return true;

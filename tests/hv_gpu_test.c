@@ -224,6 +224,31 @@ Test(hv_gpu, hostile_beside_honest)
 	cr_assert(strstr(good.out_buf, "n=64 iters=6 ok, sum -4.125,"), "%s", good.out_buf);
 }
 
+/* Doorbells (KVM ioeventfds) and completions (irqfds) must not reach the
+ * VMM: the latency guest rings 1200+ doorbells and takes 600+ interrupts,
+ * while only its 2 x 300 deliberately trapped writes (and setup) may exit. */
+Test(hv_gpu, doorbells_and_interrupts_bypass_the_vmm)
+{
+	struct proc p;
+	char u[40], *argv[] = { "gpup", "run", "--kernel", (char *)guest("latency"),
+				"--gpu", NULL, "--append", "n=300", "--stats", NULL };
+	unsigned long long all, io, mmio;
+	const char *line;
+
+	need_kvm();
+	create("sim-512m-16", u);
+	argv[5] = sock_of(u);
+	start(&p, argv);
+	finish(&p);
+	cr_assert_eq(p.code, 0, "out: %s err: %s", p.out_buf, p.err_buf);
+	line = strstr(p.err_buf, "stats: ");
+	cr_assert_not_null(line, "%s", p.err_buf);
+	cr_assert_eq(sscanf(line, "stats: %llu userspace exits (%llu port I/O, %llu MMIO)",
+			    &all, &io, &mmio), 3, "%s", line);
+	cr_assert_geq(mmio, 600, "the trapped writes trap");
+	cr_assert_lt(mmio, 900, "doorbells trapped: %llu MMIO exits", mmio);
+}
+
 static void lose_device(bool kill_daemon)
 {
 	struct proc p;
