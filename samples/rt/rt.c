@@ -108,6 +108,9 @@ int strncmp(const char *a, const char *b, size_t n)
  * `syscall` from a guest that is not PVM-aware).  It works from ring 0
  * too, so exception paths use the same calls.
  */
+/* boot.S's kc_table has RT_KC_COUNT (10) entries in this order. */
+_Static_assert(RT_KC_NOP + 1 == 10, "boot.S kernel-call table");
+
 static uint64_t rt_kcall(uint64_t op, uint64_t a, uint64_t b, uint64_t c)
 {
 	__asm__ volatile(".byte 0x0f, 0x0b, 0x67, 0x70"
