@@ -3,8 +3,8 @@
  * The gpup guest runtime: everything a freestanding sample guest needs and
  * nothing more.  boot.S enters from the PVH ABI, switches to long mode with
  * the first 4 GiB identity-mapped and calls main() in ring 3; this header
- * offers the console, exit, timing, a page allocator, PCI, interrupts and (vgpu.h)
- * the vGPU driver.  Built with the host gcc, no libc, and with no
+ * offers the console, exit, timing, a page allocator, PCI, interrupts and
+ * (vgpu.h) the vGPU driver.  Built with the host gcc, no libc, and with no
  * floating-point registers (-mgeneral-regs-only): f32 math is softfloat.c.
  */
 #ifndef RT_RT_H
