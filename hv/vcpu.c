@@ -208,6 +208,11 @@ static bool hv_vcpu_exit(struct hv_vcpu *cpu)
 	case KVM_EXIT_SHUTDOWN:
 		hv_vcpu_crash(cpu, "triple fault");
 		return false;
+	case KVM_EXIT_HLT:
+		/* Only without an in-kernel irqchip: nothing could wake it. */
+		hv_vcpu_crash(cpu, "halted with no interrupt controller to wake it "
+			      "(see --irqchip)");
+		return false;
 	case KVM_EXIT_FAIL_ENTRY:
 		snprintf(what, sizeof(what), "invalid CPU state (entry failure 0x%llx)",
 			 (unsigned long long)run->fail_entry.hardware_entry_failure_reason);

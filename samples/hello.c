@@ -3,8 +3,9 @@
  * hello: the smallest sample guest.  It proves the boot path (PVH entry,
  * long mode, console, exit status) under `gpup run` and QEMU alike, and is
  * what the start-up benchmark times.  Command-line words for the VMM's
- * tests: "status=N" exits with N, "crash" triple-faults, "spin" never
- * exits (the VM is then stopped from outside).
+ * tests: "status=N" exits with N, "crash" triple-faults, "halt" waits for
+ * an interrupt that never comes, "spin" never exits (the VM is then
+ * stopped from outside).
  */
 #include "rt.h"
 
@@ -21,6 +22,8 @@ int main(const char *cmdline)
 		rt_lidt(0, 0);
 		__asm__ volatile("ud2");
 	}
+	if (rt_arg_flag(cmdline, "halt"))
+		rt_halt_unless(&rt_irq_count, ~0ull);
 	rt_printf("hello from a gpup guest: %lu MiB RAM, 1.5*2.25+0.125 = %s\n",
 		  rt_ram_size() >> 20, rt_f32_str(buf, sizeof(buf), r, 3));
 	while (rt_arg_flag(cmdline, "spin"))

@@ -306,6 +306,16 @@ Test(hv_boot, interrupt_controller_on_request)
 	cr_assert(strstr(r.out, "hello from a gpup guest"), "%s", r.out);
 }
 
+Test(hv_boot, halt_without_interrupt_controller)
+{
+	struct run_result r;
+
+	need_kvm();
+	run(&r, "--kernel", guest("hello"), "--append", "halt", NULL);
+	cr_assert_eq(r.code, HV_EXIT_CRASH);
+	cr_assert(strstr(r.err, "halted with no interrupt controller"), "%s", r.err);
+}
+
 Test(hv_boot, two_vcpus_boot)
 {
 	struct run_result r;
