@@ -103,7 +103,6 @@ void hv_vm_destroy(struct hv_vm *vm);
 void hv_vm_stop(struct hv_vm *vm, int code);
 void hv_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 uint64_t hv_now_ns(void);
-void *hv_gpa_to_hva(struct hv_vm *vm, uint64_t gpa, uint64_t len);
 /* Memory slots: a fresh slot number, then set (size 0 deletes). */
 unsigned int hv_memslot_alloc(struct hv_vm *vm);
 int hv_memslot_set(struct hv_vm *vm, unsigned int slot, uint64_t gpa,

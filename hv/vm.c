@@ -123,13 +123,6 @@ int hv_memslot_set(struct hv_vm *vm, unsigned int slot, uint64_t gpa,
 	return 0;
 }
 
-void *hv_gpa_to_hva(struct hv_vm *vm, uint64_t gpa, uint64_t len)
-{
-	if (gpa > vm->mem_size || len > vm->mem_size - gpa)
-		return NULL;
-	return vm->mem + gpa;
-}
-
 static int hv_create_machine(struct hv_vm *vm)
 {
 	vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);

@@ -175,20 +175,6 @@ void rt_lidt(uint64_t base, uint16_t limit)
 	rt_kcall(RT_KC_LIDT, (uint64_t)(uintptr_t)&d, 0, 0);
 }
 
-static void rt_uart_wait(void)
-{
-	/* Wait for the transmitter: QEMU's and gpup's UARTs are always
-	 * ready, a real one is not, and the loop costs one read when it is. */
-	for (int i = 0; i < 100000 && !(rt_inb(COM1 + 5) & 0x20); i++)
-		;
-}
-
-void rt_putc(char c)
-{
-	rt_uart_wait();
-	rt_outb(COM1, (uint8_t)c);
-}
-
 void rt_puts(const char *s)
 {
 	char line[256];

@@ -22,7 +22,6 @@
 int main(const char *cmdline);
 
 /* Console (16550 at 0x3f8) and exit (port 0xf4, QEMU's isa-debug-exit). */
-void rt_putc(char c);
 void rt_puts(const char *s);
 int rt_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int rt_vsnprintf(char *buf, size_t len, const char *fmt, va_list ap);
@@ -75,10 +74,6 @@ static inline void rt_wmb(void)
 {
 	__asm__ volatile("sfence" ::: "memory");
 }
-static inline void rt_mb(void)
-{
-	__asm__ volatile("mfence" ::: "memory");
-}
 static inline uint64_t rt_rdtsc(void)
 {
 	uint32_t lo, hi;
@@ -114,7 +109,6 @@ int strncmp(const char *a, const char *b, size_t n);
 /* IEEE binary32 on bit patterns, round to nearest-even (softfloat.c). */
 uint32_t rt_f32_add(uint32_t a, uint32_t b);
 uint32_t rt_f32_mul(uint32_t a, uint32_t b);
-uint32_t rt_f32_from_u32(uint32_t v);
 uint32_t rt_f32_from_i32(int32_t v);
 char *rt_f32_str(char *buf, size_t len, uint32_t x, int decimals);
 

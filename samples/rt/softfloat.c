@@ -129,11 +129,6 @@ uint32_t rt_f32_add(uint32_t a, uint32_t b)
 	return rt_f32_pack(sign, ea - 39, s);
 }
 
-uint32_t rt_f32_from_u32(uint32_t v)
-{
-	return rt_f32_pack(0, 150, v);
-}
-
 uint32_t rt_f32_from_i32(int32_t v)
 {
 	return v < 0 ? rt_f32_pack(1, 150, 0 - (uint64_t)(int64_t)v) :

@@ -209,6 +209,8 @@ int vg_submit(struct vg_dev *d, unsigned int q, const union gpup_cmd *c,
 	struct vg_queue *x = &d->q[q];
 	int rc;
 
+	if (q >= GPUP_MAX_QUEUES || !x->ready)
+		return VG_ERR_NODEV; /* never set up, or reset since */
 	for (unsigned int i = 0; i < n; i++) {
 		rc = vg_wait_room(d, q);
 		if (rc)
@@ -259,7 +261,6 @@ static int vg_wait_seq(struct vg_dev *d, unsigned int q, uint64_t seq,
 		}
 		vg_arm_timer();
 	}
-	d->irq_wait_ns += rt_ns() - t0;
 	return rc;
 }
 

@@ -23,7 +23,7 @@
 #define VG_ERR_NODEV (-5)
 
 struct vg_queue {
-	bool ready;
+	bool ready;                  /* set up since the last reset */
 	uint32_t engine;
 	union gpup_cmd *ring;
 	volatile uint32_t *pi_word;  /* shadow producer index, read by the device */
@@ -42,7 +42,6 @@ struct vg_dev {
 	uint64_t vram_next;          /* bump allocator offset */
 	struct vg_queue q[GPUP_MAX_QUEUES];
 	int fault_vector;
-	uint64_t irq_wait_ns;        /* time spent waiting for fences */
 	uint64_t poll_ns;            /* spin this long before halting */
 };
 
