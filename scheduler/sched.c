@@ -359,6 +359,7 @@ int sched_account(struct sched_ctx *c, uint64_t ran_ns, uint64_t now,
 		ran_ns = SCHED_RAN_MAX_NS;   /* a bogus clock, not a real slice */
 	e->running = NULL;
 	c->st.engine_ns += ran_ns;
+	c->noprog_ns += ran_ns;
 	if (flags & SCHED_ACCT_PREEMPTED)
 		c->st.preemptions++;
 	if (c->granted != SCHED_SLICE_JOB && ran_ns > c->granted)
@@ -405,8 +406,10 @@ int sched_wake(struct sched_ctx *c, uint64_t now)
 
 	if (c->runnable)
 		return 0;
-	if (!c->stalled) {
-		c->progress_at = now;
+	if (c->stalled && now > c->stall_at) {
+		c->noprog_ns += now - c->stall_at;
+	} else if (!c->stalled) {
+		c->noprog_ns = 0;
 		c->wd_reported = false;
 	}
 	c->runnable = true;
@@ -433,20 +436,31 @@ void sched_block(struct sched_ctx *c, uint64_t now)
 	c->runnable = false;
 	c->stalled = false;
 	c->wd_reported = false;
+	c->noprog_ns = 0;
 }
 
 void sched_stall(struct sched_ctx *c, uint64_t now)
 {
-	(void)now;
 	dequeue(c);
+	if (!c->stalled)
+		c->stall_at = now;
 	c->runnable = false;
 	c->stalled = true;
 }
 
 void sched_progress(struct sched_ctx *c, uint64_t now)
 {
-	c->progress_at = now;
+	c->noprog_ns = 0;
+	c->stall_at = now;
 	c->wd_reported = false;
+}
+
+/* Time without progress that counts: engine time it was given, and time
+ * stalled; time queued behind others does not, so a context the policy
+ * starves is not taken for a stuck one. */
+static uint64_t noprog(const struct sched_ctx *c, uint64_t now)
+{
+	return c->noprog_ns + (c->stalled && now > c->stall_at ? now - c->stall_at : 0);
 }
 
 unsigned int sched_watchdog_check(struct sched_engine *e, uint64_t now,
@@ -460,7 +474,7 @@ unsigned int sched_watchdog_check(struct sched_engine *e, uint64_t now,
 		struct sched_ctx *c = e->ctxs[i];
 
 		if (!(c->runnable || c->stalled) || c->wd_reported ||
-		    now - c->progress_at < e->cfg.watchdog_ns)
+		    noprog(c, now) < e->cfg.watchdog_ns)
 			continue;
 		c->wd_reported = true;
 		c->st.watchdog_fired++;
@@ -557,7 +571,7 @@ int sched_ctx_add(struct sched_engine *e, const struct sched_ctx_cfg *cfg,
 	c->cfg = *cfg;
 	c->idx = e->nctx;
 	c->vt = e->vclock;
-	c->budget_at = c->progress_at = c->next_frame_at = now;
+	c->budget_at = c->stall_at = c->next_frame_at = now;
 	e->ctxs[e->nctx++] = c;
 	engine_refresh(e);
 	c->budget = budget_depth(e);

@@ -71,7 +71,9 @@
  * dispatch-wait histogram (from becoming eligible to being picked), and
  * debt (how far ahead of its fair share it ran, in ns of its own time).
  * The watchdog reports contexts that have work but made no progress
- * (sched_progress) for the engine's watchdog timeout.
+ * (sched_progress) for the engine's watchdog timeout, counting the engine
+ * time they were given and the time they were stalled, not time spent
+ * queued behind others: a context the policy starves is not stuck.
  *
  * Thread safety: none; the executor serialises calls per engine.
  * Errors are negative errno values, or NULL with errno set.
@@ -200,9 +202,9 @@ struct sched_ctx *sched_pick(struct sched_engine *e, uint64_t now,
 int sched_account(struct sched_ctx *c, uint64_t ran_ns, uint64_t now,
 		  unsigned int flags);
 
-/* Contexts with work and no progress for the watchdog timeout, each
- * reported once until it progresses or blocks.  Up to max are stored in
- * out; returns how many were stored. */
+/* Contexts with work that ran or stalled for the watchdog timeout without
+ * progress, each reported once until it progresses or blocks.  Up to max
+ * are stored in out; returns how many were stored. */
 unsigned int sched_watchdog_check(struct sched_engine *e, uint64_t now,
 				  struct sched_ctx **out, unsigned int max);
 

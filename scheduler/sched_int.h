@@ -104,7 +104,9 @@ struct sched_ctx {
 	uint64_t next_frame_at;     /* fps limit: earliest next release */
 	uint64_t ready_at;          /* became eligible (dispatch wait start) */
 	uint64_t granted;           /* slice granted at the last pick */
-	uint64_t progress_at;       /* watchdog baseline */
+	uint64_t noprog_ns;         /* watchdog: engine time and stalled time
+				     * since the last progress */
+	uint64_t stall_at;          /* when the current stall began */
 
 	struct sched_ctx_stats st;
 	struct sched_hist *wait;

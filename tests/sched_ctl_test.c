@@ -184,7 +184,8 @@ static FILE *exercise(const char *uuid)
  * scheduler of both engines did the picking. */
 static void switch_under_load(char *out, size_t len)
 {
-	static const char *const pol[] = { "sched --gpu gpu0 --policy equal-share --slice 0.5",
+	static const char *const pol[] = { "sched --gpu gpu0 --policy equal-share --slice 0.5 "
+					   "--watchdog 0",
 					   "sched --gpu gpu0 --policy fifo",
 					   "sched --gpu gpu0 --policy best-effort --slice 2" };
 	char uuid[2][64], buf[4096];

@@ -373,30 +373,46 @@ Test(sched_policy, bad_input_is_refused)
 
 Test(sched_policy, watchdog_reports_stuck_contexts_once)
 {
-	struct sched_engine_cfg cfg = { .policy = SCHED_POLICY_WEIGHTED,
-					.slice_ns = MS, .watchdog_ns = 100 * MS };
+	struct sched_engine_cfg cfg = { .policy = SCHED_POLICY_FIFO,
+					.watchdog_ns = 100 * MS };
 	struct sched_engine *e = sched_engine_create(&cfg);
-	struct sched_ctx *a, *b, *idle, *out[4];
+	struct sched_ctx *spin, *wait, *starved, *idle, *out[4];
 	struct sched_ctx_stats st;
+	uint64_t slice;
 
-	sched_ctx_add(e, &(struct sched_ctx_cfg){ 0 }, 0, &a);
-	sched_ctx_add(e, &(struct sched_ctx_cfg){ 0 }, 0, &b);
+	sched_ctx_add(e, &(struct sched_ctx_cfg){ 0 }, 0, &spin);
+	sched_ctx_add(e, &(struct sched_ctx_cfg){ 0 }, 0, &wait);
+	sched_ctx_add(e, &(struct sched_ctx_cfg){ 0 }, 0, &starved);
 	sched_ctx_add(e, &(struct sched_ctx_cfg){ 0 }, 0, &idle);
-	sched_wake(a, 0);
-	sched_wake(b, 0);
-	sched_stall(b, 10 * MS);                 /* a WAIT nobody satisfies */
-	sched_progress(a, 50 * MS);
-	cr_assert_eq(sched_watchdog_check(e, 99 * MS, out, 4), 0);
-	cr_assert_eq(sched_watchdog_check(e, 100 * MS, out, 4), 1);
-	cr_assert_eq(out[0], b);
+	sched_wake(spin, 0);
+	sched_wake(wait, 0);
+	sched_wake(starved, 0);
+	sched_stall(wait, 10 * MS);              /* a WAIT nobody satisfies */
+	/* a kernel that never ends: engine time, no command completes */
+	cr_assert_eq(sched_pick(e, 10 * MS, &slice), spin);
+	sched_account(spin, 60 * MS, 70 * MS, SCHED_ACCT_PREEMPTED);
+	cr_assert_eq(sched_watchdog_check(e, 109 * MS, out, 4), 0);
+	cr_assert_eq(sched_watchdog_check(e, 110 * MS, out, 4), 1);
+	cr_assert_eq(out[0], wait, "100 ms stalled");
 	cr_assert_eq(sched_watchdog_check(e, 120 * MS, out, 4), 0, "once");
-	cr_assert_eq(sched_watchdog_check(e, 150 * MS, out, 4), 1);
-	cr_assert_eq(out[0], a);
-	sched_block(b, 150 * MS);                /* the partition was reset */
-	sched_progress(a, 160 * MS);
-	cr_assert_eq(sched_watchdog_check(e, 900 * MS, out, 4), 1);
-	cr_assert_eq(out[0], a, "idle and reset contexts are not reported");
-	sched_ctx_stats(a, &st);
-	cr_assert_eq(st.watchdog_fired, 2);
+	cr_assert_eq(sched_pick(e, 120 * MS, &slice), starved);
+	sched_account(starved, MS, 121 * MS, 0);
+	cr_assert_eq(sched_pick(e, 121 * MS, &slice), spin);
+	sched_account(spin, 40 * MS, 161 * MS, SCHED_ACCT_PREEMPTED);
+	cr_assert_eq(sched_watchdog_check(e, 161 * MS, out, 4), 1);
+	cr_assert_eq(out[0], spin, "100 ms of engine time without progress");
+	/* starved waited 120 ms for the engine but ran 1 ms: not stuck */
+	cr_assert_eq(sched_watchdog_check(e, 900 * MS, out, 4), 0);
+	sched_block(wait, 900 * MS);              /* the partition was reset */
+	sched_wake(wait, 900 * MS);
+	sched_stall(wait, 900 * MS);
+	cr_assert_eq(sched_watchdog_check(e, 950 * MS, out, 4), 0, "a fresh start");
+	sched_progress(spin, 950 * MS);
+	cr_assert_eq(sched_watchdog_check(e, 1000 * MS, out, 4), 1);
+	cr_assert_eq(out[0], wait);
+	sched_ctx_stats(spin, &st);
+	cr_assert_eq(st.watchdog_fired, 1);
+	sched_ctx_stats(idle, &st);
+	cr_assert_eq(st.watchdog_fired, 0, "idle contexts are never reported");
 	sched_engine_destroy(e);
 }
