@@ -16,7 +16,7 @@ static void hv_usage(FILE *f)
 {
 	fprintf(f,
 		"usage: gpup run --kernel IMAGE [--mem SIZE] [--cpus N]\n"
-		"                [--gpu RUN_DIR/UUID.sock]... [--serial stdio|FILE]\n"
+		"                [--gpu UUID|SOCKET]... [--serial stdio|FILE]\n"
 		"                [--append CMDLINE] [--ctl SOCKET] [--irqchip] [--stats]\n"
 		"\n"
 		"Boot a PVH ELF image in a KVM virtual machine, attach GPU partitions\n"
@@ -27,7 +27,9 @@ static void hv_usage(FILE *f)
 		"  --mem SIZE       guest RAM, e.g. 256M (default 128M, 2M..3G)\n"
 		"  --cpus N         vCPUs (default 1, at most %d); the guest starts\n"
 		"                   the others itself (INIT/SIPI)\n"
-		"  --gpu SOCKET     a partition's vfio-user socket (repeatable, %d max)\n"
+		"  --gpu UUID       a partition: its UUID (the socket in the daemon's\n"
+		"                   run directory, see `gpup --run-dir`) or its\n"
+		"                   vfio-user socket path; repeatable, %d max\n"
 		"  --serial WHERE   console output: stdio (default) or a file\n"
 		"  --append STR     command line for the guest (hvm_start_info)\n"
 		"  --ctl SOCKET     serve a JSON control socket (status, stop)\n"
@@ -77,7 +79,33 @@ static int hv_parse_cpus(const char *arg, struct hv_config *cfg)
 	return 0;
 }
 
-static int hv_parse_opt(int c, const char *arg, struct hv_config *cfg)
+/* --gpu takes a socket path, or a partition UUID (no '/') that names
+ * RUN_DIR/UUID.sock in the daemon's run directory. */
+static int hv_parse_gpu(const struct gpup_global *g, const char *arg,
+			struct hv_config *cfg)
+{
+	static char paths[HV_MAX_GPUS][256];
+	char *p = paths[cfg->ngpus];
+
+	if (cfg->ngpus == HV_MAX_GPUS) {
+		gpup_err("run", "at most %d --gpu options", HV_MAX_GPUS);
+		return -1;
+	}
+	if (strchr(arg, '/') || !*arg) {
+		cfg->gpus[cfg->ngpus++] = arg;
+		return 0;
+	}
+	if ((size_t)snprintf(p, sizeof(paths[0]), "%s/%s.sock", g->run_dir, arg) >=
+	    sizeof(paths[0])) {
+		gpup_err("run", "--gpu %s: the socket path is too long", arg);
+		return -1;
+	}
+	cfg->gpus[cfg->ngpus++] = p;
+	return 0;
+}
+
+static int hv_parse_opt(const struct gpup_global *g, int c, const char *arg,
+			struct hv_config *cfg)
 {
 	switch (c) {
 	case 'k':
@@ -88,12 +116,7 @@ static int hv_parse_opt(int c, const char *arg, struct hv_config *cfg)
 	case 'c':
 		return hv_parse_cpus(arg, cfg);
 	case 'g':
-		if (cfg->ngpus == HV_MAX_GPUS) {
-			gpup_err("run", "at most %d --gpu options", HV_MAX_GPUS);
-			return -1;
-		}
-		cfg->gpus[cfg->ngpus++] = arg;
-		return 0;
+		return hv_parse_gpu(g, arg, cfg);
 	case 's':
 		cfg->serial = arg;
 		return 0;
@@ -133,13 +156,12 @@ static int hv_cmd_run(const struct gpup_global *g, int argc, char **argv)
 	struct hv_config cfg = { .mem_size = HV_DEFAULT_MEM, .ncpus = 1 };
 	int c;
 
-	(void)g;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		if (c == 'h') {
 			hv_usage(stdout);
 			return GPUP_EXIT_OK;
 		}
-		if (hv_parse_opt(c, optarg, &cfg) < 0)
+		if (hv_parse_opt(g, c, optarg, &cfg) < 0)
 			return HV_EXIT_USAGE;
 	}
 	if (optind < argc) {

@@ -193,14 +193,18 @@ Test(hv_gpu, infer_is_bit_exact)
 	cr_assert_str_eq(p.err_buf, "");
 }
 
+/* Also: --gpu by UUID, found in the run directory given to gpup. */
 Test(hv_gpu, vdi_renders_frames)
 {
 	struct proc p;
 	char u[40];
+	char *argv[] = { "gpup", "--run-dir", run_dir, "run", "--kernel",
+			 (char *)guest("vdi"), "--gpu", u, "--append",
+			 "w=64 h=48 frames=10 fps=100", NULL };
 
 	need_kvm();
 	create("sim-1g-8", u);
-	boot(&p, "vdi", sock_of(u), "w=64 h=48 frames=10 fps=100");
+	start(&p, argv);
 	finish(&p);
 	cr_assert_eq(p.code, 0, "out: %s err: %s", p.out_buf, p.err_buf);
 	cr_assert(strstr(p.out_buf, "vdi: 64x48, 10 frames at 100 fps"), "%s", p.out_buf);
