@@ -80,12 +80,11 @@ show exercise "$C" --size 16M
 step "Boot VMs on two partitions of gpu0 side by side (gpup run, KVM): infer"
 echo "   checks gemm + reduce bit for bit, vdi renders frames at 60 fps"
 if [ -r /dev/kvm ] && [ -w /dev/kvm ] && [ -n "${GPUP_GUESTS:-}" ]; then
-	printf '$ gpup run --kernel infer.elf --gpu %s.sock --append "n=16 iters=4" &\n' "$A"
-	"$GPUP" run --kernel "$GPUP_GUESTS/infer.elf" --gpu "$run/$A.sock" \
-		--append "n=16 iters=4" &
+	printf '$ gpup run --kernel infer.elf --gpu %s --append "n=64 iters=4" &\n' "$A"
+	"$GPUP" run --kernel "$GPUP_GUESTS/infer.elf" --gpu "$A" --append "n=64 iters=4" &
 	vm=$!
-	printf '$ gpup run --kernel vdi.elf --gpu %s.sock\n' "$B"
-	"$GPUP" run --kernel "$GPUP_GUESTS/vdi.elf" --gpu "$run/$B.sock"
+	printf '$ gpup run --kernel vdi.elf --gpu %s\n' "$B"
+	"$GPUP" run --kernel "$GPUP_GUESTS/vdi.elf" --gpu "$B"
 	wait "$vm"
 else
 	echo "(skipped: no usable /dev/kvm here)"
