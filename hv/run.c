@@ -19,13 +19,13 @@
 #include "gpup/cli.h"
 #include "hv/hv_int.h"
 
-struct hv_session {
+struct hv_instance {
 	struct hv_vm vm;
 	struct hv_ctl *ctl;
 	int sig_fd;
 };
 
-static int hv_build(struct hv_session *s, const struct hv_config *cfg)
+static int hv_build(struct hv_instance *s, const struct hv_config *cfg)
 {
 	struct hv_vm *vm = &s->vm;
 	uint64_t entry;
@@ -58,7 +58,7 @@ static int hv_build(struct hv_session *s, const struct hv_config *cfg)
 }
 
 /* SIGINT and SIGTERM go to the event loop, in every thread's mask. */
-static int hv_signals(struct hv_session *s)
+static int hv_signals(struct hv_instance *s)
 {
 	sigset_t set;
 
@@ -75,7 +75,7 @@ static int hv_signals(struct hv_session *s)
 	return s->sig_fd < 0 ? -1 : 0;
 }
 
-static void hv_loop_signal(struct hv_session *s)
+static void hv_loop_signal(struct hv_instance *s)
 {
 	struct signalfd_siginfo si;
 
@@ -85,7 +85,7 @@ static void hv_loop_signal(struct hv_session *s)
 	hv_vm_stop(&s->vm, HV_EXIT_STOPPED);
 }
 
-static void hv_loop(struct hv_session *s)
+static void hv_loop(struct hv_instance *s)
 {
 	struct hv_vm *vm = &s->vm;
 	struct pollfd pfd[3 + HV_MAX_GPUS];
@@ -119,7 +119,7 @@ static void hv_loop(struct hv_session *s)
 	}
 }
 
-static void hv_teardown(struct hv_session *s)
+static void hv_teardown(struct hv_instance *s)
 {
 	hv_vcpus_join(&s->vm);
 	if (s->ctl)
@@ -135,7 +135,7 @@ static void hv_teardown(struct hv_session *s)
 
 int hv_run(const struct hv_config *cfg)
 {
-	struct hv_session *s = calloc(1, sizeof(*s));
+	struct hv_instance *s = calloc(1, sizeof(*s));
 	int code;
 
 	if (!s) {
