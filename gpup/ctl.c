@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,10 +67,61 @@ int gpup_ctl_send(int fd, json_object *o)
 	return 0;
 }
 
+/* Length of the UTF-8 character at s (1..4), or 0 if the bytes there are
+ * not one in its shortest form (no surrogates, nothing past U+10FFFF):
+ * JSON between systems is UTF-8 (RFC 8259), and json-c's own check lets
+ * all of those through. */
+static size_t utf8_char(const unsigned char *s, size_t len)
+{
+	unsigned char c = s[0];
+	size_t n = c < 0x80 ? 1 : c < 0xc2 ? 0 : c < 0xe0 ? 2 : c < 0xf0 ? 3 : c < 0xf5 ? 4 : 0;
+	uint32_t cp;
+
+	if (n <= 1 || n > len)
+		return n > len ? 0 : n;
+	cp = c & (0x7fu >> n);
+	for (size_t i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (s[i] & 0x3fu);
+	}
+	if ((n == 3 && (cp < 0x800 || (cp >= 0xd800 && cp < 0xe000))) ||
+	    (n == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+		return 0;
+	return n;
+}
+
+static bool utf8_valid(const char *s, size_t len)
+{
+	for (size_t i = 0, n; i < len; i += n)
+		if (!(n = utf8_char((const unsigned char *)s + i, len - i)))
+			return false;
+	return true;
+}
+
+/* Replace what is not UTF-8 (bytes echoed from elsewhere, a character cut
+ * by truncation) with '?', so that a reply is always valid JSON. */
+static void utf8_sanitize(char *s)
+{
+	size_t len = strlen(s);
+
+	for (size_t i = 0, n; i < len; i += n) {
+		n = utf8_char((const unsigned char *)s + i, len - i);
+		if (!n) {
+			s[i] = '?';
+			n = 1;
+		}
+	}
+}
+
 static int parse_request(const char *buf, size_t len, json_object **o)
 {
-	json_tokener *tok = json_tokener_new();
+	json_tokener *tok;
 
+	*o = NULL;
+	if (!utf8_valid(buf, len))
+		return -EPROTO;
+	tok = json_tokener_new();
 	*o = tok ? json_tokener_parse_ex(tok, buf, (int)len) : NULL;
 	json_tokener_free(tok);
 	if (*o && json_object_is_type(*o, json_type_object))
@@ -148,6 +200,7 @@ json_object *gpup_ctl_fail(int err, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	utf8_sanitize(msg);
 	json_object_object_add(o, GPUP_CTL_F_OK, json_object_new_boolean(0));
 	json_object_object_add(o, GPUP_CTL_F_ERROR, json_object_new_string(msg));
 	json_object_object_add(o, GPUP_CTL_F_CODE,

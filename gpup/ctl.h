@@ -18,7 +18,8 @@ int gpup_ctl_sock_path(const char *run_dir, char *buf, size_t len);
 /* One JSON object and a newline; 0 or -errno. */
 int gpup_ctl_send(int fd, json_object *o);
 /* Read up to a newline (at most GPUP_CTL_MAX_MSG bytes) and parse: 0 and
- * a new object, -EPROTO (not JSON, too long), -ECONNRESET, or -errno. */
+ * a new object, -EPROTO (not JSON in UTF-8, too long), -ECONNRESET, or
+ * -errno. */
 int gpup_ctl_recv(int fd, json_object **o);
 
 /* An incremental reader of one request, for non-blocking sockets. */
@@ -27,14 +28,15 @@ struct gpup_ctl_rd {
 	size_t len, cap;
 };
 /* Read what fd has: 1 and *o once the newline came, 0 when it would block,
- * -EPROTO (not a JSON object, or over GPUP_CTL_MAX_MSG), -ECONNRESET on EOF
- * before the newline, or -errno. */
+ * -EPROTO (not a JSON object in UTF-8, or over GPUP_CTL_MAX_MSG),
+ * -ECONNRESET on EOF before the newline, or -errno. */
 int gpup_ctl_rd_feed(struct gpup_ctl_rd *r, int fd, json_object **o);
 void gpup_ctl_rd_free(struct gpup_ctl_rd *r);
 
 /* {"ok":true} to add fields to. */
 json_object *gpup_ctl_ok(void);
-/* {"ok":false,"error":msg,"code":"EXXX"} for err (a positive errno). */
+/* {"ok":false,"error":msg,"code":"EXXX"} for err (a positive errno); what
+ * in msg is not UTF-8 becomes '?'. */
 json_object *gpup_ctl_fail(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 const char *gpup_ctl_errno_name(int err);
 

@@ -104,3 +104,50 @@ Test(ctl, no_daemon)
 	cr_assert_eq(gpup_ctl_call("/nonexistent-gpup-dir", req, &rep), -ENOENT);
 	json_object_put(req);
 }
+
+/* A request that is not UTF-8 (here an invalid byte, an overlong '/', a
+ * UTF-16 surrogate and a code point past U+10FFFF, all of which json-c
+ * takes) is a bad request: the daemon would otherwise echo the bytes into
+ * an error reply that is no longer JSON.  Found by fuzz/ctl_fuzz.c. */
+Test(ctl, recv_rejects_what_is_not_utf8)
+{
+	static const char *const bad[] = {
+		"{\"method\":\"\xff\"}\n", "{\"method\":\"\xc0\xaf\"}\n",
+		"{\"method\":\"\xed\xa0\x80\"}\n", "{\"method\":\"\xf4\x90\x80\x80\"}\n",
+		"{\"method\":\"\xe2\x82\"}\n",
+	};
+	json_object *got = NULL;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		cr_assert_eq(write(sv[0], bad[i], strlen(bad[i])), (ssize_t)strlen(bad[i]));
+		cr_assert_eq(gpup_ctl_recv(sv[1], &got), -EPROTO, "request %zu", i);
+		cr_assert_null(got);
+	}
+	cr_assert_eq(write(sv[0], "{\"method\":\"\xe2\x82\xac\xf0\x9f\x98\x80\"}\n", 21), 21);
+	cr_assert_eq(gpup_ctl_recv(sv[1], &got), 0, "well-formed UTF-8 is fine");
+	cr_assert_str_eq(gpup_ctl_str(got, GPUP_CTL_F_METHOD, ""), "\xe2\x82\xac\xf0\x9f\x98\x80");
+	json_object_put(got);
+}
+
+/* An error message is UTF-8 whatever it echoes, also when truncation cuts
+ * a character in two. */
+Test(ctl, failure_message_is_utf8)
+{
+	char name[199 * 3 + 1];
+	json_object *f = gpup_ctl_fail(ENOSYS, "unknown method '%s'", "a\xff" "b");
+	const char *msg;
+
+	cr_assert_str_eq(gpup_ctl_str(f, GPUP_CTL_F_ERROR, ""), "unknown method 'a?b'");
+	json_object_put(f);
+	for (size_t i = 0; i < 199; i++)
+		memcpy(name + 3 * i, "\xe2\x82\xac", 3);
+	name[sizeof(name) - 1] = '\0';
+	/* 511 bytes kept: "xy", 169 euro signs, two bytes of the 170th. */
+	f = gpup_ctl_fail(ENOSYS, "xy%s", name);
+	msg = gpup_ctl_str(f, GPUP_CTL_F_ERROR, "");
+	cr_assert_eq(strlen(msg), 511);
+	cr_assert_eq(memcmp(msg + 506, "\xe2\x82\xac", 3), 0);
+	cr_assert_eq(msg[509], '?');
+	cr_assert_eq(msg[510], '?');
+	json_object_put(f);
+}
