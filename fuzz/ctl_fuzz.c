@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <json-c/json.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,6 +100,31 @@ static void check_fail_fields(json_object *o, const char *text)
 	fz_check(known, "unknown code: %s", text);
 }
 
+/* RFC 8259: JSON between systems is UTF-8.  Shortest forms only, no
+ * surrogates, nothing past U+10FFFF. */
+static bool valid_utf8(const uint8_t *s, size_t len)
+{
+	for (size_t i = 0; i < len;) {
+		uint8_t c = s[i];
+		size_t n = c < 0x80 ? 0 : c >= 0xc2 && c < 0xe0 ? 1 : c >= 0xe0 && c < 0xf0 ? 2 :
+			   c >= 0xf0 && c < 0xf5 ? 3 : 4;
+		uint32_t cp = n == 0 ? c : n == 1 ? c & 0x1f : n == 2 ? c & 0x0f : c & 0x07;
+
+		if (n == 4 || len - i <= n)
+			return false;
+		for (size_t k = 1; k <= n; k++) {
+			if ((s[i + k] & 0xc0) != 0x80)
+				return false;
+			cp = cp << 6 | (s[i + k] & 0x3f);
+		}
+		if ((n == 2 && (cp < 0x800 || (cp >= 0xd800 && cp < 0xe000))) ||
+		    (n == 3 && (cp < 0x10000 || cp > 0x10ffff)))
+			return false;
+		i += n + 1;
+	}
+	return true;
+}
+
 /* The whole reply, up to EOF: exactly one line holding one JSON object. */
 static void check_reply(int s)
 {
@@ -112,6 +138,7 @@ static void check_reply(int s)
 	buf[len] = '\0';
 	fz_check(len > 1 && buf[len - 1] == '\n' && memchr(buf, '\n', len) == buf + len - 1,
 		 "reply is not one line: %zu bytes", len);
+	fz_check(valid_utf8((const uint8_t *)buf, len), "reply is not UTF-8: %s", buf);
 
 	json_tokener *tok = json_tokener_new();
 
@@ -120,6 +147,8 @@ static void check_reply(int s)
 		 json_tokener_get_parse_end(tok) == len - 1, "reply is not JSON: %s", buf);
 	json_tokener_free(tok);
 	fz_check(json_object_is_type(o, json_type_object), "reply is not an object: %s", buf);
+	if (fz_verbose())
+		fprintf(stderr, "reply: %s", buf);
 	fz_check(json_object_object_get_ex(o, GPUP_CTL_F_OK, &ok) &&
 		 json_object_is_type(ok, json_type_boolean), "reply without ok: %s", buf);
 	if (!json_object_get_boolean(ok))
