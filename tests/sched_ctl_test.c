@@ -249,14 +249,34 @@ static void partition_settings(char *out, size_t len)
 	cr_assert_str_eq(out, "gpup sched: 'two' is not a number\n");
 }
 
-TestSuite(sched_cli);
+/* Runs even when an assertion ended the test: no daemon is left behind. */
+static void cli_teardown(void)
+{
+	char path[128], cmd[128];
+	FILE *f;
+	int pid = 0;
+
+	if (!dir[0])
+		return;
+	snprintf(path, sizeof(path), "%s/run/gpup.pid", dir);
+	if ((f = fopen(path, "r"))) {
+		if (fscanf(f, "%d", &pid) == 1 && pid > 0)
+			kill(pid, SIGTERM);
+		fclose(f);
+	}
+	for (int i = 0; pid > 0 && i < 300 && kill(pid, 0) == 0; i++)
+		usleep(10000);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "could not remove %s\n", dir);
+}
+
+TestSuite(sched_cli, .fini = cli_teardown);
 
 Test(sched_cli, commands_against_a_daemon)
 {
-	char out[16384], args[256], pidf[128];
+	char out[16384], args[256];
 	json_object *j;
-	FILE *f;
-	int pid = 0;
 
 	snprintf(dir, sizeof(dir), "/tmp/gpup-schedctl-XXXXXX");
 	cr_assert_not_null(mkdtemp(dir));
@@ -283,14 +303,4 @@ Test(sched_cli, commands_against_a_daemon)
 	cr_assert_eq(gpup(out, sizeof(out), "sched --policy fifo"), 2);
 	switch_under_load(out, sizeof(out));
 	partition_settings(out, sizeof(out));
-	snprintf(pidf, sizeof(pidf), "%s/run/gpup.pid", dir);
-	f = fopen(pidf, "r");
-	cr_assert_not_null(f);
-	cr_assert_eq(fscanf(f, "%d", &pid), 1);
-	fclose(f);
-	kill(pid, SIGTERM);
-	for (int i = 0; i < 200 && kill(pid, 0) == 0; i++)
-		usleep(10000);
-	snprintf(args, sizeof(args), "rm -rf %s", dir);
-	cr_assert_eq(system(args), 0);
 }

@@ -36,24 +36,29 @@ static int gpup(char *out, size_t len, const char *args)
 	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
+/* Runs even when an assertion ended the test: no daemon is left behind. */
 static void stop_daemon(void)
 {
-	char pidf[128], cmd[128];
+	char path[128], cmd[128];
 	FILE *f;
 	int pid = 0;
 
-	snprintf(pidf, sizeof(pidf), "%s/run/gpup.pid", dir);
-	f = fopen(pidf, "r");
-	if (f) {
+	if (!dir[0])
+		return;
+	snprintf(path, sizeof(path), "%s/run/gpup.pid", dir);
+	if ((f = fopen(path, "r"))) {
 		if (fscanf(f, "%d", &pid) == 1 && pid > 0)
 			kill(pid, SIGTERM);
 		fclose(f);
-		for (int i = 0; pid > 0 && i < 300 && kill(pid, 0) == 0; i++)
-			usleep(10000);
 	}
+	for (int i = 0; pid > 0 && i < 300 && kill(pid, 0) == 0; i++)
+		usleep(10000);
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	cr_assert_eq(system(cmd), 0);
+	if (system(cmd) != 0)
+		fprintf(stderr, "could not remove %s\n", dir);
 }
+
+TestSuite(sched_live, .fini = stop_daemon);
 
 static json_object *get(json_object *o, const char *k)
 {
@@ -97,5 +102,4 @@ Test(sched_live, a_scenario_on_a_running_daemon)
 	json_object_put(j);
 	cr_assert_eq(gpup(out, sizeof(out), "list"), 0, "%s", out);
 	cr_assert_not_null(strstr(out, "no partitions"), "left behind: %s", out);
-	stop_daemon();
 }

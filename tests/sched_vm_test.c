@@ -64,12 +64,15 @@ static void create(char *out, size_t len, char *uuid)
 	cr_assert_eq(sscanf(out, "%63s", uuid), 1);
 }
 
+/* Runs even when an assertion ended the test: no daemon is left behind. */
 static void stop_daemon(void)
 {
 	char path[128], cmd[128];
 	FILE *f;
 	int pid = 0;
 
+	if (!dir[0])
+		return;
 	snprintf(path, sizeof(path), "%s/run/gpup.pid", dir);
 	if ((f = fopen(path, "r"))) {
 		if (fscanf(f, "%d", &pid) == 1 && pid > 0)
@@ -79,8 +82,11 @@ static void stop_daemon(void)
 	for (int i = 0; pid > 0 && i < 300 && kill(pid, 0) == 0; i++)
 		usleep(10000);
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	cr_assert_eq(system(cmd), 0);
+	if (system(cmd) != 0)
+		fprintf(stderr, "could not remove %s\n", dir);
 }
+
+TestSuite(sched_vm, .fini = stop_daemon);
 
 Test(sched_vm, policy_changes_under_running_vms, .timeout = 120)
 {
@@ -122,5 +128,4 @@ Test(sched_vm, policy_changes_under_running_vms, .timeout = 120)
 	cr_assert_not_null(strstr(out, " ok, "), "infer: %s", out);
 	cr_assert_eq(gpup(out, sizeof(out), "stats --json"), 0, "%s", out);
 	cr_assert_not_null(strstr(out, "\"best-effort\""), "%s", out);
-	stop_daemon();
 }
