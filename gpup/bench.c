@@ -42,7 +42,7 @@ static void usage(FILE *f)
 		"  --json OUT      the JSON report ('-' for stdout)\n"
 		"  --report OUT.md the Markdown report (default: stdout)\n"
 		"  --plot OUT      share over time, drawn by gnuplot (.svg or .png; model)\n"
-		"  --duration S    simulate S seconds instead of the scenario's\n"
+		"  --duration S    run S seconds (per policy) instead of the scenario's\n"
 		"  --no-baselines  only the scenario's own policy\n"
 		"Exit status: 0 targets hold, 1 a target failed, 2 bad usage.\n");
 }
@@ -291,4 +291,4 @@ static int bench_main(const struct gpup_global *g, int argc, char **argv)
 	return rc ? GPUP_EXIT_FAIL : GPUP_EXIT_OK;
 }
 
-GPUP_COMMAND("bench", "measure scheduling fairness (model mode: --model)", bench_main)
+GPUP_COMMAND("bench", "measure scheduling fairness (--model simulated, --live on the daemon)", bench_main)
