@@ -291,4 +291,4 @@ static int bench_main(const struct gpup_global *g, int argc, char **argv)
 	return rc ? GPUP_EXIT_FAIL : GPUP_EXIT_OK;
 }
 
-GPUP_COMMAND("bench", "measure scheduling fairness (--model simulated, --live on the daemon)", bench_main)
+GPUP_COMMAND("bench", "measure scheduling fairness (--model or --live)", bench_main)
