@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -41,6 +42,7 @@ static int start_daemon(const char *bin)
 	fflush(stdout); /* or the child's freopen writes our buffer twice */
 	daemon_pid = fork();
 	if (daemon_pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive the benchmark */
 		freopen("/dev/null", "w", stdout);
 		freopen("/dev/null", "w", stderr);
 		execl(bin, "gpup", "daemon", "--foreground", "--run-dir", run_dir,

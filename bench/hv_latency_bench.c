@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -53,6 +54,7 @@ static int start_daemon(const char *bin)
 	fflush(stdout);
 	daemon_pid = fork();
 	if (daemon_pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive the benchmark */
 		freopen("/dev/null", "w", stdout);
 		freopen("/dev/null", "w", stderr);
 		execl(bin, "gpup", "daemon", "--foreground", "--run-dir", run_dir,

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -80,6 +81,8 @@ static pid_t spawn(char *const argv[], int *out_fd, int *err_fd)
 	pid = fork();
 	cr_assert_neq(pid, -1);
 	if (pid == 0) {
+		/* A test that times out must not leave VMs behind. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		dup2(o[1], 1);
 		dup2(e[1], 2);
 		close(o[0]);

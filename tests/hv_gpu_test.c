@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -62,6 +63,8 @@ static void start(struct proc *p, char *const argv[])
 	p->pid = fork();
 	cr_assert_neq(p->pid, -1);
 	if (p->pid == 0) {
+		/* A test that times out must not leave VMs behind. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		dup2(o[1], 1);
 		dup2(e[1], 2);
 		close(o[0]);
@@ -140,6 +143,7 @@ static void setup(void)
 	if (daemon_pid == 0) {
 		int null = open("/dev/null", 1);
 
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		dup2(null, 1);
 		dup2(null, 2);
 		execl(getenv("GPUP_BIN"), "gpup", "daemon", "--foreground", "--run-dir",
