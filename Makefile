@@ -78,7 +78,6 @@ $(O)/bench/%: $(O)/obj/bench/%.o $(LIB_OBJS)
 # Each bench/<name>_bench.c is a program printing one Markdown section;
 # scripts/bench.sh runs them all and writes docs/BENCHMARKS.md.
 bench: $(O)/gpup guests $(BENCH_BINS)
-	@sh scripts/deps.sh bench
 	@env $(TEST_ENV) sh scripts/bench.sh $(BENCH_BINS)
 
 # Integration suites find the binary and the guests through these.

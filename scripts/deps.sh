@@ -1,13 +1,12 @@
 #!/bin/sh
 # Install the Debian packages gpup builds and tests with, if any are missing.
 # As root this runs apt-get; otherwise it prints the one line to run.
-# `deps.sh bench` adds what only the benchmarks need (QEMU as the baseline),
-# `deps.sh fuzz` what only the fuzz harnesses need (clang and libFuzzer).
+# QEMU is the baseline the VMM is compared with, and a test boots the same
+# guest image under it.  `deps.sh fuzz` what only the fuzz harnesses need (clang and libFuzzer).
 set -e
 PKGS="gcc make libc6-dev linux-libc-dev libcriterion-dev libjson-c-dev
 libxxhash-dev libpciaccess-dev libdrm-dev libzstd-dev libseccomp-dev
-gnuplot-nox"
-[ "$1" = bench ] && PKGS="$PKGS qemu-system-x86"
+gnuplot-nox qemu-system-x86"
 [ "$1" = fuzz ] && PKGS="$PKGS clang libclang-rt-14-dev"
 missing=""
 for p in $PKGS; do
