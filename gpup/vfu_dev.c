@@ -301,6 +301,10 @@ int vfu_h_set_irqs(struct gpup_vfu *s, struct vfu_msg *m, struct vfu_reply *r)
 	/* MSI-X is not maskable through VFIO, as on the kernel's vfio-pci. */
 	if (action != VFIO_IRQ_SET_ACTION_TRIGGER)
 		return -EINVAL;
+	/* An index without vectors (INTx, MSI, ...) has nothing to set, and
+	 * its "disable all" (count 0) must leave MSI-X alone. */
+	if (!nvec)
+		return m->nfds ? -EINVAL : 0;
 	if (data == VFIO_IRQ_SET_DATA_EVENTFD)
 		return irq_set_eventfds(s, m, in->start, in->count);
 	return irq_trigger_set(s, m, data, in->start, in->count);

@@ -459,3 +459,39 @@ Test(vfu_proto, reply_type_and_no_reply)
 	cr_assert_eq(v, 0x1234abcd);
 	hv_vfu_close(c);
 }
+
+/* "Disable all" (DATA_NONE, count 0) on an index without vectors, as a
+ * VMM sends for INTx when it switches to MSI-X, leaves the MSI-X eventfds
+ * connected; on MSI-X itself it disconnects them. */
+Test(vfu_proto, disabling_intx_keeps_msix)
+{
+	struct hv_vfu *c = client(&pa);
+	struct vfio_irq_set off = { .argsz = sizeof(off),
+				    .flags = VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER,
+				    .index = VFIO_PCI_INTX_IRQ_INDEX };
+	struct vfio_irq_set trig = off;
+	int efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	uint64_t v = 0;
+
+	trig.index = VFIO_PCI_MSIX_IRQ_INDEX;
+	trig.count = 1;
+	cr_assert_eq(hv_vfu_set_irqs(c, VFIO_PCI_MSIX_IRQ_INDEX, 0, 1, &efd), 0);
+	for (uint32_t i = VFIO_PCI_INTX_IRQ_INDEX; i < VFIO_PCI_NUM_IRQS; i++) {
+		off.index = i;
+		if (i != VFIO_PCI_MSIX_IRQ_INDEX)
+			cr_assert_eq(hv_vfu_call(c, VFIO_USER_DEVICE_SET_IRQS, &off, sizeof(off),
+						 NULL, 0, NULL, 0, NULL, NULL), 0, "index %u", i);
+	}
+	cr_assert_eq(hv_vfu_call(c, VFIO_USER_DEVICE_SET_IRQS, &trig, sizeof(trig), NULL, 0, NULL,
+				 0, NULL, NULL), 0);
+	cr_assert_eq(read(efd, &v, 8), 8, "vector 0 still connected");
+	cr_assert_eq(v, 1);
+	off.index = VFIO_PCI_MSIX_IRQ_INDEX;
+	cr_assert_eq(hv_vfu_call(c, VFIO_USER_DEVICE_SET_IRQS, &off, sizeof(off), NULL, 0, NULL,
+				 0, NULL, NULL), 0);
+	cr_assert_eq(hv_vfu_call(c, VFIO_USER_DEVICE_SET_IRQS, &trig, sizeof(trig), NULL, 0, NULL,
+				 0, NULL, NULL), 0);
+	cr_assert_eq(read(efd, &v, 8), -1, "MSI-X disabled: nothing fires");
+	close(efd);
+	hv_vfu_close(c);
+}
