@@ -13,8 +13,9 @@
  * length, whose return code must be exactly what the ABI promises), guest
  * stores into the RW window, queue setup and packet submission shortcuts
  * (so that the fuzzer reaches the command processor quickly; the packets
- * themselves are fuzzed bytes), waits for the engines, resets, and
- * unmapping/remapping the RW window while queues may be running.
+ * themselves are fuzzed bytes), waits for the engines, resets,
+ * unmapping/remapping the RW window while queues may be running, and
+ * switching the engines' scheduler (policy, slice, watchdog) under them.
  *
  * After the input the vgpu is destroyed (its queues detached, so no engine
  * touches anything any more) and the harness checks that nothing was
@@ -32,7 +33,9 @@
 #include <unistd.h>
 
 #include "fuzz/fuzz_util.h"
+#include "gpup/engine.h"
 #include "gpup/gpu.h"
+#include "gpup/tsched.h"
 #include "gpup/vgpu.h"
 #include "iommu/iommu.h"
 #include "uapi/gpup_vgpu.h"
@@ -246,13 +249,39 @@ static void op_toggle_map(struct run *r)
 	map_rw(r);
 }
 
+/* The engines' scheduler, as an administrator may set it while guests
+ * run: round robin, or the time-slice scheduler with a policy, a slice
+ * and a watchdog (which faults queues stuck on a WAIT), all fuzzed. */
+static void op_policy(struct fz_in *in)
+{
+	uint8_t b = fz_u8(in);
+	unsigned int p = b % (SCHED_POLICY_COUNT + 1);
+	uint64_t slice = b & 0x40 ? SCHED_SLICE_MIN_NS + fz_u32(in) % SCHED_SLICE_MAX_NS : 0;
+	uint64_t wd = b & 0x80 ? 1000000ull + fz_u16(in) * 1000ull : 0;
+
+	for (unsigned int k = 0; k < 2; k++) {
+		struct gpup_engine *e = gpup_gpu_engine(gpu, k, 0);
+		int rc;
+
+		if (p == SCHED_POLICY_COUNT) {
+			fz_check(gpup_engine_set_sched(e, &gpup_sched_rr, NULL) == 0, "rr");
+			continue;
+		}
+		if (slice > SCHED_SLICE_MAX_NS)
+			slice = SCHED_SLICE_MAX_NS;
+		rc = gpup_tsched_set_policy(e, (enum sched_policy)p, slice);
+		fz_check(rc == 0, "policy %u slice %llu: %d", p, (unsigned long long)slice, rc);
+		fz_check(gpup_tsched_set_watchdog(e, wd) == 0, "watchdog");
+	}
+}
+
 static void run_ops(struct run *r, struct fz_in *in)
 {
 	for (int i = 0; i < MAX_OPS && in->n; i++) {
 		/* Low nibble: the operation; high bits: its variant. */
 		uint8_t op = fz_u8(in);
 
-		switch ((op & 15) % 10) {
+		switch ((op & 15) % 11) {
 		case 0:
 		case 1:
 			op_bar0(r, in, (op & 15) == 0);
@@ -279,8 +308,11 @@ static void run_ops(struct run *r, struct fz_in *in)
 			else
 				reg(r, GPUP_REG_CONTROL, op & 0x40 ? GPUP_CTRL_RESET : 0);
 			break;
-		default:
+		case 9:
 			op_toggle_map(r);
+			break;
+		default:
+			op_policy(in);
 			break;
 		}
 	}
@@ -293,6 +325,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct run r = { 0 };
 
 	init_once();
+	/* Each input starts on round-robin engines; op_policy may change that. */
+	for (unsigned int k = 0; k < 2; k++)
+		fz_check(gpup_engine_set_sched(gpup_gpu_engine(gpu, k, 0), &gpup_sched_rr, NULL) == 0,
+			 "rr");
 	/* Guest memory: guards, then what the input says the guest wrote. */
 	memset(host, 0xa5, HOST_SIZE);
 	fz_bytes(&in, rw(), fz_u16(&in) % 1024);

@@ -147,6 +147,10 @@ def bar0_seeds():
     reads = b"".join(bytes([1]) + struct.pack("<HBQ", off, sel, 0)
                      for off, sel in ((0, 0), (0x10, 3), (0x400, 0), (0x818, 0)))
     write("bar0", "regs", bar0_init() + regs + reads + bytes([8 | 0x80]))
+    # A WAIT nobody satisfies under the time-slice scheduler's watchdog.
+    stuck = pkt(5, struct.pack("<BB6xQQQ", IOVA, 1, RW + 0x8000, 1, 0xffffffffffffffff))
+    write("bar0", "watchdog", bar0_init() + bytes([10, 0x80 | 2]) + struct.pack("<H", 1000)
+          + setup(0) + setup(1, 2, 1) + submit(0, stuck) + submit(1, copy_out) + IDLE + IDLE)
     big = pkt(2, struct.pack("<BB6xQQQ", IOVA, VRAM, RW, 0x10000, 0x10000))
     write("bar0", "unmap", bar0_init() + setup(0, 1) + submit(0, big) + bytes([9]) + IDLE
           + bytes([9]) + submit(0, copy_out) + IDLE)
