@@ -23,7 +23,8 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: gpup daemon [--run-dir DIR] [--state-dir DIR] [--sim-gpus N]\n"
-		"                   [--vram SIZE] [--foreground]\n"
+		"                   [--vram SIZE] [--policy POLICY] [--slice MS]\n"
+		"                   [--foreground]\n"
 		"\n"
 		"Own a pool of GPUs and serve their partitions as vfio-user devices.\n"
 		"\n"
@@ -32,11 +33,16 @@ static void usage(FILE *f)
 		"  --state-dir DIR  partition definitions; default %s\n"
 		"  --sim-gpus N     simulated GPUs, 0-%u (default %u)\n"
 		"  --vram SIZE      VRAM per sim GPU, a power of two >= 16M (default 8G)\n"
+		"  --policy POLICY  how engines are shared at start: fifo, best-effort,\n"
+		"                   equal-share, fixed-share, weighted (default %s);\n"
+		"                   change it later with 'gpup sched'\n"
+		"  --slice MS       time slice, 0.1 to 30 ms (default: 2 ms up to 8\n"
+		"                   contexts on an engine, 1 ms above)\n"
 		"  --foreground     stay attached, log to stderr; otherwise detach once\n"
 		"                   ready and log to RUN_DIR/daemon.log\n"
 		"Stops on SIGTERM or SIGINT.\n",
 		gpup_default_run_dir(), gpup_default_state_dir(), GPUP_POOL_MAX_GPUS,
-		GPUP_DAEMON_DEFAULT_GPUS);
+		GPUP_DAEMON_DEFAULT_GPUS, sched_policy_name(GPUP_DAEMON_DEFAULT_POLICY));
 }
 
 static int parse_gpus(const char *s, unsigned int *out)
@@ -65,6 +71,28 @@ static int parse_vram(const char *s, uint64_t *out)
 	return 0;
 }
 
+static int parse_policy(const char *s, enum sched_policy *out)
+{
+	if (sched_policy_parse(s, out) == 0)
+		return 0;
+	gpup_err(cmd, "--policy wants fifo, best-effort, equal-share, fixed-share or "
+		 "weighted, not '%s'", s);
+	return -1;
+}
+
+static int parse_slice(const char *s, uint64_t *out)
+{
+	char *end;
+	double ms = strtod(s, &end);
+
+	if (!*s || *end || !(ms >= 0.1 && ms <= 30)) {
+		gpup_err(cmd, "--slice wants 0.1 to 30 (milliseconds), not '%s'", s);
+		return -1;
+	}
+	*out = (uint64_t)(ms * 1e6 + 0.5);
+	return 0;
+}
+
 static int parse(int argc, char **argv, struct gpup_daemon_cfg *c, int *fg)
 {
 	static const struct option opts[] = {
@@ -72,6 +100,8 @@ static int parse(int argc, char **argv, struct gpup_daemon_cfg *c, int *fg)
 		{ "state-dir", required_argument, NULL, 's' },
 		{ "sim-gpus", required_argument, NULL, 'n' },
 		{ "vram", required_argument, NULL, 'v' },
+		{ "policy", required_argument, NULL, 'p' },
+		{ "slice", required_argument, NULL, 'l' },
 		{ "foreground", no_argument, NULL, 'f' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -86,6 +116,10 @@ static int parse(int argc, char **argv, struct gpup_daemon_cfg *c, int *fg)
 		else if (o == 'n' && parse_gpus(optarg, &c->sim_gpus))
 			return GPUP_EXIT_USAGE;
 		else if (o == 'v' && parse_vram(optarg, &c->vram))
+			return GPUP_EXIT_USAGE;
+		else if (o == 'p' && parse_policy(optarg, &c->policy))
+			return GPUP_EXIT_USAGE;
+		else if (o == 'l' && parse_slice(optarg, &c->slice_ns))
 			return GPUP_EXIT_USAGE;
 		else if (o == 'f')
 			*fg = 1;
@@ -143,6 +177,7 @@ static int cmd_daemon(const struct gpup_global *g, int argc, char **argv)
 	struct gpup_daemon_cfg c = {
 		.run_dir = g->run_dir, .state_dir = gpup_default_state_dir(),
 		.sim_gpus = GPUP_DAEMON_DEFAULT_GPUS, .vram = GPUP_DAEMON_DEFAULT_VRAM,
+		.policy = GPUP_DAEMON_DEFAULT_POLICY,
 	};
 	int fg = 0, rc = parse(argc, argv, &c, &fg);
 

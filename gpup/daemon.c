@@ -24,6 +24,7 @@
 #include "gpup/ctl.h"
 #include "gpup/daemon_int.h"
 #include "gpup/gpu.h"
+#include "gpup/tsched.h"
 #include "uapi/gpup_ctl.h"
 
 void gpup_daemon_log(const char *fmt, ...)
@@ -98,6 +99,28 @@ static int epoll_add(struct gpup_daemon *d, int fd, struct dmn_src *src)
 	return epoll_ctl(d->epfd, EPOLL_CTL_ADD, fd, &ev) ? -errno : 0;
 }
 
+/* Every engine runs under the time-slice scheduler from the start, so the
+ * policy `gpup sched` shows is the one in force, never an implicit one. */
+static int start_scheduler(struct gpup_daemon *d, struct gpup_gpu *gpu, const char *name)
+{
+	static const enum gpup_engine_kind kinds[] = { GPUP_ENGINE_KIND_COMPUTE,
+						       GPUP_ENGINE_KIND_COPY };
+	struct gpup_engine *e;
+
+	for (unsigned int k = 0; k < 2; k++) {
+		for (unsigned int i = 0; (e = gpup_gpu_engine(gpu, kinds[k], i)); i++) {
+			int rc = gpup_tsched_set_policy(e, d->cfg.policy, d->cfg.slice_ns);
+
+			if (rc) {
+				gpup_daemon_log("%s: cannot start the %s scheduler: %s", name,
+						sched_policy_name(d->cfg.policy), strerror(-rc));
+				return rc;
+			}
+		}
+	}
+	return 0;
+}
+
 static int add_gpus(struct gpup_daemon *d)
 {
 	for (unsigned int i = 0; i < d->cfg.sim_gpus; i++) {
@@ -112,7 +135,9 @@ static int add_gpus(struct gpup_daemon *d)
 			return -errno;
 		}
 		gpup_gpu_describe(gpu, &desc);
-		rc = gpup_pool_add_gpu(&d->pool, desc.name, desc.model, desc.backend,
+		rc = start_scheduler(d, gpu, desc.name);
+		if (!rc)
+			rc = gpup_pool_add_gpu(&d->pool, desc.name, desc.model, desc.backend,
 				       desc.vram_size, desc.ncompute, desc.ncopy, gpu);
 		if (rc < 0) {
 			gpup_gpu_destroy(gpu);

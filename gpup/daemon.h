@@ -20,14 +20,19 @@
 
 #include <stdint.h>
 
+#include "scheduler/sched.h"
+
 struct gpup_daemon_cfg {
 	const char *run_dir;
 	const char *state_dir;
 	unsigned int sim_gpus;
 	uint64_t vram;            /* per sim GPU, a power of two */
+	enum sched_policy policy; /* every engine starts under it */
+	uint64_t slice_ns;        /* 0: the scheduler's default */
 };
 
 #define GPUP_DAEMON_DEFAULT_GPUS 2u
+#define GPUP_DAEMON_DEFAULT_POLICY SCHED_POLICY_WEIGHTED
 #define GPUP_DAEMON_DEFAULT_VRAM (8ull << 30)
 #define GPUP_DAEMON_MIN_VRAM (16ull << 20)
 

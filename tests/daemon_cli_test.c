@@ -211,4 +211,46 @@ Test(daemon_cli, daemon_flag_errors)
 	cr_assert_eq(gpup("daemon --sim-gpus 99 --foreground"), 2);
 	cr_assert_str_eq(err, "gpup daemon: --sim-gpus wants a number from 0 to 16, not '99'\n");
 	cr_assert_eq(gpup("exercise not-a-uuid"), 2);
+	cr_assert_eq(gpup("daemon --policy lottery --foreground"), 2);
+	cr_assert_str_eq(err, "gpup daemon: --policy wants fifo, best-effort, equal-share, "
+			      "fixed-share or weighted, not 'lottery'\n");
+	cr_assert_eq(gpup("daemon --slice 31 --foreground"), 2);
+	cr_assert_str_eq(err, "gpup daemon: --slice wants 0.1 to 30 (milliseconds), not '31'\n");
+}
+
+/* Every engine is under the time-slice scheduler from the start: weighted
+ * with the default slice, or what --policy and --slice say. */
+static void assert_engines(const char *policy, int64_t slice_ns)
+{
+	json_object *o, *gpus;
+	unsigned int n = 0;
+
+	cr_assert_eq(gpup("stats --json"), 0, "%s", err);
+	o = json_tokener_parse(out);
+	cr_assert(o && json_object_object_get_ex(o, "gpus", &gpus), "%s", out);
+	for (size_t g = 0; g < json_object_array_length(gpus); g++) {
+		json_object *engines, *gpu = json_object_array_get_idx(gpus, g);
+
+		cr_assert(json_object_object_get_ex(gpu, "engines", &engines));
+		for (size_t i = 0; i < json_object_array_length(engines); i++, n++) {
+			json_object *e = json_object_array_get_idx(engines, i), *v;
+
+			cr_assert(json_object_object_get_ex(e, "policy", &v));
+			cr_assert_str_eq(json_object_get_string(v), policy);
+			cr_assert(json_object_object_get_ex(e, "slice_ns", &v));
+			cr_assert_eq(json_object_get_int64(v), slice_ns);
+		}
+	}
+	cr_assert_eq(n, 4, "2 GPUs x (compute + copy)");
+	json_object_put(o);
+}
+
+Test(daemon_cli, engines_start_under_the_scheduler)
+{
+	start();
+	assert_engines("weighted", 2000000);
+	stop();
+	cr_assert_eq(gpup("daemon --state-dir %s --sim-gpus 2 --vram 64M --policy equal-share "
+			  "--slice 0.5", state_dir), 0, "%s", err);
+	assert_engines("equal-share", 500000);
 }
