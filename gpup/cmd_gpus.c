@@ -4,11 +4,13 @@
  * partition types each GPU offers right now.  Tables for people, --json
  * for programs.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "gpup/ctl.h"
+#include "gpup/daemon_int.h"
 #include "uapi/gpup_ctl.h"
 
 /* --json and --help, plus one optional --gpu ID: 0, 1 = help shown, or
@@ -101,14 +103,39 @@ static void print_gpus(json_object *r)
 	print_host(host);
 }
 
+/* With no daemon there are no sim GPUs, but the host's own GPUs can still
+ * be listed: the inventory needs nothing from the daemon. */
+static int host_only(const struct gpup_global *g, int json)
+{
+	json_object *r = json_object_new_object();
+
+	json_object_object_add(r, GPUP_CTL_F_GPUS, json_object_new_array());
+	json_object_object_add(r, GPUP_CTL_F_HOST, gpup_inventory_json());
+	if (json) {
+		gpup_ctl_print_json(r);
+	} else {
+		printf("no daemon is running in %s: no sim GPUs (start one with "
+		       "'gpup daemon')\n", g->run_dir);
+		print_host(json_object_object_get(r, GPUP_CTL_F_HOST));
+	}
+	json_object_put(r);
+	return GPUP_EXIT_OK;
+}
+
 static int cmd_gpus(const struct gpup_global *g, int argc, char **argv)
 {
-	json_object *r;
+	json_object *r = NULL, *req;
 	int json = 0, rc = parse_common("gpus", argc, argv, &json, NULL, gpus_usage);
 
 	if (rc)
 		return rc == 1 ? GPUP_EXIT_OK : rc - 2;
-	rc = gpup_ctl_cli_call(g, "gpus", gpup_ctl_request(GPUP_CTL_M_GPUS), &r);
+	/* Probe first: "no daemon" is not an error for this command. */
+	req = gpup_ctl_request(GPUP_CTL_M_GPUS);
+	rc = gpup_ctl_call(g->run_dir, req, &r);
+	json_object_put(r);
+	if (rc == -ENOENT || rc == -ECONNREFUSED)
+		return host_only(g, json);
+	rc = gpup_ctl_cli_call(g, "gpus", req, &r);
 	if (rc)
 		return rc;
 	if (json)

@@ -114,6 +114,25 @@ Test(daemon_cli, no_daemon_is_a_runtime_failure)
 	cr_assert_str_eq(out, "");
 }
 
+/* The host's own GPUs can be listed without a daemon; it says there is none. */
+Test(daemon_cli, gpus_without_a_daemon_lists_the_host)
+{
+	char want[256];
+	json_object *o, *a;
+
+	cr_assert_eq(gpup("gpus"), 0, "%s", err);
+	snprintf(want, sizeof(want), "no daemon is running in %s: no sim GPUs (start one with "
+		 "'gpup daemon')\n", run_dir);
+	cr_assert_eq(strncmp(out, want, strlen(want)), 0, "%s", out);
+	cr_assert(strstr(out, "host GPUs"), "%s", out);
+	cr_assert_eq(gpup("gpus --json"), 0);
+	o = json_tokener_parse(out);
+	cr_assert(o && json_object_object_get_ex(o, "gpus", &a), "%s", out);
+	cr_assert_eq(json_object_array_length(a), 0);
+	cr_assert(json_object_object_get_ex(o, "host", &a) && json_object_is_type(a, json_type_array));
+	json_object_put(o);
+}
+
 Test(daemon_cli, create_list_destroy)
 {
 	char uuid[64], want[256];
