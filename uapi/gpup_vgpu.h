@@ -22,7 +22,9 @@
  * 32-bit word in guest memory at Q_PI_ADDR (a "shadow doorbell"): the guest
  * writes packets, then the index, then any value to the queue's doorbell.
  * Indices are free-running 32-bit counters; slot = index % ring entries.
- * The device publishes its consumer index in Q_CI.  Every address in a
+ * The device publishes its consumer index in Q_CI.  A new partition's VRAM
+ * reads as zeros: it is scrubbed when the partition is created, so no
+ * tenant sees an earlier one's data.  Every address in a
  * packet names its space (VRAM offset or guest IOVA) and is checked; a bad
  * one faults only that queue, which stops until it is re-enabled.
  */
@@ -90,7 +92,14 @@
 /* Fault log: GPUP_FAULT_LOG_ENTRIES records, the newest at
  * (FAULT_COUNT - 1) % GPUP_FAULT_LOG_ENTRIES.  Each record is 32 bytes:
  *   +0x00 code (GPUP_FAULT_*)  +0x04 queue  +0x08 address lo/hi
- *   +0x10 detail lo/hi (IOMMU access bits, packet index...)  +0x18 seq lo/hi */
+ *   +0x10 detail lo: GPUP_FAULT_DETAIL_* for IOMMU faults, otherwise the
+ *         offending value (opcode, kernel id, length, ring entries...)
+ *   +0x14 detail hi: the faulting packet's tag (its header's cookie)
+ *   +0x18 seq lo/hi: the fault's number since reset, from 1
+ * The faulting packet is the one at the queue's Q_CI when it stopped.  A
+ * bad queue setup faults with GPUP_FAULT_RING when the queue is enabled,
+ * with the bad value as the address.  STATUS.FAULT mirrors INTR_STATUS
+ * bit 31: writing 1 to that bit clears both. */
 #define GPUP_REG_FAULT_LOG 0x400
 #define GPUP_FAULT_REC_SIZE 0x20
 #define GPUP_FAULT_REC_CODE 0x00
@@ -119,7 +128,10 @@
 #define GPUP_Q_FAULT 0x28     /* RO: last fault code on this queue */
 #define GPUP_Q_PRIORITY 0x2c  /* RW: reserved for the scheduler, 0 */
 
-#define GPUP_QCTL_ENABLE (1u << 0) /* setting it re-reads setup, CI := PI seen */
+/* Setting ENABLE re-reads the queue's setup and starts at the producer
+ * index found in guest memory then (CI := PI): packets written before the
+ * queue was enabled are not run. */
+#define GPUP_QCTL_ENABLE (1u << 0)
 
 #define GPUP_QSTS_ENABLED (1u << 0)
 #define GPUP_QSTS_BUSY (1u << 1)
