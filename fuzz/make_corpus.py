@@ -74,6 +74,11 @@ def vfu_seeds():
           + built(DMA_MAP, struct.pack("<IIQQQ", 32, 3, 0, 0x100000, 0xf000), MEMFD, 0x80 | 15)
           + reg(q + 0x00, 0x100000) + reg(q + 0x08, 2) + reg(q + 0x10, 0x100f00)
           + reg(0x20, 1) + reg(q + 0x1c, 1) + reg(0x1000, 1) + region_read(BAR0, q + 0x20, 4))
+    # A second client knocks while the first is served; then the partition
+    # is destroyed under a client holding DMA and an interrupt.
+    write("vfu_msg", "second", b"\x03" + built(GET_INFO, struct.pack("<IIII", 16, 0, 0, 0)))
+    write("vfu_msg", "destroyed", b"\x05" + built(DMA_MAP, dma, MEMFD, 0x80 | 4)
+          + built(SET_IRQS, struct.pack("<IIIII", 20, (1 << 2) | (1 << 5), MSIX, 0, 1), EVENTFD))
     hdr = struct.pack("<HHIII", 1, VERSION, 16 + 4, 0, 0)
     write("vfu_msg", "raw", b"\x00" + raw(hdr + struct.pack("<HH", 0, 1))
           + raw(struct.pack("<HHIII", 2, GET_INFO, 32, 0, 0) + bytes(16)))

@@ -11,6 +11,10 @@
  * that each is a well-formed reply (type, size, error number), closing
  * any fds they carry.
  *
+ * A session may also have a second client try to attach while the first
+ * is served, and may end with the partition destroyed under the client
+ * instead of the client hanging up.
+ *
  * After the session: the server has dropped the client's DMA (the IOMMU
  * domain is empty) and holds no fd it did not hold before; a fresh
  * connection still negotiates VERSION and answers DEVICE_GET_INFO and a
@@ -293,13 +297,39 @@ static size_t next_msg(struct fz_in *in, uint8_t *buf, uint16_t id)
 	return fz_bytes(in, buf, fz_u16(in) % 4096);
 }
 
-static void session(struct part *p, struct fz_in *in)
+/* What a session leaves behind. */
+struct outcome {
+	int second;       /* a second client's socket the server took, or -1 */
+	bool destroyed;   /* the partition was destroyed under the client */
+};
+
+/* A second client while the first is served: refused (-EBUSY, fd closed)
+ * or, if the first has already gone, taken to be served next. */
+static int second_client(struct part *p)
+{
+	int sv[2], rc;
+
+	fz_check(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0, "socketpair");
+	rc = gpup_vfu_attach(p->srv, sv[0]);
+	fz_check(rc == 0 || rc == -EBUSY, "second client: %d", rc);
+	if (rc == 0)
+		return sv[1];
+	close(sv[1]);
+	return -1;
+}
+
+/* Mode bits: 1 negotiate first, 2 a second client tries to attach after
+ * the first message, 4 the partition is destroyed under the client
+ * (gpup destroy --force) instead of the client hanging up. */
+static void session(struct part *p, struct fz_in *in, struct outcome *out)
 {
 	static uint8_t buf[8192];
 	int sv[2];
 	pthread_t rd;
 	uint8_t mode = fz_u8(in);
 
+	out->second = -1;
+	out->destroyed = false;
 	fz_check(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0, "socketpair");
 	fz_check(gpup_vfu_attach(p->srv, sv[0]) == 0, "attach");
 	fz_check(pthread_create(&rd, NULL, reader, &sv[1]) == 0, "reader thread");
@@ -311,8 +341,16 @@ static void session(struct part *p, struct fz_in *in)
 
 		if (len)
 			up = send_with_fds(sv[1], buf, len, spec, shape);
+		if (i == 1 && (mode & 2))
+			out->second = second_client(p);
 	}
-	shutdown(sv[1], SHUT_WR);
+	if (mode & 4) {
+		gpup_vfu_destroy(p->srv);
+		p->srv = NULL;
+		out->destroyed = true;
+	} else {
+		shutdown(sv[1], SHUT_WR);
+	}
 	pthread_join(rd, NULL);
 	close(sv[1]);
 }
@@ -351,14 +389,17 @@ static void check_caps(const char *json)
 	json_object_put(o);
 }
 
-/* A well-behaved client on a fresh connection gets exact answers. */
-static void check_fresh(struct part *p)
+/* A well-behaved client on a fresh connection (sock, or a new one) gets
+ * exact answers. */
+static void check_fresh(struct part *p, int sock)
 {
 	uint8_t vbuf[512], rbuf[64];
-	int sv[2];
+	int sv[2] = { -1, sock };
 
-	fz_check(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0, "socketpair");
-	fz_check(gpup_vfu_attach(p->srv, sv[0]) == 0, "fresh connection refused");
+	if (sock < 0) {
+		fz_check(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0, "socketpair");
+		fz_check(gpup_vfu_attach(p->srv, sv[0]) == 0, "fresh connection refused");
+	}
 
 	size_t vlen = version_msg(vbuf, 0) - sizeof(struct vfio_user_header);
 	const char *caps = "{\"capabilities\":{\"max_msg_fds\":16,\"max_data_xfer_size\":1048576,"
@@ -396,6 +437,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct fz_in in = { data, size };
 	struct iommu_stats st;
+	struct outcome out;
 	struct part p;
 
 	init_once();
@@ -404,15 +446,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	part_create(&p);
 	unsigned int fds1 = fz_count_fds();
 
-	session(&p, &in);
+	session(&p, &in, &out);
 	/* The client has seen EOF: the server closed its end only after
 	 * unmapping the client's DMA and releasing its interrupts. */
 	iommu_get_stats(p.dom, &st);
 	fz_check(st.mapped_bytes == 0, "%llu bytes still mapped after disconnect",
 		 (unsigned long long)st.mapped_bytes);
-	fz_check(fz_count_fds() == fds1, "fds: %u before the session, %u after", fds1,
-		 fz_count_fds());
-	check_fresh(&p);
+	if (out.destroyed) {
+		if (out.second >= 0)
+			close(out.second);
+	} else {
+		/* A second client taken meanwhile holds its two ends. */
+		unsigned int want = fds1 + (out.second >= 0 ? 2 : 0);
+
+		fz_check(fz_count_fds() == want, "fds: %u before the session, %u after, want %u",
+			 fds1, fz_count_fds(), want);
+		check_fresh(&p, out.second);
+	}
 	part_destroy(&p);
 	fz_check(fz_count_fds() == fds0, "fds: %u before the partition, %u after", fds0,
 		 fz_count_fds());
