@@ -8,7 +8,9 @@
  * (daemon_conn.c): read from a non-blocking socket by gpup_ctl_rd_feed,
  * answered by dmn_ctl_handle or refused as a bad request, the reply sent
  * with gpup_ctl_send.  A piece without a newline is followed by EOF, which
- * gets no reply, as in the daemon.
+ * gets no reply, as in the daemon.  A piece that starts with '!' is no
+ * request but a VMM connecting to the newest partition, so that destroy
+ * (with and without "force") meets a partition in use.
  *
  * Every reply must be one line of JSON: an object whose "ok" is a boolean,
  * with a non-empty "error" string and an errno-name "code" when it is
@@ -25,6 +27,7 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "fuzz/fuzz_util.h"
@@ -48,7 +51,8 @@ static void quiet_log(const char *fmt, ...)
 static void daemon_up(struct gpup_daemon *d)
 {
 	memset(d, 0, sizeof(*d));
-	d->cfg = (struct gpup_daemon_cfg){ run_dir, state_dir, NGPUS, GPU_VRAM };
+	d->cfg = (struct gpup_daemon_cfg){ .run_dir = run_dir, .state_dir = state_dir,
+					   .sim_gpus = NGPUS, .vram = GPU_VRAM };
 	d->ctl_fd = d->sig_fd = -1;
 	gpup_pool_init(&d->pool, state_dir);
 	d->pool.log = fz_verbose() ? gpup_daemon_log : quiet_log;
@@ -198,8 +202,32 @@ static void one_request(struct gpup_daemon *d, const uint8_t *req, size_t len, b
 	close(sv[1]);
 }
 
+/* A piece starting with '!' is no request: a VMM connects to the newest
+ * partition's vfio-user socket and the daemon accepts it, so that destroy
+ * meets a partition in use.  Returns the client's socket or -1. */
+static int connect_client(struct gpup_daemon *d)
+{
+	struct gpup_partition *last = NULL;
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct dmn_part *dp;
+	int s;
+
+	for (struct gpup_partition *p = d->pool.parts; p; p = p->next)
+		last = p;
+	if (!last || !(dp = last->priv))
+		return -1;
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", dp->path);
+	s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	fz_check(s >= 0 && connect(s, (struct sockaddr *)&sa, sizeof(sa)) == 0,
+		 "connect to %s: %s", dp->path, strerror(errno));
+	dmn_part_accept(d, dp);
+	return s;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+	int clients[MAX_REQUESTS];
+	unsigned int nclients = 0;
 	struct gpup_daemon d;
 	size_t off = 0;
 
@@ -215,10 +243,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		const uint8_t *nl = memchr(data + off, '\n', size - off);
 		size_t len = nl ? (size_t)(nl - (data + off)) + 1 : size - off;
 
-		one_request(&d, data + off, len, !nl);
+		if (data[off] == '!') {
+			int c = connect_client(&d);
+
+			if (c >= 0)
+				clients[nclients++] = c;
+		} else {
+			one_request(&d, data + off, len, !nl);
+		}
 		off += len;
 	}
+	/* Partitions still in use are stopped under their clients. */
 	daemon_down(&d);
+	while (nclients)
+		close(clients[--nclients]);
 	fz_check(fz_count_fds() == fds0, "fds: %u before, %u after", fds0, fz_count_fds());
 	return 0;
 }

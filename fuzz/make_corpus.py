@@ -91,6 +91,9 @@ def ctl_seeds():
           '"uuid":"%s"}\n{"method":"list"}\n{"method":"destroy","uuid":"%s"}\n' % (U, U))
     write("ctl", "sched", '{"method":"create","type":"sim-4m-4"}\n'
           '{"method":"sched","gpu":"gpu0","policy":"equal-share"}\n{"method":"stats"}\n')
+    write("ctl", "busy", '{"method":"create","gpu":"1","type":"sim-2m-8","uuid":"%s"}\n!\n'
+          '{"method":"destroy","uuid":"%s"}\n{"method":"list"}\n'
+          '{"method":"destroy","uuid":"%s","force":true}\n' % (U, U, U))
     write("ctl", "bad", '{"method":"nope"}\n{"version":2,"method":"gpus"}\n[1,2]\n{"method":')
 
 
