@@ -325,10 +325,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct run r = { 0 };
 
 	init_once();
-	/* Each input starts on round-robin engines; op_policy may change that. */
-	for (unsigned int k = 0; k < 2; k++)
-		fz_check(gpup_engine_set_sched(gpup_gpu_engine(gpu, k, 0), &gpup_sched_rr, NULL) == 0,
-			 "rr");
+	/* Each input starts where the daemon starts its engines (the
+	 * time-slice scheduler, weighted, no watchdog); op_policy may change
+	 * that. */
+	for (unsigned int k = 0; k < 2; k++) {
+		struct gpup_engine *e = gpup_gpu_engine(gpu, k, 0);
+
+		fz_check(gpup_tsched_set_policy(e, SCHED_POLICY_WEIGHTED, 0) == 0 &&
+			 gpup_tsched_set_watchdog(e, 0) == 0, "scheduler");
+	}
 	/* Guest memory: guards, then what the input says the guest wrote. */
 	memset(host, 0xa5, HOST_SIZE);
 	fz_bytes(&in, rw(), fz_u16(&in) % 1024);

@@ -34,6 +34,7 @@
 #include "gpup/ctl.h"
 #include "gpup/daemon_int.h"
 #include "gpup/gpu.h"
+#include "gpup/tsched.h"
 #include "uapi/gpup_ctl.h"
 
 #define MIB (1ull << 20)
@@ -65,6 +66,10 @@ static void daemon_up(struct gpup_daemon *d)
 		struct gpup_gpu_desc desc;
 
 		fz_check(gpu, "sim GPU: %s", strerror(errno));
+		/* As the daemon starts them: the time-slice scheduler, weighted. */
+		for (unsigned int k = 0; k < 2; k++)
+			fz_check(gpup_tsched_set_policy(gpup_gpu_engine(gpu, k, 0),
+							SCHED_POLICY_WEIGHTED, 0) == 0, "scheduler");
 		gpup_gpu_describe(gpu, &desc);
 		fz_check(gpup_pool_add_gpu(&d->pool, desc.name, desc.model, desc.backend,
 					   desc.vram_size, desc.ncompute, desc.ncopy, gpu) >= 0,
