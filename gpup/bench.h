@@ -154,6 +154,9 @@ uint64_t bench_draw(const struct bench_dist *d, uint64_t *s);
 int bench_model_run(const struct bench_scenario *sc, enum sched_policy p,
 		    uint64_t seed, struct bench_run *run);
 void bench_run_free(struct bench_run *run);
+/* The run's overall numbers (maxima, group spread, interactive and group
+ * waits, frames missed) from its tenants' results. */
+void bench_run_summary(const struct bench_scenario *sc, struct bench_run *run);
 /* Evaluate sc's targets against run; sets run->checks and pass flags. */
 void bench_check_targets(const struct bench_scenario *sc, struct bench_run *run);
 
@@ -163,6 +166,10 @@ int bench_write_json(FILE *f, const struct bench_scenario *sc, uint64_t seed,
 		     double wall_s);
 void bench_write_markdown(FILE *f, const struct bench_scenario *sc, uint64_t seed,
 			  const struct bench_run *runs, unsigned int nruns);
+/* One run as it appears in the JSON report's "runs". */
+struct json_object;
+struct json_object *bench_run_json(const struct bench_scenario *sc,
+				   const struct bench_run *run);
 /* Writes a gnuplot script and data next to out and runs gnuplot. */
 int bench_write_plot(const char *out, const struct bench_scenario *sc,
 		     const struct bench_run *run, char *err, size_t errlen);

@@ -16,10 +16,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "gpup/bench_ctl.h"
 #include "gpup/bench_live.h"
-#include "gpup/ctl.h"
 #include "gpup/vfu_guest.h"
-#include "uapi/gpup_ctl.h"
 
 #define LIVE_BATCH 4              /* kernels a saturating tenant keeps queued */
 #define LIVE_FENCE_MS 10000
@@ -39,75 +38,6 @@ static void sleep_until(uint64_t t)
 
 	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
 		;
-}
-
-/* One control call; on failure the daemon's message goes to err. */
-static int ctl(const char *run_dir, json_object *req, json_object **reply, char *err,
-	       size_t errlen)
-{
-	json_object *r = NULL;
-	int rc = gpup_ctl_call(run_dir, req, &r);
-
-	json_object_put(req);
-	if (rc) {
-		snprintf(err, errlen, "no daemon at %s (%s); start one with 'gpup daemon' or "
-			 "use --model", run_dir, strerror(-rc));
-		return rc;
-	}
-	if (!json_object_get_boolean(json_object_object_get(r, GPUP_CTL_F_OK))) {
-		snprintf(err, errlen, "%s", gpup_ctl_str(r, GPUP_CTL_F_ERROR, "daemon error"));
-		json_object_put(r);
-		return -EINVAL;
-	}
-	if (reply)
-		*reply = r;
-	else
-		json_object_put(r);
-	return 0;
-}
-
-/* The smallest partition type of gpu with room for n of them. */
-static int pick_type(struct bench_live *l, const char *gpu, char *type, size_t len,
-		     char *err, size_t errlen)
-{
-	json_object *req = gpup_ctl_request(GPUP_CTL_M_TYPES), *r, *a;
-	int64_t best = 0;
-	int rc;
-
-	json_object_object_add(req, GPUP_CTL_F_GPU, json_object_new_string(gpu));
-	if ((rc = ctl(l->run_dir, req, &r, err, errlen)))
-		return rc;
-	a = json_object_object_get(r, GPUP_CTL_F_TYPES);
-	for (size_t i = 0; a && i < json_object_array_length(a); i++) {
-		json_object *t = json_object_array_get_idx(a, i);
-		int64_t frac = gpup_ctl_int(t, GPUP_CTL_F_FRACTION, 0);
-
-		if (gpup_ctl_int(t, GPUP_CTL_F_AVAILABLE, 0) >= l->n && frac > best) {
-			best = frac;
-			snprintf(type, len, "%s", gpup_ctl_str(t, GPUP_CTL_F_TYPE, ""));
-		}
-	}
-	json_object_put(r);
-	if (!best)
-		snprintf(err, errlen, "%s has no room for %u partitions (one per tenant)", gpu,
-			 l->n);
-	return best ? 0 : -ENOSPC;
-}
-
-static int create_one(struct bench_live *l, struct bench_live_client *t, const char *gpu,
-		      const char *type, char *err, size_t errlen)
-{
-	json_object *req = gpup_ctl_request(GPUP_CTL_M_CREATE), *r;
-	int rc;
-
-	json_object_object_add(req, GPUP_CTL_F_GPU, json_object_new_string(gpu));
-	json_object_object_add(req, GPUP_CTL_F_TYPE, json_object_new_string(type));
-	if ((rc = ctl(l->run_dir, req, &r, err, errlen)))
-		return rc;
-	snprintf(t->uuid, sizeof(t->uuid), "%s", gpup_ctl_str(r, GPUP_CTL_F_UUID, ""));
-	snprintf(t->sock, sizeof(t->sock), "%s", gpup_ctl_str(r, GPUP_CTL_F_SOCKET, ""));
-	json_object_put(r);
-	return 0;
 }
 
 static int connect_one(struct bench_live_client *t, char *err, size_t errlen)
@@ -260,36 +190,6 @@ static void *tenant_main(void *arg)
 
 /* ---- a session: partitions, clients, runs ---- */
 
-static int set_policy(struct bench_live *l, enum sched_policy p, char *err, size_t errlen)
-{
-	const struct bench_scenario *sc = l->sc;
-	json_object *req = gpup_ctl_request(GPUP_CTL_M_SCHED);
-
-	json_object_object_add(req, GPUP_CTL_F_GPU, json_object_new_string(sc->gpus[0].name));
-	json_object_object_add(req, GPUP_CTL_F_POLICY,
-			       json_object_new_string(sched_policy_name(p)));
-	json_object_object_add(req, GPUP_CTL_F_SLICE_NS,
-			       json_object_new_int64((int64_t)sc->slice_ns));
-	return ctl(l->run_dir, req, NULL, err, errlen);
-}
-
-static int tenant_settings(struct bench_live *l, struct bench_live_client *t, char *err,
-			   size_t errlen)
-{
-	const struct bench_tenant_spec *s = t->spec;
-	json_object *req = gpup_ctl_request(GPUP_CTL_M_SCHED);
-
-	json_object_object_add(req, GPUP_CTL_F_UUID, json_object_new_string(t->uuid));
-	json_object_object_add(req, GPUP_CTL_F_WEIGHT, json_object_new_int64(s->weight));
-	json_object_object_add(req, GPUP_CTL_F_RESERVE,
-			       json_object_new_double(s->reserve_ppm / 1e6));
-	json_object_object_add(req, GPUP_CTL_F_CAP, json_object_new_double(s->cap_ppm / 1e6));
-	json_object_object_add(req, GPUP_CTL_F_CLASS,
-			       json_object_new_string(sched_class_name(s->klass)));
-	json_object_object_add(req, GPUP_CTL_F_FPS_LIMIT, json_object_new_int64(s->fps_limit));
-	return ctl(l->run_dir, req, NULL, err, errlen);
-}
-
 static void tenant_reset(struct bench_live_client *t, uint64_t seed, unsigned int i)
 {
 	memset(t->win, 0, t->l->nwin * sizeof(*t->win));
@@ -304,11 +204,11 @@ static void tenant_reset(struct bench_live_client *t, uint64_t seed, unsigned in
 int bench_live_run(struct bench_live *l, enum sched_policy p, uint64_t seed,
 		   struct bench_live_result *res, char *err, size_t errlen)
 {
-	int rc = set_policy(l, p, err, errlen);
+	int rc = bench_ctl_policy(l->run_dir, l->sc, p, err, errlen);
 	unsigned int started = 0;
 
 	for (unsigned int i = 0; !rc && i < l->n; i++)
-		rc = tenant_settings(l, &l->t[i], err, errlen);
+		rc = bench_ctl_tenant(l->run_dir, l->t[i].uuid, l->t[i].spec, err, errlen);
 	if (rc)
 		return rc;
 	l->start = mono() + 20 * 1000000ull;
@@ -356,7 +256,8 @@ int bench_live_open(struct bench_live *l, const char *run_dir,
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
-	rc = pick_type(l, sc->gpus[0].name, type, sizeof(type), err, errlen);
+	rc = bench_ctl_pick_type(run_dir, sc->gpus[0].name, l->n, type, sizeof(type), err,
+				 errlen);
 	for (unsigned int i = 0; !rc && i < l->n; i++) {
 		struct bench_live_client *t = &l->t[i];
 
@@ -365,7 +266,8 @@ int bench_live_open(struct bench_live *l, const char *run_dir,
 		t->lat_cap = 100000;
 		t->win = calloc(l->nwin, sizeof(*t->win));
 		t->lat = calloc(t->lat_cap, sizeof(*t->lat));
-		rc = t->win && t->lat ? create_one(l, t, sc->gpus[0].name, type, err, errlen)
+		rc = t->win && t->lat ? bench_ctl_create(run_dir, sc->gpus[0].name, type, t->uuid,
+							 t->sock, err, errlen)
 				      : -ENOMEM;
 		if (!rc)
 			rc = connect_one(t, err, errlen);
@@ -379,8 +281,6 @@ int bench_live_open(struct bench_live *l, const char *run_dir,
 
 void bench_live_close(struct bench_live *l)
 {
-	char err[256];
-
 	for (unsigned int i = 0; l->t && i < l->n; i++) {
 		struct bench_live_client *t = &l->t[i];
 
@@ -388,15 +288,8 @@ void bench_live_close(struct bench_live *l)
 			gpup_vg_close(&t->g);
 		if (t->c)
 			hv_vfu_close(t->c);
-		if (t->uuid[0]) {
-			json_object *req = gpup_ctl_request(GPUP_CTL_M_DESTROY);
-
-			json_object_object_add(req, GPUP_CTL_F_UUID,
-					       json_object_new_string(t->uuid));
-			json_object_object_add(req, GPUP_CTL_F_FORCE,
-					       json_object_new_boolean(1));
-			ctl(l->run_dir, req, NULL, err, sizeof(err));
-		}
+		if (t->uuid[0])
+			bench_ctl_destroy(l->run_dir, t->uuid);
 		free(t->win);
 		free(t->lat);
 	}

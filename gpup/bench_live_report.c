@@ -13,21 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gpup/bench_ctl.h"
 #include "gpup/bench_live.h"
-
-/* The weight a tenant is owed under the scenario's own policy, against
- * which the baselines are judged too (caps are not modelled). */
-static double live_weight(const struct bench_scenario *sc, unsigned int i)
-{
-	const struct bench_tenant_spec *t = &sc->tenants[i];
-	enum sched_policy p = sc->policy;
-
-	if (p == SCHED_POLICY_WEIGHTED)
-		return t->weight;
-	if (p == SCHED_POLICY_FIXED_SHARE)
-		return t->reserve_ppm ? t->reserve_ppm / 1e6 : 1.0 / sc->ntenants;
-	return 1;
-}
 
 static bool saturating(const struct bench_tenant_spec *t)
 {
@@ -65,7 +52,7 @@ static void live_jain(const struct bench_live *l, struct bench_live_result *res)
 
 			if (!saturating(l->t[i].spec))
 				continue;
-			x = l->t[i].win[w] / live_weight(l->sc, i);
+			x = l->t[i].win[w] / bench_policy_weight(l->sc, i);
 			s += x;
 			s2 += x * x;
 			k++;
@@ -96,7 +83,7 @@ int bench_live_measure(const struct bench_live *l, enum sched_policy p,
 	for (unsigned int i = 0; i < l->n; i++) {
 		total += l->t[i].work_ns;
 		sat += saturating(l->t[i].spec) ? l->t[i].work_ns : 0;
-		wsat += saturating(l->t[i].spec) ? live_weight(l->sc, i) : 0;
+		wsat += saturating(l->t[i].spec) ? bench_policy_weight(l->sc, i) : 0;
 	}
 	res->delivered = total / (double)l->duration_ns;
 	for (unsigned int i = 0; i < l->n; i++) {
@@ -111,7 +98,7 @@ int bench_live_measure(const struct bench_live *l, enum sched_policy p,
 		r->share = total > 0 ? t->work_ns / total : 0;
 		r->target = r->share_error = -1;
 		if (saturating(t->spec) && total > 0 && wsat > 0) {
-			double want = live_weight(l->sc, i) / wsat;
+			double want = bench_policy_weight(l->sc, i) / wsat;
 
 			r->target = want * sat / total;
 			r->share_error = fabs(t->work_ns / sat - want) / want;

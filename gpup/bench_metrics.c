@@ -235,7 +235,7 @@ static int run_engines(const struct bench_scenario *sc, enum sched_policy p,
 	return rc;
 }
 
-static void run_summary(const struct bench_scenario *sc, struct bench_run *run)
+void bench_run_summary(const struct bench_scenario *sc, struct bench_run *run)
 {
 	run->group_spread_max = -1;
 	run->wait_p99_max_us = -1;
@@ -303,7 +303,7 @@ int bench_model_run(const struct bench_scenario *sc, enum sched_policy p,
 	}
 	if (run->jain_windows)
 		run->jain_mean = jsum / run->jain_windows;
-	run_summary(sc, run);
+	bench_run_summary(sc, run);
 	return 0;
 }
 

@@ -188,8 +188,7 @@ static json_object *overall_json(const struct bench_run *run)
 	return o;
 }
 
-static json_object *run_json(const struct bench_scenario *sc,
-			     const struct bench_run *run)
+json_object *bench_run_json(const struct bench_scenario *sc, const struct bench_run *run)
 {
 	json_object *o = json_object_new_object(), *h = json_object_new_object();
 	json_object *ta = json_object_new_array(), *ea = json_object_new_array();
@@ -228,7 +227,7 @@ int bench_write_json(FILE *f, const struct bench_scenario *sc, uint64_t seed,
 	put(o, "policy", jstr(sched_policy_name(sc->policy)));
 	put(o, "tenants", ju(sc->ntenants));
 	for (unsigned int i = 0; i < nruns; i++)
-		json_object_array_add(a, run_json(sc, &runs[i]));
+		json_object_array_add(a, bench_run_json(sc, &runs[i]));
 	put(o, "runs", a);
 	put(o, "pass", json_object_new_boolean(runs[0].pass));
 	put(h, "wall_s", jd(wall_s));
