@@ -24,16 +24,27 @@
  * daemon restores every file; one that is corrupt or no longer fits is
  * skipped with a log line and left on disk for a human to look at.
  *
+ * A partition's scheduler settings (`gpup sched --partition`) are attrs,
+ * mdevctl's list of {"name": "value"} strings: sched_weight,
+ * sched_reserve_ppm, sched_cap_ppm, sched_class, sched_fps_limit; none
+ * when it has never been given any.  Attrs that do not parse cost the
+ * partition its settings (defaults, one log line), not its definition.
+ * A GPU's policy, slice and watchdog (`gpup sched --gpu`) live in
+ * STATE/gpus/NAME.json, written the same way; the daemon reads them when
+ * it brings the GPU up.
+ *
  * Functions return 0 or -errno; those taking `err` also write one line for
  * a human there on failure.
  */
 #ifndef GPUP_POOL_H
 #define GPUP_POOL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "gpup/placement.h"
+#include "scheduler/sched.h"
 
 #define GPUP_POOL_MAX_GPUS 16u
 #define GPUP_UUID_STRLEN 36u
@@ -42,6 +53,13 @@
 #define GPUP_TYPE_NAME_MAX 32u
 #define GPUP_POOL_ERR_MAX 256u
 
+/* How a GPU's engines are shared, as last applied and saved. */
+struct gpup_gpu_sched {
+	enum sched_policy policy;
+	uint64_t slice_ns;        /* 0: the scheduler's default */
+	uint64_t watchdog_ns;     /* 0: off */
+};
+
 struct gpup_pool_gpu {
 	char name[32];            /* "gpu0" */
 	char model[64];
@@ -49,6 +67,7 @@ struct gpup_pool_gpu {
 	uint64_t vram_size;
 	unsigned int ncompute, ncopy;
 	struct gpup_buddy buddy;  /* units of vram_size / GPUP_POOL_MAX_DENOM */
+	struct gpup_gpu_sched sched;
 	void *priv;               /* the daemon's struct gpup_gpu */
 };
 
@@ -66,6 +85,8 @@ struct gpup_partition {
 	unsigned int gpu;
 	unsigned int fraction;
 	uint64_t vram_offset, vram_size;
+	struct sched_ctx_cfg sched;  /* valid when sched_set; priv unused */
+	bool sched_set;              /* false: scheduler defaults */
 	void *priv;               /* the daemon's serving state */
 	struct gpup_partition *next;
 };
@@ -134,5 +155,17 @@ int gpup_pool_state_remove(const struct gpup_pool *p, const char *uuid);
  * on success; -EEXIST, -ENOENT (type), -EINVAL, -EBUSY (slot taken). */
 int gpup_pool_adopt(struct gpup_pool *p, struct gpup_partition *part, char *err,
 		    size_t errlen);
+/* Give a partition scheduler settings and save them: 0, -EINVAL (cfg out
+ * of range) or an I/O error, with the old settings kept on failure. */
+int gpup_pool_set_sched(const struct gpup_pool *p, struct gpup_partition *part,
+			const struct sched_ctx_cfg *cfg);
+/* Save GPU `gpu`'s scheduler settings and record them in the pool: 0, or
+ * an I/O error with nothing changed. */
+int gpup_pool_gpu_sched_save(struct gpup_pool *p, unsigned int gpu,
+			     const struct gpup_gpu_sched *s);
+/* The saved settings of the GPU named `name`: 0, -ENOENT if none are saved,
+ * -EINVAL if its file is corrupt or of another version (logged once). */
+int gpup_pool_gpu_sched_load(const struct gpup_pool *p, const char *name,
+			     struct gpup_gpu_sched *out);
 
 #endif

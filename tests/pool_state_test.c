@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /* Partition definitions on disk: written, removed, restored, and bad
- * files skipped. */
+ * files skipped; partitions' and GPUs' scheduler settings likewise. */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <json-c/json.h>
@@ -242,5 +242,186 @@ Test(pool_state, offset_past_the_gpu_is_skipped)
 	cr_assert_null(p.parts);
 	cr_assert_eq(gpup_buddy_free_units(&p.gpus[0].buddy), 16);
 	cr_assert_eq(gpup_buddy_free_units(&p.gpus[1].buddy), 16);
+	gpup_pool_fini(&p);
+}
+
+/* ---- scheduler settings ---- */
+
+static json_object *attrs_of(const char *uuid)
+{
+	char path[PATH_MAX];
+	json_object *o, *a;
+
+	snprintf(path, sizeof(path), "%s/partitions/%s.json", dir, uuid);
+	o = json_object_from_file(path);
+	cr_assert_not_null(o);
+	cr_assert(json_object_object_get_ex(o, "attrs", &a));
+	cr_assert(json_object_is_type(a, json_type_array));
+	json_object_get(a);
+	json_object_put(o);
+	return a;
+}
+
+static const char *attr_at(json_object *a, size_t i, const char *name)
+{
+	json_object *v;
+
+	cr_assert(json_object_object_get_ex(json_object_array_get_idx(a, i), name, &v),
+		  "attrs[%zu] is not %s", i, name);
+	return json_object_get_string(v);
+}
+
+Test(pool_state, sched_attrs_round_trip)
+{
+	struct sched_ctx_cfg cfg = { .weight = 4, .reserve_ppm = 250000, .cap_ppm = 500000,
+				     .klass = SCHED_CLASS_INTERACTIVE, .fps_limit = 60 };
+	struct sched_ctx_cfg bad = { .weight = SCHED_WEIGHT_MAX + 1 };
+	struct gpup_partition *a, *b;
+	struct gpup_pool p, q;
+	char err[GPUP_POOL_ERR_MAX];
+	json_object *attrs;
+
+	mkpool(&p);
+	cr_assert_eq(gpup_pool_create(&p, "gpu0", "sim-4g-2", U1, &a, err, sizeof(err)), 0);
+	cr_assert_eq(gpup_pool_create(&p, "gpu0", "sim-4g-2", U2, &b, err, sizeof(err)), 0);
+	cr_assert_eq(gpup_pool_set_sched(&p, a, &cfg), 0);
+	cr_assert_eq(gpup_pool_set_sched(&p, a, &bad), -EINVAL);
+	cr_assert_eq(a->sched.weight, 4, "a refused setting keeps the old one");
+	attrs = attrs_of(U1);
+	cr_assert_eq(json_object_array_length(attrs), 5);
+	cr_assert_str_eq(attr_at(attrs, 0, "sched_weight"), "4");
+	cr_assert_str_eq(attr_at(attrs, 1, "sched_reserve_ppm"), "250000");
+	cr_assert_str_eq(attr_at(attrs, 2, "sched_cap_ppm"), "500000");
+	cr_assert_str_eq(attr_at(attrs, 3, "sched_fps_limit"), "60");
+	cr_assert_str_eq(attr_at(attrs, 4, "sched_class"), "interactive");
+	json_object_put(attrs);
+	attrs = attrs_of(U2);
+	cr_assert_eq(json_object_array_length(attrs), 0, "no settings, no attrs");
+	json_object_put(attrs);
+	gpup_pool_fini(&p);
+
+	mkpool(&q);
+	cr_assert_eq(gpup_pool_restore(&q), 2);
+	cr_assert_eq(nlogs, 0);
+	a = gpup_pool_find(&q, U1);
+	cr_assert(a->sched_set);
+	cr_assert_eq(a->sched.weight, 4);
+	cr_assert_eq(a->sched.reserve_ppm, 250000);
+	cr_assert_eq(a->sched.cap_ppm, 500000);
+	cr_assert_eq(a->sched.klass, SCHED_CLASS_INTERACTIVE);
+	cr_assert_eq(a->sched.fps_limit, 60);
+	cr_assert_not(gpup_pool_find(&q, U2)->sched_set);
+	gpup_pool_fini(&q);
+}
+
+/* A file of an older daemon (no attrs) or with attrs of someone else
+ * restores with defaults and no word; attrs that do not parse restore the
+ * partition with defaults and one log line each. */
+Test(pool_state, bad_sched_attrs_cost_only_the_settings)
+{
+	static const char *const files[][2] = {
+		{ U1, "0}" },
+		{ U2, "1073741824,\"attrs\":[{\"vendor_knob\":\"7\"}]}" },
+		{ U3, "2147483648,\"attrs\":[{\"sched_weight\":\"heavy\"}]}" },
+		{ "11111111-2222-4333-8444-888888888888",
+		  "3221225472,\"attrs\":[{\"sched_cap_ppm\":\"2000000\"}]}" },
+		{ "11111111-2222-4333-8444-999999999999",
+		  "4294967296,\"attrs\":[{\"sched_class\":\"vip\"}]}" },
+		{ "11111111-2222-4333-8444-aaaaaaaaaaaa",
+		  "5368709120,\"attrs\":[{\"sched_weight\":\"2\",\"sched_class\":\"normal\"}]}" },
+		{ "11111111-2222-4333-8444-bbbbbbbbbbbb", "6442450944,\"attrs\":{}}" },
+		{ "11111111-2222-4333-8444-cccccccccccc",
+		  "7516192768,\"attrs\":[{\"sched_weight\":\"-1\"}]}" },
+	};
+	struct gpup_pool p;
+	char text[512];
+
+	mkpartdir();
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		snprintf(text, sizeof(text), "{\"version\":1,\"uuid\":\"%s\",\"parent\":\"gpu1\","
+			 "\"type\":\"sim-1g-8\",\"vram_size\":1073741824,\"vram_offset\":%s",
+			 files[i][0], files[i][1]);
+		write_text(files[i][0], text);
+	}
+	mkpool(&p);
+	cr_assert_eq(gpup_pool_restore(&p), 8, "every definition comes back");
+	cr_assert_eq(nlogs, 6, "one line per file whose attrs do not parse");
+	for (struct gpup_partition *q = p.parts; q; q = q->next)
+		cr_assert_not(q->sched_set, "%s: defaults", q->uuid);
+	cr_assert_eq(gpup_buddy_free_units(&p.gpus[1].buddy), 0);
+	gpup_pool_fini(&p);
+}
+
+static void write_gpu_file(const char *name, const char *text)
+{
+	char path[PATH_MAX];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/gpus", dir);
+	mkdir(path, 0700);
+	snprintf(path, sizeof(path), "%s/gpus/%s.json", dir, name);
+	f = fopen(path, "w");
+	cr_assert_not_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+Test(pool_state, gpu_settings_round_trip)
+{
+	struct gpup_gpu_sched s = { SCHED_POLICY_FIXED_SHARE, 1000000, 500000000 }, got;
+	char path[PATH_MAX];
+	struct gpup_pool p;
+	struct stat st;
+
+	mkpool(&p);
+	cr_assert_eq(gpup_pool_gpu_sched_load(&p, "gpu0", &got), -ENOENT);
+	cr_assert_eq(gpup_pool_gpu_sched_save(&p, 0, &s), 0);
+	cr_assert_eq(p.gpus[0].sched.policy, SCHED_POLICY_FIXED_SHARE);
+	snprintf(path, sizeof(path), "%s/gpus/gpu0.json", dir);
+	cr_assert_eq(stat(path, &st), 0);
+	cr_assert_eq(st.st_mode & 0777, 0600);
+	snprintf(path, sizeof(path), "%s/gpus/.gpu0.json.tmp", dir);
+	cr_assert_neq(stat(path, &st), 0, "no temporary file left");
+	memset(&got, 0xff, sizeof(got));
+	cr_assert_eq(gpup_pool_gpu_sched_load(&p, "gpu0", &got), 0);
+	cr_assert_eq(got.policy, SCHED_POLICY_FIXED_SHARE);
+	cr_assert_eq(got.slice_ns, 1000000);
+	cr_assert_eq(got.watchdog_ns, 500000000);
+	cr_assert_eq(gpup_pool_gpu_sched_load(&p, "gpu1", &got), -ENOENT);
+	cr_assert_eq(nlogs, 0);
+	gpup_pool_fini(&p);
+}
+
+/* Corrupt, of another version, for another GPU, or out of range: -EINVAL
+ * and one log line each, never the settings. */
+Test(pool_state, bad_gpu_settings_files_are_skipped)
+{
+	static const char *const bad[] = {
+		"{ \"version\": 1, \"gpu\": ",
+		"[1, 2]",
+		"{\"version\":2,\"gpu\":\"gpu0\",\"policy\":\"weighted\",\"slice_ns\":0,"
+		"\"watchdog_ns\":0}",
+		"{\"gpu\":\"gpu0\",\"policy\":\"weighted\",\"slice_ns\":0,\"watchdog_ns\":0}",
+		"{\"version\":1,\"gpu\":\"gpu1\",\"policy\":\"weighted\",\"slice_ns\":0,"
+		"\"watchdog_ns\":0}",
+		"{\"version\":1,\"gpu\":\"gpu0\",\"policy\":\"lottery\",\"slice_ns\":0,"
+		"\"watchdog_ns\":0}",
+		"{\"version\":1,\"gpu\":\"gpu0\",\"policy\":\"fifo\",\"slice_ns\":99000000,"
+		"\"watchdog_ns\":0}",
+		"{\"version\":1,\"gpu\":\"gpu0\",\"policy\":\"fifo\",\"slice_ns\":0,"
+		"\"watchdog_ns\":-5}",
+		"{\"version\":1,\"gpu\":\"gpu0\",\"policy\":\"fifo\",\"slice_ns\":0}",
+	};
+	struct gpup_gpu_sched got = { SCHED_POLICY_WEIGHTED, 7, 7 };
+	struct gpup_pool p;
+
+	mkpool(&p);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		write_gpu_file("gpu0", bad[i]);
+		nlogs = 0;
+		cr_assert_eq(gpup_pool_gpu_sched_load(&p, "gpu0", &got), -EINVAL, "%s", bad[i]);
+		cr_assert_eq(nlogs, 1, "%s", bad[i]);
+		cr_assert_eq(got.slice_ns, 7, "untouched");
+	}
 	gpup_pool_fini(&p);
 }
