@@ -32,6 +32,9 @@
 #define VM_LEAD_NS(n) ((300 + 50ull * (n)) * 1000000ull)   /* boot spread allowance */
 #define VM_EXIT_GRACE_NS (15 * 1000000000ull)
 #define MS 1000000ull
+/* Jobs a saturating or bursty tenant keeps queued: several ms of work, so
+ * that its context stays runnable while its vCPU waits for a host CPU. */
+#define VM_DEPTH 8
 
 static uint64_t mono(void)
 {
@@ -267,8 +270,8 @@ static void guest_args(const struct bench_tenant_spec *s, uint64_t seed, uint64_
 	dist_arg(d[1], 64, &wl->on);
 	dist_arg(d[2], 64, &wl->off);
 	dist_arg(d[3], 64, &wl->think);
-	snprintf(buf, len, "wl=%d job=%s ms=%llu seed=%llu", (int)wl->kind, d[0],
-		 (unsigned long long)(run_ns / MS), (unsigned long long)seed);
+	snprintf(buf, len, "wl=%d job=%s ms=%llu seed=%llu depth=%d", (int)wl->kind, d[0],
+		 (unsigned long long)(run_ns / MS), (unsigned long long)seed, VM_DEPTH);
 	if (wl->kind == BENCH_WL_BURSTY)
 		snprintf(buf + strlen(buf), len - strlen(buf), " on=%s off=%s", d[1], d[2]);
 	if (wl->kind == BENCH_WL_CLOSED_LOOP)

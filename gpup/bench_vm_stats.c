@@ -294,6 +294,7 @@ int bench_vm_measure(const struct bench_vm *v, enum sched_policy p, struct bench
 		vm_tenant(v, i, total, sat, wsat, &run->tenants[i]);
 	vm_engine(v, &run->engines[0]);
 	vm_jain(v, run);
+	run->share_error_max = -1;     /* stays so when no saturating tenant was served */
 	bench_run_summary(v->sc, run);
 	run->window_share_error_max = run->lag_max_ms = -1;
 	return 0;
