@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: MIT
 /*
  * Scheduler benchmark: the cost of a pick with up to 1024 contexts on one
- * engine, against a linear scan measured in the same run, and the shipped
- * fairness scenarios run in model mode beside their baselines.  Prints one
- * Markdown section for docs/BENCHMARKS.md.
+ * engine, against a linear scan measured in the same run, the shipped
+ * fairness scenarios run in model mode beside their baselines, live, and
+ * two of them on VMs (vm mode) beside the model.  Prints one Markdown
+ * section for docs/BENCHMARKS.md.
  */
 #include <json-c/json.h>
 #include <signal.h>
@@ -319,6 +320,82 @@ static void live_section(const char *const *scen, size_t n)
 	sh("rm -rf %s%s%s", dir, "", "");
 }
 
+/* ---- vm mode: VMs running the tenant guest, the model beside ---- */
+
+static json_object *run_at(json_object *j, const char *key, size_t i)
+{
+	json_object *o = j;
+
+	if (!strcmp(key, "model"))
+		o = json_object_object_get(j, "model");
+	return json_object_array_get_idx(json_object_object_get(o, "runs"), i);
+}
+
+static void vm_row(const char *name, const char *mode, json_object *r)
+{
+	json_object *ov = json_object_object_get(r, "overall");
+	json_object *e = json_object_array_get_idx(json_object_object_get(r, "engines"), 0);
+	char b[6][32];
+
+	printf("| %s | %s | %s | %s | %s | %s | %s | %s | %.0f |\n", name,
+	       json_object_get_string(json_object_object_get(r, "policy")), mode,
+	       opt(b[0], 32, "%.2f%%", num(ov, "share_error_max") * 100),
+	       opt(b[1], 32, "%.5f", num(ov, "jain_mean")),
+	       opt(b[2], 32, "%.5f", num(ov, "jain_min")),
+	       opt(b[3], 32, "%.4f%%", num(json_object_object_get(e, "host"), "overhead") * 100),
+	       opt(b[4], 32, "%.0f", num(ov, "wait_p99_max_us")), num(ov, "frames_missed"));
+}
+
+static void vm_rows(const char *bin, const char *dir, const char *name)
+{
+	char json[256], args[512];
+	json_object *j, *runs;
+
+	snprintf(json, sizeof(json), "%s/%s-vm.json", dir, name);
+	snprintf(args, sizeof(args), "samples/scenarios/%s.json --duration 3 --json %s", name,
+		 json);
+	/* no daemon at DIR/none: bench starts its own, in a directory under DIR */
+	if (sh("TMPDIR=%1$s %2$s --run-dir %1$s/none bench %3$s >/dev/null 2>&1", dir, bin, args) ||
+	    !(j = json_object_from_file(json))) {
+		printf("| %s | vm run failed | | | | | | | |\n", name);
+		return;
+	}
+	runs = json_object_object_get(j, "runs");
+	for (size_t i = 0; runs && i < json_object_array_length(runs); i++) {
+		vm_row(i ? "" : name, "model", run_at(j, "model", i));
+		vm_row("", "vm", run_at(j, "runs", i));
+	}
+	json_object_put(j);
+}
+
+static void vm_section(void)
+{
+	static const char *const scen[] = { "equal-8", "interactive" };
+	const char *bin = getenv("GPUP_BIN");
+	char dir[] = "/tmp/gpup-sched-bench-XXXXXX";
+
+	printf("\n### VMs: equal-8 and interactive booted as VMs (vm mode)\n\n");
+	if (!bin || access("/dev/kvm", R_OK | W_OK) || !mkdtemp(dir)) {
+		printf("Not run: needs GPUP_BIN (as `make bench` sets) and /dev/kvm.\n");
+		return;
+	}
+	printf("`gpup bench samples/scenarios/NAME.json --duration 3`: a daemon with one sim "
+	       "GPU started for the run, one VM per tenant running the tenant guest "
+	       "(samples/tenant.c) on a partition of its own, 3 s measured per policy from "
+	       "the daemon's own accounting, beside the model's run of the same policy for "
+	       "the same time. vm shares are of the engine time delivered and judged over the "
+	       "saturating tenants by the policy's weights; the vm overhead is the engine "
+	       "executor thread's CPU time outside the contexts it ran over the engine time "
+	       "it gave them (an upper bound: it includes doorbell handling). Host-dependent: "
+	       "8 VMs, the daemon and its engine share this host's cores.\n\n");
+	printf("| scenario | policy | mode | share error max | Jain mean | Jain min "
+	       "| sched overhead | interactive p99 wait µs | frames missed |\n");
+	printf("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+	for (size_t i = 0; i < sizeof(scen) / sizeof(scen[0]); i++)
+		vm_rows(bin, dir, scen[i]);
+	sh("rm -rf %s%s%s", dir, "", "");
+}
+
 int main(void)
 {
 	static const char *const scen[] = { "equal-8", "weighted", "interactive",
@@ -352,5 +429,6 @@ int main(void)
 	printf("| --- | ---: | ---: | ---: | ---: | ---: |\n");
 	model_speed();
 	live_section(scen, sizeof(scen) / sizeof(scen[0]));
+	vm_section();
 	return 0;
 }

@@ -66,6 +66,7 @@ struct bench_vm {
 	unsigned int nwin, max_win;
 	/* every run's guest results, in the order of the runs */
 	struct bench_vm_guest results[1 + BENCH_MAX_BASELINES][BENCH_VM_MAX_TENANTS];
+	double measured_s[1 + BENCH_MAX_BASELINES];   /* the sampled span */
 	unsigned int runs;
 };
 

@@ -42,8 +42,7 @@ static json_object *vm_run_json(const struct bench_vm *v, unsigned int r,
 		json_object_object_add(t, "latency_max_ms", jd(g->lat_n ? g->lat_max_ns / 1e6 : -1));
 		json_object_object_add(t, "guest_run_s", jd(g->run_ns / 1e9));
 	}
-	json_object_object_add(o, "measured_s", jd(run->nwindows ? (double)run->nwindows *
-						     BENCH_WINDOW_NS / 1e9 : 0));
+	json_object_object_add(o, "measured_s", jd(v->measured_s[r]));
 	return o;
 }
 
@@ -146,11 +145,12 @@ void bench_vm_write_markdown(FILE *f, const struct bench_vm *v, uint64_t seed,
 		fprintf(f, "%s\n\n", sc->description);
 	fprintf(f, "`gpup bench samples/scenarios/%s.json --duration %g --seed %llu`: %u VMs "
 		   "running the tenant guest on partitions of type %s of one sim GPU, %.1f s "
-		   "measured per policy (the model: the same policies, the same time). Shares "
-		   "are of the engine time delivered; share error and Jain's index are over "
-		   "the saturating tenants, by the scenario policy's weights.\n\n",
+		   "measured per policy in windows of about 100 ms (the model: the same "
+		   "policies, the same time). Shares are of the engine time delivered; share "
+		   "error and Jain's index are over the saturating tenants, by the scenario "
+		   "policy's weights.\n\n",
 		sc->name, v->duration_ns / 1e9, (unsigned long long)seed, v->n, v->type,
-		vm[0].nwindows * BENCH_WINDOW_NS / 1e9);
+		v->measured_s[0]);
 	fprintf(f, "| policy | mode | share error max | Jain mean | Jain min | group spread "
 		   "| interactive p99 wait µs | frames missed | utilisation | switches/s "
 		   "| sched overhead |\n| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: "
