@@ -30,7 +30,8 @@ static void usage(FILE *f)
 		"\n"
 		"  --run-dir DIR    sockets: DIR/gpup.sock (control), DIR/UUID.sock\n"
 		"                   (partitions); default %s\n"
-		"  --state-dir DIR  partition definitions; default %s\n"
+		"  --state-dir DIR  partition definitions and scheduler settings;\n"
+		"                   default %s\n"
 		"  --sim-gpus N     simulated GPUs, 0-%u (default %u)\n"
 		"  --vram SIZE      VRAM per sim GPU, a power of two >= 16M (default 8G)\n"
 		"  --policy POLICY  how engines are shared at start: fifo, best-effort,\n"
@@ -38,6 +39,9 @@ static void usage(FILE *f)
 		"                   change it later with 'gpup sched'\n"
 		"  --slice MS       time slice, 0.1 to 30 ms (default: 2 ms up to 8\n"
 		"                   contexts on an engine, 1 ms above)\n"
+		"                   A GPU given settings with 'gpup sched --gpu' starts\n"
+		"                   with those (kept in the state directory); --policy\n"
+		"                   and --slice, when given, win for this start only\n"
 		"  --foreground     stay attached, log to stderr; otherwise detach once\n"
 		"                   ready and log to RUN_DIR/daemon.log\n"
 		"Stops on SIGTERM or SIGINT.\n",
@@ -121,6 +125,8 @@ static int parse(int argc, char **argv, struct gpup_daemon_cfg *c, int *fg)
 			return GPUP_EXIT_USAGE;
 		else if (o == 'l' && parse_slice(optarg, &c->slice_ns))
 			return GPUP_EXIT_USAGE;
+		else if (o == 'p' || o == 'l')
+			*(o == 'p' ? &c->policy_given : &c->slice_given) = true;
 		else if (o == 'f')
 			*fg = 1;
 		else if (o == 'h')

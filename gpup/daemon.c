@@ -99,9 +99,35 @@ static int epoll_add(struct gpup_daemon *d, int fd, struct dmn_src *src)
 	return epoll_ctl(d->epfd, EPOLL_CTL_ADD, fd, &ev) ? -errno : 0;
 }
 
+/* What a GPU starts with: its saved settings (`gpup sched --gpu` in an
+ * earlier run), except a --policy or --slice given for this start, which
+ * wins for this start only (the saved file is left as it is). */
+static void start_settings(struct gpup_daemon *d, const char *name, struct gpup_gpu_sched *s)
+{
+	struct gpup_gpu_sched saved;
+	char slice[32] = "default";
+
+	*s = (struct gpup_gpu_sched){ d->cfg.policy, d->cfg.slice_ns, 0 };
+	if (gpup_pool_gpu_sched_load(&d->pool, name, &saved))
+		return;
+	if (!d->cfg.policy_given)
+		s->policy = saved.policy;
+	if (!d->cfg.slice_given)
+		s->slice_ns = saved.slice_ns;
+	s->watchdog_ns = saved.watchdog_ns;
+	if (saved.slice_ns)
+		snprintf(slice, sizeof(slice), "%.2f ms", saved.slice_ns / 1e6);
+	gpup_daemon_log("%s: saved scheduler settings: %s, slice %s, watchdog %.0f ms%s%s%s",
+			name, sched_policy_name(saved.policy), slice, saved.watchdog_ns / 1e6,
+			d->cfg.policy_given ? "; --policy wins" : "",
+			d->cfg.slice_given ? "; --slice wins" : "",
+			d->cfg.policy_given || d->cfg.slice_given ? " for this start" : "");
+}
+
 /* Every engine runs under the time-slice scheduler from the start, so the
  * policy `gpup sched` shows is the one in force, never an implicit one. */
-static int start_scheduler(struct gpup_daemon *d, struct gpup_gpu *gpu, const char *name)
+static int start_scheduler(struct gpup_gpu *gpu, const char *name,
+			   const struct gpup_gpu_sched *s)
 {
 	static const enum gpup_engine_kind kinds[] = { GPUP_ENGINE_KIND_COMPUTE,
 						       GPUP_ENGINE_KIND_COPY };
@@ -109,11 +135,13 @@ static int start_scheduler(struct gpup_daemon *d, struct gpup_gpu *gpu, const ch
 
 	for (unsigned int k = 0; k < 2; k++) {
 		for (unsigned int i = 0; (e = gpup_gpu_engine(gpu, kinds[k], i)); i++) {
-			int rc = gpup_tsched_set_policy(e, d->cfg.policy, d->cfg.slice_ns);
+			int rc = gpup_tsched_set_policy(e, s->policy, s->slice_ns);
 
+			if (!rc)
+				rc = gpup_tsched_set_watchdog(e, s->watchdog_ns);
 			if (rc) {
 				gpup_daemon_log("%s: cannot start the %s scheduler: %s", name,
-						sched_policy_name(d->cfg.policy), strerror(-rc));
+						sched_policy_name(s->policy), strerror(-rc));
 				return rc;
 			}
 		}
@@ -127,6 +155,7 @@ static int add_gpus(struct gpup_daemon *d)
 		struct gpup_gpu_cfg gc = { .index = i, .vram_size = d->cfg.vram,
 					   .ncompute = 1, .ncopy = 1 };
 		struct gpup_gpu_desc desc;
+		struct gpup_gpu_sched sched;
 		struct gpup_gpu *gpu = gpup_sim_gpu_create(&gc);
 		int rc;
 
@@ -135,7 +164,8 @@ static int add_gpus(struct gpup_daemon *d)
 			return -errno;
 		}
 		gpup_gpu_describe(gpu, &desc);
-		rc = start_scheduler(d, gpu, desc.name);
+		start_settings(d, desc.name, &sched);
+		rc = start_scheduler(gpu, desc.name, &sched);
 		if (!rc)
 			rc = gpup_pool_add_gpu(&d->pool, desc.name, desc.model, desc.backend,
 				       desc.vram_size, desc.ncompute, desc.ncopy, gpu);
@@ -143,6 +173,7 @@ static int add_gpus(struct gpup_daemon *d)
 			gpup_gpu_destroy(gpu);
 			return rc;
 		}
+		d->pool.gpus[rc].sched = sched;
 		gpup_daemon_log("%s: %s, %llu MiB VRAM, %u compute + %u copy engines", desc.name,
 				desc.model, (unsigned long long)(desc.vram_size >> 20),
 				desc.ncompute, desc.ncopy);

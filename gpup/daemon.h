@@ -18,6 +18,7 @@
 #ifndef GPUP_DAEMON_H
 #define GPUP_DAEMON_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "scheduler/sched.h"
@@ -27,8 +28,11 @@ struct gpup_daemon_cfg {
 	const char *state_dir;
 	unsigned int sim_gpus;
 	uint64_t vram;            /* per sim GPU, a power of two */
-	enum sched_policy policy; /* every engine starts under it */
+	enum sched_policy policy; /* every engine starts under it ... */
 	uint64_t slice_ns;        /* 0: the scheduler's default */
+	/* ... unless the GPU has saved settings (gpup sched --gpu), which win
+	 * over policy and slice except where these say they were given. */
+	bool policy_given, slice_given;
 };
 
 #define GPUP_DAEMON_DEFAULT_GPUS 2u

@@ -96,6 +96,18 @@ static json_object *m_types(struct gpup_daemon *d, json_object *req)
 	return r;
 }
 
+/* A partition's scheduler settings as saved (all zero and "normal" until
+ * `gpup sched --partition` gives it some). */
+static void sched_fields(const struct gpup_partition *p, json_object *o)
+{
+	add_u64(o, GPUP_CTL_F_WEIGHT, p->sched.weight);
+	json_object_object_add(o, GPUP_CTL_F_RESERVE,
+			       json_object_new_double(p->sched.reserve_ppm / 1e6));
+	json_object_object_add(o, GPUP_CTL_F_CAP, json_object_new_double(p->sched.cap_ppm / 1e6));
+	add_str(o, GPUP_CTL_F_CLASS, sched_class_name(p->sched.klass));
+	add_u64(o, GPUP_CTL_F_FPS_LIMIT, p->sched.fps_limit);
+}
+
 static void part_fields(struct gpup_daemon *d, const struct gpup_partition *p, json_object *o)
 {
 	struct dmn_part *dp = p->priv;
@@ -109,6 +121,7 @@ static void part_fields(struct gpup_daemon *d, const struct gpup_partition *p, j
 			       dp ? json_object_new_string(dp->path) : NULL);
 	json_object_object_add(o, GPUP_CTL_F_CONNECTED,
 			       json_object_new_boolean(dp && gpup_vfu_connected(dp->vfu)));
+	sched_fields(p, o);
 }
 
 static json_object *m_create(struct gpup_daemon *d, json_object *req)
@@ -206,7 +219,7 @@ static json_object *m_sched(struct gpup_daemon *d, json_object *req)
 	if (uuid && (!dp || !dp->vgpu))
 		return gpup_ctl_fail(ENOENT, "no partition %s; see 'gpup list'", uuid);
 	if (uuid)
-		return gpup_tsched_ctl_part(dp->vgpu, norm, req);
+		return gpup_tsched_ctl_part(&d->pool, p, dp->vgpu, req);
 	r = gpup_tsched_ctl_sched(&d->pool, req);
 	for (p = d->pool.parts; p; p = p->next)
 		if ((dp = p->priv) && dp->vgpu)

@@ -43,6 +43,10 @@ static int part_devices(struct gpup_daemon *d, struct dmn_part *dp)
 	dp->vgpu = vgpu_create(&vc);
 	if (!dp->vgpu)
 		return errno ? -errno : -ENOMEM;
+	/* Restored settings: every queue the guest enables gets them. */
+	if (p->sched_set && vgpu_set_sched(dp->vgpu, &p->sched))
+		gpup_daemon_log("partition %s: its saved scheduler settings were refused",
+				p->uuid);
 	struct gpup_vfu_cfg sc = { p->uuid, dp->vgpu, dp->dom, gpu, p->vram_offset,
 				   p->vram_size, gpup_daemon_log };
 

@@ -42,8 +42,10 @@ int gpup_tsched_engine_stats(struct gpup_engine *e, struct sched_engine_stats *s
  * the daemon's method table: one reply object, never NULL. */
 json_object *gpup_tsched_ctl_sched(struct gpup_pool *pool, json_object *req);
 json_object *gpup_tsched_ctl_stats(struct gpup_pool *pool, json_object *req);
-/* "sched" for one partition (request has "uuid"): its vgpu's settings. */
+/* "sched" for one partition (request has "uuid"): its settings, saved in
+ * its state file, then handed to its vgpu. */
 struct vgpu;
-json_object *gpup_tsched_ctl_part(struct vgpu *v, const char *uuid, json_object *req);
+json_object *gpup_tsched_ctl_part(struct gpup_pool *pool, struct gpup_partition *part,
+				  struct vgpu *v, json_object *req);
 
 #endif

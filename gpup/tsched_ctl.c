@@ -6,6 +6,8 @@
  * and frame-rate limit; "stats" reports each engine's scheduler and its
  * contexts' accounting.  The daemon's method table calls these with its
  * pool or the partition's vgpu; field names are in uapi/gpup_ctl.h.
+ * Settings are saved in the state directory before they are applied, so
+ * that what a restarted daemon finds is what was last in force.
  */
 #include <errno.h>
 #include <string.h>
@@ -60,6 +62,25 @@ static json_object *apply_gpu(struct gpup_pool *pool, int g, enum sched_policy p
 	return NULL;
 }
 
+/* Save, then apply; a failed apply puts the old file back.  wd < 0 keeps
+ * the watchdog.  NULL, or the failure reply. */
+static json_object *save_apply_gpu(struct gpup_pool *pool, int g, enum sched_policy p,
+				   uint64_t slice, int64_t wd)
+{
+	struct gpup_gpu_sched old = pool->gpus[g].sched;
+	struct gpup_gpu_sched s = { p, slice, wd >= 0 ? (uint64_t)wd : old.watchdog_ns };
+	int rc = gpup_pool_gpu_sched_save(pool, (unsigned int)g, &s);
+	json_object *r;
+
+	if (rc)
+		return gpup_ctl_fail(-rc, "cannot save %s's scheduler settings in %s: %s",
+				     pool->gpus[g].name, pool->state_dir, strerror(-rc));
+	r = apply_gpu(pool, g, p, slice, wd);
+	if (r)
+		(void)gpup_pool_gpu_sched_save(pool, (unsigned int)g, &old);
+	return r;
+}
+
 json_object *gpup_tsched_ctl_sched(struct gpup_pool *pool, json_object *req)
 {
 	const char *pname = gpup_ctl_str(req, GPUP_CTL_F_POLICY, NULL), *gname;
@@ -81,7 +102,7 @@ json_object *gpup_tsched_ctl_sched(struct gpup_pool *pool, json_object *req)
 		return gpup_ctl_fail(EINVAL, "slice must be 0.1 to 30 ms (or 0 for the default)");
 	if (wd > 3600ll * 1000000000ll)
 		return gpup_ctl_fail(EINVAL, "watchdog must be at most an hour (0: off)");
-	if ((r = apply_gpu(pool, g, p, (uint64_t)slice, wd)))
+	if ((r = save_apply_gpu(pool, g, p, (uint64_t)slice, wd)))
 		return r;
 	r = gpup_ctl_ok();
 	json_object_object_add(r, GPUP_CTL_F_GPU, json_object_new_string(gname));
@@ -238,18 +259,26 @@ static int ctx_cfg(json_object *req, struct sched_ctx_cfg *cfg, const char **wha
 	return 0;
 }
 
-json_object *gpup_tsched_ctl_part(struct vgpu *v, const char *uuid, json_object *req)
+json_object *gpup_tsched_ctl_part(struct gpup_pool *pool, struct gpup_partition *part,
+				  struct vgpu *v, json_object *req)
 {
 	struct sched_ctx_cfg cfg = { 0 };
 	const char *what;
 	json_object *r;
+	int rc;
 
 	if (ctx_cfg(req, &cfg, &what))
 		return gpup_ctl_fail(EINVAL, "%s", what);
-	if (vgpu_set_sched(v, &cfg))
+	if (sched_ctx_cfg_check(&cfg))
 		return gpup_ctl_fail(EINVAL, "scheduler settings refused");
+	rc = gpup_pool_set_sched(pool, part, &cfg);
+	if (rc)
+		return gpup_ctl_fail(-rc, "cannot save the settings of %s in %s: %s", part->uuid,
+				     pool->state_dir, strerror(-rc));
+	/* checked above, so this cannot refuse what was just saved */
+	(void)vgpu_set_sched(v, &cfg);
 	r = gpup_ctl_ok();
-	json_object_object_add(r, GPUP_CTL_F_UUID, json_object_new_string(uuid));
+	json_object_object_add(r, GPUP_CTL_F_UUID, json_object_new_string(part->uuid));
 	json_object_object_add(r, GPUP_CTL_F_WEIGHT, json_object_new_int64(cfg.weight));
 	json_object_object_add(r, GPUP_CTL_F_RESERVE,
 			       json_object_new_double(cfg.reserve_ppm / 1e6));

@@ -2,8 +2,8 @@
 /*
  * The CLI against a running daemon: create/list/destroy, tables and
  * --json, exit codes and the exact one-line errors, nothing changed by a
- * failed command, persistence across a restart, and what happens with no
- * daemon at all.
+ * failed command, persistence across a restart (partitions and scheduler
+ * settings), and what happens with no daemon at all.
  */
 #include <criterion/criterion.h>
 #include <json-c/json.h>
@@ -272,4 +272,157 @@ Test(daemon_cli, engines_start_under_the_scheduler)
 	cr_assert_eq(gpup("daemon --state-dir %s --sim-gpus 2 --vram 64M --policy equal-share "
 			  "--slice 0.5", state_dir), 0, "%s", err);
 	assert_engines("equal-share", 500000);
+}
+
+/* ---- scheduler settings across a restart ---- */
+
+static json_object *parse_out(void)
+{
+	json_object *o = json_tokener_parse(out);
+
+	cr_assert_not_null(o, "%s", out);
+	return o;
+}
+
+static json_object *field(json_object *o, const char *key)
+{
+	json_object *v = NULL;
+
+	cr_assert(json_object_object_get_ex(o, key, &v), "no %s in %s", key,
+		  json_object_to_json_string(o));
+	return v;
+}
+
+/* The settings `gpup list --json` shows for partition 0. */
+static void assert_part_sched(int64_t weight, double cap, const char *klass, int64_t fps)
+{
+	json_object *o, *p;
+
+	cr_assert_eq(gpup("list --json"), 0, "%s", err);
+	o = parse_out();
+	p = json_object_array_get_idx(field(o, "partitions"), 0);
+	cr_assert_not_null(p, "%s", out);
+	cr_assert_eq(json_object_get_int64(field(p, "weight")), weight, "%s", out);
+	cr_assert_float_eq(json_object_get_double(field(p, "reserve")), 0, 1e-9);
+	cr_assert_float_eq(json_object_get_double(field(p, "cap")), cap, 1e-9, "%s", out);
+	cr_assert_str_eq(json_object_get_string(field(p, "class")), klass);
+	cr_assert_eq(json_object_get_int64(field(p, "fps_limit")), fps);
+	json_object_put(o);
+}
+
+/* Policy, slice and watchdog of both engines of GPU g in `gpup stats --json`. */
+static void assert_gpu_sched(int g, const char *policy, int64_t slice_ns, int64_t wd_ns)
+{
+	json_object *o, *engines;
+
+	cr_assert_eq(gpup("stats --json"), 0, "%s", err);
+	o = parse_out();
+	engines = field(json_object_array_get_idx(field(o, "gpus"), (size_t)g), "engines");
+	cr_assert_eq(json_object_array_length(engines), 2);
+	for (size_t i = 0; i < 2; i++) {
+		json_object *e = json_object_array_get_idx(engines, i);
+
+		cr_assert_str_eq(json_object_get_string(field(e, "policy")), policy, "gpu%d", g);
+		cr_assert_eq(json_object_get_int64(field(e, "slice_ns")), slice_ns, "gpu%d", g);
+		cr_assert_eq(json_object_get_int64(field(e, "watchdog_ns")), wd_ns, "gpu%d", g);
+	}
+	json_object_put(o);
+}
+
+Test(daemon_cli, scheduler_settings_survive_a_restart)
+{
+	char uuid[64];
+
+	start();
+	cr_assert_eq(gpup("create --gpu gpu0 --type sim-16m-4"), 0, "%s", err);
+	snprintf(uuid, sizeof(uuid), "%.36s", out);
+	assert_part_sched(0, 0, "normal", 0);
+	cr_assert_eq(gpup("sched --partition %s --weight 4 --cap 0.5 --class interactive "
+			  "--fps 60", uuid), 0, "%s", err);
+	cr_assert_eq(gpup("sched --gpu gpu1 --policy fixed-share --slice 0.5 --watchdog 250"), 0,
+		     "%s", err);
+	assert_part_sched(4, 0.5, "interactive", 60);
+	stop();
+	start();
+	assert_part_sched(4, 0.5, "interactive", 60);
+	assert_gpu_sched(0, "weighted", 2000000, 0);
+	assert_gpu_sched(1, "fixed-share", 500000, 250000000);
+	/* A watchdog left out of a later change keeps the saved one. */
+	cr_assert_eq(gpup("sched --gpu gpu1 --policy equal-share --slice 0.5"), 0, "%s", err);
+	stop();
+	start();
+	assert_gpu_sched(1, "equal-share", 500000, 250000000);
+}
+
+/* --policy and --slice on the command line win for that start only; what
+ * `gpup sched` saved is back on the next plain start. */
+Test(daemon_cli, command_line_wins_over_saved_settings_for_one_start)
+{
+	start();
+	cr_assert_eq(gpup("sched --gpu gpu1 --policy fixed-share --slice 0.5"), 0, "%s", err);
+	stop();
+	cr_assert_eq(gpup("daemon --state-dir %s --sim-gpus 2 --vram 64M --policy best-effort",
+			  state_dir), 0, "%s", err);
+	assert_gpu_sched(0, "best-effort", 2000000, 0);
+	assert_gpu_sched(1, "best-effort", 500000, 0);
+	stop();
+	cr_assert_eq(gpup("daemon --state-dir %s --sim-gpus 2 --vram 64M --slice 3", state_dir),
+		     0, "%s", err);
+	assert_gpu_sched(1, "fixed-share", 3000000, 0);
+	stop();
+	start();
+	assert_gpu_sched(0, "weighted", 2000000, 0);
+	assert_gpu_sched(1, "fixed-share", 500000, 0);
+}
+
+static void write_state(const char *sub, const char *name, const char *text)
+{
+	char path[256];
+	FILE *f;
+
+	mkdir(state_dir, 0700);
+	snprintf(path, sizeof(path), "%s/%s", state_dir, sub);
+	mkdir(path, 0700);
+	snprintf(path, sizeof(path), "%s/%s/%s", state_dir, sub, name);
+	f = fopen(path, "w");
+	cr_assert_not_null(f, "%s", path);
+	fputs(text, f);
+	fclose(f);
+}
+
+static size_t count(const char *s, const char *word)
+{
+	size_t n = 0;
+
+	for (; (s = strstr(s, word)); s++)
+		n++;
+	return n;
+}
+
+/* Corrupt or foreign settings files: the daemon starts with defaults, one
+ * log line each, and the partition whose attrs are bad is still served. */
+Test(daemon_cli, bad_settings_files_are_skipped_with_a_log_line)
+{
+	char log[16384], path[128];
+
+	write_state("gpus", "gpu0.json", "{ \"version\": 1, \"policy\": ");
+	write_state("gpus", "gpu1.json", "{\"version\":9,\"gpu\":\"gpu1\",\"policy\":\"fifo\","
+		    "\"slice_ns\":0,\"watchdog_ns\":0}");
+	write_state("partitions", "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee.json",
+		    "{\"version\":1,\"uuid\":\"aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee\","
+		    "\"parent\":\"gpu0\",\"type\":\"sim-16m-4\",\"vram_offset\":0,"
+		    "\"vram_size\":16777216,\"attrs\":[{\"sched_weight\":\"heavy\"}]}");
+	start();
+	assert_gpu_sched(0, "weighted", 2000000, 0);
+	assert_gpu_sched(1, "weighted", 2000000, 0);
+	assert_part_sched(0, 0, "normal", 0);
+	snprintf(path, sizeof(path), "%s/daemon.log", run_dir);
+	slurp(path, log, sizeof(log));
+	cr_assert_eq(count(log, "ignoring GPU settings file"), 2, "%s", log);
+	cr_assert(strstr(log, "gpu1.json: format version 9 is not 1\n"), "%s", log);
+	cr_assert(strstr(log, "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee.json: scheduler defaults "
+			      "used: sched_weight 'heavy' is not a number from 0 to 1000000\n"),
+		  "%s", log);
+	cr_assert_eq(gpup("exercise aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee --size 1M"), 0, "%s%s",
+		     out, err);
 }

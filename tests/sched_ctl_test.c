@@ -146,6 +146,48 @@ Test(sched_ctl, bad_requests_change_nothing)
 	json_object_put(r);
 }
 
+/* With a state directory, the settings are saved before they are applied;
+ * when they cannot be saved, the reply says so and nothing changes. */
+Test(sched_ctl, settings_are_saved_before_they_apply)
+{
+	char sd[64], buf[128];
+	struct gpup_gpu_sched got;
+	json_object *r, *eng;
+	FILE *f;
+
+	snprintf(sd, sizeof(sd), "/tmp/gpup-schedsave-XXXXXX");
+	cr_assert_not_null(mkdtemp(sd));
+	gpup_pool_fini(&pool);
+	gpup_pool_init(&pool, sd);
+	cr_assert_eq(gpup_pool_add_gpu(&pool, "gpu0", "sim", "sim", 64ull << 20, 1, 1, gpu), 0);
+	r = gpup_ctl_request(GPUP_CTL_M_SCHED);
+	json_object_object_add(r, GPUP_CTL_F_GPU, json_object_new_string("gpu0"));
+	json_object_object_add(r, GPUP_CTL_F_POLICY, json_object_new_string("fixed-share"));
+	json_object_object_add(r, GPUP_CTL_F_WATCHDOG_NS, json_object_new_int64(300 * MS));
+	json_object_put(gpup_tsched_ctl_sched(&pool, r));
+	json_object_put(r);
+	cr_assert_eq(gpup_pool_gpu_sched_load(&pool, "gpu0", &got), 0);
+	cr_assert_eq(got.policy, SCHED_POLICY_FIXED_SHARE);
+	cr_assert_eq(got.slice_ns, 0);
+	cr_assert_eq(got.watchdog_ns, 300 * MS);
+	/* a file where the directory should be: the save fails (ENOTDIR) */
+	snprintf(buf, sizeof(buf), "rm -r %s/gpus", sd);
+	cr_assert_eq(system(buf), 0);
+	snprintf(buf, sizeof(buf), "%s/gpus", sd);
+	cr_assert_not_null(f = fopen(buf, "w"));
+	fclose(f);
+	expect_fail(call(gpup_tsched_ctl_sched, GPUP_CTL_M_SCHED, "gpu0", "fifo", 0), "EIO",
+		    "cannot save gpu0's scheduler settings in");
+	r = call(gpup_tsched_ctl_stats, GPUP_CTL_M_STATS, NULL, NULL, 0);
+	eng = path(path(r, GPUP_CTL_F_GPUS, 0), GPUP_CTL_F_ENGINES, 0);
+	cr_assert_str_eq(gpup_ctl_str(eng, GPUP_CTL_F_POLICY, ""), "fixed-share", "unchanged");
+	cr_assert_eq(gpup_ctl_int(eng, GPUP_CTL_F_WATCHDOG_NS, 0), 300 * MS);
+	cr_assert_eq(pool.gpus[0].sched.policy, SCHED_POLICY_FIXED_SHARE);
+	json_object_put(r);
+	snprintf(buf, sizeof(buf), "rm -r %s", sd);
+	cr_assert_eq(system(buf), 0);
+}
+
 /* ---- the commands against a daemon ---- */
 
 static char dir[64];
@@ -303,4 +345,56 @@ Test(sched_cli, commands_against_a_daemon)
 	cr_assert_eq(gpup(out, sizeof(out), "sched --policy fifo"), 2);
 	switch_under_load(out, sizeof(out));
 	partition_settings(out, sizeof(out));
+}
+
+static void restart_daemon(char *out, size_t len, const char *args)
+{
+	char path[128];
+	FILE *f;
+	int pid = 0;
+
+	snprintf(path, sizeof(path), "%s/run/gpup.pid", dir);
+	cr_assert_not_null(f = fopen(path, "r"));
+	cr_assert_eq(fscanf(f, "%d", &pid), 1);
+	fclose(f);
+	cr_assert_eq(kill(pid, SIGTERM), 0);
+	for (int i = 0; i < 300 && kill(pid, 0) == 0; i++)
+		usleep(10000);
+	cr_assert_neq(kill(pid, 0), 0, "the daemon did not stop");
+	cr_assert_eq(gpup(out, len, args), 0, "%s", out);
+}
+
+/* A partition's settings, saved before a restart, are what the engines'
+ * schedulers give its queues after it: the guest need not set them again. */
+Test(sched_cli, restored_settings_reach_the_engines)
+{
+	char out[16384], args[256], cmd[256], uuid[64];
+	unsigned int seen = 0;
+	json_object *j;
+
+	snprintf(dir, sizeof(dir), "/tmp/gpup-schedctl-XXXXXX");
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(args, sizeof(args), "daemon --state-dir %s/state --sim-gpus 1 --vram 128M", dir);
+	cr_assert_eq(gpup(out, sizeof(out), args), 0, "%s", out);
+	cr_assert_eq(gpup(out, sizeof(out), "create --type sim-32m-4"), 0, "%s", out);
+	cr_assert_eq(sscanf(out, "%63s", uuid), 1);
+	snprintf(cmd, sizeof(cmd), "sched --partition %s --weight 5 --class interactive", uuid);
+	cr_assert_eq(gpup(out, sizeof(out), cmd), 0, "%s", out);
+	restart_daemon(out, sizeof(out), args);
+	snprintf(cmd, sizeof(cmd), "exercise %s --size 1M", uuid);
+	cr_assert_eq(gpup(out, sizeof(out), cmd), 0, "%s", out);
+	cr_assert_eq(gpup(out, sizeof(out), "stats --json"), 0, "%s", out);
+	j = json_tokener_parse(out);
+	cr_assert_not_null(j, "%s", out);
+	for (int e = 0; e < 2; e++) {
+		json_object *ctx, *eng = path(path(j, GPUP_CTL_F_GPUS, 0), GPUP_CTL_F_ENGINES, e);
+
+		for (int i = 0; (ctx = path(eng, GPUP_CTL_F_CONTEXTS, i)); i++, seen++) {
+			cr_assert_str_eq(gpup_ctl_str(ctx, GPUP_CTL_F_UUID, ""), uuid);
+			cr_assert_eq(gpup_ctl_int(ctx, GPUP_CTL_F_WEIGHT, 0), 5);
+			cr_assert_str_eq(gpup_ctl_str(ctx, GPUP_CTL_F_CLASS, ""), "interactive");
+		}
+	}
+	cr_assert_gt(seen, 0, "the exercise's queues are on the engines: %s", out);
+	json_object_put(j);
 }
