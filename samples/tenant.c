@@ -26,7 +26,7 @@
 #define MAX_LAT 32768
 #define MAX_DEPTH 16
 #define JOB_TIMEOUT_NS 10000000000ull
-#define TICK_NS 1000000ull
+#define TICK_NS 50000000ull   /* a look at the queue when no fence came */
 
 enum { WL_SATURATING, WL_BURSTY, WL_CLOSED_LOOP, WL_FRAMES };
 
