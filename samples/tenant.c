@@ -15,7 +15,10 @@
  *   wl=0..3   saturating, bursty, closed-loop, frames
  *   job=D     kernel or frame length;  on=D off=D (bursty);  think=D
  *   fps=N     frames per second;  ms=N  how long to run;  seed=N
- *   depth=N   jobs a saturating tenant keeps queued (default 2)
+ *   depth=N   jobs a saturating tenant keeps queued (default 2; an odd
+ *             one above 1 rounds down), submitted half a depth at a time
+ *             with one interrupt per batch, so that the vCPU wakes once
+ *             per batch (its jobs are timed to the wake-up that sees them)
  * A frame's deadline is the next frame's release; a frame done later is
  * missed.  Exits non-zero on a bad command line or a device error.
  */
@@ -148,17 +151,22 @@ static void sleep_until(uint64_t deadline, uint64_t seq)
 
 /* ---- jobs ---- */
 
-static int submit(uint64_t ns, uint64_t release, uint64_t deadline)
+/* n jobs in one submission, each followed by a fence with its number;
+ * only the last fence interrupts (a wake-up per batch, not per job). */
+static int submit(unsigned int n, uint64_t release, uint64_t deadline)
 {
-	union gpup_cmd c[2];
-	uint64_t seq = ++T.submitted;
+	union gpup_cmd c[2 * MAX_DEPTH];
 
-	c[0] = vg_cmd_kernel(GPUP_KERNEL_SPIN, (uint64_t[1]){ ns }, 1);
-	c[1] = vg_cmd_fence(GPUP_SPACE_IOVA, vg_iova(&done_seq), seq, true);
-	T.t_submit[seq % MAX_DEPTH] = release;
-	T.deadline[seq % MAX_DEPTH] = deadline;
-	T.engine_ns += ns;
-	return vg_submit(&dev, Q, c, 2);
+	for (unsigned int i = 0; i < n; i++) {
+		uint64_t seq = ++T.submitted, ns = draw(&T.job);
+
+		c[2 * i] = vg_cmd_kernel(GPUP_KERNEL_SPIN, (uint64_t[1]){ ns }, 1);
+		c[2 * i + 1] = vg_cmd_fence(GPUP_SPACE_IOVA, vg_iova(&done_seq), seq, i == n - 1);
+		T.t_submit[seq % MAX_DEPTH] = release;
+		T.deadline[seq % MAX_DEPTH] = deadline;
+		T.engine_ns += ns;
+	}
+	return vg_submit(&dev, Q, c, 2 * n);
 }
 
 /* Account every job the fence says is done. */
@@ -203,6 +211,8 @@ static int drain_to(uint64_t left)
 static int run_jobs(void)
 {
 	bool loop = T.wl == WL_CLOSED_LOOP, on = true;
+	unsigned int half = T.depth > 1 ? (unsigned int)T.depth / 2 : 1;
+	uint64_t keep = T.depth > 1 ? half : 0;
 	uint64_t flip = T.wl == WL_BURSTY ? rt_ns() + draw(&T.on) : ~0ull;
 	int rc = 0;
 
@@ -217,9 +227,11 @@ static int run_jobs(void)
 			sleep_until(flip < T.end ? flip : T.end, ~0ull);
 			continue;
 		}
-		rc = submit(draw(&T.job), rt_ns(), 0);
+		/* half the depth at a time: the wait below ends at the
+		 * previous batch's last fence, the one that interrupts */
+		rc = submit(loop ? 1 : half, rt_ns(), 0);
 		if (!rc)
-			rc = drain_to(loop ? 0 : T.depth - 1);
+			rc = drain_to(loop ? 0 : keep);
 		if (!rc && loop)
 			sleep_until(rt_ns() + draw(&T.think), ~0ull);
 	}
@@ -241,7 +253,7 @@ static int run_frames(void)
 		if (T.submitted - T.completed >= MAX_DEPTH - 1)
 			rc = drain_to(MAX_DEPTH - 2);
 		if (!rc)
-			rc = submit(draw(&T.job), next, next + period);
+			rc = submit(1, next, next + period);
 		next += period;
 	}
 	return rc ? rc : drain_to(0);
