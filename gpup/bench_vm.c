@@ -399,6 +399,7 @@ static int reap(struct bench_vm *v, uint64_t deadline, char *err, size_t errlen)
 	for (unsigned int i = 0; i < v->n; i++) {
 		struct bench_vm_tenant *t = &v->t[i];
 
+		st = 0;
 		while (t->pid && waitpid(t->pid, &st, WNOHANG) == 0) {
 			if (mono() > deadline) {
 				kill(t->pid, SIGKILL);

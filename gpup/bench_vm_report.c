@@ -110,7 +110,7 @@ static void row(FILE *f, const char *mode, const struct bench_run *r)
 static void vm_tenants(FILE *f, const struct bench_vm *v, const struct bench_run *vm,
 		       const struct bench_run *model)
 {
-	char b[4][32];
+	char b[5][32];
 
 	fprintf(f, "\nTenants under %s (vm; the model's share beside):\n\n"
 		   "| tenant | class | weight | share | target | error | model share | engine ms "
@@ -122,10 +122,10 @@ static void vm_tenants(FILE *f, const struct bench_vm *v, const struct bench_run
 		const struct bench_tenant_result *t = &vm->tenants[i];
 		const struct bench_vm_guest *g = &v->results[0][i];
 
-		fprintf(f, "| %s | %s | %u | %.4f | %s | %s | %.4f | %.1f | %.1f | %.0f | %.0f "
+		fprintf(f, "| %s | %s | %u | %s | %s | %s | %.4f | %.1f | %.1f | %.0f | %.0f "
 			   "| %.0f | %s | %s | %llu/%llu |\n", v->sc->tenants[i].name,
 			sched_class_name(v->sc->tenants[i].klass), v->sc->tenants[i].weight,
-			t->share, fmt(b[0], 32, "%.4f", t->target_share),
+			fmt(b[4], 32, "%.4f", t->share), fmt(b[0], 32, "%.4f", t->target_share),
 			fmt(b[1], 32, "%.2f%%", t->share_error * 100), model->tenants[i].share,
 			t->engine_ms, t->jobs_per_s, t->wait_p50_us, t->wait_p99_us, t->wait_max_us,
 			fmt(b[2], 32, "%.2f", g->lat_n ? g->lat_p50_ns / 1e6 : -1),

@@ -266,6 +266,25 @@ static void vm_engine(const struct bench_vm *v, struct bench_engine_result *e)
 	}
 }
 
+/* Under fifo a run lasts until its context's queue is empty, which for a
+ * saturating guest is seconds: the daemon accounts engine time when a run
+ * ends, so what falls in a window says nothing about the split.  Shares,
+ * Jain's index and the overhead are then not measured (the guests' own
+ * numbers, frames above all, still are). */
+static void unwindowed(struct bench_run *run)
+{
+	for (unsigned int i = 0; i < run->ntenants; i++) {
+		struct bench_tenant_result *t = &run->tenants[i];
+
+		t->share = t->target_share = t->share_error = -1;
+		memset(t->window_share, 0, run->nwindows * sizeof(double));
+	}
+	run->jain_min = run->jain_mean = -1;
+	run->jain_windows = 0;
+	run->engines[0].overhead = -1;
+	run->engines[0].sched_cpu_ns = 0;
+}
+
 int bench_vm_measure(const struct bench_vm *v, enum sched_policy p, struct bench_run *run)
 {
 	double total = 0, sat = 0, wsat = 0;
@@ -294,6 +313,8 @@ int bench_vm_measure(const struct bench_vm *v, enum sched_policy p, struct bench
 		vm_tenant(v, i, total, sat, wsat, &run->tenants[i]);
 	vm_engine(v, &run->engines[0]);
 	vm_jain(v, run);
+	if (p == SCHED_POLICY_FIFO)
+		unwindowed(run);
 	run->share_error_max = -1;     /* stays so when no saturating tenant was served */
 	bench_run_summary(v->sc, run);
 	run->window_share_error_max = run->lag_max_ms = -1;
