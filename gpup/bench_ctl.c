@@ -87,16 +87,15 @@ void bench_ctl_destroy(const char *run_dir, const char *uuid)
 	bench_ctl(run_dir, req, NULL, err, sizeof(err));
 }
 
-int bench_ctl_policy(const char *run_dir, const struct bench_scenario *sc,
-		     enum sched_policy p, char *err, size_t errlen)
+int bench_ctl_policy(const char *run_dir, const char *gpu, enum sched_policy p,
+		     uint64_t slice_ns, char *err, size_t errlen)
 {
 	json_object *req = gpup_ctl_request(GPUP_CTL_M_SCHED);
 
-	json_object_object_add(req, GPUP_CTL_F_GPU, json_object_new_string(sc->gpus[0].name));
+	json_object_object_add(req, GPUP_CTL_F_GPU, json_object_new_string(gpu));
 	json_object_object_add(req, GPUP_CTL_F_POLICY,
 			       json_object_new_string(sched_policy_name(p)));
-	json_object_object_add(req, GPUP_CTL_F_SLICE_NS,
-			       json_object_new_int64((int64_t)sc->slice_ns));
+	json_object_object_add(req, GPUP_CTL_F_SLICE_NS, json_object_new_int64((int64_t)slice_ns));
 	return bench_ctl(run_dir, req, NULL, err, errlen);
 }
 

@@ -10,6 +10,7 @@
 
 #include <json-c/json.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "gpup/bench.h"
 
@@ -23,9 +24,9 @@ int bench_ctl_pick_type(const char *run_dir, const char *gpu, unsigned int n, ch
 int bench_ctl_create(const char *run_dir, const char *gpu, const char *type, char uuid[40],
 		     char sock[108], char *err, size_t errlen);
 void bench_ctl_destroy(const char *run_dir, const char *uuid);
-/* Every engine of gpu under policy p with the scenario's slice. */
-int bench_ctl_policy(const char *run_dir, const struct bench_scenario *sc,
-		     enum sched_policy p, char *err, size_t errlen);
+/* Every engine of gpu under policy p with slice_ns (0: the default). */
+int bench_ctl_policy(const char *run_dir, const char *gpu, enum sched_policy p,
+		     uint64_t slice_ns, char *err, size_t errlen);
 /* A partition's weight, reserve, cap, class and fps limit from its tenant. */
 int bench_ctl_tenant(const char *run_dir, const char *uuid, const struct bench_tenant_spec *s,
 		     char *err, size_t errlen);

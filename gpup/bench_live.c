@@ -204,7 +204,8 @@ static void tenant_reset(struct bench_live_client *t, uint64_t seed, unsigned in
 int bench_live_run(struct bench_live *l, enum sched_policy p, uint64_t seed,
 		   struct bench_live_result *res, char *err, size_t errlen)
 {
-	int rc = bench_ctl_policy(l->run_dir, l->sc, p, err, errlen);
+	int rc = bench_ctl_policy(l->run_dir, l->sc->gpus[0].name, p, l->sc->slice_ns, err,
+				  errlen);
 	unsigned int started = 0;
 
 	for (unsigned int i = 0; !rc && i < l->n; i++)

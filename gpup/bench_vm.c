@@ -119,6 +119,18 @@ static int start_daemon(struct bench_vm *v, char *err, size_t errlen)
 	return -EIO;
 }
 
+/* What a running daemon's GPU is under now, to put it back at the end. */
+static int remember_policy(struct bench_vm *v, char *err, size_t errlen)
+{
+	struct bench_vm_snap s;
+	int rc = bench_vm_snapshot(v, &s, err, errlen);
+
+	v->restore = !rc && s.tslice;
+	v->orig_policy = s.policy;
+	v->orig_slice_ns = s.slice_ns;
+	return rc;
+}
+
 /* A daemon already serving run_dir is used as it is (its first GPU must
  * be the scenario's); otherwise we start one of our own. */
 static int find_daemon(struct bench_vm *v, const char *run_dir, char *err, size_t errlen)
@@ -137,7 +149,7 @@ static int find_daemon(struct bench_vm *v, const char *run_dir, char *err, size_
 		fclose(f);
 	}
 	v->daemon_pid = pid;
-	return 0;
+	return remember_policy(v, err, errlen);
 }
 
 /* The tenant guest: --guest, else $GPUP_GUESTS, else beside this binary
@@ -432,7 +444,8 @@ int bench_vm_run(struct bench_vm *v, enum sched_policy p, uint64_t seed,
 		 struct bench_run *run, char *err, size_t errlen)
 {
 	uint64_t run_ns = v->duration_ns + VM_LEAD_NS(v->n);
-	int rc = bench_ctl_policy(v->run_dir, v->sc, p, err, errlen);
+	int rc = bench_ctl_policy(v->run_dir, v->sc->gpus[0].name, p, v->sc->slice_ns, err,
+				  errlen);
 
 	for (unsigned int i = 0; !rc && i < v->n; i++)
 		rc = bench_ctl_tenant(v->run_dir, v->t[i].uuid, v->t[i].spec, err, errlen);
@@ -480,11 +493,16 @@ static void stop_daemon(struct bench_vm *v)
 
 void bench_vm_close(struct bench_vm *v)
 {
+	char err[256];
+
 	if (v->t)
 		kill_vms(v);
 	for (unsigned int i = 0; v->t && !v->daemon && i < v->n; i++)
 		if (v->t[i].uuid[0])
 			bench_ctl_destroy(v->run_dir, v->t[i].uuid);
+	if (v->restore && !v->daemon)
+		bench_ctl_policy(v->run_dir, v->sc->gpus[0].name, v->orig_policy, v->orig_slice_ns,
+				 err, sizeof(err));
 	if (v->daemon)
 		stop_daemon(v);
 	if (v->dir[0])

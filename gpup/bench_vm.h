@@ -31,6 +31,8 @@ struct bench_vm_ctx_stats {
 
 struct bench_vm_snap {
 	uint64_t at;                   /* CLOCK_MONOTONIC ns */
+	bool tslice;                   /* the time-slice scheduler runs the engine */
+	enum sched_policy policy;
 	uint64_t slice_ns, busy_ns, picks, idle_picks, switches;
 	uint64_t thread_ns;            /* the executor thread's CPU time; 0: unknown */
 	struct bench_vm_ctx_stats ctx[BENCH_VM_MAX_TENANTS];
@@ -57,6 +59,9 @@ struct bench_vm {
 	pid_t daemon;                  /* ours; 0 when it was already running */
 	pid_t daemon_pid;              /* whichever serves us, for its threads */
 	pid_t engine_tid;              /* its compute engine's executor; 0: not found */
+	bool restore;                  /* a daemon's own: put its policy back at the end */
+	enum sched_policy orig_policy;
+	uint64_t orig_slice_ns;
 	struct bench_vm_tenant *t;
 	unsigned int n;
 	uint64_t duration_ns;

@@ -139,6 +139,7 @@ int bench_vm_snapshot(struct bench_vm *v, struct bench_vm_snap *s, char *err,
 			 v->sc->gpus[0].name);
 		return -ENODEV;
 	}
+	s->tslice = sched_policy_parse(gpup_ctl_str(e, GPUP_CTL_F_POLICY, ""), &s->policy) == 0;
 	s->slice_ns = u64(e, GPUP_CTL_F_SLICE_NS);
 	s->busy_ns = u64(e, GPUP_CTL_F_BUSY_NS);
 	s->picks = u64(e, "picks");

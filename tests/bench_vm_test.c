@@ -3,8 +3,9 @@
  * `gpup bench` in vm mode, end to end: a small scenario (two saturating
  * tenants weighted 1:3 beside an interactive one rendering frames) booted
  * as three VMs running the tenant guest, on a daemon bench starts itself
- * or on one already running; the report's shape, every tenant served, the
- * heavier weight served clearly more, and nothing left running or on disk.
+ * or on one already running (which gets its policy back and loses the
+ * partitions); the report's shape, every tenant served, the heavier weight
+ * served clearly more, and nothing left running or on disk.
  */
 #include <criterion/criterion.h>
 #include <dirent.h>
@@ -179,19 +180,24 @@ Test(bench_vm, own_daemon_policy_and_baselines)
 	cr_assert_neq(system(path), 0, "bench left its working directory behind");
 }
 
-Test(bench_vm, running_daemon_keeps_running_and_loses_the_partitions)
+Test(bench_vm, running_daemon_keeps_running_and_its_policy)
 {
 	char out[4096], args[256];
 	json_object *j;
 
 	snprintf(args, sizeof(args), "daemon --state-dir %s/state --sim-gpus 1 --vram 1G", dir);
 	cr_assert_eq(gpup(out, sizeof(out), args), 0, "%s", out);
+	cr_assert_eq(gpup(out, sizeof(out), "sched --gpu gpu0 --policy equal-share --slice 2"), 0,
+		     "%s", out);
 	j = bench("--no-baselines");
 	cr_assert_eq(json_object_array_length(get(j, "runs")), 1);
 	check_run(at(get(j, "runs"), 0));
 	json_object_put(j);
 	cr_assert_eq(gpup(out, sizeof(out), "list"), 0, "the daemon stopped: %s", out);
 	cr_assert_not_null(strstr(out, "no partitions"), "left behind: %s", out);
+	cr_assert_eq(gpup(out, sizeof(out), "stats --json"), 0, "%s", out);
+	cr_assert_not_null(strstr(out, "equal-share"), "policy not put back: %s", out);
+	cr_assert_null(strstr(out, "weighted"), "policy not put back: %s", out);
 }
 
 Test(bench_vm, clear_errors)
