@@ -133,8 +133,10 @@ static int cmd_gpus(const struct gpup_global *g, int argc, char **argv)
 	req = gpup_ctl_request(GPUP_CTL_M_GPUS);
 	rc = gpup_ctl_call(g->run_dir, req, &r);
 	json_object_put(r);
-	if (rc == -ENOENT || rc == -ECONNREFUSED)
+	if (rc == -ENOENT || rc == -ECONNREFUSED) {
+		json_object_put(req);
 		return host_only(g, json);
+	}
 	rc = gpup_ctl_cli_call(g, "gpus", req, &r);
 	if (rc)
 		return rc;
