@@ -345,7 +345,7 @@ static int vm_main(const struct gpup_global *g, const struct bench_opts *o,
 		if (sc->baselines[i] != sc->policy)
 			pol[np++] = sc->baselines[i];
 	rc = bench_vm_open(&v, g->run_dir, o->guest, sc, sc->duration_ns, err, sizeof(err));
-	if (rc == -ENODEV || rc == -E2BIG || rc == -EINVAL) {
+	if (rc == -ENODEV || rc == -ENOTSUP) {
 		gpup_err("bench", "%s", err);
 		return GPUP_EXIT_USAGE;
 	}

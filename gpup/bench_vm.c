@@ -186,13 +186,13 @@ static int check_scenario(const struct bench_scenario *sc, char *err, size_t err
 	if (sc->ntenants > BENCH_VM_MAX_TENANTS) {
 		snprintf(err, errlen, "vm mode runs at most %u tenants (one VM each); this "
 			 "scenario has %u: use --model", BENCH_VM_MAX_TENANTS, sc->ntenants);
-		return -E2BIG;
+		return -ENOTSUP;
 	}
 	for (unsigned int i = 0; i < sc->ntenants; i++) {
 		if (sc->tenants[i].gpu || sc->tenants[i].engine) {
 			snprintf(err, errlen, "tenant %s: vm mode runs every tenant on the compute "
 				 "engine of the scenario's first GPU", sc->tenants[i].name);
-			return -EINVAL;
+			return -ENOTSUP;
 		}
 	}
 	return 0;
