@@ -5,7 +5,8 @@
  * as three VMs running the tenant guest, on a daemon bench starts itself
  * or on one already running (which gets its policy back and loses the
  * partitions); the report's shape, every tenant served, the heavier weight
- * served clearly more, and nothing left running or on disk.
+ * served clearly more, and nothing left running or on disk; and the clear
+ * errors (no /dev/kvm, too many tenants, no guest image).
  */
 #include <criterion/criterion.h>
 #include <dirent.h>
@@ -212,4 +213,31 @@ Test(bench_vm, clear_errors)
 			  "/nonexistent/tenant.elf"), 1);
 	cr_assert_not_null(strstr(out, "cannot find the tenant guest"), "%s", out);
 	nothing_running();
+}
+
+/* Without /dev/kvm (hidden in a mount namespace of our own, where we may
+ * make one): one line and exit 2. */
+Test(bench_vm, without_kvm_one_line_and_exit_2)
+{
+	char out[4096], args[512];
+	FILE *f;
+	size_t n;
+	int rc;
+
+	if (system("unshare -m true >/dev/null 2>&1") != 0)
+		cr_skip_test("cannot make a mount namespace here to hide /dev/kvm");
+	snprintf(args, sizeof(args), "unshare -m sh -c 'mount -t tmpfs none /dev && exec %s "
+		 "--run-dir %s/run bench samples/scenarios/vm-small.json' >%s/out 2>&1",
+		 getenv("GPUP_BIN"), dir, dir);
+	rc = system(args);
+	snprintf(args, sizeof(args), "%s/out", dir);
+	f = fopen(args, "r");
+	n = f ? fread(out, 1, sizeof(out) - 1, f) : 0;
+
+	out[n] = '\0';
+	if (f)
+		fclose(f);
+	cr_assert(WIFEXITED(rc) && WEXITSTATUS(rc) == 2, "%s", out);
+	cr_assert_str_eq(out, "gpup bench: vm mode needs /dev/kvm (No such file or directory); "
+			 "use --model to simulate the engines instead\n");
 }
