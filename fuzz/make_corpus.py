@@ -108,6 +108,10 @@ def pool_state_seeds():
     write("pool_state", "gpu0", b"\x00" + state("gpu0", "sim-4g-2", 4 * g, 4 * g).encode())
     write("pool_state", "gpu1", b"\x04" + state("1", "sim-64m-16", 960 << 20, 64 << 20).encode())
     write("pool_state", "held", b"\x04" + state("gpu0", "sim-1g-8", 0, g).encode())
+    attrs = ('[{"sched_weight":"200"},{"sched_class":"interactive"},{"sched_cap_ppm":"500000"},'
+             '{"mdev_other":"x"}]')
+    write("pool_state", "attrs", b"\x00" + state("gpu0", "sim-2g-4", 2 * g, 2 * g)
+          .replace('"attrs":[]', '"attrs":' + attrs).encode())
     write("pool_state", "upper", b"\x01" + state("gpu0", "sim-8g-1", 0, 8 * g).encode())
 
 

@@ -10,13 +10,16 @@
  *
  * The harness decides on its own whether the file is a valid definition
  * (see valid_def below) and checks that restore agrees: a valid file comes
- * back as exactly that partition, in exactly its slot; anything else is
- * skipped with one log line and changes nothing.  Destroying what came
- * back must give the pool exactly its slots back.
+ * back as exactly that partition, in exactly its slot, with the scheduler
+ * settings its attrs give (or defaults and one log line when they are
+ * malformed); anything else is skipped with one log line and changes
+ * nothing.  Destroying what came back must give the pool exactly its
+ * slots back.
  */
 #include <ctype.h>
 #include <errno.h>
 #include <json-c/json.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,8 +43,15 @@ static unsigned int nlogs;
 
 static void count_log(const char *fmt, ...)
 {
-	(void)fmt;
+	va_list ap;
+
 	nlogs++;
+	if (!fz_verbose())
+		return;
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
 }
 
 struct def {
@@ -144,6 +154,100 @@ static bool valid_def(const struct gpup_pool *p, json_object *o, const char *fil
 	return !(held && d->gpu == 0 && d->offset < gpu_vram[0] / 2);
 }
 
+/* What the file's attrs say about the partition's scheduler settings
+ * (pool.h): a list of {"name": "value"} strings; the scheduler's names
+ * take a decimal number up to a bound, or normal/interactive for the
+ * class; other names are someone else's.  Anything malformed costs the
+ * partition its settings (and one log line), not its definition. */
+struct want_attrs {
+	bool bad, set;
+	struct sched_ctx_cfg cfg;
+};
+
+static bool decimal(const char *s, uint32_t max, uint32_t *out)
+{
+	uint64_t n = 0;
+
+	if (!*s)
+		return false;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9')
+			return false;
+		n = n * 10 + (uint64_t)(*s - '0');
+		if (n > max)
+			return false;
+	}
+	*out = (uint32_t)n;
+	return true;
+}
+
+static bool one_attr(json_object *e, struct want_attrs *w)
+{
+	struct {
+		const char *name;
+		uint32_t *field, max;
+	} nums[] = {
+		{ "sched_weight", &w->cfg.weight, SCHED_WEIGHT_MAX },
+		{ "sched_reserve_ppm", &w->cfg.reserve_ppm, SCHED_PPM },
+		{ "sched_cap_ppm", &w->cfg.cap_ppm, SCHED_PPM },
+		{ "sched_fps_limit", &w->cfg.fps_limit, 1000 },
+	};
+	const char *val;
+	bool ok = true;
+
+	if (!json_object_is_type(e, json_type_object) || json_object_object_length(e) != 1)
+		return false;
+	json_object_object_foreach(e, name, v) {
+		if (!json_object_is_type(v, json_type_string))
+			return false;
+		val = json_object_get_string(v);
+		if (!strcmp(name, "sched_class")) {
+			w->set = true;
+			ok = !strcmp(val, "normal") || !strcmp(val, "interactive");
+			w->cfg.klass = strcmp(val, "interactive") ? SCHED_CLASS_NORMAL
+								  : SCHED_CLASS_INTERACTIVE;
+		}
+		for (size_t i = 0; i < sizeof(nums) / sizeof(nums[0]); i++) {
+			if (!strcmp(name, nums[i].name)) {
+				w->set = true;
+				ok = decimal(val, nums[i].max, nums[i].field);
+			}
+		}
+	}
+	return ok;
+}
+
+static void attrs_of(json_object *o, struct want_attrs *w)
+{
+	json_object *a;
+
+	memset(w, 0, sizeof(*w));
+	if (!json_object_object_get_ex(o, "attrs", &a))
+		return;
+	if (!json_object_is_type(a, json_type_array)) {
+		w->bad = true;
+		return;
+	}
+	for (size_t i = 0; i < json_object_array_length(a) && !w->bad; i++)
+		w->bad = !one_attr(json_object_array_get_idx(a, i), w);
+}
+
+static void check_sched(const struct gpup_partition *r, const struct want_attrs *w)
+{
+	bool set = w->set && !w->bad;
+
+	fz_check(r->sched_set == set, "scheduler settings %s, want %s",
+		 r->sched_set ? "set" : "default", set ? "set" : "default");
+	if (set)
+		fz_check(r->sched.weight == w->cfg.weight &&
+			 r->sched.reserve_ppm == w->cfg.reserve_ppm &&
+			 r->sched.cap_ppm == w->cfg.cap_ppm && r->sched.klass == w->cfg.klass &&
+			 r->sched.fps_limit == w->cfg.fps_limit,
+			 "scheduler settings: weight %u reserve %u cap %u class %d fps %u",
+			 r->sched.weight, r->sched.reserve_ppm, r->sched.cap_ppm, (int)r->sched.klass,
+			 r->sched.fps_limit);
+}
+
 static void write_file(const char *name, const uint8_t *data, size_t len)
 {
 	char path[400];
@@ -173,7 +277,8 @@ static void pool_up(struct gpup_pool *p, bool held)
 	}
 }
 
-static void check_restored(struct gpup_pool *p, const struct def *d, unsigned int used0)
+static void check_restored(struct gpup_pool *p, const struct def *d, unsigned int used0,
+			   const struct want_attrs *w)
 {
 	struct gpup_partition *r = gpup_pool_find(p, d->uuid);
 	struct gpup_buddy *b = &p->gpus[d->gpu].buddy;
@@ -188,6 +293,7 @@ static void check_restored(struct gpup_pool *p, const struct def *d, unsigned in
 		 r ? (unsigned long long)r->vram_size : 0ull, r ? r->type : "-");
 	fz_check(gpup_buddy_free_units(b) == used0 - units, "slot accounting: %u free, want %u",
 		 gpup_buddy_free_units(b), used0 - units);
+	check_sched(r, w);
 	fz_check(gpup_pool_destroy(p, d->uuid, err, sizeof(err)) == 0, "destroy: %s", err);
 	fz_check(gpup_buddy_free_units(b) == used0, "destroy gave back %u units, want %u",
 		 gpup_buddy_free_units(b), used0);
@@ -218,16 +324,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	snprintf(path, sizeof(path), "%s/%s.json", part_dir, name);
 	json_object *o = json_object_from_file(path);
 	bool valid = valid_def(&p, o, name, held, &d);
+	struct want_attrs w;
 
+	attrs_of(o, &w);
 	json_object_put(o);
 	nlogs = 0;
 	int n = gpup_pool_restore(&p);
 
 	fz_check(n == valid, "restore brought back %d partitions, the file is %s", n,
 		 valid ? "valid" : "invalid");
-	fz_check(nlogs == !valid, "%u log lines for a%s file", nlogs, valid ? " valid" : "n invalid");
+	/* One line for a skipped file, or for a kept one whose attrs are bad. */
+	fz_check(nlogs == (valid ? w.bad : 1), "%u log lines for a%s file%s", nlogs,
+		 valid ? " valid" : "n invalid", w.bad ? " with bad attrs" : "");
 	if (valid) {
-		check_restored(&p, &d, free0[d.gpu]);
+		check_restored(&p, &d, free0[d.gpu], &w);
 	} else {
 		fz_check(gpup_buddy_free_units(&p.gpus[0].buddy) == free0[0] &&
 			 gpup_buddy_free_units(&p.gpus[1].buddy) == free0[1],
