@@ -102,12 +102,12 @@ static int host_step(struct gpup_vfu_guest *g, uint64_t bytes, uint64_t vc, uint
 		     uint64_t va, uint64_t vb)
 {
 	uint64_t gemm[6] = { N, N, N, va, vb, vc }, red[6] = { (uint64_t)N * N, vc, vsum };
-	union gpup_cmd k[2] = { gpup_vg_kernel(GPUP_KERNEL_GEMM, gemm),
-				gpup_vg_kernel(GPUP_KERNEL_REDUCE, red) };
+	union gpup_cmd k[2] = { gpup_cmd_kernel(GPUP_KERNEL_GEMM, gemm, 6),
+				gpup_cmd_kernel(GPUP_KERNEL_REDUCE, red, 6) };
 	union gpup_cmd back[2] = {
-		gpup_vg_copy(GPUP_SPACE_VRAM, vc, GPUP_SPACE_IOVA,
+		gpup_cmd_copy(GPUP_SPACE_VRAM, vc, GPUP_SPACE_IOVA,
 			     gpup_vg_iova(GPUP_VG_DATA_OFF + 2 * bytes), bytes),
-		gpup_vg_copy(GPUP_SPACE_VRAM, vsum, GPUP_SPACE_IOVA,
+		gpup_cmd_copy(GPUP_SPACE_VRAM, vsum, GPUP_SPACE_IOVA,
 			     gpup_vg_iova(GPUP_VG_DATA_OFF + 3 * bytes), 4),
 	};
 
@@ -127,9 +127,9 @@ static double host_run(const char *sock, float *sum)
 	int err;
 	double t = 0, t0;
 	union gpup_cmd up[2] = {
-		gpup_vg_copy(GPUP_SPACE_IOVA, gpup_vg_iova(GPUP_VG_DATA_OFF), GPUP_SPACE_VRAM,
+		gpup_cmd_copy(GPUP_SPACE_IOVA, gpup_vg_iova(GPUP_VG_DATA_OFF), GPUP_SPACE_VRAM,
 			     va, bytes),
-		gpup_vg_copy(GPUP_SPACE_IOVA, gpup_vg_iova(GPUP_VG_DATA_OFF + bytes),
+		gpup_cmd_copy(GPUP_SPACE_IOVA, gpup_vg_iova(GPUP_VG_DATA_OFF + bytes),
 			     GPUP_SPACE_VRAM, vb, bytes),
 	};
 

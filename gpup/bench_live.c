@@ -67,7 +67,7 @@ static int spin(struct bench_live_client *t, const uint64_t *ns, unsigned int k)
 	int rc;
 
 	for (unsigned int i = 0; i < k; i++)
-		cmds[i] = gpup_vg_kernel(GPUP_KERNEL_SPIN, (uint64_t[6]){ ns[i] });
+		cmds[i] = gpup_cmd_kernel(GPUP_KERNEL_SPIN, (uint64_t[6]){ ns[i] }, 6);
 	rc = gpup_vg_submit(&t->g, 0, cmds, k);
 	return rc ? rc : gpup_vg_fence_wait(&t->g, 0, LIVE_FENCE_MS, NULL);
 }

@@ -90,18 +90,18 @@ static int device_work(struct ex *e)
 	union gpup_cmd c[2];
 
 	memcpy(&abits, &a, 4);
-	c[0] = gpup_vg_copy(GPUP_SPACE_IOVA, gpup_vg_iova(ram_x(e)), GPUP_SPACE_VRAM, vx, e->size);
-	c[1] = gpup_vg_copy(GPUP_SPACE_IOVA, gpup_vg_iova(ram_y(e)), GPUP_SPACE_VRAM, vy, e->size);
+	c[0] = gpup_cmd_copy(GPUP_SPACE_IOVA, gpup_vg_iova(ram_x(e)), GPUP_SPACE_VRAM, vx, e->size);
+	c[1] = gpup_cmd_copy(GPUP_SPACE_IOVA, gpup_vg_iova(ram_y(e)), GPUP_SPACE_VRAM, vy, e->size);
 	if (run(e, EX_Q_COPY, c, 2, &e->t_up))
 		return -1;
-	c[0] = gpup_vg_kernel(GPUP_KERNEL_SAXPY, (uint64_t[6]){ e->n, abits, vx, vy });
+	c[0] = gpup_cmd_kernel(GPUP_KERNEL_SAXPY, (uint64_t[6]){ e->n, abits, vx, vy }, 6);
 	if (run(e, EX_Q_COMPUTE, c, 1, &e->t_saxpy))
 		return -1;
-	c[0] = gpup_vg_kernel(GPUP_KERNEL_CHECKSUM, (uint64_t[6]){ e->size, vy, vsum });
+	c[0] = gpup_cmd_kernel(GPUP_KERNEL_CHECKSUM, (uint64_t[6]){ e->size, vy, vsum }, 6);
 	if (run(e, EX_Q_COMPUTE, c, 1, &e->t_sum))
 		return -1;
-	c[0] = gpup_vg_copy(GPUP_SPACE_VRAM, vy, GPUP_SPACE_IOVA, gpup_vg_iova(ram_out(e)), e->size);
-	c[1] = gpup_vg_copy(GPUP_SPACE_VRAM, vsum, GPUP_SPACE_IOVA, gpup_vg_iova(ram_sum(e)), 8);
+	c[0] = gpup_cmd_copy(GPUP_SPACE_VRAM, vy, GPUP_SPACE_IOVA, gpup_vg_iova(ram_out(e)), e->size);
+	c[1] = gpup_cmd_copy(GPUP_SPACE_VRAM, vsum, GPUP_SPACE_IOVA, gpup_vg_iova(ram_sum(e)), 8);
 	if (run(e, EX_Q_COPY, c, 2, &e->t_down))
 		return -1;
 	memcpy(&e->dev_sum, e->g.ram + ram_sum(e), 8);

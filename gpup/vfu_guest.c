@@ -218,17 +218,12 @@ static int check_fault(struct gpup_vfu_guest *g, unsigned int q, uint32_t *fault
 int gpup_vg_fence_wait(struct gpup_vfu_guest *g, unsigned int q, int timeout_ms,
 		       uint32_t *fault)
 {
-	union gpup_cmd f;
 	uint64_t want = ++g->fence_seq[q];
 	uint64_t off = GPUP_VG_FENCE_OFF + q * 8ull;
+	union gpup_cmd f = gpup_cmd_fence(GPUP_SPACE_IOVA, gpup_vg_iova(off), want,
+					  GPUP_FENCE_IRQ);
 	int rc;
 
-	memset(&f, 0, sizeof(f));
-	f.fence.hdr.opcode = GPUP_OP_FENCE;
-	f.fence.hdr.flags = GPUP_FENCE_IRQ;
-	f.fence.space = GPUP_SPACE_IOVA;
-	f.fence.addr = gpup_vg_iova(off);
-	f.fence.value = want;
 	rc = gpup_vg_submit(g, q, &f, 1);
 	if (rc)
 		return rc;
@@ -246,41 +241,3 @@ int gpup_vg_fence_wait(struct gpup_vfu_guest *g, unsigned int q, int timeout_ms,
 	}
 }
 
-union gpup_cmd gpup_vg_copy(uint8_t src_space, uint64_t src, uint8_t dst_space,
-			    uint64_t dst, uint64_t len)
-{
-	union gpup_cmd c;
-
-	memset(&c, 0, sizeof(c));
-	c.copy.hdr.opcode = GPUP_OP_COPY;
-	c.copy.src_space = src_space;
-	c.copy.dst_space = dst_space;
-	c.copy.src = src;
-	c.copy.dst = dst;
-	c.copy.len = len;
-	return c;
-}
-
-union gpup_cmd gpup_vg_fill(uint8_t space, uint64_t dst, uint64_t len, uint32_t pattern)
-{
-	union gpup_cmd c;
-
-	memset(&c, 0, sizeof(c));
-	c.fill.hdr.opcode = GPUP_OP_FILL;
-	c.fill.dst_space = space;
-	c.fill.dst = dst;
-	c.fill.len = len;
-	c.fill.pattern = pattern;
-	return c;
-}
-
-union gpup_cmd gpup_vg_kernel(uint32_t kernel, const uint64_t args[6])
-{
-	union gpup_cmd c;
-
-	memset(&c, 0, sizeof(c));
-	c.kernel.hdr.opcode = GPUP_OP_KERNEL;
-	c.kernel.kernel = kernel;
-	memcpy(c.kernel.args, args, sizeof(c.kernel.args));
-	return c;
-}

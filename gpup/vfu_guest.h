@@ -62,11 +62,7 @@ int gpup_vg_submit(struct gpup_vfu_guest *g, unsigned int q, const union gpup_cm
 int gpup_vg_fence_wait(struct gpup_vfu_guest *g, unsigned int q, int timeout_ms,
 		       uint32_t *fault);
 
-/* Packet builders. */
-union gpup_cmd gpup_vg_copy(uint8_t src_space, uint64_t src, uint8_t dst_space,
-			    uint64_t dst, uint64_t len);
-union gpup_cmd gpup_vg_fill(uint8_t space, uint64_t dst, uint64_t len, uint32_t pattern);
-union gpup_cmd gpup_vg_kernel(uint32_t kernel, const uint64_t args[6]);
+/* Packets: gpup_cmd_copy() and friends in uapi/gpup_vgpu.h. */
 
 /* The IOVA of a guest RAM offset. */
 static inline uint64_t gpup_vg_iova(uint64_t ram_off)

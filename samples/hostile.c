@@ -53,15 +53,15 @@ static void dma_attacks(void)
 {
 	uint64_t beyond = rt_ram_size() + (64ull << 20);
 
-	expect_fault("DMA to an unmapped IOVA", vg_cmd_copy(GPUP_SPACE_VRAM, 0,
+	expect_fault("DMA to an unmapped IOVA", gpup_cmd_copy(GPUP_SPACE_VRAM, 0,
 		     GPUP_SPACE_IOVA, beyond, 64), GPUP_FAULT_IOMMU_UNMAPPED);
-	expect_fault("DMA write to a read-only IOVA", vg_cmd_fill(GPUP_SPACE_IOVA,
+	expect_fault("DMA write to a read-only IOVA", gpup_cmd_fill(GPUP_SPACE_IOVA,
 		     RO_IOVA, 64, 0xdeadbeef), GPUP_FAULT_IOMMU_PERM);
-	expect_fault("fence into a read-only IOVA", vg_cmd_fence(GPUP_SPACE_IOVA,
-		     RO_IOVA, 1, false), GPUP_FAULT_IOMMU_PERM);
-	expect_fault("VRAM offset past the partition", vg_cmd_fill(GPUP_SPACE_VRAM,
+	expect_fault("fence into a read-only IOVA", gpup_cmd_fence(GPUP_SPACE_IOVA,
+		     RO_IOVA, 1, 0), GPUP_FAULT_IOMMU_PERM);
+	expect_fault("VRAM offset past the partition", gpup_cmd_fill(GPUP_SPACE_VRAM,
 		     dev.vram_size, 64, 0), GPUP_FAULT_VRAM_RANGE);
-	expect_fault("VRAM copy straddling its end", vg_cmd_copy(GPUP_SPACE_VRAM,
+	expect_fault("VRAM copy straddling its end", gpup_cmd_copy(GPUP_SPACE_VRAM,
 		     dev.vram_size - 32, GPUP_SPACE_IOVA, vg_iova(scratch), 64),
 		     GPUP_FAULT_VRAM_RANGE);
 }
@@ -74,11 +74,11 @@ static void malformed(void)
 	memset(&c, 0, sizeof(c));
 	c.hdr.opcode = 0x77;
 	expect_fault("unknown opcode", c, GPUP_FAULT_BAD_OPCODE);
-	expect_fault("unknown kernel", vg_cmd_kernel(99, args, 3), GPUP_FAULT_BAD_KERNEL);
+	expect_fault("unknown kernel", gpup_cmd_kernel(99, args, 3), GPUP_FAULT_BAD_KERNEL);
 	expect_fault("fill length not a multiple of 4",
-		     vg_cmd_fill(GPUP_SPACE_VRAM, 0, 6, 0), GPUP_FAULT_BAD_ARGS);
+		     gpup_cmd_fill(GPUP_SPACE_VRAM, 0, 6, 0), GPUP_FAULT_BAD_ARGS);
 	expect_fault("address in no known space",
-		     vg_cmd_fill(7, 0, 64, 0), GPUP_FAULT_BAD_ARGS);
+		     gpup_cmd_fill(7, 0, 64, 0), GPUP_FAULT_BAD_ARGS);
 }
 
 /* A producer index far past the ring: the device must refuse it. */
@@ -150,8 +150,8 @@ static void doorbell_storm(unsigned int n)
 static bool still_works(uint32_t pattern)
 {
 	union gpup_cmd c[2] = {
-		vg_cmd_fill(GPUP_SPACE_VRAM, 4096, sizeof(scratch), pattern),
-		vg_cmd_copy(GPUP_SPACE_VRAM, 4096, GPUP_SPACE_IOVA, vg_iova(scratch),
+		gpup_cmd_fill(GPUP_SPACE_VRAM, 4096, sizeof(scratch), pattern),
+		gpup_cmd_copy(GPUP_SPACE_VRAM, 4096, GPUP_SPACE_IOVA, vg_iova(scratch),
 			    sizeof(scratch)),
 	};
 	const uint32_t *w = (const uint32_t *)scratch;

@@ -114,8 +114,8 @@ static int upload(struct infer *t)
 {
 	uint64_t bytes = (uint64_t)t->n * t->n * 4;
 	union gpup_cmd c[2] = {
-		vg_cmd_copy(GPUP_SPACE_IOVA, vg_iova(t->a), GPUP_SPACE_VRAM, t->va, bytes),
-		vg_cmd_copy(GPUP_SPACE_IOVA, vg_iova(t->b), GPUP_SPACE_VRAM, t->vb, bytes),
+		gpup_cmd_copy(GPUP_SPACE_IOVA, vg_iova(t->a), GPUP_SPACE_VRAM, t->va, bytes),
+		gpup_cmd_copy(GPUP_SPACE_IOVA, vg_iova(t->b), GPUP_SPACE_VRAM, t->vb, bytes),
 	};
 	int rc = vg_submit(&t->dev, Q_COPY, c, 2);
 
@@ -129,12 +129,12 @@ static int step(struct infer *t)
 	uint64_t gemm[6] = { n, n, n, t->va, t->vb, t->vc };
 	uint64_t red[3] = { n * n, t->vc, t->vsum };
 	union gpup_cmd k[2] = {
-		vg_cmd_kernel(GPUP_KERNEL_GEMM, gemm, 6),
-		vg_cmd_kernel(GPUP_KERNEL_REDUCE, red, 3),
+		gpup_cmd_kernel(GPUP_KERNEL_GEMM, gemm, 6),
+		gpup_cmd_kernel(GPUP_KERNEL_REDUCE, red, 3),
 	};
 	union gpup_cmd back[2] = {
-		vg_cmd_copy(GPUP_SPACE_VRAM, t->vc, GPUP_SPACE_IOVA, vg_iova(t->c), bytes),
-		vg_cmd_copy(GPUP_SPACE_VRAM, t->vsum, GPUP_SPACE_IOVA, vg_iova(&t->sum), 4),
+		gpup_cmd_copy(GPUP_SPACE_VRAM, t->vc, GPUP_SPACE_IOVA, vg_iova(t->c), bytes),
+		gpup_cmd_copy(GPUP_SPACE_VRAM, t->vsum, GPUP_SPACE_IOVA, vg_iova(&t->sum), 4),
 	};
 	int rc = vg_submit(&t->dev, Q_COMPUTE, k, 2);
 

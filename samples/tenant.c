@@ -160,8 +160,8 @@ static int submit(unsigned int n, uint64_t release, uint64_t deadline)
 	for (unsigned int i = 0; i < n; i++) {
 		uint64_t seq = ++T.submitted, ns = draw(&T.job);
 
-		c[2 * i] = vg_cmd_kernel(GPUP_KERNEL_SPIN, (uint64_t[1]){ ns }, 1);
-		c[2 * i + 1] = vg_cmd_fence(GPUP_SPACE_IOVA, vg_iova(&done_seq), seq, i == n - 1);
+		c[2 * i] = gpup_cmd_kernel(GPUP_KERNEL_SPIN, (uint64_t[1]){ ns }, 1);
+		c[2 * i + 1] = gpup_cmd_fence(GPUP_SPACE_IOVA, vg_iova(&done_seq), seq, i == n - 1 ? GPUP_FENCE_IRQ : 0);
 		T.t_submit[seq % MAX_DEPTH] = release;
 		T.deadline[seq % MAX_DEPTH] = deadline;
 		T.engine_ns += ns;

@@ -60,7 +60,7 @@ static void sleep_until(uint64_t deadline)
 static int render(const struct vdi *v, uint32_t frame)
 {
 	uint64_t args[5] = { v->w, v->h, v->stride, v->fb, frame };
-	union gpup_cmd k = vg_cmd_kernel(GPUP_KERNEL_RENDER, args, 5);
+	union gpup_cmd k = gpup_cmd_kernel(GPUP_KERNEL_RENDER, args, 5);
 	int rc = vg_submit(&dev, Q, &k, 1);
 
 	return rc ? rc : vg_fence_wait(&dev, Q, TIMEOUT_NS);

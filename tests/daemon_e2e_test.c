@@ -136,10 +136,10 @@ Test(daemon_e2e, fill_copy_fence_over_vfio_user)
 	w = (uint32_t *)(g.ram + GPUP_VG_DATA_OFF);
 	for (uint32_t i = 0; i < 8192; i++)
 		w[i] = i * 2654435761u;
-	c[0] = gpup_vg_copy(GPUP_SPACE_IOVA, gpup_vg_iova(GPUP_VG_DATA_OFF), GPUP_SPACE_VRAM,
+	c[0] = gpup_cmd_copy(GPUP_SPACE_IOVA, gpup_vg_iova(GPUP_VG_DATA_OFF), GPUP_SPACE_VRAM,
 			    1 << 20, 32768);
-	c[1] = gpup_vg_fill(GPUP_SPACE_VRAM, (1 << 20) + 4096, 64, 0xabcd0123);
-	c[2] = gpup_vg_copy(GPUP_SPACE_VRAM, 1 << 20, GPUP_SPACE_IOVA,
+	c[1] = gpup_cmd_fill(GPUP_SPACE_VRAM, (1 << 20) + 4096, 64, 0xabcd0123);
+	c[2] = gpup_cmd_copy(GPUP_SPACE_VRAM, 1 << 20, GPUP_SPACE_IOVA,
 			    gpup_vg_iova(GPUP_VG_DATA_OFF + 65536), 32768);
 	cr_assert_eq(gpup_vg_submit(&g, 2, c, 3), 0);
 	cr_assert_eq(gpup_vg_fence_wait(&g, 2, 10000, NULL), 0, "the MSI-X eventfd fired");
@@ -179,15 +179,15 @@ Test(daemon_e2e, saxpy_and_checksum_bit_exact)
 		x[i] = (float)i / 3.0f;
 		y[i] = 1.0f / (float)(i + 1);
 	}
-	c[0] = gpup_vg_copy(GPUP_SPACE_IOVA, gpup_vg_iova(GPUP_VG_DATA_OFF), GPUP_SPACE_VRAM, 0,
+	c[0] = gpup_cmd_copy(GPUP_SPACE_IOVA, gpup_vg_iova(GPUP_VG_DATA_OFF), GPUP_SPACE_VRAM, 0,
 			    2 * bytes);
 	cr_assert_eq(gpup_vg_submit(&g, 1, c, 1), 0);
 	cr_assert_eq(gpup_vg_fence_wait(&g, 1, 10000, NULL), 0);
-	c[0] = gpup_vg_kernel(GPUP_KERNEL_SAXPY, (uint64_t[6]){ n, abits, 0, bytes });
-	c[1] = gpup_vg_kernel(GPUP_KERNEL_CHECKSUM, (uint64_t[6]){ bytes, bytes, 2 * bytes });
+	c[0] = gpup_cmd_kernel(GPUP_KERNEL_SAXPY, (uint64_t[6]){ n, abits, 0, bytes }, 6);
+	c[1] = gpup_cmd_kernel(GPUP_KERNEL_CHECKSUM, (uint64_t[6]){ bytes, bytes, 2 * bytes }, 6);
 	cr_assert_eq(gpup_vg_submit(&g, 0, c, 2), 0);
 	cr_assert_eq(gpup_vg_fence_wait(&g, 0, 10000, NULL), 0);
-	c[0] = gpup_vg_copy(GPUP_SPACE_VRAM, bytes, GPUP_SPACE_IOVA,
+	c[0] = gpup_cmd_copy(GPUP_SPACE_VRAM, bytes, GPUP_SPACE_IOVA,
 			    gpup_vg_iova(GPUP_VG_DATA_OFF + 2 * bytes), bytes + 8);
 	cr_assert_eq(gpup_vg_submit(&g, 1, c, 1), 0);
 	cr_assert_eq(gpup_vg_fence_wait(&g, 1, 10000, NULL), 0);
@@ -223,7 +223,7 @@ Test(daemon_e2e, fault_and_garbage_stay_in_their_partition)
 	cr_assert_eq(gpup_vg_queue_setup(&ga, 0, GPUP_ENGINE_COPY), 0);
 	cr_assert_eq(gpup_vg_queue_setup(&gb, 0, GPUP_ENGINE_COPY), 0);
 	/* a: a COPY from an IOVA nobody mapped faults a's queue. */
-	c = gpup_vg_copy(GPUP_SPACE_IOVA, 0x10000, GPUP_SPACE_VRAM, 0, 4096);
+	c = gpup_cmd_copy(GPUP_SPACE_IOVA, 0x10000, GPUP_SPACE_VRAM, 0, 4096);
 	cr_assert_eq(gpup_vg_submit(&ga, 0, &c, 1), 0);
 	cr_assert_eq(gpup_vg_fence_wait(&ga, 0, 500, &fault), -EIO);
 	cr_assert_eq(fault, GPUP_FAULT_IOMMU_UNMAPPED);
@@ -232,7 +232,7 @@ Test(daemon_e2e, fault_and_garbage_stay_in_their_partition)
 
 	cr_assert_eq(write(hv_vfu_socket(ca), &h, sizeof(h)), (ssize_t)sizeof(h));
 	/* b never notices. */
-	c = gpup_vg_fill(GPUP_SPACE_IOVA, gpup_vg_iova(GPUP_VG_DATA_OFF), 4096, 0x600dcafe);
+	c = gpup_cmd_fill(GPUP_SPACE_IOVA, gpup_vg_iova(GPUP_VG_DATA_OFF), 4096, 0x600dcafe);
 	cr_assert_eq(gpup_vg_submit(&gb, 0, &c, 1), 0);
 	cr_assert_eq(gpup_vg_fence_wait(&gb, 0, 10000, NULL), 0);
 	cr_assert_eq(((uint32_t *)(gb.ram + GPUP_VG_DATA_OFF))[1023], 0x600dcafe);

@@ -292,8 +292,8 @@ Test(vfu_dev, queue_fill_copy_fence)
 	cr_assert_eq(gpup_vg_open(&g, cl, 4 * MIB), 0);
 	cr_assert_eq(g.vram_size, VRAM_SIZE);
 	cr_assert_eq(gpup_vg_queue_setup(&g, 1, GPUP_ENGINE_COPY), 0);
-	c[0] = gpup_vg_fill(GPUP_SPACE_VRAM, 8192, 4096, 0xdeadbeef);
-	c[1] = gpup_vg_copy(GPUP_SPACE_VRAM, 8192, GPUP_SPACE_IOVA,
+	c[0] = gpup_cmd_fill(GPUP_SPACE_VRAM, 8192, 4096, 0xdeadbeef);
+	c[1] = gpup_cmd_copy(GPUP_SPACE_VRAM, 8192, GPUP_SPACE_IOVA,
 			    gpup_vg_iova(GPUP_VG_DATA_OFF), 4096);
 	cr_assert_eq(gpup_vg_submit(&g, 1, c, 2), 0);
 	cr_assert_eq(gpup_vg_fence_wait(&g, 1, 5000, NULL), 0);
@@ -327,7 +327,7 @@ Test(vfu_dev, doorbell_by_region_write)
 
 	cr_assert_eq(gpup_vg_open(&g, cl, 2 * MIB), 0);
 	cr_assert_eq(gpup_vg_queue_setup(&g, 3, GPUP_ENGINE_COPY), 0);
-	c = gpup_vg_fill(GPUP_SPACE_IOVA, gpup_vg_iova(GPUP_VG_DATA_OFF), 64, 0x11223344);
+	c = gpup_cmd_fill(GPUP_SPACE_IOVA, gpup_vg_iova(GPUP_VG_DATA_OFF), 64, 0x11223344);
 	memcpy(g.ram + 3 * (uint64_t)GPUP_VG_RING_BYTES, &c, sizeof(c));
 	*(volatile uint32_t *)(g.ram + GPUP_VG_PI_OFF + 3 * 8) = 1;
 	cr_assert_eq(hv_vfu_region_write(cl, VFIO_PCI_BAR0_REGION_INDEX, GPUP_DOORBELL(3), &one,

@@ -243,6 +243,46 @@ union gpup_cmd {
 	uint8_t raw[GPUP_CMD_SIZE];
 };
 
+/* Packet builders: the fields not named are zero, as the ABI requires of
+ * padding and reserved bytes.  Header-only so that guests and host tools
+ * encode packets the same way. */
+static inline union gpup_cmd gpup_cmd_copy(uint8_t src_space, uint64_t src, uint8_t dst_space,
+					   uint64_t dst, uint64_t len)
+{
+	union gpup_cmd c = { .copy = { .hdr = { .opcode = GPUP_OP_COPY },
+				       .src_space = src_space, .dst_space = dst_space,
+				       .src = src, .dst = dst, .len = len } };
+	return c;
+}
+
+static inline union gpup_cmd gpup_cmd_fill(uint8_t space, uint64_t dst, uint64_t len,
+					   uint32_t pattern)
+{
+	union gpup_cmd c = { .fill = { .hdr = { .opcode = GPUP_OP_FILL }, .dst_space = space,
+				       .pattern = pattern, .dst = dst, .len = len } };
+	return c;
+}
+
+/* nargs of args (at most 6) are used; the rest are zero. */
+static inline union gpup_cmd gpup_cmd_kernel(uint32_t kernel, const uint64_t *args,
+					     unsigned int nargs)
+{
+	union gpup_cmd c = { .kernel = { .hdr = { .opcode = GPUP_OP_KERNEL }, .kernel = kernel } };
+
+	for (unsigned int i = 0; i < nargs && i < 6; i++)
+		c.kernel.args[i] = args[i];
+	return c;
+}
+
+/* flags: GPUP_FENCE_IRQ or 0. */
+static inline union gpup_cmd gpup_cmd_fence(uint8_t space, uint64_t addr, uint64_t value,
+					    uint16_t flags)
+{
+	union gpup_cmd c = { .fence = { .hdr = { .opcode = GPUP_OP_FENCE, .flags = flags },
+					.space = space, .addr = addr, .value = value } };
+	return c;
+}
+
 /*
  * Built-in kernels.  All buffers are VRAM offsets (kernels run on device
  * memory, as on a real GPU; COPY moves data in and out), f32 data is

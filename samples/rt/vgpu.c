@@ -272,7 +272,7 @@ static int vg_wait_seq(struct vg_dev *d, unsigned int q, uint64_t seq,
 static bool vg_spin_first(struct vg_dev *d, unsigned int q, uint64_t seq)
 {
 	struct vg_queue *x = &d->q[q];
-	union gpup_cmd c = vg_cmd_fence(GPUP_SPACE_IOVA, vg_iova(x->fence), seq, false);
+	union gpup_cmd c = gpup_cmd_fence(GPUP_SPACE_IOVA, vg_iova(x->fence), seq, 0);
 	uint64_t t0 = rt_ns();
 
 	if (vg_submit(d, q, &c, 1))
@@ -286,7 +286,7 @@ int vg_fence_wait(struct vg_dev *d, unsigned int q, uint64_t timeout_ns)
 {
 	struct vg_queue *x = &d->q[q];
 	uint64_t seq = ++x->seq;
-	union gpup_cmd c = vg_cmd_fence(GPUP_SPACE_IOVA, vg_iova(x->fence), seq, true);
+	union gpup_cmd c = gpup_cmd_fence(GPUP_SPACE_IOVA, vg_iova(x->fence), seq, GPUP_FENCE_IRQ);
 	int rc;
 
 	if (d->poll_ns && vg_spin_first(d, q, seq))
@@ -298,7 +298,7 @@ int vg_fence_wait(struct vg_dev *d, unsigned int q, uint64_t timeout_ns)
 int vg_fence_poll(struct vg_dev *d, unsigned int q, uint64_t timeout_ns)
 {
 	struct vg_queue *x = &d->q[q];
-	union gpup_cmd c = vg_cmd_fence(GPUP_SPACE_IOVA, vg_iova(x->fence), ++x->seq, false);
+	union gpup_cmd c = gpup_cmd_fence(GPUP_SPACE_IOVA, vg_iova(x->fence), ++x->seq, 0);
 	uint64_t t0 = rt_ns();
 	int rc = vg_submit(d, q, &c, 1);
 
@@ -320,55 +320,3 @@ uint64_t vg_vram_alloc(struct vg_dev *d, uint64_t size, uint64_t align)
 	return off;
 }
 
-union gpup_cmd vg_cmd_copy(uint8_t src_space, uint64_t src, uint8_t dst_space,
-			   uint64_t dst, uint64_t len)
-{
-	union gpup_cmd c;
-
-	memset(&c, 0, sizeof(c));
-	c.copy.hdr.opcode = GPUP_OP_COPY;
-	c.copy.src_space = src_space;
-	c.copy.dst_space = dst_space;
-	c.copy.src = src;
-	c.copy.dst = dst;
-	c.copy.len = len;
-	return c;
-}
-
-union gpup_cmd vg_cmd_fill(uint8_t space, uint64_t dst, uint64_t len, uint32_t pattern)
-{
-	union gpup_cmd c;
-
-	memset(&c, 0, sizeof(c));
-	c.fill.hdr.opcode = GPUP_OP_FILL;
-	c.fill.dst_space = space;
-	c.fill.dst = dst;
-	c.fill.len = len;
-	c.fill.pattern = pattern;
-	return c;
-}
-
-union gpup_cmd vg_cmd_kernel(uint32_t kernel, const uint64_t *args, unsigned int nargs)
-{
-	union gpup_cmd c;
-
-	memset(&c, 0, sizeof(c));
-	c.kernel.hdr.opcode = GPUP_OP_KERNEL;
-	c.kernel.kernel = kernel;
-	for (unsigned int i = 0; i < nargs && i < 6; i++)
-		c.kernel.args[i] = args[i];
-	return c;
-}
-
-union gpup_cmd vg_cmd_fence(uint8_t space, uint64_t addr, uint64_t value, bool irq)
-{
-	union gpup_cmd c;
-
-	memset(&c, 0, sizeof(c));
-	c.fence.hdr.opcode = GPUP_OP_FENCE;
-	c.fence.hdr.flags = irq ? GPUP_FENCE_IRQ : 0;
-	c.fence.space = space;
-	c.fence.addr = addr;
-	c.fence.value = value;
-	return c;
-}

@@ -69,12 +69,7 @@ uint32_t vg_queue_fault(struct vg_dev *d, unsigned int q);
 /* VRAM: an offset inside the partition, aligned; ~0 when full. */
 uint64_t vg_vram_alloc(struct vg_dev *d, uint64_t size, uint64_t align);
 
-/* Packet builders. */
-union gpup_cmd vg_cmd_copy(uint8_t src_space, uint64_t src, uint8_t dst_space,
-			   uint64_t dst, uint64_t len);
-union gpup_cmd vg_cmd_fill(uint8_t space, uint64_t dst, uint64_t len, uint32_t pattern);
-union gpup_cmd vg_cmd_kernel(uint32_t kernel, const uint64_t *args, unsigned int nargs);
-union gpup_cmd vg_cmd_fence(uint8_t space, uint64_t addr, uint64_t value, bool irq);
+/* Packets: gpup_cmd_copy() and friends in uapi/gpup_vgpu.h. */
 
 static inline uint64_t vg_iova(const volatile void *p)
 {
