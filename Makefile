@@ -67,7 +67,8 @@ $(O)/obj/%.o: %.c | $(DEPS_STAMP)
 $(O)/gpup: $(O)/obj/gpup/main.o $(LIB_OBJS)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
-$(O)/tests/%: $(O)/obj/tests/%.o $(LIB_OBJS)
+# tests/testlib.c: helpers shared by the suites, linked into each.
+$(O)/tests/%: $(O)/obj/tests/%.o $(O)/obj/tests/testlib.o $(LIB_OBJS)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) -lcriterion
 

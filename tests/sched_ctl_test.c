@@ -14,6 +14,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "tests/testlib.h"
+
 #include "gpup/ctl.h"
 #include "gpup/kernels.h"
 #include "gpup/tsched.h"
@@ -194,22 +196,7 @@ static char dir[64];
 
 static int gpup(char *out, size_t len, const char *args)
 {
-	const char *bin = getenv("GPUP_BIN");
-	char cmd[1024], path_out[128];
-	FILE *f;
-	size_t n;
-	int st;
-
-	cr_assert_not_null(bin, "GPUP_BIN must name the gpup binary");
-	snprintf(path_out, sizeof(path_out), "%s/out", dir);
-	snprintf(cmd, sizeof(cmd), "%s --run-dir %s/run %s >%s 2>&1", bin, dir, args, path_out);
-	st = system(cmd);
-	f = fopen(path_out, "r");
-	n = f ? fread(out, 1, len - 1, f) : 0;
-	out[n] = '\0';
-	if (f)
-		fclose(f);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+	return tl_gpup(dir, out, len, args);
 }
 
 static FILE *exercise(const char *uuid)
@@ -294,23 +281,7 @@ static void partition_settings(char *out, size_t len)
 /* Runs even when an assertion ended the test: no daemon is left behind. */
 static void cli_teardown(void)
 {
-	char path[128], cmd[128];
-	FILE *f;
-	int pid = 0;
-
-	if (!dir[0])
-		return;
-	snprintf(path, sizeof(path), "%s/run/gpup.pid", dir);
-	if ((f = fopen(path, "r"))) {
-		if (fscanf(f, "%d", &pid) == 1 && pid > 0)
-			kill(pid, SIGTERM);
-		fclose(f);
-	}
-	for (int i = 0; pid > 0 && i < 300 && kill(pid, 0) == 0; i++)
-		usleep(10000);
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	if (system(cmd) != 0)
-		fprintf(stderr, "could not remove %s\n", dir);
+	tl_stop_daemon(dir);
 }
 
 TestSuite(sched_cli, .fini = cli_teardown);

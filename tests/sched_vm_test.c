@@ -15,25 +15,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "tests/testlib.h"
+
 static char dir[64];
 
 static int gpup(char *out, size_t len, const char *args)
 {
-	char cmd[1024], path[128];
-	FILE *f;
-	size_t n;
-	int st;
-
-	snprintf(path, sizeof(path), "%s/out", dir);
-	snprintf(cmd, sizeof(cmd), "%s --run-dir %s/run %s >%s 2>&1", getenv("GPUP_BIN"), dir,
-		 args, path);
-	st = system(cmd);
-	f = fopen(path, "r");
-	n = f ? fread(out, 1, len - 1, f) : 0;
-	out[n] = '\0';
-	if (f)
-		fclose(f);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+	return tl_gpup(dir, out, len, args);
 }
 
 static void slurp(const char *path, char *buf, size_t len)
@@ -67,23 +55,7 @@ static void create(char *out, size_t len, char *uuid)
 /* Runs even when an assertion ended the test: no daemon is left behind. */
 static void stop_daemon(void)
 {
-	char path[128], cmd[128];
-	FILE *f;
-	int pid = 0;
-
-	if (!dir[0])
-		return;
-	snprintf(path, sizeof(path), "%s/run/gpup.pid", dir);
-	if ((f = fopen(path, "r"))) {
-		if (fscanf(f, "%d", &pid) == 1 && pid > 0)
-			kill(pid, SIGTERM);
-		fclose(f);
-	}
-	for (int i = 0; pid > 0 && i < 300 && kill(pid, 0) == 0; i++)
-		usleep(10000);
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	if (system(cmd) != 0)
-		fprintf(stderr, "could not remove %s\n", dir);
+	tl_stop_daemon(dir);
 }
 
 TestSuite(sched_vm, .fini = stop_daemon);
