@@ -112,6 +112,8 @@ def pool_state_seeds():
              '{"mdev_other":"x"}]')
     write("pool_state", "attrs", b"\x00" + state("gpu0", "sim-2g-4", 2 * g, 2 * g)
           .replace('"attrs":[]', '"attrs":' + attrs).encode())
+    write("pool_state", "gpu-settings", b"\x08" + b'{"version":1,"gpu":"gpu0","policy":'
+          b'"equal-share","slice_ns":1000000,"watchdog_ns":50000000}')
     write("pool_state", "upper", b"\x01" + state("gpu0", "sim-8g-1", 0, 8 * g).encode())
 
 

@@ -6,7 +6,9 @@
  * (canonical, upper-case, or a name of the right shape that is no UUID)
  * and whether a partition already holds the first half of gpu0; the rest
  * is the file.  The pool has two GPUs of different sizes (so different
- * type names) and gpup_pool_restore reads the directory.
+ * type names) and gpup_pool_restore reads the directory.  With bit 3 set
+ * the bytes are a GPU's saved scheduler settings (STATE/gpus/NAME.json)
+ * instead, read by gpup_pool_gpu_sched_load.
  *
  * The harness decides on its own whether the file is a valid definition
  * (see valid_def below) and checks that restore agrees: a valid file comes
@@ -299,6 +301,70 @@ static void check_restored(struct gpup_pool *p, const struct def *d, unsigned in
 		 gpup_buddy_free_units(b), used0);
 }
 
+/* The contract of STATE/gpus/NAME.json (pool.h): version 1, the GPU's own
+ * name, a policy the scheduler knows, slice_ns 0 or within the scheduler's
+ * bounds, watchdog_ns up to an hour. */
+static bool valid_gpu_file(json_object *o, const char *name, struct gpup_gpu_sched *s)
+{
+	static const char *const policies[] = { "fifo", "best-effort", "equal-share",
+						"fixed-share", "weighted" };
+	const char *gpu = str_field(o, "gpu"), *policy = str_field(o, "policy");
+	json_object *v;
+	bool known = false;
+
+	if (!o || !json_object_is_type(o, json_type_object) ||
+	    !json_object_object_get_ex(o, "version", &v) ||
+	    !json_object_is_type(v, json_type_int) || json_object_get_int64(v) != 1)
+		return false;
+	if (!gpu || strcmp(gpu, name) || !policy)
+		return false;
+	for (unsigned int i = 0; i < sizeof(policies) / sizeof(policies[0]); i++) {
+		if (!strcmp(policy, policies[i])) {
+			s->policy = (enum sched_policy)i;
+			known = true;
+		}
+	}
+	return known && u64_field(o, "slice_ns", &s->slice_ns) &&
+	       u64_field(o, "watchdog_ns", &s->watchdog_ns) &&
+	       (!s->slice_ns || (s->slice_ns >= 100000 && s->slice_ns <= 30000000)) &&
+	       s->watchdog_ns <= 3600ull * 1000000000ull;
+}
+
+/* Mode 8: the bytes are a GPU's saved scheduler settings instead. */
+static void gpu_file(const char *gpu, const uint8_t *data, size_t len)
+{
+	char dir[350], path[400];
+	struct gpup_gpu_sched want = { 0 }, got = { 0 };
+	struct gpup_pool p;
+	FILE *f;
+
+	snprintf(dir, sizeof(dir), "%s/gpus", state_dir);
+	snprintf(path, sizeof(path), "%s/%s.json", dir, gpu);
+	mkdir(dir, 0700);
+	f = fopen(path, "w");
+	fz_check(f && fwrite(data, 1, len, f) == len && fclose(f) == 0, "write %s", path);
+	pool_up(&p, false);
+	json_object *o = json_object_from_file(path);
+	bool valid = valid_gpu_file(o, gpu, &want);
+
+	json_object_put(o);
+	nlogs = 0;
+	int rc = gpup_pool_gpu_sched_load(&p, gpu, &got);
+
+	fz_check(rc == (valid ? 0 : -EINVAL) && nlogs == !valid,
+		 "GPU settings: %d with %u log lines for a%s file", rc, nlogs,
+		 valid ? " valid" : "n invalid");
+	if (valid)
+		fz_check(got.policy == want.policy && got.slice_ns == want.slice_ns &&
+			 got.watchdog_ns == want.watchdog_ns, "GPU settings read as %d %llu %llu",
+			 (int)got.policy, (unsigned long long)got.slice_ns,
+			 (unsigned long long)got.watchdog_ns);
+	gpup_pool_fini(&p);
+	unlink(path);
+}
+
+/* First byte: bits 0-1 the file's name, bit 2 a partition holds half of
+ * gpu0, bit 3 the file is a GPU's settings (bit 4: gpu1's) instead. */
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const char *const names[] = { UUID_LOWER, UUID_UPPER, UUID_JUNK, UUID_LOWER };
@@ -311,6 +377,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		snprintf(state_dir, sizeof(state_dir), "%s/state", fz_tmpdir());
 		snprintf(part_dir, sizeof(part_dir), "%s/partitions", state_dir);
 		fz_check(mkdir(state_dir, 0700) == 0 && mkdir(part_dir, 0700) == 0, "dirs");
+	}
+	if (data[0] & 8) {
+		gpu_file(data[0] & 16 ? "gpu1" : "gpu0", data + 1, size - 1);
+		return 0;
 	}
 	const char *name = names[data[0] & 3];
 	bool held = data[0] & 4;
