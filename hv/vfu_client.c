@@ -9,10 +9,12 @@
  */
 #include <errno.h>
 #include <json-c/json.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -23,6 +25,7 @@
 
 struct hv_vfu {
 	int sock;
+	bool broken;         /* a send or receive failed: out of step for good */
 	uint16_t next_id;
 	uint32_t max_xfer;   /* the server's */
 	uint32_t max_fds;
@@ -57,7 +60,7 @@ static int send_all(int sock, struct msghdr *mh)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
-			return -errno;
+			return errno == EAGAIN ? -ETIMEDOUT : -errno;
 		sent += (size_t)n;
 		mh->msg_control = NULL;
 		mh->msg_controllen = 0;
@@ -142,7 +145,7 @@ static int recv_full(int sock, void *buf, size_t len, int *fds, unsigned int *nf
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
-			return -errno;
+			return errno == EAGAIN ? -ETIMEDOUT : -errno;
 		keep_fds(&mh, fds, nfds, max);
 		if (n == 0)
 			return -ECONNRESET;
@@ -165,6 +168,7 @@ static int recv_reply(struct hv_vfu *c, uint16_t id, uint16_t cmd, int *rfds,
 	uint32_t len;
 	int rc;
 
+	c->broken = true; /* until a whole reply has arrived */
 	rc = recv_full(c->sock, &h, sizeof(h), rfds, nrfds, max);
 	if (rc)
 		return rc;
@@ -177,6 +181,7 @@ static int recv_reply(struct hv_vfu *c, uint16_t id, uint16_t cmd, int *rfds,
 	if ((h.flags & VFIO_USER_F_TYPE_MASK) != VFIO_USER_F_TYPE_REPLY || h.msg_id != id ||
 	    h.command != cmd)
 		return -EPROTO;
+	c->broken = false;
 	if (h.flags & VFIO_USER_F_ERROR)
 		return h.error_no ? -(int)h.error_no : -EIO;
 	return (int)len;
@@ -195,9 +200,17 @@ int hv_vfu_call(struct hv_vfu *c, uint16_t cmd, const void *req, uint32_t req_le
 	unsigned int max = nrfds ? *nrfds : 0, got = 0;
 	int rc;
 
+	if (nrfds)
+		*nrfds = 0;
+	/* After a timeout a late reply may still come: nothing that follows
+	 * could be matched to its request, so the connection is done. */
+	if (c->broken)
+		return -ENOTCONN;
 	rc = send_cmd(c, &h, req, req_len, fds, nfds);
-	if (rc)
+	if (rc) {
+		c->broken = true;
 		return rc;
+	}
 	rc = recv_reply(c, h.msg_id, cmd, rfds, &got, max);
 	if (rc < 0) {
 		close_all(rfds, got);
@@ -320,6 +333,21 @@ struct hv_vfu *hv_vfu_connect(const char *path, int *err)
 		return NULL;
 	}
 	return hv_vfu_open_fd(sock, err);
+}
+
+int hv_vfu_set_timeout(struct hv_vfu *c, unsigned int ms)
+{
+	struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
+
+	if (setsockopt(c->sock, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0 ||
+	    setsockopt(c->sock, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0)
+		return -errno;
+	return 0;
+}
+
+bool hv_vfu_broken(const struct hv_vfu *c)
+{
+	return c->broken;
 }
 
 void hv_vfu_close(struct hv_vfu *c)

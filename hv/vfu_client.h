@@ -7,12 +7,14 @@
  *
  * Every call returns 0 (or a count) on success and -errno on failure:
  * the server's errno for an error reply, -EPROTO for a reply that does not
- * match the protocol, -ECONNRESET when the server went away.  Structs are
+ * match the protocol, -ECONNRESET when the server went away, -ETIMEDOUT
+ * when it did not answer in time (hv_vfu_set_timeout).  Structs are
  * the <linux/vfio.h> ones the protocol reuses.
  */
 #ifndef GPUP_HV_VFU_CLIENT_H
 #define GPUP_HV_VFU_CLIENT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -28,6 +30,13 @@ struct hv_vfu *hv_vfu_connect(const char *path, int *err);
 /* The same over an already connected socket (taken either way). */
 struct hv_vfu *hv_vfu_open_fd(int sock, int *err);
 void hv_vfu_close(struct hv_vfu *c);
+
+/* Bound every send and every wait for a reply to ms milliseconds (0: wait
+ * for ever, the default).  A call that runs out returns -ETIMEDOUT. */
+int hv_vfu_set_timeout(struct hv_vfu *c, unsigned int ms);
+/* True once a send or receive has failed (timeout, hang-up, a reply out of
+ * step): every later call returns -ENOTCONN without touching the socket. */
+bool hv_vfu_broken(const struct hv_vfu *c);
 
 /* The server's capabilities from VERSION. */
 uint32_t hv_vfu_max_xfer(const struct hv_vfu *c);

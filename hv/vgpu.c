@@ -38,6 +38,11 @@
 #define MSIX_CTRL_MASKALL 0x4000u
 #define MSIX_ENTRY_SIZE 16u
 #define MSIX_VEC_MASKED 1u
+/* How long a register access may wait for the daemon.  It answers within
+ * microseconds (at worst an engine's slice, a few ms); a daemon that is
+ * stopped or wedged must not hold a vCPU, and the VM's I/O lock, for ever. */
+#define HV_VGPU_TIMEOUT_MS 3000u
+#define HV_VGPU_TIMEOUT_TEXT "3 s"
 
 struct hv_vgpu_vec {
 	int efd;                 /* the device signals it; KVM injects */
@@ -156,11 +161,15 @@ static void hv_vgpu_forward(struct hv_vgpu *g, uint64_t off, bool is_write,
 	if (rc >= 0)
 		return;
 	/* A refused access (bad size, offset) reads as all-ones, as on a
-	 * real bus; a dead connection makes the device lost. */
+	 * real bus; a dead or stalled connection makes the device lost. */
 	if (!is_write)
 		memset(data, 0xff, len);
-	if (rc == -ECONNRESET || rc == -EPIPE || rc == -ENOTCONN)
-		hv_vgpu_mark_lost(g, "the daemon closed the connection");
+	if (rc == -ETIMEDOUT)
+		hv_vgpu_mark_lost(g, "the daemon did not answer a register access "
+				  "within " HV_VGPU_TIMEOUT_TEXT);
+	else if (hv_vfu_broken(g->c))
+		hv_vgpu_mark_lost(g, rc == -EPROTO ? "the daemon broke the vfio-user protocol"
+					: "the daemon closed the connection");
 }
 
 static void hv_vgpu_bar0(struct hv_vm *vm, void *opaque, uint64_t off,
@@ -408,7 +417,11 @@ int hv_vgpu_attach(struct hv_vm *vm, const char *sock, struct hv_vgpu **out)
 		free(g);
 		return rc;
 	}
-	rc = hv_vgpu_setup(g);
+	rc = hv_vfu_set_timeout(g->c, HV_VGPU_TIMEOUT_MS);
+	if (rc == 0)
+		rc = hv_vgpu_setup(g);
+	else
+		hv_vgpu_fail(g, "socket timeout", rc);
 	if (rc < 0) {
 		hv_vgpu_detach(vm, g);
 		return rc;

@@ -257,7 +257,9 @@ Test(hv_gpu, doorbells_and_interrupts_bypass_the_vmm)
 	cr_assert_lt(mmio, 900, "doorbells trapped: %llu MMIO exits", mmio);
 }
 
-static void lose_device(bool kill_daemon)
+enum loss { LOSS_DESTROY, LOSS_KILL, LOSS_STALL };
+
+static void lose_device(enum loss how, const char *line)
 {
 	struct proc p;
 	char u[40], *argv[] = { "gpup", "--run-dir", run_dir, "destroy", "--force", u, NULL };
@@ -266,35 +268,49 @@ static void lose_device(bool kill_daemon)
 	create("sim-512m-16", u);
 	boot(&p, "infer", sock_of(u), "n=4 iters=1000000");
 	usleep(700000);
-	if (kill_daemon) {
-		kill(daemon_pid, SIGKILL);
-		waitpid(daemon_pid, NULL, 0);
-		daemon_pid = -1;
-	} else {
+	if (how == LOSS_DESTROY) {
 		start(&d, argv);
 		finish(&d);
 		cr_assert_eq(d.code, 0, "destroy: %s", d.err_buf);
+	} else {
+		/* A stopped daemon neither answers nor hangs up. */
+		kill(daemon_pid, how == LOSS_KILL ? SIGKILL : SIGSTOP);
 	}
 	finish(&p);
+	if (how != LOSS_DESTROY) {
+		kill(daemon_pid, SIGKILL);
+		waitpid(daemon_pid, NULL, 0);
+		daemon_pid = -1;
+	}
 	/* The guest saw the device fail (its status 5), the VMM said so once. */
 	cr_assert_eq(p.code, 5, "out: %s err: %s", p.out_buf, p.err_buf);
 	cr_assert(strstr(p.out_buf, "infer: device error -3"), "%s", p.out_buf);
-	cr_assert(strstr(p.err_buf, "the daemon closed the connection; its registers "
-				    "now read as all-ones\n"), "%s", p.err_buf);
+	cr_assert(strstr(p.err_buf, line), "%s", p.err_buf);
 	cr_assert_eq(strchr(p.err_buf, '\n'), p.err_buf + strlen(p.err_buf) - 1,
 		     "one line: %s", p.err_buf);
 }
 
+#define CLOSED "the daemon closed the connection; its registers now read as all-ones\n"
+
 Test(hv_gpu, partition_destroyed_under_a_running_guest)
 {
 	need_kvm();
-	lose_device(false);
+	lose_device(LOSS_DESTROY, CLOSED);
 }
 
 Test(hv_gpu, daemon_killed_under_a_running_guest)
 {
 	need_kvm();
-	lose_device(true);
+	lose_device(LOSS_KILL, CLOSED);
+}
+
+/* A daemon that stops answering must not hold a vCPU for ever: after the
+ * VMM's timeout the device is lost, as if the daemon had gone. */
+Test(hv_gpu, daemon_stalled_under_a_running_guest)
+{
+	need_kvm();
+	lose_device(LOSS_STALL, "the daemon did not answer a register access within "
+				"3 s; its registers now read as all-ones\n");
 }
 
 Test(hv_gpu, attach_failures_are_clear)
