@@ -42,10 +42,10 @@ int hv_register_mmio(struct hv_vm *vm, uint64_t base, uint64_t len,
 	return hv_register(vm->mmio, &vm->nmmio, base, len, fn, opaque);
 }
 
-void hv_unregister_mmio(struct hv_vm *vm, uint64_t base)
+void hv_unregister_mmio(struct hv_vm *vm, uint64_t base, void *opaque)
 {
 	for (unsigned int i = 0; i < vm->nmmio; i++) {
-		if (vm->mmio[i].base != base)
+		if (vm->mmio[i].base != base || vm->mmio[i].opaque != opaque)
 			continue;
 		vm->mmio[i] = vm->mmio[--vm->nmmio];
 		return;

@@ -102,6 +102,11 @@ int hv_vm_create(struct hv_vm *vm, const struct hv_config *cfg);
 void hv_vm_destroy(struct hv_vm *vm);
 void hv_vm_stop(struct hv_vm *vm, int code);
 void hv_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* For lines a guest can cause again and again (a BAR moved onto RAM, an
+ * MSI-X route KVM refuses): at most HV_LOG_GUEST_BURST a second, then one
+ * line saying how many were dropped, so a guest cannot flood the log. */
+#define HV_LOG_GUEST_BURST 10u
+void hv_log_guest(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 uint64_t hv_now_ns(void);
 /* Memory slots: a fresh slot number, then set (size 0 deletes). */
 unsigned int hv_memslot_alloc(struct hv_vm *vm);
@@ -123,7 +128,8 @@ int hv_register_pio(struct hv_vm *vm, uint64_t base, uint64_t len,
  * holds io_lock. */
 int hv_register_mmio(struct hv_vm *vm, uint64_t base, uint64_t len,
 		     hv_io_fn fn, void *opaque);
-void hv_unregister_mmio(struct hv_vm *vm, uint64_t base);
+/* Removes the range at base only if it is opaque's. */
+void hv_unregister_mmio(struct hv_vm *vm, uint64_t base, void *opaque);
 void hv_pio_dispatch(struct hv_vm *vm, uint16_t port, bool is_write,
 		     uint8_t *data, unsigned int len);
 void hv_mmio_dispatch(struct hv_vm *vm, uint64_t gpa, bool is_write,
@@ -153,17 +159,24 @@ struct hv_pci_dev {
 	uint8_t wmask[256];          /* bits the guest may change */
 	uint64_t bar_size[HV_PCI_MAX_BARS];
 	uint64_t bar_mapped[HV_PCI_MAX_BARS]; /* live address, 0 = not decoded */
+	uint64_t bar_refused[HV_PCI_MAX_BARS]; /* last place refused, said once */
 	bool bar_64[HV_PCI_MAX_BARS];
 	unsigned int cap_next;       /* where the next capability goes */
 	unsigned int devfn;
 	void *opaque;
 	/* Optional.  A BAR starts or stops decoding or moves: old or new is
-	 * 0 when it is not decoded.  Called with io_lock held. */
-	void (*bar_map)(struct hv_pci_dev *d, unsigned int bar, uint64_t old_gpa,
-			uint64_t new_gpa);
+	 * 0 when it is not decoded.  Called with io_lock held.  Returns 0, or
+	 * -errno when the BAR could not be mapped at new_gpa: it is then
+	 * left undecoded (the old mapping is gone either way). */
+	int (*bar_map)(struct hv_pci_dev *d, unsigned int bar, uint64_t old_gpa,
+		       uint64_t new_gpa);
 	/* Optional.  The guest wrote config space [off, off + len). */
 	void (*cfg_written)(struct hv_pci_dev *d, unsigned int off, unsigned int len);
 };
+/* BARs decode only where nothing else is: not over guest RAM, another BAR
+ * (of any function) or the interrupt controllers and the TSS from
+ * HV_PCI_MMIO32_END to 4 GiB.  Elsewhere a BAR stays undecoded, with one
+ * line, until the guest moves it somewhere free. */
 int hv_pci_init(struct hv_vm *vm);
 void hv_pci_destroy(struct hv_vm *vm);
 struct hv_pci_dev *hv_pci_add(struct hv_vm *vm, uint16_t vendor, uint16_t device,

@@ -34,7 +34,7 @@ static int hv_routes_push(struct hv_vm *vm)
 	r->nr = n;
 	if (ioctl(vm->vm_fd, KVM_SET_GSI_ROUTING, r) < 0) {
 		rc = -errno;
-		hv_log("KVM_SET_GSI_ROUTING: %s", strerror(errno));
+		hv_log_guest("KVM_SET_GSI_ROUTING: %s", strerror(errno));
 	}
 	free(r);
 	return rc;

@@ -27,6 +27,7 @@
 #define PCI_CAP_FIRST 0x40
 
 struct hv_pci {
+	struct hv_vm *vm;
 	uint32_t addr;               /* last value written to 0xcf8 */
 	struct hv_pci_dev *devs[HV_PCI_MAX_DEVS]; /* slot n is device n */
 	unsigned int ndevs;
@@ -57,31 +58,75 @@ static uint64_t hv_bar_addr(const struct hv_pci_dev *d, unsigned int bar)
 	return a;
 }
 
-/* Where each BAR should decode now; tell the device about changes.  A
- * BAR being sized (all address bits set) does not decode. */
-static void hv_pci_update_bars(struct hv_pci_dev *d)
+static bool hv_ranges_meet(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
 {
-	bool mem = hv_cfg_get(d, PCI_COMMAND, 2) & PCI_CMD_MEM;
+	return a < b + blen && b < a + alen;
+}
 
+/* Why a BAR may not decode at [gpa, gpa + size), or NULL if it may. */
+static const char *hv_bar_clash(const struct hv_pci *p, const struct hv_pci_dev *d,
+				unsigned int bar, uint64_t gpa, uint64_t size)
+{
+	if (gpa + size < gpa)
+		return "wraps around the address space";
+	if (hv_ranges_meet(gpa, size, 0, p->vm->mem_size))
+		return "overlaps guest RAM";
+	if (hv_ranges_meet(gpa, size, HV_PCI_MMIO32_END, (4ull << 30) - HV_PCI_MMIO32_END))
+		return "overlaps the interrupt controllers";
+	for (unsigned int i = 0; i < p->ndevs; i++)
+		for (unsigned int b = 0; b < HV_PCI_MAX_BARS; b++) {
+			const struct hv_pci_dev *o = p->devs[i];
+
+			if ((o != d || b != bar) && o->bar_mapped[b] &&
+			    hv_ranges_meet(gpa, size, o->bar_mapped[b], o->bar_size[b]))
+				return "overlaps another BAR";
+		}
+	return NULL;
+}
+
+/* Where BAR b should decode now: 0 for nowhere.  A BAR being sized (all
+ * address bits set) does not decode, nor does one placed over something
+ * else (said once per place). */
+static uint64_t hv_bar_want(struct hv_pci *p, struct hv_pci_dev *d, unsigned int b)
+{
+	uint64_t want = hv_bar_addr(d, b), mask;
+	const char *why;
+
+	mask = d->bar_64[b] ? ~(d->bar_size[b] - 1) : (uint32_t)~(d->bar_size[b] - 1);
+	if (!(hv_cfg_get(d, PCI_COMMAND, 2) & PCI_CMD_MEM) || want == 0 || want == mask)
+		return 0;
+	why = hv_bar_clash(p, d, b, want, d->bar_size[b]);
+	if (!why)
+		return want;
+	if (d->bar_refused[b] != want)
+		hv_log_guest("PCI 00:%02x.0 BAR%u at 0x%llx %s; not decoded until moved",
+			     d->devfn >> 3, b, (unsigned long long)want, why);
+	d->bar_refused[b] = want;
+	return 0;
+}
+
+/* Where each BAR should decode now; tell the device about changes. */
+static void hv_pci_update_bars(struct hv_pci *p, struct hv_pci_dev *d)
+{
 	for (unsigned int b = 0; b < HV_PCI_MAX_BARS; b++) {
-		uint64_t want, mask;
+		uint64_t want;
 
 		if (!d->bar_size[b])
 			continue;
-		want = hv_bar_addr(d, b);
-		mask = d->bar_64[b] ? ~(d->bar_size[b] - 1) :
-				      (uint32_t)~(d->bar_size[b] - 1);
-		if (!mem || want == 0 || want == mask)
-			want = 0;
+		want = hv_bar_want(p, d, b);
 		if (want == d->bar_mapped[b])
 			continue;
-		if (d->bar_map)
-			d->bar_map(d, b, d->bar_mapped[b], want);
+		if (d->bar_map && d->bar_map(d, b, d->bar_mapped[b], want) < 0) {
+			hv_log_guest("PCI 00:%02x.0 BAR%u cannot be mapped at 0x%llx; "
+				     "not decoded", d->devfn >> 3, b,
+				     (unsigned long long)want);
+			want = 0;
+		}
 		d->bar_mapped[b] = want;
 	}
 }
 
-static void hv_pci_cfg_write(struct hv_pci_dev *d, unsigned int off,
+static void hv_pci_cfg_write(struct hv_pci *p, struct hv_pci_dev *d, unsigned int off,
 			     uint32_t v, unsigned int len)
 {
 	for (unsigned int i = 0; i < len; i++) {
@@ -90,7 +135,7 @@ static void hv_pci_cfg_write(struct hv_pci_dev *d, unsigned int off,
 		d->cfg[off + i] = (uint8_t)((d->cfg[off + i] & ~m) | (b & m));
 	}
 	if (off < PCI_BAR0 + 4 * HV_PCI_MAX_BARS && off + len > PCI_COMMAND)
-		hv_pci_update_bars(d);
+		hv_pci_update_bars(p, d);
 	if (d->cfg_written)
 		d->cfg_written(d, off, len);
 }
@@ -135,7 +180,7 @@ static void hv_pci_io(struct hv_vm *vm, void *opaque, uint64_t off,
 	}
 	if (is_write) {
 		memcpy(&v, data, len);
-		hv_pci_cfg_write(d, reg, v, len);
+		hv_pci_cfg_write(p, d, reg, v, len);
 	} else {
 		memcpy(data, d->cfg + reg, len);
 	}
@@ -169,6 +214,7 @@ int hv_pci_init(struct hv_vm *vm)
 
 	if (!p)
 		return -ENOMEM;
+	p->vm = vm;
 	p->next32 = HV_PCI_MMIO32_BASE;
 	p->next64 = HV_PCI_MMIO64_BASE;
 	vm->pci = p;
@@ -259,6 +305,6 @@ void hv_pci_enable(struct hv_vm *vm, struct hv_pci_dev *d)
 {
 	pthread_mutex_lock(&vm->io_lock);
 	hv_cfg_put(d, PCI_COMMAND, hv_cfg_get(d, PCI_COMMAND, 2) | PCI_CMD_MEM, 2);
-	hv_pci_update_bars(d);
+	hv_pci_update_bars(vm->pci, d);
 	pthread_mutex_unlock(&vm->io_lock);
 }

@@ -116,8 +116,8 @@ static void hv_vgpu_vec_update(struct hv_vgpu *g, unsigned int v)
 	if (want == x->wired)
 		return;
 	if (hv_irqfd(g->vm, x->efd, x->gsi, want) < 0) {
-		hv_log("GPU partition %s: cannot %s vector %u: %s", g->sock,
-		       want ? "connect" : "disconnect", v, strerror(errno));
+		hv_log_guest("GPU partition %s: cannot %s vector %u: %s", g->sock,
+			     want ? "connect" : "disconnect", v, strerror(errno));
 		return;
 	}
 	x->wired = want;
@@ -189,36 +189,57 @@ static void hv_vgpu_bar0(struct hv_vm *vm, void *opaque, uint64_t off,
 	}
 }
 
-static void hv_vgpu_doorbells(struct hv_vgpu *g, uint64_t base, bool assign)
+/* Assign or deassign every doorbell's ioeventfd at BAR0 = base.  An
+ * assignment that fails takes back the ones before it. */
+static int hv_vgpu_doorbells(struct hv_vgpu *g, uint64_t base, bool assign)
 {
-	for (unsigned int i = 0; i < g->ndb; i++)
-		if (hv_ioeventfd(g->vm, g->db[i].fd, base + g->db[i].offset,
-				 (unsigned int)g->db[i].size, assign) < 0)
-			hv_log("GPU partition %s: doorbell %u ioeventfd: %s", g->sock,
-			       i, strerror(errno));
+	for (unsigned int i = 0; i < g->ndb; i++) {
+		int rc = hv_ioeventfd(g->vm, g->db[i].fd, base + g->db[i].offset,
+				      (unsigned int)g->db[i].size, assign);
+
+		if (rc == 0 || !assign)
+			continue;
+		hv_log_guest("GPU partition %s: doorbell %u ioeventfd: %s", g->sock, i,
+			     strerror(-rc));
+		while (i--)
+			hv_ioeventfd(g->vm, g->db[i].fd, base + g->db[i].offset,
+				     (unsigned int)g->db[i].size, false);
+		return rc;
+	}
+	return 0;
 }
 
-/* BARs start decoding, stop, or move (io_lock held). */
-static void hv_vgpu_bar_map(struct hv_pci_dev *d, unsigned int bar,
-			    uint64_t old_gpa, uint64_t new_gpa)
+static int hv_vgpu_map_bar0(struct hv_vgpu *g, uint64_t gpa)
+{
+	int rc = hv_register_mmio(g->vm, gpa, GPUP_BAR0_SIZE, hv_vgpu_bar0, g);
+
+	if (rc == 0)
+		rc = hv_vgpu_doorbells(g, gpa, true);
+	if (rc < 0)
+		hv_unregister_mmio(g->vm, gpa, g);
+	return rc;
+}
+
+/* BARs start decoding, stop, or move (io_lock held).  The PCI host has
+ * checked that the new place overlaps nothing else. */
+static int hv_vgpu_bar_map(struct hv_pci_dev *d, unsigned int bar,
+			   uint64_t old_gpa, uint64_t new_gpa)
 {
 	struct hv_vgpu *g = d->opaque;
 
 	if (bar == 0) {
 		if (old_gpa) {
-			hv_unregister_mmio(g->vm, old_gpa);
+			hv_unregister_mmio(g->vm, old_gpa, g);
 			hv_vgpu_doorbells(g, old_gpa, false);
 		}
-		if (new_gpa) {
-			hv_register_mmio(g->vm, new_gpa, GPUP_BAR0_SIZE, hv_vgpu_bar0, g);
-			hv_vgpu_doorbells(g, new_gpa, true);
-		}
-	} else if (bar == 2) {
-		if (old_gpa)
-			hv_memslot_set(g->vm, g->vram_slot, old_gpa, 0, NULL);
-		if (new_gpa)
-			hv_memslot_set(g->vm, g->vram_slot, new_gpa, g->vram_size, g->vram);
+		return new_gpa ? hv_vgpu_map_bar0(g, new_gpa) : 0;
 	}
+	if (bar != 2)
+		return 0;
+	if (old_gpa)
+		hv_memslot_set(g->vm, g->vram_slot, old_gpa, 0, NULL);
+	return new_gpa ? hv_memslot_set(g->vm, g->vram_slot, new_gpa, g->vram_size,
+					g->vram) : 0;
 }
 
 static void hv_vgpu_cfg_written(struct hv_pci_dev *d, unsigned int off,

@@ -21,15 +21,12 @@
 
 #include "hv/hv_int.h"
 
-void hv_log(const char *fmt, ...)
+static void hv_vlog(const char *fmt, va_list ap)
 {
 	char line[512];
-	va_list ap;
 	int n;
 
-	va_start(ap, fmt);
 	n = vsnprintf(line, sizeof(line) - 1, fmt, ap);
-	va_end(ap);
 	if (n < 0)
 		return;
 	if ((size_t)n > sizeof(line) - 2)
@@ -39,6 +36,49 @@ void hv_log(const char *fmt, ...)
 	if (write(STDERR_FILENO, "gpup run: ", 10) < 0 ||
 	    write(STDERR_FILENO, line, (size_t)n) < 0)
 		return;
+}
+
+void hv_log(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	hv_vlog(fmt, ap);
+	va_end(ap);
+}
+
+/* One budget for the whole process: a VMM runs one VM. */
+static pthread_mutex_t hv_log_lock = PTHREAD_MUTEX_INITIALIZER;
+static uint64_t hv_log_window_ns;
+static unsigned int hv_log_in_window, hv_log_dropped;
+
+void hv_log_guest(const char *fmt, ...)
+{
+	uint64_t now = hv_now_ns();
+	unsigned int dropped = 0;
+	bool print;
+	va_list ap;
+
+	pthread_mutex_lock(&hv_log_lock);
+	if (now - hv_log_window_ns >= 1000000000ull) {
+		hv_log_window_ns = now;
+		hv_log_in_window = 0;
+		dropped = hv_log_dropped;
+		hv_log_dropped = 0;
+	}
+	print = hv_log_in_window < HV_LOG_GUEST_BURST;
+	if (print)
+		hv_log_in_window++;
+	else
+		hv_log_dropped++;
+	pthread_mutex_unlock(&hv_log_lock);
+	if (dropped)
+		hv_log("%u more lines about the guest's accesses were dropped", dropped);
+	if (!print)
+		return;
+	va_start(ap, fmt);
+	hv_vlog(fmt, ap);
+	va_end(ap);
 }
 
 uint64_t hv_now_ns(void)
@@ -116,9 +156,11 @@ int hv_memslot_set(struct hv_vm *vm, unsigned int slot, uint64_t gpa,
 	};
 
 	if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &r) < 0) {
-		hv_log("KVM_SET_USER_MEMORY_REGION at 0x%llx: %s",
-		       (unsigned long long)gpa, strerror(errno));
-		return -errno;
+		int rc = -errno;
+
+		hv_log_guest("KVM_SET_USER_MEMORY_REGION at 0x%llx: %s",
+			     (unsigned long long)gpa, strerror(-rc));
+		return rc;
 	}
 	return 0;
 }
