@@ -141,9 +141,17 @@ int hv_vcpu_set_boot_state(struct hv_vcpu *cpu, uint64_t entry, uint64_t rbx);
 int hv_vcpus_start(struct hv_vm *vm);
 void hv_vcpus_join(struct hv_vm *vm);
 
-/* pvh.c: load the ELF image and write hvm_start_info; the entry point. */
+/* pvh.c: load the ELF image and write hvm_start_info; the entry point.
+ * 0, or -ENOEXEC (not a PVH image, or a malformed one: a segment outside
+ * the file, over the boot information or another segment, a note past its
+ * segment, an entry outside the loaded segments) or -EFBIG (a segment
+ * outside guest RAM), with one line logged.  Only vm->mem and mem_size
+ * are used, so a plain buffer can stand in for guest RAM. */
 int hv_pvh_load(struct hv_vm *vm, const char *path, const char *cmdline,
 		uint64_t *entry);
+/* The same from an image in memory; name is for the messages. */
+int hv_pvh_load_image(struct hv_vm *vm, const char *name, const void *data,
+		      size_t size, const char *cmdline, uint64_t *entry);
 
 /* serial.c: the 16550 console and the debug-exit port. */
 int hv_serial_init(struct hv_vm *vm, const char *where);

@@ -103,7 +103,7 @@ static bool hv_image_phdr(const struct hv_image *im, unsigned int i,
 static int hv_image_check_header(struct hv_image *im)
 {
 	const unsigned char *id = im->data;
-	uint16_t machine, type;
+	uint16_t machine, type, phentsize;
 
 	if (im->size < sizeof(Elf32_Ehdr) || memcmp(id, ELFMAG, SELFMAG)) {
 		hv_log("%s: not an ELF file", im->path);
@@ -119,26 +119,34 @@ static int hv_image_check_header(struct hv_image *im)
 		const Elf64_Ehdr *eh = (const void *)im->data;
 
 		machine = eh->e_machine, type = eh->e_type, im->phnum = eh->e_phnum;
+		phentsize = eh->e_phentsize == sizeof(Elf64_Phdr) ? 0 : eh->e_phentsize;
 	} else {
 		const Elf32_Ehdr *eh = (const void *)im->data;
 
 		machine = eh->e_machine, type = eh->e_type, im->phnum = eh->e_phnum;
+		phentsize = eh->e_phentsize == sizeof(Elf32_Phdr) ? 0 : eh->e_phentsize;
 	}
 	if ((machine != EM_X86_64 && machine != EM_386) || type != ET_EXEC) {
 		hv_log("%s: not an x86 executable ELF image", im->path);
 		return -ENOEXEC;
 	}
+	if (im->phnum && phentsize) {
+		hv_log("%s: program header entries of %u bytes, not this ELF class's",
+		       im->path, phentsize);
+		return -ENOEXEC;
+	}
 	return 0;
 }
 
-/* Walk one PT_NOTE segment for the PVH entry note. */
-static bool hv_find_note(const struct hv_image *im, const struct hv_phdr *ph,
-			 uint64_t *entry)
+/* Walk one PT_NOTE segment for the PVH entry note: 1 found, 0 not
+ * there, -ENOEXEC for a note that does not fit its segment. */
+static int hv_find_note(const struct hv_image *im, const struct hv_phdr *ph,
+			uint64_t *entry)
 {
 	uint64_t off = ph->offset, end = ph->offset + ph->filesz;
 
 	if (ph->offset > im->size || ph->filesz > im->size - ph->offset)
-		return false;
+		goto bad;
 	while (off + 12 <= end) {
 		uint32_t n[3];
 		uint64_t name, desc;
@@ -148,7 +156,7 @@ static bool hv_find_note(const struct hv_image *im, const struct hv_phdr *ph,
 		desc = name + ((n[0] + 3ull) & ~3ull);
 		off = desc + ((n[1] + 3ull) & ~3ull);
 		if (off > end)
-			return false;
+			goto bad;
 		if (n[2] != HV_XEN_ELFNOTE_PHYS32_ENTRY || n[0] != 4 ||
 		    memcmp(im->data + name, "Xen", 4))
 			continue;
@@ -160,15 +168,23 @@ static bool hv_find_note(const struct hv_image *im, const struct hv_phdr *ph,
 		} else if (n[1] == 8) {
 			memcpy(entry, im->data + desc, 8);
 		} else {
-			return false;
+			hv_log("%s: the PVH entry note holds %u bytes, not 4 or 8",
+			       im->path, n[1]);
+			return -ENOEXEC;
 		}
-		return true;
+		return 1;
 	}
-	return false;
+	return 0;
+bad:
+	hv_log("%s: a note runs past its segment or the file", im->path);
+	return -ENOEXEC;
 }
 
+/* Load one PT_LOAD segment.  Segments come in ascending order of address
+ * and never overlap (*floor is where the previous one ended), so no byte
+ * is written twice and none lands on the boot information. */
 static int hv_load_segment(struct hv_vm *vm, const struct hv_image *im,
-			   const struct hv_phdr *ph)
+			   const struct hv_phdr *ph, uint64_t *floor)
 {
 	uint64_t si_end = HV_START_INFO_GPA + HV_START_INFO_SIZE;
 
@@ -190,16 +206,35 @@ static int hv_load_segment(struct hv_vm *vm, const struct hv_image *im,
 		       HV_START_INFO_GPA);
 		return -ENOEXEC;
 	}
+	if (ph->memsz && ph->paddr < *floor) {
+		hv_log("%s: segment at 0x%llx overlaps or comes before the one "
+		       "ending at 0x%llx", im->path, (unsigned long long)ph->paddr,
+		       (unsigned long long)*floor);
+		return -ENOEXEC;
+	}
 	memcpy(vm->mem + ph->paddr, im->data + ph->offset, ph->filesz);
+	if (ph->memsz)
+		*floor = ph->paddr + ph->memsz;
 	return 0;
+}
+
+/* Whether the entry point lies inside a loaded segment. */
+static bool hv_entry_loaded(const struct hv_image *im, uint64_t entry)
+{
+	struct hv_phdr ph;
+
+	for (unsigned int i = 0; i < im->phnum && hv_image_phdr(im, i, &ph); i++)
+		if (ph.type == PT_LOAD && entry >= ph.paddr && entry - ph.paddr < ph.memsz)
+			return true;
+	return false;
 }
 
 static int hv_load_image(struct hv_vm *vm, struct hv_image *im, uint64_t *entry)
 {
 	struct hv_phdr ph;
-	bool have_entry = false;
+	uint64_t floor = 0;
 	unsigned int nload = 0;
-	int rc;
+	int rc, found = 0;
 
 	rc = hv_image_check_header(im);
 	for (unsigned int i = 0; rc == 0 && i < im->phnum; i++) {
@@ -207,23 +242,25 @@ static int hv_load_image(struct hv_vm *vm, struct hv_image *im, uint64_t *entry)
 			hv_log("%s: program headers lie outside the file", im->path);
 			return -ENOEXEC;
 		}
-		if (ph.type == PT_NOTE && !have_entry)
-			have_entry = hv_find_note(im, &ph, entry);
-		if (ph.type == PT_LOAD) {
-			rc = hv_load_segment(vm, im, &ph);
+		if (ph.type == PT_NOTE && !found) {
+			found = hv_find_note(im, &ph, entry);
+			rc = found < 0 ? found : 0;
+		}
+		if (rc == 0 && ph.type == PT_LOAD) {
+			rc = hv_load_segment(vm, im, &ph, &floor);
 			nload++;
 		}
 	}
 	if (rc)
 		return rc;
-	if (!have_entry || !nload) {
+	if (!found || !nload) {
 		hv_log("%s: no PVH entry note (XEN_ELFNOTE_PHYS32_ENTRY); "
 		       "not a PVH-bootable image", im->path);
 		return -ENOEXEC;
 	}
-	if (*entry >= vm->mem_size) {
-		hv_log("%s: PVH entry 0x%llx is outside guest RAM", im->path,
-		       (unsigned long long)*entry);
+	if (!hv_entry_loaded(im, *entry)) {
+		hv_log("%s: PVH entry 0x%llx is outside the image's loaded segments",
+		       im->path, (unsigned long long)*entry);
 		return -ENOEXEC;
 	}
 	return 0;
@@ -256,10 +293,20 @@ static void hv_write_start_info(struct hv_vm *vm, const char *cmdline)
 	memcpy(base + HV_PVH_MEMMAP_OFF, mm, sizeof(mm));
 }
 
+int hv_pvh_load_image(struct hv_vm *vm, const char *name, const void *data,
+		      size_t size, const char *cmdline, uint64_t *entry)
+{
+	struct hv_image im = { .path = name, .data = data, .size = size };
+	int rc = hv_load_image(vm, &im, entry);
+
+	if (rc == 0)
+		hv_write_start_info(vm, cmdline);
+	return rc;
+}
+
 int hv_pvh_load(struct hv_vm *vm, const char *path, const char *cmdline,
 		uint64_t *entry)
 {
-	struct hv_image im = { .path = path };
 	struct stat st;
 	void *map;
 	int fd, rc;
@@ -267,7 +314,7 @@ int hv_pvh_load(struct hv_vm *vm, const char *path, const char *cmdline,
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0 || fstat(fd, &st) < 0) {
 		rc = -errno;
-		hv_log("cannot read kernel image %s: %s", path, strerror(errno));
+		hv_log("cannot read kernel image %s: %s", path, strerror(-rc));
 		if (fd >= 0)
 			close(fd);
 		return rc;
@@ -280,14 +327,11 @@ int hv_pvh_load(struct hv_vm *vm, const char *path, const char *cmdline,
 	map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
 	close(fd);
 	if (map == MAP_FAILED) {
-		hv_log("cannot map kernel image %s: %s", path, strerror(errno));
-		return -errno;
+		rc = -errno;
+		hv_log("cannot map kernel image %s: %s", path, strerror(-rc));
+		return rc;
 	}
-	im.data = map;
-	im.size = (size_t)st.st_size;
-	rc = hv_load_image(vm, &im, entry);
-	munmap(map, im.size);
-	if (rc == 0)
-		hv_write_start_info(vm, cmdline);
+	rc = hv_pvh_load_image(vm, path, map, (size_t)st.st_size, cmdline, entry);
+	munmap(map, (size_t)st.st_size);
 	return rc;
 }
