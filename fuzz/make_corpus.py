@@ -79,6 +79,22 @@ def vfu_seeds():
     write("vfu_msg", "second", b"\x03" + built(GET_INFO, struct.pack("<IIII", 16, 0, 0, 0)))
     write("vfu_msg", "destroyed", b"\x05" + built(DMA_MAP, dma, MEMFD, 0x80 | 4)
           + built(SET_IRQS, struct.pack("<IIIII", 20, (1 << 2) | (1 << 5), MSIX, 0, 1), EVENTFD))
+    # Engines run a ring in client memory, which is unmapped under them.
+    fence = struct.pack("<HHIB7xQQ", 1, 1, 7, 1, 0x100800, 0xabc) + bytes(32)
+    copy = struct.pack("<HHIBB6xQQQ", 2, 0, 8, 1, 0, 0x100000, 0, 0x1000) + bytes(24)
+    ram = fence + copy + bytes(0xf00 - 128) + struct.pack("<I", 0)
+    # A guest store of PI = 2 once the queue is enabled (CI := PI at
+    # enable), and pauses: messages are not waited for, time is.
+    publish = bytes([0, 0, 0x40]) + struct.pack("<HB", 0xf00, 4) + struct.pack("<I", 2)
+    pause = bytes([0, 0, 0x40]) + struct.pack("<HB", 0, 0)
+    run = (b"\x09" + struct.pack("<H", len(ram)) + ram
+           + built(DMA_MAP, struct.pack("<IIQQQ", 32, 3, 0, 0x100000, 0xf000), MEMFD, 0x80 | 15)
+           + reg(q + 0x00, 0x100000) + reg(q + 0x08, 2) + reg(q + 0x10, 0x100f00)
+           + reg(0x20, 1) + reg(q + 0x1c, 1) + pause + publish + reg(0x1000, 1))
+    write("vfu_msg", "engine", run + pause * 3 + region_read(BAR2, 0, 0x1000)
+          + region_read(BAR0, q + 0x18, 4))
+    write("vfu_msg", "engine-unmap", run + built(DMA_UNMAP, struct.pack("<IIQQ", 24, 0, 0x100000, 0xf000))
+          + region_read(BAR0, q + 0x18, 4))
     hdr = struct.pack("<HHIII", 1, VERSION, 16 + 4, 0, 0)
     write("vfu_msg", "raw", b"\x00" + raw(hdr + struct.pack("<HH", 0, 1))
           + raw(struct.pack("<HHIII", 2, GET_INFO, 32, 0, 0) + bytes(16)))

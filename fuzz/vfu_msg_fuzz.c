@@ -7,7 +7,10 @@
  * each either raw bytes (any framing at all) or a header built around a
  * fuzzed command and payload, with 0..19 fds attached (memfds of fuzzed
  * size, eventfds, pipes) so that SCM_RIGHTS handling, truncation and fd
- * ownership are exercised.  A reader thread drains the replies and checks
+ * ownership are exercised.  The memfds may start with a page of guest RAM
+ * from the input (rings and packets), and the input may store into the
+ * last one sent as a vCPU would (a producer index), so that engines run
+ * DMA on memory the client maps and unmaps under them.  A reader thread drains the replies and checks
  * that each is a well-formed reply (type, size, error number), closing
  * any fds they carry.
  *
@@ -195,6 +198,14 @@ static void *reader(void *arg)
 
 /* ---- fds to attach ---- */
 
+/* Guest RAM as the session's memfds start: rings, packets and producer
+ * indices for the engines to run while the client maps and unmaps. */
+static uint8_t ram_image[4096];
+static size_t ram_len;
+/* The last memfd sent, kept so that the "guest" can store into it later
+ * (a producer index after the queue is enabled), as a VMM's vCPU would. */
+static int last_memfd = -1;
+
 static int make_fd(unsigned int kind, unsigned int i, uint8_t shape)
 {
 	int fd, p[2];
@@ -204,6 +215,11 @@ static int make_fd(unsigned int kind, unsigned int i, uint8_t shape)
 		fd = memfd_create("fuzz-dma", MFD_CLOEXEC | (shape & 0x80 ? MFD_ALLOW_SEALING : 0));
 		fz_check(fd >= 0, "memfd: %s", strerror(errno));
 		fz_check(ftruncate(fd, (off_t)(shape & 15) * 4096) == 0, "ftruncate");
+		if (ram_len && (shape & 15))
+			fz_check(pwrite(fd, ram_image, ram_len, 0) == (ssize_t)ram_len, "pwrite");
+		if (last_memfd >= 0)
+			close(last_memfd);
+		last_memfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
 		return fd;
 	case 1:
 		fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -279,13 +295,25 @@ static size_t version_msg(uint8_t *buf, uint16_t id)
 }
 
 /* One message from the input: built (a header around a fuzzed command and
- * payload) or raw (the bytes as they are). */
+ * payload), raw (the bytes as they are), or none but a guest store into
+ * the last memfd sent, or with nothing to store a millisecond for the
+ * engines to run (returns 0). */
 static size_t next_msg(struct fz_in *in, uint8_t *buf, uint16_t id)
 {
 	uint8_t op = fz_u8(in);
 	struct vfio_user_header *h = (void *)buf;
 	size_t len;
 
+	if (op & 0x40) {
+		uint16_t off = fz_u16(in);
+
+		len = fz_bytes(in, buf, fz_u8(in) % 65);
+		if (!len)
+			usleep(1000);
+		else if (last_memfd >= 0)
+			fz_check(pwrite(last_memfd, buf, len, off) == (ssize_t)len, "guest store");
+		return 0;
+	}
 	if (op & 1) {
 		*h = (struct vfio_user_header){ .msg_id = id };
 		h->command = fz_u8(in) % (VFIO_USER_MAX + 2);
@@ -320,7 +348,8 @@ static int second_client(struct part *p)
 
 /* Mode bits: 1 negotiate first, 2 a second client tries to attach after
  * the first message, 4 the partition is destroyed under the client
- * (gpup destroy --force) instead of the client hanging up. */
+ * (gpup destroy --force) instead of the client hanging up, 8 the input
+ * next gives the first page of guest RAM in every memfd sent. */
 static void session(struct part *p, struct fz_in *in, struct outcome *out)
 {
 	static uint8_t buf[8192];
@@ -330,6 +359,7 @@ static void session(struct part *p, struct fz_in *in, struct outcome *out)
 
 	out->second = -1;
 	out->destroyed = false;
+	ram_len = mode & 8 ? fz_bytes(in, ram_image, fz_u16(in) % sizeof(ram_image)) : 0;
 	fz_check(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0, "socketpair");
 	fz_check(gpup_vfu_attach(p->srv, sv[0]) == 0, "attach");
 	fz_check(pthread_create(&rd, NULL, reader, &sv[1]) == 0, "reader thread");
@@ -353,6 +383,9 @@ static void session(struct part *p, struct fz_in *in, struct outcome *out)
 	}
 	pthread_join(rd, NULL);
 	close(sv[1]);
+	if (last_memfd >= 0)
+		close(last_memfd);
+	last_memfd = -1;
 }
 
 /* ---- the checks after a session ---- */
@@ -447,6 +480,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	unsigned int fds1 = fz_count_fds();
 
 	session(&p, &in, &out);
+	if (fz_verbose()) {
+		struct vgpu_stats vs;
+
+		vgpu_get_stats(p.vg, &vs);
+		fprintf(stderr, "device: commands %llu faults %llu doorbells %llu\n",
+			(unsigned long long)vs.commands, (unsigned long long)vs.faults,
+			(unsigned long long)vs.doorbells);
+	}
 	/* The client has seen EOF: the server closed its end only after
 	 * unmapping the client's DMA and releasing its interrupts. */
 	iommu_get_stats(p.dom, &st);
