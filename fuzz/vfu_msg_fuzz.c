@@ -10,9 +10,9 @@
  * ownership are exercised.  The memfds may start with a page of guest RAM
  * from the input (rings and packets), and the input may store into the
  * last one sent as a vCPU would (a producer index), so that engines run
- * DMA on memory the client maps and unmaps under them.  A reader thread drains the replies and checks
- * that each is a well-formed reply (type, size, error number), closing
- * any fds they carry.
+ * DMA on memory the client maps and unmaps under them.  A reader thread
+ * drains the replies and checks that each is a well-formed reply (type,
+ * size, error number), closing any fds they carry.
  *
  * A session may also have a second client try to attach while the first
  * is served, and may end with the partition destroyed under the client
