@@ -55,6 +55,8 @@ size_t fz_bytes(struct fz_in *in, void *buf, size_t len)
 	return n;
 }
 
+static void tmpdir_remove(void);
+
 void fz_fail(const char *file, int line, const char *cond, const char *fmt, ...)
 {
 	va_list ap;
@@ -64,6 +66,8 @@ void fz_fail(const char *file, int line, const char *cond, const char *fmt, ...)
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
 	fputc('\n', stderr);
+	/* abort() skips atexit: do not leave the temporary directory. */
+	tmpdir_remove();
 	abort();
 }
 
@@ -113,7 +117,8 @@ static char tmpdir[256];
 
 static void tmpdir_remove(void)
 {
-	remove_tree(tmpdir, 1);
+	if (tmpdir[0])
+		remove_tree(tmpdir, 1);
 }
 
 const char *fz_tmpdir(void)
