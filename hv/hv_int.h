@@ -102,6 +102,8 @@ int hv_vm_create(struct hv_vm *vm, const struct hv_config *cfg);
 void hv_vm_destroy(struct hv_vm *vm);
 void hv_vm_stop(struct hv_vm *vm, int code);
 void hv_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Where hv_log writes (stderr; a fuzzing harness points it elsewhere). */
+extern int hv_log_fd;
 /* For lines a guest can cause again and again (a BAR moved onto RAM, an
  * MSI-X route KVM refuses): at most HV_LOG_GUEST_BURST a second, then one
  * line saying how many were dropped, so a guest cannot flood the log. */

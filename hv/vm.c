@@ -21,6 +21,8 @@
 
 #include "hv/hv_int.h"
 
+int hv_log_fd = STDERR_FILENO;
+
 static void hv_vlog(const char *fmt, va_list ap)
 {
 	char line[512];
@@ -33,8 +35,8 @@ static void hv_vlog(const char *fmt, va_list ap)
 		n = sizeof(line) - 2;
 	line[n++] = '\n';
 	/* One write per line so that lines from threads do not interleave. */
-	if (write(STDERR_FILENO, "gpup run: ", 10) < 0 ||
-	    write(STDERR_FILENO, line, (size_t)n) < 0)
+	if (write(hv_log_fd, "gpup run: ", 10) < 0 ||
+	    write(hv_log_fd, line, (size_t)n) < 0)
 		return;
 }
 
