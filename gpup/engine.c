@@ -44,6 +44,10 @@ struct gpup_engine {
 	uint64_t next_watchdog;
 	unsigned int nwaiting;       /* contexts in CTX_WAITING; read racily */
 	unsigned int recheck_gen;    /* bumped by every gpup_engine_recheck */
+	/* The running slice's preemption polls: executor thread only. */
+	struct gpup_ectx *cur;       /* the context whose run op is running */
+	uint64_t next_poll;          /* engine time of the next look */
+	bool yield;                  /* the scheduler asked to end it */
 };
 
 uint64_t gpup_mono_ns(void)
@@ -107,6 +111,10 @@ static void handle_events(struct gpup_engine *e, const struct epoll_event *ev, i
 		struct gpup_ectx *c = e->slots[slot];
 
 		drain_fd(c->doorbell_fd, &c->doorbells);
+		/* Seen mid-run (a preemption poll): its run may have looked
+		 * at its ring before this doorbell, so keep it runnable. */
+		if (c->running)
+			c->kicked = true;
 		if (!c->detaching)
 			ctx_set_state(e, c, CTX_RUNNABLE, now);
 	}
@@ -169,22 +177,64 @@ static void wait_backoff(struct gpup_ectx *c, enum gpup_run_result res, uint64_t
 	c->retry_at = now + c->retry_ns;
 }
 
+/* gpup_slice_over's hook while a context runs (see DOC: preemption by
+ * wake).  Polls are spaced in engine time so that their cost stays a fixed
+ * small fraction of it; once the scheduler said yield, the answer stands
+ * until the run op returns. */
+static bool preempt_poll(void *arg, uint64_t cpu_ns)
+{
+	struct gpup_engine *e = arg;
+	struct epoll_event ev[ENGINE_MAX_EVENTS];
+
+	if (e->yield || cpu_ns < e->next_poll)
+		return e->yield;
+	e->next_poll = cpu_ns + GPUP_ENGINE_PREEMPT_POLL_NS;
+	int n = epoll_wait(e->epfd, ev, ENGINE_MAX_EVENTS, 0);
+
+	pthread_mutex_lock(&e->lock);
+	if (n > 0)
+		handle_events(e, ev, n);
+	/* The scheduler may have been swapped for one that never preempts. */
+	if (e->sops->preempt)
+		e->yield = e->sops->preempt(e->sched, e->cur, gpup_mono_ns());
+	pthread_mutex_unlock(&e->lock);
+	return e->yield;
+}
+
+/* Run c's op for at most slice ns of engine time, with preemption polls
+ * when the scheduler can ask for them; returns the engine time used. */
+static uint64_t run_op(struct gpup_engine *e, struct gpup_ectx *c, uint64_t slice,
+		       enum gpup_run_result *res)
+{
+	bool poll = e->sops->preempt != NULL;
+
+	c->running = true;
+	c->kicked = false;
+	e->cur = c;
+	e->yield = false;
+	pthread_mutex_unlock(&e->lock);
+	uint64_t t0 = gpup_thread_cpu_ns();
+
+	e->next_poll = t0 + GPUP_ENGINE_PREEMPT_POLL_NS;
+	gpup_slice_hook(poll ? preempt_poll : NULL, e);
+	*res = c->ops->run(c, t0 + slice);
+	gpup_slice_hook(NULL, NULL);
+	uint64_t ran = gpup_thread_cpu_ns() - t0;
+
+	pthread_mutex_lock(&e->lock);
+	c->running = false;
+	e->cur = NULL;
+	return ran;
+}
+
 static void run_one(struct gpup_engine *e, struct gpup_ectx *c, uint64_t slice)
 {
 	uint64_t progress = c->progress;
 	unsigned int gen = __atomic_load_n(&e->recheck_gen, __ATOMIC_SEQ_CST);
-
-	c->running = true;
-	c->kicked = false;
-	pthread_mutex_unlock(&e->lock);
-	uint64_t t0 = gpup_thread_cpu_ns();
-	enum gpup_run_result res = c->ops->run(c, t0 + slice);
-	uint64_t ran = gpup_thread_cpu_ns() - t0;
-
-	pthread_mutex_lock(&e->lock);
+	enum gpup_run_result res;
+	uint64_t ran = run_op(e, c, slice, &res);
 	uint64_t now = gpup_mono_ns();
 
-	c->running = false;
 	c->engine_ns += ran;
 	c->slices++;
 	e->busy_ns += ran;
@@ -196,6 +246,7 @@ static void run_one(struct gpup_engine *e, struct gpup_ectx *c, uint64_t slice)
 		pthread_cond_broadcast(&e->idle);
 	} else if (res == GPUP_RUN_MORE) {
 		c->preemptions++;
+		c->yields += e->yield;
 	} else if (!c->kicked) {
 		ctx_set_state(e, c, res == GPUP_RUN_WAIT ? CTX_WAITING : CTX_BLOCKED, now);
 		/* Counted as waiting before the check, so that a recheck
@@ -461,6 +512,7 @@ void gpup_ectx_stats(struct gpup_ectx *c, struct gpup_ectx_stats *st)
 	st->slices = c->slices;
 	st->doorbells = c->doorbells;
 	st->preemptions = c->preemptions;
+	st->yields = c->yields;
 	if (e)
 		pthread_mutex_unlock(&e->lock);
 }

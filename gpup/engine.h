@@ -18,6 +18,17 @@
  * GPUP_ENGINE_WAIT_POLL_MAX_NS while the wait lasts, and at once when
  * gpup_engine_recheck says something it may wait for was written).
  *
+ * DOC: preemption by wake
+ *
+ * While a context runs, the run op asks gpup_slice_over at every
+ * preemption point.  At most every GPUP_ENGINE_PREEMPT_POLL_NS of engine
+ * time, that looks for doorbells without sleeping (epoll_wait with no
+ * timeout), wakes their contexts in the scheduler and asks its preempt op
+ * whether the running context should yield; if so the slice ends at that
+ * point with its progress saved, as at its deadline, and counts as a
+ * preemption (and a yield).  A doorbell of the running context itself,
+ * seen then, keeps it runnable after its run, as a kick does.
+ *
  * DOC: the scheduler plug-in
  *
  * Whom to run and for how long is the business of struct gpup_sched_ops,
@@ -44,9 +55,10 @@ enum gpup_run_result {
 };
 
 struct gpup_ectx_ops {
-	/* Run until done or until this thread's CPU time passes deadline_ns
-	 * (see gpup_thread_cpu_ns).  Called on the executor thread only,
-	 * never twice at once for one context. */
+	/* Run until done or until gpup_slice_over(deadline_ns) says the
+	 * slice is over (this thread's CPU time passed deadline_ns, or the
+	 * scheduler wants the engine now).  Called on the executor thread
+	 * only, never twice at once for one context. */
 	enum gpup_run_result (*run)(struct gpup_ectx *c, uint64_t deadline_ns);
 	/* The scheduler's watchdog found c with work and no progress for its
 	 * timeout.  Called on the executor thread, never while c runs; must
@@ -68,6 +80,7 @@ struct gpup_ectx {
 	uint64_t progress;
 	/* Counters, updated by the executor; read with gpup_ectx_stats. */
 	uint64_t engine_ns, slices, doorbells, preemptions;
+	uint64_t yields;         /* preemptions before the deadline, for a wake */
 	/* Executor private. */
 	struct gpup_engine *engine;
 	uint32_t slot, state;
@@ -100,6 +113,10 @@ struct gpup_sched_ops {
 	 * block or stall for the same slice. */
 	void (*account)(void *s, struct gpup_ectx *c, uint64_t ran_ns, uint64_t now,
 			enum gpup_run_result res);
+	/* Asked at the running context c's preemption points, after the
+	 * doorbells rung meanwhile were woken: true ends its slice there.
+	 * Can be NULL: slices end at their deadline only. */
+	bool (*preempt)(void *s, struct gpup_ectx *c, uint64_t now);
 	/* The context completed commands in its last slice.  Can be NULL. */
 	void (*progress)(void *s, struct gpup_ectx *c, uint64_t now);
 	/* Contexts with work and no progress for the watchdog timeout, each
@@ -120,6 +137,10 @@ struct gpup_rr_cfg {
 };
 
 #define GPUP_ENGINE_WATCHDOG_PERIOD_NS 10000000ull
+/* Engine time between two looks for doorbells while a context runs: a
+ * woken interactive context waits about this long (plus a work-group),
+ * and each look costs a system call or two. */
+#define GPUP_ENGINE_PREEMPT_POLL_NS 100000ull
 
 #define GPUP_ENGINE_WAIT_POLL_NS 100000ull
 #define GPUP_ENGINE_WAIT_POLL_MAX_NS 1000000ull
@@ -150,7 +171,7 @@ void gpup_ectx_kick(struct gpup_ectx *c);
 void gpup_engine_recheck(struct gpup_engine *e);
 
 struct gpup_ectx_stats {
-	uint64_t engine_ns, slices, doorbells, preemptions;
+	uint64_t engine_ns, slices, doorbells, preemptions, yields;
 };
 void gpup_ectx_stats(struct gpup_ectx *c, struct gpup_ectx_stats *st);
 

@@ -33,6 +33,23 @@ uint64_t gpup_thread_cpu_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+/* Per thread: only an engine executor's own thread may cut its slice. */
+static __thread bool (*slice_hook_fn)(void *arg, uint64_t cpu_ns);
+static __thread void *slice_hook_arg;
+
+void gpup_slice_hook(bool (*fn)(void *arg, uint64_t cpu_ns), void *arg)
+{
+	slice_hook_fn = fn;
+	slice_hook_arg = arg;
+}
+
+bool gpup_slice_over(uint64_t deadline_ns)
+{
+	uint64_t t = gpup_thread_cpu_ns();
+
+	return t >= deadline_ns || (slice_hook_fn && slice_hook_fn(slice_hook_arg, t));
+}
+
 static uint64_t div_up(uint64_t a, uint64_t b)
 {
 	return a / b + (a % b != 0);
@@ -291,7 +308,7 @@ bool gpup_kernel_step(struct gpup_kernel_run *k, uint8_t *vram, uint64_t deadlin
 		group[k->id](k, vram, k->next);
 		k->next++;
 		if (deadline_ns != GPUP_KERNEL_NO_DEADLINE && !gpup_kernel_done(k) &&
-		    gpup_thread_cpu_ns() >= deadline_ns)
+		    gpup_slice_over(deadline_ns))
 			return false;
 	}
 	return true;

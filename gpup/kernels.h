@@ -55,6 +55,18 @@ static inline bool gpup_kernel_done(const struct gpup_kernel_run *k)
 /* This thread's CPU time in ns: the engine-time clock. */
 uint64_t gpup_thread_cpu_ns(void);
 
+/*
+ * Whether a slice that ends at engine time deadline_ns is over: the
+ * deadline has passed, or the hook this thread set says to stop now (an
+ * engine executor whose scheduler wants the engine for another context).
+ * Every preemption point (a work-group, a copy chunk, a command boundary)
+ * asks this.
+ */
+bool gpup_slice_over(uint64_t deadline_ns);
+/* Set this thread's hook, called by gpup_slice_over before the deadline
+ * with this thread's CPU time; fn NULL: only the deadline ends a slice. */
+void gpup_slice_hook(bool (*fn)(void *arg, uint64_t cpu_ns), void *arg);
+
 /* Bitmask of the kernels built in (GPUP_REG_KERNELS). */
 #define GPUP_KERNELS_BUILTIN ((1u << GPUP_KERNEL_MAX) - 1)
 

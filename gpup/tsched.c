@@ -46,9 +46,8 @@ static void ts_remove(void *s, struct gpup_ectx *c)
 		c->sched_priv = NULL;
 }
 
-/* The executor has no way yet to cut a running slice short, so an
- * interactive context's preempt request is not acted on: its dispatch wait
- * is then bounded by one slice instead of one work-group. */
+/* sched_wake's preempt request is not needed here: the executor asks
+ * ts_preempt at the running context's next preemption point anyway. */
 static void ts_wake(void *s, struct gpup_ectx *c, uint64_t now)
 {
 	(void)s;
@@ -74,6 +73,12 @@ static struct gpup_ectx *ts_pick(void *s, uint64_t now, uint64_t *slice_ns)
 	if (c && *slice_ns == SCHED_SLICE_JOB)
 		*slice_ns = GPUP_TSCHED_JOB_NS;
 	return c ? sched_ctx_priv(c) : NULL;
+}
+
+static bool ts_preempt(void *s, struct gpup_ectx *c, uint64_t now)
+{
+	(void)c;
+	return sched_should_preempt(s, now);
 }
 
 static void ts_account(void *s, struct gpup_ectx *c, uint64_t ran_ns, uint64_t now,
@@ -112,6 +117,7 @@ const struct gpup_sched_ops gpup_sched_tslice = {
 	.stall = ts_stall,
 	.pick = ts_pick,
 	.account = ts_account,
+	.preempt = ts_preempt,
 	.progress = ts_progress,
 	.watchdog = ts_watchdog,
 };

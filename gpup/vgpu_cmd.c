@@ -174,7 +174,7 @@ static enum step exec_copy(struct vgpu_queue *q, uint64_t deadline)
 		if (r)
 			return cmd_fault(q, iommu_code(r), at, 0);
 		q->prog.done += n;
-		if (q->prog.done < c->len && gpup_thread_cpu_ns() >= deadline)
+		if (q->prog.done < c->len && gpup_slice_over(deadline))
 			return STEP_MORE;
 	}
 	return STEP_DONE;
@@ -239,7 +239,7 @@ static enum step exec_fill(struct vgpu_queue *q, uint64_t deadline)
 		if (r)
 			return cmd_fault(q, iommu_code(r), f->dst + q->prog.done, 0);
 		q->prog.done += n;
-		if (q->prog.done < f->len && gpup_thread_cpu_ns() >= deadline)
+		if (q->prog.done < f->len && gpup_slice_over(deadline))
 			return STEP_MORE;
 	}
 	return STEP_DONE;
@@ -472,7 +472,7 @@ static enum gpup_run_result queue_run(struct gpup_ectx *c, uint64_t deadline)
 		}
 		if (!complete(q))
 			return GPUP_RUN_IDLE;
-		if (gpup_thread_cpu_ns() >= deadline)
+		if (gpup_slice_over(deadline))
 			return GPUP_RUN_MORE;
 	}
 }

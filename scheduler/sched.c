@@ -389,6 +389,20 @@ static bool preempt_hint(const struct sched_ctx *c)
 	       ia_priority(c);
 }
 
+/* Throttled contexts whose time has come are released first: a frame held
+ * by its fps limit becomes due without any doorbell. */
+bool sched_should_preempt(struct sched_engine *e, uint64_t now)
+{
+	const struct sched_heap_ent *i;
+
+	if (!e->running || e->running->cfg.klass != SCHED_CLASS_NORMAL ||
+	    !sched_policy_fair(e->cfg.policy))
+		return false;
+	release_throttled(e, now);
+	i = sched_heap_top(&e->runq_ia);
+	return i && ia_priority(i->c);
+}
+
 static void fps_hold(struct sched_ctx *c, uint64_t now)
 {
 	if ((int64_t)(now - c->next_frame_at) < 0) {

@@ -61,7 +61,9 @@
  * at most two slices beyond its fair share (a wake may carry one slice of
  * debt, and a two-slice frame should still finish first), and sched_wake
  * asks the executor to preempt a running normal context at once, so its
- * dispatch wait is bounded by the executor's preemption granularity.  It
+ * dispatch wait is bounded by the executor's preemption granularity.  An
+ * executor that learns of wakes only while a context runs asks
+ * sched_should_preempt at its boundaries instead (same rule).  It
  * cannot starve others: past its share plus two slices it queues in
  * virtual-time order like anyone else.  An
  * optional frame-rate limit holds a wake from idle (the next frame) until
@@ -182,6 +184,15 @@ void *sched_ctx_priv(const struct sched_ctx *c);
 /* Work arrived.  Returns 1 when the running context should be preempted
  * as soon as possible (an interactive context became eligible), else 0. */
 int sched_wake(struct sched_ctx *c, uint64_t now);
+/* Asked by the executor at its preemption points while a context runs:
+ * true when the running context should yield now, which is when it is of
+ * the normal class, the policy is weighted, equal-share or fixed-share, and
+ * an interactive context is queued and within its priority (at most two
+ * slices ahead of its fair share; a frame whose fps hold ended by now
+ * counts).  The executor then ends the slice at that boundary
+ * and accounts it as preempted.  Never true for an interactive running
+ * context, under fifo or best-effort, or with nothing running. */
+bool sched_should_preempt(struct sched_engine *e, uint64_t now);
 /* No more work: leaves the run queue (or is not requeued at account). */
 void sched_block(struct sched_ctx *c, uint64_t now);
 /* Has work but cannot advance: off the run queue, still watched. */

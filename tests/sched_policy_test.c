@@ -293,6 +293,99 @@ Test(sched_policy, interactive_preempts_and_cannot_starve_others)
 	sched_engine_destroy(r.e);
 }
 
+/* sched_should_preempt: a woken interactive context within its priority
+ * ends a normal context's slice; nothing else does. */
+Test(sched_policy, should_preempt_exact_decisions)
+{
+	struct rig r;
+	struct sched_ctx_cfg ia = { .klass = SCHED_CLASS_INTERACTIVE,
+				    .priv = (void *)(uintptr_t)1 };
+	struct sched_ctx_stats st;
+	uint64_t slice;
+	struct sched_ctx *c;
+
+	rig_init(&r, SCHED_POLICY_WEIGHTED, 1 * MS, 1, NULL);
+	cr_assert_eq(sched_ctx_add(r.e, &ia, 0, &r.c[1]), 0);
+	cr_assert_not(sched_should_preempt(r.e, 0), "nothing running");
+	sched_wake(r.c[0], 0);
+	c = sched_pick(r.e, 0, &slice);
+	cr_assert_eq(id(c), 0);
+	cr_assert_not(sched_should_preempt(r.e, 100000), "no one waiting");
+	sched_wake(r.c[1], 200000);
+	cr_assert(sched_should_preempt(r.e, 300000));
+	r.now = 300000;
+	sched_account(c, 300000, r.now, SCHED_ACCT_PREEMPTED);
+	c = sched_pick(r.e, r.now, &slice);
+	cr_assert_eq(id(c), 1, "the interactive context runs next");
+	sched_ctx_stats(r.c[1], &st);
+	cr_assert_eq(st.wait_max_ns, 100000, "woken at 0.2 ms, picked at 0.3 ms");
+	cr_assert_not(sched_should_preempt(r.e, r.now), "it never preempts itself");
+	/* a normal wake never preempts an interactive context */
+	sched_block(r.c[0], r.now);
+	sched_wake(r.c[0], r.now);
+	cr_assert_not(sched_should_preempt(r.e, r.now));
+	sched_engine_destroy(r.e);
+}
+
+/* Past its priority (a 5 ms overrun it still owes) the interactive context
+ * waits its turn: no preemption; nor under a policy without the class. */
+Test(sched_policy, should_preempt_respects_debt_and_policy)
+{
+	struct rig r;
+	struct sched_ctx_cfg ia = { .klass = SCHED_CLASS_INTERACTIVE,
+				    .priv = (void *)(uintptr_t)1 };
+	uint64_t slice;
+	struct sched_ctx *c;
+
+	rig_init(&r, SCHED_POLICY_WEIGHTED, 1 * MS, 1, NULL);
+	cr_assert_eq(sched_ctx_add(r.e, &ia, 0, &r.c[1]), 0);
+	wake_all(&r);
+	sched_wake(r.c[1], 0);
+	c = sched_pick(r.e, 0, &slice);
+	cr_assert_eq(id(c), 1);
+	sched_account(c, 5 * MS, 5 * MS, 0);   /* a non-preemptible 5 ms job */
+	sched_block(r.c[1], 5 * MS);
+	c = sched_pick(r.e, 5 * MS, &slice);
+	cr_assert_eq(id(c), 0);
+	sched_wake(r.c[1], 5 * MS);
+	cr_assert_not(sched_should_preempt(r.e, 5 * MS), "4 ms of debt kept");
+	sched_account(c, 1 * MS, 6 * MS, SCHED_ACCT_PREEMPTED);
+	cr_assert_eq(sched_set_policy(r.e, SCHED_POLICY_BEST_EFFORT, 1 * MS, 6 * MS), 0);
+	c = sched_pick(r.e, 6 * MS, &slice);
+	cr_assert_not_null(c);
+	cr_assert_not(sched_should_preempt(r.e, 6 * MS), "best-effort: no class");
+	sched_engine_destroy(r.e);
+}
+
+/* A frame held by its fps limit preempts once its hold ends, with no
+ * further wake. */
+Test(sched_policy, should_preempt_when_a_held_frame_becomes_due)
+{
+	struct rig r;
+	struct sched_ctx_cfg ia = { .klass = SCHED_CLASS_INTERACTIVE,
+				    .fps_limit = 100, .priv = (void *)(uintptr_t)1 };
+	uint64_t slice;
+	struct sched_ctx *c;
+
+	rig_init(&r, SCHED_POLICY_WEIGHTED, 30 * MS, 1, NULL);
+	cr_assert_eq(sched_ctx_add(r.e, &ia, 0, &r.c[1]), 0);
+	sched_wake(r.c[1], 0);
+	c = sched_pick(r.e, 0, &slice);
+	cr_assert_eq(id(c), 1);
+	sched_account(c, 1 * MS, 1 * MS, 0);
+	sched_block(r.c[1], 1 * MS);
+	sched_wake(r.c[0], 1 * MS);
+	c = sched_pick(r.e, 1 * MS, &slice);
+	cr_assert_eq(id(c), 0);
+	sched_wake(r.c[1], 2 * MS);             /* the next frame, held to 10 ms */
+	cr_assert_not(sched_should_preempt(r.e, 9 * MS));
+	cr_assert(sched_should_preempt(r.e, 10 * MS));
+	sched_account(c, 9 * MS, 10 * MS, SCHED_ACCT_PREEMPTED);
+	c = sched_pick(r.e, 10 * MS, &slice);
+	cr_assert_eq(id(c), 1);
+	sched_engine_destroy(r.e);
+}
+
 Test(sched_policy, fps_limit_holds_early_frames)
 {
 	struct rig r;
