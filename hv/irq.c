@@ -58,12 +58,21 @@ int hv_msi_route_set(struct hv_vm *vm, int gsi, uint64_t addr, uint32_t data)
 {
 	unsigned int i = (unsigned int)(gsi - HV_FIRST_MSI_GSI);
 
+	struct kvm_irq_routing_entry old;
+	int rc;
+
 	if (gsi < HV_FIRST_MSI_GSI || i >= HV_MAX_ROUTES || !vm->route_used[i])
 		return -EINVAL;
+	old = vm->routes[i];
 	vm->routes[i].u.msi.address_lo = (uint32_t)addr;
 	vm->routes[i].u.msi.address_hi = (uint32_t)(addr >> 32);
 	vm->routes[i].u.msi.data = data;
-	return hv_routes_push(vm);
+	rc = hv_routes_push(vm);
+	/* A route KVM refuses must not stay in the table: every later push,
+	 * for any device, would fail with it. */
+	if (rc < 0)
+		vm->routes[i] = old;
+	return rc;
 }
 
 void hv_msi_route_free(struct hv_vm *vm, int gsi)

@@ -38,6 +38,7 @@
 #define MSIX_CTRL_MASKALL 0x4000u
 #define MSIX_ENTRY_SIZE 16u
 #define MSIX_VEC_MASKED 1u
+#define HV_MSI_WINDOW 0xfee00000ull
 /* How long a register access may wait for the daemon.  It answers within
  * microseconds (at worst an engine's slice, a few ms); a daemon that is
  * stopped or wedged must not hold a vCPU, and the VM's I/O lock, for ever. */
@@ -111,6 +112,11 @@ static void hv_vgpu_vec_update(struct hv_vgpu *g, unsigned int v)
 		    !(x->entry[3] & MSIX_VEC_MASKED);
 	uint64_t addr = ((uint64_t)x->entry[1] << 32) | x->entry[0];
 
+	/* An MSI is a write to the local APICs' window; aimed anywhere else
+	 * it would be a DMA write on real hardware, and is not delivered
+	 * (the vector keeps counting until the entry is fixed). */
+	if ((addr & ~0xfffffull) != HV_MSI_WINDOW)
+		want = false;
 	if (want && hv_msi_route_set(g->vm, x->gsi, addr, x->entry[2]) < 0)
 		want = false;
 	if (want == x->wired)

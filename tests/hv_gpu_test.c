@@ -230,6 +230,18 @@ Test(hv_gpu, hostile_beside_honest)
 	cr_assert(strstr(bad.out_buf, "hostile: 0 check(s) failed"), "%s", bad.out_buf);
 	cr_assert_eq(good.code, 0, "honest: %s %s", good.out_buf, good.err_buf);
 	cr_assert(strstr(good.out_buf, "n=64 iters=6 ok, sum -4.125,"), "%s", good.out_buf);
+	cr_assert_str_eq(good.err_buf, "", "the honest VM saw nothing of it");
+	/* The VMM said one line for each BAR it would not decode, and no more:
+	 * decoding off and on, MSI-X entries off the APICs, masks, odd widths
+	 * and unclaimed addresses are quietly handled. */
+	cr_assert(strstr(bad.err_buf, "gpup run: PCI 00:01.0 BAR0 at 0x") &&
+		  strstr(bad.err_buf, " overlaps guest RAM; not decoded until moved\n"),
+		  "%s", bad.err_buf);
+	cr_assert(strstr(bad.err_buf, "gpup run: PCI 00:01.0 BAR2 at 0x80000000 overlaps the "
+				      "interrupt controllers; not decoded until moved\n"),
+		  "%s", bad.err_buf);
+	cr_assert_eq(strchr(strchr(bad.err_buf, '\n') + 1, '\n'),
+		     bad.err_buf + strlen(bad.err_buf) - 1, "two lines: %s", bad.err_buf);
 }
 
 /* Doorbells (KVM ioeventfds) and completions (irqfds) must not reach the
