@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <json-c/json.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -30,31 +31,53 @@ struct hv_ctl {
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 };
 
-int hv_ctl_open(struct hv_vm *vm, const char *path, struct hv_ctl **out)
+/* Bind and listen under a temporary name, then rename into place: the
+ * socket appears at path only once it accepts connections, so a client
+ * that waits for the file never meets ECONNREFUSED. */
+static int hv_ctl_listen(int fd, const char *path)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	struct hv_ctl *c;
+	bool tmp = strlen(path) + 4 < sizeof(sa.sun_path);
 	mode_t old;
 	int rc;
 
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s%s", path, tmp ? ".new" : "");
+	unlink(sa.sun_path);
+	unlink(path); /* a stale socket from a VM that died */
+	old = umask(0177);
+	rc = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+	umask(old);
+	if (rc == 0)
+		rc = listen(fd, 8);
+	if (rc == 0 && tmp)
+		rc = rename(sa.sun_path, path);
+	if (rc < 0 && tmp) {
+		rc = -errno;
+		unlink(sa.sun_path);
+		errno = -rc;
+		rc = -1;
+	}
+	return rc;
+}
+
+int hv_ctl_open(struct hv_vm *vm, const char *path, struct hv_ctl **out)
+{
+	struct hv_ctl *c;
+	int rc;
+
 	(void)vm;
-	if (strlen(path) >= sizeof(sa.sun_path)) {
+	if (strlen(path) >= sizeof(c->path)) {
 		hv_log("control socket path too long: %s", path);
 		return -ENAMETOOLONG;
 	}
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;
-	strcpy(sa.sun_path, path);
 	strcpy(c->path, path);
 	c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	unlink(path); /* a stale socket from a VM that died */
-	old = umask(0177);
-	rc = c->fd < 0 ? -1 : bind(c->fd, (struct sockaddr *)&sa, sizeof(sa));
-	umask(old);
-	if (rc < 0 || listen(c->fd, 8) < 0) {
+	if (c->fd < 0 || hv_ctl_listen(c->fd, path) < 0) {
 		rc = -errno;
-		hv_log("cannot serve the control socket %s: %s", path, strerror(errno));
+		hv_log("cannot serve the control socket %s: %s", path, strerror(-rc));
 		if (c->fd >= 0)
 			close(c->fd);
 		free(c);

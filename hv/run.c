@@ -143,10 +143,13 @@ int hv_run(const struct hv_config *cfg)
 		return HV_EXIT_HOST;
 	}
 	s->sig_fd = -1;
-	code = hv_build(s, cfg);
-	if (code == 0 && hv_signals(s) < 0) {
+	/* Signals first: a SIGTERM that comes while the VM is being built
+	 * (its control socket may already be there) waits for the loop. */
+	if (hv_signals(s) < 0) {
 		hv_log("cannot set up signal handling: %s", strerror(errno));
 		code = HV_EXIT_HOST;
+	} else {
+		code = hv_build(s, cfg);
 	}
 	if (code == 0 && hv_vcpus_start(&s->vm) < 0)
 		code = HV_EXIT_HOST;
