@@ -96,8 +96,10 @@ static uint64_t hv_bar_want(struct hv_pci *p, struct hv_pci_dev *d, unsigned int
 	if (!(hv_cfg_get(d, PCI_COMMAND, 2) & PCI_CMD_MEM) || want == 0 || want == mask)
 		return 0;
 	why = hv_bar_clash(p, d, b, want, d->bar_size[b]);
-	if (!why)
+	if (!why) {
+		d->bar_refused[b] = 0;
 		return want;
+	}
 	if (d->bar_refused[b] != want)
 		hv_log_guest("PCI 00:%02x.0 BAR%u at 0x%llx %s; not decoded until moved",
 			     d->devfn >> 3, b, (unsigned long long)want, why);
