@@ -117,11 +117,16 @@ static void hv_serial_io(struct hv_vm *vm, void *opaque, uint64_t off,
 			 bool is_write, uint8_t *data, unsigned int len)
 {
 	(void)opaque;
-	for (unsigned int i = 0; i < len && off + i < 8; i++) {
-		if (is_write)
+	for (unsigned int i = 0; i < len; i++) {
+		if (off + i >= 8) {
+			/* A wide access running past the UART: nothing there. */
+			if (!is_write)
+				data[i] = 0xff;
+		} else if (is_write) {
 			hv_serial_write(vm, off + i, data[i]);
-		else
+		} else {
 			data[i] = hv_serial_read(&vm->serial, off + i);
+		}
 	}
 }
 
