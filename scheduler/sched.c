@@ -282,8 +282,9 @@ static void release_throttled(struct sched_engine *e, uint64_t now)
 /* ---- the executor's calls ---- */
 
 /* An interactive context goes first while it is at most SCHED_IA_AHEAD
- * slices ahead of its share: a wake carries up to one slice of debt, and a
- * frame of two slices must still finish ahead of the bulk. */
+ * slices ahead of its share: a wake carries up to one slice of credit, and
+ * a frame of two slices, plus the sliver of a third its fence or a slightly
+ * long kernel needs, must still finish ahead of the bulk. */
 static bool ia_priority(const struct sched_ctx *c)
 {
 	return (int64_t)(c->vt - c->e->vclock) <= (int64_t)(SCHED_IA_AHEAD * slice_vt(c));

@@ -58,13 +58,14 @@
  *
  * The interactive class (weighted, equal-share, fixed-share) is for VDI:
  * an interactive context is picked ahead of normal ones while it has run
- * at most two slices beyond its fair share (a wake may carry one slice of
- * debt, and a two-slice frame should still finish first), and sched_wake
+ * at most three slices beyond its fair share (a wake may carry one slice
+ * of credit, and a two-slice frame plus the sliver of a third its fence
+ * needs should still finish first), and sched_wake
  * asks the executor to preempt a running normal context at once, so its
  * dispatch wait is bounded by the executor's preemption granularity.  An
  * executor that learns of wakes only while a context runs asks
  * sched_should_preempt at its boundaries instead (same rule).  It
- * cannot starve others: past its share plus two slices it queues in
+ * cannot starve others: past its share plus three slices it queues in
  * virtual-time order like anyone else.  An
  * optional frame-rate limit holds a wake from idle (the next frame) until
  * 1/fps after the previous one was released.

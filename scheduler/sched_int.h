@@ -18,7 +18,7 @@
 #define SCHED_RAN_MAX_NS (1ull << 50)
 /* How far ahead of its share (in slices) an interactive context keeps its
  * priority. */
-#define SCHED_IA_AHEAD 2
+#define SCHED_IA_AHEAD 3
 
 /*
  * A binary min-heap of (key, seq) with the context alongside, so that
