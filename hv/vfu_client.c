@@ -315,7 +315,22 @@ struct hv_vfu *hv_vfu_open_fd(int sock, int *err)
 	return c;
 }
 
+static int set_timeout(int sock, unsigned int ms)
+{
+	struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
+
+	if (setsockopt(sock, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0 ||
+	    setsockopt(sock, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0)
+		return -errno;
+	return 0;
+}
+
 struct hv_vfu *hv_vfu_connect(const char *path, int *err)
+{
+	return hv_vfu_connect_timeout(path, 0, err);
+}
+
+struct hv_vfu *hv_vfu_connect_timeout(const char *path, unsigned int ms, int *err)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	int sock;
@@ -326,10 +341,14 @@ struct hv_vfu *hv_vfu_connect(const char *path, int *err)
 	}
 	strcpy(sa.sun_path, path);
 	sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (sock < 0 || connect(sock, (struct sockaddr *)&sa, sizeof(sa))) {
+	if (sock < 0) {
 		*err = -errno;
-		if (sock >= 0)
-			close(sock);
+		return NULL;
+	}
+	*err = connect(sock, (struct sockaddr *)&sa, sizeof(sa)) < 0 ? -errno
+								      : set_timeout(sock, ms);
+	if (*err < 0) {
+		close(sock);
 		return NULL;
 	}
 	return hv_vfu_open_fd(sock, err);
@@ -337,12 +356,7 @@ struct hv_vfu *hv_vfu_connect(const char *path, int *err)
 
 int hv_vfu_set_timeout(struct hv_vfu *c, unsigned int ms)
 {
-	struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
-
-	if (setsockopt(c->sock, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0 ||
-	    setsockopt(c->sock, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0)
-		return -errno;
-	return 0;
+	return set_timeout(c->sock, ms);
 }
 
 bool hv_vfu_broken(const struct hv_vfu *c)

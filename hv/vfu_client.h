@@ -27,6 +27,10 @@ struct hv_vfu;
 /* Connect to the socket at path and negotiate the version: the client, or
  * NULL and *err = -errno. */
 struct hv_vfu *hv_vfu_connect(const char *path, int *err);
+/* The same with every exchange, VERSION included, bounded by ms (see
+ * hv_vfu_set_timeout): a server that accepts and never answers fails the
+ * connect with -ETIMEDOUT. */
+struct hv_vfu *hv_vfu_connect_timeout(const char *path, unsigned int ms, int *err);
 /* The same over an already connected socket (taken either way). */
 struct hv_vfu *hv_vfu_open_fd(int sock, int *err);
 void hv_vfu_close(struct hv_vfu *c);

@@ -437,18 +437,14 @@ int hv_vgpu_attach(struct hv_vm *vm, const char *sock, struct hv_vgpu **out)
 		g->vec[v].efd = g->vec[v].gsi = -1;
 	for (unsigned int i = 0; i < GPUP_MAX_QUEUES; i++)
 		g->db[i].fd = -1;
-	g->c = hv_vfu_connect(sock, &rc);
+	g->c = hv_vfu_connect_timeout(sock, HV_VGPU_TIMEOUT_MS, &rc);
 	if (!g->c) {
 		hv_log("cannot attach GPU partition %s: %s (is the daemon running "
 		       "and the partition created?)", sock, strerror(-rc));
 		free(g);
 		return rc;
 	}
-	rc = hv_vfu_set_timeout(g->c, HV_VGPU_TIMEOUT_MS);
-	if (rc == 0)
-		rc = hv_vgpu_setup(g);
-	else
-		hv_vgpu_fail(g, "socket timeout", rc);
+	rc = hv_vgpu_setup(g);
 	if (rc < 0) {
 		hv_vgpu_detach(vm, g);
 		return rc;

@@ -347,6 +347,28 @@ Test(hv_gpu, attach_failures_are_clear)
 	cr_assert_str_eq(p.out_buf, "", "the guest never ran");
 }
 
+/* A socket that takes the connection but never answers (a wedged
+ * daemon): the attach gives up after the timeout, with one line. */
+Test(hv_gpu, attach_to_a_silent_socket_times_out)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	struct proc p;
+
+	need_kvm();
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/silent.sock", dir);
+	cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	cr_assert_eq(listen(fd, 1), 0);
+	boot(&p, "hello", sa.sun_path, "");
+	finish(&p);
+	close(fd);
+	cr_assert_eq(p.code, HV_EXIT_GPU, "%s", p.err_buf);
+	cr_assert(strstr(p.err_buf, "silent.sock: Connection timed out"), "%s", p.err_buf);
+	cr_assert_eq(strchr(p.err_buf, '\n'), p.err_buf + strlen(p.err_buf) - 1,
+		     "one line: %s", p.err_buf);
+	cr_assert_str_eq(p.out_buf, "", "the guest never ran");
+}
+
 static int ctl_request(const char *path, const char *req, char *reply, size_t len)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
