@@ -6,15 +6,18 @@
  * PVH ABI hands the guest in ebx.  This is the direct-boot ABI QEMU's
  * -kernel and Firecracker also speak, so one image boots under all three.
  *
- * The image is mapped read-only and copied segment by segment; bss is not
- * cleared because a fresh memfd already reads as zeros, and touching it
- * would fault in pages the guest may never use.
+ * The image is read piece by piece (headers, notes, each segment straight
+ * into guest RAM), never mapped: a file that shrinks meanwhile is a read
+ * error, not a SIGBUS.  bss is not cleared because a fresh memfd already
+ * reads as zeros, and touching it would fault in pages the guest may
+ * never use.
  */
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -58,42 +61,82 @@ struct hv_phdr {
 	uint64_t offset, paddr, filesz, memsz;
 };
 
+/* An image in memory (data) or read from a file (fd) as it is walked: a
+ * file is never mapped, so one that shrinks under the loader is a read
+ * error, not a SIGBUS. */
 struct hv_image {
 	const char *path;
 	const uint8_t *data;
-	size_t size;
+	int fd;
+	uint64_t size;
 	bool is64;
+	bool io_failed;              /* a read failed: said once, nothing more */
 	uint16_t phnum;
+	union {
+		Elf64_Ehdr e64;
+		Elf32_Ehdr e32;
+		unsigned char id[EI_NIDENT];
+	} eh;
 };
 
-static bool hv_image_phdr(const struct hv_image *im, unsigned int i,
-			  struct hv_phdr *ph)
+/* One line about the image, unless a failed read has already said why. */
+__attribute__((format(printf, 2, 3)))
+static void hv_image_err(const struct hv_image *im, const char *fmt, ...)
 {
-	uint64_t phoff, entsize;
+	char line[400];
+	va_list ap;
 
-	if (im->is64) {
-		const Elf64_Ehdr *eh = (const void *)im->data;
+	if (im->io_failed)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	hv_log("%s: %s", im->path, line);
+}
 
-		phoff = eh->e_phoff;
-		entsize = sizeof(Elf64_Phdr);
-	} else {
-		const Elf32_Ehdr *eh = (const void *)im->data;
+/* len bytes at off, which the caller has checked lie inside the image. */
+static bool hv_image_read(struct hv_image *im, uint64_t off, void *buf, size_t len)
+{
+	size_t got = 0;
 
-		phoff = eh->e_phoff;
-		entsize = sizeof(Elf32_Phdr);
+	if (im->data) {
+		memcpy(buf, im->data + off, len);
+		return true;
 	}
+	while (got < len && !im->io_failed) {
+		ssize_t n = pread(im->fd, (uint8_t *)buf + got, len - got, (off_t)(off + got));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			hv_log("%s: read failed: %s (did the file change while loading?)",
+			       im->path, n < 0 ? strerror(errno) : "unexpected end of file");
+			im->io_failed = true;
+		}
+		got += n > 0 ? (size_t)n : 0;
+	}
+	return !im->io_failed;
+}
+
+static bool hv_image_phdr(struct hv_image *im, unsigned int i, struct hv_phdr *ph)
+{
+	uint64_t phoff = im->is64 ? im->eh.e64.e_phoff : im->eh.e32.e_phoff;
+	uint64_t entsize = im->is64 ? sizeof(Elf64_Phdr) : sizeof(Elf32_Phdr);
+
 	if (phoff > im->size || (i + 1) * entsize > im->size - phoff)
 		return false;
 	if (im->is64) {
 		Elf64_Phdr p;
 
-		memcpy(&p, im->data + phoff + i * entsize, sizeof(p));
+		if (!hv_image_read(im, phoff + i * entsize, &p, sizeof(p)))
+			return false;
 		*ph = (struct hv_phdr){ p.p_type, p.p_offset, p.p_paddr,
 					p.p_filesz, p.p_memsz };
 	} else {
 		Elf32_Phdr p;
 
-		memcpy(&p, im->data + phoff + i * entsize, sizeof(p));
+		if (!hv_image_read(im, phoff + i * entsize, &p, sizeof(p)))
+			return false;
 		*ph = (struct hv_phdr){ p.p_type, p.p_offset, p.p_paddr,
 					p.p_filesz, p.p_memsz };
 	}
@@ -102,37 +145,38 @@ static bool hv_image_phdr(const struct hv_image *im, unsigned int i,
 
 static int hv_image_check_header(struct hv_image *im)
 {
-	const unsigned char *id = im->data;
+	const unsigned char *id = im->eh.id;
 	uint16_t machine, type, phentsize;
 
-	if (im->size < sizeof(Elf32_Ehdr) || memcmp(id, ELFMAG, SELFMAG)) {
-		hv_log("%s: not an ELF file", im->path);
+	if (im->size < sizeof(Elf32_Ehdr) ||
+	    !hv_image_read(im, 0, &im->eh, im->size < sizeof(im->eh) ? sizeof(Elf32_Ehdr)
+								       : sizeof(im->eh)) ||
+	    memcmp(id, ELFMAG, SELFMAG)) {
+		hv_image_err(im, "not an ELF file");
 		return -ENOEXEC;
 	}
 	im->is64 = id[EI_CLASS] == ELFCLASS64;
 	if ((!im->is64 && id[EI_CLASS] != ELFCLASS32) || id[EI_DATA] != ELFDATA2LSB ||
 	    (im->is64 && im->size < sizeof(Elf64_Ehdr))) {
-		hv_log("%s: not a little-endian 32- or 64-bit ELF file", im->path);
+		hv_image_err(im, "not a little-endian 32- or 64-bit ELF file");
 		return -ENOEXEC;
 	}
 	if (im->is64) {
-		const Elf64_Ehdr *eh = (const void *)im->data;
-
-		machine = eh->e_machine, type = eh->e_type, im->phnum = eh->e_phnum;
-		phentsize = eh->e_phentsize == sizeof(Elf64_Phdr) ? 0 : eh->e_phentsize;
+		machine = im->eh.e64.e_machine, type = im->eh.e64.e_type;
+		im->phnum = im->eh.e64.e_phnum;
+		phentsize = im->eh.e64.e_phentsize == sizeof(Elf64_Phdr) ? 0 : im->eh.e64.e_phentsize;
 	} else {
-		const Elf32_Ehdr *eh = (const void *)im->data;
-
-		machine = eh->e_machine, type = eh->e_type, im->phnum = eh->e_phnum;
-		phentsize = eh->e_phentsize == sizeof(Elf32_Phdr) ? 0 : eh->e_phentsize;
+		machine = im->eh.e32.e_machine, type = im->eh.e32.e_type;
+		im->phnum = im->eh.e32.e_phnum;
+		phentsize = im->eh.e32.e_phentsize == sizeof(Elf32_Phdr) ? 0 : im->eh.e32.e_phentsize;
 	}
 	if ((machine != EM_X86_64 && machine != EM_386) || type != ET_EXEC) {
-		hv_log("%s: not an x86 executable ELF image", im->path);
+		hv_image_err(im, "not an x86 executable ELF image");
 		return -ENOEXEC;
 	}
 	if (im->phnum && phentsize) {
-		hv_log("%s: program header entries of %u bytes, not this ELF class's",
-		       im->path, phentsize);
+		hv_image_err(im, "program header entries of %u bytes, not this ELF class's",
+			     phentsize);
 		return -ENOEXEC;
 	}
 	return 0;
@@ -140,7 +184,7 @@ static int hv_image_check_header(struct hv_image *im)
 
 /* Walk one PT_NOTE segment for the PVH entry note: 1 found, 0 not
  * there, -ENOEXEC for a note that does not fit its segment. */
-static int hv_find_note(const struct hv_image *im, const struct hv_phdr *ph,
+static int hv_find_note(struct hv_image *im, const struct hv_phdr *ph,
 			uint64_t *entry)
 {
 	uint64_t off = ph->offset, end = ph->offset + ph->filesz;
@@ -148,78 +192,79 @@ static int hv_find_note(const struct hv_image *im, const struct hv_phdr *ph,
 	if (ph->offset > im->size || ph->filesz > im->size - ph->offset)
 		goto bad;
 	while (off + 12 <= end) {
-		uint32_t n[3];
+		uint32_t n[3], e32;
 		uint64_t name, desc;
+		char nm[4];
 
-		memcpy(n, im->data + off, sizeof(n));
+		if (!hv_image_read(im, off, n, sizeof(n)))
+			return -EIO;
 		name = off + 12;
 		desc = name + ((n[0] + 3ull) & ~3ull);
 		off = desc + ((n[1] + 3ull) & ~3ull);
 		if (off > end)
 			goto bad;
-		if (n[2] != HV_XEN_ELFNOTE_PHYS32_ENTRY || n[0] != 4 ||
-		    memcmp(im->data + name, "Xen", 4))
+		if (n[2] != HV_XEN_ELFNOTE_PHYS32_ENTRY || n[0] != 4)
 			continue;
-		if (n[1] == 4) {
-			uint32_t e32;
-
-			memcpy(&e32, im->data + desc, 4);
-			*entry = e32;
-		} else if (n[1] == 8) {
-			memcpy(entry, im->data + desc, 8);
-		} else {
-			hv_log("%s: the PVH entry note holds %u bytes, not 4 or 8",
-			       im->path, n[1]);
+		if (!hv_image_read(im, name, nm, 4))
+			return -EIO;
+		if (memcmp(nm, "Xen", 4))
+			continue;
+		if (n[1] != 4 && n[1] != 8) {
+			hv_image_err(im, "the PVH entry note holds %u bytes, not 4 or 8", n[1]);
 			return -ENOEXEC;
 		}
-		return 1;
+		if (n[1] == 4 && hv_image_read(im, desc, &e32, 4))
+			*entry = e32;
+		else if (n[1] == 8)
+			hv_image_read(im, desc, entry, 8);
+		return im->io_failed ? -EIO : 1;
 	}
 	return 0;
 bad:
-	hv_log("%s: a note runs past its segment or the file", im->path);
+	hv_image_err(im, "a note runs past its segment or the file");
 	return -ENOEXEC;
 }
 
 /* Load one PT_LOAD segment.  Segments come in ascending order of address
  * and never overlap (*floor is where the previous one ended), so no byte
  * is written twice and none lands on the boot information. */
-static int hv_load_segment(struct hv_vm *vm, const struct hv_image *im,
+static int hv_load_segment(struct hv_vm *vm, struct hv_image *im,
 			   const struct hv_phdr *ph, uint64_t *floor)
 {
 	uint64_t si_end = HV_START_INFO_GPA + HV_START_INFO_SIZE;
 
 	if (ph->offset > im->size || ph->filesz > im->size - ph->offset ||
 	    ph->filesz > ph->memsz) {
-		hv_log("%s: a segment lies outside the file", im->path);
+		hv_image_err(im, "a segment lies outside the file");
 		return -ENOEXEC;
 	}
 	if (ph->paddr > vm->mem_size || ph->memsz > vm->mem_size - ph->paddr) {
-		hv_log("%s: segment at 0x%llx (%llu bytes) does not fit in %llu "
-		       "bytes of guest RAM; use a larger --mem", im->path,
-		       (unsigned long long)ph->paddr, (unsigned long long)ph->memsz,
-		       (unsigned long long)vm->mem_size);
+		hv_image_err(im, "segment at 0x%llx (%llu bytes) does not fit in %llu "
+			     "bytes of guest RAM; use a larger --mem",
+			     (unsigned long long)ph->paddr, (unsigned long long)ph->memsz,
+			     (unsigned long long)vm->mem_size);
 		return -EFBIG;
 	}
 	if (ph->memsz && ph->paddr < si_end && HV_START_INFO_GPA < ph->paddr + ph->memsz) {
-		hv_log("%s: segment at 0x%llx overlaps the boot information at "
-		       "0x%llx", im->path, (unsigned long long)ph->paddr,
-		       HV_START_INFO_GPA);
+		hv_image_err(im, "segment at 0x%llx overlaps the boot information at "
+			     "0x%llx", (unsigned long long)ph->paddr, HV_START_INFO_GPA);
 		return -ENOEXEC;
 	}
 	if (ph->memsz && ph->paddr < *floor) {
-		hv_log("%s: segment at 0x%llx overlaps or comes before the one "
-		       "ending at 0x%llx", im->path, (unsigned long long)ph->paddr,
-		       (unsigned long long)*floor);
+		hv_image_err(im, "segment at 0x%llx overlaps or comes before the one "
+			     "ending at 0x%llx", (unsigned long long)ph->paddr,
+			     (unsigned long long)*floor);
 		return -ENOEXEC;
 	}
-	memcpy(vm->mem + ph->paddr, im->data + ph->offset, ph->filesz);
+	if (!hv_image_read(im, ph->offset, vm->mem + ph->paddr, ph->filesz))
+		return -EIO;
 	if (ph->memsz)
 		*floor = ph->paddr + ph->memsz;
 	return 0;
 }
 
 /* Whether the entry point lies inside a loaded segment. */
-static bool hv_entry_loaded(const struct hv_image *im, uint64_t entry)
+static bool hv_entry_loaded(struct hv_image *im, uint64_t entry)
 {
 	struct hv_phdr ph;
 
@@ -237,10 +282,12 @@ static int hv_load_image(struct hv_vm *vm, struct hv_image *im, uint64_t *entry)
 	int rc, found = 0;
 
 	rc = hv_image_check_header(im);
+	if (im->io_failed)
+		return -EIO;
 	for (unsigned int i = 0; rc == 0 && i < im->phnum; i++) {
 		if (!hv_image_phdr(im, i, &ph)) {
-			hv_log("%s: program headers lie outside the file", im->path);
-			return -ENOEXEC;
+			hv_image_err(im, "program headers lie outside the file");
+			return im->io_failed ? -EIO : -ENOEXEC;
 		}
 		if (ph.type == PT_NOTE && !found) {
 			found = hv_find_note(im, &ph, entry);
@@ -254,14 +301,14 @@ static int hv_load_image(struct hv_vm *vm, struct hv_image *im, uint64_t *entry)
 	if (rc)
 		return rc;
 	if (!found || !nload) {
-		hv_log("%s: no PVH entry note (XEN_ELFNOTE_PHYS32_ENTRY); "
-		       "not a PVH-bootable image", im->path);
+		hv_image_err(im, "no PVH entry note (XEN_ELFNOTE_PHYS32_ENTRY); "
+			     "not a PVH-bootable image");
 		return -ENOEXEC;
 	}
 	if (!hv_entry_loaded(im, *entry)) {
-		hv_log("%s: PVH entry 0x%llx is outside the image's loaded segments",
-		       im->path, (unsigned long long)*entry);
-		return -ENOEXEC;
+		hv_image_err(im, "PVH entry 0x%llx is outside the image's loaded segments",
+			     (unsigned long long)*entry);
+		return im->io_failed ? -EIO : -ENOEXEC;
 	}
 	return 0;
 }
@@ -293,45 +340,46 @@ static void hv_write_start_info(struct hv_vm *vm, const char *cmdline)
 	memcpy(base + HV_PVH_MEMMAP_OFF, mm, sizeof(mm));
 }
 
-int hv_pvh_load_image(struct hv_vm *vm, const char *name, const void *data,
-		      size_t size, const char *cmdline, uint64_t *entry)
+static int hv_pvh_load_from(struct hv_vm *vm, struct hv_image *im, const char *cmdline,
+			    uint64_t *entry)
 {
-	struct hv_image im = { .path = name, .data = data, .size = size };
-	int rc = hv_load_image(vm, &im, entry);
+	int rc = hv_load_image(vm, im, entry);
 
 	if (rc == 0)
 		hv_write_start_info(vm, cmdline);
 	return rc;
 }
 
+int hv_pvh_load_image(struct hv_vm *vm, const char *name, const void *data,
+		      size_t size, const char *cmdline, uint64_t *entry)
+{
+	struct hv_image im = { .path = name, .data = data, .fd = -1, .size = size };
+
+	return hv_pvh_load_from(vm, &im, cmdline, entry);
+}
+
 int hv_pvh_load(struct hv_vm *vm, const char *path, const char *cmdline,
 		uint64_t *entry)
 {
+	struct hv_image im = { .path = path };
 	struct stat st;
-	void *map;
-	int fd, rc;
+	int rc;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || fstat(fd, &st) < 0) {
+	im.fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (im.fd < 0 || fstat(im.fd, &st) < 0) {
 		rc = -errno;
 		hv_log("cannot read kernel image %s: %s", path, strerror(-rc));
-		if (fd >= 0)
-			close(fd);
+		if (im.fd >= 0)
+			close(im.fd);
 		return rc;
 	}
 	if (!S_ISREG(st.st_mode) || st.st_size == 0) {
-		close(fd);
+		close(im.fd);
 		hv_log("%s: not an ELF file", path);
 		return -ENOEXEC;
 	}
-	map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-	close(fd);
-	if (map == MAP_FAILED) {
-		rc = -errno;
-		hv_log("cannot map kernel image %s: %s", path, strerror(-rc));
-		return rc;
-	}
-	rc = hv_pvh_load_image(vm, path, map, (size_t)st.st_size, cmdline, entry);
-	munmap(map, (size_t)st.st_size);
+	im.size = (uint64_t)st.st_size;
+	rc = hv_pvh_load_from(vm, &im, cmdline, entry);
+	close(im.fd);
 	return rc;
 }
