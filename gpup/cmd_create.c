@@ -117,31 +117,59 @@ static void list_usage(FILE *f)
 {
 	fprintf(f, "usage: gpup list [--json]\n\n"
 		   "Partitions: UUID, GPU, type, VRAM slice, whether a client is attached,\n"
+		   "scheduler settings other than the defaults (gpup sched --partition),\n"
 		   "and the vfio-user socket a VMM connects to.\n");
+}
+
+/* The scheduler settings that differ from the defaults, e.g. "w=4 interactive
+ * 60fps", or "-". */
+static const char *sched_summary(json_object *p, char *buf, size_t len)
+{
+	int64_t w = gpup_ctl_int(p, GPUP_CTL_F_WEIGHT, 1);
+	int64_t fps = gpup_ctl_int(p, GPUP_CTL_F_FPS_LIMIT, 0);
+	double cap = json_object_get_double(json_object_object_get(p, GPUP_CTL_F_CAP));
+	double res = json_object_get_double(json_object_object_get(p, GPUP_CTL_F_RESERVE));
+	const char *cls = gpup_ctl_str(p, GPUP_CTL_F_CLASS, "normal");
+	size_t n = 0;
+
+	buf[0] = '\0';
+	if (w > 1)
+		n += snprintf(buf + n, len - n, " w=%lld", (long long)w);
+	if (res > 0 && n < len)
+		n += snprintf(buf + n, len - n, " reserve=%g", res);
+	if (cap > 0 && n < len)
+		n += snprintf(buf + n, len - n, " cap=%g", cap);
+	if (strcmp(cls, "normal") && n < len)
+		n += snprintf(buf + n, len - n, " %s", cls);
+	if (fps > 0 && n < len)
+		snprintf(buf + n, len - n, " %lldfps", (long long)fps);
+	return buf[0] ? buf + 1 : "-";
 }
 
 static void print_list(json_object *r)
 {
 	json_object *a = NULL;
-	char v[32], off[32];
+	char v[32], off[32], sch[96];
 
 	json_object_object_get_ex(r, GPUP_CTL_F_PARTITIONS, &a);
 	if (!a || !json_object_array_length(a)) {
 		printf("no partitions; create one with 'gpup create --type NAME'\n");
 		return;
 	}
-	printf("%-36s  %-5s %-13s %-8s %-9s %-7s %s\n", "UUID", "GPU", "TYPE", "VRAM", "OFFSET",
-	       "CLIENT", "SOCKET");
+	printf("%-36s  %-5s %-13s %-8s %-9s %-7s %-22s %s\n", "UUID", "GPU", "TYPE", "VRAM",
+	       "OFFSET", "CLIENT", "SCHED", "SOCKET");
 	for (size_t i = 0; i < json_object_array_length(a); i++) {
 		json_object *p = json_object_array_get_idx(a, i), *c = NULL;
 
 		json_object_object_get_ex(p, GPUP_CTL_F_CONNECTED, &c);
-		printf("%-36s  %-5s %-13s %-8s %-9s %-7s %s\n", gpup_ctl_str(p, GPUP_CTL_F_UUID, "?"),
+		printf("%-36s  %-5s %-13s %-8s %-9s %-7s %-22s %s\n",
+		       gpup_ctl_str(p, GPUP_CTL_F_UUID, "?"),
 		       gpup_ctl_str(p, GPUP_CTL_F_GPU, "?"), gpup_ctl_str(p, GPUP_CTL_F_TYPE, "?"),
 		       gpup_format_size((uint64_t)gpup_ctl_int(p, GPUP_CTL_F_VRAM, 0), v, sizeof(v)),
 		       gpup_format_size((uint64_t)gpup_ctl_int(p, GPUP_CTL_F_VRAM_OFFSET, 0), off,
 					sizeof(off)),
 		       json_object_get_boolean(c) ? "yes" : "no",
+		       sched_summary(p, sch, sizeof(sch)),
 		       gpup_ctl_str(p, GPUP_CTL_F_SOCKET, "(not served)"));
 	}
 }

@@ -345,6 +345,8 @@ Test(daemon_cli, scheduler_settings_survive_a_restart)
 	stop();
 	start();
 	assert_part_sched(4, 0.5, "interactive", 60);
+	cr_assert_eq(gpup("list"), 0, "%s", err);
+	cr_assert(strstr(out, "w=4 cap=0.5 interactive 60fps"), "%s", out);
 	assert_gpu_sched(0, "weighted", 2000000, 0);
 	assert_gpu_sched(1, "fixed-share", 500000, 250000000);
 	/* A watchdog left out of a later change keeps the saved one. */
