@@ -91,7 +91,10 @@ test-plain: $(O)/gpup guests $(TEST_BINS)
 test-asan:
 	@$(MAKE) --no-print-directory SAN=1 test-plain
 
-test: test-plain test-asan
+# One after the other even under -j: the suites time real VMs and engines.
+test:
+	@$(MAKE) --no-print-directory test-plain
+	@$(MAKE) --no-print-directory test-asan
 
 # The README's first command: a daemon with sim GPUs, partitions created
 # and used (and, with the VMM, guests booted on them).

@@ -11,9 +11,9 @@
  * mapped range must lie inside the file: a mapping past EOF would turn a
  * device access into SIGBUS for the whole daemon.  For the same reason the
  * server seals a memfd against shrinking (F_SEAL_SHRINK) when the client
- * created it with MFD_ALLOW_SEALING; a client that hands over an unsealable
- * file and then truncates it can still crash the daemon, which is logged
- * at map time.
+ * created it with MFD_ALLOW_SEALING.  A client that hands over an
+ * unsealable file and then truncates it only hurts its own partition: the
+ * DMA API turns the SIGBUS into a DMA fault (iommu/dma.c).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -80,7 +80,8 @@ static int map_fd(struct gpup_vfu *s, const struct vfio_user_dma_map *in, int fd
 	if (in->flags & VFIO_USER_DMA_F_WRITE)
 		prot |= IOMMU_WRITE;
 	if (!seal_shrink(fd))
-		vfu_log(s, "DMA fd for %#llx cannot be sealed against shrinking",
+		vfu_log(s, "DMA fd for %#llx cannot be sealed against shrinking: if the "
+			"client truncates it, device access to it faults",
 			(unsigned long long)in->addr);
 	*host = mmap(NULL, in->size, PROT_READ | (prot & IOMMU_WRITE ? PROT_WRITE : 0),
 		     MAP_SHARED, fd, (off_t)in->offset);

@@ -9,7 +9,21 @@
  * transfer order) and returns -EFAULT or -EACCES.  Because an unmap waits
  * for open sections, the host memory behind the plan stays mapped until
  * the copy is done even if an unmap clears the PTEs meanwhile.
+ *
+ * One hazard is outside the IOMMU's reach: the file behind a mapping can
+ * shrink under it (a client that truncates its guest-memory fd), and the
+ * next access to the vanished pages raises SIGBUS.  Every access to mapped
+ * memory therefore runs under a per-thread recovery point: the SIGBUS
+ * handler jumps back to it and the access fails with -EFAULT and a fault
+ * record, like an unmapped IOVA, so one hostile client cannot take the
+ * daemon down.  Bytes copied before the fault stay copied: "all or
+ * nothing" holds for everything the IOMMU can check, not for memory that
+ * disappears in the middle of a copy.  A SIGBUS anywhere else goes to the
+ * handler that was installed before ours.
  */
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -131,6 +145,56 @@ static void plan_copy(struct dma_plan *p, unsigned int access)
 	}
 }
 
+static __thread sigjmp_buf *dma_guard;
+static struct sigaction prev_sigbus;
+static pthread_once_t sigbus_once = PTHREAD_ONCE_INIT;
+
+static void on_sigbus(int sig, siginfo_t *si, void *uc)
+{
+	if (dma_guard)
+		siglongjmp(*dma_guard, 1);
+	if (prev_sigbus.sa_flags & SA_SIGINFO) {
+		prev_sigbus.sa_sigaction(sig, si, uc);
+		return;
+	}
+	if (prev_sigbus.sa_handler != SIG_DFL && prev_sigbus.sa_handler != SIG_IGN) {
+		prev_sigbus.sa_handler(sig);
+		return;
+	}
+	signal(SIGBUS, SIG_DFL);
+	raise(SIGBUS);
+}
+
+static void install_sigbus(void)
+{
+	struct sigaction sa = { .sa_sigaction = on_sigbus, .sa_flags = SA_SIGINFO | SA_NODEFER };
+
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGBUS, &sa, &prev_sigbus);
+}
+
+void iommu_dma_guard_init(void)
+{
+	pthread_once(&sigbus_once, install_sigbus);
+}
+
+/* Run the copy under the thread's recovery point: 0, or -EFAULT if the
+ * memory behind it vanished.  Kept apart so that nothing the copy changes
+ * needs to survive the jump. */
+static int guarded_copy(struct dma_plan *p, unsigned int access)
+{
+	sigjmp_buf jb;
+
+	if (sigsetjmp(jb, 0)) {
+		dma_guard = NULL;
+		return -EFAULT;
+	}
+	dma_guard = &jb;
+	plan_copy(p, access);
+	dma_guard = NULL;
+	return 0;
+}
+
 static void plan_mark_dirty(struct iommu_domain *d, struct dma_plan *p)
 {
 	struct iommu_dirty *dl = atomic_load_explicit(&d->dirty, memory_order_acquire);
@@ -196,13 +260,12 @@ static int dma_xfer(struct iommu_domain *d, const struct iommu_sg *sg, unsigned 
 		return rc;
 	for (unsigned int i = 0; i < n && !rc; i++)
 		rc = plan_segment(d, &p, &sg[i], access, &err);
-	if (!rc) {
-		plan_copy(&p, access);
-		/* After the copy: a report that clears the bit before the
-		 * data lands would lose the write. */
-		if (access == IOMMU_WRITE)
-			plan_mark_dirty(d, &p);
-	}
+	if (!rc && (rc = guarded_copy(&p, access)))
+		err = (struct dma_err){ sg[first].iova, IOMMU_FAULT_UNMAPPED };
+	/* After the copy: a report that clears the bit before the data lands
+	 * would lose the write. */
+	if (!rc && access == IOMMU_WRITE)
+		plan_mark_dirty(d, &p);
 	iommu_epoch_exit();
 	plan_fini(&p);
 	if (rc == -EFAULT || rc == -EACCES)
@@ -262,51 +325,73 @@ static int dma_pin(struct iommu_domain *d, uint64_t iova, unsigned int access,
 	return rc;
 }
 
-int iommu_dma_load64(struct iommu_domain *d, uint64_t iova, uint64_t *val)
-{
-	struct iommu_xl xl;
-	int rc;
+enum word_op { WORD_LOAD32, WORD_LOAD64, WORD_STORE64 };
 
-	if ((iova & 7) || iova >= IOMMU_IOVA_END)
-		return iommu_dma_read(d, iova, val, sizeof(*val));
-	rc = dma_pin(d, iova, IOMMU_READ, &xl);
+/* One naturally aligned word under the thread's recovery point: 0, or
+ * -EFAULT if the memory behind it vanished. */
+static int guarded_word(void *host, enum word_op op, uint64_t *val)
+{
+	sigjmp_buf jb;
+
+	if (sigsetjmp(jb, 0)) {
+		dma_guard = NULL;
+		return -EFAULT;
+	}
+	dma_guard = &jb;
+	if (op == WORD_STORE64)
+		__atomic_store_n((uint64_t *)host, *val, __ATOMIC_RELEASE);
+	else if (op == WORD_LOAD64)
+		*val = __atomic_load_n((uint64_t *)host, __ATOMIC_ACQUIRE);
+	else
+		*val = __atomic_load_n((uint32_t *)host, __ATOMIC_ACQUIRE);
+	dma_guard = NULL;
+	return 0;
+}
+
+/* Pin, access, unpin; a word whose memory vanished faults like an
+ * unmapped one. */
+static int dma_word(struct iommu_domain *d, uint64_t iova, enum word_op op, uint64_t *val)
+{
+	unsigned int access = op == WORD_STORE64 ? IOMMU_WRITE : IOMMU_READ;
+	struct iommu_dirty *dl;
+	struct iommu_xl xl;
+	int rc = dma_pin(d, iova, access, &xl);
+
 	if (rc)
 		return rc;
-	*val = __atomic_load_n((uint64_t *)xl.host, __ATOMIC_ACQUIRE);
+	rc = guarded_word(xl.host, op, val);
+	dl = atomic_load_explicit(&d->dirty, memory_order_acquire);
+	if (!rc && op == WORD_STORE64 && dl)
+		iommu_dirty_mark(dl, iova, sizeof(*val));
 	iommu_epoch_exit();
-	return 0;
+	if (rc)
+		iommu_fault_report(d, iova, access, IOMMU_FAULT_UNMAPPED);
+	return rc;
+}
+
+int iommu_dma_load64(struct iommu_domain *d, uint64_t iova, uint64_t *val)
+{
+	if ((iova & 7) || iova >= IOMMU_IOVA_END)
+		return iommu_dma_read(d, iova, val, sizeof(*val));
+	return dma_word(d, iova, WORD_LOAD64, val);
 }
 
 int iommu_dma_load32(struct iommu_domain *d, uint64_t iova, uint32_t *val)
 {
-	struct iommu_xl xl;
+	uint64_t v;
 	int rc;
 
 	if ((iova & 3) || iova >= IOMMU_IOVA_END)
 		return iommu_dma_read(d, iova, val, sizeof(*val));
-	rc = dma_pin(d, iova, IOMMU_READ, &xl);
-	if (rc)
-		return rc;
-	*val = __atomic_load_n((uint32_t *)xl.host, __ATOMIC_ACQUIRE);
-	iommu_epoch_exit();
-	return 0;
+	rc = dma_word(d, iova, WORD_LOAD32, &v);
+	if (!rc)
+		*val = (uint32_t)v;
+	return rc;
 }
 
 int iommu_dma_store64(struct iommu_domain *d, uint64_t iova, uint64_t val)
 {
-	struct iommu_dirty *dl;
-	struct iommu_xl xl;
-	int rc;
-
 	if ((iova & 7) || iova >= IOMMU_IOVA_END)
 		return iommu_dma_write(d, iova, &val, sizeof(val));
-	rc = dma_pin(d, iova, IOMMU_WRITE, &xl);
-	if (rc)
-		return rc;
-	__atomic_store_n((uint64_t *)xl.host, val, __ATOMIC_RELEASE);
-	dl = atomic_load_explicit(&d->dirty, memory_order_acquire);
-	if (dl)
-		iommu_dirty_mark(dl, iova, sizeof(val));
-	iommu_epoch_exit();
-	return 0;
+	return dma_word(d, iova, WORD_STORE64, &val);
 }

@@ -33,6 +33,7 @@ struct iommu_domain *iommu_domain_create(const struct iommu_domain_cfg *cfg)
 		errno = EINVAL;
 		return NULL;
 	}
+	iommu_dma_guard_init();
 	d = aligned_alloc(64, (sizeof(*d) + 63) & ~(size_t)63);
 	if (!d)
 		goto err;

@@ -228,6 +228,10 @@ struct iommu_pt *iommu_pt_clear(struct iommu_domain *d, uint64_t iova, uint64_t 
 
 /* ---- domain.c ---- */
 void iommu_unmap_locked(struct iommu_domain *d, uint64_t iova, uint64_t end);
+/* Install, once per process, the SIGBUS handler that turns an access to
+ * memory whose file shrank under its mapping into a DMA fault (dma.c). */
+void iommu_dma_guard_init(void);
+
 void iommu_fault_report(struct iommu_domain *d, uint64_t iova, unsigned int access,
 			unsigned int reason);
 

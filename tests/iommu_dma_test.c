@@ -597,3 +597,62 @@ Test(iommu_dma, unmap_in_forked_child_does_not_hang, .timeout = 60)
 	munmap((void *)dst, len);
 	free(l.src);
 }
+
+/* A client that truncates the file behind its guest memory: the next DMA
+ * to it meets SIGBUS, which fails that DMA like an unmapped IOVA instead
+ * of killing the process; memory still backed keeps working, and a SIGBUS
+ * outside a DMA is not swallowed. */
+Test(iommu_dma, memory_truncated_under_a_mapping_faults)
+{
+	const uint64_t iova = 0x40000000;
+	uint8_t buf[64] = { 0 };
+	uint64_t v = 0;
+	uint32_t w = 0;
+	int fd = memfd_create("gpup-test-shrink", MFD_CLOEXEC);
+	uint8_t *mem;
+	pid_t pid;
+	int st;
+
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(ftruncate(fd, 2 * 4096), 0);
+	mem = mmap(NULL, 2 * 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	cr_assert_neq(mem, MAP_FAILED);
+	memset(mem, 0x5a, 2 * 4096);
+	cr_assert_eq(iommu_map(d, iova, mem, 2 * 4096, IOMMU_READ | IOMMU_WRITE), 0);
+	cr_assert_eq(ftruncate(fd, 4096), 0, "the second page's backing is gone");
+
+	cr_assert_eq(iommu_dma_read(d, iova, buf, sizeof(buf)), 0, "first page still backed");
+	cr_assert_eq(buf[0], 0x5a);
+	expect_no_fault();
+	cr_assert_eq(iommu_dma_read(d, iova + 4096, buf, sizeof(buf)), -EFAULT);
+	expect_fault(iova + 4096, IOMMU_READ, IOMMU_FAULT_UNMAPPED, 1);
+	cr_assert_eq(iommu_dma_write(d, iova + 4096, buf, sizeof(buf)), -EFAULT);
+	expect_fault(iova + 4096, IOMMU_WRITE, IOMMU_FAULT_UNMAPPED, 2);
+	cr_assert_eq(iommu_dma_load64(d, iova + 4096, &v), -EFAULT);
+	expect_fault(iova + 4096, IOMMU_READ, IOMMU_FAULT_UNMAPPED, 3);
+	cr_assert_eq(iommu_dma_load32(d, iova + 4096 + 8, &w), -EFAULT);
+	expect_fault(iova + 4096 + 8, IOMMU_READ, IOMMU_FAULT_UNMAPPED, 4);
+	cr_assert_eq(iommu_dma_store64(d, iova + 4096, 7), -EFAULT);
+	expect_fault(iova + 4096, IOMMU_WRITE, IOMMU_FAULT_UNMAPPED, 5);
+	cr_assert_eq(iommu_dma_store64(d, iova, 7), 0, "a word in the backed page");
+	cr_assert_eq(*(uint64_t *)mem, 7);
+
+	/* Outside a DMA the signal still goes where it went before: the
+	 * default action kills the process; under a sanitizer its handler
+	 * reports the access and exits non-zero. */
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		volatile uint8_t x = mem[4096];
+
+		(void)x;
+		_exit(0);
+	}
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	cr_assert((WIFSIGNALED(st) && WTERMSIG(st) == SIGBUS) ||
+		  (WIFEXITED(st) && WEXITSTATUS(st) != 0), "status %#x", st);
+
+	cr_assert_eq(iommu_unmap(d, iova, 2 * 4096), 0);
+	munmap(mem, 2 * 4096);
+	close(fd);
+}
