@@ -8,7 +8,9 @@
  * STATUS.FAULT mirrors INTR_STATUS bit 31: a guest acknowledges a fault by
  * writing 1 there.  A queue that faults stays FAULTED until the guest
  * clears Q_CONTROL.ENABLE and sets it again; enabling re-reads the setup
- * and starts with CI at the producer index found in guest memory.
+ * and starts with CI at the producer index found in guest memory.  A
+ * WATCHDOG fault also resets the whole function, keeping the fault log
+ * (vgpu_wd.c).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -220,21 +222,43 @@ static void queue_control(struct vgpu_queue *q, uint32_t val)
 		queue_disable(q);
 }
 
-static void reset_cfg_locked(struct vgpu *v)
+/* The watchdog's reset: what the guest needs to learn why survives, and
+ * a lost GPU stays lost (lock held). */
+static void regs_reset_keep_faults_locked(struct vgpu *v)
+{
+	struct vgpu_fault_rec log[GPUP_FAULT_LOG_ENTRIES];
+	uint64_t count = v->fault_count;
+	uint32_t fault = v->intr_status & GPUP_INTR_FAULT;
+	bool lost = v->lost;
+
+	memcpy(log, v->log, sizeof(log));
+	regs_reset_locked(v);
+	memcpy(v->log, log, sizeof(log));
+	v->fault_count = count;
+	v->intr_status = fault;
+	v->lost = lost;
+}
+
+void vgpu_reset_cfg_locked(struct vgpu *v, bool keep_faults)
 {
 	for (unsigned int i = 0; i < GPUP_MAX_QUEUES; i++) {
 		queue_detach(&v->q[i]);
 		drain_doorbell(&v->q[i]);
 	}
 	pthread_mutex_lock(&v->lock);
-	regs_reset_locked(v);
+	if (keep_faults)
+		regs_reset_keep_faults_locked(v);
+	else
+		regs_reset_locked(v);
+	/* Any reset pays what the watchdog owed. */
+	v->wd_pending = false;
 	pthread_mutex_unlock(&v->lock);
 }
 
 void vgpu_reset(struct vgpu *v)
 {
 	pthread_mutex_lock(&v->cfg_lock);
-	reset_cfg_locked(v);
+	vgpu_reset_cfg_locked(v, false);
 	pthread_mutex_unlock(&v->cfg_lock);
 }
 
@@ -250,7 +274,7 @@ static void device_control(struct vgpu *v, uint32_t val)
 	uint32_t old;
 
 	if (val & GPUP_CTRL_RESET) {
-		reset_cfg_locked(v);
+		vgpu_reset_cfg_locked(v, false);
 		return;
 	}
 	pthread_mutex_lock(&v->lock);
@@ -484,6 +508,7 @@ int vgpu_bar0_write(struct vgpu *v, uint64_t off, const void *buf, size_t len)
 		return -EINVAL;
 	memcpy(val, buf, len);
 	pthread_mutex_lock(&v->cfg_lock);
+	vgpu_wd_flush(v);
 	for (size_t i = 0; i < len / 4; i++)
 		reg_write(v, (uint32_t)off + 4 * i, val[i]);
 	pthread_mutex_unlock(&v->cfg_lock);
@@ -658,8 +683,14 @@ void vgpu_destroy(struct vgpu *v)
 	if (!v)
 		return;
 	pthread_mutex_lock(&v->cfg_lock);
+	pthread_mutex_lock(&v->lock);
+	v->dying = true;
+	pthread_mutex_unlock(&v->lock);
+	/* With every queue detached no watchdog report for v is under way,
+	 * so no reset thread can start after this. */
 	for (unsigned int i = 0; i < GPUP_MAX_QUEUES; i++)
 		queue_detach(&v->q[i]);
 	pthread_mutex_unlock(&v->cfg_lock);
+	vgpu_wd_join(v);
 	vgpu_free(v);
 }

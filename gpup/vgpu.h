@@ -38,8 +38,8 @@ struct vgpu_stats {
 /* NULL and errno on failure.  The VRAM window is zeroed: a partition
  * never sees what an earlier one left there. */
 struct vgpu *vgpu_create(const struct vgpu_cfg *cfg);
-/* Stops its queues (waiting for the engines to drop them), closes its
- * doorbell fds, releases irq fds. */
+/* Stops its queues (waiting for the engines to drop them) and any
+ * watchdog reset under way, closes its doorbell fds, releases irq fds. */
 void vgpu_destroy(struct vgpu *v);
 
 /* BAR0 access.  off + len must lie inside GPUP_BAR0_SIZE; registers take
@@ -60,7 +60,10 @@ void vgpu_doorbell(struct vgpu *v, unsigned int q);
 int vgpu_set_irq_fd(struct vgpu *v, unsigned int vector, int fd);
 
 /* Function-level reset: queues stopped and cleared, registers to their
- * reset values, fault log cleared.  IOMMU mappings are not touched. */
+ * reset values, fault log cleared.  IOMMU mappings are not touched.  A
+ * queue the engines' watchdog finds hung gets the same reset, from a
+ * thread of the vgpu's own, but keeping the fault log (see
+ * GPUP_FAULT_WATCHDOG in uapi/gpup_vgpu.h). */
 void vgpu_reset(struct vgpu *v);
 
 /* The backing GPU failed: every queue faults with GPUP_FAULT_DEVICE_LOST,

@@ -7,7 +7,8 @@
  * Every address is checked before anything moves (VRAM against the
  * partition window with overflow-safe arithmetic, IOVA ranges by walking
  * the IOMMU translation), so a faulting command writes nothing.  A fault
- * stops only this queue.  Fault records carry: addr = the offending address
+ * stops only this queue, but for the watchdog's, which resets the
+ * partition.  Fault records carry: addr = the offending address
  * (or the packet's IOVA when no address is to blame), detail bits 0..31 =
  * IOMMU access bits for IOMMU faults, else the offending value (opcode,
  * kernel id, space, length...), detail bits 32..63 = the packet's tag.
@@ -479,21 +480,28 @@ static enum gpup_run_result queue_run(struct gpup_ectx *c, uint64_t deadline)
 
 /* The scheduler's watchdog gave up on this queue: a WAIT nobody
  * satisfies or a kernel that never ends.  Fault it like any other error,
- * naming the packet that hung; the engine is free for others again. */
+ * naming the packet that hung, so the engine is free for others again;
+ * then the whole partition is reset, keeping the fault log for its guest
+ * (vgpu_wd.c: this thread must not wait for the engines). */
 static void queue_stuck(struct gpup_ectx *c)
 {
 	struct vgpu_queue *q = c->opaque;
 	struct vgpu *v = q->v;
+	bool hung;
 
 	pthread_mutex_lock(&v->lock);
-	if (queue_live(q)) {
-		if (q->have_cmd)
-			vgpu_fault_locked(q, GPUP_FAULT_WATCHDOG, packet_iova(q),
-					  ((uint64_t)q->cmd.hdr.tag << 32) | q->cmd.hdr.opcode);
-		else
-			vgpu_fault_locked(q, GPUP_FAULT_WATCHDOG, q->run.pi_addr, 0);
-	}
+	hung = queue_live(q);
+	if (hung && q->have_cmd)
+		vgpu_fault_locked(q, GPUP_FAULT_WATCHDOG, packet_iova(q),
+				  ((uint64_t)q->cmd.hdr.tag << 32) | q->cmd.hdr.opcode);
+	else if (hung)
+		vgpu_fault_locked(q, GPUP_FAULT_WATCHDOG, q->run.pi_addr, 0);
+	/* Owed in the same breath as the fault is reported, so that a guest
+	 * write prompted by it finds the reset owed and pays it first. */
+	v->wd_pending |= hung;
 	pthread_mutex_unlock(&v->lock);
+	if (hung)
+		vgpu_wd_request(v);
 }
 
 const struct gpup_ectx_ops vgpu_queue_ops = {

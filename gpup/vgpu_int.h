@@ -9,6 +9,10 @@
  * take it.  lock guards the register file and is held only briefly, by
  * both sides.  A queue's `run` snapshot and everything below it in struct
  * vgpu_queue belong to the engine while the queue is attached.
+ *
+ * The watchdog's partition reset (vgpu_wd.c) is owed by an engine thread,
+ * which cannot wait for the engines, and paid by a reset thread under
+ * cfg_lock, or earlier by the next BAR0 write.
  */
 #ifndef GPUP_VGPU_INT_H
 #define GPUP_VGPU_INT_H
@@ -84,6 +88,12 @@ struct vgpu {
 	/* Scheduler settings for every queue (cfg_lock; vgpu_sched.c). */
 	struct sched_ctx_cfg sched;
 	bool sched_set;
+	/* The watchdog's reset (lock; vgpu_wd.c). */
+	bool wd_pending;              /* a queue hung: a reset is owed */
+	bool wd_busy;                 /* wd_thread has not given up cfg_lock */
+	bool wd_joinable;             /* wd_thread was started, not joined */
+	bool dying;                   /* vgpu_destroy began: no new thread */
+	pthread_t wd_thread;
 };
 
 #define VGPU_BOUNCE_SIZE (256u << 10)
@@ -94,6 +104,22 @@ void vgpu_fault_locked(struct vgpu_queue *q, uint32_t code, uint64_t addr,
 		       uint64_t detail);
 /* Set INTR_STATUS bit and send vector unless masked (lock held). */
 void vgpu_irq_locked(struct vgpu *v, uint32_t bit, uint32_t vector);
+
+/* Detach every queue, registers to reset values (cfg_lock held).  With
+ * keep_faults (the watchdog's reset) the fault log, FAULT_COUNT, INTR_STATUS
+ * bit 31 and a lost GPU survive, so the guest can read why. */
+void vgpu_reset_cfg_locked(struct vgpu *v, bool keep_faults);
+
+/* A queue of v hung, its WATCHDOG fault is recorded and wd_pending set:
+ * have v reset by a thread that may wait for the engines (engine thread,
+ * no lock held). */
+void vgpu_wd_request(struct vgpu *v);
+/* Pay an owed watchdog reset now (cfg_lock held): a BAR0 write the guest
+ * makes after the fault must not be undone by the reset coming later. */
+void vgpu_wd_flush(struct vgpu *v);
+/* vgpu_destroy, once no queue is attached and cfg_lock is released: wait
+ * for the reset thread. */
+void vgpu_wd_join(struct vgpu *v);
 
 /* Apply v's scheduler settings to q on engine e (cfg_lock; vgpu_sched.c). */
 void vgpu_sched_apply_queue(struct vgpu *v, struct gpup_engine *e, struct vgpu_queue *q);

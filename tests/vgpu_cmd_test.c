@@ -17,6 +17,7 @@
 
 #include "gpup/engine.h"
 #include "gpup/gpu.h"
+#include "gpup/tsched.h"
 #include "gpup/vgpu.h"
 #include "iommu/iommu.h"
 #include "uapi/gpup_vgpu.h"
@@ -691,34 +692,194 @@ Test(vgpu_cmd, unmap_racing_queued_copies)
 	munmap(buf, len);
 }
 
-/* With a watchdog on the engines, a WAIT nobody satisfies and a kernel
- * that never ends each fault their queue with WATCHDOG, naming the hung
- * packet; the engine then serves the others. */
-Test(vgpu_cmd, watchdog_faults_hung_queues)
-{
-	struct gpup_rr_cfg rr = { .watchdog_ns = 50000000 };
-	union gpup_cmd hang[2] = { wait_cmd(GPUP_WAIT_EQ, DATA, 1, ~0ull), fence(DONE(0), 1, true) };
-	union gpup_cmd spin[2] = { kernel(GPUP_KERNEL_SPIN, UINT64_MAX, 0, 0, 0, 0, 0),
-				   fence(DONE(2), 1, true) };
+/* ---- the watchdog ---- */
 
-	cr_assert_eq(gpup_engine_set_sched(gpup_gpu_engine(gpu, GPUP_ENGINE_KIND_COMPUTE, 0),
-					   &gpup_sched_rr, &rr), 0);
+#define WD_NS (50ull * 1000000)
+
+/* The compute engine under the time-slice scheduler, as the daemon runs
+ * it, with a watchdog of wd_ns. */
+static void compute_watchdog(uint64_t wd_ns)
+{
+	struct gpup_engine *e = gpup_gpu_engine(gpu, GPUP_ENGINE_KIND_COMPUTE, 0);
+
+	cr_assert_eq(gpup_tsched_set_policy(e, SCHED_POLICY_WEIGHTED, 1000000), 0);
+	cr_assert_eq(gpup_tsched_set_watchdog(e, wd_ns), 0);
+}
+
+static bool reset_done(struct tv *t)
+{
+	uint32_t ctl;
+
+	cr_assert_eq(vgpu_bar0_read(t->v, GPUP_REG_CONTROL, &ctl, 4), 0);
+	return ctl == 0;
+}
+
+/* One SAXPY round on queue 0 of the current vgpu (data in and out by
+ * COPY), checked bit for bit against plain C. */
+static void saxpy_round(uint32_t seed)
+{
+	const uint64_t n = 50000;
+	float *x = (float *)hva(DATA + (4 << 20)), *y = x + n, a = 1.75f;
+	float ref[50000];
+	uint32_t abits;
+
+	memcpy(&abits, &a, 4);
+	for (uint64_t i = 0; i < 2 * n; i++)
+		x[i] = rndf(&seed);
+	for (uint64_t i = 0; i < n; i++) {
+		float p = a * x[i];
+
+		ref[i] = p + y[i];
+	}
+	union gpup_cmd work[4] = {
+		copy(GPUP_SPACE_IOVA, DATA + (4 << 20), GPUP_SPACE_VRAM, 0, 8 * n),
+		kernel(GPUP_KERNEL_SAXPY, n, abits, 0, 4 * n, 0, 0),
+		copy(GPUP_SPACE_VRAM, 4 * n, GPUP_SPACE_IOVA, DATA + (4 << 20), 4 * n),
+		fence(DONE(0), cur->pi[0] + 4, true),
+	};
+
+	submit(0, work, 4);
+	cr_assert(wait_irq(0, 10000), "round %u", seed);
+	cr_assert_eq(*(uint64_t *)hva(DONE(0)), cur->pi[0]);
+	cr_assert_eq(memcmp(x, ref, n * 4), 0, "round %u", seed);
+}
+
+/* After a WATCHDOG fault on queue q: the fault interrupt, the reset of
+ * the whole function, and the fault record kept through it. */
+static void expect_watchdog_reset(unsigned int q, uint64_t addr, uint64_t detail,
+				  uint32_t count)
+{
+	uint32_t rec = GPUP_REG_FAULT_LOG + (count - 1) % GPUP_FAULT_LOG_ENTRIES *
+		       GPUP_FAULT_REC_SIZE;
+
+	cr_assert(wait_irq(FAULT_VEC, 5000), "fault interrupt");
+	for (int i = 0; i < 5000 && !reset_done(cur); i++)
+		usleep(1000);
+	cr_assert(reset_done(cur), "the partition is reset");
+	for (unsigned int i = 0; i < GPUP_MAX_QUEUES; i++) {
+		cr_assert_eq(rd(GPUP_REG_QUEUE(i) + GPUP_Q_STATUS), 0, "queue %u stopped", i);
+		cr_assert_eq(rd(GPUP_REG_QUEUE(i) + GPUP_Q_CONTROL), 0, "queue %u disabled", i);
+		cr_assert_eq(rd(GPUP_REG_QUEUE(i) + GPUP_Q_RING_ENTRIES), 0);
+	}
+	cr_assert_eq(rd(GPUP_REG_STATUS), GPUP_STS_FAULT, "not ready, fault kept");
+	cr_assert_eq(rd(GPUP_REG_INTR_STATUS), GPUP_INTR_FAULT);
+	cr_assert_eq(rd(GPUP_REG_FAULT_COUNT), count);
+	cr_assert_eq(rd(rec + GPUP_FAULT_REC_CODE), GPUP_FAULT_WATCHDOG);
+	cr_assert_eq(rd(rec + GPUP_FAULT_REC_QUEUE), q);
+	cr_assert_eq(rd64(rec + GPUP_FAULT_REC_ADDR_LO), addr);
+	cr_assert_eq(rd64(rec + GPUP_FAULT_REC_DETAIL_LO), detail);
+	cr_assert_eq(rd64(rec + GPUP_FAULT_REC_SEQ_LO), count);
+}
+
+/* What a guest does after a reset: acknowledge, enable, set queues up. */
+static void reinit(void)
+{
+	wr(GPUP_REG_INTR_STATUS, GPUP_INTR_FAULT);
+	wr(GPUP_REG_CONTROL, GPUP_CTRL_ENABLE);
+	cr_assert_eq(rd(GPUP_REG_STATUS), GPUP_STS_READY);
+	queue_setup(0, GPUP_ENGINE_COMPUTE);
+	queue_setup(1, GPUP_ENGINE_COPY);
+}
+
+/* A hung queue of tv0 (hang[0] on queue 0, with queues 1 and 2 up beside
+ * it) while tv1 on the same GPU computes: tv1 stays exact throughout and
+ * after; tv0 is reset with its fault readable, and works once set up
+ * again. */
+static void hung_partition_is_reset(const union gpup_cmd *hang, uint64_t detail)
+{
+	compute_watchdog(WD_NS);
+	tv_init(&tv1, 0, 1);
+	cur = &tv0;
 	*(uint64_t *)hva(DATA) = 0;
 	queue_setup(2, GPUP_ENGINE_COMPUTE);
-	uint64_t pkt0 = RING(0) + cur->pi[0] % ENTRIES * GPUP_CMD_SIZE;
-	uint64_t pkt2 = RING(2) + cur->pi[2] % ENTRIES * GPUP_CMD_SIZE;
+	uint64_t pkt = RING(0) + cur->pi[0] % ENTRIES * GPUP_CMD_SIZE;
+	union gpup_cmd c[2] = { *hang, fence(DONE(0), 1, true) };
 
-	submit(0, hang, 2);
-	expect_fault(0, GPUP_FAULT_WATCHDOG, pkt0, TAGGED(0x3a, GPUP_OP_WAIT), 1);
-	recover(0);
-	submit(2, spin, 2);
-	cr_assert(wait_irq(FAULT_VEC, 5000));
-	cr_assert_eq(rd(GPUP_REG_QUEUE(2) + GPUP_Q_FAULT), GPUP_FAULT_WATCHDOG);
-	cr_assert_eq(rd64(GPUP_REG_FAULT_LOG + GPUP_FAULT_REC_SIZE + GPUP_FAULT_REC_ADDR_LO), pkt2);
-	cr_assert_eq(rd64(GPUP_REG_FAULT_LOG + GPUP_FAULT_REC_SIZE + GPUP_FAULT_REC_DETAIL_LO),
-		     TAGGED(0x4b, GPUP_OP_KERNEL));
+	submit(0, c, 2);
+	cur = &tv1;
+	for (uint32_t r = 0; r < 2 || !reset_done(&tv0); r++) {
+		cr_assert_lt(r, 2000, "tv0 never reset");
+		saxpy_round(r);
+	}
+	cur = &tv0;
+	expect_watchdog_reset(0, pkt, detail, 1);
+	cr_assert_not(wait_irq(0, 0), "the hung packet's fence never ran");
+	cur = &tv1;
+	saxpy_round(9999);
+	cr_assert_eq(rd(GPUP_REG_FAULT_COUNT), 0, "tv1 saw no fault");
+	cr_assert_eq(rd(GPUP_REG_STATUS), GPUP_STS_READY);
+	cur = &tv0;
+	reinit();
 	run_one(0, fence(DATA + 8, 5, false));
-	cr_assert_eq(*(uint64_t *)hva(DATA + 8), 5, "the compute engine is free again");
+	cr_assert_eq(*(uint64_t *)hva(DATA + 8), 5, "tv0 computes again");
+	run_one(1, fence(DATA + 16, 6, false));
+	cr_assert_eq(rd(GPUP_REG_FAULT_COUNT), 1, "the record stays until a guest reset");
+	wr(GPUP_REG_CONTROL, GPUP_CTRL_RESET);
+	cr_assert_eq(rd(GPUP_REG_FAULT_COUNT), 0);
+}
+
+Test(vgpu_cmd, watchdog_resets_partition_of_a_wait_that_never_completes)
+{
+	union gpup_cmd w = wait_cmd(GPUP_WAIT_EQ, DATA, 1, ~0ull);
+
+	hung_partition_is_reset(&w, TAGGED(0x3a, GPUP_OP_WAIT));
+}
+
+Test(vgpu_cmd, watchdog_resets_partition_of_an_endless_spin)
+{
+	union gpup_cmd k = kernel(GPUP_KERNEL_SPIN, UINT64_MAX, 0, 0, 0, 0, 0);
+
+	hung_partition_is_reset(&k, TAGGED(0x4b, GPUP_OP_KERNEL));
+}
+
+/* A guest that sets its queues up again the moment it takes the fault
+ * interrupt, before the reset thread may have run: the reset comes first,
+ * never after, so the new setup stands. */
+Test(vgpu_cmd, guest_setup_right_after_the_watchdog_fault_stands)
+{
+	union gpup_cmd w[2] = { wait_cmd(GPUP_WAIT_EQ, DATA, 1, ~0ull), fence(DONE(0), 1, true) };
+
+	compute_watchdog(20ull * 1000000);
+	*(uint64_t *)hva(DATA) = 0;
+	for (uint32_t i = 1; i <= 4; i++) {
+		submit(0, w, 2);
+		cr_assert(wait_irq(FAULT_VEC, 5000));
+		reinit();
+		usleep(30000);
+		cr_assert_eq(rd(GPUP_REG_QUEUE(0) + GPUP_Q_STATUS), GPUP_QSTS_ENABLED);
+		cr_assert_eq(rd(GPUP_REG_QUEUE(1) + GPUP_Q_STATUS), GPUP_QSTS_ENABLED);
+		cr_assert_eq(rd(GPUP_REG_FAULT_COUNT), i);
+		run_one(1, fence(DATA + 8, i, false));
+		cr_assert_eq(*(uint64_t *)hva(DATA + 8), i);
+	}
+}
+
+/* Destroying a partition while its watchdog fires, or just after, while
+ * the reset thread is owed or running: no use after free (ASan), and the
+ * other partition carries on. */
+Test(vgpu_cmd, destroy_racing_the_watchdog_reset)
+{
+	union gpup_cmd w[2] = { wait_cmd(GPUP_WAIT_EQ, DATA, 1, ~0ull), fence(DONE(0), 1, true) };
+	union gpup_cmd k[2] = { kernel(GPUP_KERNEL_SPIN, UINT64_MAX, 0, 0, 0, 0, 0),
+				fence(DONE(2), 1, true) };
+
+	compute_watchdog(20ull * 1000000);
+	*(uint64_t *)hva(DATA) = 0;
+	for (unsigned int i = 0; i < 8; i++) {
+		tv_init(&tv1, 0, 1);
+		queue_setup(2, GPUP_ENGINE_COMPUTE);
+		submit(0, w, 2);
+		submit(2, k, 2);
+		if (i % 2)
+			cr_assert(wait_irq(FAULT_VEC, 5000));
+		else
+			usleep(15000 + i * 4000);
+		tv_fini(&tv1);
+	}
+	cur = &tv0;
+	run_one(0, fence(DATA + 8, 7, false));
+	cr_assert_eq(*(uint64_t *)hva(DATA + 8), 7);
+	cr_assert_eq(rd(GPUP_REG_FAULT_COUNT), 0);
 }
 
 /* Interrupts go to the vectors the guest programs, read at queue enable. */

@@ -326,7 +326,23 @@ static inline uint32_t gpup_render_pixel(uint32_t x, uint32_t y, uint32_t frame)
 	return 0xff000000u | (r << 16) | (g << 8) | b;
 }
 
-/* Fault codes, in fault records and Q_FAULT. */
+/* Fault codes, in fault records and Q_FAULT.
+ *
+ * GPUP_FAULT_WATCHDOG: a queue had work and completed no packet for the
+ * host's watchdog timeout (a WAIT nobody satisfies, a kernel that never
+ * ends).  It is recorded like any fault (the record names the queue and
+ * the hung packet: addr its IOVA, detail its opcode and tag; Q_FAULT,
+ * INTR_STATUS bit 31 and the fault vector's MSI), and then the whole
+ * function is reset as by GPUP_CTRL_RESET: every queue stopped and
+ * disabled, every register at its reset value (CONTROL 0, so STATUS.READY
+ * clear), except that the fault log, FAULT_COUNT and INTR_STATUS bit 31
+ * (so STATUS.FAULT) are kept, for the guest to read why, and STATUS.LOST
+ * stays as it was.  The reset follows the record shortly: until it is
+ * done, registers may still show the faulted queue; a BAR0 write the guest
+ * makes once it has seen the fault takes effect after the reset, never
+ * before it, so a driver may set the device up again (CONTROL.ENABLE, its
+ * queues) straight from its fault handler.  A guest's own reset clears
+ * the log as usual.  Other partitions on the GPU are not affected. */
 enum gpup_fault_code {
 	GPUP_FAULT_NONE = 0,
 	GPUP_FAULT_IOMMU_UNMAPPED = 1, /* IOVA not mapped */
@@ -336,7 +352,7 @@ enum gpup_fault_code {
 	GPUP_FAULT_BAD_KERNEL = 5,
 	GPUP_FAULT_BAD_ARGS = 6,       /* bad space, alignment, length, overlap */
 	GPUP_FAULT_RING = 7,           /* ring setup or producer index out of range */
-	GPUP_FAULT_WATCHDOG = 8,       /* no progress within the watchdog timeout */
+	GPUP_FAULT_WATCHDOG = 8,       /* no progress in time; resets the function */
 	GPUP_FAULT_DEVICE_LOST = 9,    /* the backing GPU failed */
 	GPUP_FAULT_MAX
 };
