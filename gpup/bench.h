@@ -170,6 +170,13 @@ void bench_write_markdown(FILE *f, const struct bench_scenario *sc, uint64_t see
 struct json_object;
 struct json_object *bench_run_json(const struct bench_scenario *sc,
 				   const struct bench_run *run);
+/* A number for the JSON reports: six significant digits (enough to
+ * compare, stable to print); a negative value means "not measured" and
+ * becomes null (NULL). */
+struct json_object *bench_json_num(double v);
+/* Jain's fairness index of x[0..n-1] (1 when all are equal; 1 for all
+ * zero, which the callers that care skip). */
+double bench_jain(const double *x, unsigned int n);
 /* Writes a gnuplot script and data next to out and runs gnuplot. */
 int bench_write_plot(const char *out, const struct bench_scenario *sc,
 		     const struct bench_run *run, char *err, size_t errlen);

@@ -41,29 +41,27 @@ static void latencies(struct bench_live_client *t, struct bench_live_tenant *r)
 
 static void live_jain(const struct bench_live *l, struct bench_live_result *res)
 {
-	double sum = 0;
+	double sum = 0, *x = calloc(l->n ? l->n : 1, sizeof(*x));
 
-	for (unsigned int w = 0; w < l->nwin; w++) {
-		double s = 0, s2 = 0, j;
+	for (unsigned int w = 0; x && w < l->nwin; w++) {
+		double j;
 		unsigned int k = 0;
+		bool any = false;
 
 		for (unsigned int i = 0; i < l->n; i++) {
-			double x;
-
 			if (!saturating(l->t[i].spec))
 				continue;
-			x = l->t[i].win[w] / bench_policy_weight(l->sc, i);
-			s += x;
-			s2 += x * x;
-			k++;
+			x[k] = l->t[i].win[w] / bench_policy_weight(l->sc, i);
+			any |= x[k++] > 0;
 		}
-		if (k < 2 || s2 == 0)
+		if (k < 2 || !any)
 			continue;
-		j = s * s / (k * s2);
+		j = bench_jain(x, k);
 		res->jain_min = res->jain_windows && res->jain_min < j ? res->jain_min : j;
 		sum += j;
 		res->jain_windows++;
 	}
+	free(x);
 	if (res->jain_windows)
 		res->jain_mean = sum / res->jain_windows;
 }
@@ -181,16 +179,6 @@ void bench_live_markdown(FILE *f, const struct bench_scenario *sc,
 	live_tenants(f, sc, &r[0]);
 }
 
-static json_object *jd(double v)
-{
-	char buf[32];
-
-	if (v < 0 || !isfinite(v))
-		return NULL;
-	snprintf(buf, sizeof(buf), "%.6g", v);
-	return json_object_new_double_s(v, buf);
-}
-
 static json_object *live_tenant_json(const struct bench_scenario *sc, unsigned int i,
 				     const struct bench_live_tenant *t)
 {
@@ -200,18 +188,18 @@ static json_object *live_tenant_json(const struct bench_scenario *sc, unsigned i
 	json_object_object_add(o, "class",
 			       json_object_new_string(sched_class_name(sc->tenants[i].klass)));
 	json_object_object_add(o, "weight", json_object_new_int64(sc->tenants[i].weight));
-	json_object_object_add(o, "share", jd(t->share));
-	json_object_object_add(o, "target_share", jd(t->target));
-	json_object_object_add(o, "share_error", jd(t->share_error));
-	json_object_object_add(o, "engine_ms", jd(t->work_ns / 1e6));
+	json_object_object_add(o, "share", bench_json_num(t->share));
+	json_object_object_add(o, "target_share", bench_json_num(t->target));
+	json_object_object_add(o, "share_error", bench_json_num(t->share_error));
+	json_object_object_add(o, "engine_ms", bench_json_num(t->work_ns / 1e6));
 	json_object_object_add(o, "jobs", json_object_new_int64((int64_t)t->jobs));
-	json_object_object_add(o, "jobs_per_s", jd(t->jobs_per_s));
+	json_object_object_add(o, "jobs_per_s", bench_json_num(t->jobs_per_s));
 	json_object_object_add(o, "frames", json_object_new_int64((int64_t)t->frames));
 	json_object_object_add(o, "frames_missed",
 			       json_object_new_int64((int64_t)t->frames_missed));
-	json_object_object_add(o, "latency_p50_ms", jd(t->lat_p50_ms));
-	json_object_object_add(o, "latency_p99_ms", jd(t->lat_p99_ms));
-	json_object_object_add(o, "latency_max_ms", jd(t->lat_max_ms));
+	json_object_object_add(o, "latency_p50_ms", bench_json_num(t->lat_p50_ms));
+	json_object_object_add(o, "latency_p99_ms", bench_json_num(t->lat_p99_ms));
+	json_object_object_add(o, "latency_max_ms", bench_json_num(t->lat_max_ms));
 	return o;
 }
 
@@ -224,16 +212,16 @@ int bench_live_json(FILE *f, const struct bench_scenario *sc,
 	json_object_object_add(o, "schema", json_object_new_string("gpup-bench-live-1"));
 	json_object_object_add(o, "scenario", json_object_new_string(sc->name));
 	json_object_object_add(o, "mode", json_object_new_string("live"));
-	json_object_object_add(o, "duration_s", jd(seconds));
+	json_object_object_add(o, "duration_s", bench_json_num(seconds));
 	for (unsigned int i = 0; i < n; i++) {
 		json_object *ru = json_object_new_object(), *ta = json_object_new_array();
 
 		json_object_object_add(ru, "policy",
 				       json_object_new_string(sched_policy_name(r[i].policy)));
-		json_object_object_add(ru, "delivered", jd(r[i].delivered));
-		json_object_object_add(ru, "share_error_max", jd(r[i].share_error_max));
-		json_object_object_add(ru, "jain_min", jd(r[i].jain_min));
-		json_object_object_add(ru, "jain_mean", jd(r[i].jain_mean));
+		json_object_object_add(ru, "delivered", bench_json_num(r[i].delivered));
+		json_object_object_add(ru, "share_error_max", bench_json_num(r[i].share_error_max));
+		json_object_object_add(ru, "jain_min", bench_json_num(r[i].jain_min));
+		json_object_object_add(ru, "jain_mean", bench_json_num(r[i].jain_mean));
 		json_object_object_add(ru, "jain_windows", json_object_new_int(r[i].jain_windows));
 		json_object_object_add(ru, "frames_missed",
 				       json_object_new_int64((int64_t)r[i].frames_missed));

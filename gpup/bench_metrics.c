@@ -51,7 +51,7 @@ static double usable(const struct sim_engine *se)
 	return (double)(se->duration - se->switch_total);
 }
 
-static double jain(const double *x, unsigned int n)
+double bench_jain(const double *x, unsigned int n)
 {
 	double s = 0, s2 = 0;
 
@@ -75,7 +75,7 @@ static void engine_jain(struct sim_engine *se, struct bench_run *run,
 				x[k++] = se->t[i]->win_recv[w] / se->t[i]->win_fair[w];
 		if (k < 2)
 			continue;
-		double j = jain(x, k);
+		double j = bench_jain(x, k);
 
 		if (run->jain_windows == 0 || j < run->jain_min)
 			run->jain_min = j;

@@ -64,9 +64,7 @@ void bench_check_targets(const struct bench_scenario *sc, struct bench_run *run)
 
 /* ---- JSON ---- */
 
-/* Six significant digits: enough to compare, stable to print.  Values
- * below zero mean "not measured" and print as null. */
-static json_object *jd(double v)
+json_object *bench_json_num(double v)
 {
 	char buf[32];
 
@@ -110,23 +108,23 @@ static json_object *tenant_json(const struct bench_scenario *sc, unsigned int i,
 	put(o, "type", jstr(t->type));
 	put(o, "class", jstr(sched_class_name(t->klass)));
 	put(o, "weight", ju(t->weight));
-	put(o, "reserve", jd(t->reserve_ppm / 1e6));
-	put(o, "cap", jd(t->cap_ppm / 1e6));
+	put(o, "reserve", bench_json_num(t->reserve_ppm / 1e6));
+	put(o, "cap", bench_json_num(t->cap_ppm / 1e6));
 	put(o, "workload", jstr(wl_name(t->wl.kind)));
-	put(o, "target_share", jd(r->target_share));
-	put(o, "share", jd(r->share));
-	put(o, "share_error", jd(r->share_error));
-	put(o, "window_share_error_max", jd(r->window_share_error_max));
-	put(o, "engine_ms", jd(r->engine_ms));
+	put(o, "target_share", bench_json_num(r->target_share));
+	put(o, "share", bench_json_num(r->share));
+	put(o, "share_error", bench_json_num(r->share_error));
+	put(o, "window_share_error_max", bench_json_num(r->window_share_error_max));
+	put(o, "engine_ms", bench_json_num(r->engine_ms));
 	put(o, "jobs", ju(r->jobs));
-	put(o, "jobs_per_s", jd(r->jobs_per_s));
+	put(o, "jobs_per_s", bench_json_num(r->jobs_per_s));
 	put(o, "slices", ju(r->slices));
 	put(o, "preemptions", ju(r->preemptions));
-	put(o, "overrun_ms", jd(r->overrun_ms));
-	put(o, "wait_p50_us", jd(r->wait_p50_us));
-	put(o, "wait_p99_us", jd(r->wait_p99_us));
-	put(o, "wait_max_us", jd(r->wait_max_us));
-	put(o, "max_lag_ms", jd(fmax(r->max_lag_ms, 0)));
+	put(o, "overrun_ms", bench_json_num(r->overrun_ms));
+	put(o, "wait_p50_us", bench_json_num(r->wait_p50_us));
+	put(o, "wait_p99_us", bench_json_num(r->wait_p99_us));
+	put(o, "wait_max_us", bench_json_num(r->wait_max_us));
+	put(o, "max_lag_ms", bench_json_num(fmax(r->max_lag_ms, 0)));
 	put(o, "debt_us", json_object_new_double(round(r->debt_us)));
 	put(o, "frames", ju(r->frames));
 	put(o, "frames_missed", ju(r->frames_missed));
@@ -141,12 +139,12 @@ static json_object *engine_json(const struct bench_scenario *sc,
 	put(o, "gpu", jstr(sc->gpus[r->gpu].name));
 	put(o, "engine", ju(r->engine));
 	put(o, "tenants", ju(r->ntenants));
-	put(o, "utilisation", jd(r->utilisation));
-	put(o, "switches_per_s", jd(r->switches_per_s));
+	put(o, "utilisation", bench_json_num(r->utilisation));
+	put(o, "switches_per_s", bench_json_num(r->switches_per_s));
 	put(o, "picks", ju(r->picks));
 	put(o, "idle_picks", ju(r->idle_picks));
 	put(h, "sched_cpu_ns", ju(r->sched_cpu_ns));
-	put(h, "overhead", jd(r->overhead));
+	put(h, "overhead", bench_json_num(r->overhead));
 	put(o, "host", h);
 	return o;
 }
@@ -163,8 +161,8 @@ static json_object *checks_json(const struct bench_run *run, bool host)
 			continue;
 		o = json_object_new_object();
 		put(o, "name", jstr(c->name));
-		put(o, "limit", jd(c->limit));
-		put(o, "value", jd(c->value));
+		put(o, "limit", bench_json_num(c->limit));
+		put(o, "value", bench_json_num(c->value));
 		put(o, "pass", json_object_new_boolean(c->pass));
 		json_object_array_add(a, o);
 	}
@@ -175,15 +173,15 @@ static json_object *overall_json(const struct bench_run *run)
 {
 	json_object *o = json_object_new_object();
 
-	put(o, "jain_min", jd(run->jain_min));
-	put(o, "jain_mean", jd(run->jain_mean));
+	put(o, "jain_min", bench_json_num(run->jain_min));
+	put(o, "jain_mean", bench_json_num(run->jain_mean));
 	put(o, "jain_windows", ju(run->jain_windows));
-	put(o, "share_error_max", jd(run->share_error_max));
-	put(o, "window_share_error_max", jd(run->window_share_error_max));
-	put(o, "lag_max_ms", jd(run->lag_max_ms));
-	put(o, "group_spread_max", jd(run->group_spread_max));
-	put(o, "wait_p99_max_us", jd(run->wait_p99_max_us));
-	put(o, "group_wait_p99_max_us", jd(run->group_wait_p99_max_us));
+	put(o, "share_error_max", bench_json_num(run->share_error_max));
+	put(o, "window_share_error_max", bench_json_num(run->window_share_error_max));
+	put(o, "lag_max_ms", bench_json_num(run->lag_max_ms));
+	put(o, "group_spread_max", bench_json_num(run->group_spread_max));
+	put(o, "wait_p99_max_us", bench_json_num(run->wait_p99_max_us));
+	put(o, "group_wait_p99_max_us", bench_json_num(run->group_wait_p99_max_us));
 	put(o, "frames_missed", ju(run->frames_missed));
 	return o;
 }
@@ -195,7 +193,7 @@ json_object *bench_run_json(const struct bench_scenario *sc, const struct bench_
 
 	put(o, "policy", jstr(sched_policy_name(run->policy)));
 	put(o, "role", jstr(run->baseline ? "baseline" : "scenario"));
-	put(o, "slice_ms", jd(run->slice_ns / 1e6));
+	put(o, "slice_ms", bench_json_num(run->slice_ns / 1e6));
 	put(o, "overall", overall_json(run));
 	for (unsigned int i = 0; i < run->nengines; i++)
 		json_object_array_add(ea, engine_json(sc, &run->engines[i]));
@@ -223,14 +221,14 @@ int bench_write_json(FILE *f, const struct bench_scenario *sc, uint64_t seed,
 	put(o, "description", jstr(sc->description));
 	put(o, "mode", jstr("model"));
 	put(o, "seed", ju(seed));
-	put(o, "duration_s", jd(sc->duration_ns / 1e9));
+	put(o, "duration_s", bench_json_num(sc->duration_ns / 1e9));
 	put(o, "policy", jstr(sched_policy_name(sc->policy)));
 	put(o, "tenants", ju(sc->ntenants));
 	for (unsigned int i = 0; i < nruns; i++)
 		json_object_array_add(a, bench_run_json(sc, &runs[i]));
 	put(o, "runs", a);
 	put(o, "pass", json_object_new_boolean(runs[0].pass));
-	put(h, "wall_s", jd(wall_s));
+	put(h, "wall_s", bench_json_num(wall_s));
 	put(h, "pass", json_object_new_boolean(runs[0].host_pass));
 	put(o, "host", h);
 	if (fprintf(f, "%s\n", json_object_to_json_string_ext(o,

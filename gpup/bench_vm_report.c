@@ -13,16 +13,6 @@
 
 #include "gpup/bench_vm.h"
 
-static json_object *jd(double v)
-{
-	char buf[32];
-
-	if (v < 0 || !isfinite(v))
-		return NULL;
-	snprintf(buf, sizeof(buf), "%.6g", v);
-	return json_object_new_double_s(v, buf);
-}
-
 /* A vm run: the model's shape, with what vm mode cannot measure set to
  * null and what the guests measured added. */
 static json_object *vm_run_json(const struct bench_vm *v, unsigned int r,
@@ -37,12 +27,12 @@ static json_object *vm_run_json(const struct bench_vm *v, unsigned int r,
 
 		json_object_object_add(t, "max_lag_ms", NULL);
 		json_object_object_add(t, "uuid", json_object_new_string(v->t[i].uuid));
-		json_object_object_add(t, "latency_p50_ms", jd(g->lat_n ? g->lat_p50_ns / 1e6 : -1));
-		json_object_object_add(t, "latency_p99_ms", jd(g->lat_n ? g->lat_p99_ns / 1e6 : -1));
-		json_object_object_add(t, "latency_max_ms", jd(g->lat_n ? g->lat_max_ns / 1e6 : -1));
-		json_object_object_add(t, "guest_run_s", jd(g->run_ns / 1e9));
+		json_object_object_add(t, "latency_p50_ms", bench_json_num(g->lat_n ? g->lat_p50_ns / 1e6 : -1));
+		json_object_object_add(t, "latency_p99_ms", bench_json_num(g->lat_n ? g->lat_p99_ns / 1e6 : -1));
+		json_object_object_add(t, "latency_max_ms", bench_json_num(g->lat_n ? g->lat_max_ns / 1e6 : -1));
+		json_object_object_add(t, "guest_run_s", bench_json_num(g->run_ns / 1e9));
 	}
-	json_object_object_add(o, "measured_s", jd(v->measured_s[r]));
+	json_object_object_add(o, "measured_s", bench_json_num(v->measured_s[r]));
 	return o;
 }
 
@@ -61,7 +51,7 @@ int bench_vm_write_json(FILE *f, const struct bench_vm *v, uint64_t seed,
 	json_object_object_add(o, "description", json_object_new_string(sc->description));
 	json_object_object_add(o, "mode", json_object_new_string("vm"));
 	json_object_object_add(o, "seed", json_object_new_int64((int64_t)seed));
-	json_object_object_add(o, "duration_s", jd(v->duration_ns / 1e9));
+	json_object_object_add(o, "duration_s", bench_json_num(v->duration_ns / 1e9));
 	json_object_object_add(o, "policy", json_object_new_string(sched_policy_name(sc->policy)));
 	json_object_object_add(o, "tenants", json_object_new_int64(sc->ntenants));
 	json_object_object_add(o, "partition_type", json_object_new_string(v->type));
@@ -70,10 +60,10 @@ int bench_vm_write_json(FILE *f, const struct bench_vm *v, uint64_t seed,
 		json_object_array_add(ma, bench_run_json(sc, &model[i]));
 	}
 	json_object_object_add(o, "runs", a);
-	json_object_object_add(m, "duration_s", jd(sc->duration_ns / 1e9));
+	json_object_object_add(m, "duration_s", bench_json_num(sc->duration_ns / 1e9));
 	json_object_object_add(m, "runs", ma);
 	json_object_object_add(o, "model", m);
-	json_object_object_add(h, "wall_s", jd(wall_s));
+	json_object_object_add(h, "wall_s", bench_json_num(wall_s));
 	json_object_object_add(o, "host", h);
 	if (fprintf(f, "%s\n", json_object_to_json_string_ext(o,
 			JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE)) < 0)

@@ -191,21 +191,19 @@ static void vm_jain(const struct bench_vm *v, struct bench_run *run)
 
 	run->jain_min = run->jain_mean = -1;
 	for (unsigned int w = 0; w < v->nwin; w++) {
-		double s = 0, s2 = 0, j;
+		double x[BENCH_VM_MAX_TENANTS], j;
 		unsigned int k = 0;
+		bool any = false;
 
 		for (unsigned int i = 0; i < v->n; i++) {
-			double x = v->win[w][i] / bench_policy_weight(v->sc, i);
-
 			if (!saturating(v, i))
 				continue;
-			s += x;
-			s2 += x * x;
-			k++;
+			x[k] = v->win[w][i] / bench_policy_weight(v->sc, i);
+			any |= x[k++] > 0;
 		}
-		if (k < 2 || s2 == 0)
+		if (k < 2 || !any)
 			continue;
-		j = s * s / (k * s2);
+		j = bench_jain(x, k);
 		run->jain_min = run->jain_windows && run->jain_min < j ? run->jain_min : j;
 		sum += j;
 		run->jain_windows++;
