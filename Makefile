@@ -72,7 +72,8 @@ $(O)/tests/%: $(O)/obj/tests/%.o $(O)/obj/tests/testlib.o $(LIB_OBJS)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) -lcriterion
 
-$(O)/bench/%: $(O)/obj/bench/%.o $(LIB_OBJS)
+# bench/benchlib.c: helpers shared by the benchmarks, linked into each.
+$(O)/bench/%: $(O)/obj/bench/%.o $(O)/obj/bench/benchlib.o $(LIB_OBJS)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 

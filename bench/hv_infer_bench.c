@@ -12,12 +12,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "bench/benchlib.h"
 #include "gpup/vfu_guest.h"
 
 #define N 256u
@@ -25,47 +24,7 @@
 #define ROUNDS 5
 #define TYPE "sim-128m-2"
 
-static char run_dir[96], state_dir[96], base[64];
-static pid_t daemon_pid = -1;
-
-static int start_daemon(const char *bin)
-{
-	char sock[160];
-	struct stat st;
-
-	strcpy(base, "/tmp/hv-infer-bench-XXXXXX");
-	if (!mkdtemp(base))
-		return -1;
-	snprintf(run_dir, sizeof(run_dir), "%s/run", base);
-	snprintf(state_dir, sizeof(state_dir), "%s/state", base);
-	snprintf(sock, sizeof(sock), "%s/gpup.sock", run_dir);
-	fflush(stdout); /* or the child's freopen writes our buffer twice */
-	daemon_pid = fork();
-	if (daemon_pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive the benchmark */
-		freopen("/dev/null", "w", stdout);
-		freopen("/dev/null", "w", stderr);
-		execl(bin, "gpup", "daemon", "--foreground", "--run-dir", run_dir,
-		      "--state-dir", state_dir, "--sim-gpus", "1", "--vram", "256M", NULL);
-		_exit(127);
-	}
-	for (int i = 0; i < 500 && stat(sock, &st) != 0; i++)
-		usleep(10000);
-	return stat(sock, &st);
-}
-
-static void stop_daemon(void)
-{
-	char cmd[128];
-
-	if (daemon_pid > 0) {
-		kill(daemon_pid, SIGTERM);
-		waitpid(daemon_pid, NULL, 0);
-	}
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", base);
-	if (base[0] && system(cmd) != 0)
-		fprintf(stderr, "hv_infer_bench: could not remove %s\n", base);
-}
+static struct bl_daemon dmn;
 
 /* Run a command line, capture its first output line. */
 static int capture(const char *cmd, char *out, size_t len)
@@ -161,7 +120,7 @@ static int create(const char *bin, char *uuid, size_t len)
 	char cmd[512];
 
 	snprintf(cmd, sizeof(cmd), "%s --run-dir %s create --gpu gpu0 --type %s", bin,
-		 run_dir, TYPE);
+		 dmn.run_dir, TYPE);
 	return capture(cmd, uuid, len);
 }
 
@@ -202,9 +161,9 @@ static int measure(const char *bin, const char *guests)
 	double g[ROUNDS], h[ROUNDS], ratio[ROUNDS];
 	float sum = 0;
 
-	if (start_daemon(bin) || create(bin, uuid, sizeof(uuid)))
+	if (bl_daemon_start(&dmn, bin, "hv-infer-bench") || create(bin, uuid, sizeof(uuid)))
 		return -1;
-	snprintf(sock, sizeof(sock), "%s/%s.sock", run_dir, uuid);
+	snprintf(sock, sizeof(sock), "%s/%s.sock", dmn.run_dir, uuid);
 	for (int r = 0; r < ROUNDS; r++) {
 		g[r] = guest_run(bin, guests, sock, line, sizeof(line));
 		h[r] = g[r] > 0 ? host_run(sock, &sum) : -1;
@@ -242,7 +201,7 @@ int main(void)
 	       "submits the same packets over vfio-user without a VM.\n\n", ROUNDS,
 	       ITERS, TYPE, N, N);
 	rc = measure(bin, guests);
-	stop_daemon();
+	bl_daemon_stop(&dmn, "hv-infer-bench");
 	if (rc)
 		printf("Not measured: the daemon, the partition or a run failed.\n");
 	return rc ? 1 : 0;

@@ -13,10 +13,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include "bench/benchlib.h"
 
 #define SAMPLES 300
 #define MAX_KINDS 6
@@ -36,48 +36,8 @@ static struct kind kinds[MAX_KINDS] = {
 	{ .name = "ring0", .what = "a guest kernel call that does nothing (ring 3 to 0 and back)" },
 };
 
-static char run_dir[96], base[64];
+static struct bl_daemon dmn;
 static double loop_ns = -1;
-static pid_t daemon_pid = -1;
-
-static int start_daemon(const char *bin)
-{
-	char sock[160], state[96];
-	struct stat st;
-
-	strcpy(base, "/tmp/hv-lat-bench-XXXXXX");
-	if (!mkdtemp(base))
-		return -1;
-	snprintf(run_dir, sizeof(run_dir), "%s/run", base);
-	snprintf(state, sizeof(state), "%s/state", base);
-	snprintf(sock, sizeof(sock), "%s/gpup.sock", run_dir);
-	fflush(stdout);
-	daemon_pid = fork();
-	if (daemon_pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive the benchmark */
-		freopen("/dev/null", "w", stdout);
-		freopen("/dev/null", "w", stderr);
-		execl(bin, "gpup", "daemon", "--foreground", "--run-dir", run_dir,
-		      "--state-dir", state, "--sim-gpus", "1", "--vram", "256M", NULL);
-		_exit(127);
-	}
-	for (int i = 0; i < 500 && stat(sock, &st) != 0; i++)
-		usleep(10000);
-	return stat(sock, &st);
-}
-
-static void stop_daemon(void)
-{
-	char cmd[128];
-
-	if (daemon_pid > 0) {
-		kill(daemon_pid, SIGTERM);
-		waitpid(daemon_pid, NULL, 0);
-	}
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", base);
-	if (base[0] && system(cmd) != 0)
-		fprintf(stderr, "hv_latency_bench: could not remove %s\n", base);
-}
 
 static void parse_line(char *line)
 {
@@ -135,7 +95,7 @@ static int create(const char *bin, char *uuid, size_t len)
 	FILE *p;
 
 	snprintf(cmd, sizeof(cmd), "%s --run-dir %s create --gpu gpu0 --type sim-64m-4",
-		 bin, run_dir);
+		 bin, dmn.run_dir);
 	p = popen(cmd, "r");
 	if (!p || !fgets(uuid, (int)len, p)) {
 		if (p)
@@ -185,12 +145,12 @@ int main(void)
 	       "partition: the doorbell is a KVM ioeventfd and the interrupt a KVM "
 	       "irqfd, so neither passes through the VMM's userspace; each sample "
 	       "includes the guest's own submit and wait code.\n\n", SAMPLES);
-	rc = start_daemon(bin) || create(bin, uuid, sizeof(uuid));
+	rc = bl_daemon_start(&dmn, bin, "hv-lat-bench") || create(bin, uuid, sizeof(uuid));
 	if (!rc) {
-		snprintf(sock, sizeof(sock), "%s/%s.sock", run_dir, uuid);
+		snprintf(sock, sizeof(sock), "%s/%s.sock", dmn.run_dir, uuid);
 		rc = run_guest(bin, guests, sock);
 	}
-	stop_daemon();
+	bl_daemon_stop(&dmn, "hv-lat-bench");
 	for (int k = 0; !rc && k < MAX_KINDS; k++)
 		if (kinds[k].n != SAMPLES)
 			rc = -1;
