@@ -129,15 +129,15 @@ static int cmd_gpus(const struct gpup_global *g, int argc, char **argv)
 
 	if (rc)
 		return rc == 1 ? GPUP_EXIT_OK : rc - 2;
-	/* Probe first: "no daemon" is not an error for this command. */
+	/* "No daemon" is not an error for this command. */
 	req = gpup_ctl_request(GPUP_CTL_M_GPUS);
 	rc = gpup_ctl_call(g->run_dir, req, &r);
-	json_object_put(r);
+	json_object_put(req);
 	if (rc == -ENOENT || rc == -ECONNREFUSED) {
-		json_object_put(req);
+		json_object_put(r);
 		return host_only(g, json);
 	}
-	rc = gpup_ctl_cli_call(g, "gpus", req, &r);
+	rc = gpup_ctl_cli_result(g, "gpus", rc, r, &r);
 	if (rc)
 		return rc;
 	if (json)

@@ -284,9 +284,18 @@ int gpup_ctl_cli_call(const struct gpup_global *g, const char *cmd, json_object 
 {
 	json_object *r = NULL;
 	int rc = gpup_ctl_call(g->run_dir, req, &r);
-	json_object *ok;
 
 	json_object_put(req);
+	return gpup_ctl_cli_result(g, cmd, rc, r, reply);
+}
+
+int gpup_ctl_cli_result(const struct gpup_global *g, const char *cmd, int rc,
+			json_object *r, json_object **reply)
+{
+	json_object *ok;
+
+	if (rc)
+		json_object_put(r);
 	if (rc == -ENOENT || rc == -ECONNREFUSED) {
 		gpup_err(cmd, "no daemon is running in %s (start one with 'gpup daemon')",
 			 g->run_dir);

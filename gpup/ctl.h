@@ -49,6 +49,10 @@ int gpup_ctl_call(const char *run_dir, json_object *req, json_object **reply);
  * Takes req. */
 int gpup_ctl_cli_call(const struct gpup_global *g, const char *cmd, json_object *req,
 		      json_object **reply);
+/* The same for a call already made: rc and r as gpup_ctl_call gave them
+ * (r is taken). */
+int gpup_ctl_cli_result(const struct gpup_global *g, const char *cmd, int rc,
+			json_object *r, json_object **reply);
 
 /* A request object {"method":m,"version":GPUP_CTL_VERSION}. */
 json_object *gpup_ctl_request(const char *method);
