@@ -31,8 +31,9 @@ CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE -pthread \
 LDFLAGS := -pthread $(SANFLAGS)
 LIBS := -ljson-c -lxxhash -lpciaccess -ldrm -lzstd -lm
 
-MODULES := iommu scheduler migrate hv gpup
-LIB_SRCS := $(filter-out gpup/main.c,$(wildcard $(addsuffix /*.c,$(MODULES))))
+# gpup is a folder of rooms, one subfolder each.
+MODULES := iommu scheduler hv gpup
+LIB_SRCS := $(filter-out gpup/cli/main.c,$(wildcard $(addsuffix /*.c,$(MODULES)) gpup/*/*.c))
 LIB_OBJS := $(patsubst %.c,$(O)/obj/%.o,$(LIB_SRCS))
 TEST_SRCS := $(wildcard tests/*_test.c)
 TEST_BINS := $(patsubst tests/%.c,$(O)/tests/%,$(TEST_SRCS))
@@ -64,7 +65,7 @@ $(O)/obj/%.o: %.c | $(DEPS_STAMP)
 # Every program links all module objects: subcommands and devices register
 # themselves from constructors, so none may be dropped for being
 # unreferenced (and an archive would also clash on equal basenames).
-$(O)/gpup: $(O)/obj/gpup/main.o $(LIB_OBJS)
+$(O)/gpup: $(O)/obj/gpup/cli/main.o $(LIB_OBJS)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
 # tests/testlib.c: helpers shared by the suites, linked into each.

@@ -16,8 +16,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "gpup/gpu.h"
-#include "gpup/vgpu.h"
+#include "gpup/gpu/gpu.h"
+#include "gpup/vgpu/vgpu.h"
 #include "iommu/iommu.h"
 #include "uapi/gpup_vgpu.h"
 

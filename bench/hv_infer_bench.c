@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 #include "bench/benchlib.h"
-#include "gpup/vfu_guest.h"
+#include "gpup/drv/drv.h"
 
 #define N 256u
 #define ITERS 10u

@@ -15,7 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "gpup/bench.h"
+#include "gpup/bench/bench.h"
 #include "scheduler/sched.h"
 
 #define ITERS 200000

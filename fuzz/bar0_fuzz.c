@@ -33,10 +33,10 @@
 #include <unistd.h>
 
 #include "fuzz/fuzz_util.h"
-#include "gpup/engine.h"
-#include "gpup/gpu.h"
-#include "gpup/tsched.h"
-#include "gpup/vgpu.h"
+#include "gpup/gpu/engine.h"
+#include "gpup/gpu/gpu.h"
+#include "gpup/gpu/tsched.h"
+#include "gpup/vgpu/vgpu.h"
 #include "iommu/iommu.h"
 #include "uapi/gpup_vgpu.h"
 

@@ -31,10 +31,10 @@
 #include <unistd.h>
 
 #include "fuzz/fuzz_util.h"
-#include "gpup/ctl.h"
-#include "gpup/daemon_int.h"
-#include "gpup/gpu.h"
-#include "gpup/tsched.h"
+#include "gpup/ctl/ctl.h"
+#include "gpup/daemon/daemon_int.h"
+#include "gpup/gpu/gpu.h"
+#include "gpup/gpu/tsched.h"
 #include "uapi/gpup_ctl.h"
 
 #define MIB (1ull << 20)

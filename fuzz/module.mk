@@ -8,8 +8,8 @@
 FUZZ_CC := clang
 FUZZ_SECONDS ?= 30
 FUZZ_DIR := $(BUILD)/fuzz
-# kernels.c asks GCC for fp-contract=off by pragma, clang gets the flag;
-# hv/vcpu.c's KVM MSR buffer is a GNU extension clang warns about.
+# gpup/gpu/kernels.c asks GCC for fp-contract=off by pragma, clang gets the
+# flag; hv/vcpu.c's KVM MSR buffer is a GNU extension clang warns about.
 FUZZ_CFLAGS := -std=gnu11 -O1 -g -Wall -Wextra -Werror -D_GNU_SOURCE -pthread \
 	-I. -I/usr/include/libdrm -MMD -MP -fno-omit-frame-pointer \
 	-fsanitize=address,undefined -fno-sanitize-recover=all \
@@ -18,7 +18,7 @@ FUZZ_SRCS := $(wildcard fuzz/*_fuzz.c)
 FUZZ_NAMES := $(patsubst fuzz/%_fuzz.c,%,$(FUZZ_SRCS))
 FUZZ_BINS := $(patsubst %,$(FUZZ_DIR)/%_fuzz,$(FUZZ_NAMES))
 # All module objects but the benchmark's (gpup bench), which no input reaches.
-FUZZ_LIB_OBJS := $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,$(filter-out gpup/bench%,$(LIB_SRCS)))
+FUZZ_LIB_OBJS := $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,$(filter-out gpup/bench/%,$(LIB_SRCS)))
 FUZZ_STAMP := $(FUZZ_DIR)/.fuzz-deps-ok
 
 # Only pattern rules here, so that no target of this file becomes the

@@ -30,7 +30,7 @@
 #include <unistd.h>
 
 #include "fuzz/fuzz_util.h"
-#include "gpup/pool.h"
+#include "gpup/pool/pool.h"
 
 #define GIB (1ull << 30)
 #define UUID_LOWER "0badcafe-1234-4abc-8def-0123456789ab"

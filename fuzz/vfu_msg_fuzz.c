@@ -39,9 +39,9 @@
 #include <unistd.h>
 
 #include "fuzz/fuzz_util.h"
-#include "gpup/gpu.h"
-#include "gpup/vfu_server.h"
-#include "gpup/vgpu.h"
+#include "gpup/gpu/gpu.h"
+#include "gpup/vgpu/vfu_server.h"
+#include "gpup/vgpu/vgpu.h"
 #include "iommu/iommu.h"
 #include "uapi/gpup_vgpu.h"
 #include "uapi/vfio_user.h"

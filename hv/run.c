@@ -16,7 +16,7 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
-#include "gpup/cli.h"
+#include "gpup/cli/cli.h"
 #include "hv/hv_int.h"
 
 struct hv_instance {

@@ -3,7 +3,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 
-#include "gpup/cli.h"
+#include "gpup/cli/cli.h"
 
 Test(cli, parse_size_suffixes)
 {

@@ -7,7 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "gpup/ctl.h"
+#include "gpup/ctl/ctl.h"
 #include "uapi/gpup_ctl.h"
 
 static int sv[2];

@@ -22,9 +22,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "gpup/ctl.h"
-#include "gpup/pool.h"
-#include "gpup/vfu_guest.h"
+#include "gpup/ctl/ctl.h"
+#include "gpup/drv/drv.h"
+#include "gpup/pool/pool.h"
 #include "hv/vfu_client.h"
 #include "uapi/gpup_ctl.h"
 

@@ -11,7 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "gpup/pool.h"
+#include "gpup/pool/pool.h"
 
 #define GIB (1ull << 30)
 #define U1 "11111111-2222-4333-8444-555555555555"

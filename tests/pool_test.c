@@ -4,7 +4,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "gpup/pool.h"
+#include "gpup/pool/pool.h"
 
 #define GIB (1ull << 30)
 

@@ -16,9 +16,9 @@
 
 #include "tests/testlib.h"
 
-#include "gpup/ctl.h"
-#include "gpup/kernels.h"
-#include "gpup/tsched.h"
+#include "gpup/ctl/ctl.h"
+#include "gpup/gpu/kernels.h"
+#include "gpup/gpu/tsched.h"
 #include "uapi/gpup_ctl.h"
 
 #define MS 1000000ull

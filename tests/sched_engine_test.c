@@ -11,9 +11,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "gpup/engine.h"
-#include "gpup/kernels.h"
-#include "gpup/tsched.h"
+#include "gpup/gpu/engine.h"
+#include "gpup/gpu/kernels.h"
+#include "gpup/gpu/tsched.h"
 
 #define MS 1000000ull
 

@@ -13,8 +13,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "gpup/bench.h"
-#include "gpup/cli.h"
+#include "gpup/bench/bench.h"
+#include "gpup/cli/cli.h"
 
 /* The scenarios ship beside the tests: tests/../samples/scenarios. */
 static void load(const char *name, struct bench_scenario *sc, double seconds)

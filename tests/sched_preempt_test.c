@@ -14,9 +14,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "gpup/engine.h"
-#include "gpup/kernels.h"
-#include "gpup/tsched.h"
+#include "gpup/gpu/engine.h"
+#include "gpup/gpu/kernels.h"
+#include "gpup/gpu/tsched.h"
 
 #define MS 1000000ull
 #define GROUP_NS 50000ull        /* a work-group, as the sim's SPIN */

@@ -10,9 +10,9 @@
 #include <errno.h>
 #include <sys/mman.h>
 
-#include "gpup/gpu.h"
-#include "gpup/tsched.h"
-#include "gpup/vgpu.h"
+#include "gpup/gpu/gpu.h"
+#include "gpup/gpu/tsched.h"
+#include "gpup/vgpu/vgpu.h"
 #include "iommu/iommu.h"
 #include "uapi/gpup_vgpu.h"
 

@@ -12,8 +12,8 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include "gpup/engine.h"
-#include "gpup/kernels.h"
+#include "gpup/gpu/engine.h"
+#include "gpup/gpu/kernels.h"
 
 enum tmode { T_ONCE, T_BURN, T_WAIT };
 

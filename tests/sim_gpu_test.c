@@ -11,8 +11,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "gpup/engine.h"
-#include "gpup/gpu.h"
+#include "gpup/gpu/engine.h"
+#include "gpup/gpu/gpu.h"
 
 static long rss_kib(void)
 {

@@ -14,10 +14,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "gpup/gpu.h"
-#include "gpup/vfu_guest.h"
-#include "gpup/vfu_server.h"
-#include "gpup/vgpu.h"
+#include "gpup/drv/drv.h"
+#include "gpup/gpu/gpu.h"
+#include "gpup/vgpu/vfu_server.h"
+#include "gpup/vgpu/vgpu.h"
 #include "hv/vfu_client.h"
 #include "iommu/iommu.h"
 

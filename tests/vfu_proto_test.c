@@ -15,9 +15,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "gpup/gpu.h"
-#include "gpup/vfu_server.h"
-#include "gpup/vgpu.h"
+#include "gpup/gpu/gpu.h"
+#include "gpup/vgpu/vfu_server.h"
+#include "gpup/vgpu/vgpu.h"
 #include "hv/vfu_client.h"
 #include "iommu/iommu.h"
 #include "uapi/gpup_vgpu.h"

@@ -15,10 +15,10 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "gpup/engine.h"
-#include "gpup/gpu.h"
-#include "gpup/tsched.h"
-#include "gpup/vgpu.h"
+#include "gpup/gpu/engine.h"
+#include "gpup/gpu/gpu.h"
+#include "gpup/gpu/tsched.h"
+#include "gpup/vgpu/vgpu.h"
 #include "iommu/iommu.h"
 #include "uapi/gpup_vgpu.h"
 

@@ -14,9 +14,9 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "gpup/gpu.h"
-#include "gpup/kernels.h"
-#include "gpup/vgpu.h"
+#include "gpup/gpu/gpu.h"
+#include "gpup/gpu/kernels.h"
+#include "gpup/vgpu/vgpu.h"
 #include "iommu/iommu.h"
 #include "uapi/gpup_vgpu.h"
 

@@ -1,0 +1,180 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The benchmark's human outputs: a Markdown section (the scenario's policy
+ * beside its baselines, the target checks, one row per tenant) and a chart
+ * of each tenant's share of the engine over time, drawn by gnuplot.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "gpup/bench/bench.h"
+
+/* A metric, or "n/a" when it could not be measured (< 0). */
+static const char *fmt(char *buf, size_t len, const char *f, double v)
+{
+	if (v < 0)
+		return "n/a";
+	snprintf(buf, len, f, v);
+	return buf;
+}
+
+static void comparison(FILE *f, const struct bench_run *runs, unsigned int nruns)
+{
+	char b[8][32];
+
+	fprintf(f, "| policy | share error max | 1 s window error max | Jain mean "
+		   "| Jain min | max lag ms | group spread | interactive p99 wait µs "
+		   "| frames missed | utilisation | switches/s | sched overhead |\n");
+	fprintf(f, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
+		   "| ---: | ---: | ---: |\n");
+	for (unsigned int i = 0; i < nruns; i++) {
+		const struct bench_run *r = &runs[i];
+		double util = 0, sw = 0, ovh = 0;
+
+		for (unsigned int e = 0; e < r->nengines; e++) {
+			util += r->engines[e].utilisation / r->nengines;
+			sw += r->engines[e].switches_per_s;
+			ovh = ovh > r->engines[e].overhead ? ovh : r->engines[e].overhead;
+		}
+		fprintf(f, "| %s%s | %s | %s | %s | %s | %.2f | %s | %s | %llu | "
+			   "%.1f%% | %.0f | %.4f%% |\n",
+			sched_policy_name(r->policy), r->baseline ? " (baseline)" : "",
+			fmt(b[0], 32, "%.2f%%", r->share_error_max * 100),
+			fmt(b[1], 32, "%.2f%%", r->window_share_error_max * 100),
+			fmt(b[2], 32, "%.5f", r->jain_mean),
+			fmt(b[3], 32, "%.5f", r->jain_min), r->lag_max_ms,
+			fmt(b[4], 32, "%.2f%%", r->group_spread_max * 100),
+			fmt(b[5], 32, "%.0f", r->wait_p99_max_us),
+			(unsigned long long)r->frames_missed, util * 100, sw, ovh * 100);
+	}
+}
+
+static void checks(FILE *f, const struct bench_run *runs, unsigned int nruns)
+{
+	if (!runs[0].nchecks)
+		return;
+	fprintf(f, "\nTargets (%s; baselines for comparison):\n\n| target | limit |",
+		sched_policy_name(runs[0].policy));
+	for (unsigned int r = 0; r < nruns; r++)
+		fprintf(f, " %s |", sched_policy_name(runs[r].policy));
+	fprintf(f, "\n| --- | ---: |");
+	for (unsigned int r = 0; r < nruns; r++)
+		fprintf(f, " ---: |");
+	fprintf(f, "\n");
+	for (unsigned int i = 0; i < runs[0].nchecks; i++) {
+		fprintf(f, "| %s | %g |", runs[0].checks[i].name, runs[0].checks[i].limit);
+		for (unsigned int r = 0; r < nruns; r++) {
+			const struct bench_check *c = &runs[r].checks[i];
+
+			fprintf(f, " %.6g %s |", c->value, c->pass ? "pass" : "**FAIL**");
+		}
+		fprintf(f, "\n");
+	}
+}
+
+static void tenants(FILE *f, const struct bench_scenario *sc,
+		    const struct bench_run *r)
+{
+	fprintf(f, "\nTenants under %s:\n\n", sched_policy_name(r->policy));
+	fprintf(f, "| tenant | class | weight | target | share | error | jobs/s "
+		   "| wait p50 µs | p99 µs | max µs | max lag ms | frames missed |\n");
+	fprintf(f, "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
+		   "| ---: | ---: | ---: |\n");
+	for (unsigned int i = 0; i < sc->ntenants; i++) {
+		const struct bench_tenant_result *t = &r->tenants[i];
+
+		fprintf(f, "| %s | %s | %u | %.4f | %.4f | %.2f%% | %.1f | %.0f | %.0f "
+			   "| %.0f | %.2f | %llu/%llu |\n",
+			sc->tenants[i].name, sched_class_name(sc->tenants[i].klass),
+			sc->tenants[i].weight, t->target_share, t->share,
+			t->share_error * 100, t->jobs_per_s, t->wait_p50_us,
+			t->wait_p99_us, t->wait_max_us,
+			t->max_lag_ms > 0 ? t->max_lag_ms : 0,
+			(unsigned long long)t->frames_missed,
+			(unsigned long long)t->frames);
+	}
+}
+
+void bench_write_markdown(FILE *f, const struct bench_scenario *sc, uint64_t seed,
+			  const struct bench_run *runs, unsigned int nruns)
+{
+	fprintf(f, "### Scenario `%s` (model mode)\n\n", sc->name);
+	if (sc->description[0])
+		fprintf(f, "%s\n\n", sc->description);
+	fprintf(f, "`gpup bench samples/scenarios/%s.json --model --seed %llu`: "
+		   "%.1f s simulated, %u tenant(s), policy %s, slice %.2f ms.\n\n",
+		sc->name, (unsigned long long)seed, sc->duration_ns / 1e9,
+		sc->ntenants, sched_policy_name(sc->policy), runs[0].slice_ns / 1e6);
+	comparison(f, runs, nruns);
+	checks(f, runs, nruns);
+	tenants(f, sc, &runs[0]);
+}
+
+/* ---- the chart ---- */
+
+static const char *terminal_for(const char *out)
+{
+	size_t n = strlen(out);
+
+	if (n > 4 && strcmp(out + n - 4, ".svg") == 0)
+		return "svg size 1000,500 dynamic";
+	if (n > 4 && strcmp(out + n - 4, ".png") == 0)
+		return "pngcairo size 1000,500";
+	return NULL;
+}
+
+static void plot_script(FILE *g, const char *out, const char *term,
+			const struct bench_scenario *sc, const struct bench_run *run)
+{
+	fprintf(g, "set terminal %s\nset output '%s'\n", term, out);
+	fprintf(g, "set title \"%s: engine share per 100 ms window (%s)\" noenhanced\n",
+		sc->name, sched_policy_name(run->policy));
+	fprintf(g, "set xlabel 'time (s)'\nset ylabel 'share of the engine'\n"
+		   "set key outside right noenhanced\nset grid\n");
+	if (sc->ntenants > 16)
+		fprintf(g, "unset key\n");
+	fprintf(g, "$share << EOD\n");
+	for (unsigned int w = 0; w < run->nwindows; w++) {
+		fprintf(g, "%.3f", (w + 0.5) * BENCH_WINDOW_NS / 1e9);
+		for (unsigned int i = 0; i < sc->ntenants; i++)
+			fprintf(g, " %.5f", run->tenants[i].window_share[w]);
+		fprintf(g, "\n");
+	}
+	fprintf(g, "EOD\nplot ");
+	for (unsigned int i = 0; i < sc->ntenants; i++)
+		fprintf(g, "%s$share using 1:%u with lines title '%s'",
+			i ? ", " : "", i + 2, sc->tenants[i].name);
+	fprintf(g, "\n");
+}
+
+int bench_write_plot(const char *out, const struct bench_scenario *sc,
+		     const struct bench_run *run, char *err, size_t errlen)
+{
+	const char *term = terminal_for(out);
+	FILE *g;
+	int st;
+
+	if (!term) {
+		snprintf(err, errlen, "--plot %s: the name must end in .svg or .png", out);
+		return -EINVAL;
+	}
+	if (strchr(out, '\'')) {
+		snprintf(err, errlen, "--plot: quotes are not allowed in the file name");
+		return -EINVAL;
+	}
+	g = popen("gnuplot", "w");
+	if (!g) {
+		snprintf(err, errlen, "cannot run gnuplot: %s", strerror(errno));
+		return -errno;
+	}
+	plot_script(g, out, term, sc, run);
+	st = pclose(g);
+	if (st == -1 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+		snprintf(err, errlen, "gnuplot failed writing %s (is gnuplot-nox "
+			 "installed? see scripts/deps.sh)", out);
+		return -EIO;
+	}
+	return 0;
+}

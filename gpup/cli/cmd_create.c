@@ -1,0 +1,208 @@
+// SPDX-License-Identifier: MIT
+/*
+ * `gpup create`, `gpup destroy` and `gpup list`: partitions, through the
+ * daemon's control API.  Validation that needs the pool (names, room, UUID
+ * clashes) happens in the daemon, so the CLI and the API can never
+ * disagree; the CLI only checks its own flags.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "gpup/ctl/ctl.h"
+#include "gpup/pool/pool.h"
+#include "uapi/gpup_ctl.h"
+
+static void create_usage(FILE *f)
+{
+	fprintf(f, "usage: gpup create --type NAME [--gpu ID] [--uuid UUID] [--json]\n\n"
+		   "Create a partition and print its UUID.  Without --gpu, the fullest GPU\n"
+		   "with room is used (keeping whole GPUs free).  See 'gpup types'.\n");
+}
+
+static int cmd_create(const struct gpup_global *g, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "gpu", required_argument, NULL, 'g' }, { "type", required_argument, NULL, 't' },
+		{ "uuid", required_argument, NULL, 'u' }, { "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },       { 0 },
+	};
+	const char *gpu = NULL, *type = NULL, *uuid = NULL;
+	json_object *req, *r;
+	int o, json = 0, rc;
+
+	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		if (o == 'g')
+			gpu = optarg;
+		else if (o == 't')
+			type = optarg;
+		else if (o == 'u')
+			uuid = optarg;
+		else if (o == 'j')
+			json = 1;
+		else if (o == 'h')
+			return create_usage(stdout), GPUP_EXIT_OK;
+		else
+			return create_usage(stderr), GPUP_EXIT_USAGE;
+	}
+	if (!type || optind < argc) {
+		gpup_err("create", "%s", !type ? "--type NAME is required; see 'gpup types'"
+					       : "unexpected argument");
+		return GPUP_EXIT_USAGE;
+	}
+	req = gpup_ctl_request(GPUP_CTL_M_CREATE);
+	json_object_object_add(req, GPUP_CTL_F_TYPE, json_object_new_string(type));
+	if (gpu)
+		json_object_object_add(req, GPUP_CTL_F_GPU, json_object_new_string(gpu));
+	if (uuid)
+		json_object_object_add(req, GPUP_CTL_F_UUID, json_object_new_string(uuid));
+	rc = gpup_ctl_cli_call(g, "create", req, &r);
+	if (rc)
+		return rc;
+	if (json)
+		gpup_ctl_print_json(r);
+	else
+		printf("%s\n", gpup_ctl_str(r, GPUP_CTL_F_UUID, "?"));
+	json_object_put(r);
+	return GPUP_EXIT_OK;
+}
+
+GPUP_COMMAND("create", "create a partition of a GPU", cmd_create)
+
+static void destroy_usage(FILE *f)
+{
+	fprintf(f, "usage: gpup destroy UUID [--force] [--json]\n\n"
+		   "Remove a partition and its definition.  A partition with a client\n"
+		   "(a VM) attached is refused unless --force, which disconnects it.\n");
+}
+
+static int cmd_destroy(const struct gpup_global *g, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "force", no_argument, NULL, 'f' }, { "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },  { 0 },
+	};
+	json_object *req, *r;
+	int o, json = 0, force = 0, rc;
+
+	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		if (o == 'f')
+			force = 1;
+		else if (o == 'j')
+			json = 1;
+		else if (o == 'h')
+			return destroy_usage(stdout), GPUP_EXIT_OK;
+		else
+			return destroy_usage(stderr), GPUP_EXIT_USAGE;
+	}
+	if (optind + 1 != argc) {
+		gpup_err("destroy", "give exactly one partition UUID; see 'gpup list'");
+		return GPUP_EXIT_USAGE;
+	}
+	req = gpup_ctl_request(GPUP_CTL_M_DESTROY);
+	json_object_object_add(req, GPUP_CTL_F_UUID, json_object_new_string(argv[optind]));
+	json_object_object_add(req, GPUP_CTL_F_FORCE, json_object_new_boolean(force));
+	rc = gpup_ctl_cli_call(g, "destroy", req, &r);
+	if (rc)
+		return rc;
+	if (json)
+		gpup_ctl_print_json(r);
+	json_object_put(r);
+	return GPUP_EXIT_OK;
+}
+
+GPUP_COMMAND("destroy", "destroy a partition", cmd_destroy)
+
+static void list_usage(FILE *f)
+{
+	fprintf(f, "usage: gpup list [--json]\n\n"
+		   "Partitions: UUID, GPU, type, VRAM slice, whether a client is attached,\n"
+		   "scheduler settings other than the defaults (gpup sched --partition),\n"
+		   "and the vfio-user socket a VMM connects to.\n");
+}
+
+/* The scheduler settings that differ from the defaults, e.g. "w=4 interactive
+ * 60fps", or "-". */
+static const char *sched_summary(json_object *p, char *buf, size_t len)
+{
+	int64_t w = gpup_ctl_int(p, GPUP_CTL_F_WEIGHT, 1);
+	int64_t fps = gpup_ctl_int(p, GPUP_CTL_F_FPS_LIMIT, 0);
+	double cap = json_object_get_double(json_object_object_get(p, GPUP_CTL_F_CAP));
+	double res = json_object_get_double(json_object_object_get(p, GPUP_CTL_F_RESERVE));
+	const char *cls = gpup_ctl_str(p, GPUP_CTL_F_CLASS, "normal");
+	size_t n = 0;
+
+	buf[0] = '\0';
+	if (w > 1)
+		n += snprintf(buf + n, len - n, " w=%lld", (long long)w);
+	if (res > 0 && n < len)
+		n += snprintf(buf + n, len - n, " reserve=%g", res);
+	if (cap > 0 && n < len)
+		n += snprintf(buf + n, len - n, " cap=%g", cap);
+	if (strcmp(cls, "normal") && n < len)
+		n += snprintf(buf + n, len - n, " %s", cls);
+	if (fps > 0 && n < len)
+		snprintf(buf + n, len - n, " %lldfps", (long long)fps);
+	return buf[0] ? buf + 1 : "-";
+}
+
+static void print_list(json_object *r)
+{
+	json_object *a = NULL;
+	char v[32], off[32], sch[96];
+
+	json_object_object_get_ex(r, GPUP_CTL_F_PARTITIONS, &a);
+	if (!a || !json_object_array_length(a)) {
+		printf("no partitions; create one with 'gpup create --type NAME'\n");
+		return;
+	}
+	printf("%-36s  %-5s %-13s %-8s %-9s %-7s %-22s %s\n", "UUID", "GPU", "TYPE", "VRAM",
+	       "OFFSET", "CLIENT", "SCHED", "SOCKET");
+	for (size_t i = 0; i < json_object_array_length(a); i++) {
+		json_object *p = json_object_array_get_idx(a, i), *c = NULL;
+
+		json_object_object_get_ex(p, GPUP_CTL_F_CONNECTED, &c);
+		printf("%-36s  %-5s %-13s %-8s %-9s %-7s %-22s %s\n",
+		       gpup_ctl_str(p, GPUP_CTL_F_UUID, "?"),
+		       gpup_ctl_str(p, GPUP_CTL_F_GPU, "?"), gpup_ctl_str(p, GPUP_CTL_F_TYPE, "?"),
+		       gpup_format_size((uint64_t)gpup_ctl_int(p, GPUP_CTL_F_VRAM, 0), v, sizeof(v)),
+		       gpup_format_size((uint64_t)gpup_ctl_int(p, GPUP_CTL_F_VRAM_OFFSET, 0), off,
+					sizeof(off)),
+		       json_object_get_boolean(c) ? "yes" : "no",
+		       sched_summary(p, sch, sizeof(sch)),
+		       gpup_ctl_str(p, GPUP_CTL_F_SOCKET, "(not served)"));
+	}
+}
+
+static int cmd_list(const struct gpup_global *g, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, 'j' }, { "help", no_argument, NULL, 'h' }, { 0 },
+	};
+	json_object *r;
+	int o, json = 0, rc;
+
+	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		if (o == 'j')
+			json = 1;
+		else if (o == 'h')
+			return list_usage(stdout), GPUP_EXIT_OK;
+		else
+			return list_usage(stderr), GPUP_EXIT_USAGE;
+	}
+	if (optind < argc) {
+		gpup_err("list", "unexpected argument '%s'", argv[optind]);
+		return GPUP_EXIT_USAGE;
+	}
+	rc = gpup_ctl_cli_call(g, "list", gpup_ctl_request(GPUP_CTL_M_LIST), &r);
+	if (rc)
+		return rc;
+	if (json)
+		gpup_ctl_print_json(r);
+	else
+		print_list(r);
+	json_object_put(r);
+	return GPUP_EXIT_OK;
+}
+
+GPUP_COMMAND("list", "list partitions", cmd_list)

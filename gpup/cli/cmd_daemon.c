@@ -1,0 +1,198 @@
+// SPDX-License-Identifier: MIT
+/*
+ * `gpup daemon`: start the daemon, in the foreground (logs on stderr; what
+ * tests and service managers want) or detached (logs in RUN_DIR/daemon.log;
+ * the command returns once the daemon answers on its control socket).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "gpup/cli/cli.h"
+#include "gpup/daemon/daemon.h"
+#include "gpup/pool/pool.h"
+
+static const char *const cmd = "daemon";
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: gpup daemon [--run-dir DIR] [--state-dir DIR] [--sim-gpus N]\n"
+		"                   [--vram SIZE] [--policy POLICY] [--slice MS]\n"
+		"                   [--foreground]\n"
+		"\n"
+		"Own a pool of GPUs and serve their partitions as vfio-user devices.\n"
+		"\n"
+		"  --run-dir DIR    sockets: DIR/gpup.sock (control), DIR/UUID.sock\n"
+		"                   (partitions); default %s\n"
+		"  --state-dir DIR  partition definitions and scheduler settings;\n"
+		"                   default %s\n"
+		"  --sim-gpus N     simulated GPUs, 0-%u (default %u)\n"
+		"  --vram SIZE      VRAM per sim GPU, a power of two >= 16M (default 8G)\n"
+		"  --policy POLICY  how engines are shared at start: fifo, best-effort,\n"
+		"                   equal-share, fixed-share, weighted (default %s);\n"
+		"                   change it later with 'gpup sched'\n"
+		"  --slice MS       time slice, 0.1 to 30 ms (default: 2 ms up to 8\n"
+		"                   contexts on an engine, 1 ms above)\n"
+		"                   A GPU given settings with 'gpup sched --gpu' starts\n"
+		"                   with those (kept in the state directory); --policy\n"
+		"                   and --slice, when given, win for this start only\n"
+		"  --foreground     stay attached, log to stderr; otherwise detach once\n"
+		"                   ready and log to RUN_DIR/daemon.log\n"
+		"Stops on SIGTERM or SIGINT.\n",
+		gpup_default_run_dir(), gpup_default_state_dir(), GPUP_POOL_MAX_GPUS,
+		GPUP_DAEMON_DEFAULT_GPUS, sched_policy_name(GPUP_DAEMON_DEFAULT_POLICY));
+}
+
+static int parse_gpus(const char *s, unsigned int *out)
+{
+	char *end;
+	unsigned long n = strtoul(s, &end, 10);
+
+	if (!*s || *end || n > GPUP_POOL_MAX_GPUS) {
+		gpup_err(cmd, "--sim-gpus wants a number from 0 to %u, not '%s'",
+			 GPUP_POOL_MAX_GPUS, s);
+		return -1;
+	}
+	*out = (unsigned int)n;
+	return 0;
+}
+
+static int parse_vram(const char *s, uint64_t *out)
+{
+	uint64_t v;
+
+	if (gpup_parse_size(s, &v) || v < GPUP_DAEMON_MIN_VRAM || (v & (v - 1))) {
+		gpup_err(cmd, "--vram wants a power of two of at least 16M (like 8G), not '%s'", s);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+static int parse_policy(const char *s, enum sched_policy *out)
+{
+	if (sched_policy_parse(s, out) == 0)
+		return 0;
+	gpup_err(cmd, "--policy wants fifo, best-effort, equal-share, fixed-share or "
+		 "weighted, not '%s'", s);
+	return -1;
+}
+
+static int parse_slice(const char *s, uint64_t *out)
+{
+	char *end;
+	double ms = strtod(s, &end);
+
+	if (!*s || *end || !(ms >= 0.1 && ms <= 30)) {
+		gpup_err(cmd, "--slice wants 0.1 to 30 (milliseconds), not '%s'", s);
+		return -1;
+	}
+	*out = (uint64_t)(ms * 1e6 + 0.5);
+	return 0;
+}
+
+static int parse(int argc, char **argv, struct gpup_daemon_cfg *c, int *fg)
+{
+	static const struct option opts[] = {
+		{ "run-dir", required_argument, NULL, 'r' },
+		{ "state-dir", required_argument, NULL, 's' },
+		{ "sim-gpus", required_argument, NULL, 'n' },
+		{ "vram", required_argument, NULL, 'v' },
+		{ "policy", required_argument, NULL, 'p' },
+		{ "slice", required_argument, NULL, 'l' },
+		{ "foreground", no_argument, NULL, 'f' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	int o;
+
+	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		if (o == 'r')
+			c->run_dir = optarg;
+		else if (o == 's')
+			c->state_dir = optarg;
+		else if (o == 'n' && parse_gpus(optarg, &c->sim_gpus))
+			return GPUP_EXIT_USAGE;
+		else if (o == 'v' && parse_vram(optarg, &c->vram))
+			return GPUP_EXIT_USAGE;
+		else if (o == 'p' && parse_policy(optarg, &c->policy))
+			return GPUP_EXIT_USAGE;
+		else if (o == 'l' && parse_slice(optarg, &c->slice_ns))
+			return GPUP_EXIT_USAGE;
+		else if (o == 'p' || o == 'l')
+			*(o == 'p' ? &c->policy_given : &c->slice_given) = true;
+		else if (o == 'f')
+			*fg = 1;
+		else if (o == 'h')
+			return usage(stdout), -1;
+		else if (o == '?')
+			return usage(stderr), GPUP_EXIT_USAGE;
+	}
+	if (optind < argc) {
+		gpup_err(cmd, "unexpected argument '%s'", argv[optind]);
+		return GPUP_EXIT_USAGE;
+	}
+	return 0;
+}
+
+/* Detach: the child runs the daemon, the parent waits for its readiness. */
+static int detach(const struct gpup_daemon_cfg *c)
+{
+	char log[PATH_MAX], b;
+	int p[2], fd, rc;
+	pid_t pid;
+
+	snprintf(log, sizeof(log), "%s/daemon.log", c->run_dir);
+	rc = gpup_mkdir_p(c->run_dir, 0700);
+	fd = rc ? -1 : open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	if (fd < 0 || pipe2(p, O_CLOEXEC)) {
+		gpup_err(cmd, "cannot open %s: %s", log, strerror(rc ? -rc : errno));
+		return GPUP_EXIT_FAIL;
+	}
+	pid = fork();
+	if (pid == 0) {
+		close(p[0]);
+		setsid();
+		dup2(fd, STDOUT_FILENO);
+		dup2(fd, STDERR_FILENO);
+		close(fd);
+		fd = open("/dev/null", O_RDONLY);
+		if (fd >= 0)
+			dup2(fd, STDIN_FILENO);
+		_exit(gpup_daemon_run(c, p[1]));
+	}
+	close(p[1]);
+	close(fd);
+	if (pid < 0 || read(p[0], &b, 1) != 1) {
+		gpup_err(cmd, "the daemon did not start; see %s", log);
+		return GPUP_EXIT_FAIL;
+	}
+	printf("gpup daemon: running (pid %d); control socket %s/gpup.sock, log %s\n", (int)pid,
+	       c->run_dir, log);
+	return GPUP_EXIT_OK;
+}
+
+static int cmd_daemon(const struct gpup_global *g, int argc, char **argv)
+{
+	struct gpup_daemon_cfg c = {
+		.run_dir = g->run_dir, .state_dir = gpup_default_state_dir(),
+		.sim_gpus = GPUP_DAEMON_DEFAULT_GPUS, .vram = GPUP_DAEMON_DEFAULT_VRAM,
+		.policy = GPUP_DAEMON_DEFAULT_POLICY,
+	};
+	int fg = 0, rc = parse(argc, argv, &c, &fg);
+
+	if (rc)
+		return rc < 0 ? GPUP_EXIT_OK : rc;
+	if (fg)
+		return gpup_daemon_run(&c, -1);
+	fflush(stdout);
+	return detach(&c);
+}
+
+GPUP_COMMAND("daemon", "run the daemon that serves GPU partitions", cmd_daemon)

@@ -1,0 +1,178 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The `gpup run` subcommand: parse the command line into a struct
+ * hv_config and hand it to hv_run().  Registered with GPUP_COMMAND, so the
+ * CLI core never learns about the VMM.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gpup/cli/cli.h"
+#include "hv/hv.h"
+
+static void hv_usage(FILE *f)
+{
+	fprintf(f,
+		"usage: gpup run --kernel IMAGE [--mem SIZE] [--cpus N]\n"
+		"                [--gpu UUID|SOCKET]... [--serial stdio|FILE]\n"
+		"                [--append CMDLINE] [--ctl SOCKET] [--irqchip] [--stats]\n"
+		"\n"
+		"Boot a PVH ELF image in a KVM virtual machine, attach GPU partitions\n"
+		"served by `gpup daemon` (vfio-user sockets), and exit with the status\n"
+		"the guest writes to I/O port 0xf4.\n"
+		"\n"
+		"  --kernel IMAGE   ELF image with a XEN_ELFNOTE_PHYS32_ENTRY note\n"
+		"  --mem SIZE       guest RAM, e.g. 256M (default 128M, 2M..3G)\n"
+		"  --cpus N         vCPUs (default 1, at most %d); the guest starts\n"
+		"                   the others itself (INIT/SIPI)\n"
+		"  --gpu UUID       a partition: its UUID (the socket in the daemon's\n"
+		"                   run directory, see `gpup --run-dir`) or its\n"
+		"                   vfio-user socket path; repeatable, %d max\n"
+		"  --serial WHERE   console output: stdio (default) or a file\n"
+		"  --append STR     command line for the guest (hvm_start_info)\n"
+		"  --ctl SOCKET     serve a JSON control socket (status, stop)\n"
+		"  --irqchip        give the guest a local APIC even when it has one\n"
+		"                   vCPU and no device (otherwise it has none)\n"
+		"  --stats          at the end, print how many exits reached the VMM\n"
+		"\n"
+		"exit status:\n"
+		"  0..%d   the status the guest wrote to port 0xf4 (0 = success)\n"
+		"  %d      bad command line\n"
+		"  %d      kernel image unreadable, not a PVH ELF, or too big for RAM\n"
+		"  %d      KVM or a host resource is unavailable\n"
+		"  %d      a --gpu partition could not be attached\n"
+		"  %d      the guest crashed (triple fault, invalid state)\n"
+		"  %d      the guest wrote a status above %d\n"
+		"  %d      stopped from outside (signal or control socket)\n",
+		HV_MAX_CPUS, HV_MAX_GPUS, HV_GUEST_STATUS_MAX, HV_EXIT_USAGE,
+		HV_EXIT_IMAGE, HV_EXIT_HOST, HV_EXIT_GPU, HV_EXIT_CRASH,
+		HV_EXIT_BIG_STATUS, HV_GUEST_STATUS_MAX, HV_EXIT_STOPPED);
+}
+
+static int hv_parse_mem(const char *arg, struct hv_config *cfg)
+{
+	uint64_t v;
+
+	if (gpup_parse_size(arg, &v) < 0 || v < HV_MIN_MEM || v > HV_MAX_MEM ||
+	    v % 4096) {
+		gpup_err("run", "--mem %s: want a multiple of 4K between 2M and 3G",
+			 arg);
+		return -1;
+	}
+	cfg->mem_size = v;
+	return 0;
+}
+
+static int hv_parse_cpus(const char *arg, struct hv_config *cfg)
+{
+	char *end;
+	long v = strtol(arg, &end, 10);
+
+	if (*arg == 0 || *end || v < 1 || v > HV_MAX_CPUS) {
+		gpup_err("run", "--cpus %s: want a number from 1 to %d", arg,
+			 HV_MAX_CPUS);
+		return -1;
+	}
+	cfg->ncpus = (unsigned int)v;
+	return 0;
+}
+
+/* --gpu takes a socket path, or a partition UUID (no '/') that names
+ * RUN_DIR/UUID.sock in the daemon's run directory. */
+static int hv_parse_gpu(const struct gpup_global *g, const char *arg,
+			struct hv_config *cfg)
+{
+	static char paths[HV_MAX_GPUS][256];
+	char *p = paths[cfg->ngpus];
+
+	if (cfg->ngpus == HV_MAX_GPUS) {
+		gpup_err("run", "at most %d --gpu options", HV_MAX_GPUS);
+		return -1;
+	}
+	if (strchr(arg, '/') || !*arg) {
+		cfg->gpus[cfg->ngpus++] = arg;
+		return 0;
+	}
+	if ((size_t)snprintf(p, sizeof(paths[0]), "%s/%s.sock", g->run_dir, arg) >=
+	    sizeof(paths[0])) {
+		gpup_err("run", "--gpu %s: the socket path is too long", arg);
+		return -1;
+	}
+	cfg->gpus[cfg->ngpus++] = p;
+	return 0;
+}
+
+static int hv_parse_opt(const struct gpup_global *g, int c, const char *arg,
+			struct hv_config *cfg)
+{
+	switch (c) {
+	case 'k':
+		cfg->kernel = arg;
+		return 0;
+	case 'm':
+		return hv_parse_mem(arg, cfg);
+	case 'c':
+		return hv_parse_cpus(arg, cfg);
+	case 'g':
+		return hv_parse_gpu(g, arg, cfg);
+	case 's':
+		cfg->serial = arg;
+		return 0;
+	case 'a':
+		cfg->cmdline = arg;
+		return 0;
+	case 'C':
+		cfg->ctl_path = arg;
+		return 0;
+	case 'I':
+		cfg->irqchip = 1;
+		return 0;
+	case 'S':
+		cfg->stats = 1;
+		return 0;
+	default:
+		hv_usage(stderr);
+		return -1;
+	}
+}
+
+static int hv_cmd_run(const struct gpup_global *g, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "kernel", required_argument, NULL, 'k' },
+		{ "mem", required_argument, NULL, 'm' },
+		{ "cpus", required_argument, NULL, 'c' },
+		{ "gpu", required_argument, NULL, 'g' },
+		{ "serial", required_argument, NULL, 's' },
+		{ "append", required_argument, NULL, 'a' },
+		{ "ctl", required_argument, NULL, 'C' },
+		{ "irqchip", no_argument, NULL, 'I' },
+		{ "stats", no_argument, NULL, 'S' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	struct hv_config cfg = { .mem_size = HV_DEFAULT_MEM, .ncpus = 1 };
+	int c;
+
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		if (c == 'h') {
+			hv_usage(stdout);
+			return GPUP_EXIT_OK;
+		}
+		if (hv_parse_opt(g, c, optarg, &cfg) < 0)
+			return HV_EXIT_USAGE;
+	}
+	if (optind < argc) {
+		gpup_err("run", "unexpected argument '%s'", argv[optind]);
+		return HV_EXIT_USAGE;
+	}
+	if (!cfg.kernel) {
+		gpup_err("run", "--kernel IMAGE is required; see 'gpup run --help'");
+		return HV_EXIT_USAGE;
+	}
+	return hv_run(&cfg);
+}
+
+GPUP_COMMAND("run", "boot a VM (KVM) and attach GPU partitions to it", hv_cmd_run)

@@ -1,0 +1,262 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The control API's methods (names in uapi/gpup_ctl.h): a table from
+ * method name to handler, each turning a request into a reply object.
+ * New methods (sched, stats, migrate) are new rows.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "gpup/ctl/ctl.h"
+#include "gpup/daemon/daemon_int.h"
+#include "gpup/gpu/tsched.h"
+#include "gpup/vgpu/vfu_server.h"
+#include "gpup/vgpu/vgpu.h"
+#include "uapi/gpup_ctl.h"
+
+static void add_str(json_object *o, const char *k, const char *v)
+{
+	json_object_object_add(o, k, json_object_new_string(v));
+}
+
+static void add_u64(json_object *o, const char *k, uint64_t v)
+{
+	json_object_object_add(o, k, json_object_new_int64((int64_t)v));
+}
+
+static json_object *gpu_json(const struct gpup_pool *p, unsigned int i)
+{
+	const struct gpup_pool_gpu *g = &p->gpus[i];
+	json_object *o = json_object_new_object();
+	unsigned int nparts = 0;
+
+	for (struct gpup_partition *q = p->parts; q; q = q->next)
+		nparts += q->gpu == i;
+	add_str(o, GPUP_CTL_F_NAME, g->name);
+	add_str(o, GPUP_CTL_F_MODEL, g->model);
+	add_str(o, GPUP_CTL_F_BACKEND, g->backend);
+	add_u64(o, GPUP_CTL_F_VRAM, g->vram_size);
+	add_u64(o, GPUP_CTL_F_VRAM_FREE, gpup_buddy_free_units(&g->buddy) * g->buddy.unit);
+	add_u64(o, GPUP_CTL_F_LARGEST_FREE, gpup_buddy_largest_free(&g->buddy) * g->buddy.unit);
+	add_u64(o, GPUP_CTL_F_NCOMPUTE, g->ncompute);
+	add_u64(o, GPUP_CTL_F_NCOPY, g->ncopy);
+	add_u64(o, GPUP_CTL_F_PARTITIONS, nparts);
+	return o;
+}
+
+static json_object *m_gpus(struct gpup_daemon *d, json_object *req)
+{
+	json_object *r = gpup_ctl_ok(), *a = json_object_new_array();
+
+	(void)req;
+	for (unsigned int i = 0; i < d->pool.ngpus; i++)
+		json_object_array_add(a, gpu_json(&d->pool, i));
+	json_object_object_add(r, GPUP_CTL_F_GPUS, a);
+	json_object_object_add(r, GPUP_CTL_F_HOST, gpup_inventory_json());
+	return r;
+}
+
+static json_object *type_json(const struct gpup_pool *p, const struct gpup_type *t)
+{
+	json_object *o = json_object_new_object();
+
+	add_str(o, GPUP_CTL_F_GPU, p->gpus[t->gpu].name);
+	add_str(o, GPUP_CTL_F_TYPE, t->name);
+	add_u64(o, GPUP_CTL_F_FRACTION, t->fraction);
+	add_u64(o, GPUP_CTL_F_VRAM, t->vram_size);
+	add_u64(o, GPUP_CTL_F_MAX_INSTANCES, t->max_instances);
+	add_u64(o, GPUP_CTL_F_AVAILABLE, t->available);
+	return o;
+}
+
+static json_object *m_types(struct gpup_daemon *d, json_object *req)
+{
+	const char *gpu = gpup_ctl_str(req, GPUP_CTL_F_GPU, NULL);
+	json_object *r, *a;
+	int only = -1;
+
+	if (gpu) {
+		only = gpup_pool_find_gpu(&d->pool, gpu);
+		if (only < 0)
+			return gpup_ctl_fail(ENODEV, "no GPU '%s'; see 'gpup gpus'", gpu);
+	}
+	r = gpup_ctl_ok();
+	a = json_object_new_array();
+	for (unsigned int i = 0; i < d->pool.ngpus; i++) {
+		struct gpup_type t[GPUP_POOL_NFRACTIONS];
+		unsigned int n;
+
+		if (only >= 0 && (unsigned int)only != i)
+			continue;
+		n = gpup_pool_types(&d->pool, i, t);
+		for (unsigned int k = 0; k < n; k++)
+			json_object_array_add(a, type_json(&d->pool, &t[k]));
+	}
+	json_object_object_add(r, GPUP_CTL_F_TYPES, a);
+	return r;
+}
+
+/* A partition's scheduler settings as saved (all zero and "normal" until
+ * `gpup sched --partition` gives it some). */
+static void sched_fields(const struct gpup_partition *p, json_object *o)
+{
+	add_u64(o, GPUP_CTL_F_WEIGHT, p->sched.weight);
+	json_object_object_add(o, GPUP_CTL_F_RESERVE,
+			       json_object_new_double(p->sched.reserve_ppm / 1e6));
+	json_object_object_add(o, GPUP_CTL_F_CAP, json_object_new_double(p->sched.cap_ppm / 1e6));
+	add_str(o, GPUP_CTL_F_CLASS, sched_class_name(p->sched.klass));
+	add_u64(o, GPUP_CTL_F_FPS_LIMIT, p->sched.fps_limit);
+}
+
+static void part_fields(struct gpup_daemon *d, const struct gpup_partition *p, json_object *o)
+{
+	struct dmn_part *dp = p->priv;
+
+	add_str(o, GPUP_CTL_F_UUID, p->uuid);
+	add_str(o, GPUP_CTL_F_GPU, d->pool.gpus[p->gpu].name);
+	add_str(o, GPUP_CTL_F_TYPE, p->type);
+	add_u64(o, GPUP_CTL_F_VRAM, p->vram_size);
+	add_u64(o, GPUP_CTL_F_VRAM_OFFSET, p->vram_offset);
+	json_object_object_add(o, GPUP_CTL_F_SOCKET,
+			       dp ? json_object_new_string(dp->path) : NULL);
+	json_object_object_add(o, GPUP_CTL_F_CONNECTED,
+			       json_object_new_boolean(dp && gpup_vfu_connected(dp->vfu)));
+	sched_fields(p, o);
+}
+
+static json_object *m_create(struct gpup_daemon *d, json_object *req)
+{
+	const char *type = gpup_ctl_str(req, GPUP_CTL_F_TYPE, NULL);
+	const char *gpu = gpup_ctl_str(req, GPUP_CTL_F_GPU, NULL);
+	const char *uuid = gpup_ctl_str(req, GPUP_CTL_F_UUID, NULL);
+	char err[GPUP_POOL_ERR_MAX];
+	struct gpup_partition *p;
+	json_object *r;
+	int rc;
+
+	if (!type)
+		return gpup_ctl_fail(EINVAL, "create needs a partition type");
+	rc = gpup_pool_create(&d->pool, gpu, type, uuid, &p, err, sizeof(err));
+	if (rc)
+		return gpup_ctl_fail(-rc, "%s", err);
+	rc = dmn_part_start(d, p);
+	if (rc) {
+		char uu[GPUP_UUID_STRLEN + 1];
+
+		memcpy(uu, p->uuid, sizeof(uu));
+		gpup_pool_destroy(&d->pool, uu, err, sizeof(err));
+		return gpup_ctl_fail(-rc, "cannot serve the new partition: %s", strerror(-rc));
+	}
+	gpup_daemon_log("partition %s created: %s on %s at VRAM offset %llu MiB", p->uuid,
+			p->type, d->pool.gpus[p->gpu].name,
+			(unsigned long long)(p->vram_offset >> 20));
+	r = gpup_ctl_ok();
+	part_fields(d, p, r);
+	return r;
+}
+
+static json_object *m_destroy(struct gpup_daemon *d, json_object *req)
+{
+	const char *uuid = gpup_ctl_str(req, GPUP_CTL_F_UUID, NULL);
+	char norm[GPUP_UUID_STRLEN + 1], err[GPUP_POOL_ERR_MAX];
+	struct gpup_partition *p;
+	struct dmn_part *dp;
+	json_object *r, *force;
+	int rc;
+
+	if (!uuid || gpup_uuid_parse(uuid, norm))
+		return gpup_ctl_fail(EINVAL, "destroy needs a partition UUID");
+	p = gpup_pool_find(&d->pool, norm);
+	if (!p)
+		return gpup_ctl_fail(ENOENT, "no partition %s; see 'gpup list'", norm);
+	dp = p->priv;
+	if (dp && gpup_vfu_connected(dp->vfu) &&
+	    !(json_object_object_get_ex(req, GPUP_CTL_F_FORCE, &force) &&
+	      json_object_get_boolean(force)))
+		return gpup_ctl_fail(EBUSY, "partition %s is in use by a client; stop it first "
+					    "or use --force", norm);
+	dmn_part_stop(d, p);
+	rc = gpup_pool_destroy(&d->pool, norm, err, sizeof(err));
+	if (rc) {
+		/* Its definition is still on disk: keep serving it. */
+		dmn_part_start(d, p);
+		return gpup_ctl_fail(-rc, "%s", err);
+	}
+	gpup_daemon_log("partition %s destroyed", norm);
+	r = gpup_ctl_ok();
+	add_str(r, GPUP_CTL_F_UUID, norm);
+	return r;
+}
+
+static json_object *m_list(struct gpup_daemon *d, json_object *req)
+{
+	json_object *r = gpup_ctl_ok(), *a = json_object_new_array();
+
+	(void)req;
+	for (struct gpup_partition *p = d->pool.parts; p; p = p->next) {
+		json_object *o = json_object_new_object();
+
+		part_fields(d, p, o);
+		json_object_array_add(a, o);
+	}
+	json_object_object_add(r, GPUP_CTL_F_PARTITIONS, a);
+	return r;
+}
+
+/* Scheduling lives with the scheduler's glue (gpup/tsched_ctl.c): a
+ * partition's settings go to its vgpu; after a GPU's policy changes every
+ * partition's settings are pushed to the new scheduler. */
+static json_object *m_sched(struct gpup_daemon *d, json_object *req)
+{
+	const char *uuid = gpup_ctl_str(req, GPUP_CTL_F_UUID, NULL);
+	char norm[GPUP_UUID_STRLEN + 1];
+	struct gpup_partition *p = NULL;
+	struct dmn_part *dp = NULL;
+	json_object *r;
+
+	if (uuid && !gpup_uuid_parse(uuid, norm) && (p = gpup_pool_find(&d->pool, norm)))
+		dp = p->priv;
+	if (uuid && (!dp || !dp->vgpu))
+		return gpup_ctl_fail(ENOENT, "no partition %s; see 'gpup list'", uuid);
+	if (uuid)
+		return gpup_tsched_ctl_part(&d->pool, p, dp->vgpu, req);
+	r = gpup_tsched_ctl_sched(&d->pool, req);
+	for (p = d->pool.parts; p; p = p->next)
+		if ((dp = p->priv) && dp->vgpu)
+			vgpu_sched_reapply(dp->vgpu);
+	return r;
+}
+
+static json_object *m_stats(struct gpup_daemon *d, json_object *req)
+{
+	return gpup_tsched_ctl_stats(&d->pool, req);
+}
+
+static const struct {
+	const char *name;
+	json_object *(*fn)(struct gpup_daemon *d, json_object *req);
+} methods[] = {
+	{ GPUP_CTL_M_GPUS, m_gpus },
+	{ GPUP_CTL_M_TYPES, m_types },
+	{ GPUP_CTL_M_CREATE, m_create },
+	{ GPUP_CTL_M_DESTROY, m_destroy },
+	{ GPUP_CTL_M_LIST, m_list },
+	{ GPUP_CTL_M_SCHED, m_sched },
+	{ GPUP_CTL_M_STATS, m_stats },
+};
+
+json_object *dmn_ctl_handle(struct gpup_daemon *d, json_object *req)
+{
+	const char *m = gpup_ctl_str(req, GPUP_CTL_F_METHOD, NULL);
+	int64_t v = gpup_ctl_int(req, GPUP_CTL_F_VERSION, GPUP_CTL_VERSION);
+
+	if (!m)
+		return gpup_ctl_fail(EINVAL, "request has no method");
+	if (v != GPUP_CTL_VERSION)
+		return gpup_ctl_fail(ENOTSUP, "control API version %lld not supported (want %d)",
+				     (long long)v, GPUP_CTL_VERSION);
+	for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)
+		if (strcmp(methods[i].name, m) == 0)
+			return methods[i].fn(d, req);
+	return gpup_ctl_fail(ENOSYS, "unknown method '%s'", m);
+}

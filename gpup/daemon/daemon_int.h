@@ -1,0 +1,72 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Private to the daemon (daemon*.c): its state, the epoll sources, and the
+ * calls between the loop, partition serving and the control methods.
+ */
+#ifndef GPUP_DAEMON_INT_H
+#define GPUP_DAEMON_INT_H
+
+#include <json-c/json.h>
+#include <limits.h>
+#include <stdbool.h>
+
+#include "gpup/daemon/daemon.h"
+#include "gpup/pool/pool.h"
+
+enum dmn_src_kind { DMN_SRC_CTL, DMN_SRC_CONN, DMN_SRC_SIGNAL, DMN_SRC_PART };
+
+/* What an epoll event points at. */
+struct dmn_src {
+	enum dmn_src_kind kind;
+	void *ptr;
+};
+
+/* Serving state of one partition (its gpup_partition's priv). */
+struct dmn_part {
+	struct dmn_src src;
+	struct gpup_partition *part;
+	struct iommu_domain *dom;
+	struct vgpu *vgpu;
+	struct gpup_vfu *vfu;
+	int listen_fd;
+	char path[108];           /* sun_path */
+};
+
+struct dmn_conn;
+
+struct gpup_daemon {
+	struct gpup_daemon_cfg cfg;
+	struct gpup_pool pool;
+	int epfd;
+	int ctl_fd, sig_fd;
+	struct dmn_src ctl_src, sig_src;
+	char ctl_path[108];
+	char pid_path[PATH_MAX];
+	struct dmn_conn *conns;   /* control connections being read */
+	unsigned int nconns;
+	bool stop;
+};
+
+/* daemon.c: socket helpers. */
+int dmn_listen(const char *path, int *fd);
+bool dmn_peer_allowed(int fd);
+
+/* daemon_conn.c: control connections. */
+void dmn_conn_accept(struct gpup_daemon *d);
+void dmn_conn_ready(struct gpup_daemon *d, struct dmn_conn *c);
+/* Close connections past their deadline; ms until the next one, or -1. */
+int dmn_conn_expire(struct gpup_daemon *d);
+void dmn_conn_close_all(struct gpup_daemon *d);
+
+/* daemon_part.c */
+int dmn_part_start(struct gpup_daemon *d, struct gpup_partition *p);
+void dmn_part_stop(struct gpup_daemon *d, struct gpup_partition *p);
+void dmn_part_accept(struct gpup_daemon *d, struct dmn_part *dp);
+
+/* daemon_ctl.c: one request in, one reply out (never NULL). */
+json_object *dmn_ctl_handle(struct gpup_daemon *d, json_object *req);
+
+/* inventory.c: real GPUs on this host, as a JSON array (never NULL). */
+json_object *gpup_inventory_json(void);
+
+#endif

@@ -1,0 +1,153 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The GPU object and the gpup_gpu_*() wrappers around a backend's ops.
+ * The core holds a struct gpup_gpu and never a backend's own type; the
+ * wrappers are the single place where calls cross into a backend, which
+ * is where fault injection belongs when tests need to fail a GPU.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gpup/gpu/engine.h"
+#include "gpup/gpu/gpu.h"
+
+struct gpup_gpu {
+	const struct gpup_backend_ops *ops;
+	struct gpup_gpu_cfg cfg;
+	char name[32];
+	void *priv;
+	uint64_t born_ns;
+	unsigned int fail_ops;     /* injected faults: GPUP_GPU_OP_* */
+	int fail_err;
+};
+
+/* 0, or the injected error for op. */
+static int injected(const struct gpup_gpu *gpu, unsigned int op)
+{
+	if (!(__atomic_load_n(&gpu->fail_ops, __ATOMIC_ACQUIRE) & op))
+		return 0;
+	return -__atomic_load_n(&gpu->fail_err, __ATOMIC_RELAXED);
+}
+
+void gpup_gpu_inject_fault(struct gpup_gpu *gpu, unsigned int ops, int err)
+{
+	__atomic_store_n(&gpu->fail_err, err, __ATOMIC_RELAXED);
+	__atomic_store_n(&gpu->fail_ops, ops, __ATOMIC_RELEASE);
+}
+
+static bool cfg_valid(const struct gpup_gpu_cfg *cfg)
+{
+	return cfg->vram_size && cfg->vram_size % GPUP_GPU_VRAM_ALIGN == 0 &&
+	       cfg->ncompute >= 1 && cfg->ncompute <= GPUP_GPU_MAX_ENGINES &&
+	       cfg->ncopy >= 1 && cfg->ncopy <= GPUP_GPU_MAX_ENGINES;
+}
+
+struct gpup_gpu *gpup_gpu_create(const struct gpup_backend_ops *ops,
+				 const struct gpup_gpu_cfg *cfg)
+{
+	struct gpup_gpu *gpu;
+	int r;
+
+	if (!ops || ops->version != GPUP_BACKEND_OPS_VERSION || !cfg || !cfg_valid(cfg)) {
+		errno = EINVAL;
+		return NULL;
+	}
+	gpu = calloc(1, sizeof(*gpu));
+	if (!gpu)
+		return NULL;
+	gpu->ops = ops;
+	gpu->cfg = *cfg;
+	gpu->born_ns = gpup_mono_ns();
+	snprintf(gpu->name, sizeof(gpu->name), "gpu%u", cfg->index);
+	r = ops->open(gpu, cfg);
+	if (r) {
+		free(gpu);
+		errno = -r;
+		return NULL;
+	}
+	return gpu;
+}
+
+void gpup_gpu_destroy(struct gpup_gpu *gpu)
+{
+	if (!gpu)
+		return;
+	gpu->ops->close(gpu);
+	free(gpu);
+}
+
+void gpup_gpu_describe(const struct gpup_gpu *gpu, struct gpup_gpu_desc *desc)
+{
+	memset(desc, 0, sizeof(*desc));
+	snprintf(desc->name, sizeof(desc->name), "%s", gpu->name);
+	snprintf(desc->model, sizeof(desc->model), "%s",
+		 gpu->ops->model ? gpu->ops->model : gpu->ops->name);
+	desc->backend = gpu->ops->name;
+	desc->vram_size = gpu->cfg.vram_size;
+	desc->ncompute = gpu->cfg.ncompute;
+	desc->ncopy = gpu->cfg.ncopy;
+}
+
+int gpup_gpu_vram_fd(struct gpup_gpu *gpu, uint64_t *fd_offset)
+{
+	int r = injected(gpu, GPUP_GPU_OP_VRAM_FD);
+
+	return r ? r : gpu->ops->vram_fd(gpu, fd_offset);
+}
+
+void *gpup_gpu_vram_map(struct gpup_gpu *gpu)
+{
+	return injected(gpu, GPUP_GPU_OP_VRAM_MAP) ? NULL : gpu->ops->vram_map(gpu);
+}
+
+int gpup_gpu_reset(struct gpup_gpu *gpu)
+{
+	int r = injected(gpu, GPUP_GPU_OP_RESET);
+
+	if (r)
+		return r;
+	return gpu->ops->reset ? gpu->ops->reset(gpu) : -EOPNOTSUPP;
+}
+
+int gpup_gpu_vram_scrub(struct gpup_gpu *gpu, uint64_t off, uint64_t len)
+{
+	int r = injected(gpu, GPUP_GPU_OP_VRAM_SCRUB);
+	uint8_t *vram;
+
+	if (r)
+		return r;
+	if (len > gpu->cfg.vram_size || off > gpu->cfg.vram_size - len)
+		return -EINVAL;
+	if (gpu->ops->vram_scrub)
+		return gpu->ops->vram_scrub(gpu, off, len);
+	vram = gpu->ops->vram_map(gpu);
+	memset(vram + off, 0, len);
+	return 0;
+}
+
+struct gpup_engine *gpup_gpu_engine(struct gpup_gpu *gpu, enum gpup_engine_kind kind,
+				    unsigned int idx)
+{
+	unsigned int n = kind == GPUP_ENGINE_KIND_COPY ? gpu->cfg.ncopy : gpu->cfg.ncompute;
+
+	if (!gpu->ops->engine || idx >= n || injected(gpu, GPUP_GPU_OP_ENGINE))
+		return NULL;
+	return gpu->ops->engine(gpu, kind, idx);
+}
+
+uint64_t gpup_gpu_clock_ns(const struct gpup_gpu *gpu)
+{
+	return gpup_mono_ns() - gpu->born_ns;
+}
+
+void *gpup_gpu_priv(const struct gpup_gpu *gpu)
+{
+	return gpu->priv;
+}
+
+void gpup_gpu_set_priv(struct gpup_gpu *gpu, void *priv)
+{
+	gpu->priv = priv;
+}

@@ -1,0 +1,171 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The pool: the GPUs a daemon owns, the partition types each offers and
+ * the partitions cut from them, with their definitions persisted in the
+ * state directory.  Pure bookkeeping: no sockets, no device model; the
+ * daemon attaches its serving state to each GPU and partition through the
+ * `priv` pointers.
+ *
+ * DOC: partition types
+ *
+ * Like vendor vGPU profiles, a type is a fixed fraction of one GPU's VRAM:
+ * 1, 1/2, 1/4, 1/8 or 1/16.  Its name is BACKEND-SIZE-N, where SIZE is the
+ * partition's VRAM ("4g", "512m") and N how many fit on an empty GPU:
+ * on an 8 GiB sim GPU the types are sim-8g-1, sim-4g-2, sim-2g-4, sim-1g-8
+ * and sim-512m-16.  GPUs of the same backend and size share type names.
+ * available_instances is how many more fit right now, given placement.
+ *
+ * DOC: persistence
+ *
+ * One file per partition, STATE/partitions/UUID.json, in the spirit of
+ * mdevctl's layout: {"uuid","parent","type","vram_offset","vram_size",
+ * "attrs":[]}.  Written to a temporary name, fsynced, renamed, directory
+ * fsynced; removed (and the directory fsynced) on destroy.  On start the
+ * daemon restores every file; one that is corrupt or no longer fits is
+ * skipped with a log line and left on disk for a human to look at.
+ *
+ * A partition's scheduler settings (`gpup sched --partition`) are attrs,
+ * mdevctl's list of {"name": "value"} strings: sched_weight,
+ * sched_reserve_ppm, sched_cap_ppm, sched_class, sched_fps_limit; none
+ * when it has never been given any.  Attrs that do not parse cost the
+ * partition its settings (defaults, one log line), not its definition.
+ * A GPU's policy, slice and watchdog (`gpup sched --gpu`) live in
+ * STATE/gpus/NAME.json, written the same way; the daemon reads them when
+ * it brings the GPU up.
+ *
+ * Functions return 0 or -errno; those taking `err` also write one line for
+ * a human there on failure.
+ */
+#ifndef GPUP_POOL_H
+#define GPUP_POOL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gpup/pool/placement.h"
+#include "scheduler/sched.h"
+
+#define GPUP_POOL_MAX_GPUS 16u
+#define GPUP_UUID_STRLEN 36u
+#define GPUP_POOL_MAX_DENOM 16u   /* the smallest type is 1/16 of a GPU */
+#define GPUP_POOL_NFRACTIONS 5u   /* 1, 2, 4, 8, 16 */
+#define GPUP_TYPE_NAME_MAX 32u
+#define GPUP_POOL_ERR_MAX 256u
+
+/* How a GPU's engines are shared, as last applied and saved. */
+struct gpup_gpu_sched {
+	enum sched_policy policy;
+	uint64_t slice_ns;        /* 0: the scheduler's default */
+	uint64_t watchdog_ns;     /* 0: off */
+};
+
+struct gpup_pool_gpu {
+	char name[32];            /* "gpu0" */
+	char model[64];
+	char backend[16];         /* "sim" */
+	uint64_t vram_size;
+	unsigned int ncompute, ncopy;
+	struct gpup_buddy buddy;  /* units of vram_size / GPUP_POOL_MAX_DENOM */
+	struct gpup_gpu_sched sched;
+	void *priv;               /* the daemon's struct gpup_gpu */
+};
+
+struct gpup_type {
+	char name[GPUP_TYPE_NAME_MAX];
+	unsigned int gpu;         /* pool index */
+	unsigned int fraction;    /* denominator */
+	uint64_t vram_size;
+	unsigned int max_instances, available;
+};
+
+struct gpup_partition {
+	char uuid[GPUP_UUID_STRLEN + 1];
+	char type[GPUP_TYPE_NAME_MAX];
+	unsigned int gpu;
+	unsigned int fraction;
+	uint64_t vram_offset, vram_size;
+	struct sched_ctx_cfg sched;  /* valid when sched_set; priv unused */
+	bool sched_set;              /* false: scheduler defaults */
+	void *priv;               /* the daemon's serving state */
+	struct gpup_partition *next;
+};
+
+struct gpup_pool {
+	struct gpup_pool_gpu gpus[GPUP_POOL_MAX_GPUS];
+	unsigned int ngpus;
+	struct gpup_partition *parts;   /* ordered by creation */
+	char *state_dir;                /* NULL: nothing persisted */
+	/* One line per event (restore skips); can be NULL. */
+	void (*log)(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+};
+
+void gpup_pool_init(struct gpup_pool *p, const char *state_dir);
+/* Frees the partition records (not their priv) and the GPU list. */
+void gpup_pool_fini(struct gpup_pool *p);
+
+/* vram_size must be a multiple of GPUP_POOL_MAX_DENOM * 4 KiB.  Returns
+ * the pool index or -errno (-ENOSPC when full, -EINVAL). */
+int gpup_pool_add_gpu(struct gpup_pool *p, const char *name, const char *model,
+		      const char *backend, uint64_t vram_size, unsigned int ncompute,
+		      unsigned int ncopy, void *priv);
+
+/* "gpu1" or "1": the index, or -ENODEV. */
+int gpup_pool_find_gpu(const struct gpup_pool *p, const char *id);
+
+/* The types of GPU `gpu`, largest first, with availability now: fills up
+ * to GPUP_POOL_NFRACTIONS entries and returns how many. */
+unsigned int gpup_pool_types(const struct gpup_pool *p, unsigned int gpu,
+			     struct gpup_type *out);
+
+/* Type `name` on GPU `gpu`: 0, or -ENOENT if that GPU has no such type. */
+int gpup_pool_find_type(const struct gpup_pool *p, unsigned int gpu, const char *name,
+			struct gpup_type *out);
+
+/*
+ * Create a partition of type `type` on GPU `gpu_id` (NULL: the fullest GPU
+ * that has room, to keep large slots free elsewhere) with `uuid` (NULL: a
+ * new random one).  Persists it before returning.  -ENODEV unknown GPU,
+ * -ENOENT unknown type, -EINVAL bad UUID, -EEXIST UUID in use, -ENOSPC no
+ * room, or an I/O error; nothing changes on failure.
+ */
+int gpup_pool_create(struct gpup_pool *p, const char *gpu_id, const char *type,
+		     const char *uuid, struct gpup_partition **out, char *err, size_t errlen);
+
+/* Remove a partition: its state file, its slot, its record.  The caller has
+ * stopped serving it.  -ENOENT if unknown. */
+int gpup_pool_destroy(struct gpup_pool *p, const char *uuid, char *err, size_t errlen);
+
+struct gpup_partition *gpup_pool_find(const struct gpup_pool *p, const char *uuid);
+
+/* Restore every partition file of the state directory; returns how many
+ * came back.  Bad files are logged and skipped. */
+int gpup_pool_restore(struct gpup_pool *p);
+
+/* A UUID in canonical lower-case form (36 chars, 8-4-4-4-12 hex): 0 and the
+ * normalised form in out[37], or -EINVAL. */
+int gpup_uuid_parse(const char *in, char *out);
+/* A new random (version 4) UUID. */
+int gpup_uuid_generate(char *out);
+
+/* ---- persistence (pool_state.c) ---- */
+int gpup_pool_state_write(const struct gpup_pool *p, const struct gpup_partition *part);
+int gpup_pool_state_remove(const struct gpup_pool *p, const char *uuid);
+/* Put back a partition read from its state file (restore): takes `part`
+ * on success; -EEXIST, -ENOENT (type), -EINVAL, -EBUSY (slot taken). */
+int gpup_pool_adopt(struct gpup_pool *p, struct gpup_partition *part, char *err,
+		    size_t errlen);
+/* Give a partition scheduler settings and save them: 0, -EINVAL (cfg out
+ * of range) or an I/O error, with the old settings kept on failure. */
+int gpup_pool_set_sched(const struct gpup_pool *p, struct gpup_partition *part,
+			const struct sched_ctx_cfg *cfg);
+/* Save GPU `gpu`'s scheduler settings and record them in the pool: 0, or
+ * an I/O error with nothing changed. */
+int gpup_pool_gpu_sched_save(struct gpup_pool *p, unsigned int gpu,
+			     const struct gpup_gpu_sched *s);
+/* The saved settings of the GPU named `name`: 0, -ENOENT if none are saved,
+ * -EINVAL if its file is corrupt or of another version (logged once). */
+int gpup_pool_gpu_sched_load(const struct gpup_pool *p, const char *name,
+			     struct gpup_gpu_sched *out);
+
+#endif

@@ -1,0 +1,130 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Private to the vGPU device model: the register file and queue state
+ * shared by vgpu.c (registers, fds, reset: the control plane) and
+ * vgpu_cmd.c (the command processor, run on engine threads).
+ *
+ * Locking: cfg_lock serialises control-plane calls (BAR0 writes, reset,
+ * destroy); they may wait for an engine to drop a queue, so engines never
+ * take it.  lock guards the register file and is held only briefly, by
+ * both sides.  A queue's `run` snapshot and everything below it in struct
+ * vgpu_queue belong to the engine while the queue is attached.
+ *
+ * The watchdog's partition reset (vgpu_wd.c) is owed by an engine thread,
+ * which cannot wait for the engines, and paid by a reset thread under
+ * cfg_lock, or earlier by the next BAR0 write.
+ */
+#ifndef GPUP_VGPU_INT_H
+#define GPUP_VGPU_INT_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "gpup/gpu/engine.h"
+#include "gpup/gpu/kernels.h"
+#include "gpup/vgpu/vgpu.h"
+#include "scheduler/sched.h"
+#include "uapi/gpup_vgpu.h"
+
+struct vgpu_fault_rec {
+	uint32_t code, queue;
+	uint64_t addr, detail, seq;
+};
+
+/* How far a multi-step command got, so a preempted one resumes. */
+struct vgpu_progress {
+	uint64_t done;                /* COPY/FILL bytes moved */
+	bool started;                 /* KERNEL launch prepared */
+	struct gpup_kernel_run kernel;
+};
+
+struct vgpu_queue {
+	struct vgpu *v;
+	unsigned int idx;
+	int doorbell_fd;
+	bool attached;                /* cfg_lock */
+	/* Guest-programmed registers (lock). */
+	uint64_t ring, pi_addr;
+	uint32_t entries, engine, control, vector, priority;
+	/* Device-published state (lock). */
+	uint32_t ci, status, fault;
+	uint64_t commands;
+	/* Setup captured at enable: the engine uses this, not the registers
+	 * the guest may rewrite meanwhile. */
+	struct {
+		uint64_t ring, pi_addr;
+		uint32_t entries, vector;
+	} run;
+	/* Engine-owned while attached. */
+	uint32_t pi_seen;
+	bool have_cmd;
+	bool irq_pending;             /* FENCE done, interrupt after CI */
+	union gpup_cmd cmd;
+	struct vgpu_progress prog;
+	uint8_t *bounce;              /* IOVA<->IOVA and IOVA fills */
+	struct gpup_ectx ectx;
+	enum gpup_engine_kind kind;
+};
+
+struct vgpu {
+	pthread_mutex_t cfg_lock, lock;
+	struct gpup_gpu *gpu;
+	struct iommu_domain *iommu;
+	uint8_t *vram;                /* the partition's window */
+	uint64_t vram_size;
+	unsigned int id;
+	char name[64];
+	/* Device registers (lock). */
+	uint32_t control, intr_status, intr_mask, fault_vector, scratch;
+	uint32_t time_hi_latch;
+	bool lost;
+	uint64_t fault_count;
+	struct vgpu_fault_rec log[GPUP_FAULT_LOG_ENTRIES];
+	int irq_fd[GPUP_MSIX_VECTORS];
+	/* Statistics (lock). */
+	uint64_t faults, interrupts, engine_ns_done[2], doorbells_done;
+	struct vgpu_queue q[GPUP_MAX_QUEUES];
+	/* Scheduler settings for every queue (cfg_lock; vgpu_sched.c). */
+	struct sched_ctx_cfg sched;
+	bool sched_set;
+	/* The watchdog's reset (lock; vgpu_wd.c). */
+	bool wd_pending;              /* a queue hung: a reset is owed */
+	bool wd_busy;                 /* wd_thread has not given up cfg_lock */
+	bool wd_joinable;             /* wd_thread was started, not joined */
+	bool dying;                   /* vgpu_destroy began: no new thread */
+	pthread_t wd_thread;
+};
+
+#define VGPU_BOUNCE_SIZE (256u << 10)
+#define VGPU_COPY_CHUNK (2u << 20)
+
+/* Record a fault on q (lock held): log, Q_FAULT, FAULTED, interrupt. */
+void vgpu_fault_locked(struct vgpu_queue *q, uint32_t code, uint64_t addr,
+		       uint64_t detail);
+/* Set INTR_STATUS bit and send vector unless masked (lock held). */
+void vgpu_irq_locked(struct vgpu *v, uint32_t bit, uint32_t vector);
+
+/* Detach every queue, registers to reset values (cfg_lock held).  With
+ * keep_faults (the watchdog's reset) the fault log, FAULT_COUNT, INTR_STATUS
+ * bit 31 and a lost GPU survive, so the guest can read why. */
+void vgpu_reset_cfg_locked(struct vgpu *v, bool keep_faults);
+
+/* A queue of v hung, its WATCHDOG fault is recorded and wd_pending set:
+ * have v reset by a thread that may wait for the engines (engine thread,
+ * no lock held). */
+void vgpu_wd_request(struct vgpu *v);
+/* Pay an owed watchdog reset now (cfg_lock held): a BAR0 write the guest
+ * makes after the fault must not be undone by the reset coming later. */
+void vgpu_wd_flush(struct vgpu *v);
+/* vgpu_destroy, once no queue is attached and cfg_lock is released: wait
+ * for the reset thread. */
+void vgpu_wd_join(struct vgpu *v);
+
+/* Apply v's scheduler settings to q on engine e (cfg_lock; vgpu_sched.c). */
+void vgpu_sched_apply_queue(struct vgpu *v, struct gpup_engine *e, struct vgpu_queue *q);
+
+/* The engine's run op for a queue context (vgpu_cmd.c). */
+extern const struct gpup_ectx_ops vgpu_queue_ops;
+
+#endif
