@@ -4,7 +4,7 @@
  * reduce on the compute engine, results copied back on the copy engine,
  * a fence after each) timed inside a VM under `gpup run`, against the very
  * same packets submitted to the same kind of partition by a host process
- * through vfio-user with no VM (gpup/vfu_guest.h).  Both report the mean
+ * through vfio-user with no VM (gpup/drv/drv.h).  Both report the mean
  * device time per iteration; the sums must agree.  Prints one Markdown
  * section for docs/BENCHMARKS.md.
  */

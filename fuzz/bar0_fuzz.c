@@ -33,9 +33,7 @@
 #include <unistd.h>
 
 #include "fuzz/fuzz_util.h"
-#include "gpup/gpu/engine.h"
 #include "gpup/gpu/gpu.h"
-#include "gpup/gpu/tsched.h"
 #include "gpup/vgpu/vgpu.h"
 #include "iommu/iommu.h"
 #include "uapi/gpup_vgpu.h"

@@ -34,7 +34,6 @@
 #include "gpup/ctl/ctl.h"
 #include "gpup/daemon/daemon_int.h"
 #include "gpup/gpu/gpu.h"
-#include "gpup/gpu/tsched.h"
 #include "uapi/gpup_ctl.h"
 
 #define MIB (1ull << 20)

@@ -40,7 +40,6 @@
 
 #include "fuzz/fuzz_util.h"
 #include "gpup/gpu/gpu.h"
-#include "gpup/vgpu/vfu_server.h"
 #include "gpup/vgpu/vgpu.h"
 #include "iommu/iommu.h"
 #include "uapi/gpup_vgpu.h"

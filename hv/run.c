@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
- * `gpup run`: the command line, and hv_run(), which builds a VM from a
- * struct hv_config, runs it, and maps every way it can end to one exit
- * code (see hv/hv.h).  The main thread owns the event loop: the VM's stop
+ * hv_run(), the VMM behind `gpup run` (whose command line is parsed in
+ * gpup/cli/cmd_run.c): it builds a VM from a struct hv_config, runs it,
+ * and maps every way it can end to one exit code (see hv/hv.h).  The main thread owns the event loop: the VM's stop
  * eventfd, SIGINT/SIGTERM through a signalfd, the control socket and the
  * attached partitions' sockets.  vCPUs run in their own threads.
  */
@@ -16,7 +16,6 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
-#include "gpup/cli/cli.h"
 #include "hv/hv_int.h"
 
 struct hv_instance {

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gpup/gpu/kernels.h"
+#include "gpup/gpu/gpu.h"
 
 #define VRAM_SIZE (8u << 20)
 

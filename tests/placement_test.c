@@ -4,7 +4,7 @@
 #include <errno.h>
 #include <stdlib.h>
 
-#include "gpup/pool/placement.h"
+#include "gpup/pool/pool.h"
 
 #define GIB (1ull << 30)
 

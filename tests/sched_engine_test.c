@@ -11,9 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "gpup/gpu/engine.h"
-#include "gpup/gpu/kernels.h"
-#include "gpup/gpu/tsched.h"
+#include "gpup/gpu/gpu.h"
 
 #define MS 1000000ull
 

@@ -14,9 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "gpup/gpu/engine.h"
-#include "gpup/gpu/kernels.h"
-#include "gpup/gpu/tsched.h"
+#include "gpup/gpu/gpu.h"
 
 #define MS 1000000ull
 #define GROUP_NS 50000ull        /* a work-group, as the sim's SPIN */

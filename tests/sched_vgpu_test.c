@@ -11,7 +11,6 @@
 #include <sys/mman.h>
 
 #include "gpup/gpu/gpu.h"
-#include "gpup/gpu/tsched.h"
 #include "gpup/vgpu/vgpu.h"
 #include "iommu/iommu.h"
 #include "uapi/gpup_vgpu.h"

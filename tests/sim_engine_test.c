@@ -12,8 +12,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include "gpup/gpu/engine.h"
-#include "gpup/gpu/kernels.h"
+#include "gpup/gpu/gpu.h"
 
 enum tmode { T_ONCE, T_BURN, T_WAIT };
 

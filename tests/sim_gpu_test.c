@@ -11,7 +11,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "gpup/gpu/engine.h"
 #include "gpup/gpu/gpu.h"
 
 static long rss_kib(void)

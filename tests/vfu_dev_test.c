@@ -16,7 +16,6 @@
 
 #include "gpup/drv/drv.h"
 #include "gpup/gpu/gpu.h"
-#include "gpup/vgpu/vfu_server.h"
 #include "gpup/vgpu/vgpu.h"
 #include "hv/vfu_client.h"
 #include "iommu/iommu.h"

@@ -15,9 +15,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "gpup/gpu/engine.h"
 #include "gpup/gpu/gpu.h"
-#include "gpup/gpu/tsched.h"
 #include "gpup/vgpu/vgpu.h"
 #include "iommu/iommu.h"
 #include "uapi/gpup_vgpu.h"

@@ -15,7 +15,6 @@
 #include <unistd.h>
 
 #include "gpup/gpu/gpu.h"
-#include "gpup/gpu/kernels.h"
 #include "gpup/vgpu/vgpu.h"
 #include "iommu/iommu.h"
 #include "uapi/gpup_vgpu.h"

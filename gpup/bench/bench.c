@@ -15,8 +15,7 @@
 #include <time.h>
 
 #include "gpup/bench/bench.h"
-#include "gpup/bench/bench_live.h"
-#include "gpup/bench/bench_vm.h"
+#include "gpup/bench/bench_int.h"
 #include "gpup/cli/cli.h"
 
 struct bench_opts {

@@ -1,12 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * `gpup bench`: the fairness benchmark.  A scenario (JSON, see
- * docs/SCHEDULER.md) names GPUs, a policy, a slice and tenants with
- * workloads; the model runs the real scheduler in simulated time with the
- * sim GPU's cost model and measures what every tenant received.  Shared by
- * the scenario parser (bench_scenario.c), the discrete-event model
- * (bench_model.c), the report writers (bench_report.c) and the command
- * (bench.c).
+ * The bench room (gpup/bench/): `gpup bench`, the fairness benchmark.  A
+ * scenario (JSON, see docs/SCHEDULER.md) names GPUs, a policy, a slice and
+ * tenants with workloads; the model runs the real scheduler in simulated
+ * time with the sim GPU's cost model and measures what every tenant
+ * received.  Shared by the scenario parser (bench_scenario.c), the
+ * discrete-event model (bench_model.c), the report writers
+ * (bench_report.c, bench_markdown.c) and the command (bench.c).
  */
 #ifndef GPUP_BENCH_H
 #define GPUP_BENCH_H

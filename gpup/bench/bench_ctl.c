@@ -1,13 +1,13 @@
 // SPDX-License-Identifier: MIT
 /*
  * The control-API calls `gpup bench` makes in live and vm mode (see
- * bench_ctl.h): every failure becomes one line saying what went wrong.
+ * bench_int.h): every failure becomes one line saying what went wrong.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "gpup/bench/bench_ctl.h"
+#include "gpup/bench/bench_int.h"
 #include "gpup/ctl/ctl.h"
 #include "uapi/gpup_ctl.h"
 

@@ -2,7 +2,7 @@
 /*
  * `gpup bench --live`: the scenario on a running daemon's sim GPU.  Each
  * tenant gets a partition of its own, driven over vfio-user the way a guest
- * driver drives it (gpup/vfu_guest.h), from a thread that submits SPIN
+ * driver drives it (gpup/drv/drv.h), from a thread that submits SPIN
  * kernels of the scenario's lengths with its workload's timing; the real
  * engine executor and the real scheduler share the engine.  Every tenant
  * records the engine time it got back per 100 ms window and, for frames
@@ -16,8 +16,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "gpup/bench/bench_ctl.h"
-#include "gpup/bench/bench_live.h"
+#include "gpup/bench/bench_int.h"
 #include "gpup/drv/drv.h"
 
 #define LIVE_BATCH 4              /* kernels a saturating tenant keeps queued */

@@ -13,8 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gpup/bench/bench_ctl.h"
-#include "gpup/bench/bench_live.h"
+#include "gpup/bench/bench_int.h"
 
 static bool saturating(const struct bench_tenant_spec *t)
 {

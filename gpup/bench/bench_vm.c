@@ -23,8 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "gpup/bench/bench_ctl.h"
-#include "gpup/bench/bench_vm.h"
+#include "gpup/bench/bench_int.h"
 #include "gpup/ctl/ctl.h"
 #include "uapi/gpup_ctl.h"
 

@@ -11,7 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "gpup/bench/bench_vm.h"
+#include "gpup/bench/bench_int.h"
 
 /* A vm run: the model's shape, with what vm mode cannot measure set to
  * null and what the guests measured added. */

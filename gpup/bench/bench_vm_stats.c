@@ -19,8 +19,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "gpup/bench/bench_ctl.h"
-#include "gpup/bench/bench_vm.h"
+#include "gpup/bench/bench_int.h"
 #include "gpup/ctl/ctl.h"
 #include "uapi/gpup_ctl.h"
 

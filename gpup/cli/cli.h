@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The gpup command line: subcommands register themselves with
- * GPUP_COMMAND() from the file that implements them (kvmtool style), so
- * main() never learns their names.  Also the small helpers every command
- * shares: size parsing, directory defaults, errors.
+ * The cli room (gpup/cli/): the gpup command line.  Subcommands register
+ * themselves with GPUP_COMMAND() from the file that implements them
+ * (kvmtool style: cmd_*.c here, bench.c in the bench room), so main()
+ * never learns their names.  Also the small helpers every command shares
+ * (cli.c): size parsing, directory defaults, errors.  cmd_run.c (`gpup
+ * run`) is the one file of gpup/ that includes hv/.
  *
  * Exit codes, for every subcommand:
  *   0  success

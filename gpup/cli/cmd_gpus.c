@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "gpup/ctl/ctl.h"
-#include "gpup/daemon/daemon_int.h"
+#include "gpup/pool/pool.h"
 #include "uapi/gpup_ctl.h"
 
 /* --json and --help, plus one optional --gpu ID: 0, 1 = help shown, or

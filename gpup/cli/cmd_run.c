@@ -12,7 +12,7 @@
 #include "gpup/cli/cli.h"
 #include "hv/hv.h"
 
-static void hv_usage(FILE *f)
+static void run_usage(FILE *f)
 {
 	fprintf(f,
 		"usage: gpup run --kernel IMAGE [--mem SIZE] [--cpus N]\n"
@@ -51,7 +51,7 @@ static void hv_usage(FILE *f)
 		HV_EXIT_BIG_STATUS, HV_GUEST_STATUS_MAX, HV_EXIT_STOPPED);
 }
 
-static int hv_parse_mem(const char *arg, struct hv_config *cfg)
+static int run_parse_mem(const char *arg, struct hv_config *cfg)
 {
 	uint64_t v;
 
@@ -65,7 +65,7 @@ static int hv_parse_mem(const char *arg, struct hv_config *cfg)
 	return 0;
 }
 
-static int hv_parse_cpus(const char *arg, struct hv_config *cfg)
+static int run_parse_cpus(const char *arg, struct hv_config *cfg)
 {
 	char *end;
 	long v = strtol(arg, &end, 10);
@@ -81,7 +81,7 @@ static int hv_parse_cpus(const char *arg, struct hv_config *cfg)
 
 /* --gpu takes a socket path, or a partition UUID (no '/') that names
  * RUN_DIR/UUID.sock in the daemon's run directory. */
-static int hv_parse_gpu(const struct gpup_global *g, const char *arg,
+static int run_parse_gpu(const struct gpup_global *g, const char *arg,
 			struct hv_config *cfg)
 {
 	static char paths[HV_MAX_GPUS][256];
@@ -104,7 +104,7 @@ static int hv_parse_gpu(const struct gpup_global *g, const char *arg,
 	return 0;
 }
 
-static int hv_parse_opt(const struct gpup_global *g, int c, const char *arg,
+static int run_parse_opt(const struct gpup_global *g, int c, const char *arg,
 			struct hv_config *cfg)
 {
 	switch (c) {
@@ -112,11 +112,11 @@ static int hv_parse_opt(const struct gpup_global *g, int c, const char *arg,
 		cfg->kernel = arg;
 		return 0;
 	case 'm':
-		return hv_parse_mem(arg, cfg);
+		return run_parse_mem(arg, cfg);
 	case 'c':
-		return hv_parse_cpus(arg, cfg);
+		return run_parse_cpus(arg, cfg);
 	case 'g':
-		return hv_parse_gpu(g, arg, cfg);
+		return run_parse_gpu(g, arg, cfg);
 	case 's':
 		cfg->serial = arg;
 		return 0;
@@ -133,12 +133,12 @@ static int hv_parse_opt(const struct gpup_global *g, int c, const char *arg,
 		cfg->stats = 1;
 		return 0;
 	default:
-		hv_usage(stderr);
+		run_usage(stderr);
 		return -1;
 	}
 }
 
-static int hv_cmd_run(const struct gpup_global *g, int argc, char **argv)
+static int cmd_run(const struct gpup_global *g, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "kernel", required_argument, NULL, 'k' },
@@ -158,10 +158,10 @@ static int hv_cmd_run(const struct gpup_global *g, int argc, char **argv)
 
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		if (c == 'h') {
-			hv_usage(stdout);
+			run_usage(stdout);
 			return GPUP_EXIT_OK;
 		}
-		if (hv_parse_opt(g, c, optarg, &cfg) < 0)
+		if (run_parse_opt(g, c, optarg, &cfg) < 0)
 			return HV_EXIT_USAGE;
 	}
 	if (optind < argc) {
@@ -175,4 +175,4 @@ static int hv_cmd_run(const struct gpup_global *g, int argc, char **argv)
 	return hv_run(&cfg);
 }
 
-GPUP_COMMAND("run", "boot a VM (KVM) and attach GPU partitions to it", hv_cmd_run)
+GPUP_COMMAND("run", "boot a VM (KVM) and attach GPU partitions to it", cmd_run)

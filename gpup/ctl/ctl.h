@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The control API's plumbing (protocol in uapi/gpup_ctl.h): newline-framed
- * JSON on a UNIX socket, the reply envelope, errno names, and the client
- * call every CLI command makes.
+ * The ctl room (gpup/ctl/): the control API's plumbing (protocol in
+ * uapi/gpup_ctl.h): newline-framed JSON on a UNIX socket, the reply
+ * envelope, errno names, and the client call every CLI command makes.
  */
 #ifndef GPUP_CTL_H
 #define GPUP_CTL_H

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The gpup daemon: owns the pool of GPUs, serves every partition on its
- * vfio-user socket and answers the control API on RUN_DIR/gpup.sock.
+ * The daemon room (gpup/daemon/): the gpup daemon.  It owns the pool of
+ * GPUs, serves every partition on its vfio-user socket (daemon_part.c)
+ * and answers the control API on RUN_DIR/gpup.sock (daemon_conn.c,
+ * daemon_ctl.c, daemon_sched.c).
  *
  * DOC: the loop
  *
@@ -10,9 +12,8 @@
  * Control connections are read without blocking and answered once a whole
  * request is in, so a silent client only holds a slot until its deadline
  * (see daemon_conn.c); requests are short and run inline.  Each accepted
- * vfio-user client
- * gets its own thread (see gpup/vfu_server.h), so a slow or hostile VMM
- * never stalls the loop or another partition.  Only the loop thread
+ * vfio-user client gets its own thread (see gpup/vgpu/vgpu.h), so a slow
+ * or hostile VMM never stalls the loop or another partition.  Only the loop thread
  * touches the pool, so the pool needs no lock.
  */
 #ifndef GPUP_DAEMON_H

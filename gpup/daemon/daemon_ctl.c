@@ -9,8 +9,7 @@
 
 #include "gpup/ctl/ctl.h"
 #include "gpup/daemon/daemon_int.h"
-#include "gpup/gpu/tsched.h"
-#include "gpup/vgpu/vfu_server.h"
+#include "gpup/gpu/gpu.h"
 #include "gpup/vgpu/vgpu.h"
 #include "uapi/gpup_ctl.h"
 
@@ -203,9 +202,9 @@ static json_object *m_list(struct gpup_daemon *d, json_object *req)
 	return r;
 }
 
-/* Scheduling lives with the scheduler's glue (gpup/tsched_ctl.c): a
- * partition's settings go to its vgpu; after a GPU's policy changes every
- * partition's settings are pushed to the new scheduler. */
+/* Scheduling lives in daemon_sched.c: a partition's settings go to its
+ * vgpu; after a GPU's policy changes every partition's settings are pushed
+ * to the new scheduler. */
 static json_object *m_sched(struct gpup_daemon *d, json_object *req)
 {
 	const char *uuid = gpup_ctl_str(req, GPUP_CTL_F_UUID, NULL);

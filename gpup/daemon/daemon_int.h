@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Private to the daemon (daemon*.c): its state, the epoll sources, and the
- * calls between the loop, partition serving and the control methods.
+ * Private to the daemon room (daemon*.c): its state, the epoll sources,
+ * and the calls between the loop, partition serving and the control
+ * methods.
  */
 #ifndef GPUP_DAEMON_INT_H
 #define GPUP_DAEMON_INT_H
@@ -66,7 +67,14 @@ void dmn_part_accept(struct gpup_daemon *d, struct dmn_part *dp);
 /* daemon_ctl.c: one request in, one reply out (never NULL). */
 json_object *dmn_ctl_handle(struct gpup_daemon *d, json_object *req);
 
-/* inventory.c: real GPUs on this host, as a JSON array (never NULL). */
-json_object *gpup_inventory_json(void);
+/* daemon_sched.c: the control-API methods "sched" and "stats", for the
+ * method table: one reply object, never NULL. */
+json_object *gpup_tsched_ctl_sched(struct gpup_pool *pool, json_object *req);
+json_object *gpup_tsched_ctl_stats(struct gpup_pool *pool, json_object *req);
+/* "sched" for one partition (request has "uuid"): its settings, saved in
+ * its state file, then handed to its vgpu. */
+struct vgpu;
+json_object *gpup_tsched_ctl_part(struct gpup_pool *pool, struct gpup_partition *part,
+				  struct vgpu *v, json_object *req);
 
 #endif

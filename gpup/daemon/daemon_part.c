@@ -15,7 +15,6 @@
 #include <unistd.h>
 
 #include "gpup/daemon/daemon_int.h"
-#include "gpup/vgpu/vfu_server.h"
 #include "gpup/vgpu/vgpu.h"
 #include "iommu/iommu.h"
 

@@ -13,8 +13,8 @@
 #include <string.h>
 
 #include "gpup/ctl/ctl.h"
+#include "gpup/daemon/daemon_int.h"
 #include "gpup/gpu/gpu.h"
-#include "gpup/gpu/tsched.h"
 #include "gpup/vgpu/vgpu.h"
 #include "uapi/gpup_ctl.h"
 

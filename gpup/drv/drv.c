@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * The guest-side vGPU driver over a vfio-user client (see vfu_guest.h):
+ * The guest-side vGPU driver over a vfio-user client (see drv.h):
  * everything a guest driver does, done from a host process, so partitions
  * can be exercised and tested end to end before a VM exists.
  */

@@ -1,11 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * A guest-side driver for a vGPU reached over vfio-user, as a VMM's guest
- * would drive it but without a VM: guest RAM is a memfd handed to the
- * device with DMA_MAP, registers are REGION_WRITEs to BAR0, doorbells are
- * the eventfds from GET_REGION_IO_FDS (what KVM would signal), interrupts
- * arrive on eventfds given with SET_IRQS (what KVM would inject).
- * `gpup exercise` and the integration tests use it.
+ * The drv room (gpup/drv/): a userspace driver for a vGPU reached over
+ * vfio-user, driving it as a VMM's guest would but without a VM: guest RAM
+ * is a memfd handed to the device with DMA_MAP, registers are
+ * REGION_WRITEs to BAR0, doorbells are the eventfds from
+ * GET_REGION_IO_FDS (what KVM would signal), interrupts arrive on eventfds
+ * given with SET_IRQS (what KVM would inject).  `gpup exercise`, `gpup
+ * bench --live` and the integration tests use it.
  *
  * Guest RAM layout (IOVA = GPUP_VG_IOVA_BASE + offset):
  *   0x00000  rings, 16 KiB per queue (256 packets)
@@ -13,8 +14,8 @@
  *   0x20100  fence words, 8 bytes per queue
  *   0x100000 data (GPUP_VG_DATA_OFF): the rest of RAM
  */
-#ifndef GPUP_VFU_GUEST_H
-#define GPUP_VFU_GUEST_H
+#ifndef GPUP_DRV_H
+#define GPUP_DRV_H
 
 #include <stdint.h>
 

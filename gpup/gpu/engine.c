@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * Engine executors (see engine.h for the model): the thread, its epoll set
+ * Engine executors (see gpu.h for the model): the thread, its epoll set
  * of doorbells, context states, and the calls into the scheduler ops.
  *
  * A context is BLOCKED (no work), RUNNABLE (the scheduler may pick it) or
@@ -20,8 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "gpup/gpu/engine.h"
-#include "gpup/gpu/kernels.h"
+#include "gpup/gpu/gpu.h"
 
 enum { CTX_BLOCKED, CTX_RUNNABLE, CTX_WAITING };
 

@@ -14,7 +14,7 @@
 #include <errno.h>
 #include <stdlib.h>
 
-#include "gpup/gpu/engine.h"
+#include "gpup/gpu/gpu.h"
 
 struct rr_node {
 	struct gpup_ectx *ctx;

@@ -9,7 +9,7 @@
 #include <errno.h>
 #include <stdlib.h>
 
-#include "gpup/gpu/tsched.h"
+#include "gpup/gpu/gpu.h"
 
 static void *ts_create(struct gpup_engine *e, const void *arg)
 {

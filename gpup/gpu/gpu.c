@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gpup/gpu/engine.h"
 #include "gpup/gpu/gpu.h"
 
 struct gpup_gpu {

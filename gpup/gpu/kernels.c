@@ -16,7 +16,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "gpup/gpu/kernels.h"
+#include "gpup/gpu/gpu.h"
 
 #define SAXPY_GROUP 16384u       /* elements */
 #define GEMM_COLS 64u            /* output columns of one row per group */

@@ -14,7 +14,6 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "gpup/gpu/engine.h"
 #include "gpup/gpu/gpu.h"
 
 struct sim_gpu {

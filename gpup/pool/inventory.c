@@ -8,6 +8,7 @@
  * nothing to report.
  */
 #include <errno.h>
+#include <json-c/json.h>
 #include <limits.h>
 #include <pciaccess.h>
 #include <stdio.h>
@@ -15,7 +16,7 @@
 #include <unistd.h>
 #include <xf86drm.h>
 
-#include "gpup/daemon/daemon_int.h"
+#include "gpup/pool/pool.h"
 #include "uapi/gpup_ctl.h"
 
 #define PCI_CLASS_DISPLAY 0x030000u

@@ -1,13 +1,13 @@
 // SPDX-License-Identifier: MIT
 /*
  * The buddy allocator that places partitions in a GPU's VRAM (see
- * placement.h for the model).  With at most 64 units the whole state is
+ * pool.h for the model).  With at most 64 units the whole state is
  * one bitmap, so every query is a handful of mask operations.
  */
 #include <errno.h>
 #include <stdbool.h>
 
-#include "gpup/pool/placement.h"
+#include "gpup/pool/pool.h"
 
 static bool is_pow2(uint64_t v)
 {

@@ -13,7 +13,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "gpup/vgpu/vfu_int.h"
+#include "gpup/vgpu/vgpu_int.h"
 
 #define CFG_VENDOR 0x00
 #define CFG_DEVICE 0x02

@@ -17,8 +17,8 @@
 #include <unistd.h>
 
 #include "gpup/gpu/gpu.h"
-#include "gpup/vgpu/vfu_int.h"
 #include "gpup/vgpu/vgpu.h"
+#include "gpup/vgpu/vgpu_int.h"
 
 static int json_cap_u32(json_object *caps, const char *key, uint32_t *out)
 {

@@ -22,7 +22,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "gpup/vgpu/vfu_int.h"
+#include "gpup/vgpu/vgpu_int.h"
 #include "iommu/iommu.h"
 
 #define DMA_ALIGN 4096ull

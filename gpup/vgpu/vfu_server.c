@@ -18,7 +18,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "gpup/vgpu/vfu_int.h"
+#include "gpup/vgpu/vgpu_int.h"
 
 /* A client sending garbage in a loop must not flood the daemon's log. */
 #define VFU_LOGGED_ERRORS 10u

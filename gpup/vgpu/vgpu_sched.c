@@ -10,7 +10,7 @@
  */
 #include <errno.h>
 
-#include "gpup/gpu/tsched.h"
+#include "gpup/gpu/gpu.h"
 #include "gpup/vgpu/vgpu_int.h"
 
 /* cfg_lock held, like queue enable and disable: q stays attached. */

@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: MIT
 /*
- * The scheduler's control-API methods: "sched" puts a sim GPU's engines
- * under a policy while a context burns engine time on them, "stats"
- * reports it, bad requests get their errno code and change nothing; and
- * `gpup sched` / `gpup stats` against a running daemon.
+ * The scheduler's control-API methods, called directly (white box: they
+ * are the daemon room's, declared in gpup/daemon/daemon_int.h): "sched"
+ * puts a sim GPU's engines under a policy while a context burns engine
+ * time on them, "stats" reports it, bad requests get their errno code and
+ * change nothing; and `gpup sched` / `gpup stats` against a running
+ * daemon.
  */
 #include <criterion/criterion.h>
 #include <json-c/json.h>
@@ -17,8 +19,8 @@
 #include "tests/testlib.h"
 
 #include "gpup/ctl/ctl.h"
-#include "gpup/gpu/kernels.h"
-#include "gpup/gpu/tsched.h"
+#include "gpup/daemon/daemon_int.h"
+#include "gpup/gpu/gpu.h"
 #include "uapi/gpup_ctl.h"
 
 #define MS 1000000ull
