@@ -115,7 +115,7 @@ unsigned int hv_memslot_alloc(struct hv_vm *vm);
 int hv_memslot_set(struct hv_vm *vm, unsigned int slot, uint64_t gpa,
 		   uint64_t size, void *hva);
 
-/* irq.c: MSI routes, irqfds, ioeventfds. */
+/* kvm_irq.c: MSI routes, irqfds, ioeventfds. */
 int hv_msi_route_alloc(struct hv_vm *vm);
 int hv_msi_route_set(struct hv_vm *vm, int gsi, uint64_t addr, uint32_t data);
 void hv_msi_route_free(struct hv_vm *vm, int gsi);
@@ -160,7 +160,7 @@ int hv_serial_init(struct hv_vm *vm, const char *where);
 void hv_serial_flush(struct hv_vm *vm);
 void hv_serial_close(struct hv_vm *vm);
 
-/* pci.c: config mechanism #1 on bus 0, a host bridge, functions with
+/* pci_host.c: config mechanism #1 on bus 0, a host bridge, functions with
  * VMM-assigned BARs and a capability list. */
 #define HV_PCI_MAX_BARS 6
 #define HV_PCI_MAX_DEVS 8
@@ -198,7 +198,7 @@ unsigned int hv_pci_add_cap(struct hv_pci_dev *d, uint8_t id, unsigned int len);
 /* Turn on memory decoding, as firmware would, mapping every BAR. */
 void hv_pci_enable(struct hv_vm *vm, struct hv_pci_dev *d);
 
-/* vgpu.c: attach a partition over vfio-user. */
+/* partition.c: attach a partition over vfio-user. */
 int hv_vgpu_attach(struct hv_vm *vm, const char *sock, struct hv_vgpu **out);
 void hv_vgpu_detach(struct hv_vm *vm, struct hv_vgpu *g);
 /* Poll fd for the event loop: readable/hangup when the daemon goes. */
@@ -207,7 +207,7 @@ void hv_vgpu_lost(struct hv_vm *vm, struct hv_vgpu *g, const char *why);
 /* A JSON object describing the attached partition, for the control socket. */
 struct json_object *hv_vgpu_describe(struct hv_vgpu *g);
 
-/* ctl.c: the per-VM control socket. */
+/* vm_ctl.c: the per-VM control socket. */
 struct hv_ctl;
 int hv_ctl_open(struct hv_vm *vm, const char *path, struct hv_ctl **out);
 int hv_ctl_fd(struct hv_ctl *c);
