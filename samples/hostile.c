@@ -17,7 +17,7 @@
  * nobody owns.  After each the device must answer as before.
  * Prints one line per check; exits with the number of failed checks.
  */
-#include "vgpu.h"
+#include "vgpu_drv.h"
 
 #define Q 0
 #define TIMEOUT_NS 5000000000ull

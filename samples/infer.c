@@ -14,7 +14,7 @@
  * emulate; see docs/VMM.md).  The time reported is that of the device
  * work alone (kernels, copies, fences), checks excluded.
  */
-#include "vgpu.h"
+#include "vgpu_drv.h"
 
 #define EXIT_NODEV 2
 #define EXIT_SETUP 3

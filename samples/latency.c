@@ -16,7 +16,7 @@
  * runs), "lat NAME ns ns ns ..." lines, then "latency: done".
  * Command line: n=SAMPLES (default 200).
  */
-#include "vgpu.h"
+#include "vgpu_drv.h"
 
 #define Q 0
 #define MAX_SAMPLES 2000

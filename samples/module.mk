@@ -9,7 +9,7 @@ GUEST_CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror -ffreestanding \
 	-mgeneral-regs-only -mcmodel=small -I. -Isamples/rt -MMD -MP
 GUEST_LDFLAGS := -nostdlib -static -no-pie -Wl,-T,samples/rt/guest.ld \
 	-Wl,--no-warn-rwx-segments -Wl,--build-id=none -Wl,-z,noexecstack
-GUEST_RT := boot.S rt.c printf.c softfloat.c irq.c pci.c vgpu.c
+GUEST_RT := boot.S rt.c printf.c softfloat.c intr.c pci_conf.c vgpu_drv.c
 GUEST_RT_OBJS := $(patsubst %,$(GUEST_DIR)/obj/rt/%.o,$(GUEST_RT))
 GUEST_NAMES := hello infer vdi hostile latency tenant
 GUESTS += $(patsubst %,$(GUEST_DIR)/%.elf,$(GUEST_NAMES))

@@ -22,7 +22,7 @@
  * A frame's deadline is the next frame's release; a frame done later is
  * missed.  Exits non-zero on a bad command line or a device error.
  */
-#include "vgpu.h"
+#include "vgpu_drv.h"
 
 #define Q 0
 #define X2APIC_TIMER_INIT 0x838

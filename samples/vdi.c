@@ -11,7 +11,7 @@
  * Command line: w=, h= (default 320x200), fps= (default 60), frames=
  * (default 30).
  */
-#include "vgpu.h"
+#include "vgpu_drv.h"
 
 #define Q 0
 #define TIMEOUT_NS 5000000000ull

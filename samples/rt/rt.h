@@ -4,7 +4,7 @@
  * nothing more.  boot.S enters from the PVH ABI, switches to long mode with
  * the first 4 GiB identity-mapped and calls main() in ring 3; this header
  * offers the console, exit, timing, a page allocator, PCI, interrupts and
- * (vgpu.h) the vGPU driver.  Built with the host gcc, no libc, and with no
+ * (vgpu_drv.h) the vGPU driver.  Built with the host gcc, no libc, and with no
  * floating-point registers (-mgeneral-regs-only): f32 math is softfloat.c.
  */
 #ifndef RT_RT_H
@@ -112,7 +112,7 @@ uint32_t rt_f32_mul(uint32_t a, uint32_t b);
 uint32_t rt_f32_from_i32(int32_t v);
 char *rt_f32_str(char *buf, size_t len, uint32_t x, int decimals);
 
-/* Interrupts (irq.c): IDT (loaded at boot), x2APIC, vectors.  A device
+/* Interrupts (intr.c): IDT (loaded at boot), x2APIC, vectors.  A device
  * interrupt is counted in rt_irq_counts[vector] and acknowledged; the
  * code that waits for it looks at the count. */
 void rt_idt_boot(void);   /* ring 0: the #UD entry (kernel calls), lidt */
@@ -125,7 +125,7 @@ uint32_t rt_apic_id(void);
 extern volatile uint64_t rt_irq_count;
 extern volatile uint64_t rt_irq_counts[256];
 
-/* PCI (pci.c): configuration mechanism #1 on bus 0. */
+/* PCI (pci_conf.c): configuration mechanism #1 on bus 0. */
 struct rt_pci_dev {
 	unsigned int devfn;
 	uint16_t vendor, device;

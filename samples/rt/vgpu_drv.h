@@ -6,8 +6,8 @@
  * hand out VRAM from BAR2.  IOVA = guest physical address: the VMM maps
  * all of guest RAM into the partition's IO address space at 0.
  */
-#ifndef RT_VGPU_H
-#define RT_VGPU_H
+#ifndef RT_VGPU_DRV_H
+#define RT_VGPU_DRV_H
 
 #include "rt.h"
 #include "uapi/gpup_vgpu.h"

@@ -7,7 +7,7 @@
  * register, so a waiting guest costs neither host CPU nor VM exits.  A
  * LAPIC one-shot timer bounds each halt so a lost device cannot hang us.
  */
-#include "vgpu.h"
+#include "vgpu_drv.h"
 
 #define PCI_CAP_ID_MSIX 0x11
 #define MSIX_ENABLE 0x8000u
