@@ -248,8 +248,9 @@ static void op_toggle_map(struct run *r)
 }
 
 /* The engines' scheduler, as an administrator may set it while guests
- * run: round robin, or the time-slice scheduler with a policy, a slice
- * and a watchdog (which faults queues stuck on a WAIT), all fuzzed. */
+ * run: a policy, a slice and a watchdog (which faults queues stuck on a
+ * WAIT), all fuzzed; or a fresh scheduler swapped in under the running
+ * queues (best-effort, no watchdog, as a new engine starts). */
 static void op_policy(struct fz_in *in)
 {
 	uint8_t b = fz_u8(in);
@@ -262,7 +263,8 @@ static void op_policy(struct fz_in *in)
 		int rc;
 
 		if (p == SCHED_POLICY_COUNT) {
-			fz_check(gpup_engine_set_sched(e, &gpup_sched_rr, NULL) == 0, "rr");
+			fz_check(gpup_engine_set_sched(e, &gpup_sched_tslice, NULL) == 0,
+				 "fresh scheduler");
 			continue;
 		}
 		if (slice > SCHED_SLICE_MAX_NS)

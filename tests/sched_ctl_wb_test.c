@@ -122,7 +122,7 @@ static void expect_fail(json_object *r, const char *code, const char *words)
 
 Test(sched_ctl, bad_requests_change_nothing)
 {
-	json_object *r;
+	json_object *r, *eng;
 
 	expect_fail(call(gpup_tsched_ctl_sched, GPUP_CTL_M_SCHED, NULL, "weighted", 0),
 		    "EINVAL", "needs a \"gpu\"");
@@ -145,8 +145,10 @@ Test(sched_ctl, bad_requests_change_nothing)
 	expect_fail(call(gpup_tsched_ctl_stats, GPUP_CTL_M_STATS, "gpu3", NULL, 0),
 		    "ENODEV", "no GPU");
 	r = call(gpup_tsched_ctl_stats, GPUP_CTL_M_STATS, "gpu0", NULL, 0);
-	cr_assert_str_eq(gpup_ctl_str(path(path(r, GPUP_CTL_F_GPUS, 0), GPUP_CTL_F_ENGINES, 0),
-				      GPUP_CTL_F_SCHEDULER, ""), "rr", "still the default");
+	eng = path(path(r, GPUP_CTL_F_GPUS, 0), GPUP_CTL_F_ENGINES, 0);
+	cr_assert_str_eq(gpup_ctl_str(eng, GPUP_CTL_F_SCHEDULER, ""), "tslice");
+	cr_assert_str_eq(gpup_ctl_str(eng, GPUP_CTL_F_POLICY, ""), "best-effort",
+			 "still a new engine's default");
 	json_object_put(r);
 }
 

@@ -114,10 +114,11 @@ Test(sched_engine, policy_change_takes_effect_with_contexts_running)
 
 	attach(0, 1, false);
 	attach(1, 3, false);
-	share(40 * MS, got);            /* the default round robin: 1:1 */
+	share(40 * MS, got);            /* a new engine's best-effort: 1:1 */
 	ratio = (double)got[1] / (double)got[0];
-	cr_assert(ratio > 0.6 && ratio < 1.6, "round robin gave %lu:%lu", got[0], got[1]);
-	cr_assert_eq(gpup_tsched_engine_stats(eng, &es), -EINVAL, "not ours yet");
+	cr_assert(ratio > 0.6 && ratio < 1.6, "best-effort gave %lu:%lu", got[0], got[1]);
+	cr_assert_eq(gpup_tsched_engine_stats(eng, &es), 0);
+	cr_assert_eq(es.policy, SCHED_POLICY_BEST_EFFORT, "the default policy");
 	cr_assert_eq(gpup_tsched_set_policy(eng, SCHED_POLICY_WEIGHTED, MS), 0);
 	share(200 * MS, got);
 	ratio = (double)got[1] / (double)got[0];
@@ -176,9 +177,11 @@ Test(sched_engine, watchdog_hands_a_stuck_context_to_its_owner)
 
 Test(sched_engine, watchdog_switched_on_at_run_time)
 {
+	struct sched_engine_stats es;
 	int waited = 0;
 
-	cr_assert_eq(gpup_tsched_set_watchdog(eng, 30 * MS), -EINVAL, "not ours yet");
+	cr_assert_eq(gpup_tsched_engine_stats(eng, &es), 0);
+	cr_assert_eq(es.watchdog_ns, 0, "a new engine has no watchdog");
 	attach(0, 1, false);
 	attach(1, 1, true);
 	cr_assert_eq(gpup_tsched_set_policy(eng, SCHED_POLICY_WEIGHTED, MS), 0);

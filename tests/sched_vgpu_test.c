@@ -2,9 +2,9 @@
 /*
  * A partition's scheduler settings (vgpu_set_sched): they reach the
  * contexts of its enabled queues, queues enabled later get them too, they
- * survive the engine moving from round robin to the time-slice scheduler
- * (vgpu_sched_reapply), bad settings change nothing, and a listing can
- * tell whose queue a context is.
+ * survive a fresh scheduler being swapped in (vgpu_sched_reapply), bad
+ * settings change nothing, and a listing can tell whose queue a context
+ * is.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -138,16 +138,19 @@ Test(sched_vgpu, settings_reach_current_and_later_queues)
 	cr_assert_eq(s.weight[0], 7, "a refused setting changes nothing");
 }
 
-Test(sched_vgpu, settings_survive_a_move_to_the_time_slice_scheduler)
+Test(sched_vgpu, settings_survive_a_fresh_scheduler)
 {
 	struct gpup_engine *e = gpup_gpu_engine(gpu, GPUP_ENGINE_KIND_COMPUTE, 0);
 	struct sched_ctx_cfg cfg = { .weight = 0, .klass = SCHED_CLASS_INTERACTIVE,
 				     .fps_limit = 60 };
+	struct sched_engine_cfg ec = { .policy = SCHED_POLICY_EQUAL_SHARE };
 	struct seen s;
 
 	queue_up(0, 5);
-	cr_assert_eq(vgpu_set_sched(v, &cfg), 0, "on round robin: kept for later");
-	cr_assert_eq(gpup_tsched_set_policy(e, SCHED_POLICY_EQUAL_SHARE, 0), 0);
+	cr_assert_eq(vgpu_set_sched(v, &cfg), 0);
+	s = contexts();
+	cr_assert_eq(s.klass[0], SCHED_CLASS_INTERACTIVE, "a new engine's scheduler takes them");
+	cr_assert_eq(gpup_engine_set_sched(e, &gpup_sched_tslice, &ec), 0);
 	s = contexts();
 	cr_assert_eq(s.klass[0], SCHED_CLASS_NORMAL, "a new scheduler starts from weights");
 	vgpu_sched_reapply(v);

@@ -2,12 +2,15 @@
 /*
  * The engine executor on its own: contexts whose run op does measurable
  * work (burning engine time to the deadline, counting runs, waiting on a
- * flag) show that doorbells and kicks wake them, round robin shares the
- * engine, WAIT is re-polled without spinning, detach waits for a running
- * context, and a scheduler swapped in through gpup_engine_set_sched takes
- * over the picking.
+ * flag) show that doorbells and kicks wake them, a new engine's scheduler
+ * (the time-slice scheduler, best-effort) shares the engine in strict
+ * rotation, WAIT is re-polled without spinning, detach waits for a running
+ * context, a scheduler swapped in through gpup_engine_set_sched takes over
+ * the picking, and the scheduler's watchdog reports contexts that make no
+ * progress.
  */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -128,8 +131,9 @@ Test(sim_engine, doorbell_and_kick_wake_a_context)
 	tfini(&b);
 }
 
-Test(sim_engine, round_robin_shares_the_engine)
+Test(sim_engine, a_new_engine_shares_itself_in_rotation)
 {
+	const uint64_t slice = sched_default_slice(3);
 	struct tctx t[3];
 	struct gpup_ectx_stats st[3];
 
@@ -161,8 +165,8 @@ Test(sim_engine, round_robin_shares_the_engine)
 		cr_assert_leq(llabs(di - d0), 2, "slices %lld vs %lld", di, d0);
 		cr_assert_geq(st[i].preemptions - base[i].preemptions, 8);
 	}
-	cr_assert_geq(st[2].engine_ns - base[2].engine_ns, 9 * GPUP_RR_SLICE_NS);
-	cr_assert_geq(gpup_engine_busy_ns(eng), 27 * GPUP_RR_SLICE_NS);
+	cr_assert_geq(st[2].engine_ns - base[2].engine_ns, 9 * slice);
+	cr_assert_geq(gpup_engine_busy_ns(eng), 27 * slice);
 }
 
 Test(sim_engine, wait_is_repolled_without_spinning)
@@ -307,26 +311,28 @@ Test(sim_engine, a_swapped_in_scheduler_does_the_picking)
 	hi.c.weight = 10;
 	lo.c.weight = 1;
 	cr_assert_eq(gpup_engine_set_sched(eng, &prio_ops, NULL), 0);
+	cr_assert_eq(gpup_tsched_set_watchdog(eng, 30000000), -EINVAL,
+		     "the time-slice controls leave another scheduler alone");
 	gpup_ectx_kick(&hi.c);
 	gpup_ectx_kick(&lo.c);
 	cr_assert(wait_runs(&hi, 20));
 	int lo_runs = runs(&lo);
 
 	cr_assert_leq(lo_runs, 1, "strict priority starves the low context");
-	cr_assert_eq(gpup_engine_set_sched(eng, &gpup_sched_rr, NULL), 0);
-	cr_assert(wait_runs(&lo, lo_runs + 5), "round robin again");
+	cr_assert_eq(gpup_engine_set_sched(eng, &gpup_sched_tslice, NULL), 0);
+	cr_assert(wait_runs(&lo, lo_runs + 5), "best-effort round robin again");
 	__atomic_store_n(&hi.stop, 1, __ATOMIC_SEQ_CST);
 	__atomic_store_n(&lo.stop, 1, __ATOMIC_SEQ_CST);
 	tfini(&hi);
 	tfini(&lo);
 }
 
-Test(sim_engine, round_robin_watchdog_reports_contexts_without_progress)
+Test(sim_engine, watchdog_reports_contexts_without_progress)
 {
-	struct gpup_rr_cfg cfg = { .slice_ns = 1000000, .watchdog_ns = 30000000 };
 	struct tctx w, b, ok;
 
-	cr_assert_eq(gpup_engine_set_sched(eng, &gpup_sched_rr, &cfg), 0);
+	cr_assert_eq(gpup_tsched_set_policy(eng, SCHED_POLICY_BEST_EFFORT, 1000000), 0);
+	cr_assert_eq(gpup_tsched_set_watchdog(eng, 30000000), 0);
 	tinit(&w, T_WAIT, false);
 	tinit(&b, T_BURN, false);
 	tinit(&ok, T_ONCE, true);

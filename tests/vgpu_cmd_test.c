@@ -339,8 +339,8 @@ Test(vgpu_cmd, checksum_and_render_through_queue)
 }
 
 /* A queue spinning for 300 ms of engine time on the only compute engine
- * does not hold back another queue on it: round robin preempts the spin
- * at a slice boundary. */
+ * does not hold back another queue on it: the engine's default scheduler
+ * (best-effort round robin) preempts the spin at a slice boundary. */
 Test(vgpu_cmd, long_kernel_is_preempted_for_another_queue)
 {
 	union gpup_cmd spin[2] = { kernel(GPUP_KERNEL_SPIN, 300000000, 0, 0, 0, 0, 0),

@@ -82,7 +82,7 @@
 #define GPUP_CTL_F_ENGINES "engines"
 #define GPUP_CTL_F_KIND "kind"		/* compute, copy */
 #define GPUP_CTL_F_INDEX "index"
-#define GPUP_CTL_F_SCHEDULER "scheduler"	/* tslice, rr */
+#define GPUP_CTL_F_SCHEDULER "scheduler"	/* tslice, other */
 #define GPUP_CTL_F_BUSY_NS "busy_ns"
 #define GPUP_CTL_F_CONTEXTS "contexts"
 #define GPUP_CTL_F_WEIGHT "weight"	/* sched with "uuid": per partition */

@@ -179,7 +179,7 @@ static json_object *engine_json(struct gpup_engine *e, enum gpup_engine_kind kin
 			       json_object_new_int64((int64_t)gpup_engine_busy_ns(e)));
 	ours = gpup_engine_sched_call(e, &gpup_sched_tslice, engine_fill, o) == 0;
 	json_object_object_add(o, GPUP_CTL_F_SCHEDULER,
-			       json_object_new_string(ours ? "tslice" : "rr"));
+			       json_object_new_string(ours ? "tslice" : "other"));
 	return o;
 }
 

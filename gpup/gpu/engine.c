@@ -333,7 +333,7 @@ struct gpup_engine *gpup_engine_create(enum gpup_engine_kind kind, unsigned int 
 		 kind == GPUP_ENGINE_KIND_COPY ? "copy" : "comp", index);
 	pthread_mutex_init(&e->lock, NULL);
 	pthread_cond_init(&e->idle, NULL);
-	e->sops = &gpup_sched_rr;
+	e->sops = &gpup_sched_tslice;
 	e->sched = e->sops->create(e, NULL);
 	if (e->epfd < 0 || e->wakefd < 0 || !e->sched ||
 	    epoll_ctl(e->epfd, EPOLL_CTL_ADD, e->wakefd, &ev) < 0)

@@ -2,8 +2,8 @@
 /*
  * The gpu room (gpup/gpu/): physical GPUs and the backend ops table that
  * real and simulated GPUs implement (gpu.c, sim.c); the engine executors
- * that run vGPU queues on a GPU's engines (engine.c, engine_rr.c); the sim
- * GPU's built-in kernels (kernels.c); and the time-slice scheduler as the
+ * that run vGPU queues on a GPU's engines (engine.c); the sim GPU's
+ * built-in kernels (kernels.c); and the time-slice scheduler as the
  * executors' scheduler plug-in (engine_sched.c).
  *
  * DOC: backends
@@ -117,8 +117,9 @@ void gpup_gpu_inject_fault(struct gpup_gpu *gpu, unsigned int ops, int err);
 #define GPUP_GPU_VRAM_ALIGN (2ull << 20)
 
 /*
- * Engine executors (engine.c, engine_rr.c): one thread per engine runs the contexts bound to it
- * (a context is one vGPU queue on this engine) in slices of engine time.
+ * Engine executors (engine.c): one thread per engine runs the contexts
+ * bound to it (a context is one vGPU queue on this engine) in slices of
+ * engine time.
  *
  * DOC: the executor loop
  *
@@ -149,10 +150,14 @@ void gpup_gpu_inject_fault(struct gpup_gpu *gpu, unsigned int ops, int err);
  * DOC: the scheduler plug-in
  *
  * Whom to run and for how long is the business of struct gpup_sched_ops,
- * nothing else: the default is round robin with a fixed slice
- * (gpup_sched_rr).  The time-slice scheduler replaces it per engine with
- * gpup_engine_set_sched().  Every op is called with the engine lock held and
- * must not sleep; `now` is CLOCK_MONOTONIC ns.
+ * nothing else.  Every engine starts under the time-slice scheduler
+ * (gpup_sched_tslice below) with its best-effort policy: round robin with
+ * a fixed slice and no watchdog, until gpup_tsched_set_policy and
+ * gpup_tsched_set_watchdog say otherwise (the daemon does as a GPU comes
+ * up), so an engine used without a daemon runs under the same code.
+ * gpup_engine_set_sched() swaps in another scheduler.  Every op is called
+ * with the engine lock held and must not sleep; `now` is CLOCK_MONOTONIC
+ * ns.
  */
 
 struct gpup_ectx;
@@ -234,15 +239,6 @@ struct gpup_sched_ops {
 	 * while the engine has work.  Can be NULL: no watchdog. */
 	unsigned int (*watchdog)(void *s, uint64_t now, struct gpup_ectx **out,
 				 unsigned int max);
-};
-
-/* Round robin over runnable contexts with a fixed slice, and an optional
- * watchdog.  Its create arg is a struct gpup_rr_cfg (NULL: defaults). */
-extern const struct gpup_sched_ops gpup_sched_rr;
-#define GPUP_RR_SLICE_NS 2000000ull
-struct gpup_rr_cfg {
-	uint64_t slice_ns;       /* 0: GPUP_RR_SLICE_NS */
-	uint64_t watchdog_ns;    /* 0: no watchdog */
 };
 
 #define GPUP_ENGINE_WATCHDOG_PERIOD_NS 10000000ull
@@ -363,8 +359,9 @@ void gpup_slice_hook(bool (*fn)(void *arg, uint64_t cpu_ns), void *arg);
  * All calls take the engine lock through gpup_engine_sched_call.
  */
 
-/* create's arg is a struct sched_engine_cfg (NULL: weighted, default
- * slice, no watchdog).  A new context's weight is its gpup_ectx weight. */
+/* create's arg is a struct sched_engine_cfg (NULL: best-effort, default
+ * slice, no watchdog, as a new engine starts).  A new context's weight is
+ * its gpup_ectx weight. */
 extern const struct gpup_sched_ops gpup_sched_tslice;
 
 /* Longest slice handed to the executor under fifo, whose jobs run to

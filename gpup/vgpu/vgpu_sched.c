@@ -3,10 +3,11 @@
  * A partition's scheduler settings (`gpup sched --partition`): kept in the
  * vgpu, because its queues come and go (a guest enables them, a reset
  * drops them) and every queue enabled later must get them too, and pushed
- * to the time-slice scheduler of each engine a queue is attached to.
- * Engines still on the executor's round robin ignore them until a policy
- * is set; the daemon then calls vgpu_sched_reapply.  Also tells a listing
- * which partition an engine context belongs to.
+ * to the time-slice scheduler of each engine a queue is attached to.  An
+ * engine given a fresh scheduler (gpup_engine_set_sched) starts from the
+ * queues' weights; vgpu_sched_reapply pushes the settings again, as the
+ * daemon does after a policy change.  Also tells a listing which
+ * partition an engine context belongs to.
  */
 #include <errno.h>
 
@@ -23,7 +24,7 @@ void vgpu_sched_apply_queue(struct vgpu *v, struct gpup_engine *e, struct vgpu_q
 	cfg = v->sched;
 	if (!cfg.weight)
 		cfg.weight = q->ectx.weight ? q->ectx.weight : 1;
-	/* -EINVAL: the engine is not under the time-slice scheduler yet */
+	/* -EINVAL: another scheduler was swapped in; nothing to apply to */
 	(void)gpup_tsched_set_ctx(e, &q->ectx, &cfg);
 }
 
