@@ -2,9 +2,10 @@
 /*
  * hv_run(), the VMM behind `gpup run` (whose command line is parsed in
  * gpup/cli/cmd_run.c): it builds a VM from a struct hv_config, runs it,
- * and maps every way it can end to one exit code (see hv/hv.h).  The main thread owns the event loop: the VM's stop
- * eventfd, SIGINT/SIGTERM through a signalfd, the control socket and the
- * attached partitions' sockets.  vCPUs run in their own threads.
+ * and maps every way it can end to one exit code (see hv/hv.h).  The main
+ * thread owns the event loop: the VM's stop eventfd, SIGINT/SIGTERM
+ * through a signalfd, the control socket and the attached partitions'
+ * sockets.  vCPUs run in their own threads.
  */
 #include <errno.h>
 #include <getopt.h>

@@ -149,7 +149,8 @@ Test(sched_vgpu, settings_survive_a_fresh_scheduler)
 	queue_up(0, 5);
 	cr_assert_eq(vgpu_set_sched(v, &cfg), 0);
 	s = contexts();
-	cr_assert_eq(s.klass[0], SCHED_CLASS_INTERACTIVE, "a new engine's scheduler takes them");
+	cr_assert_eq(s.klass[0], SCHED_CLASS_INTERACTIVE,
+		     "a new engine's scheduler takes them");
 	cr_assert_eq(gpup_engine_set_sched(e, &gpup_sched_tslice, &ec), 0);
 	s = contexts();
 	cr_assert_eq(s.klass[0], SCHED_CLASS_NORMAL, "a new scheduler starts from weights");

@@ -13,7 +13,9 @@
 
 static void *ts_create(struct gpup_engine *e, const void *arg)
 {
-	static const struct sched_engine_cfg dflt = { .policy = SCHED_POLICY_BEST_EFFORT };
+	static const struct sched_engine_cfg dflt = {
+		.policy = SCHED_POLICY_BEST_EFFORT,
+	};
 
 	(void)e;
 	return sched_engine_create(arg ? arg : &dflt);
