@@ -57,7 +57,7 @@ static double now_us(void)
 	return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec * 1e-3;
 }
 
-static int host_step(struct gpup_vfu_guest *g, uint64_t bytes, uint64_t vc, uint64_t vsum,
+static int host_step(struct gpup_vg *g, uint64_t bytes, uint64_t vc, uint64_t vsum,
 		     uint64_t va, uint64_t vb)
 {
 	uint64_t gemm[6] = { N, N, N, va, vb, vc }, red[6] = { (uint64_t)N * N, vc, vsum };
@@ -81,8 +81,8 @@ static double host_run(const char *sock, float *sum)
 {
 	uint64_t bytes = (uint64_t)N * N * 4, va = 0, vb = bytes, vc = 2 * bytes,
 		 vsum = 3 * bytes;
-	struct gpup_vfu_guest g;
-	struct hv_vfu *c;
+	struct gpup_vg g;
+	struct vfu_client *c;
 	int err;
 	double t = 0, t0;
 	union gpup_cmd up[2] = {
@@ -92,7 +92,7 @@ static double host_run(const char *sock, float *sum)
 			     GPUP_SPACE_VRAM, vb, bytes),
 	};
 
-	c = hv_vfu_connect(sock, &err);
+	c = vfu_client_connect(sock, &err);
 	if (!c || gpup_vg_open(&g, c, 8ull << 20) || gpup_vg_queue_setup(&g, 0, GPUP_ENGINE_COMPUTE) ||
 	    gpup_vg_queue_setup(&g, 1, GPUP_ENGINE_COPY))
 		return -1;
@@ -111,7 +111,7 @@ static double host_run(const char *sock, float *sum)
 	}
 	memcpy(sum, g.ram + GPUP_VG_DATA_OFF + 3 * bytes, 4);
 	gpup_vg_close(&g);
-	hv_vfu_close(c);
+	vfu_client_close(c);
 	return t / ITERS;
 }
 

@@ -44,6 +44,7 @@
 #include "iommu/iommu.h"
 #include "uapi/gpup_vgpu.h"
 #include "uapi/vfio_user.h"
+#include "vfu/vfu.h"
 
 #define MIB (1ull << 20)
 #define GPU_VRAM (4 * MIB)
@@ -58,7 +59,7 @@ static uint8_t *vram, *vram_ref;
 struct part {
 	struct iommu_domain *dom;
 	struct vgpu *vg;
-	struct gpup_vfu *srv;
+	struct vfu_server *srv;
 };
 
 static void quiet_log(const char *fmt, ...)
@@ -102,70 +103,25 @@ static void part_create(struct part *p)
 
 	p->vg = vgpu_create(&vc);
 	fz_check(p->vg, "vgpu: %s", strerror(errno));
-	struct gpup_vfu_cfg sc = { "fuzz", p->vg, p->dom, gpu, PART_OFF, PART_SIZE,
-				   fz_verbose() ? verbose_log : quiet_log };
-
-	p->srv = gpup_vfu_create(&sc);
+	p->srv = vgpu_serve(p->vg, fz_verbose() ? verbose_log : quiet_log);
 	fz_check(p->srv, "server: %s", strerror(errno));
 }
 
 static void part_destroy(struct part *p)
 {
-	gpup_vfu_destroy(p->srv);
+	vfu_server_destroy(p->srv);
 	vgpu_destroy(p->vg);
 	iommu_domain_destroy(p->dom);
 }
 
 /* ---- the client side of the socket ---- */
 
-static void close_cmsg_fds(struct msghdr *mh)
-{
-	for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
-		size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-
-		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-			continue;
-		for (size_t i = 0; i < n; i++) {
-			int fd;
-
-			memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-			close(fd);
-		}
-	}
-}
-
-/* Read len bytes, closing every fd that comes with them: 0, or -1 on EOF
- * or error. */
-static int recv_all(int s, void *buf, size_t len)
-{
-	union {
-		char b[CMSG_SPACE(64 * sizeof(int))];
-		struct cmsghdr align;
-	} ctl;
-	size_t got = 0;
-
-	while (got < len) {
-		struct iovec iov = { (char *)buf + got, len - got };
-		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.b,
-				     .msg_controllen = sizeof(ctl.b) };
-		ssize_t n = recvmsg(s, &mh, MSG_CMSG_CLOEXEC);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		close_cmsg_fds(&mh);
-		got += (size_t)n;
-	}
-	return 0;
-}
-
 /* Every reply the server sends must be a well-formed reply. */
 static void check_reply_hdr(const struct vfio_user_header *h)
 {
 	fz_check((h->flags & VFIO_USER_F_TYPE_MASK) == VFIO_USER_F_TYPE_REPLY,
 		 "reply flags %#x", h->flags);
-	fz_check(h->msg_size >= sizeof(*h) && h->msg_size <= GPUP_VFU_MAX_MSG,
+	fz_check(h->msg_size >= sizeof(*h) && h->msg_size <= VFU_SERVER_MAX_MSG,
 		 "reply size %u", h->msg_size);
 	if (h->flags & VFIO_USER_F_ERROR)
 		fz_check(h->msg_size == sizeof(*h) && h->error_no > 0 && h->error_no < 4096,
@@ -174,24 +130,22 @@ static void check_reply_hdr(const struct vfio_user_header *h)
 		fz_check(h->error_no == 0, "success reply with errno %u", h->error_no);
 }
 
+/* Replies are received with vfu/'s framing; their fds are closed. */
 static void *reader(void *arg)
 {
-	int s = *(int *)arg;
-	uint8_t junk[16384];
-	struct vfio_user_header h;
+	int s = *(int *)arg, rc;
+	uint8_t *buf = malloc(VFU_SERVER_MAX_MSG);
+	struct vfu_msg m;
 
-	while (recv_all(s, &h, sizeof(h)) == 0) {
-		size_t left = h.msg_size - sizeof(h);
-
-		check_reply_hdr(&h);
-		while (left) {
-			size_t n = left < sizeof(junk) ? left : sizeof(junk);
-
-			if (recv_all(s, junk, n))
-				return NULL;
-			left -= n;
-		}
+	fz_check(buf, "reply buffer");
+	while ((rc = vfu_msg_recv(s, &m, buf, VFU_SERVER_MAX_MSG - sizeof(m.hdr))) == 0) {
+		vfu_msg_close_fds(&m);
+		check_reply_hdr(&m.hdr);
+		fz_check(!m.fds_dropped, "a reply with more than %u fds", VFU_MAX_FDS);
 	}
+	vfu_msg_close_fds(&m);
+	fz_check(rc != -EMSGSIZE, "reply size %u", m.hdr.msg_size);
+	free(buf);
 	return NULL;
 }
 
@@ -337,7 +291,7 @@ static int second_client(struct part *p)
 	int sv[2], rc;
 
 	fz_check(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0, "socketpair");
-	rc = gpup_vfu_attach(p->srv, sv[0]);
+	rc = vfu_server_attach(p->srv, sv[0]);
 	fz_check(rc == 0 || rc == -EBUSY, "second client: %d", rc);
 	if (rc == 0)
 		return sv[1];
@@ -360,7 +314,7 @@ static void session(struct part *p, struct fz_in *in, struct outcome *out)
 	out->destroyed = false;
 	ram_len = mode & 8 ? fz_bytes(in, ram_image, fz_u16(in) % sizeof(ram_image)) : 0;
 	fz_check(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0, "socketpair");
-	fz_check(gpup_vfu_attach(p->srv, sv[0]) == 0, "attach");
+	fz_check(vfu_server_attach(p->srv, sv[0]) == 0, "attach");
 	fz_check(pthread_create(&rd, NULL, reader, &sv[1]) == 0, "reader thread");
 	bool up = !(mode & 1) || send_with_fds(sv[1], buf, version_msg(buf, 0), 0, 0);
 
@@ -374,7 +328,7 @@ static void session(struct part *p, struct fz_in *in, struct outcome *out)
 			out->second = second_client(p);
 	}
 	if (mode & 4) {
-		gpup_vfu_destroy(p->srv);
+		vfu_server_destroy(p->srv);
 		p->srv = NULL;
 		out->destroyed = true;
 	} else {
@@ -391,21 +345,23 @@ static void session(struct part *p, struct fz_in *in, struct outcome *out)
 
 static void call(int s, uint16_t cmd, const void *req, size_t len, void *rep, size_t rlen)
 {
-	uint8_t buf[1024];
+	uint8_t buf[1024], in[4096];
 	struct vfio_user_header *h = (void *)buf;
+	struct vfu_msg m;
 
 	*h = (struct vfio_user_header){ .msg_id = 0x4242, .command = cmd,
 					.msg_size = (uint32_t)(sizeof(*h) + len) };
 	memcpy(h + 1, req, len);
 	fz_check(send_with_fds(s, buf, sizeof(*h) + len, 0, 0), "send command %u", cmd);
-	fz_check(recv_all(s, h, sizeof(*h)) == 0, "no reply to command %u", cmd);
+	fz_check(vfu_msg_recv(s, &m, in, sizeof(in)) == 0, "no reply to command %u", cmd);
+	vfu_msg_close_fds(&m);
+	h = &m.hdr;
 	check_reply_hdr(h);
 	fz_check(h->msg_id == 0x4242 && h->command == cmd, "reply id %u cmd %u", h->msg_id,
 		 h->command);
 	fz_check(!(h->flags & VFIO_USER_F_ERROR), "command %u failed: %u", cmd, h->error_no);
-	fz_check(h->msg_size - sizeof(*h) == rlen, "command %u reply of %zu bytes, want %zu",
-		 cmd, (size_t)(h->msg_size - sizeof(*h)), rlen);
-	fz_check(recv_all(s, rep, rlen) == 0, "reply payload of command %u", cmd);
+	fz_check(m.len == rlen, "command %u reply of %u bytes, want %zu", cmd, m.len, rlen);
+	memcpy(rep, m.data, rlen);
 }
 
 static void check_caps(const char *json)
@@ -415,9 +371,9 @@ static void check_caps(const char *json)
 	fz_check(o && json_object_object_get_ex(o, VFIO_USER_CAP_OBJECT, &caps),
 		 "VERSION capabilities: %s", json);
 	fz_check(json_object_object_get_ex(caps, VFIO_USER_CAP_MAX_FDS, &v) &&
-		 json_object_get_int64(v) == GPUP_VFU_MAX_FDS, "max_msg_fds: %s", json);
+		 json_object_get_int64(v) == VFU_MAX_FDS, "max_msg_fds: %s", json);
 	fz_check(json_object_object_get_ex(caps, VFIO_USER_CAP_MAX_XFER, &v) &&
-		 json_object_get_int64(v) == GPUP_VFU_MAX_XFER, "max_data_xfer_size: %s", json);
+		 json_object_get_int64(v) == VFU_SERVER_MAX_XFER, "max_data_xfer_size: %s", json);
 	json_object_put(o);
 }
 
@@ -430,7 +386,7 @@ static void check_fresh(struct part *p, int sock)
 
 	if (sock < 0) {
 		fz_check(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0, "socketpair");
-		fz_check(gpup_vfu_attach(p->srv, sv[0]) == 0, "fresh connection refused");
+		fz_check(vfu_server_attach(p->srv, sv[0]) == 0, "fresh connection refused");
 	}
 
 	size_t vlen = version_msg(vbuf, 0) - sizeof(struct vfio_user_header);

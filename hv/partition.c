@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
  * A GPU partition in the VM: a PCI function whose device lives in the
- * daemon, reached over vfio-user (hv/vfu_client.h).
+ * daemon, reached over vfio-user (vfu/vfu.h).
  *
  * DOC: what goes where
  *
@@ -30,7 +30,7 @@
 #include <unistd.h>
 
 #include "hv/hv_int.h"
-#include "hv/vfu_client.h"
+#include "vfu/vfu.h"
 #include "uapi/gpup_vgpu.h"
 
 #define PCI_CAP_ID_MSIX 0x11
@@ -54,7 +54,7 @@ struct hv_vgpu_vec {
 
 struct hv_vgpu {
 	struct hv_vm *vm;
-	struct hv_vfu *c;
+	struct vfu_client *c;
 	char sock[256];
 	struct hv_pci_dev *pci;
 	unsigned int msix_cap;
@@ -64,7 +64,7 @@ struct hv_vgpu {
 	uint64_t vram_size;
 	unsigned int vram_slot;
 
-	struct hv_vfu_iofd db[GPUP_MAX_QUEUES];
+	struct vfu_iofd db[GPUP_MAX_QUEUES];
 	unsigned int ndb;
 
 	struct hv_vgpu_vec vec[GPUP_MSIX_VECTORS];
@@ -90,7 +90,7 @@ void hv_vgpu_lost(struct hv_vm *vm, struct hv_vgpu *g, const char *why)
 
 int hv_vgpu_poll_fd(struct hv_vgpu *g)
 {
-	return g->lost ? -1 : hv_vfu_socket(g->c);
+	return g->lost ? -1 : vfu_client_socket(g->c);
 }
 
 static uint16_t hv_vgpu_msix_ctrl(struct hv_vgpu *g)
@@ -161,9 +161,9 @@ static void hv_vgpu_forward(struct hv_vgpu *g, uint64_t off, bool is_write,
 		return;
 	}
 	if (is_write)
-		rc = hv_vfu_region_write(g->c, VFIO_PCI_BAR0_REGION_INDEX, off, data, len);
+		rc = vfu_client_region_write(g->c, VFIO_PCI_BAR0_REGION_INDEX, off, data, len);
 	else
-		rc = hv_vfu_region_read(g->c, VFIO_PCI_BAR0_REGION_INDEX, off, data, len);
+		rc = vfu_client_region_read(g->c, VFIO_PCI_BAR0_REGION_INDEX, off, data, len);
 	if (rc >= 0)
 		return;
 	/* A refused access (bad size, offset) reads as all-ones, as on a
@@ -173,7 +173,7 @@ static void hv_vgpu_forward(struct hv_vgpu *g, uint64_t off, bool is_write,
 	if (rc == -ETIMEDOUT)
 		hv_vgpu_mark_lost(g, "the daemon did not answer a register access "
 				  "within " HV_VGPU_TIMEOUT_TEXT);
-	else if (hv_vfu_broken(g->c))
+	else if (vfu_client_broken(g->c))
 		hv_vgpu_mark_lost(g, rc == -EPROTO ? "the daemon broke the vfio-user protocol"
 					: "the daemon closed the connection");
 }
@@ -269,7 +269,7 @@ static int hv_vgpu_fail(struct hv_vgpu *g, const char *what, int rc)
 static int hv_vgpu_identity(struct hv_vgpu *g, uint32_t *id, uint32_t *class_rev)
 {
 	struct vfio_user_device_info info = { .argsz = sizeof(info) };
-	int rc = hv_vfu_device_info(g->c, &info);
+	int rc = vfu_client_device_info(g->c, &info);
 
 	if (rc < 0)
 		return hv_vgpu_fail(g, "DEVICE_GET_INFO", rc);
@@ -278,9 +278,9 @@ static int hv_vgpu_identity(struct hv_vgpu *g, uint32_t *id, uint32_t *class_rev
 	    info.num_irqs <= VFIO_PCI_MSIX_IRQ_INDEX)
 		return hv_vgpu_fail(g, "not a PCI device with BAR0, BAR2 and MSI-X",
 				    -ENODEV);
-	rc = hv_vfu_region_read(g->c, VFIO_PCI_CONFIG_REGION_INDEX, 0, id, 4);
+	rc = vfu_client_region_read(g->c, VFIO_PCI_CONFIG_REGION_INDEX, 0, id, 4);
 	if (rc >= 0)
-		rc = hv_vfu_region_read(g->c, VFIO_PCI_CONFIG_REGION_INDEX, 8,
+		rc = vfu_client_region_read(g->c, VFIO_PCI_CONFIG_REGION_INDEX, 8,
 					class_rev, 4);
 	if (rc < 0)
 		return hv_vgpu_fail(g, "reading config space", rc);
@@ -293,7 +293,7 @@ static int hv_vgpu_map_vram(struct hv_vgpu *g)
 {
 	struct vfio_region_info ri = { .argsz = sizeof(ri),
 				       .index = VFIO_PCI_BAR2_REGION_INDEX };
-	int fd = -1, rc = hv_vfu_region_info(g->c, ri.index, &ri, &fd);
+	int fd = -1, rc = vfu_client_region_info(g->c, ri.index, &ri, &fd);
 
 	if (rc < 0)
 		return hv_vgpu_fail(g, "BAR2 region info", rc);
@@ -320,7 +320,7 @@ static int hv_vgpu_wire_irqs(struct hv_vgpu *g)
 	struct vfio_irq_info ii = { .argsz = sizeof(ii) };
 	int fds[GPUP_MSIX_VECTORS], rc;
 
-	rc = hv_vfu_irq_info(g->c, VFIO_PCI_MSIX_IRQ_INDEX, &ii);
+	rc = vfu_client_irq_info(g->c, VFIO_PCI_MSIX_IRQ_INDEX, &ii);
 	if (rc < 0)
 		return hv_vgpu_fail(g, "MSI-X irq info", rc);
 	if (!(ii.flags & VFIO_IRQ_INFO_EVENTFD) || !ii.count || ii.count > GPUP_MSIX_VECTORS)
@@ -335,13 +335,13 @@ static int hv_vgpu_wire_irqs(struct hv_vgpu *g)
 					    g->vec[v].efd < 0 ? -errno : -ENOSPC);
 		fds[v] = g->vec[v].efd;
 	}
-	rc = hv_vfu_set_irqs(g->c, VFIO_PCI_MSIX_IRQ_INDEX, 0, g->nvec, fds);
+	rc = vfu_client_set_irqs(g->c, VFIO_PCI_MSIX_IRQ_INDEX, 0, g->nvec, fds);
 	return rc < 0 ? hv_vgpu_fail(g, "SET_IRQS", rc) : 0;
 }
 
 static int hv_vgpu_get_doorbells(struct hv_vgpu *g)
 {
-	int n = hv_vfu_region_io_fds(g->c, VFIO_PCI_BAR0_REGION_INDEX, g->db,
+	int n = vfu_client_region_io_fds(g->c, VFIO_PCI_BAR0_REGION_INDEX, g->db,
 				     GPUP_MAX_QUEUES);
 
 	if (n < 0)
@@ -360,11 +360,11 @@ static int hv_vgpu_get_doorbells(struct hv_vgpu *g)
  * there, and it gives guests a read-only window to test the IOMMU with. */
 static int hv_vgpu_map_ram(struct hv_vgpu *g)
 {
-	int rc = hv_vfu_dma_map(g->c, g->vm->mem_fd, 0, 0, HV_DMA_RO_END,
+	int rc = vfu_client_dma_map(g->c, g->vm->mem_fd, 0, 0, HV_DMA_RO_END,
 				VFIO_USER_DMA_F_READ);
 
 	if (rc >= 0)
-		rc = hv_vfu_dma_map(g->c, g->vm->mem_fd, HV_DMA_RO_END, HV_DMA_RO_END,
+		rc = vfu_client_dma_map(g->c, g->vm->mem_fd, HV_DMA_RO_END, HV_DMA_RO_END,
 				    g->vm->mem_size - HV_DMA_RO_END,
 				    VFIO_USER_DMA_F_READ | VFIO_USER_DMA_F_WRITE);
 	return rc < 0 ? hv_vgpu_fail(g, "mapping guest RAM for DMA", rc) : 0;
@@ -437,7 +437,7 @@ int hv_vgpu_attach(struct hv_vm *vm, const char *sock, struct hv_vgpu **out)
 		g->vec[v].efd = g->vec[v].gsi = -1;
 	for (unsigned int i = 0; i < GPUP_MAX_QUEUES; i++)
 		g->db[i].fd = -1;
-	g->c = hv_vfu_connect_timeout(sock, HV_VGPU_TIMEOUT_MS, &rc);
+	g->c = vfu_client_connect_timeout(sock, HV_VGPU_TIMEOUT_MS, &rc);
 	if (!g->c) {
 		hv_log("cannot attach GPU partition %s: %s (is the daemon running "
 		       "and the partition created?)", sock, strerror(-rc));
@@ -472,7 +472,7 @@ void hv_vgpu_detach(struct hv_vm *vm, struct hv_vgpu *g)
 			close(g->db[i].fd);
 	if (g->vram)
 		munmap(g->vram, g->vram_size);
-	hv_vfu_close(g->c);
+	vfu_client_close(g->c);
 	free(g);
 }
 

@@ -25,7 +25,7 @@
 #include "gpup/ctl/ctl.h"
 #include "gpup/drv/drv.h"
 #include "gpup/pool/pool.h"
-#include "hv/vfu_client.h"
+#include "vfu/vfu.h"
 #include "uapi/gpup_ctl.h"
 
 static char dir[64], run_dir[96], state_dir[96], log_path[96];
@@ -108,14 +108,14 @@ static void create(const char *gpu, const char *type, char *uuid)
 	json_object_put(rep);
 }
 
-static struct hv_vfu *attach(const char *uuid)
+static struct vfu_client *attach(const char *uuid)
 {
 	char path[PATH_MAX];
 	int err = 0;
-	struct hv_vfu *c;
+	struct vfu_client *c;
 
 	snprintf(path, sizeof(path), "%s/%s.sock", run_dir, uuid);
-	c = hv_vfu_connect(path, &err);
+	c = vfu_client_connect(path, &err);
 	cr_assert_not_null(c, "connect %s: %s", path, strerror(-err));
 	return c;
 }
@@ -123,12 +123,12 @@ static struct hv_vfu *attach(const char *uuid)
 Test(daemon_e2e, fill_copy_fence_over_vfio_user)
 {
 	char uuid[GPUP_UUID_STRLEN + 1];
-	struct gpup_vfu_guest g;
+	struct gpup_vg g;
 	union gpup_cmd c[3];
 	uint32_t *w, ci = 0;
 
 	create("gpu1", "sim-64m-4", uuid);
-	struct hv_vfu *cl = attach(uuid);
+	struct vfu_client *cl = attach(uuid);
 
 	cr_assert_eq(gpup_vg_open(&g, cl, 4 << 20), 0);
 	cr_assert_eq(g.vram_size, 64 << 20);
@@ -152,13 +152,13 @@ Test(daemon_e2e, fill_copy_fence_over_vfio_user)
 	cr_assert_eq(gpup_vg_reg_read(&g, GPUP_REG_QUEUE(2) + GPUP_Q_CI, &ci), 0);
 	cr_assert_eq(ci, 4, "three packets and the fence consumed");
 	gpup_vg_close(&g);
-	hv_vfu_close(cl);
+	vfu_client_close(cl);
 }
 
 Test(daemon_e2e, saxpy_and_checksum_bit_exact)
 {
 	char uuid[GPUP_UUID_STRLEN + 1];
-	struct gpup_vfu_guest g;
+	struct gpup_vg g;
 	union gpup_cmd c[2];
 	const uint64_t n = 65536, bytes = n * 4;
 	float a = -0.75f, *x, *y, *out;
@@ -167,7 +167,7 @@ Test(daemon_e2e, saxpy_and_checksum_bit_exact)
 
 	memcpy(&abits, &a, 4);
 	create("gpu0", "sim-16m-16", uuid);
-	struct hv_vfu *cl = attach(uuid);
+	struct vfu_client *cl = attach(uuid);
 
 	cr_assert_eq(gpup_vg_open(&g, cl, 4 << 20), 0);
 	cr_assert_eq(gpup_vg_queue_setup(&g, 0, GPUP_ENGINE_COMPUTE), 0);
@@ -204,19 +204,19 @@ Test(daemon_e2e, saxpy_and_checksum_bit_exact)
 	memcpy(&sum, out + n, 8);
 	cr_assert_eq(sum, h, "device FNV-1a %016llx", (unsigned long long)sum);
 	gpup_vg_close(&g);
-	hv_vfu_close(cl);
+	vfu_client_close(cl);
 }
 
 Test(daemon_e2e, fault_and_garbage_stay_in_their_partition)
 {
 	char ua[GPUP_UUID_STRLEN + 1], ub[GPUP_UUID_STRLEN + 1];
-	struct gpup_vfu_guest ga, gb;
+	struct gpup_vg ga, gb;
 	union gpup_cmd c;
 	uint32_t fault = 0;
 
 	create("gpu0", "sim-64m-4", ua);
 	create("gpu0", "sim-64m-4", ub);
-	struct hv_vfu *ca = attach(ua), *cb = attach(ub);
+	struct vfu_client *ca = attach(ua), *cb = attach(ub);
 
 	cr_assert_eq(gpup_vg_open(&ga, ca, 2 << 20), 0);
 	cr_assert_eq(gpup_vg_open(&gb, cb, 2 << 20), 0);
@@ -230,7 +230,7 @@ Test(daemon_e2e, fault_and_garbage_stay_in_their_partition)
 	/* and a's socket gets garbage: an absurd message size. */
 	struct vfio_user_header h = { .command = 3, .msg_size = 0x7fffffff };
 
-	cr_assert_eq(write(hv_vfu_socket(ca), &h, sizeof(h)), (ssize_t)sizeof(h));
+	cr_assert_eq(write(vfu_client_socket(ca), &h, sizeof(h)), (ssize_t)sizeof(h));
 	/* b never notices. */
 	c = gpup_cmd_fill(GPUP_SPACE_IOVA, gpup_vg_iova(GPUP_VG_DATA_OFF), 4096, 0x600dcafe);
 	cr_assert_eq(gpup_vg_submit(&gb, 0, &c, 1), 0);
@@ -238,8 +238,8 @@ Test(daemon_e2e, fault_and_garbage_stay_in_their_partition)
 	cr_assert_eq(((uint32_t *)(gb.ram + GPUP_VG_DATA_OFF))[1023], 0x600dcafe);
 	gpup_vg_close(&ga);
 	gpup_vg_close(&gb);
-	hv_vfu_close(ca);
-	hv_vfu_close(cb);
+	vfu_client_close(ca);
+	vfu_client_close(cb);
 }
 
 static bool exists(const char *path)
@@ -274,12 +274,12 @@ Test(daemon_e2e, partitions_survive_restart_and_sockets_go)
 	cr_assert_str_eq(gpup_ctl_str(p, GPUP_CTL_F_GPU, ""), "gpu1");
 	cr_assert_str_eq(gpup_ctl_str(p, GPUP_CTL_F_TYPE, ""), "sim-128m-2");
 	json_object_put(rep);
-	struct hv_vfu *cl = attach(uuid);
+	struct vfu_client *cl = attach(uuid);
 
-	cr_assert_eq(hv_vfu_region_read(cl, VFIO_PCI_BAR0_REGION_INDEX, GPUP_REG_VRAM_SIZE_LO, &v,
+	cr_assert_eq(vfu_client_region_read(cl, VFIO_PCI_BAR0_REGION_INDEX, GPUP_REG_VRAM_SIZE_LO, &v,
 					4), 0);
 	cr_assert_eq(v, 128u << 20);
-	hv_vfu_close(cl);
+	vfu_client_close(cl);
 }
 
 Test(daemon_e2e, corrupt_state_file_is_skipped)
@@ -356,20 +356,20 @@ Test(daemon_e2e, destroy_in_use_needs_force)
 	cr_assert_eq(st.st_mode & 0777, 0600, "partition socket mode %o", st.st_mode & 0777);
 	cr_assert_eq(stat(ctl, &st), 0);
 	cr_assert_eq(st.st_mode & 0777, 0600, "control socket mode %o", st.st_mode & 0777);
-	struct hv_vfu *cl = attach(uuid);
+	struct vfu_client *cl = attach(uuid);
 
 	rep = destroy(uuid, false);
 	cr_assert_str_eq(gpup_ctl_str(rep, GPUP_CTL_F_CODE, ""), "EBUSY");
 	json_object_put(rep);
-	cr_assert_eq(hv_vfu_device_info(cl, &di), 0, "still served");
+	cr_assert_eq(vfu_client_device_info(cl, &di), 0, "still served");
 	rep = destroy(uuid, true);
 	cr_assert_str_eq(gpup_ctl_str(rep, GPUP_CTL_F_UUID, ""), uuid);
 	json_object_put(rep);
-	int rc = hv_vfu_device_info(cl, &di);
+	int rc = vfu_client_device_info(cl, &di);
 
 	cr_assert(rc == -ECONNRESET || rc == -EPIPE, "the client was disconnected: %d", rc);
 	cr_assert_neq(stat(sock, &st), 0, "and the socket removed");
-	hv_vfu_close(cl);
+	vfu_client_close(cl);
 }
 
 static int ctl_raw(void)

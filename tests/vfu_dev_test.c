@@ -17,7 +17,7 @@
 #include "gpup/drv/drv.h"
 #include "gpup/gpu/gpu.h"
 #include "gpup/vgpu/vgpu.h"
-#include "hv/vfu_client.h"
+#include "vfu/vfu.h"
 #include "iommu/iommu.h"
 
 #define MIB (1ull << 20)
@@ -27,8 +27,8 @@
 static struct gpup_gpu *gpu;
 static struct iommu_domain *dom;
 static struct vgpu *vg;
-static struct gpup_vfu *srv;
-static struct hv_vfu *cl;
+static struct vfu_server *srv;
+static struct vfu_client *cl;
 
 static void setup(void)
 {
@@ -43,19 +43,18 @@ static void setup(void)
 	struct vgpu_cfg vc = { gpu, VRAM_OFF, VRAM_SIZE, dom, "t" };
 	vg = vgpu_create(&vc);
 	cr_assert_not_null(vg);
-	struct gpup_vfu_cfg sc = { "t", vg, dom, gpu, VRAM_OFF, VRAM_SIZE, NULL };
-	srv = gpup_vfu_create(&sc);
+	srv = vgpu_serve(vg, NULL);
 	cr_assert_not_null(srv);
 	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-	cr_assert_eq(gpup_vfu_attach(srv, sv[0]), 0);
-	cl = hv_vfu_open_fd(sv[1], &err);
+	cr_assert_eq(vfu_server_attach(srv, sv[0]), 0);
+	cl = vfu_client_open_fd(sv[1], &err);
 	cr_assert_not_null(cl, "negotiation: %s", strerror(-err));
 }
 
 static void teardown(void)
 {
-	hv_vfu_close(cl);
-	gpup_vfu_destroy(srv);
+	vfu_client_close(cl);
+	vfu_server_destroy(srv);
 	vgpu_destroy(vg);
 	iommu_domain_destroy(dom);
 	gpup_gpu_destroy(gpu);
@@ -65,9 +64,9 @@ TestSuite(vfu_dev, .init = setup, .fini = teardown, .timeout = 30);
 
 Test(vfu_dev, version_caps)
 {
-	cr_assert_eq(hv_vfu_max_xfer(cl), GPUP_VFU_MAX_XFER);
-	cr_assert_eq(hv_vfu_max_fds(cl), GPUP_VFU_MAX_FDS);
-	cr_assert(gpup_vfu_connected(srv));
+	cr_assert_eq(vfu_client_max_xfer(cl), VFU_SERVER_MAX_XFER);
+	cr_assert_eq(vfu_client_max_fds(cl), VFU_MAX_FDS);
+	cr_assert(vfu_server_connected(srv));
 }
 
 Test(vfu_dev, device_and_irq_info)
@@ -75,17 +74,17 @@ Test(vfu_dev, device_and_irq_info)
 	struct vfio_user_device_info di;
 	struct vfio_irq_info ii;
 
-	cr_assert_eq(hv_vfu_device_info(cl, &di), 0);
+	cr_assert_eq(vfu_client_device_info(cl, &di), 0);
 	cr_assert_eq(di.argsz, 16);
 	cr_assert_eq(di.flags, VFIO_DEVICE_FLAGS_RESET | VFIO_DEVICE_FLAGS_PCI);
 	cr_assert_eq(di.num_regions, VFIO_PCI_NUM_REGIONS);
 	cr_assert_eq(di.num_irqs, VFIO_PCI_NUM_IRQS);
-	cr_assert_eq(hv_vfu_irq_info(cl, VFIO_PCI_MSIX_IRQ_INDEX, &ii), 0);
+	cr_assert_eq(vfu_client_irq_info(cl, VFIO_PCI_MSIX_IRQ_INDEX, &ii), 0);
 	cr_assert_eq(ii.count, GPUP_MSIX_VECTORS);
 	cr_assert_eq(ii.flags, VFIO_IRQ_INFO_EVENTFD | VFIO_IRQ_INFO_NORESIZE);
-	cr_assert_eq(hv_vfu_irq_info(cl, VFIO_PCI_INTX_IRQ_INDEX, &ii), 0);
+	cr_assert_eq(vfu_client_irq_info(cl, VFIO_PCI_INTX_IRQ_INDEX, &ii), 0);
 	cr_assert_eq(ii.count, 0);
-	cr_assert_eq(hv_vfu_irq_info(cl, VFIO_PCI_NUM_IRQS, &ii), -EINVAL);
+	cr_assert_eq(vfu_client_irq_info(cl, VFIO_PCI_NUM_IRQS, &ii), -EINVAL);
 }
 
 Test(vfu_dev, region_info_and_bar2_mmap)
@@ -95,17 +94,17 @@ Test(vfu_dev, region_info_and_bar2_mmap)
 	uint8_t *map;
 	int fd;
 
-	cr_assert_eq(hv_vfu_region_info(cl, VFIO_PCI_CONFIG_REGION_INDEX, &ri, &fd), 0);
+	cr_assert_eq(vfu_client_region_info(cl, VFIO_PCI_CONFIG_REGION_INDEX, &ri, &fd), 0);
 	cr_assert_eq(ri.size, GPUP_PCI_CFG_SIZE);
 	cr_assert_eq(fd, -1);
-	cr_assert_eq(hv_vfu_region_info(cl, VFIO_PCI_BAR0_REGION_INDEX, &ri, &fd), 0);
+	cr_assert_eq(vfu_client_region_info(cl, VFIO_PCI_BAR0_REGION_INDEX, &ri, &fd), 0);
 	cr_assert_eq(ri.size, GPUP_BAR0_SIZE);
 	cr_assert_eq(ri.flags, VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE);
-	cr_assert_eq(hv_vfu_region_info(cl, VFIO_PCI_BAR4_REGION_INDEX, &ri, &fd), 0);
+	cr_assert_eq(vfu_client_region_info(cl, VFIO_PCI_BAR4_REGION_INDEX, &ri, &fd), 0);
 	cr_assert_eq(ri.size, 0);
 	cr_assert_eq(ri.flags, 0);
-	cr_assert_eq(hv_vfu_region_info(cl, VFIO_PCI_NUM_REGIONS, &ri, &fd), -EINVAL);
-	cr_assert_eq(hv_vfu_region_info(cl, VFIO_PCI_BAR2_REGION_INDEX, &ri, &fd), 0);
+	cr_assert_eq(vfu_client_region_info(cl, VFIO_PCI_NUM_REGIONS, &ri, &fd), -EINVAL);
+	cr_assert_eq(vfu_client_region_info(cl, VFIO_PCI_BAR2_REGION_INDEX, &ri, &fd), 0);
 	cr_assert_eq(ri.size, VRAM_SIZE);
 	cr_assert(ri.flags & VFIO_REGION_INFO_FLAG_MMAP);
 	cr_assert_geq(fd, 0);
@@ -114,9 +113,9 @@ Test(vfu_dev, region_info_and_bar2_mmap)
 	/* The mapping is the partition's slice: what the daemon sees. */
 	memcpy(map + 4096, "partslce", 8);
 	cr_assert_eq(memcmp((uint8_t *)gpup_gpu_vram_map(gpu) + VRAM_OFF + 4096, "partslce", 8), 0);
-	cr_assert_eq(hv_vfu_region_read(cl, VFIO_PCI_BAR2_REGION_INDEX, 4096, buf, 8), 0);
+	cr_assert_eq(vfu_client_region_read(cl, VFIO_PCI_BAR2_REGION_INDEX, 4096, buf, 8), 0);
 	cr_assert_eq(memcmp(buf, "partslce", 8), 0);
-	cr_assert_eq(hv_vfu_region_write(cl, VFIO_PCI_BAR2_REGION_INDEX, VRAM_SIZE - 8,
+	cr_assert_eq(vfu_client_region_write(cl, VFIO_PCI_BAR2_REGION_INDEX, VRAM_SIZE - 8,
 					 "lastbyte", 8), 0);
 	cr_assert_eq(memcmp(map + VRAM_SIZE - 8, "lastbyte", 8), 0);
 	munmap(map, ri.size);
@@ -127,13 +126,13 @@ static uint32_t cfg32(uint32_t off)
 {
 	uint32_t v = 0;
 
-	cr_assert_eq(hv_vfu_region_read(cl, VFIO_PCI_CONFIG_REGION_INDEX, off, &v, 4), 0);
+	cr_assert_eq(vfu_client_region_read(cl, VFIO_PCI_CONFIG_REGION_INDEX, off, &v, 4), 0);
 	return v;
 }
 
 static void cfg_write32(uint32_t off, uint32_t v)
 {
-	cr_assert_eq(hv_vfu_region_write(cl, VFIO_PCI_CONFIG_REGION_INDEX, off, &v, 4), 0);
+	cr_assert_eq(vfu_client_region_write(cl, VFIO_PCI_CONFIG_REGION_INDEX, off, &v, 4), 0);
 }
 
 Test(vfu_dev, config_space)
@@ -166,22 +165,22 @@ Test(vfu_dev, bar0_registers_and_reset)
 {
 	uint32_t v = 0;
 
-	cr_assert_eq(gpup_vg_reg_write(&(struct gpup_vfu_guest){ .c = cl }, GPUP_REG_SCRATCH,
+	cr_assert_eq(gpup_vg_reg_write(&(struct gpup_vg){ .c = cl }, GPUP_REG_SCRATCH,
 				       0x5a5a1234), 0);
-	cr_assert_eq(hv_vfu_region_read(cl, VFIO_PCI_BAR0_REGION_INDEX, GPUP_REG_ID, &v, 4), 0);
+	cr_assert_eq(vfu_client_region_read(cl, VFIO_PCI_BAR0_REGION_INDEX, GPUP_REG_ID, &v, 4), 0);
 	cr_assert_eq(v, GPUP_ID_MAGIC);
-	cr_assert_eq(hv_vfu_region_read(cl, VFIO_PCI_BAR0_REGION_INDEX, GPUP_REG_VRAM_SIZE_LO,
+	cr_assert_eq(vfu_client_region_read(cl, VFIO_PCI_BAR0_REGION_INDEX, GPUP_REG_VRAM_SIZE_LO,
 					&v, 4), 0);
 	cr_assert_eq(v, (uint32_t)VRAM_SIZE);
-	cr_assert_eq(hv_vfu_region_read(cl, VFIO_PCI_BAR0_REGION_INDEX, GPUP_REG_SCRATCH, &v, 4),
+	cr_assert_eq(vfu_client_region_read(cl, VFIO_PCI_BAR0_REGION_INDEX, GPUP_REG_SCRATCH, &v, 4),
 		     0);
 	cr_assert_eq(v, 0x5a5a1234);
-	cr_assert_eq(hv_vfu_reset(cl), 0);
-	cr_assert_eq(hv_vfu_region_read(cl, VFIO_PCI_BAR0_REGION_INDEX, GPUP_REG_SCRATCH, &v, 4),
+	cr_assert_eq(vfu_client_reset(cl), 0);
+	cr_assert_eq(vfu_client_region_read(cl, VFIO_PCI_BAR0_REGION_INDEX, GPUP_REG_SCRATCH, &v, 4),
 		     0);
 	cr_assert_eq(v, 0);
 	/* Misaligned register access is the vgpu's -EINVAL, relayed. */
-	cr_assert_eq(hv_vfu_region_read(cl, VFIO_PCI_BAR0_REGION_INDEX, 2, &v, 4), -EINVAL);
+	cr_assert_eq(vfu_client_region_read(cl, VFIO_PCI_BAR0_REGION_INDEX, 2, &v, 4), -EINVAL);
 }
 
 static int ram_fd(uint64_t size, uint8_t **map)
@@ -201,14 +200,14 @@ Test(vfu_dev, dma_map_feeds_iommu)
 	int fd = ram_fd(8 * 4096, &ram);
 
 	memcpy(ram + 4096 + 12, "dma!", 4);
-	cr_assert_eq(hv_vfu_dma_map(cl, fd, 4096, 0x10000, 4 * 4096, VFIO_USER_DMA_F_READ), 0);
+	cr_assert_eq(vfu_client_dma_map(cl, fd, 4096, 0x10000, 4 * 4096, VFIO_USER_DMA_F_READ), 0);
 	cr_assert_eq(iommu_dma_read(dom, 0x10000 + 12, got, 4), 0);
 	cr_assert_eq(memcmp(got, "dma!", 4), 0);
 	cr_assert_eq(iommu_dma_write(dom, 0x10000, "x", 1), -EACCES, "read-only mapping");
-	cr_assert_eq(hv_vfu_dma_unmap(cl, 0x10000, 4096), -ENOENT, "must match a whole map");
-	cr_assert_eq(hv_vfu_dma_unmap(cl, 0x10000, 4 * 4096), 0);
+	cr_assert_eq(vfu_client_dma_unmap(cl, 0x10000, 4096), -ENOENT, "must match a whole map");
+	cr_assert_eq(vfu_client_dma_unmap(cl, 0x10000, 4 * 4096), 0);
 	cr_assert_eq(iommu_dma_read(dom, 0x10000 + 12, got, 4), -EFAULT);
-	cr_assert_eq(hv_vfu_dma_unmap(cl, 0x10000, 4 * 4096), -ENOENT);
+	cr_assert_eq(vfu_client_dma_unmap(cl, 0x10000, 4 * 4096), -ENOENT);
 	munmap(ram, 8 * 4096);
 	close(fd);
 }
@@ -219,17 +218,17 @@ Test(vfu_dev, dma_unmap_all_and_disconnect_cleanup)
 	uint8_t *ram, b;
 	int fd = ram_fd(4 * 4096, &ram);
 
-	cr_assert_eq(hv_vfu_dma_map(cl, fd, 0, 0x0, 4096, VFIO_USER_DMA_F_READ), 0);
-	cr_assert_eq(hv_vfu_dma_map(cl, fd, 4096, 0x8000, 4096, VFIO_USER_DMA_F_READ), 0);
-	cr_assert_eq(hv_vfu_call(cl, VFIO_USER_DMA_UNMAP, &all, sizeof(all), NULL, 0, NULL, 0,
+	cr_assert_eq(vfu_client_dma_map(cl, fd, 0, 0x0, 4096, VFIO_USER_DMA_F_READ), 0);
+	cr_assert_eq(vfu_client_dma_map(cl, fd, 4096, 0x8000, 4096, VFIO_USER_DMA_F_READ), 0);
+	cr_assert_eq(vfu_client_call(cl, VFIO_USER_DMA_UNMAP, &all, sizeof(all), NULL, 0, NULL, 0,
 				 NULL, NULL), (int)sizeof(all));
 	cr_assert_eq(iommu_dma_read(dom, 0x8000, &b, 1), -EFAULT);
-	cr_assert_eq(hv_vfu_dma_map(cl, fd, 0, 0x0, 4096, VFIO_USER_DMA_F_READ), 0);
-	hv_vfu_close(cl);
+	cr_assert_eq(vfu_client_dma_map(cl, fd, 0, 0x0, 4096, VFIO_USER_DMA_F_READ), 0);
+	vfu_client_close(cl);
 	cl = NULL;
-	for (int i = 0; i < 200 && gpup_vfu_connected(srv); i++)
+	for (int i = 0; i < 200 && vfu_server_connected(srv); i++)
 		usleep(10000);
-	cr_assert_not(gpup_vfu_connected(srv));
+	cr_assert_not(vfu_server_connected(srv));
 	cr_assert_eq(iommu_dma_read(dom, 0x0, &b, 1), -EFAULT, "client gone, mapping gone");
 	munmap(ram, 4 * 4096);
 	close(fd);
@@ -245,18 +244,18 @@ Test(vfu_dev, irqs_eventfds_and_trigger)
 	uint64_t v = 0;
 
 	cr_assert_eq(pipe(p), 0);
-	cr_assert_eq(hv_vfu_set_irqs(cl, VFIO_PCI_MSIX_IRQ_INDEX, 2, 2, efd), 0);
-	cr_assert_eq(hv_vfu_call(cl, VFIO_USER_DEVICE_SET_IRQS, &trig, sizeof(trig), NULL, 0,
+	cr_assert_eq(vfu_client_set_irqs(cl, VFIO_PCI_MSIX_IRQ_INDEX, 2, 2, efd), 0);
+	cr_assert_eq(vfu_client_call(cl, VFIO_USER_DEVICE_SET_IRQS, &trig, sizeof(trig), NULL, 0,
 				 NULL, 0, NULL, NULL), 0);
 	cr_assert_eq(read(efd[1], &v, 8), 8, "vector 3 fired");
 	cr_assert_eq(v, 1);
 	cr_assert_eq(read(efd[0], &v, 8), -1, "vector 2 did not");
-	cr_assert_eq(hv_vfu_set_irqs(cl, VFIO_PCI_MSIX_IRQ_INDEX, 0, 1, &p[1]), -EBADF);
-	cr_assert_eq(hv_vfu_set_irqs(cl, VFIO_PCI_MSIX_IRQ_INDEX, 8, 2, efd), -EINVAL);
-	cr_assert_eq(hv_vfu_set_irqs(cl, VFIO_PCI_MSI_IRQ_INDEX, 0, 1, efd), -EINVAL);
+	cr_assert_eq(vfu_client_set_irqs(cl, VFIO_PCI_MSIX_IRQ_INDEX, 0, 1, &p[1]), -EBADF);
+	cr_assert_eq(vfu_client_set_irqs(cl, VFIO_PCI_MSIX_IRQ_INDEX, 8, 2, efd), -EINVAL);
+	cr_assert_eq(vfu_client_set_irqs(cl, VFIO_PCI_MSI_IRQ_INDEX, 0, 1, efd), -EINVAL);
 	/* Disconnect vector 3: a trigger then signals nothing. */
-	cr_assert_eq(hv_vfu_set_irqs(cl, VFIO_PCI_MSIX_IRQ_INDEX, 3, 1, NULL), 0);
-	cr_assert_eq(hv_vfu_call(cl, VFIO_USER_DEVICE_SET_IRQS, &trig, sizeof(trig), NULL, 0,
+	cr_assert_eq(vfu_client_set_irqs(cl, VFIO_PCI_MSIX_IRQ_INDEX, 3, 1, NULL), 0);
+	cr_assert_eq(vfu_client_call(cl, VFIO_USER_DEVICE_SET_IRQS, &trig, sizeof(trig), NULL, 0,
 				 NULL, 0, NULL, NULL), 0);
 	cr_assert_eq(read(efd[1], &v, 8), -1);
 	close(efd[0]);
@@ -267,8 +266,8 @@ Test(vfu_dev, irqs_eventfds_and_trigger)
 
 Test(vfu_dev, region_io_fds_are_doorbells)
 {
-	struct hv_vfu_iofd io[GPUP_MAX_QUEUES + 1];
-	int n = hv_vfu_region_io_fds(cl, VFIO_PCI_BAR0_REGION_INDEX, io, GPUP_MAX_QUEUES + 1);
+	struct vfu_iofd io[GPUP_MAX_QUEUES + 1];
+	int n = vfu_client_region_io_fds(cl, VFIO_PCI_BAR0_REGION_INDEX, io, GPUP_MAX_QUEUES + 1);
 
 	cr_assert_eq(n, GPUP_MAX_QUEUES);
 	for (int q = 0; q < n; q++) {
@@ -277,14 +276,14 @@ Test(vfu_dev, region_io_fds_are_doorbells)
 		cr_assert_eq(io[q].type, VFIO_USER_IO_FD_TYPE_IOEVENTFD);
 		close(io[q].fd);
 	}
-	cr_assert_eq(hv_vfu_region_io_fds(cl, VFIO_PCI_BAR2_REGION_INDEX, io, 1), 0);
+	cr_assert_eq(vfu_client_region_io_fds(cl, VFIO_PCI_BAR2_REGION_INDEX, io, 1), 0);
 }
 
 /* A queue driven end to end in-process: FILL VRAM, COPY to guest RAM,
  * FENCE with interrupt. */
 Test(vfu_dev, queue_fill_copy_fence)
 {
-	struct gpup_vfu_guest g;
+	struct gpup_vg g;
 	union gpup_cmd c[2];
 	uint32_t *out;
 
@@ -308,7 +307,7 @@ Test(vfu_dev, dma_memfd_sealed_against_shrinking)
 	int fd = memfd_create("t", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 
 	cr_assert_eq(ftruncate(fd, 8192), 0);
-	cr_assert_eq(hv_vfu_dma_map(cl, fd, 0, 0x20000, 8192, VFIO_USER_DMA_F_READ), 0);
+	cr_assert_eq(vfu_client_dma_map(cl, fd, 0, 0x20000, 8192, VFIO_USER_DMA_F_READ), 0);
 	cr_assert_eq(ftruncate(fd, 4096), -1, "the device still maps it");
 	cr_assert_eq(errno, EPERM);
 	cr_assert_eq(ftruncate(fd, 16384), 0, "growing is fine");
@@ -319,7 +318,7 @@ Test(vfu_dev, dma_memfd_sealed_against_shrinking)
  * without ioeventfds) works as well as the eventfd. */
 Test(vfu_dev, doorbell_by_region_write)
 {
-	struct gpup_vfu_guest g;
+	struct gpup_vg g;
 	union gpup_cmd c;
 	uint32_t one = 1, ci = 0;
 	uint64_t v = 0;
@@ -329,7 +328,7 @@ Test(vfu_dev, doorbell_by_region_write)
 	c = gpup_cmd_fill(GPUP_SPACE_IOVA, gpup_vg_iova(GPUP_VG_DATA_OFF), 64, 0x11223344);
 	memcpy(g.ram + 3 * (uint64_t)GPUP_VG_RING_BYTES, &c, sizeof(c));
 	*(volatile uint32_t *)(g.ram + GPUP_VG_PI_OFF + 3 * 8) = 1;
-	cr_assert_eq(hv_vfu_region_write(cl, VFIO_PCI_BAR0_REGION_INDEX, GPUP_DOORBELL(3), &one,
+	cr_assert_eq(vfu_client_region_write(cl, VFIO_PCI_BAR0_REGION_INDEX, GPUP_DOORBELL(3), &one,
 					 4), 0);
 	for (int i = 0; i < 500 && ci != 1; i++) {
 		usleep(2000);

@@ -17,7 +17,7 @@
 
 #include "gpup/gpu/gpu.h"
 #include "gpup/vgpu/vgpu.h"
-#include "hv/vfu_client.h"
+#include "vfu/vfu.h"
 #include "iommu/iommu.h"
 #include "uapi/gpup_vgpu.h"
 
@@ -26,7 +26,7 @@
 struct part {
 	struct iommu_domain *dom;
 	struct vgpu *vg;
-	struct gpup_vfu *srv;
+	struct vfu_server *srv;
 };
 
 static struct gpup_gpu *gpu;
@@ -41,14 +41,13 @@ static void part_init(struct part *p, uint64_t off, const char *name)
 	struct vgpu_cfg vc = { gpu, off, 8 * MIB, p->dom, name };
 	p->vg = vgpu_create(&vc);
 	cr_assert_not_null(p->vg);
-	struct gpup_vfu_cfg sc = { name, p->vg, p->dom, gpu, off, 8 * MIB, NULL };
-	p->srv = gpup_vfu_create(&sc);
+	p->srv = vgpu_serve(p->vg, NULL);
 	cr_assert_not_null(p->srv);
 }
 
 static void part_fini(struct part *p)
 {
-	gpup_vfu_destroy(p->srv);
+	vfu_server_destroy(p->srv);
 	vgpu_destroy(p->vg);
 	iommu_domain_destroy(p->dom);
 }
@@ -59,14 +58,14 @@ static int raw_conn(struct part *p)
 	int sv[2];
 
 	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-	cr_assert_eq(gpup_vfu_attach(p->srv, sv[0]), 0);
+	cr_assert_eq(vfu_server_attach(p->srv, sv[0]), 0);
 	return sv[1];
 }
 
-static struct hv_vfu *client(struct part *p)
+static struct vfu_client *client(struct part *p)
 {
 	int err = 0;
-	struct hv_vfu *c = hv_vfu_open_fd(raw_conn(p), &err);
+	struct vfu_client *c = vfu_client_open_fd(raw_conn(p), &err);
 
 	cr_assert_not_null(c, "%s", strerror(-err));
 	return c;
@@ -153,20 +152,20 @@ static bool closed_by_server(int s)
 /* Partition b still works: the isolation check every case ends with. */
 static void other_partition_fine(void)
 {
-	struct hv_vfu *c = client(&pb);
+	struct vfu_client *c = client(&pb);
 	uint32_t v = 0;
 
-	cr_assert_eq(hv_vfu_region_read(c, VFIO_PCI_BAR0_REGION_INDEX, GPUP_REG_ID, &v, 4), 0);
+	cr_assert_eq(vfu_client_region_read(c, VFIO_PCI_BAR0_REGION_INDEX, GPUP_REG_ID, &v, 4), 0);
 	cr_assert_eq(v, GPUP_ID_MAGIC);
-	hv_vfu_close(c);
+	vfu_client_close(c);
 }
 
 
 static void wait_disconnected(struct part *p)
 {
-	for (int i = 0; i < 500 && gpup_vfu_connected(p->srv); i++)
+	for (int i = 0; i < 500 && vfu_server_connected(p->srv); i++)
 		usleep(10000);
-	cr_assert_not(gpup_vfu_connected(p->srv));
+	cr_assert_not(vfu_server_connected(p->srv));
 }
 
 Test(vfu_proto, command_before_version)
@@ -219,13 +218,13 @@ Test(vfu_proto, bad_version_json)
 Test(vfu_proto, short_message_closes)
 {
 	struct vfio_user_header h;
-	struct hv_vfu *c = client(&pa);
-	int s = hv_vfu_socket(c);
+	struct vfu_client *c = client(&pa);
+	int s = vfu_client_socket(c);
 
 	send_raw(s, VFIO_USER_DEVICE_RESET, 8, 0, NULL, 0);
 	cr_assert_eq(read_reply(s, &h), EINVAL);
 	cr_assert(closed_by_server(s));
-	hv_vfu_close(c);
+	vfu_client_close(c);
 	wait_disconnected(&pa);
 	other_partition_fine();
 }
@@ -233,45 +232,45 @@ Test(vfu_proto, short_message_closes)
 Test(vfu_proto, oversized_message_closes)
 {
 	struct vfio_user_header h;
-	struct hv_vfu *c = client(&pa);
-	int s = hv_vfu_socket(c);
+	struct vfu_client *c = client(&pa);
+	int s = vfu_client_socket(c);
 
 	send_raw(s, VFIO_USER_REGION_WRITE, 64u << 20, 0, NULL, 0);
 	cr_assert_eq(read_reply(s, &h), E2BIG);
 	cr_assert(closed_by_server(s));
-	hv_vfu_close(c);
+	vfu_client_close(c);
 	other_partition_fine();
 }
 
 Test(vfu_proto, unknown_and_unimplemented_commands)
 {
-	struct hv_vfu *c = client(&pa);
+	struct vfu_client *c = client(&pa);
 	struct vfio_user_device_info di;
 
-	cr_assert_eq(hv_vfu_call(c, 99, NULL, 0, NULL, 0, NULL, 0, NULL, NULL), -ENOSYS);
-	cr_assert_eq(hv_vfu_call(c, VFIO_USER_MIG_DATA_READ, NULL, 0, NULL, 0, NULL, 0, NULL, NULL),
+	cr_assert_eq(vfu_client_call(c, 99, NULL, 0, NULL, 0, NULL, 0, NULL, NULL), -ENOSYS);
+	cr_assert_eq(vfu_client_call(c, VFIO_USER_MIG_DATA_READ, NULL, 0, NULL, 0, NULL, 0, NULL, NULL),
 		     -ENOSYS);
-	cr_assert_eq(hv_vfu_call(c, VFIO_USER_DMA_READ, NULL, 0, NULL, 0, NULL, 0, NULL, NULL),
+	cr_assert_eq(vfu_client_call(c, VFIO_USER_DMA_READ, NULL, 0, NULL, 0, NULL, 0, NULL, NULL),
 		     -ENOSYS);
-	cr_assert_eq(hv_vfu_call(c, VFIO_USER_VERSION, "\0\0\1\0", 4, NULL, 0, NULL, 0, NULL,
+	cr_assert_eq(vfu_client_call(c, VFIO_USER_VERSION, "\0\0\1\0", 4, NULL, 0, NULL, 0, NULL,
 				 NULL), -EINVAL, "a second VERSION");
-	cr_assert_eq(hv_vfu_device_info(c, &di), 0, "the connection goes on");
-	hv_vfu_close(c);
+	cr_assert_eq(vfu_client_device_info(c, &di), 0, "the connection goes on");
+	vfu_client_close(c);
 }
 
 Test(vfu_proto, short_payloads)
 {
-	struct hv_vfu *c = client(&pa);
+	struct vfu_client *c = client(&pa);
 	uint8_t z[64] = { 0 };
 
-	cr_assert_eq(hv_vfu_call(c, VFIO_USER_DMA_UNMAP, z, 8, NULL, 0, NULL, 0, NULL, NULL),
+	cr_assert_eq(vfu_client_call(c, VFIO_USER_DMA_UNMAP, z, 8, NULL, 0, NULL, 0, NULL, NULL),
 		     -EINVAL);
-	cr_assert_eq(hv_vfu_call(c, VFIO_USER_DEVICE_GET_REGION_INFO, z, 16, NULL, 0, NULL, 0,
+	cr_assert_eq(vfu_client_call(c, VFIO_USER_DEVICE_GET_REGION_INFO, z, 16, NULL, 0, NULL, 0,
 				 NULL, NULL), -EINVAL);
-	cr_assert_eq(hv_vfu_call(c, VFIO_USER_REGION_READ, z, 12, NULL, 0, NULL, 0, NULL, NULL),
+	cr_assert_eq(vfu_client_call(c, VFIO_USER_REGION_READ, z, 12, NULL, 0, NULL, 0, NULL, NULL),
 		     -EINVAL);
 	/* argsz smaller than the reply it asks for. */
-	cr_assert_eq(hv_vfu_call(c, VFIO_USER_DEVICE_GET_INFO, z, 16, NULL, 0, NULL, 0, NULL,
+	cr_assert_eq(vfu_client_call(c, VFIO_USER_DEVICE_GET_INFO, z, 16, NULL, 0, NULL, 0, NULL,
 				 NULL), -EINVAL);
 	/* A REGION_WRITE whose count disagrees with its size. */
 	struct vfio_user_region_access *w = (void *)z;
@@ -279,166 +278,166 @@ Test(vfu_proto, short_payloads)
 	w->region = VFIO_PCI_BAR0_REGION_INDEX;
 	w->offset = GPUP_REG_SCRATCH;
 	w->count = 8;
-	cr_assert_eq(hv_vfu_call(c, VFIO_USER_REGION_WRITE, z, sizeof(*w) + 4, NULL, 0, NULL, 0,
+	cr_assert_eq(vfu_client_call(c, VFIO_USER_REGION_WRITE, z, sizeof(*w) + 4, NULL, 0, NULL, 0,
 				 NULL, NULL), -EINVAL);
-	hv_vfu_close(c);
+	vfu_client_close(c);
 }
 
 Test(vfu_proto, fds_where_none_expected)
 {
-	struct hv_vfu *c = client(&pa);
+	struct vfu_client *c = client(&pa);
 	struct vfio_user_device_info di = { .argsz = sizeof(di) };
-	int efd = eventfd(0, 0), fds[GPUP_VFU_MAX_FDS + 1];
+	int efd = eventfd(0, 0), fds[VFU_MAX_FDS + 1];
 
-	cr_assert_eq(hv_vfu_call(c, VFIO_USER_DEVICE_GET_INFO, &di, sizeof(di), &efd, 1, NULL, 0,
+	cr_assert_eq(vfu_client_call(c, VFIO_USER_DEVICE_GET_INFO, &di, sizeof(di), &efd, 1, NULL, 0,
 				 NULL, NULL), -EINVAL);
-	for (unsigned int i = 0; i <= GPUP_VFU_MAX_FDS; i++)
+	for (unsigned int i = 0; i <= VFU_MAX_FDS; i++)
 		fds[i] = efd;
 	struct vfio_user_dma_map m = { .argsz = sizeof(m), .flags = 1, .size = 4096 };
 
-	cr_assert_eq(hv_vfu_call(c, VFIO_USER_DMA_MAP, &m, sizeof(m), fds, GPUP_VFU_MAX_FDS, NULL,
+	cr_assert_eq(vfu_client_call(c, VFIO_USER_DMA_MAP, &m, sizeof(m), fds, VFU_MAX_FDS, NULL,
 				 0, NULL, NULL), -EINVAL, "16 fds where one belongs");
 	/* More fds than the server takes at all: the kernel truncates them and
 	 * the server refuses the command. */
-	send_fds(hv_vfu_socket(c), &m, sizeof(m), fds, GPUP_VFU_MAX_FDS + 1);
+	send_fds(vfu_client_socket(c), &m, sizeof(m), fds, VFU_MAX_FDS + 1);
 	struct vfio_user_header h;
 
-	cr_assert_eq(read_reply(hv_vfu_socket(c), &h), EINVAL);
-	cr_assert_eq(hv_vfu_device_info(c, (struct vfio_user_device_info *)&di), 0);
+	cr_assert_eq(read_reply(vfu_client_socket(c), &h), EINVAL);
+	cr_assert_eq(vfu_client_device_info(c, (struct vfio_user_device_info *)&di), 0);
 	close(efd);
-	hv_vfu_close(c);
+	vfu_client_close(c);
 }
 
 Test(vfu_proto, bad_dma_fds)
 {
-	struct hv_vfu *c = client(&pa);
+	struct vfu_client *c = client(&pa);
 	int p[2], mfd = memfd_create("t", MFD_CLOEXEC);
 
 	cr_assert_eq(pipe(p), 0);
 	cr_assert_eq(ftruncate(mfd, 4096), 0);
-	cr_assert_eq(hv_vfu_dma_map(c, p[0], 0, 0, 4096, VFIO_USER_DMA_F_READ), -EBADF);
-	cr_assert_eq(hv_vfu_dma_map(c, mfd, 0, 0, 8192, VFIO_USER_DMA_F_READ), -EINVAL,
+	cr_assert_eq(vfu_client_dma_map(c, p[0], 0, 0, 4096, VFIO_USER_DMA_F_READ), -EBADF);
+	cr_assert_eq(vfu_client_dma_map(c, mfd, 0, 0, 8192, VFIO_USER_DMA_F_READ), -EINVAL,
 		     "past the end of the file");
-	cr_assert_eq(hv_vfu_dma_map(c, mfd, 0, 100, 4096, VFIO_USER_DMA_F_READ), -EINVAL,
+	cr_assert_eq(vfu_client_dma_map(c, mfd, 0, 100, 4096, VFIO_USER_DMA_F_READ), -EINVAL,
 		     "unaligned IOVA");
-	cr_assert_eq(hv_vfu_dma_map(c, mfd, 0, 0, 4096, 0), -EINVAL, "no permission");
-	cr_assert_eq(hv_vfu_dma_map(c, mfd, 0, 1ull << 48, 4096, VFIO_USER_DMA_F_READ), -EINVAL);
+	cr_assert_eq(vfu_client_dma_map(c, mfd, 0, 0, 4096, 0), -EINVAL, "no permission");
+	cr_assert_eq(vfu_client_dma_map(c, mfd, 0, 1ull << 48, 4096, VFIO_USER_DMA_F_READ), -EINVAL);
 	cr_assert_eq(iommu_translate(pa.dom, 0, IOMMU_READ, &(void *){ NULL }, NULL), -EFAULT,
 		     "nothing was mapped");
 	close(p[0]);
 	close(p[1]);
 	close(mfd);
-	hv_vfu_close(c);
+	vfu_client_close(c);
 }
 
 /* A window without an fd is recorded (QEMU maps every RAM region) but
  * never reaches the IOMMU: device access to it faults. */
 Test(vfu_proto, dma_map_without_fd)
 {
-	struct hv_vfu *c = client(&pa);
+	struct vfu_client *c = client(&pa);
 	struct vfio_user_dma_map m = { .argsz = sizeof(m), .flags = 3, .addr = 0x40000,
 				       .size = 8192 };
 	int mfd = memfd_create("t", MFD_CLOEXEC);
 	uint8_t b;
 
 	cr_assert_eq(ftruncate(mfd, 4096), 0);
-	cr_assert_eq(hv_vfu_call(c, VFIO_USER_DMA_MAP, &m, sizeof(m), NULL, 0, NULL, 0, NULL,
+	cr_assert_eq(vfu_client_call(c, VFIO_USER_DMA_MAP, &m, sizeof(m), NULL, 0, NULL, 0, NULL,
 				 NULL), 0);
 	cr_assert_eq(iommu_dma_read(pa.dom, 0x40000, &b, 1), -EFAULT);
-	cr_assert_eq(hv_vfu_dma_map(c, mfd, 0, 0x41000, 4096, VFIO_USER_DMA_F_READ), -EEXIST,
+	cr_assert_eq(vfu_client_dma_map(c, mfd, 0, 0x41000, 4096, VFIO_USER_DMA_F_READ), -EEXIST,
 		     "it still occupies its range");
-	cr_assert_eq(hv_vfu_dma_unmap(c, 0x40000, 8192), 0);
-	cr_assert_eq(hv_vfu_dma_map(c, mfd, 0, 0x41000, 4096, VFIO_USER_DMA_F_READ), 0);
+	cr_assert_eq(vfu_client_dma_unmap(c, 0x40000, 8192), 0);
+	cr_assert_eq(vfu_client_dma_map(c, mfd, 0, 0x41000, 4096, VFIO_USER_DMA_F_READ), 0);
 	cr_assert_eq(iommu_dma_read(pa.dom, 0x41000, &b, 1), 0);
 	close(mfd);
-	hv_vfu_close(c);
+	vfu_client_close(c);
 }
 
 Test(vfu_proto, overlapping_dma_maps)
 {
-	struct hv_vfu *c = client(&pa);
+	struct vfu_client *c = client(&pa);
 	int mfd = memfd_create("t", MFD_CLOEXEC);
 	uint8_t *ram, b = 0;
 
 	cr_assert_eq(ftruncate(mfd, 4 * 4096), 0);
 	ram = mmap(NULL, 4 * 4096, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
 	ram[4096] = 0x77;
-	cr_assert_eq(hv_vfu_dma_map(c, mfd, 0, 0x4000, 2 * 4096, VFIO_USER_DMA_F_READ), 0);
-	cr_assert_eq(hv_vfu_dma_map(c, mfd, 0, 0x5000, 2 * 4096, VFIO_USER_DMA_F_READ), -EEXIST);
-	cr_assert_eq(hv_vfu_dma_map(c, mfd, 0, 0x3000, 2 * 4096, VFIO_USER_DMA_F_READ), -EEXIST);
-	cr_assert_eq(hv_vfu_dma_map(c, mfd, 0, 0x6000, 4096, VFIO_USER_DMA_F_READ), 0, "adjacent");
+	cr_assert_eq(vfu_client_dma_map(c, mfd, 0, 0x4000, 2 * 4096, VFIO_USER_DMA_F_READ), 0);
+	cr_assert_eq(vfu_client_dma_map(c, mfd, 0, 0x5000, 2 * 4096, VFIO_USER_DMA_F_READ), -EEXIST);
+	cr_assert_eq(vfu_client_dma_map(c, mfd, 0, 0x3000, 2 * 4096, VFIO_USER_DMA_F_READ), -EEXIST);
+	cr_assert_eq(vfu_client_dma_map(c, mfd, 0, 0x6000, 4096, VFIO_USER_DMA_F_READ), 0, "adjacent");
 	cr_assert_eq(iommu_dma_read(pa.dom, 0x5000, &b, 1), 0, "the first map is intact");
 	cr_assert_eq(b, 0x77);
 	munmap(ram, 4 * 4096);
 	close(mfd);
-	hv_vfu_close(c);
+	vfu_client_close(c);
 }
 
 Test(vfu_proto, out_of_range_region_access)
 {
-	struct hv_vfu *c = client(&pa);
+	struct vfu_client *c = client(&pa);
 	uint8_t buf[16];
 
-	cr_assert_eq(hv_vfu_region_read(c, VFIO_PCI_BAR0_REGION_INDEX, GPUP_BAR0_SIZE, buf, 4),
+	cr_assert_eq(vfu_client_region_read(c, VFIO_PCI_BAR0_REGION_INDEX, GPUP_BAR0_SIZE, buf, 4),
 		     -EINVAL);
-	cr_assert_eq(hv_vfu_region_read(c, VFIO_PCI_BAR0_REGION_INDEX, GPUP_BAR0_SIZE - 2, buf, 4),
+	cr_assert_eq(vfu_client_region_read(c, VFIO_PCI_BAR0_REGION_INDEX, GPUP_BAR0_SIZE - 2, buf, 4),
 		     -EINVAL);
-	cr_assert_eq(hv_vfu_region_read(c, VFIO_PCI_CONFIG_REGION_INDEX, 255, buf, 2), -EINVAL);
-	cr_assert_eq(hv_vfu_region_write(c, VFIO_PCI_BAR2_REGION_INDEX, 8 * MIB - 4, buf, 8),
+	cr_assert_eq(vfu_client_region_read(c, VFIO_PCI_CONFIG_REGION_INDEX, 255, buf, 2), -EINVAL);
+	cr_assert_eq(vfu_client_region_write(c, VFIO_PCI_BAR2_REGION_INDEX, 8 * MIB - 4, buf, 8),
 		     -EINVAL, "past the partition's VRAM");
-	cr_assert_eq(hv_vfu_region_read(c, VFIO_PCI_BAR2_REGION_INDEX, UINT64_MAX - 3, buf, 8),
+	cr_assert_eq(vfu_client_region_read(c, VFIO_PCI_BAR2_REGION_INDEX, UINT64_MAX - 3, buf, 8),
 		     -EINVAL, "offset + count wraps");
-	cr_assert_eq(hv_vfu_region_read(c, VFIO_PCI_BAR4_REGION_INDEX, 0, buf, 4), -EINVAL);
-	cr_assert_eq(hv_vfu_region_read(c, 42, 0, buf, 4), -EINVAL);
+	cr_assert_eq(vfu_client_region_read(c, VFIO_PCI_BAR4_REGION_INDEX, 0, buf, 4), -EINVAL);
+	cr_assert_eq(vfu_client_region_read(c, 42, 0, buf, 4), -EINVAL);
 	struct vfio_user_region_access zero = { .region = VFIO_PCI_BAR0_REGION_INDEX };
 
-	cr_assert_eq(hv_vfu_call(c, VFIO_USER_REGION_READ, &zero, sizeof(zero), NULL, 0, NULL, 0,
+	cr_assert_eq(vfu_client_call(c, VFIO_USER_REGION_READ, &zero, sizeof(zero), NULL, 0, NULL, 0,
 				 NULL, NULL), -EINVAL, "zero bytes");
 	/* Partition b's VRAM starts right after a's: a write past a's end
 	 * must not have reached it. */
 	cr_assert_eq(((uint8_t *)gpup_gpu_vram_map(gpu))[8 * MIB], 0);
-	hv_vfu_close(c);
+	vfu_client_close(c);
 }
 
 Test(vfu_proto, disconnect_mid_command)
 {
-	struct hv_vfu *c = client(&pa);
-	int mfd = memfd_create("t", MFD_CLOEXEC), s = hv_vfu_socket(c);
+	struct vfu_client *c = client(&pa);
+	int mfd = memfd_create("t", MFD_CLOEXEC), s = vfu_client_socket(c);
 	uint8_t b;
 
 	cr_assert_eq(ftruncate(mfd, 4096), 0);
-	cr_assert_eq(hv_vfu_dma_map(c, mfd, 0, 0x1000, 4096, VFIO_USER_DMA_F_READ), 0);
+	cr_assert_eq(vfu_client_dma_map(c, mfd, 0, 0x1000, 4096, VFIO_USER_DMA_F_READ), 0);
 	cr_assert_eq(iommu_dma_read(pa.dom, 0x1000, &b, 1), 0);
 	send_raw(s, VFIO_USER_REGION_WRITE, 100, 0, "partial", 7);
-	hv_vfu_close(c);
+	vfu_client_close(c);
 	wait_disconnected(&pa);
 	cr_assert_eq(iommu_dma_read(pa.dom, 0x1000, &b, 1), -EFAULT,
 		     "the gone client's memory is unmapped");
 	close(mfd);
 	/* The partition takes a new client. */
 	c = client(&pa);
-	cr_assert_eq(hv_vfu_reset(c), 0);
-	hv_vfu_close(c);
+	cr_assert_eq(vfu_client_reset(c), 0);
+	vfu_client_close(c);
 	other_partition_fine();
 }
 
 Test(vfu_proto, second_client_refused)
 {
-	struct hv_vfu *c = client(&pa);
+	struct vfu_client *c = client(&pa);
 	int sv[2];
 
 	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-	cr_assert_eq(gpup_vfu_attach(pa.srv, sv[0]), -EBUSY);
+	cr_assert_eq(vfu_server_attach(pa.srv, sv[0]), -EBUSY);
 	cr_assert(closed_by_server(sv[1]));
 	close(sv[1]);
-	cr_assert_eq(hv_vfu_reset(c), 0, "the first client is unaffected");
-	hv_vfu_close(c);
+	cr_assert_eq(vfu_client_reset(c), 0, "the first client is unaffected");
+	vfu_client_close(c);
 }
 
 Test(vfu_proto, reply_type_and_no_reply)
 {
-	struct hv_vfu *c = client(&pa);
-	int s = hv_vfu_socket(c);
+	struct vfu_client *c = client(&pa);
+	int s = vfu_client_socket(c);
 	struct vfio_user_header h;
 	uint32_t v = 0x1234abcd;
 	uint8_t w[sizeof(struct vfio_user_region_access) + 4];
@@ -453,10 +452,10 @@ Test(vfu_proto, reply_type_and_no_reply)
 	send_raw(s, VFIO_USER_REGION_WRITE, sizeof(h) + sizeof(w), VFIO_USER_F_NO_REPLY, w,
 		 sizeof(w));
 	v = 0;
-	cr_assert_eq(hv_vfu_region_read(c, VFIO_PCI_BAR0_REGION_INDEX, GPUP_REG_SCRATCH, &v, 4),
+	cr_assert_eq(vfu_client_region_read(c, VFIO_PCI_BAR0_REGION_INDEX, GPUP_REG_SCRATCH, &v, 4),
 		     0, "the next reply is this read's, none came for the write");
 	cr_assert_eq(v, 0x1234abcd);
-	hv_vfu_close(c);
+	vfu_client_close(c);
 }
 
 /* "Disable all" (DATA_NONE, count 0) on an index without vectors, as a
@@ -464,7 +463,7 @@ Test(vfu_proto, reply_type_and_no_reply)
  * connected; on MSI-X itself it disconnects them. */
 Test(vfu_proto, disabling_intx_keeps_msix)
 {
-	struct hv_vfu *c = client(&pa);
+	struct vfu_client *c = client(&pa);
 	struct vfio_irq_set off = { .argsz = sizeof(off),
 				    .flags = VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER,
 				    .index = VFIO_PCI_INTX_IRQ_INDEX };
@@ -474,23 +473,23 @@ Test(vfu_proto, disabling_intx_keeps_msix)
 
 	trig.index = VFIO_PCI_MSIX_IRQ_INDEX;
 	trig.count = 1;
-	cr_assert_eq(hv_vfu_set_irqs(c, VFIO_PCI_MSIX_IRQ_INDEX, 0, 1, &efd), 0);
+	cr_assert_eq(vfu_client_set_irqs(c, VFIO_PCI_MSIX_IRQ_INDEX, 0, 1, &efd), 0);
 	for (uint32_t i = VFIO_PCI_INTX_IRQ_INDEX; i < VFIO_PCI_NUM_IRQS; i++) {
 		off.index = i;
 		if (i != VFIO_PCI_MSIX_IRQ_INDEX)
-			cr_assert_eq(hv_vfu_call(c, VFIO_USER_DEVICE_SET_IRQS, &off, sizeof(off),
+			cr_assert_eq(vfu_client_call(c, VFIO_USER_DEVICE_SET_IRQS, &off, sizeof(off),
 						 NULL, 0, NULL, 0, NULL, NULL), 0, "index %u", i);
 	}
-	cr_assert_eq(hv_vfu_call(c, VFIO_USER_DEVICE_SET_IRQS, &trig, sizeof(trig), NULL, 0, NULL,
+	cr_assert_eq(vfu_client_call(c, VFIO_USER_DEVICE_SET_IRQS, &trig, sizeof(trig), NULL, 0, NULL,
 				 0, NULL, NULL), 0);
 	cr_assert_eq(read(efd, &v, 8), 8, "vector 0 still connected");
 	cr_assert_eq(v, 1);
 	off.index = VFIO_PCI_MSIX_IRQ_INDEX;
-	cr_assert_eq(hv_vfu_call(c, VFIO_USER_DEVICE_SET_IRQS, &off, sizeof(off), NULL, 0, NULL,
+	cr_assert_eq(vfu_client_call(c, VFIO_USER_DEVICE_SET_IRQS, &off, sizeof(off), NULL, 0, NULL,
 				 0, NULL, NULL), 0);
-	cr_assert_eq(hv_vfu_call(c, VFIO_USER_DEVICE_SET_IRQS, &trig, sizeof(trig), NULL, 0, NULL,
+	cr_assert_eq(vfu_client_call(c, VFIO_USER_DEVICE_SET_IRQS, &trig, sizeof(trig), NULL, 0, NULL,
 				 0, NULL, NULL), 0);
 	cr_assert_eq(read(efd, &v, 8), -1, "MSI-X disabled: nothing fires");
 	close(efd);
-	hv_vfu_close(c);
+	vfu_client_close(c);
 }

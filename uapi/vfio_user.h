@@ -6,8 +6,7 @@
  * struct (device info, region info, irq info, irq set) we send that struct
  * as is.  Host endianness throughout, as the spec says for AF_UNIX.
  *
- * Shared by the daemon's server (gpup/vfu_*.c) and the VMM's client
- * (hv/vfu_client.c); nothing here depends on either.
+ * The one implementation of the protocol is vfu/ (client and server).
  */
 #ifndef GPUP_UAPI_VFIO_USER_H
 #define GPUP_UAPI_VFIO_USER_H
@@ -131,7 +130,26 @@ struct vfio_user_region_access {
 	uint8_t data[];
 };
 
+/* DEVICE_FEATURE request and reply: VFIO's struct vfio_device_feature;
+ * a GET's reply adds the feature's data and counts it in argsz. */
+struct vfio_user_device_feature {
+	uint32_t argsz;
+	uint32_t flags;		/* VFIO_DEVICE_FEATURE_* and the feature index */
+	uint8_t data[];
+};
+
+/* MIG_DATA_READ request (argsz = the largest reply, size = bytes wanted)
+ * and reply (size = bytes sent; fewer than asked means the end);
+ * MIG_DATA_WRITE request (data follows), whose reply has no payload. */
+struct vfio_user_mig_data {
+	uint32_t argsz;
+	uint32_t size;
+	uint8_t data[];
+};
+
 _Static_assert(sizeof(struct vfio_user_header) == 16, "header");
+_Static_assert(sizeof(struct vfio_user_device_feature) == 8, "device_feature");
+_Static_assert(sizeof(struct vfio_user_mig_data) == 8, "mig_data");
 _Static_assert(sizeof(struct vfio_user_version) == 4, "version");
 _Static_assert(sizeof(struct vfio_user_dma_map) == 32, "dma_map");
 _Static_assert(sizeof(struct vfio_user_dma_unmap) == 24, "dma_unmap");

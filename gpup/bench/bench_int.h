@@ -100,8 +100,8 @@ struct bench_live_client {
 	struct bench_live *l;
 	const struct bench_tenant_spec *spec;
 	char uuid[40], sock[108];
-	struct hv_vfu *c;
-	struct gpup_vfu_guest g;
+	struct vfu_client *c;
+	struct gpup_vg g;
 	bool open, on;
 	pthread_t th;
 	uint64_t rng;

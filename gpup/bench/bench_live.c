@@ -43,7 +43,7 @@ static int connect_one(struct bench_live_client *t, char *err, size_t errlen)
 {
 	int rc = 0;
 
-	t->c = hv_vfu_connect(t->sock, &rc);
+	t->c = vfu_client_connect(t->sock, &rc);
 	if (!t->c) {
 		snprintf(err, errlen, "cannot connect to %s: %s", t->sock, strerror(-rc));
 		return rc ? rc : -EIO;
@@ -287,7 +287,7 @@ void bench_live_close(struct bench_live *l)
 		if (t->open)
 			gpup_vg_close(&t->g);
 		if (t->c)
-			hv_vfu_close(t->c);
+			vfu_client_close(t->c);
 		if (t->uuid[0])
 			bench_ctl_destroy(l->run_dir, t->uuid);
 		free(t->win);

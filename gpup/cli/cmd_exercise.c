@@ -26,7 +26,7 @@
 static const char *const cmd = "exercise";
 
 struct ex {
-	struct gpup_vfu_guest g;
+	struct gpup_vg g;
 	uint64_t size;      /* bytes per f32 buffer */
 	uint64_t n;         /* elements */
 	double t_up, t_saxpy, t_sum, t_down;
@@ -168,7 +168,7 @@ static int exercise(const char *path, const char *uuid, uint64_t size)
 {
 	struct ex e = { .size = size, .n = size / 4 };
 	int err = 0, rc;
-	struct hv_vfu *c = hv_vfu_connect(path, &err);
+	struct vfu_client *c = vfu_client_connect(path, &err);
 
 	if (!c && (err == -ECONNRESET || err == -EPIPE)) {
 		gpup_err(cmd, "partition %s refused the connection: another client (a VM?) "
@@ -183,7 +183,7 @@ static int exercise(const char *path, const char *uuid, uint64_t size)
 	rc = gpup_vg_open(&e.g, c, GPUP_VG_DATA_OFF + 3 * size + 4096);
 	if (rc) {
 		gpup_err(cmd, "cannot set the device up: %s", strerror(-rc));
-		hv_vfu_close(c);
+		vfu_client_close(c);
 		return GPUP_EXIT_FAIL;
 	}
 	if (2 * size + 8 > e.g.vram_size) {
@@ -201,7 +201,7 @@ static int exercise(const char *path, const char *uuid, uint64_t size)
 		rc = rc || device_work(&e) ? GPUP_EXIT_FAIL : report(&e, uuid);
 	}
 	gpup_vg_close(&e.g);
-	hv_vfu_close(c);
+	vfu_client_close(c);
 	return rc;
 }
 

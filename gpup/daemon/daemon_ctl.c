@@ -12,6 +12,7 @@
 #include "gpup/gpu/gpu.h"
 #include "gpup/vgpu/vgpu.h"
 #include "uapi/gpup_ctl.h"
+#include "vfu/vfu.h"
 
 static void add_str(json_object *o, const char *k, const char *v)
 {
@@ -119,7 +120,7 @@ static void part_fields(struct gpup_daemon *d, const struct gpup_partition *p, j
 	json_object_object_add(o, GPUP_CTL_F_SOCKET,
 			       dp ? json_object_new_string(dp->path) : NULL);
 	json_object_object_add(o, GPUP_CTL_F_CONNECTED,
-			       json_object_new_boolean(dp && gpup_vfu_connected(dp->vfu)));
+			       json_object_new_boolean(dp && vfu_server_connected(dp->vfu)));
 	sched_fields(p, o);
 }
 
@@ -169,7 +170,7 @@ static json_object *m_destroy(struct gpup_daemon *d, json_object *req)
 	if (!p)
 		return gpup_ctl_fail(ENOENT, "no partition %s; see 'gpup list'", norm);
 	dp = p->priv;
-	if (dp && gpup_vfu_connected(dp->vfu) &&
+	if (dp && vfu_server_connected(dp->vfu) &&
 	    !(json_object_object_get_ex(req, GPUP_CTL_F_FORCE, &force) &&
 	      json_object_get_boolean(force)))
 		return gpup_ctl_fail(EBUSY, "partition %s is in use by a client; stop it first "

@@ -28,7 +28,7 @@ struct dmn_part {
 	struct gpup_partition *part;
 	struct iommu_domain *dom;
 	struct vgpu *vgpu;
-	struct gpup_vfu *vfu;
+	struct vfu_server *vfu;
 	int listen_fd;
 	char path[108];           /* sun_path */
 };

@@ -17,10 +17,11 @@
 #include "gpup/daemon/daemon_int.h"
 #include "gpup/vgpu/vgpu.h"
 #include "iommu/iommu.h"
+#include "vfu/vfu.h"
 
 static void part_free(struct dmn_part *dp)
 {
-	gpup_vfu_destroy(dp->vfu);
+	vfu_server_destroy(dp->vfu);
 	if (dp->vgpu)
 		vgpu_destroy(dp->vgpu);
 	if (dp->dom)
@@ -46,11 +47,8 @@ static int part_devices(struct gpup_daemon *d, struct dmn_part *dp)
 	if (p->sched_set && vgpu_set_sched(dp->vgpu, &p->sched))
 		gpup_daemon_log("partition %s: its saved scheduler settings were refused",
 				p->uuid);
-	struct gpup_vfu_cfg sc = { p->uuid, dp->vgpu, dp->dom, gpu, p->vram_offset,
-				   p->vram_size, gpup_daemon_log };
-
-	dp->vfu = gpup_vfu_create(&sc);
-	return dp->vfu ? 0 : -ENOMEM;
+	dp->vfu = vgpu_serve(dp->vgpu, gpup_daemon_log);
+	return dp->vfu ? 0 : -errno;
 }
 
 int dmn_part_start(struct gpup_daemon *d, struct gpup_partition *p)
@@ -113,7 +111,7 @@ void dmn_part_accept(struct gpup_daemon *d, struct dmn_part *dp)
 		close(fd);
 		return;
 	}
-	rc = gpup_vfu_attach(dp->vfu, fd);
+	rc = vfu_server_attach(dp->vfu, fd);
 	if (rc == -EBUSY)
 		gpup_daemon_log("partition %s: refused a second client", dp->part->uuid);
 	else if (rc)

@@ -15,17 +15,17 @@
 
 #include "gpup/drv/drv.h"
 
-int gpup_vg_reg_write(struct gpup_vfu_guest *g, uint32_t off, uint32_t val)
+int gpup_vg_reg_write(struct gpup_vg *g, uint32_t off, uint32_t val)
 {
-	return hv_vfu_region_write(g->c, VFIO_PCI_BAR0_REGION_INDEX, off, &val, sizeof(val));
+	return vfu_client_region_write(g->c, VFIO_PCI_BAR0_REGION_INDEX, off, &val, sizeof(val));
 }
 
-int gpup_vg_reg_read(struct gpup_vfu_guest *g, uint32_t off, uint32_t *val)
+int gpup_vg_reg_read(struct gpup_vg *g, uint32_t off, uint32_t *val)
 {
-	return hv_vfu_region_read(g->c, VFIO_PCI_BAR0_REGION_INDEX, off, val, sizeof(*val));
+	return vfu_client_region_read(g->c, VFIO_PCI_BAR0_REGION_INDEX, off, val, sizeof(*val));
 }
 
-static void init_fds(struct gpup_vfu_guest *g)
+static void init_fds(struct gpup_vg *g)
 {
 	g->ram_fd = -1;
 	g->ram = MAP_FAILED;
@@ -35,7 +35,7 @@ static void init_fds(struct gpup_vfu_guest *g)
 		g->irq_fd[i] = -1;
 }
 
-static int map_ram(struct gpup_vfu_guest *g, uint64_t size)
+static int map_ram(struct gpup_vg *g, uint64_t size)
 {
 	g->ram_size = size;
 	g->ram_fd = memfd_create("gpup-guest-ram", MFD_CLOEXEC | MFD_ALLOW_SEALING);
@@ -44,14 +44,14 @@ static int map_ram(struct gpup_vfu_guest *g, uint64_t size)
 	g->ram = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, g->ram_fd, 0);
 	if (g->ram == MAP_FAILED)
 		return -errno;
-	return hv_vfu_dma_map(g->c, g->ram_fd, 0, GPUP_VG_IOVA_BASE, size,
+	return vfu_client_dma_map(g->c, g->ram_fd, 0, GPUP_VG_IOVA_BASE, size,
 			      VFIO_USER_DMA_F_READ | VFIO_USER_DMA_F_WRITE);
 }
 
-static int get_doorbells(struct gpup_vfu_guest *g)
+static int get_doorbells(struct gpup_vg *g)
 {
-	struct hv_vfu_iofd io[GPUP_MAX_QUEUES];
-	int n = hv_vfu_region_io_fds(g->c, VFIO_PCI_BAR0_REGION_INDEX, io, GPUP_MAX_QUEUES);
+	struct vfu_iofd io[GPUP_MAX_QUEUES];
+	int n = vfu_client_region_io_fds(g->c, VFIO_PCI_BAR0_REGION_INDEX, io, GPUP_MAX_QUEUES);
 
 	if (n < 0)
 		return n;
@@ -67,17 +67,17 @@ static int get_doorbells(struct gpup_vfu_guest *g)
 	return 0;
 }
 
-static int connect_irqs(struct gpup_vfu_guest *g)
+static int connect_irqs(struct gpup_vg *g)
 {
 	for (unsigned int i = 0; i < GPUP_MSIX_VECTORS; i++) {
 		g->irq_fd[i] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 		if (g->irq_fd[i] < 0)
 			return -errno;
 	}
-	return hv_vfu_set_irqs(g->c, VFIO_PCI_MSIX_IRQ_INDEX, 0, GPUP_MSIX_VECTORS, g->irq_fd);
+	return vfu_client_set_irqs(g->c, VFIO_PCI_MSIX_IRQ_INDEX, 0, GPUP_MSIX_VECTORS, g->irq_fd);
 }
 
-static int read_vram_size(struct gpup_vfu_guest *g)
+static int read_vram_size(struct gpup_vg *g)
 {
 	uint32_t lo, hi, id;
 	int rc = gpup_vg_reg_read(g, GPUP_REG_ID, &id);
@@ -93,7 +93,7 @@ static int read_vram_size(struct gpup_vfu_guest *g)
 	return rc;
 }
 
-int gpup_vg_open(struct gpup_vfu_guest *g, struct hv_vfu *c, uint64_t ram_size)
+int gpup_vg_open(struct gpup_vg *g, struct vfu_client *c, uint64_t ram_size)
 {
 	int rc;
 
@@ -117,7 +117,7 @@ int gpup_vg_open(struct gpup_vfu_guest *g, struct hv_vfu *c, uint64_t ram_size)
 	return rc;
 }
 
-void gpup_vg_close(struct gpup_vfu_guest *g)
+void gpup_vg_close(struct gpup_vg *g)
 {
 	if (g->ram != MAP_FAILED)
 		munmap(g->ram, g->ram_size);
@@ -132,7 +132,7 @@ void gpup_vg_close(struct gpup_vfu_guest *g)
 	init_fds(g);
 }
 
-int gpup_vg_queue_setup(struct gpup_vfu_guest *g, unsigned int q, uint32_t engine)
+int gpup_vg_queue_setup(struct gpup_vg *g, unsigned int q, uint32_t engine)
 {
 	uint32_t base = GPUP_REG_QUEUE(q);
 	uint64_t ring = gpup_vg_iova(q * (uint64_t)GPUP_VG_RING_BYTES);
@@ -155,7 +155,7 @@ int gpup_vg_queue_setup(struct gpup_vfu_guest *g, unsigned int q, uint32_t engin
 	return rc ? -EIO : 0;
 }
 
-static uint32_t queue_ci(struct gpup_vfu_guest *g, unsigned int q)
+static uint32_t queue_ci(struct gpup_vg *g, unsigned int q)
 {
 	uint32_t ci = 0;
 
@@ -163,7 +163,7 @@ static uint32_t queue_ci(struct gpup_vfu_guest *g, unsigned int q)
 	return ci;
 }
 
-int gpup_vg_submit(struct gpup_vfu_guest *g, unsigned int q, const union gpup_cmd *cmds,
+int gpup_vg_submit(struct gpup_vg *g, unsigned int q, const union gpup_cmd *cmds,
 		   unsigned int n)
 {
 	uint8_t *ring = g->ram + q * (uint64_t)GPUP_VG_RING_BYTES;
@@ -202,7 +202,7 @@ static int wait_fd(int fd, int timeout_ms)
 	return 0;
 }
 
-static int check_fault(struct gpup_vfu_guest *g, unsigned int q, uint32_t *fault)
+static int check_fault(struct gpup_vg *g, unsigned int q, uint32_t *fault)
 {
 	uint32_t st = 0, code = 0;
 
@@ -215,7 +215,7 @@ static int check_fault(struct gpup_vfu_guest *g, unsigned int q, uint32_t *fault
 	return -EIO;
 }
 
-int gpup_vg_fence_wait(struct gpup_vfu_guest *g, unsigned int q, int timeout_ms,
+int gpup_vg_fence_wait(struct gpup_vg *g, unsigned int q, int timeout_ms,
 		       uint32_t *fault)
 {
 	uint64_t want = ++g->fence_seq[q];

@@ -19,7 +19,7 @@
 
 #include <stdint.h>
 
-#include "hv/vfu_client.h"
+#include "vfu/vfu.h"
 #include "uapi/gpup_vgpu.h"
 
 #define GPUP_VG_IOVA_BASE 0x100000000ull
@@ -29,8 +29,8 @@
 #define GPUP_VG_FENCE_OFF 0x20100ull
 #define GPUP_VG_DATA_OFF 0x100000ull
 
-struct gpup_vfu_guest {
-	struct hv_vfu *c;
+struct gpup_vg {
+	struct vfu_client *c;
 	int ram_fd;
 	uint8_t *ram;
 	uint64_t ram_size;
@@ -43,24 +43,24 @@ struct gpup_vfu_guest {
 
 /* Map ram_size bytes of fresh guest RAM, fetch doorbells, connect irqs,
  * enable the device.  0 or -errno; on failure g is cleaned up. */
-int gpup_vg_open(struct gpup_vfu_guest *g, struct hv_vfu *c, uint64_t ram_size);
-void gpup_vg_close(struct gpup_vfu_guest *g);
+int gpup_vg_open(struct gpup_vg *g, struct vfu_client *c, uint64_t ram_size);
+void gpup_vg_close(struct gpup_vg *g);
 
-int gpup_vg_reg_write(struct gpup_vfu_guest *g, uint32_t off, uint32_t val);
-int gpup_vg_reg_read(struct gpup_vfu_guest *g, uint32_t off, uint32_t *val);
+int gpup_vg_reg_write(struct gpup_vg *g, uint32_t off, uint32_t val);
+int gpup_vg_reg_read(struct gpup_vg *g, uint32_t off, uint32_t *val);
 
 /* Program queue q's ring on engine (GPUP_ENGINE_*) with vector q, enable. */
-int gpup_vg_queue_setup(struct gpup_vfu_guest *g, unsigned int q, uint32_t engine);
+int gpup_vg_queue_setup(struct gpup_vg *g, unsigned int q, uint32_t engine);
 
 /* Write n packets at the producer index, publish it, ring the doorbell
  * eventfd.  -ENOSPC if the ring lacks room for them. */
-int gpup_vg_submit(struct gpup_vfu_guest *g, unsigned int q, const union gpup_cmd *cmds,
+int gpup_vg_submit(struct gpup_vg *g, unsigned int q, const union gpup_cmd *cmds,
 		   unsigned int n);
 
 /* Submit a FENCE with interrupt and wait (up to timeout_ms) for its
  * eventfd and value: 0, -ETIMEDOUT, or -EIO if the queue faulted (the
  * fault code is then in *fault when not NULL). */
-int gpup_vg_fence_wait(struct gpup_vfu_guest *g, unsigned int q, int timeout_ms,
+int gpup_vg_fence_wait(struct gpup_vg *g, unsigned int q, int timeout_ms,
 		       uint32_t *fault);
 
 /* Packets: gpup_cmd_copy() and friends in uapi/gpup_vgpu.h. */

@@ -658,9 +658,12 @@ struct vgpu *vgpu_create(const struct vgpu_cfg *cfg)
 	v->gpu = cfg->gpu;
 	v->iommu = cfg->iommu;
 	v->vram = vram + cfg->vram_offset;
+	v->vram_offset = cfg->vram_offset;
 	v->vram_size = cfg->vram_size;
 	v->id = __atomic_fetch_add(&vgpu_next_id, 1, __ATOMIC_RELAXED);
 	snprintf(v->name, sizeof(v->name), "%s", cfg->name ? cfg->name : "vgpu");
+	snprintf(v->label, sizeof(v->label), "partition %s", v->name);
+	gpup_pci_cfg_init(&v->pci, v->vram_size);
 	for (unsigned int i = 0; i < GPUP_MSIX_VECTORS; i++)
 		v->irq_fd[i] = -1;
 	for (unsigned int i = 0; i < GPUP_MAX_QUEUES; i++)

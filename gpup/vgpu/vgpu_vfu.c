@@ -1,0 +1,178 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The vGPU as a vfio-user device: its implementation of vfu/'s device ops.
+ * Regions: PCI config space (pci_cfg.c), BAR0 (registers and doorbells,
+ * through vgpu_bar0_*), BAR2 (the partition's slice of VRAM, mappable
+ * from the GPU's VRAM fd); every other VFIO PCI region has size 0.
+ * BAR0's doorbells have ioeventfds, MSI-X vectors take eventfds, and the
+ * client's DMA windows go into the partition's IOMMU domain, the only way
+ * engines reach guest memory.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "gpup/gpu/gpu.h"
+#include "gpup/vgpu/vgpu_int.h"
+#include "iommu/iommu.h"
+#include "vfu/vfu.h"
+
+static void vfu_device_info(void *dev, struct vfio_user_device_info *info)
+{
+	(void)dev;
+	info->flags = VFIO_DEVICE_FLAGS_RESET | VFIO_DEVICE_FLAGS_PCI;
+	info->num_regions = VFIO_PCI_NUM_REGIONS;
+	info->num_irqs = VFIO_PCI_NUM_IRQS;
+}
+
+static uint64_t region_size(const struct vgpu *v, uint32_t index)
+{
+	switch (index) {
+	case VFIO_PCI_CONFIG_REGION_INDEX:
+		return GPUP_PCI_CFG_SIZE;
+	case VFIO_PCI_BAR0_REGION_INDEX:
+		return GPUP_BAR0_SIZE;
+	case VFIO_PCI_BAR2_REGION_INDEX:
+		return v->vram_size;
+	default:
+		return 0;
+	}
+}
+
+static int vfu_region_info(void *dev, uint32_t index, struct vfio_region_info *info, int *fd)
+{
+	struct vgpu *v = dev;
+	uint64_t fd_off;
+
+	info->size = region_size(v, index);
+	if (info->size)
+		info->flags = VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE;
+	if (index != VFIO_PCI_BAR2_REGION_INDEX)
+		return 0;
+	*fd = gpup_gpu_vram_fd(v->gpu, &fd_off);
+	if (*fd < 0)
+		return *fd;
+	info->flags |= VFIO_REGION_INFO_FLAG_MMAP;
+	info->offset = fd_off + v->vram_offset;
+	return 0;
+}
+
+static int vfu_region_read(void *dev, uint32_t index, uint64_t off, void *buf, uint32_t len)
+{
+	struct vgpu *v = dev;
+
+	switch (index) {
+	case VFIO_PCI_CONFIG_REGION_INDEX:
+		return gpup_pci_cfg_read(&v->pci, off, buf, len);
+	case VFIO_PCI_BAR0_REGION_INDEX:
+		return vgpu_bar0_read(v, off, buf, len);
+	case VFIO_PCI_BAR2_REGION_INDEX: /* the server bounded it by vram_size */
+		memcpy(buf, v->vram + off, len);
+		return 0;
+	default:
+		return -EINVAL;
+	}
+}
+
+static int vfu_region_write(void *dev, uint32_t index, uint64_t off, const void *buf,
+			    uint32_t len)
+{
+	struct vgpu *v = dev;
+
+	switch (index) {
+	case VFIO_PCI_CONFIG_REGION_INDEX:
+		return gpup_pci_cfg_write(&v->pci, off, buf, len);
+	case VFIO_PCI_BAR0_REGION_INDEX:
+		return vgpu_bar0_write(v, off, buf, len);
+	case VFIO_PCI_BAR2_REGION_INDEX:
+		memcpy(v->vram + off, buf, len);
+		return 0;
+	default:
+		return -EINVAL;
+	}
+}
+
+/* One ioeventfd per queue's doorbell, so a VMM's KVM signals the engine
+ * without a trip through the VMM or this socket. */
+static int vfu_region_io_fds(void *dev, uint32_t index, struct vfu_iofd *out,
+			     unsigned int max)
+{
+	struct vgpu *v = dev;
+
+	if (index != VFIO_PCI_BAR0_REGION_INDEX)
+		return 0;
+	for (unsigned int q = 0; q < GPUP_MAX_QUEUES && q < max; q++) {
+		int fd = vgpu_doorbell_fd(v, q);
+
+		if (fd < 0)
+			return fd;
+		out[q] = (struct vfu_iofd){ .offset = GPUP_DOORBELL(q), .size = 4,
+					    .type = VFIO_USER_IO_FD_TYPE_IOEVENTFD, .fd = fd };
+	}
+	return GPUP_MAX_QUEUES;
+}
+
+static void vfu_irq_info(void *dev, uint32_t index, struct vfio_irq_info *info)
+{
+	(void)dev;
+	if (index == VFIO_PCI_MSIX_IRQ_INDEX) {
+		info->flags = VFIO_IRQ_INFO_EVENTFD | VFIO_IRQ_INFO_NORESIZE;
+		info->count = GPUP_MSIX_VECTORS;
+	}
+}
+
+static int vfu_irq_set_fd(void *dev, uint32_t index, uint32_t vec, int fd)
+{
+	if (index != VFIO_PCI_MSIX_IRQ_INDEX)
+		return -EINVAL;
+	return vgpu_set_irq_fd(dev, vec, fd);
+}
+
+static void vfu_reset(void *dev)
+{
+	vgpu_reset(dev);
+}
+
+static int vfu_dma_map(void *dev, const struct vfu_dma_region *r)
+{
+	struct vgpu *v = dev;
+	unsigned int prot = 0;
+
+	if (r->prot & VFIO_USER_DMA_F_READ)
+		prot |= IOMMU_READ;
+	if (r->prot & VFIO_USER_DMA_F_WRITE)
+		prot |= IOMMU_WRITE;
+	return iommu_map(v->iommu, r->iova, r->host, r->size, prot);
+}
+
+/* iommu_unmap waits for the engines' DMAs in flight to the window. */
+static int vfu_dma_unmap(void *dev, const struct vfu_dma_region *r)
+{
+	struct vgpu *v = dev;
+
+	return iommu_unmap(v->iommu, r->iova, r->size);
+}
+
+const struct vfu_dev_ops vgpu_vfu_ops = {
+	.version = VFU_DEV_OPS_VERSION,
+	.device_info = vfu_device_info,
+	.region_info = vfu_region_info,
+	.region_read = vfu_region_read,
+	.region_write = vfu_region_write,
+	.region_io_fds = vfu_region_io_fds,
+	.irq_info = vfu_irq_info,
+	.irq_set_fd = vfu_irq_set_fd,
+	.reset = vfu_reset,
+	.dma_map = vfu_dma_map,
+	.dma_unmap = vfu_dma_unmap,
+};
+
+struct vfu_server *vgpu_serve(struct vgpu *v, void (*log)(const char *fmt, ...))
+{
+	struct vfu_server_cfg cfg = {
+		.name = v->label, .ops = &vgpu_vfu_ops, .dev = v,
+		.iova_bits = IOMMU_IOVA_BITS, .log = log,
+	};
+
+	return vfu_server_create(&cfg);
+}

@@ -1,0 +1,422 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The vfio-user client (see vfu.h): version negotiation and one function
+ * per command, each checking that the reply has the size the protocol
+ * gives it before trusting a field.  Replies are matched by msg_id;
+ * anything else on the socket is a protocol error, since our servers
+ * never send commands of their own.  Framing is msg.c's, the capability
+ * JSON caps.c's.
+ */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "vfu/vfu.h"
+
+#define CLIENT_MAX_XFER (1u << 20)
+#define REPLY_SLACK 256u
+
+struct vfu_client {
+	int sock;
+	bool broken;         /* a send or receive failed: out of step for good */
+	uint16_t next_id;
+	struct vfu_caps server;
+	uint8_t *buf;        /* reply scratch, CLIENT_MAX_XFER + slack */
+	uint8_t *wbuf;       /* REGION_WRITE messages, as large */
+};
+
+int vfu_client_socket(const struct vfu_client *c)
+{
+	return c->sock;
+}
+
+uint32_t vfu_client_max_xfer(const struct vfu_client *c)
+{
+	return c->server.max_xfer;
+}
+
+uint32_t vfu_client_max_fds(const struct vfu_client *c)
+{
+	return c->server.max_fds;
+}
+
+/* Receive the reply to `id` into c->buf: its payload length or -errno.
+ * At most max fds are kept in rfds (*nrfds counts them), the rest closed. */
+static int recv_reply(struct vfu_client *c, uint16_t id, uint16_t cmd, int *rfds,
+		      unsigned int *nrfds, unsigned int max)
+{
+	struct vfu_msg m;
+	int rc;
+
+	c->broken = true; /* until a whole reply has arrived */
+	rc = vfu_msg_recv(c->sock, &m, c->buf, CLIENT_MAX_XFER + REPLY_SLACK);
+	for (unsigned int i = 0; i < m.nfds; i++) {
+		if (rc == 0 && *nrfds < max)
+			rfds[(*nrfds)++] = m.fds[i];
+		else
+			close(m.fds[i]);
+	}
+	if (rc)
+		return rc == 1 ? -ECONNRESET : rc == -EMSGSIZE ? -EPROTO : rc;
+	if ((m.hdr.flags & VFIO_USER_F_TYPE_MASK) != VFIO_USER_F_TYPE_REPLY ||
+	    m.hdr.msg_id != id || m.hdr.command != cmd)
+		return -EPROTO;
+	c->broken = false;
+	if (m.hdr.flags & VFIO_USER_F_ERROR)
+		return m.hdr.error_no ? -(int)m.hdr.error_no : -EIO;
+	return (int)m.len;
+}
+
+static void close_all(int *fds, unsigned int n)
+{
+	for (unsigned int i = 0; i < n; i++)
+		close(fds[i]);
+}
+
+int vfu_client_call(struct vfu_client *c, uint16_t cmd, const void *req, uint32_t req_len,
+		    const int *fds, unsigned int nfds, void *reply, uint32_t reply_max,
+		    int *rfds, unsigned int *nrfds)
+{
+	struct vfio_user_header h = {
+		.msg_id = c->next_id++,
+		.command = cmd,
+		.msg_size = (uint32_t)sizeof(h) + req_len,
+		.flags = VFIO_USER_F_TYPE_COMMAND,
+	};
+	unsigned int max = nrfds ? *nrfds : 0, got = 0;
+	int rc;
+
+	if (nrfds)
+		*nrfds = 0;
+	/* After a timeout a late reply may still come: nothing that follows
+	 * could be matched to its request, so the connection is done. */
+	if (c->broken)
+		return -ENOTCONN;
+	if (nfds > VFU_MAX_FDS)
+		return -EINVAL;
+	rc = vfu_msg_send(c->sock, &h, req, req_len, fds, nfds);
+	if (rc) {
+		c->broken = true;
+		return rc;
+	}
+	rc = recv_reply(c, h.msg_id, cmd, rfds, &got, max);
+	if (rc < 0) {
+		close_all(rfds, got);
+		got = 0;
+	} else if (reply) {
+		memcpy(reply, c->buf, (uint32_t)rc < reply_max ? (uint32_t)rc : reply_max);
+	}
+	if (nrfds)
+		*nrfds = got;
+	return rc;
+}
+
+static int negotiate(struct vfu_client *c)
+{
+	struct vfu_caps ours = { .max_fds = VFU_MAX_FDS, .max_xfer = CLIENT_MAX_XFER };
+	uint16_t major, minor;
+	char req[256];
+	int n, rc;
+
+	n = vfu_version_encode(req, sizeof(req), VFIO_USER_MAJOR, VFIO_USER_MINOR, &ours);
+	if (n < 0)
+		return n;
+	rc = vfu_client_call(c, VFIO_USER_VERSION, req, (uint32_t)n, NULL, 0, NULL, 0, NULL,
+			     NULL);
+	if (rc < 0)
+		return rc;
+	if (vfu_version_decode(c->buf, (uint32_t)rc, &major, &minor, &c->server) ||
+	    major != VFIO_USER_MAJOR || minor > VFIO_USER_MINOR)
+		return -EPROTO;
+	if (c->server.max_xfer > CLIENT_MAX_XFER)
+		c->server.max_xfer = CLIENT_MAX_XFER;
+	return 0;
+}
+
+struct vfu_client *vfu_client_open_fd(int sock, int *err)
+{
+	struct vfu_client *c = calloc(1, sizeof(*c));
+	int rc;
+
+	if (c) {
+		c->buf = malloc(CLIENT_MAX_XFER + REPLY_SLACK);
+		c->wbuf = malloc(CLIENT_MAX_XFER + REPLY_SLACK);
+	}
+	if (!c || !c->buf || !c->wbuf) {
+		if (c) {
+			free(c->buf);
+			free(c->wbuf);
+		}
+		free(c);
+		close(sock);
+		*err = -ENOMEM;
+		return NULL;
+	}
+	c->sock = sock;
+	vfu_caps_default(&c->server);
+	rc = negotiate(c);
+	if (rc) {
+		vfu_client_close(c);
+		*err = rc;
+		return NULL;
+	}
+	return c;
+}
+
+struct vfu_client *vfu_client_connect(const char *path, int *err)
+{
+	return vfu_client_connect_timeout(path, 0, err);
+}
+
+struct vfu_client *vfu_client_connect_timeout(const char *path, unsigned int ms, int *err)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int sock;
+
+	if (strlen(path) >= sizeof(sa.sun_path)) {
+		*err = -ENAMETOOLONG;
+		return NULL;
+	}
+	strcpy(sa.sun_path, path);
+	sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (sock < 0) {
+		*err = -errno;
+		return NULL;
+	}
+	*err = connect(sock, (struct sockaddr *)&sa, sizeof(sa)) < 0
+		       ? -errno
+		       : vfu_sock_set_timeout(sock, ms);
+	if (*err < 0) {
+		close(sock);
+		return NULL;
+	}
+	return vfu_client_open_fd(sock, err);
+}
+
+int vfu_client_set_timeout(struct vfu_client *c, unsigned int ms)
+{
+	return vfu_sock_set_timeout(c->sock, ms);
+}
+
+bool vfu_client_broken(const struct vfu_client *c)
+{
+	return c->broken;
+}
+
+void vfu_client_close(struct vfu_client *c)
+{
+	if (!c)
+		return;
+	close(c->sock);
+	free(c->buf);
+	free(c->wbuf);
+	free(c);
+}
+
+int vfu_client_dma_map(struct vfu_client *c, int fd, uint64_t fd_offset, uint64_t iova,
+		   uint64_t size, uint32_t prot)
+{
+	struct vfio_user_dma_map m = {
+		.argsz = sizeof(m), .flags = prot, .offset = fd_offset,
+		.addr = iova, .size = size,
+	};
+	int rc = vfu_client_call(c, VFIO_USER_DMA_MAP, &m, sizeof(m), &fd, 1, NULL, 0, NULL, NULL);
+
+	return rc < 0 ? rc : 0;
+}
+
+int vfu_client_dma_unmap(struct vfu_client *c, uint64_t iova, uint64_t size)
+{
+	struct vfio_user_dma_unmap u = { .argsz = sizeof(u), .addr = iova, .size = size };
+	int rc = vfu_client_call(c, VFIO_USER_DMA_UNMAP, &u, sizeof(u), NULL, 0, NULL, 0, NULL, NULL);
+
+	return rc < 0 ? rc : 0;
+}
+
+int vfu_client_device_info(struct vfu_client *c, struct vfio_user_device_info *info)
+{
+	struct vfio_user_device_info req = { .argsz = sizeof(req) };
+	int rc = vfu_client_call(c, VFIO_USER_DEVICE_GET_INFO, &req, sizeof(req), NULL, 0, info,
+			     sizeof(*info), NULL, NULL);
+
+	if (rc >= 0 && (size_t)rc < sizeof(*info))
+		return -EPROTO;
+	return rc < 0 ? rc : 0;
+}
+
+int vfu_client_region_info(struct vfu_client *c, uint32_t index, struct vfio_region_info *info,
+		       int *fd)
+{
+	struct vfio_region_info req = { .argsz = sizeof(req), .index = index };
+	int fds[VFU_MAX_FDS];
+	unsigned int nfds = VFU_MAX_FDS;
+	int rc = vfu_client_call(c, VFIO_USER_DEVICE_GET_REGION_INFO, &req, sizeof(req), NULL, 0,
+			     info, sizeof(*info), fds, &nfds);
+
+	*fd = -1;
+	if (rc < 0)
+		return rc;
+	if ((size_t)rc < sizeof(*info) || nfds > 1 ||
+	    !!(info->flags & VFIO_REGION_INFO_FLAG_MMAP) != (nfds == 1)) {
+		for (unsigned int i = 0; i < nfds; i++)
+			close(fds[i]);
+		return -EPROTO;
+	}
+	if (nfds)
+		*fd = fds[0];
+	return 0;
+}
+
+int vfu_client_irq_info(struct vfu_client *c, uint32_t index, struct vfio_irq_info *info)
+{
+	struct vfio_irq_info req = { .argsz = sizeof(req), .index = index };
+	int rc = vfu_client_call(c, VFIO_USER_DEVICE_GET_IRQ_INFO, &req, sizeof(req), NULL, 0, info,
+			     sizeof(*info), NULL, NULL);
+
+	if (rc >= 0 && (size_t)rc < sizeof(*info))
+		return -EPROTO;
+	return rc < 0 ? rc : 0;
+}
+
+int vfu_client_set_irqs(struct vfu_client *c, uint32_t index, uint32_t start, uint32_t count,
+		    const int *fds)
+{
+	struct vfio_irq_set s = {
+		.argsz = sizeof(s),
+		.flags = VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER,
+		.index = index, .start = start, .count = count,
+	};
+	int rc = vfu_client_call(c, VFIO_USER_DEVICE_SET_IRQS, &s, sizeof(s), fds, fds ? count : 0,
+			     NULL, 0, NULL, NULL);
+
+	return rc < 0 ? rc : 0;
+}
+
+static int read_chunk(struct vfu_client *c, uint32_t index, uint64_t off, void *buf,
+		      uint32_t len)
+{
+	struct vfio_user_region_access req = { .offset = off, .region = index, .count = len };
+	/* The payload stays in c->buf: no second copy of up to 1 MiB. */
+	struct vfio_user_region_access *r = (void *)c->buf;
+	int rc = vfu_client_call(c, VFIO_USER_REGION_READ, &req, sizeof(req), NULL, 0, NULL, 0,
+			     NULL, NULL);
+
+	if (rc < 0)
+		return rc;
+	if ((size_t)rc != sizeof(req) + len || r->count != len || r->offset != off)
+		return -EPROTO;
+	memcpy(buf, r->data, len);
+	return 0;
+}
+
+int vfu_client_region_read(struct vfu_client *c, uint32_t index, uint64_t off, void *buf,
+		       size_t len)
+{
+	uint32_t max = vfu_client_max_xfer(c);
+
+	while (len) {
+		uint32_t n = len < max ? (uint32_t)len : max;
+		int rc = read_chunk(c, index, off, buf, n);
+
+		if (rc)
+			return rc;
+		off += n;
+		buf = (uint8_t *)buf + n;
+		len -= n;
+	}
+	return 0;
+}
+
+static int write_chunk(struct vfu_client *c, uint32_t index, uint64_t off, const void *buf,
+		       uint32_t len, uint8_t *msg)
+{
+	struct vfio_user_region_access *req = (void *)msg, rep;
+	int rc;
+
+	req->offset = off;
+	req->region = index;
+	req->count = len;
+	memcpy(req->data, buf, len);
+	rc = vfu_client_call(c, VFIO_USER_REGION_WRITE, req, (uint32_t)sizeof(*req) + len, NULL, 0,
+			 &rep, sizeof(rep), NULL, NULL);
+	if (rc < 0)
+		return rc;
+	if ((size_t)rc < sizeof(rep) || rep.count != len)
+		return -EPROTO;
+	return 0;
+}
+
+int vfu_client_region_write(struct vfu_client *c, uint32_t index, uint64_t off, const void *buf,
+			size_t len)
+{
+	uint32_t max = vfu_client_max_xfer(c);
+
+	while (len) {
+		uint32_t n = len < max ? (uint32_t)len : max;
+		int rc = write_chunk(c, index, off, buf, n, c->wbuf);
+
+		if (rc)
+			return rc;
+		off += n;
+		buf = (const uint8_t *)buf + n;
+		len -= n;
+	}
+	return 0;
+}
+
+static int parse_iofds(const uint8_t *reply, int rc, const int *fds, unsigned int nfds,
+		       struct vfu_iofd *out, unsigned int max)
+{
+	const struct vfio_user_region_io_fds *h = (const void *)reply;
+	const struct vfio_user_sub_region_ioeventfd *sub = (const void *)(h + 1);
+	unsigned int n;
+
+	if ((size_t)rc < sizeof(*h) ||
+	    (size_t)rc < sizeof(*h) + (size_t)h->count * sizeof(*sub))
+		return -EPROTO;
+	n = h->count < max ? h->count : max;
+	for (unsigned int i = 0; i < n; i++) {
+		if (sub[i].fd_index >= nfds)
+			return -EPROTO;
+		out[i] = (struct vfu_iofd){ sub[i].offset, sub[i].size, sub[i].type,
+					       sub[i].flags, sub[i].datamatch, -1 };
+	}
+	for (unsigned int i = 0; i < n; i++) {
+		out[i].fd = dup(fds[sub[i].fd_index]);
+		if (out[i].fd < 0) {
+			while (i--)
+				close(out[i].fd);
+			return -errno;
+		}
+	}
+	return (int)n;
+}
+
+int vfu_client_region_io_fds(struct vfu_client *c, uint32_t index, struct vfu_iofd *out,
+			 unsigned int max)
+{
+	struct vfio_user_region_io_fds req = { .argsz = 65536, .index = index };
+	uint8_t reply[65536];
+	int fds[VFU_MAX_FDS];
+	unsigned int nfds = VFU_MAX_FDS;
+	int rc = vfu_client_call(c, VFIO_USER_DEVICE_GET_REGION_IO_FDS, &req, sizeof(req), NULL, 0,
+			     reply, sizeof(reply), fds, &nfds);
+
+	if (rc < 0)
+		return rc;
+	rc = parse_iofds(reply, rc, fds, nfds, out, max);
+	for (unsigned int i = 0; i < nfds; i++)
+		close(fds[i]);
+	return rc;
+}
+
+int vfu_client_reset(struct vfu_client *c)
+{
+	int rc = vfu_client_call(c, VFIO_USER_DEVICE_RESET, NULL, 0, NULL, 0, NULL, 0, NULL, NULL);
+
+	return rc < 0 ? rc : 0;
+}

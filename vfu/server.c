@@ -1,0 +1,307 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The vfio-user server's connections and dispatch: one thread per
+ * connected client reads a message (msg.c), checks it against the
+ * command's entry in the dispatch table, runs the handler and sends the
+ * reply.  Unknown commands, and the migration commands of a device that
+ * leaves their ops NULL, are answered with ENOSYS whatever they carry.
+ *
+ * DOC: threading
+ *
+ * The owner (the daemon's main loop) accepts and hands each connected
+ * socket to vfu_server_attach; the client is then served by its own thread
+ * with blocking I/O, one message at a time in order, as the protocol asks.
+ * A client that stalls or sends garbage only ever holds its own thread.  A
+ * device takes one client at a time: the spec gives each client its own
+ * socket, and two VMMs driving one device could only corrupt each other.
+ * On disconnect every DMA window of that client is unmapped and its irq
+ * eventfds are released, as the spec says; the device keeps its state for
+ * the next client.
+ *
+ * Framing errors the stream cannot recover from (a size below the header
+ * or above VFU_SERVER_MAX_MSG, EOF inside a message) get an error reply
+ * where one can still be sent, then the connection is closed.  Everything
+ * else gets the protocol's error reply and the connection goes on.
+ */
+#include <errno.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "vfu/vfu_int.h"
+
+/* A client sending garbage in a loop must not flood the owner's log. */
+#define VFU_LOGGED_ERRORS 10u
+
+struct vfu_handler {
+	vfu_handler_fn fn;
+	uint32_t min_len;         /* payload bytes required */
+	bool takes_fds;           /* fds are allowed with this command */
+	size_t op;                /* offsetof the optional device op it needs */
+};
+
+#define NEEDS(member) offsetof(struct vfu_dev_ops, member)
+
+static const struct vfu_handler handlers[VFIO_USER_MAX] = {
+	[VFIO_USER_VERSION] = { vfu_h_version, sizeof(struct vfio_user_version), false },
+	[VFIO_USER_DMA_MAP] = { vfu_h_dma_map, sizeof(struct vfio_user_dma_map), true },
+	[VFIO_USER_DMA_UNMAP] = { vfu_h_dma_unmap, sizeof(struct vfio_user_dma_unmap), false },
+	[VFIO_USER_DEVICE_GET_INFO] = { vfu_h_device_info,
+					sizeof(struct vfio_user_device_info), false },
+	[VFIO_USER_DEVICE_GET_REGION_INFO] = { vfu_h_region_info,
+					       sizeof(struct vfio_region_info), false },
+	[VFIO_USER_DEVICE_GET_REGION_IO_FDS] = { vfu_h_region_io_fds,
+						 sizeof(struct vfio_user_region_io_fds), false },
+	[VFIO_USER_DEVICE_GET_IRQ_INFO] = { vfu_h_irq_info, sizeof(struct vfio_irq_info), false },
+	[VFIO_USER_DEVICE_SET_IRQS] = { vfu_h_set_irqs, sizeof(struct vfio_irq_set), true },
+	[VFIO_USER_REGION_READ] = { vfu_h_region_read,
+				    sizeof(struct vfio_user_region_access), false },
+	[VFIO_USER_REGION_WRITE] = { vfu_h_region_write,
+				     sizeof(struct vfio_user_region_access), false },
+	[VFIO_USER_DEVICE_RESET] = { vfu_h_reset, 0, false },
+	[VFIO_USER_DEVICE_FEATURE] = { vfu_h_feature, sizeof(struct vfio_user_device_feature),
+				       false, NEEDS(feature) },
+	[VFIO_USER_MIG_DATA_READ] = { vfu_h_mig_read, sizeof(struct vfio_user_mig_data), false,
+				      NEEDS(mig_data_read) },
+	[VFIO_USER_MIG_DATA_WRITE] = { vfu_h_mig_write, sizeof(struct vfio_user_mig_data), false,
+				       NEEDS(mig_data_write) },
+};
+
+static int send_reply(int sock, const struct vfio_user_header *req, int err,
+		      const struct vfu_reply *r)
+{
+	struct vfio_user_header h = {
+		.msg_id = req->msg_id,
+		.command = req->command,
+		.msg_size = (uint32_t)sizeof(h) + (err ? 0 : r->len),
+		.flags = VFIO_USER_F_TYPE_REPLY | (err ? VFIO_USER_F_ERROR : 0),
+		.error_no = (uint32_t)err,
+	};
+
+	if (err)
+		return vfu_msg_send(sock, &h, NULL, 0, NULL, 0);
+	return vfu_msg_send(sock, &h, r->data, r->len, r->fds, r->nfds);
+}
+
+/* Does the device implement what handler h needs? */
+static bool served(const struct vfu_server *s, const struct vfu_handler *h)
+{
+	void (*const *op)(void);
+
+	if (!h->fn)
+		return false;
+	if (!h->op)
+		return true;
+	op = (void (*const *)(void))((const char *)s->ops + h->op);
+	return *op != NULL;
+}
+
+/* Check a message against its table entry and run it: 0 or -errno. */
+static int dispatch(struct vfu_server *s, struct vfu_msg *m, struct vfu_reply *r)
+{
+	uint16_t cmd = m->hdr.command;
+	const struct vfu_handler *h = cmd < VFIO_USER_MAX ? &handlers[cmd] : NULL;
+
+	if ((m->hdr.flags & VFIO_USER_F_TYPE_MASK) != VFIO_USER_F_TYPE_COMMAND)
+		return -EINVAL;
+	if (!h || !served(s, h))
+		return -ENOSYS;
+	if (!s->negotiated && cmd != VFIO_USER_VERSION)
+		return -EINVAL;
+	if (s->negotiated && cmd == VFIO_USER_VERSION)
+		return -EINVAL;
+	if (m->len < h->min_len)
+		return -EINVAL;
+	if (m->nfds && !h->takes_fds)
+		return -EINVAL;
+	return h->fn(s, m, r);
+}
+
+static int serve_one(struct vfu_server *s, int sock)
+{
+	struct vfu_msg m;
+	struct vfu_reply r = { .data = s->outbuf };
+	int rc;
+
+	rc = vfu_msg_recv(sock, &m, s->inbuf, VFU_SERVER_MAX_MSG - sizeof(m.hdr));
+	if (rc == -EMSGSIZE) {
+		vfu_log(s, "message size %u out of range, closing", m.hdr.msg_size);
+		send_reply(sock, &m.hdr, m.hdr.msg_size < sizeof(m.hdr) ? EINVAL : E2BIG, &r);
+	}
+	if (rc) {
+		vfu_msg_close_fds(&m);
+		return rc == -EMSGSIZE ? -EPROTO : rc;
+	}
+	/* More fds than we take: refuse the command rather than run it
+	 * with some of them. */
+	rc = m.fds_dropped ? -EINVAL : dispatch(s, &m, &r);
+	vfu_msg_close_fds(&m);
+	if (rc && s->nerrors++ < VFU_LOGGED_ERRORS)
+		vfu_log(s, "command %u failed: %s%s", m.hdr.command, strerror(-rc),
+			s->nerrors == VFU_LOGGED_ERRORS ? " (further failures not logged)" : "");
+	if (!(m.hdr.flags & VFIO_USER_F_NO_REPLY) && send_reply(sock, &m.hdr, -rc, &r))
+		return -EPIPE;
+	/* Until a VERSION succeeds there is nothing else to talk about. */
+	return s->negotiated ? 0 : -EPROTO;
+}
+
+static void conn_reset(struct vfu_server *s)
+{
+	vfu_dma_unmap_all(s);
+	vfu_irqs_release(s);
+	s->negotiated = false;
+	s->nerrors = 0;
+	vfu_caps_default(&s->peer);
+}
+
+/* The connection is over: clean up, then serve a client that connected
+ * meanwhile (returns true) or mark the device free. */
+static bool conn_finish(struct vfu_server *s, int rc)
+{
+	bool more;
+
+	pthread_mutex_lock(&s->lock);
+	s->closing = true;
+	pthread_mutex_unlock(&s->lock);
+	vfu_log(s, "client disconnected%s", rc == 1 ? "" : " (protocol error)");
+	conn_reset(s);
+	pthread_mutex_lock(&s->lock);
+	close(s->conn_fd);
+	s->conn_fd = s->pending_fd;
+	s->pending_fd = -1;
+	s->closing = false;
+	more = s->conn_fd >= 0;
+	pthread_mutex_unlock(&s->lock);
+	return more;
+}
+
+static void *conn_thread(void *arg)
+{
+	struct vfu_server *s = arg;
+	int sock, rc;
+
+	do {
+		pthread_mutex_lock(&s->lock);
+		sock = s->conn_fd;
+		pthread_mutex_unlock(&s->lock);
+		vfu_log(s, "client connected");
+		do
+			rc = serve_one(s, sock);
+		while (rc == 0);
+	} while (conn_finish(s, rc));
+	return NULL;
+}
+
+static bool ops_complete(const struct vfu_dev_ops *o)
+{
+	return o && o->version == VFU_DEV_OPS_VERSION && o->device_info && o->region_info &&
+	       o->region_read && o->region_write && o->irq_info && o->irq_set_fd &&
+	       !o->dma_map == !o->dma_unmap;
+}
+
+static void server_free(struct vfu_server *s)
+{
+	free(s->inbuf);
+	free(s->outbuf);
+	free(s->dma);
+	free(s);
+}
+
+struct vfu_server *vfu_server_create(const struct vfu_server_cfg *cfg)
+{
+	struct vfu_server *s;
+
+	if (!ops_complete(cfg->ops)) {
+		errno = EINVAL;
+		return NULL;
+	}
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return NULL;
+	s->cfg = *cfg;
+	s->ops = cfg->ops;
+	s->dev = cfg->dev;
+	s->inbuf = malloc(VFU_SERVER_MAX_MSG);
+	s->outbuf = malloc(VFU_SERVER_MAX_MSG);
+	s->dma = calloc(VFU_SERVER_MAX_DMA_MAPS, sizeof(*s->dma));
+	if (!s->inbuf || !s->outbuf || !s->dma) {
+		server_free(s);
+		errno = ENOMEM;
+		return NULL;
+	}
+	pthread_mutex_init(&s->lock, NULL);
+	s->conn_fd = -1;
+	s->pending_fd = -1;
+	conn_reset(s);
+	return s;
+}
+
+/* Join a thread whose client has gone; the lock is held. */
+static void reap_locked(struct vfu_server *s)
+{
+	if (s->thread_live && s->conn_fd < 0) {
+		pthread_join(s->thread, NULL);
+		s->thread_live = false;
+	}
+}
+
+int vfu_server_attach(struct vfu_server *s, int fd)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&s->lock);
+	reap_locked(s);
+	if (s->thread_live && s->closing && s->pending_fd < 0) {
+		/* The last client just left: this one is served as soon as
+		 * its DMA is unmapped, by the same thread. */
+		s->pending_fd = fd;
+		fd = -1;
+	} else if (s->thread_live) {
+		rc = -EBUSY;
+	} else {
+		s->conn_fd = fd;
+		rc = -pthread_create(&s->thread, NULL, conn_thread, s);
+		s->thread_live = rc == 0;
+		if (rc)
+			s->conn_fd = -1;
+	}
+	pthread_mutex_unlock(&s->lock);
+	if (rc && fd >= 0)
+		close(fd);
+	return rc;
+}
+
+bool vfu_server_connected(struct vfu_server *s)
+{
+	bool c;
+
+	pthread_mutex_lock(&s->lock);
+	c = s->conn_fd >= 0 && !s->closing;
+	pthread_mutex_unlock(&s->lock);
+	return c;
+}
+
+void vfu_server_destroy(struct vfu_server *s)
+{
+	bool live;
+
+	if (!s)
+		return;
+	pthread_mutex_lock(&s->lock);
+	/* Wakes the thread's recvmsg; it cleans up and closes the fd. */
+	if (s->conn_fd >= 0)
+		shutdown(s->conn_fd, SHUT_RDWR);
+	if (s->pending_fd >= 0) {
+		close(s->pending_fd);
+		s->pending_fd = -1;
+	}
+	live = s->thread_live;
+	pthread_mutex_unlock(&s->lock);
+	if (live)
+		pthread_join(s->thread, NULL);
+	conn_reset(s);
+	pthread_mutex_destroy(&s->lock);
+	server_free(s);
+}

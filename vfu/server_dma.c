@@ -1,0 +1,183 @@
+// SPDX-License-Identifier: MIT
+/*
+ * DMA_MAP / DMA_UNMAP: the client's memory, passed as an fd, is mapped
+ * into this process and handed to the device (dma_map op), which makes it
+ * reachable for its DMA (the vGPU enters it into its IOMMU domain).  Order
+ * matters on the way out: the device lets go first (its dma_unmap waits
+ * for DMAs in flight), and only then is our mapping dropped, so a device
+ * can never touch unmapped memory.
+ *
+ * Only regular files (memfd, tmpfs, hugetlbfs) are accepted, and the
+ * mapped range must lie inside the file: a mapping past EOF would turn a
+ * device access into SIGBUS for the whole process.  For the same reason a
+ * memfd is sealed against shrinking (F_SEAL_SHRINK) when the client
+ * created it with MFD_ALLOW_SEALING.  A window sent without an fd is
+ * recorded (clients such as QEMU map every RAM region and expect success)
+ * but never reaches the device.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "vfu/vfu_int.h"
+
+#define DMA_ALIGN 4096ull
+
+static bool overlaps(const struct vfu_dma *d, uint64_t iova, uint64_t size)
+{
+	return iova < d->r.iova + d->r.size && d->r.iova < iova + size;
+}
+
+static bool iova_fits(const struct vfu_server *s, uint64_t iova, uint64_t size)
+{
+	unsigned int bits = s->cfg.iova_bits;
+
+	if (iova + size < iova)
+		return false;
+	return bits == 0 || bits >= 64 || iova + size <= (1ull << bits);
+}
+
+static int check_map(struct vfu_server *s, const struct vfio_user_dma_map *in, int fd)
+{
+	struct stat st;
+
+	if (in->flags & ~(VFIO_USER_DMA_F_READ | VFIO_USER_DMA_F_WRITE) || !in->flags)
+		return -EINVAL;
+	if (!in->size || (in->addr | in->size | in->offset) % DMA_ALIGN)
+		return -EINVAL;
+	if (!iova_fits(s, in->addr, in->size))
+		return -EINVAL;
+	for (unsigned int i = 0; i < s->ndma; i++)
+		if (overlaps(&s->dma[i], in->addr, in->size))
+			return -EEXIST;
+	if (s->ndma >= VFU_SERVER_MAX_DMA_MAPS)
+		return -ENOSPC;
+	if (fd < 0)
+		return 0;
+	if (!s->ops->dma_map)
+		return -ENOTSUP;
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode))
+		return -EBADF;
+	if (in->offset + in->size < in->offset ||
+	    in->offset + in->size > (uint64_t)st.st_size)
+		return -EINVAL;
+	return 0;
+}
+
+static bool seal_shrink(int fd)
+{
+	int seals;
+
+	if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK) == 0)
+		return true;
+	seals = fcntl(fd, F_GET_SEALS);
+	return seals > 0 && (seals & F_SEAL_SHRINK);
+}
+
+/* mmap the client's memory and give it to the device: 0 or -errno. */
+static int map_fd(struct vfu_server *s, const struct vfio_user_dma_map *in, int fd,
+		  struct vfu_dma_region *r)
+{
+	int rc;
+
+	if (!seal_shrink(fd))
+		vfu_log(s, "DMA fd for %#llx cannot be sealed against shrinking: if the "
+			"client truncates it, device access to it faults",
+			(unsigned long long)in->addr);
+	r->host = mmap(NULL, in->size,
+		       PROT_READ | (in->flags & VFIO_USER_DMA_F_WRITE ? PROT_WRITE : 0),
+		       MAP_SHARED, fd, (off_t)in->offset);
+	if (r->host == MAP_FAILED) {
+		r->host = NULL;
+		return -errno;
+	}
+	rc = s->ops->dma_map(s->dev, r);
+	if (rc) {
+		munmap(r->host, in->size);
+		r->host = NULL;
+	}
+	return rc;
+}
+
+int vfu_h_dma_map(struct vfu_server *s, struct vfu_msg *m, struct vfu_reply *r)
+{
+	struct vfio_user_dma_map *in = (void *)m->data;
+	int fd = m->nfds ? m->fds[0] : -1;
+	struct vfu_dma_region dr = { in->addr, in->size, NULL, in->flags };
+	int rc;
+
+	(void)r;
+	if (m->nfds > 1 || m->len != sizeof(*in))
+		return -EINVAL;
+	rc = check_map(s, in, fd);
+	if (rc)
+		return rc;
+	if (fd < 0)
+		vfu_log(s, "DMA window %#llx+%#llx has no fd: device access to it will fault",
+			(unsigned long long)in->addr, (unsigned long long)in->size);
+	else if ((rc = map_fd(s, in, fd, &dr)))
+		return rc;
+	s->dma[s->ndma++] = (struct vfu_dma){ dr };
+	return 0;
+}
+
+static void drop(struct vfu_server *s, unsigned int i)
+{
+	if (s->dma[i].r.host)
+		munmap(s->dma[i].r.host, s->dma[i].r.size);
+	s->dma[i] = s->dma[--s->ndma];
+}
+
+static int device_unmap(struct vfu_server *s, const struct vfu_dma *d)
+{
+	return d->r.host ? s->ops->dma_unmap(s->dev, &d->r) : 0;
+}
+
+int vfu_h_dma_unmap(struct vfu_server *s, struct vfu_msg *m, struct vfu_reply *r)
+{
+	struct vfio_user_dma_unmap *in = (void *)m->data;
+	unsigned int i = 0;
+	int rc;
+
+	if (m->len != sizeof(*in) || (in->flags & ~VFIO_DMA_UNMAP_FLAG_ALL))
+		return -EINVAL;
+	if (in->flags & VFIO_DMA_UNMAP_FLAG_ALL) {
+		if (in->addr || in->size)
+			return -EINVAL;
+		vfu_dma_unmap_all(s);
+	} else {
+		while (i < s->ndma &&
+		       (s->dma[i].r.iova != in->addr || s->dma[i].r.size != in->size))
+			i++;
+		if (i == s->ndma)
+			return -ENOENT;
+		rc = device_unmap(s, &s->dma[i]);
+		if (rc)
+			return rc;
+		drop(s, i);
+	}
+	memcpy(r->data, in, sizeof(*in));
+	r->len = sizeof(*in);
+	return 0;
+}
+
+void vfu_dma_unmap_all(struct vfu_server *s)
+{
+	while (s->ndma) {
+		struct vfu_dma *d = &s->dma[s->ndma - 1];
+
+		/* If the device still holds it, leaking our mapping is the
+		 * safe choice: unmapping the memory would hand the device a
+		 * dangling pointer. */
+		if (device_unmap(s, d)) {
+			vfu_log(s, "device unmap of %#llx failed; mapping kept",
+				(unsigned long long)d->r.iova);
+			s->ndma--;
+			continue;
+		}
+		drop(s, s->ndma - 1);
+	}
+}

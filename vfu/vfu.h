@@ -1,0 +1,280 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * vfu: the vfio-user protocol (QEMU docs/interop/vfio-user.rst), written
+ * once for both ends.  The VMM (`gpup run`), the host-side driver and the
+ * tests speak it through the client; the daemon serves every partition
+ * through the server, whose device is reached only through struct
+ * vfu_dev_ops; the fuzzers use the framing directly.  Wire structs are in
+ * uapi/vfio_user.h.
+ *
+ * DOC: layers
+ *
+ * - framing (msg.c): one message = header, payload, fds in SCM_RIGHTS.
+ *   EINTR and short sends are retried, fds beyond VFU_MAX_FDS and fds the
+ *   kernel truncated (MSG_CTRUNC) are closed and reported, a socket
+ *   timeout is -ETIMEDOUT.  Every other file sends and receives through it.
+ * - the VERSION capability codec (caps.c): the JSON both ends exchange.
+ * - the client (client.c): synchronous, one call = one command and its
+ *   reply.
+ * - the server (server*.c): a thread per connected client, a dispatch
+ *   table checking sizes and fds, and the device ops below.
+ *
+ * Errors are negative errno values throughout.
+ */
+#ifndef VFU_VFU_H
+#define VFU_VFU_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "uapi/vfio_user.h"
+
+/* The most fds either end sends or accepts with one message. */
+#define VFU_MAX_FDS 16u
+
+/* ---- framing ---- */
+
+/* A received message: header, payload (in a buffer the caller owns) and
+ * the fds that came with it, which the receiver must close or take. */
+struct vfu_msg {
+	struct vfio_user_header hdr;
+	uint8_t *data;
+	uint32_t len;             /* payload bytes: hdr.msg_size - 16 */
+	int fds[VFU_MAX_FDS];
+	unsigned int nfds;
+	bool fds_dropped;         /* more fds came than we take, or the
+				   * kernel truncated them: refuse it */
+};
+
+/* Send header + len bytes of data + nfds fds (at most VFU_MAX_FDS) as one
+ * message, retrying EINTR and short sends: 0 or -errno (-ETIMEDOUT when a
+ * send timeout set by vfu_sock_set_timeout ran out). */
+int vfu_msg_send(int sock, const struct vfio_user_header *h, const void *data,
+		 uint32_t len, const int *fds, unsigned int nfds);
+
+/* Receive one whole message into m, its payload into buf (max bytes).
+ * 0: a message.  1: EOF before its first byte.  -ECONNRESET: EOF inside
+ * it.  -EMSGSIZE: hdr.msg_size is below the header or the payload above
+ * max; m->hdr is valid, the payload unread, and the stream out of step.
+ * -ETIMEDOUT, or another -errno.  fds received are in m->fds even on
+ * failure; vfu_msg_close_fds releases them. */
+int vfu_msg_recv(int sock, struct vfu_msg *m, void *buf, uint32_t max);
+void vfu_msg_close_fds(struct vfu_msg *m);
+
+/* Bound every send and receive on sock to ms (0: no bound). */
+int vfu_sock_set_timeout(int sock, unsigned int ms);
+
+/* ---- the VERSION capabilities ---- */
+
+struct vfu_caps {
+	uint32_t max_fds;         /* max_msg_fds */
+	uint32_t max_xfer;        /* max_data_xfer_size */
+	uint32_t max_dma_maps;    /* 0: not stated */
+	uint64_t pgsizes;         /* 0: not stated */
+};
+
+/* The values the spec gives a peer that leaves a capability out. */
+void vfu_caps_default(struct vfu_caps *c);
+
+/* A VERSION payload: major, minor, the capabilities as NUL-terminated
+ * JSON (members that are 0 are left out).  Its length, or -ENOSPC. */
+int vfu_version_encode(void *buf, size_t size, uint16_t major, uint16_t minor,
+		       const struct vfu_caps *caps);
+/* Parse a VERSION payload of len bytes; the capabilities it states
+ * replace those in *caps, the others stay.  -EINVAL when it is shorter
+ * than the version, its JSON is not NUL-terminated, not an object, or a
+ * capability is not a positive number in range. */
+int vfu_version_decode(const void *payload, uint32_t len, uint16_t *major,
+		       uint16_t *minor, struct vfu_caps *caps);
+
+/* ---- the client ---- */
+
+struct vfu_client;
+
+/* Connect to the socket at path and negotiate VERSION: the client, or
+ * NULL and *err = -errno.  With ms > 0 every exchange, VERSION included,
+ * is bounded (see vfu_client_set_timeout). */
+struct vfu_client *vfu_client_connect(const char *path, int *err);
+struct vfu_client *vfu_client_connect_timeout(const char *path, unsigned int ms, int *err);
+/* The same over an already connected socket (taken either way). */
+struct vfu_client *vfu_client_open_fd(int sock, int *err);
+void vfu_client_close(struct vfu_client *c);
+
+/* Bound every send and every wait for a reply to ms milliseconds (0: wait
+ * for ever, the default).  A call that runs out returns -ETIMEDOUT. */
+int vfu_client_set_timeout(struct vfu_client *c, unsigned int ms);
+/* True once a send or receive has failed (timeout, hang-up, a reply out of
+ * step): every later call returns -ENOTCONN without touching the socket. */
+bool vfu_client_broken(const struct vfu_client *c);
+
+/* The server's capabilities from VERSION. */
+uint32_t vfu_client_max_xfer(const struct vfu_client *c);
+uint32_t vfu_client_max_fds(const struct vfu_client *c);
+
+/* DMA_MAP `size` bytes of fd at fd_offset to IOVA `iova`; prot is
+ * VFIO_USER_DMA_F_READ | VFIO_USER_DMA_F_WRITE. */
+int vfu_client_dma_map(struct vfu_client *c, int fd, uint64_t fd_offset, uint64_t iova,
+		       uint64_t size, uint32_t prot);
+int vfu_client_dma_unmap(struct vfu_client *c, uint64_t iova, uint64_t size);
+
+int vfu_client_device_info(struct vfu_client *c, struct vfio_user_device_info *info);
+/* *fd gets the region's mmap fd (the caller closes it) or -1. */
+int vfu_client_region_info(struct vfu_client *c, uint32_t index,
+			   struct vfio_region_info *info, int *fd);
+int vfu_client_irq_info(struct vfu_client *c, uint32_t index, struct vfio_irq_info *info);
+
+/* Connect eventfds to vectors start..start+count-1 (fds NULL: disconnect). */
+int vfu_client_set_irqs(struct vfu_client *c, uint32_t index, uint32_t start,
+			uint32_t count, const int *fds);
+
+/* Access a region; len up to vfu_client_max_xfer (larger ones are split). */
+int vfu_client_region_read(struct vfu_client *c, uint32_t index, uint64_t off, void *buf,
+			   size_t len);
+int vfu_client_region_write(struct vfu_client *c, uint32_t index, uint64_t off,
+			    const void *buf, size_t len);
+
+/* One sub-region of DEVICE_GET_REGION_IO_FDS with its fd; both ends use
+ * it.  The client's caller closes fd; the server's device lends it. */
+struct vfu_iofd {
+	uint64_t offset, size;
+	uint32_t type, flags;     /* VFIO_USER_IO_FD_TYPE_*, KVM_IOEVENTFD_FLAG_* */
+	uint64_t datamatch;
+	int fd;
+};
+/* Fills up to max entries; returns how many, or -errno. */
+int vfu_client_region_io_fds(struct vfu_client *c, uint32_t index, struct vfu_iofd *out,
+			     unsigned int max);
+
+int vfu_client_reset(struct vfu_client *c);
+
+/*
+ * The raw exchange every call above is built on, also used by tests to
+ * send malformed messages.  Sends header + req (+ fds), waits for the reply
+ * with the same msg_id, copies at most reply_max payload bytes and receives
+ * at most *nrfds fds (then set to the count).  Returns the reply payload
+ * length, or -errno (the server's for an error reply).
+ */
+int vfu_client_call(struct vfu_client *c, uint16_t cmd, const void *req, uint32_t req_len,
+		    const int *fds, unsigned int nfds, void *reply, uint32_t reply_max,
+		    int *rfds, unsigned int *nrfds);
+
+/* The connected socket, for tests that write raw bytes. */
+int vfu_client_socket(const struct vfu_client *c);
+
+/* ---- the server ---- */
+
+/* Limits the server advertises in VERSION. */
+#define VFU_SERVER_MAX_XFER (1u << 20)
+#define VFU_SERVER_MAX_DMA_MAPS 1024u
+/* The largest message accepted: a REGION_WRITE of VFU_SERVER_MAX_XFER. */
+#define VFU_SERVER_MAX_MSG (VFU_SERVER_MAX_XFER + 64u)
+/* Vectors the server keeps eventfds for, per irq index. */
+#define VFU_SERVER_MAX_IRQS 2048u
+
+/* A DMA window of the client, as the device sees it. */
+struct vfu_dma_region {
+	uint64_t iova, size;
+	void *host;               /* the client's memory mapped here */
+	uint32_t prot;            /* VFIO_USER_DMA_F_READ | _WRITE */
+};
+
+/*
+ * What a device served over vfio-user implements.  The server has checked
+ * every message against the protocol before an op runs: indexes below
+ * device_info's counts, accesses inside the region's size and the
+ * negotiated transfer size, fds present only where the command takes
+ * them.  Ops return 0 (or a count) or -errno, which becomes the error
+ * reply.  They run on the connection's thread, one at a time per device.
+ * Members marked "can be NULL" are optional; a command whose op is NULL
+ * is answered as documented there.
+ */
+struct vfu_dev_ops {
+	/* VFU_DEV_OPS_VERSION: the table may grow at its end. */
+	unsigned int version;
+
+	/* DEVICE_GET_INFO: flags (VFIO_DEVICE_FLAGS_*), num_regions and
+	 * num_irqs; argsz is the server's. */
+	void (*device_info)(void *dev, struct vfio_user_device_info *info);
+
+	/* DEVICE_GET_REGION_INFO for index < num_regions: size (0: the
+	 * region does not exist) and flags; a mappable region also sets
+	 * VFIO_REGION_INFO_FLAG_MMAP, info->offset and *fd (lent: the server
+	 * sends it and never closes it).  argsz and index are the server's. */
+	int (*region_info)(void *dev, uint32_t index, struct vfio_region_info *info, int *fd);
+
+	/* REGION_READ / REGION_WRITE of len bytes at off, inside the
+	 * region's size. */
+	int (*region_read)(void *dev, uint32_t index, uint64_t off, void *buf, uint32_t len);
+	int (*region_write)(void *dev, uint32_t index, uint64_t off, const void *buf,
+			    uint32_t len);
+
+	/* DEVICE_GET_REGION_IO_FDS: fills up to max sub-regions of region
+	 * index (fds lent, as region_info's) and returns how many the region
+	 * has, which may be more than max.  Can be NULL: no region has any. */
+	int (*region_io_fds)(void *dev, uint32_t index, struct vfu_iofd *out, unsigned int max);
+
+	/* DEVICE_GET_IRQ_INFO for index < num_irqs: flags and count (at most
+	 * VFU_SERVER_MAX_IRQS). */
+	void (*irq_info)(void *dev, uint32_t index, struct vfio_irq_info *info);
+
+	/* Connect eventfd fd to vector vec of irq index, or disconnect it
+	 * (fd -1).  The device dups fd if it keeps it.  SET_IRQS triggers
+	 * without eventfds are the server's (it keeps its own copies). */
+	int (*irq_set_fd)(void *dev, uint32_t index, uint32_t vec, int fd);
+
+	/* DEVICE_RESET.  Can be NULL: the reset is refused with ENOTTY. */
+	void (*reset)(void *dev);
+
+	/* DMA_MAP of a window sent with an fd, mapped into this process at
+	 * r->host: make it reachable by the device.  dma_unmap undoes it
+	 * and must not return before the device has stopped touching it;
+	 * if it fails the server keeps its mapping alive.  Windows sent
+	 * without an fd are recorded by the server and never reach the
+	 * device.  Both can be NULL: every DMA_MAP with an fd is refused
+	 * with ENOTSUP. */
+	int (*dma_map)(void *dev, const struct vfu_dma_region *r);
+	int (*dma_unmap)(void *dev, const struct vfu_dma_region *r);
+
+	/* Migration.  DEVICE_FEATURE with flags and the request's data
+	 * (in_len bytes): fills at most out_max bytes of reply data and
+	 * returns how many (0 for SET and PROBE).  MIG_DATA_READ: up to len
+	 * bytes of the device's stream, a short count meaning its end.
+	 * MIG_DATA_WRITE: all len bytes or -errno.  Each can be NULL: that
+	 * command is answered with ENOSYS. */
+	int (*feature)(void *dev, uint32_t flags, const void *in, uint32_t in_len, void *out,
+		       uint32_t out_max);
+	int (*mig_data_read)(void *dev, void *buf, uint32_t len);
+	int (*mig_data_write)(void *dev, const void *buf, uint32_t len);
+};
+#define VFU_DEV_OPS_VERSION 1u
+
+struct vfu_server_cfg {
+	const char *name;             /* prefixes its log lines */
+	const struct vfu_dev_ops *ops;
+	void *dev;                    /* passed to every op */
+	/* The device's DMA address width: windows reaching 1 << iova_bits
+	 * are refused (0: 64 bits). */
+	unsigned int iova_bits;
+	/* One line per event; can be NULL. */
+	void (*log)(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+};
+
+struct vfu_server;
+
+/* NULL and errno on failure (EINVAL: an ops table of another version or
+ * missing a required member). */
+struct vfu_server *vfu_server_create(const struct vfu_server_cfg *cfg);
+
+/* Serve the connected socket `fd` on a thread of its own; takes fd either
+ * way.  -EBUSY if a client is already being served.  A client that
+ * connects while the last one's teardown runs is served right after it. */
+int vfu_server_attach(struct vfu_server *s, int fd);
+
+bool vfu_server_connected(struct vfu_server *s);
+
+/* Disconnects the client (its thread unmaps its DMA and releases its irq
+ * eventfds through the ops), then frees. */
+void vfu_server_destroy(struct vfu_server *s);
+
+#endif
