@@ -8,6 +8,7 @@
 #   make test-plain   the suites once, no sanitizers
 #   make test-asan    the suites under AddressSanitizer + UBSan
 #   make bench        benchmarks; report in docs/BENCHMARKS.md
+#   make check-layers  includes against the allowed layers (CI runs it)
 #   make fuzz         libFuzzer harnesses (clang), FUZZ_SECONDS each; rules
 #                     in fuzz/module.mk, see docs/FUZZING.md
 #
@@ -48,7 +49,7 @@ GUESTS :=
 -include $(wildcard */module.mk)
 
 .SECONDARY:
-.PHONY: all deps guests demo test test-plain test-asan bench fuzz clean
+.PHONY: all deps guests demo test test-plain test-asan bench fuzz check-layers clean
 all: $(O)/gpup guests
 
 guests: $(GUESTS)
@@ -106,6 +107,13 @@ demo: $(O)/gpup guests
 # The libFuzzer harnesses (rules in fuzz/module.mk), each run FUZZ_SECONDS.
 fuzz: $(FUZZ_BINS)
 	@sh fuzz/run.sh $(FUZZ_DIR) $(FUZZ_SECONDS) $(FUZZ_NAMES)
+
+# Every include against the layers in docs/ARCHITECTURE.md (the edges are
+# written once, in scripts/check-layers.sh), then proof that the check
+# catches wrong includes on a copy of the tree.
+check-layers:
+	@sh scripts/check-layers.sh
+	@sh scripts/check-layers-test.sh
 
 clean:
 	rm -rf $(BUILD)
