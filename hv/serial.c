@@ -161,9 +161,11 @@ int hv_serial_init(struct hv_vm *vm, const char *where)
 	} else {
 		s->fd = open(where, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 		if (s->fd < 0) {
+			int err = errno; /* before the log line can change it */
+
 			hv_log("cannot open serial output %s: %s", where,
-			       strerror(errno));
-			return -errno;
+			       strerror(err));
+			return -err;
 		}
 		s->own_fd = true;
 	}

@@ -106,16 +106,20 @@ int hv_vcpu_create(struct hv_vm *vm, unsigned int index)
 	cpu->index = index;
 	cpu->fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, (unsigned long)index);
 	if (cpu->fd < 0) {
-		hv_log("KVM_CREATE_VCPU %u: %s", index, strerror(errno));
-		return -errno;
+		int err = errno; /* before the log line can change it */
+
+		hv_log("KVM_CREATE_VCPU %u: %s", index, strerror(err));
+		return -err;
 	}
 	vm->ncpus = index + 1;
 	cpu->run = mmap(NULL, vm->run_size, PROT_READ | PROT_WRITE, MAP_SHARED,
 			cpu->fd, 0);
 	if (cpu->run == MAP_FAILED) {
 		cpu->run = NULL;
-		hv_log("cannot map vCPU %u state: %s", index, strerror(errno));
-		return -errno;
+		int err = errno; /* before the log line can change it */
+
+		hv_log("cannot map vCPU %u state: %s", index, strerror(err));
+		return -err;
 	}
 	if (hv_vcpu_set_cpuid(cpu) < 0)
 		return -EIO;

@@ -97,9 +97,11 @@ static int hv_open_kvm(struct hv_vm *vm)
 
 	vm->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
 	if (vm->kvm_fd < 0) {
+		int err = errno; /* before the log line can change it */
+
 		hv_log("cannot open /dev/kvm: %s (is KVM enabled and are you "
-		       "in the kvm group?)", strerror(errno));
-		return -errno;
+		       "in the kvm group?)", strerror(err));
+		return -err;
 	}
 	v = ioctl(vm->kvm_fd, KVM_GET_API_VERSION, 0);
 	if (v != KVM_API_VERSION) {
@@ -114,8 +116,10 @@ static int hv_open_kvm(struct hv_vm *vm)
 	}
 	v = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
 	if (v <= 0) {
-		hv_log("KVM_GET_VCPU_MMAP_SIZE: %s", strerror(errno));
-		return -errno;
+		int err = errno; /* before the log line can change it */
+
+		hv_log("KVM_GET_VCPU_MMAP_SIZE: %s", strerror(err));
+		return -err;
 	}
 	vm->run_size = (size_t)v;
 	return 0;
@@ -128,16 +132,20 @@ static int hv_create_ram(struct hv_vm *vm)
 	 * shrinks under its DMA. */
 	if (vm->mem_fd < 0 || ftruncate(vm->mem_fd, (off_t)vm->mem_size) < 0 ||
 	    fcntl(vm->mem_fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0) {
+		int err = errno; /* before the log line can change it */
+
 		hv_log("cannot create %llu bytes of guest RAM: %s",
-		       (unsigned long long)vm->mem_size, strerror(errno));
-		return -errno;
+		       (unsigned long long)vm->mem_size, strerror(err));
+		return -err;
 	}
 	vm->mem = mmap(NULL, vm->mem_size, PROT_READ | PROT_WRITE,
 		       MAP_SHARED | MAP_NORESERVE, vm->mem_fd, 0);
 	if (vm->mem == MAP_FAILED) {
 		vm->mem = NULL;
-		hv_log("cannot map guest RAM: %s", strerror(errno));
-		return -errno;
+		int err = errno; /* before the log line can change it */
+
+		hv_log("cannot map guest RAM: %s", strerror(err));
+		return -err;
 	}
 	return hv_memslot_set(vm, hv_memslot_alloc(vm), 0, vm->mem_size, vm->mem);
 }
@@ -171,13 +179,17 @@ static int hv_create_machine(struct hv_vm *vm)
 {
 	vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
 	if (vm->vm_fd < 0) {
-		hv_log("KVM_CREATE_VM: %s", strerror(errno));
-		return -errno;
+		int err = errno; /* before the log line can change it */
+
+		hv_log("KVM_CREATE_VM: %s", strerror(err));
+		return -err;
 	}
 	/* Intel VMX needs three pages for the real-mode TSS; out of RAM. */
 	if (ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, (unsigned long)HV_TSS_ADDR) < 0) {
-		hv_log("KVM_SET_TSS_ADDR: %s", strerror(errno));
-		return -errno;
+		int err = errno; /* before the log line can change it */
+
+		hv_log("KVM_SET_TSS_ADDR: %s", strerror(err));
+		return -err;
 	}
 	return 0;
 }
@@ -190,9 +202,11 @@ static int hv_create_machine(struct hv_vm *vm)
 static int hv_create_irqchip(struct hv_vm *vm)
 {
 	if (ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0) {
+		int err = errno; /* before the log line can change it */
+
 		hv_log("cannot set up the VM's interrupt controller: %s",
-		       strerror(errno));
-		return -errno;
+		       strerror(err));
+		return -err;
 	}
 	return 0;
 }

@@ -159,8 +159,9 @@ static int add_gpus(struct gpup_daemon *d)
 		int rc;
 
 		if (!gpu) {
-			gpup_daemon_log("cannot create sim GPU %u: %s", i, strerror(errno));
-			return -errno;
+			rc = -errno; /* before the log line's stdio can change it */
+			gpup_daemon_log("cannot create sim GPU %u: %s", i, strerror(-rc));
+			return rc;
 		}
 		gpup_gpu_describe(gpu, &desc);
 		start_settings(d, desc.name, &sched);
