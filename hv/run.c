@@ -8,7 +8,6 @@
  * sockets.  vCPUs run in their own threads.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>

@@ -2,10 +2,10 @@
 /*
  * The vgpu room (gpup/vgpu/): the vGPU device model, what a guest sees of
  * one partition (see uapi/gpup_vgpu.h) independent of how it is transported
- * (vgpu.c, vgpu_cmd.c, vgpu_sched.c, vgpu_wd.c), and the vfio-user server
- * that serves it on a socket (vfu_server.c, vfu_dev.c, vfu_dma.c,
- * pci_cfg.c).  The server turns protocol messages into the vgpu_* calls;
- * tests call them directly.
+ * (vgpu.c, vgpu_cmd.c, vgpu_sched.c, vgpu_wd.c), and its side of vfio-user:
+ * the device ops that vfu/'s server calls (vgpu_vfu.c) and its PCI
+ * configuration space (pci_cfg.c).  Tests call the vgpu_* functions
+ * directly.
  *
  * A vgpu owns its register file, its queues (contexts on the GPU's
  * engines), its doorbell eventfds and the interrupt eventfds it is given.
