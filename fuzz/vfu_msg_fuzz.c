@@ -95,7 +95,7 @@ static void init_once(void)
 
 static void part_create(struct part *p)
 {
-	struct iommu_domain_cfg dc = { .name = "fuzz" };
+	struct iommu_domain_cfg dc = { .name = "fuzz", .max_table_bytes = VGPU_IOMMU_TABLE_BYTES };
 
 	p->dom = iommu_domain_create(&dc);
 	fz_check(p->dom, "domain");

@@ -50,6 +50,8 @@ struct iommu_domain *iommu_domain_create(const struct iommu_domain_cfg *cfg)
 		goto err_free;
 	}
 	d->fq_depth = depth;
+	if (cfg && cfg->max_table_bytes) /* the root is always there */
+		d->max_tables = cfg->max_table_bytes / IOMMU_TABLE_BYTES ?: 1;
 	snprintf(d->name, sizeof(d->name), "%s", cfg && cfg->name ? cfg->name : "iommu");
 	return d;
 err_free:
@@ -290,6 +292,7 @@ void iommu_get_stats(struct iommu_domain *d, struct iommu_stats *st)
 	st->blocks_2m = d->leaves[2];
 	st->blocks_1g = d->leaves[1];
 	st->tables = d->tables;
+	st->table_bytes = d->tables * IOMMU_TABLE_BYTES;
 	pthread_mutex_unlock(&d->lock);
 	pthread_mutex_lock(&d->fault_lock);
 	st->faults = d->faults;

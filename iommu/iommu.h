@@ -60,6 +60,11 @@ struct iommu_domain;
 struct iommu_domain_cfg {
 	const char *name;       /* for logs, may be NULL */
 	uint32_t fault_depth;   /* fault queue entries kept, 0 = 64; older dropped */
+	/* Page-table memory the domain may hold, root included (0: no limit).
+	 * A map that would need more is refused with -ENOSPC and changes
+	 * nothing: a client mapping sparse memory must not grow the daemon
+	 * without bound.  IOMMU_TABLE_BYTES is what one table costs. */
+	uint64_t max_table_bytes;
 };
 
 struct iommu_stats {
@@ -69,7 +74,11 @@ struct iommu_stats {
 	uint64_t faults, faults_dropped;
 	uint64_t pages_4k, blocks_2m, blocks_1g; /* live leaf entries */
 	uint64_t tables;    /* live page tables, the root included */
+	uint64_t table_bytes; /* their memory: tables * IOMMU_TABLE_BYTES */
 };
+
+/* The memory one page table costs (512 entries and bookkeeping). */
+#define IOMMU_TABLE_BYTES 4160ull
 
 struct iommu_domain *iommu_domain_create(const struct iommu_domain_cfg *cfg);
 void iommu_domain_destroy(struct iommu_domain *d);
@@ -78,7 +87,9 @@ void iommu_domain_destroy(struct iommu_domain *d);
  * Map [iova, iova + size) to host memory at host with prot.  iova, host and
  * size must be 4 KiB aligned and size > 0.  -EEXIST if any page of the range
  * is already mapped (nothing is changed), -EINVAL on bad alignment or range,
- * -ENOMEM.
+ * -ENOSPC past the domain's max_table_bytes, -ENOMEM.  Where iova and host
+ * agree modulo 2 MiB (or 1 GiB), blocks are used and cost far fewer
+ * tables.
  */
 int iommu_map(struct iommu_domain *d, uint64_t iova, void *host, uint64_t size,
 	      unsigned int prot);

@@ -52,6 +52,9 @@ struct iommu_pt {
 	unsigned int used;         /* valid entries; guarded by d->lock */
 	struct iommu_pt *next;     /* detached list / recycle cache */
 };
+/* What a table costs as allocated (64-byte aligned), as iommu.h says. */
+_Static_assert(((sizeof(struct iommu_pt) + 63) & ~(size_t)63) == IOMMU_TABLE_BYTES,
+	       "IOMMU_TABLE_BYTES");
 
 /* IOTLB: direct mapped on the 4 KiB page number.  A block fills one entry
  * per page touched, so invalidation can match on page numbers alone. */
@@ -102,6 +105,7 @@ struct iommu_domain {
 	uint64_t mapped_bytes, maps, unmaps;
 	uint64_t leaves[IOMMU_LEVELS]; /* live leaves per level */
 	uint64_t tables;           /* live tables, the root included */
+	uint64_t max_tables;       /* from max_table_bytes; 0 = no limit */
 	unsigned int fail_alloc;   /* fault injection countdown, 0 = off */
 
 	pthread_mutex_t fault_lock;

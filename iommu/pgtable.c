@@ -167,8 +167,11 @@ int iommu_pt_insert(struct iommu_domain *d, uint64_t iova, uint64_t pte, int lev
 		uint64_t cur = pt_load(t, i);
 
 		if (!(cur & IOMMU_PTE_VALID)) {
-			struct iommu_pt *n = iommu_pt_alloc(d);
+			struct iommu_pt *n;
 
+			if (d->max_tables && d->tables >= d->max_tables)
+				return -ENOSPC;
+			n = iommu_pt_alloc(d);
 			if (!n)
 				return -ENOMEM;
 			pt_store(t, i, (uint64_t)(uintptr_t)n | IOMMU_PTE_VALID);

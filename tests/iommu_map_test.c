@@ -418,6 +418,38 @@ Test(iommu_map, allocation_failure_changes_nothing)
 	cr_assert_eq(xlate(0x1000, IOMMU_READ, 0, NULL), host);
 }
 
+/* A domain with a page-table budget: a sparse map that would need more
+ * tables than it allows is refused whole with ENOSPC, what fits goes in,
+ * and the memory the tables cost is what the statistics say. */
+Test(iommu_map, table_budget_refuses_and_changes_nothing)
+{
+	struct iommu_domain_cfg cfg = { .name = "budget", .max_table_bytes = 8 * IOMMU_TABLE_BYTES };
+	struct iommu_domain *b = iommu_domain_create(&cfg);
+	struct iommu_stats st;
+	void *h;
+
+	cr_assert_not_null(b);
+	/* Root + one table per level below it: 4 tables for a page. */
+	cr_assert_eq(iommu_map(b, 0x1000, host, K4, RW), 0);
+	iommu_get_stats(b, &st);
+	cr_assert_eq(st.tables, 4u);
+	cr_assert_eq(st.table_bytes, 4 * IOMMU_TABLE_BYTES);
+	/* Pages 512 GiB apart need three new tables each: one more fits
+	 * (7 of 8), the next would need 10 and is refused, changing nothing. */
+	cr_assert_eq(iommu_map(b, 512 * G1, host, K4, RW), 0);
+	cr_assert_eq(iommu_map(b, 1024 * G1, host, K4, RW), -ENOSPC);
+	iommu_get_stats(b, &st);
+	cr_assert_eq(st.tables, 7u);
+	cr_assert_eq(st.mapped_bytes, 2 * K4);
+	cr_assert_eq(iommu_translate(b, 1024 * G1, IOMMU_READ, &h, NULL), -EFAULT);
+	/* A 2 MiB-aligned host address takes a block: no leaf table. */
+	cr_assert_eq(iommu_map(b, 0x200000, host + M2, M2, RW), 0);
+	iommu_get_stats(b, &st);
+	cr_assert_eq(st.blocks_2m, 1u);
+	cr_assert_eq(st.tables, 7u);
+	iommu_domain_destroy(b);
+}
+
 /* Threads mapping and unmapping interleaved pages that share tables: the
  * shared tables' use counts stay right (none freed under a neighbour,
  * all freed at the end). */

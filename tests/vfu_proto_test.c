@@ -34,7 +34,7 @@ static struct part pa, pb;
 
 static void part_init(struct part *p, uint64_t off, const char *name)
 {
-	struct iommu_domain_cfg dc = { .name = name };
+	struct iommu_domain_cfg dc = { .name = name, .max_table_bytes = VGPU_IOMMU_TABLE_BYTES };
 
 	p->dom = iommu_domain_create(&dc);
 	cr_assert_not_null(p->dom);
@@ -371,6 +371,37 @@ Test(vfu_proto, overlapping_dma_maps)
 	munmap(ram, 4 * 4096);
 	close(mfd);
 	vfu_client_close(c);
+}
+
+/* Sparse memory costs a client nothing: what it can make the daemon map
+ * is capped (ENOSPC past VGPU_MAX_DMA_BYTES, nothing changed), and what
+ * it does map takes 2 MiB blocks, so page tables stay small. */
+Test(vfu_proto, sparse_dma_is_bounded)
+{
+	struct vfu_client *c = client(&pa);
+	int mfd = memfd_create("sparse", MFD_CLOEXEC);
+	uint64_t big = VGPU_MAX_DMA_BYTES - (1ull << 30);
+	struct iommu_stats st;
+
+	cr_assert_eq(ftruncate(mfd, (off_t)(2 * VGPU_MAX_DMA_BYTES)), 0);
+	cr_assert_eq(vfu_client_dma_map(c, mfd, 0, 1ull << 40, big, VFIO_USER_DMA_F_READ), 0);
+	iommu_get_stats(pa.dom, &st);
+	cr_assert_eq(st.mapped_bytes, big);
+	/* One table per GiB with blocks; 4 KiB pages would need ~540 MiB. */
+	cr_assert_lt(st.table_bytes, 2ull << 20, "%llu bytes of tables",
+		     (unsigned long long)st.table_bytes);
+	cr_assert_eq(vfu_client_dma_map(c, mfd, 0, 1ull << 42, 2ull << 30, VFIO_USER_DMA_F_READ),
+		     -ENOSPC);
+	iommu_get_stats(pa.dom, &st);
+	cr_assert_eq(st.mapped_bytes, big, "the refused map changed nothing");
+	cr_assert_eq(vfu_client_dma_map(c, mfd, 0, 1ull << 42, 1ull << 30, VFIO_USER_DMA_F_READ), 0,
+		     "what fits still maps");
+	close(mfd);
+	vfu_client_close(c);
+	wait_disconnected(&pa);
+	iommu_get_stats(pa.dom, &st);
+	cr_assert_eq(st.mapped_bytes, 0u);
+	other_partition_fine();
 }
 
 Test(vfu_proto, out_of_range_region_access)

@@ -209,7 +209,8 @@ static struct vfu_server *srv;
 
 static void serve(const struct vfu_dev_ops *ops)
 {
-	struct vfu_server_cfg cfg = { "test", ops, &dev, 32, NULL };
+	struct vfu_server_cfg cfg = { .name = "test", .ops = ops, .dev = &dev, .iova_bits = 32,
+				      .max_dma_bytes = 16 << 20 };
 
 	memset(&dev, 0, sizeof(dev));
 	dev.map_fd = memfd_create("map", MFD_CLOEXEC);
@@ -423,6 +424,40 @@ Test(vfu_server, dma_windows_reach_the_device_and_leave_with_the_client)
 	close(pipefd[1]);
 }
 
+/* The connection's budget of mapped client memory: a window past it is
+ * refused whole with ENOSPC, fd-less windows cost nothing, and unmapping
+ * gives the budget back.  Large windows land 2 MiB-congruent to their
+ * IOVA so an IOMMU can use blocks. */
+Test(vfu_server, mapped_memory_is_bounded_per_client)
+{
+	struct vfu_client *c = client();
+	uint64_t mib = 1 << 20;
+	int fd;
+
+	make_memfd(&fd, 16 * mib, 0x3c);
+	cr_assert_eq(vfu_client_dma_map(c, fd, 0, 0x1000000 + 0x5000, 12 * mib,
+					VFIO_USER_DMA_F_READ), 0);
+	cr_assert_eq((uintptr_t)dev.last_map.host % (2 * mib), 0x5000u);
+	cr_assert_eq(dev.first_byte, 0x3c);
+	cr_assert_eq(vfu_server_dma_bytes(srv), 12 * mib);
+	cr_assert_eq(vfu_client_dma_map(c, fd, 0, 0x4000000, 8 * mib, VFIO_USER_DMA_F_READ),
+		     -ENOSPC);
+	cr_assert_eq(dev.maps, 1u);
+	cr_assert_eq(vfu_client_call(c, VFIO_USER_DMA_MAP,
+				     &(struct vfio_user_dma_map){ 32, VFIO_USER_DMA_F_READ, 0,
+								  0x8000000, 64 * mib },
+				     32, NULL, 0, NULL, 0, NULL, NULL), 0, "no fd: not counted");
+	cr_assert_eq(vfu_client_dma_map(c, fd, 0, 0x4000000, 4 * mib, VFIO_USER_DMA_F_READ), 0);
+	cr_assert_eq(vfu_server_dma_bytes(srv), 16 * mib);
+	cr_assert_eq(vfu_client_dma_unmap(c, 0x1000000 + 0x5000, 12 * mib), 0);
+	cr_assert_eq(vfu_server_dma_bytes(srv), 4 * mib);
+	cr_assert_eq(vfu_client_dma_map(c, fd, 0, 0x6000000, 8 * mib, VFIO_USER_DMA_F_READ), 0);
+	vfu_client_close(c);
+	wait_disconnected();
+	cr_assert_eq(vfu_server_dma_bytes(srv), 0u);
+	close(fd);
+}
+
 Test(vfu_server, reset_and_features_reach_the_device)
 {
 	struct vfu_client *c = client();
@@ -582,7 +617,7 @@ Test(vfu_server_bare, optional_ops_left_out_are_refused_as_documented)
 Test(vfu_server_bare, an_incomplete_ops_table_is_refused)
 {
 	struct vfu_dev_ops ops = bare_ops;
-	struct vfu_server_cfg cfg = { "bad", &ops, &dev, 0, NULL };
+	struct vfu_server_cfg cfg = { .name = "bad", .ops = &ops, .dev = &dev };
 
 	ops.region_read = NULL;
 	cr_assert_null(vfu_server_create(&cfg));

@@ -283,6 +283,11 @@ bool vfu_server_connected(struct vfu_server *s)
 	return c;
 }
 
+uint64_t vfu_server_dma_bytes(struct vfu_server *s)
+{
+	return s->dma_bytes;
+}
+
 void vfu_server_destroy(struct vfu_server *s)
 {
 	bool live;

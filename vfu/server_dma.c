@@ -14,6 +14,10 @@
  * created it with MFD_ALLOW_SEALING.  A window sent without an fd is
  * recorded (clients such as QEMU map every RAM region and expect success)
  * but never reaches the device.
+ *
+ * What a client can make us hold is bounded: VFU_SERVER_MAX_DMA_MAPS
+ * windows, max_dma_bytes of mapped memory (ENOSPC past it), and the
+ * device's own limits (the vGPU's IOMMU domain has a page-table budget).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -25,6 +29,9 @@
 #include "vfu/vfu_int.h"
 
 #define DMA_ALIGN 4096ull
+/* Host mappings share the IOVA's offset in a 2 MiB block, so an IOMMU can
+ * use blocks: 512 times fewer page tables for a large window. */
+#define HOST_ALIGN (2ull << 20)
 
 static bool overlaps(const struct vfu_dma *d, uint64_t iova, uint64_t size)
 {
@@ -57,6 +64,8 @@ static int check_map(struct vfu_server *s, const struct vfio_user_dma_map *in, i
 		return -ENOSPC;
 	if (fd < 0)
 		return 0;
+	if (s->cfg.max_dma_bytes && in->size > s->cfg.max_dma_bytes - s->dma_bytes)
+		return -ENOSPC;
 	if (!s->ops->dma_map)
 		return -ENOTSUP;
 	if (fstat(fd, &st) || !S_ISREG(st.st_mode))
@@ -77,19 +86,49 @@ static bool seal_shrink(int fd)
 	return seals > 0 && (seals & F_SEAL_SHRINK);
 }
 
+/* Map size bytes of fd at off, at an address congruent to iova modulo
+ * HOST_ALIGN: reserve room to slide, map over the reservation, trim. */
+static void *map_aligned(int fd, uint64_t off, uint64_t size, uint64_t iova, int prot)
+{
+	uint64_t span = size + HOST_ALIGN;
+	uint8_t *res, *at;
+	uintptr_t base;
+
+	if (size < HOST_ALIGN)
+		return mmap(NULL, size, prot, MAP_SHARED, fd, (off_t)off);
+	res = mmap(NULL, span, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (res == MAP_FAILED)
+		return MAP_FAILED;
+	base = ((uintptr_t)res + HOST_ALIGN - 1) & ~(uintptr_t)(HOST_ALIGN - 1);
+	at = (uint8_t *)(base + (iova & (HOST_ALIGN - 1)));
+	if (at + size > res + span)
+		at -= HOST_ALIGN;
+	if (mmap(at, size, prot, MAP_SHARED | MAP_FIXED, fd, (off_t)off) == MAP_FAILED) {
+		int err = errno;
+
+		munmap(res, span);
+		errno = err;
+		return MAP_FAILED;
+	}
+	if (at > res)
+		munmap(res, (size_t)(at - res));
+	if (at + size < res + span)
+		munmap(at + size, (size_t)(res + span - (at + size)));
+	return at;
+}
+
 /* mmap the client's memory and give it to the device: 0 or -errno. */
 static int map_fd(struct vfu_server *s, const struct vfio_user_dma_map *in, int fd,
 		  struct vfu_dma_region *r)
 {
+	int prot = PROT_READ | (in->flags & VFIO_USER_DMA_F_WRITE ? PROT_WRITE : 0);
 	int rc;
 
 	if (!seal_shrink(fd))
 		vfu_log(s, "DMA fd for %#llx cannot be sealed against shrinking: if the "
 			"client truncates it, device access to it faults",
 			(unsigned long long)in->addr);
-	r->host = mmap(NULL, in->size,
-		       PROT_READ | (in->flags & VFIO_USER_DMA_F_WRITE ? PROT_WRITE : 0),
-		       MAP_SHARED, fd, (off_t)in->offset);
+	r->host = map_aligned(fd, in->offset, in->size, in->addr, prot);
 	if (r->host == MAP_FAILED) {
 		r->host = NULL;
 		return -errno;
@@ -120,14 +159,18 @@ int vfu_h_dma_map(struct vfu_server *s, struct vfu_msg *m, struct vfu_reply *r)
 			(unsigned long long)in->addr, (unsigned long long)in->size);
 	else if ((rc = map_fd(s, in, fd, &dr)))
 		return rc;
+	if (dr.host)
+		s->dma_bytes += dr.size;
 	s->dma[s->ndma++] = (struct vfu_dma){ dr };
 	return 0;
 }
 
 static void drop(struct vfu_server *s, unsigned int i)
 {
-	if (s->dma[i].r.host)
+	if (s->dma[i].r.host) {
 		munmap(s->dma[i].r.host, s->dma[i].r.size);
+		s->dma_bytes -= s->dma[i].r.size;
+	}
 	s->dma[i] = s->dma[--s->ndma];
 }
 
@@ -175,6 +218,8 @@ void vfu_dma_unmap_all(struct vfu_server *s)
 		if (device_unmap(s, d)) {
 			vfu_log(s, "device unmap of %#llx failed; mapping kept",
 				(unsigned long long)d->r.iova);
+			if (d->r.host)
+				s->dma_bytes -= d->r.size; /* no longer the client's */
 			s->ndma--;
 			continue;
 		}

@@ -172,7 +172,8 @@ int vfu_client_socket(const struct vfu_client *c);
 /* Vectors the server keeps eventfds for, per irq index. */
 #define VFU_SERVER_MAX_IRQS 2048u
 
-/* A DMA window of the client, as the device sees it. */
+/* A DMA window of the client, as the device sees it.  host is congruent
+ * to iova modulo 2 MiB, so an IOMMU can map it with 2 MiB blocks. */
 struct vfu_dma_region {
 	uint64_t iova, size;
 	void *host;               /* the client's memory mapped here */
@@ -256,6 +257,11 @@ struct vfu_server_cfg {
 	/* The device's DMA address width: windows reaching 1 << iova_bits
 	 * are refused (0: 64 bits). */
 	unsigned int iova_bits;
+	/* The client memory (windows sent with an fd) one connection may
+	 * have mapped at once: a DMA_MAP past it is refused with ENOSPC
+	 * (0: no limit).  Windows without an fd cost nothing and are not
+	 * counted. */
+	uint64_t max_dma_bytes;
 	/* One line per event; can be NULL. */
 	void (*log)(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 };
@@ -272,6 +278,10 @@ struct vfu_server *vfu_server_create(const struct vfu_server_cfg *cfg);
 int vfu_server_attach(struct vfu_server *s, int fd);
 
 bool vfu_server_connected(struct vfu_server *s);
+
+/* Client memory mapped for DMA now (the windows with an fd), for
+ * statistics; 0 with no client. */
+uint64_t vfu_server_dma_bytes(struct vfu_server *s);
 
 /* Disconnects the client (its thread unmaps its DMA and releases its irq
  * eventfds through the ops), then frees. */

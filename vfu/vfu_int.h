@@ -7,6 +7,7 @@
 #define VFU_VFU_INT_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -42,6 +43,7 @@ struct vfu_server {
 	struct vfu_caps peer;
 	struct vfu_dma *dma;
 	unsigned int ndma;
+	_Atomic uint64_t dma_bytes;  /* of the windows with host memory */
 	/* Our copies of the client's irq eventfds, to trigger from SET_IRQS:
 	 * VFU_SERVER_MAX_IRQS per index once one is set, else NULL. */
 	int *irq_fds[VFU_IRQ_INDEXES];

@@ -33,7 +33,8 @@ static int part_devices(struct gpup_daemon *d, struct dmn_part *dp)
 {
 	struct gpup_partition *p = dp->part;
 	struct gpup_gpu *gpu = d->pool.gpus[p->gpu].priv;
-	struct iommu_domain_cfg dc = { .name = p->uuid };
+	struct iommu_domain_cfg dc = { .name = p->uuid,
+				       .max_table_bytes = VGPU_IOMMU_TABLE_BYTES };
 
 	dp->dom = iommu_domain_create(&dc);
 	if (!dp->dom)

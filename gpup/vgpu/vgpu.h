@@ -104,6 +104,15 @@ extern const struct vfu_dev_ops vgpu_vfu_ops;
 /* PCI configuration space of the function (conventional PCI). */
 #define GPUP_PCI_CFG_SIZE 256u
 
+/* What one client can make the daemon hold for a partition's DMA: client
+ * memory mapped at once (DMA_MAP past it: ENOSPC), and the page tables of
+ * the partition's IOMMU domain (iommu_domain_cfg.max_table_bytes; a map
+ * needing more: ENOSPC).  With 2 MiB blocks, VGPU_MAX_DMA_BYTES costs
+ * about 1 MiB of tables (one per GiB); the table budget bounds the sparse worst case
+ * of many small windows far apart. */
+#define VGPU_MAX_DMA_BYTES (256ull << 30)
+#define VGPU_IOMMU_TABLE_BYTES (32ull << 20)
+
 /* A vfio-user server for v (vfu_server_attach, _connected, _destroy in
  * vfu/vfu.h), whose log lines say "partition NAME"; log can be NULL.
  * NULL and errno on failure.  Destroy it before v. */
