@@ -7,7 +7,7 @@
 #   make test         run every suite, plain and under ASan+UBSan
 #   make test-plain   the suites once, no sanitizers
 #   make test-asan    the suites under AddressSanitizer + UBSan
-#   make bench        benchmarks; report in docs/BENCHMARKS.md
+#   make bench        the perf/ programs; report in docs/BENCHMARKS.md
 #   make check-layers  includes against the allowed layers (CI runs it)
 #   make fuzz         libFuzzer harnesses (clang), FUZZ_SECONDS each; rules
 #                     in fuzz/module.mk, see docs/FUZZING.md
@@ -38,8 +38,8 @@ LIB_SRCS := $(filter-out gpup/cli/main.c,$(wildcard $(addsuffix /*.c,$(MODULES))
 LIB_OBJS := $(patsubst %.c,$(O)/obj/%.o,$(LIB_SRCS))
 TEST_SRCS := $(wildcard tests/*_test.c)
 TEST_BINS := $(patsubst tests/%.c,$(O)/tests/%,$(TEST_SRCS))
-BENCH_SRCS := $(wildcard bench/*_bench.c)
-BENCH_BINS := $(patsubst bench/%.c,$(O)/bench/%,$(BENCH_SRCS))
+PERF_SRCS := $(wildcard perf/*_perf.c)
+PERF_BINS := $(patsubst perf/%.c,$(O)/perf/%,$(PERF_SRCS))
 
 DEPS_STAMP := $(BUILD)/.deps-ok
 
@@ -69,20 +69,21 @@ $(O)/obj/%.o: %.c | $(DEPS_STAMP)
 $(O)/gpup: $(O)/obj/gpup/cli/main.o $(LIB_OBJS)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
-# tests/testlib.c: helpers shared by the suites, linked into each.
-$(O)/tests/%: $(O)/obj/tests/%.o $(O)/obj/tests/testlib.o $(LIB_OBJS)
+# tests/testlib.c: helpers shared by the suites; tests/daemonlib.c: the
+# daemon a suite or a perf program runs (no Criterion in it).
+$(O)/tests/%: $(O)/obj/tests/%.o $(O)/obj/tests/testlib.o $(O)/obj/tests/daemonlib.o \
+		$(LIB_OBJS)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) -lcriterion
 
-# bench/benchlib.c: helpers shared by the benchmarks, linked into each.
-$(O)/bench/%: $(O)/obj/bench/%.o $(O)/obj/bench/benchlib.o $(LIB_OBJS)
+$(O)/perf/%: $(O)/obj/perf/%.o $(O)/obj/tests/daemonlib.o $(LIB_OBJS)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
-# Each bench/<name>_bench.c is a program printing one Markdown section;
+# Each perf/<name>_perf.c is a program printing one Markdown section;
 # scripts/bench.sh runs them all and writes docs/BENCHMARKS.md.
-bench: $(O)/gpup guests $(BENCH_BINS)
-	@env $(TEST_ENV) sh scripts/bench.sh $(BENCH_BINS)
+bench: $(O)/gpup guests $(PERF_BINS)
+	@env $(TEST_ENV) sh scripts/bench.sh $(PERF_BINS)
 
 # Integration suites find the binary and the guests through these.
 TEST_ENV = GPUP_BIN=$(abspath $(O)/gpup) GPUP_GUESTS=$(abspath $(BUILD)/guests) \

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
  * latency: what a guest waits for, sample by sample, for the VMM
- * benchmark (bench/hv_latency_bench.c computes the percentiles):
+ * benchmark (perf/hv_latency_perf.c computes the percentiles):
  *   fence  doorbell write -> FENCE packet run by the device -> MSI-X,
  *          with the vCPU halted until the interrupt (ioeventfd + irqfd:
  *          the VMM's userspace is not on the path)

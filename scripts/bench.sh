@@ -1,7 +1,8 @@
 #!/bin/sh
-# Run every benchmark program and collect their Markdown sections into
-# docs/BENCHMARKS.md.  Each program prints its own section (a "## " heading,
-# what it measures, a table) and exits non-zero only if it could not run.
+# `make bench`: run every perf/ program and collect their Markdown sections
+# into docs/BENCHMARKS.md.  Each program prints its own section (a "## "
+# heading, what it measures, a table) and exits non-zero only if it could
+# not run.
 set -e
 out=docs/BENCHMARKS.md
 tmp=$(mktemp)

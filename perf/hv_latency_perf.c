@@ -16,7 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "bench/benchlib.h"
+#include "tests/daemonlib.h"
 
 #define SAMPLES 300
 #define MAX_KINDS 6
@@ -36,7 +36,10 @@ static struct kind kinds[MAX_KINDS] = {
 	{ .name = "ring0", .what = "a guest kernel call that does nothing (ring 3 to 0 and back)" },
 };
 
-static struct bl_daemon dmn;
+/* One sim GPU of 256 MiB is plenty for one small partition. */
+static const char *const daemon_args[] = { "--sim-gpus", "1", "--vram", "256M", NULL };
+static const struct dl_opts daemon_opts = { .name = "hv-lat-perf", .args = daemon_args };
+static struct dl_daemon dmn;
 static double loop_ns = -1;
 
 static void parse_line(char *line)
@@ -145,12 +148,12 @@ int main(void)
 	       "partition: the doorbell is a KVM ioeventfd and the interrupt a KVM "
 	       "irqfd, so neither passes through the VMM's userspace; each sample "
 	       "includes the guest's own submit and wait code.\n\n", SAMPLES);
-	rc = bl_daemon_start(&dmn, bin, "hv-lat-bench") || create(bin, uuid, sizeof(uuid));
+	rc = dl_start(&dmn, &daemon_opts) || create(bin, uuid, sizeof(uuid));
 	if (!rc) {
 		snprintf(sock, sizeof(sock), "%s/%s.sock", dmn.run_dir, uuid);
 		rc = run_guest(bin, guests, sock);
 	}
-	bl_daemon_stop(&dmn, "hv-lat-bench");
+	dl_teardown(&dmn);
 	for (int k = 0; !rc && k < MAX_KINDS; k++)
 		if (kinds[k].n != SAMPLES)
 			rc = -1;

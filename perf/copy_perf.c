@@ -228,7 +228,7 @@ int main(void)
 	static double lat[LAT_REPS], xq[XQ_REPS];
 
 	if (setup(&b)) {
-		fprintf(stderr, "copy_bench: could not set up a sim GPU and vgpu\n");
+		fprintf(stderr, "copy_perf: could not set up a sim GPU and vgpu\n");
 		return 1;
 	}
 	uint8_t *guest = b.ram + (DATA_IOVA - RAM_IOVA);
@@ -248,7 +248,7 @@ int main(void)
 		xq[i] = cross_queue(&b, (uint64_t)i + 1);
 	qsort(xq, XQ_REPS, sizeof(xq[0]), cmp_double);
 	if (in < 0 || out < 0 || in4k < 0 || out4k < 0 || lat[0] < 0 || xq[0] < 0) {
-		fprintf(stderr, "copy_bench: a submission failed\n");
+		fprintf(stderr, "copy_perf: a submission failed\n");
 		return 1;
 	}
 	printf("## Sim GPU copy throughput\n\n");
@@ -259,7 +259,7 @@ int main(void)
 	       "API in 2 MiB chunks, after a check of the whole range (one translation\n"
 	       "per IOMMU leaf) so that a faulting COPY writes nothing; with 4 KiB pages\n"
 	       "that is a translation per page.  Command: `make bench`\n"
-	       "(bench/copy_bench.c).\n\n", REPS);
+	       "(perf/copy_perf.c).\n\n", REPS);
 	printf("| direction | size | sim COPY GB/s | memcpy GB/s | ratio | target |\n");
 	printf("| --- | --- | --- | --- | --- | --- |\n");
 	row("guest IOVA -> VRAM, 2 MiB IOMMU blocks", in, m_in);

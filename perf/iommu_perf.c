@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * iommu_bench: the IOMMU's hot paths, printed as the "## IOMMU" section of
+ * iommu_perf: the IOMMU's hot paths, printed as the "## IOMMU" section of
  * docs/BENCHMARKS.md.  Each figure is the best of several runs of many
  * iterations timed with CLOCK_MONOTONIC; the DMA copy is compared with a
  * plain memcpy of the same buffers measured in the same run.
@@ -34,7 +34,7 @@ static void sink(const void *p)
 
 static void die(const char *what, int rc)
 {
-	fprintf(stderr, "iommu_bench: %s failed: %s\n", what, strerror(-rc));
+	fprintf(stderr, "iommu_perf: %s failed: %s\n", what, strerror(-rc));
 	exit(1);
 }
 

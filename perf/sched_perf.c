@@ -7,7 +7,6 @@
  * section for docs/BENCHMARKS.md.
  */
 #include <json-c/json.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +16,7 @@
 
 #include "gpup/bench/bench.h"
 #include "scheduler/sched.h"
+#include "tests/daemonlib.h"
 
 #define ITERS 200000
 #define REPEAT 5
@@ -286,16 +286,15 @@ static void live_rows(const char *bin, const char *dir, const char *name)
 
 static void live_section(const char *const *scen, size_t n)
 {
+	static const char *const args[] = { "--sim-gpus", "1", "--vram", "1G", NULL };
+	const struct dl_opts o = { .name = "gpup-sched-perf", .args = args };
 	const char *bin = getenv("GPUP_BIN");
-	char dir[] = "/tmp/gpup-sched-bench-XXXXXX", pidf[128];
-	FILE *f;
-	int pid = 0;
+	struct dl_daemon d = { 0 };
 
 	printf("\n### Live: the same scenarios on a running daemon\n\n");
-	if (!bin || !mkdtemp(dir) ||
-	    sh("%s --run-dir %s/run daemon --state-dir %s/state --sim-gpus 1 --vram 1G "
-	       ">/dev/null 2>&1", bin, dir, dir)) {
+	if (!bin || dl_start(&d, &o)) {
 		printf("Not run: needs GPUP_BIN (as `make bench` sets) and a daemon.\n");
+		dl_teardown(&d);
 		return;
 	}
 	printf("`gpup bench samples/scenarios/NAME.json --live --duration 1` against a daemon "
@@ -308,16 +307,8 @@ static void live_section(const char *const *scen, size_t n)
 	       "| frames missed | worst p99 latency ms | engine time delivered |\n");
 	printf("| --- | --- | ---: | ---: | ---: | ---: | ---: |\n");
 	for (size_t i = 0; i < n; i++)
-		live_rows(bin, dir, scen[i]);
-	snprintf(pidf, sizeof(pidf), "%s/run/gpup.pid", dir);
-	if ((f = fopen(pidf, "r"))) {
-		if (fscanf(f, "%d", &pid) == 1 && pid > 0)
-			kill(pid, SIGTERM);
-		fclose(f);
-	}
-	for (int i = 0; pid > 0 && i < 300 && kill(pid, 0) == 0; i++)
-		usleep(10000);
-	sh("rm -rf %s%s%s", dir, "", "");
+		live_rows(bin, d.dir, scen[i]);
+	dl_teardown(&d);
 }
 
 /* ---- vm mode: VMs running the tenant guest, the model beside ---- */
@@ -372,7 +363,7 @@ static void vm_section(void)
 {
 	static const char *const scen[] = { "equal-8", "interactive" };
 	const char *bin = getenv("GPUP_BIN");
-	char dir[] = "/tmp/gpup-sched-bench-XXXXXX";
+	char dir[] = "/tmp/gpup-sched-perf-XXXXXX";
 
 	printf("\n### VMs: equal-8 and interactive booted as VMs (vm mode)\n\n");
 	if (!bin || access("/dev/kvm", R_OK | W_OK) || !mkdtemp(dir)) {

@@ -16,15 +16,18 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "bench/benchlib.h"
 #include "gpup/drv/drv.h"
+#include "tests/daemonlib.h"
 
 #define N 256u
 #define ITERS 10u
 #define ROUNDS 5
 #define TYPE "sim-128m-2"
 
-static struct bl_daemon dmn;
+/* One sim GPU of 256 MiB is plenty for one small partition. */
+static const char *const daemon_args[] = { "--sim-gpus", "1", "--vram", "256M", NULL };
+static const struct dl_opts daemon_opts = { .name = "hv-infer-perf", .args = daemon_args };
+static struct dl_daemon dmn;
 
 /* Run a command line, capture its first output line. */
 static int capture(const char *cmd, char *out, size_t len)
@@ -161,7 +164,7 @@ static int measure(const char *bin, const char *guests)
 	double g[ROUNDS], h[ROUNDS], ratio[ROUNDS];
 	float sum = 0;
 
-	if (bl_daemon_start(&dmn, bin, "hv-infer-bench") || create(bin, uuid, sizeof(uuid)))
+	if (dl_start(&dmn, &daemon_opts) || create(bin, uuid, sizeof(uuid)))
 		return -1;
 	snprintf(sock, sizeof(sock), "%s/%s.sock", dmn.run_dir, uuid);
 	for (int r = 0; r < ROUNDS; r++) {
@@ -201,7 +204,7 @@ int main(void)
 	       "submits the same packets over vfio-user without a VM.\n\n", ROUNDS,
 	       ITERS, TYPE, N, N);
 	rc = measure(bin, guests);
-	bl_daemon_stop(&dmn, "hv-infer-bench");
+	dl_teardown(&dmn);
 	if (rc)
 		printf("Not measured: the daemon, the partition or a run failed.\n");
 	return rc ? 1 : 0;
