@@ -25,71 +25,38 @@
 #include "gpup/ctl/ctl.h"
 #include "gpup/drv/drv.h"
 #include "gpup/pool/pool.h"
+#include "tests/daemonlib.h"
 #include "vfu/vfu.h"
 #include "uapi/gpup_ctl.h"
 
-static char dir[64], run_dir[96], state_dir[96], log_path[96];
-static pid_t daemon_pid;
+/* Two sim GPUs; its log is DIR/daemon.log, which some tests read. */
+static const char *const daemon_args[] = { "--sim-gpus", "2", "--vram", "256M", NULL };
+static struct dl_daemon dmn;
 
+/* The first start makes the directory, a restart reuses it and its state. */
 static void start_daemon(void)
 {
-	json_object *req, *rep = NULL;
-	const char *bin = getenv("GPUP_BIN");
+	struct dl_opts o = { .dir = dmn.dir[0] ? dmn.dir : NULL, .name = "gpup-e2e",
+			     .args = daemon_args, .log = true };
 
-	cr_assert_not_null(bin, "GPUP_BIN must name the gpup binary (make test sets it)");
-	daemon_pid = fork();
-	cr_assert_geq(daemon_pid, 0);
-	if (daemon_pid == 0) {
-		FILE *f = freopen(log_path, "a", stderr);
-
-		(void)f;
-		execl(bin, "gpup", "daemon", "--foreground", "--run-dir", run_dir, "--state-dir",
-		      state_dir, "--sim-gpus", "2", "--vram", "256M", (char *)NULL);
-		_exit(127);
-	}
-	for (int i = 0; i < 1000; i++) {
-		req = gpup_ctl_request(GPUP_CTL_M_LIST);
-		int rc = gpup_ctl_call(run_dir, req, &rep);
-
-		json_object_put(req);
-		json_object_put(rep);
-		if (rc == 0)
-			return;
-		usleep(10000);
-	}
-	cr_assert_fail("the daemon did not come up; see %s", log_path);
+	cr_assert_not_null(getenv("GPUP_BIN"),
+			   "GPUP_BIN must name the gpup binary (make test sets it)");
+	cr_assert_eq(dl_start(&dmn, &o), 0, "the daemon did not come up; see %s", dmn.log);
 }
 
 static int stop_daemon(void)
 {
-	int st = 0;
-
-	if (daemon_pid <= 0)
-		return -1;
-	kill(daemon_pid, SIGTERM);
-	waitpid(daemon_pid, &st, 0);
-	daemon_pid = 0;
-	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+	return dl_stop(&dmn);
 }
 
 static void setup(void)
 {
-	snprintf(dir, sizeof(dir), "/tmp/gpup-e2e-XXXXXX");
-	cr_assert_not_null(mkdtemp(dir));
-	snprintf(run_dir, sizeof(run_dir), "%s/run", dir);
-	snprintf(state_dir, sizeof(state_dir), "%s/state", dir);
-	snprintf(log_path, sizeof(log_path), "%s/daemon.log", dir);
 	start_daemon();
 }
 
 static void teardown(void)
 {
-	char cmd[128];
-
-	if (daemon_pid > 0)
-		stop_daemon();
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	cr_assert_eq(system(cmd), 0);
+	cr_assert_eq(dl_teardown(&dmn), 0);
 }
 
 TestSuite(daemon_e2e, .init = setup, .fini = teardown, .timeout = 60);
@@ -101,7 +68,7 @@ static void create(const char *gpu, const char *type, char *uuid)
 
 	json_object_object_add(req, GPUP_CTL_F_GPU, json_object_new_string(gpu));
 	json_object_object_add(req, GPUP_CTL_F_TYPE, json_object_new_string(type));
-	cr_assert_eq(gpup_ctl_call(run_dir, req, &rep), 0);
+	cr_assert_eq(gpup_ctl_call(dmn.run_dir, req, &rep), 0);
 	json_object_put(req);
 	cr_assert_str_eq(gpup_ctl_str(rep, GPUP_CTL_F_ERROR, "none"), "none");
 	snprintf(uuid, GPUP_UUID_STRLEN + 1, "%s", gpup_ctl_str(rep, GPUP_CTL_F_UUID, ""));
@@ -114,7 +81,7 @@ static struct vfu_client *attach(const char *uuid)
 	int err = 0;
 	struct vfu_client *c;
 
-	snprintf(path, sizeof(path), "%s/%s.sock", run_dir, uuid);
+	snprintf(path, sizeof(path), "%s/%s.sock", dmn.run_dir, uuid);
 	c = vfu_client_connect(path, &err);
 	cr_assert_not_null(c, "connect %s: %s", path, strerror(-err));
 	return c;
@@ -256,15 +223,15 @@ Test(daemon_e2e, partitions_survive_restart_and_sockets_go)
 	uint32_t v = 0;
 
 	create("gpu1", "sim-128m-2", uuid);
-	snprintf(sock, sizeof(sock), "%s/%s.sock", run_dir, uuid);
-	snprintf(ctl, sizeof(ctl), "%s/gpup.sock", run_dir);
+	snprintf(sock, sizeof(sock), "%s/%s.sock", dmn.run_dir, uuid);
+	snprintf(ctl, sizeof(ctl), "%s/gpup.sock", dmn.run_dir);
 	cr_assert(exists(sock));
-	cr_assert_eq(stop_daemon(), 0, "clean exit on SIGTERM (see %s)", log_path);
+	cr_assert_eq(stop_daemon(), 0, "clean exit on SIGTERM (see %s)", dmn.log);
 	cr_assert_not(exists(sock), "partition socket removed");
 	cr_assert_not(exists(ctl), "control socket removed");
 	start_daemon();
 	req = gpup_ctl_request(GPUP_CTL_M_LIST);
-	cr_assert_eq(gpup_ctl_call(run_dir, req, &rep), 0);
+	cr_assert_eq(gpup_ctl_call(dmn.run_dir, req, &rep), 0);
 	json_object_put(req);
 	cr_assert(json_object_object_get_ex(rep, GPUP_CTL_F_PARTITIONS, &a));
 	cr_assert_eq(json_object_array_length(a), 1);
@@ -290,22 +257,22 @@ Test(daemon_e2e, corrupt_state_file_is_skipped)
 	FILE *f;
 
 	cr_assert_eq(stop_daemon(), 0);
-	snprintf(path, sizeof(path), "%s/partitions", state_dir);
+	snprintf(path, sizeof(path), "%s/partitions", dmn.state_dir);
 	mkdir(path, 0700);
 	snprintf(path, sizeof(path), "%s/partitions/01234567-89ab-4cde-8f01-23456789abcd.json",
-		 state_dir);
+		 dmn.state_dir);
 	f = fopen(path, "w");
 	cr_assert_not_null(f);
 	fputs("{\"uuid\": \"01234567-89ab", f);
 	fclose(f);
 	start_daemon();
 	req = gpup_ctl_request(GPUP_CTL_M_LIST);
-	cr_assert_eq(gpup_ctl_call(run_dir, req, &rep), 0);
+	cr_assert_eq(gpup_ctl_call(dmn.run_dir, req, &rep), 0);
 	json_object_put(req);
 	cr_assert(json_object_object_get_ex(rep, GPUP_CTL_F_PARTITIONS, &a));
 	cr_assert_eq(json_object_array_length(a), 0);
 	json_object_put(rep);
-	f = fopen(log_path, "r");
+	f = fopen(dmn.log, "r");
 	while (f && fgets(line, sizeof(line), f))
 		logged |= strstr(line, "skipping partition file") && strstr(line, "01234567");
 	if (f)
@@ -317,13 +284,13 @@ Test(daemon_e2e, control_api_errors)
 {
 	json_object *req = gpup_ctl_request("frobnicate"), *rep = NULL;
 
-	cr_assert_eq(gpup_ctl_call(run_dir, req, &rep), 0);
+	cr_assert_eq(gpup_ctl_call(dmn.run_dir, req, &rep), 0);
 	cr_assert_str_eq(gpup_ctl_str(rep, GPUP_CTL_F_CODE, ""), "ENOSYS");
 	json_object_put(req);
 	json_object_put(rep);
 	req = gpup_ctl_request(GPUP_CTL_M_CREATE);
 	json_object_object_add(req, GPUP_CTL_F_TYPE, json_object_new_string("sim-1g-1"));
-	cr_assert_eq(gpup_ctl_call(run_dir, req, &rep), 0);
+	cr_assert_eq(gpup_ctl_call(dmn.run_dir, req, &rep), 0);
 	cr_assert_str_eq(gpup_ctl_str(rep, GPUP_CTL_F_CODE, ""), "ENOENT");
 	cr_assert_str_eq(gpup_ctl_str(rep, GPUP_CTL_F_ERROR, ""),
 			 "no GPU offers type 'sim-1g-1'; see 'gpup types'");
@@ -337,7 +304,7 @@ static json_object *destroy(const char *uuid, bool force)
 
 	json_object_object_add(req, GPUP_CTL_F_UUID, json_object_new_string(uuid));
 	json_object_object_add(req, GPUP_CTL_F_FORCE, json_object_new_boolean(force));
-	cr_assert_eq(gpup_ctl_call(run_dir, req, &rep), 0);
+	cr_assert_eq(gpup_ctl_call(dmn.run_dir, req, &rep), 0);
 	json_object_put(req);
 	return rep;
 }
@@ -350,8 +317,8 @@ Test(daemon_e2e, destroy_in_use_needs_force)
 	json_object *rep;
 
 	create("gpu0", "sim-32m-8", uuid);
-	snprintf(sock, sizeof(sock), "%s/%s.sock", run_dir, uuid);
-	snprintf(ctl, sizeof(ctl), "%s/gpup.sock", run_dir);
+	snprintf(sock, sizeof(sock), "%s/%s.sock", dmn.run_dir, uuid);
+	snprintf(ctl, sizeof(ctl), "%s/gpup.sock", dmn.run_dir);
 	cr_assert_eq(stat(sock, &st), 0);
 	cr_assert_eq(st.st_mode & 0777, 0600, "partition socket mode %o", st.st_mode & 0777);
 	cr_assert_eq(stat(ctl, &st), 0);
@@ -377,7 +344,7 @@ static int ctl_raw(void)
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/gpup.sock", run_dir);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/gpup.sock", dmn.run_dir);
 	cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
 	return fd;
 }
@@ -386,7 +353,7 @@ static void list_works(void)
 {
 	json_object *req = gpup_ctl_request(GPUP_CTL_M_LIST), *rep = NULL;
 
-	cr_assert_eq(gpup_ctl_call(run_dir, req, &rep), 0, "the daemon still answers");
+	cr_assert_eq(gpup_ctl_call(dmn.run_dir, req, &rep), 0, "the daemon still answers");
 	cr_assert_str_eq(gpup_ctl_str(rep, GPUP_CTL_F_CODE, "none"), "none");
 	json_object_put(req);
 	json_object_put(rep);
@@ -445,17 +412,17 @@ Test(daemon_e2e, other_users_are_refused)
 		teardown(); /* a skipped test does not get its fini */
 		cr_skip("needs root to act as another user");
 	}
-	snprintf(ctl, sizeof(ctl), "%s/gpup.sock", run_dir);
+	snprintf(ctl, sizeof(ctl), "%s/gpup.sock", dmn.run_dir);
 	cr_assert_eq(chmod(ctl, 0666), 0);
-	cr_assert_eq(chmod(run_dir, 0755), 0);
-	cr_assert_eq(chmod(dir, 0755), 0);
+	cr_assert_eq(chmod(dmn.run_dir, 0755), 0);
+	cr_assert_eq(chmod(dmn.dir, 0755), 0);
 	pid = fork();
 	if (pid == 0) {
 		json_object *req = gpup_ctl_request(GPUP_CTL_M_LIST), *rep = NULL;
 
 		if (setgid(65534) || setuid(65534))
 			_exit(10);
-		if (gpup_ctl_call(run_dir, req, &rep))
+		if (gpup_ctl_call(dmn.run_dir, req, &rep))
 			_exit(11);
 		_exit(strcmp(gpup_ctl_str(rep, GPUP_CTL_F_CODE, ""), "EPERM") ? 12 : 0);
 	}

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "hv/hv.h"
+#include "tests/daemonlib.h"
 
 #define OUT_MAX 16384
 
@@ -33,8 +34,7 @@ struct proc {
 	char out_buf[OUT_MAX], err_buf[OUT_MAX];
 };
 
-static char dir[64], run_dir[96], state_dir[96];
-static pid_t daemon_pid = -1;
+static struct dl_daemon dmn;
 
 static void need_kvm(void)
 {
@@ -104,7 +104,7 @@ static void finish(struct proc *p)
 /* `gpup --run-dir RUN create --gpu gpu0 --type TYPE`: the UUID. */
 static void create(const char *type, char *uuid)
 {
-	char *argv[] = { "gpup", "--run-dir", run_dir, "create", "--gpu", "gpu0",
+	char *argv[] = { "gpup", "--run-dir", dmn.run_dir, "create", "--gpu", "gpu0",
 			 "--type", (char *)type, NULL };
 	struct proc p;
 
@@ -122,53 +122,24 @@ static char *sock_of(const char *uuid)
 	static int next;
 	char *p = path[next++ % 2];
 
-	snprintf(p, 200, "%s/%s.sock", run_dir, uuid);
+	snprintf(p, 200, "%s/%s.sock", dmn.run_dir, uuid);
 	return p;
 }
 
+/* One sim GPU of 8 GiB: room for the 4 GiB partition infer runs on. */
 static void setup(void)
 {
-	char sock[128];
-	struct stat st;
+	static const char *const args[] = { "--sim-gpus", "1", "--vram", "8G", NULL };
 
 	if (access("/dev/kvm", R_OK | W_OK) != 0 || !getenv("GPUP_BIN"))
 		return; /* each test skips with its reason */
-	strcpy(dir, "/tmp/hv-gpu-XXXXXX");
-	cr_assert_not_null(mkdtemp(dir));
-	snprintf(run_dir, sizeof(run_dir), "%s/run", dir);
-	snprintf(state_dir, sizeof(state_dir), "%s/state", dir);
-	snprintf(sock, sizeof(sock), "%s/gpup.sock", run_dir);
-	daemon_pid = fork();
-	cr_assert_neq(daemon_pid, -1);
-	if (daemon_pid == 0) {
-		int null = open("/dev/null", 1);
-
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		dup2(null, 1);
-		dup2(null, 2);
-		execl(getenv("GPUP_BIN"), "gpup", "daemon", "--foreground", "--run-dir",
-		      run_dir, "--state-dir", state_dir, "--sim-gpus", "1", "--vram",
-		      "8G", NULL);
-		_exit(127);
-	}
-	for (int i = 0; i < 500 && stat(sock, &st) != 0; i++)
-		usleep(10000);
-	cr_assert_eq(stat(sock, &st), 0, "the daemon did not start");
+	cr_assert_eq(dl_start(&dmn, &(struct dl_opts){ .name = "hv-gpu", .args = args }), 0,
+		     "the daemon did not start");
 }
 
 static void teardown(void)
 {
-	char cmd[128];
-
-	if (daemon_pid > 0) {
-		kill(daemon_pid, SIGTERM);
-		waitpid(daemon_pid, NULL, 0);
-		daemon_pid = -1;
-	}
-	if (dir[0]) {
-		snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-		cr_assert_eq(system(cmd), 0);
-	}
+	cr_assert_eq(dl_teardown(&dmn), 0);
 }
 
 TestSuite(hv_gpu, .init = setup, .fini = teardown, .timeout = 120);
@@ -202,7 +173,7 @@ Test(hv_gpu, vdi_renders_frames)
 {
 	struct proc p;
 	char u[40];
-	char *argv[] = { "gpup", "--run-dir", run_dir, "run", "--kernel",
+	char *argv[] = { "gpup", "--run-dir", dmn.run_dir, "run", "--kernel",
 			 (char *)guest("vdi"), "--gpu", u, "--append",
 			 "w=64 h=48 frames=10 fps=100", NULL };
 
@@ -287,7 +258,7 @@ enum loss { LOSS_DESTROY, LOSS_KILL, LOSS_STALL };
 static void lose_device(enum loss how, const char *line)
 {
 	struct proc p;
-	char u[40], *argv[] = { "gpup", "--run-dir", run_dir, "destroy", "--force", u, NULL };
+	char u[40], *argv[] = { "gpup", "--run-dir", dmn.run_dir, "destroy", "--force", u, NULL };
 	struct proc d;
 
 	create("sim-512m-16", u);
@@ -299,13 +270,12 @@ static void lose_device(enum loss how, const char *line)
 		cr_assert_eq(d.code, 0, "destroy: %s", d.err_buf);
 	} else {
 		/* A stopped daemon neither answers nor hangs up. */
-		kill(daemon_pid, how == LOSS_KILL ? SIGKILL : SIGSTOP);
+		kill(dmn.pid, how == LOSS_KILL ? SIGKILL : SIGSTOP);
 	}
 	finish(&p);
 	if (how != LOSS_DESTROY) {
-		kill(daemon_pid, SIGKILL);
-		waitpid(daemon_pid, NULL, 0);
-		daemon_pid = -1;
+		kill(dmn.pid, SIGKILL);
+		dl_stop(&dmn);
 	}
 	/* The guest saw the device fail (its status 5), the VMM said so once. */
 	cr_assert_eq(p.code, 5, "out: %s err: %s", p.out_buf, p.err_buf);
@@ -351,7 +321,7 @@ Test(hv_gpu, attach_failures_are_clear)
 	cr_assert(strstr(p.err_buf, "cannot attach GPU partition /nonexistent/partition.sock"),
 		  "%s", p.err_buf);
 	/* A socket path that is a plain file. */
-	snprintf(path, sizeof(path), "%s/not-a-socket", dir);
+	snprintf(path, sizeof(path), "%s/not-a-socket", dmn.dir);
 	f = fopen(path, "w");
 	fclose(f);
 	boot(&p, "hello", path, "");
@@ -369,7 +339,7 @@ Test(hv_gpu, attach_to_a_silent_socket_times_out)
 	struct proc p;
 
 	need_kvm();
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/silent.sock", dir);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/silent.sock", dmn.dir);
 	cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
 	cr_assert_eq(listen(fd, 1), 0);
 	boot(&p, "hello", sa.sun_path, "");
@@ -411,7 +381,7 @@ Test(hv_gpu, control_socket_lists_two_partitions)
 	need_kvm();
 	create("sim-512m-16", u1);
 	create("sim-1g-8", u2);
-	snprintf(ctl, sizeof(ctl), "%s/vm.sock", dir);
+	snprintf(ctl, sizeof(ctl), "%s/vm.sock", dmn.dir);
 	{
 		char *argv[] = { "gpup", "run", "--kernel", (char *)guest("hello"), "--gpu",
 				 sock_of(u1), "--gpu", sock_of(u2), "--append", "spin",

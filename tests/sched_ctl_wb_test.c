@@ -16,6 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "tests/daemonlib.h"
 #include "tests/testlib.h"
 
 #include "gpup/ctl/ctl.h"
@@ -285,7 +286,7 @@ static void partition_settings(char *out, size_t len)
 /* Runs even when an assertion ended the test: no daemon is left behind. */
 static void cli_teardown(void)
 {
-	tl_stop_daemon(dir);
+	dl_teardown_dir(dir);
 }
 
 TestSuite(sched_cli, .fini = cli_teardown);

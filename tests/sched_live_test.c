@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "tests/daemonlib.h"
 #include "tests/testlib.h"
 
 static char dir[64];
@@ -26,7 +27,7 @@ static int gpup(char *out, size_t len, const char *args)
 /* Runs even when an assertion ended the test: no daemon is left behind. */
 static void stop_daemon(void)
 {
-	tl_stop_daemon(dir);
+	dl_teardown_dir(dir);
 }
 
 TestSuite(sched_live, .fini = stop_daemon);

@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "tests/daemonlib.h"
 #include "tests/testlib.h"
 
 static char dir[64];
@@ -55,7 +56,7 @@ static void create(char *out, size_t len, char *uuid)
 /* Runs even when an assertion ended the test: no daemon is left behind. */
 static void stop_daemon(void)
 {
-	tl_stop_daemon(dir);
+	dl_teardown_dir(dir);
 }
 
 TestSuite(sched_vm, .fini = stop_daemon);

@@ -1,11 +1,9 @@
 // SPDX-License-Identifier: MIT
 /* Shared helpers for the suites that drive the gpup binary (testlib.h). */
 #include <criterion/criterion.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/wait.h>
-#include <unistd.h>
 
 #include "tests/testlib.h"
 
@@ -28,25 +26,4 @@ int tl_gpup(const char *dir, char *out, size_t len, const char *args)
 	if (f)
 		fclose(f);
 	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-void tl_stop_daemon(const char *dir)
-{
-	char path[256], cmd[300];
-	FILE *f;
-	int pid = 0;
-
-	if (!dir[0])
-		return;
-	snprintf(path, sizeof(path), "%s/run/gpup.pid", dir);
-	if ((f = fopen(path, "r"))) {
-		if (fscanf(f, "%d", &pid) == 1 && pid > 0)
-			kill(pid, SIGTERM);
-		fclose(f);
-	}
-	for (int i = 0; pid > 0 && i < 300 && kill(pid, 0) == 0; i++)
-		usleep(10000);
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	if (system(cmd) != 0)
-		fprintf(stderr, "could not remove %s\n", dir);
 }
