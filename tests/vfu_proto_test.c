@@ -9,12 +9,14 @@
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
+#include <time.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "gpup/drv/drv.h"
 #include "gpup/gpu/gpu.h"
 #include "gpup/vgpu/vgpu.h"
 #include "vfu/vfu.h"
@@ -402,6 +404,63 @@ Test(vfu_proto, sparse_dma_is_bounded)
 	iommu_get_stats(pa.dom, &st);
 	cr_assert_eq(st.mapped_bytes, 0u);
 	other_partition_fine();
+}
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* A tenant hands over a blocking eventfd whose counter is at its maximum
+ * and asks for interrupts on it.  Signalling it would block whoever
+ * writes: no engine may, so the neighbour on the same engines keeps
+ * getting its fences, the tenant's own commands still complete, and
+ * taking the partition down does not hang. */
+Test(vfu_proto, a_full_interrupt_eventfd_stalls_nobody)
+{
+	struct vfu_client *ca = client(&pa), *cb = client(&pb);
+	int full = eventfd(0, EFD_CLOEXEC);
+	uint64_t max = 0xfffffffffffffffeull, t0;
+	struct gpup_vg ga, gb;
+	union gpup_cmd f[64];
+	uint32_t ci = 0;
+
+	cr_assert_eq(write(full, &max, sizeof(max)), (ssize_t)sizeof(max));
+	cr_assert_eq(gpup_vg_open(&ga, ca, 2 * MIB), 0);
+	cr_assert_eq(gpup_vg_open(&gb, cb, 2 * MIB), 0);
+	cr_assert_eq(vfu_client_set_irqs(ca, VFIO_PCI_MSIX_IRQ_INDEX, 0, 1, &full), 0);
+	cr_assert_eq(gpup_vg_queue_setup(&ga, 0, GPUP_ENGINE_COPY), 0);
+	cr_assert_eq(gpup_vg_queue_setup(&gb, 0, GPUP_ENGINE_COPY), 0);
+	for (unsigned int i = 0; i < 64; i++)
+		f[i] = gpup_cmd_fence(GPUP_SPACE_IOVA, gpup_vg_iova(GPUP_VG_FENCE_OFF), i + 1,
+				      GPUP_FENCE_IRQ);
+	cr_assert_eq(gpup_vg_submit(&ga, 0, f, 64), 0);
+	t0 = now_ms();
+	for (int i = 0; i < 20; i++)
+		cr_assert_eq(gpup_vg_fence_wait(&gb, 0, 2000, NULL), 0, "neighbour's fence %d", i);
+	cr_assert_lt(now_ms() - t0, 5000u);
+	for (int i = 0; i < 500 && ci != 64; i++) {
+		usleep(2000);
+		cr_assert_eq(gpup_vg_reg_read(&ga, GPUP_REG_QUEUE(0) + GPUP_Q_CI, &ci), 0);
+	}
+	cr_assert_eq(ci, 64u, "the tenant's own fences completed");
+	gpup_vg_close(&gb);
+	t0 = now_ms();
+	vfu_server_destroy(pa.srv);
+	vgpu_destroy(pa.vg);
+	cr_assert_lt(now_ms() - t0, 3000u, "taking the partition down hung");
+	struct vgpu_cfg vc = { gpu, 0, 8 * MIB, pa.dom, "a" };
+	pa.vg = vgpu_create(&vc);
+	cr_assert_not_null(pa.vg);
+	pa.srv = vgpu_serve(pa.vg, NULL);
+	cr_assert_not_null(pa.srv);
+	gpup_vg_close(&ga);
+	vfu_client_close(ca);
+	vfu_client_close(cb);
+	close(full);
 }
 
 Test(vfu_proto, out_of_range_region_access)

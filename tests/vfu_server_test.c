@@ -390,6 +390,29 @@ Test(vfu_server, irqs_are_connected_triggered_and_released)
 	close(pipefd[1]);
 }
 
+/* Triggering a vector whose eventfd the client filled to its maximum
+ * (a blocking one) is answered at once, and the connection goes on. */
+Test(vfu_server, a_full_eventfd_never_blocks_a_trigger)
+{
+	struct vfu_client *c = client();
+	int full = eventfd(0, EFD_CLOEXEC);
+	uint64_t max = 0xfffffffffffffffeull, v = 0;
+	struct vfio_irq_set trig = { sizeof(trig),
+				     VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER, 0, 1, 1 };
+
+	cr_assert_eq(write(full, &max, sizeof(max)), (ssize_t)sizeof(max));
+	cr_assert_eq(vfu_client_set_irqs(c, 0, 1, 1, &full), 0);
+	cr_assert_eq(vfu_client_set_timeout(c, 2000), 0);
+	cr_assert_eq(vfu_client_call(c, VFIO_USER_DEVICE_SET_IRQS, &trig, sizeof(trig), NULL, 0,
+				     NULL, 0, NULL, NULL), 0);
+	cr_assert_eq(vfu_client_reset(c), 0, "the connection goes on");
+	cr_assert_eq(read(full, &v, sizeof(v)), (ssize_t)sizeof(v));
+	cr_assert_eq(v, max, "the increment was dropped, the count kept");
+	cr_assert_eq(vfu_eventfd_signal(full), 0, "drained, it takes signals again");
+	vfu_client_close(c);
+	close(full);
+}
+
 Test(vfu_server, dma_windows_reach_the_device_and_leave_with_the_client)
 {
 	struct vfu_client *c = client();

@@ -107,13 +107,15 @@ static int irq_set_eventfds(struct vfu_server *s, struct vfu_msg *m, uint32_t in
 	return 0;
 }
 
+/* The connection's thread must not block on the client's eventfd either:
+ * destroying the device joins it. */
 static void irq_trigger(struct vfu_server *s, uint32_t index, uint32_t vec)
 {
-	uint64_t one = 1;
-	int fd = s->irq_fds[index][vec];
+	int fd = s->irq_fds[index][vec], rc;
 
-	if (fd >= 0 && write(fd, &one, sizeof(one)) < 0)
-		vfu_log(s, "cannot signal vector %u: %s", vec, strerror(errno));
+	rc = fd >= 0 ? vfu_eventfd_signal(fd) : 0;
+	if (rc && rc != -EAGAIN)
+		vfu_log(s, "cannot signal vector %u: %s", vec, strerror(-rc));
 }
 
 static void irq_release_index(struct vfu_server *s, uint32_t index)

@@ -65,6 +65,13 @@ void vfu_msg_close_fds(struct vfu_msg *m);
 /* Bound every send and receive on sock to ms (0: no bound). */
 int vfu_sock_set_timeout(int sock, unsigned int ms);
 
+/* Signal (add 1 to) an eventfd a peer handed over, never blocking on it:
+ * 0; -EAGAIN if its counter is at its maximum (the consumer sees it
+ * signalled already; the increment is dropped), whatever the peer does to
+ * the fd meanwhile; -EBADF or another -errno.  Uses a realtime signal
+ * (SIGRTMIN + 5) and a timer per calling thread to bound the write. */
+int vfu_eventfd_signal(int fd);
+
 /* ---- the VERSION capabilities ---- */
 
 struct vfu_caps {

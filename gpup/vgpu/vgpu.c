@@ -22,17 +22,26 @@
 
 #include "gpup/vgpu/vgpu_int.h"
 #include "iommu/iommu.h"
+#include "vfu/vfu.h"
 
 static unsigned int vgpu_next_id;
 
+/* The eventfd is the client's: it is signalled without blocking (an
+ * engine thread of the whole GPU runs this), and one found full is left
+ * alone for VGPU_IRQ_FULL_BACKOFF_NS, so a tenant cannot make every
+ * interrupt cost the engine a guarded write. */
 void vgpu_irq_locked(struct vgpu *v, uint32_t bit, uint32_t vector)
 {
-	uint64_t one = 1;
+	int rc;
 
 	v->intr_status |= bit;
 	if ((v->intr_mask & bit) || vector >= GPUP_MSIX_VECTORS || v->irq_fd[vector] < 0)
 		return;
-	if (write(v->irq_fd[vector], &one, sizeof(one)) == (ssize_t)sizeof(one))
+	if (v->irq_full_until[vector] && gpup_mono_ns() < v->irq_full_until[vector])
+		return;
+	rc = vfu_eventfd_signal(v->irq_fd[vector]);
+	v->irq_full_until[vector] = rc == -EAGAIN ? gpup_mono_ns() + VGPU_IRQ_FULL_BACKOFF_NS : 0;
+	if (rc == 0)
 		v->interrupts++;
 }
 
@@ -547,6 +556,7 @@ int vgpu_set_irq_fd(struct vgpu *v, unsigned int vector, int fd)
 	int old = v->irq_fd[vector];
 
 	v->irq_fd[vector] = nfd;
+	v->irq_full_until[vector] = 0;
 	pthread_mutex_unlock(&v->lock);
 	if (old >= 0)
 		close(old);

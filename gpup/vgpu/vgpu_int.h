@@ -99,6 +99,7 @@ struct vgpu {
 	uint64_t fault_count;
 	struct vgpu_fault_rec log[GPUP_FAULT_LOG_ENTRIES];
 	int irq_fd[GPUP_MSIX_VECTORS];
+	uint64_t irq_full_until[GPUP_MSIX_VECTORS]; /* found full: skip until */
 	/* Statistics (lock). */
 	uint64_t faults, interrupts, engine_ns_done[2], doorbells_done;
 	struct vgpu_queue q[GPUP_MAX_QUEUES];
@@ -114,6 +115,8 @@ struct vgpu {
 };
 
 #define VGPU_BOUNCE_SIZE (256u << 10)
+/* A client eventfd found full is not tried again for this long. */
+#define VGPU_IRQ_FULL_BACKOFF_NS 1000000000ull
 #define VGPU_COPY_CHUNK (2u << 20)
 
 /* Record a fault on q (lock held): log, Q_FAULT, FAULTED, interrupt. */
