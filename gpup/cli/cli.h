@@ -2,25 +2,16 @@
 /*
  * The cli room (gpup/cli/): the gpup command line.  Subcommands register
  * themselves with GPUP_COMMAND() from the file that implements them
- * (kvmtool style: cmd_*.c here, bench.c in the bench room), so main()
- * never learns their names.  Also the small helpers every command shares
- * (cli.c): size parsing, directory defaults, errors.  cmd_run.c (`gpup
- * run`) is the one file of gpup/ that includes hv/.
- *
- * Exit codes, for every subcommand:
- *   0  success
- *   1  the operation failed at run time (I/O, the daemon went away...)
- *   2  the request was wrong: bad flag, unknown name, no capacity, in use
+ * (kvmtool style: cmd_*.c), so main() never learns their names.  Also the
+ * default directories, which only the command line resolves; the exit
+ * statuses and the helpers the lower rooms share too (sizes, errors,
+ * mkdir -p) are gpup/base/base.h's.  cmd_run.c (`gpup run`) is the one
+ * file of gpup/ that includes hv/.
  */
 #ifndef GPUP_CLI_H
 #define GPUP_CLI_H
 
-#include <stdint.h>
-#include <stdio.h>
-
-#define GPUP_EXIT_OK 0
-#define GPUP_EXIT_FAIL 1
-#define GPUP_EXIT_USAGE 2
+#include "gpup/base/base.h"
 
 struct gpup_global {
 	const char *run_dir;   /* resolved: --run-dir, GPUP_RUN_DIR, default */
@@ -48,26 +39,10 @@ const struct gpup_command *gpup_command_first(void);
 		gpup_command_register(&gpup_cmd_##cmain);                      \
 	}
 
-/* "8G", "512M", "4096", "64k": bytes.  -1 and errno = EINVAL on junk,
- * ERANGE on overflow.  Suffixes K, M, G, T (powers of 1024), any case,
- * optional trailing "iB" or "B". */
-int gpup_parse_size(const char *s, uint64_t *out);
-
-/* Format bytes as "8 GiB", "512 MiB", "4 KiB" or "123 B" when not a whole
- * multiple.  Returns buf. */
-char *gpup_format_size(uint64_t bytes, char *buf, size_t len);
-
 /* Default directories: root uses /run/gpup and /var/lib/gpup; others use
  * $XDG_RUNTIME_DIR/gpup (or /tmp/gpup-UID) and $XDG_STATE_HOME/gpup (or
  * ~/.local/state/gpup).  Returned strings are static. */
 const char *gpup_default_run_dir(void);
 const char *gpup_default_state_dir(void);
-
-/* mkdir -p with mode for the last component; 0 or -errno. */
-int gpup_mkdir_p(const char *path, unsigned int mode);
-
-/* Print "gpup CMD: message" to stderr, printf style, with a newline. */
-void gpup_err(const char *cmd, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
 
 #endif

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "gpup/cli/cli.h"
 #include "gpup/ctl/ctl.h"
 #include "gpup/pool/pool.h"
 #include "uapi/gpup_ctl.h"
@@ -56,7 +57,7 @@ static int cmd_create(const struct gpup_global *g, int argc, char **argv)
 		json_object_object_add(req, GPUP_CTL_F_GPU, json_object_new_string(gpu));
 	if (uuid)
 		json_object_object_add(req, GPUP_CTL_F_UUID, json_object_new_string(uuid));
-	rc = gpup_ctl_cli_call(g, "create", req, &r);
+	rc = gpup_ctl_cli_call(g->run_dir, "create", req, &r);
 	if (rc)
 		return rc;
 	if (json)
@@ -102,7 +103,7 @@ static int cmd_destroy(const struct gpup_global *g, int argc, char **argv)
 	req = gpup_ctl_request(GPUP_CTL_M_DESTROY);
 	json_object_object_add(req, GPUP_CTL_F_UUID, json_object_new_string(argv[optind]));
 	json_object_object_add(req, GPUP_CTL_F_FORCE, json_object_new_boolean(force));
-	rc = gpup_ctl_cli_call(g, "destroy", req, &r);
+	rc = gpup_ctl_cli_call(g->run_dir, "destroy", req, &r);
 	if (rc)
 		return rc;
 	if (json)
@@ -194,7 +195,7 @@ static int cmd_list(const struct gpup_global *g, int argc, char **argv)
 		gpup_err("list", "unexpected argument '%s'", argv[optind]);
 		return GPUP_EXIT_USAGE;
 	}
-	rc = gpup_ctl_cli_call(g, "list", gpup_ctl_request(GPUP_CTL_M_LIST), &r);
+	rc = gpup_ctl_cli_call(g->run_dir, "list", gpup_ctl_request(GPUP_CTL_M_LIST), &r);
 	if (rc)
 		return rc;
 	if (json)

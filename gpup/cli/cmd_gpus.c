@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "gpup/cli/cli.h"
 #include "gpup/ctl/ctl.h"
 #include "gpup/pool/pool.h"
 #include "uapi/gpup_ctl.h"
@@ -137,7 +138,7 @@ static int cmd_gpus(const struct gpup_global *g, int argc, char **argv)
 		json_object_put(r);
 		return host_only(g, json);
 	}
-	rc = gpup_ctl_cli_result(g, "gpus", rc, r, &r);
+	rc = gpup_ctl_cli_result(g->run_dir, "gpus", rc, r, &r);
 	if (rc)
 		return rc;
 	if (json)
@@ -190,7 +191,7 @@ static int cmd_types(const struct gpup_global *g, int argc, char **argv)
 	req = gpup_ctl_request(GPUP_CTL_M_TYPES);
 	if (gpu)
 		json_object_object_add(req, GPUP_CTL_F_GPU, json_object_new_string(gpu));
-	rc = gpup_ctl_cli_call(g, "types", req, &r);
+	rc = gpup_ctl_cli_call(g->run_dir, "types", req, &r);
 	if (rc)
 		return rc;
 	if (json)

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "gpup/cli/cli.h"
 #include "gpup/ctl/ctl.h"
 #include "scheduler/sched.h"
 #include "uapi/gpup_ctl.h"
@@ -131,7 +132,7 @@ static int gpu_sched(const struct gpup_global *g, const struct sched_args *a)
 	if (a->wd)
 		json_object_object_add(req, GPUP_CTL_F_WATCHDOG_NS,
 				       json_object_new_int64((int64_t)(a->watchdog_ms * 1e6)));
-	rc = gpup_ctl_cli_call(g, "sched", req, &r);
+	rc = gpup_ctl_cli_call(g->run_dir, "sched", req, &r);
 	if (rc)
 		return rc;
 	snprintf(slice, sizeof(slice), a->slice_ms ? "%.2f ms" : "default", a->slice_ms);
@@ -157,7 +158,7 @@ static int part_sched(const struct gpup_global *g, const struct sched_args *a)
 	json_object_object_add(req, GPUP_CTL_F_FPS_LIMIT, json_object_new_int64(a->fps));
 	if (a->klass)
 		json_object_object_add(req, GPUP_CTL_F_CLASS, json_object_new_string(a->klass));
-	rc = gpup_ctl_cli_call(g, "sched", req, &r);
+	rc = gpup_ctl_cli_call(g->run_dir, "sched", req, &r);
 	if (rc)
 		return rc;
 	if (a->json) {
@@ -257,7 +258,7 @@ static int cmd_stats(const struct gpup_global *g, int argc, char **argv)
 	req = gpup_ctl_request(GPUP_CTL_M_STATS);
 	if (gpu)
 		json_object_object_add(req, GPUP_CTL_F_GPU, json_object_new_string(gpu));
-	rc = gpup_ctl_cli_call(g, "stats", req, &r);
+	rc = gpup_ctl_cli_call(g->run_dir, "stats", req, &r);
 	if (rc)
 		return rc;
 	if (json) {

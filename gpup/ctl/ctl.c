@@ -14,6 +14,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "gpup/base/base.h"
 #include "gpup/ctl/ctl.h"
 #include "uapi/gpup_ctl.h"
 
@@ -279,18 +280,18 @@ static bool usage_code(const char *code)
 	return false;
 }
 
-int gpup_ctl_cli_call(const struct gpup_global *g, const char *cmd, json_object *req,
+int gpup_ctl_cli_call(const char *run_dir, const char *cmd, json_object *req,
 		      json_object **reply)
 {
 	json_object *r = NULL;
-	int rc = gpup_ctl_call(g->run_dir, req, &r);
+	int rc = gpup_ctl_call(run_dir, req, &r);
 
 	json_object_put(req);
-	return gpup_ctl_cli_result(g, cmd, rc, r, reply);
+	return gpup_ctl_cli_result(run_dir, cmd, rc, r, reply);
 }
 
-int gpup_ctl_cli_result(const struct gpup_global *g, const char *cmd, int rc,
-			json_object *r, json_object **reply)
+int gpup_ctl_cli_result(const char *run_dir, const char *cmd, int rc, json_object *r,
+			json_object **reply)
 {
 	json_object *ok;
 
@@ -298,11 +299,11 @@ int gpup_ctl_cli_result(const struct gpup_global *g, const char *cmd, int rc,
 		json_object_put(r);
 	if (rc == -ENOENT || rc == -ECONNREFUSED) {
 		gpup_err(cmd, "no daemon is running in %s (start one with 'gpup daemon')",
-			 g->run_dir);
+			 run_dir);
 		return GPUP_EXIT_FAIL;
 	}
 	if (rc) {
-		gpup_err(cmd, "talking to the daemon in %s: %s", g->run_dir, strerror(-rc));
+		gpup_err(cmd, "talking to the daemon in %s: %s", run_dir, strerror(-rc));
 		return GPUP_EXIT_FAIL;
 	}
 	if (!json_object_object_get_ex(r, GPUP_CTL_F_OK, &ok) || !json_object_get_boolean(ok)) {

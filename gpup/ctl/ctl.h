@@ -10,8 +10,6 @@
 #include <json-c/json.h>
 #include <stddef.h>
 
-#include "gpup/cli/cli.h"
-
 /* RUN_DIR/gpup.sock: 0 or -ENAMETOOLONG. */
 int gpup_ctl_sock_path(const char *run_dir, char *buf, size_t len);
 
@@ -44,15 +42,15 @@ const char *gpup_ctl_errno_name(int err);
  * (-ENOENT / -ECONNREFUSED: no daemon there). */
 int gpup_ctl_call(const char *run_dir, json_object *req, json_object **reply);
 
-/* What CLI commands do: call, and on failure print one line to stderr
- * ("gpup CMD: ...") and return the exit code; 0 with *reply on success.
- * Takes req. */
-int gpup_ctl_cli_call(const struct gpup_global *g, const char *cmd, json_object *req,
+/* What CLI commands do: call the daemon of run_dir, and on failure print
+ * one line to stderr ("gpup CMD: ...") and return the exit status
+ * (gpup/base/base.h); GPUP_EXIT_OK with *reply on success.  Takes req. */
+int gpup_ctl_cli_call(const char *run_dir, const char *cmd, json_object *req,
 		      json_object **reply);
 /* The same for a call already made: rc and r as gpup_ctl_call gave them
  * (r is taken). */
-int gpup_ctl_cli_result(const struct gpup_global *g, const char *cmd, int rc,
-			json_object *r, json_object **reply);
+int gpup_ctl_cli_result(const char *run_dir, const char *cmd, int rc, json_object *r,
+			json_object **reply);
 
 /* A request object {"method":m,"version":GPUP_CTL_VERSION}. */
 json_object *gpup_ctl_request(const char *method);

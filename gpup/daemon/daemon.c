@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "gpup/base/base.h"
 #include "gpup/ctl/ctl.h"
 #include "gpup/daemon/daemon_int.h"
 #include "gpup/gpu/gpu.h"

@@ -12,7 +12,7 @@
 #include <string.h>
 #include <sys/random.h>
 
-#include "gpup/cli/cli.h"
+#include "gpup/base/base.h"
 #include "gpup/pool/pool.h"
 
 static void set_err(char *err, size_t len, const char *fmt, ...)

@@ -19,7 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "gpup/cli/cli.h"
+#include "gpup/base/base.h"
 #include "gpup/pool/pool.h"
 
 #define STATE_SUBDIR "partitions"

@@ -1,11 +1,11 @@
 // SPDX-License-Identifier: MIT
-/* The shared command-line helpers: size parsing and formatting. */
+/* gpup/base: sizes parsed and formatted. */
 #include <criterion/criterion.h>
 #include <errno.h>
 
-#include "gpup/cli/cli.h"
+#include "gpup/base/base.h"
 
-Test(cli, parse_size_suffixes)
+Test(base, parse_size_suffixes)
 {
 	uint64_t v;
 
@@ -21,7 +21,7 @@ Test(cli, parse_size_suffixes)
 	cr_assert_eq(v, 2ull << 40);
 }
 
-Test(cli, parse_size_rejects_junk)
+Test(base, parse_size_rejects_junk)
 {
 	uint64_t v = 7;
 	const char *bad[] = { "", "G", "-1", "1X", "1GG", "1 G", "0x10", "1Gi" };
@@ -36,7 +36,7 @@ Test(cli, parse_size_rejects_junk)
 	cr_assert_eq(v, 7, "failed parses leave the output alone");
 }
 
-Test(cli, format_size)
+Test(base, format_size)
 {
 	char b[32];
 
