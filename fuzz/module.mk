@@ -17,8 +17,10 @@ FUZZ_CFLAGS := -std=gnu11 -O1 -g -Wall -Wextra -Werror -D_GNU_SOURCE -pthread \
 FUZZ_SRCS := $(wildcard fuzz/*_fuzz.c)
 FUZZ_NAMES := $(patsubst fuzz/%_fuzz.c,%,$(FUZZ_SRCS))
 FUZZ_BINS := $(patsubst %,$(FUZZ_DIR)/%_fuzz,$(FUZZ_NAMES))
-# All module objects but the benchmark's (gpup bench), which no input reaches.
-FUZZ_LIB_OBJS := $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,$(filter-out gpup/bench/%,$(LIB_SRCS)))
+# All module objects but the benchmark's (gpup bench: its room and its
+# command), which no input reaches.
+FUZZ_LIB_OBJS := $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,$(filter-out gpup/bench/% \
+	gpup/cli/cmd_bench.c,$(LIB_SRCS)))
 FUZZ_STAMP := $(FUZZ_DIR)/.fuzz-deps-ok
 
 # Only pattern rules here, so that no target of this file becomes the

@@ -1,112 +1,20 @@
 // SPDX-License-Identifier: MIT
 /*
- * `gpup bench SCENARIO.json --model`: run a scenario under its policy and
- * its baselines, check its targets, and write the reports.  Exit status 0
- * when every target holds, 1 when one fails or the run failed, 2 on a bad
- * command line or scenario.  Without a mode it runs on VMs (bench_vm.c),
- * with the model's numbers beside; `--live` drives a running daemon's
- * partitions from threads (bench_live.c).  Both only report.
+ * The three modes of `gpup bench` (its command line is
+ * gpup/cli/cmd_bench.c's): run a scenario under its policy and its
+ * baselines and write the reports.  The model checks the scenario's
+ * targets; vm mode runs on VMs (bench_vm.c), with the model's numbers
+ * beside; live mode drives a running daemon's partitions from threads
+ * (bench_live.c).  Those two only report.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "gpup/base/base.h"
 #include "gpup/bench/bench.h"
 #include "gpup/bench/bench_int.h"
-#include "gpup/cli/cli.h"
-
-struct bench_opts {
-	const char *scenario, *json, *report, *plot, *guest;
-	bool model, live, have_seed, no_baselines;
-	uint64_t seed;
-	double duration_s;
-};
-
-static void usage(FILE *f)
-{
-	fprintf(f,
-		"usage: gpup bench SCENARIO.json [--model|--live] [--seed N] [--json OUT]\n"
-		"                  [--report OUT.md] [--plot OUT.svg|OUT.png]\n"
-		"                  [--duration S] [--no-baselines] [--guest TENANT.elf]\n"
-		"\n"
-		"Measure how fairly the scheduler shares GPU engines between the\n"
-		"scenario's tenants, beside the best-effort and fifo baselines.\n"
-		"Without a mode: one VM per tenant running the tenant guest on a\n"
-		"partition of its own, on a daemon started for the run (or the one\n"
-		"at --run-dir), the model's numbers beside (default 5 s per policy;\n"
-		"host-dependent, no targets enforced; needs /dev/kvm).\n"
-		"  --model         simulate the engines with the sim GPU's cost model\n"
-		"                  (deterministic: same scenario and seed, same numbers)\n"
-		"  --live          run it on the running daemon's first sim GPU: one\n"
-		"                  partition per tenant, driven over vfio-user (default\n"
-		"                  5 s per policy; host-dependent, no targets checked)\n"
-		"  --seed N        workload seed (default: the scenario's)\n"
-		"  --json OUT      the JSON report ('-' for stdout)\n"
-		"  --report OUT.md the Markdown report (default: stdout)\n"
-		"  --plot OUT      share over time, drawn by gnuplot (.svg or .png; not live)\n"
-		"  --guest FILE    the tenant guest (default: guests/tenant.elf by gpup)\n"
-		"  --duration S    run S seconds (per policy) instead of the scenario's\n"
-		"  --no-baselines  only the scenario's own policy\n"
-		"Exit status: 0 targets hold, 1 a target failed, 2 bad usage.\n");
-}
-
-static int parse_opts(int argc, char **argv, struct bench_opts *o)
-{
-	static const struct option opts[] = {
-		{ "model", no_argument, NULL, 'm' },
-		{ "live", no_argument, NULL, 'l' },
-		{ "seed", required_argument, NULL, 's' },
-		{ "json", required_argument, NULL, 'j' },
-		{ "report", required_argument, NULL, 'r' },
-		{ "plot", required_argument, NULL, 'p' },
-		{ "duration", required_argument, NULL, 'd' },
-		{ "no-baselines", no_argument, NULL, 'n' },
-		{ "guest", required_argument, NULL, 'g' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 },
-	};
-	char *end;
-	int c;
-
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'm': o->model = true; break;
-		case 'l': o->live = true; break;
-		case 'j': o->json = optarg; break;
-		case 'r': o->report = optarg; break;
-		case 'p': o->plot = optarg; break;
-		case 'n': o->no_baselines = true; break;
-		case 'g': o->guest = optarg; break;
-		case 's':
-			errno = 0;
-			o->seed = strtoull(optarg, &end, 0);
-			if (errno || *end || !*optarg) {
-				gpup_err("bench", "--seed %s: not a number", optarg);
-				return -EINVAL;
-			}
-			o->have_seed = true;
-			break;
-		case 'd':
-			o->duration_s = strtod(optarg, &end);
-			if (*end || o->duration_s <= 0 || o->duration_s > 86400) {
-				gpup_err("bench", "--duration %s: seconds in (0, 86400]", optarg);
-				return -EINVAL;
-			}
-			break;
-		case 'h': usage(stdout); return 1;
-		default: usage(stderr); return -EINVAL;
-		}
-	}
-	if (optind != argc - 1) {
-		usage(stderr);
-		return -EINVAL;
-	}
-	o->scenario = argv[optind];
-	return 0;
-}
 
 static double wall_now(void)
 {
@@ -219,8 +127,8 @@ static int live_outputs(const struct bench_opts *o, const struct bench_scenario 
 }
 
 /* The scenario's policy, then its baselines, on the same partitions. */
-static int live_main(const struct gpup_global *g, const struct bench_opts *o,
-		     const struct bench_scenario *sc)
+int bench_live_mode(const char *run_dir, const struct bench_opts *o,
+		    const struct bench_scenario *sc)
 {
 	double secs = o->duration_s > 0 ? o->duration_s : sc->duration_ns / 1e9;
 	struct bench_live_result res[1 + BENCH_MAX_BASELINES];
@@ -235,7 +143,7 @@ static int live_main(const struct gpup_global *g, const struct bench_opts *o,
 	for (unsigned int i = 0; !o->no_baselines && i < sc->nbaselines; i++)
 		if (sc->baselines[i] != sc->policy)
 			pol[np++] = sc->baselines[i];
-	rc = bench_live_open(&l, g->run_dir, sc, (uint64_t)(secs * 1e9), err, sizeof(err));
+	rc = bench_live_open(&l, run_dir, sc, (uint64_t)(secs * 1e9), err, sizeof(err));
 	for (unsigned int i = 0; !rc && i < np; i++) {
 		rc = bench_live_run(&l, pol[i], o->have_seed ? o->seed : sc->seed, &res[n],
 				    err, sizeof(err));
@@ -249,7 +157,7 @@ static int live_main(const struct gpup_global *g, const struct bench_opts *o,
 		rc = live_outputs(o, sc, res, n, secs);
 	for (unsigned int i = 0; i < n; i++)
 		bench_live_result_free(&res[i]);
-	return rc ? GPUP_EXIT_FAIL : GPUP_EXIT_OK;
+	return rc;
 }
 
 /* vm mode checks what it can measure; the rest (lag, 1 s windows) is the
@@ -324,8 +232,8 @@ static int vm_outputs(const struct bench_opts *o, const struct bench_vm *v, uint
 	return rc;
 }
 
-static int vm_main(const struct gpup_global *g, const struct bench_opts *o,
-		   struct bench_scenario *sc)
+/* Each policy on VMs and in the model for the same time. */
+int bench_vm_mode(const char *run_dir, const struct bench_opts *o, struct bench_scenario *sc)
 {
 	double secs = o->duration_s > 0 ? o->duration_s : sc->duration_ns / 1e9;
 	struct bench_run vm[1 + BENCH_MAX_BASELINES], model[1 + BENCH_MAX_BASELINES];
@@ -343,11 +251,7 @@ static int vm_main(const struct gpup_global *g, const struct bench_opts *o,
 	for (unsigned int i = 0; !o->no_baselines && i < sc->nbaselines; i++)
 		if (sc->baselines[i] != sc->policy)
 			pol[np++] = sc->baselines[i];
-	rc = bench_vm_open(&v, g->run_dir, o->guest, sc, sc->duration_ns, err, sizeof(err));
-	if (rc == -ENODEV || rc == -ENOTSUP) {
-		gpup_err("bench", "%s", err);
-		return GPUP_EXIT_USAGE;
-	}
+	rc = bench_vm_open(&v, run_dir, o->guest, sc, sc->duration_ns, err, sizeof(err));
 	if (!rc) {
 		rc = vm_runs(&v, sc, seed, pol, np, vm, model, &n, err, sizeof(err));
 		if (!rc)
@@ -362,53 +266,32 @@ static int vm_main(const struct gpup_global *g, const struct bench_opts *o,
 		bench_run_free(&vm[i]);
 		bench_run_free(&model[i]);
 	}
-	return rc ? GPUP_EXIT_FAIL : GPUP_EXIT_OK;
+	return rc;
 }
 
-static int bench_main(const struct gpup_global *g, int argc, char **argv)
+/* The policy and its baselines in simulated time, each against the
+ * targets; only the scenario's own policy must meet them. */
+int bench_model_mode(const struct bench_opts *o, struct bench_scenario *sc)
 {
-	struct bench_opts o = { 0 };
-	struct bench_scenario sc;
 	struct bench_run runs[1 + BENCH_MAX_BASELINES] = { 0 };
+	uint64_t seed = o->have_seed ? o->seed : sc->seed;
 	unsigned int n = 0;
-	char err[256];
 	double t0;
 	int rc;
 
-	rc = parse_opts(argc, argv, &o);
-	if (rc)
-		return rc > 0 ? GPUP_EXIT_OK : GPUP_EXIT_USAGE;
-	if ((o.model && o.live) || (o.live && o.plot)) {
-		gpup_err("bench", "choose one of --model (simulated engines), --live (threads "
-			 "on a running daemon; no --plot) or neither (VMs)");
-		return GPUP_EXIT_USAGE;
-	}
-	if (bench_scenario_load(o.scenario, &sc, err, sizeof(err))) {
-		gpup_err("bench", "%s: %s", o.scenario, err);
-		return GPUP_EXIT_USAGE;
-	}
-	if (o.live || !o.model) {
-		rc = o.live ? live_main(g, &o, &sc) : vm_main(g, &o, &sc);
-		bench_scenario_free(&sc);
-		return rc;
-	}
-	if (o.duration_s > 0)
-		sc.duration_ns = (uint64_t)(o.duration_s * 1e9);
+	if (o->duration_s > 0)
+		sc->duration_ns = (uint64_t)(o->duration_s * 1e9);
 	t0 = wall_now();
-	rc = run_all(&sc, o.have_seed ? o.seed : sc.seed, !o.no_baselines, runs, &n);
+	rc = run_all(sc, seed, !o->no_baselines, runs, &n);
 	if (rc)
 		gpup_err("bench", "model run failed: %s", strerror(-rc));
 	else
-		rc = write_outputs(&o, &sc, o.have_seed ? o.seed : sc.seed, runs, n,
-				   wall_now() - t0);
+		rc = write_outputs(o, sc, seed, runs, n, wall_now() - t0);
 	if (!rc)
 		report_failures(&runs[0]);
 	if (!rc && !(runs[0].pass && runs[0].host_pass))
 		rc = -EDOM;
 	for (unsigned int i = 0; i < n; i++)
 		bench_run_free(&runs[i]);
-	bench_scenario_free(&sc);
-	return rc ? GPUP_EXIT_FAIL : GPUP_EXIT_OK;
+	return rc;
 }
-
-GPUP_COMMAND("bench", "measure scheduling fairness (VMs, --model or --live)", bench_main)

@@ -1,17 +1,19 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The bench room (gpup/bench/): `gpup bench`, the fairness benchmark.  A
- * scenario (JSON, see docs/SCHEDULER.md) names GPUs, a policy, a slice and
- * tenants with workloads; the model runs the real scheduler in simulated
- * time with the sim GPU's cost model and measures what every tenant
- * received.  Shared by the scenario parser (bench_scenario.c), the
- * discrete-event model (bench_model.c), the report writers
- * (bench_report.c, bench_markdown.c) and the command (bench.c).
+ * The bench room (gpup/bench/): what `gpup bench`, the fairness benchmark,
+ * runs (its command line is gpup/cli/cmd_bench.c).  A scenario (JSON, see
+ * docs/SCHEDULER.md) names GPUs, a policy, a slice and tenants with
+ * workloads; the model runs the real scheduler in simulated time with the
+ * sim GPU's cost model and measures what every tenant received.  Shared
+ * by the scenario parser (bench_scenario.c), the discrete-event model
+ * (bench_model.c), the report writers (bench_report.c, bench_markdown.c)
+ * and the three modes (bench.c).
  */
 #ifndef GPUP_BENCH_H
 #define GPUP_BENCH_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -180,5 +182,31 @@ double bench_jain(const double *x, unsigned int n);
 /* Writes a gnuplot script and data next to out and runs gnuplot. */
 int bench_write_plot(const char *out, const struct bench_scenario *sc,
 		     const struct bench_run *run, char *err, size_t errlen);
+
+/* What `gpup bench` was asked for. */
+struct bench_opts {
+	const char *scenario, *json, *report, *plot, *guest;
+	bool model, live, have_seed, no_baselines;
+	uint64_t seed;
+	double duration_s;
+};
+
+/* The modes.  Each runs sc under its policy, then its baselines unless
+ * o->no_baselines, writes the reports o names, and prints each error as
+ * one "gpup bench: ..." line.
+ *
+ * bench_model_mode: in simulated time, its targets checked.  0, -EDOM
+ * when a target of the scenario's own policy failed, or -errno.
+ * bench_live_mode: threads driving partitions of the daemon at run_dir.
+ * 0 or -errno.
+ * bench_vm_mode: one VM per tenant, on the daemon at run_dir or on one it
+ * starts; ask bench_vm_usable first.  0 or -errno. */
+int bench_model_mode(const struct bench_opts *o, struct bench_scenario *sc);
+int bench_live_mode(const char *run_dir, const struct bench_opts *o,
+		    const struct bench_scenario *sc);
+int bench_vm_mode(const char *run_dir, const struct bench_opts *o, struct bench_scenario *sc);
+/* Can vm mode run sc on this host?  0; -ENODEV when /dev/kvm cannot be
+ * used, -ENOTSUP for a scenario vm mode cannot run; the reason in err. */
+int bench_vm_usable(const struct bench_scenario *sc, char *err, size_t errlen);
 
 #endif

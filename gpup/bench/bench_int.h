@@ -224,9 +224,8 @@ struct bench_vm {
 };
 
 /* Set up: the daemon (started unless one answers at run_dir), a working
- * directory, one partition per tenant.  0 or -errno with a reason in err;
- * -ENODEV when /dev/kvm cannot be used, -ENOTSUP for a scenario vm mode
- * cannot run. */
+ * directory, one partition per tenant.  0 or -errno with a reason in err,
+ * among them bench_vm_usable's. */
 int bench_vm_open(struct bench_vm *v, const char *run_dir, const char *guest,
 		  const struct bench_scenario *sc, uint64_t duration_ns, char *err,
 		  size_t errlen);

@@ -180,8 +180,13 @@ static int find_guest(struct bench_vm *v, const char *guest, char *err, size_t e
 	return -ENOENT;
 }
 
-static int check_scenario(const struct bench_scenario *sc, char *err, size_t errlen)
+int bench_vm_usable(const struct bench_scenario *sc, char *err, size_t errlen)
 {
+	if (access("/dev/kvm", R_OK | W_OK) != 0) {
+		snprintf(err, errlen, "vm mode needs /dev/kvm (%s); use --model to simulate "
+			 "the engines instead", strerror(errno));
+		return -ENODEV;
+	}
 	if (sc->ntenants > BENCH_VM_MAX_TENANTS) {
 		snprintf(err, errlen, "vm mode runs at most %u tenants (one VM each); this "
 			 "scenario has %u: use --model", BENCH_VM_MAX_TENANTS, sc->ntenants);
@@ -228,12 +233,7 @@ int bench_vm_open(struct bench_vm *v, const char *run_dir, const char *guest,
 	int rc;
 
 	memset(v, 0, sizeof(*v));
-	if (access("/dev/kvm", R_OK | W_OK) != 0) {
-		snprintf(err, errlen, "vm mode needs /dev/kvm (%s); use --model to simulate "
-			 "the engines instead", strerror(errno));
-		return -ENODEV;
-	}
-	if ((rc = check_scenario(sc, err, errlen)))
+	if ((rc = bench_vm_usable(sc, err, errlen)))
 		return rc;
 	v->sc = sc;
 	v->n = sc->ntenants;
