@@ -284,10 +284,13 @@ struct outcome {
 	bool destroyed;   /* the partition was destroyed under the client */
 };
 
-/* A second client while the first is served: refused (-EBUSY, fd closed)
- * or, if the first has already gone, taken to be served next. */
+/* A second client while the first is served: refused (-EBUSY: its VERSION
+ * gets an EBUSY error reply, then its socket is closed) or, if the first
+ * has already gone, taken to be served next. */
 static int second_client(struct part *p)
 {
+	uint8_t buf[512];
+	struct vfu_msg m;
 	int sv[2], rc;
 
 	fz_check(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0, "socketpair");
@@ -295,6 +298,11 @@ static int second_client(struct part *p)
 	fz_check(rc == 0 || rc == -EBUSY, "second client: %d", rc);
 	if (rc == 0)
 		return sv[1];
+	fz_check(send_with_fds(sv[1], buf, version_msg(buf, 9), 0, 0), "refused VERSION sent");
+	fz_check(vfu_msg_recv(sv[1], &m, buf, sizeof(buf)) == 0 &&
+		 (m.hdr.flags & VFIO_USER_F_ERROR) && m.hdr.error_no == EBUSY && m.hdr.msg_id == 9,
+		 "the refused client's VERSION is not answered EBUSY");
+	fz_check(vfu_msg_recv(sv[1], &m, buf, sizeof(buf)) == 1, "refused, yet not closed");
 	close(sv[1]);
 	return -1;
 }

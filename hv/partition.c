@@ -439,8 +439,15 @@ int hv_vgpu_attach(struct hv_vm *vm, const char *sock, struct hv_vgpu **out)
 		g->db[i].fd = -1;
 	g->c = vfu_client_connect_timeout(sock, HV_VGPU_TIMEOUT_MS, &rc);
 	if (!g->c) {
-		hv_log("cannot attach GPU partition %s: %s (is the daemon running "
-		       "and the partition created?)", sock, strerror(-rc));
+		if (rc == -EBUSY)
+			hv_log("cannot attach GPU partition %s: it is in use by another VM "
+			       "or client", sock);
+		else if (rc == -ETIMEDOUT)
+			hv_log("cannot attach GPU partition %s: %s (no answer in %u ms: is "
+			       "the daemon wedged?)", sock, strerror(-rc), HV_VGPU_TIMEOUT_MS);
+		else
+			hv_log("cannot attach GPU partition %s: %s (is the daemon running "
+			       "and the partition created?)", sock, strerror(-rc));
 		free(g);
 		return rc;
 	}

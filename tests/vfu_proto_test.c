@@ -518,10 +518,39 @@ Test(vfu_proto, second_client_refused)
 
 	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
 	cr_assert_eq(vfu_server_attach(pa.srv, sv[0]), -EBUSY);
-	cr_assert(closed_by_server(sv[1]));
-	close(sv[1]);
+	/* Its VERSION is answered: the device is in use.  Then it is closed. */
+	int err = 0;
+	struct vfu_client *second = vfu_client_open_fd(sv[1], &err);
+
+	cr_assert_null(second);
+	cr_assert_eq(err, -EBUSY);
 	cr_assert_eq(vfu_client_reset(c), 0, "the first client is unaffected");
 	vfu_client_close(c);
+}
+
+/* A client that connects and never negotiates does not hold the device:
+ * after VFU_SERVER_NEGOTIATE_MS it is dropped and the next one served. */
+Test(vfu_proto, a_silent_client_is_dropped)
+{
+	int silent = raw_conn(&pa);
+
+	cr_assert(closed_by_server(silent) || closed_by_server(silent),
+		  "still connected after twice the 5 s deadline");
+	close(silent);
+	wait_disconnected(&pa);
+	vfu_client_close(client(&pa));
+}
+
+/* A client right after one that hung up is served, even before the
+ * server has read the hang-up. */
+Test(vfu_proto, a_new_client_after_a_dead_one_is_served)
+{
+	for (int i = 0; i < 50; i++) {
+		struct vfu_client *c = client(&pa);
+
+		vfu_client_close(c);
+	}
+	other_partition_fine();
 }
 
 Test(vfu_proto, reply_type_and_no_reply)

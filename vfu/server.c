@@ -24,7 +24,9 @@
  * else gets the protocol's error reply and the connection goes on.
  */
 #include <errno.h>
+#include <poll.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -180,6 +182,7 @@ static bool conn_finish(struct vfu_server *s, int rc)
 static void *conn_thread(void *arg)
 {
 	struct vfu_server *s = arg;
+	bool timeout_cleared = false;
 	int sock, rc;
 
 	do {
@@ -187,9 +190,18 @@ static void *conn_thread(void *arg)
 		sock = s->conn_fd;
 		pthread_mutex_unlock(&s->lock);
 		vfu_log(s, "client connected");
-		do
+		/* A client that never negotiates must not hold the device. */
+		vfu_sock_set_timeout(sock, VFU_SERVER_NEGOTIATE_MS);
+		do {
 			rc = serve_one(s, sock);
-		while (rc == 0);
+			if (rc == 0 && s->negotiated && !timeout_cleared) {
+				vfu_sock_set_timeout(sock, 0);
+				timeout_cleared = true;
+			}
+		} while (rc == 0);
+		timeout_cleared = false;
+		if (rc == -ETIMEDOUT)
+			vfu_log(s, "client sent no VERSION within %u ms", VFU_SERVER_NEGOTIATE_MS);
 	} while (conn_finish(s, rc));
 	return NULL;
 }
@@ -247,13 +259,71 @@ static void reap_locked(struct vfu_server *s)
 	}
 }
 
+/* Has the client being served hung up (its end not read yet)? */
+static bool peer_gone(int sock)
+{
+	struct pollfd p = { .fd = sock, .events = POLLRDHUP };
+
+	return poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
+}
+
+/* Refusing threads running, in the whole process: they hold no server, so
+ * a device can go while one still waits for its client. */
+static _Atomic unsigned int refusals;
+
+/* Answer one client's VERSION with EBUSY, then close: the device is in
+ * use.  Bounded in time by the socket timeout, in number by refuse(). */
+static void *refuse_thread(void *arg)
+{
+	int sock = (int)(intptr_t)arg;
+	struct vfio_user_header h;
+	struct vfu_msg m;
+	uint8_t buf[512];
+
+	vfu_sock_set_timeout(sock, VFU_SERVER_NEGOTIATE_MS);
+	if (vfu_msg_recv(sock, &m, buf, sizeof(buf)) == 0 && m.hdr.command == VFIO_USER_VERSION) {
+		h = (struct vfio_user_header){ .msg_id = m.hdr.msg_id, .command = m.hdr.command,
+					       .msg_size = sizeof(h), .error_no = EBUSY,
+					       .flags = VFIO_USER_F_TYPE_REPLY | VFIO_USER_F_ERROR };
+		vfu_msg_send(sock, &h, NULL, 0, NULL, 0);
+	}
+	vfu_msg_close_fds(&m);
+	close(sock);
+	atomic_fetch_sub(&refusals, 1);
+	return NULL;
+}
+
+/* Refuse fd on a detached thread, or just close it if too many are. */
+static void refuse(int fd)
+{
+	pthread_attr_t attr;
+	pthread_t t;
+	int rc = -1;
+
+	if (atomic_fetch_add(&refusals, 1) < VFU_SERVER_MAX_REFUSALS) {
+		pthread_attr_init(&attr);
+		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+		rc = pthread_create(&t, &attr, refuse_thread, (void *)(intptr_t)fd);
+		pthread_attr_destroy(&attr);
+	}
+	if (rc) {
+		close(fd);
+		atomic_fetch_sub(&refusals, 1);
+	}
+}
+
 int vfu_server_attach(struct vfu_server *s, int fd)
 {
 	int rc = 0;
 
 	pthread_mutex_lock(&s->lock);
 	reap_locked(s);
-	if (s->thread_live && s->closing && s->pending_fd < 0) {
+	if (s->thread_live && !s->closing && s->pending_fd < 0 && peer_gone(s->conn_fd)) {
+		/* Hung up, though its thread has not read the end yet: the new
+		 * client is served as soon as it has. */
+		s->pending_fd = fd;
+		fd = -1;
+	} else if (s->thread_live && s->closing && s->pending_fd < 0) {
 		/* The last client just left: this one is served as soon as
 		 * its DMA is unmapped, by the same thread. */
 		s->pending_fd = fd;
@@ -268,7 +338,9 @@ int vfu_server_attach(struct vfu_server *s, int fd)
 			s->conn_fd = -1;
 	}
 	pthread_mutex_unlock(&s->lock);
-	if (rc && fd >= 0)
+	if (rc == -EBUSY)
+		refuse(fd);
+	else if (rc && fd >= 0)
 		close(fd);
 	return rc;
 }

@@ -280,8 +280,16 @@ struct vfu_server;
 struct vfu_server *vfu_server_create(const struct vfu_server_cfg *cfg);
 
 /* Serve the connected socket `fd` on a thread of its own; takes fd either
- * way.  -EBUSY if a client is already being served.  A client that
- * connects while the last one's teardown runs is served right after it. */
+ * way.  A client that connects while the last one is going (its teardown
+ * runs, or it hung up and the server has not read the end yet) is served
+ * right after it.  -EBUSY if a live client is being served: the new one's
+ * VERSION is then answered with EBUSY by a short-lived thread (at most
+ * VFU_SERVER_MAX_REFUSALS at once in the process, each waiting
+ * VFU_SERVER_NEGOTIATE_MS at most; past that its socket is just closed), so a VMM can say the
+ * device is in use.  A client must send VERSION within
+ * VFU_SERVER_NEGOTIATE_MS or is disconnected. */
+#define VFU_SERVER_NEGOTIATE_MS 5000u
+#define VFU_SERVER_MAX_REFUSALS 16u
 int vfu_server_attach(struct vfu_server *s, int fd);
 
 bool vfu_server_connected(struct vfu_server *s);
