@@ -165,7 +165,7 @@ static int detach(const struct gpup_daemon_cfg *c)
 		fd = open("/dev/null", O_RDONLY);
 		if (fd >= 0)
 			dup2(fd, STDIN_FILENO);
-		_exit(gpup_daemon_run(c, p[1]));
+		_exit(gpup_daemon_run(c, p[1]) ? GPUP_EXIT_FAIL : GPUP_EXIT_OK);
 	}
 	close(p[1]);
 	close(fd);
@@ -190,7 +190,7 @@ static int cmd_daemon(const struct gpup_global *g, int argc, char **argv)
 	if (rc)
 		return rc < 0 ? GPUP_EXIT_OK : rc;
 	if (fg)
-		return gpup_daemon_run(&c, -1);
+		return gpup_daemon_run(&c, -1) ? GPUP_EXIT_FAIL : GPUP_EXIT_OK;
 	fflush(stdout);
 	return detach(&c);
 }

@@ -354,5 +354,5 @@ int gpup_daemon_run(const struct gpup_daemon_cfg *cfg, int ready_fd)
 	teardown(&d);
 	if (!rc)
 		gpup_daemon_log("stopped");
-	return rc ? GPUP_EXIT_FAIL : GPUP_EXIT_OK;
+	return rc;
 }

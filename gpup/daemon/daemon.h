@@ -42,7 +42,9 @@ struct gpup_daemon_cfg {
 #define GPUP_DAEMON_MIN_VRAM (16ull << 20)
 
 /* Run until SIGTERM/SIGINT.  ready_fd (or -1) gets one byte once the
- * control socket accepts requests, then is closed.  Returns an exit code. */
+ * control socket accepts requests, then is closed.  0 after a clean stop,
+ * or -errno when it could not start, the reason logged (-EEXIST: another
+ * daemon already serves the run directory). */
 int gpup_daemon_run(const struct gpup_daemon_cfg *cfg, int ready_fd);
 
 /* "gpup daemon: " + message + newline on stderr, with a timestamp. */
