@@ -147,6 +147,7 @@ static int hv_image_check_header(struct hv_image *im)
 {
 	const unsigned char *id = im->eh.id;
 	uint16_t machine, type, phentsize;
+	bool bad_phent;
 
 	if (im->size < sizeof(Elf32_Ehdr) ||
 	    !hv_image_read(im, 0, &im->eh, im->size < sizeof(im->eh) ? sizeof(Elf32_Ehdr)
@@ -164,17 +165,20 @@ static int hv_image_check_header(struct hv_image *im)
 	if (im->is64) {
 		machine = im->eh.e64.e_machine, type = im->eh.e64.e_type;
 		im->phnum = im->eh.e64.e_phnum;
-		phentsize = im->eh.e64.e_phentsize == sizeof(Elf64_Phdr) ? 0 : im->eh.e64.e_phentsize;
+		phentsize = im->eh.e64.e_phentsize;
+		bad_phent = phentsize != sizeof(Elf64_Phdr);
 	} else {
 		machine = im->eh.e32.e_machine, type = im->eh.e32.e_type;
 		im->phnum = im->eh.e32.e_phnum;
-		phentsize = im->eh.e32.e_phentsize == sizeof(Elf32_Phdr) ? 0 : im->eh.e32.e_phentsize;
+		phentsize = im->eh.e32.e_phentsize;
+		bad_phent = phentsize != sizeof(Elf32_Phdr);
 	}
 	if ((machine != EM_X86_64 && machine != EM_386) || type != ET_EXEC) {
 		hv_image_err(im, "not an x86 executable ELF image");
 		return -ENOEXEC;
 	}
-	if (im->phnum && phentsize) {
+	/* Even 0 is wrong: the headers could not be walked. */
+	if (im->phnum && bad_phent) {
 		hv_image_err(im, "program header entries of %u bytes, not this ELF class's",
 			     phentsize);
 		return -ENOEXEC;
@@ -365,7 +369,9 @@ int hv_pvh_load(struct hv_vm *vm, const char *path, const char *cmdline,
 	struct stat st;
 	int rc;
 
-	im.fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: opening a FIFO must not wait for a writer; it is
+	 * refused as not a regular file below. */
+	im.fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (im.fd < 0 || fstat(im.fd, &st) < 0) {
 		rc = -errno;
 		hv_log("cannot read kernel image %s: %s", path, strerror(-rc));

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -59,6 +60,7 @@ struct img {
 	uint32_t namesz;        /* of the note, 0 = 4 */
 	uint64_t note_filesz;   /* of the note segment, 0 = what it holds */
 	uint16_t phentsize;     /* 0 = the class's */
+	bool phentsize_zero;    /* e_phentsize 0 instead */
 	uint16_t phnum;         /* 0 = 2, or 3 with a second segment */
 	struct seg load2;       /* a second PT_LOAD when memsz or filesz */
 };
@@ -98,6 +100,8 @@ static void write_image(const struct img *m)
 		e->e_type = ET_EXEC, e->e_machine = m->machine;
 		e->e_phoff = phoff, e->e_phnum = phnum;
 		e->e_phentsize = m->phentsize ? m->phentsize : sizeof(Elf64_Phdr);
+		if (m->phentsize_zero)
+			e->e_phentsize = 0;
 		for (unsigned int i = 0; i < 3; i++) {
 			Elf64_Phdr p = { .p_type = type[i], .p_offset = ph[i].offset,
 					 .p_paddr = ph[i].paddr, .p_filesz = ph[i].filesz,
@@ -112,6 +116,8 @@ static void write_image(const struct img *m)
 		e->e_type = ET_EXEC, e->e_machine = m->machine;
 		e->e_phoff = (uint32_t)phoff, e->e_phnum = phnum;
 		e->e_phentsize = m->phentsize ? m->phentsize : sizeof(Elf32_Phdr);
+		if (m->phentsize_zero)
+			e->e_phentsize = 0;
 		for (unsigned int i = 0; i < 3; i++) {
 			Elf32_Phdr p = { .p_type = type[i], .p_offset = (uint32_t)ph[i].offset,
 					 .p_paddr = (uint32_t)ph[i].paddr,
@@ -290,6 +296,10 @@ Test(hv_pvh, hostile_images)
 	refused_saying(m, -ENOEXEC, "outside the image's loaded segments"); /* RAM, not image */
 	m = good(), m.phentsize = 40;
 	refused_saying(m, -ENOEXEC, "program header entries of 40 bytes");
+	m = good(), m.phentsize_zero = true;
+	refused_saying(m, -ENOEXEC, "program header entries of 0 bytes");
+	m = good(), m.phentsize_zero = true, m.is64 = false, m.desc_size = 4, m.machine = EM_386;
+	refused_saying(m, -ENOEXEC, "program header entries of 0 bytes");
 	m = good(), m.phnum = 0xffff;
 	refused_saying(m, -ENOEXEC, "program headers lie outside the file");
 	m = good(), m.phnum = 1;
@@ -320,4 +330,19 @@ Test(hv_pvh, missing_file)
 	uint64_t entry;
 
 	cr_assert_eq(hv_pvh_load(&vm, "/nonexistent/image.elf", NULL, &entry), -ENOENT);
+}
+
+/* A FIFO (or any file that is not regular) is refused at once, not waited
+ * on for a writer that never comes. */
+Test(hv_pvh, a_fifo_is_refused_without_waiting)
+{
+	char fifo[sizeof(path) + 8];
+	uint64_t entry;
+
+	snprintf(fifo, sizeof(fifo), "%s.fifo", path);
+	unlink(fifo);
+	cr_assert_eq(mkfifo(fifo, 0600), 0);
+	cr_assert_eq(hv_pvh_load(&vm, fifo, NULL, &entry), -ENOEXEC);
+	cr_assert_eq(hv_pvh_load(&vm, "/dev/zero", NULL, &entry), -ENOEXEC);
+	unlink(fifo);
 }
