@@ -8,6 +8,7 @@
  * daemon.
  */
 #include <criterion/criterion.h>
+#include <math.h>
 #include <json-c/json.h>
 #include <signal.h>
 #include <stdio.h>
@@ -142,6 +143,19 @@ Test(sched_ctl, bad_requests_change_nothing)
 
 		json_object_put(r);
 		expect_fail(reply, "EINVAL", "watchdog must be at most an hour");
+	}
+	/* NaN and infinities are no fractions (NaN used to pass as 0). */
+	for (int i = 0; i < 3; i++) {
+		json_object *reply;
+
+		r = gpup_ctl_request(GPUP_CTL_M_SCHED);
+		json_object_object_add(r, i == 2 ? GPUP_CTL_F_CAP : GPUP_CTL_F_RESERVE,
+				       json_object_new_double(i == 0 ? NAN : i == 1 ? INFINITY
+										   : -INFINITY));
+		/* Refused before the partition is looked at. */
+		reply = gpup_tsched_ctl_part(&pool, NULL, NULL, r);
+		json_object_put(r);
+		expect_fail(reply, "EINVAL", "fractions of the engine");
 	}
 	expect_fail(call(gpup_tsched_ctl_stats, GPUP_CTL_M_STATS, "gpu3", NULL, 0),
 		    "ENODEV", "no GPU");
@@ -281,6 +295,11 @@ static void partition_settings(char *out, size_t len)
 	cr_assert_not_null(strstr(out, "no partition"), "%s", out);
 	cr_assert_eq(gpup(out, len, "sched --partition x --weight two"), 2);
 	cr_assert_str_eq(out, "gpup sched: 'two' is not a number\n");
+	snprintf(args, sizeof(args), "sched --partition %s --reserve nan", uuid);
+	cr_assert_eq(gpup(out, len, args), 2);
+	cr_assert_str_eq(out, "gpup sched: 'nan' is not a number\n");
+	cr_assert_eq(gpup(out, len, "sched --gpu gpu0 --policy fifo --slice inf"), 2);
+	cr_assert_str_eq(out, "gpup sched: 'inf' is not a number\n");
 }
 
 /* Runs even when an assertion ended the test: no daemon is left behind. */

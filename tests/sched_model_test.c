@@ -232,6 +232,11 @@ Test(sched_model, bad_scenarios_name_the_problem)
 		     "\"preempt_us\": \"x\"}}]}", "preempt_us");
 	expect_error("{\"tenants\": [{\"count\": 5000, \"workload\": "
 		     "{\"kernel_us\": 5}}]}", "count");
+	/* json-c reads NaN and Infinity; neither is a number here. */
+	expect_error("{\"tenants\": [{\"reserve\": NaN, \"workload\": "
+		     "{\"kernel_us\": 5}}]}", "reserve");
+	expect_error("{\"duration_s\": Infinity, \"tenants\": []}", "duration_s");
+	expect_error("{\"tenants\": [{\"workload\": {\"kernel_us\": NaN}}]}", "expected a number");
 }
 
 Test(sched_model, cost_model_turns_work_into_time)

@@ -5,6 +5,7 @@
  * since people write these by hand.
  */
 #include <errno.h>
+#include <math.h>
 #include <json-c/json.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -39,10 +40,12 @@ static json_object *get(json_object *o, const char *key)
 	return json_object_object_get_ex(o, key, &v) ? v : NULL;
 }
 
+/* A JSON number, NaN and infinities (which json-c reads) excluded. */
 static bool is_num(json_object *v)
 {
 	return v && (json_object_is_type(v, json_type_int) ||
-		     json_object_is_type(v, json_type_double));
+		     (json_object_is_type(v, json_type_double) &&
+		      isfinite(json_object_get_double(v))));
 }
 
 /* An optional non-negative number; def when absent. */

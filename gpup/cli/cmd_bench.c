@@ -80,7 +80,7 @@ static int parse_opts(int argc, char **argv, struct bench_opts *o)
 			break;
 		case 'd':
 			o->duration_s = strtod(optarg, &end);
-			if (*end || o->duration_s <= 0 || o->duration_s > 86400) {
+			if (*end || !(o->duration_s > 0 && o->duration_s <= 86400)) {
 				gpup_err("bench", "--duration %s: seconds in (0, 86400]", optarg);
 				return -EINVAL;
 			}

@@ -6,6 +6,7 @@
  * (a table for people, --json for programs).
  */
 #include <getopt.h>
+#include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,6 +49,19 @@ static int bad_number(const char *arg)
 	return 2 + GPUP_EXIT_USAGE;
 }
 
+/* strtod that takes no NaN or infinity: *end is left on the first
+ * character for those, so they read as "not a number". */
+static double real(const char *arg, char **end)
+{
+	double d = strtod(arg, end);
+
+	if (!isfinite(d)) {
+		*end = (char *)arg;
+		return 0;
+	}
+	return d;
+}
+
 /* One option; 0, 1 = help shown, or an exit code + 2. */
 static int sched_opt(int o, const char *arg, struct sched_args *a)
 {
@@ -60,10 +74,10 @@ static int sched_opt(int o, const char *arg, struct sched_args *a)
 	case 'c': a->klass = arg; a->ctx = true; return 0;
 	case 'j': a->json = 1; return 0;
 	case 'h': sched_usage(stdout); return 1;
-	case 's': a->slice_ms = strtod(arg, &end); break;
-	case 'W': a->watchdog_ms = strtod(arg, &end); a->wd = true; break;
-	case 'r': a->reserve = strtod(arg, &end); a->ctx = true; break;
-	case 'C': a->cap = strtod(arg, &end); a->ctx = true; break;
+	case 's': a->slice_ms = real(arg, &end); break;
+	case 'W': a->watchdog_ms = real(arg, &end); a->wd = true; break;
+	case 'r': a->reserve = real(arg, &end); a->ctx = true; break;
+	case 'C': a->cap = real(arg, &end); a->ctx = true; break;
 	case 'w': a->weight = strtol(arg, &end, 10); a->ctx = true; break;
 	case 'f': a->fps = strtol(arg, &end, 10); a->ctx = true; break;
 	default: sched_usage(stderr); return 2 + GPUP_EXIT_USAGE;

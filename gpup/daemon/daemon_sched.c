@@ -229,7 +229,7 @@ static int frac(json_object *req, const char *key, uint32_t *out)
 	f = json_object_get_double(v);
 	if (!json_object_is_type(v, json_type_double) && !json_object_is_type(v, json_type_int))
 		return -EINVAL;
-	if (f < 0 || f > 1)
+	if (!(f >= 0 && f <= 1)) /* NaN fails both */
 		return -EINVAL;
 	*out = (uint32_t)(f * SCHED_PPM + 0.5);
 	return 0;
