@@ -460,9 +460,9 @@ Test(vgpu_regs, a_new_partition_never_sees_old_data)
 			       .iommu = dom };
 
 	memset(vram, 0xab, VRAM);
-	gpup_gpu_inject_fault(gpu, GPUP_GPU_OP_VRAM_SCRUB, EIO);
+	gpup_gpu_inject_fault(gpu, GPUP_GPU_OP_VRAM_ATTACH, EIO);
 	errno = 0;
-	cr_assert_null(vgpu_create(&vc), "no partition over unscrubbed VRAM");
+	cr_assert_null(vgpu_create(&vc), "no partition without fresh VRAM of its own");
 	cr_assert_eq(errno, EIO);
 	gpup_gpu_inject_fault(gpu, 0, 0);
 	struct vgpu *w = vgpu_create(&vc);

@@ -89,16 +89,55 @@ void gpup_gpu_describe(const struct gpup_gpu *gpu, struct gpup_gpu_desc *desc)
 	desc->ncopy = gpu->cfg.ncopy;
 }
 
-int gpup_gpu_vram_fd(struct gpup_gpu *gpu, uint64_t *fd_offset)
-{
-	int r = injected(gpu, GPUP_GPU_OP_VRAM_FD);
-
-	return r ? r : gpu->ops->vram_fd(gpu, fd_offset);
-}
-
 void *gpup_gpu_vram_map(struct gpup_gpu *gpu)
 {
 	return injected(gpu, GPUP_GPU_OP_VRAM_MAP) ? NULL : gpu->ops->vram_map(gpu);
+}
+
+int gpup_gpu_vram_attach(struct gpup_gpu *gpu, uint64_t off, uint64_t size)
+{
+	int r = injected(gpu, GPUP_GPU_OP_VRAM_ATTACH);
+
+	if (r)
+		return r;
+	if (!size || off % GPUP_GPU_WINDOW_ALIGN || size % GPUP_GPU_WINDOW_ALIGN ||
+	    size > gpu->cfg.vram_size || off > gpu->cfg.vram_size - size)
+		return -EINVAL;
+	return gpu->ops->vram_attach(gpu, off, size);
+}
+
+void gpup_gpu_vram_detach(struct gpup_gpu *gpu, uint64_t off)
+{
+	gpu->ops->vram_detach(gpu, off);
+}
+
+int gpup_gpu_vram_fd(struct gpup_gpu *gpu, uint64_t off)
+{
+	struct gpup_vram_window w;
+	int r = injected(gpu, GPUP_GPU_OP_VRAM_FD);
+
+	if (!r)
+		r = gpu->ops->vram_window(gpu, off, &w);
+	return r ? r : w.fd;
+}
+
+enum gpup_vram_backing gpup_gpu_vram_backing(struct gpup_gpu *gpu, uint64_t off)
+{
+	struct gpup_vram_window w;
+
+	return gpu->ops->vram_window(gpu, off, &w) ? GPUP_VRAM_BACKING_NONE : w.backing;
+}
+
+const char *gpup_vram_backing_name(enum gpup_vram_backing b)
+{
+	switch (b) {
+	case GPUP_VRAM_BACKING_4K:
+		return "4k";
+	case GPUP_VRAM_BACKING_THP:
+		return "thp-2m";
+	default:
+		return "none";
+	}
 }
 
 int gpup_gpu_reset(struct gpup_gpu *gpu)
@@ -108,22 +147,6 @@ int gpup_gpu_reset(struct gpup_gpu *gpu)
 	if (r)
 		return r;
 	return gpu->ops->reset ? gpu->ops->reset(gpu) : -EOPNOTSUPP;
-}
-
-int gpup_gpu_vram_scrub(struct gpup_gpu *gpu, uint64_t off, uint64_t len)
-{
-	int r = injected(gpu, GPUP_GPU_OP_VRAM_SCRUB);
-	uint8_t *vram;
-
-	if (r)
-		return r;
-	if (len > gpu->cfg.vram_size || off > gpu->cfg.vram_size - len)
-		return -EINVAL;
-	if (gpu->ops->vram_scrub)
-		return gpu->ops->vram_scrub(gpu, off, len);
-	vram = gpu->ops->vram_map(gpu);
-	memset(vram + off, 0, len);
-	return 0;
 }
 
 struct gpup_engine *gpup_gpu_engine(struct gpup_gpu *gpu, enum gpup_engine_kind kind,

@@ -10,10 +10,25 @@
  *
  * The core (pool, placement, vGPU device model, vfio-user server) only
  * talks to a GPU through struct gpup_backend_ops.  The sim backend is the
- * default: VRAM is a memfd mapped MAP_NORESERVE, each engine is an executor
+ * default: VRAM is memory of the daemon's, each engine is an executor
  * thread.  Real backends (CUDA driver API, SR-IOV VFs through VFIO) plug in
  * with the same table.  Calls go through the gpup_gpu_*() wrappers below,
  * which are also where tests inject faults.
+ *
+ * DOC: VRAM windows
+ *
+ * The daemon sees a GPU's VRAM as one contiguous mapping (vram_map), which
+ * engines index by VRAM offset.  A partition's window of it is attached
+ * (vram_attach) before the partition exists and detached when it goes.
+ * Attaching gives the window memory of its own, zeroed, behind a file
+ * that holds exactly the window: that file is what a client maps as BAR2,
+ * at offset 0, so a tenant reaches its own VRAM and nothing else.  The
+ * file is sealed against shrinking and growing before any fd leaves the
+ * daemon, so no client can make the daemon's next access to it fault.
+ * Detaching gives the window's memory back to the host: the tenant's data
+ * is gone from the daemon, and a client that kept the file sees zeros and
+ * reaches nothing of the GPU.  VRAM outside every window belongs to no
+ * client.
  */
 #ifndef GPUP_GPU_H
 #define GPUP_GPU_H
@@ -51,18 +66,45 @@ struct gpup_gpu_desc {
 	unsigned int ncompute, ncopy;
 };
 
+/* What holds a VRAM window's memory (gpup_gpu_vram_backing). */
+enum gpup_vram_backing {
+	GPUP_VRAM_BACKING_NONE = 0, /* no window is attached there */
+	GPUP_VRAM_BACKING_4K,       /* a memfd in 4 KiB pages */
+	GPUP_VRAM_BACKING_THP,      /* a memfd that takes 2 MiB pages where the kernel
+				     * has them (shmem transparent huge pages) */
+};
+
+/* An attached window, as its backend reports it. */
+struct gpup_vram_window {
+	int fd;                          /* lent: open until the window is detached */
+	enum gpup_vram_backing backing;
+};
+
 struct gpup_backend_ops {
 	unsigned int version;      /* GPUP_BACKEND_OPS_VERSION */
 	const char *name;
 	/* Bring up a GPU: VRAM and engines.  Returns 0 or -errno. */
 	int (*open)(struct gpup_gpu *gpu, const struct gpup_gpu_cfg *cfg);
+	/* Windows still attached are detached with the GPU. */
 	void (*close)(struct gpup_gpu *gpu);
-	/* The fd backing VRAM and the fd offset of VRAM byte 0, for clients
-	 * that mmap a partition's slice (BAR2). */
-	int (*vram_fd)(struct gpup_gpu *gpu, uint64_t *fd_offset);
-	/* The daemon's own mapping of VRAM, used by engines. */
+	/* The daemon's own mapping of all of VRAM, one range that engines
+	 * index by VRAM offset; windows show their own memory in it. */
 	void *(*vram_map)(struct gpup_gpu *gpu);
-	/* Reset the whole GPU.  Can be NULL. */
+	/* Give [off, off + size) memory of its own, shown at off in vram_map:
+	 * zeroed, behind a file that holds exactly the window and is sealed
+	 * against shrinking and growing before anyone sees it.  The wrapper
+	 * has checked that the window is page-aligned and inside VRAM; one
+	 * that overlaps an attached window is -EBUSY.  0 or -errno; on
+	 * failure nothing changed. */
+	int (*vram_attach)(struct gpup_gpu *gpu, uint64_t off, uint64_t size);
+	/* Take back the window attached at off (nothing if none is): its
+	 * memory goes back to the host even while a client still holds its
+	 * file (the client then sees zeros), the file is closed, and
+	 * vram_map shows zeros there, memory of no client's. */
+	void (*vram_detach)(struct gpup_gpu *gpu, uint64_t off);
+	/* The window attached at off: 0, or -ENOENT if none is. */
+	int (*vram_window)(struct gpup_gpu *gpu, uint64_t off, struct gpup_vram_window *w);
+	/* Reset the whole GPU: all of VRAM reads as zeros.  Can be NULL. */
 	int (*reset)(struct gpup_gpu *gpu);
 	/* Engine idx of a kind (idx < ncompute or ncopy), run by the
 	 * executor below.  Can be NULL: no engines. */
@@ -70,12 +112,9 @@ struct gpup_backend_ops {
 				      unsigned int idx);
 	/* The device's model name for gpup_gpu_describe.  Can be NULL. */
 	const char *model;
-	/* Zero [off, off + len) of VRAM (a new tenant must not see the last
-	 * one's data).  Can be NULL: the core writes zeros itself. */
-	int (*vram_scrub)(struct gpup_gpu *gpu, uint64_t off, uint64_t len);
 };
 
-#define GPUP_BACKEND_OPS_VERSION 1
+#define GPUP_BACKEND_OPS_VERSION 2
 
 /* Create the sim GPU described by cfg; NULL and errno on failure. */
 struct gpup_gpu *gpup_sim_gpu_create(const struct gpup_gpu_cfg *cfg);
@@ -83,11 +122,21 @@ struct gpup_gpu *gpup_sim_gpu_create(const struct gpup_gpu_cfg *cfg);
 void gpup_gpu_destroy(struct gpup_gpu *gpu);
 
 void gpup_gpu_describe(const struct gpup_gpu *gpu, struct gpup_gpu_desc *desc);
-int gpup_gpu_vram_fd(struct gpup_gpu *gpu, uint64_t *fd_offset);
 void *gpup_gpu_vram_map(struct gpup_gpu *gpu);
+/* Attach a partition's window (see DOC: VRAM windows): 0, -EINVAL if it
+ * is empty, not aligned to GPUP_GPU_WINDOW_ALIGN or not inside VRAM,
+ * -EBUSY if it overlaps an attached one, or the backend's error. */
+int gpup_gpu_vram_attach(struct gpup_gpu *gpu, uint64_t off, uint64_t size);
+void gpup_gpu_vram_detach(struct gpup_gpu *gpu, uint64_t off);
+/* The file of the window attached at off, for clients to mmap at offset
+ * 0 (BAR2): lent, open until the window is detached; -ENOENT if no
+ * window is attached at off. */
+int gpup_gpu_vram_fd(struct gpup_gpu *gpu, uint64_t off);
+/* What holds the memory of the window attached at off (NONE if none is),
+ * and its name for listings: "none", "4k", "thp-2m". */
+enum gpup_vram_backing gpup_gpu_vram_backing(struct gpup_gpu *gpu, uint64_t off);
+const char *gpup_vram_backing_name(enum gpup_vram_backing b);
 int gpup_gpu_reset(struct gpup_gpu *gpu);
-/* Zero a VRAM range; 0, -EINVAL outside VRAM, or the backend's error. */
-int gpup_gpu_vram_scrub(struct gpup_gpu *gpu, uint64_t off, uint64_t len);
 /* NULL if the backend has no such engine. */
 struct gpup_engine *gpup_gpu_engine(struct gpup_gpu *gpu, enum gpup_engine_kind kind,
 				    unsigned int idx);
@@ -109,12 +158,13 @@ void gpup_gpu_set_priv(struct gpup_gpu *gpu, void *priv);
 #define GPUP_GPU_OP_VRAM_MAP (1u << 1)
 #define GPUP_GPU_OP_RESET (1u << 2)
 #define GPUP_GPU_OP_ENGINE (1u << 3)
-#define GPUP_GPU_OP_VRAM_SCRUB (1u << 4)
+#define GPUP_GPU_OP_VRAM_ATTACH (1u << 4)
 void gpup_gpu_inject_fault(struct gpup_gpu *gpu, unsigned int ops, int err);
 
 /* Limits on a GPU's shape. */
 #define GPUP_GPU_MAX_ENGINES 16u
 #define GPUP_GPU_VRAM_ALIGN (2ull << 20)
+#define GPUP_GPU_WINDOW_ALIGN 4096ull
 
 /*
  * Engine executors (engine.c): one thread per engine runs the contexts

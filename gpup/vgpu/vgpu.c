@@ -609,6 +609,8 @@ static void vgpu_free(struct vgpu *v)
 	for (unsigned int i = 0; i < GPUP_MSIX_VECTORS; i++)
 		if (v->irq_fd[i] >= 0)
 			close(v->irq_fd[i]);
+	/* The tenant's data leaves the daemon with it. */
+	gpup_gpu_vram_detach(v->gpu, v->vram_offset);
 	pthread_mutex_destroy(&v->lock);
 	pthread_mutex_destroy(&v->cfg_lock);
 	free(v);
@@ -654,15 +656,19 @@ struct vgpu *vgpu_create(const struct vgpu_cfg *cfg)
 		errno = ENODEV;
 		return NULL;
 	}
-	/* The window may hold a previous tenant's data. */
-	r = gpup_gpu_vram_scrub(cfg->gpu, cfg->vram_offset, cfg->vram_size);
+	/* VRAM of the window's own, zeroed: nothing of an earlier tenant's,
+	 * and BAR2's fd reaches nothing of another's. */
+	r = gpup_gpu_vram_attach(cfg->gpu, cfg->vram_offset, cfg->vram_size);
 	if (r) {
 		errno = -r;
 		return NULL;
 	}
 	v = calloc(1, sizeof(*v));
-	if (!v)
+	if (!v) {
+		gpup_gpu_vram_detach(cfg->gpu, cfg->vram_offset);
+		errno = ENOMEM;
 		return NULL;
+	}
 	pthread_mutex_init(&v->cfg_lock, NULL);
 	pthread_mutex_init(&v->lock, NULL);
 	v->gpu = cfg->gpu;

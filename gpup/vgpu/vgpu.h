@@ -38,11 +38,16 @@ struct vgpu_stats {
 	uint64_t engine_ns[2];       /* compute, copy */
 };
 
-/* NULL and errno on failure.  The VRAM window is zeroed: a partition
- * never sees what an earlier one left there. */
+/* NULL and errno on failure (EINVAL for a window that is not
+ * page-aligned inside the GPU's VRAM, EBUSY for one over another
+ * partition's).  The window gets VRAM of its own (gpup_gpu_vram_attach),
+ * zeroed: a partition never sees what an earlier one left there, and the
+ * fd BAR2 hands out reaches nothing of another partition's. */
 struct vgpu *vgpu_create(const struct vgpu_cfg *cfg);
 /* Stops its queues (waiting for the engines to drop them) and any
- * watchdog reset under way, closes its doorbell fds, releases irq fds. */
+ * watchdog reset under way, closes its doorbell fds, releases irq fds,
+ * and gives its VRAM back to the host (gpup_gpu_vram_detach).  Stop the
+ * vfio-user server first: it reads BAR2 through the vgpu. */
 void vgpu_destroy(struct vgpu *v);
 
 /* BAR0 access.  off + len must lie inside GPUP_BAR0_SIZE; registers take

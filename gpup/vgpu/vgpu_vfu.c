@@ -2,8 +2,8 @@
 /*
  * The vGPU as a vfio-user device: its implementation of vfu/'s device ops.
  * Regions: PCI config space (pci_cfg.c), BAR0 (registers and doorbells,
- * through vgpu_bar0_*), BAR2 (the partition's slice of VRAM, mappable
- * from the GPU's VRAM fd); every other VFIO PCI region has size 0.
+ * through vgpu_bar0_*), BAR2 (the partition's VRAM, mappable from its own
+ * sealed file); every other VFIO PCI region has size 0.
  * BAR0's doorbells have ioeventfds, MSI-X vectors take eventfds, and the
  * client's DMA windows go into the partition's IOMMU domain, the only way
  * engines reach guest memory.
@@ -39,21 +39,23 @@ static uint64_t region_size(const struct vgpu *v, uint32_t index)
 	}
 }
 
+/* BAR2's fd is the partition's own VRAM file, exactly its size and
+ * sealed against resizing: mapped from offset 0 it reaches the partition's
+ * VRAM and nothing else. */
 static int vfu_region_info(void *dev, uint32_t index, struct vfio_region_info *info, int *fd)
 {
 	struct vgpu *v = dev;
-	uint64_t fd_off;
 
 	info->size = region_size(v, index);
 	if (info->size)
 		info->flags = VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE;
 	if (index != VFIO_PCI_BAR2_REGION_INDEX)
 		return 0;
-	*fd = gpup_gpu_vram_fd(v->gpu, &fd_off);
+	*fd = gpup_gpu_vram_fd(v->gpu, v->vram_offset);
 	if (*fd < 0)
 		return *fd;
 	info->flags |= VFIO_REGION_INFO_FLAG_MMAP;
-	info->offset = fd_off + v->vram_offset;
+	info->offset = 0;
 	return 0;
 }
 
@@ -66,7 +68,9 @@ static int vfu_region_read(void *dev, uint32_t index, uint64_t off, void *buf, u
 		return gpup_pci_cfg_read(&v->pci, off, buf, len);
 	case VFIO_PCI_BAR0_REGION_INDEX:
 		return vgpu_bar0_read(v, off, buf, len);
-	case VFIO_PCI_BAR2_REGION_INDEX: /* the server bounded it by vram_size */
+	case VFIO_PCI_BAR2_REGION_INDEX:
+		/* The server bounded it by vram_size; the client cannot shrink
+		 * the file under it (sealed), so this cannot fault. */
 		memcpy(buf, v->vram + off, len);
 		return 0;
 	default:
