@@ -7,13 +7,17 @@
  */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <stdio.h>
 #include <time.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "gpup/drv/drv.h"
@@ -611,4 +615,187 @@ Test(vfu_proto, disabling_intx_keeps_msix)
 	cr_assert_eq(read(efd, &v, 8), -1, "MSI-X disabled: nothing fires");
 	close(efd);
 	vfu_client_close(c);
+}
+
+/* BAR2 as a client gets it: the partition's own file, mapped from 0. */
+static int bar2_fd(struct vfu_client *c)
+{
+	struct vfio_region_info ri;
+	int fd = -1;
+
+	cr_assert_eq(vfu_client_region_info(c, VFIO_PCI_BAR2_REGION_INDEX, &ri, &fd), 0);
+	cr_assert_geq(fd, 0);
+	cr_assert(ri.flags & VFIO_REGION_INFO_FLAG_MMAP);
+	cr_assert_eq(ri.size, 8 * MIB);
+	cr_assert_eq(ri.offset, 0u, "the partition's VRAM is its file from byte 0");
+	return fd;
+}
+
+static sigjmp_buf touch_jb;
+
+static void touch_fault(int sig)
+{
+	(void)sig;
+	siglongjmp(touch_jb, 1);
+}
+
+/* Whether reading *p faults: past the end of the file mapped there. */
+static bool read_faults(const volatile uint8_t *p)
+{
+	struct sigaction sa = { .sa_handler = touch_fault }, old;
+	volatile bool faulted = false;
+
+	sigemptyset(&sa.sa_mask);
+	cr_assert_eq(sigaction(SIGBUS, &sa, &old), 0);
+	if (sigsetjmp(touch_jb, 1))
+		faulted = true;
+	else
+		(void)*p;
+	sigaction(SIGBUS, &old, NULL);
+	return faulted;
+}
+
+static bool all_zero(const uint8_t *p, uint64_t len)
+{
+	for (uint64_t i = 0; i < len; i++)
+		if (p[i])
+			return false;
+	return true;
+}
+
+/* Partition a's BAR2 fd is a's VRAM and nothing else: a file of exactly
+ * its size, nothing past its end, and b's bytes never show through it. */
+Test(vfu_proto, bar2_fd_reaches_only_its_partition)
+{
+	struct vfu_client *ca = client(&pa), *cb = client(&pb);
+	uint8_t pat[4096], back[4096];
+	int fd = bar2_fd(ca);
+	struct stat st;
+
+	cr_assert_eq(fstat(fd, &st), 0);
+	cr_assert_eq((uint64_t)st.st_size, 8 * MIB, "the file is a's VRAM size, not the GPU's");
+	memset(pat, 0xb5, sizeof(pat));
+	for (uint64_t off = 0; off < 8 * MIB; off += 256 * 1024)
+		cr_assert_eq(vfu_client_region_write(cb, VFIO_PCI_BAR2_REGION_INDEX, off, pat,
+						     sizeof(pat)), 0);
+	uint8_t *map = mmap(NULL, 16 * MIB, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+
+	cr_assert_neq(map, MAP_FAILED);
+	cr_assert(all_zero(map, 8 * MIB), "a sees only its own (zeroed) VRAM");
+	cr_assert(read_faults(map + 8 * MIB), "a mapping past a's VRAM reaches nothing");
+	cr_assert(read_faults(map + 16 * MIB - 1));
+	cr_assert_eq(pread(fd, back, sizeof(back), (off_t)(8 * MIB)), 0, "end of file");
+	memset(map, 0x1a, 8 * MIB);
+	cr_assert_eq(vfu_client_region_read(cb, VFIO_PCI_BAR2_REGION_INDEX, 0, back, sizeof(back)),
+		     0);
+	cr_assert_eq(memcmp(back, pat, sizeof(back)), 0, "a's stores stay in a");
+	munmap(map, 16 * MIB);
+	close(fd);
+	vfu_client_close(ca);
+	vfu_client_close(cb);
+	other_partition_fine();
+}
+
+/* b's engines copy and fill its VRAM and copy it back, bit-exact. */
+static void engine_work_exact(struct vfu_client *cb)
+{
+	struct gpup_vg g;
+	union gpup_cmd c[3];
+	uint32_t *w;
+
+	cr_assert_eq(gpup_vg_open(&g, cb, 2 * MIB), 0);
+	cr_assert_eq(gpup_vg_queue_setup(&g, 0, GPUP_ENGINE_COPY), 0);
+	w = (uint32_t *)(g.ram + GPUP_VG_DATA_OFF);
+	for (uint32_t i = 0; i < 8192; i++)
+		w[i] = i * 2654435761u;
+	c[0] = gpup_cmd_copy(GPUP_SPACE_IOVA, gpup_vg_iova(GPUP_VG_DATA_OFF), GPUP_SPACE_VRAM,
+			    1 * MIB, 32768);
+	c[1] = gpup_cmd_fill(GPUP_SPACE_VRAM, 1 * MIB + 4096, 64, 0xabcd0123);
+	c[2] = gpup_cmd_copy(GPUP_SPACE_VRAM, 1 * MIB, GPUP_SPACE_IOVA,
+			    gpup_vg_iova(GPUP_VG_DATA_OFF + 65536), 32768);
+	cr_assert_eq(gpup_vg_submit(&g, 0, c, 3), 0);
+	cr_assert_eq(gpup_vg_fence_wait(&g, 0, 10000, NULL), 0);
+	w = (uint32_t *)(g.ram + GPUP_VG_DATA_OFF + 65536);
+	for (uint32_t i = 0; i < 8192; i++)
+		cr_assert_eq(w[i], i >= 1024 && i < 1040 ? 0xabcd0123 : i * 2654435761u,
+			     "word %u", i);
+	gpup_vg_close(&g);
+}
+
+/* A tenant cannot resize the file behind its BAR2 (it is sealed), so it
+ * cannot make the daemon's next access to it fault.  Punching a hole is
+ * allowed (it cannot be refused without refusing writes) and zeroes only
+ * the tenant's own bytes.  The daemon goes on serving a, and b's engine
+ * work stays exact. */
+Test(vfu_proto, a_tenant_cannot_resize_its_vram)
+{
+	struct vfu_client *ca = client(&pa), *cb = client(&pb);
+	int fd = bar2_fd(ca);
+	uint8_t buf[8];
+	off_t sizes[] = { 0, 4096, 4 * MIB, 16 * MIB, 64 * MIB };
+
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		errno = 0;
+		cr_assert_eq(ftruncate(fd, sizes[i]), -1, "ftruncate to %lld", (long long)sizes[i]);
+		cr_assert_eq(errno, EPERM);
+	}
+	cr_assert_eq(fallocate(fd, 0, (off_t)(8 * MIB), 4096), -1, "growing by fallocate");
+	cr_assert_eq(errno, EPERM);
+	cr_assert_eq(fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE), -1, "the seals are sealed");
+	cr_assert_eq(errno, EPERM);
+	cr_assert_eq(vfu_client_region_write(ca, VFIO_PCI_BAR2_REGION_INDEX, 4096, "tenant a", 8), 0);
+	cr_assert_eq(fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, (off_t)(8 * MIB)),
+		     0);
+	cr_assert_eq(vfu_client_region_read(ca, VFIO_PCI_BAR2_REGION_INDEX, 4096, buf, 8), 0);
+	cr_assert(all_zero(buf, 8), "the hole zeroed a's own bytes");
+	cr_assert_eq(vfu_client_region_read(ca, VFIO_PCI_BAR2_REGION_INDEX, 8 * MIB - 8, buf, 8), 0,
+		     "the daemon still serves a's last bytes");
+	engine_work_exact(cb);
+	close(fd);
+	vfu_client_close(ca);
+	vfu_client_close(cb);
+}
+
+/* Destroying a partition takes its VRAM back: the fd its client kept
+ * holds no pages and reads zeros, and it reaches nothing of the partition
+ * that takes the slot next, which starts from zeros. */
+Test(vfu_proto, a_destroyed_partitions_vram_is_released)
+{
+	struct vfu_client *ca = client(&pa);
+	int fd = bar2_fd(ca), fd2;
+	uint8_t *old = mmap(NULL, 8 * MIB, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0), buf[4096];
+	struct stat st, st2;
+
+	cr_assert_neq(old, MAP_FAILED);
+	memset(old, 0xa7, 8 * MIB);
+	cr_assert_eq(fstat(fd, &st), 0);
+	cr_assert_geq((uint64_t)st.st_blocks * 512, 8 * MIB);
+	vfu_client_close(ca);
+	vfu_server_destroy(pa.srv);
+	vgpu_destroy(pa.vg);
+	cr_assert_eq(fstat(fd, &st), 0);
+	cr_assert_eq(st.st_blocks, 0, "the destroyed partition's pages went back to the host");
+	cr_assert(all_zero(old, 8 * MIB), "its data is gone");
+	struct vgpu_cfg vc = { gpu, 0, 8 * MIB, pa.dom, "a" };
+
+	pa.vg = vgpu_create(&vc);
+	cr_assert_not_null(pa.vg);
+	pa.srv = vgpu_serve(pa.vg, NULL);
+	cr_assert_not_null(pa.srv);
+	ca = client(&pa);
+	fd2 = bar2_fd(ca);
+	cr_assert_eq(fstat(fd2, &st2), 0);
+	cr_assert_neq(st2.st_ino, st.st_ino, "the new partition has a file of its own");
+	memset(old, 0x3c, 8 * MIB);
+	for (uint64_t off = 0; off < 8 * MIB; off += sizeof(buf)) {
+		cr_assert_eq(vfu_client_region_read(ca, VFIO_PCI_BAR2_REGION_INDEX, off, buf,
+						    sizeof(buf)), 0);
+		cr_assert(all_zero(buf, sizeof(buf)), "the old fd reached the new partition at %llu",
+			  (unsigned long long)off);
+	}
+	munmap(old, 8 * MIB);
+	close(fd);
+	close(fd2);
+	vfu_client_close(ca);
+	other_partition_fine();
 }
