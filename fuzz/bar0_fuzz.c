@@ -21,8 +21,9 @@
  * touches anything any more) and the harness checks that nothing was
  * written outside what the partition may write: the guard pages and the
  * read-only window are unchanged, the RW window did not change while it
- * was unmapped, and every byte of VRAM outside the partition's window
- * (the canary partition's included) is what it was.
+ * was unmapped, every byte of VRAM outside the partition's window (the
+ * canary partition's included) is what it was, and the window itself
+ * reads as zeros: its VRAM went back to the host with the partition.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -370,6 +371,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fz_check(memcmp(rw(), host_ref + GUARD, RW_SIZE) == 0,
 			 "the device wrote guest memory after it was unmapped");
 	fz_check(vram_outside_intact(), "VRAM outside the partition's window changed");
+	fz_check(fz_all_zero(vram + PART_OFF, PART_SIZE),
+		 "the destroyed partition's VRAM was not released");
 	iommu_domain_destroy(r.dom);
 	return 0;
 }

@@ -84,6 +84,13 @@ unsigned int fz_count_fds(void)
 	return n - 1; /* the directory stream's own fd */
 }
 
+bool fz_all_zero(const void *p, size_t len)
+{
+	const uint8_t *b = p;
+
+	return !len || (b[0] == 0 && memcmp(b, b + 1, len - 1) == 0);
+}
+
 static void remove_tree(const char *dir, int self)
 {
 	DIR *d = opendir(dir);

@@ -8,6 +8,7 @@
 #ifndef GPUP_FUZZ_UTIL_H
 #define GPUP_FUZZ_UTIL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -35,6 +36,8 @@ void fz_fail(const char *file, int line, const char *cond, const char *fmt, ...)
 
 /* Open file descriptors of this process (/proc/self/fd). */
 unsigned int fz_count_fds(void);
+/* Whether len bytes at p are all zero. */
+bool fz_all_zero(const void *p, size_t len);
 
 /* A private temporary directory, created once per process and removed at
  * exit with everything under it; on tmpfs where there is one, so that

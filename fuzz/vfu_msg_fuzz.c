@@ -12,7 +12,8 @@
  * last one sent as a vCPU would (a producer index), so that engines run
  * DMA on memory the client maps and unmaps under them.  A reader thread
  * drains the replies and checks that each is a well-formed reply (type,
- * size, error number), closing any fds they carry.
+ * size, error number), tries to resize every file they carry (BAR2's
+ * VRAM: it must refuse) and closes their fds.
  *
  * A session may also have a second client try to attach while the first
  * is served, and may end with the partition destroyed under the client
@@ -21,8 +22,9 @@
  * After the session: the server has dropped the client's DMA (the IOMMU
  * domain is empty) and holds no fd it did not hold before; a fresh
  * connection still negotiates VERSION and answers DEVICE_GET_INFO and a
- * BAR0 read exactly; after teardown every fd is gone; and the VRAM around
- * the partition's window is byte-identical to what it was.
+ * BAR0 read exactly; after teardown every fd is gone, the partition's
+ * window reads as zeros (its VRAM went back with it) and the VRAM around
+ * it is byte-identical to what it was.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -36,6 +38,7 @@
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "fuzz/fuzz_util.h"
@@ -130,7 +133,25 @@ static void check_reply_hdr(const struct vfio_user_header *h)
 		fz_check(h->error_no == 0, "success reply with errno %u", h->error_no);
 }
 
-/* Replies are received with vfu/'s framing; their fds are closed. */
+/* A hostile client tries to resize every file the server hands it
+ * (BAR2's VRAM): the daemon touches that memory unguarded, so the file
+ * must refuse.  Punching it is allowed and zeroes the partition's own
+ * VRAM, under engines that may be running on it. */
+static void resize_attempt(int fd)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode))
+		return;
+	fz_check(ftruncate(fd, 0) < 0 && errno == EPERM, "a file from the server shrank");
+	fz_check(ftruncate(fd, st.st_size + 4096) < 0 && errno == EPERM,
+		 "a file from the server grew");
+	fz_check(fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, st.st_size) == 0,
+		 "punch: %s", strerror(errno));
+}
+
+/* Replies are received with vfu/'s framing; the files among their fds
+ * are attacked, then every fd is closed. */
 static void *reader(void *arg)
 {
 	int s = *(int *)arg, rc;
@@ -139,6 +160,8 @@ static void *reader(void *arg)
 
 	fz_check(buf, "reply buffer");
 	while ((rc = vfu_msg_recv(s, &m, buf, VFU_SERVER_MAX_MSG - sizeof(m.hdr))) == 0) {
+		for (unsigned int i = 0; i < m.nfds; i++)
+			resize_attempt(m.fds[i]);
 		vfu_msg_close_fds(&m);
 		check_reply_hdr(&m.hdr);
 		fz_check(!m.fds_dropped, "a reply with more than %u fds", VFU_MAX_FDS);
@@ -474,5 +497,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		 memcmp(vram + PART_OFF + PART_SIZE, vram_ref + PART_OFF + PART_SIZE,
 			GPU_VRAM - PART_OFF - PART_SIZE) == 0,
 		 "VRAM outside the partition's window changed");
+	fz_check(fz_all_zero(vram + PART_OFF, PART_SIZE),
+		 "the destroyed partition's VRAM was not released");
 	return 0;
 }
