@@ -273,9 +273,12 @@ static void loop(struct gpup_daemon *d)
 				 * level-triggered epoll reports survivors again. */
 				break;
 			}
-			if (s->kind == DMN_SRC_CTL)
+			if (s->kind == DMN_SRC_CTL) {
+				/* May evict a connection later in this batch. */
 				dmn_conn_accept(d);
-			else if (s->kind == DMN_SRC_SIGNAL)
+				break;
+			}
+			if (s->kind == DMN_SRC_SIGNAL)
 				handle_signal(d);
 			else
 				dmn_part_accept(d, s->ptr);
