@@ -45,6 +45,12 @@
 #define GPUP_CTL_F_GPUS "gpus"
 #define GPUP_CTL_F_TYPES "types"
 #define GPUP_CTL_F_PARTITIONS "partitions"
+/* stats, per partition: client memory mapped for DMA and its limit, IO
+ * page-table memory and its limit (bytes). */
+#define GPUP_CTL_F_DMA_BYTES "dma_bytes"
+#define GPUP_CTL_F_DMA_LIMIT "dma_limit"
+#define GPUP_CTL_F_IOPT_BYTES "iopt_bytes"
+#define GPUP_CTL_F_IOPT_LIMIT "iopt_limit"
 
 /* a GPU */
 #define GPUP_CTL_F_NAME "name"

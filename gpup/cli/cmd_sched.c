@@ -211,7 +211,10 @@ static void stats_usage(FILE *f)
 {
 	fprintf(f, "usage: gpup stats [--gpu ID] [--json]\n\n"
 		   "Each engine's scheduler, policy and slice, and per context: engine\n"
-		   "time, slices, preemptions, dispatch wait p50/p99/max and debt.\n");
+		   "time, slices, preemptions, dispatch wait p50/p99/max and debt.  Then\n"
+		   "per partition, what its client holds of the daemon for DMA: client\n"
+		   "memory mapped and IO page tables, each beside its limit (a DMA_MAP\n"
+		   "past either is refused with ENOSPC).\n");
 }
 
 static void print_engine(const char *gpu, json_object *e)
@@ -240,6 +243,30 @@ static void print_engine(const char *gpu, json_object *e)
 		       (long long)gpup_ctl_int(c, "preemptions", 0),
 		       gpup_ctl_int(c, "wait_p50_ns", 0) / 1e3, gpup_ctl_int(c, "wait_p99_ns", 0) / 1e3,
 		       gpup_ctl_int(c, "wait_max_ns", 0) / 1e3, gpup_ctl_int(c, "debt_ns", 0) / 1e3);
+	}
+}
+
+static const char *size(json_object *o, const char *key, char *buf)
+{
+	return gpup_format_size((uint64_t)gpup_ctl_int(o, key, 0), buf, 16);
+}
+
+/* What each partition's client holds of the daemon for DMA. */
+static void print_dma(json_object *r)
+{
+	json_object *parts = NULL;
+	char a[16], b[16], c[16], d[16];
+
+	json_object_object_get_ex(r, GPUP_CTL_F_PARTITIONS, &parts);
+	for (size_t i = 0; parts && i < json_object_array_length(parts); i++) {
+		json_object *p = json_object_array_get_idx(parts, i);
+
+		if (i == 0)
+			printf("%-36s %22s %22s\n", "PARTITION", "DMA MAPPED / LIMIT",
+			       "IO PAGE TABLES / LIMIT");
+		printf("%-36s %10s / %-9s %10s / %-9s\n", gpup_ctl_str(p, GPUP_CTL_F_UUID, "-"),
+		       size(p, GPUP_CTL_F_DMA_BYTES, a), size(p, GPUP_CTL_F_DMA_LIMIT, b),
+		       size(p, GPUP_CTL_F_IOPT_BYTES, c), size(p, GPUP_CTL_F_IOPT_LIMIT, d));
 	}
 }
 
@@ -287,6 +314,7 @@ static int cmd_stats(const struct gpup_global *g, int argc, char **argv)
 				print_engine(gpup_ctl_str(gj, GPUP_CTL_F_NAME, "?"),
 					     json_object_array_get_idx(en, k));
 		}
+		print_dma(r);
 	}
 	json_object_put(r);
 	return GPUP_EXIT_OK;

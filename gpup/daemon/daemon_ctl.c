@@ -11,6 +11,7 @@
 #include "gpup/daemon/daemon_int.h"
 #include "gpup/gpu/gpu.h"
 #include "gpup/vgpu/vgpu.h"
+#include "iommu/iommu.h"
 #include "uapi/gpup_ctl.h"
 #include "vfu/vfu.h"
 
@@ -227,9 +228,38 @@ static json_object *m_sched(struct gpup_daemon *d, json_object *req)
 	return r;
 }
 
+/* What a partition's client makes the daemon hold for DMA, beside the
+ * limits (VGPU_MAX_DMA_BYTES, VGPU_IOMMU_TABLE_BYTES). */
+static json_object *dma_json(struct gpup_partition *p, struct dmn_part *dp)
+{
+	json_object *o = json_object_new_object();
+	struct iommu_stats st;
+
+	iommu_get_stats(dp->dom, &st);
+	json_object_object_add(o, GPUP_CTL_F_UUID, json_object_new_string(p->uuid));
+	json_object_object_add(o, GPUP_CTL_F_DMA_BYTES,
+			       json_object_new_int64((int64_t)vfu_server_dma_bytes(dp->vfu)));
+	json_object_object_add(o, GPUP_CTL_F_DMA_LIMIT,
+			       json_object_new_int64((int64_t)VGPU_MAX_DMA_BYTES));
+	json_object_object_add(o, GPUP_CTL_F_IOPT_BYTES, json_object_new_int64((int64_t)st.table_bytes));
+	json_object_object_add(o, GPUP_CTL_F_IOPT_LIMIT,
+			       json_object_new_int64((int64_t)VGPU_IOMMU_TABLE_BYTES));
+	return o;
+}
+
 static json_object *m_stats(struct gpup_daemon *d, json_object *req)
 {
-	return gpup_tsched_ctl_stats(&d->pool, req);
+	json_object *r = gpup_tsched_ctl_stats(&d->pool, req), *a;
+	struct dmn_part *dp;
+
+	if (!json_object_get_boolean(json_object_object_get(r, GPUP_CTL_F_OK)))
+		return r;
+	a = json_object_new_array();
+	for (struct gpup_partition *p = d->pool.parts; p; p = p->next)
+		if ((dp = p->priv) && dp->dom && dp->vfu)
+			json_object_array_add(a, dma_json(p, dp));
+	json_object_object_add(r, GPUP_CTL_F_PARTITIONS, a);
+	return r;
 }
 
 static const struct {
