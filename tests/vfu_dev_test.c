@@ -226,9 +226,9 @@ Test(vfu_dev, dma_unmap_all_and_disconnect_cleanup)
 	cr_assert_eq(vfu_client_dma_map(cl, fd, 0, 0x0, 4096, VFIO_USER_DMA_F_READ), 0);
 	vfu_client_close(cl);
 	cl = NULL;
-	for (int i = 0; i < 200 && vfu_server_connected(srv); i++)
+	for (int i = 0; i < 200 && !vfu_server_idle(srv); i++)
 		usleep(10000);
-	cr_assert_not(vfu_server_connected(srv));
+	cr_assert(vfu_server_idle(srv), "the last client's teardown never ended");
 	cr_assert_eq(iommu_dma_read(dom, 0x0, &b, 1), -EFAULT, "client gone, mapping gone");
 	munmap(ram, 4 * 4096);
 	close(fd);

@@ -355,6 +355,16 @@ bool vfu_server_connected(struct vfu_server *s)
 	return c;
 }
 
+bool vfu_server_idle(struct vfu_server *s)
+{
+	bool idle;
+
+	pthread_mutex_lock(&s->lock);
+	idle = s->conn_fd < 0;
+	pthread_mutex_unlock(&s->lock);
+	return idle;
+}
+
 uint64_t vfu_server_dma_bytes(struct vfu_server *s)
 {
 	return s->dma_bytes;

@@ -7,9 +7,9 @@
  * for DMAs in flight), and only then is our mapping dropped, so a device
  * can never touch unmapped memory.
  *
- * Only regular files (memfd, tmpfs, hugetlbfs) are accepted, and the
- * mapped range must lie inside the file: a mapping past EOF would turn a
- * device access into SIGBUS for the whole process.  For the same reason a
+ * Only regular files of memory filesystems (memfd, tmpfs, hugetlbfs) are
+ * accepted, and the mapped range must lie inside the file: a mapping past
+ * EOF would turn a device access into SIGBUS for the whole process.  For the same reason a
  * memfd is sealed against shrinking (F_SEAL_SHRINK) when the client
  * created it with MFD_ALLOW_SEALING.  A window sent without an fd is
  * recorded (clients such as QEMU map every RAM region and expect success)
@@ -21,9 +21,11 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include "vfu/vfu_int.h"
@@ -47,6 +49,17 @@ static bool iova_fits(const struct vfu_server *s, uint64_t iova, uint64_t size)
 	return bits == 0 || bits >= 64 || iova + size <= (1ull << bits);
 }
 
+/* Guest memory lives in memory: tmpfs (memfd, /dev/shm) or hugetlbfs.  A
+ * file of another filesystem could stall the device's DMA on I/O (a FUSE
+ * server that never answers holds an engine thread of the whole GPU). */
+static bool memory_file(int fd)
+{
+	struct statfs fs;
+
+	return fstatfs(fd, &fs) == 0 &&
+	       (fs.f_type == TMPFS_MAGIC || fs.f_type == HUGETLBFS_MAGIC);
+}
+
 static int check_map(struct vfu_server *s, const struct vfio_user_dma_map *in, int fd)
 {
 	struct stat st;
@@ -68,7 +81,7 @@ static int check_map(struct vfu_server *s, const struct vfio_user_dma_map *in, i
 		return -ENOSPC;
 	if (!s->ops->dma_map)
 		return -ENOTSUP;
-	if (fstat(fd, &st) || !S_ISREG(st.st_mode))
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode) || !memory_file(fd))
 		return -EBADF;
 	if (in->offset + in->size < in->offset ||
 	    in->offset + in->size > (uint64_t)st.st_size)

@@ -292,7 +292,11 @@ struct vfu_server *vfu_server_create(const struct vfu_server_cfg *cfg);
 #define VFU_SERVER_MAX_REFUSALS 16u
 int vfu_server_attach(struct vfu_server *s, int fd);
 
+/* A client is being served (not counting one whose teardown runs). */
 bool vfu_server_connected(struct vfu_server *s);
+/* No client is being served nor torn down: the last one's DMA is unmapped
+ * and its eventfds released. */
+bool vfu_server_idle(struct vfu_server *s);
 
 /* Client memory mapped for DMA now (the windows with an fd), for
  * statistics; 0 with no client. */
