@@ -293,9 +293,13 @@ static int hv_load_image(struct hv_vm *vm, struct hv_image *im, uint64_t *entry)
 			hv_image_err(im, "program headers lie outside the file");
 			return im->io_failed ? -EIO : -ENOEXEC;
 		}
-		if (ph.type == PT_NOTE && !found) {
-			found = hv_find_note(im, &ph, entry);
-			rc = found < 0 ? found : 0;
+		if (ph.type == PT_NOTE) {
+			/* Every note segment is checked; the first entry wins. */
+			uint64_t later;
+			int f = hv_find_note(im, &ph, found ? &later : entry);
+
+			rc = f < 0 ? f : 0;
+			found |= f > 0;
 		}
 		if (rc == 0 && ph.type == PT_LOAD) {
 			rc = hv_load_segment(vm, im, &ph, &floor);

@@ -63,6 +63,7 @@ struct img {
 	bool phentsize_zero;    /* e_phentsize 0 instead */
 	uint16_t phnum;         /* 0 = 2, or 3 with a second segment */
 	struct seg load2;       /* a second PT_LOAD when memsz or filesz */
+	bool load2_is_note;     /* ...or a second PT_NOTE */
 };
 
 static void put_note(uint8_t *p, const struct img *m)
@@ -87,7 +88,7 @@ static void write_image(const struct img *m)
 		{ 0, m->note_filesz ? m->note_filesz : 16 + m->desc_size, 0, 256 },
 		m->load2,
 	};
-	uint32_t type[3] = { PT_LOAD, PT_NOTE, PT_LOAD };
+	uint32_t type[3] = { PT_LOAD, PT_NOTE, m->load2_is_note ? PT_NOTE : PT_LOAD };
 	FILE *out;
 
 	memcpy(f, ELFMAG, SELFMAG);
@@ -296,6 +297,8 @@ Test(hv_pvh, hostile_images)
 	refused_saying(m, -ENOEXEC, "outside the image's loaded segments"); /* RAM, not image */
 	m = good(), m.phentsize = 40;
 	refused_saying(m, -ENOEXEC, "program header entries of 40 bytes");
+	m = good(), m.load2 = (struct seg){ 0, 16, 0, 4096 }, m.load2_is_note = true;
+	refused_saying(m, -ENOEXEC, "a note runs past its segment or the file"); /* after PVH's */
 	m = good(), m.phentsize_zero = true;
 	refused_saying(m, -ENOEXEC, "program header entries of 0 bytes");
 	m = good(), m.phentsize_zero = true, m.is64 = false, m.desc_size = 4, m.machine = EM_386;
