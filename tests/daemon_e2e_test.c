@@ -249,6 +249,31 @@ Test(daemon_e2e, partitions_survive_restart_and_sockets_go)
 	vfu_client_close(cl);
 }
 
+/* SIGHUP (a foreground daemon's terminal going away) is a clean stop like
+ * SIGTERM: exit status 0, sockets and pid file gone, definitions kept.
+ * Before, it killed the daemon and left them all behind. */
+Test(daemon_e2e, sighup_is_a_clean_stop)
+{
+	char uuid[GPUP_UUID_STRLEN + 1], sock[PATH_MAX], ctl[PATH_MAX], pid[PATH_MAX];
+	int st = 0;
+
+	create("gpu0", "sim-64m-4", uuid);
+	snprintf(sock, sizeof(sock), "%s/%s.sock", dmn.run_dir, uuid);
+	snprintf(ctl, sizeof(ctl), "%s/gpup.sock", dmn.run_dir);
+	snprintf(pid, sizeof(pid), "%s/gpup.pid", dmn.run_dir);
+	cr_assert(exists(sock) && exists(ctl) && exists(pid));
+	cr_assert_eq(kill(dmn.pid, SIGHUP), 0);
+	cr_assert_eq(waitpid(dmn.pid, &st, 0), dmn.pid);
+	dmn.pid = 0;
+	cr_assert(WIFEXITED(st), "killed by signal %d (see %s)", WTERMSIG(st), dmn.log);
+	cr_assert_eq(WEXITSTATUS(st), 0);
+	cr_assert_not(exists(sock), "partition socket left behind");
+	cr_assert_not(exists(ctl), "control socket left behind");
+	cr_assert_not(exists(pid), "pid file left behind");
+	start_daemon();
+	vfu_client_close(attach(uuid)); /* served again after the restart */
+}
+
 Test(daemon_e2e, corrupt_state_file_is_skipped)
 {
 	char path[PATH_MAX], line[512];

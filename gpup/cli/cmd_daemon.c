@@ -44,7 +44,8 @@ static void usage(FILE *f)
 		"                   and --slice, when given, win for this start only\n"
 		"  --foreground     stay attached, log to stderr; otherwise detach once\n"
 		"                   ready and log to RUN_DIR/daemon.log\n"
-		"Stops on SIGTERM or SIGINT.\n",
+		"Stops cleanly on SIGTERM, SIGINT or SIGHUP: sockets and pid file removed,\n"
+		"definitions kept.\n",
 		gpup_default_run_dir(), gpup_default_state_dir(), GPUP_POOL_MAX_GPUS,
 		GPUP_DAEMON_DEFAULT_GPUS, sched_policy_name(GPUP_DAEMON_DEFAULT_POLICY));
 }

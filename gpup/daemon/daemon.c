@@ -2,8 +2,8 @@
 /*
  * The daemon's life: bring up the sim GPUs and the pool, restore saved
  * partitions, open the control socket, run the epoll loop (see daemon.h),
- * and on SIGTERM/SIGINT take everything down again, sockets removed and
- * partition definitions kept.
+ * and on SIGTERM, SIGINT or SIGHUP take everything down again, sockets
+ * and pid file removed and partition definitions kept.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -208,6 +208,10 @@ static int open_signals(struct gpup_daemon *d)
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
+	/* A foreground daemon gets SIGHUP when its terminal goes: stopping
+	 * cleanly beats dying with sockets and a pid file left behind, and
+	 * there is no configuration to reload. */
+	sigaddset(&set, SIGHUP);
 	if (pthread_sigmask(SIG_BLOCK, &set, NULL))
 		return -EINVAL;
 	d->sig_fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);

@@ -8,7 +8,8 @@
  * DOC: the loop
  *
  * One thread runs an epoll loop over the control socket, its connections,
- * every partition's listening socket and a signalfd (SIGTERM, SIGINT).
+ * every partition's listening socket and a signalfd (SIGTERM, SIGINT,
+ * SIGHUP: each a clean stop).
  * Control connections are read without blocking and answered once a whole
  * request is in, so a silent client only holds a slot until its deadline
  * (see daemon_conn.c); requests are short and run inline.  Each accepted
@@ -41,10 +42,10 @@ struct gpup_daemon_cfg {
 #define GPUP_DAEMON_DEFAULT_VRAM (8ull << 30)
 #define GPUP_DAEMON_MIN_VRAM (16ull << 20)
 
-/* Run until SIGTERM/SIGINT.  ready_fd (or -1) gets one byte once the
- * control socket accepts requests, then is closed.  0 after a clean stop,
- * or -errno when it could not start, the reason logged (-EEXIST: another
- * daemon already serves the run directory). */
+/* Run until SIGTERM, SIGINT or SIGHUP.  ready_fd (or -1) gets one byte
+ * once the control socket accepts requests, then is closed.  0 after a
+ * clean stop, or -errno when it could not start, the reason logged
+ * (-EEXIST: another daemon already serves the run directory). */
 int gpup_daemon_run(const struct gpup_daemon_cfg *cfg, int ready_fd);
 
 /* "gpup daemon: " + message + newline on stderr, with a timestamp. */
