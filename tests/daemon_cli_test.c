@@ -3,7 +3,8 @@
  * The CLI against a running daemon: create/list/destroy, tables and
  * --json, exit codes and the exact one-line errors, nothing changed by a
  * failed command, persistence across a restart (partitions and scheduler
- * settings), and what happens with no daemon at all.
+ * settings), one daemon per state directory and what a crash left there,
+ * and what happens with no daemon at all.
  */
 #include <criterion/criterion.h>
 #include <json-c/json.h>
@@ -45,7 +46,9 @@ static int gpup(const char *fmt, ...)
 	va_end(ap);
 	snprintf(o, sizeof(o), "%s/out", dir);
 	snprintf(e, sizeof(e), "%s/err", dir);
-	snprintf(cmd, sizeof(cmd), "%s --run-dir %s %s >%s 2>%s", bin, run_dir, args, o, e);
+	/* A command that hangs fails (124) instead of stalling the suite. */
+	snprintf(cmd, sizeof(cmd), "timeout 30 %s --run-dir %s %s >%s 2>%s", bin, run_dir, args,
+		 o, e);
 	st = system(cmd);
 	slurp(o, out, sizeof(out));
 	slurp(e, err, sizeof(err));
@@ -427,4 +430,67 @@ Test(daemon_cli, bad_settings_files_are_skipped_with_a_log_line)
 		  "%s", log);
 	cr_assert_eq(gpup("exercise aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee --size 1M"), 0, "%s%s",
 		     out, err);
+}
+
+/* ---- the state directory: one owner, what a crash left ---- */
+
+#define UU "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee"
+
+static bool ends_with(const char *s, const char *tail)
+{
+	size_t n = strlen(s), m = strlen(tail);
+
+	return n >= m && strcmp(s + n - m, tail) == 0;
+}
+
+/* Two daemons on one state directory would hand out the same VRAM slot
+ * and lose a definition at the next restart: the second one refuses, in
+ * one line naming the directory and the first one's pid, exit status 1. */
+Test(daemon_cli, second_daemon_on_the_state_dir_is_refused)
+{
+	char path[128], pid[32] = "", want[512], log[4096];
+
+	start();
+	snprintf(path, sizeof(path), "%s/gpup.pid", run_dir);
+	slurp(path, pid, sizeof(pid));
+	cr_assert_gt(atoi(pid), 0);
+	snprintf(want, sizeof(want), "gpup daemon: state directory %s is in use by another gpup "
+		 "daemon (pid %d); stop it or give another --state-dir\n", state_dir, atoi(pid));
+	cr_assert_eq(gpup("daemon --foreground --run-dir %s/run2 --state-dir %s --sim-gpus 2 "
+			  "--vram 64M", dir, state_dir), 1, "%s", err);
+	cr_assert_eq(lines(err), 1, "%s", err);
+	cr_assert(ends_with(err, want), "%s", err);
+	snprintf(path, sizeof(path), "%s/run2/gpup.sock", dir);
+	cr_assert_neq(access(path, F_OK), 0, "no control socket left behind");
+
+	cr_assert_eq(gpup("daemon --run-dir %s/run2 --state-dir %s --sim-gpus 2 --vram 64M", dir,
+			  state_dir), 1, "detached, likewise");
+	snprintf(path, sizeof(path), "%s/run2/daemon.log", dir);
+	slurp(path, log, sizeof(log));
+	cr_assert(ends_with(log, want), "%s", log);
+	cr_assert_eq(gpup("create --type sim-16m-4"), 0, "the first daemon serves on: %s", err);
+}
+
+/* What a crash between write and rename leaves is removed at the next
+ * start; nothing else is. */
+Test(daemon_cli, stale_temporaries_are_removed_at_start)
+{
+	char path[256], log[16384], want[320];
+
+	write_state("partitions", "." UU ".json.tmp", "{\"uuid\":");
+	write_state("gpus", ".gpu1.json.tmp", "");
+	write_state("partitions", ".notes.tmp", "mine");
+	start();
+	snprintf(path, sizeof(path), "%s/partitions/." UU ".json.tmp", state_dir);
+	cr_assert_neq(access(path, F_OK), 0);
+	snprintf(path, sizeof(path), "%s/gpus/.gpu1.json.tmp", state_dir);
+	cr_assert_neq(access(path, F_OK), 0);
+	snprintf(path, sizeof(path), "%s/partitions/.notes.tmp", state_dir);
+	cr_assert_eq(access(path, F_OK), 0, "not a name the daemon writes");
+	snprintf(path, sizeof(path), "%s/daemon.log", run_dir);
+	slurp(path, log, sizeof(log));
+	snprintf(want, sizeof(want), "gpup daemon: removed %s/partitions/." UU ".json.tmp, left "
+		 "by an interrupted write\n", state_dir);
+	cr_assert(strstr(log, want), "%s", log);
+	cr_assert_eq(count(log, ", left by an interrupted write"), 2, "%s", log);
 }

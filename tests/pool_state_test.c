@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: MIT
 /* Partition definitions on disk: written, removed, restored, and bad
- * files skipped; partitions' and GPUs' scheduler settings likewise. */
+ * files skipped; partitions' and GPUs' scheduler settings likewise; the
+ * state directory's lock and leftovers. */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <json-c/json.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,11 +22,16 @@
 
 static char dir[64];
 static int nlogs;
+static char lastlog[1024];
 
 static void count_log(const char *fmt, ...)
 {
-	(void)fmt;
+	va_list ap;
+
 	nlogs++;
+	va_start(ap, fmt);
+	vsnprintf(lastlog, sizeof(lastlog), fmt, ap);
+	va_end(ap);
 }
 
 static void mkpool(struct gpup_pool *p)
@@ -62,6 +69,16 @@ static void write_text(const char *uuid, const char *text)
 	cr_assert_not_null(f);
 	fputs(text, f);
 	fclose(f);
+}
+
+static void slurp(const char *path, char *buf, size_t len)
+{
+	FILE *f = fopen(path, "r");
+	size_t n = f ? fread(buf, 1, len - 1, f) : 0;
+
+	buf[n] = '\0';
+	if (f)
+		fclose(f);
 }
 
 Test(pool_state, file_layout)
@@ -423,5 +440,81 @@ Test(pool_state, bad_gpu_settings_files_are_skipped)
 		cr_assert_eq(nlogs, 1, "%s", bad[i]);
 		cr_assert_eq(got.slice_ns, 7, "untouched");
 	}
+	gpup_pool_fini(&p);
+}
+
+/* ---- the directory's lock and leftovers ---- */
+
+Test(pool_state, one_owner_at_a_time)
+{
+	struct gpup_pool p, q;
+	char err[GPUP_POOL_ERR_MAX], want[GPUP_POOL_ERR_MAX], path[PATH_MAX], text[32];
+
+	gpup_pool_init(&p, dir);
+	gpup_pool_init(&q, dir);
+	cr_assert_eq(gpup_pool_state_lock(&p, err, sizeof(err)), 0, "%s", err);
+	snprintf(path, sizeof(path), "%s/gpup.lock", dir);
+	slurp(path, text, sizeof(text));
+	snprintf(want, sizeof(want), "%d\n", (int)getpid());
+	cr_assert_str_eq(text, want, "the lock names its holder");
+	cr_assert_eq(gpup_pool_state_lock(&q, err, sizeof(err)), -EBUSY);
+	snprintf(want, sizeof(want), "state directory %s is in use by another gpup daemon (pid %d); "
+		 "stop it or give another --state-dir", dir, (int)getpid());
+	cr_assert_str_eq(err, want);
+	gpup_pool_fini(&p);
+	cr_assert_eq(gpup_pool_state_lock(&q, err, sizeof(err)), 0, "released at fini: %s", err);
+	gpup_pool_fini(&q);
+}
+
+static void touch(const char *sub, const char *name)
+{
+	char path[PATH_MAX];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, sub);
+	mkdir(path, 0700);
+	snprintf(path, sizeof(path), "%s/%s/%s", dir, sub, name);
+	f = fopen(path, "w");
+	cr_assert_not_null(f, "%s", path);
+	fclose(f);
+}
+
+static bool present(const char *sub, const char *name)
+{
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/%s/%s", dir, sub, name);
+	return access(path, F_OK) == 0;
+}
+
+/* Exactly the daemon's own temporary names go, one log line each. */
+Test(pool_state, stale_temporaries_are_removed)
+{
+	static const char *const keep[][2] = {
+		{ "partitions", ".11111111-2222-4333-8444-AAAAAAAAAAAA.json.tmp" },
+		{ "partitions", ".notes.json.tmp" },
+		{ "partitions", U2 ".json.tmp" },
+		{ "partitions", "." U2 ".json.tmp.bak" },
+		{ "gpus", ".gpu0.json" },
+		{ "gpus", ".json.tmp" },
+		{ "gpus", ".my gpu.json.tmp" },
+	};
+	struct gpup_pool p;
+	char want[PATH_MAX];
+
+	touch("partitions", "." U1 ".json.tmp");
+	touch("gpus", ".gpu0.json.tmp");
+	for (size_t i = 0; i < sizeof(keep) / sizeof(keep[0]); i++)
+		touch(keep[i][0], keep[i][1]);
+	mkpool(&p);
+	cr_assert_eq(gpup_pool_state_clean(&p), 2);
+	cr_assert_eq(nlogs, 2);
+	snprintf(want, sizeof(want), "removed %s/gpus/.gpu0.json.tmp, left by an interrupted write",
+		 dir);
+	cr_assert_str_eq(lastlog, want);
+	cr_assert_not(present("partitions", "." U1 ".json.tmp"));
+	cr_assert_not(present("gpus", ".gpu0.json.tmp"));
+	for (size_t i = 0; i < sizeof(keep) / sizeof(keep[0]); i++)
+		cr_assert(present(keep[i][0], keep[i][1]), "%s kept", keep[i][1]);
 	gpup_pool_fini(&p);
 }

@@ -31,7 +31,9 @@ static void usage(FILE *f)
 		"  --run-dir DIR    sockets: DIR/gpup.sock (control), DIR/UUID.sock\n"
 		"                   (partitions); default %s\n"
 		"  --state-dir DIR  partition definitions and scheduler settings;\n"
-		"                   default %s\n"
+		"                   default %s.  One daemon per state directory:\n"
+		"                   it holds DIR/gpup.lock while it runs, and a second\n"
+		"                   daemon exits with status 1, naming the holder's pid\n"
 		"  --sim-gpus N     simulated GPUs, 0-%u (default %u)\n"
 		"  --vram SIZE      VRAM per sim GPU, a power of two >= 16M (default 8G)\n"
 		"  --policy POLICY  how engines are shared at start: fifo, best-effort,\n"
@@ -45,7 +47,8 @@ static void usage(FILE *f)
 		"  --foreground     stay attached, log to stderr; otherwise detach once\n"
 		"                   ready and log to RUN_DIR/daemon.log\n"
 		"Stops cleanly on SIGTERM, SIGINT or SIGHUP: sockets and pid file removed,\n"
-		"definitions kept.\n",
+		"definitions kept.  Exit status 1 when it cannot start (another daemon\n"
+		"holds the run or state directory, a directory cannot be made).\n",
 		gpup_default_run_dir(), gpup_default_state_dir(), GPUP_POOL_MAX_GPUS,
 		GPUP_DAEMON_DEFAULT_GPUS, sched_policy_name(GPUP_DAEMON_DEFAULT_POLICY));
 }

@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: MIT
 /*
- * The daemon's life: bring up the sim GPUs and the pool, restore saved
- * partitions, open the control socket, run the epoll loop (see daemon.h),
- * and on SIGTERM, SIGINT or SIGHUP take everything down again, sockets
- * and pid file removed and partition definitions kept.
+ * The daemon's life: take the state directory, bring up the sim GPUs and
+ * the pool, restore saved partitions, open the control socket, run the
+ * epoll loop (see daemon.h), and on SIGTERM, SIGINT or SIGHUP take
+ * everything down again, sockets and pid file removed and partition
+ * definitions kept.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -221,6 +222,21 @@ static int open_signals(struct gpup_daemon *d)
 	return epoll_add(d, d->sig_fd, &d->sig_src);
 }
 
+/* Ours alone from here on, before anything in it is read; then the
+ * temporaries of writes a crash interrupted go. */
+static int take_state_dir(struct gpup_daemon *d)
+{
+	char err[GPUP_POOL_ERR_MAX];
+	int rc = gpup_pool_state_lock(&d->pool, err, sizeof(err));
+
+	if (rc) {
+		gpup_daemon_log("%s", err);
+		return rc == -EBUSY ? -EEXIST : rc;
+	}
+	gpup_pool_state_clean(&d->pool);
+	return 0;
+}
+
 static int open_ctl(struct gpup_daemon *d)
 {
 	int rc = gpup_ctl_sock_path(d->cfg.run_dir, d->ctl_path, sizeof(d->ctl_path));
@@ -323,6 +339,9 @@ static int setup(struct gpup_daemon *d)
 				strerror(-rc));
 		return rc;
 	}
+	rc = take_state_dir(d);
+	if (rc)
+		return rc;
 	d->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (d->epfd < 0)
 		return -errno;

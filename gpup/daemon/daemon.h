@@ -45,7 +45,8 @@ struct gpup_daemon_cfg {
 /* Run until SIGTERM, SIGINT or SIGHUP.  ready_fd (or -1) gets one byte
  * once the control socket accepts requests, then is closed.  0 after a
  * clean stop, or -errno when it could not start, the reason logged
- * (-EEXIST: another daemon already serves the run directory). */
+ * (-EEXIST: another daemon already serves the run directory or holds the
+ * state directory's lock). */
 int gpup_daemon_run(const struct gpup_daemon_cfg *cfg, int ready_fd);
 
 /* "gpup daemon: " + message + newline on stderr, with a timestamp. */

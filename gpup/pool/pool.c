@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <unistd.h>
 
 #include "gpup/base/base.h"
 #include "gpup/pool/pool.h"
@@ -33,6 +34,7 @@ void gpup_pool_init(struct gpup_pool *p, const char *state_dir)
 {
 	memset(p, 0, sizeof(*p));
 	p->state_dir = state_dir ? strdup(state_dir) : NULL;
+	p->lock_fd = -1;
 }
 
 void gpup_pool_fini(struct gpup_pool *p)
@@ -43,6 +45,9 @@ void gpup_pool_fini(struct gpup_pool *p)
 		free(p->parts);
 		p->parts = n;
 	}
+	if (p->lock_fd >= 0)
+		close(p->lock_fd); /* releases the flock */
+	p->lock_fd = -1;
 	free(p->state_dir);
 	p->state_dir = NULL;
 	p->ngpus = 0;

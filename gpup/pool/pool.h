@@ -3,10 +3,11 @@
  * The pool room (gpup/pool/): the GPUs a daemon owns, the partition types
  * each offers and the partitions cut from them (pool.c), with their
  * definitions persisted in the state directory (pool_state.c) and placed
- * in VRAM by a buddy allocator (placement.c); and the inventory of the
- * host's real GPUs (inventory.c).  Pure bookkeeping: no sockets, no device
- * model; the daemon attaches its serving state to each GPU and partition
- * through the `priv` pointers.
+ * in VRAM by a buddy allocator (placement.c); the state directory's lock
+ * and leftovers (state_dir.c); and the inventory of the host's real GPUs
+ * (inventory.c).  Pure bookkeeping: no sockets, no device model; the
+ * daemon attaches its serving state to each GPU and partition through the
+ * `priv` pointers.
  *
  * DOC: partition types
  *
@@ -25,6 +26,11 @@
  * fsynced; removed (and the directory fsynced) on destroy.  On start the
  * daemon restores every file; one that is corrupt or no longer fits is
  * skipped with a log line and left on disk for a human to look at.
+ *
+ * Temporaries a crash left behind (.NAME.json.tmp) are removed at start.
+ * One daemon at a time owns a state directory: it holds an flock on
+ * STATE/gpup.lock, which also names its pid, from before it reads
+ * anything until it exits.
  *
  * A partition's scheduler settings (`gpup sched --partition`) are attrs,
  * mdevctl's list of {"name": "value"} strings: sched_weight,
@@ -150,12 +156,14 @@ struct gpup_pool {
 	unsigned int ngpus;
 	struct gpup_partition *parts;   /* ordered by creation */
 	char *state_dir;                /* NULL: nothing persisted */
+	int lock_fd;                    /* STATE/gpup.lock, -1 when not held */
 	/* One line per event (restore skips); can be NULL. */
 	void (*log)(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 };
 
 void gpup_pool_init(struct gpup_pool *p, const char *state_dir);
-/* Frees the partition records (not their priv) and the GPU list. */
+/* Frees the partition records (not their priv) and the GPU list, and
+ * releases the state directory's lock. */
 void gpup_pool_fini(struct gpup_pool *p);
 
 /* vram_size must be a multiple of GPUP_POOL_MAX_DENOM * 4 KiB.  Returns
@@ -201,6 +209,17 @@ int gpup_pool_restore(struct gpup_pool *p);
 int gpup_uuid_parse(const char *in, char *out);
 /* A new random (version 4) UUID. */
 int gpup_uuid_generate(char *out);
+
+/* ---- the state directory (state_dir.c) ---- */
+/* Take the state directory (which must exist) for this process: an
+ * exclusive flock on STATE/gpup.lock, held until gpup_pool_fini, with our
+ * pid written in it.  0; -EBUSY when another process holds it, with its
+ * pid (when it wrote one) in err; or another -errno. */
+int gpup_pool_state_lock(struct gpup_pool *p, char *err, size_t errlen);
+/* Remove the temporaries an interrupted write left (.UUID.json.tmp under
+ * partitions/, .NAME.json.tmp under gpus/; nothing else), one log line
+ * each: how many were removed. */
+int gpup_pool_state_clean(struct gpup_pool *p);
 
 /* ---- persistence (pool_state.c) ---- */
 int gpup_pool_state_write(const struct gpup_pool *p, const struct gpup_partition *part);

@@ -4,7 +4,8 @@
  * STATE/partitions/, with its scheduler settings as attrs, and each GPU's
  * scheduler settings under STATE/gpus/; all written atomically so that a
  * crash leaves either the old file or the new one, never half of one (see
- * pool.h).
+ * pool.h).  The directory's lock and the cleaning of its leftovers are
+ * state_dir.c's.
  */
 #include <ctype.h>
 #include <dirent.h>
