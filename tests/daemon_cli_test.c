@@ -3,8 +3,8 @@
  * The CLI against a running daemon: create/list/destroy, tables and
  * --json, exit codes and the exact one-line errors, nothing changed by a
  * failed command, persistence across a restart (partitions and scheduler
- * settings), one daemon per state directory and what a crash left there,
- * and what happens with no daemon at all.
+ * settings), one daemon per state directory, what the daemon finds there
+ * and will not read, and what happens with no daemon at all.
  */
 #include <criterion/criterion.h>
 #include <json-c/json.h>
@@ -432,7 +432,7 @@ Test(daemon_cli, bad_settings_files_are_skipped_with_a_log_line)
 		     out, err);
 }
 
-/* ---- the state directory: one owner, what a crash left ---- */
+/* ---- the state directory: one owner, what is found there ---- */
 
 #define UU "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee"
 
@@ -469,6 +469,95 @@ Test(daemon_cli, second_daemon_on_the_state_dir_is_refused)
 	slurp(path, log, sizeof(log));
 	cr_assert(ends_with(log, want), "%s", log);
 	cr_assert_eq(gpup("create --type sim-16m-4"), 0, "the first daemon serves on: %s", err);
+}
+
+static void start_gpus(int n)
+{
+	cr_assert_eq(gpup("daemon --state-dir %s --sim-gpus %d --vram 64M", state_dir, n), 0,
+		     "%s", err);
+}
+
+static const char *part0(json_object *o, const char *key)
+{
+	json_object *p = json_object_array_get_idx(field(o, "partitions"), 0), *v = NULL;
+
+	cr_assert(json_object_object_get_ex(p, key, &v), "no %s in %s", key, out);
+	return json_object_get_string(v);
+}
+
+/* A definition whose GPU is gone stays listed, with why, and its UUID
+ * reserved: create --uuid cannot overwrite it, a restart with the GPU back
+ * serves it again, destroy removes it. */
+Test(daemon_cli, unavailable_definition_keeps_its_uuid)
+{
+	char row[512], path[256];
+	json_object *o;
+
+	start();
+	cr_assert_eq(gpup("create --gpu gpu1 --type sim-16m-4 --uuid " UU), 0, "%s", err);
+	stop();
+	start_gpus(1);
+	cr_assert_eq(gpup("list"), 0, "%s", err);
+	snprintf(row, sizeof(row), "%-36s  %-5s %-13s %-8s %-9s %-7s %-22s %s\n", UU, "gpu1",
+		 "sim-16m-4", "16 MiB", "0 B", "-", "-",
+		 "(unavailable: its GPU 'gpu1' is not present)");
+	cr_assert(ends_with(out, row), "%s", out);
+	cr_assert_eq(gpup("list --json"), 0, "%s", err);
+	o = parse_out();
+	cr_assert_str_eq(part0(o, "unavailable"), "its GPU 'gpu1' is not present");
+	cr_assert_null(part0(o, "socket"));
+	json_object_put(o);
+	cr_assert_eq(gpup("create --gpu gpu0 --type sim-16m-4 --uuid " UU), 2);
+	cr_assert_str_eq(err, "gpup create: UUID " UU " is reserved by an unavailable saved "
+			      "partition (its GPU 'gpu1' is not present); 'gpup destroy' it to "
+			      "reuse the UUID\n");
+	cr_assert_eq(gpup("gpus --json"), 0);
+	cr_assert(strstr(out, "\"vram_free\": 67108864"), "nothing taken:\n%s", out);
+	stop();
+
+	start();
+	cr_assert_eq(gpup("list --json"), 0, "%s", err);
+	o = parse_out();
+	cr_assert_null(part0(o, "unavailable"), "%s", out);
+	cr_assert_str_eq(part0(o, "gpu"), "gpu1");
+	json_object_put(o);
+	cr_assert_eq(gpup("exercise " UU " --size 1M"), 0, "%s%s", out, err);
+	stop();
+
+	start_gpus(1);
+	cr_assert_eq(gpup("destroy " UU), 0, "%s", err);
+	cr_assert_eq(gpup("list"), 0);
+	cr_assert_str_eq(out, "no partitions; create one with 'gpup create --type NAME'\n");
+	snprintf(path, sizeof(path), "%s/partitions/" UU ".json", state_dir);
+	cr_assert_neq(access(path, F_OK), 0, "destroy removed the definition");
+	cr_assert_eq(gpup("create --gpu gpu0 --type sim-16m-4 --uuid " UU), 0, "%s", err);
+}
+
+/* A FIFO as a definition and /dev/zero behind a GPU's settings: before,
+ * the first hung the start and the second ate memory. */
+Test(daemon_cli, state_files_that_are_not_regular_files_are_skipped)
+{
+	char path[256], log[16384], want[320];
+
+	write_state("partitions", "keep", "");
+	snprintf(path, sizeof(path), "%s/partitions/" UU ".json", state_dir);
+	cr_assert_eq(mkfifo(path, 0600), 0);
+	snprintf(path, sizeof(path), "%s/gpus", state_dir);
+	mkdir(path, 0700);
+	snprintf(path, sizeof(path), "%s/gpus/gpu0.json", state_dir);
+	cr_assert_eq(symlink("/dev/zero", path), 0);
+	start();
+	snprintf(path, sizeof(path), "%s/daemon.log", run_dir);
+	slurp(path, log, sizeof(log));
+	snprintf(want, sizeof(want), "gpup daemon: skipping partition file %s/partitions/" UU
+		 ".json: not a regular file\n", state_dir);
+	cr_assert(strstr(log, want), "%s", log);
+	snprintf(want, sizeof(want), "gpup daemon: ignoring GPU settings file %s/gpus/gpu0.json: "
+		 "a symbolic link, not a regular file\n", state_dir);
+	cr_assert(strstr(log, want), "%s", log);
+	assert_gpu_sched(0, "weighted", 2000000, 0);
+	cr_assert_eq(gpup("list"), 0, "%s", err);
+	cr_assert(strstr(out, "(unavailable: not a regular file)"), "%s", out);
 }
 
 /* What a crash between write and rename leaves is removed at the next

@@ -295,7 +295,9 @@ Test(daemon_e2e, corrupt_state_file_is_skipped)
 	cr_assert_eq(gpup_ctl_call(dmn.run_dir, req, &rep), 0);
 	json_object_put(req);
 	cr_assert(json_object_object_get_ex(rep, GPUP_CTL_F_PARTITIONS, &a));
-	cr_assert_eq(json_object_array_length(a), 0);
+	cr_assert_eq(json_object_array_length(a), 1, "listed, as unavailable");
+	cr_assert_str_eq(gpup_ctl_str(json_object_array_get_idx(a, 0), GPUP_CTL_F_UNAVAILABLE, ""),
+			 "not a JSON object");
 	json_object_put(rep);
 	f = fopen(dmn.log, "r");
 	while (f && fgets(line, sizeof(line), f))

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /* Partition definitions on disk: written, removed, restored, and bad
- * files skipped; partitions' and GPUs' scheduler settings likewise; the
- * state directory's lock and leftovers. */
+ * files skipped (their UUIDs kept); partitions' and GPUs' scheduler
+ * settings likewise; the state directory's lock and leftovers. */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <json-c/json.h>
@@ -440,6 +440,193 @@ Test(pool_state, bad_gpu_settings_files_are_skipped)
 		cr_assert_eq(nlogs, 1, "%s", bad[i]);
 		cr_assert_eq(got.slice_ns, 7, "untouched");
 	}
+	gpup_pool_fini(&p);
+}
+
+/* ---- definitions restore skipped ---- */
+
+/* Its GPU gone, a definition is kept: listed as unavailable with why, its
+ * UUID refused to create (the file untouched) until destroy removes it. */
+Test(pool_state, skipped_definition_keeps_its_uuid)
+{
+	struct gpup_pool p, q;
+	struct gpup_partition *a;
+	const struct gpup_unavail *u;
+	char err[GPUP_POOL_ERR_MAX], path[PATH_MAX], before[512], after[512];
+
+	mkpool(&p);
+	cr_assert_eq(gpup_pool_create(&p, "gpu1", "sim-2g-4", U1, &a, err, sizeof(err)), 0);
+	gpup_pool_fini(&p);
+	write_text(U2, "{\"uuid\": \"" U2 "\", \"parent\": ");
+	write_text("11111111-2222-4333-8444-AAAAAAAAAAAA", "{}");
+	snprintf(path, sizeof(path), "%s/partitions/" U1 ".json", dir);
+	slurp(path, before, sizeof(before));
+
+	gpup_pool_init(&q, dir);
+	q.log = count_log;
+	gpup_pool_add_gpu(&q, "gpu0", "sim", "sim", 8 * GIB, 1, 1, NULL);
+	cr_assert_eq(gpup_pool_restore(&q), 0);
+	cr_assert_eq(nlogs, 3);
+	cr_assert_eq(q.nunavail, 2, "the upper-case name is no UUID create would write");
+	u = gpup_pool_find_unavail(&q, U1);
+	cr_assert_not_null(u);
+	cr_assert_str_eq(u->why, "its GPU 'gpu1' is not present");
+	cr_assert_str_eq(u->gpu, "gpu1");
+	cr_assert_str_eq(u->type, "sim-2g-4");
+	cr_assert_eq(u->vram_size, 2 * GIB);
+	u = gpup_pool_find_unavail(&q, U2);
+	cr_assert_not_null(u);
+	cr_assert_str_eq(u->why, "not a JSON object");
+	cr_assert_str_eq(u->gpu, "");
+
+	cr_assert_eq(gpup_pool_create(&q, "gpu0", "sim-2g-4", U1, &a, err, sizeof(err)), -EEXIST);
+	cr_assert_str_eq(err, "UUID " U1 " is reserved by an unavailable saved partition (its GPU "
+			      "'gpu1' is not present); 'gpup destroy' it to reuse the UUID");
+	cr_assert_eq(gpup_pool_create(&q, "gpu0", "sim-2g-4", U2, &a, err, sizeof(err)), -EEXIST);
+	cr_assert_null(q.parts);
+	cr_assert_eq(gpup_buddy_free_units(&q.gpus[0].buddy), 16);
+	slurp(path, after, sizeof(after));
+	cr_assert_str_eq(after, before, "the definition is not overwritten");
+
+	cr_assert_eq(gpup_pool_destroy(&q, U1, err, sizeof(err)), 0);
+	cr_assert_null(gpup_pool_find_unavail(&q, U1));
+	cr_assert_neq(access(path, F_OK), 0, "destroy removes the file");
+	cr_assert_eq(gpup_pool_destroy(&q, U1, err, sizeof(err)), -ENOENT);
+	cr_assert_eq(gpup_pool_create(&q, "gpu0", "sim-2g-4", U1, &a, err, sizeof(err)), 0);
+	gpup_pool_fini(&q);
+}
+
+/* A definition dropped into the directory after restore is not ours to
+ * overwrite either. */
+Test(pool_state, create_never_overwrites_a_file_it_did_not_restore)
+{
+	struct gpup_pool p;
+	struct gpup_partition *a;
+	char err[GPUP_POOL_ERR_MAX], want[GPUP_POOL_ERR_MAX];
+
+	mkpool(&p);
+	mkpartdir();
+	write_text(U1, "hand-written");
+	cr_assert_eq(gpup_pool_create(&p, "gpu0", "sim-2g-4", U1, &a, err, sizeof(err)), -EEXIST);
+	snprintf(want, sizeof(want), "UUID " U1 " is reserved by a definition file in "
+		 "%s/partitions that this daemon did not restore", dir);
+	cr_assert_str_eq(err, want);
+	gpup_pool_fini(&p);
+}
+
+/* ---- only regular files of bounded size are read ---- */
+
+static void state_link(const char *sub, const char *name, const char *target)
+{
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/%s", dir, sub);
+	mkdir(path, 0700);
+	snprintf(path, sizeof(path), "%s/%s/%s", dir, sub, name);
+	cr_assert_eq(symlink(target, path), 0, "%s", path);
+}
+
+/* A definition padded with spaces to `size` bytes. */
+static void write_padded(const char *uuid, const char *gpu, uint64_t offset, size_t size)
+{
+	char path[PATH_MAX];
+	FILE *f;
+	int n;
+
+	snprintf(path, sizeof(path), "%s/partitions/%s.json", dir, uuid);
+	f = fopen(path, "w");
+	cr_assert_not_null(f);
+	n = fprintf(f, "{\"uuid\":\"%s\",\"parent\":\"%s\",\"type\":\"sim-1g-8\","
+		    "\"vram_offset\":%llu,\"vram_size\":1073741824}", uuid, gpu,
+		    (unsigned long long)offset);
+	for (size_t i = (size_t)n; i < size; i++)
+		fputc(' ', f);
+	fclose(f);
+}
+
+static void assert_why(const struct gpup_pool *p, const char *uuid, const char *why)
+{
+	const struct gpup_unavail *u = gpup_pool_find_unavail(p, uuid);
+
+	cr_assert_not_null(u, "%s is not listed as unavailable", uuid);
+	cr_assert_str_eq(u->why, why, "%s", uuid);
+}
+
+/* A FIFO, a link to one, a link to /dev/zero, a link to a good file
+ * elsewhere, a file past the cap: each skipped with one line, quickly; a
+ * file of exactly the cap is read.  Before, the FIFO hung the start and
+ * /dev/zero ate memory. */
+Test(pool_state, only_regular_files_are_read, .timeout = 20)
+{
+	static const char *const u[] = {
+		"22222222-2222-4333-8444-000000000001", "22222222-2222-4333-8444-000000000002",
+		"22222222-2222-4333-8444-000000000003", "22222222-2222-4333-8444-000000000004",
+		"22222222-2222-4333-8444-000000000005", "22222222-2222-4333-8444-000000000006",
+	};
+	char fifo[PATH_MAX], elsewhere[PATH_MAX], path[PATH_MAX];
+	struct gpup_gpu_sched got;
+	struct gpup_pool p;
+
+	mkpartdir();
+	snprintf(fifo, sizeof(fifo), "%s/fifo", dir);
+	cr_assert_eq(mkfifo(fifo, 0600), 0);
+	snprintf(path, sizeof(path), "%s/partitions/%s.json", dir, u[0]);
+	cr_assert_eq(mkfifo(path, 0600), 0);
+	state_link("partitions", "22222222-2222-4333-8444-000000000002.json", fifo);
+	state_link("partitions", "22222222-2222-4333-8444-000000000003.json", "/dev/zero");
+	write_padded(u[3], "gpu0", 0, GPUP_STATE_FILE_MAX + 1);
+	write_padded(u[4], "gpu0", 1 * GIB, GPUP_STATE_FILE_MAX);
+	snprintf(elsewhere, sizeof(elsewhere), "%s/partitions/%s.json", dir, u[4]);
+	snprintf(path, sizeof(path), "%s/good.json", dir);
+	cr_assert_eq(rename(elsewhere, path), 0);
+	state_link("partitions", "22222222-2222-4333-8444-000000000005.json", path);
+	write_padded(u[5], "gpu0", 2 * GIB, GPUP_STATE_FILE_MAX);
+	state_link("gpus", "gpu0.json", fifo);
+	state_link("gpus", "gpu1.json", "/dev/zero");
+
+	mkpool(&p);
+	cr_assert_eq(gpup_pool_restore(&p), 1, "only the regular file at the cap");
+	cr_assert_eq(nlogs, 5);
+	cr_assert_not_null(gpup_pool_find(&p, u[5]));
+	assert_why(&p, u[0], "not a regular file");
+	assert_why(&p, u[1], "a symbolic link, not a regular file");
+	assert_why(&p, u[2], "a symbolic link, not a regular file");
+	assert_why(&p, u[3], "larger than 256 KiB");
+	assert_why(&p, u[4], "a symbolic link, not a regular file");
+	nlogs = 0;
+	cr_assert_eq(gpup_pool_gpu_sched_load(&p, "gpu0", &got), -EINVAL);
+	cr_assert_eq(gpup_pool_gpu_sched_load(&p, "gpu1", &got), -EINVAL);
+	cr_assert_eq(nlogs, 2);
+	snprintf(path, sizeof(path), "ignoring GPU settings file %s/gpus/gpu1.json: a symbolic "
+		 "link, not a regular file", dir);
+	cr_assert_str_eq(lastlog, path);
+	gpup_pool_fini(&p);
+}
+
+/* A link planted at the temporary name is replaced, never written through. */
+Test(pool_state, write_does_not_follow_a_planted_temporary)
+{
+	struct gpup_pool p;
+	struct gpup_partition *a;
+	char err[GPUP_POOL_ERR_MAX], victim[PATH_MAX], path[PATH_MAX], text[64];
+	struct stat st;
+	FILE *f;
+
+	mkpartdir();
+	snprintf(victim, sizeof(victim), "%s/victim", dir);
+	f = fopen(victim, "w");
+	cr_assert_not_null(f);
+	fputs("keep me", f);
+	fclose(f);
+	state_link("partitions", "." U1 ".json.tmp", victim);
+	mkpool(&p);
+	cr_assert_eq(gpup_pool_create(&p, "gpu0", "sim-2g-4", U1, &a, err, sizeof(err)), 0, "%s",
+		     err);
+	slurp(victim, text, sizeof(text));
+	cr_assert_str_eq(text, "keep me");
+	snprintf(path, sizeof(path), "%s/partitions/" U1 ".json", dir);
+	cr_assert_eq(lstat(path, &st), 0);
+	cr_assert(S_ISREG(st.st_mode), "the definition is a file of its own");
 	gpup_pool_fini(&p);
 }
 

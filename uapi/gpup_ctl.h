@@ -81,6 +81,9 @@
 #define GPUP_CTL_F_SOCKET "socket"	/* its vfio-user socket path */
 #define GPUP_CTL_F_CONNECTED "connected"
 #define GPUP_CTL_F_FORCE "force"	/* destroy: even with a client attached */
+/* list: null, or why a saved definition could not be restored (its GPU is
+ * absent, its file is corrupt); its UUID stays reserved until destroy */
+#define GPUP_CTL_F_UNAVAILABLE "unavailable"
 
 /* scheduling (sched, stats) */
 #define GPUP_CTL_F_POLICY "policy"	/* fifo, best-effort, equal-share, ... */

@@ -119,7 +119,10 @@ static void list_usage(FILE *f)
 	fprintf(f, "usage: gpup list [--json]\n\n"
 		   "Partitions: UUID, GPU, type, VRAM slice, whether a client is attached,\n"
 		   "scheduler settings other than the defaults (gpup sched --partition),\n"
-		   "and the vfio-user socket a VMM connects to.\n");
+		   "and the vfio-user socket a VMM connects to.  A saved partition the\n"
+		   "daemon could not restore (its GPU absent, its file corrupt) is listed\n"
+		   "as unavailable, with the reason, in place of the socket (in --json,\n"
+		   "\"unavailable\"); its UUID stays reserved until 'gpup destroy UUID'.\n");
 }
 
 /* The scheduler settings that differ from the defaults, e.g. "w=4 interactive
@@ -147,32 +150,46 @@ static const char *sched_summary(json_object *p, char *buf, size_t len)
 	return buf[0] ? buf + 1 : "-";
 }
 
+#define LIST_ROW "%-36s  %-5s %-13s %-8s %-9s %-7s %-22s %s\n"
+
+/* A partition, or a saved one the daemon could not restore: then the
+ * reason stands where the socket would, and nothing is attached. */
+static void print_row(json_object *p)
+{
+	const char *unavail = gpup_ctl_str(p, GPUP_CTL_F_UNAVAILABLE, NULL);
+	uint64_t size = (uint64_t)gpup_ctl_int(p, GPUP_CTL_F_VRAM, 0);
+	char v[32] = "-", off[32] = "-", sch[96] = "-", last[320];
+	json_object *c = NULL;
+
+	/* An unreadable definition has no size or offset to show. */
+	if (size) {
+		gpup_format_size(size, v, sizeof(v));
+		gpup_format_size((uint64_t)gpup_ctl_int(p, GPUP_CTL_F_VRAM_OFFSET, 0), off,
+				 sizeof(off));
+	}
+	json_object_object_get_ex(p, GPUP_CTL_F_CONNECTED, &c);
+	if (unavail)
+		snprintf(last, sizeof(last), "(unavailable: %s)", unavail);
+	else
+		snprintf(last, sizeof(last), "%s", gpup_ctl_str(p, GPUP_CTL_F_SOCKET, "(not served)"));
+	printf(LIST_ROW, gpup_ctl_str(p, GPUP_CTL_F_UUID, "?"), gpup_ctl_str(p, GPUP_CTL_F_GPU, "?"),
+	       gpup_ctl_str(p, GPUP_CTL_F_TYPE, "?"), v, off,
+	       unavail ? "-" : json_object_get_boolean(c) ? "yes" : "no",
+	       unavail ? sch : sched_summary(p, sch, sizeof(sch)), last);
+}
+
 static void print_list(json_object *r)
 {
 	json_object *a = NULL;
-	char v[32], off[32], sch[96];
 
 	json_object_object_get_ex(r, GPUP_CTL_F_PARTITIONS, &a);
 	if (!a || !json_object_array_length(a)) {
 		printf("no partitions; create one with 'gpup create --type NAME'\n");
 		return;
 	}
-	printf("%-36s  %-5s %-13s %-8s %-9s %-7s %-22s %s\n", "UUID", "GPU", "TYPE", "VRAM",
-	       "OFFSET", "CLIENT", "SCHED", "SOCKET");
-	for (size_t i = 0; i < json_object_array_length(a); i++) {
-		json_object *p = json_object_array_get_idx(a, i), *c = NULL;
-
-		json_object_object_get_ex(p, GPUP_CTL_F_CONNECTED, &c);
-		printf("%-36s  %-5s %-13s %-8s %-9s %-7s %-22s %s\n",
-		       gpup_ctl_str(p, GPUP_CTL_F_UUID, "?"),
-		       gpup_ctl_str(p, GPUP_CTL_F_GPU, "?"), gpup_ctl_str(p, GPUP_CTL_F_TYPE, "?"),
-		       gpup_format_size((uint64_t)gpup_ctl_int(p, GPUP_CTL_F_VRAM, 0), v, sizeof(v)),
-		       gpup_format_size((uint64_t)gpup_ctl_int(p, GPUP_CTL_F_VRAM_OFFSET, 0), off,
-					sizeof(off)),
-		       json_object_get_boolean(c) ? "yes" : "no",
-		       sched_summary(p, sch, sizeof(sch)),
-		       gpup_ctl_str(p, GPUP_CTL_F_SOCKET, "(not served)"));
-	}
+	printf(LIST_ROW, "UUID", "GPU", "TYPE", "VRAM", "OFFSET", "CLIENT", "SCHED", "SOCKET");
+	for (size_t i = 0; i < json_object_array_length(a); i++)
+		print_row(json_object_array_get_idx(a, i));
 }
 
 static int cmd_list(const struct gpup_global *g, int argc, char **argv)

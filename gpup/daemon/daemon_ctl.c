@@ -122,7 +122,25 @@ static void part_fields(struct gpup_daemon *d, const struct gpup_partition *p, j
 			       dp ? json_object_new_string(dp->path) : NULL);
 	json_object_object_add(o, GPUP_CTL_F_CONNECTED,
 			       json_object_new_boolean(dp && vfu_server_connected(dp->vfu)));
+	json_object_object_add(o, GPUP_CTL_F_UNAVAILABLE, NULL);
 	sched_fields(p, o);
+}
+
+/* A saved definition restore skipped: what its file says, and why. */
+static json_object *unavail_json(const struct gpup_unavail *u)
+{
+	json_object *o = json_object_new_object();
+
+	add_str(o, GPUP_CTL_F_UUID, u->uuid);
+	json_object_object_add(o, GPUP_CTL_F_GPU, u->gpu[0] ? json_object_new_string(u->gpu) : NULL);
+	json_object_object_add(o, GPUP_CTL_F_TYPE,
+			       u->type[0] ? json_object_new_string(u->type) : NULL);
+	add_u64(o, GPUP_CTL_F_VRAM, u->vram_size);
+	add_u64(o, GPUP_CTL_F_VRAM_OFFSET, u->vram_offset);
+	json_object_object_add(o, GPUP_CTL_F_SOCKET, NULL);
+	json_object_object_add(o, GPUP_CTL_F_CONNECTED, json_object_new_boolean(0));
+	add_str(o, GPUP_CTL_F_UNAVAILABLE, u->why);
+	return o;
 }
 
 static json_object *m_create(struct gpup_daemon *d, json_object *req)
@@ -156,6 +174,22 @@ static json_object *m_create(struct gpup_daemon *d, json_object *req)
 	return r;
 }
 
+/* Nothing is served for a definition restore skipped: only its file
+ * goes, and its UUID is free again.  Anything else is no partition. */
+static json_object *destroy_unavail(struct gpup_daemon *d, const char *uuid)
+{
+	char err[GPUP_POOL_ERR_MAX];
+	json_object *r;
+	int rc = gpup_pool_destroy(&d->pool, uuid, err, sizeof(err));
+
+	if (rc)
+		return gpup_ctl_fail(-rc, "%s", err);
+	gpup_daemon_log("unavailable partition %s destroyed: its definition is removed", uuid);
+	r = gpup_ctl_ok();
+	add_str(r, GPUP_CTL_F_UUID, uuid);
+	return r;
+}
+
 static json_object *m_destroy(struct gpup_daemon *d, json_object *req)
 {
 	const char *uuid = gpup_ctl_str(req, GPUP_CTL_F_UUID, NULL);
@@ -169,7 +203,7 @@ static json_object *m_destroy(struct gpup_daemon *d, json_object *req)
 		return gpup_ctl_fail(EINVAL, "destroy needs a partition UUID");
 	p = gpup_pool_find(&d->pool, norm);
 	if (!p)
-		return gpup_ctl_fail(ENOENT, "no partition %s; see 'gpup list'", norm);
+		return destroy_unavail(d, norm);
 	dp = p->priv;
 	if (dp && vfu_server_connected(dp->vfu) &&
 	    !(json_object_object_get_ex(req, GPUP_CTL_F_FORCE, &force) &&
@@ -200,6 +234,8 @@ static json_object *m_list(struct gpup_daemon *d, json_object *req)
 		part_fields(d, p, o);
 		json_object_array_add(a, o);
 	}
+	for (const struct gpup_unavail *u = d->pool.unavail; u; u = u->next)
+		json_object_array_add(a, unavail_json(u));
 	json_object_object_add(r, GPUP_CTL_F_PARTITIONS, a);
 	return r;
 }

@@ -45,6 +45,13 @@ void gpup_pool_fini(struct gpup_pool *p)
 		free(p->parts);
 		p->parts = n;
 	}
+	while (p->unavail) {
+		struct gpup_unavail *n = p->unavail->next;
+
+		free(p->unavail);
+		p->unavail = n;
+	}
+	p->nunavail = 0;
 	if (p->lock_fd >= 0)
 		close(p->lock_fd); /* releases the flock */
 	p->lock_fd = -1;
@@ -158,6 +165,15 @@ struct gpup_partition *gpup_pool_find(const struct gpup_pool *p, const char *uui
 	return NULL;
 }
 
+const struct gpup_unavail *gpup_pool_find_unavail(const struct gpup_pool *p,
+						  const char *uuid)
+{
+	for (const struct gpup_unavail *u = p->unavail; u; u = u->next)
+		if (strcmp(u->uuid, uuid) == 0)
+			return u;
+	return NULL;
+}
+
 int gpup_uuid_parse(const char *in, char *out)
 {
 	if (strlen(in) != GPUP_UUID_STRLEN)
@@ -253,6 +269,8 @@ static int resolve_target(struct gpup_pool *p, const char *gpu_id, const char *t
 static int choose_uuid(const struct gpup_pool *p, const char *uuid, char *out,
 		       char *err, size_t errlen)
 {
+	const struct gpup_unavail *u;
+
 	if (!uuid)
 		return gpup_uuid_generate(out);
 	if (gpup_uuid_parse(uuid, out)) {
@@ -261,6 +279,19 @@ static int choose_uuid(const struct gpup_pool *p, const char *uuid, char *out,
 	}
 	if (gpup_pool_find(p, out)) {
 		set_err(err, errlen, "UUID %s is already in use", out);
+		return -EEXIST;
+	}
+	/* A definition restore skipped is still someone's: never overwrite
+	 * its file. */
+	u = gpup_pool_find_unavail(p, out);
+	if (u) {
+		set_err(err, errlen, "UUID %s is reserved by an unavailable saved partition (%s); "
+			"'gpup destroy' it to reuse the UUID", out, u->why);
+		return -EEXIST;
+	}
+	if (gpup_pool_state_exists(p, out)) {
+		set_err(err, errlen, "UUID %s is reserved by a definition file in %s/partitions "
+			"that this daemon did not restore", out, p->state_dir);
 		return -EEXIST;
 	}
 	return 0;
@@ -329,16 +360,39 @@ static void unlink_part(struct gpup_pool *p, struct gpup_partition *part)
 	}
 }
 
+/* The file of a definition restore skipped, and the record that kept its
+ * UUID reserved. */
+static int destroy_unavail(struct gpup_pool *p, const char *uuid, char *err, size_t errlen)
+{
+	struct gpup_unavail **pp = &p->unavail, *u;
+	int rc;
+
+	while (*pp && strcmp((*pp)->uuid, uuid))
+		pp = &(*pp)->next;
+	if (!*pp) {
+		set_err(err, errlen, "no partition %s; see 'gpup list'", uuid);
+		return -ENOENT;
+	}
+	rc = gpup_pool_state_remove(p, uuid);
+	if (rc) {
+		set_err(err, errlen, "cannot remove the state of %s: %s", uuid, strerror(-rc));
+		return rc;
+	}
+	u = *pp;
+	*pp = u->next;
+	free(u);
+	p->nunavail--;
+	return 0;
+}
+
 int gpup_pool_destroy(struct gpup_pool *p, const char *uuid, char *err, size_t errlen)
 {
 	struct gpup_partition *part = gpup_pool_find(p, uuid);
 	struct gpup_pool_gpu *g;
 	int rc;
 
-	if (!part) {
-		set_err(err, errlen, "no partition %s; see 'gpup list'", uuid);
-		return -ENOENT;
-	}
+	if (!part)
+		return destroy_unavail(p, uuid, err, errlen);
 	rc = gpup_pool_state_remove(p, part->uuid);
 	if (rc) {
 		set_err(err, errlen, "cannot remove the state of %s: %s", uuid, strerror(-rc));

@@ -24,13 +24,18 @@
  * mdevctl's layout: {"uuid","parent","type","vram_offset","vram_size",
  * "attrs":[]}.  Written to a temporary name, fsynced, renamed, directory
  * fsynced; removed (and the directory fsynced) on destroy.  On start the
- * daemon restores every file; one that is corrupt or no longer fits is
- * skipped with a log line and left on disk for a human to look at.
+ * daemon restores every file; one that is corrupt or no longer fits (its
+ * GPU absent, its slot taken) is skipped with a log line and left on disk
+ * for a human to look at.  Its UUID stays reserved: `create --uuid` will
+ * not overwrite the file, and `gpup list` shows it as unavailable with
+ * the reason, until `gpup destroy` removes it or a restart restores it.
  *
- * Temporaries a crash left behind (.NAME.json.tmp) are removed at start.
- * One daemon at a time owns a state directory: it holds an flock on
- * STATE/gpup.lock, which also names its pid, from before it reads
- * anything until it exits.
+ * Only regular files are read: a symlink, a FIFO or a device in the state
+ * directory is skipped with a log line (never followed or opened
+ * blocking), and so is a file over GPUP_STATE_FILE_MAX.  Temporaries a
+ * crash left behind (.NAME.json.tmp) are removed at start.  One daemon at
+ * a time owns a state directory: it holds an flock on STATE/gpup.lock,
+ * which also names its pid, from before it reads anything until it exits.
  *
  * A partition's scheduler settings (`gpup sched --partition`) are attrs,
  * mdevctl's list of {"name": "value"} strings: sched_weight,
@@ -112,6 +117,11 @@ unsigned int gpup_buddy_free_units(const struct gpup_buddy *b);
 #define GPUP_POOL_NFRACTIONS 5u   /* 1, 2, 4, 8, 16 */
 #define GPUP_TYPE_NAME_MAX 32u
 #define GPUP_POOL_ERR_MAX 256u
+/* A state file is a few hundred bytes; anything past this is not ours. */
+#define GPUP_STATE_FILE_MAX (256u * 1024u)
+/* Unrestorable definitions remembered for `gpup list`; past this many the
+ * rest are only logged (their files still keep their UUIDs reserved). */
+#define GPUP_POOL_MAX_UNAVAIL 256u
 
 /* How a GPU's engines are shared, as last applied and saved. */
 struct gpup_gpu_sched {
@@ -151,10 +161,23 @@ struct gpup_partition {
 	struct gpup_partition *next;
 };
 
+/* A definition restore skipped: what its file says, as far as it could be
+ * read ("" and 0 where not), and why it is not served. */
+struct gpup_unavail {
+	char uuid[GPUP_UUID_STRLEN + 1];
+	char gpu[32];
+	char type[GPUP_TYPE_NAME_MAX];
+	uint64_t vram_offset, vram_size;
+	char why[GPUP_POOL_ERR_MAX];
+	struct gpup_unavail *next;
+};
+
 struct gpup_pool {
 	struct gpup_pool_gpu gpus[GPUP_POOL_MAX_GPUS];
 	unsigned int ngpus;
 	struct gpup_partition *parts;   /* ordered by creation */
+	struct gpup_unavail *unavail;   /* in file name order */
+	unsigned int nunavail;
 	char *state_dir;                /* NULL: nothing persisted */
 	int lock_fd;                    /* STATE/gpup.lock, -1 when not held */
 	/* One line per event (restore skips); can be NULL. */
@@ -188,20 +211,25 @@ int gpup_pool_find_type(const struct gpup_pool *p, unsigned int gpu, const char 
  * Create a partition of type `type` on GPU `gpu_id` (NULL: the fullest GPU
  * that has room, to keep large slots free elsewhere) with `uuid` (NULL: a
  * new random one).  Persists it before returning.  -ENODEV unknown GPU,
- * -ENOENT unknown type, -EINVAL bad UUID, -EEXIST UUID in use, -ENOSPC no
+ * -ENOENT unknown type, -EINVAL bad UUID, -EEXIST UUID in use (by a
+ * partition, or by a definition on disk that restore skipped), -ENOSPC no
  * room, or an I/O error; nothing changes on failure.
  */
 int gpup_pool_create(struct gpup_pool *p, const char *gpu_id, const char *type,
 		     const char *uuid, struct gpup_partition **out, char *err, size_t errlen);
 
 /* Remove a partition: its state file, its slot, its record.  The caller has
- * stopped serving it.  -ENOENT if unknown. */
+ * stopped serving it.  An unavailable definition (restore skipped it) is
+ * removed the same way: its file and its record.  -ENOENT if unknown. */
 int gpup_pool_destroy(struct gpup_pool *p, const char *uuid, char *err, size_t errlen);
 
 struct gpup_partition *gpup_pool_find(const struct gpup_pool *p, const char *uuid);
+const struct gpup_unavail *gpup_pool_find_unavail(const struct gpup_pool *p,
+						  const char *uuid);
 
 /* Restore every partition file of the state directory; returns how many
- * came back.  Bad files are logged and skipped. */
+ * came back.  Bad files are logged and skipped; those named by a UUID are
+ * remembered as unavailable (pool->unavail). */
 int gpup_pool_restore(struct gpup_pool *p);
 
 /* A UUID in canonical lower-case form (36 chars, 8-4-4-4-12 hex): 0 and the
@@ -224,6 +252,8 @@ int gpup_pool_state_clean(struct gpup_pool *p);
 /* ---- persistence (pool_state.c) ---- */
 int gpup_pool_state_write(const struct gpup_pool *p, const struct gpup_partition *part);
 int gpup_pool_state_remove(const struct gpup_pool *p, const char *uuid);
+/* Whether STATE/partitions/UUID.json exists (as anything, even a link). */
+bool gpup_pool_state_exists(const struct gpup_pool *p, const char *uuid);
 /* Put back a partition read from its state file (restore): takes `part`
  * on success; -EEXIST, -ENOENT (type), -EINVAL, -EBUSY (slot taken). */
 int gpup_pool_adopt(struct gpup_pool *p, struct gpup_partition *part, char *err,

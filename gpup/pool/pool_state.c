@@ -4,8 +4,9 @@
  * STATE/partitions/, with its scheduler settings as attrs, and each GPU's
  * scheduler settings under STATE/gpus/; all written atomically so that a
  * crash leaves either the old file or the new one, never half of one (see
- * pool.h).  The directory's lock and the cleaning of its leftovers are
- * state_dir.c's.
+ * pool.h).  What is found there was not necessarily written by us, so it
+ * is read with care.  The directory's lock and the cleaning of its
+ * leftovers are state_dir.c's.
  */
 #include <ctype.h>
 #include <dirent.h>
@@ -18,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "gpup/base/base.h"
@@ -147,7 +149,11 @@ static int write_file_atomic(const char *dir, const char *name, const char *text
 	if (path_fmt(tmp, sizeof(tmp), "%s/.%s.tmp", dir, name) ||
 	    path_fmt(dst, sizeof(dst), "%s/%s", dir, name))
 		return -ENAMETOOLONG;
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	/* Whatever is in the way (a leftover, a link planted there) goes:
+	 * the file we write is always a new one.  state_dir.c knows this
+	 * name too, to clean up after a crash. */
+	unlink(tmp);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -errno;
 	rc = write_all(fd, text, strlen(text));
@@ -224,6 +230,114 @@ int gpup_pool_state_remove(const struct gpup_pool *p, const char *uuid)
 	return fsync_path(dir);
 }
 
+bool gpup_pool_state_exists(const struct gpup_pool *p, const char *uuid)
+{
+	char path[PATH_MAX];
+	struct stat st;
+
+	if (!p->state_dir ||
+	    path_fmt(path, sizeof(path), "%s/%s/%s.json", p->state_dir, STATE_SUBDIR, uuid))
+		return false;
+	return lstat(path, &st) == 0;
+}
+
+/* ---- reading: regular files of bounded size only ---- */
+
+static int read_fd(int fd, char *buf, size_t cap, size_t *len)
+{
+	size_t n = 0;
+
+	while (n < cap) {
+		ssize_t r = read(fd, buf + n, cap - n);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -errno;
+		if (r == 0)
+			break;
+		n += (size_t)r;
+	}
+	*len = n;
+	return 0;
+}
+
+/*
+ * The text of a state file, NUL-terminated, in *text (to free), its size
+ * in *len.  Opened without following a symlink and without blocking (a
+ * FIFO would wait for a writer forever), then refused unless a regular
+ * file of at most GPUP_STATE_FILE_MAX bytes, so /dev/zero behind a link
+ * cannot eat memory.  0, or -errno with the reason in err (-ENOENT: there
+ * is no such file).
+ */
+static int read_state_file(const char *path, char **text, size_t *len, char *err,
+			   size_t errlen)
+{
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	struct stat st;
+	int rc = 0;
+
+	*text = NULL;
+	*len = 0;
+	if (fd < 0) {
+		rc = -errno;
+		if (rc == -ELOOP)
+			snprintf(err, errlen, "a symbolic link, not a regular file");
+		else
+			snprintf(err, errlen, "cannot open it: %s", strerror(-rc));
+		return rc;
+	}
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "not a regular file");
+		rc = -EINVAL;
+	} else if (st.st_size > GPUP_STATE_FILE_MAX) {
+		snprintf(err, errlen, "larger than %u KiB", GPUP_STATE_FILE_MAX / 1024);
+		rc = -EFBIG;
+	} else if (!(*text = malloc(GPUP_STATE_FILE_MAX + 2))) {
+		snprintf(err, errlen, "out of memory");
+		rc = -ENOMEM;
+	} else if ((rc = read_fd(fd, *text, GPUP_STATE_FILE_MAX + 1, len))) {
+		snprintf(err, errlen, "cannot read it: %s", strerror(-rc));
+	} else if (*len > GPUP_STATE_FILE_MAX) { /* it grew since fstat */
+		snprintf(err, errlen, "larger than %u KiB", GPUP_STATE_FILE_MAX / 1024);
+		rc = -EFBIG;
+	}
+	close(fd);
+	if (rc) {
+		free(*text);
+		*text = NULL;
+		return rc;
+	}
+	(*text)[*len] = '\0';
+	return 0;
+}
+
+/* A state file as a JSON object (parsed as json_object_from_file would):
+ * 0 and *out to put, or -errno with the reason in err. */
+static int load_json(const char *path, json_object **out, char *err, size_t errlen)
+{
+	json_tokener *tok;
+	char *text;
+	size_t len;
+	int rc = read_state_file(path, &text, &len, err, errlen);
+
+	*out = NULL;
+	if (rc)
+		return rc;
+	tok = json_tokener_new();
+	if (tok)
+		*out = json_tokener_parse_ex(tok, text, (int)len);
+	json_tokener_free(tok);
+	free(text);
+	if (!*out || !json_object_is_type(*out, json_type_object)) {
+		json_object_put(*out);
+		*out = NULL;
+		snprintf(err, errlen, "not a JSON object");
+		return -EINVAL;
+	}
+	return 0;
+}
+
 static const char *jstr(json_object *o, const char *key)
 {
 	json_object *v;
@@ -275,7 +389,7 @@ static int parse_part(const struct gpup_pool *p, json_object *o, const char *fil
 	}
 	gpu = gpup_pool_find_gpu(p, parent);
 	if (gpu < 0) {
-		snprintf(err, errlen, "parent GPU '%s' is not in the pool", parent);
+		snprintf(err, errlen, "its GPU '%s' is not present", parent);
 		return -ENODEV;
 	}
 	part->gpu = (unsigned int)gpu;
@@ -366,34 +480,63 @@ static int parse_sched_attrs(json_object *o, struct gpup_partition *part, char *
 	return 0;
 }
 
+/* Keep the UUID of a definition that was skipped (if its file is named by
+ * one, canonically: the name create would write) with what can be read of
+ * it and why, so it is listed and its file never overwritten. */
+static void remember_unavail(struct gpup_pool *p, const char *uuid, json_object *o,
+			     const char *why)
+{
+	char canon[GPUP_UUID_STRLEN + 1];
+	struct gpup_unavail *u, **pp = &p->unavail;
+	const char *gpu = o ? jstr(o, "parent") : NULL, *type = o ? jstr(o, "type") : NULL;
+
+	if (gpup_uuid_parse(uuid, canon) || strcmp(canon, uuid) ||
+	    gpup_pool_find_unavail(p, canon) || p->nunavail >= GPUP_POOL_MAX_UNAVAIL)
+		return;
+	u = calloc(1, sizeof(*u));
+	if (!u)
+		return;
+	memcpy(u->uuid, canon, sizeof(u->uuid));
+	snprintf(u->gpu, sizeof(u->gpu), "%s", gpu ? gpu : "");
+	snprintf(u->type, sizeof(u->type), "%s", type ? type : "");
+	if (o && (ju64(o, "vram_offset", &u->vram_offset) || ju64(o, "vram_size", &u->vram_size)))
+		u->vram_offset = u->vram_size = 0;
+	snprintf(u->why, sizeof(u->why), "%s", why);
+	while (*pp)
+		pp = &(*pp)->next;
+	*pp = u;
+	p->nunavail++;
+}
+
 static int restore_one(struct gpup_pool *p, const char *dir, const char *fname)
 {
 	char path[PATH_MAX], uuid[GPUP_UUID_STRLEN + 1], err[GPUP_POOL_ERR_MAX] = "";
 	struct gpup_partition *part;
-	json_object *o;
-	int rc = -EINVAL;
+	json_object *o = NULL;
+	int rc;
 
 	if (path_fmt(path, sizeof(path), "%s/%s", dir, fname))
 		return -ENAMETOOLONG;
 	memcpy(uuid, fname, GPUP_UUID_STRLEN);
 	uuid[GPUP_UUID_STRLEN] = '\0';
 	part = calloc(1, sizeof(*part));
-	o = json_object_from_file(path);
 	if (!part)
-		rc = -ENOMEM;
-	else if (!o || !json_object_is_type(o, json_type_object))
-		snprintf(err, sizeof(err), "not a JSON object");
-	else if (!(rc = parse_part(p, o, uuid, part, err, sizeof(err))))
+		return -ENOMEM;
+	rc = load_json(path, &o, err, sizeof(err));
+	if (!rc)
+		rc = parse_part(p, o, uuid, part, err, sizeof(err));
+	if (!rc)
 		rc = gpup_pool_adopt(p, part, err, sizeof(err));
 	/* Adopted: a bad attr costs the partition its settings, not its VRAM. */
 	if (!rc && parse_sched_attrs(o, part, err, sizeof(err)) && p->log)
 		p->log("partition file %s: scheduler defaults used: %s", path, err);
-	json_object_put(o);
 	if (rc) {
 		if (p->log)
 			p->log("skipping partition file %s: %s", path, err);
+		remember_unavail(p, uuid, o, err);
 		free(part);
 	}
+	json_object_put(o);
 	return rc;
 }
 
@@ -500,21 +643,22 @@ static int parse_gpu(json_object *o, const char *name, struct gpup_gpu_sched *s,
 int gpup_pool_gpu_sched_load(const struct gpup_pool *p, const char *name,
 			     struct gpup_gpu_sched *out)
 {
-	char path[PATH_MAX], err[GPUP_POOL_ERR_MAX] = "not a JSON object";
+	char path[PATH_MAX], err[GPUP_POOL_ERR_MAX] = "";
 	struct gpup_gpu_sched s = { 0 };
 	json_object *o;
-	int rc = -EINVAL;
+	int rc;
 
 	if (!p->state_dir ||
 	    path_fmt(path, sizeof(path), "%s/%s/%s.json", p->state_dir, GPU_SUBDIR, name))
 		return -ENOENT;
-	if (access(path, F_OK) && errno == ENOENT)
-		return -ENOENT;
-	o = json_object_from_file(path);
-	if (o && json_object_is_type(o, json_type_object))
+	rc = load_json(path, &o, err, sizeof(err));
+	if (rc == -ENOENT)
+		return rc;
+	if (!rc)
 		rc = parse_gpu(o, name, &s, err, sizeof(err));
 	json_object_put(o);
 	if (rc) {
+		rc = -EINVAL;
 		if (p->log)
 			p->log("ignoring GPU settings file %s: %s", path, err);
 		return rc;
