@@ -8,15 +8,17 @@
  * is the file.  The pool has two GPUs of different sizes (so different
  * type names) and gpup_pool_restore reads the directory.  With bit 3 set
  * the bytes are a GPU's saved scheduler settings (STATE/gpus/NAME.json)
- * instead, read by gpup_pool_gpu_sched_load.
+ * instead, read by gpup_pool_gpu_sched_load.  With bit 5 set the file is
+ * a symbolic link to a file holding the bytes, which is never followed.
  *
  * The harness decides on its own whether the file is a valid definition
  * (see valid_def below) and checks that restore agrees: a valid file comes
  * back as exactly that partition, in exactly its slot, with the scheduler
  * settings its attrs give (or defaults and one log line when they are
  * malformed); anything else is skipped with one log line and changes
- * nothing.  Destroying what came back must give the pool exactly its
- * slots back.
+ * nothing but this: when the file's name is a canonical UUID (what create
+ * would write), that UUID is listed as unavailable and create refuses it.
+ * Destroying what came back must give the pool exactly its slots back.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -250,15 +252,20 @@ static void check_sched(const struct gpup_partition *r, const struct want_attrs 
 			 r->sched.fps_limit);
 }
 
-static void write_file(const char *name, const uint8_t *data, size_t len)
+/* The bytes at path, or (link) elsewhere with path a symbolic link to them. */
+static void write_file(const char *path, const uint8_t *data, size_t len, bool link)
 {
-	char path[400];
+	char target[400];
 	FILE *f;
 
-	snprintf(path, sizeof(path), "%s/%s.json", part_dir, name);
-	f = fopen(path, "w");
-	fz_check(f, "cannot write %s", path);
+	snprintf(target, sizeof(target), "%s/linked", state_dir);
+	f = fopen(link ? target : path, "w");
+	fz_check(f, "cannot write %s", link ? target : path);
 	fz_check(fwrite(data, 1, len, f) == len && fclose(f) == 0, "write %s", path);
+	if (link) {
+		unlink(path);
+		fz_check(symlink(target, path) == 0, "symlink %s", path);
+	}
 }
 
 static void pool_up(struct gpup_pool *p, bool held)
@@ -331,21 +338,19 @@ static bool valid_gpu_file(json_object *o, const char *name, struct gpup_gpu_sch
 }
 
 /* Mode 8: the bytes are a GPU's saved scheduler settings instead. */
-static void gpu_file(const char *gpu, const uint8_t *data, size_t len)
+static void gpu_file(const char *gpu, const uint8_t *data, size_t len, bool link)
 {
 	char dir[350], path[400];
 	struct gpup_gpu_sched want = { 0 }, got = { 0 };
 	struct gpup_pool p;
-	FILE *f;
 
 	snprintf(dir, sizeof(dir), "%s/gpus", state_dir);
 	snprintf(path, sizeof(path), "%s/%s.json", dir, gpu);
 	mkdir(dir, 0700);
-	f = fopen(path, "w");
-	fz_check(f && fwrite(data, 1, len, f) == len && fclose(f) == 0, "write %s", path);
+	write_file(path, data, len, link);
 	pool_up(&p, false);
 	json_object *o = json_object_from_file(path);
-	bool valid = valid_gpu_file(o, gpu, &want);
+	bool valid = !link && valid_gpu_file(o, gpu, &want);
 
 	json_object_put(o);
 	nlogs = 0;
@@ -363,8 +368,25 @@ static void gpu_file(const char *gpu, const uint8_t *data, size_t len)
 	unlink(path);
 }
 
+/* A skipped file named by a canonical UUID keeps it: listed as
+ * unavailable, refused by create.  No other name is listed. */
+static void check_skipped(struct gpup_pool *p, const char *name, bool held)
+{
+	struct gpup_partition *part = NULL;
+	char err[GPUP_POOL_ERR_MAX];
+	bool canonical = !strcmp(name, UUID_LOWER);
+
+	fz_check(p->nunavail == canonical && (!canonical || gpup_pool_find_unavail(p, name)),
+		 "%u definitions listed as unavailable for a skipped %s", p->nunavail, name);
+	fz_check(!p->parts || (held && !p->parts->next), "a skipped file was linked");
+	if (canonical)
+		fz_check(gpup_pool_create(p, NULL, "sim-64m-16", name, &part, err, sizeof(err)) ==
+			 -EEXIST, "create took the UUID of an unavailable definition");
+}
+
 /* First byte: bits 0-1 the file's name, bit 2 a partition holds half of
- * gpu0, bit 3 the file is a GPU's settings (bit 4: gpu1's) instead. */
+ * gpu0, bit 3 the file is a GPU's settings (bit 4: gpu1's) instead, bit 5
+ * the file is a symbolic link to the bytes. */
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const char *const names[] = { UUID_LOWER, UUID_UPPER, UUID_JUNK, UUID_LOWER };
@@ -378,22 +400,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		snprintf(part_dir, sizeof(part_dir), "%s/partitions", state_dir);
 		fz_check(mkdir(state_dir, 0700) == 0 && mkdir(part_dir, 0700) == 0, "dirs");
 	}
+	bool link = data[0] & 32;
+
 	if (data[0] & 8) {
-		gpu_file(data[0] & 16 ? "gpu1" : "gpu0", data + 1, size - 1);
+		gpu_file(data[0] & 16 ? "gpu1" : "gpu0", data + 1, size - 1, link);
 		return 0;
 	}
 	const char *name = names[data[0] & 3];
 	bool held = data[0] & 4;
-
-	write_file(name, data + 1, size - 1);
-	pool_up(&p, held);
-	unsigned int free0[2] = { gpup_buddy_free_units(&p.gpus[0].buddy),
-				  gpup_buddy_free_units(&p.gpus[1].buddy) };
 	char path[400];
 
 	snprintf(path, sizeof(path), "%s/%s.json", part_dir, name);
+	write_file(path, data + 1, size - 1, link);
+	pool_up(&p, held);
+	unsigned int free0[2] = { gpup_buddy_free_units(&p.gpus[0].buddy),
+				  gpup_buddy_free_units(&p.gpus[1].buddy) };
 	json_object *o = json_object_from_file(path);
-	bool valid = valid_def(&p, o, name, held, &d);
+	bool valid = !link && valid_def(&p, o, name, held, &d);
 	struct want_attrs w;
 
 	attrs_of(o, &w);
@@ -407,12 +430,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fz_check(nlogs == (valid ? w.bad : 1), "%u log lines for a%s file%s", nlogs,
 		 valid ? " valid" : "n invalid", w.bad ? " with bad attrs" : "");
 	if (valid) {
+		fz_check(!p.unavail, "a restored definition is listed as unavailable");
 		check_restored(&p, &d, free0[d.gpu], &w);
 	} else {
 		fz_check(gpup_buddy_free_units(&p.gpus[0].buddy) == free0[0] &&
 			 gpup_buddy_free_units(&p.gpus[1].buddy) == free0[1],
 			 "a skipped file took VRAM slots");
-		fz_check(!p.parts || (held && !p.parts->next), "a skipped file was linked");
+		check_skipped(&p, name, held);
 	}
 	gpup_pool_fini(&p);
 	fz_empty_dir(part_dir);
