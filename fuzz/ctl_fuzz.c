@@ -2,8 +2,8 @@
 /*
  * libFuzzer harness for the daemon's control API: the bytes a local client
  * writes to RUN_DIR/gpup.sock.  Each input runs against a fresh daemon
- * state (two small sim GPUs, a run and a state directory, an epoll set,
- * the real method table) and is cut at newlines into requests; each goes
+ * state (a run and a state directory, an epoll set, the real method table,
+ * and two small sim GPUs that live across inputs, their schedulers reset) and is cut at newlines into requests; each goes
  * through what a control connection does in the daemon's loop
  * (daemon_conn.c): read from a non-blocking socket by gpup_ctl_rd_feed,
  * answered by dmn_ctl_handle or refused as a bad request, the reply sent
@@ -15,7 +15,7 @@
  * Every reply must be one line of JSON: an object whose "ok" is a boolean,
  * with a non-empty "error" string and an errno-name "code" when it is
  * false.  Nothing may crash, and tearing the daemon state down (every
- * partition stopped, GPUs destroyed) must leave no fd behind.
+ * partition stopped) must leave no fd behind that was not there before.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -48,6 +48,22 @@ static void quiet_log(const char *fmt, ...)
 	(void)fmt;
 }
 
+/* The sim GPUs live across inputs (making them, with their engine
+ * threads, was most of an input's time); every input starts them as the
+ * daemon does, under the time-slice scheduler, weighted, no watchdog. */
+static struct gpup_gpu *gpus[NGPUS];
+
+static void gpus_once(void)
+{
+	for (unsigned int i = 0; i < NGPUS && !gpus[i]; i++) {
+		struct gpup_gpu_cfg gc = { .index = i, .vram_size = GPU_VRAM, .ncompute = 1,
+					   .ncopy = 1 };
+
+		gpus[i] = gpup_sim_gpu_create(&gc);
+		fz_check(gpus[i], "sim GPU: %s", strerror(errno));
+	}
+}
+
 static void daemon_up(struct gpup_daemon *d)
 {
 	memset(d, 0, sizeof(*d));
@@ -59,30 +75,27 @@ static void daemon_up(struct gpup_daemon *d)
 	d->epfd = epoll_create1(EPOLL_CLOEXEC);
 	fz_check(d->epfd >= 0, "epoll");
 	for (unsigned int i = 0; i < NGPUS; i++) {
-		struct gpup_gpu_cfg gc = { .index = i, .vram_size = GPU_VRAM, .ncompute = 1,
-					   .ncopy = 1 };
-		struct gpup_gpu *gpu = gpup_sim_gpu_create(&gc);
 		struct gpup_gpu_desc desc;
 
-		fz_check(gpu, "sim GPU: %s", strerror(errno));
-		/* As the daemon starts them: the time-slice scheduler, weighted. */
-		for (unsigned int k = 0; k < 2; k++)
-			fz_check(gpup_tsched_set_policy(gpup_gpu_engine(gpu, k, 0),
-							SCHED_POLICY_WEIGHTED, 0) == 0, "scheduler");
-		gpup_gpu_describe(gpu, &desc);
+		for (unsigned int k = 0; k < 2; k++) {
+			struct gpup_engine *e = gpup_gpu_engine(gpus[i], k, 0);
+
+			fz_check(gpup_tsched_set_policy(e, SCHED_POLICY_WEIGHTED, 0) == 0 &&
+				 gpup_tsched_set_watchdog(e, 0) == 0, "scheduler");
+		}
+		gpup_gpu_describe(gpus[i], &desc);
 		fz_check(gpup_pool_add_gpu(&d->pool, desc.name, desc.model, desc.backend,
-					   desc.vram_size, desc.ncompute, desc.ncopy, gpu) >= 0,
+					   desc.vram_size, desc.ncompute, desc.ncopy, gpus[i]) >= 0,
 			 "pool");
 	}
 }
 
-/* What the daemon's teardown does, less the sockets this harness lacks. */
+/* What the daemon's teardown does, less the sockets this harness lacks
+ * and the GPUs it keeps. */
 static void daemon_down(struct gpup_daemon *d)
 {
 	for (struct gpup_partition *p = d->pool.parts; p; p = p->next)
 		dmn_part_stop(d, p);
-	for (unsigned int i = 0; i < d->pool.ngpus; i++)
-		gpup_gpu_destroy(d->pool.gpus[i].priv);
 	gpup_pool_fini(&d->pool);
 	close(d->epfd);
 	fz_empty_dir(run_dir);
@@ -239,6 +252,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		snprintf(run_dir, sizeof(run_dir), "%s/run", fz_tmpdir());
 		snprintf(state_dir, sizeof(state_dir), "%s/state", fz_tmpdir());
 		fz_check(mkdir(run_dir, 0700) == 0 && mkdir(state_dir, 0700) == 0, "dirs");
+		gpus_once();
 	}
 	unsigned int fds0 = fz_count_fds();
 
