@@ -48,7 +48,7 @@ static struct tctx t[2];
 
 static void setup(void)
 {
-	eng = gpup_engine_create(GPUP_ENGINE_KIND_COMPUTE, 0, "tsch");
+	eng = gpup_engine_create(GPUP_ENGINE_KIND_COMPUTE, 0, "tsch", NULL);
 	cr_assert_not_null(eng);
 }
 

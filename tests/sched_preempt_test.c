@@ -82,7 +82,7 @@ static void setup(void)
 	int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 
 	cr_assert_geq(fd, 0);
-	eng = gpup_engine_create(GPUP_ENGINE_KIND_COMPUTE, 0, "pre");
+	eng = gpup_engine_create(GPUP_ENGINE_KIND_COMPUTE, 0, "pre", NULL);
 	cr_assert_not_null(eng);
 	attach(&bulk, true, -1);
 	attach(&vdi, false, fd);

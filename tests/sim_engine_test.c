@@ -59,7 +59,7 @@ static struct gpup_engine *eng;
 
 static void setup(void)
 {
-	eng = gpup_engine_create(GPUP_ENGINE_KIND_COMPUTE, 0, "test");
+	eng = gpup_engine_create(GPUP_ENGINE_KIND_COMPUTE, 0, "test", NULL);
 	cr_assert_not_null(eng);
 }
 
@@ -364,7 +364,7 @@ Test(sim_engine, destroying_an_engine_cuts_its_contexts_loose)
 	cr_assert(wait_runs(&t, 1));
 	__atomic_store_n(&t.stop, 1, __ATOMIC_SEQ_CST);
 	gpup_engine_destroy(eng);
-	eng = gpup_engine_create(GPUP_ENGINE_KIND_COMPUTE, 0, "test");
+	eng = gpup_engine_create(GPUP_ENGINE_KIND_COMPUTE, 0, "test", NULL);
 	cr_assert_null(t.c.engine);
 	gpup_engine_detach(&t.c); /* a no-op, not a use after free */
 	close(t.c.doorbell_fd);

@@ -23,7 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "vfu/vfu.h"
+#include "vfu/vfu_int.h"
 
 #define VFU_SIGNAL_GUARD_NS 100000L
 
@@ -53,13 +53,18 @@ static void guard_install(void)
 	pthread_key_create(&guard_key, guard_free);
 }
 
+void vfu_eventfd_prepare(void)
+{
+	pthread_once(&guard_once, guard_install);
+}
+
 /* This thread's guard timer, made on first use. */
 static int guard_init(void)
 {
 	struct sigevent ev = { .sigev_notify = SIGEV_THREAD_ID };
 	sigset_t set;
 
-	pthread_once(&guard_once, guard_install);
+	vfu_eventfd_prepare();
 	if (guard_ready)
 		return 0;
 	ev.sigev_signo = guard_sig;

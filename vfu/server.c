@@ -179,16 +179,31 @@ static bool conn_finish(struct vfu_server *s, int rc)
 	return more;
 }
 
+/* The owner's thread_init: 0, or -errno and the thread serves no one. */
+static int thread_init(struct vfu_server *s)
+{
+	int rc = s->cfg.thread_init ? s->cfg.thread_init() : 0;
+
+	if (rc)
+		vfu_log(s, "cannot prepare a client's thread: %s; its clients are dropped",
+			strerror(-rc));
+	return rc;
+}
+
 static void *conn_thread(void *arg)
 {
 	struct vfu_server *s = arg;
 	bool timeout_cleared = false;
-	int sock, rc;
+	int init = thread_init(s), sock, rc;
 
 	do {
 		pthread_mutex_lock(&s->lock);
 		sock = s->conn_fd;
 		pthread_mutex_unlock(&s->lock);
+		if (init) {
+			rc = init;
+			continue;
+		}
 		vfu_log(s, "client connected");
 		/* A client that never negotiates must not hold the device. */
 		vfu_sock_set_timeout(sock, VFU_SERVER_NEGOTIATE_MS);
@@ -243,6 +258,7 @@ struct vfu_server *vfu_server_create(const struct vfu_server_cfg *cfg)
 		errno = ENOMEM;
 		return NULL;
 	}
+	vfu_eventfd_prepare();
 	pthread_mutex_init(&s->lock, NULL);
 	s->conn_fd = -1;
 	s->pending_fd = -1;
@@ -271,17 +287,28 @@ static bool peer_gone(int sock)
  * a device can go while one still waits for its client. */
 static _Atomic unsigned int refusals;
 
+/* What a refusing thread is given: it outlives its server. */
+struct vfu_refusal {
+	int sock;
+	int (*thread_init)(void);
+};
+
 /* Answer one client's VERSION with EBUSY, then close: the device is in
  * use.  Bounded in time by the socket timeout, in number by refuse(). */
 static void *refuse_thread(void *arg)
 {
-	int sock = (int)(intptr_t)arg;
+	struct vfu_refusal *rf = arg;
+	int sock = rf->sock;
+	bool init = !rf->thread_init || rf->thread_init() == 0;
 	struct vfio_user_header h;
-	struct vfu_msg m;
+	struct vfu_msg m = { .nfds = 0 };
 	uint8_t buf[512];
 
-	vfu_sock_set_timeout(sock, VFU_SERVER_NEGOTIATE_MS);
-	if (vfu_msg_recv(sock, &m, buf, sizeof(buf)) == 0 && m.hdr.command == VFIO_USER_VERSION) {
+	free(rf);
+	if (init)
+		vfu_sock_set_timeout(sock, VFU_SERVER_NEGOTIATE_MS);
+	if (init && vfu_msg_recv(sock, &m, buf, sizeof(buf)) == 0 &&
+	    m.hdr.command == VFIO_USER_VERSION) {
 		h = (struct vfio_user_header){ .msg_id = m.hdr.msg_id, .command = m.hdr.command,
 					       .msg_size = sizeof(h), .error_no = EBUSY,
 					       .flags = VFIO_USER_F_TYPE_REPLY | VFIO_USER_F_ERROR };
@@ -294,19 +321,23 @@ static void *refuse_thread(void *arg)
 }
 
 /* Refuse fd on a detached thread, or just close it if too many are. */
-static void refuse(int fd)
+static void refuse(struct vfu_server *s, int fd)
 {
+	struct vfu_refusal *rf = NULL;
 	pthread_attr_t attr;
 	pthread_t t;
 	int rc = -1;
 
-	if (atomic_fetch_add(&refusals, 1) < VFU_SERVER_MAX_REFUSALS) {
+	if (atomic_fetch_add(&refusals, 1) < VFU_SERVER_MAX_REFUSALS &&
+	    (rf = malloc(sizeof(*rf)))) {
+		*rf = (struct vfu_refusal){ fd, s->cfg.thread_init };
 		pthread_attr_init(&attr);
 		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-		rc = pthread_create(&t, &attr, refuse_thread, (void *)(intptr_t)fd);
+		rc = pthread_create(&t, &attr, refuse_thread, rf);
 		pthread_attr_destroy(&attr);
 	}
 	if (rc) {
+		free(rf);
 		close(fd);
 		atomic_fetch_sub(&refusals, 1);
 	}
@@ -339,7 +370,7 @@ int vfu_server_attach(struct vfu_server *s, int fd)
 	}
 	pthread_mutex_unlock(&s->lock);
 	if (rc == -EBUSY)
-		refuse(fd);
+		refuse(s, fd);
 	else if (rc && fd >= 0)
 		close(fd);
 	return rc;

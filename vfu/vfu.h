@@ -271,12 +271,19 @@ struct vfu_server_cfg {
 	uint64_t max_dma_bytes;
 	/* One line per event; can be NULL. */
 	void (*log)(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+	/* Run first on each thread the server starts (a client's, or one
+	 * refusing a client while the device is busy), before it reads a
+	 * byte from the client: where the owner confines its threads (the
+	 * gpup daemon installs a seccomp filter).  0, or -errno: that thread
+	 * then closes its client unserved.  Can be NULL. */
+	int (*thread_init)(void);
 };
 
 struct vfu_server;
 
 /* NULL and errno on failure (EINVAL: an ops table of another version or
- * missing a required member). */
+ * missing a required member).  Installs vfu_eventfd_signal's signal
+ * handler on the way, so that threads confined later need not. */
 struct vfu_server *vfu_server_create(const struct vfu_server_cfg *cfg);
 
 /* Serve the connected socket `fd` on a thread of its own; takes fd either

@@ -75,6 +75,9 @@ int vfu_h_dma_map(struct vfu_server *s, struct vfu_msg *m, struct vfu_reply *r);
 int vfu_h_dma_unmap(struct vfu_server *s, struct vfu_msg *m, struct vfu_reply *r);
 void vfu_dma_unmap_all(struct vfu_server *s);
 
+/* eventfd.c: install vfu_eventfd_signal's handler now (once a process). */
+void vfu_eventfd_prepare(void);
+
 #define vfu_log(s, fmt, ...)                                                   \
 	do {                                                                   \
 		if ((s)->cfg.log)                                              \

@@ -43,6 +43,10 @@ struct gpup_engine {
 	uint64_t next_watchdog;
 	unsigned int nwaiting;       /* contexts in CTX_WAITING; read racily */
 	unsigned int recheck_gen;    /* bumped by every gpup_engine_recheck */
+	/* The thread's start: thread_init's answer, awaited by create. */
+	int (*thread_init)(void);
+	int init_rc;
+	bool init_done;
 	/* The running slice's preemption polls: executor thread only. */
 	struct gpup_ectx *cur;       /* the context whose run op is running */
 	uint64_t next_poll;          /* engine time of the next look */
@@ -290,12 +294,29 @@ static void watchdog_poll(struct gpup_engine *e, uint64_t now)
 	}
 }
 
+/* Name the thread, run the owner's thread_init and tell create how it
+ * went (under the lock, which the loop then keeps). */
+static int engine_start(struct gpup_engine *e)
+{
+	int rc;
+
+	pthread_setname_np(pthread_self(), e->name);
+	rc = e->thread_init ? e->thread_init() : 0;
+	pthread_mutex_lock(&e->lock);
+	e->init_rc = rc;
+	e->init_done = true;
+	pthread_cond_broadcast(&e->idle);
+	return rc;
+}
+
 static void *engine_main(void *arg)
 {
 	struct gpup_engine *e = arg;
 
-	pthread_setname_np(pthread_self(), e->name);
-	pthread_mutex_lock(&e->lock);
+	if (engine_start(e)) {
+		pthread_mutex_unlock(&e->lock);
+		return NULL;
+	}
 	while (!e->stop) {
 		uint64_t now = gpup_mono_ns(), slice = UINT64_MAX;
 		uint64_t next = wake_due(e, now);
@@ -318,8 +339,24 @@ static void *engine_main(void *arg)
 	return NULL;
 }
 
+/* Wait for the new thread's thread_init: 0 or its -errno (the thread
+ * has then ended and is joined). */
+static int await_start(struct gpup_engine *e)
+{
+	int rc;
+
+	pthread_mutex_lock(&e->lock);
+	while (!e->init_done)
+		pthread_cond_wait(&e->idle, &e->lock);
+	rc = e->init_rc;
+	pthread_mutex_unlock(&e->lock);
+	if (rc)
+		pthread_join(e->thread, NULL);
+	return rc;
+}
+
 struct gpup_engine *gpup_engine_create(enum gpup_engine_kind kind, unsigned int index,
-				       const char *gpu_name)
+				       const char *gpu_name, int (*thread_init)(void))
 {
 	struct gpup_engine *e = calloc(1, sizeof(*e));
 	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = 0 };
@@ -327,6 +364,7 @@ struct gpup_engine *gpup_engine_create(enum gpup_engine_kind kind, unsigned int 
 	if (!e)
 		return NULL;
 	e->kind = kind;
+	e->thread_init = thread_init;
 	e->epfd = epoll_create1(EPOLL_CLOEXEC);
 	e->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	snprintf(e->name, sizeof(e->name), "%.6s-%s%u", gpu_name,
@@ -339,6 +377,8 @@ struct gpup_engine *gpup_engine_create(enum gpup_engine_kind kind, unsigned int 
 	    epoll_ctl(e->epfd, EPOLL_CTL_ADD, e->wakefd, &ev) < 0)
 		goto err;
 	errno = pthread_create(&e->thread, NULL, engine_main, e);
+	if (!errno)
+		errno = -await_start(e);
 	if (errno)
 		goto err;
 	return e;

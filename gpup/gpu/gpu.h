@@ -56,6 +56,8 @@ struct gpup_gpu_cfg {
 	 * second for copies and flops per second for kernels. 0 = default. */
 	uint64_t copy_bytes_per_s;
 	uint64_t flops_per_s;
+	/* Run first on each engine thread (gpup_engine_create); can be NULL. */
+	int (*thread_init)(void);
 };
 
 struct gpup_gpu_desc {
@@ -300,8 +302,12 @@ struct gpup_sched_ops {
 #define GPUP_ENGINE_WAIT_POLL_NS 100000ull
 #define GPUP_ENGINE_WAIT_POLL_MAX_NS 1000000ull
 
+/* An engine of gpu_name and its thread, which runs thread_init first (can
+ * be NULL: where the owner confines its threads; the gpup daemon installs
+ * a seccomp filter) and waits for its answer.  NULL and errno on failure,
+ * thread_init's -errno included. */
 struct gpup_engine *gpup_engine_create(enum gpup_engine_kind kind, unsigned int index,
-				       const char *gpu_name);
+				       const char *gpu_name, int (*thread_init)(void));
 /* Stops the thread.  Contexts still attached are dropped without being
  * run again; their owners' detach then does nothing. */
 void gpup_engine_destroy(struct gpup_engine *e);

@@ -146,15 +146,15 @@ static void sim_free(struct sim_gpu *s)
 	free(s);
 }
 
-static int sim_engines(struct sim_gpu *s, const char *name)
+static int sim_engines(struct sim_gpu *s, const char *name, int (*init)(void))
 {
 	for (unsigned int i = 0; i < s->ncompute; i++) {
-		s->engines[0][i] = gpup_engine_create(GPUP_ENGINE_KIND_COMPUTE, i, name);
+		s->engines[0][i] = gpup_engine_create(GPUP_ENGINE_KIND_COMPUTE, i, name, init);
 		if (!s->engines[0][i])
 			return -errno;
 	}
 	for (unsigned int i = 0; i < s->ncopy; i++) {
-		s->engines[1][i] = gpup_engine_create(GPUP_ENGINE_KIND_COPY, i, name);
+		s->engines[1][i] = gpup_engine_create(GPUP_ENGINE_KIND_COPY, i, name, init);
 		if (!s->engines[1][i])
 			return -errno;
 	}
@@ -181,7 +181,7 @@ static int sim_open(struct gpup_gpu *gpu, const struct gpup_gpu_cfg *cfg)
 		goto err;
 	}
 	snprintf(name, sizeof(name), "gpu%u", cfg->index);
-	r = sim_engines(s, name);
+	r = sim_engines(s, name, cfg->thread_init);
 	if (r)
 		goto err;
 	gpup_gpu_set_priv(gpu, s);

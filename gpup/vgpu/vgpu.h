@@ -31,6 +31,9 @@ struct vgpu_cfg {
 	uint64_t vram_size;
 	struct iommu_domain *iommu;  /* the partition's IO address space */
 	const char *name;            /* for logs: the partition UUID */
+	/* The vfio-user server's thread_init (vgpu_serve, vfu/vfu.h): run
+	 * first on each thread serving a client of this vgpu.  Can be NULL. */
+	int (*thread_init)(void);
 };
 
 struct vgpu_stats {

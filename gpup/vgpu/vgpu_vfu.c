@@ -176,6 +176,7 @@ struct vfu_server *vgpu_serve(struct vgpu *v, void (*log)(const char *fmt, ...))
 	struct vfu_server_cfg cfg = {
 		.name = v->label, .ops = &vgpu_vfu_ops, .dev = v,
 		.iova_bits = IOMMU_IOVA_BITS, .max_dma_bytes = VGPU_MAX_DMA_BYTES, .log = log,
+		.thread_init = v->thread_init,
 	};
 
 	return vfu_server_create(&cfg);

@@ -14,6 +14,10 @@
  * are detached no new thread can start, and the last one is joined
  * before the vgpu is freed.  A thread that starts after destroy took
  * cfg_lock finds the vgpu dying and leaves it alone.
+ *
+ * Confinement: the reset thread is started by an engine thread and
+ * inherits its seccomp filter, if the engine's owner installed one
+ * (gpup_gpu_cfg.thread_init); it needs no hook of its own.
  */
 #include <stdio.h>
 #include <string.h>
