@@ -106,7 +106,7 @@ static void part_create(struct part *p)
 
 	p->vg = vgpu_create(&vc);
 	fz_check(p->vg, "vgpu: %s", strerror(errno));
-	p->srv = vgpu_serve(p->vg, fz_verbose() ? verbose_log : quiet_log);
+	p->srv = vgpu_serve(p->vg, fz_verbose() ? verbose_log : quiet_log, NULL);
 	fz_check(p->srv, "server: %s", strerror(errno));
 }
 

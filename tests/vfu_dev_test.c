@@ -43,7 +43,7 @@ static void setup(void)
 	struct vgpu_cfg vc = { gpu, VRAM_OFF, VRAM_SIZE, dom, "t" };
 	vg = vgpu_create(&vc);
 	cr_assert_not_null(vg);
-	srv = vgpu_serve(vg, NULL);
+	srv = vgpu_serve(vg, NULL, NULL);
 	cr_assert_not_null(srv);
 	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
 	cr_assert_eq(vfu_server_attach(srv, sv[0]), 0);

@@ -47,7 +47,7 @@ static void part_init(struct part *p, uint64_t off, const char *name)
 	struct vgpu_cfg vc = { gpu, off, 8 * MIB, p->dom, name };
 	p->vg = vgpu_create(&vc);
 	cr_assert_not_null(p->vg);
-	p->srv = vgpu_serve(p->vg, NULL);
+	p->srv = vgpu_serve(p->vg, NULL, NULL);
 	cr_assert_not_null(p->srv);
 }
 
@@ -459,7 +459,7 @@ Test(vfu_proto, a_full_interrupt_eventfd_stalls_nobody)
 	struct vgpu_cfg vc = { gpu, 0, 8 * MIB, pa.dom, "a" };
 	pa.vg = vgpu_create(&vc);
 	cr_assert_not_null(pa.vg);
-	pa.srv = vgpu_serve(pa.vg, NULL);
+	pa.srv = vgpu_serve(pa.vg, NULL, NULL);
 	cr_assert_not_null(pa.srv);
 	gpup_vg_close(&ga);
 	vfu_client_close(ca);
@@ -780,7 +780,7 @@ Test(vfu_proto, a_destroyed_partitions_vram_is_released)
 
 	pa.vg = vgpu_create(&vc);
 	cr_assert_not_null(pa.vg);
-	pa.srv = vgpu_serve(pa.vg, NULL);
+	pa.srv = vgpu_serve(pa.vg, NULL, NULL);
 	cr_assert_not_null(pa.srv);
 	ca = client(&pa);
 	fd2 = bar2_fd(ca);

@@ -676,7 +676,6 @@ struct vgpu *vgpu_create(const struct vgpu_cfg *cfg)
 	v->vram = vram + cfg->vram_offset;
 	v->vram_offset = cfg->vram_offset;
 	v->vram_size = cfg->vram_size;
-	v->thread_init = cfg->thread_init;
 	v->id = __atomic_fetch_add(&vgpu_next_id, 1, __ATOMIC_RELAXED);
 	snprintf(v->name, sizeof(v->name), "%s", cfg->name ? cfg->name : "vgpu");
 	snprintf(v->label, sizeof(v->label), "partition %s", v->name);

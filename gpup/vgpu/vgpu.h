@@ -31,9 +31,6 @@ struct vgpu_cfg {
 	uint64_t vram_size;
 	struct iommu_domain *iommu;  /* the partition's IO address space */
 	const char *name;            /* for logs: the partition UUID */
-	/* The vfio-user server's thread_init (vgpu_serve, vfu/vfu.h): run
-	 * first on each thread serving a client of this vgpu.  Can be NULL. */
-	int (*thread_init)(void);
 };
 
 struct vgpu_stats {
@@ -123,8 +120,11 @@ extern const struct vfu_dev_ops vgpu_vfu_ops;
 
 /* A vfio-user server for v (vfu_server_attach, _connected, _destroy in
  * vfu/vfu.h), whose log lines say "partition NAME"; log can be NULL.
- * NULL and errno on failure.  Destroy it before v. */
+ * thread_init (can be NULL) runs first on each thread serving one of its
+ * clients (vfu_server_cfg.thread_init).  NULL and errno on failure.
+ * Destroy it before v. */
 struct vfu_server *vgpu_serve(struct vgpu *v,
-			      void (*log)(const char *fmt, ...) __attribute__((format(printf, 1, 2))));
+			      void (*log)(const char *fmt, ...) __attribute__((format(printf, 1, 2))),
+			      int (*thread_init)(void));
 
 #endif

@@ -91,7 +91,6 @@ struct vgpu {
 	unsigned int id;
 	char name[64];
 	char label[80];               /* "partition NAME", for the server's log */
-	int (*thread_init)(void);     /* for the server's threads (vgpu_serve) */
 	struct gpup_pci_cfg pci;
 	/* Device registers (lock). */
 	uint32_t control, intr_status, intr_mask, fault_vector, scratch;

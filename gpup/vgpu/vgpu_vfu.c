@@ -171,12 +171,13 @@ const struct vfu_dev_ops vgpu_vfu_ops = {
 	.dma_unmap = vfu_dma_unmap,
 };
 
-struct vfu_server *vgpu_serve(struct vgpu *v, void (*log)(const char *fmt, ...))
+struct vfu_server *vgpu_serve(struct vgpu *v, void (*log)(const char *fmt, ...),
+			      int (*thread_init)(void))
 {
 	struct vfu_server_cfg cfg = {
 		.name = v->label, .ops = &vgpu_vfu_ops, .dev = v,
 		.iova_bits = IOMMU_IOVA_BITS, .max_dma_bytes = VGPU_MAX_DMA_BYTES, .log = log,
-		.thread_init = v->thread_init,
+		.thread_init = thread_init,
 	};
 
 	return vfu_server_create(&cfg);
