@@ -26,14 +26,15 @@ allowed() {
 	hv) echo "vfu migrate" ;;
 	samples) echo "" ;;
 	gpup/base) echo "" ;;
+	gpup/jail) echo "" ;;
 	gpup/gpu) echo "gpup/base iommu scheduler" ;;
 	gpup/vgpu) echo "gpup/base gpup/gpu iommu scheduler vfu migrate" ;;
 	gpup/pool) echo "gpup/base gpup/gpu scheduler" ;;
 	gpup/ctl) echo "gpup/base" ;;
 	gpup/drv) echo "gpup/base vfu" ;;
-	gpup/daemon) echo "gpup/base gpup/ctl gpup/pool gpup/vgpu gpup/gpu iommu scheduler vfu" ;;
+	gpup/daemon) echo "gpup/base gpup/ctl gpup/jail gpup/pool gpup/vgpu gpup/gpu iommu scheduler vfu" ;;
 	gpup/bench) echo "gpup/base gpup/ctl gpup/drv gpup/gpu scheduler" ;;
-	gpup/cli) echo "gpup/base gpup/bench gpup/ctl gpup/daemon gpup/drv gpup/pool gpup/vgpu gpup/gpu \
+	gpup/cli) echo "gpup/base gpup/bench gpup/ctl gpup/daemon gpup/drv gpup/jail gpup/pool gpup/vgpu gpup/gpu \
 iommu scheduler vfu migrate hv" ;;
 	tests | perf | fuzz) echo "*" ;;
 	*) echo "?" ;;
