@@ -15,6 +15,7 @@
 
 #include "gpup/cli/cli.h"
 #include "gpup/daemon/daemon.h"
+#include "gpup/jail/jail.h"
 #include "gpup/pool/pool.h"
 
 static const char *const cmd = "daemon";
@@ -24,6 +25,7 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: gpup daemon [--run-dir DIR] [--state-dir DIR] [--sim-gpus N]\n"
 		"                   [--vram SIZE] [--policy POLICY] [--slice MS]\n"
+		"                   [--user USER] [--no-seccomp | --seccomp-log]\n"
 		"                   [--foreground]\n"
 		"\n"
 		"Own a pool of GPUs and serve their partitions as vfio-user devices.\n"
@@ -46,6 +48,18 @@ static void usage(FILE *f)
 		"                   and --slice, when given, win for this start only\n"
 		"  --foreground     stay attached, log to stderr; otherwise detach once\n"
 		"                   ready and log to RUN_DIR/daemon.log\n"
+		"  --user USER      (as root) once the directories, sockets and GPUs are\n"
+		"                   set up, hand the run and state directories to USER\n"
+		"                   (each must be mode 0700, its parents passable by USER)\n"
+		"                   and drop root for good: no groups, USER's uid and gid\n"
+		"  --no-seccomp     do not confine client and engine threads (debugging).\n"
+		"                   By default each runs under a seccomp filter allowing\n"
+		"                   only the system calls it needs; any other call kills\n"
+		"                   the daemon with SIGSYS, named in the kernel's audit log\n"
+		"  --seccomp-log    the filters let forbidden calls through and the kernel\n"
+		"                   logs them instead (finding what a change needs).\n"
+		"                   Without either flag, GPUP_SECCOMP=kill|log|off decides\n"
+		"See docs/SECURITY.md for the threat model and what each filter allows.\n"
 		"Stops cleanly on SIGTERM, SIGINT or SIGHUP: sockets and pid file removed,\n"
 		"definitions kept.  Exit status 1 when it cannot start (another daemon\n"
 		"holds the run or state directory, a directory cannot be made).\n",
@@ -101,6 +115,40 @@ static int parse_slice(const char *s, uint64_t *out)
 	return 0;
 }
 
+/* --user: root only, and a user that exists. */
+static int parse_user(const char *s, struct gpup_daemon_cfg *c)
+{
+	if (geteuid() != 0) {
+		gpup_err(cmd, "--user %s needs root: the daemon starts as root and drops to "
+			 "USER; without root, run it as that user instead", s);
+		return -1;
+	}
+	if (gpup_jail_user(s, &c->uid, &c->gid)) {
+		gpup_err(cmd, "--user: no user named '%s' (see getent passwd)", s);
+		return -1;
+	}
+	c->user = s;
+	return 0;
+}
+
+/* GPUP_SECCOMP=kill|log|off: the filters' mode unless a flag says. */
+static int parse_seccomp_env(struct gpup_daemon_cfg *c)
+{
+	const char *s = getenv("GPUP_SECCOMP");
+
+	if (!s || !*s || !strcmp(s, "kill"))
+		c->seccomp = GPUP_JAIL_KILL;
+	else if (!strcmp(s, "log"))
+		c->seccomp = GPUP_JAIL_LOG;
+	else if (!strcmp(s, "off"))
+		c->seccomp = GPUP_JAIL_OFF;
+	else {
+		gpup_err(cmd, "GPUP_SECCOMP wants kill, log or off, not '%s'", s);
+		return -1;
+	}
+	return 0;
+}
+
 static int parse(int argc, char **argv, struct gpup_daemon_cfg *c, int *fg)
 {
 	static const struct option opts[] = {
@@ -111,11 +159,16 @@ static int parse(int argc, char **argv, struct gpup_daemon_cfg *c, int *fg)
 		{ "policy", required_argument, NULL, 'p' },
 		{ "slice", required_argument, NULL, 'l' },
 		{ "foreground", no_argument, NULL, 'f' },
+		{ "user", required_argument, NULL, 'u' },
+		{ "no-seccomp", no_argument, NULL, 'S' },
+		{ "seccomp-log", no_argument, NULL, 'L' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
 	int o;
 
+	if (parse_seccomp_env(c))
+		return GPUP_EXIT_USAGE;
 	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		if (o == 'r')
 			c->run_dir = optarg;
@@ -131,6 +184,10 @@ static int parse(int argc, char **argv, struct gpup_daemon_cfg *c, int *fg)
 			return GPUP_EXIT_USAGE;
 		else if (o == 'p' || o == 'l')
 			*(o == 'p' ? &c->policy_given : &c->slice_given) = true;
+		else if (o == 'u' && parse_user(optarg, c))
+			return GPUP_EXIT_USAGE;
+		else if (o == 'S' || o == 'L')
+			c->seccomp = o == 'S' ? GPUP_JAIL_OFF : GPUP_JAIL_LOG;
 		else if (o == 'f')
 			*fg = 1;
 		else if (o == 'h')

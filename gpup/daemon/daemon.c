@@ -32,17 +32,24 @@ void gpup_daemon_log(const char *fmt, ...)
 {
 	struct timespec ts;
 	struct tm tm;
-	char line[1024];
+	char line[1100];
+	size_t n;
 	va_list ap;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
+	n = (size_t)snprintf(line, sizeof(line), "%02d:%02d:%02d.%03ld gpup daemon: ", tm.tm_hour,
+			     tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
 	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
+	vsnprintf(line + n, sizeof(line) - n - 1, fmt, ap);
 	va_end(ap);
-	/* One write per line, so lines from threads never interleave. */
-	dprintf(STDERR_FILENO, "%02d:%02d:%02d.%03ld gpup daemon: %s\n", tm.tm_hour, tm.tm_min,
-		tm.tm_sec, ts.tv_nsec / 1000000, line);
+	n += strlen(line + n);
+	line[n++] = '\n';
+	/* One write per line, so lines from threads never interleave; and no
+	 * stdio stream (dprintf's probes the fd with fstat, lseek and ioctl),
+	 * which the seccomp filters of client and engine threads refuse. */
+	if (write(STDERR_FILENO, line, n) < 0)
+		return; /* nowhere left to say so */
 }
 
 int dmn_listen(const char *path, int *fd)
@@ -154,7 +161,8 @@ static int add_gpus(struct gpup_daemon *d)
 {
 	for (unsigned int i = 0; i < d->cfg.sim_gpus; i++) {
 		struct gpup_gpu_cfg gc = { .index = i, .vram_size = d->cfg.vram,
-					   .ncompute = 1, .ncopy = 1 };
+					   .ncompute = 1, .ncopy = 1,
+					   .thread_init = dmn_jail_hook(d, GPUP_JAIL_ENGINE) };
 		struct gpup_gpu_desc desc;
 		struct gpup_gpu_sched sched;
 		struct gpup_gpu *gpu = gpup_sim_gpu_create(&gc);
@@ -349,12 +357,14 @@ static int setup(struct gpup_daemon *d)
 	if (!rc)
 		rc = open_ctl(d);
 	if (!rc)
+		rc = dmn_jail_prepare(d);
+	if (!rc)
 		rc = add_gpus(d);
 	if (rc)
 		return rc;
 	restore_parts(d);
 	write_pid(d);
-	return 0;
+	return dmn_jail_drop(d);
 }
 
 int gpup_daemon_run(const struct gpup_daemon_cfg *cfg, int ready_fd)

@@ -22,7 +22,9 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
+#include "gpup/jail/jail.h"
 #include "scheduler/sched.h"
 
 struct gpup_daemon_cfg {
@@ -35,6 +37,15 @@ struct gpup_daemon_cfg {
 	/* ... unless the GPU has saved settings (gpup sched --gpu), which win
 	 * over policy and slice except where these say they were given. */
 	bool policy_given, slice_given;
+	/* Confinement (docs/SECURITY.md).  The seccomp filters of the
+	 * client-serving and engine threads: on (GPUP_JAIL_KILL) unless set
+	 * otherwise.  user: once the directories, sockets and GPUs are set
+	 * up, drop root for good and run as this user (uid, gid; the caller
+	 * looked it up, gpup_jail_user); NULL: keep the ids it started with. */
+	enum gpup_jail_mode seccomp;
+	const char *user;
+	uid_t uid;
+	gid_t gid;
 };
 
 #define GPUP_DAEMON_DEFAULT_GPUS 2u

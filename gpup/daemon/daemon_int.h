@@ -64,6 +64,16 @@ int dmn_part_start(struct gpup_daemon *d, struct gpup_partition *p);
 void dmn_part_stop(struct gpup_daemon *d, struct gpup_partition *p);
 void dmn_part_accept(struct gpup_daemon *d, struct dmn_part *dp);
 
+/* daemon_jail.c: confinement (docs/SECURITY.md).  prepare builds the
+ * seccomp filters before the first thread they are for starts; hook is
+ * the thread_init of that kind of thread (NULL with the filters off);
+ * drop chowns what the daemon made to --user and becomes it.  0 or
+ * -errno, the reason logged. */
+int dmn_jail_prepare(struct gpup_daemon *d);
+typedef int (*dmn_thread_init_fn)(void);
+dmn_thread_init_fn dmn_jail_hook(const struct gpup_daemon *d, enum gpup_jail_kind kind);
+int dmn_jail_drop(struct gpup_daemon *d);
+
 /* daemon_ctl.c: one request in, one reply out (never NULL). */
 json_object *dmn_ctl_handle(struct gpup_daemon *d, json_object *req);
 

@@ -48,7 +48,7 @@ static int part_devices(struct gpup_daemon *d, struct dmn_part *dp)
 	if (p->sched_set && vgpu_set_sched(dp->vgpu, &p->sched))
 		gpup_daemon_log("partition %s: its saved scheduler settings were refused",
 				p->uuid);
-	dp->vfu = vgpu_serve(dp->vgpu, gpup_daemon_log, NULL);
+	dp->vfu = vgpu_serve(dp->vgpu, gpup_daemon_log, dmn_jail_hook(d, GPUP_JAIL_SERVING));
 	return dp->vfu ? 0 : -errno;
 }
 
