@@ -84,8 +84,9 @@ static void engine_signal(struct gpup_engine *e)
 {
 	uint64_t one = 1;
 
+	/* Not perror, which dups stderr: an engine thread may be confined. */
 	if (write(e->wakefd, &one, sizeof(one)) < 0 && errno != EAGAIN)
-		perror("gpup engine: wake");
+		fprintf(stderr, "gpup engine: wake: %s\n", strerror(errno));
 }
 
 static void drain_fd(int fd, uint64_t *count)

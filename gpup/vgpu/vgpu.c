@@ -537,8 +537,9 @@ void vgpu_doorbell(struct vgpu *v, unsigned int q)
 
 	if (!v || q >= GPUP_MAX_QUEUES)
 		return;
+	/* Not perror, which dups stderr: a client's thread may be confined. */
 	if (write(v->q[q].doorbell_fd, &one, sizeof(one)) < 0)
-		perror("gpup vgpu: doorbell");
+		fprintf(stderr, "gpup vgpu: doorbell: %s\n", strerror(errno));
 }
 
 int vgpu_set_irq_fd(struct vgpu *v, unsigned int vector, int fd)
