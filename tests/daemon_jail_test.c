@@ -119,12 +119,20 @@ static void create(char *uuid)
 	json_object_put(rep);
 }
 
+/* Once the daemon has seen the last client go (EBUSY until then). */
 static void destroy(const char *uuid)
 {
 	json_object *req = gpup_ctl_request(GPUP_CTL_M_DESTROY), *rep = NULL;
 
 	json_object_object_add(req, GPUP_CTL_F_UUID, json_object_new_string(uuid));
-	cr_assert_eq(gpup_ctl_call(dmn.run_dir, req, &rep), 0);
+	for (int i = 0; i < 200; i++) {
+		json_object_put(rep);
+		rep = NULL;
+		cr_assert_eq(gpup_ctl_call(dmn.run_dir, req, &rep), 0);
+		if (strcmp(gpup_ctl_str(rep, GPUP_CTL_F_CODE, ""), "EBUSY"))
+			break;
+		usleep(10000);
+	}
 	json_object_put(req);
 	cr_assert_str_eq(gpup_ctl_str(rep, GPUP_CTL_F_ERROR, "none"), "none");
 	json_object_put(rep);
