@@ -131,28 +131,30 @@ static int add_rules(scmp_filter_ctx ctx, unsigned int kind)
 	return 0;
 }
 
+/* Allow nr when each of its first narg arguments is v. */
+static int allow_if(scmp_filter_ctx ctx, int nr, unsigned int narg, scmp_datum_t v)
+{
+	const struct scmp_arg_cmp arg[3] = { IS(0, v), IS(1, v), IS(2, v) };
+
+	return seccomp_rule_add_array(ctx, SCMP_ACT_ALLOW, nr, narg, arg);
+}
+
 /* What depends on the process: the id switch of a drop to come, the
  * pid that abort() signals, and clone3, whose flags a filter cannot
  * read: it fails with ENOSYS, so glibc falls back to clone. */
 static int add_process_rules(scmp_filter_ctx ctx, const struct gpup_jail_cfg *cfg)
 {
-	int rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(tgkill), 1,
-				  SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)getpid()));
+	int rc = allow_if(ctx, SCMP_SYS(tgkill), 1, (scmp_datum_t)getpid());
 
 	if (!rc)
 		rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
 	if (rc || !cfg->drop)
 		return rc;
-	rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(setgroups), 1,
-			      SCMP_A0(SCMP_CMP_EQ, 0));
+	rc = allow_if(ctx, SCMP_SYS(setgroups), 1, 0);
 	if (!rc)
-		rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(setresgid), 3,
-				      SCMP_A0(SCMP_CMP_EQ, cfg->gid), SCMP_A1(SCMP_CMP_EQ, cfg->gid),
-				      SCMP_A2(SCMP_CMP_EQ, cfg->gid));
+		rc = allow_if(ctx, SCMP_SYS(setresgid), 3, cfg->gid);
 	if (!rc)
-		rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(setresuid), 3,
-				      SCMP_A0(SCMP_CMP_EQ, cfg->uid), SCMP_A1(SCMP_CMP_EQ, cfg->uid),
-				      SCMP_A2(SCMP_CMP_EQ, cfg->uid));
+		rc = allow_if(ctx, SCMP_SYS(setresuid), 3, cfg->uid);
 	return rc;
 }
 
