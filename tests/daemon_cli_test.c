@@ -225,6 +225,76 @@ Test(daemon_cli, gpus_table_and_persistence)
 	cr_assert(strstr(out, "result: bit-exact"), "%s", out);
 }
 
+/* What the host's shmem_enabled (its 2 MiB control first, unless that
+ * says inherit) implies for a new partition's VRAM: "thp-2m" or "4k". */
+static const char *host_vram_pages(void)
+{
+	static const char *const files[] = {
+		"/sys/kernel/mm/transparent_hugepage/hugepages-2048kB/shmem_enabled",
+		"/sys/kernel/mm/transparent_hugepage/shmem_enabled",
+	};
+	char line[256] = "", *a = NULL;
+
+	for (size_t i = 0; i < 2; i++) {
+		FILE *f = fopen(files[i], "r");
+
+		line[0] = '\0';
+		if (f) {
+			if (!fgets(line, sizeof(line), f))
+				line[0] = '\0';
+			fclose(f);
+		}
+		a = strchr(line, '[');
+		if (a && strncmp(a, "[inherit]", 9))
+			break;
+	}
+	if (a && (!strncmp(a, "[always]", 8) || !strncmp(a, "[within_size]", 13) ||
+		  !strncmp(a, "[force]", 7) || !strncmp(a, "[advise]", 8)))
+		return "thp-2m";
+	return "4k";
+}
+
+/* Every GPU says what backs a new partition's VRAM, and it is what the
+ * host allows; a partition of whole 2 MiB pages gets exactly that. */
+Test(daemon_cli, gpus_and_list_show_vram_pages)
+{
+	const char *want = host_vram_pages();
+	json_object *o, *a;
+	char row[128];
+
+	start();
+	cr_assert_eq(gpup("gpus --json"), 0, "%s", err);
+	o = json_tokener_parse(out);
+	cr_assert(o && json_object_object_get_ex(o, "gpus", &a), "%s", out);
+	cr_assert_eq(json_object_array_length(a), 2);
+	for (size_t i = 0; i < 2; i++) {
+		json_object *v;
+		const char *b;
+
+		cr_assert(json_object_object_get_ex(json_object_array_get_idx(a, i),
+						    "vram_backing", &v), "%s", out);
+		b = json_object_get_string(v);
+		cr_assert(!strcmp(b, "4k") || !strcmp(b, "thp-2m"), "unknown backing '%s'", b);
+		cr_assert_str_eq(b, want, "gpu%zu, with the host's shmem_enabled", i);
+	}
+	json_object_put(o);
+	cr_assert_eq(gpup("gpus"), 0, "%s", err);
+	cr_assert(strstr(out, " VRAM PAGES  PARTITIONS\n"), "%s", out);
+	snprintf(row, sizeof(row), "1+1      %-11s 0\n", want);
+	cr_assert(strstr(out, row), "want '%s' in:\n%s", row, out);
+	cr_assert_eq(gpup("create --gpu gpu0 --type sim-16m-4"), 0, "%s", err);
+	cr_assert_eq(gpup("list --json"), 0, "%s", err);
+	o = json_tokener_parse(out);
+	cr_assert(o && json_object_object_get_ex(o, "partitions", &a), "%s", out);
+	cr_assert(json_object_object_get_ex(json_object_array_get_idx(a, 0), "vram_backing", &a),
+		  "%s", out);
+	cr_assert_str_eq(json_object_get_string(a), want);
+	json_object_put(o);
+	cr_assert_eq(gpup("list"), 0, "%s", err);
+	snprintf(row, sizeof(row), "16 MiB   %-6s 0 B ", want);
+	cr_assert(strstr(out, row), "want '%s' in:\n%s", row, out);
+}
+
 Test(daemon_cli, daemon_flag_errors)
 {
 	cr_assert_eq(gpup("daemon --vram 100M --foreground"), 2);
@@ -498,8 +568,8 @@ Test(daemon_cli, unavailable_definition_keeps_its_uuid)
 	stop();
 	start_gpus(1);
 	cr_assert_eq(gpup("list"), 0, "%s", err);
-	snprintf(row, sizeof(row), "%-36s  %-5s %-13s %-8s %-9s %-7s %-22s %s\n", UU, "gpu1",
-		 "sim-16m-4", "16 MiB", "0 B", "-", "-",
+	snprintf(row, sizeof(row), "%-36s  %-5s %-13s %-8s %-6s %-9s %-7s %-22s %s\n", UU,
+		 "gpu1", "sim-16m-4", "16 MiB", "-", "0 B", "-", "-",
 		 "(unavailable: its GPU 'gpu1' is not present)");
 	cr_assert(ends_with(out, row), "%s", out);
 	cr_assert_eq(gpup("list --json"), 0, "%s", err);

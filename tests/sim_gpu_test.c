@@ -302,6 +302,9 @@ Test(sim_gpu, backing_follows_the_host)
 	bool thp = host_gives_shmem_thp();
 
 	cr_assert_eq(gpup_gpu_vram_backing(g, 0), GPUP_VRAM_BACKING_NONE);
+	cr_assert_eq(gpup_gpu_vram_backing_new(g),
+		     thp ? GPUP_VRAM_BACKING_THP : GPUP_VRAM_BACKING_4K,
+		     "what the next window of whole 2 MiB pages gets");
 	cr_assert_eq(gpup_gpu_vram_attach(g, 2ull << 20, 4ull << 20), 0);
 	cr_assert_eq(gpup_gpu_vram_attach(g, 4096, 8192), 0);
 	cr_assert_eq(gpup_gpu_vram_backing(g, 4096), GPUP_VRAM_BACKING_4K, "not whole 2 MiB pages");

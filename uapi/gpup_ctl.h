@@ -61,6 +61,10 @@
 #define GPUP_CTL_F_LARGEST_FREE "largest_free"
 #define GPUP_CTL_F_NCOMPUTE "compute_engines"
 #define GPUP_CTL_F_NCOPY "copy_engines"
+/* what holds VRAM: "4k" (4 KiB pages), "thp-2m" (2 MiB transparent huge
+ * pages where the kernel has them) or "none"; for a GPU, what its next
+ * partition of whole 2 MiB pages gets; for a partition, what it has */
+#define GPUP_CTL_F_VRAM_BACKING "vram_backing"
 #define GPUP_CTL_F_PCI "pci"		/* real devices found by inventory */
 #define GPUP_CTL_F_DRIVER "driver"
 #define GPUP_CTL_F_SRIOV_TOTALVFS "sriov_totalvfs"

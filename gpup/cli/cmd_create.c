@@ -117,12 +117,14 @@ GPUP_COMMAND("destroy", "destroy a partition", cmd_destroy)
 static void list_usage(FILE *f)
 {
 	fprintf(f, "usage: gpup list [--json]\n\n"
-		   "Partitions: UUID, GPU, type, VRAM slice, whether a client is attached,\n"
-		   "scheduler settings other than the defaults (gpup sched --partition),\n"
-		   "and the vfio-user socket a VMM connects to.  A saved partition the\n"
-		   "daemon could not restore (its GPU absent, its file corrupt) is listed\n"
-		   "as unavailable, with the reason, in place of the socket (in --json,\n"
-		   "\"unavailable\"); its UUID stays reserved until 'gpup destroy UUID'.\n");
+		   "Partitions: UUID, GPU, type, VRAM slice and the pages that hold it\n"
+		   "(PAGES: thp-2m or 4k, see 'gpup gpus --help'), whether a client is\n"
+		   "attached, scheduler settings other than the defaults (gpup sched\n"
+		   "--partition), and the vfio-user socket a VMM connects to.  A saved\n"
+		   "partition the daemon could not restore (its GPU absent, its file\n"
+		   "corrupt) is listed as unavailable, with the reason, in place of the\n"
+		   "socket (in --json, \"unavailable\"); its UUID stays reserved until\n"
+		   "'gpup destroy UUID'.\n");
 }
 
 /* The scheduler settings that differ from the defaults, e.g. "w=4 interactive
@@ -150,7 +152,7 @@ static const char *sched_summary(json_object *p, char *buf, size_t len)
 	return buf[0] ? buf + 1 : "-";
 }
 
-#define LIST_ROW "%-36s  %-5s %-13s %-8s %-9s %-7s %-22s %s\n"
+#define LIST_ROW "%-36s  %-5s %-13s %-8s %-6s %-9s %-7s %-22s %s\n"
 
 /* A partition, or a saved one the daemon could not restore: then the
  * reason stands where the socket would, and nothing is attached. */
@@ -173,7 +175,8 @@ static void print_row(json_object *p)
 	else
 		snprintf(last, sizeof(last), "%s", gpup_ctl_str(p, GPUP_CTL_F_SOCKET, "(not served)"));
 	printf(LIST_ROW, gpup_ctl_str(p, GPUP_CTL_F_UUID, "?"), gpup_ctl_str(p, GPUP_CTL_F_GPU, "?"),
-	       gpup_ctl_str(p, GPUP_CTL_F_TYPE, "?"), v, off,
+	       gpup_ctl_str(p, GPUP_CTL_F_TYPE, "?"), v,
+	       unavail ? "-" : gpup_ctl_str(p, GPUP_CTL_F_VRAM_BACKING, "?"), off,
 	       unavail ? "-" : json_object_get_boolean(c) ? "yes" : "no",
 	       unavail ? sch : sched_summary(p, sch, sizeof(sch)), last);
 }
@@ -187,7 +190,8 @@ static void print_list(json_object *r)
 		printf("no partitions; create one with 'gpup create --type NAME'\n");
 		return;
 	}
-	printf(LIST_ROW, "UUID", "GPU", "TYPE", "VRAM", "OFFSET", "CLIENT", "SCHED", "SOCKET");
+	printf(LIST_ROW, "UUID", "GPU", "TYPE", "VRAM", "PAGES", "OFFSET", "CLIENT", "SCHED",
+	       "SOCKET");
 	for (size_t i = 0; i < json_object_array_length(a); i++)
 		print_row(json_object_array_get_idx(a, i));
 }

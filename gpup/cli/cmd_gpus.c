@@ -48,7 +48,9 @@ static void gpus_usage(FILE *f)
 {
 	fprintf(f, "usage: gpup gpus [--json]\n\n"
 		   "The daemon's GPUs (VRAM, what is free, engines, partitions) and any\n"
-		   "real GPUs found on this host.\n");
+		   "real GPUs found on this host.  VRAM PAGES is what holds a new\n"
+		   "partition's VRAM: thp-2m (2 MiB transparent huge pages, where the\n"
+		   "host gives them to shared memory) or 4k (4 KiB pages).\n");
 }
 
 static void print_host(json_object *host)
@@ -80,8 +82,8 @@ static void print_gpus(json_object *r)
 
 	json_object_object_get_ex(r, GPUP_CTL_F_GPUS, &a);
 	json_object_object_get_ex(r, GPUP_CTL_F_HOST, &host);
-	printf("%-6s %-8s %-16s %-9s %-9s %-13s %-8s %s\n", "GPU", "BACKEND", "MODEL", "VRAM",
-	       "FREE", "LARGEST FREE", "ENGINES", "PARTITIONS");
+	printf("%-6s %-8s %-16s %-9s %-9s %-13s %-8s %-11s %s\n", "GPU", "BACKEND", "MODEL",
+	       "VRAM", "FREE", "LARGEST FREE", "ENGINES", "VRAM PAGES", "PARTITIONS");
 	for (size_t i = 0; a && i < json_object_array_length(a); i++) {
 		json_object *g = json_object_array_get_idx(a, i);
 		char eng[16];
@@ -89,7 +91,7 @@ static void print_gpus(json_object *r)
 		snprintf(eng, sizeof(eng), "%lld+%lld",
 			 (long long)gpup_ctl_int(g, GPUP_CTL_F_NCOMPUTE, 0),
 			 (long long)gpup_ctl_int(g, GPUP_CTL_F_NCOPY, 0));
-		printf("%-6s %-8s %-16s %-9s %-9s %-13s %-8s %lld\n",
+		printf("%-6s %-8s %-16s %-9s %-9s %-13s %-8s %-11s %lld\n",
 		       gpup_ctl_str(g, GPUP_CTL_F_NAME, "?"), gpup_ctl_str(g, GPUP_CTL_F_BACKEND, "?"),
 		       gpup_ctl_str(g, GPUP_CTL_F_MODEL, "?"),
 		       gpup_format_size((uint64_t)gpup_ctl_int(g, GPUP_CTL_F_VRAM, 0), v, sizeof(v)),
@@ -97,7 +99,8 @@ static void print_gpus(json_object *r)
 					sizeof(f)),
 		       gpup_format_size((uint64_t)gpup_ctl_int(g, GPUP_CTL_F_LARGEST_FREE, 0), l,
 					sizeof(l)),
-		       eng, (long long)gpup_ctl_int(g, GPUP_CTL_F_PARTITIONS, 0));
+		       eng, gpup_ctl_str(g, GPUP_CTL_F_VRAM_BACKING, "?"),
+		       (long long)gpup_ctl_int(g, GPUP_CTL_F_PARTITIONS, 0));
 	}
 	if (!a || !json_object_array_length(a))
 		printf("(the daemon has no GPUs)\n");

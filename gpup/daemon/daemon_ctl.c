@@ -41,6 +41,8 @@ static json_object *gpu_json(const struct gpup_pool *p, unsigned int i)
 	add_u64(o, GPUP_CTL_F_LARGEST_FREE, gpup_buddy_largest_free(&g->buddy) * g->buddy.unit);
 	add_u64(o, GPUP_CTL_F_NCOMPUTE, g->ncompute);
 	add_u64(o, GPUP_CTL_F_NCOPY, g->ncopy);
+	add_str(o, GPUP_CTL_F_VRAM_BACKING, gpup_vram_backing_name(
+			g->priv ? gpup_gpu_vram_backing_new(g->priv) : GPUP_VRAM_BACKING_NONE));
 	add_u64(o, GPUP_CTL_F_PARTITIONS, nparts);
 	return o;
 }
@@ -112,12 +114,15 @@ static void sched_fields(const struct gpup_partition *p, json_object *o)
 static void part_fields(struct gpup_daemon *d, const struct gpup_partition *p, json_object *o)
 {
 	struct dmn_part *dp = p->priv;
+	struct gpup_gpu *g = d->pool.gpus[p->gpu].priv;
 
 	add_str(o, GPUP_CTL_F_UUID, p->uuid);
 	add_str(o, GPUP_CTL_F_GPU, d->pool.gpus[p->gpu].name);
 	add_str(o, GPUP_CTL_F_TYPE, p->type);
 	add_u64(o, GPUP_CTL_F_VRAM, p->vram_size);
 	add_u64(o, GPUP_CTL_F_VRAM_OFFSET, p->vram_offset);
+	add_str(o, GPUP_CTL_F_VRAM_BACKING, gpup_vram_backing_name(
+			g ? gpup_gpu_vram_backing(g, p->vram_offset) : GPUP_VRAM_BACKING_NONE));
 	json_object_object_add(o, GPUP_CTL_F_SOCKET,
 			       dp ? json_object_new_string(dp->path) : NULL);
 	json_object_object_add(o, GPUP_CTL_F_CONNECTED,
@@ -137,6 +142,7 @@ static json_object *unavail_json(const struct gpup_unavail *u)
 			       u->type[0] ? json_object_new_string(u->type) : NULL);
 	add_u64(o, GPUP_CTL_F_VRAM, u->vram_size);
 	add_u64(o, GPUP_CTL_F_VRAM_OFFSET, u->vram_offset);
+	add_str(o, GPUP_CTL_F_VRAM_BACKING, gpup_vram_backing_name(GPUP_VRAM_BACKING_NONE));
 	json_object_object_add(o, GPUP_CTL_F_SOCKET, NULL);
 	json_object_object_add(o, GPUP_CTL_F_CONNECTED, json_object_new_boolean(0));
 	add_str(o, GPUP_CTL_F_UNAVAILABLE, u->why);

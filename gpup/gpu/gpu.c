@@ -128,6 +128,11 @@ enum gpup_vram_backing gpup_gpu_vram_backing(struct gpup_gpu *gpu, uint64_t off)
 	return gpu->ops->vram_window(gpu, off, &w) ? GPUP_VRAM_BACKING_NONE : w.backing;
 }
 
+enum gpup_vram_backing gpup_gpu_vram_backing_new(struct gpup_gpu *gpu)
+{
+	return gpu->ops->vram_backing ? gpu->ops->vram_backing(gpu) : GPUP_VRAM_BACKING_NONE;
+}
+
 const char *gpup_vram_backing_name(enum gpup_vram_backing b)
 {
 	switch (b) {

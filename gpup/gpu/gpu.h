@@ -106,6 +106,10 @@ struct gpup_backend_ops {
 	void (*vram_detach)(struct gpup_gpu *gpu, uint64_t off);
 	/* The window attached at off: 0, or -ENOENT if none is. */
 	int (*vram_window)(struct gpup_gpu *gpu, uint64_t off, struct gpup_vram_window *w);
+	/* What a window attached now would be backed by if it is made of
+	 * whole 2 MiB pages (a smaller one may get less): what the GPU's next
+	 * partitions get.  Can be NULL: NONE, nothing is known. */
+	enum gpup_vram_backing (*vram_backing)(struct gpup_gpu *gpu);
 	/* Reset the whole GPU: all of VRAM reads as zeros.  Can be NULL. */
 	int (*reset)(struct gpup_gpu *gpu);
 	/* Engine idx of a kind (idx < ncompute or ncopy), run by the
@@ -116,7 +120,7 @@ struct gpup_backend_ops {
 	const char *model;
 };
 
-#define GPUP_BACKEND_OPS_VERSION 2
+#define GPUP_BACKEND_OPS_VERSION 3
 
 /* Create the sim GPU described by cfg; NULL and errno on failure. */
 struct gpup_gpu *gpup_sim_gpu_create(const struct gpup_gpu_cfg *cfg);
@@ -137,6 +141,9 @@ int gpup_gpu_vram_fd(struct gpup_gpu *gpu, uint64_t off);
 /* What holds the memory of the window attached at off (NONE if none is),
  * and its name for listings: "none", "4k", "thp-2m". */
 enum gpup_vram_backing gpup_gpu_vram_backing(struct gpup_gpu *gpu, uint64_t off);
+/* What the GPU's next partition of whole 2 MiB pages would get (the
+ * backend's vram_backing), for `gpup gpus`. */
+enum gpup_vram_backing gpup_gpu_vram_backing_new(struct gpup_gpu *gpu);
 const char *gpup_vram_backing_name(enum gpup_vram_backing b);
 int gpup_gpu_reset(struct gpup_gpu *gpu);
 /* NULL if the backend has no such engine. */

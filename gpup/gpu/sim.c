@@ -317,6 +317,14 @@ static int sim_vram_window(struct gpup_gpu *gpu, uint64_t off, struct gpup_vram_
 	return i >= 0 ? 0 : -ENOENT;
 }
 
+/* What window_pages gives a window of whole 2 MiB pages. */
+static enum gpup_vram_backing sim_vram_backing(struct gpup_gpu *gpu)
+{
+	const struct sim_gpu *s = gpup_gpu_priv(gpu);
+
+	return s->thp == SIM_THP_NEVER ? GPUP_VRAM_BACKING_4K : GPUP_VRAM_BACKING_THP;
+}
+
 /* Windows punched (zero, their pages back to the host), every other page
  * dropped: private anonymous memory reads as zeros again. */
 static int sim_reset(struct gpup_gpu *gpu)
@@ -350,6 +358,7 @@ static const struct gpup_backend_ops sim_ops = {
 	.vram_attach = sim_vram_attach,
 	.vram_detach = sim_vram_detach,
 	.vram_window = sim_vram_window,
+	.vram_backing = sim_vram_backing,
 	.reset = sim_reset,
 	.engine = sim_engine,
 	.model = "gpup sim GPU",
