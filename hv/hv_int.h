@@ -98,7 +98,11 @@ struct hv_vm {
 };
 
 /* vm.c */
+/* The VM and its RAM.  vm->irqchip says whether it needs an irqchip, which
+ * hv_vm_irqchip creates later: after the memory slots of the start-up
+ * (see vm.c), before the first vCPU. */
 int hv_vm_create(struct hv_vm *vm, const struct hv_config *cfg);
+int hv_vm_irqchip(struct hv_vm *vm);
 void hv_vm_destroy(struct hv_vm *vm);
 void hv_vm_stop(struct hv_vm *vm, int code);
 void hv_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -21,6 +21,7 @@
 #define PCI_CLASS_REV 0x08
 #define PCI_HEADER_TYPE 0x0e
 #define PCI_BAR0 0x10
+#define PCI_BAR_PREFETCH 0x8u
 #define PCI_CAP_PTR 0x34
 #define PCI_CMD_MEM 0x0002
 #define PCI_STATUS_CAPS 0x0010
@@ -107,25 +108,34 @@ static uint64_t hv_bar_want(struct hv_pci *p, struct hv_pci_dev *d, unsigned int
 	return 0;
 }
 
-/* Where each BAR should decode now; tell the device about changes. */
+/* Where BAR b should decode now; tell the device if that changed. */
+static void hv_pci_update_bar(struct hv_pci *p, struct hv_pci_dev *d, unsigned int b)
+{
+	uint64_t want = hv_bar_want(p, d, b);
+
+	if (want == d->bar_mapped[b])
+		return;
+	if (d->bar_map && d->bar_map(d, b, d->bar_mapped[b], want) < 0) {
+		hv_log_guest("PCI 00:%02x.0 BAR%u cannot be mapped at 0x%llx; "
+			     "not decoded", d->devfn >> 3, b, (unsigned long long)want);
+		want = 0;
+	}
+	d->bar_mapped[b] = want;
+}
+
+/* Every BAR, prefetchable ones first: those are plain memory, which a
+ * device maps as a KVM memory slot, and on some hosts a slot set after
+ * the device's register BAR got its ioeventfds waits for the SRCU grace
+ * period they began (milliseconds, in a VM's start-up). */
 static void hv_pci_update_bars(struct hv_pci *p, struct hv_pci_dev *d)
 {
-	for (unsigned int b = 0; b < HV_PCI_MAX_BARS; b++) {
-		uint64_t want;
+	for (unsigned int pass = 0; pass < 2; pass++)
+		for (unsigned int b = 0; b < HV_PCI_MAX_BARS; b++) {
+			bool prefetch = hv_cfg_get(d, PCI_BAR0 + 4 * b, 4) & PCI_BAR_PREFETCH;
 
-		if (!d->bar_size[b])
-			continue;
-		want = hv_bar_want(p, d, b);
-		if (want == d->bar_mapped[b])
-			continue;
-		if (d->bar_map && d->bar_map(d, b, d->bar_mapped[b], want) < 0) {
-			hv_log_guest("PCI 00:%02x.0 BAR%u cannot be mapped at 0x%llx; "
-				     "not decoded", d->devfn >> 3, b,
-				     (unsigned long long)want);
-			want = 0;
+			if (d->bar_size[b] && prefetch == (pass == 0))
+				hv_pci_update_bar(p, d, b);
 		}
-		d->bar_mapped[b] = want;
-	}
 }
 
 static void hv_pci_cfg_write(struct hv_pci *p, struct hv_pci_dev *d, unsigned int off,
@@ -271,7 +281,8 @@ int hv_pci_add_bar(struct hv_vm *vm, struct hv_pci_dev *d, unsigned int bar,
 	d->bar_size[bar] = size;
 	d->bar_64[bar] = is_64;
 	mask = ~(size - 1);
-	hv_cfg_put(d, off, (uint32_t)addr | (is_64 ? 0x4 : 0) | (prefetch ? 0x8 : 0), 4);
+	hv_cfg_put(d, off, (uint32_t)addr | (is_64 ? 0x4 : 0) | (prefetch ? PCI_BAR_PREFETCH : 0),
+		   4);
 	for (unsigned int i = 0; i < 4; i++)
 		d->wmask[off + i] = (uint8_t)((mask & ~0xfull) >> (8 * i));
 	if (is_64) {

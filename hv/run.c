@@ -37,19 +37,21 @@ static int hv_build(struct hv_instance *s, const struct hv_config *cfg)
 		return HV_EXIT_HOST;
 	if (rc < 0)
 		return HV_EXIT_IMAGE;
-	for (unsigned int i = 0; i < cfg->ncpus; i++)
-		if (hv_vcpu_create(vm, i) < 0)
-			return HV_EXIT_HOST;
-	if (hv_vcpu_set_boot_state(&vm->vcpus[0], entry, HV_START_INFO_GPA) < 0) {
-		hv_log("cannot set the boot CPU state: %s", strerror(errno));
-		return HV_EXIT_HOST;
-	}
 	if (hv_pci_init(vm) < 0)
 		return HV_EXIT_HOST;
 	for (unsigned int i = 0; i < cfg->ngpus; i++) {
 		if (hv_vgpu_attach(vm, cfg->gpus[i], &vm->gpus[i]) < 0)
 			return HV_EXIT_GPU;
 		vm->ngpus++;
+	}
+	if (hv_vm_irqchip(vm) < 0)
+		return HV_EXIT_HOST;
+	for (unsigned int i = 0; i < cfg->ncpus; i++)
+		if (hv_vcpu_create(vm, i) < 0)
+			return HV_EXIT_HOST;
+	if (hv_vcpu_set_boot_state(&vm->vcpus[0], entry, HV_START_INFO_GPA) < 0) {
+		hv_log("cannot set the boot CPU state: %s", strerror(errno));
+		return HV_EXIT_HOST;
 	}
 	if (cfg->ctl_path && hv_ctl_open(vm, cfg->ctl_path, &s->ctl) < 0)
 		return HV_EXIT_HOST;

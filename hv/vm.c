@@ -196,11 +196,15 @@ static int hv_create_machine(struct hv_vm *vm)
 
 /* The in-kernel LAPIC, IOAPIC and PIC: needed for MSIs, irqfds and
  * starting other vCPUs.  A one-vCPU VM with no device has nothing that
- * could interrupt it and goes without: on some hosts every memory slot
- * set once an irqchip exists costs milliseconds (an expedited SRCU grace
- * period), which would be half of such a VM's whole life. */
-static int hv_create_irqchip(struct hv_vm *vm)
+ * could interrupt it and goes without.  Creating one changes the VM's I/O
+ * buses, as an ioeventfd does, and on some hosts the next memory slot set
+ * after such a change waits for the SRCU grace period it began: 5 to 10
+ * ms, where `hello` lives 3.  So the irqchip comes after every slot of the
+ * start-up: guest RAM here, each partition's VRAM at attach. */
+int hv_vm_irqchip(struct hv_vm *vm)
 {
+	if (!vm->irqchip)
+		return 0;
 	if (ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0) {
 		int err = errno; /* before the log line can change it */
 
@@ -230,8 +234,6 @@ int hv_vm_create(struct hv_vm *vm, const struct hv_config *cfg)
 	if (rc == 0)
 		rc = hv_create_machine(vm);
 	vm->irqchip = cfg->irqchip || cfg->ngpus || cfg->ncpus > 1;
-	if (rc == 0 && vm->irqchip)
-		rc = hv_create_irqchip(vm);
 	if (rc == 0)
 		rc = hv_create_ram(vm);
 	return rc;

@@ -143,24 +143,26 @@ Test(hv_pci, decoding_follows_command_and_moves)
 
 	hv_pci_enable(&vm, d);
 	cr_assert_eq(nevents, 2);
-	cr_assert_eq(events[0].bar, 0);
-	cr_assert_eq(events[0].new_gpa, 0xc0000000u);
-	cr_assert_eq(events[1].bar, 2);
-	cr_assert_eq(events[1].new_gpa, 1ull << 36);
+	/* The prefetchable BAR (memory, a KVM slot) before the register BAR. */
+	cr_assert_eq(events[0].bar, 2);
+	cr_assert_eq(events[0].new_gpa, 1ull << 36);
+	cr_assert_eq(events[1].bar, 0);
+	cr_assert_eq(events[1].new_gpa, 0xc0000000u);
 	/* Decoding off: both stop. */
 	cfg_write(1, 0x04, 0x0004, 2);
 	cr_assert_eq(nevents, 4);
-	cr_assert_eq(events[2].old_gpa, 0xc0000000u);
-	cr_assert_eq(events[2].new_gpa, 0);
+	cr_assert_eq(events[3].bar, 0);
+	cr_assert_eq(events[3].old_gpa, 0xc0000000u);
+	cr_assert_eq(events[3].new_gpa, 0);
 	/* Sized while off: nothing; moved, then on: the new place. */
 	cfg_write(1, 0x10, 0xffffffffu, 4);
 	cfg_write(1, 0x10, 0xd0000000u, 4);
 	cr_assert_eq(nevents, 4);
 	cfg_write(1, 0x04, 0x0006, 2);
 	cr_assert_eq(nevents, 6);
-	cr_assert_eq(events[4].bar, 0);
-	cr_assert_eq(events[4].old_gpa, 0);
-	cr_assert_eq(events[4].new_gpa, 0xd0000000u);
+	cr_assert_eq(events[5].bar, 0);
+	cr_assert_eq(events[5].old_gpa, 0);
+	cr_assert_eq(events[5].new_gpa, 0xd0000000u);
 	cr_assert_eq(d->bar_mapped[0], 0xd0000000u);
 }
 
