@@ -17,6 +17,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "tests/testlib.h"
+
 static char dir[64], run_dir[96], state_dir[96];
 static char out[16384], err[4096];
 
@@ -225,33 +227,10 @@ Test(daemon_cli, gpus_table_and_persistence)
 	cr_assert(strstr(out, "result: bit-exact"), "%s", out);
 }
 
-/* What the host's shmem_enabled (its 2 MiB control first, unless that
- * says inherit) implies for a new partition's VRAM: "thp-2m" or "4k". */
+/* What the host lets a new partition's VRAM have: "thp-2m" or "4k". */
 static const char *host_vram_pages(void)
 {
-	static const char *const files[] = {
-		"/sys/kernel/mm/transparent_hugepage/hugepages-2048kB/shmem_enabled",
-		"/sys/kernel/mm/transparent_hugepage/shmem_enabled",
-	};
-	char line[256] = "", *a = NULL;
-
-	for (size_t i = 0; i < 2; i++) {
-		FILE *f = fopen(files[i], "r");
-
-		line[0] = '\0';
-		if (f) {
-			if (!fgets(line, sizeof(line), f))
-				line[0] = '\0';
-			fclose(f);
-		}
-		a = strchr(line, '[');
-		if (a && strncmp(a, "[inherit]", 9))
-			break;
-	}
-	if (a && (!strncmp(a, "[always]", 8) || !strncmp(a, "[within_size]", 13) ||
-		  !strncmp(a, "[force]", 7) || !strncmp(a, "[advise]", 8)))
-		return "thp-2m";
-	return "4k";
+	return tl_host_shmem_thp() ? "thp-2m" : "4k";
 }
 
 /* Every GPU says what backs a new partition's VRAM, and it is what the

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "gpup/gpu/gpu.h"
+#include "tests/testlib.h"
 
 static long rss_kib(void)
 {
@@ -246,31 +247,6 @@ Test(sim_gpu, detach_releases_the_window)
 	gpup_gpu_destroy(g);
 }
 
-/* Whether the host gives shmem files 2 MiB pages (its 2 MiB per-size
- * control, or the global one where that says inherit). */
-static bool host_gives_shmem_thp(void)
-{
-	const char *files[] = { "/sys/kernel/mm/transparent_hugepage/hugepages-2048kB/shmem_enabled",
-				"/sys/kernel/mm/transparent_hugepage/shmem_enabled" };
-	char line[256] = "", *a;
-
-	for (size_t i = 0; i < 2; i++) {
-		FILE *f = fopen(files[i], "r");
-
-		line[0] = '\0';
-		if (f) {
-			if (!fgets(line, sizeof(line), f))
-				line[0] = '\0';
-			fclose(f);
-		}
-		a = strchr(line, '[');
-		if (a && strncmp(a, "[inherit]", 9))
-			break;
-	}
-	return a && (!strncmp(a, "[always]", 8) || !strncmp(a, "[within_size]", 13) ||
-		     !strncmp(a, "[force]", 7) || !strncmp(a, "[advise]", 8));
-}
-
 /* Kilobytes of a mapping's pages mapped as huge ones (smaps). */
 static long pmd_mapped_kib(const uint8_t *p)
 {
@@ -299,7 +275,7 @@ Test(sim_gpu, backing_follows_the_host)
 	struct gpup_gpu_cfg cfg = { .vram_size = 8ull << 20, .ncompute = 1, .ncopy = 1 };
 	struct gpup_gpu *g = gpup_sim_gpu_create(&cfg);
 	uint8_t *map = gpup_gpu_vram_map(g);
-	bool thp = host_gives_shmem_thp();
+	bool thp = tl_host_shmem_thp();
 
 	cr_assert_eq(gpup_gpu_vram_backing(g, 0), GPUP_VRAM_BACKING_NONE);
 	cr_assert_eq(gpup_gpu_vram_backing_new(g),

@@ -3,6 +3,7 @@
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/wait.h>
 
 #include "tests/testlib.h"
@@ -26,4 +27,29 @@ int tl_gpup(const char *dir, char *out, size_t len, const char *args)
 	if (f)
 		fclose(f);
 	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+bool tl_host_shmem_thp(void)
+{
+	static const char *const files[] = {
+		"/sys/kernel/mm/transparent_hugepage/hugepages-2048kB/shmem_enabled",
+		"/sys/kernel/mm/transparent_hugepage/shmem_enabled",
+	};
+	char line[256] = "", *a = NULL;
+
+	for (size_t i = 0; i < 2; i++) {
+		FILE *f = fopen(files[i], "r");
+
+		line[0] = '\0';
+		if (f) {
+			if (!fgets(line, sizeof(line), f))
+				line[0] = '\0';
+			fclose(f);
+		}
+		a = strchr(line, '[');
+		if (a && strncmp(a, "[inherit]", 9))
+			break;
+	}
+	return a && (!strncmp(a, "[always]", 8) || !strncmp(a, "[within_size]", 13) ||
+		     !strncmp(a, "[force]", 7) || !strncmp(a, "[advise]", 8));
 }

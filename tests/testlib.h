@@ -7,11 +7,17 @@
 #ifndef GPUP_TESTLIB_H
 #define GPUP_TESTLIB_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* Run `$GPUP_BIN --run-dir DIR/run ARGS` with TMPDIR=DIR, stdout and
  * stderr together into out (NUL-terminated, truncated to len).  Returns
  * the exit status, or -1 if it did not exit normally. */
 int tl_gpup(const char *dir, char *out, size_t len, const char *args);
+
+/* Whether the host gives shmem files 2 MiB pages: its 2 MiB per-size
+ * shmem_enabled control, or the global one where that says inherit, is
+ * always, within_size, force or advise. */
+bool tl_host_shmem_thp(void);
 
 #endif
