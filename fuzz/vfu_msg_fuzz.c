@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 /*
  * libFuzzer harness for the vfio-user server of one partition: the bytes a
- * hostile VMM can send.  Each input is a session on a fresh partition (a
- * real sim GPU, IOMMU domain, vgpu and server, in process) over a
+ * hostile VMM can send.  Each input is a session on a fresh partition
+ * (IOMMU domain, vgpu and server, in process, on a real sim GPU kept
+ * across inputs) over a
  * socketpair: optionally a proper VERSION first, then up to 64 messages,
  * each either raw bytes (any framing at all) or a header built around a
  * fuzzed command and payload, with 0..19 fds attached (memfds of fuzzed
@@ -151,13 +152,17 @@ static void resize_attempt(int fd)
 }
 
 /* Replies are received with vfu/'s framing; the files among their fds
- * are attacked, then every fd is closed. */
+ * are attacked, then every fd is closed.  The buffer is allocated once:
+ * a fresh one per session cost a large mmap and munmap each input under
+ * ASan; one reader runs at a time (session joins it). */
 static void *reader(void *arg)
 {
+	static uint8_t *buf;
 	int s = *(int *)arg, rc;
-	uint8_t *buf = malloc(VFU_SERVER_MAX_MSG);
 	struct vfu_msg m;
 
+	if (!buf)
+		buf = malloc(VFU_SERVER_MAX_MSG);
 	fz_check(buf, "reply buffer");
 	while ((rc = vfu_msg_recv(s, &m, buf, VFU_SERVER_MAX_MSG - sizeof(m.hdr))) == 0) {
 		for (unsigned int i = 0; i < m.nfds; i++)
@@ -168,7 +173,6 @@ static void *reader(void *arg)
 	}
 	vfu_msg_close_fds(&m);
 	fz_check(rc != -EMSGSIZE, "reply size %u", m.hdr.msg_size);
-	free(buf);
 	return NULL;
 }
 
