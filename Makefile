@@ -76,7 +76,8 @@ $(O)/tests/%: $(O)/obj/tests/%.o $(O)/obj/tests/testlib.o $(O)/obj/tests/daemonl
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) -lcriterion
 
-$(O)/perf/%: $(O)/obj/perf/%.o $(O)/obj/tests/daemonlib.o $(LIB_OBJS)
+# perf/perflib.c: statistics shared by the benchmarks, linked into each.
+$(O)/perf/%: $(O)/obj/perf/%.o $(O)/obj/perf/perflib.o $(O)/obj/tests/daemonlib.o $(LIB_OBJS)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 

@@ -19,6 +19,7 @@
 #include "gpup/gpu/gpu.h"
 #include "gpup/vgpu/vgpu.h"
 #include "iommu/iommu.h"
+#include "perf/perflib.h"
 #include "uapi/gpup_vgpu.h"
 
 #define COPY_SIZE (64ull << 20)
@@ -207,13 +208,6 @@ static double best_memcpy(uint8_t *dst, const uint8_t *src)
 	return best;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
-
 static void row(const char *dir, double t_copy, double t_mem)
 {
 	double g_copy = (double)COPY_SIZE / t_copy / 1e9, g_mem = (double)COPY_SIZE / t_mem / 1e9;
@@ -243,10 +237,10 @@ int main(void)
 
 	for (int i = 0; i < LAT_REPS; i++)
 		lat[i] = submit_wait(&b, NULL);
-	qsort(lat, LAT_REPS, sizeof(lat[0]), cmp_double);
+	perf_sort(lat, LAT_REPS);
 	for (int i = 0; i < XQ_REPS; i++)
 		xq[i] = cross_queue(&b, (uint64_t)i + 1);
-	qsort(xq, XQ_REPS, sizeof(xq[0]), cmp_double);
+	perf_sort(xq, XQ_REPS);
 	if (in < 0 || out < 0 || in4k < 0 || out4k < 0 || lat[0] < 0 || xq[0] < 0) {
 		fprintf(stderr, "copy_perf: a submission failed\n");
 		return 1;

@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "perf/perflib.h"
 #include "tests/daemonlib.h"
 
 #define RUNS 15
@@ -73,19 +74,6 @@ static int run_once(char *const argv[], double *ms, double *rss_mib)
 	return WEXITSTATUS(st);
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-	qsort(v, (size_t)n, sizeof(v[0]), cmp_double);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
 /* A daemon with one sim GPU and a partition on it: the partition's socket
  * into sock, or -1.  dl_teardown takes down whatever was started. */
 static int partition(const char *bin, char *sock, size_t len)
@@ -133,8 +121,8 @@ static void measure(char *const gpup[], char *const part[], char *const qemu[],
 static void print_row(const char *what, struct sample *s)
 {
 	if (s->ok)
-		printf("| %s | %.1f | %.1f |\n", what, median(s->ms, RUNS),
-		       median(s->rss_mib, RUNS));
+		printf("| %s | %.1f | %.1f |\n", what, perf_median(s->ms, RUNS),
+		       perf_median(s->rss_mib, RUNS));
 	else
 		printf("| %s | did not run | |\n", what);
 }
@@ -149,7 +137,7 @@ static void print_partition(struct sample *g, struct sample *p)
 		       "or a VM with it did not run).\n");
 		return;
 	}
-	delta = median(p->ms, RUNS) - median(g->ms, RUNS);
+	delta = perf_median(p->ms, RUNS) - perf_median(g->ms, RUNS);
 	printf("\nAttaching one partition of a sim GPU (vfio-user set-up, its VRAM a KVM "
 	       "memory slot, doorbells as ioeventfds, an in-kernel irqchip for its MSI-X) "
 	       "adds **%+.1f ms** to start to exit (target <= +%.0f ms): **%s**.  The VM sets "
@@ -194,8 +182,8 @@ int main(void)
 	if (q.ok)
 		printf("\ngpup starts and exits **%.1fx** faster than QEMU (target >= 4x) and "
 		       "peaks at **%.2f** of QEMU's memory (target <= 0.33).\n",
-		       median(q.ms, RUNS) / median(g.ms, RUNS),
-		       median(g.rss_mib, RUNS) / median(q.rss_mib, RUNS));
+		       perf_median(q.ms, RUNS) / perf_median(g.ms, RUNS),
+		       perf_median(g.rss_mib, RUNS) / perf_median(q.rss_mib, RUNS));
 	else
 		printf("\nQEMU was not usable here, so there is no ratio.\n");
 	print_partition(&g, &p);

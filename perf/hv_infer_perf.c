@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "gpup/drv/drv.h"
+#include "perf/perflib.h"
 #include "tests/daemonlib.h"
 
 #define N 256u
@@ -127,19 +128,6 @@ static int create(const char *bin, char *uuid, size_t len)
 	return capture(cmd, uuid, len);
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-	qsort(v, (size_t)n, sizeof(v[0]), cmp_double);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
 /* One guest run: its mean us per iteration, or -1. */
 static double guest_run(const char *bin, const char *guests, const char *sock,
 			char *line, size_t len)
@@ -179,10 +167,10 @@ static int measure(const char *bin, const char *guests)
 	printf("| where | gemm %ux%u + reduce + copies, per iteration (us), median |\n"
 	       "|---|---:|\n", N, N);
 	printf("| host process, no VM | %.0f |\n| guest under `gpup run` | %.0f |\n\n",
-	       median(h, ROUNDS), median(g, ROUNDS));
+	       perf_median(h, ROUNDS), perf_median(g, ROUNDS));
 	printf("Last guest line: `%s`; host sum %.3f.\n\n", line, (double)sum);
 	printf("Virtualization tax: **%.1f%%** (median of %d rounds; target <= 5%%).\n",
-	       (median(ratio, ROUNDS) - 1.0) * 100.0, ROUNDS);
+	       (perf_median(ratio, ROUNDS) - 1.0) * 100.0, ROUNDS);
 	return 0;
 }
 

@@ -16,6 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "perf/perflib.h"
 #include "tests/daemonlib.h"
 
 #define SAMPLES 300
@@ -79,16 +80,9 @@ static int run_guest(const char *bin, const char *guests, const char *sock)
 	return pclose(p) == 0 && done ? 0 : -1;
 }
 
-static int cmp(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
-
 static double pct(struct kind *k, double p)
 {
-	qsort(k->v, (size_t)k->n, sizeof(double), cmp);
+	perf_sort(k->v, (size_t)k->n);
 	return k->v[(int)(p * (k->n - 1) + 0.5)];
 }
 

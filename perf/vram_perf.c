@@ -24,6 +24,7 @@
 #include "gpup/gpu/gpu.h"
 #include "gpup/vgpu/vgpu.h"
 #include "iommu/iommu.h"
+#include "perf/perflib.h"
 #include "uapi/gpup_vgpu.h"
 
 #ifndef MADV_POPULATE_WRITE
@@ -78,20 +79,13 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
-
 /* Median, fastest and slowest of REPS times, as GB/s of SIZE bytes. */
 static void rates(const double *t, double *med, double *lo, double *hi)
 {
 	double s[REPS];
 
 	memcpy(s, t, sizeof(s));
-	qsort(s, REPS, sizeof(s[0]), cmp_double);
+	perf_sort(s, REPS);
 	*med = (double)SIZE / s[REPS / 2] / 1e9;
 	*lo = (double)SIZE / s[REPS - 1] / 1e9;
 	*hi = (double)SIZE / s[0] / 1e9;
@@ -102,7 +96,7 @@ static double median_ms(const double *t)
 	double s[REPS];
 
 	memcpy(s, t, sizeof(s));
-	qsort(s, REPS, sizeof(s[0]), cmp_double);
+	perf_sort(s, REPS);
 	return s[REPS / 2] * 1e3;
 }
 
