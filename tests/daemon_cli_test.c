@@ -25,16 +25,6 @@ static char out[16384], err[4096];
 /* Run `gpup --run-dir RUN ARGS`; stdout and stderr land in out and err. */
 static int gpup(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-static void slurp(const char *path, char *buf, size_t len)
-{
-	FILE *f = fopen(path, "r");
-	size_t n = f ? fread(buf, 1, len - 1, f) : 0;
-
-	buf[n] = '\0';
-	if (f)
-		fclose(f);
-}
-
 static int gpup(const char *fmt, ...)
 {
 	char args[512], cmd[1024], o[128], e[128];
@@ -52,8 +42,8 @@ static int gpup(const char *fmt, ...)
 	snprintf(cmd, sizeof(cmd), "timeout 30 %s --run-dir %s %s >%s 2>%s", bin, run_dir, args,
 		 o, e);
 	st = system(cmd);
-	slurp(o, out, sizeof(out));
-	slurp(e, err, sizeof(err));
+	tl_slurp(o, out, sizeof(out));
+	tl_slurp(e, err, sizeof(err));
 	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
@@ -70,7 +60,7 @@ static void stop(void)
 	int n = 0;
 
 	snprintf(path, sizeof(path), "%s/gpup.pid", run_dir);
-	slurp(path, pid, sizeof(pid));
+	tl_slurp(path, pid, sizeof(pid));
 	if (!pid[0])
 		return;
 	cr_assert_eq(kill(atoi(pid), SIGTERM), 0);
@@ -471,7 +461,7 @@ Test(daemon_cli, bad_settings_files_are_skipped_with_a_log_line)
 	assert_gpu_sched(1, "weighted", 2000000, 0);
 	assert_part_sched(0, 0, "normal", 0);
 	snprintf(path, sizeof(path), "%s/daemon.log", run_dir);
-	slurp(path, log, sizeof(log));
+	tl_slurp(path, log, sizeof(log));
 	cr_assert_eq(count(log, "ignoring GPU settings file"), 2, "%s", log);
 	cr_assert(strstr(log, "gpu1.json: format version 9 is not 1\n"), "%s", log);
 	cr_assert(strstr(log, "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee.json: scheduler defaults "
@@ -501,7 +491,7 @@ Test(daemon_cli, second_daemon_on_the_state_dir_is_refused)
 
 	start();
 	snprintf(path, sizeof(path), "%s/gpup.pid", run_dir);
-	slurp(path, pid, sizeof(pid));
+	tl_slurp(path, pid, sizeof(pid));
 	cr_assert_gt(atoi(pid), 0);
 	snprintf(want, sizeof(want), "gpup daemon: state directory %s is in use by another gpup "
 		 "daemon (pid %d); stop it or give another --state-dir\n", state_dir, atoi(pid));
@@ -515,7 +505,7 @@ Test(daemon_cli, second_daemon_on_the_state_dir_is_refused)
 	cr_assert_eq(gpup("daemon --run-dir %s/run2 --state-dir %s --sim-gpus 2 --vram 64M", dir,
 			  state_dir), 1, "detached, likewise");
 	snprintf(path, sizeof(path), "%s/run2/daemon.log", dir);
-	slurp(path, log, sizeof(log));
+	tl_slurp(path, log, sizeof(log));
 	cr_assert(ends_with(log, want), "%s", log);
 	cr_assert_eq(gpup("create --type sim-16m-4"), 0, "the first daemon serves on: %s", err);
 }
@@ -597,7 +587,7 @@ Test(daemon_cli, state_files_that_are_not_regular_files_are_skipped)
 	cr_assert_eq(symlink("/dev/zero", path), 0);
 	start();
 	snprintf(path, sizeof(path), "%s/daemon.log", run_dir);
-	slurp(path, log, sizeof(log));
+	tl_slurp(path, log, sizeof(log));
 	snprintf(want, sizeof(want), "gpup daemon: skipping partition file %s/partitions/" UU
 		 ".json: not a regular file\n", state_dir);
 	cr_assert(strstr(log, want), "%s", log);
@@ -626,7 +616,7 @@ Test(daemon_cli, stale_temporaries_are_removed_at_start)
 	snprintf(path, sizeof(path), "%s/partitions/.notes.tmp", state_dir);
 	cr_assert_eq(access(path, F_OK), 0, "not a name the daemon writes");
 	snprintf(path, sizeof(path), "%s/daemon.log", run_dir);
-	slurp(path, log, sizeof(log));
+	tl_slurp(path, log, sizeof(log));
 	snprintf(want, sizeof(want), "gpup daemon: removed %s/partitions/." UU ".json.tmp, left "
 		 "by an interrupted write\n", state_dir);
 	cr_assert(strstr(log, want), "%s", log);

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "gpup/pool/pool.h"
+#include "tests/testlib.h"
 
 #define GIB (1ull << 30)
 #define U1 "11111111-2222-4333-8444-555555555555"
@@ -69,16 +70,6 @@ static void write_text(const char *uuid, const char *text)
 	cr_assert_not_null(f);
 	fputs(text, f);
 	fclose(f);
-}
-
-static void slurp(const char *path, char *buf, size_t len)
-{
-	FILE *f = fopen(path, "r");
-	size_t n = f ? fread(buf, 1, len - 1, f) : 0;
-
-	buf[n] = '\0';
-	if (f)
-		fclose(f);
 }
 
 Test(pool_state, file_layout)
@@ -460,7 +451,7 @@ Test(pool_state, skipped_definition_keeps_its_uuid)
 	write_text(U2, "{\"uuid\": \"" U2 "\", \"parent\": ");
 	write_text("11111111-2222-4333-8444-AAAAAAAAAAAA", "{}");
 	snprintf(path, sizeof(path), "%s/partitions/" U1 ".json", dir);
-	slurp(path, before, sizeof(before));
+	tl_slurp(path, before, sizeof(before));
 
 	gpup_pool_init(&q, dir);
 	q.log = count_log;
@@ -485,7 +476,7 @@ Test(pool_state, skipped_definition_keeps_its_uuid)
 	cr_assert_eq(gpup_pool_create(&q, "gpu0", "sim-2g-4", U2, &a, err, sizeof(err)), -EEXIST);
 	cr_assert_null(q.parts);
 	cr_assert_eq(gpup_buddy_free_units(&q.gpus[0].buddy), 16);
-	slurp(path, after, sizeof(after));
+	tl_slurp(path, after, sizeof(after));
 	cr_assert_str_eq(after, before, "the definition is not overwritten");
 
 	cr_assert_eq(gpup_pool_destroy(&q, U1, err, sizeof(err)), 0);
@@ -622,7 +613,7 @@ Test(pool_state, write_does_not_follow_a_planted_temporary)
 	mkpool(&p);
 	cr_assert_eq(gpup_pool_create(&p, "gpu0", "sim-2g-4", U1, &a, err, sizeof(err)), 0, "%s",
 		     err);
-	slurp(victim, text, sizeof(text));
+	tl_slurp(victim, text, sizeof(text));
 	cr_assert_str_eq(text, "keep me");
 	snprintf(path, sizeof(path), "%s/partitions/" U1 ".json", dir);
 	cr_assert_eq(lstat(path, &st), 0);
@@ -641,7 +632,7 @@ Test(pool_state, one_owner_at_a_time)
 	gpup_pool_init(&q, dir);
 	cr_assert_eq(gpup_pool_state_lock(&p, err, sizeof(err)), 0, "%s", err);
 	snprintf(path, sizeof(path), "%s/gpup.lock", dir);
-	slurp(path, text, sizeof(text));
+	tl_slurp(path, text, sizeof(text));
 	snprintf(want, sizeof(want), "%d\n", (int)getpid());
 	cr_assert_str_eq(text, want, "the lock names its holder");
 	cr_assert_eq(gpup_pool_state_lock(&q, err, sizeof(err)), -EBUSY);

@@ -25,16 +25,6 @@ static int gpup(char *out, size_t len, const char *args)
 	return tl_gpup(dir, out, len, args);
 }
 
-static void slurp(const char *path, char *buf, size_t len)
-{
-	FILE *f = fopen(path, "r");
-	size_t n = f ? fread(buf, 1, len - 1, f) : 0;
-
-	buf[n] = '\0';
-	if (f)
-		fclose(f);
-}
-
 /* Boot guest NAME on partition uuid in the background; its console goes
  * to DIR/NAME.txt. */
 static FILE *vm(const char *name, const char *uuid, const char *append)
@@ -97,7 +87,7 @@ Test(sched_vm, policy_changes_under_running_vms, .timeout = 120)
 	cr_assert_eq(pclose(v), 0, "the vdi guest failed");
 	cr_assert_eq(pclose(i), 0, "the infer guest failed");
 	snprintf(args, sizeof(args), "%s/infer.txt", dir);
-	slurp(args, out, sizeof(out));
+	tl_slurp(args, out, sizeof(out));
 	cr_assert_not_null(strstr(out, " ok, "), "infer: %s", out);
 	cr_assert_eq(gpup(out, sizeof(out), "stats --json"), 0, "%s", out);
 	cr_assert_not_null(strstr(out, "\"best-effort\""), "%s", out);

@@ -12,8 +12,6 @@ int tl_gpup(const char *dir, char *out, size_t len, const char *args)
 {
 	const char *bin = getenv("GPUP_BIN");
 	char cmd[1536], path[256];
-	FILE *f;
-	size_t n;
 	int st;
 
 	cr_assert_not_null(bin, "GPUP_BIN must name the gpup binary");
@@ -21,12 +19,18 @@ int tl_gpup(const char *dir, char *out, size_t len, const char *args)
 	snprintf(cmd, sizeof(cmd), "TMPDIR=%s %s --run-dir %s/run %s >%s 2>&1", dir, bin, dir,
 		 args, path);
 	st = system(cmd);
-	f = fopen(path, "r");
-	n = f ? fread(out, 1, len - 1, f) : 0;
-	out[n] = '\0';
+	tl_slurp(path, out, len);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+void tl_slurp(const char *path, char *buf, size_t len)
+{
+	FILE *f = fopen(path, "r");
+	size_t n = f ? fread(buf, 1, len - 1, f) : 0;
+
+	buf[n] = '\0';
 	if (f)
 		fclose(f);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
 bool tl_host_shmem_thp(void)

@@ -15,6 +15,10 @@
  * the exit status, or -1 if it did not exit normally. */
 int tl_gpup(const char *dir, char *out, size_t len, const char *args);
 
+/* Read the file at path into buf, NUL-terminated, truncated to len - 1
+ * bytes; an unreadable file reads as "". */
+void tl_slurp(const char *path, char *buf, size_t len);
+
 /* Whether the host gives shmem files 2 MiB pages: its 2 MiB per-size
  * shmem_enabled control, or the global one where that says inherit, is
  * always, within_size, force or advise. */
