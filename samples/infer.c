@@ -145,12 +145,26 @@ static int step(struct infer *t)
 	return rc ? rc : vg_fence_wait(&t->dev, Q_COPY, TIMEOUT_NS);
 }
 
+/* A partition destroyed under us takes its VRAM along (the aperture then
+ * reads zeros): a wrong value from a device that is gone is its loss, not
+ * a wrong result. */
+static bool device_gone(struct infer *t)
+{
+	if (vg_read(&t->dev, GPUP_REG_ID) == GPUP_ID_MAGIC)
+		return false;
+	rt_printf("infer: device error %d (the device is gone, its VRAM with it)\n",
+		  VG_ERR_LOST);
+	return true;
+}
+
 static int check_entry(struct infer *t, unsigned int iter, uint32_t i)
 {
 	const volatile uint32_t *aperture = (const volatile uint32_t *)(t->dev.vram + t->vc);
 
 	if (t->c[i] == t->ref[i] && aperture[i] == t->ref[i])
 		return 0;
+	if (device_gone(t))
+		return EXIT_DEVICE;
 	rt_printf("infer: iteration %u: C[%u] = 0x%08x (aperture 0x%08x), expected "
 		  "0x%08x\n", iter, i, t->c[i], aperture[i], t->ref[i]);
 	return EXIT_WRONG;
@@ -161,9 +175,12 @@ static int check(struct infer *t, unsigned int iter)
 	char x[32], y[32];
 	uint32_t count = t->sample ? SAMPLES : t->n * t->n;
 
-	for (uint32_t k = 0; k < count; k++)
-		if (check_entry(t, iter, t->sample ? sample_index(t, k) : k))
-			return EXIT_WRONG;
+	for (uint32_t k = 0; k < count; k++) {
+		int rc = check_entry(t, iter, t->sample ? sample_index(t, k) : k);
+
+		if (rc)
+			return rc;
+	}
 	/* Sampled: the sum must at least be the same every time. */
 	if (t->sample && iter == 0)
 		t->ref_sum = t->sum;
