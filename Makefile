@@ -33,7 +33,7 @@ LDFLAGS := -pthread $(SANFLAGS)
 LIBS := -ljson-c -lxxhash -lpciaccess -ldrm -lzstd -lseccomp -lm
 
 # gpup is a folder of rooms, one subfolder each.
-MODULES := vfu iommu scheduler hv gpup
+MODULES := vfu iommu scheduler migrate hv gpup
 LIB_SRCS := $(filter-out gpup/cli/main.c,$(wildcard $(addsuffix /*.c,$(MODULES)) gpup/*/*.c))
 LIB_OBJS := $(patsubst %.c,$(O)/obj/%.o,$(LIB_SRCS))
 TEST_SRCS := $(wildcard tests/*_test.c)

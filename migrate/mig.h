@@ -1,0 +1,245 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * migrate: the device side of VFIO v2 migration, independent of the
+ * device.  A device model (the vGPU) hands mig_dev_create an ops table and
+ * forwards vfio-user's DEVICE_FEATURE, MIG_DATA_READ, MIG_DATA_WRITE and
+ * DEVICE_RESET to it; this module runs the state machine, writes and
+ * parses the stream of uapi/gpup_mig.h, and serves DMA logging from the
+ * device's IOMMU domain.  docs/MIGRATION.md has the whole picture.
+ *
+ * DOC: the state machine
+ *
+ * States and arcs are those of <linux/vfio.h> (enum
+ * vfio_device_mig_state): STOP_COPY always, RUNNING_P2P with
+ * VFIO_MIGRATION_P2P, PRE_COPY with VFIO_MIGRATION_PRE_COPY, PRE_COPY_P2P
+ * with both.  A request for a state that is not a direct arc away is
+ * walked one arc at a time along the shortest path that has no saving
+ * state (PRE_COPY, PRE_COPY_P2P, STOP_COPY) inside it, unless the walk
+ * starts and ends in the saving group.  The P2P states behave as their
+ * non-P2P twins: a partition does no peer-to-peer DMA.  ERROR is left
+ * only through mig_dev_device_reset.
+ *
+ * DOC: threads and errors
+ *
+ * Every call but mig_dev_state and mig_dev_stats comes from one thread at
+ * a time (the vfio-user connection's); those two may be called from any
+ * thread at any time.  No lock is held while VRAM is copied.  Errors are
+ * negative errno values.
+ */
+#ifndef GPUP_MIGRATE_MIG_H
+#define GPUP_MIGRATE_MIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "uapi/gpup_mig.h"
+#include "uapi/vfio_mig.h"
+
+/* The granule of VRAM tracking and of the stream. */
+#define MIG_PAGE_SIZE GPUP_MIG_PAGE_SIZE
+
+/* The kernel's values of enum vfio_device_mig_state. */
+enum mig_state {
+	MIG_ERROR = 0,
+	MIG_STOP = 1,
+	MIG_RUNNING = 2,
+	MIG_STOP_COPY = 3,
+	MIG_RESUMING = 4,
+	MIG_RUNNING_P2P = 5,
+	MIG_PRE_COPY = 6,
+	MIG_PRE_COPY_P2P = 7,
+};
+#define MIG_NSTATES 8
+
+/* "RUNNING", "PRE_COPY", ...; "?" for a value that is not a state. */
+const char *mig_state_name(enum mig_state s);
+
+/*
+ * The next state on the way from cur to target for a device offering
+ * `features` (VFIO_MIGRATION_STOP_COPY | _P2P | _PRE_COPY): 0 and *next
+ * (target itself when it is one arc away; cur when cur == target), or
+ * -EINVAL when either state is unknown or not offered, cur is ERROR,
+ * target is ERROR, or no legal path exists (STOP_COPY -> PRE_COPY).
+ * Features without VFIO_MIGRATION_STOP_COPY offer nothing.
+ */
+int mig_fsm_next(uint32_t features, enum mig_state cur, enum mig_state target,
+		 enum mig_state *next);
+
+/* What a stream says about its source, and what a destination compares:
+ * type and vram_size must be equal, features a subset of its own. */
+struct mig_ident {
+	char model[GPUP_MIG_NAME_LEN];   /* GPU model, e.g. "sim-gen1" */
+	char type[GPUP_MIG_NAME_LEN];    /* partition type name */
+	uint64_t vram_size;              /* a multiple of MIG_PAGE_SIZE */
+	uint64_t features;               /* compatibility feature mask */
+};
+
+/*
+ * What a device implements to be migrated.  Every op gets the dev pointer
+ * given to mig_dev_create and runs on the caller's thread.  Members marked
+ * "can be NULL" are optional.
+ */
+struct mig_dev_ops {
+	/* MIG_DEV_OPS_VERSION: the table may grow at its end. */
+	unsigned int version;
+
+	/* Fill *id: asked at create, at each save (the HEADER chunk) and
+	 * each load (the comparison). */
+	void (*ident)(void *dev, struct mig_ident *id);
+
+	/* Stop every engine at a command or work-group boundary, in bounded
+	 * time even with a long kernel queued, keeping all state (an
+	 * interrupted command resumes where it stopped).  After it returns 0
+	 * nothing writes VRAM or device state, and no interrupt or DMA is
+	 * raised.  -errno if it could not: the device is then left running
+	 * and the state change fails. */
+	int (*quiesce)(void *dev);
+
+	/* Undo quiesce: engines run again. */
+	void (*resume)(void *dev);
+
+	/* The partition's VRAM: its base, *size its length (the ident's
+	 * vram_size).  Saving reads it (live during PRE_COPY), RESUMING
+	 * writes it. */
+	uint8_t *(*vram)(void *dev, uint64_t *size);
+
+	/* on: forget what was tracked and from now on record every
+	 * MIG_PAGE_SIZE page of VRAM an engine writes; off: stop recording.
+	 * A page must be recorded after the write to it has landed (as the
+	 * IOMMU's dirty log does), or a harvest could clear it before a
+	 * write the saver then misses.  Can be NULL, with vram_harvest:
+	 * PRE_COPY is then not offered. */
+	void (*vram_track)(void *dev, bool on);
+
+	/* OR into bitmap (one bit per page, bit i of word i / 64 for page i)
+	 * every page written since tracking began or since the last harvest,
+	 * and forget them.  Can be NULL with vram_track. */
+	void (*vram_harvest)(void *dev, uint64_t *bitmap);
+
+	/* The device's state other than VRAM, with the device quiesced:
+	 * write at most max bytes into buf and return the length, or
+	 * -errno (-ENOSPC: it does not fit). */
+	int (*state_save)(void *dev, void *buf, size_t max);
+
+	/* Check and apply a blob state_save made (maybe on another device
+	 * of the same type): 0, or -errno (-EINVAL: a blob it refuses)
+	 * with the device left as reset made it. */
+	int (*state_load)(void *dev, const void *buf, size_t len);
+
+	/* Back to the power-on state, VRAM zeroed, leaving quiesced as it
+	 * was: on the way into RESUMING and in mig_dev_device_reset. */
+	void (*reset)(void *dev);
+
+	/* The partition's IOMMU domain, for DMA_LOGGING_START/STOP/REPORT.
+	 * Can be NULL: those features are not offered (ENOTTY). */
+	struct iommu_domain *(*iommu)(void *dev);
+};
+#define MIG_DEV_OPS_VERSION 1u
+
+struct mig_dev;
+
+/* A migratable device over ops/dev, in RUNNING, offering `features`
+ * (VFIO_MIGRATION_*; STOP_COPY is required, PRE_COPY is dropped when the
+ * ops cannot track VRAM).  NULL and errno: EINVAL for another ops
+ * version, a required op missing, features without STOP_COPY or with
+ * unknown bits, a VRAM size that is not a page multiple; ENOMEM. */
+struct mig_dev *mig_dev_create(const struct mig_dev_ops *ops, void *dev, uint32_t features);
+/* Stops what is running (VRAM tracking, DMA logging it started, a
+ * quiesce it made) and frees. */
+void mig_dev_destroy(struct mig_dev *md);
+
+/* One line per event worth an operator's eye (a refused stream says what
+ * was wrong in it).  NULL, the default, writes them to stderr prefixed
+ * "mig: ". */
+void mig_dev_set_log(struct mig_dev *md, void (*log)(void *opaque, const char *line),
+		     void *opaque);
+
+/* Compress VRAM chunks with zstd at this level (0, the default: never).
+ * A chunk that does not shrink is sent raw.  Readers take both. */
+void mig_dev_set_compress(struct mig_dev *md, int level);
+
+/*
+ * vfio_user's DEVICE_FEATURE, with the signature of vfu_dev_ops.feature:
+ * flags as in the request, in/in_len its data, reply data into out (at
+ * most out_max bytes, the client's argsz less the 8-byte head): returns
+ * the reply data's length.  Serves MIGRATION (GET), MIG_DEVICE_STATE
+ * (GET, SET; data_fd is always -1: data flows through MIG_DATA_*),
+ * DMA_LOGGING_START/STOP (SET), DMA_LOGGING_REPORT (GET).  A SET's reply
+ * repeats its data (START's with the page size chosen).  PROBE answers 0
+ * when the feature supports every GET/SET bit given with it.  -ENOTTY for
+ * a feature not offered, -EINVAL for a bad flag combination, a GET or SET
+ * the feature lacks, data or out_max shorter than the feature's struct;
+ * a refused state change returns its own error (docs/MIGRATION.md).
+ */
+int mig_dev_feature(struct mig_dev *md, uint32_t flags, const void *in, uint32_t in_len,
+		    void *out, uint32_t out_max);
+
+/* MIG_DATA_READ: up to len bytes of the stream; fewer means no more data
+ * (in PRE_COPY: for this round, a later read starts the next one with
+ * the pages dirtied meanwhile; in STOP_COPY: the end).  -EINVAL outside
+ * PRE_COPY, PRE_COPY_P2P and STOP_COPY; another -errno if the device
+ * could not be read (state_save failed). */
+int mig_dev_data_read(struct mig_dev *md, void *buf, uint32_t len);
+
+/* MIG_DATA_WRITE in RESUMING: takes all len bytes (split anywhere) or
+ * refuses them: -EINVAL outside RESUMING, and once the stream is found
+ * bad the error of docs/MIGRATION.md, for this write and every later one
+ * until RESUMING is entered again or the device reset. */
+int mig_dev_data_write(struct mig_dev *md, const void *buf, uint32_t len);
+
+/* DEVICE_RESET: the device's reset op runs, any stream is dropped, VRAM
+ * tracking and DMA logging stop, a quiesce is undone: RUNNING, from any
+ * state, ERROR included.  A device's vfu reset op may be just this. */
+void mig_dev_device_reset(struct mig_dev *md);
+
+/* The current state; any thread. */
+enum mig_state mig_dev_state(struct mig_dev *md);
+
+/* The last failure's one-line description ("" if none): what a refused
+ * stream or state change did wrong.  Connection thread only. */
+const char *mig_dev_last_error(struct mig_dev *md);
+
+struct mig_stats {
+	enum mig_state state;
+	/* The last save (or the one running). */
+	uint64_t save_bytes;      /* stream bytes read so far */
+	uint32_t save_rounds;     /* VRAM passes: pre-copy rounds + the final one */
+	uint64_t pages_sent;      /* pages sent with data */
+	uint64_t zero_pages;      /* pages sent as zero runs (16 bytes a run) */
+	uint64_t dirty_pages;     /* pages harvested as dirtied after round 1 */
+	uint64_t stop_copy_bytes; /* bytes read in STOP_COPY: what the stop cost */
+	/* The last load. */
+	uint64_t load_bytes;      /* stream bytes taken */
+	/* Totals over the device's life. */
+	uint64_t saves, loads;    /* completed (END read out / loaded into STOP) */
+	uint64_t loads_refused;
+};
+
+/* A consistent snapshot; any thread. */
+void mig_dev_stats(struct mig_dev *md, struct mig_stats *st);
+
+/* ---- checkpoint files (mig_file.c) ---- */
+
+/* Write a checkpoint of md into dir/name: the stream goes to a temporary
+ * name in dir, is fsynced, renamed over name, and dir is fsynced, so name
+ * is always either the previous checkpoint or the new one, whole.  A
+ * running device (RUNNING) is pre-copied while it runs (if PRE_COPY is
+ * offered: up to max_rounds rounds, or until a round sends fewer than
+ * min_pages pages) and stopped only for the final copy, then runs again;
+ * a stopped one (STOP) stays stopped.  0, or -errno with a line in err
+ * (err may be NULL). */
+struct mig_file_opts {
+	unsigned int max_rounds;    /* 0: 8 */
+	uint64_t min_pages;         /* 0: 64 */
+};
+int mig_file_save(struct mig_dev *md, const char *dir, const char *name,
+		  const struct mig_file_opts *opts, char *err, size_t errlen);
+
+/* Load dir/name into md (RUNNING or STOP) through RESUMING, with the
+ * checks a live stream gets; md ends in the state it was in.  On failure
+ * md is reset (RUNNING) and err names what was wrong. */
+int mig_file_restore(struct mig_dev *md, const char *dir, const char *name, char *err,
+		     size_t errlen);
+
+#endif

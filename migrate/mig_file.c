@@ -1,0 +1,212 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * mig_file.c: checkpoint files.  A checkpoint is the migration stream of
+ * uapi/gpup_mig.h as a file, written and read through the same entry
+ * points a vfio-user client uses, so it gets the same checks.  It is
+ * written to a temporary name in the same directory, fsynced, renamed
+ * over the final name and the directory fsynced: a crash at any point
+ * leaves the previous checkpoint or the new one, never a mix.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "migrate/mig.h"
+
+#define IO_CHUNK (1u << 20)
+
+static int say(char *err, size_t errlen, int rc, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static int say(char *err, size_t errlen, int rc, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err && errlen) {
+		va_start(ap, fmt);
+		vsnprintf(err, errlen, fmt, ap);
+		va_end(ap);
+	}
+	return rc;
+}
+
+static int set_state(struct mig_dev *md, enum mig_state s)
+{
+	struct vfio_device_feature_mig_state m = { .device_state = s, .data_fd = -1 }, out;
+	int rc = mig_dev_feature(md, VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE,
+				 &m, sizeof(m), &out, sizeof(out));
+
+	return rc < 0 ? rc : 0;
+}
+
+static int write_all(int fd, const uint8_t *p, size_t n)
+{
+	while (n) {
+		ssize_t w = write(fd, p, n);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -errno;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+/* Read the stream until a short read, into fd; *bytes gets the count. */
+static int drain(struct mig_dev *md, int fd, uint8_t *buf, uint64_t *bytes)
+{
+	int n;
+
+	*bytes = 0;
+	do {
+		n = mig_dev_data_read(md, buf, IO_CHUNK);
+		if (n < 0)
+			return n;
+		int rc = write_all(fd, buf, (size_t)n);
+
+		if (rc)
+			return rc;
+		*bytes += (uint64_t)n;
+	} while (n == (int)IO_CHUNK);
+	return 0;
+}
+
+/* Pre-copy rounds while the device runs, until they stop shrinking
+ * below the bound or there were enough of them. */
+static int precopy(struct mig_dev *md, int fd, uint8_t *buf, const struct mig_file_opts *o)
+{
+	unsigned int rounds = o && o->max_rounds ? o->max_rounds : 8;
+	uint64_t min = o && o->min_pages ? o->min_pages : 64, bytes;
+	struct mig_stats a, b;
+	int rc = set_state(md, MIG_PRE_COPY);
+
+	for (unsigned int i = 0; !rc && i < rounds; i++) {
+		mig_dev_stats(md, &a);
+		rc = drain(md, fd, buf, &bytes);
+		mig_dev_stats(md, &b);
+		if (b.pages_sent + b.zero_pages - a.pages_sent - a.zero_pages < min)
+			break;
+	}
+	return rc;
+}
+
+static int save_stream(struct mig_dev *md, int fd, const struct mig_file_opts *o)
+{
+	enum mig_state was = mig_dev_state(md);
+	uint8_t *buf = malloc(IO_CHUNK);
+	uint64_t bytes;
+	uint32_t feats = 0;
+	int rc = buf ? 0 : -ENOMEM;
+
+	if (!rc && was == MIG_RUNNING) {
+		struct vfio_device_feature_migration m;
+
+		if (mig_dev_feature(md, VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_MIGRATION,
+				    NULL, 0, &m, sizeof(m)) == sizeof(m))
+			feats = (uint32_t)m.flags;
+		if (feats & VFIO_MIGRATION_PRE_COPY)
+			rc = precopy(md, fd, buf, o);
+	}
+	if (!rc)
+		rc = set_state(md, MIG_STOP_COPY);
+	if (!rc)
+		rc = drain(md, fd, buf, &bytes);
+	/* Back to where it was, whatever happened. */
+	if (set_state(md, was))
+		mig_dev_device_reset(md);
+	free(buf);
+	return rc;
+}
+
+int mig_file_save(struct mig_dev *md, const char *dir, const char *name,
+		  const struct mig_file_opts *opts, char *err, size_t errlen)
+{
+	enum mig_state was = mig_dev_state(md);
+	char tmp[512];
+	int dfd, fd, rc;
+
+	if (was != MIG_RUNNING && was != MIG_STOP)
+		return say(err, errlen, -EBUSY, "partition is in migration state %s, not "
+			   "RUNNING or STOP", mig_state_name(was));
+	if (!name[0] || strchr(name, '/') ||
+	    snprintf(tmp, sizeof(tmp), ".%s.tmp.%d", name, (int)getpid()) >= (int)sizeof(tmp))
+		return say(err, errlen, -EINVAL, "bad checkpoint name '%s'", name);
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return say(err, errlen, -errno, "cannot open directory %s: %s", dir,
+			   strerror(errno));
+	fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		rc = say(err, errlen, -errno, "cannot create %s/%s: %s", dir, tmp, strerror(errno));
+		goto out_dir;
+	}
+	rc = save_stream(md, fd, opts);
+	if (rc)
+		say(err, errlen, rc, "saving the partition failed: %s", strerror(-rc));
+	else if (fsync(fd))
+		rc = say(err, errlen, -errno, "cannot fsync %s/%s: %s", dir, tmp, strerror(errno));
+	if (close(fd) && !rc)
+		rc = say(err, errlen, -errno, "cannot write %s/%s: %s", dir, tmp, strerror(errno));
+	if (!rc && renameat(dfd, tmp, dfd, name))
+		rc = say(err, errlen, -errno, "cannot rename %s/%s to %s: %s", dir, tmp, name,
+			 strerror(errno));
+	if (rc)
+		unlinkat(dfd, tmp, 0);
+	else if (fsync(dfd))      /* renamed, but maybe not durably */
+		rc = say(err, errlen, -errno, "cannot fsync directory %s: %s", dir,
+			 strerror(errno));
+out_dir:
+	close(dfd);
+	return rc;
+}
+
+static int load_stream(struct mig_dev *md, int fd)
+{
+	uint8_t *buf = malloc(IO_CHUNK);
+	ssize_t n = 1;
+	int rc = buf ? set_state(md, MIG_RESUMING) : -ENOMEM;
+
+	while (!rc && n > 0) {
+		n = read(fd, buf, IO_CHUNK);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			rc = -errno;
+		else if (n > 0)
+			rc = mig_dev_data_write(md, buf, (uint32_t)n);
+	}
+	free(buf);
+	return rc ? rc : set_state(md, MIG_STOP);
+}
+
+int mig_file_restore(struct mig_dev *md, const char *dir, const char *name, char *err,
+		     size_t errlen)
+{
+	enum mig_state was = mig_dev_state(md);
+	char path[1024];
+	int fd, rc;
+
+	if (was != MIG_RUNNING && was != MIG_STOP)
+		return say(err, errlen, -EBUSY, "partition is in migration state %s, not "
+			   "RUNNING or STOP", mig_state_name(was));
+	if (snprintf(path, sizeof(path), "%s/%s", dir, name) >= (int)sizeof(path))
+		return say(err, errlen, -ENAMETOOLONG, "checkpoint path too long");
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return say(err, errlen, -errno, "cannot open %s: %s", path, strerror(errno));
+	rc = load_stream(md, fd);
+	close(fd);
+	if (!rc && was == MIG_RUNNING)
+		rc = set_state(md, MIG_RUNNING);
+	if (rc) {
+		say(err, errlen, rc, "%s: %s", path,
+		    mig_dev_last_error(md)[0] ? mig_dev_last_error(md) : strerror(-rc));
+		mig_dev_device_reset(md);
+	}
+	return rc;
+}

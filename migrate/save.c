@@ -1,0 +1,351 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * save.c: the stream a source produces, one chunk at a time as the client
+ * reads.
+ *
+ * DOC: rounds
+ *
+ * A session starts with every page pending.  Reads walk VRAM in page
+ * order, sending each pending page once: runs of zero pages as one ZERO
+ * chunk, others as VRAM chunks of up to GPUP_MIG_MAX_VRAM_PAGES pages.
+ * In PRE_COPY the device runs and tracks what its engines write; when a
+ * walk reaches the end the round is over and the read returns short.  The
+ * next read harvests the pages written meanwhile and walks them (a new
+ * round), or returns 0 if there are none.  Entering STOP_COPY harvests
+ * what is left after the quiesce; the final walk sends it, then STATE and
+ * END, and the stream ends.  A page read while an engine writes it may be
+ * torn; the write marks it, so a later round or the final walk sends it
+ * again.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+#include <zstd.h>
+
+#include "migrate/mig_int.h"
+
+#define HEAD sizeof(struct gpup_mig_chunk)
+/* A ZERO chunk covers at most this many pages, so a read stays short. */
+#define ZERO_RUN_MAX (1u << 18)
+
+int mig_save_init(struct mig_dev *md)
+{
+	struct mig_save *s = &md->save;
+	uint64_t words = (md->npages + 63) / 64;
+
+	s->buf = malloc(HEAD + GPUP_MIG_MAX_PAYLOAD);
+	s->zbuf = malloc(ZSTD_compressBound(GPUP_MIG_MAX_VRAM_PAGES * MIG_PAGE_SIZE));
+	s->pending = calloc(words ? words : 1, sizeof(uint64_t));
+	s->npages = md->npages;
+	return s->buf && s->zbuf && s->pending ? 0 : -ENOMEM;
+}
+
+void mig_save_free(struct mig_dev *md)
+{
+	free(md->save.buf);
+	free(md->save.zbuf);
+	free(md->save.pending);
+}
+
+static void pending_all(struct mig_save *s)
+{
+	uint64_t words = (s->npages + 63) / 64;
+
+	memset(s->pending, 0xff, words * sizeof(uint64_t));
+	if (s->npages % 64)
+		s->pending[words - 1] = (1ull << (s->npages % 64)) - 1;
+}
+
+void mig_save_begin(struct mig_dev *md, bool live)
+{
+	struct mig_save *s = &md->save;
+
+	s->len = s->pos = 0;
+	s->cursor = 0;
+	s->seq = 0;
+	s->header_sent = s->state_sent = s->end_sent = s->counted = false;
+	s->round_open = true;
+	s->final = !live;    /* STOP -> STOP_COPY: one walk */
+	memset(&s->totals, 0, sizeof(s->totals));
+	pending_all(s);
+	MIG_STATS(md, {
+		md->st.save_bytes = md->st.pages_sent = md->st.zero_pages = 0;
+		md->st.dirty_pages = md->st.stop_copy_bytes = 0;
+		md->st.save_rounds = 1;
+	});
+}
+
+/* Harvest into pending; how many pages were newly dirtied. */
+static uint64_t harvest(struct mig_dev *md)
+{
+	struct mig_save *s = &md->save;
+	uint64_t words = (s->npages + 63) / 64, n = 0;
+	uint64_t *bm;
+
+	if (!md->tracking)
+		return 0;
+	bm = calloc(words ? words : 1, sizeof(uint64_t));
+	if (!bm) {
+		/* No room to harvest into: send everything again. */
+		pending_all(s);
+		return s->npages;
+	}
+	md->ops->vram_harvest(md->dev, bm);
+	for (uint64_t w = 0; w < words; w++) {
+		n += (uint64_t)__builtin_popcountll(bm[w] & ~s->pending[w]);
+		s->pending[w] |= bm[w];
+	}
+	free(bm);
+	return n;
+}
+
+void mig_save_finalize(struct mig_dev *md)
+{
+	struct mig_save *s = &md->save;
+	uint64_t n = harvest(md);
+
+	md->ops->vram_track(md->dev, false);
+	md->tracking = false;
+	s->final = true;
+	s->cursor = 0;
+	s->round_open = true;
+	MIG_STATS(md, {
+		md->st.dirty_pages += n;
+		md->st.save_rounds++;
+	});
+}
+
+/* The next pending page at or after from, or npages. */
+static uint64_t next_pending(const struct mig_save *s, uint64_t from)
+{
+	uint64_t words = (s->npages + 63) / 64;
+
+	for (uint64_t w = from / 64; w < words; w++) {
+		uint64_t bits = s->pending[w];
+
+		if (w == from / 64)
+			bits &= ~0ull << (from % 64);
+		if (bits)
+			return w * 64 + (uint64_t)__builtin_ctzll(bits);
+	}
+	return s->npages;
+}
+
+static bool is_pending(const struct mig_save *s, uint64_t p)
+{
+	return p < s->npages && (s->pending[p / 64] >> (p % 64) & 1);
+}
+
+static bool page_zero(const struct mig_dev *md, uint64_t p)
+{
+	return mig_all_zero(md->vram + p * MIG_PAGE_SIZE, MIG_PAGE_SIZE);
+}
+
+/* Pages from p on that are pending and zero (or not), up to max. */
+static uint64_t run_len(const struct mig_dev *md, uint64_t p, bool zero, uint64_t max)
+{
+	uint64_t n = 1;
+
+	while (n < max && is_pending(&md->save, p + n) && page_zero(md, p + n) == zero)
+		n++;
+	return n;
+}
+
+static void clear_pending(struct mig_save *s, uint64_t p, uint64_t n)
+{
+	for (uint64_t i = p; i < p + n; i++)
+		s->pending[i / 64] &= ~(1ull << (i % 64));
+}
+
+/* Seal the chunk whose payload (plen bytes) is already in buf. */
+static void emit(struct mig_dev *md, unsigned int kind, unsigned int flags, uint32_t plen)
+{
+	struct mig_save *s = &md->save;
+	uint8_t *payload = s->buf + HEAD;
+
+	mig_chunk_seal((struct gpup_mig_chunk *)s->buf, kind, flags, plen, s->seq++,
+		       XXH3_64bits(payload, plen));
+	s->len = HEAD + plen;
+	s->pos = 0;
+	s->totals.chunks++;
+	s->totals.bytes += s->len;
+}
+
+static void emit_header(struct mig_dev *md)
+{
+	struct gpup_mig_header *h = (void *)(md->save.buf + HEAD);
+	struct mig_ident id = { 0 };
+
+	md->ops->ident(md->dev, &id);
+	memset(h, 0, sizeof(*h));
+	h->magic = GPUP_MIG_MAGIC;
+	h->version = GPUP_MIG_VERSION;
+	h->page_size = MIG_PAGE_SIZE;
+	h->vram_size = md->vram_size;
+	h->features = id.features;
+	memcpy(h->model, id.model, sizeof(h->model));
+	memcpy(h->type, id.type, sizeof(h->type));
+	emit(md, GPUP_MIG_HEADER, 0, sizeof(*h));
+	md->save.header_sent = true;
+}
+
+static void emit_zero(struct mig_dev *md, uint64_t p, uint64_t n)
+{
+	struct gpup_mig_zero *z = (void *)(md->save.buf + HEAD);
+
+	z->offset = p * MIG_PAGE_SIZE;
+	z->pages = n;
+	emit(md, GPUP_MIG_ZERO, 0, sizeof(*z));
+	md->save.totals.zero_pages += n;
+	MIG_STATS(md, md->st.zero_pages += n);
+}
+
+static void emit_vram(struct mig_dev *md, uint64_t p, uint64_t n)
+{
+	struct mig_save *s = &md->save;
+	struct gpup_mig_vram *v = (void *)(s->buf + HEAD);
+	size_t bytes = n * MIG_PAGE_SIZE, zlen = 0;
+	unsigned int flags = 0;
+
+	v->offset = p * MIG_PAGE_SIZE;
+	v->pages = (uint32_t)n;
+	v->reserved = 0;
+	if (md->zlevel > 0) {
+		zlen = ZSTD_compressCCtx(md->zctx, s->zbuf,
+					 ZSTD_compressBound(GPUP_MIG_MAX_VRAM_PAGES * MIG_PAGE_SIZE),
+					 md->vram + v->offset, bytes, md->zlevel);
+		if (ZSTD_isError(zlen) || zlen >= bytes)
+			zlen = 0;
+	}
+	if (zlen) {
+		memcpy(v + 1, s->zbuf, zlen);
+		flags = GPUP_MIG_CF_ZSTD;
+		bytes = zlen;
+	} else {
+		memcpy(v + 1, md->vram + v->offset, bytes);
+	}
+	emit(md, GPUP_MIG_VRAM, flags, (uint32_t)(sizeof(*v) + bytes));
+	s->totals.vram_pages += n;
+	MIG_STATS(md, md->st.pages_sent += n);
+}
+
+/* The next run of pending pages, or false when the walk is done. */
+static bool emit_pages(struct mig_dev *md)
+{
+	struct mig_save *s = &md->save;
+	uint64_t p = next_pending(s, s->cursor), n;
+	bool zero;
+
+	if (p >= s->npages) {
+		s->cursor = s->npages;
+		return false;
+	}
+	zero = page_zero(md, p);
+	n = run_len(md, p, zero, zero ? ZERO_RUN_MAX : GPUP_MIG_MAX_VRAM_PAGES);
+	clear_pending(s, p, n);
+	s->cursor = p + n;
+	if (zero)
+		emit_zero(md, p, n);
+	else
+		emit_vram(md, p, n);
+	return true;
+}
+
+static int emit_state(struct mig_dev *md)
+{
+	int n = md->ops->state_save(md->dev, md->save.buf + HEAD, GPUP_MIG_MAX_STATE);
+
+	if (n < 0 || n > (int)GPUP_MIG_MAX_STATE) {
+		mig_fail(md, "saving: the device could not save its state (%d)", n);
+		return n < 0 ? n : -EIO;
+	}
+	emit(md, GPUP_MIG_STATE, 0, (uint32_t)n);
+	md->save.state_sent = true;
+	return 0;
+}
+
+static void emit_end(struct mig_dev *md)
+{
+	memcpy(md->save.buf + HEAD, &md->save.totals, sizeof(md->save.totals));
+	emit(md, GPUP_MIG_END, 0, sizeof(md->save.totals));
+	md->save.end_sent = true;
+}
+
+/* Put the next chunk in buf: 1, 0 when nothing is left now, or -errno. */
+static int next_chunk(struct mig_dev *md)
+{
+	struct mig_save *s = &md->save;
+
+	if (!s->header_sent) {
+		emit_header(md);
+		return 1;
+	}
+	if (s->round_open && emit_pages(md))
+		return 1;
+	s->round_open = false;
+	if (!s->final)
+		return 0;
+	if (!s->state_sent) {
+		int rc = emit_state(md);
+
+		return rc ? rc : 1;
+	}
+	if (!s->end_sent) {
+		emit_end(md);
+		return 1;
+	}
+	return 0;
+}
+
+/* Between pre-copy rounds: open the next one if anything was dirtied. */
+static void next_round(struct mig_dev *md)
+{
+	struct mig_save *s = &md->save;
+	uint64_t n;
+
+	if (s->round_open || s->final || s->pos < s->len)
+		return;
+	n = harvest(md);
+	if (!n && next_pending(s, 0) >= s->npages)
+		return;
+	s->round_open = true;
+	s->cursor = 0;
+	MIG_STATS(md, {
+		md->st.dirty_pages += n;
+		md->st.save_rounds++;
+	});
+}
+
+int mig_save_read(struct mig_dev *md, uint8_t *buf, uint32_t len)
+{
+	struct mig_save *s = &md->save;
+	uint32_t done = 0;
+	int rc = 0;
+
+	next_round(md);
+	while (done < len) {
+		if (s->pos == s->len) {
+			rc = next_chunk(md);
+			if (rc <= 0)
+				break;
+		}
+		size_t n = s->len - s->pos < len - done ? s->len - s->pos : len - done;
+
+		memcpy(buf + done, s->buf + s->pos, n);
+		s->pos += n;
+		done += (uint32_t)n;
+	}
+	if (rc < 0)
+		return rc;
+	MIG_STATS(md, {
+		md->st.save_bytes += done;
+		if (s->final)
+			md->st.stop_copy_bytes += done;
+		if (s->end_sent && s->pos == s->len && !s->counted) {
+			s->counted = true;
+			md->st.saves++;
+		}
+	});
+	return (int)done;
+}
