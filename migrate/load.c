@@ -215,6 +215,8 @@ static int check_head(struct mig_dev *md)
 
 	if (!mig_chunk_head_ok(h))
 		return bad(md, -EBADMSG, "chunk head checksum mismatch");
+	if (l->end_seen)
+		return bad(md, -EBADMSG, "data after END");
 	if (h->seq != l->seq)
 		return bad(md, -EBADMSG, "chunk out of sequence");
 	if (h->kind < GPUP_MIG_HEADER || h->kind > GPUP_MIG_END)
@@ -224,8 +226,6 @@ static int check_head(struct mig_dev *md)
 	if (h->len > GPUP_MIG_MAX_PAYLOAD ||
 	    (h->kind == GPUP_MIG_STATE && h->len > GPUP_MIG_MAX_STATE))
 		return bad(md, -EBADMSG, "chunk payload too long");
-	if (l->end_seen)
-		return bad(md, -EBADMSG, "data after END");
 	if ((h->kind == GPUP_MIG_HEADER) == l->header_seen)
 		return bad(md, -EBADMSG, l->header_seen ? "a second HEADER" :
 					 "the stream does not start with HEADER");

@@ -250,19 +250,21 @@ static int change_state(struct mig_dev *md, enum mig_state target)
 	enum mig_state cur = md->state, next;
 	int rc;
 
-	while (cur != target) {
+	do {
 		rc = mig_fsm_next(md->features, cur, target, &next);
 		if (rc) {
 			mig_fail(md, "no transition from %s to %s", mig_state_name(cur),
 				 mig_state_name(target));
 			return rc;
 		}
+		if (next == cur)
+			return 0;
 		rc = arc(md, cur, next);
 		if (rc)
 			return rc;
 		set_state(md, next);
 		cur = next;
-	}
+	} while (cur != target);
 	return 0;
 }
 
