@@ -186,8 +186,31 @@ def bar0_seeds():
           + bytes([9]) + submit(0, copy_out) + IDLE)
 
 
+# ---- mig_stream: mode byte; made streams need no checksums here ----
+def mig_made(mode, pages, dirty=b"", muts=(), cut=None):
+    """A source of 16 pages (one byte each: 0 zero, else a pattern), 16
+    bytes of state, pages dirtied between PRE_COPY rounds (mode bit 3),
+    then XOR mutations (x, offset) and an optional cut."""
+    b = bytes([mode]) + bytes(pages) + bytes(range(16))
+    if mode & 8:
+        b += bytes([len(dirty) // 3]) + dirty
+    b += bytes([len(muts)]) + b"".join(bytes([x]) + struct.pack("<I", at) for x, at in muts)
+    return b + (bytes([1]) + struct.pack("<I", cut) if cut is not None else bytes([0]))
+
+
+def mig_stream_seeds():
+    pages = [0, 3, 3, 0, 0, 0, 7, 200, 0, 9, 9, 9, 0, 1, 2, 0]
+    write("mig_stream", "made_plain", mig_made(1, pages))
+    write("mig_stream", "made_zstd_precopy", mig_made(1 | 2 | 8, pages, bytes([1, 5, 9, 3, 0, 4])))
+    write("mig_stream", "made_flip", mig_made(1, pages, muts=[(0x10, 100)]))
+    write("mig_stream", "made_flip_resealed", mig_made(1 | 4, pages, muts=[(0x01, 40)]))
+    write("mig_stream", "made_cut", mig_made(1, pages, cut=5000))
+    write("mig_stream", "raw_noise", bytes([0, 7]) + bytes(range(64)))
+
+
 if __name__ == "__main__":
     vfu_seeds()
     ctl_seeds()
     pool_state_seeds()
     bar0_seeds()
+    mig_stream_seeds()
