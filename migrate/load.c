@@ -33,13 +33,15 @@ int mig_load_init(struct mig_dev *md)
 {
 	md->load.payload = malloc(GPUP_MIG_MAX_PAYLOAD);
 	md->load.state = malloc(GPUP_MIG_MAX_STATE);
-	return md->load.payload && md->load.state ? 0 : -ENOMEM;
+	md->load.touched = calloc((md->npages + 63) / 64, sizeof(uint64_t));
+	return md->load.payload && md->load.state && md->load.touched ? 0 : -ENOMEM;
 }
 
 void mig_load_free(struct mig_dev *md)
 {
 	free(md->load.payload);
 	free(md->load.state);
+	free(md->load.touched);
 }
 
 void mig_load_begin(struct mig_dev *md)
@@ -54,6 +56,7 @@ void mig_load_begin(struct mig_dev *md)
 	memset(&l->totals, 0, sizeof(l->totals));
 	l->state_len = 0;
 	l->err = 0;
+	memset(l->touched, 0, (md->npages + 63) / 64 * sizeof(uint64_t));
 	MIG_STATS(md, md->st.load_bytes = 0);
 }
 
@@ -140,6 +143,8 @@ static int take_vram(struct mig_dev *md, const uint8_t *p, uint32_t len, unsigne
 			return bad(md, -EBADMSG, "VRAM chunk length does not match its pages");
 		memcpy(md->vram + v->offset, v + 1, bytes);
 	}
+	for (uint64_t p = v->offset / MIG_PAGE_SIZE; p < v->offset / MIG_PAGE_SIZE + v->pages; p++)
+		md->load.touched[p / 64] |= 1ull << (p % 64);
 	md->load.totals.vram_pages += v->pages;
 	return 0;
 }
@@ -150,13 +155,11 @@ static int take_zero(struct mig_dev *md, const uint8_t *p, uint32_t len)
 
 	if (len != sizeof(*z) || !in_vram(md, z->offset, z->pages))
 		return bad(md, -EBADMSG, "ZERO chunk out of bounds");
-	for (uint64_t i = 0; i < z->pages; i++) {
-		uint8_t *pg = md->vram + z->offset + i * MIG_PAGE_SIZE;
-
-		/* Reset zeroed VRAM: write only what is not zero already. */
-		if (!mig_all_zero(pg, MIG_PAGE_SIZE))
-			memset(pg, 0, MIG_PAGE_SIZE);
-	}
+	/* Reset zeroed VRAM: only pages a VRAM chunk wrote since need it
+	 * (touching the others would allocate them). */
+	for (uint64_t p = z->offset / MIG_PAGE_SIZE; p < z->offset / MIG_PAGE_SIZE + z->pages; p++)
+		if (md->load.touched[p / 64] >> (p % 64) & 1)
+			memset(md->vram + p * MIG_PAGE_SIZE, 0, MIG_PAGE_SIZE);
 	md->load.totals.zero_pages += z->pages;
 	return 0;
 }

@@ -117,6 +117,15 @@ struct mig_dev_ops {
 	 * and forget them.  Can be NULL with vram_track. */
 	void (*vram_harvest)(void *dev, uint64_t *bitmap);
 
+	/* Where written VRAM lies: the first offset at or after off that
+	 * may hold data (SEEK_DATA on a VRAM file), the VRAM size if none,
+	 * and in *end where that data ends (SEEK_HOLE).  Bytes before the
+	 * returned offset are zero and were never written: the saver sends
+	 * them as zero runs without reading them, so that saving a sparse
+	 * partition does not allocate its holes.  Can be NULL: every page is
+	 * read. */
+	uint64_t (*vram_data)(void *dev, uint64_t off, uint64_t *end);
+
 	/* The device's state other than VRAM, with the device quiesced:
 	 * write at most max bytes into buf and return the length, or
 	 * -errno (-ENOSPC: it does not fit). */
@@ -127,7 +136,8 @@ struct mig_dev_ops {
 	 * with the device left as reset made it. */
 	int (*state_load)(void *dev, const void *buf, size_t len);
 
-	/* Back to the power-on state, VRAM zeroed, leaving quiesced as it
+	/* Back to the power-on state, VRAM zeroed (best as holes: loading
+	 * then writes only the pages that hold data), leaving quiesced as it
 	 * was: on the way into RESUMING and in mig_dev_device_reset. */
 	void (*reset)(void *dev);
 

@@ -37,6 +37,7 @@ struct mig_save {
 	uint64_t *pending;        /* pages still to send */
 	uint64_t npages, cursor;  /* pages of VRAM; the walk's next page */
 	uint32_t seq;             /* the next chunk's number */
+	uint64_t ext_from, ext_data, ext_end; /* last vram_data answer, bytes */
 	bool header_sent, round_open, final, state_sent, end_sent, counted;
 	struct gpup_mig_end totals;
 };
@@ -55,6 +56,7 @@ struct mig_load {
 	uint32_t seq;             /* the next chunk's expected number */
 	bool header_seen, state_seen, end_seen;
 	struct gpup_mig_end totals;
+	uint64_t *touched;        /* pages written since the reset */
 	uint8_t *state;           /* the STATE blob, kept for RESUMING -> STOP */
 	uint32_t state_len;
 	int err;                  /* the first error, latched */

@@ -63,6 +63,7 @@ void mig_save_begin(struct mig_dev *md, bool live)
 
 	s->len = s->pos = 0;
 	s->cursor = 0;
+	s->ext_from = s->ext_data = s->ext_end = 0;
 	s->seq = 0;
 	s->header_sent = s->state_sent = s->end_sent = s->counted = false;
 	s->round_open = true;
@@ -109,6 +110,7 @@ void mig_save_finalize(struct mig_dev *md)
 	md->tracking = false;
 	s->final = true;
 	s->cursor = 0;
+	s->ext_from = s->ext_data = s->ext_end = 0;
 	s->round_open = true;
 	MIG_STATS(md, {
 		md->st.dirty_pages += n;
@@ -137,13 +139,31 @@ static bool is_pending(const struct mig_save *s, uint64_t p)
 	return p < s->npages && (s->pending[p / 64] >> (p % 64) & 1);
 }
 
-static bool page_zero(const struct mig_dev *md, uint64_t p)
+/* Whether page p lies in a hole of VRAM: zero, and never to be read. */
+static bool in_hole(struct mig_dev *md, uint64_t p)
 {
-	return mig_all_zero(md->vram + p * MIG_PAGE_SIZE, MIG_PAGE_SIZE);
+	struct mig_save *s = &md->save;
+	uint64_t off = p * MIG_PAGE_SIZE;
+
+	if (!md->ops->vram_data)
+		return false;
+	if (off < s->ext_from || off >= s->ext_end) {
+		s->ext_from = off;
+		s->ext_data = md->ops->vram_data(md->dev, off, &s->ext_end);
+		if (s->ext_data >= md->vram_size || s->ext_end > md->vram_size ||
+		    s->ext_end <= s->ext_data)
+			s->ext_end = md->vram_size;
+	}
+	return off + MIG_PAGE_SIZE <= s->ext_data;
+}
+
+static bool page_zero(struct mig_dev *md, uint64_t p)
+{
+	return in_hole(md, p) || mig_all_zero(md->vram + p * MIG_PAGE_SIZE, MIG_PAGE_SIZE);
 }
 
 /* Pages from p on that are pending and zero (or not), up to max. */
-static uint64_t run_len(const struct mig_dev *md, uint64_t p, bool zero, uint64_t max)
+static uint64_t run_len(struct mig_dev *md, uint64_t p, bool zero, uint64_t max)
 {
 	uint64_t n = 1;
 
@@ -311,6 +331,7 @@ static void next_round(struct mig_dev *md)
 		return;
 	s->round_open = true;
 	s->cursor = 0;
+	s->ext_from = s->ext_data = s->ext_end = 0;   /* holes may have filled */
 	MIG_STATS(md, {
 		md->st.dirty_pages += n;
 		md->st.save_rounds++;

@@ -10,6 +10,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <xxhash.h>
 
 #include "migrate/mig.h"
@@ -29,6 +33,7 @@ struct fake {
 	uint32_t blob[16];          /* [0] BLOB_MAGIC, the rest "registers" */
 	int quiesce_rc, load_rc;
 	int resets;
+	int fd;                     /* VRAM as a memfd (sparse tests), or -1 */
 };
 
 static void f_ident(void *d, struct mig_ident *id) { *id = ((struct fake *)d)->id; }
@@ -106,7 +111,11 @@ static void f_reset(void *d)
 {
 	struct fake *f = d;
 
-	memset(f->vram, 0, f->size);
+	if (f->fd >= 0)
+		cr_assert_eq(fallocate(f->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0,
+				       (off_t)f->size), 0);
+	else
+		memset(f->vram, 0, f->size);
 	memset(f->blob, 0, sizeof(f->blob));
 	f->blob[0] = BLOB_MAGIC;
 	f->resets++;
@@ -118,6 +127,22 @@ static const struct mig_dev_ops fake_ops = {
 	.vram_track = f_track, .vram_harvest = f_harvest, .state_save = f_save,
 	.state_load = f_load, .reset = f_reset,
 };
+
+/* SEEK_DATA / SEEK_HOLE on the memfd. */
+static uint64_t f_data(void *d, uint64_t off, uint64_t *end)
+{
+	struct fake *f = d;
+	off_t data = lseek(f->fd, (off_t)off, SEEK_DATA);
+
+	if (data < 0) {
+		*end = f->size;
+		return f->size;
+	}
+	*end = (uint64_t)lseek(f->fd, data, SEEK_HOLE);
+	return (uint64_t)data;
+}
+
+static struct mig_dev_ops sparse_ops;
 
 static char logbuf[4096];
 
@@ -139,11 +164,43 @@ static struct fake *fake_new(const char *type, uint64_t size, uint64_t features)
 	f->id.vram_size = size;
 	f->id.features = features;
 	f->blob[0] = BLOB_MAGIC;
+	f->fd = -1;
 	return f;
+}
+
+/* A fake whose VRAM is a memfd, sparse until written. */
+static struct fake *fake_new_sparse(uint64_t size)
+{
+	struct fake *f = fake_new("t1", PG, 1);
+
+	free(f->vram);
+	free(f->dirty);
+	f->size = size;
+	f->id.vram_size = size;
+	f->dirty = calloc((size / PG + 63) / 64, 8);
+	f->fd = memfd_create("vram", 0);
+	cr_assert_geq(f->fd, 0);
+	cr_assert_eq(ftruncate(f->fd, (off_t)size), 0);
+	f->vram = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, f->fd, 0);
+	cr_assert_neq(f->vram, MAP_FAILED);
+	return f;
+}
+
+static uint64_t allocated(const struct fake *f)
+{
+	struct stat st;
+
+	cr_assert_eq(fstat(f->fd, &st), 0);
+	return (uint64_t)st.st_blocks * 512;
 }
 
 static void fake_free(struct fake *f)
 {
+	if (f->fd >= 0) {
+		munmap(f->vram, f->size);
+		close(f->fd);
+		f->vram = NULL;
+	}
 	free(f->vram);
 	free(f->dirty);
 	free(f);
@@ -804,4 +861,48 @@ Test(mig_stream, no_tracking_no_precopy)
 	ops.version = 2;
 	cr_assert_null(mig_dev_create(&ops, f, VFIO_MIGRATION_STOP_COPY));
 	fake_free(f);
+}
+
+/* Saving a sparse partition reads none of its holes, and loading it
+ * writes only the pages that hold data: neither side allocates them. */
+Test(mig_stream, sparse_vram_stays_sparse)
+{
+	const uint64_t size = 64ull << 20;
+	struct fake *a = fake_new_sparse(size), *b = fake_new_sparse(size);
+	struct mig_dev *ma, *mb;
+	struct buf s = { 0 };
+	uint64_t before;
+	struct mig_stats st;
+
+	sparse_ops = fake_ops;
+	sparse_ops.vram_data = f_data;
+	ma = mig_dev_create(&sparse_ops, a, FEAT_ALL);
+	mb = mig_dev_create(&sparse_ops, b, FEAT_ALL);
+	cr_assert(ma && mb);
+	mig_dev_set_log(ma, capture, NULL);
+	mig_dev_set_log(mb, capture, NULL);
+	for (int i = 0; i < 10; i++)
+		engine_fill(a, (uint64_t)i * 1531 % (size / PG), (uint8_t)(i + 1));
+	memset(a->vram + 300 * PG, 0, PG);     /* written, but zero */
+	before = allocated(a);
+
+	cr_assert_eq(set_state(ma, MIG_PRE_COPY), 0);
+	read_round(ma, &s, 1 << 20);
+	engine_fill(a, 7, 0x77);                /* a hole filled between rounds */
+	cr_assert_eq(set_state(ma, MIG_STOP_COPY), 0);
+	read_round(ma, &s, 1 << 20);
+	cr_assert_leq(allocated(a), before + 2 * (2ull << 20), "the save allocated holes");
+	mig_dev_stats(ma, &st);
+	cr_assert_eq(st.pages_sent, 11);
+	cr_assert_lt(s.len, 12 * PG + 4096);
+
+	cr_assert_eq(load(mb, &s), 0, "%s", logbuf);
+	cr_assert_eq(set_state(mb, MIG_RUNNING), 0);
+	cr_assert_leq(allocated(b), allocated(a), "the load allocated holes");
+	cr_assert(!memcmp(a->vram, b->vram, size));   /* (this allocates both) */
+	mig_dev_destroy(ma);
+	mig_dev_destroy(mb);
+	fake_free(a);
+	fake_free(b);
+	free(s.p);
 }
