@@ -31,8 +31,7 @@ bool mig_all_zero(const void *p, size_t len);
 /* What is being produced: the encoded bytes of one chunk (head and
  * payload) waiting to be read, and where the walk over VRAM is. */
 struct mig_save {
-	uint8_t *buf;             /* head + payload, GPUP_MIG_MAX_PAYLOAD + 32 */
-	uint8_t *zbuf;            /* compression output */
+	uint8_t *buf;             /* a staged chunk: head + payload */
 	size_t len, pos;          /* bytes in buf, bytes of them read */
 	uint64_t *pending;        /* pages still to send */
 	uint64_t npages, cursor;  /* pages of VRAM; the walk's next page */

@@ -17,6 +17,7 @@
  * torn; the write marks it, so a later round or the final walk sends it
  * again.
  */
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,16 +36,14 @@ int mig_save_init(struct mig_dev *md)
 	uint64_t words = (md->npages + 63) / 64;
 
 	s->buf = malloc(HEAD + GPUP_MIG_MAX_PAYLOAD);
-	s->zbuf = malloc(ZSTD_compressBound(GPUP_MIG_MAX_VRAM_PAGES * MIG_PAGE_SIZE));
 	s->pending = calloc(words ? words : 1, sizeof(uint64_t));
 	s->npages = md->npages;
-	return s->buf && s->zbuf && s->pending ? 0 : -ENOMEM;
+	return s->buf && s->pending ? 0 : -ENOMEM;
 }
 
 void mig_save_free(struct mig_dev *md)
 {
 	free(md->save.buf);
-	free(md->save.zbuf);
 	free(md->save.pending);
 }
 
@@ -178,100 +177,106 @@ static void clear_pending(struct mig_save *s, uint64_t p, uint64_t n)
 		s->pending[i / 64] &= ~(1ull << (i % 64));
 }
 
-/* Seal the chunk whose payload (plen bytes) is already in buf. */
-static void emit(struct mig_dev *md, unsigned int kind, unsigned int flags, uint32_t plen)
+/* Seal the chunk at base whose payload (plen bytes) is already written
+ * after its head; its length.  base may be unaligned (a reply buffer). */
+static size_t emit(struct mig_dev *md, uint8_t *base, unsigned int kind, unsigned int flags,
+		   uint32_t plen)
 {
 	struct mig_save *s = &md->save;
-	uint8_t *payload = s->buf + HEAD;
+	struct gpup_mig_chunk h;
 
-	mig_chunk_seal((struct gpup_mig_chunk *)s->buf, kind, flags, plen, s->seq++,
-		       XXH3_64bits(payload, plen));
-	s->len = HEAD + plen;
-	s->pos = 0;
+	mig_chunk_seal(&h, kind, flags, plen, s->seq++, XXH3_64bits(base + HEAD, plen));
+	memcpy(base, &h, HEAD);
 	s->totals.chunks++;
-	s->totals.bytes += s->len;
+	s->totals.bytes += HEAD + plen;
+	return HEAD + plen;
 }
 
-static void emit_header(struct mig_dev *md)
+static size_t emit_header(struct mig_dev *md, uint8_t *base)
 {
-	struct gpup_mig_header *h = (void *)(md->save.buf + HEAD);
+	struct gpup_mig_header h = { 0 };
 	struct mig_ident id = { 0 };
 
 	md->ops->ident(md->dev, &id);
-	memset(h, 0, sizeof(*h));
-	h->magic = GPUP_MIG_MAGIC;
-	h->version = GPUP_MIG_VERSION;
-	h->page_size = MIG_PAGE_SIZE;
-	h->vram_size = md->vram_size;
-	h->features = id.features;
-	memcpy(h->model, id.model, sizeof(h->model));
-	memcpy(h->type, id.type, sizeof(h->type));
-	emit(md, GPUP_MIG_HEADER, 0, sizeof(*h));
+	h.magic = GPUP_MIG_MAGIC;
+	h.version = GPUP_MIG_VERSION;
+	h.page_size = MIG_PAGE_SIZE;
+	h.vram_size = md->vram_size;
+	h.features = id.features;
+	memcpy(h.model, id.model, sizeof(h.model));
+	memcpy(h.type, id.type, sizeof(h.type));
+	memcpy(base + HEAD, &h, sizeof(h));
 	md->save.header_sent = true;
+	return emit(md, base, GPUP_MIG_HEADER, 0, sizeof(h));
 }
 
-static void emit_zero(struct mig_dev *md, uint64_t p, uint64_t n)
+static size_t emit_zero(struct mig_dev *md, uint8_t *base, uint64_t p, uint64_t n)
 {
-	struct gpup_mig_zero *z = (void *)(md->save.buf + HEAD);
+	struct gpup_mig_zero z = { p * MIG_PAGE_SIZE, n };
 
-	z->offset = p * MIG_PAGE_SIZE;
-	z->pages = n;
-	emit(md, GPUP_MIG_ZERO, 0, sizeof(*z));
+	memcpy(base + HEAD, &z, sizeof(z));
 	md->save.totals.zero_pages += n;
 	MIG_STATS(md, md->st.zero_pages += n);
+	return emit(md, base, GPUP_MIG_ZERO, 0, sizeof(z));
 }
 
-static void emit_vram(struct mig_dev *md, uint64_t p, uint64_t n)
+/* The pages are copied (or compressed) once, straight to base, and the
+ * hash is taken of what was written there: a page an engine changes
+ * meanwhile (PRE_COPY) is sent as read, consistently, and again later. */
+static size_t emit_vram(struct mig_dev *md, uint8_t *base, uint64_t p, uint64_t n)
 {
-	struct mig_save *s = &md->save;
-	struct gpup_mig_vram *v = (void *)(s->buf + HEAD);
+	struct gpup_mig_vram v = { p * MIG_PAGE_SIZE, (uint32_t)n, 0 };
+	uint8_t *data = base + HEAD + sizeof(v);
 	size_t bytes = n * MIG_PAGE_SIZE, zlen = 0;
 	unsigned int flags = 0;
 
-	v->offset = p * MIG_PAGE_SIZE;
-	v->pages = (uint32_t)n;
-	v->reserved = 0;
+	memcpy(base + HEAD, &v, sizeof(v));
 	if (md->zlevel > 0) {
-		zlen = ZSTD_compressCCtx(md->zctx, s->zbuf,
-					 ZSTD_compressBound(GPUP_MIG_MAX_VRAM_PAGES * MIG_PAGE_SIZE),
-					 md->vram + v->offset, bytes, md->zlevel);
-		if (ZSTD_isError(zlen) || zlen >= bytes)
+		/* Room for less than the raw pages: only a frame that shrinks. */
+		zlen = ZSTD_compressCCtx(md->zctx, data, bytes - 1, md->vram + v.offset, bytes,
+					 md->zlevel);
+		if (ZSTD_isError(zlen))
 			zlen = 0;
 	}
 	if (zlen) {
-		memcpy(v + 1, s->zbuf, zlen);
 		flags = GPUP_MIG_CF_ZSTD;
 		bytes = zlen;
 	} else {
-		memcpy(v + 1, md->vram + v->offset, bytes);
+		memcpy(data, md->vram + v.offset, bytes);
 	}
-	emit(md, GPUP_MIG_VRAM, flags, (uint32_t)(sizeof(*v) + bytes));
-	s->totals.vram_pages += n;
+	md->save.totals.vram_pages += n;
 	MIG_STATS(md, md->st.pages_sent += n);
+	return emit(md, base, GPUP_MIG_VRAM, flags, (uint32_t)(sizeof(v) + bytes));
 }
 
-/* The next run of pending pages, or false when the walk is done. */
-static bool emit_pages(struct mig_dev *md)
+#define ZERO_CHUNK (HEAD + sizeof(struct gpup_mig_zero))
+#define VRAM_CHUNK(n) (HEAD + sizeof(struct gpup_mig_vram) + (n) * MIG_PAGE_SIZE)
+
+/* The next run of pending pages into base (cap bytes): its length, 0 if
+ * it does not fit (nothing is taken), *done when the walk is over. */
+static size_t emit_pages(struct mig_dev *md, uint8_t *base, size_t cap, bool *done)
 {
 	struct mig_save *s = &md->save;
-	uint64_t p = next_pending(s, s->cursor), n;
+	uint64_t p = next_pending(s, s->cursor), n, max;
 	bool zero;
 
-	if (p >= s->npages) {
+	*done = p >= s->npages;
+	if (*done) {
 		s->cursor = s->npages;
-		return false;
+		return 0;
 	}
 	zero = page_zero(md, p);
-	n = run_len(md, p, zero, zero ? ZERO_RUN_MAX : GPUP_MIG_MAX_VRAM_PAGES);
+	max = cap < VRAM_CHUNK(1) ? 0 : (cap - VRAM_CHUNK(0)) / MIG_PAGE_SIZE;
+	if (zero ? cap < ZERO_CHUNK : !max)
+		return 0;
+	n = run_len(md, p, zero, zero ? ZERO_RUN_MAX :
+				 max < GPUP_MIG_MAX_VRAM_PAGES ? max : GPUP_MIG_MAX_VRAM_PAGES);
 	clear_pending(s, p, n);
 	s->cursor = p + n;
-	if (zero)
-		emit_zero(md, p, n);
-	else
-		emit_vram(md, p, n);
-	return true;
+	return zero ? emit_zero(md, base, p, n) : emit_vram(md, base, p, n);
 }
 
+/* STATE always goes through the staging buffer: its size is the device's. */
 static int emit_state(struct mig_dev *md)
 {
 	int n = md->ops->state_save(md->dev, md->save.buf + HEAD, GPUP_MIG_MAX_STATE);
@@ -280,41 +285,42 @@ static int emit_state(struct mig_dev *md)
 		mig_fail(md, "saving: the device could not save its state (%d)", n);
 		return n < 0 ? n : -EIO;
 	}
-	emit(md, GPUP_MIG_STATE, 0, (uint32_t)n);
 	md->save.state_sent = true;
-	return 0;
+	return (int)emit(md, md->save.buf, GPUP_MIG_STATE, 0, (uint32_t)n);
 }
 
-static void emit_end(struct mig_dev *md)
+static size_t emit_end(struct mig_dev *md, uint8_t *base)
 {
-	memcpy(md->save.buf + HEAD, &md->save.totals, sizeof(md->save.totals));
-	emit(md, GPUP_MIG_END, 0, sizeof(md->save.totals));
+	memcpy(base + HEAD, &md->save.totals, sizeof(md->save.totals));
 	md->save.end_sent = true;
+	return emit(md, base, GPUP_MIG_END, 0, sizeof(md->save.totals));
 }
 
-/* Put the next chunk in buf: 1, 0 when nothing is left now, or -errno. */
-static int next_chunk(struct mig_dev *md)
+/*
+ * Write the next chunk at base (cap bytes; base is the staging buffer
+ * when staged): its length, 0 if it does not fit in cap, or -errno.
+ * *none: nothing is left to send now.
+ */
+static int next_chunk(struct mig_dev *md, uint8_t *base, size_t cap, bool staged, bool *none)
 {
 	struct mig_save *s = &md->save;
+	bool walked;
+	size_t n;
 
-	if (!s->header_sent) {
-		emit_header(md);
-		return 1;
+	*none = false;
+	if (!s->header_sent)
+		return cap < HEAD + sizeof(struct gpup_mig_header) ? 0 : (int)emit_header(md, base);
+	if (s->round_open) {
+		n = emit_pages(md, base, cap, &walked);
+		if (!walked)
+			return (int)n;
+		s->round_open = false;
 	}
-	if (s->round_open && emit_pages(md))
-		return 1;
-	s->round_open = false;
-	if (!s->final)
-		return 0;
-	if (!s->state_sent) {
-		int rc = emit_state(md);
-
-		return rc ? rc : 1;
-	}
-	if (!s->end_sent) {
-		emit_end(md);
-		return 1;
-	}
+	if (s->final && !s->state_sent)
+		return staged ? emit_state(md) : 0;
+	if (s->final && !s->end_sent)
+		return cap < HEAD + sizeof(s->totals) ? 0 : (int)emit_end(md, base);
+	*none = true;
 	return 0;
 }
 
@@ -338,27 +344,49 @@ static void next_round(struct mig_dev *md)
 	});
 }
 
+/* Stage a chunk that did not fit where the read had got to; VRAM runs
+ * staged are one page, so little is copied twice. */
+static int stage(struct mig_dev *md, bool *none)
+{
+	struct mig_save *s = &md->save;
+	int n = next_chunk(md, s->buf, VRAM_CHUNK(1), true, none);
+
+	s->len = n > 0 ? (size_t)n : 0;
+	s->pos = 0;
+	return n;
+}
+
+/* Chunks are written straight into buf while whole ones fit; the rest of
+ * the read is filled from a staged chunk, so every read is full until
+ * there is nothing more to send now. */
 int mig_save_read(struct mig_dev *md, uint8_t *buf, uint32_t len)
 {
 	struct mig_save *s = &md->save;
 	uint32_t done = 0;
-	int rc = 0;
+	bool none = false;
+	int n;
 
 	next_round(md);
-	while (done < len) {
-		if (s->pos == s->len) {
-			rc = next_chunk(md);
-			if (rc <= 0)
-				break;
-		}
-		size_t n = s->len - s->pos < len - done ? s->len - s->pos : len - done;
+	while (done < len && !none) {
+		if (s->pos < s->len) {
+			size_t k = s->len - s->pos < len - done ? s->len - s->pos : len - done;
 
-		memcpy(buf + done, s->buf + s->pos, n);
-		s->pos += n;
-		done += (uint32_t)n;
+			memcpy(buf + done, s->buf + s->pos, k);
+			s->pos += k;
+			done += (uint32_t)k;
+			continue;
+		}
+		n = next_chunk(md, buf + done, len - done, false, &none);
+		if (n > 0) {
+			done += (uint32_t)n;
+			continue;
+		}
+		if (!n && !none)
+			n = stage(md, &none);
+		if (n < 0)
+			return n;
+		assert(n > 0 || none);  /* a staged chunk always fits */
 	}
-	if (rc < 0)
-		return rc;
 	MIG_STATS(md, {
 		md->st.save_bytes += done;
 		if (s->final)
