@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -904,5 +906,54 @@ Test(mig_stream, sparse_vram_stays_sparse)
 	mig_dev_destroy(mb);
 	fake_free(a);
 	fake_free(b);
+	free(s.p);
+}
+
+/* A control-plane thread reading state and stats during a save sees
+ * only real states and consistent snapshots. */
+static atomic_bool watching;
+
+static void *watch(void *arg)
+{
+	struct mig_dev *md = arg;
+	unsigned long n = 0;
+
+	while (atomic_load(&watching) || n < 1000) {
+		struct mig_stats st;
+		enum mig_state s = mig_dev_state(md);
+
+		cr_assert(s == MIG_RUNNING || s == MIG_PRE_COPY || s == MIG_STOP_COPY ||
+			  s == MIG_STOP || s == MIG_RUNNING_P2P || s == MIG_PRE_COPY_P2P,
+			  "state %d", s);
+		mig_dev_stats(md, &st);
+		cr_assert_leq(st.stop_copy_bytes, st.save_bytes);
+		cr_assert_leq(st.pages_sent + st.zero_pages, (uint64_t)st.save_rounds * (SIZE / PG));
+		n++;
+	}
+	return NULL;
+}
+
+Test(mig_stream, stats_from_another_thread)
+{
+	struct fake *a = fake_new("t1", SIZE, 1);
+	struct mig_dev *ma = md_new(a, FEAT_ALL);
+	struct buf s = { 0 };
+	pthread_t t;
+
+	fill_random(a, 5);
+	atomic_store(&watching, true);
+	cr_assert_eq(pthread_create(&t, NULL, watch, ma), 0);
+	for (int i = 0; i < 20; i++) {
+		s.len = 0;
+		cr_assert_eq(set_state(ma, MIG_PRE_COPY), 0);
+		read_round(ma, &s, 3000);
+		cr_assert_eq(set_state(ma, MIG_STOP_COPY), 0);
+		read_round(ma, &s, 70000);
+		cr_assert_eq(set_state(ma, MIG_RUNNING), 0);
+	}
+	atomic_store(&watching, false);
+	pthread_join(t, NULL);
+	mig_dev_destroy(ma);
+	fake_free(a);
 	free(s.p);
 }
