@@ -142,7 +142,8 @@ struct mig_dev_ops {
 	void (*reset)(void *dev);
 
 	/* The partition's IOMMU domain, for DMA_LOGGING_START/STOP/REPORT.
-	 * Can be NULL: those features are not offered (ENOTTY). */
+	 * Can be NULL, or return NULL: those features are then not offered
+	 * (ENOTTY). */
 	struct iommu_domain *(*iommu)(void *dev);
 };
 #define MIG_DEV_OPS_VERSION 1u

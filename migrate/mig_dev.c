@@ -403,7 +403,7 @@ static int feat_log_report(struct iommu_domain *d, const void *in, uint32_t in_l
 static uint32_t feature_ops(struct mig_dev *md, uint32_t feature)
 {
 	const uint32_t get = VFIO_DEVICE_FEATURE_GET, set = VFIO_DEVICE_FEATURE_SET;
-	bool log = md->ops->iommu != NULL;
+	bool log = md->ops->iommu && md->ops->iommu(md->dev);
 
 	switch (feature) {
 	case VFIO_DEVICE_FEATURE_MIGRATION:

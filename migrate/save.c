@@ -27,8 +27,9 @@
 #include "migrate/mig_int.h"
 
 #define HEAD sizeof(struct gpup_mig_chunk)
-/* A ZERO chunk covers at most this many pages, so a read stays short. */
-#define ZERO_RUN_MAX (1u << 18)
+/* A ZERO chunk covers at most this many pages (64 MiB), which bounds the
+ * VRAM one chunk scans. */
+#define ZERO_RUN_MAX (1u << 14)
 
 int mig_save_init(struct mig_dev *md)
 {
