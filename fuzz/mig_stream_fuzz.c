@@ -56,10 +56,11 @@ static void d_ident(void *d, struct mig_ident *id)
 static int d_quiesce(void *d) { ((struct fdev *)d)->quiesced = true; return 0; }
 static void d_resume(void *d) { ((struct fdev *)d)->quiesced = false; }
 static uint8_t *d_vram(void *d, uint64_t *size) { *size = SIZE; return ((struct fdev *)d)->vram; }
-static void d_track(void *d, bool on)
+static int d_track(void *d, bool on)
 {
 	((struct fdev *)d)->tracking = on;
 	((struct fdev *)d)->dirty = 0;
+	return 0;
 }
 static void d_harvest(void *d, uint64_t *bm)
 {

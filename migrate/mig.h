@@ -96,7 +96,9 @@ struct mig_dev_ops {
 	 * and the state change fails. */
 	int (*quiesce)(void *dev);
 
-	/* Undo quiesce: engines run again. */
+	/* Undo quiesce: engines run again.  Called once for each quiesce
+	 * that succeeded, also after a reset in between (which may have left
+	 * the device not quiesced): it must then do no harm. */
 	void (*resume)(void *dev);
 
 	/* The partition's VRAM: its base, *size its length (the ident's
@@ -105,12 +107,13 @@ struct mig_dev_ops {
 	uint8_t *(*vram)(void *dev, uint64_t *size);
 
 	/* on: forget what was tracked and from now on record every
-	 * MIG_PAGE_SIZE page of VRAM an engine writes; off: stop recording.
-	 * A page must be recorded after the write to it has landed (as the
-	 * IOMMU's dirty log does), or a harvest could clear it before a
-	 * write the saver then misses.  Can be NULL, with vram_harvest:
-	 * PRE_COPY is then not offered. */
-	void (*vram_track)(void *dev, bool on);
+	 * MIG_PAGE_SIZE page of VRAM an engine writes; off: stop recording
+	 * (always succeeds).  A page must be recorded after the write to it
+	 * has landed (as the IOMMU's dirty log does), or a harvest could
+	 * clear it before a write the saver then misses.  0, or -errno when
+	 * tracking could not start: entering PRE_COPY then fails with it.
+	 * Can be NULL, with vram_harvest: PRE_COPY is then not offered. */
+	int (*vram_track)(void *dev, bool on);
 
 	/* OR into bitmap (one bit per page, bit i of word i / 64 for page i)
 	 * every page written since tracking began or since the last harvest,
@@ -137,8 +140,10 @@ struct mig_dev_ops {
 	int (*state_load)(void *dev, const void *buf, size_t len);
 
 	/* Back to the power-on state, VRAM zeroed (best as holes: loading
-	 * then writes only the pages that hold data), leaving quiesced as it
-	 * was: on the way into RESUMING and in mig_dev_device_reset. */
+	 * then writes only the pages that hold data): on the way into
+	 * RESUMING (the device quiesced) and in mig_dev_device_reset.  It
+	 * may leave the device quiesced or not; nothing runs in the power-on
+	 * state, and state_load decides what runs after a load. */
 	void (*reset)(void *dev);
 
 	/* The partition's IOMMU domain, for DMA_LOGGING_START/STOP/REPORT.

@@ -218,8 +218,13 @@ static int arc(struct mig_dev *md, enum mig_state from, enum mig_state to)
 		md->ops->resume(md->dev);
 		md->quiesced = false;
 	} else if (running(from) && precopy(to)) {
+		int rc = md->ops->vram_track(md->dev, true);
+
+		if (rc) {
+			mig_fail(md, "VRAM tracking could not start (%d)", rc);
+			return rc;
+		}
 		refresh_vram(md);
-		md->ops->vram_track(md->dev, true);
 		md->tracking = true;
 		mig_save_begin(md, true);
 	} else if (precopy(from) && running(to)) {

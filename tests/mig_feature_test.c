@@ -41,7 +41,7 @@ static void d_ident(void *d, struct mig_ident *id)
 static int d_quiesce(void *d) { ((struct dev *)d)->quiesced = true; return 0; }
 static void d_resume(void *d) { ((struct dev *)d)->quiesced = false; }
 static uint8_t *d_vram(void *d, uint64_t *size) { *size = SIZE; return ((struct dev *)d)->vram; }
-static void d_track(void *d, bool on) { (void)d; (void)on; }
+static int d_track(void *d, bool on) { (void)d; (void)on; return 0; }
 static void d_harvest(void *d, uint64_t *bm) { (void)d; (void)bm; }
 static int d_save(void *d, void *buf, size_t max)
 {

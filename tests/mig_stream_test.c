@@ -33,7 +33,7 @@ struct fake {
 	uint64_t *dirty;
 	bool tracking, quiesced;
 	uint32_t blob[16];          /* [0] BLOB_MAGIC, the rest "registers" */
-	int quiesce_rc, load_rc;
+	int quiesce_rc, load_rc, track_rc;
 	int resets;
 	int fd;                     /* VRAM as a memfd (sparse tests), or -1 */
 };
@@ -63,13 +63,16 @@ static uint8_t *f_vram(void *d, uint64_t *size)
 	return ((struct fake *)d)->vram;
 }
 
-static void f_track(void *d, bool on)
+static int f_track(void *d, bool on)
 {
 	struct fake *f = d;
 
+	if (on && f->track_rc)
+		return f->track_rc;
 	if (on)
 		memset(f->dirty, 0, (f->size / PG + 63) / 64 * 8);
 	f->tracking = on;
+	return 0;
 }
 
 static void f_harvest(void *d, uint64_t *bm)
@@ -828,6 +831,15 @@ Test(mig_stream, quiesce_failure)
 	cr_assert_eq(set_state(md, MIG_STOP_COPY), -ETIMEDOUT);
 	cr_assert_eq(get_state(md), MIG_PRE_COPY_P2P);
 	f->quiesce_rc = 0;
+	cr_assert_eq(set_state(md, MIG_STOP_COPY), 0);
+	/* Tracking that cannot start: PRE_COPY is refused, nothing started. */
+	cr_assert_eq(set_state(md, MIG_RUNNING), 0);
+	f->track_rc = -ENOMEM;
+	cr_assert_eq(set_state(md, MIG_PRE_COPY), -ENOMEM);
+	cr_assert_eq(get_state(md), MIG_RUNNING);
+	cr_assert(strstr(logbuf, "VRAM tracking could not start"), "%s", logbuf);
+	f->track_rc = 0;
+	cr_assert_eq(set_state(md, MIG_PRE_COPY), 0);
 	cr_assert_eq(set_state(md, MIG_STOP_COPY), 0);
 	cr_assert_eq(set_state(md, MIG_RUNNING), 0);
 	cr_assert(!f->quiesced && !f->tracking);

@@ -41,12 +41,13 @@ static void m_ident(void *d, struct mig_ident *id)
 static int m_quiesce(void *d) { ((struct wdev *)d)->quiesced = true; return 0; }
 static void m_resume(void *d) { ((struct wdev *)d)->quiesced = false; }
 static uint8_t *m_vram(void *d, uint64_t *size) { *size = SIZE; return ((struct wdev *)d)->vram; }
-static void m_track(void *d, bool on)
+static int m_track(void *d, bool on)
 {
 	struct wdev *w = d;
 
 	w->tracking = on;
 	memset(w->dirty, 0, sizeof(w->dirty));
+	return 0;
 }
 static void m_harvest(void *d, uint64_t *bm)
 {
