@@ -11,12 +11,14 @@ U = "0badcafe-1234-4abc-8def-0123456789ab"
 
 
 def write(harness, name, data):
-    d = os.path.join("fuzz", "corpus", harness)
-    os.makedirs(d, exist_ok=True)
-    if isinstance(data, str):
-        data = data.encode()
-    with open(os.path.join(d, name), "wb") as f:
-        f.write(data)
+    # vfu_serve reads vfu_msg's format: the two share their seeds.
+    for h in (harness, "vfu_serve") if harness == "vfu_msg" else (harness,):
+        d = os.path.join("fuzz", "corpus", h)
+        os.makedirs(d, exist_ok=True)
+        if isinstance(data, str):
+            data = data.encode()
+        with open(os.path.join(d, name), "wb") as f:
+            f.write(data)
 
 
 # ---- vfu_msg: mode byte, then per message: fd spec, fd shape, op, ... ----

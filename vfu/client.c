@@ -420,3 +420,62 @@ int vfu_client_reset(struct vfu_client *c)
 
 	return rc < 0 ? rc : 0;
 }
+
+int vfu_client_feature(struct vfu_client *c, uint32_t flags, const void *in, uint32_t in_len,
+		       void *out, uint32_t out_max)
+{
+	struct vfio_user_device_feature *req = (void *)c->wbuf;
+	const struct vfio_user_device_feature *rep = (const void *)c->buf;
+	int rc;
+
+	if (in_len > vfu_client_max_xfer(c) || out_max > vfu_client_max_xfer(c))
+		return -EINVAL;
+	req->argsz = (uint32_t)sizeof(*req) + (in_len > out_max ? in_len : out_max);
+	req->flags = flags;
+	if (in_len)
+		memcpy(req->data, in, in_len);
+	rc = vfu_client_call(c, VFIO_USER_DEVICE_FEATURE, req, (uint32_t)sizeof(*req) + in_len,
+			     NULL, 0, NULL, 0, NULL, NULL);
+	if (rc < 0)
+		return rc;
+	if ((size_t)rc < sizeof(*rep) || (uint32_t)rc - sizeof(*rep) > out_max)
+		return -EPROTO;
+	rc -= (int)sizeof(*rep);
+	if (rc && out)
+		memcpy(out, rep->data, (size_t)rc);
+	return rc;
+}
+
+int vfu_client_mig_read(struct vfu_client *c, void *buf, uint32_t len)
+{
+	struct vfio_user_mig_data req = { .argsz = (uint32_t)sizeof(req) + len, .size = len };
+	const struct vfio_user_mig_data *rep = (const void *)c->buf;
+	int rc;
+
+	if (len > vfu_client_max_xfer(c))
+		return -EINVAL;
+	rc = vfu_client_call(c, VFIO_USER_MIG_DATA_READ, &req, sizeof(req), NULL, 0, NULL, 0,
+			     NULL, NULL);
+	if (rc < 0)
+		return rc;
+	if ((size_t)rc < sizeof(*rep) || rep->size > len ||
+	    (size_t)rc != sizeof(*rep) + rep->size)
+		return -EPROTO;
+	memcpy(buf, rep->data, rep->size);
+	return (int)rep->size;
+}
+
+int vfu_client_mig_write(struct vfu_client *c, const void *buf, uint32_t len)
+{
+	struct vfio_user_mig_data *req = (void *)c->wbuf;
+	int rc;
+
+	if (len > vfu_client_max_xfer(c))
+		return -EINVAL;
+	req->argsz = (uint32_t)sizeof(*req) + len;
+	req->size = len;
+	memcpy(req->data, buf, len);
+	rc = vfu_client_call(c, VFIO_USER_MIG_DATA_WRITE, req, (uint32_t)sizeof(*req) + len,
+			     NULL, 0, NULL, 0, NULL, NULL);
+	return rc < 0 ? rc : 0;
+}

@@ -121,7 +121,7 @@ static int dispatch(struct vfu_server *s, struct vfu_msg *m, struct vfu_reply *r
 	return h->fn(s, m, r);
 }
 
-static int serve_one(struct vfu_server *s, int sock)
+int vfu_server_serve_one(struct vfu_server *s, int sock)
 {
 	struct vfu_msg m;
 	struct vfu_reply r = { .data = s->outbuf };
@@ -149,7 +149,7 @@ static int serve_one(struct vfu_server *s, int sock)
 	return s->negotiated ? 0 : -EPROTO;
 }
 
-static void conn_reset(struct vfu_server *s)
+void vfu_server_conn_reset(struct vfu_server *s)
 {
 	vfu_dma_unmap_all(s);
 	vfu_irqs_release(s);
@@ -168,7 +168,7 @@ static bool conn_finish(struct vfu_server *s, int rc)
 	s->closing = true;
 	pthread_mutex_unlock(&s->lock);
 	vfu_log(s, "client disconnected%s", rc == 1 ? "" : " (protocol error)");
-	conn_reset(s);
+	vfu_server_conn_reset(s);
 	pthread_mutex_lock(&s->lock);
 	close(s->conn_fd);
 	s->conn_fd = s->pending_fd;
@@ -208,7 +208,7 @@ static void *conn_thread(void *arg)
 		/* A client that never negotiates must not hold the device. */
 		vfu_sock_set_timeout(sock, VFU_SERVER_NEGOTIATE_MS);
 		do {
-			rc = serve_one(s, sock);
+			rc = vfu_server_serve_one(s, sock);
 			if (rc == 0 && s->negotiated && !timeout_cleared) {
 				vfu_sock_set_timeout(sock, 0);
 				timeout_cleared = true;
@@ -262,7 +262,7 @@ struct vfu_server *vfu_server_create(const struct vfu_server_cfg *cfg)
 	pthread_mutex_init(&s->lock, NULL);
 	s->conn_fd = -1;
 	s->pending_fd = -1;
-	conn_reset(s);
+	vfu_server_conn_reset(s);
 	return s;
 }
 
@@ -419,7 +419,7 @@ void vfu_server_destroy(struct vfu_server *s)
 	pthread_mutex_unlock(&s->lock);
 	if (live)
 		pthread_join(s->thread, NULL);
-	conn_reset(s);
+	vfu_server_conn_reset(s);
 	pthread_mutex_destroy(&s->lock);
 	server_free(s);
 }

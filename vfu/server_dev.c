@@ -191,12 +191,15 @@ int vfu_h_reset(struct vfu_server *s, struct vfu_msg *m, struct vfu_reply *r)
 int vfu_h_feature(struct vfu_server *s, struct vfu_msg *m, struct vfu_reply *r)
 {
 	struct vfio_user_device_feature *in = (void *)m->data, *out = (void *)r->data;
+	uint32_t room;
 	int n;
 
 	if (in->argsz < sizeof(*in))
 		return -EINVAL;
+	/* argsz is the client's room for the whole reply, head included. */
+	room = in->argsz - (uint32_t)sizeof(*in);
 	n = s->ops->feature(s->dev, in->flags, in->data, m->len - (uint32_t)sizeof(*in),
-			    out->data, VFU_SERVER_MAX_XFER);
+			    out->data, room < VFU_SERVER_MAX_XFER ? room : VFU_SERVER_MAX_XFER);
 	if (n < 0)
 		return n;
 	out->flags = in->flags;
@@ -227,9 +230,11 @@ int vfu_h_mig_read(struct vfu_server *s, struct vfu_msg *m, struct vfu_reply *r)
 int vfu_h_mig_write(struct vfu_server *s, struct vfu_msg *m, struct vfu_reply *r)
 {
 	struct vfio_user_mig_data *in = (void *)m->data;
+	int n;
 
 	(void)r;
 	if (m->len != sizeof(*in) + (uint64_t)in->size)
 		return -EINVAL;
-	return s->ops->mig_data_write(s->dev, in->data, in->size);
+	n = s->ops->mig_data_write(s->dev, in->data, in->size);
+	return n < 0 ? n : 0;
 }

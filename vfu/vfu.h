@@ -155,6 +155,17 @@ int vfu_client_region_io_fds(struct vfu_client *c, uint32_t index, struct vfu_io
 
 int vfu_client_reset(struct vfu_client *c);
 
+/* Migration.  DEVICE_FEATURE with flags (VFIO_DEVICE_FEATURE_GET/SET/
+ * PROBE | the feature), in_len bytes of request data, and room for
+ * out_max bytes of reply data (argsz covers the larger): the reply data's
+ * length, copied to out, or -errno.  MIG_DATA_READ of up to len bytes
+ * (at most vfu_client_max_xfer): how many came, fewer meaning the end of
+ * the data for now.  MIG_DATA_WRITE of len bytes: 0 or -errno. */
+int vfu_client_feature(struct vfu_client *c, uint32_t flags, const void *in, uint32_t in_len,
+		       void *out, uint32_t out_max);
+int vfu_client_mig_read(struct vfu_client *c, void *buf, uint32_t len);
+int vfu_client_mig_write(struct vfu_client *c, const void *buf, uint32_t len);
+
 /*
  * The raw exchange every call above is built on, also used by tests to
  * send malformed messages.  Sends header + req (+ fds), waits for the reply
@@ -245,10 +256,11 @@ struct vfu_dev_ops {
 	int (*dma_unmap)(void *dev, const struct vfu_dma_region *r);
 
 	/* Migration.  DEVICE_FEATURE with flags and the request's data
-	 * (in_len bytes): fills at most out_max bytes of reply data and
-	 * returns how many (0 for SET and PROBE).  MIG_DATA_READ: up to len
+	 * (in_len bytes): fills at most out_max bytes of reply data (the
+	 * client's argsz less the 8-byte head) and returns how many (a SET
+	 * may echo its data; 0 for PROBE).  MIG_DATA_READ: up to len
 	 * bytes of the device's stream, a short count meaning its end.
-	 * MIG_DATA_WRITE: all len bytes or -errno.  Each can be NULL: that
+	 * MIG_DATA_WRITE: takes all len bytes (returns 0 or len) or -errno.  Each can be NULL: that
 	 * command is answered with ENOSYS. */
 	int (*feature)(void *dev, uint32_t flags, const void *in, uint32_t in_len, void *out,
 		       uint32_t out_max);

@@ -50,6 +50,15 @@ struct vfu_server {
 	uint8_t *inbuf, *outbuf;
 };
 
+/* server.c, run by a connection's thread (and, with no thread, by the
+ * fuzz harness that keeps one server across inputs).  serve_one reads one
+ * message from sock, runs it and replies: 0, 1 at the client's end of
+ * stream, or -errno, after which the connection is over.  conn_reset
+ * drops what a connection left: its DMA windows, irq eventfds and
+ * negotiated limits. */
+int vfu_server_serve_one(struct vfu_server *s, int sock);
+void vfu_server_conn_reset(struct vfu_server *s);
+
 /* A handler returns 0 (reply with r) or -errno (error reply). */
 typedef int (*vfu_handler_fn)(struct vfu_server *s, struct vfu_msg *m, struct vfu_reply *r);
 

@@ -369,6 +369,9 @@ struct gpup_kernel_run {
 	uint64_t ngroups;
 	uint64_t acc;         /* carried state: FNV-1a hash, spun engine ns */
 	float acc_f;          /* carried state: REDUCE sum of finished blocks */
+	/* The VRAM the launch writes (its output buffer), set by prepare:
+	 * what a migration must resend once the launch has run. */
+	uint64_t out_off, out_len;
 };
 
 /* No deadline: run the launch to completion in one step. */

@@ -88,6 +88,8 @@ static int prep_saxpy(struct gpup_kernel_run *k, const struct kcheck *c)
 	if (!r)
 		r = check_buf(c, k->args[3], n, 4, 4);
 	k->ngroups = div_up(n, SAXPY_GROUP);
+	k->out_off = k->args[3];
+	k->out_len = n * 4;
 	return r;
 }
 
@@ -107,6 +109,8 @@ static int prep_gemm(struct gpup_kernel_run *k, const struct kcheck *c)
 	if (!r)
 		r = check_buf(c, k->args[5], mn, 4, 4);
 	k->ngroups = m * div_up(n, GEMM_COLS);
+	k->out_off = k->args[5];
+	k->out_len = mn * 4;
 	return r;
 }
 
@@ -117,6 +121,8 @@ static int prep_reduce(struct gpup_kernel_run *k, const struct kcheck *c)
 
 	if (!r)
 		r = check_buf(c, k->args[2], 1, 4, 4);
+	k->out_off = k->args[2];
+	k->out_len = 4;
 	/* At least one group, so that an empty reduction still writes 0. */
 	k->ngroups = nblocks ? div_up(nblocks, REDUCE_GROUP_BLOCKS) : 1;
 	k->acc_f = 0.0f;
@@ -130,6 +136,8 @@ static int prep_checksum(struct gpup_kernel_run *k, const struct kcheck *c)
 
 	if (!r)
 		r = check_buf(c, k->args[2], 1, 8, 8);
+	k->out_off = k->args[2];
+	k->out_len = 8;
 	k->ngroups = len ? div_up(len, CHECKSUM_GROUP) : 1;
 	k->acc = GPUP_FNV64_BASIS;
 	return r;
@@ -154,6 +162,8 @@ static int prep_render(struct gpup_kernel_run *k, const struct kcheck *c)
 		*c->fault_addr = fb;
 		return GPUP_FAULT_VRAM_RANGE;
 	}
+	k->out_off = fb;
+	k->out_len = span;
 	return check_buf(c, fb, span, 1, 4);
 }
 
@@ -187,7 +197,7 @@ int gpup_kernel_prepare(struct gpup_kernel_run *k, uint32_t id, const uint64_t a
 	int r = prep[id](k, &c);
 
 	if (r)
-		k->ngroups = 0;
+		k->ngroups = k->out_len = 0;
 	return r;
 }
 

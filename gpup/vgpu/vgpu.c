@@ -92,7 +92,7 @@ static void drain_doorbell(struct vgpu_queue *q)
 }
 
 /* Drop q from its engine, folding its counters into the vgpu's (cfg_lock). */
-static void queue_detach(struct vgpu_queue *q)
+void vgpu_queue_detach(struct vgpu_queue *q)
 {
 	struct gpup_ectx_stats st;
 	struct vgpu *v = q->v;
@@ -162,6 +162,23 @@ static struct gpup_engine *queue_engine(struct vgpu_queue *q)
 	return gpup_gpu_engine(q->v->gpu, q->kind, (q->v->id + q->idx) % n);
 }
 
+int vgpu_queue_attach(struct vgpu_queue *q)
+{
+	struct gpup_engine *e = queue_engine(q);
+	struct vgpu *v = q->v;
+	int r = e ? gpup_engine_attach(e, &q->ectx) : -ENODEV;
+
+	q->attached = !r;
+	if (!r) {
+		vgpu_sched_apply_queue(v, e, q);
+		return 0;
+	}
+	pthread_mutex_lock(&v->lock);
+	vgpu_fault_locked(q, GPUP_FAULT_DEVICE_LOST, 0, (uint64_t)-r);
+	pthread_mutex_unlock(&v->lock);
+	return r;
+}
+
 static uint32_t enable_fault_code(int r)
 {
 	if (r == -EINVAL)
@@ -191,17 +208,11 @@ static void queue_enable(struct vgpu_queue *q)
 		q->ci = q->pi_seen = pi;
 		q->have_cmd = false;
 		pthread_mutex_unlock(&v->lock);
-		struct gpup_engine *e = queue_engine(q);
-
-		r = e ? gpup_engine_attach(e, &q->ectx) : -ENODEV;
-		q->attached = !r;
-		if (!r)
-			vgpu_sched_apply_queue(v, e, q);
-		if (r) {
-			pthread_mutex_lock(&v->lock);
-			vgpu_fault_locked(q, GPUP_FAULT_DEVICE_LOST, 0, (uint64_t)-r);
-			pthread_mutex_unlock(&v->lock);
-		}
+		/* Stopped for a migration: it joins an engine on resume. */
+		if (v->quiesced)
+			q->parked = true;
+		else
+			vgpu_queue_attach(q);
 		return;
 	}
 	pthread_mutex_lock(&v->lock);
@@ -211,7 +222,8 @@ static void queue_enable(struct vgpu_queue *q)
 
 static void queue_disable(struct vgpu_queue *q)
 {
-	queue_detach(q);
+	vgpu_queue_detach(q);
+	q->parked = false;
 	pthread_mutex_lock(&q->v->lock);
 	q->status = 0;
 	pthread_mutex_unlock(&q->v->lock);
@@ -251,7 +263,8 @@ static void regs_reset_keep_faults_locked(struct vgpu *v)
 void vgpu_reset_cfg_locked(struct vgpu *v, bool keep_faults)
 {
 	for (unsigned int i = 0; i < GPUP_MAX_QUEUES; i++) {
-		queue_detach(&v->q[i]);
+		vgpu_queue_detach(&v->q[i]);
+		v->q[i].parked = false;
 		drain_doorbell(&v->q[i]);
 	}
 	pthread_mutex_lock(&v->lock);
@@ -610,6 +623,7 @@ static void vgpu_free(struct vgpu *v)
 	for (unsigned int i = 0; i < GPUP_MSIX_VECTORS; i++)
 		if (v->irq_fd[i] >= 0)
 			close(v->irq_fd[i]);
+	free(v->dirty);
 	/* The tenant's data leaves the daemon with it. */
 	gpup_gpu_vram_detach(v->gpu, v->vram_offset);
 	pthread_mutex_destroy(&v->lock);
@@ -709,7 +723,7 @@ void vgpu_destroy(struct vgpu *v)
 	/* With every queue detached no watchdog report for v is under way,
 	 * so no reset thread can start after this. */
 	for (unsigned int i = 0; i < GPUP_MAX_QUEUES; i++)
-		queue_detach(&v->q[i]);
+		vgpu_queue_detach(&v->q[i]);
 	pthread_mutex_unlock(&v->cfg_lock);
 	vgpu_wd_join(v);
 	vgpu_free(v);

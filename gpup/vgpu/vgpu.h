@@ -95,6 +95,28 @@ struct gpup_ectx;
 int vgpu_ectx_owner(const struct gpup_ectx *c, const char **name, unsigned int *queue);
 
 /*
+ * Migration (vgpu_mig.c; the migrate/ module drives these through its
+ * device ops).  quiesce: every enabled queue leaves its engine at a
+ * command, chunk or work-group boundary (within one scheduler slice) and
+ * is parked, as is any the guest enables meanwhile; resume puts them back.
+ * vram_track(on) clears and starts the record of VRAM pages (4 KiB) the
+ * device writes, harvest ORs those written since into bitmap and clears
+ * them.  state_save (quiesced: else -EBUSY) writes struct gpup_vgpu_state
+ * (uapi/gpup_vgpu_state.h) into buf and returns its size (-ENOSPC if max
+ * is short); state_load checks every field (-EPROTO: not such a blob,
+ * -ERANGE: another VRAM size, -EINVAL: a value the device could not have
+ * had) and applies it, leaving v quiesced with its running queues parked,
+ * or leaves v reset.  mig_reset: power-on state, not quiesced.
+ */
+int vgpu_quiesce(struct vgpu *v);
+void vgpu_resume(struct vgpu *v);
+int vgpu_vram_track(struct vgpu *v, bool on);
+void vgpu_vram_harvest(struct vgpu *v, uint64_t *bitmap);
+int vgpu_state_save(struct vgpu *v, void *buf, size_t max);
+int vgpu_state_load(struct vgpu *v, const void *buf, size_t len);
+void vgpu_mig_reset(struct vgpu *v);
+
+/*
  * The vgpu as a vfio-user device: vfu/'s device ops with dev = the vgpu.
  * Regions are the PCI config space, BAR0 (registers; each queue's
  * doorbell has an ioeventfd) and BAR2 (the partition's VRAM, mappable);

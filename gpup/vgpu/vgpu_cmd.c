@@ -129,11 +129,16 @@ static int copy_chunk(struct vgpu_queue *q, uint64_t src, uint64_t dst, uint64_t
 
 	if (c->src_space == GPUP_SPACE_VRAM && c->dst_space == GPUP_SPACE_VRAM) {
 		memmove(v->vram + dst, v->vram + src, n);
+		vgpu_vram_written(v, dst, n);
 		return 0;
 	}
 	*at = c->src_space == GPUP_SPACE_IOVA ? src : dst;
-	if (c->src_space == GPUP_SPACE_IOVA && c->dst_space == GPUP_SPACE_VRAM)
-		return iommu_dma_read(v->iommu, src, v->vram + dst, n);
+	if (c->src_space == GPUP_SPACE_IOVA && c->dst_space == GPUP_SPACE_VRAM) {
+		/* Marked even when it fails: part of the chunk may have landed. */
+		r = iommu_dma_read(v->iommu, src, v->vram + dst, n);
+		vgpu_vram_written(v, dst, n);
+		return r;
+	}
 	if (c->src_space == GPUP_SPACE_VRAM)
 		return iommu_dma_write(v->iommu, dst, v->vram + src, n);
 	r = bounce_get(q);
@@ -204,6 +209,7 @@ static int fill_chunk(struct vgpu_queue *q, uint64_t at, uint64_t n)
 
 	if (f->dst_space == GPUP_SPACE_VRAM) {
 		pattern_fill(v->vram + f->dst + at, n, f->pattern, at);
+		vgpu_vram_written(v, f->dst + at, n);
 		return 0;
 	}
 	r = bounce_get(q);
@@ -262,9 +268,10 @@ static enum step access64(struct vgpu_queue *q, uint8_t space, uint64_t addr,
 			return cmd_fault(q, GPUP_FAULT_VRAM_RANGE, addr, 8);
 		uint64_t *p = (uint64_t *)(v->vram + addr);
 
-		if (store)
+		if (store) {
 			__atomic_store_n(p, *val, __ATOMIC_RELEASE);
-		else
+			vgpu_vram_written(v, addr, 8);
+		} else
 			*val = __atomic_load_n(p, __ATOMIC_ACQUIRE);
 		return STEP_DONE;
 	}
@@ -327,7 +334,11 @@ static enum step exec_kernel(struct vgpu_queue *q, uint64_t deadline)
 					 code == GPUP_FAULT_BAD_KERNEL ? k->kernel : 0);
 		q->prog.started = true;
 	}
-	return gpup_kernel_step(&q->prog.kernel, q->v->vram, deadline) ? STEP_DONE : STEP_MORE;
+	bool done = gpup_kernel_step(&q->prog.kernel, q->v->vram, deadline);
+
+	/* The whole output, not the groups that ran: cheap and never short. */
+	vgpu_vram_written(q->v, q->prog.kernel.out_off, q->prog.kernel.out_len);
+	return done ? STEP_DONE : STEP_MORE;
 }
 
 static enum step exec_cmd(struct vgpu_queue *q, uint64_t deadline)
@@ -349,6 +360,71 @@ static enum step exec_cmd(struct vgpu_queue *q, uint64_t deadline)
 		return exec_timestamp(q);
 	default:
 		return cmd_fault(q, GPUP_FAULT_BAD_OPCODE, packet_iova(q), q->cmd.hdr.opcode);
+	}
+}
+
+/* An operand of a COPY/FILL resumed mid-way: the checks made at its start
+ * are not made again, so VRAM ranges are checked here (IOVA ones are
+ * translated chunk by chunk anyway). */
+static bool resumed_range_ok(const struct vgpu *v, uint8_t space, uint64_t addr, uint64_t len)
+{
+	if (space == GPUP_SPACE_VRAM)
+		return vram_ok(v, addr, len);
+	return space == GPUP_SPACE_IOVA;
+}
+
+static bool resumable_move(const struct vgpu_queue *q)
+{
+	const struct vgpu *v = q->v;
+	uint64_t done = q->prog.done;
+
+	if (q->cmd.hdr.opcode == GPUP_OP_FILL) {
+		const struct gpup_cmd_fill *f = &q->cmd.fill;
+
+		return done < f->len && f->len % 4 == 0 &&
+		       resumed_range_ok(v, f->dst_space, f->dst, f->len);
+	}
+	const struct gpup_cmd_copy *c = &q->cmd.copy;
+
+	return done < c->len && resumed_range_ok(v, c->src_space, c->src, c->len) &&
+	       resumed_range_ok(v, c->dst_space, c->dst, c->len) &&
+	       !(c->src_space == c->dst_space && overlaps(c->src, c->dst, c->len));
+}
+
+/* A launch resumed at work-group next: prepared again against this
+ * window, then given back the state it carried. */
+static bool resumable_kernel(struct vgpu_queue *q)
+{
+	struct gpup_kernel_run saved = q->prog.kernel, *k = &q->prog.kernel;
+	const struct gpup_cmd_kernel *c = &q->cmd.kernel;
+	uint64_t bad;
+
+	if (saved.id != c->kernel || memcmp(saved.args, c->args, sizeof(saved.args)) ||
+	    gpup_kernel_prepare(k, c->kernel, c->args, q->v->vram_size, &bad) ||
+	    saved.next > k->ngroups)
+		return false;
+	k->next = saved.next;
+	k->acc = saved.acc;
+	k->acc_f = saved.acc_f;
+	return true;
+}
+
+bool vgpu_cmd_resumable(struct vgpu_queue *q)
+{
+	const struct vgpu_progress *p = &q->prog;
+
+	switch (q->cmd.hdr.opcode) {
+	case GPUP_OP_COPY:
+	case GPUP_OP_FILL:
+		if (p->started)
+			return false;
+		return !p->done || (p->done % VGPU_COPY_CHUNK == 0 && resumable_move(q));
+	case GPUP_OP_KERNEL:
+		if (p->done)
+			return false;
+		return !p->started || resumable_kernel(q);
+	default:
+		return !p->done && !p->started;
 	}
 }
 

@@ -59,6 +59,7 @@ struct vgpu_queue {
 	unsigned int idx;
 	int doorbell_fd;
 	bool attached;                /* cfg_lock */
+	bool parked;                  /* cfg_lock: enabled, off its engine while quiesced */
 	/* Guest-programmed registers (lock). */
 	uint64_t ring, pi_addr;
 	uint32_t entries, engine, control, vector, priority;
@@ -112,6 +113,14 @@ struct vgpu {
 	bool wd_joinable;             /* wd_thread was started, not joined */
 	bool dying;                   /* vgpu_destroy began: no new thread */
 	pthread_t wd_thread;
+	/* Migration (vgpu_mig.c).  quiesced (cfg_lock): stopped, every
+	 * enabled queue parked.  dirty: one bit per 4 KiB page of VRAM an
+	 * engine or a region write changed while tracking is on; allocated
+	 * once, freed with the vgpu, so engines never see it go. */
+	bool quiesced;
+	bool tracking;                /* atomic */
+	uint64_t *dirty;              /* atomic pointer, then atomic words */
+	size_t dirty_words;
 };
 
 #define VGPU_BOUNCE_SIZE (256u << 10)
@@ -141,8 +150,24 @@ void vgpu_wd_flush(struct vgpu *v);
  * for the reset thread. */
 void vgpu_wd_join(struct vgpu *v);
 
+/* Put q on its engine (cfg_lock; q's setup captured); a failure faults
+ * the queue DEVICE_LOST and is returned. */
+int vgpu_queue_attach(struct vgpu_queue *q);
+/* Drop q from its engine, folding its counters into the vgpu's (cfg_lock). */
+void vgpu_queue_detach(struct vgpu_queue *q);
+
+/* VRAM [off, off + len) of v was written by the device: mark it for a
+ * migration's next round if one is tracking.  Call after the write. */
+void vgpu_vram_written(struct vgpu *v, uint64_t off, uint64_t len);
+
 /* Apply v's scheduler settings to q on engine e (cfg_lock; vgpu_sched.c). */
 void vgpu_sched_apply_queue(struct vgpu *v, struct gpup_engine *e, struct vgpu_queue *q);
+
+/* q's command and progress came from a migration stream: whether an
+ * engine could have left them so, with every operand inside this
+ * partition; a KERNEL launch is prepared again for this window
+ * (vgpu_cmd.c). */
+bool vgpu_cmd_resumable(struct vgpu_queue *q);
 
 /* The engine's run op for a queue context (vgpu_cmd.c). */
 extern const struct gpup_ectx_ops vgpu_queue_ops;

@@ -90,6 +90,7 @@ static int vfu_region_write(void *dev, uint32_t index, uint64_t off, const void 
 		return vgpu_bar0_write(v, off, buf, len);
 	case VFIO_PCI_BAR2_REGION_INDEX:
 		memcpy(v->vram + off, buf, len);
+		vgpu_vram_written(v, off, len);
 		return 0;
 	default:
 		return -EINVAL;

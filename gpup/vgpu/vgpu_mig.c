@@ -1,0 +1,387 @@
+// SPDX-License-Identifier: MIT
+/*
+ * What the vGPU gives migration: stopping its engines' work at a
+ * boundary and starting it again (quiesce, resume), tracking which VRAM
+ * pages the device wrote, and its state other than VRAM as the blob of
+ * uapi/gpup_vgpu_state.h (save, and load with every field checked: a blob
+ * is input from another host).
+ *
+ * Quiesce takes every enabled queue off its engine (gpup_engine_detach
+ * returns once the executor has let go of it, which it does at the end of
+ * a slice: between commands, at a COPY/FILL chunk or a kernel's
+ * work-group) and parks it; a queue the guest enables meanwhile is parked
+ * too.  Resume puts the parked queues back and kicks them.
+ *
+ * Dirty tracking covers what the device itself writes: engine COPY, FILL,
+ * FENCE, TIMESTAMP and KERNEL outputs, and vfio-user REGION_WRITEs to
+ * BAR2.  Writes a guest CPU makes through a mapping of BAR2 never pass
+ * through the daemon; they are the VMM's to track (docs/MIGRATION.md).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gpup/vgpu/vgpu_int.h"
+#include "uapi/gpup_vgpu_state.h"
+
+#define VGPU_PAGE_SHIFT 12
+
+int vgpu_quiesce(struct vgpu *v)
+{
+	pthread_mutex_lock(&v->cfg_lock);
+	/* A watchdog reset owed now is paid before the state is taken. */
+	vgpu_wd_flush(v);
+	v->quiesced = true;
+	for (unsigned int i = 0; i < GPUP_MAX_QUEUES; i++) {
+		struct vgpu_queue *q = &v->q[i];
+
+		if (!q->attached)
+			continue;
+		vgpu_queue_detach(q);
+		q->parked = true;
+	}
+	pthread_mutex_unlock(&v->cfg_lock);
+	return 0;
+}
+
+void vgpu_resume(struct vgpu *v)
+{
+	pthread_mutex_lock(&v->cfg_lock);
+	v->quiesced = false;
+	for (unsigned int i = 0; i < GPUP_MAX_QUEUES; i++) {
+		struct vgpu_queue *q = &v->q[i];
+
+		if (!q->parked)
+			continue;
+		q->parked = false;
+		if (!vgpu_queue_attach(q))
+			gpup_ectx_kick(&q->ectx);
+	}
+	pthread_mutex_unlock(&v->cfg_lock);
+}
+
+void vgpu_vram_written(struct vgpu *v, uint64_t off, uint64_t len)
+{
+	if (!len || !__atomic_load_n(&v->tracking, __ATOMIC_ACQUIRE))
+		return;
+	uint64_t *d = __atomic_load_n(&v->dirty, __ATOMIC_ACQUIRE);
+	uint64_t first = off >> VGPU_PAGE_SHIFT, last = (off + len - 1) >> VGPU_PAGE_SHIFT;
+
+	for (uint64_t w = first / 64; w <= last / 64; w++) {
+		uint64_t lo = w == first / 64 ? first % 64 : 0;
+		uint64_t hi = w == last / 64 ? last % 64 : 63;
+		uint64_t mask = (~0ull >> (63 - hi)) & (~0ull << lo);
+
+		/* Release: whoever harvests the bit sees the bytes written. */
+		__atomic_fetch_or(&d[w], mask, __ATOMIC_RELEASE);
+	}
+}
+
+/* The bitmap is made once and kept until vgpu_free, so an engine that
+ * read the pointer never sees it freed. */
+int vgpu_vram_track(struct vgpu *v, bool on)
+{
+	size_t words = (v->vram_size >> VGPU_PAGE_SHIFT) / 64 + 1;
+
+	if (!on) {
+		__atomic_store_n(&v->tracking, false, __ATOMIC_RELEASE);
+		return 0;
+	}
+	pthread_mutex_lock(&v->cfg_lock);
+	if (!v->dirty) {
+		uint64_t *d = calloc(words, sizeof(*d));
+
+		if (!d) {
+			pthread_mutex_unlock(&v->cfg_lock);
+			return -ENOMEM;
+		}
+		v->dirty_words = words;
+		__atomic_store_n(&v->dirty, d, __ATOMIC_RELEASE);
+	}
+	for (size_t i = 0; i < v->dirty_words; i++)
+		__atomic_store_n(&v->dirty[i], 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&v->tracking, true, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&v->cfg_lock);
+	return 0;
+}
+
+void vgpu_vram_harvest(struct vgpu *v, uint64_t *bitmap)
+{
+	uint64_t *d = __atomic_load_n(&v->dirty, __ATOMIC_ACQUIRE);
+	size_t pages = v->vram_size >> VGPU_PAGE_SHIFT;
+
+	if (!d)
+		return;
+	for (size_t w = 0; w < (pages + 63) / 64; w++)
+		bitmap[w] |= __atomic_exchange_n(&d[w], 0, __ATOMIC_ACQUIRE);
+}
+
+static void save_progress(const struct vgpu_queue *q, struct gpup_vgpu_state_queue *s)
+{
+	const struct gpup_kernel_run *k = &q->prog.kernel;
+
+	s->flags |= GPUP_VST_Q_HAVE_CMD | (q->prog.started ? GPUP_VST_Q_STARTED : 0);
+	s->done = q->prog.done;
+	s->kernel_id = k->id;
+	s->kernel_next = k->next;
+	s->kernel_acc = k->acc;
+	memcpy(s->kernel_args, k->args, sizeof(s->kernel_args));
+	memcpy(&s->kernel_acc_f, &k->acc_f, sizeof(s->kernel_acc_f));
+	memcpy(s->cmd, q->cmd.raw, sizeof(s->cmd));
+}
+
+static void save_queue(const struct vgpu_queue *q, struct gpup_vgpu_state_queue *s)
+{
+	*s = (struct gpup_vgpu_state_queue){
+		.ring = q->ring, .pi_addr = q->pi_addr, .entries = q->entries,
+		.engine = q->engine, .control = q->control, .vector = q->vector,
+		.priority = q->priority, .ci = q->ci, .status = q->status, .fault = q->fault,
+		.commands = q->commands, .run_ring = q->run.ring, .run_pi_addr = q->run.pi_addr,
+		.run_entries = q->run.entries, .run_vector = q->run.vector,
+		.run_engine = q->kind == GPUP_ENGINE_KIND_COPY ? GPUP_ENGINE_COPY
+							      : GPUP_ENGINE_COMPUTE,
+		.pi_seen = q->pi_seen,
+	};
+	s->flags = (q->parked ? GPUP_VST_Q_RUNNING : 0) |
+		   (q->irq_pending ? GPUP_VST_Q_IRQ_PENDING : 0);
+	/* A finished command's progress is stale, not state. */
+	if (q->parked && q->have_cmd)
+		save_progress(q, s);
+}
+
+static void save_regs(const struct vgpu *v, struct gpup_vgpu_state *s)
+{
+	s->control = v->control;
+	s->intr_status = v->intr_status;
+	s->intr_mask = v->intr_mask;
+	s->fault_vector = v->fault_vector;
+	s->scratch = v->scratch;
+	s->lost = v->lost;
+	s->fault_count = v->fault_count;
+	for (unsigned int i = 0; i < GPUP_FAULT_LOG_ENTRIES; i++) {
+		const struct vgpu_fault_rec *r = &v->log[i];
+
+		s->log[i] = (struct gpup_vgpu_state_fault){
+			.code = r->code, .queue = r->queue, .addr = r->addr,
+			.detail = r->detail, .seq = r->seq,
+		};
+	}
+	if (v->sched_set) {
+		s->sched_set = 1;
+		s->sched_weight = v->sched.weight;
+		s->sched_reserve_ppm = v->sched.reserve_ppm;
+		s->sched_cap_ppm = v->sched.cap_ppm;
+		s->sched_class = v->sched.klass;
+		s->sched_fps_limit = v->sched.fps_limit;
+	}
+	memcpy(s->pci_cfg, v->pci.space, sizeof(s->pci_cfg));
+}
+
+int vgpu_state_save(struct vgpu *v, void *buf, size_t max)
+{
+	struct gpup_vgpu_state *s = buf;
+
+	if (max < sizeof(*s))
+		return -ENOSPC;
+	pthread_mutex_lock(&v->cfg_lock);
+	if (!v->quiesced) {
+		pthread_mutex_unlock(&v->cfg_lock);
+		return -EBUSY;
+	}
+	memset(s, 0, sizeof(*s));
+	s->magic = GPUP_VGPU_STATE_MAGIC;
+	s->version = GPUP_VGPU_STATE_VERSION;
+	s->size = sizeof(*s);
+	s->num_queues = GPUP_MAX_QUEUES;
+	s->vram_size = v->vram_size;
+	pthread_mutex_lock(&v->lock);
+	save_regs(v, s);
+	for (unsigned int i = 0; i < GPUP_MAX_QUEUES; i++)
+		save_queue(&v->q[i], &s->q[i]);
+	pthread_mutex_unlock(&v->lock);
+	pthread_mutex_unlock(&v->cfg_lock);
+	return (int)sizeof(*s);
+}
+
+static bool zero(const void *p, size_t n)
+{
+	const uint8_t *b = p;
+
+	for (size_t i = 0; i < n; i++)
+		if (b[i])
+			return false;
+	return true;
+}
+
+static bool pow2_in(uint32_t n, uint32_t lo, uint32_t hi)
+{
+	return n >= lo && n <= hi && !(n & (n - 1));
+}
+
+/* What an engine needs to run the queue: the setup enable would have
+ * accepted. */
+static bool run_setup_ok(const struct gpup_vgpu_state_queue *s)
+{
+	return pow2_in(s->run_entries, 2, 65536) && s->run_engine <= GPUP_ENGINE_COPY &&
+	       s->run_ring % GPUP_CMD_SIZE == 0 && s->run_pi_addr % 4 == 0 &&
+	       (s->control & GPUP_QCTL_ENABLE);
+}
+
+static int check_queue(const struct gpup_vgpu_state_queue *s)
+{
+	const uint32_t sts = GPUP_QSTS_ENABLED | GPUP_QSTS_BUSY | GPUP_QSTS_FAULTED;
+	bool live = (s->status & GPUP_QSTS_ENABLED) && !(s->status & GPUP_QSTS_FAULTED);
+	bool running = s->flags & GPUP_VST_Q_RUNNING;
+
+	if ((s->flags & ~GPUP_VST_Q_FLAGS) || (s->control & ~GPUP_QCTL_ENABLE) ||
+	    (s->status & ~sts) || s->fault >= GPUP_FAULT_MAX ||
+	    !zero(s->reserved, sizeof(s->reserved)))
+		return -EINVAL;
+	/* A stopped device parks every queue it had on an engine: each live
+	 * one, and a faulted one until the guest disables it. */
+	if ((live && !running) || (running && !(s->status & GPUP_QSTS_ENABLED)) ||
+	    (running && !run_setup_ok(s)))
+		return -EINVAL;
+	if (!(s->flags & GPUP_VST_Q_HAVE_CMD) && (s->done || (s->flags & GPUP_VST_Q_STARTED)))
+		return -EINVAL;
+	return 0;
+}
+
+static int check_state(const struct vgpu *v, const struct gpup_vgpu_state *s, size_t len)
+{
+	if (len != sizeof(*s) || s->magic != GPUP_VGPU_STATE_MAGIC ||
+	    s->version != GPUP_VGPU_STATE_VERSION || s->size != sizeof(*s) ||
+	    s->num_queues != GPUP_MAX_QUEUES)
+		return -EPROTO;
+	if (s->vram_size != v->vram_size)
+		return -ERANGE;
+	if ((s->control & ~GPUP_CTRL_ENABLE) || s->lost > 1 || s->sched_set > 1)
+		return -EINVAL;
+	for (unsigned int i = 0; i < GPUP_FAULT_LOG_ENTRIES; i++)
+		if (s->log[i].code >= GPUP_FAULT_MAX)
+			return -EINVAL;
+	for (unsigned int i = 0; i < GPUP_MAX_QUEUES; i++)
+		if (check_queue(&s->q[i]))
+			return -EINVAL;
+	return 0;
+}
+
+static int sched_from(const struct gpup_vgpu_state *s, struct sched_ctx_cfg *cfg)
+{
+	*cfg = (struct sched_ctx_cfg){
+		.weight = s->sched_weight, .reserve_ppm = s->sched_reserve_ppm,
+		.cap_ppm = s->sched_cap_ppm, .klass = (enum sched_class)s->sched_class,
+		.fps_limit = s->sched_fps_limit,
+	};
+	return s->sched_set && sched_ctx_cfg_check(cfg) ? -EINVAL : 0;
+}
+
+static void load_regs(struct vgpu *v, const struct gpup_vgpu_state *s)
+{
+	v->control = s->control;
+	v->intr_status = s->intr_status;
+	v->intr_mask = s->intr_mask;
+	v->fault_vector = s->fault_vector;
+	v->scratch = s->scratch;
+	v->lost = s->lost;
+	v->fault_count = s->fault_count;
+	for (unsigned int i = 0; i < GPUP_FAULT_LOG_ENTRIES; i++) {
+		const struct gpup_vgpu_state_fault *f = &s->log[i];
+
+		v->log[i] = (struct vgpu_fault_rec){
+			.code = f->code, .queue = f->queue, .addr = f->addr,
+			.detail = f->detail, .seq = f->seq,
+		};
+	}
+	/* Only what the guest could write: the identity stays ours. */
+	for (unsigned int i = 0; i < GPUP_PCI_CFG_SIZE; i++)
+		v->pci.space[i] = (uint8_t)((v->pci.space[i] & ~v->pci.wmask[i]) |
+					    (s->pci_cfg[i] & v->pci.wmask[i]));
+}
+
+/* The command under way, if the queue will run again (lock held). */
+static bool load_progress(struct vgpu_queue *q, const struct gpup_vgpu_state_queue *s)
+{
+	q->have_cmd = s->flags & GPUP_VST_Q_HAVE_CMD;
+	q->irq_pending = s->flags & GPUP_VST_Q_IRQ_PENDING;
+	memcpy(q->cmd.raw, s->cmd, sizeof(q->cmd.raw));
+	q->prog = (struct vgpu_progress){
+		.done = s->done, .started = s->flags & GPUP_VST_Q_STARTED,
+		.kernel = { .id = s->kernel_id, .next = s->kernel_next, .acc = s->kernel_acc },
+	};
+	memcpy(q->prog.kernel.args, s->kernel_args, sizeof(q->prog.kernel.args));
+	memcpy(&q->prog.kernel.acc_f, &s->kernel_acc_f, sizeof(q->prog.kernel.acc_f));
+	return !q->have_cmd || vgpu_cmd_resumable(q);
+}
+
+static bool load_queue(struct vgpu_queue *q, const struct gpup_vgpu_state_queue *s)
+{
+	struct vgpu *v = q->v;
+
+	q->ring = s->ring;
+	q->pi_addr = s->pi_addr;
+	q->entries = s->entries;
+	q->engine = s->engine;
+	q->control = s->control;
+	q->vector = s->vector;
+	q->priority = s->priority;
+	q->ci = s->ci;
+	q->status = s->status;
+	q->fault = s->fault;
+	q->commands = s->commands;
+	memset(&q->prog, 0, sizeof(q->prog));
+	q->have_cmd = q->irq_pending = false;
+	if (!(s->flags & GPUP_VST_Q_RUNNING))
+		return true;
+	q->run.ring = s->run_ring;
+	q->run.pi_addr = s->run_pi_addr;
+	q->run.entries = s->run_entries;
+	q->run.vector = s->run_vector;
+	q->kind = s->run_engine == GPUP_ENGINE_COPY ? GPUP_ENGINE_KIND_COPY
+						    : GPUP_ENGINE_KIND_COMPUTE;
+	q->pi_seen = s->pi_seen;
+	q->ectx.weight = v->sched_set && v->sched.weight ? v->sched.weight : q->priority;
+	q->parked = true;
+	return load_progress(q, s);
+}
+
+int vgpu_state_load(struct vgpu *v, const void *buf, size_t len)
+{
+	const struct gpup_vgpu_state *s = buf;
+	struct sched_ctx_cfg sched;
+	bool ok = true;
+	int r = len == sizeof(*s) ? check_state(v, s, len) : -EPROTO;
+
+	if (!r)
+		r = sched_from(s, &sched);
+	if (r)
+		return r;
+	pthread_mutex_lock(&v->cfg_lock);
+	vgpu_reset_cfg_locked(v, false);
+	v->quiesced = true;
+	if (s->sched_set) {
+		v->sched = sched;
+		v->sched_set = true;
+	}
+	pthread_mutex_lock(&v->lock);
+	load_regs(v, s);
+	for (unsigned int i = 0; i < GPUP_MAX_QUEUES && ok; i++)
+		ok = load_queue(&v->q[i], &s->q[i]);
+	pthread_mutex_unlock(&v->lock);
+	/* A command no engine could have left so: nothing of the blob stays. */
+	if (!ok)
+		vgpu_reset_cfg_locked(v, false);
+	pthread_mutex_unlock(&v->cfg_lock);
+	return ok ? 0 : -EINVAL;
+}
+
+/* Power-on state for a migration's RESUMING or DEVICE_RESET: not stopped,
+ * nothing tracked. */
+void vgpu_mig_reset(struct vgpu *v)
+{
+	vgpu_vram_track(v, false);
+	pthread_mutex_lock(&v->cfg_lock);
+	vgpu_reset_cfg_locked(v, false);
+	v->quiesced = false;
+	pthread_mutex_unlock(&v->cfg_lock);
+}
