@@ -76,7 +76,8 @@ static void init_once(void)
 		return;
 	gpu = gpup_sim_gpu_create(&gc);
 	fz_check(gpu, "sim GPU: %s", strerror(errno));
-	struct vgpu_cfg cc = { gpu, CANARY_OFF, PART_SIZE, iommu_domain_create(&dc), "canary" };
+	struct vgpu_cfg cc = { .gpu = gpu, .vram_offset = CANARY_OFF, .vram_size = PART_SIZE,
+			       .iommu = iommu_domain_create(&dc), .name = "canary" };
 
 	canary = vgpu_create(&cc);
 	fz_check(canary, "canary vgpu");
@@ -347,7 +348,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	map_rw(&r);
 	fz_check(iommu_map(r.dom, RO_IOVA, host + GUARD + RW_SIZE, RO_SIZE, IOMMU_READ) == 0,
 		 "map RO");
-	struct vgpu_cfg vc = { gpu, PART_OFF, PART_SIZE, r.dom, "fuzz" };
+	struct vgpu_cfg vc = { .gpu = gpu, .vram_offset = PART_OFF, .vram_size = PART_SIZE,
+			       .iommu = r.dom, .name = "fuzz" };
 
 	r.v = vgpu_create(&vc);
 	fz_check(r.v, "vgpu: %s", strerror(errno));

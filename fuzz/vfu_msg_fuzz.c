@@ -103,7 +103,8 @@ static void part_create(struct part *p)
 
 	p->dom = iommu_domain_create(&dc);
 	fz_check(p->dom, "domain");
-	struct vgpu_cfg vc = { gpu, PART_OFF, PART_SIZE, p->dom, "fuzz" };
+	struct vgpu_cfg vc = { .gpu = gpu, .vram_offset = PART_OFF, .vram_size = PART_SIZE,
+			       .iommu = p->dom, .name = "fuzz" };
 
 	p->vg = vgpu_create(&vc);
 	fz_check(p->vg, "vgpu: %s", strerror(errno));

@@ -40,7 +40,8 @@ static void setup(void)
 	cr_assert_not_null(gpu);
 	dom = iommu_domain_create(&dc);
 	cr_assert_not_null(dom);
-	struct vgpu_cfg vc = { gpu, VRAM_OFF, VRAM_SIZE, dom, "t" };
+	struct vgpu_cfg vc = { .gpu = gpu, .vram_offset = VRAM_OFF, .vram_size = VRAM_SIZE,
+			       .iommu = dom, .name = "t" };
 	vg = vgpu_create(&vc);
 	cr_assert_not_null(vg);
 	srv = vgpu_serve(vg, NULL, NULL);

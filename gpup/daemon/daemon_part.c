@@ -39,7 +39,8 @@ static int part_devices(struct gpup_daemon *d, struct dmn_part *dp)
 	dp->dom = iommu_domain_create(&dc);
 	if (!dp->dom)
 		return -ENOMEM;
-	struct vgpu_cfg vc = { gpu, p->vram_offset, p->vram_size, dp->dom, p->uuid };
+	struct vgpu_cfg vc = { .gpu = gpu, .vram_offset = p->vram_offset, .vram_size = p->vram_size,
+			       .iommu = dp->dom, .name = p->uuid, .type = p->type };
 
 	dp->vgpu = vgpu_create(&vc);
 	if (!dp->vgpu)

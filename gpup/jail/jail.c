@@ -102,6 +102,11 @@ static const struct jail_rule rules[] = {
 	{ SCMP_SYS(fcntl), SERVING, 1, { IS(1, F_DUPFD_CLOEXEC) } },
 	{ SCMP_SYS(fcntl), SERVING, 1, { IS(1, F_ADD_SEALS) } },
 	{ SCMP_SYS(fcntl), SERVING, 1, { IS(1, F_GET_SEALS) } },
+	/* Migration: a save skips the VRAM file's holes, a reset punches it. */
+	{ SCMP_SYS(lseek), SERVING, 1, { IS(2, SEEK_DATA) } },
+	{ SCMP_SYS(lseek), SERVING, 1, { IS(2, SEEK_HOLE) } },
+	{ SCMP_SYS(fallocate), SERVING, 1,
+	  { IS(1, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE) } },
 	/* An engine: its epoll set, and the watchdog's reset thread. */
 	{ SCMP_SYS(epoll_wait), ENGINE, 0, { { 0 } } },
 	{ SCMP_SYS(epoll_pwait), ENGINE, 0, { { 0 } } },

@@ -22,6 +22,7 @@
 
 #include "gpup/vgpu/vgpu_int.h"
 #include "iommu/iommu.h"
+#include "migrate/mig.h"
 #include "vfu/vfu.h"
 
 static unsigned int vgpu_next_id;
@@ -623,11 +624,13 @@ static void vgpu_free(struct vgpu *v)
 	for (unsigned int i = 0; i < GPUP_MSIX_VECTORS; i++)
 		if (v->irq_fd[i] >= 0)
 			close(v->irq_fd[i]);
+	mig_dev_destroy(v->mig);
 	free(v->dirty);
 	/* The tenant's data leaves the daemon with it. */
 	gpup_gpu_vram_detach(v->gpu, v->vram_offset);
 	pthread_mutex_destroy(&v->lock);
 	pthread_mutex_destroy(&v->cfg_lock);
+	pthread_mutex_destroy(&v->mig_lock);
 	free(v);
 }
 
@@ -686,6 +689,7 @@ struct vgpu *vgpu_create(const struct vgpu_cfg *cfg)
 	}
 	pthread_mutex_init(&v->cfg_lock, NULL);
 	pthread_mutex_init(&v->lock, NULL);
+	pthread_mutex_init(&v->mig_lock, NULL);
 	v->gpu = cfg->gpu;
 	v->iommu = cfg->iommu;
 	v->vram = vram + cfg->vram_offset;
@@ -693,6 +697,7 @@ struct vgpu *vgpu_create(const struct vgpu_cfg *cfg)
 	v->vram_size = cfg->vram_size;
 	v->id = __atomic_fetch_add(&vgpu_next_id, 1, __ATOMIC_RELAXED);
 	snprintf(v->name, sizeof(v->name), "%s", cfg->name ? cfg->name : "vgpu");
+	snprintf(v->type, sizeof(v->type), "%s", cfg->type ? cfg->type : "");
 	snprintf(v->label, sizeof(v->label), "partition %s", v->name);
 	gpup_pci_cfg_init(&v->pci, v->vram_size);
 	for (unsigned int i = 0; i < GPUP_MSIX_VECTORS; i++)
@@ -709,6 +714,12 @@ struct vgpu *vgpu_create(const struct vgpu_cfg *cfg)
 		}
 	}
 	regs_reset_locked(v);
+	r = vgpu_mig_init(v);
+	if (r) {
+		vgpu_free(v);
+		errno = -r;
+		return NULL;
+	}
 	return v;
 }
 

@@ -31,6 +31,8 @@ struct vgpu_cfg {
 	uint64_t vram_size;
 	struct iommu_domain *iommu;  /* the partition's IO address space */
 	const char *name;            /* for logs: the partition UUID */
+	const char *type;            /* its partition type, named in migration
+				      * streams (NULL: "") */
 };
 
 struct vgpu_stats {
@@ -115,6 +117,28 @@ void vgpu_vram_harvest(struct vgpu *v, uint64_t *bitmap);
 int vgpu_state_save(struct vgpu *v, void *buf, size_t max);
 int vgpu_state_load(struct vgpu *v, const void *buf, size_t len);
 void vgpu_mig_reset(struct vgpu *v);
+
+/*
+ * The partition's migration (migrate/mig.h's device over the ops above),
+ * driven by one party at a time: its vfio-user client (feature, read,
+ * write and device_reset, which vgpu_vfu_ops forward) or the daemon.
+ * checkpoint writes dir/name with migrate/'s checkpoint file (pre-copied
+ * while the partition runs, stopped only for the last copy); restore
+ * loads one, leaving the partition as it was (running or stopped) or, on
+ * failure, reset, with err naming what was wrong.  0 or -errno.
+ */
+int vgpu_mig_feature(struct vgpu *v, uint32_t flags, const void *in, uint32_t in_len,
+		     void *out, uint32_t out_max);
+int vgpu_mig_read(struct vgpu *v, void *buf, uint32_t len);
+int vgpu_mig_write(struct vgpu *v, const void *buf, uint32_t len);
+/* DEVICE_RESET: registers, queues and VRAM to power-on, any migration
+ * stream dropped, the state machine back in RUNNING. */
+void vgpu_device_reset(struct vgpu *v);
+int vgpu_checkpoint(struct vgpu *v, const char *dir, const char *name, char *err,
+		    size_t errlen);
+int vgpu_restore(struct vgpu *v, const char *dir, const char *name, char *err, size_t errlen);
+struct mig_stats;
+void vgpu_mig_stats(struct vgpu *v, struct mig_stats *st);
 
 /*
  * The vgpu as a vfio-user device: vfu/'s device ops with dev = the vgpu.

@@ -91,6 +91,7 @@ struct vgpu {
 	uint64_t vram_offset, vram_size;  /* of the window in the GPU's VRAM */
 	unsigned int id;
 	char name[64];
+	char type[64];                /* partition type, for migration streams */
 	char label[80];               /* "partition NAME", for the server's log */
 	struct gpup_pci_cfg pci;
 	/* Device registers (lock). */
@@ -121,6 +122,11 @@ struct vgpu {
 	bool tracking;                /* atomic */
 	uint64_t *dirty;              /* atomic pointer, then atomic words */
 	size_t dirty_words;
+	/* migrate/'s state machine and stream over this device; mig_lock
+	 * lets one driver (the client, or a checkpoint) use it at a time. */
+	struct mig_dev *mig;
+	pthread_mutex_t mig_lock;
+	void (*say)(const char *fmt, ...);  /* the server's log, for migrate/'s lines */
 };
 
 #define VGPU_BOUNCE_SIZE (256u << 10)
@@ -168,6 +174,11 @@ void vgpu_sched_apply_queue(struct vgpu *v, struct gpup_engine *e, struct vgpu_q
  * partition; a KERNEL launch is prepared again for this window
  * (vgpu_cmd.c). */
 bool vgpu_cmd_resumable(struct vgpu_queue *q);
+
+/* Make v's migration device (vgpu_create), and route its log lines
+ * (vgpu_serve). */
+int vgpu_mig_init(struct vgpu *v);
+void vgpu_mig_set_log(struct vgpu *v, void (*log)(const char *fmt, ...));
 
 /* The engine's run op for a queue context (vgpu_cmd.c). */
 extern const struct gpup_ectx_ops vgpu_queue_ops;

@@ -18,10 +18,14 @@
  * through the daemon; they are the VMM's to track (docs/MIGRATION.md).
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "gpup/vgpu/vgpu_int.h"
+#include "migrate/mig.h"
 #include "uapi/gpup_vgpu_state.h"
 
 #define VGPU_PAGE_SHIFT 12
@@ -376,12 +380,200 @@ int vgpu_state_load(struct vgpu *v, const void *buf, size_t len)
 }
 
 /* Power-on state for a migration's RESUMING or DEVICE_RESET: not stopped,
- * nothing tracked. */
+ * nothing tracked, VRAM zero.  VRAM is punched, not written: its pages go
+ * back to the host and a load then allocates only those with data. */
 void vgpu_mig_reset(struct vgpu *v)
 {
+	int fd = gpup_gpu_vram_fd(v->gpu, v->vram_offset);
+
 	vgpu_vram_track(v, false);
 	pthread_mutex_lock(&v->cfg_lock);
 	vgpu_reset_cfg_locked(v, false);
 	v->quiesced = false;
+	if (fd < 0 || fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0,
+				(off_t)v->vram_size))
+		memset(v->vram, 0, v->vram_size);
 	pthread_mutex_unlock(&v->cfg_lock);
+}
+
+/* ---- migrate/'s device ops over the vgpu ---- */
+
+static void mig_ident(void *dev, struct mig_ident *id)
+{
+	struct vgpu *v = dev;
+	struct gpup_gpu_desc d;
+
+	gpup_gpu_describe(v->gpu, &d);
+	memset(id, 0, sizeof(*id));
+	snprintf(id->model, sizeof(id->model), "%.31s", d.backend ? d.backend : "?");
+	snprintf(id->type, sizeof(id->type), "%.31s", v->type);
+	id->vram_size = v->vram_size;
+	/* What a guest can see differ between GPUs: the built-in kernels. */
+	id->features = GPUP_KERNELS_BUILTIN;
+}
+
+static int mig_quiesce(void *dev)
+{
+	return vgpu_quiesce(dev);
+}
+
+static void mig_resume(void *dev)
+{
+	vgpu_resume(dev);
+}
+
+static uint8_t *mig_vram(void *dev, uint64_t *size)
+{
+	struct vgpu *v = dev;
+
+	*size = v->vram_size;
+	return v->vram;
+}
+
+static int mig_track(void *dev, bool on)
+{
+	return vgpu_vram_track(dev, on);
+}
+
+static void mig_harvest(void *dev, uint64_t *bitmap)
+{
+	vgpu_vram_harvest(dev, bitmap);
+}
+
+/* The VRAM file's holes are pages never written (or punched): zero. */
+static uint64_t mig_vram_data(void *dev, uint64_t off, uint64_t *end)
+{
+	struct vgpu *v = dev;
+	int fd = gpup_gpu_vram_fd(v->gpu, v->vram_offset);
+	off_t data, hole;
+
+	*end = v->vram_size;
+	if (fd < 0)
+		return off;
+	data = lseek(fd, (off_t)off, SEEK_DATA);
+	if (data < 0)
+		return errno == ENXIO ? v->vram_size : off;
+	hole = lseek(fd, data, SEEK_HOLE);
+	if (hole > data)
+		*end = (uint64_t)hole < v->vram_size ? (uint64_t)hole : v->vram_size;
+	return (uint64_t)data;
+}
+
+static int mig_state_save(void *dev, void *buf, size_t max)
+{
+	return vgpu_state_save(dev, buf, max);
+}
+
+static int mig_state_load(void *dev, const void *buf, size_t len)
+{
+	return vgpu_state_load(dev, buf, len);
+}
+
+static void mig_reset(void *dev)
+{
+	vgpu_mig_reset(dev);
+}
+
+static struct iommu_domain *mig_iommu(void *dev)
+{
+	return ((struct vgpu *)dev)->iommu;
+}
+
+static const struct mig_dev_ops vgpu_mig_ops = {
+	.version = MIG_DEV_OPS_VERSION,
+	.ident = mig_ident,
+	.quiesce = mig_quiesce,
+	.resume = mig_resume,
+	.vram = mig_vram,
+	.vram_track = mig_track,
+	.vram_harvest = mig_harvest,
+	.vram_data = mig_vram_data,
+	.state_save = mig_state_save,
+	.state_load = mig_state_load,
+	.reset = mig_reset,
+	.iommu = mig_iommu,
+};
+
+int vgpu_mig_init(struct vgpu *v)
+{
+	v->mig = mig_dev_create(&vgpu_mig_ops, v,
+				VFIO_MIGRATION_STOP_COPY | VFIO_MIGRATION_P2P |
+					VFIO_MIGRATION_PRE_COPY);
+	return v->mig ? 0 : -errno;
+}
+
+/* migrate/'s log lines, as the vgpu's client server logs them. */
+static void mig_log(void *opaque, const char *line)
+{
+	struct vgpu *v = opaque;
+
+	if (v->say)
+		v->say("%s: migration: %s", v->label, line);
+}
+
+void vgpu_mig_set_log(struct vgpu *v, void (*log)(const char *fmt, ...))
+{
+	v->say = log;
+	mig_dev_set_log(v->mig, mig_log, v);
+}
+
+/* One driver of the migration at a time: the client's connection thread
+ * or the daemon (a checkpoint), never both. */
+int vgpu_mig_feature(struct vgpu *v, uint32_t flags, const void *in, uint32_t in_len,
+		     void *out, uint32_t out_max)
+{
+	pthread_mutex_lock(&v->mig_lock);
+	int r = mig_dev_feature(v->mig, flags, in, in_len, out, out_max);
+
+	pthread_mutex_unlock(&v->mig_lock);
+	return r;
+}
+
+int vgpu_mig_read(struct vgpu *v, void *buf, uint32_t len)
+{
+	pthread_mutex_lock(&v->mig_lock);
+	int r = mig_dev_data_read(v->mig, buf, len);
+
+	pthread_mutex_unlock(&v->mig_lock);
+	return r;
+}
+
+int vgpu_mig_write(struct vgpu *v, const void *buf, uint32_t len)
+{
+	pthread_mutex_lock(&v->mig_lock);
+	int r = mig_dev_data_write(v->mig, buf, len);
+
+	pthread_mutex_unlock(&v->mig_lock);
+	return r;
+}
+
+void vgpu_device_reset(struct vgpu *v)
+{
+	pthread_mutex_lock(&v->mig_lock);
+	mig_dev_device_reset(v->mig);
+	pthread_mutex_unlock(&v->mig_lock);
+}
+
+int vgpu_checkpoint(struct vgpu *v, const char *dir, const char *name, char *err,
+		    size_t errlen)
+{
+	pthread_mutex_lock(&v->mig_lock);
+	int r = mig_file_save(v->mig, dir, name, NULL, err, errlen);
+
+	pthread_mutex_unlock(&v->mig_lock);
+	return r;
+}
+
+int vgpu_restore(struct vgpu *v, const char *dir, const char *name, char *err, size_t errlen)
+{
+	pthread_mutex_lock(&v->mig_lock);
+	int r = mig_file_restore(v->mig, dir, name, err, errlen);
+
+	pthread_mutex_unlock(&v->mig_lock);
+	return r;
+}
+
+void vgpu_mig_stats(struct vgpu *v, struct mig_stats *st)
+{
+	mig_dev_stats(v->mig, st);
 }

@@ -133,9 +133,28 @@ static int vfu_irq_set_fd(void *dev, uint32_t index, uint32_t vec, int fd)
 	return vgpu_set_irq_fd(dev, vec, fd);
 }
 
+/* A vfio-user DEVICE_RESET is the migration state machine's way out of
+ * ERROR too, so it goes through it: registers, queues and VRAM back to
+ * power-on, any stream dropped (a guest's own CONTROL.RESET keeps VRAM). */
 static void vfu_reset(void *dev)
 {
-	vgpu_reset(dev);
+	vgpu_device_reset(dev);
+}
+
+static int vfu_feature(void *dev, uint32_t flags, const void *in, uint32_t in_len, void *out,
+		       uint32_t out_max)
+{
+	return vgpu_mig_feature(dev, flags, in, in_len, out, out_max);
+}
+
+static int vfu_mig_read(void *dev, void *buf, uint32_t len)
+{
+	return vgpu_mig_read(dev, buf, len);
+}
+
+static int vfu_mig_write(void *dev, const void *buf, uint32_t len)
+{
+	return vgpu_mig_write(dev, buf, len);
 }
 
 static int vfu_dma_map(void *dev, const struct vfu_dma_region *r)
@@ -170,6 +189,9 @@ const struct vfu_dev_ops vgpu_vfu_ops = {
 	.reset = vfu_reset,
 	.dma_map = vfu_dma_map,
 	.dma_unmap = vfu_dma_unmap,
+	.feature = vfu_feature,
+	.mig_data_read = vfu_mig_read,
+	.mig_data_write = vfu_mig_write,
 };
 
 struct vfu_server *vgpu_serve(struct vgpu *v, void (*log)(const char *fmt, ...),
@@ -181,5 +203,6 @@ struct vfu_server *vgpu_serve(struct vgpu *v, void (*log)(const char *fmt, ...),
 		.thread_init = thread_init,
 	};
 
+	vgpu_mig_set_log(v, log);
 	return vfu_server_create(&cfg);
 }
