@@ -216,6 +216,9 @@ static int check_head(struct mig_dev *md)
 	const struct gpup_mig_chunk *h = &l->head;
 	bool data = h->kind == GPUP_MIG_VRAM || h->kind == GPUP_MIG_ZERO;
 
+	/* The first bytes of anything but a stream say so, not "checksum". */
+	if (h->sync != GPUP_MIG_SYNC && !l->header_seen && l->seq == 0)
+		return bad(md, -EBADMSG, "not a gpup migration stream");
 	if (!mig_chunk_head_ok(h))
 		return bad(md, -EBADMSG, "chunk head checksum mismatch");
 	if (l->end_seen)

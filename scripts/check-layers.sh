@@ -32,7 +32,7 @@ allowed() {
 	gpup/pool) echo "gpup/base gpup/gpu scheduler" ;;
 	gpup/ctl) echo "gpup/base" ;;
 	gpup/drv) echo "gpup/base vfu" ;;
-	gpup/daemon) echo "gpup/base gpup/ctl gpup/jail gpup/pool gpup/vgpu gpup/gpu iommu scheduler vfu" ;;
+	gpup/daemon) echo "gpup/base gpup/ctl gpup/jail gpup/pool gpup/vgpu gpup/gpu iommu scheduler vfu migrate" ;;
 	gpup/bench) echo "gpup/base gpup/ctl gpup/drv gpup/gpu scheduler" ;;
 	gpup/cli) echo "gpup/base gpup/bench gpup/ctl gpup/daemon gpup/drv gpup/jail gpup/pool gpup/vgpu gpup/gpu \
 iommu scheduler vfu migrate hv" ;;

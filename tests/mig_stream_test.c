@@ -577,7 +577,10 @@ static void flip_test(bool in_head)
 		memcpy(bad.p, p.s.p, p.s.len);
 		at = c[i].off + (in_head ? (size_t)(i * 5) % 32 : 32 + c[i].len / 2);
 		bad.p[at] ^= 0x10;
-		if (in_head)
+		/* The first chunk's sync word is what says "a stream" at all. */
+		if (in_head && i == 0 && at - c[i].off < 4)
+			expect_refused(&p, &bad, -EBADMSG, "not a gpup migration stream");
+		else if (in_head)
 			expect_refused(&p, &bad, -EBADMSG, "chunk head checksum mismatch");
 		else
 			expect_refused(&p, &bad, -EBADMSG, "payload checksum mismatch");

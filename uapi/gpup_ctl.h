@@ -33,6 +33,8 @@
 #define GPUP_CTL_M_LIST "list"
 #define GPUP_CTL_M_SCHED "sched"	/* set a GPU's scheduling policy */
 #define GPUP_CTL_M_STATS "stats"	/* scheduler accounting per engine */
+#define GPUP_CTL_M_CHECKPOINT "checkpoint"	/* a partition into a file */
+#define GPUP_CTL_M_RESTORE "restore"	/* a file into a partition */
 
 /* request and reply envelope */
 #define GPUP_CTL_F_METHOD "method"
@@ -105,5 +107,17 @@
 #define GPUP_CTL_F_FPS_LIMIT "fps_limit"
 #define GPUP_CTL_F_QUEUE "queue"	/* stats: a context's vGPU queue */
 #define GPUP_CTL_F_WATCHDOG_NS "watchdog_ns"	/* sched: 0 = off, absent = keep */
+
+/* Migration: checkpoint and restore take "uuid" and "path" (absolute);
+ * list, stats and their replies give the partition's migration state and
+ * what its last save moved. */
+#define GPUP_CTL_F_PATH "path"
+#define GPUP_CTL_F_MIGRATION "migration"	/* RUNNING, PRE_COPY, STOP, ... */
+#define GPUP_CTL_F_MIG_BYTES "mig_bytes"	/* stream bytes of the last save/load */
+#define GPUP_CTL_F_MIG_ROUNDS "mig_rounds"	/* VRAM passes of the last save */
+#define GPUP_CTL_F_MIG_PAGES "mig_pages"	/* pages sent with data */
+#define GPUP_CTL_F_MIG_ZERO_PAGES "mig_zero_pages"	/* pages sent as zero runs */
+#define GPUP_CTL_F_MIG_STOP_BYTES "mig_stop_bytes"	/* bytes sent while stopped */
+#define GPUP_CTL_F_MS "ms"		/* how long the method took */
 
 #endif

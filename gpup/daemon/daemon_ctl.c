@@ -129,6 +129,7 @@ static void part_fields(struct gpup_daemon *d, const struct gpup_partition *p, j
 			       json_object_new_boolean(dp && vfu_server_connected(dp->vfu)));
 	json_object_object_add(o, GPUP_CTL_F_UNAVAILABLE, NULL);
 	sched_fields(p, o);
+	dmn_mig_fields(dp, o);
 }
 
 /* A saved definition restore skipped: what its file says, and why. */
@@ -286,6 +287,7 @@ static json_object *dma_json(struct gpup_partition *p, struct dmn_part *dp)
 	json_object_object_add(o, GPUP_CTL_F_IOPT_BYTES, json_object_new_int64((int64_t)st.table_bytes));
 	json_object_object_add(o, GPUP_CTL_F_IOPT_LIMIT,
 			       json_object_new_int64((int64_t)VGPU_IOMMU_TABLE_BYTES));
+	dmn_mig_fields(dp, o);
 	return o;
 }
 
@@ -315,6 +317,8 @@ static const struct {
 	{ GPUP_CTL_M_LIST, m_list },
 	{ GPUP_CTL_M_SCHED, m_sched },
 	{ GPUP_CTL_M_STATS, m_stats },
+	{ GPUP_CTL_M_CHECKPOINT, dmn_ctl_checkpoint },
+	{ GPUP_CTL_M_RESTORE, dmn_ctl_restore },
 };
 
 json_object *dmn_ctl_handle(struct gpup_daemon *d, json_object *req)

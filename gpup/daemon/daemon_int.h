@@ -77,6 +77,12 @@ int dmn_jail_drop(struct gpup_daemon *d);
 /* daemon_ctl.c: one request in, one reply out (never NULL). */
 json_object *dmn_ctl_handle(struct gpup_daemon *d, json_object *req);
 
+/* daemon_mig.c: the checkpoint and restore methods, and the migration
+ * fields of a partition's listing (null when it is not served). */
+json_object *dmn_ctl_checkpoint(struct gpup_daemon *d, json_object *req);
+json_object *dmn_ctl_restore(struct gpup_daemon *d, json_object *req);
+void dmn_mig_fields(struct dmn_part *dp, json_object *o);
+
 /* daemon_sched.c: the control-API methods "sched" and "stats", for the
  * method table: one reply object, never NULL. */
 json_object *gpup_tsched_ctl_sched(struct gpup_pool *pool, json_object *req);
