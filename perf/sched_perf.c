@@ -387,11 +387,16 @@ static void vm_section(void)
 	sh("rm -rf %s%s%s", dir, "", "");
 }
 
-int main(void)
+/* `sched_perf pick`: the pick cost table alone (seconds, no VMs). */
+int main(int argc, char **argv)
 {
 	static const char *const scen[] = { "equal-8", "weighted", "interactive",
 					    "noisy-neighbour", "fixed-share" };
 
+	if (argc > 1 && strcmp(argv[1], "pick") == 0) {
+		pick_table();
+		return 0;
+	}
 	printf("## Scheduler pick cost\n\n");
 	printf("What a pick costs with 8 to 1024 saturating contexts on one engine "
 	       "(weights 1..7, 1 ms slices of jittered length), best of %d passes of "
