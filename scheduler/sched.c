@@ -158,6 +158,15 @@ static void push_throttled(struct sched_ctx *c, uint64_t until)
 	sched_heap_push(&e->throttled, until, e->seq++, c);
 }
 
+/* No banked idle time: at most one slice of credit. */
+static void clamp_credit(struct sched_ctx *c)
+{
+	uint64_t lo = c->e->vclock - slice_vt(c);
+
+	if ((int64_t)(c->vt - lo) < 0)
+		c->vt = lo;
+}
+
 /* A holder with budget left in its period (renewed if it ended by t) goes
  * to the budget tier; false for anyone else. */
 static bool push_rsv(struct sched_ctx *c, uint64_t t)
@@ -190,7 +199,11 @@ static void enqueue(struct sched_ctx *c, uint64_t t)
 
 	if (push_rsv(c, t))
 		return;
-	watch_renew(c);
+	if (c->rsv_period) {
+		/* no credit for the time the budget served it */
+		clamp_credit(c);
+		watch_renew(c);
+	}
 	refill(c, t);
 	if (!capped(c) || c->budget > 0) {
 		push_run(c, t);
@@ -235,15 +248,6 @@ static void vclock_update(struct sched_engine *e)
 		m = b->key;
 	if ((int64_t)(m - e->vclock) > 0)
 		e->vclock = m;
-}
-
-/* No banked idle time: at most one slice of credit. */
-static void clamp_credit(struct sched_ctx *c)
-{
-	uint64_t lo = c->e->vclock - slice_vt(c);
-
-	if ((int64_t)(c->vt - lo) < 0)
-		c->vt = lo;
 }
 
 /* Returning from idle: within one slice of V, plus any unrepaid overrun. */
@@ -425,8 +429,10 @@ int sched_account(struct sched_ctx *c, uint64_t ran_ns, uint64_t now,
 		return -EINVAL;
 	if (ran_ns > SCHED_RAN_MAX_NS)
 		ran_ns = SCHED_RAN_MAX_NS;   /* a bogus clock, not a real slice */
+	bool rsv = e->running_rsv;
+
 	note_nonpreempt(e, c, ran_ns, now);
-	if (e->running_rsv)
+	if (rsv)
 		spend_budget(c, ran_ns, now);
 	e->running = NULL;
 	e->running_rsv = false;
@@ -436,7 +442,8 @@ int sched_account(struct sched_ctx *c, uint64_t ran_ns, uint64_t now,
 		c->st.preemptions++;
 	if (c->granted != SCHED_SLICE_JOB && ran_ns > c->granted)
 		c->st.overrun_ns += ran_ns - c->granted;
-	if (sched_policy_fair(e->cfg.policy)) {
+	/* time run within a budget is the reservation's, not the share's */
+	if (sched_policy_fair(e->cfg.policy) && !rsv) {
 		c->vt += ns_to_vt(ran_ns, c->w_eff);
 		if (ran_ns > c->granted)
 			c->overrun_vt = ns_to_vt(ran_ns - c->granted, c->w_eff);
@@ -751,7 +758,7 @@ int sched_set_policy(struct sched_engine *e, enum sched_policy p,
 		c->budget = budget_depth(e);
 		c->budget_at = now;
 		c->rsv_left = 0;
-		c->rsv_end = 0;
+		c->rsv_new = true;
 	}
 	while (old.n) {
 		struct sched_ctx *c = pop_top(&old);

@@ -105,6 +105,7 @@
 #define SCHED_SCHED_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct sched_engine;
@@ -305,6 +306,8 @@ struct sched_admit {
  * says why, with the numbers. */
 int sched_admit(const struct sched_budget *b, unsigned int n, uint64_t slice_ns,
 		uint64_t nonpreempt_ns, struct sched_admit *out);
+/* One line (no newline) saying why, with the numbers; snprintf's return. */
+int sched_admit_explain(const struct sched_admit *a, char *buf, size_t len);
 /* The guarantee: the longest and the p99 dispatch wait of a holder within
  * its budget on an engine with slice S and non-preemptible stretches L. */
 uint64_t sched_budget_wait_bound(uint64_t slice_ns, uint64_t nonpreempt_ns);

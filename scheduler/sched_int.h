@@ -113,6 +113,7 @@ struct sched_ctx {
 	uint64_t rsv_period, rsv_budget;  /* ns */
 	int64_t rsv_left;           /* budget left in the current period */
 	uint64_t rsv_end;           /* the current period's end */
+	bool rsv_new;               /* no period yet: the next starts at once */
 	bool in_renew;              /* in e->renew, keyed by rsv_end */
 
 	struct sched_ctx_stats st;

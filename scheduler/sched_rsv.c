@@ -6,6 +6,7 @@
  * lives with the other queues in sched.c.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "scheduler/sched_int.h"
@@ -25,7 +26,7 @@ void sched_rsv_refresh(struct sched_ctx *c)
 	c->rsv_period = period;
 	c->rsv_budget = budget;
 	c->rsv_left = 0;
-	c->rsv_end = 0;
+	c->rsv_new = true;
 }
 
 /* A period that ended less than a period ago is followed by the next one,
@@ -35,10 +36,11 @@ bool sched_rsv_renew(struct sched_ctx *c, uint64_t t)
 {
 	uint64_t late = t - c->rsv_end;
 
-	if ((int64_t)late >= 0) {
-		c->rsv_end = late < c->rsv_period ? c->rsv_end + c->rsv_period
-						  : t + c->rsv_period;
+	if (c->rsv_new || (int64_t)late >= 0) {
+		c->rsv_end = !c->rsv_new && late < c->rsv_period ? c->rsv_end + c->rsv_period
+								 : t + c->rsv_period;
 		c->rsv_left = (int64_t)c->rsv_budget;
+		c->rsv_new = false;
 	}
 	return c->rsv_left > 0;
 }
@@ -93,4 +95,30 @@ int sched_admit(const struct sched_budget *b, unsigned int n, uint64_t slice_ns,
 	else if ((uint64_t)out->budget_ppm + out->block_ppm > SCHED_RSV_UTIL_MAX_PPM)
 		out->verdict = SCHED_ADMIT_OVERLOAD;
 	return out->verdict == SCHED_ADMIT_OK ? 0 : -ENOSPC;
+}
+
+int sched_admit_explain(const struct sched_admit *a, char *buf, size_t len)
+{
+	switch (a->verdict) {
+	case SCHED_ADMIT_OK:
+		return snprintf(buf, len, "%u budget(s) take %.1f%% of the engine, "
+				"turns of %.2f ms", a->n, a->budget_ppm / 1e4,
+				a->quantum_ns / 1e6);
+	case SCHED_ADMIT_TOO_MANY:
+		return snprintf(buf, len, "%u budgets need turns of at least %.2f ms each "
+				"(%.2f ms), more than the %.2f ms slice", a->n,
+				SCHED_RSV_QUANTUM_MIN_NS / 1e6,
+				a->n * (SCHED_RSV_QUANTUM_MIN_NS / 1e6), a->slice_ns / 1e6);
+	case SCHED_ADMIT_OVERLOAD:
+		return snprintf(buf, len, "%u budget(s) take %.1f%% of the engine and the "
+				"longest non-preemptible stretch seen (%.2f ms) %.1f%% of the "
+				"shortest period (%.2f ms): %.1f%%, above %.0f%%", a->n,
+				a->budget_ppm / 1e4, a->nonpreempt_ns / 1e6,
+				a->block_ppm / 1e4, a->period_min_ns / 1e6,
+				((uint64_t)a->budget_ppm + a->block_ppm) / 1e4,
+				SCHED_RSV_UTIL_MAX_PPM / 1e4);
+	default:
+		return snprintf(buf, len, "a budget must be above 0 and at most its frame "
+				"period (1/fps)");
+	}
 }
