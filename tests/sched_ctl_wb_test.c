@@ -279,7 +279,7 @@ static void partition_settings(char *out, size_t len)
 		 "--class interactive --fps 60", uuid);
 	cr_assert_eq(gpup(out, len, args), 0, "%s", out);
 	snprintf(args, sizeof(args), "%s: weight 4, reserve 0, cap 0.5, class interactive, "
-		 "fps limit 60\n", uuid);
+		 "fps limit 60, budget 0 ms\n", uuid);
 	cr_assert_str_eq(out, args);
 	snprintf(args, sizeof(args), "sched --partition %s --cap 2", uuid);
 	cr_assert_eq(gpup(out, len, args), 2);
