@@ -115,6 +115,8 @@ static json_object *tenant_json(const struct bench_scenario *sc, unsigned int i,
 	put(o, "reserve", bench_json_num(t->reserve_ppm / 1e6));
 	put(o, "cap", bench_json_num(t->cap_ppm / 1e6));
 	put(o, "workload", jstr(wl_name(t->wl.kind)));
+	if (t->group[0])
+		put(o, "group", jstr(t->group));
 	put(o, "target_share", bench_json_num(r->target_share));
 	put(o, "share", bench_json_num(r->share));
 	put(o, "share_error", bench_json_num(r->share_error));

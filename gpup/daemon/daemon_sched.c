@@ -85,8 +85,11 @@ static unsigned int gpu_budgets(const struct gpup_pool *pool, int g,
 }
 
 /* Whether every engine of GPU g can honour its budgets together, with
- * part's settings replaced by cfg, and (slice >= 0) under that slice
- * (0: the default) instead of the one in force.  NULL, or the refusal. */
+ * part's settings replaced by cfg, or (slice >= 0) under that slice (0:
+ * the default) instead of the one in force.  A new slice is held to rule
+ * (1) alone, the one that depends on it: the budgets were admitted
+ * against the engine's blocking when they were set.  NULL, or the
+ * refusal. */
 static json_object *admit_gpu(struct gpup_pool *pool, int g, const struct gpup_partition *part,
 			      const struct sched_ctx_cfg *cfg, int64_t slice)
 {
@@ -113,7 +116,8 @@ static json_object *admit_gpu(struct gpup_pool *pool, int g, const struct gpup_p
 		if (!e || gpup_tsched_engine_stats(e, &st))
 			continue;
 		s = slice < 0 ? st.slice_ns : slice ? (uint64_t)slice : sched_default_slice(st.nctx);
-		if (sched_admit(b, n, s, st.nonpreempt_max_ns, &a) == 0)
+		if (sched_admit(b, n, s, st.nonpreempt_max_ns, &a) == 0 ||
+		    (slice >= 0 && a.verdict != SCHED_ADMIT_TOO_MANY))
 			continue;
 		sched_admit_explain(&a, why, sizeof(why));
 		r = gpup_ctl_fail(ENOSPC, "%s %s engine %u cannot honour these budgets together: "
@@ -345,6 +349,18 @@ static int ctx_cfg(json_object *req, struct sched_ctx_cfg *cfg, const char **wha
 	return sched_ctx_cfg_check(cfg) ? -EINVAL : 0;
 }
 
+/* Only a budget given, grown or moved to a shorter period needs admission;
+ * one kept as it was (settings sent again) or taken away does not. */
+static bool new_budget(const struct gpup_partition *part, const struct sched_ctx_cfg *cfg)
+{
+	const struct sched_ctx_cfg *o = &part->sched;
+
+	if (!cfg->budget_us)
+		return false;
+	return !part->sched_set || !o->budget_us || cfg->budget_us > o->budget_us ||
+	       cfg->fps_limit > o->fps_limit;
+}
+
 json_object *gpup_tsched_ctl_part(struct gpup_pool *pool, struct gpup_partition *part,
 				  struct vgpu *v, json_object *req)
 {
@@ -357,7 +373,7 @@ json_object *gpup_tsched_ctl_part(struct gpup_pool *pool, struct gpup_partition 
 		return gpup_ctl_fail(EINVAL, "%s", what);
 	if (sched_ctx_cfg_check(&cfg))
 		return gpup_ctl_fail(EINVAL, "scheduler settings refused");
-	if ((r = admit_gpu(pool, (int)part->gpu, part, &cfg, -1)))
+	if (new_budget(part, &cfg) && (r = admit_gpu(pool, (int)part->gpu, part, &cfg, -1)))
 		return r;
 	rc = gpup_pool_set_sched(pool, part, &cfg);
 	if (rc)
