@@ -70,7 +70,7 @@ static double batch(json_object *run, char *buf, size_t len)
 		json_object *x = json_object_array_get_idx(t, i);
 		double s = num(x, "share");
 
-		if (strcmp(str(x, "group"), "batch"))
+		if (strcmp(str(x, "group"), "batch") || s < 0)
 			continue;
 		off += (size_t)snprintf(buf + off, off < len ? len - off : 0, "%s%.1f%%",
 					n ? ", " : "", s * 100);
@@ -88,12 +88,15 @@ static void run_row(json_object *run, const char *mode)
 	json_object *e = json_object_array_get_idx(json_object_object_get(run, "engines"), 0);
 	char b[6][32], shares[128];
 	double spread = batch(run, shares, sizeof(shares));
+	/* a run in which the engine never let go (vm fifo) recorded no waits */
+	bool waited = num(e, "picks") > 1;
 
 	printf("| %s | %s | %s | %s | %.0f | %s | %s | %.1f%% | %.0f | %s |\n",
 	       str(run, "policy"), mode,
-	       opt(b[0], 32, "%.2f", num(ov, "budget_wait_p99_ratio_max")),
-	       opt(b[1], 32, "%.2f", num(ov, "budget_wait_max_ratio_max")),
-	       num(ov, "frames_missed"), shares, opt(b[2], 32, "%.2f%%", spread * 100),
+	       opt(b[0], 32, "%.2f", waited ? num(ov, "budget_wait_p99_ratio_max") : -1),
+	       opt(b[1], 32, "%.2f", waited ? num(ov, "budget_wait_max_ratio_max") : -1),
+	       num(ov, "frames_missed"), shares[0] ? shares : "n/a",
+	       opt(b[2], 32, "%.2f%%", spread * 100),
 	       num(e, "utilisation") * 100, num(e, "switches_per_s"),
 	       opt(b[3], 32, "%.4f%%", num(json_object_object_get(e, "host"), "overhead") * 100));
 }

@@ -624,6 +624,7 @@ void sched_engine_destroy(struct sched_engine *e)
 		return;
 	for (unsigned int i = 0; i < e->nctx; i++) {
 		free(e->ctxs[i]->wait);
+		free(e->ctxs[i]->wait_rsv);
 		free(e->ctxs[i]);
 	}
 	free(e->ctxs);
@@ -655,6 +656,15 @@ static int engine_grow(struct sched_engine *e)
 	return 0;
 }
 
+/* The histogram of waits within a budget, only for contexts given one:
+ * the others would carry 4 KiB each that a pick among many never needs. */
+static int budget_hist(struct sched_ctx *c)
+{
+	if (!c->wait_rsv)
+		c->wait_rsv = calloc(1, sizeof(*c->wait_rsv));
+	return c->wait_rsv ? 0 : -ENOMEM;
+}
+
 int sched_ctx_add(struct sched_engine *e, const struct sched_ctx_cfg *cfg,
 		  uint64_t now, struct sched_ctx **out)
 {
@@ -667,12 +677,12 @@ int sched_ctx_add(struct sched_engine *e, const struct sched_ctx_cfg *cfg,
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;
-	c->wait = calloc(2, sizeof(*c->wait));
-	if (!c->wait) {
+	c->wait = calloc(1, sizeof(*c->wait));
+	if (!c->wait || (cfg->budget_us && budget_hist(c))) {
+		free(c->wait);
 		free(c);
 		return -ENOMEM;
 	}
-	c->wait_rsv = c->wait + 1;
 	c->e = e;
 	c->cfg = *cfg;
 	c->idx = e->nctx;
@@ -692,6 +702,8 @@ int sched_ctx_update(struct sched_ctx *c, const struct sched_ctx_cfg *cfg,
 
 	if (!cfg || !ctx_cfg_ok(cfg))
 		return -EINVAL;
+	if (cfg->budget_us && budget_hist(c))
+		return -ENOMEM;
 	dequeue(c);
 	refill(c, now);
 	c->cfg = *cfg;
@@ -713,6 +725,7 @@ int sched_ctx_remove(struct sched_ctx *c)
 	if (e->last == c)
 		e->last = NULL;
 	free(c->wait);
+	free(c->wait_rsv);
 	free(c);
 	if (e->nctx)
 		engine_refresh(e);

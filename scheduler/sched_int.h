@@ -118,7 +118,8 @@ struct sched_ctx {
 
 	struct sched_ctx_stats st;
 	struct sched_hist *wait;
-	struct sched_hist *wait_rsv;  /* waits of picks within the budget */
+	struct sched_hist *wait_rsv;  /* waits of picks within the budget;
+				       * allocated once a budget is given */
 };
 
 struct sched_engine {

@@ -66,10 +66,12 @@ void sched_ctx_stats(const struct sched_ctx *c, struct sched_ctx_stats *st)
 	st->wait_p99_ns = sched_hist_quantile(c->wait, 0.99);
 	st->wait_max_ns = c->wait->max;
 	st->wait_sum_ns = c->wait->sum;
-	st->budget_waits = c->wait_rsv->count;
-	st->budget_wait_p50_ns = sched_hist_quantile(c->wait_rsv, 0.50);
-	st->budget_wait_p99_ns = sched_hist_quantile(c->wait_rsv, 0.99);
-	st->budget_wait_max_ns = c->wait_rsv->max;
+	if (c->wait_rsv) {
+		st->budget_waits = c->wait_rsv->count;
+		st->budget_wait_p50_ns = sched_hist_quantile(c->wait_rsv, 0.50);
+		st->budget_wait_p99_ns = sched_hist_quantile(c->wait_rsv, 0.99);
+		st->budget_wait_max_ns = c->wait_rsv->max;
+	}
 	st->debt_ns = ctx_debt(c);
 	st->runnable = c->runnable;
 	st->running = c->e->running == c;
