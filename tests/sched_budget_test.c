@@ -235,6 +235,29 @@ Test(sched_budget, demand_above_the_budget_shares_the_rest_by_weight)
 	sched_engine_destroy(e);
 }
 
+/* The daemon's path: a queue's context is added plain, and its
+ * partition's budget arrives by update. */
+Test(sched_budget, a_budget_given_by_update_takes_effect)
+{
+	struct sched_engine *e = engine(SCHED_POLICY_WEIGHTED, MS);
+	struct sched_ctx *bulk = add(e, 0, 0), *h = add(e, 0, 0);
+	struct sched_ctx_cfg cfg = { .klass = SCHED_CLASS_INTERACTIVE, .fps_limit = 60,
+				     .budget_us = 1500 };
+	uint64_t s;
+
+	sched_wake(bulk, 0);
+	cr_assert_eq(sched_pick(e, 0, &s), bulk);
+	cr_assert_eq(sched_ctx_update(h, &cfg, 0), 0);
+	cr_expect_eq(sched_wake(h, 50 * US), 1);
+	sched_account(bulk, 100 * US, 100 * US, SCHED_ACCT_PREEMPTED);
+	cr_assert_eq(sched_pick(e, 100 * US, &s), h);
+	cr_expect_eq(s, MS);
+	cr_expect_eq(stats(h).budget_waits, 1);
+	cr_expect_eq(stats(h).budget_wait_max_ns, 50 * US);
+	cr_expect_eq(stats(bulk).budget_waits, 0);
+	sched_engine_destroy(e);
+}
+
 Test(sched_budget, fifo_and_best_effort_ignore_budgets)
 {
 	struct sched_engine *e = engine(SCHED_POLICY_BEST_EFFORT, MS);
