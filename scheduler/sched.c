@@ -2,56 +2,18 @@
 /*
  * The engine scheduler: run queues, the policies and their accounting.
  * The model is described in scheduler/sched.h (DOC: model); this file keeps
- * to the mechanics.  Contexts live in three heaps per engine: runq (normal
+ * to the mechanics.  Contexts live in four heaps per engine: runq_rsv
+ * (budget holders within their budget, in arrival order), runq (normal
  * class, ordered by virtual time, or by arrival for fifo and best-effort),
  * runq_ia (interactive class) and throttled (ordered by the time they may
- * run again).
+ * run again); a holder queued past its budget is also in renew, by the end
+ * of its period.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "scheduler/sched_int.h"
-
-static const char *const policy_names[SCHED_POLICY_COUNT] = {
-	[SCHED_POLICY_FIFO] = "fifo",
-	[SCHED_POLICY_BEST_EFFORT] = "best-effort",
-	[SCHED_POLICY_EQUAL_SHARE] = "equal-share",
-	[SCHED_POLICY_FIXED_SHARE] = "fixed-share",
-	[SCHED_POLICY_WEIGHTED] = "weighted",
-};
-
-const char *sched_policy_name(enum sched_policy p)
-{
-	return (unsigned int)p < SCHED_POLICY_COUNT ? policy_names[p] : "?";
-}
-
-int sched_policy_parse(const char *name, enum sched_policy *out)
-{
-	for (unsigned int i = 0; name && i < SCHED_POLICY_COUNT; i++) {
-		if (strcmp(name, policy_names[i]) == 0) {
-			*out = (enum sched_policy)i;
-			return 0;
-		}
-	}
-	return -EINVAL;
-}
-
-const char *sched_class_name(enum sched_class k)
-{
-	return k == SCHED_CLASS_INTERACTIVE ? "interactive" : "normal";
-}
-
-int sched_class_parse(const char *name, enum sched_class *out)
-{
-	if (name && strcmp(name, "normal") == 0)
-		*out = SCHED_CLASS_NORMAL;
-	else if (name && strcmp(name, "interactive") == 0)
-		*out = SCHED_CLASS_INTERACTIVE;
-	else
-		return -EINVAL;
-	return 0;
-}
 
 uint64_t sched_default_slice(unsigned int n)
 {
@@ -135,6 +97,7 @@ static void ctx_refresh(struct sched_ctx *c)
 		c->cap_eff = 1;
 	if (c->budget > budget_depth(e))
 		c->budget = budget_depth(e);
+	sched_rsv_refresh(c);
 }
 
 static void engine_refresh(struct sched_engine *e)
@@ -148,8 +111,12 @@ static void engine_refresh(struct sched_engine *e)
 		sum += r ? r : SCHED_PPM / e->nctx;
 	}
 	e->reserve_sum = sum > UINT32_MAX ? UINT32_MAX : (uint32_t)sum;
-	for (unsigned int i = 0; i < e->nctx; i++)
+	e->nrsv = 0;
+	for (unsigned int i = 0; i < e->nctx; i++) {
 		ctx_refresh(e->ctxs[i]);
+		e->nrsv += e->ctxs[i]->rsv_period != 0;
+	}
+	e->rsv_quantum = sched_rsv_quantum(e->slice, e->nrsv);
 }
 
 /* ---- queues ---- */
@@ -172,8 +139,9 @@ static void refill(struct sched_ctx *c, uint64_t now)
 static void push_run(struct sched_ctx *c, uint64_t ready)
 {
 	struct sched_engine *e = c->e;
+	/* past its budget a holder queues as a normal context */
 	bool ia = sched_policy_fair(e->cfg.policy) &&
-		  c->cfg.klass == SCHED_CLASS_INTERACTIVE;
+		  c->cfg.klass == SCHED_CLASS_INTERACTIVE && !c->rsv_period;
 	uint64_t key = sched_policy_fair(e->cfg.policy) ? c->vt : 0;
 
 	c->ready_at = ready;
@@ -190,6 +158,36 @@ static void push_throttled(struct sched_ctx *c, uint64_t until)
 	sched_heap_push(&e->throttled, until, e->seq++, c);
 }
 
+/* No banked idle time: at most one slice of credit. */
+static void clamp_credit(struct sched_ctx *c)
+{
+	uint64_t lo = c->e->vclock - slice_vt(c);
+
+	if ((int64_t)(c->vt - lo) < 0)
+		c->vt = lo;
+}
+
+/* A holder with budget left in its period (renewed if it ended by t) goes
+ * to the budget tier; false for anyone else. */
+static bool push_rsv(struct sched_ctx *c, uint64_t t)
+{
+	if (!c->rsv_period || !sched_rsv_renew(c, t))
+		return false;
+	c->ready_at = t;
+	c->q = SCHED_Q_RUN_RSV;
+	sched_heap_push(&c->e->runq_rsv, 0, c->e->seq++, c);
+	return true;
+}
+
+/* A holder queued past its budget moves to the tier when its period ends. */
+static void watch_renew(struct sched_ctx *c)
+{
+	if (!c->rsv_period || c->in_renew)
+		return;
+	c->in_renew = true;
+	sched_heap_push(&c->e->renew, c->rsv_end, c->e->seq++, c);
+}
+
 /* Queue a runnable context that became ready at t: on the run queue, or
  * throttled until its budget is positive again.  A context with any budget
  * left may start a full slice and overdraw (repaid before it runs again):
@@ -199,6 +197,13 @@ static void enqueue(struct sched_ctx *c, uint64_t t)
 {
 	uint64_t need, wait;
 
+	if (push_rsv(c, t))
+		return;
+	if (c->rsv_period) {
+		/* no credit for the time the budget served it */
+		clamp_credit(c);
+		watch_renew(c);
+	}
 	refill(c, t);
 	if (!capped(c) || c->budget > 0) {
 		push_run(c, t);
@@ -220,6 +225,11 @@ static void dequeue(struct sched_ctx *c)
 		sched_heap_remove(&e->runq_ia, c);
 	else if (c->q == SCHED_Q_THROTTLED)
 		sched_heap_remove(&e->throttled, c);
+	else if (c->q == SCHED_Q_RUN_RSV)
+		sched_heap_remove(&e->runq_rsv, c);
+	if (c->in_renew)
+		sched_heap_remove(&e->renew, c);
+	c->in_renew = false;
 	c->q = SCHED_Q_NONE;
 	c->frame_hold = false;
 }
@@ -238,15 +248,6 @@ static void vclock_update(struct sched_engine *e)
 		m = b->key;
 	if ((int64_t)(m - e->vclock) > 0)
 		e->vclock = m;
-}
-
-/* No banked idle time: at most one slice of credit. */
-static void clamp_credit(struct sched_ctx *c)
-{
-	uint64_t lo = c->e->vclock - slice_vt(c);
-
-	if ((int64_t)(c->vt - lo) < 0)
-		c->vt = lo;
 }
 
 /* Returning from idle: within one slice of V, plus any unrepaid overrun. */
@@ -279,6 +280,31 @@ static void release_throttled(struct sched_engine *e, uint64_t now)
 	}
 }
 
+/* Holders queued past their budget whose period has ended move to the
+ * tier, ready since the period's end.  An entry whose period was renewed
+ * meanwhile is replaced by one for the new end. */
+static void release_renew(struct sched_engine *e, uint64_t now)
+{
+	const struct sched_heap_ent *t;
+
+	while ((t = sched_heap_top(&e->renew)) && (int64_t)(t->key - now) <= 0) {
+		struct sched_ctx *c = t->c;
+		uint64_t at = t->key;
+
+		sched_heap_pop(&e->renew);
+		c->in_renew = false;
+		if (c->q != SCHED_Q_RUN)
+			continue;          /* running, throttled or idle: renewed later */
+		if (at != c->rsv_end) {
+			watch_renew(c);
+			continue;
+		}
+		sched_heap_remove(&e->runq, c);
+		c->q = SCHED_Q_NONE;
+		enqueue(c, at);
+	}
+}
+
 /* ---- the executor's calls ---- */
 
 /* An interactive context goes first while it is at most SCHED_IA_AHEAD
@@ -299,13 +325,17 @@ static struct sched_ctx *pop_top(struct sched_heap *h)
 	return c;
 }
 
-/* Interactive contexts within their share go first; otherwise the lowest
- * virtual time (or the oldest arrival, for fifo and best-effort). */
+/* Budget holders within their budget first, in turn; then interactive
+ * contexts within their share; otherwise the lowest virtual time (or the
+ * oldest arrival, for fifo and best-effort). */
 static struct sched_ctx *choose(struct sched_engine *e)
 {
 	const struct sched_heap_ent *n = sched_heap_top(&e->runq);
 	const struct sched_heap_ent *i = sched_heap_top(&e->runq_ia);
 
+	e->running_rsv = sched_heap_top(&e->runq_rsv) != NULL;
+	if (e->running_rsv)
+		return pop_top(&e->runq_rsv);
 	if (i && (!n || ia_priority(i->c) ||
 		  sched_key_before(i->key, i->seq, n->key, n->seq)))
 		return pop_top(&e->runq_ia);
@@ -329,6 +359,7 @@ struct sched_ctx *sched_pick(struct sched_engine *e, uint64_t now,
 		return NULL;
 	}
 	release_throttled(e, now);
+	release_renew(e, now);
 	c = choose(e);
 	if (!c) {
 		e->st.idle_picks++;
@@ -345,8 +376,48 @@ struct sched_ctx *sched_pick(struct sched_engine *e, uint64_t now,
 	sched_hist_add(c->wait, now > c->ready_at ? now - c->ready_at : 0);
 	c->overrun_vt = 0;
 	c->granted = e->cfg.policy == SCHED_POLICY_FIFO ? SCHED_SLICE_JOB : e->slice;
+	if (e->running_rsv) {
+		sched_hist_add(c->wait_rsv, now > c->ready_at ? now - c->ready_at : 0);
+		if ((uint64_t)c->rsv_left < e->rsv_quantum)
+			c->granted = (uint64_t)c->rsv_left;
+		else
+			c->granted = e->rsv_quantum;
+	}
+	e->run_start = now;
 	*slice_ns = c->granted;
 	return c;
+}
+
+/* The longest stretch the engine could not be cut: a run past its granted
+ * slice, or, while a holder waited in the tier, the time the running
+ * context (not picked from the tier) went on; at most what it ran, so that
+ * time the executor's thread spent waiting for a host CPU is not counted. */
+static void note_nonpreempt(struct sched_engine *e, const struct sched_ctx *c,
+			    uint64_t ran, uint64_t now)
+{
+	const struct sched_heap_ent *h = sched_heap_top(&e->runq_rsv);
+	uint64_t np = 0;
+
+	if (c->granted != SCHED_SLICE_JOB && ran > c->granted)
+		np = ran - c->granted;
+	if (h && !e->running_rsv) {
+		uint64_t from = h->c->ready_at > e->run_start ? h->c->ready_at : e->run_start;
+		uint64_t held = now > from ? now - from : 0;
+
+		if (held > ran)
+			held = ran;
+		if (held > np)
+			np = held;
+	}
+	if (np > e->nonpreempt_max)
+		e->nonpreempt_max = np;
+}
+
+static void spend_budget(struct sched_ctx *c, uint64_t ran, uint64_t now)
+{
+	c->rsv_left -= ran > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)ran;
+	if (c->rsv_left <= 0 && c->runnable && (int64_t)(now - c->rsv_end) < 0)
+		c->st.budget_exhausted++;
 }
 
 int sched_account(struct sched_ctx *c, uint64_t ran_ns, uint64_t now,
@@ -358,14 +429,21 @@ int sched_account(struct sched_ctx *c, uint64_t ran_ns, uint64_t now,
 		return -EINVAL;
 	if (ran_ns > SCHED_RAN_MAX_NS)
 		ran_ns = SCHED_RAN_MAX_NS;   /* a bogus clock, not a real slice */
+	bool rsv = e->running_rsv;
+
+	note_nonpreempt(e, c, ran_ns, now);
+	if (rsv)
+		spend_budget(c, ran_ns, now);
 	e->running = NULL;
+	e->running_rsv = false;
 	c->st.engine_ns += ran_ns;
 	c->noprog_ns += ran_ns;
 	if (flags & SCHED_ACCT_PREEMPTED)
 		c->st.preemptions++;
 	if (c->granted != SCHED_SLICE_JOB && ran_ns > c->granted)
 		c->st.overrun_ns += ran_ns - c->granted;
-	if (sched_policy_fair(e->cfg.policy)) {
+	/* time run within a budget is the reservation's, not the share's */
+	if (sched_policy_fair(e->cfg.policy) && !rsv) {
 		c->vt += ns_to_vt(ran_ns, c->w_eff);
 		if (ran_ns > c->granted)
 			c->overrun_vt = ns_to_vt(ran_ns - c->granted, c->w_eff);
@@ -386,6 +464,8 @@ static bool preempt_hint(const struct sched_ctx *c)
 {
 	const struct sched_ctx *r = c->e->running;
 
+	if (c->q == SCHED_Q_RUN_RSV)
+		return r && !c->e->running_rsv;
 	return c->q == SCHED_Q_RUN_IA && r && r->cfg.klass == SCHED_CLASS_NORMAL &&
 	       ia_priority(c);
 }
@@ -396,10 +476,14 @@ bool sched_should_preempt(struct sched_engine *e, uint64_t now)
 {
 	const struct sched_heap_ent *i;
 
-	if (!e->running || e->running->cfg.klass != SCHED_CLASS_NORMAL ||
-	    !sched_policy_fair(e->cfg.policy))
+	if (!e->running || !sched_policy_fair(e->cfg.policy))
 		return false;
 	release_throttled(e, now);
+	release_renew(e, now);
+	if (!e->running_rsv && sched_heap_top(&e->runq_rsv))
+		return true;
+	if (e->running->cfg.klass != SCHED_CLASS_NORMAL)
+		return false;
 	i = sched_heap_top(&e->runq_ia);
 	return i && ia_priority(i->c);
 }
@@ -506,7 +590,10 @@ static bool ctx_cfg_ok(const struct sched_ctx_cfg *cfg)
 	       cfg->cap_ppm <= SCHED_PPM &&
 	       (cfg->klass == SCHED_CLASS_NORMAL ||
 		cfg->klass == SCHED_CLASS_INTERACTIVE) &&
-	       cfg->fps_limit <= 1000;
+	       cfg->fps_limit <= 1000 && cfg->budget_us <= SCHED_BUDGET_MAX_US &&
+	       (!cfg->budget_us ||
+		(cfg->klass == SCHED_CLASS_INTERACTIVE && cfg->fps_limit &&
+		 (uint64_t)cfg->budget_us * cfg->fps_limit <= 1000000));
 }
 
 int sched_ctx_cfg_check(const struct sched_ctx_cfg *cfg)
@@ -537,12 +624,15 @@ void sched_engine_destroy(struct sched_engine *e)
 		return;
 	for (unsigned int i = 0; i < e->nctx; i++) {
 		free(e->ctxs[i]->wait);
+		free(e->ctxs[i]->wait_rsv);
 		free(e->ctxs[i]);
 	}
 	free(e->ctxs);
 	sched_heap_free(&e->runq);
 	sched_heap_free(&e->runq_ia);
 	sched_heap_free(&e->throttled);
+	sched_heap_free(&e->runq_rsv);
+	sched_heap_free(&e->renew);
 	free(e);
 }
 
@@ -560,9 +650,19 @@ static int engine_grow(struct sched_engine *e)
 	e->cap_ctx = cap;
 	if (sched_heap_reserve(&e->runq, cap) ||
 	    sched_heap_reserve(&e->runq_ia, cap) ||
-	    sched_heap_reserve(&e->throttled, cap))
+	    sched_heap_reserve(&e->throttled, cap) ||
+	    sched_heap_reserve(&e->runq_rsv, cap) || sched_heap_reserve(&e->renew, cap))
 		return -ENOMEM;
 	return 0;
+}
+
+/* The histogram of waits within a budget, only for contexts given one:
+ * the others would carry 4 KiB each that a pick among many never needs. */
+static int budget_hist(struct sched_ctx *c)
+{
+	if (!c->wait_rsv)
+		c->wait_rsv = calloc(1, sizeof(*c->wait_rsv));
+	return c->wait_rsv ? 0 : -ENOMEM;
 }
 
 int sched_ctx_add(struct sched_engine *e, const struct sched_ctx_cfg *cfg,
@@ -578,7 +678,8 @@ int sched_ctx_add(struct sched_engine *e, const struct sched_ctx_cfg *cfg,
 	if (!c)
 		return -ENOMEM;
 	c->wait = calloc(1, sizeof(*c->wait));
-	if (!c->wait) {
+	if (!c->wait || (cfg->budget_us && budget_hist(c))) {
+		free(c->wait);
 		free(c);
 		return -ENOMEM;
 	}
@@ -601,6 +702,8 @@ int sched_ctx_update(struct sched_ctx *c, const struct sched_ctx_cfg *cfg,
 
 	if (!cfg || !ctx_cfg_ok(cfg))
 		return -EINVAL;
+	if (cfg->budget_us && budget_hist(c))
+		return -ENOMEM;
 	dequeue(c);
 	refill(c, now);
 	c->cfg = *cfg;
@@ -622,6 +725,7 @@ int sched_ctx_remove(struct sched_ctx *c)
 	if (e->last == c)
 		e->last = NULL;
 	free(c->wait);
+	free(c->wait_rsv);
 	free(c);
 	if (e->nctx)
 		engine_refresh(e);
@@ -666,6 +770,8 @@ int sched_set_policy(struct sched_engine *e, enum sched_policy p,
 		c->overrun_vt = 0;
 		c->budget = budget_depth(e);
 		c->budget_at = now;
+		c->rsv_left = 0;
+		c->rsv_new = true;
 	}
 	while (old.n) {
 		struct sched_ctx *c = pop_top(&old);
@@ -674,39 +780,4 @@ int sched_set_policy(struct sched_engine *e, enum sched_policy p,
 	}
 	sched_heap_free(&old);
 	return 0;
-}
-
-static int64_t ctx_debt(const struct sched_ctx *c)
-{
-	int64_t dv = (int64_t)(c->vt - c->e->vclock);
-
-	if (!sched_policy_fair(c->e->cfg.policy))
-		return 0;
-	return (int64_t)((__int128)dv * c->w_eff / SCHED_VT_SCALE);
-}
-
-void sched_ctx_stats(const struct sched_ctx *c, struct sched_ctx_stats *st)
-{
-	*st = c->st;
-	st->waits = c->wait->count;
-	st->wait_p50_ns = sched_hist_quantile(c->wait, 0.50);
-	st->wait_p99_ns = sched_hist_quantile(c->wait, 0.99);
-	st->wait_max_ns = c->wait->max;
-	st->wait_sum_ns = c->wait->sum;
-	st->debt_ns = ctx_debt(c);
-	st->runnable = c->runnable;
-	st->running = c->e->running == c;
-	st->throttled = c->q == SCHED_Q_THROTTLED;
-	st->stalled = c->stalled;
-	st->cfg = c->cfg;
-}
-
-void sched_engine_stats(const struct sched_engine *e,
-			struct sched_engine_stats *st)
-{
-	*st = e->st;
-	st->policy = e->cfg.policy;
-	st->slice_ns = e->slice;
-	st->watchdog_ns = e->cfg.watchdog_ns;
-	st->nctx = e->nctx;
 }

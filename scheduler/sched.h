@@ -70,6 +70,26 @@
  * optional frame-rate limit holds a wake from idle (the next frame) until
  * 1/fps after the previous one was released.
  *
+ * DOC: budgets (latency guarantees)
+ *
+ * An interactive context with a frame-rate limit may also hold a budget:
+ * engine time per frame period (1/fps), a constant-bandwidth server in the
+ * manner of SCHED_DEADLINE.  Under the fair policies, while it has budget
+ * left in its period it is served from a tier of its own, ahead of every
+ * other context: the holders in that tier take turns in arrival order,
+ * each pick granting at most the tier's quantum (the slice divided by the
+ * number of holders on the engine, at least SCHED_RSV_QUANTUM_MIN_NS), and
+ * a holder that becomes ready preempts any context not picked from the
+ * tier at its next boundary.  So a holder within its budget waits at most
+ * for the running context to reach a boundary (at most the longest
+ * non-preemptible stretch the engine has seen) plus one turn of each other
+ * holder: about one slice in all.  The budget is spent by what it runs and
+ * renewed when its period ends; once it is spent the holder queues as a
+ * normal context by its weight (its virtual time counts everything it
+ * ran), so demand above the budget takes nothing from anyone's share.
+ * sched_admit says whether a set of budgets fits an engine.  fifo and
+ * best-effort ignore budgets.
+ *
  * Accounting per context: engine time, slices, preemptions, overrun, a
  * dispatch-wait histogram (from becoming eligible to being picked), and
  * debt (how far ahead of its fair share it ran, in ns of its own time).
@@ -85,6 +105,7 @@
 #define SCHED_SCHED_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct sched_engine;
@@ -113,6 +134,11 @@ enum sched_class {
 #define SCHED_NEVER UINT64_MAX
 #define SCHED_WEIGHT_MAX 1000000u
 #define SCHED_PPM 1000000u
+/* Budgets: the smallest turn a holder gets, the most a budget may be, and
+ * the part of an engine a set of budgets may take (with its blocking). */
+#define SCHED_RSV_QUANTUM_MIN_NS 100000ull    /* 0.1 ms */
+#define SCHED_BUDGET_MAX_US 1000000u
+#define SCHED_RSV_UTIL_MAX_PPM 900000u        /* 90% */
 
 struct sched_engine_cfg {
 	enum sched_policy policy;
@@ -127,6 +153,9 @@ struct sched_ctx_cfg {
 				  * others: hard cap; 0 = none */
 	enum sched_class klass;
 	uint32_t fps_limit;      /* interactive: frames (wakes) per second; 0 = none */
+	uint32_t budget_us;      /* interactive with fps_limit: engine time
+				  * reserved per frame period, us (at most the
+				  * period); 0 = no budget */
 	void *priv;              /* the executor's own pointer, returned by sched_ctx_priv */
 };
 
@@ -139,6 +168,11 @@ struct sched_ctx_stats {
 	uint64_t wait_p50_ns, wait_p99_ns, wait_max_ns, wait_sum_ns;
 	int64_t debt_ns;         /* > 0: ahead of its fair share; < 0: behind */
 	uint64_t watchdog_fired; /* times the watchdog reported it */
+	/* budget holders: dispatch waits of the picks made within the budget
+	 * (the guaranteed ones), and periods whose budget ran out with work
+	 * left */
+	uint64_t budget_waits, budget_wait_p50_ns, budget_wait_p99_ns;
+	uint64_t budget_wait_max_ns, budget_exhausted;
 	bool runnable, running, throttled, stalled;
 	struct sched_ctx_cfg cfg; /* its settings, as last added or updated */
 };
@@ -151,6 +185,11 @@ struct sched_engine_stats {
 	uint64_t picks;          /* picks that returned a context */
 	uint64_t idle_picks;     /* picks that found nothing eligible */
 	uint64_t switches;       /* picks of a different context than the last */
+	unsigned int budgets;    /* contexts holding a budget (fair policies) */
+	uint64_t budget_quantum_ns; /* the most a budget pick is granted */
+	uint64_t nonpreempt_max_ns; /* the longest stretch the engine could not
+				     * be preempted: past a granted slice, or
+				     * while a budget holder waited */
 };
 
 /* Engine lifetime.  NULL and errno EINVAL on a bad policy or slice. */
@@ -186,13 +225,15 @@ void *sched_ctx_priv(const struct sched_ctx *c);
  * as soon as possible (an interactive context became eligible), else 0. */
 int sched_wake(struct sched_ctx *c, uint64_t now);
 /* Asked by the executor at its preemption points while a context runs:
- * true when the running context should yield now, which is when it is of
- * the normal class, the policy is weighted, equal-share or fixed-share, and
- * an interactive context is queued and within its priority (at most two
+ * true when the running context should yield now, which is, under
+ * weighted, equal-share or fixed-share, when a budget holder within its
+ * budget is queued and the running context was not picked within its own
+ * budget, or when the running context is of the normal class and an
+ * interactive context is queued and within its priority (at most three
  * slices ahead of its fair share; a frame whose fps hold ended by now
- * counts).  The executor then ends the slice at that boundary
- * and accounts it as preempted.  Never true for an interactive running
- * context, under fifo or best-effort, or with nothing running. */
+ * counts).  The executor then ends the slice at that boundary and
+ * accounts it as preempted.  Never true under fifo or best-effort, or with
+ * nothing running. */
 bool sched_should_preempt(struct sched_engine *e, uint64_t now);
 /* No more work: leaves the run queue (or is not requeued at account). */
 void sched_block(struct sched_ctx *c, uint64_t now);
@@ -227,6 +268,50 @@ struct sched_ctx *sched_ctx_at(const struct sched_engine *e, unsigned int i);
 void sched_ctx_stats(const struct sched_ctx *c, struct sched_ctx_stats *st);
 void sched_engine_stats(const struct sched_engine *e,
 			struct sched_engine_stats *st);
+
+/*
+ * Admission of budgets on one engine.  A set of n budgets (budget_ns per
+ * period_ns each) fits an engine with slice S that has seen non-preemptible
+ * stretches of up to L when
+ *   (1) n x SCHED_RSV_QUANTUM_MIN_NS <= S: every holder gets a turn of at
+ *       least 0.1 ms within one slice's round of the tier, and
+ *   (2) sum(budget / period) + L / (shortest period) <= 90%: the frames,
+ *       and one blocking by a non-preemptible job per shortest period, fit
+ *       in nine tenths of the engine, which leaves the rest to switching
+ *       and to everyone else.
+ * Then each holder's dispatch wait within its budget is at most
+ * sched_budget_wait_bound (2 S + L), and p99 is expected within
+ * sched_budget_wait_p99 (S + 0.1 ms).
+ */
+struct sched_budget {
+	uint64_t budget_ns, period_ns;
+};
+
+enum sched_admit_verdict {
+	SCHED_ADMIT_OK = 0,
+	SCHED_ADMIT_TOO_MANY,    /* rule (1) */
+	SCHED_ADMIT_OVERLOAD,    /* rule (2) */
+	SCHED_ADMIT_BAD,         /* a budget of 0, or above its period */
+};
+
+struct sched_admit {
+	enum sched_admit_verdict verdict;
+	unsigned int n;
+	uint64_t slice_ns, nonpreempt_ns, quantum_ns, period_min_ns;
+	uint32_t budget_ppm;     /* sum(budget / period) */
+	uint32_t block_ppm;      /* L / shortest period */
+};
+
+/* 0 when the set fits, else -ENOSPC (or -EINVAL for a bad budget); out
+ * says why, with the numbers. */
+int sched_admit(const struct sched_budget *b, unsigned int n, uint64_t slice_ns,
+		uint64_t nonpreempt_ns, struct sched_admit *out);
+/* One line (no newline) saying why, with the numbers; snprintf's return. */
+int sched_admit_explain(const struct sched_admit *a, char *buf, size_t len);
+/* The guarantee: the longest and the p99 dispatch wait of a holder within
+ * its budget on an engine with slice S and non-preemptible stretches L. */
+uint64_t sched_budget_wait_bound(uint64_t slice_ns, uint64_t nonpreempt_ns);
+uint64_t sched_budget_wait_p99(uint64_t slice_ns);
 
 /* "fifo", "best-effort", "equal-share", "fixed-share", "weighted". */
 const char *sched_policy_name(enum sched_policy p);

@@ -82,6 +82,7 @@ enum sched_qstate {
 	SCHED_Q_RUN,        /* in e->runq */
 	SCHED_Q_RUN_IA,     /* in e->runq_ia (interactive) */
 	SCHED_Q_THROTTLED,  /* in e->throttled, until eligible_at */
+	SCHED_Q_RUN_RSV,    /* in e->runq_rsv (within its budget) */
 };
 
 struct sched_ctx {
@@ -108,8 +109,17 @@ struct sched_ctx {
 				     * since the last progress */
 	uint64_t stall_at;          /* when the current stall began */
 
+	/* budget (sched_rsv.c): rsv_period is 0 when none is in force */
+	uint64_t rsv_period, rsv_budget;  /* ns */
+	int64_t rsv_left;           /* budget left in the current period */
+	uint64_t rsv_end;           /* the current period's end */
+	bool rsv_new;               /* no period yet: the next starts at once */
+	bool in_renew;              /* in e->renew, keyed by rsv_end */
+
 	struct sched_ctx_stats st;
 	struct sched_hist *wait;
+	struct sched_hist *wait_rsv;  /* waits of picks within the budget;
+				       * allocated once a budget is given */
 };
 
 struct sched_engine {
@@ -118,6 +128,14 @@ struct sched_engine {
 	struct sched_ctx **ctxs;
 	unsigned int nctx, cap_ctx;
 	struct sched_heap runq, runq_ia, throttled;
+	/* budget holders within their budget, in arrival order; and holders
+	 * queued past their budget, by the end of their period */
+	struct sched_heap runq_rsv, renew;
+	unsigned int nrsv;          /* holders with a budget in force */
+	uint64_t rsv_quantum;       /* the most one budget pick is granted */
+	uint64_t nonpreempt_max;    /* longest stretch that could not be cut */
+	bool running_rsv;           /* running was picked within its budget */
+	uint64_t run_start;         /* when running was picked */
 	struct sched_ctx *running, *last;
 	uint64_t vclock;            /* V: min virtual time of runnable contexts */
 	uint64_t seq;
@@ -130,5 +148,14 @@ static inline bool sched_policy_fair(enum sched_policy p)
 	return p == SCHED_POLICY_WEIGHTED || p == SCHED_POLICY_EQUAL_SHARE ||
 	       p == SCHED_POLICY_FIXED_SHARE;
 }
+
+/* sched_rsv.c: the budget arithmetic. */
+/* Period and budget from the context's settings and the engine's policy;
+ * a change of either starts the budget afresh. */
+void sched_rsv_refresh(struct sched_ctx *c);
+/* Renews the budget if its period ended by t; true when budget is left. */
+bool sched_rsv_renew(struct sched_ctx *c, uint64_t t);
+/* The engine's quantum for nrsv holders under slice. */
+uint64_t sched_rsv_quantum(uint64_t slice, unsigned int nrsv);
 
 #endif

@@ -349,6 +349,7 @@ static void assert_part_sched(int64_t weight, double cap, const char *klass, int
 	cr_assert_float_eq(json_object_get_double(field(p, "cap")), cap, 1e-9, "%s", out);
 	cr_assert_str_eq(json_object_get_string(field(p, "class")), klass);
 	cr_assert_eq(json_object_get_int64(field(p, "fps_limit")), fps);
+	cr_assert_eq(json_object_get_int64(field(p, "budget_us")), fps ? 2000 : 0, "%s", out);
 	json_object_put(o);
 }
 
@@ -380,7 +381,7 @@ Test(daemon_cli, scheduler_settings_survive_a_restart)
 	snprintf(uuid, sizeof(uuid), "%.36s", out);
 	assert_part_sched(0, 0, "normal", 0);
 	cr_assert_eq(gpup("sched --partition %s --weight 4 --cap 0.5 --class interactive "
-			  "--fps 60", uuid), 0, "%s", err);
+			  "--fps 60 --budget 2ms", uuid), 0, "%s", err);
 	cr_assert_eq(gpup("sched --gpu gpu1 --policy fixed-share --slice 0.5 --watchdog 250"), 0,
 		     "%s", err);
 	assert_part_sched(4, 0.5, "interactive", 60);
@@ -388,7 +389,7 @@ Test(daemon_cli, scheduler_settings_survive_a_restart)
 	start();
 	assert_part_sched(4, 0.5, "interactive", 60);
 	cr_assert_eq(gpup("list"), 0, "%s", err);
-	cr_assert(strstr(out, "w=4 cap=0.5 interactive 60fps"), "%s", out);
+	cr_assert(strstr(out, "w=4 cap=0.5 interactive 60fps budget=2ms"), "%s", out);
 	assert_gpu_sched(0, "weighted", 2000000, 0);
 	assert_gpu_sched(1, "fixed-share", 500000, 250000000);
 	/* A watchdog left out of a later change keeps the saved one. */
@@ -396,6 +397,41 @@ Test(daemon_cli, scheduler_settings_survive_a_restart)
 	stop();
 	start();
 	assert_gpu_sched(1, "equal-share", 500000, 250000000);
+}
+
+/* Budgets an engine cannot honour together are refused in one line that
+ * names the numbers, and change nothing; so is a slice too short for the
+ * budgets in force. */
+Test(daemon_cli, budgets_an_engine_cannot_honour_are_refused)
+{
+	char uuid[3][64];
+
+	start();
+	for (int i = 0; i < 3; i++) {
+		cr_assert_eq(gpup("create --gpu gpu0 --type sim-16m-4"), 0, "%s", err);
+		snprintf(uuid[i], sizeof(uuid[i]), "%.36s", out);
+	}
+	cr_assert_eq(gpup("sched --partition %s --class interactive --fps 60 --budget 6ms",
+			  uuid[0]), 0, "%s", err);
+	cr_assert_eq(gpup("sched --partition %s --class interactive --fps 30 --budget 9ms",
+			  uuid[1]), 0, "%s", err);
+	cr_assert_eq(gpup("sched --partition %s --class interactive --fps 60 --budget 5ms",
+			  uuid[2]), 2);
+	cr_assert_str_eq(err, "gpup sched: gpu0 compute engine 0 cannot honour these budgets "
+			      "together: 3 budget(s) take 93.0% of the engine and the longest "
+			      "non-preemptible stretch seen (0.00 ms) 0.0% of the shortest period "
+			      "(16.67 ms): 93.0%, above 90%\n");
+	cr_assert_eq(gpup("sched --partition %s --class normal --budget 1ms", uuid[2]), 2);
+	cr_assert_str_eq(err, "gpup sched: a budget needs class interactive and an fps limit, "
+			      "and is at most one frame period (1/fps)\n");
+	cr_assert_eq(gpup("sched --partition %s --class interactive --fps 60 --budget 3500us",
+			  uuid[2]), 0, "%s", err);
+	cr_assert_eq(gpup("sched --gpu gpu0 --policy weighted --slice 0.25"), 2);
+	cr_assert_str_eq(err, "gpup sched: gpu0 compute engine 0 cannot honour these budgets "
+			      "together: 3 budgets need turns of at least 0.10 ms each (0.30 ms), "
+			      "more than the 0.25 ms slice\n");
+	cr_assert_eq(gpup("sched --gpu gpu0 --policy best-effort --slice 0.25"), 0, "%s", err);
+	cr_assert_eq(gpup("sched --gpu gpu0 --policy weighted --slice 0.3"), 0, "%s", err);
 }
 
 /* --policy and --slice on the command line win for that start only; what

@@ -282,7 +282,8 @@ static const char *attr_at(json_object *a, size_t i, const char *name)
 Test(pool_state, sched_attrs_round_trip)
 {
 	struct sched_ctx_cfg cfg = { .weight = 4, .reserve_ppm = 250000, .cap_ppm = 500000,
-				     .klass = SCHED_CLASS_INTERACTIVE, .fps_limit = 60 };
+				     .klass = SCHED_CLASS_INTERACTIVE, .fps_limit = 60,
+				     .budget_us = 2000 };
 	struct sched_ctx_cfg bad = { .weight = SCHED_WEIGHT_MAX + 1 };
 	struct gpup_partition *a, *b;
 	struct gpup_pool p, q;
@@ -296,12 +297,13 @@ Test(pool_state, sched_attrs_round_trip)
 	cr_assert_eq(gpup_pool_set_sched(&p, a, &bad), -EINVAL);
 	cr_assert_eq(a->sched.weight, 4, "a refused setting keeps the old one");
 	attrs = attrs_of(U1);
-	cr_assert_eq(json_object_array_length(attrs), 5);
+	cr_assert_eq(json_object_array_length(attrs), 6);
 	cr_assert_str_eq(attr_at(attrs, 0, "sched_weight"), "4");
 	cr_assert_str_eq(attr_at(attrs, 1, "sched_reserve_ppm"), "250000");
 	cr_assert_str_eq(attr_at(attrs, 2, "sched_cap_ppm"), "500000");
 	cr_assert_str_eq(attr_at(attrs, 3, "sched_fps_limit"), "60");
-	cr_assert_str_eq(attr_at(attrs, 4, "sched_class"), "interactive");
+	cr_assert_str_eq(attr_at(attrs, 4, "sched_budget_us"), "2000");
+	cr_assert_str_eq(attr_at(attrs, 5, "sched_class"), "interactive");
 	json_object_put(attrs);
 	attrs = attrs_of(U2);
 	cr_assert_eq(json_object_array_length(attrs), 0, "no settings, no attrs");
@@ -318,6 +320,7 @@ Test(pool_state, sched_attrs_round_trip)
 	cr_assert_eq(a->sched.cap_ppm, 500000);
 	cr_assert_eq(a->sched.klass, SCHED_CLASS_INTERACTIVE);
 	cr_assert_eq(a->sched.fps_limit, 60);
+	cr_assert_eq(a->sched.budget_us, 2000);
 	cr_assert_not(gpup_pool_find(&q, U2)->sched_set);
 	gpup_pool_fini(&q);
 }

@@ -113,6 +113,44 @@ Test(sched_ctl, sched_switches_a_busy_gpu_and_stats_shows_it)
 	gpup_engine_detach(&c);
 }
 
+/* A budget on a real executor: the holder is served within its budget
+ * every period and queues by weight past it, the other context keeps
+ * running, and stats shows the holder's budget and its waits. */
+Test(sched_ctl, a_budget_holder_on_a_running_engine)
+{
+	struct gpup_ectx bulk = { .ops = &burn_ops, .doorbell_fd = -1, .weight = 1 };
+	struct gpup_ectx desk = { .ops = &burn_ops, .doorbell_fd = -1, .weight = 1 };
+	struct sched_ctx_cfg cfg = { .weight = 1, .klass = SCHED_CLASS_INTERACTIVE,
+				     .fps_limit = 100, .budget_us = 2000 };
+	struct gpup_engine *e = gpup_gpu_engine(gpu, GPUP_ENGINE_KIND_COMPUTE, 0);
+	json_object *r, *eng, *c0, *c1, *h;
+
+	json_object_put(call(gpup_tsched_ctl_sched, GPUP_CTL_M_SCHED, "gpu0", "weighted",
+			     1000000));
+	cr_assert_eq(gpup_engine_attach(e, &bulk), 0);
+	cr_assert_eq(gpup_engine_attach(e, &desk), 0);
+	cr_assert_eq(gpup_tsched_set_ctx(e, &desk, &cfg), 0);
+	gpup_ectx_kick(&bulk);
+	gpup_ectx_kick(&desk);
+	usleep(200000);
+	r = call(gpup_tsched_ctl_stats, GPUP_CTL_M_STATS, NULL, NULL, 0);
+	eng = path(path(r, GPUP_CTL_F_GPUS, 0), GPUP_CTL_F_ENGINES, 0);
+	cr_assert_eq(gpup_ctl_int(eng, "budgets", 0), 1);
+	cr_assert_eq(gpup_ctl_int(eng, "budget_quantum_ns", 0), 1000000);
+	c0 = path(eng, GPUP_CTL_F_CONTEXTS, 0);
+	c1 = path(eng, GPUP_CTL_F_CONTEXTS, 1);
+	h = gpup_ctl_int(c0, GPUP_CTL_F_BUDGET_US, 0) ? c0 : c1;
+	cr_assert_eq(gpup_ctl_int(h, GPUP_CTL_F_BUDGET_US, 0), 2000);
+	cr_assert_eq(gpup_ctl_int(h, GPUP_CTL_F_FPS_LIMIT, 0), 100);
+	cr_assert_gt(gpup_ctl_int(h, "budget_waits", 0), 0, "%s",
+		     json_object_to_json_string(h));
+	cr_assert_gt(gpup_ctl_int(h, "budget_exhausted", 0), 0, "busy past its budget");
+	cr_assert_gt(gpup_ctl_int(h == c0 ? c1 : c0, "engine_ns", 0), 10 * MS, "nobody starves");
+	json_object_put(r);
+	gpup_engine_detach(&desk);
+	gpup_engine_detach(&bulk);
+}
+
 static void expect_fail(json_object *r, const char *code, const char *words)
 {
 	cr_assert(!json_object_get_boolean(path(r, GPUP_CTL_F_OK, -1)));
@@ -279,7 +317,7 @@ static void partition_settings(char *out, size_t len)
 		 "--class interactive --fps 60", uuid);
 	cr_assert_eq(gpup(out, len, args), 0, "%s", out);
 	snprintf(args, sizeof(args), "%s: weight 4, reserve 0, cap 0.5, class interactive, "
-		 "fps limit 60\n", uuid);
+		 "fps limit 60, budget 0 ms\n", uuid);
 	cr_assert_str_eq(out, args);
 	snprintf(args, sizeof(args), "sched --partition %s --cap 2", uuid);
 	cr_assert_eq(gpup(out, len, args), 2);

@@ -6,6 +6,7 @@
  * command lines get a clear error instead of a crash.
  */
 #include <criterion/criterion.h>
+#include <criterion/parameterized.h>
 #include <errno.h>
 #include <json-c/json.h>
 #include <stdio.h>
@@ -106,6 +107,57 @@ Test(sched_model, interactive_latency_bound_and_no_missed_frames)
 	cr_assert_gt(b.wait_p99_max_us, 1100, "round robin makes frames wait");
 	bench_run_free(&r);
 	bench_run_free(&b);
+	bench_scenario_free(&sc);
+}
+
+/* The VDI farms: every budget holder within its bounds, no frame missed,
+ * the batch tenants level; under best-effort the holders wait rounds. */
+struct vdi_param {
+	char name[16];
+};
+
+ParameterizedTestParameters(sched_model, vdi_farms_meet_their_bounds)
+{
+	static struct vdi_param names[] = { { "vdi-farm" }, { "vdi-mixed" }, { "vdi-noisy" } };
+
+	return cr_make_param_array(struct vdi_param, names, 3);
+}
+
+ParameterizedTest(struct vdi_param *p, sched_model, vdi_farms_meet_their_bounds)
+{
+	struct bench_scenario sc;
+	struct bench_run r, b;
+
+	load(p->name, &sc, 3);
+	run(&sc, sc.policy, &r);
+	expect_pass(&r);
+	cr_assert_eq(r.frames_missed, 0);
+	cr_assert_leq(check_value(&r, "budget_wait_max_ratio_max"), 1);
+	run(&sc, SCHED_POLICY_BEST_EFFORT, &b);
+	cr_assert_gt(check_value(&b, "budget_wait_p99_ratio_max"), 2, "rounds of others");
+	bench_run_free(&r);
+	bench_run_free(&b);
+	bench_scenario_free(&sc);
+}
+
+/* A scenario whose budgets its engine cannot honour does not load. */
+Test(sched_model, inadmissible_budgets_are_refused_at_load)
+{
+	static const char *const json =
+		"{\"slice_ms\": 1, \"tenants\": ["
+		"{\"name\": \"d\", \"count\": 4, \"class\": \"interactive\", "
+		"\"fps_limit\": 60, \"budget_us\": 3500, \"workload\": {\"kind\": "
+		"\"frames\", \"fps\": 60, \"frame_us\": 3000}},"
+		"{\"name\": \"n\", \"workload\": {\"kind\": \"saturating\", "
+		"\"kernel_us\": 2000, \"preemptible\": false}}]}";
+	struct bench_scenario sc = { 0 };
+	char err[256];
+
+	cr_assert_eq(bench_scenario_parse(json, &sc, err, sizeof(err)), -EINVAL);
+	cr_assert_str_eq(err, "gpu0 engine 0 cannot honour its budgets: 4 budget(s) "
+			      "take 84.0% of the engine and the longest non-preemptible "
+			      "stretch seen (2.00 ms) 12.0% of the shortest period (16.67 ms): "
+			      "96.0%, above 90%");
 	bench_scenario_free(&sc);
 }
 

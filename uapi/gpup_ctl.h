@@ -105,6 +105,7 @@
 #define GPUP_CTL_F_CAP "cap"		/* fraction of the engine */
 #define GPUP_CTL_F_CLASS "class"	/* normal, interactive */
 #define GPUP_CTL_F_FPS_LIMIT "fps_limit"
+#define GPUP_CTL_F_BUDGET_US "budget_us"	/* per frame period (1/fps_limit); 0 = none */
 #define GPUP_CTL_F_QUEUE "queue"	/* stats: a context's vGPU queue */
 #define GPUP_CTL_F_WATCHDOG_NS "watchdog_ns"	/* sched: 0 = off, absent = keep */
 

@@ -58,6 +58,7 @@ struct bench_tenant_spec {
 	char type[32];               /* partition type, informational */
 	unsigned int gpu, engine;    /* scenario GPU index, engine index */
 	uint32_t weight, reserve_ppm, cap_ppm, fps_limit;
+	uint32_t budget_us;          /* per frame period (1/fps_limit); 0: none */
 	enum sched_class klass;
 	char group[32];              /* peers whose shares should match */
 	struct bench_workload wl;
@@ -78,6 +79,9 @@ struct bench_targets {
 	double wait_p99_max_us;      /* for interactive tenants */
 	double group_wait_p99_max_us; /* for tenants in a group */
 	double frames_missed_max;
+	/* budget holders: in-budget p99 wait over S + 0.1 ms, and longest
+	 * in-budget wait over 2 S + L (sched_budget_wait_*); 1 = at the bound */
+	double budget_wait_p99_ratio_max, budget_wait_max_ratio_max;
 };
 
 struct bench_scenario {
@@ -108,6 +112,12 @@ struct bench_tenant_result {
 	double target_share, share, share_error, window_share_error_max;
 	double jobs_per_s, engine_ms, overrun_ms, max_lag_ms, debt_us;
 	double wait_p50_us, wait_p99_us, wait_max_us;
+	/* budget holders (< 0 otherwise): the waits the guarantee covers (the
+	 * picks within the budget; every pick under a policy that ignores
+	 * budgets), and the bounds of its engine */
+	double budget_wait_p99_us, budget_wait_max_us;
+	double wait_p99_bound_us, wait_bound_us;
+	uint64_t budget_exhausted;   /* periods whose budget ran out */
 	uint64_t slices, preemptions, jobs, frames, frames_missed;
 	double *window_share;        /* per BENCH_WINDOW_NS window */
 };
@@ -116,6 +126,7 @@ struct bench_engine_result {
 	unsigned int gpu, engine, ntenants;
 	double utilisation, switches_per_s;
 	uint64_t picks, idle_picks;
+	double nonpreempt_max_us;    /* the longest stretch it could not cut */
 	uint64_t sched_cpu_ns;       /* host: CPU time in scheduler calls */
 	double overhead;             /* host: sched_cpu_ns / simulated time */
 };
@@ -141,6 +152,8 @@ struct bench_run {
 	double group_spread_max;     /* < 0: no groups */
 	double wait_p99_max_us;      /* over interactive tenants; < 0: none */
 	double group_wait_p99_max_us; /* over tenants in a group; < 0: none */
+	/* over budget holders, each wait over its bound; < 0: none */
+	double budget_wait_p99_ratio_max, budget_wait_max_ratio_max;
 	uint64_t frames_missed;
 	struct bench_check checks[BENCH_MAX_CHECKS];
 	unsigned int nchecks;

@@ -112,6 +112,7 @@ int bench_ctl_tenant(const char *run_dir, const char *uuid, const struct bench_t
 	json_object_object_add(req, GPUP_CTL_F_CLASS,
 			       json_object_new_string(sched_class_name(s->klass)));
 	json_object_object_add(req, GPUP_CTL_F_FPS_LIMIT, json_object_new_int64(s->fps_limit));
+	json_object_object_add(req, GPUP_CTL_F_BUDGET_US, json_object_new_int64(s->budget_us));
 	return bench_ctl(run_dir, req, NULL, err, errlen);
 }
 

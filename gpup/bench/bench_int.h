@@ -81,7 +81,8 @@ void bench_ctl_destroy(const char *run_dir, const char *uuid);
 /* Every engine of gpu under policy p with slice_ns (0: the default). */
 int bench_ctl_policy(const char *run_dir, const char *gpu, enum sched_policy p,
 		     uint64_t slice_ns, char *err, size_t errlen);
-/* A partition's weight, reserve, cap, class and fps limit from its tenant. */
+/* A partition's weight, reserve, cap, class, fps limit and budget from its
+ * tenant. */
 int bench_ctl_tenant(const char *run_dir, const char *uuid, const struct bench_tenant_spec *s,
 		     char *err, size_t errlen);
 /* The weight a tenant is owed under the scenario's own policy (caps are not
@@ -175,13 +176,14 @@ struct bench_vm_ctx_stats {
 	uint64_t engine_ns, slices, preemptions, overrun_ns;
 	uint64_t wait_p50_ns, wait_p99_ns, wait_max_ns;
 	int64_t debt_ns;
+	uint64_t budget_waits, budget_wait_p99_ns, budget_wait_max_ns, budget_exhausted;
 };
 
 struct bench_vm_snap {
 	uint64_t at;                   /* CLOCK_MONOTONIC ns */
 	bool tslice;                   /* the time-slice scheduler runs the engine */
 	enum sched_policy policy;
-	uint64_t slice_ns, busy_ns, picks, idle_picks, switches;
+	uint64_t slice_ns, busy_ns, picks, idle_picks, switches, nonpreempt_max_ns;
 	uint64_t thread_ns;            /* the executor thread's CPU time; 0: unknown */
 	struct bench_vm_ctx_stats ctx[BENCH_VM_MAX_TENANTS];
 };

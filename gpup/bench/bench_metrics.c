@@ -106,6 +106,26 @@ static double window_error(const struct sim_engine *se, const struct sim_tenant 
 	return worst;
 }
 
+/* A budget holder's waits against the bounds of its engine (its slice,
+ * the longest stretch it could not cut): the picks within the budget, or
+ * every pick under a policy that ignores budgets (the baselines). */
+static void budget_result(const struct sim_engine *se, const struct sim_tenant *t,
+			  const struct sched_ctx_stats *st, struct bench_tenant_result *r)
+{
+	struct sched_engine_stats es;
+
+	r->budget_wait_p99_us = r->budget_wait_max_us = -1;
+	r->wait_p99_bound_us = r->wait_bound_us = -1;
+	if (!t->spec->budget_us)
+		return;
+	sched_engine_stats(se->e, &es);
+	r->budget_exhausted = st->budget_exhausted;
+	r->budget_wait_p99_us = (st->budget_waits ? st->budget_wait_p99_ns : st->wait_p99_ns) / 1e3;
+	r->budget_wait_max_us = (st->budget_waits ? st->budget_wait_max_ns : st->wait_max_ns) / 1e3;
+	r->wait_p99_bound_us = sched_budget_wait_p99(es.slice_ns) / 1e3;
+	r->wait_bound_us = sched_budget_wait_bound(es.slice_ns, es.nonpreempt_max_ns) / 1e3;
+}
+
 static void tenant_result(const struct sim_engine *se, struct sim_tenant *t,
 			  struct bench_tenant_result *r)
 {
@@ -128,6 +148,7 @@ static void tenant_result(const struct sim_engine *se, struct sim_tenant *t,
 	r->wait_max_us = st.wait_max_ns / 1e3;
 	r->slices = st.slices;
 	r->preemptions = st.preemptions;
+	budget_result(se, t, &st, r);
 	r->frames = t->frames;
 	r->frames_missed = t->frames_missed;
 	for (unsigned int w = 0; w < se->nwin; w++) {
@@ -152,6 +173,7 @@ static void engine_result(const struct sim_engine *se, struct bench_engine_resul
 	r->switches_per_s = st.switches / (d / 1e9);
 	r->picks = st.picks;
 	r->idle_picks = st.idle_picks;
+	r->nonpreempt_max_us = st.nonpreempt_max_ns / 1e3;
 	r->sched_cpu_ns = se->sched_ns;
 	r->overhead = se->sched_ns / d;
 }
@@ -240,11 +262,18 @@ void bench_run_summary(const struct bench_scenario *sc, struct bench_run *run)
 	run->group_spread_max = -1;
 	run->wait_p99_max_us = -1;
 	run->group_wait_p99_max_us = -1;
+	run->budget_wait_p99_ratio_max = run->budget_wait_max_ratio_max = -1;
 	for (unsigned int i = 0; i < sc->ntenants; i++) {
 		const struct bench_tenant_result *r = &run->tenants[i];
 		double lo = r->share, hi = r->share, sum = 0;
 		unsigned int n = 0;
 
+		if (r->wait_bound_us > 0) {
+			run->budget_wait_p99_ratio_max = fmax(run->budget_wait_p99_ratio_max,
+				r->budget_wait_p99_us / r->wait_p99_bound_us);
+			run->budget_wait_max_ratio_max = fmax(run->budget_wait_max_ratio_max,
+				r->budget_wait_max_us / r->wait_bound_us);
+		}
 		run->share_error_max = fmax(run->share_error_max, r->share_error);
 		run->window_share_error_max =
 			fmax(run->window_share_error_max, r->window_share_error_max);

@@ -306,17 +306,24 @@ static uint64_t next_event(const struct sim_engine *se)
 	return m;
 }
 
-/* Every event due at or before now; returns whether one asked to preempt. */
+/* Every event due at or before now; returns whether one asked to preempt.
+ * After events the running context is asked, as the executor asks at its
+ * boundaries: a frame tick of a holder that is still busy renews its
+ * budget without a wake. */
 static bool events_until(struct sim_engine *se, uint64_t now)
 {
-	bool preempt = false;
+	bool preempt = false, any = false;
 
 	for (unsigned int i = 0; i < se->n; i++) {
 		struct sim_tenant *t = se->t[i];
 
-		while (t->next_ev <= now)
+		while (t->next_ev <= now) {
 			preempt |= tenant_event(se, t) > 0;
+			any = true;
+		}
 	}
+	if (any && !preempt)
+		TIMED(se, preempt = sched_should_preempt(se->e, now));
 	return preempt;
 }
 
@@ -366,6 +373,10 @@ static void slice_step(struct sim_engine *se, struct sim_tenant *t,
 	uint64_t span = run_span(j, gran, se->now, s->limit);
 	uint64_t ev = next_event(se), end = se->now + span;
 
+	if (se->now >= se->duration) {       /* a switch ran past the end */
+		s->done = true;
+		return;
+	}
 	if (span == 0) {                     /* at a boundary past the slice */
 		s->preempted = s->done = true;
 		return;
@@ -454,7 +465,7 @@ static int engine_setup(struct sim_engine *se, const struct bench_scenario *sc,
 		struct sched_ctx_cfg cc = {
 			.weight = ts->weight, .reserve_ppm = ts->reserve_ppm,
 			.cap_ppm = ts->cap_ppm, .klass = ts->klass,
-			.fps_limit = ts->fps_limit, .priv = t,
+			.fps_limit = ts->fps_limit, .budget_us = ts->budget_us, .priv = t,
 		};
 		int rc = sched_ctx_add(se->e, &cc, 0, &t->ctx);
 

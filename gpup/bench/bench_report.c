@@ -52,6 +52,10 @@ void bench_check_targets(const struct bench_scenario *sc, struct bench_run *run)
 		  run->group_wait_p99_max_us, true, false);
 	add_check(run, "frames_missed_max", t->frames_missed_max,
 		  (double)run->frames_missed, true, false);
+	add_check(run, "budget_wait_p99_ratio_max", t->budget_wait_p99_ratio_max,
+		  run->budget_wait_p99_ratio_max, true, false);
+	add_check(run, "budget_wait_max_ratio_max", t->budget_wait_max_ratio_max,
+		  run->budget_wait_max_ratio_max, true, false);
 	add_check(run, "overhead_max", t->overhead_max, ovh, true, true);
 	run->pass = run->host_pass = true;
 	for (unsigned int i = 0; i < run->nchecks; i++) {
@@ -111,6 +115,8 @@ static json_object *tenant_json(const struct bench_scenario *sc, unsigned int i,
 	put(o, "reserve", bench_json_num(t->reserve_ppm / 1e6));
 	put(o, "cap", bench_json_num(t->cap_ppm / 1e6));
 	put(o, "workload", jstr(wl_name(t->wl.kind)));
+	if (t->group[0])
+		put(o, "group", jstr(t->group));
 	put(o, "target_share", bench_json_num(r->target_share));
 	put(o, "share", bench_json_num(r->share));
 	put(o, "share_error", bench_json_num(r->share_error));
@@ -128,6 +134,15 @@ static json_object *tenant_json(const struct bench_scenario *sc, unsigned int i,
 	put(o, "debt_us", json_object_new_double(round(r->debt_us)));
 	put(o, "frames", ju(r->frames));
 	put(o, "frames_missed", ju(r->frames_missed));
+	if (!t->budget_us)
+		return o;
+	put(o, "budget_us", ju(t->budget_us));
+	put(o, "fps_limit", ju(t->fps_limit));
+	put(o, "budget_wait_p99_us", bench_json_num(r->budget_wait_p99_us));
+	put(o, "budget_wait_max_us", bench_json_num(r->budget_wait_max_us));
+	put(o, "wait_p99_bound_us", bench_json_num(r->wait_p99_bound_us));
+	put(o, "wait_bound_us", bench_json_num(r->wait_bound_us));
+	put(o, "budget_exhausted", ju(r->budget_exhausted));
 	return o;
 }
 
@@ -143,6 +158,7 @@ static json_object *engine_json(const struct bench_scenario *sc,
 	put(o, "switches_per_s", bench_json_num(r->switches_per_s));
 	put(o, "picks", ju(r->picks));
 	put(o, "idle_picks", ju(r->idle_picks));
+	put(o, "nonpreempt_max_us", bench_json_num(r->nonpreempt_max_us));
 	put(h, "sched_cpu_ns", ju(r->sched_cpu_ns));
 	put(h, "overhead", bench_json_num(r->overhead));
 	put(o, "host", h);
@@ -182,6 +198,8 @@ static json_object *overall_json(const struct bench_run *run)
 	put(o, "group_spread_max", bench_json_num(run->group_spread_max));
 	put(o, "wait_p99_max_us", bench_json_num(run->wait_p99_max_us));
 	put(o, "group_wait_p99_max_us", bench_json_num(run->group_wait_p99_max_us));
+	put(o, "budget_wait_p99_ratio_max", bench_json_num(run->budget_wait_p99_ratio_max));
+	put(o, "budget_wait_max_ratio_max", bench_json_num(run->budget_wait_max_ratio_max));
 	put(o, "frames_missed", ju(run->frames_missed));
 	return o;
 }

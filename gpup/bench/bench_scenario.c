@@ -250,9 +250,11 @@ static int tenant_sched(json_object *o, struct bench_tenant_spec *t,
 			struct perr *pe, const char *where)
 {
 	char klass[16];
-	double w, fps;
+	double w, fps, budget;
+	struct sched_ctx_cfg cfg;
 
 	if (num(o, "weight", 1, &w, pe, where) || num(o, "fps_limit", 0, &fps, pe, where) ||
+	    num(o, "budget_us", 0, &budget, pe, where) ||
 	    ppm(o, "reserve", &t->reserve_ppm, pe, where) ||
 	    ppm(o, "cap", &t->cap_ppm, pe, where) ||
 	    str(o, "class", "normal", klass, sizeof(klass), pe, where))
@@ -264,6 +266,13 @@ static int tenant_sched(json_object *o, struct bench_tenant_spec *t,
 		return fail(pe, "%s: class \"%s\" is not normal or interactive", where, klass);
 	t->weight = (uint32_t)w;
 	t->fps_limit = (uint32_t)fps;
+	cfg = (struct sched_ctx_cfg){ .klass = t->klass, .fps_limit = t->fps_limit,
+				      .budget_us = budget <= SCHED_BUDGET_MAX_US ?
+						   (uint32_t)budget : UINT32_MAX };
+	if (sched_ctx_cfg_check(&cfg))
+		return fail(pe, "%s: budget_us needs class \"interactive\" and fps_limit, "
+			    "and is at most the frame period (1e6 / fps_limit)", where);
+	t->budget_us = cfg.budget_us;
 	return 0;
 }
 
@@ -331,6 +340,60 @@ static int parse_tenants(json_object *arr, struct bench_scenario *sc, struct per
 		}
 	}
 	return 0;
+}
+
+/* The longest stretch a workload's jobs cannot be cut: a work-group, or a
+ * whole non-preemptible job (an exponential one counted at ten times its
+ * mean, which one job in 22000 exceeds). */
+static uint64_t nonpreempt_ns(const struct bench_workload *wl)
+{
+	if (wl->preempt_ns)
+		return wl->preempt_ns;
+	if (wl->job.kind == BENCH_DIST_UNIFORM)
+		return (uint64_t)wl->job.b;
+	return (uint64_t)(wl->job.kind == BENCH_DIST_EXP ? 10 * wl->job.a : wl->job.a);
+}
+
+/* The budgets on engine k of GPU g must pass the daemon's admission, with
+ * the engine's slice and its tenants' longest non-preemptible stretch. */
+static int admit_engine(const struct bench_scenario *sc, unsigned int g, unsigned int k,
+			struct sched_budget *b, struct perr *pe)
+{
+	unsigned int n = 0, ntenants = 0;
+	uint64_t np = 0;
+	struct sched_admit a;
+	char why[256];
+
+	for (unsigned int i = 0; i < sc->ntenants; i++) {
+		const struct bench_tenant_spec *t = &sc->tenants[i];
+
+		if (t->gpu != g || t->engine != k)
+			continue;
+		ntenants++;
+		if (nonpreempt_ns(&t->wl) > np)
+			np = nonpreempt_ns(&t->wl);
+		if (t->budget_us)
+			b[n++] = (struct sched_budget){ (uint64_t)t->budget_us * 1000,
+							1000000000ull / t->fps_limit };
+	}
+	if (!n || sched_admit(b, n, sc->slice_ns ? sc->slice_ns :
+				    sched_default_slice(ntenants), np, &a) == 0)
+		return 0;
+	sched_admit_explain(&a, why, sizeof(why));
+	return fail(pe, "%s engine %u cannot honour its budgets: %s", sc->gpus[g].name, k,
+		    why);
+}
+
+static int admit_budgets(const struct bench_scenario *sc, struct perr *pe)
+{
+	struct sched_budget *b = calloc(sc->ntenants, sizeof(*b));
+	int rc = b ? 0 : -ENOMEM;
+
+	for (unsigned int g = 0; !rc && g < sc->ngpus; g++)
+		for (unsigned int k = 0; !rc && k < sc->gpus[g].engines; k++)
+			rc = admit_engine(sc, g, k, b, pe);
+	free(b);
+	return rc;
 }
 
 static int parse_gpus(json_object *arr, struct bench_scenario *sc, struct perr *pe)
@@ -414,6 +477,10 @@ static int parse_targets(json_object *o, struct bench_targets *t, struct perr *p
 		{ "group_wait_p99_max_us",
 		  offsetof(struct bench_targets, group_wait_p99_max_us) },
 		{ "frames_missed_max", offsetof(struct bench_targets, frames_missed_max) },
+		{ "budget_wait_p99_ratio_max",
+		  offsetof(struct bench_targets, budget_wait_p99_ratio_max) },
+		{ "budget_wait_max_ratio_max",
+		  offsetof(struct bench_targets, budget_wait_max_ratio_max) },
 	};
 
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
@@ -458,7 +525,7 @@ static int parse_root(json_object *root, struct bench_scenario *sc, struct perr 
 		return -EINVAL;
 	if (!ten || !json_object_is_type(ten, json_type_array))
 		return fail(pe, "\"tenants\" array missing");
-	if (parse_tenants(ten, sc, pe))
+	if (parse_tenants(ten, sc, pe) || admit_budgets(sc, pe))
 		return -EINVAL;
 	if (!tg)
 		tg = empty = json_object_new_object();

@@ -100,6 +100,10 @@ static void ctx_fill(const struct bench_vm *v, json_object *c, struct bench_vm_s
 		x->wait_p99_ns = u64(c, "wait_p99_ns");
 		x->wait_max_ns = u64(c, "wait_max_ns");
 		x->debt_ns = gpup_ctl_int(c, "debt_ns", 0);
+		x->budget_waits = u64(c, "budget_waits");
+		x->budget_wait_p99_ns = u64(c, "budget_wait_p99_ns");
+		x->budget_wait_max_ns = u64(c, "budget_wait_max_ns");
+		x->budget_exhausted = u64(c, "budget_exhausted");
 	}
 }
 
@@ -144,6 +148,7 @@ int bench_vm_snapshot(struct bench_vm *v, struct bench_vm_snap *s, char *err,
 	s->picks = u64(e, "picks");
 	s->idle_picks = u64(e, "idle_picks");
 	s->switches = u64(e, "switches");
+	s->nonpreempt_max_ns = u64(e, "nonpreempt_max_ns");
 	a = json_object_object_get(e, GPUP_CTL_F_CONTEXTS);
 	for (size_t i = 0; a && i < json_object_array_length(a); i++)
 		ctx_fill(v, json_object_array_get_idx(a, i), s);
@@ -211,6 +216,24 @@ static void vm_jain(const struct bench_vm *v, struct bench_run *run)
 		run->jain_mean = sum / run->jain_windows;
 }
 
+/* A budget holder's waits (the VM's whole life, as the other waits)
+ * against the bounds of the engine at the end of the run; as in the model,
+ * every wait under a policy that ignores budgets. */
+static void vm_budget(const struct bench_vm *v, const struct bench_vm_ctx_stats *b,
+		      bool holder, struct bench_tenant_result *r)
+{
+	r->budget_wait_p99_us = r->budget_wait_max_us = -1;
+	r->wait_p99_bound_us = r->wait_bound_us = -1;
+	if (!holder)
+		return;
+	r->budget_exhausted = b->budget_exhausted;
+	r->budget_wait_p99_us = (b->budget_waits ? b->budget_wait_p99_ns : b->wait_p99_ns) / 1e3;
+	r->budget_wait_max_us = (b->budget_waits ? b->budget_wait_max_ns : b->wait_max_ns) / 1e3;
+	r->wait_p99_bound_us = sched_budget_wait_p99(v->last.slice_ns) / 1e3;
+	r->wait_bound_us = sched_budget_wait_bound(v->last.slice_ns,
+						   v->last.nonpreempt_max_ns) / 1e3;
+}
+
 static void vm_tenant(const struct bench_vm *v, unsigned int i, double total, double sat,
 		      double wsat, struct bench_tenant_result *r)
 {
@@ -235,6 +258,7 @@ static void vm_tenant(const struct bench_vm *v, unsigned int i, double total, do
 	r->wait_p99_us = b->wait_p99_ns / 1e3;
 	r->wait_max_us = b->wait_max_ns / 1e3;
 	r->debt_us = b->debt_ns / 1e3;
+	vm_budget(v, b, v->sc->tenants[i].budget_us != 0, r);
 	r->frames = g->frames;
 	r->frames_missed = g->missed;
 	for (unsigned int w = 0; w < v->nwin; w++) {
@@ -257,6 +281,7 @@ static void vm_engine(const struct bench_vm *v, struct bench_engine_result *e)
 	e->switches_per_s = span > 0 ? (v->last.switches - v->first.switches) / (span / 1e9) : 0;
 	e->picks = v->last.picks - v->first.picks;
 	e->idle_picks = v->last.idle_picks - v->first.idle_picks;
+	e->nonpreempt_max_us = v->last.nonpreempt_max_ns / 1e3;
 	e->overhead = -1;
 	if (v->first.thread_ns && v->last.thread_ns && cpu >= busy && busy) {
 		e->sched_cpu_ns = cpu - busy;

@@ -128,11 +128,12 @@ static void list_usage(FILE *f)
 }
 
 /* The scheduler settings that differ from the defaults, e.g. "w=4 interactive
- * 60fps", or "-". */
+ * 60fps budget=2ms", or "-". */
 static const char *sched_summary(json_object *p, char *buf, size_t len)
 {
 	int64_t w = gpup_ctl_int(p, GPUP_CTL_F_WEIGHT, 1);
 	int64_t fps = gpup_ctl_int(p, GPUP_CTL_F_FPS_LIMIT, 0);
+	int64_t budget = gpup_ctl_int(p, GPUP_CTL_F_BUDGET_US, 0);
 	double cap = json_object_get_double(json_object_object_get(p, GPUP_CTL_F_CAP));
 	double res = json_object_get_double(json_object_object_get(p, GPUP_CTL_F_RESERVE));
 	const char *cls = gpup_ctl_str(p, GPUP_CTL_F_CLASS, "normal");
@@ -148,7 +149,9 @@ static const char *sched_summary(json_object *p, char *buf, size_t len)
 	if (strcmp(cls, "normal") && n < len)
 		n += snprintf(buf + n, len - n, " %s", cls);
 	if (fps > 0 && n < len)
-		snprintf(buf + n, len - n, " %lldfps", (long long)fps);
+		n += snprintf(buf + n, len - n, " %lldfps", (long long)fps);
+	if (budget > 0 && n < len)
+		snprintf(buf + n, len - n, " budget=%gms", budget / 1e3);
 	return buf[0] ? buf + 1 : "-";
 }
 

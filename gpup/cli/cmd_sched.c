@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "gpup/cli/cli.h"
 #include "gpup/ctl/ctl.h"
@@ -22,7 +23,8 @@ static void sched_usage(FILE *f)
 		"usage: gpup sched --gpu ID --policy POLICY [--slice MS] [--watchdog MS]\n"
 		"                  [--json]\n"
 		"       gpup sched --partition UUID [--weight W] [--reserve F] [--cap F]\n"
-		"                  [--class normal|interactive] [--fps N] [--json]\n"
+		"                  [--class normal|interactive] [--fps N] [--budget T]\n"
+		"                  [--json]\n"
 		"\n"
 		"Set how a GPU's engines are shared, at run time, with partitions\n"
 		"running.  POLICY: fifo, best-effort, equal-share, fixed-share,\n"
@@ -31,13 +33,17 @@ static void sched_usage(FILE *f)
 		"has work but completes nothing for that long (0: off).\n"
 		"Per partition: its weight (weighted), the fraction of an engine it\n"
 		"reserves (fixed-share) and its cap, its class, and a frame-rate\n"
-		"limit for the interactive class.  Both forms may be combined.\n"
-		"See docs/SCHEDULER.md.\n");
+		"limit for the interactive class.  --budget (e.g. 2ms, 500us; a bare\n"
+		"number is ms; 0 removes it) gives an interactive partition with an\n"
+		"fps limit a latency guarantee: that much engine time per frame\n"
+		"period, served within about a slice of being asked for; the daemon\n"
+		"refuses budgets an engine cannot honour together.  Both forms may\n"
+		"be combined.  See docs/SCHEDULER.md.\n");
 }
 
 struct sched_args {
 	const char *gpu, *policy, *part, *klass;
-	double slice_ms, reserve, cap, watchdog_ms;
+	double slice_ms, reserve, cap, watchdog_ms, budget_us;
 	long weight, fps;
 	bool ctx, wd;
 	int json;
@@ -62,6 +68,20 @@ static double real(const char *arg, char **end)
 	return d;
 }
 
+/* A duration with an optional unit (ms, the default, or us) in us. */
+static double budget(const char *arg, char **end)
+{
+	double d = real(arg, end);
+
+	if (*end != arg && strcmp(*end, "us") == 0)
+		*end += 2;
+	else if (*end != arg && strcmp(*end, "ms") == 0)
+		*end += 2, d *= 1e3;
+	else
+		d *= 1e3;
+	return d;
+}
+
 /* One option; 0, 1 = help shown, or an exit code + 2. */
 static int sched_opt(int o, const char *arg, struct sched_args *a)
 {
@@ -80,6 +100,7 @@ static int sched_opt(int o, const char *arg, struct sched_args *a)
 	case 'C': a->cap = real(arg, &end); a->ctx = true; break;
 	case 'w': a->weight = strtol(arg, &end, 10); a->ctx = true; break;
 	case 'f': a->fps = strtol(arg, &end, 10); a->ctx = true; break;
+	case 'b': a->budget_us = budget(arg, &end); a->ctx = true; break;
 	default: sched_usage(stderr); return 2 + GPUP_EXIT_USAGE;
 	}
 	return *end || end == arg ? bad_number(arg) : 0;
@@ -98,6 +119,7 @@ static int sched_parse(int argc, char **argv, struct sched_args *a)
 		{ "cap", required_argument, NULL, 'C' },
 		{ "class", required_argument, NULL, 'c' },
 		{ "fps", required_argument, NULL, 'f' },
+		{ "budget", required_argument, NULL, 'b' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -110,7 +132,8 @@ static int sched_parse(int argc, char **argv, struct sched_args *a)
 	if (optind < argc || (!a->gpu && !a->part) || (!a->gpu != !a->policy) ||
 	    (a->part && !a->ctx) || (!a->part && a->ctx) || (a->wd && !a->gpu)) {
 		gpup_err("sched", "needs --gpu ID --policy POLICY, or --partition UUID with "
-			 "--weight, --reserve, --cap, --class or --fps; see 'gpup sched --help'");
+			 "--weight, --reserve, --cap, --class, --fps or --budget; see "
+			 "'gpup sched --help'");
 		return 2 + GPUP_EXIT_USAGE;
 	}
 	return 0;
@@ -170,6 +193,14 @@ static int part_sched(const struct gpup_global *g, const struct sched_args *a)
 	json_object_object_add(req, GPUP_CTL_F_RESERVE, json_object_new_double(a->reserve));
 	json_object_object_add(req, GPUP_CTL_F_CAP, json_object_new_double(a->cap));
 	json_object_object_add(req, GPUP_CTL_F_FPS_LIMIT, json_object_new_int64(a->fps));
+	if (a->budget_us < 0 || a->budget_us > SCHED_BUDGET_MAX_US) {
+		json_object_put(req);
+		gpup_err("sched", "--budget %g us: at most one frame period, 0 to 1000 ms",
+			 a->budget_us);
+		return GPUP_EXIT_USAGE;
+	}
+	json_object_object_add(req, GPUP_CTL_F_BUDGET_US,
+			       json_object_new_int64((int64_t)(a->budget_us + 0.5)));
 	if (a->klass)
 		json_object_object_add(req, GPUP_CTL_F_CLASS, json_object_new_string(a->klass));
 	rc = gpup_ctl_cli_call(g->run_dir, "sched", req, &r);
@@ -183,11 +214,12 @@ static int part_sched(const struct gpup_global *g, const struct sched_args *a)
 		double cap = json_object_object_get_ex(r, GPUP_CTL_F_CAP, &v) ?
 				     json_object_get_double(v) : 0;
 
-		printf("%s: weight %lld, reserve %g, cap %g, class %s, fps limit %lld\n",
-		       gpup_ctl_str(r, GPUP_CTL_F_UUID, "?"),
+		printf("%s: weight %lld, reserve %g, cap %g, class %s, fps limit %lld, "
+		       "budget %.3g ms\n", gpup_ctl_str(r, GPUP_CTL_F_UUID, "?"),
 		       (long long)gpup_ctl_int(r, GPUP_CTL_F_WEIGHT, 0), res, cap,
 		       gpup_ctl_str(r, GPUP_CTL_F_CLASS, "?"),
-		       (long long)gpup_ctl_int(r, GPUP_CTL_F_FPS_LIMIT, 0));
+		       (long long)gpup_ctl_int(r, GPUP_CTL_F_FPS_LIMIT, 0),
+		       gpup_ctl_int(r, GPUP_CTL_F_BUDGET_US, 0) / 1e3);
 	}
 	json_object_put(r);
 	return GPUP_EXIT_OK;
@@ -211,10 +243,27 @@ static void stats_usage(FILE *f)
 {
 	fprintf(f, "usage: gpup stats [--gpu ID] [--json]\n\n"
 		   "Each engine's scheduler, policy and slice, and per context: engine\n"
-		   "time, slices, preemptions, dispatch wait p50/p99/max and debt.  Then\n"
+		   "time, slices, preemptions, dispatch wait p50/p99/max and debt, and\n"
+		   "for a partition with a budget, the budget and the p99 and max wait\n"
+		   "of what it asked for within it.  Then\n"
 		   "per partition, what its client holds of the daemon for DMA: client\n"
 		   "memory mapped and IO page tables, each beside its limit (a DMA_MAP\n"
 		   "past either is refused with ENOSPC).\n");
+}
+
+/* "2.00 ms @ 60 fps (310/950)" or "-". */
+static void print_budget(json_object *c)
+{
+	int64_t b = gpup_ctl_int(c, GPUP_CTL_F_BUDGET_US, 0);
+
+	if (!b) {
+		printf("-\n");
+		return;
+	}
+	printf("%.2f ms @ %lld fps (%.0f/%.0f)\n", b / 1e3,
+	       (long long)gpup_ctl_int(c, GPUP_CTL_F_FPS_LIMIT, 0),
+	       gpup_ctl_int(c, "budget_wait_p99_ns", 0) / 1e3,
+	       gpup_ctl_int(c, "budget_wait_max_ns", 0) / 1e3);
 }
 
 static void print_engine(const char *gpu, json_object *e)
@@ -222,20 +271,24 @@ static void print_engine(const char *gpu, json_object *e)
 	json_object *ctxs = NULL;
 
 	json_object_object_get_ex(e, GPUP_CTL_F_CONTEXTS, &ctxs);
-	printf("%s %s%lld: %s %s, slice %.2f ms, busy %.1f ms, %lld switches\n", gpu,
+	printf("%s %s%lld: %s %s, slice %.2f ms, busy %.1f ms, %lld switches", gpu,
 	       gpup_ctl_str(e, GPUP_CTL_F_KIND, "?"), (long long)gpup_ctl_int(e, GPUP_CTL_F_INDEX, 0),
 	       gpup_ctl_str(e, GPUP_CTL_F_SCHEDULER, "?"), gpup_ctl_str(e, GPUP_CTL_F_POLICY, "-"),
 	       gpup_ctl_int(e, GPUP_CTL_F_SLICE_NS, 0) / 1e6,
 	       gpup_ctl_int(e, GPUP_CTL_F_BUSY_NS, 0) / 1e6,
 	       (long long)gpup_ctl_int(e, "switches", 0));
+	if (gpup_ctl_int(e, "budgets", 0))
+		printf(", %lld budget(s) in turns of %.2f ms", (long long)gpup_ctl_int(e, "budgets", 0),
+		       gpup_ctl_int(e, "budget_quantum_ns", 0) / 1e6);
+	printf(", longest non-preemptible %.2f ms\n", gpup_ctl_int(e, "nonpreempt_max_ns", 0) / 1e6);
 	for (size_t i = 0; ctxs && i < json_object_array_length(ctxs); i++) {
 		json_object *c = json_object_array_get_idx(ctxs, i);
 
 		if (i == 0)
-			printf("  %-36s %-2s %6s %12s %8s %8s %10s %10s %10s %10s\n", "PARTITION",
+			printf("  %-36s %-2s %6s %12s %8s %8s %10s %10s %10s %10s %s\n", "PARTITION",
 			       "Q", "WEIGHT", "ENGINE ms", "SLICES", "PREEMPT", "WAIT p50",
-			       "p99 µs", "max µs", "DEBT µs");
-		printf("  %-36s %-2lld %6lld %12.1f %8lld %8lld %10.0f %10.0f %10.0f %10.0f\n",
+			       "p99 µs", "max µs", "DEBT µs", "BUDGET (p99/max µs within)");
+		printf("  %-36s %-2lld %6lld %12.1f %8lld %8lld %10.0f %10.0f %10.0f %10.0f ",
 		       gpup_ctl_str(c, GPUP_CTL_F_UUID, "-"),
 		       (long long)gpup_ctl_int(c, GPUP_CTL_F_QUEUE, -1),
 		       (long long)gpup_ctl_int(c, GPUP_CTL_F_WEIGHT, 0),
@@ -243,6 +296,7 @@ static void print_engine(const char *gpu, json_object *e)
 		       (long long)gpup_ctl_int(c, "preemptions", 0),
 		       gpup_ctl_int(c, "wait_p50_ns", 0) / 1e3, gpup_ctl_int(c, "wait_p99_ns", 0) / 1e3,
 		       gpup_ctl_int(c, "wait_max_ns", 0) / 1e3, gpup_ctl_int(c, "debt_ns", 0) / 1e3);
+		print_budget(c);
 	}
 }
 

@@ -109,6 +109,7 @@ static void sched_fields(const struct gpup_partition *p, json_object *o)
 	json_object_object_add(o, GPUP_CTL_F_CAP, json_object_new_double(p->sched.cap_ppm / 1e6));
 	add_str(o, GPUP_CTL_F_CLASS, sched_class_name(p->sched.klass));
 	add_u64(o, GPUP_CTL_F_FPS_LIMIT, p->sched.fps_limit);
+	add_u64(o, GPUP_CTL_F_BUDGET_US, p->sched.budget_us);
 }
 
 static void part_fields(struct gpup_daemon *d, const struct gpup_partition *p, json_object *o)

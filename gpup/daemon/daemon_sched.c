@@ -2,14 +2,17 @@
 /*
  * The control-API methods of the scheduler, on the daemon's side: "sched"
  * puts every engine of a GPU under a policy and slice (at run time, with
- * partitions running) or sets one partition's weight, reserve, cap, class
- * and frame-rate limit; "stats" reports each engine's scheduler and its
- * contexts' accounting.  The daemon's method table calls these with its
+ * partitions running) or sets one partition's weight, reserve, cap, class,
+ * frame-rate limit and budget; "stats" reports each engine's scheduler and
+ * its contexts' accounting.  Budgets are admitted per engine
+ * (sched_admit): a change that would leave an engine with budgets it
+ * cannot honour together is refused, with the numbers.  The daemon's method table calls these with its
  * pool or the partition's vgpu; field names are in uapi/gpup_ctl.h.
  * Settings are saved in the state directory before they are applied, so
  * that what a restarted daemon finds is what was last in force.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "gpup/ctl/ctl.h"
@@ -62,6 +65,69 @@ static json_object *apply_gpu(struct gpup_pool *pool, int g, enum sched_policy p
 	return NULL;
 }
 
+/* The budgets of GPU g's partitions, part's replaced by cfg (when part is
+ * not NULL); returns how many were stored in b (room for every partition). */
+static unsigned int gpu_budgets(const struct gpup_pool *pool, int g,
+				const struct gpup_partition *part,
+				const struct sched_ctx_cfg *cfg, struct sched_budget *b)
+{
+	unsigned int n = 0;
+
+	for (const struct gpup_partition *p = pool->parts; p; p = p->next) {
+		const struct sched_ctx_cfg *c = p == part ? cfg : p->sched_set ? &p->sched : NULL;
+
+		if (p->gpu != (unsigned int)g || !c || !c->budget_us || !c->fps_limit)
+			continue;
+		b[n++] = (struct sched_budget){ (uint64_t)c->budget_us * 1000,
+						1000000000ull / c->fps_limit };
+	}
+	return n;
+}
+
+/* Whether every engine of GPU g can honour its budgets together, with
+ * part's settings replaced by cfg, or (slice >= 0) under that slice (0:
+ * the default) instead of the one in force.  A new slice is held to rule
+ * (1) alone, the one that depends on it: the budgets were admitted
+ * against the engine's blocking when they were set.  NULL, or the
+ * refusal. */
+static json_object *admit_gpu(struct gpup_pool *pool, int g, const struct gpup_partition *part,
+			      const struct sched_ctx_cfg *cfg, int64_t slice)
+{
+	unsigned int nparts = 0, n, ne = pool->gpus[g].ncompute + pool->gpus[g].ncopy;
+	struct sched_budget *b;
+	json_object *r = NULL;
+
+	for (const struct gpup_partition *p = pool->parts; p; p = p->next)
+		nparts++;
+	b = calloc(nparts + 1, sizeof(*b));
+	if (!b)
+		return gpup_ctl_fail(ENOMEM, "out of memory");
+	n = gpu_budgets(pool, g, part, cfg, b);
+	for (unsigned int i = 0; n && !r && i < ne; i++) {
+		enum gpup_engine_kind kind;
+		unsigned int idx;
+		struct gpup_engine *e = nth_engine(pool->gpus[g].priv, &pool->gpus[g], i,
+						   &kind, &idx);
+		struct sched_engine_stats st;
+		struct sched_admit a;
+		char why[256];
+		uint64_t s;
+
+		if (!e || gpup_tsched_engine_stats(e, &st))
+			continue;
+		s = slice < 0 ? st.slice_ns : slice ? (uint64_t)slice : sched_default_slice(st.nctx);
+		if (sched_admit(b, n, s, st.nonpreempt_max_ns, &a) == 0 ||
+		    (slice >= 0 && a.verdict != SCHED_ADMIT_TOO_MANY))
+			continue;
+		sched_admit_explain(&a, why, sizeof(why));
+		r = gpup_ctl_fail(ENOSPC, "%s %s engine %u cannot honour these budgets together: "
+				  "%s", pool->gpus[g].name,
+				  kind == GPUP_ENGINE_KIND_COPY ? "copy" : "compute", idx, why);
+	}
+	free(b);
+	return r;
+}
+
 /* Save, then apply; a failed apply puts the old file back.  wd < 0 keeps
  * the watchdog.  NULL, or the failure reply. */
 static json_object *save_apply_gpu(struct gpup_pool *pool, int g, enum sched_policy p,
@@ -102,6 +168,10 @@ json_object *gpup_tsched_ctl_sched(struct gpup_pool *pool, json_object *req)
 		return gpup_ctl_fail(EINVAL, "slice must be 0.1 to 30 ms (or 0 for the default)");
 	if (wd > 3600ll * 1000000000ll)
 		return gpup_ctl_fail(EINVAL, "watchdog must be at most an hour (0: off)");
+	/* fifo and best-effort ignore budgets: nothing to honour there */
+	if (p != SCHED_POLICY_FIFO && p != SCHED_POLICY_BEST_EFFORT &&
+	    (r = admit_gpu(pool, g, NULL, NULL, slice)))
+		return r;
 	if ((r = save_apply_gpu(pool, g, p, (uint64_t)slice, wd)))
 		return r;
 	r = gpup_ctl_ok();
@@ -130,6 +200,8 @@ static json_object *ctx_json(struct sched_ctx *c, unsigned int i)
 	json_object_object_add(o, GPUP_CTL_F_WEIGHT, json_object_new_int64(st.cfg.weight));
 	json_object_object_add(o, GPUP_CTL_F_CLASS,
 			       json_object_new_string(sched_class_name(st.cfg.klass)));
+	json_object_object_add(o, GPUP_CTL_F_FPS_LIMIT, json_object_new_int64(st.cfg.fps_limit));
+	json_object_object_add(o, GPUP_CTL_F_BUDGET_US, json_object_new_int64(st.cfg.budget_us));
 	json_object_object_add(o, "engine_ns", json_object_new_int64((int64_t)st.engine_ns));
 	json_object_object_add(o, "slices", json_object_new_int64((int64_t)st.slices));
 	json_object_object_add(o, "preemptions",
@@ -139,6 +211,13 @@ static json_object *ctx_json(struct sched_ctx *c, unsigned int i)
 	json_object_object_add(o, "wait_p99_ns", json_object_new_int64((int64_t)st.wait_p99_ns));
 	json_object_object_add(o, "wait_max_ns", json_object_new_int64((int64_t)st.wait_max_ns));
 	json_object_object_add(o, "debt_ns", json_object_new_int64(st.debt_ns));
+	json_object_object_add(o, "budget_waits", json_object_new_int64((int64_t)st.budget_waits));
+	json_object_object_add(o, "budget_wait_p99_ns",
+			       json_object_new_int64((int64_t)st.budget_wait_p99_ns));
+	json_object_object_add(o, "budget_wait_max_ns",
+			       json_object_new_int64((int64_t)st.budget_wait_max_ns));
+	json_object_object_add(o, "budget_exhausted",
+			       json_object_new_int64((int64_t)st.budget_exhausted));
 	json_object_object_add(o, "watchdog_fired",
 			       json_object_new_int64((int64_t)st.watchdog_fired));
 	return o;
@@ -160,6 +239,11 @@ static int engine_fill(void *s, void *arg)
 	json_object_object_add(o, "picks", json_object_new_int64((int64_t)st.picks));
 	json_object_object_add(o, "idle_picks", json_object_new_int64((int64_t)st.idle_picks));
 	json_object_object_add(o, "switches", json_object_new_int64((int64_t)st.switches));
+	json_object_object_add(o, "budgets", json_object_new_int((int)st.budgets));
+	json_object_object_add(o, "budget_quantum_ns",
+			       json_object_new_int64((int64_t)st.budget_quantum_ns));
+	json_object_object_add(o, "nonpreempt_max_ns",
+			       json_object_new_int64((int64_t)st.nonpreempt_max_ns));
 	for (unsigned int i = 0; (c = sched_ctx_at(s, i)); i++)
 		json_object_array_add(a, ctx_json(c, i));
 	json_object_object_add(o, GPUP_CTL_F_CONTEXTS, a);
@@ -240,6 +324,7 @@ static int ctx_cfg(json_object *req, struct sched_ctx_cfg *cfg, const char **wha
 	const char *klass = gpup_ctl_str(req, GPUP_CTL_F_CLASS, "normal");
 	int64_t w = gpup_ctl_int(req, GPUP_CTL_F_WEIGHT, 0);
 	int64_t fps = gpup_ctl_int(req, GPUP_CTL_F_FPS_LIMIT, 0);
+	int64_t budget = gpup_ctl_int(req, GPUP_CTL_F_BUDGET_US, 0);
 
 	*what = "weight must be 1..1000000";
 	if (w < 0 || w > SCHED_WEIGHT_MAX)
@@ -256,7 +341,24 @@ static int ctx_cfg(json_object *req, struct sched_ctx_cfg *cfg, const char **wha
 	if (fps < 0 || fps > 1000)
 		return -EINVAL;
 	cfg->fps_limit = (uint32_t)fps;
-	return 0;
+	*what = "a budget needs class interactive and an fps limit, and is at most one "
+		"frame period (1/fps)";
+	if (budget < 0 || budget > SCHED_BUDGET_MAX_US)
+		return -EINVAL;
+	cfg->budget_us = (uint32_t)budget;
+	return sched_ctx_cfg_check(cfg) ? -EINVAL : 0;
+}
+
+/* Only a budget given, grown or moved to a shorter period needs admission;
+ * one kept as it was (settings sent again) or taken away does not. */
+static bool new_budget(const struct gpup_partition *part, const struct sched_ctx_cfg *cfg)
+{
+	const struct sched_ctx_cfg *o = &part->sched;
+
+	if (!cfg->budget_us)
+		return false;
+	return !part->sched_set || !o->budget_us || cfg->budget_us > o->budget_us ||
+	       cfg->fps_limit > o->fps_limit;
 }
 
 json_object *gpup_tsched_ctl_part(struct gpup_pool *pool, struct gpup_partition *part,
@@ -271,6 +373,8 @@ json_object *gpup_tsched_ctl_part(struct gpup_pool *pool, struct gpup_partition 
 		return gpup_ctl_fail(EINVAL, "%s", what);
 	if (sched_ctx_cfg_check(&cfg))
 		return gpup_ctl_fail(EINVAL, "scheduler settings refused");
+	if (new_budget(part, &cfg) && (r = admit_gpu(pool, (int)part->gpu, part, &cfg, -1)))
+		return r;
 	rc = gpup_pool_set_sched(pool, part, &cfg);
 	if (rc)
 		return gpup_ctl_fail(-rc, "cannot save the settings of %s in %s: %s", part->uuid,
@@ -286,5 +390,6 @@ json_object *gpup_tsched_ctl_part(struct gpup_pool *pool, struct gpup_partition 
 	json_object_object_add(r, GPUP_CTL_F_CLASS,
 			       json_object_new_string(sched_class_name(cfg.klass)));
 	json_object_object_add(r, GPUP_CTL_F_FPS_LIMIT, json_object_new_int64(cfg.fps_limit));
+	json_object_object_add(r, GPUP_CTL_F_BUDGET_US, json_object_new_int64(cfg.budget_us));
 	return r;
 }

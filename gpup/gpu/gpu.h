@@ -441,8 +441,9 @@ int gpup_tsched_set_policy(struct gpup_engine *e, enum sched_policy p,
 /* The watchdog timeout of e's time-slice scheduler (0: off).  -EINVAL if
  * e is not under it. */
 int gpup_tsched_set_watchdog(struct gpup_engine *e, uint64_t timeout_ns);
-/* Weight, reserve, cap, class and fps limit of one attached context.
- * -EINVAL if e is not under the time-slice scheduler or cfg is bad. */
+/* Weight, reserve, cap, class, fps limit and budget of one attached
+ * context.  -EINVAL if e is not under the time-slice scheduler or cfg is
+ * bad, -ENOMEM when a budget's wait histogram cannot be allocated. */
 int gpup_tsched_set_ctx(struct gpup_engine *e, struct gpup_ectx *c,
 			const struct sched_ctx_cfg *cfg);
 int gpup_tsched_ctx_stats(struct gpup_engine *e, struct gpup_ectx *c,

@@ -39,7 +39,8 @@
  *
  * A partition's scheduler settings (`gpup sched --partition`) are attrs,
  * mdevctl's list of {"name": "value"} strings: sched_weight,
- * sched_reserve_ppm, sched_cap_ppm, sched_class, sched_fps_limit; none
+ * sched_reserve_ppm, sched_cap_ppm, sched_class, sched_fps_limit,
+ * sched_budget_us (files written before budgets existed have none); none
  * when it has never been given any.  Attrs that do not parse cost the
  * partition its settings (defaults, one log line), not its definition.
  * A GPU's policy, slice and watchdog (`gpup sched --gpu`) live in

@@ -41,6 +41,7 @@ static const struct {
 	{ "sched_reserve_ppm", offsetof(struct sched_ctx_cfg, reserve_ppm), SCHED_PPM },
 	{ "sched_cap_ppm", offsetof(struct sched_ctx_cfg, cap_ppm), SCHED_PPM },
 	{ "sched_fps_limit", offsetof(struct sched_ctx_cfg, fps_limit), 1000 },
+	{ "sched_budget_us", offsetof(struct sched_ctx_cfg, budget_us), SCHED_BUDGET_MAX_US },
 };
 
 #define NUM_ATTRS (sizeof(num_attrs) / sizeof(num_attrs[0]))

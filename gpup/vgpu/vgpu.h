@@ -83,7 +83,7 @@ void vgpu_set_lost(struct vgpu *v);
 void vgpu_get_stats(struct vgpu *v, struct vgpu_stats *st);
 
 /* Scheduler settings for all of v's queues (weight, reserve, cap, class,
- * fps limit: struct sched_ctx_cfg in scheduler/sched.h; a weight of 0
+ * fps limit, budget: struct sched_ctx_cfg in scheduler/sched.h; a weight of 0
  * leaves each queue's priority as its weight).  Applied at once to queues
  * on engines under the time-slice scheduler, and again when a queue is
  * enabled or vgpu_sched_reapply is called after a GPU's scheduler changed.
