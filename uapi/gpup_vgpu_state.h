@@ -69,7 +69,8 @@ struct gpup_vgpu_state {
 	/* Scheduler settings given to the partition (scheduler/sched.h's
 	 * struct sched_ctx_cfg); set 0: none were. */
 	uint32_t sched_set, sched_weight, sched_reserve_ppm, sched_cap_ppm;
-	uint32_t sched_class, sched_fps_limit;
+	uint32_t sched_class, sched_fps_limit, sched_budget_us;
+	uint32_t reserved0;           /* 0 */
 	/* PCI configuration space as the VMM left it. */
 	uint8_t pci_cfg[256];
 	struct gpup_vgpu_state_queue q[GPUP_MAX_QUEUES];
@@ -77,7 +78,7 @@ struct gpup_vgpu_state {
 
 _Static_assert(sizeof(struct gpup_vgpu_state_queue) == 256, "queue state");
 _Static_assert(sizeof(struct gpup_vgpu_state) ==
-		       56 + 32 * GPUP_FAULT_LOG_ENTRIES + 24 + 256 + 256 * GPUP_MAX_QUEUES,
+		       56 + 32 * GPUP_FAULT_LOG_ENTRIES + 32 + 256 + 256 * GPUP_MAX_QUEUES,
 	       "state");
 
 #endif

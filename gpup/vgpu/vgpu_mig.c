@@ -177,6 +177,7 @@ static void save_regs(const struct vgpu *v, struct gpup_vgpu_state *s)
 		s->sched_cap_ppm = v->sched.cap_ppm;
 		s->sched_class = v->sched.klass;
 		s->sched_fps_limit = v->sched.fps_limit;
+		s->sched_budget_us = v->sched.budget_us;
 	}
 	memcpy(s->pci_cfg, v->pci.space, sizeof(s->pci_cfg));
 }
@@ -259,7 +260,7 @@ static int check_state(const struct vgpu *v, const struct gpup_vgpu_state *s, si
 		return -EPROTO;
 	if (s->vram_size != v->vram_size)
 		return -ERANGE;
-	if ((s->control & ~GPUP_CTRL_ENABLE) || s->lost > 1 || s->sched_set > 1)
+	if ((s->control & ~GPUP_CTRL_ENABLE) || s->lost > 1 || s->sched_set > 1 || s->reserved0)
 		return -EINVAL;
 	for (unsigned int i = 0; i < GPUP_FAULT_LOG_ENTRIES; i++)
 		if (s->log[i].code >= GPUP_FAULT_MAX)
@@ -275,7 +276,7 @@ static int sched_from(const struct gpup_vgpu_state *s, struct sched_ctx_cfg *cfg
 	*cfg = (struct sched_ctx_cfg){
 		.weight = s->sched_weight, .reserve_ppm = s->sched_reserve_ppm,
 		.cap_ppm = s->sched_cap_ppm, .klass = (enum sched_class)s->sched_class,
-		.fps_limit = s->sched_fps_limit,
+		.fps_limit = s->sched_fps_limit, .budget_us = s->sched_budget_us,
 	};
 	return s->sched_set && sched_ctx_cfg_check(cfg) ? -EINVAL : 0;
 }
