@@ -5,10 +5,13 @@
  * points a vfio-user client uses, so it gets the same checks.  It is
  * written to a temporary name in the same directory, fsynced, renamed
  * over the final name and the directory fsynced: a crash at any point
- * leaves the previous checkpoint or the new one, never a mix.
+ * leaves the previous checkpoint or the new one, never a mix, and the
+ * next save to that name removes the temporary file a dead writer left.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -123,6 +126,35 @@ static int save_stream(struct mig_dev *md, int fd, const struct mig_file_opts *o
 	return rc;
 }
 
+/* A writer that died left .NAME.tmp.PID behind: remove those whose
+ * process is gone (a live one may be another daemon's write in progress). */
+static void drop_stale(int dfd, const char *name)
+{
+	int fd = dup(dfd);
+	DIR *d = fd < 0 ? NULL : fdopendir(fd);
+	size_t n = strlen(name);
+	struct dirent *e;
+
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	while ((e = readdir(d))) {
+		const char *p = e->d_name;
+		char *end;
+		long pid;
+
+		if (p[0] != '.' || strncmp(p + 1, name, n) || strncmp(p + 1 + n, ".tmp.", 5))
+			continue;
+		pid = strtol(p + n + 6, &end, 10);
+		if (*end || pid <= 0 || pid == getpid() || !(kill((pid_t)pid, 0) && errno == ESRCH))
+			continue;
+		unlinkat(dfd, p, 0);
+	}
+	closedir(d);
+}
+
 int mig_file_save(struct mig_dev *md, const char *dir, const char *name,
 		  const struct mig_file_opts *opts, char *err, size_t errlen)
 {
@@ -140,6 +172,7 @@ int mig_file_save(struct mig_dev *md, const char *dir, const char *name,
 	if (dfd < 0)
 		return say(err, errlen, -errno, "cannot open directory %s: %s", dir,
 			   strerror(errno));
+	drop_stale(dfd, name);
 	fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		rc = say(err, errlen, -errno, "cannot create %s/%s: %s", dir, tmp, strerror(errno));
