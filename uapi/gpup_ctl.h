@@ -105,5 +105,9 @@
 #define GPUP_CTL_F_FPS_LIMIT "fps_limit"
 #define GPUP_CTL_F_QUEUE "queue"	/* stats: a context's vGPU queue */
 #define GPUP_CTL_F_WATCHDOG_NS "watchdog_ns"	/* sched: 0 = off, absent = keep */
+/* sched --gpu: true applies the settings without saving them in the state
+ * directory (what `gpup bench` uses, so that a run leaves no trace on disk
+ * and a restart brings back what was saved) */
+#define GPUP_CTL_F_TRANSIENT "transient"
 
 #endif
