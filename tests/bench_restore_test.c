@@ -90,7 +90,7 @@ static void daemon_with_settings(void)
 
 	snprintf(dir, sizeof(dir), "/tmp/gpup-restore-XXXXXX");
 	cr_assert_not_null(mkdtemp(dir));
-	snprintf(args, sizeof(args), "daemon --state-dir %s/state --sim-gpus 1 --vram 1G", dir);
+	snprintf(args, sizeof(args), "daemon --detach --state-dir %s/state --sim-gpus 1 --vram 1G", dir);
 	cr_assert_eq(gpup(out, sizeof(out), args), 0, "%s", out);
 	cr_assert_eq(gpup(out, sizeof(out), "sched --gpu gpu0 --policy equal-share --watchdog 500"),
 		     0, "%s", out);

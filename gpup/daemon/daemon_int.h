@@ -46,7 +46,19 @@ struct gpup_daemon {
 	struct dmn_conn *conns;   /* control connections being read */
 	unsigned int nconns;
 	bool stop;
+	bool tty;                 /* stderr was a terminal at start */
 };
+
+/* daemon_log.c: where log lines go (see there).  open: path NULL or ""
+ * keeps stderr (and notes whether it is the journal), otherwise appends
+ * to path over stderr.  reopen: the same path again (SIGHUP), -ENOENT when
+ * there is no file.  notify: one sd_notify datagram, printf style, to
+ * $NOTIFY_SOCKET; 0 when there is none.  All 0 or -errno. */
+int dmn_log_open(const char *path);
+int dmn_log_reopen(void);
+const char *dmn_log_path(void);
+bool dmn_log_err_seen(void);      /* a LOG_ERR line was logged */
+int dmn_notify(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* daemon.c: socket helpers. */
 int dmn_listen(const char *path, int *fd);
