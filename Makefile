@@ -9,6 +9,10 @@
 #   make test-asan    the suites under AddressSanitizer + UBSan
 #   make bench        the perf/ programs; report in docs/BENCHMARKS.md
 #   make check-layers  includes against the allowed layers (CI runs it)
+#   make man          man pages from the --help texts (help2man), in BUILD/man
+#   make install      binary, guests, scenarios, man pages, systemd unit,
+#                     bash completion, example config; PREFIX (/usr/local),
+#                     DESTDIR and the *DIR variables of scripts/install.sh
 #   make fuzz         libFuzzer harnesses (clang), FUZZ_SECONDS each; rules
 #                     in fuzz/module.mk, see docs/FUZZING.md
 #
@@ -49,7 +53,8 @@ GUESTS :=
 -include $(wildcard */module.mk)
 
 .SECONDARY:
-.PHONY: all deps guests demo test test-plain test-asan bench fuzz check-layers clean
+.PHONY: all deps guests demo test test-plain test-asan bench fuzz check-layers clean \
+	man install
 all: $(O)/gpup guests
 
 guests: $(GUESTS)
@@ -116,6 +121,17 @@ fuzz: $(FUZZ_BINS)
 check-layers:
 	@sh scripts/check-layers.sh
 	@sh scripts/check-layers-test.sh
+
+# One source of truth: each page is its command's --help (scripts/man.sh).
+man: $(BUILD)/man/gpup.1
+$(BUILD)/man/gpup.1: $(O)/gpup scripts/man.sh
+	@sh scripts/man.sh $(O)/gpup $(BUILD)/man
+
+PREFIX ?= /usr/local
+INSTALL_VARS := DESTDIR PREFIX BINDIR LIBDIR DATADIR MANDIR UNITDIR COMPLETIONDIR SYSCONFDIR
+install: $(O)/gpup guests man
+	@env $(foreach v,$(INSTALL_VARS),$(if $($(v)),$(v)='$($(v))')) \
+		sh scripts/install.sh $(O)/gpup $(BUILD)/guests $(BUILD)/man
 
 clean:
 	rm -rf $(BUILD)

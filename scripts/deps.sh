@@ -3,12 +3,13 @@
 # As root this runs apt-get; otherwise it prints the one line to run.
 # QEMU is the baseline the VMM is compared with, and a test boots the same
 # guest image under it.  python3-jsonschema checks bench files against
-# the schemas in docs/ (scripts/check-bench-schema.py).
+# the schemas in docs/ (scripts/check-bench-schema.py); help2man makes
+# the man pages from the --help texts (scripts/man.sh).
 # `deps.sh fuzz` what only the fuzz harnesses need (clang and libFuzzer).
 set -e
 PKGS="gcc make libc6-dev linux-libc-dev libcriterion-dev libjson-c-dev
 libxxhash-dev libpciaccess-dev libdrm-dev libzstd-dev libseccomp-dev
-gnuplot-nox qemu-system-x86 python3-jsonschema"
+gnuplot-nox qemu-system-x86 python3-jsonschema help2man"
 [ "$1" = fuzz ] && PKGS="$PKGS clang libclang-rt-14-dev"
 missing=""
 for p in $PKGS; do

@@ -143,7 +143,8 @@ static int find_daemon(struct bench_vm *v, const char *run_dir, char *err, size_
 }
 
 /* The tenant guest: --guest, else $GPUP_GUESTS, else beside this binary
- * (build/guests next to build/gpup, or next to build/asan/gpup). */
+ * (build/guests next to build/gpup, or next to build/asan/gpup; installed,
+ * PREFIX/lib/gpup/guests for PREFIX/bin/gpup). */
 static int find_guest(struct bench_vm *v, const char *guest, char *err, size_t errlen)
 {
 	const char *env = getenv("GPUP_GUESTS");
@@ -163,6 +164,9 @@ static int find_guest(struct bench_vm *v, const char *guest, char *err, size_t e
 		if (access(v->guest, R_OK) == 0)
 			return 0;
 		snprintf(v->guest, sizeof(v->guest), "%.4000s/../guests/tenant.elf", dir);
+		if (access(v->guest, R_OK) == 0)
+			return 0;
+		snprintf(v->guest, sizeof(v->guest), "%.4000s/../lib/gpup/guests/tenant.elf", dir);
 		if (access(v->guest, R_OK) == 0)
 			return 0;
 	}

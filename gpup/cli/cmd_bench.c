@@ -32,7 +32,7 @@ static void usage(FILE *f)
 		"                  5 s per policy; host-dependent, no targets checked)\n"
 		"  --seed N        workload seed (default: the scenario's)\n"
 		"  --json OUT      the JSON report ('-' for stdout)\n"
-		"  --report OUT.md the Markdown report (default: stdout)\n"
+		"  --report OUT.md  the Markdown report (default: stdout)\n"
 		"  --plot OUT      share over time, drawn by gnuplot (.svg or .png; not live)\n"
 		"  --guest FILE    the tenant guest (default: guests/tenant.elf by gpup)\n"
 		"  --duration S    run S seconds (per policy) instead of the scenario's\n"
