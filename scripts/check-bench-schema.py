@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 """Check gpup bench files against the JSON schemas in docs/:
 check-bench-schema.py scenario|report FILE...  (exit 1 naming the first
 file that does not match, and where)."""

@@ -5,12 +5,14 @@
 # guest image under it.  python3-jsonschema checks bench files against
 # the schemas in docs/ (scripts/check-bench-schema.py); help2man makes
 # the man pages from the --help texts (scripts/man.sh); debhelper builds
-# the Debian package (dpkg-buildpackage -b -us -uc; tests/deb_test.c).
+# the Debian package (dpkg-buildpackage -b -us -uc; tests/deb_test.c);
+# python3-prometheus-client parses the metrics (scripts/check-metrics.py).
 # `deps.sh fuzz` what only the fuzz harnesses need (clang and libFuzzer).
 set -e
 PKGS="gcc make libc6-dev linux-libc-dev libcriterion-dev libjson-c-dev
 libxxhash-dev libpciaccess-dev libdrm-dev libzstd-dev libseccomp-dev
-gnuplot-nox qemu-system-x86 python3-jsonschema help2man debhelper"
+gnuplot-nox qemu-system-x86 python3-jsonschema help2man debhelper
+python3-prometheus-client"
 [ "$1" = fuzz ] && PKGS="$PKGS clang libclang-rt-14-dev"
 missing=""
 for p in $PKGS; do

@@ -59,7 +59,8 @@ static void settings(char *buf, size_t len)
 	j = json_tokener_parse(out);
 	cr_assert_not_null(j, "%s", out);
 	g = json_object_array_get_idx(json_object_object_get(j, "gpus"), 0);
-	n = snprintf(buf, len, "set %s %s %s;", json_object_to_json_string(json_object_object_get(g, "policy")),
+	n = snprintf(buf, len, "set %s %s %s;",
+		     json_object_to_json_string(json_object_object_get(g, "policy")),
 		     json_object_to_json_string(json_object_object_get(g, "slice_ns")),
 		     json_object_to_json_string(json_object_object_get(g, "watchdog_ns")));
 	json_object_put(j);
@@ -141,7 +142,8 @@ Test(bench_restore, live_run_leaves_settings_and_state)
 	/* the report matches its documented schema */
 	cr_assert_not_null(strchr(out, '{'));
 	write_file("live.json", strchr(out, '{'));
-	snprintf(cmd, sizeof(cmd), "python3 scripts/check-bench-schema.py report %s/live.json", dir);
+	snprintf(cmd, sizeof(cmd), "/usr/bin/python3 scripts/check-bench-schema.py report "
+		 "%s/live.json", dir);
 	cr_assert_eq(system(cmd), 0, "the live report does not match its schema");
 }
 
@@ -250,9 +252,9 @@ Test(bench_restore, exit_statuses_and_checks_before_a_run)
 	snprintf(args, sizeof(args), "bench samples/scenarios/interactive.json --model "
 		 "--duration 2 --json %s/model.json --report /dev/null", dir);
 	cr_assert_eq(gpup(out, sizeof(out), args), 0, "%s", out);
-	snprintf(args, sizeof(args), "python3 scripts/check-bench-schema.py report %s/model.json",
-		 dir);
+	snprintf(args, sizeof(args), "/usr/bin/python3 scripts/check-bench-schema.py report "
+		 "%s/model.json", dir);
 	cr_assert_eq(system(args), 0, "the model report does not match its schema");
-	cr_assert_eq(system("python3 scripts/check-bench-schema.py scenario "
+	cr_assert_eq(system("/usr/bin/python3 scripts/check-bench-schema.py scenario "
 			    "samples/scenarios/*.json"), 0, "a shipped scenario breaks the schema");
 }

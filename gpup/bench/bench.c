@@ -87,7 +87,8 @@ static int write_outputs(const struct bench_opts *o, const struct bench_scenario
 		bench_write_markdown(f, sc, seed, runs, n);
 		rc |= close_out(f, o->report ? o->report : "-");
 	}
-	if (o->plot && bench_write_plot(o->plot, sc, runs, n, "the model (simulated time)", err, sizeof(err))) {
+	if (o->plot && bench_write_plot(o->plot, sc, runs, n, "the model (simulated time)", err,
+					sizeof(err))) {
 		gpup_err("bench", "%s", err);
 		rc = -EIO;
 	}

@@ -33,6 +33,7 @@ static void usage(FILE *f)
 		"                   [--vram SIZE] [--policy POLICY] [--slice MS]\n"
 		"                   [--user USER] [--no-seccomp | --seccomp-log]\n"
 		"                   [--detach] [--log-file FILE] [--config FILE]\n"
+		"                   [--metrics [ADDR:]PORT]\n"
 		"\n"
 		"Own a pool of GPUs and serve their partitions as vfio-user devices.\n"
 		"Runs in the foreground; logs on stderr with the time, or into the\n"
@@ -61,10 +62,15 @@ static void usage(FILE *f)
 		"                   RUN_DIR/daemon.log (--foreground: the default)\n"
 		"  --log-file FILE  append log lines to FILE; SIGHUP opens it again\n"
 		"                   (after logrotate has moved it)\n"
+		"  --metrics [ADDR:]PORT  serve Prometheus metrics at\n"
+		"                   http://ADDR:PORT/metrics (ADDR 127.0.0.1 unless\n"
+		"                   given; [::1]:PORT for IPv6): per GPU, engine and\n"
+		"                   partition; see docs/SERVICE.md\n"
 		"  --config FILE    read settings from FILE (default %s, if\n"
 		"                   present; '' for none): one 'key = value' a line,\n"
 		"                   keys the long flags above (run-dir, state-dir,\n"
 		"                   sim-gpus, vram, policy, slice, user, log-file,\n"
+		"                   metrics,\n"
 		"                   seccomp = kill|log|off, detach = yes|no), '#'\n"
 		"                   comments.  Flags win over the file; the file's\n"
 		"                   policy and slice are defaults, as the built-in ones:\n"
@@ -192,6 +198,7 @@ static const struct option daemon_opts[] = {
 	{ "detach", no_argument, NULL, 'd' },
 	{ "log-file", required_argument, NULL, 'o' },
 	{ "config", required_argument, NULL, 'c' },
+	{ "metrics", required_argument, NULL, 'm' },
 	{ "user", required_argument, NULL, 'u' },
 	{ "no-seccomp", no_argument, NULL, 'S' },
 	{ "seccomp-log", no_argument, NULL, 'L' },
@@ -217,6 +224,7 @@ static int option(int o, struct gpup_daemon_cfg *c, struct daemon_args *a)
 	case 'd': a->detach = true; return 0;
 	case 'o': c->log_path = optarg; return 0;
 	case 'c': a->config = optarg; return 0;
+	case 'm': c->metrics = optarg; return 0;
 	case 'u': return parse_user(optarg, c) ? GPUP_EXIT_USAGE : 0;
 	case 'S': c->seccomp = GPUP_JAIL_OFF; return 0;
 	case 'L': c->seccomp = GPUP_JAIL_LOG; return 0;
@@ -248,7 +256,7 @@ static int conf_option(const char *key, const char *val, struct gpup_daemon_cfg 
 		       struct daemon_args *a)
 {
 	static const char *const keys = "run-dir state-dir sim-gpus vram policy slice user "
-					"log-file seccomp detach";
+					"log-file metrics seccomp detach";
 	int rc;
 
 	if (!strcmp(key, "seccomp")) {

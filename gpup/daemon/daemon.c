@@ -288,7 +288,8 @@ static void loop(struct gpup_daemon *d)
 	struct epoll_event ev[16];
 
 	while (!d->stop) {
-		int n = epoll_wait(d->epfd, ev, 16, dmn_conn_expire(d));
+		int t = dmn_conn_expire(d), m = dmn_metrics_expire(d);
+		int n = epoll_wait(d->epfd, ev, 16, t < 0 || (m >= 0 && m < t) ? m : t);
 
 		for (int i = 0; i < n; i++) {
 			struct dmn_src *s = ev[i].data.ptr;
@@ -305,6 +306,14 @@ static void loop(struct gpup_daemon *d)
 				dmn_conn_accept(d);
 				break;
 			}
+			if (s->kind == DMN_SRC_METRICS || s->kind == DMN_SRC_MCONN) {
+				/* a scrape closed may be later in this batch */
+				if (s->kind == DMN_SRC_METRICS)
+					dmn_metrics_accept(d);
+				else
+					dmn_metrics_ready(d, s->ptr);
+				break;
+			}
 			if (s->kind == DMN_SRC_SIGNAL)
 				handle_signal(d);
 			else
@@ -318,6 +327,7 @@ static void loop(struct gpup_daemon *d)
 static void teardown(struct gpup_daemon *d)
 {
 	dmn_conn_close_all(d);
+	dmn_metrics_close(d);
 	for (struct gpup_partition *p = d->pool.parts; p; p = p->next)
 		dmn_part_stop(d, p);
 	if (d->ctl_fd >= 0) {
@@ -356,6 +366,8 @@ static int setup(struct gpup_daemon *d)
 	if (!rc)
 		rc = open_ctl(d);
 	if (!rc)
+		rc = dmn_metrics_open(d);
+	if (!rc)
 		rc = dmn_jail_prepare(d);
 	if (!rc)
 		rc = add_gpus(d);
@@ -392,7 +404,8 @@ static void tell_started(struct gpup_daemon *d, int ready_fd, int rc)
 
 int gpup_daemon_run(const struct gpup_daemon_cfg *cfg, int ready_fd)
 {
-	struct gpup_daemon d = { .cfg = *cfg, .epfd = -1, .ctl_fd = -1, .sig_fd = -1 };
+	struct gpup_daemon d = { .cfg = *cfg, .epfd = -1, .ctl_fd = -1, .sig_fd = -1,
+				 .metrics_fd = -1 };
 	int rc;
 
 	d.tty = isatty(STDERR_FILENO) == 1;

@@ -50,6 +50,9 @@ struct gpup_daemon_cfg {
 	/* Log lines appended to this file (opened over stderr, opened again
 	 * on SIGHUP); NULL: stderr as it is. */
 	const char *log_path;
+	/* "[ADDR:]PORT": serve Prometheus metrics at http://ADDR:PORT/metrics
+	 * (ADDR 127.0.0.1 unless given); NULL: none. */
+	const char *metrics;
 };
 
 #define GPUP_DAEMON_DEFAULT_GPUS 2u

@@ -149,6 +149,8 @@ static json_object *ctx_json(struct sched_ctx *c, unsigned int i)
 	json_object_object_add(o, "wait_p50_ns", json_object_new_int64((int64_t)st.wait_p50_ns));
 	json_object_object_add(o, "wait_p99_ns", json_object_new_int64((int64_t)st.wait_p99_ns));
 	json_object_object_add(o, "wait_max_ns", json_object_new_int64((int64_t)st.wait_max_ns));
+	json_object_object_add(o, "wait_sum_ns", json_object_new_int64((int64_t)st.wait_sum_ns));
+	json_object_object_add(o, "waits", json_object_new_int64((int64_t)st.waits));
 	json_object_object_add(o, "debt_ns", json_object_new_int64(st.debt_ns));
 	json_object_object_add(o, "watchdog_fired",
 			       json_object_new_int64((int64_t)st.watchdog_fired));
