@@ -71,6 +71,8 @@ bool bench_progress_on(void);
  * had so far, in any unit. */
 void bench_progress(const struct bench_scenario *sc, const char *label, double elapsed,
 		    double total, const double *work);
+/* "LABEL: WHAT" on the line, for the steps before the measuring. */
+void bench_progress_note(const char *label, const char *what);
 /* Clear the line before the reports or an error are printed. */
 void bench_progress_end(void);
 

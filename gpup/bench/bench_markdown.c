@@ -166,8 +166,13 @@ static double y_max(const struct bench_scenario *sc, const struct bench_run *run
  * tenants missed under it. */
 static void panel_title(FILE *g, const struct bench_scenario *sc, const struct bench_run *run)
 {
-	fprintf(g, "set title \"%s (%s)", sched_policy_name(run->policy),
-		run->baseline ? "baseline" : "the scenario's policy");
+	bool measured = false;
+
+	for (unsigned int i = 0; i < sc->ntenants; i++)
+		measured |= run->tenants[i].share >= 0;
+	fprintf(g, "set title \"%s (%s)%s", sched_policy_name(run->policy),
+		run->baseline ? "baseline" : "the scenario's policy",
+		measured ? "" : ", shares not measured (see docs/SCHEDULER.md)");
 	for (unsigned int i = 0; i < sc->ntenants; i++)
 		if (sc->tenants[i].klass == SCHED_CLASS_INTERACTIVE ||
 		    sc->tenants[i].wl.kind == BENCH_WL_FRAMES)

@@ -73,6 +73,14 @@ void bench_progress(const struct bench_scenario *sc, const char *label, double e
 	fflush(stderr);
 }
 
+void bench_progress_note(const char *label, const char *what)
+{
+	if (!bench_progress_on())
+		return;
+	fprintf(stderr, "\r\033[K%s: %s", label, what);
+	fflush(stderr);
+}
+
 void bench_progress_end(void)
 {
 	if (!bench_progress_on())

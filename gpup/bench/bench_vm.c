@@ -457,10 +457,13 @@ int bench_vm_run(struct bench_vm *v, enum sched_policy p, uint64_t seed,
 
 	for (unsigned int i = 0; !rc && i < v->n; i++)
 		rc = bench_ctl_tenant(v->run_dir, v->t[i].uuid, v->t[i].spec, err, errlen);
+	bench_progress_note(v->label, "booting the VMs");
 	for (unsigned int i = 0; !rc && i < v->n; i++)
 		rc = boot(v, i, seed, run_ns, err, errlen);
 	if (!rc)
 		rc = wait_started(v, err, errlen);
+	if (rc)
+		bench_progress_end();
 	if (!rc)
 		rc = sample(v, run_ns, err, errlen);
 	if (!rc)
