@@ -11,7 +11,7 @@ GUEST_LDFLAGS := -nostdlib -static -no-pie -Wl,-T,samples/rt/guest.ld \
 	-Wl,--no-warn-rwx-segments -Wl,--build-id=none -Wl,-z,noexecstack
 GUEST_RT := boot.S rt.c printf.c softfloat.c intr.c pci_conf.c vgpu_drv.c
 GUEST_RT_OBJS := $(patsubst %,$(GUEST_DIR)/obj/rt/%.o,$(GUEST_RT))
-GUEST_NAMES := hello infer vdi hostile latency tenant
+GUEST_NAMES := hello infer vdi hostile latency tenant dirty
 GUESTS += $(patsubst %,$(GUEST_DIR)/%.elf,$(GUEST_NAMES))
 
 $(GUEST_DIR)/obj/%.c.o: samples/%.c | $(DEPS_STAMP)
