@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -157,7 +158,7 @@ Test(hv_dirty, ram_only_without_a_device)
 	struct vm p;
 
 	need_kvm();
-	boot(&p, NULL, "vram=0 ram=4 rate=32 ms=500 epoch=100");
+	boot(&p, NULL, "vram=0 ram=4 rate=32 epochs=5 epoch=100");
 	finish(&p);
 	cr_assert_eq(p.code, 0, "out: %s err: %s", p.out_buf, p.err_buf);
 	cr_assert(strstr(p.out_buf, "dirty: ok: 5 epochs in "), "%s", p.out_buf);
@@ -197,6 +198,7 @@ static int open_vram(void)
 {
 	char dir[64], path[400], link[256];
 	struct dirent *de;
+	struct stat st;
 	DIR *d;
 	int fd = -1;
 	ssize_t n;
@@ -213,6 +215,9 @@ static int open_vram(void)
 	}
 	closedir(d);
 	cr_assert_geq(fd, 0, "no VRAM file among the daemon's descriptors");
+	/* the partition's own file, so that an offset in it is one in VRAM */
+	cr_assert_eq(fstat(fd, &st), 0);
+	cr_assert_eq(st.st_size, 64 << 20, "the VRAM file is not the partition's alone");
 	return fd;
 }
 
