@@ -15,6 +15,7 @@
 
 #include "gpup/cli/cli.h"
 #include "gpup/daemon/daemon.h"
+#include "gpup/gpu/gpu.h"
 #include "gpup/jail/jail.h"
 #include "gpup/pool/pool.h"
 
@@ -23,7 +24,7 @@ static const char *const cmd = "daemon";
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: gpup daemon [--run-dir DIR] [--state-dir DIR] [--sim-gpus N]\n"
+		"usage: gpup daemon [--run-dir DIR] [--state-dir DIR] [--sim-gpus SPEC]\n"
 		"                   [--vram SIZE] [--policy POLICY] [--slice MS]\n"
 		"                   [--user USER] [--no-seccomp | --seccomp-log]\n"
 		"                   [--foreground]\n"
@@ -36,7 +37,9 @@ static void usage(FILE *f)
 		"                   default %s.  One daemon per state directory:\n"
 		"                   it holds DIR/gpup.lock while it runs, and a second\n"
 		"                   daemon exits with status 1, naming the holder's pid\n"
-		"  --sim-gpus N     simulated GPUs, 0-%u (default %u)\n"
+		"  --sim-gpus SPEC  simulated GPUs, 0-%u in all (default %u): N of the\n"
+		"                   default generation (gen2), or N:GEN,N:GEN... such as\n"
+		"                   2:gen1,2:gen2 (gen1 lacks the RENDER kernel)\n"
 		"  --vram SIZE      VRAM per sim GPU, a power of two >= 16M (default 8G)\n"
 		"  --policy POLICY  how engines are shared at start: fifo, best-effort,\n"
 		"                   equal-share, fixed-share, weighted (default %s);\n"
@@ -67,17 +70,47 @@ static void usage(FILE *f)
 		GPUP_DAEMON_DEFAULT_GPUS, sched_policy_name(GPUP_DAEMON_DEFAULT_POLICY));
 }
 
-static int parse_gpus(const char *s, unsigned int *out)
+/* One N or N:GEN of --sim-gpus at s: the generation of GPUs *total on,
+ * the rest of the spec in *next.  0 or -1. */
+static int parse_group(const char *s, struct gpup_daemon_cfg *c, const char **next)
 {
-	char *end;
+	char *end, gen[16];
 	unsigned long n = strtoul(s, &end, 10);
+	const struct gpup_gpu_gen *g = NULL;
+	size_t len;
 
-	if (!*s || *end || n > GPUP_POOL_MAX_GPUS) {
-		gpup_err(cmd, "--sim-gpus wants a number from 0 to %u, not '%s'",
-			 GPUP_POOL_MAX_GPUS, s);
+	if (end == s || n > GPUP_POOL_MAX_GPUS - c->sim_gpus)
+		return -1;
+	if (*end == ':') {
+		len = strcspn(end + 1, ",");
+		if (len >= sizeof(gen))
+			return -1;
+		memcpy(gen, end + 1, len);
+		gen[len] = '\0';
+		g = gpup_gpu_gen_find(gen);
+		if (!g)
+			return -1;
+		end += 1 + len;
+	}
+	for (unsigned long i = 0; i < n; i++)
+		c->sim_gen[c->sim_gpus++] = g ? g->name : NULL;
+	*next = *end == ',' ? end + 1 : end;
+	return *end == ',' && !end[1] ? -1 : 0;
+}
+
+static int parse_gpus(const char *s, struct gpup_daemon_cfg *c)
+{
+	const char *at = s;
+
+	c->sim_gpus = 0;
+	while (*at)
+		if (parse_group(at, c, &at))
+			break;
+	if (!*s || *at) {
+		gpup_err(cmd, "--sim-gpus wants N or N:GEN,N:GEN... (GEN gen1 or gen2), %u GPUs "
+			 "at most, not '%s'", GPUP_POOL_MAX_GPUS, s);
 		return -1;
 	}
-	*out = (unsigned int)n;
 	return 0;
 }
 
@@ -169,12 +202,13 @@ static int parse(int argc, char **argv, struct gpup_daemon_cfg *c, int *fg)
 
 	if (parse_seccomp_env(c))
 		return GPUP_EXIT_USAGE;
+	c->test_faults = getenv("GPUP_TEST_FAULTS") && !strcmp(getenv("GPUP_TEST_FAULTS"), "1");
 	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		if (o == 'r')
 			c->run_dir = optarg;
 		else if (o == 's')
 			c->state_dir = optarg;
-		else if (o == 'n' && parse_gpus(optarg, &c->sim_gpus))
+		else if (o == 'n' && parse_gpus(optarg, c))
 			return GPUP_EXIT_USAGE;
 		else if (o == 'v' && parse_vram(optarg, &c->vram))
 			return GPUP_EXIT_USAGE;
