@@ -257,7 +257,10 @@ const char *gpup_kernel_name(uint32_t id);
  * whether the running context should yield; if so the slice ends at that
  * point with its progress saved, as at its deadline, and counts as a
  * preemption (and a yield).  A doorbell of the running context itself,
- * seen then, keeps it runnable after its run, as a kick does.
+ * seen then, keeps it runnable after its run, as a kick does.  A context
+ * being detached (gpup_engine_detach) ends its slice at the next look, so
+ * a detach waits for at most one such interval and a work-group, whatever
+ * the slice.
  *
  * DOC: the scheduler plug-in
  *
