@@ -92,23 +92,25 @@ static int parse_group(const char *s, struct gpup_daemon_cfg *c, const char **ne
 			return -1;
 		end += 1 + len;
 	}
+	if ((*end && *end != ',') || (*end == ',' && !end[1]))
+		return -1;
 	for (unsigned long i = 0; i < n; i++)
 		c->sim_gen[c->sim_gpus++] = g ? g->name : NULL;
 	*next = *end == ',' ? end + 1 : end;
-	return *end == ',' && !end[1] ? -1 : 0;
+	return 0;
 }
 
 static int parse_gpus(const char *s, struct gpup_daemon_cfg *c)
 {
 	const char *at = s;
+	int bad = !*s;
 
 	c->sim_gpus = 0;
-	while (*at)
-		if (parse_group(at, c, &at))
-			break;
-	if (!*s || *at) {
-		gpup_err(cmd, "--sim-gpus wants N or N:GEN,N:GEN... (GEN gen1 or gen2), %u GPUs "
-			 "at most, not '%s'", GPUP_POOL_MAX_GPUS, s);
+	while (*at && !bad)
+		bad = parse_group(at, c, &at);
+	if (bad) {
+		gpup_err(cmd, "--sim-gpus wants a number from 0 to %u, or N:GEN,N:GEN... with GEN "
+			 "gen1 or gen2, not '%s'", GPUP_POOL_MAX_GPUS, s);
 		return -1;
 	}
 	return 0;
