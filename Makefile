@@ -9,11 +9,16 @@
 #   make test-asan    the suites under AddressSanitizer + UBSan
 #   make bench        the perf/ programs; report in docs/BENCHMARKS.md
 #   make check-layers  includes against the allowed layers (CI runs it)
+#   make man          man pages from the --help texts (help2man), in BUILD/man
+#   make install      binary, guests, scenarios, man pages, systemd unit,
+#                     bash completion, example config; PREFIX (/usr/local),
+#                     DESTDIR and the *DIR variables of scripts/install.sh
 #   make fuzz         libFuzzer harnesses (clang), FUZZ_SECONDS each; rules
 #                     in fuzz/module.mk, see docs/FUZZING.md
 #
 # BUILD=DIR puts all output in DIR (default build); SAN=1 builds the
-# sanitized variant into $(BUILD)/asan.
+# sanitized variant into $(BUILD)/asan.  `dpkg-buildpackage -b -us -uc` builds
+# a Debian package from debian/ (docs/SERVICE.md).
 
 BUILD ?= build
 SAN ?= 0
@@ -49,15 +54,24 @@ GUESTS :=
 -include $(wildcard */module.mk)
 
 .SECONDARY:
-.PHONY: all deps guests demo test test-plain test-asan bench fuzz check-layers clean
+.PHONY: all deps guests demo test test-plain test-asan bench fuzz check-layers clean \
+	man install
 all: $(O)/gpup guests
 
 guests: $(GUESTS)
 
+# DEPS=0: the packages are someone else's business (a Debian package
+# build gets them from Build-Depends).
+DEPS ?= 1
 deps: $(DEPS_STAMP)
+ifeq ($(DEPS),0)
+$(DEPS_STAMP):
+	@mkdir -p $(@D) && touch $@
+else
 $(DEPS_STAMP): scripts/deps.sh
 	@sh scripts/deps.sh
 	@mkdir -p $(@D) && touch $@
+endif
 
 $(O)/obj/%.o: %.c | $(DEPS_STAMP)
 	@mkdir -p $(@D)
@@ -116,6 +130,17 @@ fuzz: $(FUZZ_BINS)
 check-layers:
 	@sh scripts/check-layers.sh
 	@sh scripts/check-layers-test.sh
+
+# One source of truth: each page is its command's --help (scripts/man.sh).
+man: $(BUILD)/man/gpup.1
+$(BUILD)/man/gpup.1: $(O)/gpup scripts/man.sh
+	@sh scripts/man.sh $(O)/gpup $(BUILD)/man
+
+PREFIX ?= /usr/local
+INSTALL_VARS := DESTDIR PREFIX BINDIR LIBDIR DATADIR MANDIR UNITDIR COMPLETIONDIR SYSCONFDIR
+install: $(O)/gpup guests man
+	@env $(foreach v,$(INSTALL_VARS),$(if $($(v)),$(v)='$($(v))')) \
+		sh scripts/install.sh $(O)/gpup $(BUILD)/guests $(BUILD)/man
 
 clean:
 	rm -rf $(BUILD)

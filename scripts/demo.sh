@@ -38,7 +38,7 @@ show() {
 }
 
 step "Start the daemon: 2 simulated GPUs, 8 GiB of VRAM each (run dir $run)"
-show daemon --state-dir "$state" --sim-gpus 2 --vram 8G
+show daemon --detach --state-dir "$state" --sim-gpus 2 --vram 8G
 
 step "The pool"
 show gpus

@@ -2,11 +2,17 @@
 # Install the Debian packages gpup builds and tests with, if any are missing.
 # As root this runs apt-get; otherwise it prints the one line to run.
 # QEMU is the baseline the VMM is compared with, and a test boots the same
-# guest image under it.  `deps.sh fuzz` what only the fuzz harnesses need (clang and libFuzzer).
+# guest image under it.  python3-jsonschema checks bench files against
+# the schemas in docs/ (scripts/check-bench-schema.py); help2man makes
+# the man pages from the --help texts (scripts/man.sh); debhelper builds
+# the Debian package (dpkg-buildpackage -b -us -uc; tests/deb_test.c);
+# python3-prometheus-client parses the metrics (scripts/check-metrics.py).
+# `deps.sh fuzz` what only the fuzz harnesses need (clang and libFuzzer).
 set -e
 PKGS="gcc make libc6-dev linux-libc-dev libcriterion-dev libjson-c-dev
 libxxhash-dev libpciaccess-dev libdrm-dev libzstd-dev libseccomp-dev
-gnuplot-nox qemu-system-x86"
+gnuplot-nox qemu-system-x86 python3-jsonschema help2man debhelper
+python3-prometheus-client"
 [ "$1" = fuzz ] && PKGS="$PKGS clang libclang-rt-14-dev"
 missing=""
 for p in $PKGS; do

@@ -160,7 +160,7 @@ Test(bench_vm, running_daemon_keeps_running_and_its_policy)
 	char out[4096], args[256];
 	json_object *j;
 
-	snprintf(args, sizeof(args), "daemon --state-dir %s/state --sim-gpus 1 --vram 1G", dir);
+	snprintf(args, sizeof(args), "daemon --detach --state-dir %s/state --sim-gpus 1 --vram 1G", dir);
 	cr_assert_eq(gpup(out, sizeof(out), args), 0, "%s", out);
 	cr_assert_eq(gpup(out, sizeof(out), "sched --gpu gpu0 --policy equal-share --slice 2"), 0,
 		     "%s", out);

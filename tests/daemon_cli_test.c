@@ -49,7 +49,7 @@ static int gpup(const char *fmt, ...)
 
 static void start(void)
 {
-	cr_assert_eq(gpup("daemon --state-dir %s --sim-gpus 2 --vram 64M", state_dir), 0, "%s",
+	cr_assert_eq(gpup("daemon --detach --state-dir %s --sim-gpus 2 --vram 64M", state_dir), 0, "%s",
 		     err);
 	cr_assert(strstr(out, "gpup daemon: running (pid "), "%s", out);
 }
@@ -206,7 +206,7 @@ Test(daemon_cli, gpus_table_and_persistence)
 	cr_assert(strstr(out, "\nhost GPUs: ") != NULL, "%s", out);
 	cr_assert_eq(gpup("create --type sim-4m-16"), 0);
 	snprintf(uuid, sizeof(uuid), "%.36s", out);
-	cr_assert_eq(gpup("daemon --state-dir %s --vram 64M", state_dir), 1,
+	cr_assert_eq(gpup("daemon --detach --state-dir %s --vram 64M", state_dir), 1,
 		     "a second daemon on the same run dir");
 	stop();
 	cr_assert_eq(gpup("list"), 1);
@@ -315,7 +315,7 @@ Test(daemon_cli, engines_start_under_the_scheduler)
 	start();
 	assert_engines("weighted", 2000000);
 	stop();
-	cr_assert_eq(gpup("daemon --state-dir %s --sim-gpus 2 --vram 64M --policy equal-share "
+	cr_assert_eq(gpup("daemon --detach --state-dir %s --sim-gpus 2 --vram 64M --policy equal-share "
 			  "--slice 0.5", state_dir), 0, "%s", err);
 	assert_engines("equal-share", 500000);
 }
@@ -445,12 +445,12 @@ Test(daemon_cli, command_line_wins_over_saved_settings_for_one_start)
 	start();
 	cr_assert_eq(gpup("sched --gpu gpu1 --policy fixed-share --slice 0.5"), 0, "%s", err);
 	stop();
-	cr_assert_eq(gpup("daemon --state-dir %s --sim-gpus 2 --vram 64M --policy best-effort",
+	cr_assert_eq(gpup("daemon --detach --state-dir %s --sim-gpus 2 --vram 64M --policy best-effort",
 			  state_dir), 0, "%s", err);
 	assert_gpu_sched(0, "best-effort", 2000000, 0);
 	assert_gpu_sched(1, "best-effort", 500000, 0);
 	stop();
-	cr_assert_eq(gpup("daemon --state-dir %s --sim-gpus 2 --vram 64M --slice 3", state_dir),
+	cr_assert_eq(gpup("daemon --detach --state-dir %s --sim-gpus 2 --vram 64M --slice 3", state_dir),
 		     0, "%s", err);
 	assert_gpu_sched(1, "fixed-share", 3000000, 0);
 	stop();
@@ -542,8 +542,10 @@ Test(daemon_cli, second_daemon_on_the_state_dir_is_refused)
 	snprintf(path, sizeof(path), "%s/run2/gpup.sock", dir);
 	cr_assert_neq(access(path, F_OK), 0, "no control socket left behind");
 
-	cr_assert_eq(gpup("daemon --run-dir %s/run2 --state-dir %s --sim-gpus 2 --vram 64M", dir,
-			  state_dir), 1, "detached, likewise");
+	cr_assert_eq(gpup("daemon --detach --run-dir %s/run2 --state-dir %s --sim-gpus 2 "
+			  "--vram 64M", dir, state_dir), 1, "detached, likewise");
+	cr_assert_not_null(strstr(err, "gpup daemon: cannot start: state directory"),
+			   "the reason, not only where the log is: %s", err);
 	snprintf(path, sizeof(path), "%s/run2/daemon.log", dir);
 	tl_slurp(path, log, sizeof(log));
 	cr_assert(ends_with(log, want), "%s", log);
@@ -552,7 +554,7 @@ Test(daemon_cli, second_daemon_on_the_state_dir_is_refused)
 
 static void start_gpus(int n)
 {
-	cr_assert_eq(gpup("daemon --state-dir %s --sim-gpus %d --vram 64M", state_dir, n), 0,
+	cr_assert_eq(gpup("daemon --detach --state-dir %s --sim-gpus %d --vram 64M", state_dir, n), 0,
 		     "%s", err);
 }
 

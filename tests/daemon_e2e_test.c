@@ -26,6 +26,7 @@
 #include "gpup/drv/drv.h"
 #include "gpup/pool/pool.h"
 #include "tests/daemonlib.h"
+#include "tests/testlib.h"
 #include "vfu/vfu.h"
 #include "uapi/gpup_ctl.h"
 
@@ -249,12 +250,16 @@ Test(daemon_e2e, partitions_survive_restart_and_sockets_go)
 	vfu_client_close(cl);
 }
 
-/* SIGHUP (a foreground daemon's terminal going away) is a clean stop like
- * SIGTERM: exit status 0, sockets and pid file gone, definitions kept.
- * Before, it killed the daemon and left them all behind. */
-Test(daemon_e2e, sighup_is_a_clean_stop)
+/* SIGHUP reopens the log file; this daemon has none (its stderr is a file
+ * it was handed, not a terminal), so it says so and serves on.  Its clean
+ * stop is SIGTERM's: exit status 0, sockets and pid file gone,
+ * definitions kept.  (Before there were log files SIGHUP stopped it; a
+ * daemon logging to a terminal still takes SIGHUP as the terminal going
+ * away.) */
+Test(daemon_e2e, sighup_without_a_log_file_serves_on)
 {
 	char uuid[GPUP_UUID_STRLEN + 1], sock[PATH_MAX], ctl[PATH_MAX], pid[PATH_MAX];
+	char log[16384];
 	int st = 0;
 
 	create("gpu0", "sim-64m-4", uuid);
@@ -263,6 +268,15 @@ Test(daemon_e2e, sighup_is_a_clean_stop)
 	snprintf(pid, sizeof(pid), "%s/gpup.pid", dmn.run_dir);
 	cr_assert(exists(sock) && exists(ctl) && exists(pid));
 	cr_assert_eq(kill(dmn.pid, SIGHUP), 0);
+	vfu_client_close(attach(uuid)); /* still served */
+	for (int i = 0; i < 200; i++) {
+		tl_slurp(dmn.log, log, sizeof(log));
+		if (strstr(log, "SIGHUP"))
+			break;
+		usleep(10000);
+	}
+	cr_assert_not_null(strstr(log, "SIGHUP: no log file to reopen"), "%s", log);
+	cr_assert_eq(kill(dmn.pid, SIGTERM), 0);
 	cr_assert_eq(waitpid(dmn.pid, &st, 0), dmn.pid);
 	dmn.pid = 0;
 	cr_assert(WIFEXITED(st), "killed by signal %d (see %s)", WTERMSIG(st), dmn.log);

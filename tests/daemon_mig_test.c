@@ -178,6 +178,7 @@ Test(daemon_mig, checkpoint_of_busy_partition_finishes_on_another_gpu)
 	check_y(cb, 2.0f * LAUNCHES, "the destination");
 	vfu_client_close(cb);
 	gpup_vg_close(&g);
+	vfu_client_close(ca);
 	close(irq);
 }
 
@@ -258,6 +259,7 @@ Test(daemon_mig, daemon_killed_while_writing_keeps_previous_checkpoint)
 	cr_assert_eq(gpup_vg_submit(&g, 1, &fill, 1), 0);
 	cr_assert_eq(gpup_vg_fence_wait(&g, 1, 10000, NULL), 0);
 	gpup_vg_close(&g);
+	vfu_client_close(c);
 	snprintf(path, sizeof(path), "%s/ck.gpup", dmn.dir);
 	cr_assert_eq(ckpt("checkpoint", a, path, out, sizeof(out)), 0, "%s", out);
 	for (size_t i = 0; i < sizeof(delay_us) / sizeof(delay_us[0]); i++) {

@@ -355,7 +355,7 @@ Test(sched_cli, commands_against_a_daemon)
 
 	snprintf(dir, sizeof(dir), "/tmp/gpup-schedctl-XXXXXX");
 	cr_assert_not_null(mkdtemp(dir));
-	snprintf(args, sizeof(args), "daemon --state-dir %s/state --sim-gpus 1 --vram 128M", dir);
+	snprintf(args, sizeof(args), "daemon --detach --state-dir %s/state --sim-gpus 1 --vram 128M", dir);
 	cr_assert_lt(strlen(dir) + 32, sizeof(args));
 	cr_assert_eq(gpup(out, sizeof(out), args), 0, "%s", out);
 	cr_assert_eq(gpup(out, sizeof(out), "sched --gpu gpu0 --policy weighted --slice 1 "
@@ -407,7 +407,7 @@ Test(sched_cli, restored_settings_reach_the_engines)
 
 	snprintf(dir, sizeof(dir), "/tmp/gpup-schedctl-XXXXXX");
 	cr_assert_not_null(mkdtemp(dir));
-	snprintf(args, sizeof(args), "daemon --state-dir %s/state --sim-gpus 1 --vram 128M", dir);
+	snprintf(args, sizeof(args), "daemon --detach --state-dir %s/state --sim-gpus 1 --vram 128M", dir);
 	cr_assert_eq(gpup(out, sizeof(out), args), 0, "%s", out);
 	cr_assert_eq(gpup(out, sizeof(out), "create --type sim-32m-4"), 0, "%s", out);
 	cr_assert_eq(sscanf(out, "%63s", uuid), 1);

@@ -51,7 +51,7 @@ Test(sched_live, a_scenario_on_a_running_daemon)
 	cr_assert_not_null(strstr(out, "gpup bench: live: no daemon at"), "%s", out);
 	cr_assert_eq(gpup(out, sizeof(out), "bench samples/scenarios/interactive.json --live "
 			  "--model"), 2);
-	snprintf(args, sizeof(args), "daemon --state-dir %s/state --sim-gpus 1 --vram 1G", dir);
+	snprintf(args, sizeof(args), "daemon --detach --state-dir %s/state --sim-gpus 1 --vram 1G", dir);
 	cr_assert_eq(gpup(out, sizeof(out), args), 0, "%s", out);
 	snprintf(args, sizeof(args), "bench samples/scenarios/interactive.json --live "
 		 "--duration 0.5 --json %s/live.json --report %s/live.md", dir, dir);

@@ -350,7 +350,7 @@ Test(sched_model, command_line)
 	cr_assert_eq(gpup((char *[]){ "bench", "--model", "--duration", "2",
 				      "--plot", "x.pdf", "--report", md,
 				      "samples/scenarios/interactive.json", NULL }),
-		     GPUP_EXIT_FAIL, "only .svg and .png charts");
+		     GPUP_EXIT_USAGE, "only .svg and .png charts, refused before the run");
 	if (system("command -v gnuplot >/dev/null 2>&1") == 0) {
 		cr_assert_eq(gpup((char *[]){ "bench", "--model", "--duration", "2",
 					      "--no-baselines", "--report", md, "--plot",

@@ -70,7 +70,7 @@ Test(sched_vm, policy_changes_under_running_vms, .timeout = 120)
 	cr_assert_not_null(getenv("GPUP_GUESTS"), "GPUP_GUESTS must name the guest images");
 	snprintf(dir, sizeof(dir), "/tmp/gpup-schedvm-XXXXXX");
 	cr_assert_not_null(mkdtemp(dir));
-	snprintf(args, sizeof(args), "daemon --state-dir %s/state --sim-gpus 1 --vram 1G", dir);
+	snprintf(args, sizeof(args), "daemon --detach --state-dir %s/state --sim-gpus 1 --vram 1G", dir);
 	cr_assert_eq(gpup(out, sizeof(out), args), 0, "%s", out);
 	create(out, sizeof(out), vdi);
 	create(out, sizeof(out), infer);

@@ -112,6 +112,10 @@
 #define GPUP_CTL_F_BUDGET_US "budget_us"	/* per frame period (1/fps_limit); 0 = none */
 #define GPUP_CTL_F_QUEUE "queue"	/* stats: a context's vGPU queue */
 #define GPUP_CTL_F_WATCHDOG_NS "watchdog_ns"	/* sched: 0 = off, absent = keep */
+/* sched --gpu: true applies the settings without saving them in the state
+ * directory (what `gpup bench` uses, so that a run leaves no trace on disk
+ * and a restart brings back what was saved) */
+#define GPUP_CTL_F_TRANSIENT "transient"
 
 /* Migration: checkpoint and restore take "uuid" and "path" (absolute);
  * list, stats and their replies give the partition's migration state and

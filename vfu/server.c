@@ -158,12 +158,10 @@ void vfu_server_conn_reset(struct vfu_server *s)
 	vfu_caps_default(&s->peer);
 }
 
-/* The connection is over: clean up, then serve a client that connected
- * meanwhile (returns true) or mark the device free. */
-static bool conn_finish(struct vfu_server *s, int rc)
+/* The connection is over: clean up, then take a client that connected
+ * meanwhile, or mark the device free. */
+static void conn_finish(struct vfu_server *s, int rc)
 {
-	bool more;
-
 	pthread_mutex_lock(&s->lock);
 	s->closing = true;
 	pthread_mutex_unlock(&s->lock);
@@ -174,9 +172,7 @@ static bool conn_finish(struct vfu_server *s, int rc)
 	s->conn_fd = s->pending_fd;
 	s->pending_fd = -1;
 	s->closing = false;
-	more = s->conn_fd >= 0;
 	pthread_mutex_unlock(&s->lock);
-	return more;
 }
 
 /* The owner's thread_init: 0, or -errno and the thread serves no one. */
@@ -190,34 +186,49 @@ static int thread_init(struct vfu_server *s)
 	return rc;
 }
 
+/* The next client to serve, or -1 once the server is being destroyed. */
+static int next_client(struct vfu_server *s)
+{
+	int sock;
+
+	pthread_mutex_lock(&s->lock);
+	while (s->conn_fd < 0 && !s->stopping)
+		pthread_cond_wait(&s->wake, &s->lock);
+	sock = s->conn_fd;
+	pthread_mutex_unlock(&s->lock);
+	return sock;
+}
+
+static int serve_client(struct vfu_server *s, int sock)
+{
+	bool timeout_cleared = false;
+	int rc;
+
+	vfu_log(s, "client connected");
+	/* A client that never negotiates must not hold the device. */
+	vfu_sock_set_timeout(sock, VFU_SERVER_NEGOTIATE_MS);
+	do {
+		rc = vfu_server_serve_one(s, sock);
+		if (rc == 0 && s->negotiated && !timeout_cleared) {
+			vfu_sock_set_timeout(sock, 0);
+			timeout_cleared = true;
+		}
+	} while (rc == 0);
+	if (rc == -ETIMEDOUT)
+		vfu_log(s, "client sent no VERSION within %u ms", VFU_SERVER_NEGOTIATE_MS);
+	return rc;
+}
+
+/* One thread per server, for its whole life: prepared (confined by the
+ * owner's thread_init) before any client comes, so that a VMM's start
+ * does not wait for it, then serving one client after another. */
 static void *conn_thread(void *arg)
 {
 	struct vfu_server *s = arg;
-	bool timeout_cleared = false;
-	int init = thread_init(s), sock, rc;
+	int init = thread_init(s), sock;
 
-	do {
-		pthread_mutex_lock(&s->lock);
-		sock = s->conn_fd;
-		pthread_mutex_unlock(&s->lock);
-		if (init) {
-			rc = init;
-			continue;
-		}
-		vfu_log(s, "client connected");
-		/* A client that never negotiates must not hold the device. */
-		vfu_sock_set_timeout(sock, VFU_SERVER_NEGOTIATE_MS);
-		do {
-			rc = vfu_server_serve_one(s, sock);
-			if (rc == 0 && s->negotiated && !timeout_cleared) {
-				vfu_sock_set_timeout(sock, 0);
-				timeout_cleared = true;
-			}
-		} while (rc == 0);
-		timeout_cleared = false;
-		if (rc == -ETIMEDOUT)
-			vfu_log(s, "client sent no VERSION within %u ms", VFU_SERVER_NEGOTIATE_MS);
-	} while (conn_finish(s, rc));
+	while ((sock = next_client(s)) >= 0)
+		conn_finish(s, init ? init : serve_client(s, sock));
 	return NULL;
 }
 
@@ -239,6 +250,7 @@ static void server_free(struct vfu_server *s)
 struct vfu_server *vfu_server_create(const struct vfu_server_cfg *cfg)
 {
 	struct vfu_server *s;
+	int rc;
 
 	if (!ops_complete(cfg->ops)) {
 		errno = EINVAL;
@@ -260,19 +272,19 @@ struct vfu_server *vfu_server_create(const struct vfu_server_cfg *cfg)
 	}
 	vfu_eventfd_prepare();
 	pthread_mutex_init(&s->lock, NULL);
+	pthread_cond_init(&s->wake, NULL);
 	s->conn_fd = -1;
 	s->pending_fd = -1;
 	vfu_server_conn_reset(s);
-	return s;
-}
-
-/* Join a thread whose client has gone; the lock is held. */
-static void reap_locked(struct vfu_server *s)
-{
-	if (s->thread_live && s->conn_fd < 0) {
-		pthread_join(s->thread, NULL);
-		s->thread_live = false;
+	rc = pthread_create(&s->thread, NULL, conn_thread, s);
+	if (rc) {
+		pthread_cond_destroy(&s->wake);
+		pthread_mutex_destroy(&s->lock);
+		server_free(s);
+		errno = rc;
+		return NULL;
 	}
+	return s;
 }
 
 /* Has the client being served hung up (its end not read yet)? */
@@ -348,31 +360,23 @@ int vfu_server_attach(struct vfu_server *s, int fd)
 	int rc = 0;
 
 	pthread_mutex_lock(&s->lock);
-	reap_locked(s);
-	if (s->thread_live && !s->closing && s->pending_fd < 0 && peer_gone(s->conn_fd)) {
+	if (s->conn_fd >= 0 && !s->closing && s->pending_fd < 0 && peer_gone(s->conn_fd)) {
 		/* Hung up, though its thread has not read the end yet: the new
 		 * client is served as soon as it has. */
 		s->pending_fd = fd;
-		fd = -1;
-	} else if (s->thread_live && s->closing && s->pending_fd < 0) {
+	} else if (s->conn_fd >= 0 && s->closing && s->pending_fd < 0) {
 		/* The last client just left: this one is served as soon as
-		 * its DMA is unmapped, by the same thread. */
+		 * its DMA is unmapped. */
 		s->pending_fd = fd;
-		fd = -1;
-	} else if (s->thread_live) {
+	} else if (s->conn_fd >= 0) {
 		rc = -EBUSY;
 	} else {
 		s->conn_fd = fd;
-		rc = -pthread_create(&s->thread, NULL, conn_thread, s);
-		s->thread_live = rc == 0;
-		if (rc)
-			s->conn_fd = -1;
+		pthread_cond_signal(&s->wake);
 	}
 	pthread_mutex_unlock(&s->lock);
 	if (rc == -EBUSY)
 		refuse(s, fd);
-	else if (rc && fd >= 0)
-		close(fd);
 	return rc;
 }
 
@@ -403,11 +407,10 @@ uint64_t vfu_server_dma_bytes(struct vfu_server *s)
 
 void vfu_server_destroy(struct vfu_server *s)
 {
-	bool live;
-
 	if (!s)
 		return;
 	pthread_mutex_lock(&s->lock);
+	s->stopping = true;
 	/* Wakes the thread's recvmsg; it cleans up and closes the fd. */
 	if (s->conn_fd >= 0)
 		shutdown(s->conn_fd, SHUT_RDWR);
@@ -415,11 +418,11 @@ void vfu_server_destroy(struct vfu_server *s)
 		close(s->pending_fd);
 		s->pending_fd = -1;
 	}
-	live = s->thread_live;
+	pthread_cond_signal(&s->wake);
 	pthread_mutex_unlock(&s->lock);
-	if (live)
-		pthread_join(s->thread, NULL);
+	pthread_join(s->thread, NULL);
 	vfu_server_conn_reset(s);
+	pthread_cond_destroy(&s->wake);
 	pthread_mutex_destroy(&s->lock);
 	server_free(s);
 }

@@ -283,11 +283,13 @@ struct vfu_server_cfg {
 	uint64_t max_dma_bytes;
 	/* One line per event; can be NULL. */
 	void (*log)(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-	/* Run first on each thread the server starts (a client's, or one
-	 * refusing a client while the device is busy), before it reads a
-	 * byte from the client: where the owner confines its threads (the
-	 * gpup daemon installs a seccomp filter).  0, or -errno: that thread
-	 * then closes its client unserved.  Can be NULL. */
+	/* Run first on each thread the server starts, before it reads a
+	 * byte from a client: the server's own thread (started by
+	 * vfu_server_create, so that a client's arrival does not wait for
+	 * this) and each one refusing a client while the device is busy.
+	 * Where the owner confines its threads (the gpup daemon installs a
+	 * seccomp filter).  0, or -errno: that thread then closes its
+	 * clients unserved.  Can be NULL. */
 	int (*thread_init)(void);
 };
 
@@ -298,7 +300,7 @@ struct vfu_server;
  * handler on the way, so that threads confined later need not. */
 struct vfu_server *vfu_server_create(const struct vfu_server_cfg *cfg);
 
-/* Serve the connected socket `fd` on a thread of its own; takes fd either
+/* Serve the connected socket `fd` on the server's thread; takes fd either
  * way.  A client that connects while the last one is going (its teardown
  * runs, or it hung up and the server has not read the end yet) is served
  * right after it.  -EBUSY if a live client is being served: the new one's

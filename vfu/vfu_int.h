@@ -35,8 +35,9 @@ struct vfu_server {
 	int conn_fd;              /* -1 when no client */
 	int pending_fd;           /* connected while the last client was closing */
 	bool closing;             /* conn_fd's client is gone, cleanup running */
-	bool thread_live;         /* a thread exists and must be joined */
-	pthread_t thread;
+	bool stopping;            /* vfu_server_destroy: the thread ends */
+	pthread_cond_t wake;      /* a client came, or stopping */
+	pthread_t thread;         /* serves the clients, from create to destroy */
 	/* Per connection, touched by the connection thread only. */
 	bool negotiated;
 	unsigned int nerrors;     /* failed commands, for the log's rate limit */

@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: MIT
 /*
- * What the rooms of gpup/ share (base.h): the one-line error, sizes with
- * suffixes, mkdir -p.
+ * What the rooms of gpup/ share (base.h): the one-line error (or, under
+ * --json, one JSON object), sizes with suffixes, mkdir -p.
  */
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,15 +15,68 @@
 
 #include "gpup/base/base.h"
 
+static bool err_json;
+
+void gpup_err_json(bool on)
+{
+	err_json = on;
+}
+
+/* s as a JSON string: quotes, backslashes and control characters escaped
+ * (the message is UTF-8 or bytes; bytes pass as they are). */
+static void json_str(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c == '"' || c == '\\')
+			fprintf(f, "\\%c", c);
+		else if (c < 0x20)
+			fprintf(f, "\\u%04x", c);
+		else
+			fputc(c, f);
+	}
+	fputc('"', f);
+}
+
+static void verr(const char *cmd, const char *code, const char *fmt, va_list ap)
+{
+	char msg[2048];
+
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	if (!err_json) {
+		fprintf(stderr, "gpup %s: %s\n", cmd, msg);
+		return;
+	}
+	fputs("{\"command\": ", stderr);
+	json_str(stderr, cmd);
+	fputs(", \"error\": ", stderr);
+	json_str(stderr, msg);
+	fputs(", \"code\": ", stderr);
+	if (code)
+		json_str(stderr, code);
+	else
+		fputs("null", stderr);
+	fputs("}\n", stderr);
+}
+
 void gpup_err(const char *cmd, const char *fmt, ...)
 {
 	va_list ap;
 
-	fprintf(stderr, "gpup %s: ", cmd);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	verr(cmd, NULL, fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
+}
+
+void gpup_errc(const char *cmd, const char *code, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	verr(cmd, code, fmt, ap);
+	va_end(ap);
 }
 
 static int size_shift(const char *suf)

@@ -13,6 +13,7 @@
 #ifndef GPUP_BASE_H
 #define GPUP_BASE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -20,9 +21,15 @@
 #define GPUP_EXIT_FAIL 1
 #define GPUP_EXIT_USAGE 2
 
-/* Print "gpup CMD: message" to stderr, printf style, with a newline. */
+/* Print "gpup CMD: message" to stderr, printf style, with a newline; after
+ * gpup_err_json(true) (a command given --json), one line of JSON instead:
+ * {"command": CMD, "error": message, "code": null}.  gpup_errc gives the
+ * code, an errno name ("ENOENT") where one is known. */
 void gpup_err(const char *cmd, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+void gpup_errc(const char *cmd, const char *code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+void gpup_err_json(bool on);
 
 /* "8G", "512M", "4096", "64k": bytes.  -1 and errno = EINVAL on junk,
  * ERANGE on overflow.  Suffixes K, M, G, T (powers of 1024), any case,

@@ -87,7 +87,8 @@ static int write_outputs(const struct bench_opts *o, const struct bench_scenario
 		bench_write_markdown(f, sc, seed, runs, n);
 		rc |= close_out(f, o->report ? o->report : "-");
 	}
-	if (o->plot && bench_write_plot(o->plot, sc, &runs[0], err, sizeof(err))) {
+	if (o->plot && bench_write_plot(o->plot, sc, runs, n, "the model (simulated time)", err,
+					sizeof(err))) {
 		gpup_err("bench", "%s", err);
 		rc = -EIO;
 	}
@@ -128,7 +129,7 @@ static int live_outputs(const struct bench_opts *o, const struct bench_scenario 
 
 /* The scenario's policy, then its baselines, on the same partitions. */
 int bench_live_mode(const char *run_dir, const struct bench_opts *o,
-		    const struct bench_scenario *sc)
+		    struct bench_scenario *sc)
 {
 	double secs = o->duration_s > 0 ? o->duration_s : sc->duration_ns / 1e9;
 	struct bench_live_result res[1 + BENCH_MAX_BASELINES];
@@ -143,11 +144,20 @@ int bench_live_mode(const char *run_dir, const struct bench_opts *o,
 	for (unsigned int i = 0; !o->no_baselines && i < sc->nbaselines; i++)
 		if (sc->baselines[i] != sc->policy)
 			pol[np++] = sc->baselines[i];
+	if (bench_command(sc, o, o->have_seed ? o->seed : sc->seed, secs))
+		return -ENOMEM;
+	bench_signals_catch();
 	rc = bench_live_open(&l, run_dir, sc, (uint64_t)(secs * 1e9), err, sizeof(err));
 	for (unsigned int i = 0; !rc && i < np; i++) {
+		snprintf(l.label, sizeof(l.label), "live %s (%u/%u)", sched_policy_name(pol[i]),
+			 i + 1, np);
 		rc = bench_live_run(&l, pol[i], o->have_seed ? o->seed : sc->seed, &res[n],
 				    err, sizeof(err));
 		n += !rc;
+	}
+	if (!rc && bench_stop_signal()) {
+		snprintf(err, sizeof(err), "stopped by signal %d", bench_stop_signal());
+		rc = -EINTR;
 	}
 	if (l.t)
 		bench_live_close(&l);
@@ -189,6 +199,8 @@ static int vm_runs(struct bench_vm *v, struct bench_scenario *sc, uint64_t seed,
 	int rc = 0;
 
 	for (*n = 0; !rc && *n < np; (*n)++) {
+		snprintf(v->label, sizeof(v->label), "vm %s (%u/%u)", sched_policy_name(pol[*n]),
+			 *n + 1, np);
 		rc = bench_vm_run(v, pol[*n], seed, &vm[*n], err, errlen);
 		if (rc)
 			break;
@@ -225,7 +237,7 @@ static int vm_outputs(const struct bench_opts *o, const struct bench_vm *v, uint
 		bench_vm_write_markdown(f, v, seed, vm, model, n);
 		rc |= close_out(f, o->report ? o->report : "-");
 	}
-	if (o->plot && bench_write_plot(o->plot, v->sc, &vm[0], err, sizeof(err))) {
+	if (o->plot && bench_write_plot(o->plot, v->sc, vm, n, "VMs (one per tenant)", err, sizeof(err))) {
 		gpup_err("bench", "%s", err);
 		rc = -EIO;
 	}
@@ -251,8 +263,16 @@ int bench_vm_mode(const char *run_dir, const struct bench_opts *o, struct bench_
 	for (unsigned int i = 0; !o->no_baselines && i < sc->nbaselines; i++)
 		if (sc->baselines[i] != sc->policy)
 			pol[np++] = sc->baselines[i];
+	if (bench_command(sc, o, seed, secs))
+		return -ENOMEM;
+	bench_signals_catch();
 	rc = bench_vm_open(&v, run_dir, o->guest, sc, sc->duration_ns, err, sizeof(err));
-	if (!rc) {
+	if (!rc && bench_stop_signal()) {
+		snprintf(err, sizeof(err), "stopped by signal %d", bench_stop_signal());
+		rc = -EINTR;
+		gpup_err("bench", "vm: %s", err);
+		bench_vm_close(&v);
+	} else if (!rc) {
 		rc = vm_runs(&v, sc, seed, pol, np, vm, model, &n, err, sizeof(err));
 		if (!rc)
 			rc = vm_outputs(o, &v, seed, vm, model, n, wall_now() - t0);
@@ -281,6 +301,8 @@ int bench_model_mode(const struct bench_opts *o, struct bench_scenario *sc)
 
 	if (o->duration_s > 0)
 		sc->duration_ns = (uint64_t)(o->duration_s * 1e9);
+	if (bench_command(sc, o, seed, 0))
+		return -ENOMEM;
 	t0 = wall_now();
 	rc = run_all(sc, seed, !o->no_baselines, runs, &n);
 	if (rc)

@@ -98,9 +98,13 @@ struct bench_scenario {
 	struct bench_tenant_spec *tenants;
 	unsigned int ntenants;
 	struct bench_targets targets;
+	char *path;                  /* the file it came from; NULL: parsed text */
+	char *command;               /* the reports' reproduce line (bench_command) */
 };
 
-/* Parse a scenario; on error returns -errno with a one-line reason in err. */
+/* Parse a scenario; on error returns -errno with a one-line reason in err
+ * (a key the schema does not know is an error naming the nearest one it
+ * does: docs/bench-scenario.schema.json). */
 int bench_scenario_load(const char *path, struct bench_scenario *sc,
 			char *err, size_t errlen);
 int bench_scenario_parse(const char *json, struct bench_scenario *sc,
@@ -192,9 +196,16 @@ struct json_object *bench_json_num(double v);
 /* Jain's fairness index of x[0..n-1] (1 when all are equal; 1 for all
  * zero, which the callers that care skip). */
 double bench_jain(const double *x, unsigned int n);
-/* Writes a gnuplot script and data next to out and runs gnuplot. */
+/* Whether out is a name --plot can write (.svg or .png, no quote): 0, or
+ * -EINVAL with the reason in err.  Checked before a run starts. */
+int bench_plot_check(const char *out, char *err, size_t errlen);
+/* Draws runs[0] (the scenario's policy) and its baselines side by side
+ * with gnuplot: each tenant's share per window, the target shares as
+ * dashed lines, interactive tenants' missed frames; source says where the
+ * numbers come from ("model", "VMs"). */
 int bench_write_plot(const char *out, const struct bench_scenario *sc,
-		     const struct bench_run *run, char *err, size_t errlen);
+		     const struct bench_run *runs, unsigned int nruns, const char *source,
+		     char *err, size_t errlen);
 
 /* What `gpup bench` was asked for. */
 struct bench_opts {
@@ -203,6 +214,25 @@ struct bench_opts {
 	uint64_t seed;
 	double duration_s;
 };
+
+/* The command that repeats a run, for the reports: sc->path (quoted for a
+ * shell where needed), the mode, the seed, the duration when given or
+ * when the mode caps it (secs > 0), --no-baselines.  Sets sc->command;
+ * 0 or -ENOMEM. */
+int bench_command(struct bench_scenario *sc, const struct bench_opts *o, uint64_t seed,
+		  double secs);
+/* sc->command, or a placeholder before bench_command ran. */
+const char *bench_command_line(const struct bench_scenario *sc);
+
+/* Exit statuses of `gpup bench` beyond gpup/base/base.h's 0, 1 (the run
+ * failed: no daemon, a VM or partition failed, a report could not be
+ * written) and 2 (bad command line or scenario, a host or scenario the
+ * mode cannot run): */
+#define BENCH_EXIT_TARGET 3          /* the run completed; a target failed */
+/* and 128 + N when signal N stopped a live or vm run (after cleaning up). */
+
+/* The signal that stopped a live or vm run early, or 0. */
+int bench_stop_signal(void);
 
 /* The modes.  Each runs sc under its policy, then its baselines unless
  * o->no_baselines, writes the reports o names, and prints each error as
@@ -213,10 +243,13 @@ struct bench_opts {
  * bench_live_mode: threads driving partitions of the daemon at run_dir.
  * 0 or -errno.
  * bench_vm_mode: one VM per tenant, on the daemon at run_dir or on one it
- * starts; ask bench_vm_usable first.  0 or -errno. */
+ * starts; ask bench_vm_usable first.  0 or -errno.
+ * Live and vm mode put the daemon's scheduler settings back as they found
+ * them and catch SIGINT, SIGTERM and SIGHUP to do so: -EINTR when one
+ * stopped the run (bench_stop_signal says which). */
 int bench_model_mode(const struct bench_opts *o, struct bench_scenario *sc);
 int bench_live_mode(const char *run_dir, const struct bench_opts *o,
-		    const struct bench_scenario *sc);
+		    struct bench_scenario *sc);
 int bench_vm_mode(const char *run_dir, const struct bench_opts *o, struct bench_scenario *sc);
 /* Can vm mode run sc on this host?  0; -ENODEV when /dev/kvm cannot be
  * used, -ENOTSUP for a scenario vm mode cannot run; the reason in err. */

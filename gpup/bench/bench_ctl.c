@@ -2,6 +2,8 @@
 /*
  * The control-API calls `gpup bench` makes in live and vm mode (see
  * bench_int.h): every failure becomes one line saying what went wrong.
+ * Policies are set "transient", so the daemon saves none of them, and
+ * what was set before the run is read first and put back after it.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -96,6 +98,55 @@ int bench_ctl_policy(const char *run_dir, const char *gpu, enum sched_policy p,
 	json_object_object_add(req, GPUP_CTL_F_POLICY,
 			       json_object_new_string(sched_policy_name(p)));
 	json_object_object_add(req, GPUP_CTL_F_SLICE_NS, json_object_new_int64((int64_t)slice_ns));
+	json_object_object_add(req, GPUP_CTL_F_TRANSIENT, json_object_new_boolean(1));
+	return bench_ctl(run_dir, req, NULL, err, errlen);
+}
+
+int bench_ctl_gpu_get(const char *run_dir, const char *gpu, struct bench_gpu_sched *s,
+		      char *err, size_t errlen)
+{
+	json_object *r, *a, *g = NULL;
+	int rc = bench_ctl(run_dir, gpup_ctl_request(GPUP_CTL_M_GPUS), &r, err, errlen);
+
+	memset(s, 0, sizeof(*s));
+	if (rc)
+		return rc;
+	a = json_object_object_get(r, GPUP_CTL_F_GPUS);
+	for (size_t i = 0; a && !g && i < json_object_array_length(a); i++)
+		if (!strcmp(gpup_ctl_str(json_object_array_get_idx(a, i), GPUP_CTL_F_NAME, ""),
+			    gpu))
+			g = json_object_array_get_idx(a, i);
+	if (!g || sched_policy_parse(gpup_ctl_str(g, GPUP_CTL_F_POLICY, NULL), &s->policy) ||
+	    gpup_ctl_int(g, GPUP_CTL_F_SLICE_NS, -1) < 0 ||
+	    gpup_ctl_int(g, GPUP_CTL_F_WATCHDOG_NS, -1) < 0) {
+		snprintf(err, errlen, g ? "the daemon does not say how %s is scheduled, so "
+			 "its settings could not be put back after the run" :
+			 "the daemon has no GPU %s (the scenario's first GPU)", gpu);
+		rc = g ? -EPROTO : -ENODEV;
+	} else {
+		snprintf(s->gpu, sizeof(s->gpu), "%s", gpu);
+		s->slice_ns = (uint64_t)gpup_ctl_int(g, GPUP_CTL_F_SLICE_NS, 0);
+		s->watchdog_ns = (uint64_t)gpup_ctl_int(g, GPUP_CTL_F_WATCHDOG_NS, 0);
+		s->have = true;
+	}
+	json_object_put(r);
+	return rc;
+}
+
+int bench_ctl_gpu_put(const char *run_dir, const struct bench_gpu_sched *s, char *err,
+		      size_t errlen)
+{
+	json_object *req = gpup_ctl_request(GPUP_CTL_M_SCHED);
+
+	if (!s->have)
+		return 0;
+	json_object_object_add(req, GPUP_CTL_F_GPU, json_object_new_string(s->gpu));
+	json_object_object_add(req, GPUP_CTL_F_POLICY,
+			       json_object_new_string(sched_policy_name(s->policy)));
+	json_object_object_add(req, GPUP_CTL_F_SLICE_NS, json_object_new_int64((int64_t)s->slice_ns));
+	json_object_object_add(req, GPUP_CTL_F_WATCHDOG_NS,
+			       json_object_new_int64((int64_t)s->watchdog_ns));
+	json_object_object_add(req, GPUP_CTL_F_TRANSIENT, json_object_new_boolean(1));
 	return bench_ctl(run_dir, req, NULL, err, errlen);
 }
 

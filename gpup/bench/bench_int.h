@@ -61,6 +61,22 @@ int bench_sim_engine(const struct bench_scenario *sc, enum sched_policy p,
 		     struct sim_engine *se);
 
 /*
+ * bench_term.c: a stop signal ends live and vm runs early (each run's
+ * waits poll bench_stop_signal(), public in bench.h); a progress line on
+ * a terminal, nothing elsewhere.
+ */
+void bench_signals_catch(void);
+bool bench_progress_on(void);
+/* "LABEL 1.5/5.0 s | a 12.5%, b 12.5%, ...": work[i] is what tenant i has
+ * had so far, in any unit. */
+void bench_progress(const struct bench_scenario *sc, const char *label, double elapsed,
+		    double total, const double *work);
+/* "LABEL: WHAT" on the line, for the steps before the measuring. */
+void bench_progress_note(const char *label, const char *what);
+/* Clear the line before the reports or an error are printed. */
+void bench_progress_end(void);
+
+/*
  * What `gpup bench` asks of a running daemon over its control API
  * (bench_ctl.c), shared by live mode (bench_live.c) and vm mode
  * (bench_vm.c): partitions made and destroyed, the GPU's policy and each
@@ -78,9 +94,23 @@ int bench_ctl_pick_type(const char *run_dir, const char *gpu, unsigned int n, ch
 int bench_ctl_create(const char *run_dir, const char *gpu, const char *type, char uuid[40],
 		     char sock[108], char *err, size_t errlen);
 void bench_ctl_destroy(const char *run_dir, const char *uuid);
-/* Every engine of gpu under policy p with slice_ns (0: the default). */
+/* Every engine of gpu under policy p with slice_ns (0: the default),
+ * transient: applied, not saved in the daemon's state directory. */
 int bench_ctl_policy(const char *run_dir, const char *gpu, enum sched_policy p,
 		     uint64_t slice_ns, char *err, size_t errlen);
+/* A GPU's scheduler settings as set (slice 0: the default that follows
+ * the number of contexts), read before a run and put back after it. */
+struct bench_gpu_sched {
+	char gpu[32];
+	bool have;                     /* false: nothing to put back */
+	enum sched_policy policy;
+	uint64_t slice_ns, watchdog_ns;
+};
+int bench_ctl_gpu_get(const char *run_dir, const char *gpu, struct bench_gpu_sched *s,
+		      char *err, size_t errlen);
+/* Put s back (transient, as bench set it); 0 when s->have is false. */
+int bench_ctl_gpu_put(const char *run_dir, const struct bench_gpu_sched *s, char *err,
+		      size_t errlen);
 /* A partition's weight, reserve, cap, class, fps limit and budget from its
  * tenant. */
 int bench_ctl_tenant(const char *run_dir, const char *uuid, const struct bench_tenant_spec *s,
@@ -109,6 +139,7 @@ struct bench_live_client {
 	int rc;
 	/* what it got back in the last run */
 	uint64_t work_ns, jobs, frames, frames_missed, last_done;
+	uint64_t seen_ns;              /* work_ns for the progress line (atomic) */
 	uint64_t *win;                 /* engine ns completed per window */
 	uint64_t *lat;                 /* submission to fence, ns */
 	unsigned int nlat, lat_cap;
@@ -120,6 +151,8 @@ struct bench_live {
 	struct bench_live_client *t;
 	unsigned int n, nwin;
 	uint64_t duration_ns, start, end;
+	struct bench_gpu_sched orig;   /* put back by bench_live_close */
+	char label[64];                /* of the run, for the progress line */
 };
 
 struct bench_live_tenant {
@@ -147,7 +180,9 @@ int bench_live_open(struct bench_live *l, const char *run_dir,
 /* Run once under policy p (and each tenant's own settings) and measure. */
 int bench_live_run(struct bench_live *l, enum sched_policy p, uint64_t seed,
 		   struct bench_live_result *res, char *err, size_t errlen);
-/* Disconnect and destroy the partitions. */
+/* Disconnect and destroy the partitions; put the GPU's scheduler
+ * settings back as they were before bench_live_open (a line on stderr
+ * when that fails). */
 void bench_live_close(struct bench_live *l);
 
 int bench_live_measure(const struct bench_live *l, enum sched_policy p,
@@ -209,9 +244,8 @@ struct bench_vm {
 	pid_t daemon;                  /* ours; 0 when it was already running */
 	pid_t daemon_pid;              /* whichever serves us, for its threads */
 	pid_t engine_tid;              /* its compute engine's executor; 0: not found */
-	bool restore;                  /* a daemon's own: put its policy back at the end */
-	enum sched_policy orig_policy;
-	uint64_t orig_slice_ns;
+	struct bench_gpu_sched orig;   /* a running daemon's, put back at the end */
+	char label[64];                /* of the run, for the progress line */
 	struct bench_vm_tenant *t;
 	unsigned int n;
 	uint64_t duration_ns;

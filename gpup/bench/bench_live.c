@@ -7,7 +7,9 @@
  * engine executor and the real scheduler share the engine.  Every tenant
  * records the engine time it got back per 100 ms window and, for frames
  * and closed loops, how long each job took from submission to its fence.
- * The partitions are destroyed at the end.
+ * The partitions are destroyed at the end and the GPU's scheduler
+ * settings, read before the first run, are put back; a stop signal ends
+ * the run early and does the same (bench_term.c).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -16,6 +18,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "gpup/base/base.h"
 #include "gpup/bench/bench_int.h"
 #include "gpup/drv/drv.h"
 
@@ -35,8 +38,15 @@ static void sleep_until(uint64_t t)
 	struct timespec ts = { .tv_sec = (time_t)(t / 1000000000ull),
 			       .tv_nsec = (long)(t % 1000000000ull) };
 
-	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR &&
+	       !bench_stop_signal())
 		;
+}
+
+/* The run goes on until its end or a stop signal. */
+static bool running(const struct bench_live *l)
+{
+	return mono() < l->end && !bench_stop_signal();
 }
 
 static int connect_one(struct bench_live_client *t, char *err, size_t errlen)
@@ -84,6 +94,7 @@ static void record(struct bench_live_client *t, uint64_t ns, unsigned int jobs, 
 	if (done >= l->end)
 		return;
 	t->work_ns += ns;
+	__atomic_store_n(&t->seen_ns, t->work_ns, __ATOMIC_RELAXED);
 	t->jobs += jobs;
 	a = a < l->start ? l->start : a;
 	if (a >= done) {
@@ -119,7 +130,7 @@ static bool burst_on(struct bench_live_client *t, uint64_t *switch_at)
 	}
 	if (!t->on) {
 		sleep_until(*switch_at < t->l->end ? *switch_at : t->l->end);
-		return mono() < t->l->end;
+		return running(t->l);
 	}
 	return true;
 }
@@ -131,7 +142,7 @@ static int run_jobs(struct bench_live_client *t)
 	unsigned int k = loop ? 1 : LIVE_BATCH;
 	uint64_t switch_at = t->l->start, ns[LIVE_BATCH];
 
-	while (mono() < t->l->end) {
+	while (running(t->l)) {
 		uint64_t sum = 0, t0;
 		int rc;
 
@@ -159,7 +170,7 @@ static int run_frames(struct bench_live_client *t)
 	uint64_t period = (uint64_t)(1e9 / wl->fps);
 	uint64_t next = t->l->start + (uint64_t)(bench_rng_unit(&t->rng) * (double)period);
 
-	while (next < t->l->end) {
+	while (next < t->l->end && !bench_stop_signal()) {
 		uint64_t ns = bench_draw(&wl->job, &t->rng), done;
 		int rc;
 
@@ -193,11 +204,29 @@ static void tenant_reset(struct bench_live_client *t, uint64_t seed, unsigned in
 {
 	memset(t->win, 0, t->l->nwin * sizeof(*t->win));
 	t->rng = seed * 0x9e3779b97f4a7c15ull + i * 0xd1b54a32d192ed03ull + 1;
-	t->work_ns = t->jobs = t->frames = t->frames_missed = 0;
+	t->work_ns = t->jobs = t->frames = t->frames_missed = t->seen_ns = 0;
 	t->nlat = 0;
 	t->last_done = 0;
 	t->on = false;
 	t->rc = 0;
+}
+
+/* On a terminal, the run's progress until its end (or a stop signal). */
+static void watch(struct bench_live *l)
+{
+	double *work = calloc(l->n, sizeof(*work));
+
+	while (work && bench_progress_on() && running(l)) {
+		uint64_t now = mono();
+
+		for (unsigned int i = 0; i < l->n; i++)
+			work[i] = (double)__atomic_load_n(&l->t[i].seen_ns, __ATOMIC_RELAXED);
+		bench_progress(l->sc, l->label, now > l->start ? (now - l->start) / 1e9 : 0,
+			       l->duration_ns / 1e9, work);
+		sleep_until(now + 250 * 1000000ull);
+	}
+	bench_progress_end();
+	free(work);
 }
 
 int bench_live_run(struct bench_live *l, enum sched_policy p, uint64_t seed,
@@ -219,11 +248,16 @@ int bench_live_run(struct bench_live *l, enum sched_policy p, uint64_t seed,
 			break;
 		started++;
 	}
+	watch(l);
 	for (unsigned int i = 0; i < started; i++)
 		pthread_join(l->t[i].th, NULL);
 	for (unsigned int i = 0; i < l->n && !rc; i++)
 		if (i >= started || l->t[i].rc)
 			rc = i >= started ? -EAGAIN : l->t[i].rc;
+	if (bench_stop_signal()) {
+		snprintf(err, errlen, "stopped by signal %d", bench_stop_signal());
+		return -EINTR;
+	}
 	if (rc) {
 		snprintf(err, errlen, "a tenant's partition stopped answering: %s", strerror(-rc));
 		return rc;
@@ -256,8 +290,10 @@ int bench_live_open(struct bench_live *l, const char *run_dir,
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
-	rc = bench_ctl_pick_type(run_dir, sc->gpus[0].name, l->n, type, sizeof(type), err,
-				 errlen);
+	rc = bench_ctl_gpu_get(run_dir, sc->gpus[0].name, &l->orig, err, errlen);
+	if (!rc)
+		rc = bench_ctl_pick_type(run_dir, sc->gpus[0].name, l->n, type, sizeof(type),
+					 err, errlen);
 	for (unsigned int i = 0; !rc && i < l->n; i++) {
 		struct bench_live_client *t = &l->t[i];
 
@@ -281,6 +317,8 @@ int bench_live_open(struct bench_live *l, const char *run_dir,
 
 void bench_live_close(struct bench_live *l)
 {
+	char err[256];
+
 	for (unsigned int i = 0; l->t && i < l->n; i++) {
 		struct bench_live_client *t = &l->t[i];
 
@@ -295,4 +333,9 @@ void bench_live_close(struct bench_live *l)
 	}
 	free(l->t);
 	l->t = NULL;
+	if (bench_ctl_gpu_put(l->run_dir, &l->orig, err, sizeof(err)))
+		gpup_err("bench", "could not put %s's scheduler settings back (%s, slice %.2f ms): "
+			 "%s", l->orig.gpu, sched_policy_name(l->orig.policy),
+			 l->orig.slice_ns / 1e6, err);
+	l->orig.have = false;
 }

@@ -161,10 +161,10 @@ void bench_live_markdown(FILE *f, const struct bench_scenario *sc,
 	char b[4][32];
 
 	fprintf(f, "### Scenario `%s` (live: a running daemon's sim GPU)\n\n", sc->name);
-	fprintf(f, "`gpup bench samples/scenarios/%s.json --live --duration %g`: %u partitions "
+	fprintf(f, "`%s`: %u partitions "
 		   "driven over vfio-user with SPIN kernels of the scenario's lengths, %g s "
 		   "per policy. Host-dependent: reported, not checked against targets.\n\n",
-		sc->name, seconds, sc->ntenants, seconds);
+		bench_command_line(sc), sc->ntenants, seconds);
 	fprintf(f, "| policy | share error max (saturating) | Jain mean | Jain min "
 		   "| frames missed | worst p99 latency ms | engine time delivered |\n"
 		   "| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n");
@@ -210,6 +210,9 @@ int bench_live_json(FILE *f, const struct bench_scenario *sc,
 
 	json_object_object_add(o, "schema", json_object_new_string("gpup-bench-live-1"));
 	json_object_object_add(o, "scenario", json_object_new_string(sc->name));
+	json_object_object_add(o, "scenario_file",
+			       sc->path ? json_object_new_string(sc->path) : NULL);
+	json_object_object_add(o, "command", json_object_new_string(bench_command_line(sc)));
 	json_object_object_add(o, "mode", json_object_new_string("live"));
 	json_object_object_add(o, "duration_s", bench_json_num(seconds));
 	for (unsigned int i = 0; i < n; i++) {

@@ -2,7 +2,9 @@
 /*
  * The benchmark's human outputs: a Markdown section (the scenario's policy
  * beside its baselines, the target checks, one row per tenant) and a chart
- * of each tenant's share of the engine over time, drawn by gnuplot.
+ * of each tenant's share of the engine over time, drawn by gnuplot: one
+ * panel per policy, the baselines beside the scenario's, on one y axis
+ * from 0, with the target shares and interactive tenants' missed frames.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -136,10 +138,10 @@ void bench_write_markdown(FILE *f, const struct bench_scenario *sc, uint64_t see
 	fprintf(f, "### Scenario `%s` (model mode)\n\n", sc->name);
 	if (sc->description[0])
 		fprintf(f, "%s\n\n", sc->description);
-	fprintf(f, "`gpup bench samples/scenarios/%s.json --model --seed %llu`: "
-		   "%.1f s simulated, %u tenant(s), policy %s, slice %.2f ms.\n\n",
-		sc->name, (unsigned long long)seed, sc->duration_ns / 1e9,
-		sc->ntenants, sched_policy_name(sc->policy), runs[0].slice_ns / 1e6);
+	(void)seed;
+	fprintf(f, "`%s`: %.1f s simulated, %u tenant(s), policy %s, slice %.2f ms.\n\n",
+		bench_command_line(sc), sc->duration_ns / 1e9, sc->ntenants,
+		sched_policy_name(sc->policy), runs[0].slice_ns / 1e6);
 	comparison(f, runs, nruns);
 	checks(f, runs, nruns);
 	budgets(f, sc, runs, nruns);
@@ -148,62 +150,134 @@ void bench_write_markdown(FILE *f, const struct bench_scenario *sc, uint64_t see
 
 /* ---- the chart ---- */
 
-static const char *terminal_for(const char *out)
+static const char *terminal_for(const char *out, unsigned int panels)
 {
+	static char term[64];
 	size_t n = strlen(out);
+	unsigned int h = 80 + 300 * panels;
 
 	if (n > 4 && strcmp(out + n - 4, ".svg") == 0)
-		return "svg size 1000,500 dynamic";
-	if (n > 4 && strcmp(out + n - 4, ".png") == 0)
-		return "pngcairo size 1000,500";
-	return NULL;
+		snprintf(term, sizeof(term), "svg size 1000,%u dynamic", h);
+	else if (n > 4 && strcmp(out + n - 4, ".png") == 0)
+		snprintf(term, sizeof(term), "pngcairo size 1000,%u", h);
+	else
+		return NULL;
+	return term;
 }
 
-static void plot_script(FILE *g, const char *out, const char *term,
-			const struct bench_scenario *sc, const struct bench_run *run)
+int bench_plot_check(const char *out, char *err, size_t errlen)
 {
-	fprintf(g, "set terminal %s\nset output '%s'\n", term, out);
-	fprintf(g, "set title \"%s: engine share per 100 ms window (%s)\" noenhanced\n",
-		sc->name, sched_policy_name(run->policy));
-	fprintf(g, "set xlabel 'time (s)'\nset ylabel 'share of the engine'\n"
-		   "set key outside right noenhanced\nset grid\n");
-	if (sc->ntenants > 16)
-		fprintf(g, "unset key\n");
-	fprintf(g, "$share << EOD\n");
+	if (!terminal_for(out, 1)) {
+		snprintf(err, errlen, "--plot %s: the name must end in .svg or .png", out);
+		return -EINVAL;
+	}
+	if (strchr(out, '\'') || strchr(out, '\n')) {
+		snprintf(err, errlen, "--plot: quotes and newlines are not allowed in the file "
+			 "name");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* The same y range for every panel, from 0, so that they compare. */
+static double y_max(const struct bench_scenario *sc, const struct bench_run *runs,
+		    unsigned int nruns)
+{
+	double m = 0.05;
+
+	for (unsigned int r = 0; r < nruns; r++)
+		for (unsigned int i = 0; i < sc->ntenants; i++) {
+			const struct bench_tenant_result *t = &runs[r].tenants[i];
+
+			m = t->target_share > m ? t->target_share : m;
+			for (unsigned int w = 0; w < runs[r].nwindows; w++)
+				m = t->window_share[w] > m ? t->window_share[w] : m;
+		}
+	return m * 1.1 > 1 ? 1 : m * 1.1;
+}
+
+/* A panel's title: the policy, its role, and the frames interactive
+ * tenants missed under it. */
+static void panel_title(FILE *g, const struct bench_scenario *sc, const struct bench_run *run)
+{
+	bool measured = false;
+
+	for (unsigned int i = 0; i < sc->ntenants; i++)
+		measured |= run->tenants[i].share >= 0;
+	fprintf(g, "set title \"%s (%s)%s", sched_policy_name(run->policy),
+		run->baseline ? "baseline" : "the scenario's policy",
+		measured ? "" : ", shares not measured (see docs/SCHEDULER.md)");
+	for (unsigned int i = 0; i < sc->ntenants; i++)
+		if (sc->tenants[i].klass == SCHED_CLASS_INTERACTIVE ||
+		    sc->tenants[i].wl.kind == BENCH_WL_FRAMES)
+			fprintf(g, ", %s: %llu of %llu frames missed", sc->tenants[i].name,
+				(unsigned long long)run->tenants[i].frames_missed,
+				(unsigned long long)run->tenants[i].frames);
+	fprintf(g, "\" noenhanced\n");
+}
+
+static void panel(FILE *g, const struct bench_scenario *sc, const struct bench_run *run,
+		  unsigned int k)
+{
+	bool first = true;
+
+	fprintf(g, "$share%u << EOD\n", k);
 	for (unsigned int w = 0; w < run->nwindows; w++) {
 		fprintf(g, "%.3f", (w + 0.5) * BENCH_WINDOW_NS / 1e9);
 		for (unsigned int i = 0; i < sc->ntenants; i++)
 			fprintf(g, " %.5f", run->tenants[i].window_share[w]);
 		fprintf(g, "\n");
 	}
-	fprintf(g, "EOD\nplot ");
+	fprintf(g, "EOD\n");
+	panel_title(g, sc, run);
+	fprintf(g, "plot ");
+	for (unsigned int i = 0; i < sc->ntenants; i++) {
+		fprintf(g, "%s$share%u using 1:%u with lines lt %u lw 1.5 title '%s'",
+			first ? "" : ", ", k, i + 2, i % 8 + 1, sc->tenants[i].name);
+		first = false;
+	}
 	for (unsigned int i = 0; i < sc->ntenants; i++)
-		fprintf(g, "%s$share using 1:%u with lines title '%s'",
-			i ? ", " : "", i + 2, sc->tenants[i].name);
+		if (run->tenants[i].target_share >= 0)
+			fprintf(g, ", %.5f with lines lt %u dt 2 notitle",
+				run->tenants[i].target_share, i % 8 + 1);
 	fprintf(g, "\n");
 }
 
-int bench_write_plot(const char *out, const struct bench_scenario *sc,
-		     const struct bench_run *run, char *err, size_t errlen)
+static void plot_script(FILE *g, const char *out, const char *term,
+			const struct bench_scenario *sc, const struct bench_run *runs,
+			unsigned int nruns, const char *source)
 {
-	const char *term = terminal_for(out);
+	fprintf(g, "set terminal %s\nset output '%s'\n", term, out);
+	fprintf(g, "set multiplot layout %u,1 title \"%s: each tenant's share of the engine "
+		   "per 100 ms window, from %s; dashed: target shares\" noenhanced\n",
+		nruns, sc->name, source);
+	fprintf(g, "set xlabel 'time (s)'\nset ylabel 'share of the engine'\n"
+		   "set yrange [0:%.4f]\nset key outside right noenhanced\nset grid\n"
+		   "set lmargin 10\nset rmargin 16\n", y_max(sc, runs, nruns));
+	if (sc->ntenants > 16)
+		fprintf(g, "unset key\n");
+	for (unsigned int r = 0; r < nruns; r++)
+		panel(g, sc, &runs[r], r);
+	fprintf(g, "unset multiplot\n");
+}
+
+int bench_write_plot(const char *out, const struct bench_scenario *sc,
+		     const struct bench_run *runs, unsigned int nruns, const char *source,
+		     char *err, size_t errlen)
+{
+	const char *term;
 	FILE *g;
 	int st;
 
-	if (!term) {
-		snprintf(err, errlen, "--plot %s: the name must end in .svg or .png", out);
+	if (bench_plot_check(out, err, errlen))
 		return -EINVAL;
-	}
-	if (strchr(out, '\'')) {
-		snprintf(err, errlen, "--plot: quotes are not allowed in the file name");
-		return -EINVAL;
-	}
+	term = terminal_for(out, nruns);
 	g = popen("gnuplot", "w");
 	if (!g) {
 		snprintf(err, errlen, "cannot run gnuplot: %s", strerror(errno));
 		return -errno;
 	}
-	plot_script(g, out, term, sc, run);
+	plot_script(g, out, term, sc, runs, nruns, source);
 	st = pclose(g);
 	if (st == -1 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
 		snprintf(err, errlen, "gnuplot failed writing %s (is gnuplot-nox "

@@ -9,6 +9,7 @@
 #include <json-c/json.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "gpup/bench/bench.h"
@@ -64,6 +65,50 @@ void bench_check_targets(const struct bench_scenario *sc, struct bench_run *run)
 		else
 			run->pass &= run->checks[i].pass;
 	}
+}
+
+/* ---- the reproduce line ---- */
+
+/* s as one shell word: as it is when it holds nothing a shell reads,
+ * otherwise in single quotes (a quote inside as '\''). */
+static void shell_word(char *buf, size_t len, const char *s)
+{
+	size_t n = 0;
+
+	if (*s && strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+			    "0123456789_./+-=:,@%") == strlen(s)) {
+		snprintf(buf, len, "%s", s);
+		return;
+	}
+	n += (size_t)snprintf(buf, len, "'");
+	for (; *s && n + 5 < len; s++)
+		n += (size_t)snprintf(buf + n, len - n, *s == '\'' ? "'\\''" : "%c", *s);
+	snprintf(buf + n, len - n, "'");
+}
+
+int bench_command(struct bench_scenario *sc, const struct bench_opts *o, uint64_t seed,
+		  double secs)
+{
+	char word[4200], cmd[4400];
+	size_t n;
+
+	shell_word(word, sizeof(word), sc->path ? sc->path : "SCENARIO.json");
+	n = (size_t)snprintf(cmd, sizeof(cmd), "gpup bench %s%s --seed %llu", word,
+			     o->model ? " --model" : o->live ? " --live" : "",
+			     (unsigned long long)seed);
+	if (o->duration_s > 0 || secs > 0)
+		n += (size_t)snprintf(cmd + n, sizeof(cmd) - n, " --duration %g",
+				      o->duration_s > 0 ? o->duration_s : secs);
+	if (o->no_baselines && n < sizeof(cmd))
+		snprintf(cmd + n, sizeof(cmd) - n, " --no-baselines");
+	free(sc->command);
+	sc->command = strdup(cmd);
+	return sc->command ? 0 : -ENOMEM;
+}
+
+const char *bench_command_line(const struct bench_scenario *sc)
+{
+	return sc->command ? sc->command : "gpup bench SCENARIO.json";
 }
 
 /* ---- JSON ---- */
@@ -236,6 +281,8 @@ int bench_write_json(FILE *f, const struct bench_scenario *sc, uint64_t seed,
 
 	put(o, "schema", jstr("gpup-bench-1"));
 	put(o, "scenario", jstr(sc->name));
+	put(o, "scenario_file", sc->path ? jstr(sc->path) : NULL);
+	put(o, "command", jstr(bench_command_line(sc)));
 	put(o, "description", jstr(sc->description));
 	put(o, "mode", jstr("model"));
 	put(o, "seed", ju(seed));

@@ -1,10 +1,13 @@
 // SPDX-License-Identifier: MIT
 /*
- * Benchmark scenarios: JSON (schema in docs/SCHEDULER.md) to struct
- * bench_scenario.  Every mistake is reported as one line naming the field,
- * since people write these by hand.
+ * Benchmark scenarios: JSON (docs/bench-scenario.schema.json, described in
+ * docs/SCHEDULER.md) to struct bench_scenario.  Every mistake is reported
+ * as one line naming the field, since people write these by hand; a key
+ * this parser does not know is a mistake too (a misspelt target would
+ * otherwise pass as "not set"), named with the nearest known key.
  */
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <json-c/json.h>
 #include <stdarg.h>
@@ -39,6 +42,70 @@ static json_object *get(json_object *o, const char *key)
 
 	return json_object_object_get_ex(o, key, &v) ? v : NULL;
 }
+
+/* Levenshtein distance between a and b (keys are short: longer ones are
+ * cut at 63 characters, which only affects the suggestion). */
+static unsigned int edits(const char *a, const char *b)
+{
+	unsigned int row[64], la = (unsigned int)strnlen(a, 63), lb = (unsigned int)strnlen(b, 63);
+
+	for (unsigned int j = 0; j <= lb; j++)
+		row[j] = j;
+	for (unsigned int i = 1; i <= la; i++) {
+		unsigned int diag = row[0];
+
+		row[0] = i;
+		for (unsigned int j = 1; j <= lb; j++) {
+			unsigned int up = row[j], best = diag + (a[i - 1] != b[j - 1]);
+
+			best = up + 1 < best ? up + 1 : best;
+			best = row[j - 1] + 1 < best ? row[j - 1] + 1 : best;
+			diag = up;
+			row[j] = best;
+		}
+	}
+	return row[lb];
+}
+
+/* Every key of object o is one of keys (NULL-terminated). */
+static int known_keys(json_object *o, const char *const *keys, struct perr *pe,
+		      const char *where)
+{
+	json_object_object_foreach(o, k, v) {
+		unsigned int best = UINT_MAX, d;
+		size_t i, near = 0;
+
+		(void)v;
+		for (i = 0; keys[i] && strcmp(k, keys[i]); i++) {
+			d = edits(k, keys[i]);
+			if (d < best) {
+				best = d;
+				near = i;
+			}
+		}
+		if (!keys[i])
+			return fail(pe, "%s: unknown key \"%s\" (did you mean \"%s\"?)", where, k,
+				    keys[near]);
+	}
+	return 0;
+}
+
+static const char *const root_keys[] = {
+	"$schema", "name", "description", "duration_s", "seed", "policy", "slice_ms",
+	"baselines", "gpus", "tenants", "targets", NULL,
+};
+static const char *const gpu_keys[] = {
+	"name", "engines", "switch_us", "flops_per_s", "copy_bytes_per_s", NULL,
+};
+static const char *const tenant_keys[] = {
+	"name", "count", "type", "group", "gpu", "engine", "weight", "reserve", "cap",
+	"class", "fps_limit", "budget_us", "workload", NULL,
+};
+static const char *const workload_keys[] = {
+	"kind", "kernel_us", "frame_us", "kernel_gflop", "copy_mib", "preempt_us",
+	"preemptible", "on_ms", "off_ms", "think_us", "fps", NULL,
+};
+static const char *const dist_keys[] = { "dist", "value", "min", "max", "mean", NULL };
 
 /* A JSON number, NaN and infinities (which json-c reads) excluded. */
 static bool is_num(json_object *v)
@@ -111,7 +178,8 @@ static int dist_kind(json_object *v, double scale, struct bench_dist *d,
 	}
 	if (!v || !json_object_is_type(v, json_type_object))
 		return fail(pe, "%s: expected a number or a {\"dist\": ...} object", where);
-	if (str(v, "dist", "fixed", kind, sizeof(kind), pe, where))
+	if (known_keys(v, dist_keys, pe, where) ||
+	    str(v, "dist", "fixed", kind, sizeof(kind), pe, where))
 		return -EINVAL;
 	if (strcmp(kind, "fixed") == 0) {
 		if (num(v, "value", 0, &a, pe, where))
@@ -166,7 +234,8 @@ static int workload(json_object *w, const struct bench_gpu_spec *g,
 
 	if (!w || !json_object_is_type(w, json_type_object))
 		return fail(pe, "%s: \"workload\" object missing", where);
-	if (str(w, "kind", "saturating", kind, sizeof(kind), pe, where))
+	if (known_keys(w, workload_keys, pe, where) ||
+	    str(w, "kind", "saturating", kind, sizeof(kind), pe, where))
 		return -EINVAL;
 	for (k = 0; k < 4 && strcmp(kind, wl_names[k]); k++)
 		;
@@ -206,7 +275,8 @@ static int parse_gpu(json_object *o, struct bench_gpu_spec *g, unsigned int i,
 	snprintf(def, sizeof(def), "gpu%u", i);
 	if (!json_object_is_type(o, json_type_object))
 		return fail(pe, "%s: expected an object", where);
-	if (str(o, "name", def, g->name, sizeof(g->name), pe, where) ||
+	if (known_keys(o, gpu_keys, pe, where) ||
+	    str(o, "name", def, g->name, sizeof(g->name), pe, where) ||
 	    num(o, "engines", 1, &engines, pe, where) ||
 	    num(o, "switch_us", 0, &sw, pe, where) ||
 	    num(o, "flops_per_s", (double)BENCH_DEFAULT_FLOPS_PER_S, &flops, pe, where) ||
@@ -286,7 +356,8 @@ static int parse_tenant(json_object *o, struct bench_scenario *sc,
 	snprintf(where, sizeof(where), "tenants[%u]", i);
 	if (!json_object_is_type(o, json_type_object))
 		return fail(pe, "%s: expected an object", where);
-	if (str(o, "name", "tenant", t->name, sizeof(t->name) - 8, pe, where) ||
+	if (known_keys(o, tenant_keys, pe, where) ||
+	    str(o, "name", "tenant", t->name, sizeof(t->name) - 8, pe, where) ||
 	    str(o, "type", "", t->type, sizeof(t->type), pe, where) ||
 	    str(o, "group", "", t->group, sizeof(t->group), pe, where) ||
 	    str(o, "gpu", sc->gpus[0].name, gpu, sizeof(gpu), pe, where) ||
@@ -482,6 +553,14 @@ static int parse_targets(json_object *o, struct bench_targets *t, struct perr *p
 		{ "budget_wait_max_ratio_max",
 		  offsetof(struct bench_targets, budget_wait_max_ratio_max) },
 	};
+	const char *names[sizeof(keys) / sizeof(keys[0]) + 1] = { NULL };
+
+	if (!json_object_is_type(o, json_type_object))
+		return fail(pe, "\"targets\" must be an object");
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		names[i] = keys[i].key;
+	if (known_keys(o, names, pe, "targets"))
+		return -EINVAL;
 
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
 		double *d = (double *)((char *)t + keys[i].off);
@@ -502,6 +581,8 @@ static int parse_root(json_object *root, struct bench_scenario *sc, struct perr 
 
 	if (!json_object_is_type(root, json_type_object))
 		return fail(pe, "a scenario is a JSON object");
+	if (known_keys(root, root_keys, pe, "scenario"))
+		return -EINVAL;
 	if (str(root, "name", "scenario", sc->name, sizeof(sc->name), pe, "scenario") ||
 	    str(root, "description", "", sc->description, sizeof(sc->description), pe,
 		"scenario") ||
@@ -579,6 +660,11 @@ int bench_scenario_load(const char *path, struct bench_scenario *sc,
 	buf[n] = '\0';
 	rc = bench_scenario_parse(buf, sc, err, errlen);
 	free(buf);
+	if (!rc && !(sc->path = strdup(path))) {
+		bench_scenario_free(sc);
+		snprintf(err, errlen, "out of memory");
+		rc = -ENOMEM;
+	}
 	return rc;
 }
 
@@ -586,7 +672,10 @@ void bench_scenario_free(struct bench_scenario *sc)
 {
 	free(sc->gpus);
 	free(sc->tenants);
+	free(sc->path);
+	free(sc->command);
 	sc->gpus = NULL;
 	sc->tenants = NULL;
+	sc->path = sc->command = NULL;
 	sc->ngpus = sc->ntenants = 0;
 }

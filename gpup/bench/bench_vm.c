@@ -9,7 +9,9 @@
  * scenario's duration; the guests run on a little longer, so that none
  * stops inside the window, and print their own counts and latencies.
  * Every child dies with bench (PR_SET_PDEATHSIG), and the partitions, the
- * daemon and the working directory go at the end.
+ * daemon and the working directory go at the end.  A daemon that was
+ * already running gets its GPU's scheduler settings back as they were
+ * (bench_ctl.c), also when a stop signal ended the run early.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -23,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "gpup/base/base.h"
 #include "gpup/bench/bench_int.h"
 #include "gpup/ctl/ctl.h"
 #include "uapi/gpup_ctl.h"
@@ -118,18 +121,6 @@ static int start_daemon(struct bench_vm *v, char *err, size_t errlen)
 	return -EIO;
 }
 
-/* What a running daemon's GPU is under now, to put it back at the end. */
-static int remember_policy(struct bench_vm *v, char *err, size_t errlen)
-{
-	struct bench_vm_snap s;
-	int rc = bench_vm_snapshot(v, &s, err, errlen);
-
-	v->restore = !rc && s.tslice;
-	v->orig_policy = s.policy;
-	v->orig_slice_ns = s.slice_ns;
-	return rc;
-}
-
 /* A daemon already serving run_dir is used as it is (its first GPU must
  * be the scenario's); otherwise we start one of our own. */
 static int find_daemon(struct bench_vm *v, const char *run_dir, char *err, size_t errlen)
@@ -148,11 +139,12 @@ static int find_daemon(struct bench_vm *v, const char *run_dir, char *err, size_
 		fclose(f);
 	}
 	v->daemon_pid = pid;
-	return remember_policy(v, err, errlen);
+	return bench_ctl_gpu_get(v->run_dir, v->sc->gpus[0].name, &v->orig, err, errlen);
 }
 
 /* The tenant guest: --guest, else $GPUP_GUESTS, else beside this binary
- * (build/guests next to build/gpup, or next to build/asan/gpup). */
+ * (build/guests next to build/gpup, or next to build/asan/gpup; installed,
+ * PREFIX/lib/gpup/guests for PREFIX/bin/gpup). */
 static int find_guest(struct bench_vm *v, const char *guest, char *err, size_t errlen)
 {
 	const char *env = getenv("GPUP_GUESTS");
@@ -172,6 +164,9 @@ static int find_guest(struct bench_vm *v, const char *guest, char *err, size_t e
 		if (access(v->guest, R_OK) == 0)
 			return 0;
 		snprintf(v->guest, sizeof(v->guest), "%.4000s/../guests/tenant.elf", dir);
+		if (access(v->guest, R_OK) == 0)
+			return 0;
+		snprintf(v->guest, sizeof(v->guest), "%.4000s/../lib/gpup/guests/tenant.elf", dir);
 		if (access(v->guest, R_OK) == 0)
 			return 0;
 	}
@@ -346,7 +341,7 @@ static int wait_started(struct bench_vm *v, char *err, size_t errlen)
 	unsigned int left = v->n;
 	int st;
 
-	while (left) {
+	while (left && !bench_stop_signal()) {
 		for (unsigned int i = 0; i < v->n; i++) {
 			struct bench_vm_tenant *t = &v->t[i];
 
@@ -369,6 +364,17 @@ static int wait_started(struct bench_vm *v, char *err, size_t errlen)
 	return 0;
 }
 
+/* On a terminal: the engine time each tenant has had since sampling began. */
+static void progress(const struct bench_vm *v, const struct bench_vm_snap *cur)
+{
+	double work[BENCH_VM_MAX_TENANTS];
+
+	for (unsigned int i = 0; i < v->n; i++)
+		work[i] = (double)(cur->ctx[i].engine_ns - v->first.ctx[i].engine_ns);
+	bench_progress(v->sc, v->label, (cur->at - v->first.at) / 1e9, v->duration_ns / 1e9,
+		       work);
+}
+
 /* Sample the daemon's accounting every window from the moment all have
  * started until the end of the run, or until the first guest's own
  * duration is nearly over, whichever is first. */
@@ -386,7 +392,8 @@ static int sample(struct bench_vm *v, uint64_t run_ns, char *err, size_t errlen)
 	if (end > first + run_ns - 50 * MS)
 		end = first + run_ns - 50 * MS;
 	prev = v->first;
-	for (v->nwin = 0; v->nwin < v->max_win && prev.at < end; v->nwin++) {
+	for (v->nwin = 0; v->nwin < v->max_win && prev.at < end && !bench_stop_signal();
+	     v->nwin++) {
 		uint64_t next = prev.at + BENCH_WINDOW_NS < end ? prev.at + BENCH_WINDOW_NS : end;
 		uint64_t now = mono();
 
@@ -396,8 +403,10 @@ static int sample(struct bench_vm *v, uint64_t run_ns, char *err, size_t errlen)
 			return rc;
 		for (unsigned int i = 0; i < v->n; i++)
 			v->win[v->nwin][i] = cur.ctx[i].engine_ns - prev.ctx[i].engine_ns;
+		progress(v, &cur);
 		prev = cur;
 	}
+	bench_progress_end();
 	v->last = prev;
 	return 0;
 }
@@ -412,7 +421,7 @@ static int reap(struct bench_vm *v, uint64_t deadline, char *err, size_t errlen)
 
 		st = 0;
 		while (t->pid && waitpid(t->pid, &st, WNOHANG) == 0) {
-			if (mono() > deadline) {
+			if (mono() > deadline || bench_stop_signal()) {
 				kill(t->pid, SIGKILL);
 				waitpid(t->pid, &st, 0);
 				break;
@@ -448,15 +457,22 @@ int bench_vm_run(struct bench_vm *v, enum sched_policy p, uint64_t seed,
 
 	for (unsigned int i = 0; !rc && i < v->n; i++)
 		rc = bench_ctl_tenant(v->run_dir, v->t[i].uuid, v->t[i].spec, err, errlen);
+	bench_progress_note(v->label, "booting the VMs");
 	for (unsigned int i = 0; !rc && i < v->n; i++)
 		rc = boot(v, i, seed, run_ns, err, errlen);
 	if (!rc)
 		rc = wait_started(v, err, errlen);
+	if (rc)
+		bench_progress_end();
 	if (!rc)
 		rc = sample(v, run_ns, err, errlen);
 	if (!rc)
 		rc = reap(v, mono() + run_ns + VM_EXIT_GRACE_NS, err, errlen);
 	kill_vms(v);
+	if (bench_stop_signal()) {
+		snprintf(err, errlen, "stopped by signal %d", bench_stop_signal());
+		return -EINTR;
+	}
 	if (!rc)
 		rc = bench_vm_measure(v, p, run);
 	if (rc || v->runs > BENCH_MAX_BASELINES)
@@ -499,9 +515,11 @@ void bench_vm_close(struct bench_vm *v)
 	for (unsigned int i = 0; v->t && !v->daemon && i < v->n; i++)
 		if (v->t[i].uuid[0])
 			bench_ctl_destroy(v->run_dir, v->t[i].uuid);
-	if (v->restore && !v->daemon)
-		bench_ctl_policy(v->run_dir, v->sc->gpus[0].name, v->orig_policy, v->orig_slice_ns,
-				 err, sizeof(err));
+	if (!v->daemon && bench_ctl_gpu_put(v->run_dir, &v->orig, err, sizeof(err)))
+		gpup_err("bench", "could not put %s's scheduler settings back (%s, slice %.2f ms): "
+			 "%s", v->orig.gpu, sched_policy_name(v->orig.policy),
+			 v->orig.slice_ns / 1e6, err);
+	v->orig.have = false;
 	if (v->daemon)
 		stop_daemon(v);
 	if (v->dir[0])

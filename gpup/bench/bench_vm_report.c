@@ -48,6 +48,9 @@ int bench_vm_write_json(FILE *f, const struct bench_vm *v, uint64_t seed,
 
 	json_object_object_add(o, "schema", json_object_new_string("gpup-bench-vm-1"));
 	json_object_object_add(o, "scenario", json_object_new_string(sc->name));
+	json_object_object_add(o, "scenario_file",
+			       sc->path ? json_object_new_string(sc->path) : NULL);
+	json_object_object_add(o, "command", json_object_new_string(bench_command_line(sc)));
 	json_object_object_add(o, "description", json_object_new_string(sc->description));
 	json_object_object_add(o, "mode", json_object_new_string("vm"));
 	json_object_object_add(o, "seed", json_object_new_int64((int64_t)seed));
@@ -166,14 +169,14 @@ void bench_vm_write_markdown(FILE *f, const struct bench_vm *v, uint64_t seed,
 	fprintf(f, "### Scenario `%s` (vm mode, the model beside)\n\n", sc->name);
 	if (sc->description[0])
 		fprintf(f, "%s\n\n", sc->description);
-	fprintf(f, "`gpup bench samples/scenarios/%s.json --duration %g --seed %llu`: %u VMs "
+	(void)seed;
+	fprintf(f, "`%s`: %u VMs "
 		   "running the tenant guest on partitions of type %s of one sim GPU, %.1f s "
 		   "measured per policy in windows of about 100 ms (the model: the same "
 		   "policies, the same time). Shares are of the engine time delivered; share "
 		   "error and Jain's index are over the saturating tenants, by the scenario "
 		   "policy's weights.\n\n",
-		sc->name, v->duration_ns / 1e9, (unsigned long long)seed, v->n, v->type,
-		v->measured_s[0]);
+		bench_command_line(sc), v->n, v->type, v->measured_s[0]);
 	fprintf(f, "| policy | mode | share error max | Jain mean | Jain min | group spread "
 		   "| interactive p99 wait µs | frames missed | utilisation | switches/s "
 		   "| sched overhead |\n| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: "

@@ -11,10 +11,14 @@
 #ifndef GPUP_CLI_H
 #define GPUP_CLI_H
 
+#include <stdbool.h>
+
 #include "gpup/base/base.h"
 
 struct gpup_global {
 	const char *run_dir;   /* resolved: --run-dir, GPUP_RUN_DIR, default */
+	bool run_dir_given;    /* by --run-dir or GPUP_RUN_DIR */
+	const char *state_dir; /* --state-dir, or NULL: the command's default */
 	const char *argv0;
 };
 

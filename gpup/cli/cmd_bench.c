@@ -2,9 +2,7 @@
 /*
  * `gpup bench SCENARIO.json [--model|--live]`: the command line of the
  * fairness benchmark; the runs are the bench room's (gpup/bench/bench.h).
- * Exit status 0 when every target holds, 1 when one fails or the run
- * failed, 2 on a bad command line or scenario, or a host or scenario that
- * vm mode cannot run.
+ * Exit statuses: see usage() and gpup/bench/bench.h.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -34,12 +32,20 @@ static void usage(FILE *f)
 		"                  5 s per policy; host-dependent, no targets checked)\n"
 		"  --seed N        workload seed (default: the scenario's)\n"
 		"  --json OUT      the JSON report ('-' for stdout)\n"
-		"  --report OUT.md the Markdown report (default: stdout)\n"
+		"  --report OUT.md  the Markdown report (default: stdout)\n"
 		"  --plot OUT      share over time, drawn by gnuplot (.svg or .png; not live)\n"
 		"  --guest FILE    the tenant guest (default: guests/tenant.elf by gpup)\n"
 		"  --duration S    run S seconds (per policy) instead of the scenario's\n"
 		"  --no-baselines  only the scenario's own policy\n"
-		"Exit status: 0 targets hold, 1 a target failed, 2 bad usage.\n");
+		"Live and vm runs leave the daemon's scheduler settings as they found\n"
+		"them, also when stopped by SIGINT, SIGTERM or SIGHUP.  A progress line\n"
+		"is shown on a terminal.  Scenario and report formats:\n"
+		"docs/bench-scenario.schema.json, docs/bench-report.schema.json.\n"
+		"Exit status: 0 the run completed (and, with --model, every target\n"
+		"holds); 1 the run failed (no daemon, a VM or partition failed, a\n"
+		"report could not be written); 2 bad usage or scenario, or a mode this\n"
+		"host or scenario cannot run; 3 a target failed; 128+N stopped by\n"
+		"signal N, the daemon's settings put back.\n");
 }
 
 static int parse_opts(int argc, char **argv, struct bench_opts *o)
@@ -97,20 +103,29 @@ static int parse_opts(int argc, char **argv, struct bench_opts *o)
 	return 0;
 }
 
+static int exit_status(int rc)
+{
+	if (bench_stop_signal())
+		return 128 + bench_stop_signal();
+	if (rc == -EDOM)
+		return BENCH_EXIT_TARGET;
+	return rc ? GPUP_EXIT_FAIL : GPUP_EXIT_OK;
+}
+
 static int run(const struct gpup_global *g, const struct bench_opts *o,
 	       struct bench_scenario *sc)
 {
 	char err[256];
 
 	if (o->model)
-		return bench_model_mode(o, sc) ? GPUP_EXIT_FAIL : GPUP_EXIT_OK;
+		return exit_status(bench_model_mode(o, sc));
 	if (o->live)
-		return bench_live_mode(g->run_dir, o, sc) ? GPUP_EXIT_FAIL : GPUP_EXIT_OK;
+		return exit_status(bench_live_mode(g->run_dir, o, sc));
 	if (bench_vm_usable(sc, err, sizeof(err))) {
 		gpup_err("bench", "%s", err);
 		return GPUP_EXIT_USAGE;
 	}
-	return bench_vm_mode(g->run_dir, o, sc) ? GPUP_EXIT_FAIL : GPUP_EXIT_OK;
+	return exit_status(bench_vm_mode(g->run_dir, o, sc));
 }
 
 static int cmd_bench(const struct gpup_global *g, int argc, char **argv)
@@ -125,6 +140,10 @@ static int cmd_bench(const struct gpup_global *g, int argc, char **argv)
 	if ((o.model && o.live) || (o.live && o.plot)) {
 		gpup_err("bench", "choose one of --model (simulated engines), --live (threads "
 			 "on a running daemon; no --plot) or neither (VMs)");
+		return GPUP_EXIT_USAGE;
+	}
+	if (o.plot && bench_plot_check(o.plot, err, sizeof(err))) {
+		gpup_err("bench", "%s", err);
 		return GPUP_EXIT_USAGE;
 	}
 	if (bench_scenario_load(o.scenario, &sc, err, sizeof(err))) {

@@ -1,8 +1,12 @@
 // SPDX-License-Identifier: MIT
 /*
- * `gpup daemon`: start the daemon, in the foreground (logs on stderr; what
- * tests and service managers want) or detached (logs in RUN_DIR/daemon.log;
- * the command returns once the daemon answers on its control socket).
+ * `gpup daemon`: start the daemon, in the foreground by default (logs on
+ * stderr, or the journal under systemd; what the vfio-user spec's backend
+ * conventions and service managers expect) or with --detach (logs in
+ * RUN_DIR/daemon.log; the command returns once the daemon answers on its
+ * control socket, or prints why it could not start).  Its settings come
+ * from the config file (/etc/gpup/gpup.conf: the long flags' names as
+ * keys), then from the command line, which wins.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -21,15 +25,22 @@
 
 static const char *const cmd = "daemon";
 
+#define DAEMON_CONFIG "/etc/gpup/gpup.conf"
+
 static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: gpup daemon [--run-dir DIR] [--state-dir DIR] [--sim-gpus SPEC]\n"
 		"                   [--vram SIZE] [--policy POLICY] [--slice MS]\n"
 		"                   [--user USER] [--no-seccomp | --seccomp-log]\n"
-		"                   [--foreground]\n"
+		"                   [--detach] [--log-file FILE] [--config FILE]\n"
+		"                   [--metrics [ADDR:]PORT]\n"
 		"\n"
 		"Own a pool of GPUs and serve their partitions as vfio-user devices.\n"
+		"Runs in the foreground; logs on stderr with the time, or into the\n"
+		"journal with each line's priority when systemd started it, and tells\n"
+		"systemd when it is ready (Type=notify).  A start that fails prints\n"
+		"its reason in one line and exits 1.\n"
 		"\n"
 		"  --run-dir DIR    sockets: DIR/gpup.sock (control), DIR/UUID.sock\n"
 		"                   (partitions); default %s\n"
@@ -49,8 +60,24 @@ static void usage(FILE *f)
 		"                   A GPU given settings with 'gpup sched --gpu' starts\n"
 		"                   with those (kept in the state directory); --policy\n"
 		"                   and --slice, when given, win for this start only\n"
-		"  --foreground     stay attached, log to stderr; otherwise detach once\n"
-		"                   ready and log to RUN_DIR/daemon.log\n"
+		"  --detach         return once the daemon is ready, leaving it running\n"
+		"                   in the background, logging to --log-file or\n"
+		"                   RUN_DIR/daemon.log (--foreground: the default)\n"
+		"  --log-file FILE  append log lines to FILE; SIGHUP opens it again\n"
+		"                   (after logrotate has moved it)\n"
+		"  --metrics [ADDR:]PORT  serve Prometheus metrics at\n"
+		"                   http://ADDR:PORT/metrics (ADDR 127.0.0.1 unless\n"
+		"                   given; [::1]:PORT for IPv6): per GPU, engine and\n"
+		"                   partition; see docs/SERVICE.md\n"
+		"  --config FILE    read settings from FILE (default %s, if\n"
+		"                   present; '' for none): one 'key = value' a line,\n"
+		"                   keys the long flags above (run-dir, state-dir,\n"
+		"                   sim-gpus, vram, policy, slice, user, log-file,\n"
+		"                   metrics,\n"
+		"                   seccomp = kill|log|off, detach = yes|no), '#'\n"
+		"                   comments.  Flags win over the file; the file's\n"
+		"                   policy and slice are defaults, as the built-in ones:\n"
+		"                   a GPU's saved 'gpup sched' settings win over them\n"
 		"  --user USER      (as root) once the directories, sockets and GPUs are\n"
 		"                   set up, hand the run and state directories to USER\n"
 		"                   (each must be mode 0700, its parents passable by USER)\n"
@@ -63,15 +90,19 @@ static void usage(FILE *f)
 		"                   logs them instead (finding what a change needs).\n"
 		"                   Without either flag, GPUP_SECCOMP=kill|log|off decides\n"
 		"See docs/SECURITY.md for the threat model and what each filter allows.\n"
-		"Stops cleanly on SIGTERM, SIGINT or SIGHUP: sockets and pid file removed,\n"
-		"definitions kept.  Exit status 1 when it cannot start (another daemon\n"
-		"holds the run or state directory, a directory cannot be made).\n",
+		"Stops cleanly on SIGTERM or SIGINT: sockets and pid file removed,\n"
+		"definitions kept.  SIGHUP opens the log file again; a daemon logging\n"
+		"to a terminal has none, and takes SIGHUP as the terminal going away:\n"
+		"it stops cleanly too.  Exit status 1 when it cannot start (another\n"
+		"daemon holds the run or state directory, a directory cannot be made),\n"
+		"2 for a bad flag or config file.\n",
 		gpup_default_run_dir(), gpup_default_state_dir(), GPUP_POOL_MAX_GPUS,
-		GPUP_DAEMON_DEFAULT_GPUS, sched_policy_name(GPUP_DAEMON_DEFAULT_POLICY));
+		GPUP_DAEMON_DEFAULT_GPUS, sched_policy_name(GPUP_DAEMON_DEFAULT_POLICY),
+		DAEMON_CONFIG);
 }
 
-/* One N or N:GEN of --sim-gpus at s: the generation of GPUs *total on,
- * the rest of the spec in *next.  0 or -1. */
+/* One N or N:GEN of --sim-gpus at s, for the next N GPUs; the rest of
+ * the spec in *next.  0 or -1. */
 static int parse_group(const char *s, struct gpup_daemon_cfg *c, const char **next)
 {
 	char *end, gen[16];
@@ -184,53 +215,67 @@ static int parse_seccomp_env(struct gpup_daemon_cfg *c)
 	return 0;
 }
 
-static int parse(int argc, char **argv, struct gpup_daemon_cfg *c, int *fg)
-{
-	static const struct option opts[] = {
-		{ "run-dir", required_argument, NULL, 'r' },
-		{ "state-dir", required_argument, NULL, 's' },
-		{ "sim-gpus", required_argument, NULL, 'n' },
-		{ "vram", required_argument, NULL, 'v' },
-		{ "policy", required_argument, NULL, 'p' },
-		{ "slice", required_argument, NULL, 'l' },
-		{ "foreground", no_argument, NULL, 'f' },
-		{ "user", required_argument, NULL, 'u' },
-		{ "no-seccomp", no_argument, NULL, 'S' },
-		{ "seccomp-log", no_argument, NULL, 'L' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 },
-	};
-	int o;
+/* What the command line and config file set beside the daemon's cfg. */
+struct daemon_args {
+	bool detach;
+	const char *config;       /* NULL: the default file, if present */
+	bool in_config;           /* parsing the file: its errors name it */
+};
 
-	if (parse_seccomp_env(c))
-		return GPUP_EXIT_USAGE;
-	c->test_faults = getenv("GPUP_TEST_FAULTS") && !strcmp(getenv("GPUP_TEST_FAULTS"), "1");
-	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		if (o == 'r')
-			c->run_dir = optarg;
-		else if (o == 's')
-			c->state_dir = optarg;
-		else if (o == 'n' && parse_gpus(optarg, c))
-			return GPUP_EXIT_USAGE;
-		else if (o == 'v' && parse_vram(optarg, &c->vram))
-			return GPUP_EXIT_USAGE;
-		else if (o == 'p' && parse_policy(optarg, &c->policy))
-			return GPUP_EXIT_USAGE;
-		else if (o == 'l' && parse_slice(optarg, &c->slice_ns))
-			return GPUP_EXIT_USAGE;
-		else if (o == 'p' || o == 'l')
-			*(o == 'p' ? &c->policy_given : &c->slice_given) = true;
-		else if (o == 'u' && parse_user(optarg, c))
-			return GPUP_EXIT_USAGE;
-		else if (o == 'S' || o == 'L')
-			c->seccomp = o == 'S' ? GPUP_JAIL_OFF : GPUP_JAIL_LOG;
-		else if (o == 'f')
-			*fg = 1;
-		else if (o == 'h')
-			return usage(stdout), -1;
-		else if (o == '?')
-			return usage(stderr), GPUP_EXIT_USAGE;
+static const struct option daemon_opts[] = {
+	{ "run-dir", required_argument, NULL, 'r' },
+	{ "state-dir", required_argument, NULL, 's' },
+	{ "sim-gpus", required_argument, NULL, 'n' },
+	{ "vram", required_argument, NULL, 'v' },
+	{ "policy", required_argument, NULL, 'p' },
+	{ "slice", required_argument, NULL, 'l' },
+	{ "foreground", no_argument, NULL, 'f' },
+	{ "detach", no_argument, NULL, 'd' },
+	{ "log-file", required_argument, NULL, 'o' },
+	{ "config", required_argument, NULL, 'c' },
+	{ "metrics", required_argument, NULL, 'm' },
+	{ "user", required_argument, NULL, 'u' },
+	{ "no-seccomp", no_argument, NULL, 'S' },
+	{ "seccomp-log", no_argument, NULL, 'L' },
+	{ "help", no_argument, NULL, 'h' },
+	{ 0 },
+};
+
+/* One option; 0, or an exit status (-1: help shown). */
+static int option(int o, struct gpup_daemon_cfg *c, struct daemon_args *a)
+{
+	switch (o) {
+	case 'r': c->run_dir = optarg; return 0;
+	case 's': c->state_dir = optarg; return 0;
+	case 'n': return parse_gpus(optarg, c) ? GPUP_EXIT_USAGE : 0;
+	case 'v': return parse_vram(optarg, &c->vram) ? GPUP_EXIT_USAGE : 0;
+	case 'p':
+		c->policy_given = !a->in_config;
+		return parse_policy(optarg, &c->policy) ? GPUP_EXIT_USAGE : 0;
+	case 'l':
+		c->slice_given = !a->in_config;
+		return parse_slice(optarg, &c->slice_ns) ? GPUP_EXIT_USAGE : 0;
+	case 'f': a->detach = false; return 0;
+	case 'd': a->detach = true; return 0;
+	case 'o': c->log_path = optarg; return 0;
+	case 'c': a->config = optarg; return 0;
+	case 'm': c->metrics = optarg; return 0;
+	case 'u': return parse_user(optarg, c) ? GPUP_EXIT_USAGE : 0;
+	case 'S': c->seccomp = GPUP_JAIL_OFF; return 0;
+	case 'L': c->seccomp = GPUP_JAIL_LOG; return 0;
+	case 'h': usage(stdout); return -1;
+	default: usage(stderr); return GPUP_EXIT_USAGE;
 	}
+}
+
+static int parse(int argc, char **argv, struct gpup_daemon_cfg *c, struct daemon_args *a)
+{
+	int o, rc;
+
+	optind = 0;
+	while ((o = getopt_long(argc, argv, "h", daemon_opts, NULL)) != -1)
+		if ((rc = option(o, c, a)))
+			return rc;
 	if (optind < argc) {
 		gpup_err(cmd, "unexpected argument '%s'", argv[optind]);
 		return GPUP_EXIT_USAGE;
@@ -238,41 +283,184 @@ static int parse(int argc, char **argv, struct gpup_daemon_cfg *c, int *fg)
 	return 0;
 }
 
-/* Detach: the child runs the daemon, the parent waits for its readiness. */
-static int detach(const struct gpup_daemon_cfg *c)
+/* ---- the config file ---- */
+
+/* A config line's key: one of the flags that take a value, or seccomp and
+ * detach, which stand for flags without one. */
+static int conf_option(const char *key, const char *val, struct gpup_daemon_cfg *c,
+		       struct daemon_args *a)
 {
-	char log[PATH_MAX], b;
-	int p[2], fd, rc;
+	static const char *const keys = "run-dir state-dir sim-gpus vram policy slice user "
+					"log-file metrics seccomp detach";
+	int rc;
+
+	if (!strcmp(key, "seccomp")) {
+		const char *env = getenv("GPUP_SECCOMP");
+
+		if (env && *env)
+			return 0;   /* the environment wins, as a flag would */
+		if (setenv("GPUP_SECCOMP", val, 1))
+			return GPUP_EXIT_FAIL;
+		rc = parse_seccomp_env(c);
+		unsetenv("GPUP_SECCOMP");
+		return rc ? GPUP_EXIT_USAGE : 0;
+	}
+	if (!strcmp(key, "detach")) {
+		if (strcmp(val, "yes") && strcmp(val, "no"))
+			return GPUP_EXIT_USAGE;
+		a->detach = !strcmp(val, "yes");
+		return 0;
+	}
+	for (const struct option *o = daemon_opts; o->name; o++) {
+		if (o->has_arg != required_argument || strcmp(o->name, key) ||
+		    !strcmp(key, "config") || !strstr(keys, key))
+			continue;
+		optarg = (char *)val;
+		return option(o->val, c, a);
+	}
+	gpup_err(cmd, "unknown key '%s' (keys: %s)", key, keys);
+	return GPUP_EXIT_USAGE;
+}
+
+/* "key = value", "key value", blank or "# comment". */
+static int conf_line(char *line, struct gpup_daemon_cfg *c, struct daemon_args *a)
+{
+	char *key, *val, *end;
+
+	line[strcspn(line, "#\n")] = '\0';
+	key = line + strspn(line, " \t");
+	if (!*key)
+		return 0;
+	val = key + strcspn(key, " \t=");
+	end = val + strspn(val, " \t");
+	if (*end == '=')
+		end++;
+	*val = '\0';
+	val = end + strspn(end, " \t");
+	for (end = val + strlen(val); end > val && (end[-1] == ' ' || end[-1] == '\t'); end--)
+		;
+	*end = '\0';
+	if (!*val) {
+		gpup_err(cmd, "'%s' needs a value", key);
+		return GPUP_EXIT_USAGE;
+	}
+	return conf_option(key, val, c, a);
+}
+
+#define CONF_MAX_LINES 256
+
+/* The file's lines, kept until exit: the cfg points into them. */
+static char *conf_kept[CONF_MAX_LINES];
+
+static int read_config(const char *path, bool must, struct gpup_daemon_cfg *c,
+		       struct daemon_args *a)
+{
+	FILE *f = fopen(path, "r");
+	char *line = NULL;
+	size_t cap = 0;
+	unsigned int n = 0;
+	int rc = 0;
+
+	if (!f && (errno == ENOENT && !must))
+		return 0;
+	if (!f) {
+		gpup_err(cmd, "cannot read the config file %s: %s", path, strerror(errno));
+		return GPUP_EXIT_USAGE;
+	}
+	a->in_config = true;
+	while (!rc && getline(&line, &cap, f) > 0) {
+		if (n == CONF_MAX_LINES) {
+			gpup_err(cmd, "%s: more than %u lines", path, CONF_MAX_LINES);
+			rc = GPUP_EXIT_USAGE;
+			break;
+		}
+		conf_kept[n++] = line;
+		rc = conf_line(line, c, a);
+		if (rc)
+			gpup_err(cmd, "in %s, line %u", path, n);
+		line = NULL;
+		cap = 0;
+	}
+	free(line);
+	fclose(f);
+	a->in_config = false;
+	return rc;
+}
+
+/* --config (and --help) first, then the file, then every flag again: the
+ * command line wins. */
+static int configure(int argc, char **argv, struct gpup_daemon_cfg *c, struct daemon_args *a)
+{
+	struct gpup_daemon_cfg scratch = *c;
+	struct daemon_args first = { 0 };
+	int rc = parse(argc, argv, &scratch, &first);
+
+	if (rc)
+		return rc;
+	if (!first.config || first.config[0])
+		rc = read_config(first.config ? first.config : DAEMON_CONFIG, first.config != NULL,
+				 c, a);
+	return rc ? rc : parse(argc, argv, c, a);
+}
+
+/* Detach: the child runs the daemon, the parent waits for its word:
+ * "1" ready, or "0" and why it could not start. */
+static int detach(struct gpup_daemon_cfg *c)
+{
+	static char log[PATH_MAX];
+	char msg[600];
+	int p[2], rc;
+	ssize_t n;
 	pid_t pid;
 
-	snprintf(log, sizeof(log), "%s/daemon.log", c->run_dir);
+	if (!c->log_path) {
+		snprintf(log, sizeof(log), "%s/daemon.log", c->run_dir);
+		c->log_path = log;
+	}
 	rc = gpup_mkdir_p(c->run_dir, 0700);
-	fd = rc ? -1 : open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-	if (fd < 0 || pipe2(p, O_CLOEXEC)) {
-		gpup_err(cmd, "cannot open %s: %s", log, strerror(rc ? -rc : errno));
+	if (rc || pipe2(p, O_CLOEXEC)) {
+		gpup_err(cmd, "cannot start: %s: %s", c->run_dir, strerror(rc ? -rc : errno));
 		return GPUP_EXIT_FAIL;
 	}
 	pid = fork();
 	if (pid == 0) {
+		int fd = open("/dev/null", O_RDWR);
+
 		close(p[0]);
 		setsid();
-		dup2(fd, STDOUT_FILENO);
-		dup2(fd, STDERR_FILENO);
-		close(fd);
-		fd = open("/dev/null", O_RDONLY);
-		if (fd >= 0)
+		if (fd >= 0) {
 			dup2(fd, STDIN_FILENO);
+			dup2(fd, STDOUT_FILENO);
+		}
 		_exit(gpup_daemon_run(c, p[1]) ? GPUP_EXIT_FAIL : GPUP_EXIT_OK);
 	}
 	close(p[1]);
-	close(fd);
-	if (pid < 0 || read(p[0], &b, 1) != 1) {
-		gpup_err(cmd, "the daemon did not start; see %s", log);
+	n = pid < 0 ? -1 : read(p[0], msg, sizeof(msg) - 1);
+	close(p[0]);
+	if (n <= 0 || msg[0] != '1') {
+		msg[n > 0 ? n : 0] = '\0';
+		gpup_err(cmd, "cannot start: %s (log: %s)",
+			 n > 1 ? msg + 1 : "it exited without a word", c->log_path);
 		return GPUP_EXIT_FAIL;
 	}
 	printf("gpup daemon: running (pid %d); control socket %s/gpup.sock, log %s\n", (int)pid,
-	       c->run_dir, log);
+	       c->run_dir, c->log_path);
 	return GPUP_EXIT_OK;
+}
+
+/* In the foreground: a start that fails says why on the terminal even
+ * when the log goes to a file. */
+static int foreground(const struct gpup_daemon_cfg *c)
+{
+	int tty = c->log_path ? dup(STDERR_FILENO) : -1;
+	int rc = gpup_daemon_run(c, -1);
+
+	if (rc && tty >= 0)
+		dprintf(tty, "gpup daemon: cannot start: %s (log: %s)\n", gpup_daemon_last_error(),
+			c->log_path);
+	if (tty >= 0)
+		close(tty);
+	return rc ? GPUP_EXIT_FAIL : GPUP_EXIT_OK;
 }
 
 static int cmd_daemon(const struct gpup_global *g, int argc, char **argv)
@@ -282,12 +470,23 @@ static int cmd_daemon(const struct gpup_global *g, int argc, char **argv)
 		.sim_gpus = GPUP_DAEMON_DEFAULT_GPUS, .vram = GPUP_DAEMON_DEFAULT_VRAM,
 		.policy = GPUP_DAEMON_DEFAULT_POLICY,
 	};
-	int fg = 0, rc = parse(argc, argv, &c, &fg);
+	struct daemon_args a = { 0 };
+	int rc;
 
+	if (parse_seccomp_env(&c))
+		return GPUP_EXIT_USAGE;
+	c.test_faults = getenv("GPUP_TEST_FAULTS") && !strcmp(getenv("GPUP_TEST_FAULTS"), "1");
+	rc = configure(argc, argv, &c, &a);
 	if (rc)
 		return rc < 0 ? GPUP_EXIT_OK : rc;
-	if (fg)
-		return gpup_daemon_run(&c, -1) ? GPUP_EXIT_FAIL : GPUP_EXIT_OK;
+	/* --run-dir and --state-dir given anywhere on the command line (main
+	 * took them out) win over the file too */
+	if (g->run_dir_given)
+		c.run_dir = g->run_dir;
+	if (g->state_dir)
+		c.state_dir = g->state_dir;
+	if (!a.detach)
+		return foreground(&c);
 	fflush(stdout);
 	return detach(&c);
 }

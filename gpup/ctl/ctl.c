@@ -298,18 +298,20 @@ int gpup_ctl_cli_result(const char *run_dir, const char *cmd, int rc, json_objec
 	if (rc)
 		json_object_put(r);
 	if (rc == -ENOENT || rc == -ECONNREFUSED) {
-		gpup_err(cmd, "no daemon is running in %s (start one with 'gpup daemon')",
-			 run_dir);
+		gpup_errc(cmd, gpup_ctl_errno_name(-rc), "no daemon is running in %s (start one "
+			  "with 'gpup daemon')", run_dir);
 		return GPUP_EXIT_FAIL;
 	}
 	if (rc) {
-		gpup_err(cmd, "talking to the daemon in %s: %s", run_dir, strerror(-rc));
+		gpup_errc(cmd, gpup_ctl_errno_name(-rc), "talking to the daemon in %s: %s", run_dir,
+			  strerror(-rc));
 		return GPUP_EXIT_FAIL;
 	}
 	if (!json_object_object_get_ex(r, GPUP_CTL_F_OK, &ok) || !json_object_get_boolean(ok)) {
 		bool usage = usage_code(gpup_ctl_str(r, GPUP_CTL_F_CODE, "EIO"));
 
-		gpup_err(cmd, "%s", gpup_ctl_str(r, GPUP_CTL_F_ERROR, "the daemon failed"));
+		gpup_errc(cmd, gpup_ctl_str(r, GPUP_CTL_F_CODE, "EIO"), "%s",
+			  gpup_ctl_str(r, GPUP_CTL_F_ERROR, "the daemon failed"));
 		json_object_put(r);
 		return usage ? GPUP_EXIT_USAGE : GPUP_EXIT_FAIL;
 	}

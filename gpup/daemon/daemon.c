@@ -2,15 +2,15 @@
 /*
  * The daemon's life: take the state directory, bring up the sim GPUs and
  * the pool, restore saved partitions, open the control socket, run the
- * epoll loop (see daemon.h), and on SIGTERM, SIGINT or SIGHUP take
- * everything down again, sockets and pid file removed and partition
- * definitions kept.
+ * epoll loop (see daemon.h), and on SIGTERM or SIGINT take everything
+ * down again, sockets and pid file removed and partition definitions
+ * kept.  SIGHUP reopens the log file; a daemon logging to a terminal has
+ * no file, and its SIGHUP means the terminal went away: it stops too.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,7 +19,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
-#include <time.h>
+#include <syslog.h>
 #include <unistd.h>
 
 #include "gpup/base/base.h"
@@ -27,30 +27,6 @@
 #include "gpup/daemon/daemon_int.h"
 #include "gpup/gpu/gpu.h"
 #include "uapi/gpup_ctl.h"
-
-void gpup_daemon_log(const char *fmt, ...)
-{
-	struct timespec ts;
-	struct tm tm;
-	char line[1100];
-	size_t n;
-	va_list ap;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	n = (size_t)snprintf(line, sizeof(line), "%02d:%02d:%02d.%03ld gpup daemon: ", tm.tm_hour,
-			     tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
-	va_start(ap, fmt);
-	vsnprintf(line + n, sizeof(line) - n - 1, fmt, ap);
-	va_end(ap);
-	n += strlen(line + n);
-	line[n++] = '\n';
-	/* One write per line, so lines from threads never interleave; and no
-	 * stdio stream (dprintf's probes the fd with fstat, lseek and ioctl),
-	 * which the seccomp filters of client and engine threads refuse. */
-	if (write(STDERR_FILENO, line, n) < 0)
-		return; /* nowhere left to say so */
-}
 
 int dmn_listen(const char *path, int *fd)
 {
@@ -148,7 +124,7 @@ static int start_scheduler(struct gpup_gpu *gpu, const char *name,
 			if (!rc)
 				rc = gpup_tsched_set_watchdog(e, s->watchdog_ns);
 			if (rc) {
-				gpup_daemon_log("%s: cannot start the %s scheduler: %s", name,
+				gpup_daemon_logl(LOG_ERR, "%s: cannot start the %s scheduler: %s", name,
 						sched_policy_name(s->policy), strerror(-rc));
 				return rc;
 			}
@@ -171,7 +147,7 @@ static int add_gpus(struct gpup_daemon *d)
 
 		if (!gpu) {
 			rc = -errno; /* before the log line's stdio can change it */
-			gpup_daemon_log("cannot create sim GPU %u: %s", i, strerror(-rc));
+			gpup_daemon_logl(LOG_ERR, "cannot create sim GPU %u: %s", i, strerror(-rc));
 			return rc;
 		}
 		gpup_gpu_describe(gpu, &desc);
@@ -200,7 +176,7 @@ static void restore_parts(struct gpup_daemon *d)
 	int n = gpup_pool_restore(&d->pool);
 
 	if (n < 0)
-		gpup_daemon_log("cannot read %s: %s", d->cfg.state_dir, strerror(-n));
+		gpup_daemon_logl(LOG_WARNING, "cannot read %s: %s", d->cfg.state_dir, strerror(-n));
 	for (struct gpup_partition *p = d->pool.parts; p; p = p->next) {
 		int rc = dmn_part_start(d, p);
 
@@ -221,9 +197,8 @@ static int open_signals(struct gpup_daemon *d)
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
-	/* A foreground daemon gets SIGHUP when its terminal goes: stopping
-	 * cleanly beats dying with sockets and a pid file left behind, and
-	 * there is no configuration to reload. */
+	/* logrotate's "reopen your log"; for a daemon on a terminal, the
+	 * terminal going away (handle_signal) */
 	sigaddset(&set, SIGHUP);
 	if (pthread_sigmask(SIG_BLOCK, &set, NULL))
 		return -EINVAL;
@@ -242,7 +217,7 @@ static int take_state_dir(struct gpup_daemon *d)
 	int rc = gpup_pool_state_lock(&d->pool, err, sizeof(err));
 
 	if (rc) {
-		gpup_daemon_log("%s", err);
+		gpup_daemon_logl(LOG_ERR, "%s", err);
 		return rc == -EBUSY ? -EEXIST : rc;
 	}
 	gpup_pool_state_clean(&d->pool);
@@ -256,7 +231,7 @@ static int open_ctl(struct gpup_daemon *d)
 	if (rc)
 		return rc;
 	if (ctl_alive(d->cfg.run_dir)) {
-		gpup_daemon_log("another daemon is already serving %s", d->cfg.run_dir);
+		gpup_daemon_logl(LOG_ERR, "another daemon is already serving %s", d->cfg.run_dir);
 		return -EEXIST;
 	}
 	rc = dmn_listen(d->ctl_path, &d->ctl_fd);
@@ -278,14 +253,38 @@ static void write_pid(struct gpup_daemon *d)
 	}
 }
 
+/* SIGHUP: the log file opened again (after logrotate moved it); with no
+ * file, a terminal that went away (stop, as before there were files), or
+ * nothing to do. */
+static void hangup(struct gpup_daemon *d)
+{
+	int rc = dmn_log_reopen();
+
+	if (!rc) {
+		gpup_daemon_log("SIGHUP: log file %s reopened", dmn_log_path());
+	} else if (rc != -ENOENT) {
+		gpup_daemon_logl(LOG_ERR, "SIGHUP: cannot reopen %s: %s; still writing to the "
+				 "old file", dmn_log_path(), strerror(-rc));
+	} else if (d->tty) {
+		gpup_daemon_log("SIGHUP: the terminal went away: shutting down");
+		d->stop = true;
+	} else {
+		gpup_daemon_log("SIGHUP: no log file to reopen (SIGTERM stops the daemon)");
+	}
+}
+
 static void handle_signal(struct gpup_daemon *d)
 {
 	struct signalfd_siginfo si;
 
-	if (read(d->sig_fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
-		gpup_daemon_log("signal %u: shutting down", si.ssi_signo);
-		d->stop = true;
+	if (read(d->sig_fd, &si, sizeof(si)) != (ssize_t)sizeof(si))
+		return;
+	if (si.ssi_signo == SIGHUP) {
+		hangup(d);
+		return;
 	}
+	gpup_daemon_log("signal %u: shutting down", si.ssi_signo);
+	d->stop = true;
 }
 
 static void loop(struct gpup_daemon *d)
@@ -293,7 +292,8 @@ static void loop(struct gpup_daemon *d)
 	struct epoll_event ev[16];
 
 	while (!d->stop) {
-		int n = epoll_wait(d->epfd, ev, 16, dmn_conn_expire(d));
+		int t = dmn_conn_expire(d), m = dmn_metrics_expire(d);
+		int n = epoll_wait(d->epfd, ev, 16, t < 0 || (m >= 0 && m < t) ? m : t);
 
 		for (int i = 0; i < n; i++) {
 			struct dmn_src *s = ev[i].data.ptr;
@@ -310,6 +310,14 @@ static void loop(struct gpup_daemon *d)
 				dmn_conn_accept(d);
 				break;
 			}
+			if (s->kind == DMN_SRC_METRICS || s->kind == DMN_SRC_MCONN) {
+				/* a scrape closed may be later in this batch */
+				if (s->kind == DMN_SRC_METRICS)
+					dmn_metrics_accept(d);
+				else
+					dmn_metrics_ready(d, s->ptr);
+				break;
+			}
 			if (s->kind == DMN_SRC_SIGNAL)
 				handle_signal(d);
 			else
@@ -323,6 +331,7 @@ static void loop(struct gpup_daemon *d)
 static void teardown(struct gpup_daemon *d)
 {
 	dmn_conn_close_all(d);
+	dmn_metrics_close(d);
 	for (struct gpup_partition *p = d->pool.parts; p; p = p->next)
 		dmn_part_stop(d, p);
 	if (d->ctl_fd >= 0) {
@@ -347,7 +356,7 @@ static int setup(struct gpup_daemon *d)
 	if (!rc)
 		rc = gpup_mkdir_p(d->cfg.state_dir, 0700);
 	if (rc) {
-		gpup_daemon_log("cannot create %s or %s: %s", d->cfg.run_dir, d->cfg.state_dir,
+		gpup_daemon_logl(LOG_ERR, "cannot create %s or %s: %s", d->cfg.run_dir, d->cfg.state_dir,
 				strerror(-rc));
 		return rc;
 	}
@@ -361,6 +370,8 @@ static int setup(struct gpup_daemon *d)
 	if (!rc)
 		rc = open_ctl(d);
 	if (!rc)
+		rc = dmn_metrics_open(d);
+	if (!rc)
 		rc = dmn_jail_prepare(d);
 	if (!rc)
 		rc = add_gpus(d);
@@ -371,26 +382,55 @@ static int setup(struct gpup_daemon *d)
 	return dmn_jail_drop(d);
 }
 
+/* Readiness, to whoever started us: the pipe of `gpup daemon --detach`
+ * ("1", or "0" and the reason) and systemd. */
+static void tell_started(struct gpup_daemon *d, int ready_fd, int rc)
+{
+	char msg[600];
+	int n;
+
+	if (!rc) {
+		gpup_daemon_log("ready: control socket %s, state in %s", d->ctl_path,
+				d->cfg.state_dir);
+		dmn_notify("READY=1\nMAINPID=%d\nSTATUS=serving %s", (int)getpid(), d->ctl_path);
+	} else {
+		dmn_notify("STATUS=cannot start: %s\nERRNO=%d", gpup_daemon_last_error(), -rc);
+	}
+	if (ready_fd < 0)
+		return;
+	n = snprintf(msg, sizeof(msg), "%s", rc ? "0" : "1");
+	if (rc)
+		n += snprintf(msg + n, sizeof(msg) - (size_t)n, "%s", gpup_daemon_last_error());
+	if (write(ready_fd, msg, (size_t)n) < 0)
+		gpup_daemon_logl(LOG_WARNING, "cannot signal readiness: %s", strerror(errno));
+	close(ready_fd);
+}
+
 int gpup_daemon_run(const struct gpup_daemon_cfg *cfg, int ready_fd)
 {
-	struct gpup_daemon d = { .cfg = *cfg, .epfd = -1, .ctl_fd = -1, .sig_fd = -1 };
+	struct gpup_daemon d = { .cfg = *cfg, .epfd = -1, .ctl_fd = -1, .sig_fd = -1,
+				 .metrics_fd = -1 };
 	int rc;
 
+	d.tty = isatty(STDERR_FILENO) == 1;
+	rc = dmn_log_open(cfg->log_path);
+	if (rc) {
+		gpup_daemon_logl(LOG_ERR, "cannot open the log file %s: %s", cfg->log_path,
+				 strerror(-rc));
+		tell_started(&d, ready_fd, rc);
+		return rc;
+	}
 	gpup_pool_init(&d.pool, cfg->state_dir);
 	d.pool.log = gpup_daemon_log;
 	rc = setup(&d);
-	if (!rc) {
-		gpup_daemon_log("ready: control socket %s, state in %s", d.ctl_path,
-				cfg->state_dir);
-		if (ready_fd >= 0) {
-			if (write(ready_fd, "1", 1) < 0)
-				gpup_daemon_log("cannot signal readiness: %s", strerror(errno));
-			close(ready_fd);
-		}
+	/* the specific line (what could not be made, who holds the lock)
+	 * is the reason to report, when there is one */
+	if (rc && !dmn_log_err_seen())
+		gpup_daemon_logl(LOG_ERR, "cannot start: %s", strerror(-rc));
+	tell_started(&d, ready_fd, rc);
+	if (!rc)
 		loop(&d);
-	} else if (rc != -EEXIST) {
-		gpup_daemon_log("cannot start: %s", strerror(-rc));
-	}
+	dmn_notify("STOPPING=1");
 	teardown(&d);
 	if (!rc)
 		gpup_daemon_log("stopped");

@@ -8,8 +8,9 @@
  * DOC: the loop
  *
  * One thread runs an epoll loop over the control socket, its connections,
- * every partition's listening socket and a signalfd (SIGTERM, SIGINT,
- * SIGHUP: each a clean stop).
+ * every partition's listening socket and a signalfd (SIGTERM and SIGINT
+ * stop it cleanly; SIGHUP reopens the log file, or stops it as the others
+ * when its stderr was a terminal, which has gone away).
  * Control connections are read without blocking and answered once a whole
  * request is in, so a silent client only holds a slot until its deadline
  * (see daemon_conn.c); requests are short and run inline.  Each accepted
@@ -51,6 +52,12 @@ struct gpup_daemon_cfg {
 	const char *user;
 	uid_t uid;
 	gid_t gid;
+	/* Log lines appended to this file (opened over stderr, opened again
+	 * on SIGHUP); NULL: stderr as it is. */
+	const char *log_path;
+	/* "[ADDR:]PORT": serve Prometheus metrics at http://ADDR:PORT/metrics
+	 * (ADDR 127.0.0.1 unless given); NULL: none. */
+	const char *metrics;
 	/* Tests only: answer the "fault" control method (GPUP_TEST_FAULTS=1). */
 	bool test_faults;
 };
@@ -60,14 +67,22 @@ struct gpup_daemon_cfg {
 #define GPUP_DAEMON_DEFAULT_VRAM (8ull << 30)
 #define GPUP_DAEMON_MIN_VRAM (16ull << 20)
 
-/* Run until SIGTERM, SIGINT or SIGHUP.  ready_fd (or -1) gets one byte
- * once the control socket accepts requests, then is closed.  0 after a
- * clean stop, or -errno when it could not start, the reason logged
- * (-EEXIST: another daemon already serves the run directory or holds the
- * state directory's lock). */
+/* Run until SIGTERM or SIGINT (or SIGHUP when stderr was a terminal: it
+ * went away; otherwise SIGHUP reopens the log file).  ready_fd (or -1)
+ * gets "1" once the control socket accepts requests, or "0" and the
+ * reason when the start failed, then is closed.  $NOTIFY_SOCKET, when
+ * set, gets READY=1 then, STOPPING=1 at the end.  0 after a clean stop,
+ * or -errno when it could not start, the reason logged (-EEXIST: another
+ * daemon already serves the run directory or holds the state directory's
+ * lock). */
 int gpup_daemon_run(const struct gpup_daemon_cfg *cfg, int ready_fd);
 
-/* "gpup daemon: " + message + newline on stderr, with a timestamp. */
+/* "gpup daemon: " + message + newline on stderr, with a timestamp; in the
+ * journal with its priority instead (see daemon_log.c).  gpup_daemon_log
+ * is LOG_INFO; gpup_daemon_logl takes a <syslog.h> priority. */
 void gpup_daemon_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void gpup_daemon_logl(int prio, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The last line logged at LOG_ERR or worse (why a start failed). */
+const char *gpup_daemon_last_error(void);
 
 #endif

@@ -46,6 +46,11 @@ static json_object *gpu_json(const struct gpup_pool *p, unsigned int i)
 	add_str(o, GPUP_CTL_F_VRAM_BACKING, gpup_vram_backing_name(
 			g->priv ? gpup_gpu_vram_backing_new(g->priv) : GPUP_VRAM_BACKING_NONE));
 	add_u64(o, GPUP_CTL_F_PARTITIONS, nparts);
+	/* as set (slice 0: the scheduler's default, which follows the number
+	 * of contexts), not the slice in force now that `stats` reports */
+	add_str(o, GPUP_CTL_F_POLICY, sched_policy_name(g->sched.policy));
+	add_u64(o, GPUP_CTL_F_SLICE_NS, g->sched.slice_ns);
+	add_u64(o, GPUP_CTL_F_WATCHDOG_NS, g->sched.watchdog_ns);
 	return o;
 }
 

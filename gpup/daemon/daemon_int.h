@@ -15,7 +15,10 @@
 #include "gpup/pool/pool.h"
 #include "gpup/vgpu/vgpu.h"
 
-enum dmn_src_kind { DMN_SRC_CTL, DMN_SRC_CONN, DMN_SRC_SIGNAL, DMN_SRC_PART };
+enum dmn_src_kind {
+	DMN_SRC_CTL, DMN_SRC_CONN, DMN_SRC_SIGNAL, DMN_SRC_PART,
+	DMN_SRC_METRICS, DMN_SRC_MCONN,   /* --metrics: listening, a scrape */
+};
 
 /* What an epoll event points at. */
 struct dmn_src {
@@ -37,6 +40,7 @@ struct dmn_part {
 };
 
 struct dmn_conn;
+struct dmn_mconn;
 
 struct gpup_daemon {
 	struct gpup_daemon_cfg cfg;
@@ -48,8 +52,24 @@ struct gpup_daemon {
 	char pid_path[PATH_MAX];
 	struct dmn_conn *conns;   /* control connections being read */
 	unsigned int nconns;
+	int metrics_fd;           /* -1: no --metrics */
+	struct dmn_src metrics_src;
+	struct dmn_mconn *mconns; /* scrapes being served */
+	unsigned int nmconns;
 	bool stop;
+	bool tty;                 /* stderr was a terminal at start */
 };
+
+/* daemon_log.c: where log lines go (see there).  open: path NULL or ""
+ * keeps stderr (and notes whether it is the journal), otherwise appends
+ * to path over stderr.  reopen: the same path again (SIGHUP), -ENOENT when
+ * there is no file.  notify: one sd_notify datagram, printf style, to
+ * $NOTIFY_SOCKET; 0 when there is none.  All 0 or -errno. */
+int dmn_log_open(const char *path);
+int dmn_log_reopen(void);
+const char *dmn_log_path(void);
+bool dmn_log_err_seen(void);      /* a LOG_ERR line was logged */
+int dmn_notify(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* daemon.c: socket helpers. */
 int dmn_listen(const char *path, int *fd);
@@ -61,6 +81,14 @@ void dmn_conn_ready(struct gpup_daemon *d, struct dmn_conn *c);
 /* Close connections past their deadline; ms until the next one, or -1. */
 int dmn_conn_expire(struct gpup_daemon *d);
 void dmn_conn_close_all(struct gpup_daemon *d);
+
+/* daemon_metrics.c: the --metrics endpoint.  open: listen (nothing
+ * without --metrics), 0 or -errno logged; expire: like dmn_conn_expire. */
+int dmn_metrics_open(struct gpup_daemon *d);
+void dmn_metrics_accept(struct gpup_daemon *d);
+void dmn_metrics_ready(struct gpup_daemon *d, struct dmn_mconn *c);
+int dmn_metrics_expire(struct gpup_daemon *d);
+void dmn_metrics_close(struct gpup_daemon *d);
 
 /* daemon_part.c */
 int dmn_part_start(struct gpup_daemon *d, struct gpup_partition *p);

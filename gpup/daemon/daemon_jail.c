@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <syslog.h>
 #include <unistd.h>
 
 #include "gpup/daemon/daemon_int.h"
@@ -43,7 +44,7 @@ int dmn_jail_prepare(struct gpup_daemon *d)
 	int rc = gpup_jail_prepare(&jc);
 
 	if (rc)
-		gpup_daemon_log("cannot build the seccomp filters: %s", strerror(-rc));
+		gpup_daemon_logl(LOG_ERR, "cannot build the seccomp filters: %s", strerror(-rc));
 	else if (d->cfg.seccomp == GPUP_JAIL_OFF)
 		gpup_daemon_log("seccomp filters off: client and engine threads are not confined");
 	else
@@ -67,14 +68,14 @@ static int give_dir(struct gpup_daemon *d, int fd, const char *path)
 
 	if (fstat(fd, &st) == 0 && ((st.st_mode & 07777) != 0700 ||
 				    (st.st_uid != 0 && st.st_uid != d->cfg.uid))) {
-		gpup_daemon_log("--user %s: %s is not a directory of the daemon's own (mode %04o, "
+		gpup_daemon_logl(LOG_ERR, "--user %s: %s is not a directory of the daemon's own (mode %04o, "
 				"owner %u; it wants 0700 and root or %s); give another one",
 				d->cfg.user, path, (unsigned int)(st.st_mode & 07777),
 				(unsigned int)st.st_uid, d->cfg.user);
 		return -EPERM;
 	}
 	if (fchown(fd, d->cfg.uid, d->cfg.gid)) {
-		gpup_daemon_log("--user %s: cannot hand %s over: %s", d->cfg.user, path,
+		gpup_daemon_logl(LOG_ERR, "--user %s: cannot hand %s over: %s", d->cfg.user, path,
 				strerror(errno));
 		return -errno;
 	}
@@ -92,7 +93,7 @@ static int give_tree(struct gpup_daemon *d, const char *path, bool subdirs)
 
 	if (fd < 0) {
 		rc = -errno;
-		gpup_daemon_log("--user %s: cannot open %s: %s", d->cfg.user, path, strerror(-rc));
+		gpup_daemon_logl(LOG_ERR, "--user %s: cannot open %s: %s", d->cfg.user, path, strerror(-rc));
 		return rc;
 	}
 	rc = give_dir(d, fd, path);
@@ -125,7 +126,7 @@ static int give_file(struct gpup_daemon *d, const char *path)
 	if (!path[0] || !fchownat(AT_FDCWD, path, d->cfg.uid, d->cfg.gid, AT_SYMLINK_NOFOLLOW))
 		return 0;
 	rc = -errno;
-	gpup_daemon_log("--user %s: cannot hand %s over: %s", d->cfg.user, path, strerror(-rc));
+	gpup_daemon_logl(LOG_ERR, "--user %s: cannot hand %s over: %s", d->cfg.user, path, strerror(-rc));
 	return rc;
 }
 
@@ -154,7 +155,7 @@ static int check_reach(struct gpup_daemon *d)
 		if (access(dirs[i], R_OK | W_OK | X_OK)) {
 			int rc = -errno;
 
-			gpup_daemon_log("--user %s: cannot reach %s as that user: %s; its parent "
+			gpup_daemon_logl(LOG_ERR, "--user %s: cannot reach %s as that user: %s; its parent "
 					"directories must let it through", d->cfg.user, dirs[i],
 					strerror(-rc));
 			return rc;
@@ -178,7 +179,7 @@ int dmn_jail_drop(struct gpup_daemon *d)
 		return rc;
 	rc = gpup_jail_drop(d->cfg.uid, d->cfg.gid);
 	if (rc) {
-		gpup_daemon_log("--user %s: cannot drop root: %s", d->cfg.user, strerror(-rc));
+		gpup_daemon_logl(LOG_ERR, "--user %s: cannot drop root: %s", d->cfg.user, strerror(-rc));
 		return rc;
 	}
 	rc = check_reach(d);

@@ -6,10 +6,12 @@
  * frame-rate limit and budget; "stats" reports each engine's scheduler and
  * its contexts' accounting.  Budgets are admitted per engine
  * (sched_admit): a change that would leave an engine with budgets it
- * cannot honour together is refused, with the numbers.  The daemon's method table calls these with its
- * pool or the partition's vgpu; field names are in uapi/gpup_ctl.h.
+ * cannot honour together is refused, with the numbers.  The daemon's
+ * method table calls these with its pool or the partition's vgpu; field
+ * names are in uapi/gpup_ctl.h.
  * Settings are saved in the state directory before they are applied, so
- * that what a restarted daemon finds is what was last in force.
+ * that what a restarted daemon finds is what was last in force, except
+ * a GPU's transient ones (`gpup bench`'s runs), which are not saved.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -129,20 +131,28 @@ static json_object *admit_gpu(struct gpup_pool *pool, int g, const struct gpup_p
 }
 
 /* Save, then apply; a failed apply puts the old file back.  wd < 0 keeps
- * the watchdog.  NULL, or the failure reply. */
+ * the watchdog.  Transient settings are only recorded in the pool (what
+ * `gpus` reports as in force), the file is left alone.  NULL, or the
+ * failure reply. */
 static json_object *save_apply_gpu(struct gpup_pool *pool, int g, enum sched_policy p,
-				   uint64_t slice, int64_t wd)
+				   uint64_t slice, int64_t wd, bool transient)
 {
 	struct gpup_gpu_sched old = pool->gpus[g].sched;
 	struct gpup_gpu_sched s = { p, slice, wd >= 0 ? (uint64_t)wd : old.watchdog_ns };
-	int rc = gpup_pool_gpu_sched_save(pool, (unsigned int)g, &s);
+	int rc = 0;
 	json_object *r;
 
+	if (transient)
+		pool->gpus[g].sched = s;
+	else
+		rc = gpup_pool_gpu_sched_save(pool, (unsigned int)g, &s);
 	if (rc)
 		return gpup_ctl_fail(-rc, "cannot save %s's scheduler settings in %s: %s",
 				     pool->gpus[g].name, pool->state_dir, strerror(-rc));
 	r = apply_gpu(pool, g, p, slice, wd);
-	if (r)
+	if (r && transient)
+		pool->gpus[g].sched = old;
+	else if (r)
 		(void)gpup_pool_gpu_sched_save(pool, (unsigned int)g, &old);
 	return r;
 }
@@ -152,6 +162,8 @@ json_object *gpup_tsched_ctl_sched(struct gpup_pool *pool, json_object *req)
 	const char *pname = gpup_ctl_str(req, GPUP_CTL_F_POLICY, NULL), *gname;
 	int64_t slice = gpup_ctl_int(req, GPUP_CTL_F_SLICE_NS, 0);
 	int64_t wd = gpup_ctl_int(req, GPUP_CTL_F_WATCHDOG_NS, -1);
+	bool transient = json_object_get_boolean(json_object_object_get(req,
+							GPUP_CTL_F_TRANSIENT));
 	enum sched_policy p;
 	json_object *r;
 	int g = find_gpu(pool, req, &gname);
@@ -172,7 +184,7 @@ json_object *gpup_tsched_ctl_sched(struct gpup_pool *pool, json_object *req)
 	if (p != SCHED_POLICY_FIFO && p != SCHED_POLICY_BEST_EFFORT &&
 	    (r = admit_gpu(pool, g, NULL, NULL, slice)))
 		return r;
-	if ((r = save_apply_gpu(pool, g, p, (uint64_t)slice, wd)))
+	if ((r = save_apply_gpu(pool, g, p, (uint64_t)slice, wd, transient)))
 		return r;
 	r = gpup_ctl_ok();
 	json_object_object_add(r, GPUP_CTL_F_GPU, json_object_new_string(gname));
@@ -210,6 +222,8 @@ static json_object *ctx_json(struct sched_ctx *c, unsigned int i)
 	json_object_object_add(o, "wait_p50_ns", json_object_new_int64((int64_t)st.wait_p50_ns));
 	json_object_object_add(o, "wait_p99_ns", json_object_new_int64((int64_t)st.wait_p99_ns));
 	json_object_object_add(o, "wait_max_ns", json_object_new_int64((int64_t)st.wait_max_ns));
+	json_object_object_add(o, "wait_sum_ns", json_object_new_int64((int64_t)st.wait_sum_ns));
+	json_object_object_add(o, "waits", json_object_new_int64((int64_t)st.waits));
 	json_object_object_add(o, "debt_ns", json_object_new_int64(st.debt_ns));
 	json_object_object_add(o, "budget_waits", json_object_new_int64((int64_t)st.budget_waits));
 	json_object_object_add(o, "budget_wait_p99_ns",
