@@ -129,7 +129,8 @@ static const struct {
 
 json_object *dmn_ctl_fault(struct gpup_daemon *d, json_object *req)
 {
-	const char *gpu = gpup_ctl_str(req, GPUP_CTL_F_GPU, ""), *op = gpup_ctl_str(req, GPUP_CTL_F_OP, "");
+	const char *gpu = gpup_ctl_str(req, GPUP_CTL_F_GPU, "");
+	const char *op = gpup_ctl_str(req, GPUP_CTL_F_OP, "");
 	int64_t err = gpup_ctl_int(req, GPUP_CTL_F_ERRNO, EIO);
 	int g = gpup_pool_find_gpu(&d->pool, gpu);
 
