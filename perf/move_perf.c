@@ -430,6 +430,7 @@ static int dmeasure(struct dl_daemon *d, const char *type, uint64_t size, struct
 {
 	json_object *req = gpup_ctl_request(GPUP_CTL_M_CREATE), *r;
 	struct dclient c = { 0 };
+	struct vfu_client *vc;
 	char uuid[40];
 	pthread_t tc, td;
 
@@ -463,7 +464,9 @@ static int dmeasure(struct dl_daemon *d, const char *type, uint64_t size, struct
 	pthread_join(tc, NULL);
 	pthread_join(td, NULL);
 	munmap(c.bar2, size);
+	vc = c.g.c;
 	gpup_vg_close(&c.g);
+	vfu_client_close(vc);
 	req = gpup_ctl_request(GPUP_CTL_M_DESTROY);
 	json_object_object_add(req, GPUP_CTL_F_UUID, json_object_new_string(uuid));
 	/* Its client may not be gone from the daemon's side yet. */

@@ -171,8 +171,11 @@ static void attach(const char *uuid, struct client *c)
 
 static void detach(struct client *c)
 {
+	struct vfu_client *vc = c->g.c;
+
 	munmap(c->bar2, c->g.vram_size);
 	gpup_vg_close(&c->g);
+	vfu_client_close(vc);
 }
 
 #define N (4u << 20)            /* floats per vector: 16 MiB */

@@ -6,12 +6,14 @@
  * moved back and forth while it runs finishes exactly once; what a
  * client writes through its mapping of the VRAM file before and after a
  * move is what the new GPU's engines read; the device clock never goes
- * back; a destination that fails at each step leaves the partition
+ * back; register writes a vCPU makes during moves all land; a
+ * destination that fails at each step leaves the partition
  * running on its source; features decide where a partition may go.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -360,20 +362,18 @@ Test(vgpu_move, bad_destinations_are_refused)
 	fence(5);
 }
 
-static void gens_setup(void)
-{
-	partition("gen2", "gen1", 0);
-}
-
 /* A partition exposing gen2's set cannot go to gen1, which lacks RENDER;
  * one masked to gen1 can, and faults RENDER as an unknown kernel, here
  * and there alike. */
-Test(vgpu_move, features_decide_where_it_may_go, .init = gens_setup)
+Test(vgpu_move, features_decide_where_it_may_go)
 {
 	const struct gpup_gpu_gen *g1 = gpup_gpu_gen_find("gen1");
 	union gpup_cmd r = gpup_cmd_kernel(GPUP_KERNEL_RENDER, (uint64_t[5]){ 8, 8, 32, 0, 0 }, 5);
 	char err[256];
 
+	/* ga a gen2, gb a gen1. */
+	teardown();
+	partition("gen2", "gen1", 0);
 	cr_assert_not_null(g1);
 	cr_assert_eq(rd(GPUP_REG_KERNELS), GPUP_KERNELS_BUILTIN);
 	cr_assert_eq(move_to(gb, OFF_B, 0, err), -EOPNOTSUPP);
@@ -405,4 +405,49 @@ Test(vgpu_move, features_decide_where_it_may_go, .init = gens_setup)
 	/* Back to gen2 it keeps its mask: it exposed gen1's set and still does. */
 	cr_assert_eq(move_to(ga, OFF_A, g1->kernels, err), 0, "%s", err);
 	cr_assert_eq(rd(GPUP_REG_KERNELS), g1->kernels);
+}
+
+static volatile int guest_stop;
+static volatile uint32_t guest_iters;
+
+/* A vCPU that keeps writing SCRATCH and reading it back, and toggling a
+ * second queue, while the partition moves: no write may be lost or
+ * undone by a move. */
+static void *vcpu(void *arg)
+{
+	uint32_t *bad = arg;
+
+	for (uint32_t i = 1; !guest_stop; i++) {
+		uint32_t got;
+
+		wr(GPUP_REG_SCRATCH, i);
+		got = rd(GPUP_REG_SCRATCH);
+		if (got != i && !*bad)
+			*bad = i;
+		wr(GPUP_REG_QUEUE(1) + GPUP_Q_CONTROL, i & 1 ? GPUP_QCTL_ENABLE : 0);
+		guest_iters = i;
+	}
+	return NULL;
+}
+
+Test(vgpu_move, register_writes_during_moves_land)
+{
+	uint32_t bad = 0;
+	pthread_t t;
+	char err[256];
+
+	queue_up();
+	wr(GPUP_REG_QUEUE(1) + GPUP_Q_RING_LO, (uint32_t)(RING + 0x10000));
+	wr(GPUP_REG_QUEUE(1) + GPUP_Q_RING_HI, (uint32_t)(RING >> 32));
+	wr(GPUP_REG_QUEUE(1) + GPUP_Q_RING_ENTRIES, 16);
+	wr(GPUP_REG_QUEUE(1) + GPUP_Q_PI_ADDR_LO, (uint32_t)(PI + 64));
+	wr(GPUP_REG_QUEUE(1) + GPUP_Q_PI_ADDR_HI, (uint32_t)(PI >> 32));
+	pthread_create(&t, NULL, vcpu, &bad);
+	/* Enough moves, and the vCPU busy across them. */
+	for (unsigned int i = 0; i < 200 || guest_iters < 20000; i++)
+		cr_assert_eq(move_to(i % 2 ? ga : gb, i % 2 ? OFF_A : OFF_B, 0, err), 0, "%s", err);
+	guest_stop = 1;
+	pthread_join(t, NULL);
+	cr_assert_eq(bad, 0, "SCRATCH written %u read back otherwise", bad);
+	fence(0x5c);
 }
