@@ -148,6 +148,11 @@ Test(daemon_cli, create_list_destroy)
 	json_object_put(o);
 	cr_assert_eq(gpup("types --gpu gpu1 --json"), 0);
 	cr_assert(strstr(out, "\"available_instances\": 3"), "%s", out);
+	/* What an mdev type shows in sysfs, for tools written for those. */
+	cr_assert(strstr(out, "\"device_api\": \"vfio-pci\"") &&
+			  strstr(out, "\"name\": \"gpup sim GPU 1/4 (16 MiB)\"") &&
+			  strstr(out, "\"description\": \"1/4 of gpu1 gpup sim GPU: 16 MiB"),
+		  "%s", out);
 	cr_assert_eq(gpup("destroy %s", uuid), 0, "%s", err);
 	cr_assert_str_eq(out, "");
 	cr_assert_eq(gpup("list"), 0);

@@ -290,3 +290,38 @@ Test(daemon_mig, daemon_killed_while_writing_keeps_previous_checkpoint)
 	cr_assert_eq(ckpt("checkpoint", a, path, out, sizeof(out)), 0, "%s", out);
 	cr_assert_eq(stale_tmp_files(dmn.dir), 0, "a dead writer's temporary file is left");
 }
+
+/* A VMM that dies with its partition stopped for a migration leaves the
+ * next client a running device, its work intact: VFIO's rule for a
+ * closed device fd. */
+Test(daemon_mig, a_client_gone_mid_migration_leaves_the_device_running)
+{
+	struct vfio_device_feature_mig_state st = { .device_state = 1 /* STOP */, .data_fd = -1 };
+	const uint32_t set = VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE;
+	const uint32_t get = VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE;
+	char a[64];
+	struct vfu_client *c;
+	struct gpup_vg g;
+	uint32_t scratch = 0;
+
+	create("gpu0", "sim-64m-4", a);
+	c = attach(a);
+	cr_assert_eq(vfu_client_region_write(c, VFIO_PCI_BAR0_REGION_INDEX, GPUP_REG_SCRATCH,
+					     &(uint32_t){ 0x5eed }, 4), 0);
+	cr_assert_geq(vfu_client_feature(c, set, &st, sizeof(st), &st, sizeof(st)), 0);
+	cr_assert_geq(vfu_client_feature(c, get, NULL, 0, &st, sizeof(st)), 0);
+	cr_assert_eq(st.device_state, 1, "stopped");
+	vfu_client_close(c);
+
+	c = attach(a);
+	cr_assert_geq(vfu_client_feature(c, get, NULL, 0, &st, sizeof(st)), 0);
+	cr_assert_eq(st.device_state, 2, "RUNNING again for the next client");
+	cr_assert_eq(vfu_client_region_read(c, VFIO_PCI_BAR0_REGION_INDEX, GPUP_REG_SCRATCH,
+					    &scratch, 4), 0);
+	cr_assert_eq(scratch, 0x5eed, "and its state kept");
+	cr_assert_eq(gpup_vg_open(&g, c, 2 << 20), 0);
+	cr_assert_eq(gpup_vg_queue_setup(&g, 0, GPUP_ENGINE_COMPUTE), 0);
+	cr_assert_eq(gpup_vg_fence_wait(&g, 0, 10000, NULL), 0, "its engines run");
+	gpup_vg_close(&g);
+	vfu_client_close(c);
+}

@@ -84,6 +84,10 @@
 #define GPUP_CTL_F_FRACTION "fraction"	/* denominator: 1, 2, 4, 8, 16 */
 #define GPUP_CTL_F_MAX_INSTANCES "max_instances"
 #define GPUP_CTL_F_AVAILABLE "available_instances"
+/* A type's "name" (for people), "description" and "device_api", as an
+ * mdev type gives them in sysfs. */
+#define GPUP_CTL_F_DESCRIPTION "description"
+#define GPUP_CTL_F_DEVICE_API "device_api"
 
 /* a partition */
 #define GPUP_CTL_F_UUID "uuid"

@@ -153,6 +153,8 @@ void vfu_server_conn_reset(struct vfu_server *s)
 {
 	vfu_dma_unmap_all(s);
 	vfu_irqs_release(s);
+	if (s->ops->client_gone)
+		s->ops->client_gone(s->dev);
 	s->negotiated = false;
 	s->nerrors = 0;
 	vfu_caps_default(&s->peer);

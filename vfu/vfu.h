@@ -266,6 +266,12 @@ struct vfu_dev_ops {
 		       uint32_t out_max);
 	int (*mig_data_read)(void *dev, void *buf, uint32_t len);
 	int (*mig_data_write)(void *dev, const void *buf, uint32_t len);
+
+	/* The client is gone (its DMA already unmapped, its irq eventfds
+	 * released): what it left the device in that only it could undo,
+	 * such as a migration state, goes back to what the next client
+	 * expects, as a VFIO device fd's close does.  Can be NULL. */
+	void (*client_gone)(void *dev);
 };
 #define VFU_DEV_OPS_VERSION 1u
 

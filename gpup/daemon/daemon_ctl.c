@@ -5,6 +5,7 @@
  * New methods (sched, stats, migrate) are new rows.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "gpup/ctl/ctl.h"
@@ -13,6 +14,7 @@
 #include "gpup/vgpu/vgpu.h"
 #include "iommu/iommu.h"
 #include "uapi/gpup_ctl.h"
+#include "uapi/gpup_vgpu.h"
 #include "vfu/vfu.h"
 
 static void add_str(json_object *o, const char *k, const char *v)
@@ -66,12 +68,32 @@ static json_object *m_gpus(struct gpup_daemon *d, json_object *req)
 	return r;
 }
 
+/* What an mdev type says of itself in sysfs (name, description,
+ * device_api), so that a tool written for mdev types finds it here. */
+static void type_mdev_fields(const struct gpup_pool_gpu *g, const struct gpup_type *t,
+			     json_object *o)
+{
+	char buf[256];
+
+	snprintf(buf, sizeof(buf), "%s 1/%u (%llu MiB)", g->model, t->fraction,
+		 (unsigned long long)(t->vram_size >> 20));
+	add_str(o, GPUP_CTL_F_NAME, buf);
+	snprintf(buf, sizeof(buf),
+		 "1/%u of %s %s: %llu MiB of VRAM of its own; %u compute and %u copy "
+		 "engine(s) shared in time slices; %u queues, MSI-X",
+		 t->fraction, g->name, g->model, (unsigned long long)(t->vram_size >> 20),
+		 g->ncompute, g->ncopy, GPUP_MAX_QUEUES);
+	add_str(o, GPUP_CTL_F_DESCRIPTION, buf);
+	add_str(o, GPUP_CTL_F_DEVICE_API, "vfio-pci");
+}
+
 static json_object *type_json(const struct gpup_pool *p, const struct gpup_type *t)
 {
 	json_object *o = json_object_new_object();
 
 	add_str(o, GPUP_CTL_F_GPU, p->gpus[t->gpu].name);
 	add_str(o, GPUP_CTL_F_TYPE, t->name);
+	type_mdev_fields(&p->gpus[t->gpu], t, o);
 	add_u64(o, GPUP_CTL_F_FRACTION, t->fraction);
 	add_u64(o, GPUP_CTL_F_VRAM, t->vram_size);
 	add_u64(o, GPUP_CTL_F_MAX_INSTANCES, t->max_instances);

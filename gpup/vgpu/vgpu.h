@@ -138,6 +138,9 @@ int vgpu_mig_write(struct vgpu *v, const void *buf, uint32_t len);
 /* DEVICE_RESET: registers, queues and VRAM to power-on, any migration
  * stream dropped, the state machine back in RUNNING. */
 void vgpu_device_reset(struct vgpu *v);
+/* Its client is gone: a migration it left under way is undone (back to
+ * RUNNING, or a device reset where the state machine has no way back). */
+void vgpu_mig_client_gone(struct vgpu *v);
 int vgpu_checkpoint(struct vgpu *v, const char *dir, const char *name, char *err,
 		    size_t errlen);
 int vgpu_restore(struct vgpu *v, const char *dir, const char *name, char *err, size_t errlen);

@@ -590,6 +590,30 @@ int vgpu_mig_write(struct vgpu *v, const void *buf, uint32_t len)
 	return r;
 }
 
+/* A client that left its partition stopped or half-migrated (a VMM that
+ * died mid-migration) must not leave it so for the next: back to
+ * RUNNING along the state machine, keeping the device's state and VRAM;
+ * where no arc leads there (RESUMING without a whole stream, ERROR), by
+ * a device reset.  A dirty log it started is stopped. */
+void vgpu_mig_client_gone(struct vgpu *v)
+{
+	struct vfio_device_feature_mig_state m = { .device_state = MIG_RUNNING, .data_fd = -1 };
+	const uint32_t set = VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE;
+	enum mig_state was;
+
+	pthread_mutex_lock(&v->mig_lock);
+	was = mig_dev_state(v->mig);
+	if (was != MIG_RUNNING && was != MIG_RESUMING &&
+	    mig_dev_feature(v->mig, set, &m, sizeof(m), &m, sizeof(m)) >= 0)
+		was = MIG_RUNNING;
+	if (was != MIG_RUNNING)
+		mig_dev_device_reset(v->mig);
+	/* Its dirty log too: -ENOENT when none was started. */
+	(void)mig_dev_feature(v->mig, VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP,
+			      NULL, 0, NULL, 0);
+	pthread_mutex_unlock(&v->mig_lock);
+}
+
 void vgpu_device_reset(struct vgpu *v)
 {
 	pthread_mutex_lock(&v->mig_lock);

@@ -163,6 +163,11 @@ static int vfu_mig_write(void *dev, const void *buf, uint32_t len)
 	return vgpu_mig_write(dev, buf, len);
 }
 
+static void vfu_client_gone(void *dev)
+{
+	vgpu_mig_client_gone(dev);
+}
+
 static int vfu_dma_map(void *dev, const struct vfu_dma_region *r)
 {
 	struct vgpu *v = dev;
@@ -198,6 +203,7 @@ const struct vfu_dev_ops vgpu_vfu_ops = {
 	.feature = vfu_feature,
 	.mig_data_read = vfu_mig_read,
 	.mig_data_write = vfu_mig_write,
+	.client_gone = vfu_client_gone,
 };
 
 struct vfu_server *vgpu_serve(struct vgpu *v, void (*log)(const char *fmt, ...),
