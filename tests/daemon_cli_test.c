@@ -206,7 +206,7 @@ Test(daemon_cli, gpus_table_and_persistence)
 
 	start();
 	cr_assert_eq(gpup("gpus"), 0);
-	cr_assert(strstr(out, "gpu0   sim      gpup sim GPU     64 MiB    64 MiB    64 MiB"),
+	cr_assert(strstr(out, "gpu0   sim      gpup sim GPU     gen2  64 MiB    64 MiB    64 MiB"),
 		  "%s", out);
 	cr_assert(strstr(out, "\nhost GPUs: ") != NULL, "%s", out);
 	cr_assert_eq(gpup("create --type sim-4m-16"), 0);
@@ -275,7 +275,11 @@ Test(daemon_cli, daemon_flag_errors)
 	cr_assert_str_eq(err, "gpup daemon: --vram wants a power of two of at least 16M "
 			      "(like 8G), not '100M'\n");
 	cr_assert_eq(gpup("daemon --sim-gpus 99 --foreground"), 2);
-	cr_assert_str_eq(err, "gpup daemon: --sim-gpus wants a number from 0 to 16, not '99'\n");
+	cr_assert_str_eq(err, "gpup daemon: --sim-gpus wants a number from 0 to 16, or "
+			      "N:GEN,N:GEN... with GEN gen1 or gen2, not '99'\n");
+	cr_assert_eq(gpup("daemon --sim-gpus 2:gen3 --foreground"), 2);
+	cr_assert_eq(gpup("daemon --sim-gpus 9:gen1,8:gen2 --foreground"), 2, "17 GPUs");
+	cr_assert_eq(gpup("daemon --sim-gpus 2:gen1, --foreground"), 2);
 	cr_assert_eq(gpup("exercise not-a-uuid"), 2);
 	cr_assert_eq(gpup("daemon --policy lottery --foreground"), 2);
 	cr_assert_str_eq(err, "gpup daemon: --policy wants fifo, best-effort, equal-share, "
@@ -580,8 +584,8 @@ Test(daemon_cli, unavailable_definition_keeps_its_uuid)
 	stop();
 	start_gpus(1);
 	cr_assert_eq(gpup("list"), 0, "%s", err);
-	snprintf(row, sizeof(row), "%-36s  %-5s %-13s %-8s %-6s %-9s %-7s %-22s %s\n", UU,
-		 "gpu1", "sim-16m-4", "16 MiB", "-", "0 B", "-", "-",
+	snprintf(row, sizeof(row), "%-36s  %-5s %-13s %-8s %-6s %-9s %-7s %-6s %-9s %-22s %s\n", UU,
+		 "gpu1", "sim-16m-4", "16 MiB", "-", "0 B", "-", "-", "-", "-",
 		 "(unavailable: its GPU 'gpu1' is not present)");
 	cr_assert(ends_with(out, row), "%s", out);
 	cr_assert_eq(gpup("list --json"), 0, "%s", err);

@@ -35,6 +35,10 @@
 #define GPUP_CTL_M_STATS "stats"	/* scheduler accounting per engine */
 #define GPUP_CTL_M_CHECKPOINT "checkpoint"	/* a partition into a file */
 #define GPUP_CTL_M_RESTORE "restore"	/* a file into a partition */
+#define GPUP_CTL_M_MOVE "move"		/* a running partition to another GPU */
+/* Tests only: fail a GPU's backend ops ("gpu", "op", "errno"); refused
+ * with EPERM unless the daemon was started with GPUP_TEST_FAULTS=1. */
+#define GPUP_CTL_M_FAULT "fault"
 
 /* request and reply envelope */
 #define GPUP_CTL_F_METHOD "method"
@@ -128,5 +132,23 @@
 #define GPUP_CTL_F_MIG_ZERO_PAGES "mig_zero_pages"	/* pages sent as zero runs */
 #define GPUP_CTL_F_MIG_STOP_BYTES "mig_stop_bytes"	/* bytes sent while stopped */
 #define GPUP_CTL_F_MS "ms"		/* how long the method took */
+
+/* GPU generations and partition features: a GPU's "generation" ("gen1")
+ * and "features" (the names of the built-in kernels it runs); a
+ * partition's "compat" (the generation whose features it is limited to,
+ * null for none: it exposes its GPU's) and "features" (what it exposes);
+ * a type's "generation" (what a partition of it exposes without one). */
+#define GPUP_CTL_F_GENERATION "generation"
+#define GPUP_CTL_F_FEATURES "features"
+#define GPUP_CTL_F_COMPAT "compat"
+/* move takes "uuid" and "gpu" (the destination); its reply, and stats per
+ * partition, give the last move: "from", "gpu", the guest-visible pause
+ * and the whole move's time, and how many moves it has made. */
+#define GPUP_CTL_F_FROM "from"
+#define GPUP_CTL_F_MOVES "moves"
+#define GPUP_CTL_F_MOVE_PAUSE_US "move_pause_us"
+#define GPUP_CTL_F_MOVE_US "move_us"
+#define GPUP_CTL_F_OP "op"		/* fault: vram_adopt, vram_map, engine, none */
+#define GPUP_CTL_F_ERRNO "errno"
 
 #endif

@@ -16,9 +16,14 @@
 
 static void create_usage(FILE *f)
 {
-	fprintf(f, "usage: gpup create --type NAME [--gpu ID] [--uuid UUID] [--json]\n\n"
+	fprintf(f, "usage: gpup create --type NAME [--gpu ID] [--uuid UUID] [--compat GEN]\n"
+		   "                   [--json]\n\n"
 		   "Create a partition and print its UUID.  Without --gpu, the fullest GPU\n"
-		   "with room is used (keeping whole GPUs free).  See 'gpup types'.\n");
+		   "with room is used (keeping whole GPUs free).  See 'gpup types'.\n"
+		   "--compat GEN limits what its guest sees to what GPU generation GEN\n"
+		   "offers (gen1: no RENDER kernel), so that it can move to GPUs of that\n"
+		   "generation and later ones (gpup move).  Without it, a partition\n"
+		   "exposes its GPU's whole set and moves only to GPUs with as much.\n");
 }
 
 static int cmd_create(const struct gpup_global *g, int argc, char **argv)
@@ -26,9 +31,10 @@ static int cmd_create(const struct gpup_global *g, int argc, char **argv)
 	static const struct option opts[] = {
 		{ "gpu", required_argument, NULL, 'g' }, { "type", required_argument, NULL, 't' },
 		{ "uuid", required_argument, NULL, 'u' }, { "json", no_argument, NULL, 'j' },
-		{ "help", no_argument, NULL, 'h' },       { 0 },
+		{ "compat", required_argument, NULL, 'c' }, { "help", no_argument, NULL, 'h' },
+		{ 0 },
 	};
-	const char *gpu = NULL, *type = NULL, *uuid = NULL;
+	const char *gpu = NULL, *type = NULL, *uuid = NULL, *compat = NULL;
 	json_object *req, *r;
 	int o, json = 0, rc;
 
@@ -39,6 +45,8 @@ static int cmd_create(const struct gpup_global *g, int argc, char **argv)
 			type = optarg;
 		else if (o == 'u')
 			uuid = optarg;
+		else if (o == 'c')
+			compat = optarg;
 		else if (o == 'j')
 			json = 1;
 		else if (o == 'h')
@@ -57,6 +65,8 @@ static int cmd_create(const struct gpup_global *g, int argc, char **argv)
 		json_object_object_add(req, GPUP_CTL_F_GPU, json_object_new_string(gpu));
 	if (uuid)
 		json_object_object_add(req, GPUP_CTL_F_UUID, json_object_new_string(uuid));
+	if (compat)
+		json_object_object_add(req, GPUP_CTL_F_COMPAT, json_object_new_string(compat));
 	rc = gpup_ctl_cli_call(g->run_dir, "create", req, &r);
 	if (rc)
 		return rc;
@@ -120,7 +130,10 @@ static void list_usage(FILE *f)
 		   "Partitions: UUID, GPU, type, VRAM slice and the pages that hold it\n"
 		   "(PAGES: thp-2m or 4k, see 'gpup gpus --help'), whether a client is\n"
 		   "attached, scheduler settings other than the defaults (gpup sched\n"
-		   "--partition), and the vfio-user socket a VMM connects to.  A saved\n"
+		   "--partition), COMPAT: the generation whose features it is limited\n"
+		   "to ('-': its GPU's), MIGRATION: its migration state (RUNNING unless\n"
+		   "its client or a checkpoint is migrating it), and the vfio-user\n"
+		   "socket a VMM connects to.  A saved\n"
 		   "partition the daemon could not restore (its GPU absent, its file\n"
 		   "corrupt) is listed as unavailable, with the reason, in place of the\n"
 		   "socket (in --json, \"unavailable\"); its UUID stays reserved until\n"
@@ -155,7 +168,7 @@ static const char *sched_summary(json_object *p, char *buf, size_t len)
 	return buf[0] ? buf + 1 : "-";
 }
 
-#define LIST_ROW "%-36s  %-5s %-13s %-8s %-6s %-9s %-7s %-22s %s\n"
+#define LIST_ROW "%-36s  %-5s %-13s %-8s %-6s %-9s %-7s %-6s %-9s %-22s %s\n"
 
 /* A partition, or a saved one the daemon could not restore: then the
  * reason stands where the socket would, and nothing is attached. */
@@ -181,6 +194,7 @@ static void print_row(json_object *p)
 	       gpup_ctl_str(p, GPUP_CTL_F_TYPE, "?"), v,
 	       unavail ? "-" : gpup_ctl_str(p, GPUP_CTL_F_VRAM_BACKING, "?"), off,
 	       unavail ? "-" : json_object_get_boolean(c) ? "yes" : "no",
+	       gpup_ctl_str(p, GPUP_CTL_F_COMPAT, "-"), gpup_ctl_str(p, GPUP_CTL_F_MIGRATION, "-"),
 	       unavail ? sch : sched_summary(p, sch, sizeof(sch)), last);
 }
 
@@ -193,8 +207,8 @@ static void print_list(json_object *r)
 		printf("no partitions; create one with 'gpup create --type NAME'\n");
 		return;
 	}
-	printf(LIST_ROW, "UUID", "GPU", "TYPE", "VRAM", "PAGES", "OFFSET", "CLIENT", "SCHED",
-	       "SOCKET");
+	printf(LIST_ROW, "UUID", "GPU", "TYPE", "VRAM", "PAGES", "OFFSET", "CLIENT", "COMPAT",
+	       "MIGRATION", "SCHED", "SOCKET");
 	for (size_t i = 0; i < json_object_array_length(a); i++)
 		print_row(json_object_array_get_idx(a, i));
 }

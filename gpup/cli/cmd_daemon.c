@@ -19,6 +19,7 @@
 
 #include "gpup/cli/cli.h"
 #include "gpup/daemon/daemon.h"
+#include "gpup/gpu/gpu.h"
 #include "gpup/jail/jail.h"
 #include "gpup/pool/pool.h"
 
@@ -29,7 +30,7 @@ static const char *const cmd = "daemon";
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: gpup daemon [--run-dir DIR] [--state-dir DIR] [--sim-gpus N]\n"
+		"usage: gpup daemon [--run-dir DIR] [--state-dir DIR] [--sim-gpus SPEC]\n"
 		"                   [--vram SIZE] [--policy POLICY] [--slice MS]\n"
 		"                   [--user USER] [--no-seccomp | --seccomp-log]\n"
 		"                   [--detach] [--log-file FILE] [--config FILE]\n"
@@ -47,7 +48,9 @@ static void usage(FILE *f)
 		"                   default %s.  One daemon per state directory:\n"
 		"                   it holds DIR/gpup.lock while it runs, and a second\n"
 		"                   daemon exits with status 1, naming the holder's pid\n"
-		"  --sim-gpus N     simulated GPUs, 0-%u (default %u)\n"
+		"  --sim-gpus SPEC  simulated GPUs, 0-%u in all (default %u): N of the\n"
+		"                   default generation (gen2), or N:GEN,N:GEN... such as\n"
+		"                   2:gen1,2:gen2 (gen1 lacks the RENDER kernel)\n"
 		"  --vram SIZE      VRAM per sim GPU, a power of two >= 16M (default 8G)\n"
 		"  --policy POLICY  how engines are shared at start: fifo, best-effort,\n"
 		"                   equal-share, fixed-share, weighted (default %s);\n"
@@ -98,17 +101,49 @@ static void usage(FILE *f)
 		DAEMON_CONFIG);
 }
 
-static int parse_gpus(const char *s, unsigned int *out)
+/* One N or N:GEN of --sim-gpus at s, for the next N GPUs; the rest of
+ * the spec in *next.  0 or -1. */
+static int parse_group(const char *s, struct gpup_daemon_cfg *c, const char **next)
 {
-	char *end;
+	char *end, gen[16];
 	unsigned long n = strtoul(s, &end, 10);
+	const struct gpup_gpu_gen *g = NULL;
+	size_t len;
 
-	if (!*s || *end || n > GPUP_POOL_MAX_GPUS) {
-		gpup_err(cmd, "--sim-gpus wants a number from 0 to %u, not '%s'",
-			 GPUP_POOL_MAX_GPUS, s);
+	if (end == s || n > GPUP_POOL_MAX_GPUS - c->sim_gpus)
+		return -1;
+	if (*end == ':') {
+		len = strcspn(end + 1, ",");
+		if (len >= sizeof(gen))
+			return -1;
+		memcpy(gen, end + 1, len);
+		gen[len] = '\0';
+		g = gpup_gpu_gen_find(gen);
+		if (!g)
+			return -1;
+		end += 1 + len;
+	}
+	if ((*end && *end != ',') || (*end == ',' && !end[1]))
+		return -1;
+	for (unsigned long i = 0; i < n; i++)
+		c->sim_gen[c->sim_gpus++] = g ? g->name : NULL;
+	*next = *end == ',' ? end + 1 : end;
+	return 0;
+}
+
+static int parse_gpus(const char *s, struct gpup_daemon_cfg *c)
+{
+	const char *at = s;
+	int bad = !*s;
+
+	c->sim_gpus = 0;
+	while (*at && !bad)
+		bad = parse_group(at, c, &at);
+	if (bad) {
+		gpup_err(cmd, "--sim-gpus wants a number from 0 to %u, or N:GEN,N:GEN... with GEN "
+			 "gen1 or gen2, not '%s'", GPUP_POOL_MAX_GPUS, s);
 		return -1;
 	}
-	*out = (unsigned int)n;
 	return 0;
 }
 
@@ -212,7 +247,7 @@ static int option(int o, struct gpup_daemon_cfg *c, struct daemon_args *a)
 	switch (o) {
 	case 'r': c->run_dir = optarg; return 0;
 	case 's': c->state_dir = optarg; return 0;
-	case 'n': return parse_gpus(optarg, &c->sim_gpus) ? GPUP_EXIT_USAGE : 0;
+	case 'n': return parse_gpus(optarg, c) ? GPUP_EXIT_USAGE : 0;
 	case 'v': return parse_vram(optarg, &c->vram) ? GPUP_EXIT_USAGE : 0;
 	case 'p':
 		c->policy_given = !a->in_config;
@@ -440,6 +475,7 @@ static int cmd_daemon(const struct gpup_global *g, int argc, char **argv)
 
 	if (parse_seccomp_env(&c))
 		return GPUP_EXIT_USAGE;
+	c.test_faults = getenv("GPUP_TEST_FAULTS") && !strcmp(getenv("GPUP_TEST_FAULTS"), "1");
 	rc = configure(argc, argv, &c, &a);
 	if (rc)
 		return rc < 0 ? GPUP_EXIT_OK : rc;

@@ -50,7 +50,9 @@ static void gpus_usage(FILE *f)
 		   "The daemon's GPUs (VRAM, what is free, engines, partitions) and any\n"
 		   "real GPUs found on this host.  VRAM PAGES is what holds a new\n"
 		   "partition's VRAM: thp-2m (2 MiB transparent huge pages, where the\n"
-		   "host gives them to shared memory) or 4k (4 KiB pages).\n");
+		   "host gives them to shared memory) or 4k (4 KiB pages).  GEN is the\n"
+		   "GPU's generation: gen1 runs every built-in kernel but RENDER, gen2 all\n"
+		   "of them (--json: \"features\").\n");
 }
 
 static void print_host(json_object *host)
@@ -82,8 +84,8 @@ static void print_gpus(json_object *r)
 
 	json_object_object_get_ex(r, GPUP_CTL_F_GPUS, &a);
 	json_object_object_get_ex(r, GPUP_CTL_F_HOST, &host);
-	printf("%-6s %-8s %-16s %-9s %-9s %-13s %-8s %-11s %s\n", "GPU", "BACKEND", "MODEL",
-	       "VRAM", "FREE", "LARGEST FREE", "ENGINES", "VRAM PAGES", "PARTITIONS");
+	printf("%-6s %-8s %-16s %-5s %-9s %-9s %-13s %-8s %-11s %s\n", "GPU", "BACKEND", "MODEL",
+	       "GEN", "VRAM", "FREE", "LARGEST FREE", "ENGINES", "VRAM PAGES", "PARTITIONS");
 	for (size_t i = 0; a && i < json_object_array_length(a); i++) {
 		json_object *g = json_object_array_get_idx(a, i);
 		char eng[16];
@@ -91,9 +93,10 @@ static void print_gpus(json_object *r)
 		snprintf(eng, sizeof(eng), "%lld+%lld",
 			 (long long)gpup_ctl_int(g, GPUP_CTL_F_NCOMPUTE, 0),
 			 (long long)gpup_ctl_int(g, GPUP_CTL_F_NCOPY, 0));
-		printf("%-6s %-8s %-16s %-9s %-9s %-13s %-8s %-11s %lld\n",
+		printf("%-6s %-8s %-16s %-5s %-9s %-9s %-13s %-8s %-11s %lld\n",
 		       gpup_ctl_str(g, GPUP_CTL_F_NAME, "?"), gpup_ctl_str(g, GPUP_CTL_F_BACKEND, "?"),
 		       gpup_ctl_str(g, GPUP_CTL_F_MODEL, "?"),
+		       gpup_ctl_str(g, GPUP_CTL_F_GENERATION, "?"),
 		       gpup_format_size((uint64_t)gpup_ctl_int(g, GPUP_CTL_F_VRAM, 0), v, sizeof(v)),
 		       gpup_format_size((uint64_t)gpup_ctl_int(g, GPUP_CTL_F_VRAM_FREE, 0), f,
 					sizeof(f)),
@@ -158,7 +161,9 @@ static void types_usage(FILE *f)
 {
 	fprintf(f, "usage: gpup types [--gpu ID] [--json]\n\n"
 		   "Partition types per GPU: BACKEND-SIZE-N is 1/N of a GPU's VRAM.\n"
-		   "AVAILABLE is how many more fit now, given where existing ones sit.\n");
+		   "AVAILABLE is how many more fit now, given where existing ones sit.\n"
+		   "FEATURES is the generation whose features a partition of the type\n"
+		   "exposes unless created with --compat (see 'gpup create --help').\n");
 }
 
 static void print_types(json_object *r)
@@ -167,19 +172,20 @@ static void print_types(json_object *r)
 	char v[32];
 
 	json_object_object_get_ex(r, GPUP_CTL_F_TYPES, &a);
-	printf("%-6s %-14s %-9s %-9s %-10s %s\n", "GPU", "TYPE", "VRAM", "FRACTION", "AVAILABLE",
-	       "MAX");
+	printf("%-6s %-14s %-9s %-9s %-10s %-4s %s\n", "GPU", "TYPE", "VRAM", "FRACTION",
+	       "AVAILABLE", "MAX", "FEATURES");
 	for (size_t i = 0; a && i < json_object_array_length(a); i++) {
 		json_object *t = json_object_array_get_idx(a, i);
 		char frac[16];
 
 		snprintf(frac, sizeof(frac), "1/%lld",
 			 (long long)gpup_ctl_int(t, GPUP_CTL_F_FRACTION, 0));
-		printf("%-6s %-14s %-9s %-9s %-10lld %lld\n", gpup_ctl_str(t, GPUP_CTL_F_GPU, "?"),
+		printf("%-6s %-14s %-9s %-9s %-10lld %-4lld %s\n", gpup_ctl_str(t, GPUP_CTL_F_GPU, "?"),
 		       gpup_ctl_str(t, GPUP_CTL_F_TYPE, "?"),
 		       gpup_format_size((uint64_t)gpup_ctl_int(t, GPUP_CTL_F_VRAM, 0), v, sizeof(v)),
 		       frac, (long long)gpup_ctl_int(t, GPUP_CTL_F_AVAILABLE, 0),
-		       (long long)gpup_ctl_int(t, GPUP_CTL_F_MAX_INSTANCES, 0));
+		       (long long)gpup_ctl_int(t, GPUP_CTL_F_MAX_INSTANCES, 0),
+		       gpup_ctl_str(t, GPUP_CTL_F_GENERATION, "?"));
 	}
 }
 

@@ -248,7 +248,8 @@ static void stats_usage(FILE *f)
 		   "of what it asked for within it.  Then\n"
 		   "per partition, what its client holds of the daemon for DMA: client\n"
 		   "memory mapped and IO page tables, each beside its limit (a DMA_MAP\n"
-		   "past either is refused with ENOSPC).\n");
+		   "past either is refused with ENOSPC), and its last move to another\n"
+		   "GPU (gpup move): how long its guest was paused and the move took.\n");
 }
 
 /* "2.00 ms @ 60 fps (310/950)" or "-". */
@@ -315,12 +316,19 @@ static void print_dma(json_object *r)
 	for (size_t i = 0; parts && i < json_object_array_length(parts); i++) {
 		json_object *p = json_object_array_get_idx(parts, i);
 
+		char mv[64] = "-";
+
 		if (i == 0)
-			printf("%-36s %22s %22s\n", "PARTITION", "DMA MAPPED / LIMIT",
-			       "IO PAGE TABLES / LIMIT");
-		printf("%-36s %10s / %-9s %10s / %-9s\n", gpup_ctl_str(p, GPUP_CTL_F_UUID, "-"),
+			printf("%-36s %22s %22s  %s\n", "PARTITION", "DMA MAPPED / LIMIT",
+			       "IO PAGE TABLES / LIMIT", "LAST MOVE (pause / all)");
+		if (gpup_ctl_int(p, GPUP_CTL_F_MOVES, 0))
+			snprintf(mv, sizeof(mv), "%.2f ms / %.2f ms (moves: %lld)",
+				 gpup_ctl_int(p, GPUP_CTL_F_MOVE_PAUSE_US, 0) / 1e3,
+				 gpup_ctl_int(p, GPUP_CTL_F_MOVE_US, 0) / 1e3,
+				 (long long)gpup_ctl_int(p, GPUP_CTL_F_MOVES, 0));
+		printf("%-36s %10s / %-9s %10s / %-9s  %s\n", gpup_ctl_str(p, GPUP_CTL_F_UUID, "-"),
 		       size(p, GPUP_CTL_F_DMA_BYTES, a), size(p, GPUP_CTL_F_DMA_LIMIT, b),
-		       size(p, GPUP_CTL_F_IOPT_BYTES, c), size(p, GPUP_CTL_F_IOPT_LIMIT, d));
+		       size(p, GPUP_CTL_F_IOPT_BYTES, c), size(p, GPUP_CTL_F_IOPT_LIMIT, d), mv);
 	}
 }
 

@@ -138,7 +138,8 @@ static int add_gpus(struct gpup_daemon *d)
 	for (unsigned int i = 0; i < d->cfg.sim_gpus; i++) {
 		struct gpup_gpu_cfg gc = { .index = i, .vram_size = d->cfg.vram,
 					   .ncompute = 1, .ncopy = 1,
-					   .thread_init = dmn_jail_hook(d, GPUP_JAIL_ENGINE) };
+					   .thread_init = dmn_jail_hook(d, GPUP_JAIL_ENGINE),
+					   .gen = i < GPUP_DAEMON_MAX_GPUS ? d->cfg.sim_gen[i] : NULL };
 		struct gpup_gpu_desc desc;
 		struct gpup_gpu_sched sched;
 		struct gpup_gpu *gpu = gpup_sim_gpu_create(&gc);
@@ -160,9 +161,12 @@ static int add_gpus(struct gpup_daemon *d)
 			return rc;
 		}
 		d->pool.gpus[rc].sched = sched;
-		gpup_daemon_log("%s: %s, %llu MiB VRAM, %u compute + %u copy engines", desc.name,
-				desc.model, (unsigned long long)(desc.vram_size >> 20),
-				desc.ncompute, desc.ncopy);
+		snprintf(d->pool.gpus[rc].gen, sizeof(d->pool.gpus[rc].gen), "%s", desc.gen);
+		d->pool.gpus[rc].kernels = desc.kernels;
+		gpup_daemon_log("%s: %s (%s), %llu MiB VRAM, %u compute + %u copy engines",
+				desc.name, desc.model, desc.gen,
+				(unsigned long long)(desc.vram_size >> 20), desc.ncompute,
+				desc.ncopy);
 	}
 	return 0;
 }

@@ -28,10 +28,15 @@
 #include "gpup/jail/jail.h"
 #include "scheduler/sched.h"
 
+#define GPUP_DAEMON_MAX_GPUS 16u   /* the pool's GPUP_POOL_MAX_GPUS */
+
 struct gpup_daemon_cfg {
 	const char *run_dir;
 	const char *state_dir;
 	unsigned int sim_gpus;
+	/* The generation of sim GPU i (gpup_gpu_gen_find); NULL: the
+	 * default.  Only the first sim_gpus entries are read. */
+	const char *sim_gen[GPUP_DAEMON_MAX_GPUS];
 	uint64_t vram;            /* per sim GPU, a power of two */
 	enum sched_policy policy; /* every engine starts under it ... */
 	uint64_t slice_ns;        /* 0: the scheduler's default */
@@ -53,6 +58,8 @@ struct gpup_daemon_cfg {
 	/* "[ADDR:]PORT": serve Prometheus metrics at http://ADDR:PORT/metrics
 	 * (ADDR 127.0.0.1 unless given); NULL: none. */
 	const char *metrics;
+	/* Tests only: answer the "fault" control method (GPUP_TEST_FAULTS=1). */
+	bool test_faults;
 };
 
 #define GPUP_DAEMON_DEFAULT_GPUS 2u

@@ -43,6 +43,8 @@ static json_object *gpu_json(const struct gpup_pool *p, unsigned int i)
 	add_u64(o, GPUP_CTL_F_LARGEST_FREE, gpup_buddy_largest_free(&g->buddy) * g->buddy.unit);
 	add_u64(o, GPUP_CTL_F_NCOMPUTE, g->ncompute);
 	add_u64(o, GPUP_CTL_F_NCOPY, g->ncopy);
+	add_str(o, GPUP_CTL_F_GENERATION, g->gen);
+	json_object_object_add(o, GPUP_CTL_F_FEATURES, dmn_features_json(g->kernels));
 	add_str(o, GPUP_CTL_F_VRAM_BACKING, gpup_vram_backing_name(
 			g->priv ? gpup_gpu_vram_backing_new(g->priv) : GPUP_VRAM_BACKING_NONE));
 	add_u64(o, GPUP_CTL_F_PARTITIONS, nparts);
@@ -96,6 +98,8 @@ static json_object *type_json(const struct gpup_pool *p, const struct gpup_type 
 	add_u64(o, GPUP_CTL_F_VRAM, t->vram_size);
 	add_u64(o, GPUP_CTL_F_MAX_INSTANCES, t->max_instances);
 	add_u64(o, GPUP_CTL_F_AVAILABLE, t->available);
+	add_str(o, GPUP_CTL_F_GENERATION, p->gpus[t->gpu].gen);
+	json_object_object_add(o, GPUP_CTL_F_FEATURES, dmn_features_json(p->gpus[t->gpu].kernels));
 	return o;
 }
 
@@ -156,6 +160,10 @@ static void part_fields(struct gpup_daemon *d, const struct gpup_partition *p, j
 	json_object_object_add(o, GPUP_CTL_F_CONNECTED,
 			       json_object_new_boolean(dp && vfu_server_connected(dp->vfu)));
 	json_object_object_add(o, GPUP_CTL_F_UNAVAILABLE, NULL);
+	json_object_object_add(o, GPUP_CTL_F_COMPAT,
+			       p->compat[0] ? json_object_new_string(p->compat) : NULL);
+	json_object_object_add(o, GPUP_CTL_F_FEATURES,
+			       dmn_features_json(gpup_pool_part_kernels(&d->pool, p)));
 	sched_fields(p, o);
 	dmn_mig_fields(dp, o);
 }
@@ -183,6 +191,7 @@ static json_object *m_create(struct gpup_daemon *d, json_object *req)
 	const char *type = gpup_ctl_str(req, GPUP_CTL_F_TYPE, NULL);
 	const char *gpu = gpup_ctl_str(req, GPUP_CTL_F_GPU, NULL);
 	const char *uuid = gpup_ctl_str(req, GPUP_CTL_F_UUID, NULL);
+	const char *compat = gpup_ctl_str(req, GPUP_CTL_F_COMPAT, NULL);
 	char err[GPUP_POOL_ERR_MAX];
 	struct gpup_partition *p;
 	json_object *r;
@@ -190,7 +199,7 @@ static json_object *m_create(struct gpup_daemon *d, json_object *req)
 
 	if (!type)
 		return gpup_ctl_fail(EINVAL, "create needs a partition type");
-	rc = gpup_pool_create(&d->pool, gpu, type, uuid, &p, err, sizeof(err));
+	rc = gpup_pool_create_compat(&d->pool, gpu, type, uuid, compat, &p, err, sizeof(err));
 	if (rc)
 		return gpup_ctl_fail(-rc, "%s", err);
 	rc = dmn_part_start(d, p);
@@ -201,9 +210,10 @@ static json_object *m_create(struct gpup_daemon *d, json_object *req)
 		gpup_pool_destroy(&d->pool, uu, err, sizeof(err));
 		return gpup_ctl_fail(-rc, "cannot serve the new partition: %s", strerror(-rc));
 	}
-	gpup_daemon_log("partition %s created: %s on %s at VRAM offset %llu MiB", p->uuid,
+	gpup_daemon_log("partition %s created: %s on %s at VRAM offset %llu MiB%s%s", p->uuid,
 			p->type, d->pool.gpus[p->gpu].name,
-			(unsigned long long)(p->vram_offset >> 20));
+			(unsigned long long)(p->vram_offset >> 20),
+			p->compat[0] ? ", compat " : "", p->compat);
 	r = gpup_ctl_ok();
 	part_fields(d, p, r);
 	return r;
@@ -316,6 +326,7 @@ static json_object *dma_json(struct gpup_partition *p, struct dmn_part *dp)
 	json_object_object_add(o, GPUP_CTL_F_IOPT_LIMIT,
 			       json_object_new_int64((int64_t)VGPU_IOMMU_TABLE_BYTES));
 	dmn_mig_fields(dp, o);
+	dmn_move_fields(dp, o);
 	return o;
 }
 
@@ -347,6 +358,8 @@ static const struct {
 	{ GPUP_CTL_M_STATS, m_stats },
 	{ GPUP_CTL_M_CHECKPOINT, dmn_ctl_checkpoint },
 	{ GPUP_CTL_M_RESTORE, dmn_ctl_restore },
+	{ GPUP_CTL_M_MOVE, dmn_ctl_move },
+	{ GPUP_CTL_M_FAULT, dmn_ctl_fault },
 };
 
 json_object *dmn_ctl_handle(struct gpup_daemon *d, json_object *req)

@@ -13,6 +13,7 @@
 
 #include "gpup/daemon/daemon.h"
 #include "gpup/pool/pool.h"
+#include "gpup/vgpu/vgpu.h"
 
 enum dmn_src_kind {
 	DMN_SRC_CTL, DMN_SRC_CONN, DMN_SRC_SIGNAL, DMN_SRC_PART,
@@ -34,6 +35,8 @@ struct dmn_part {
 	struct vfu_server *vfu;
 	int listen_fd;
 	char path[108];           /* sun_path */
+	struct vgpu_move_stats last_move;  /* of the last move that succeeded */
+	uint64_t moves;
 };
 
 struct dmn_conn;
@@ -108,8 +111,19 @@ json_object *dmn_ctl_handle(struct gpup_daemon *d, json_object *req);
 /* daemon_mig.c: the checkpoint and restore methods, and the migration
  * fields of a partition's listing (null when it is not served). */
 json_object *dmn_ctl_checkpoint(struct gpup_daemon *d, json_object *req);
+/* The served partition a request's "uuid" names: NULL and *fail set if
+ * none. */
+struct dmn_part *dmn_req_part(struct gpup_daemon *d, json_object *req, json_object **fail);
 json_object *dmn_ctl_restore(struct gpup_daemon *d, json_object *req);
 void dmn_mig_fields(struct dmn_part *dp, json_object *o);
+
+/* daemon_move.c: the move method (a running partition to another GPU),
+ * the last move's fields for stats, and the tests' fault method. */
+json_object *dmn_ctl_move(struct gpup_daemon *d, json_object *req);
+void dmn_move_fields(const struct dmn_part *dp, json_object *o);
+json_object *dmn_ctl_fault(struct gpup_daemon *d, json_object *req);
+/* The names of the features in mask, as a JSON array. */
+json_object *dmn_features_json(uint32_t mask);
 
 /* daemon_sched.c: the control-API methods "sched" and "stats", for the
  * method table: one reply object, never NULL. */

@@ -208,7 +208,9 @@ static uint64_t part_value(struct gpup_partition *p, size_t k)
 	case 4: return vs.commands;
 	case 5: return vs.faults;
 	case 6: return vs.interrupts;
-	default: return vs.doorbells;
+	case 7: return vs.doorbells;
+	case 8: return dp ? dp->moves : 0;
+	default: return dp ? dp->last_move.pause_ns / 1000 : 0;
 	}
 }
 
@@ -223,6 +225,9 @@ static void part_families(FILE *f, struct gpup_daemon *d)
 		{ "gpup_partition_faults_total", "counter", "Faults its queues raised." },
 		{ "gpup_partition_interrupts_total", "counter", "Interrupts sent to its client." },
 		{ "gpup_partition_doorbells_total", "counter", "Doorbells rung." },
+		{ "gpup_partition_moves_total", "counter", "Moves to another GPU (gpup move)." },
+		{ "gpup_partition_move_pause_microseconds", "gauge",
+		  "How long its last move paused it." },
 	};
 
 	for (size_t k = 0; k < sizeof(fam) / sizeof(fam[0]); k++) {

@@ -33,8 +33,8 @@ static uint64_t now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-/* The partition a request names, served: NULL and *fail set if none. */
-static struct dmn_part *req_part(struct gpup_daemon *d, json_object *req, json_object **fail)
+/* See daemon_int.h. */
+struct dmn_part *dmn_req_part(struct gpup_daemon *d, json_object *req, json_object **fail)
 {
 	const char *uuid = gpup_ctl_str(req, GPUP_CTL_F_UUID, NULL);
 	char norm[GPUP_UUID_STRLEN + 1];
@@ -106,7 +106,7 @@ json_object *dmn_ctl_checkpoint(struct gpup_daemon *d, json_object *req)
 {
 	char dir[PATH_MAX], name[NAME_MAX + 1], err[256] = "";
 	json_object *fail = NULL, *r;
-	struct dmn_part *dp = req_part(d, req, &fail);
+	struct dmn_part *dp = dmn_req_part(d, req, &fail);
 	uint64_t t0 = now_ms();
 	int rc;
 
@@ -128,7 +128,7 @@ json_object *dmn_ctl_restore(struct gpup_daemon *d, json_object *req)
 {
 	char dir[PATH_MAX], name[NAME_MAX + 1], err[256] = "";
 	json_object *fail = NULL, *r;
-	struct dmn_part *dp = req_part(d, req, &fail);
+	struct dmn_part *dp = dmn_req_part(d, req, &fail);
 	struct mig_stats st;
 	uint64_t t0 = now_ms();
 	int rc;

@@ -40,7 +40,8 @@ static int part_devices(struct gpup_daemon *d, struct dmn_part *dp)
 	if (!dp->dom)
 		return -ENOMEM;
 	struct vgpu_cfg vc = { .gpu = gpu, .vram_offset = p->vram_offset, .vram_size = p->vram_size,
-			       .iommu = dp->dom, .name = p->uuid, .type = p->type };
+			       .iommu = dp->dom, .name = p->uuid, .type = p->type,
+			       .kernels = gpup_pool_part_kernels(&d->pool, p) };
 
 	dp->vgpu = vgpu_create(&vc);
 	if (!dp->vgpu)

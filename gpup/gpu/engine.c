@@ -198,8 +198,13 @@ static bool preempt_poll(void *arg, uint64_t cpu_ns)
 	pthread_mutex_lock(&e->lock);
 	if (n > 0)
 		handle_events(e, ev, n);
-	/* The scheduler may have been swapped for one that never preempts. */
-	if (e->sops->preempt)
+	/* A context being detached (its owner stops it for a migration or a
+	 * move) stops here, not at the end of a slice that fifo makes an
+	 * hour long.  The scheduler may have been swapped for one that never
+	 * preempts. */
+	if (e->cur->detaching)
+		e->yield = true;
+	else if (e->sops->preempt)
 		e->yield = e->sops->preempt(e->sched, e->cur, gpup_mono_ns());
 	pthread_mutex_unlock(&e->lock);
 	return e->yield;

@@ -20,7 +20,29 @@ struct gpup_gpu {
 	uint64_t born_ns;
 	unsigned int fail_ops;     /* injected faults: GPUP_GPU_OP_* */
 	int fail_err;
+	const struct gpup_gpu_gen *gen;
 };
+
+/* gen1 predates RENDER; gen2 runs every built-in kernel. */
+static const struct gpup_gpu_gen gens[] = {
+	{ "gen1", GPUP_KERNELS_BUILTIN & ~(1u << GPUP_KERNEL_RENDER) },
+	{ "gen2", GPUP_KERNELS_BUILTIN },
+};
+
+const struct gpup_gpu_gen *gpup_gpu_gen_at(unsigned int i)
+{
+	return i < sizeof(gens) / sizeof(gens[0]) ? &gens[i] : NULL;
+}
+
+const struct gpup_gpu_gen *gpup_gpu_gen_find(const char *name)
+{
+	const struct gpup_gpu_gen *g;
+
+	for (unsigned int i = 0; (g = gpup_gpu_gen_at(i)); i++)
+		if (!strcmp(g->name, name))
+			return g;
+	return NULL;
+}
 
 /* 0, or the injected error for op. */
 static int injected(const struct gpup_gpu *gpu, unsigned int op)
@@ -38,7 +60,8 @@ void gpup_gpu_inject_fault(struct gpup_gpu *gpu, unsigned int ops, int err)
 
 static bool cfg_valid(const struct gpup_gpu_cfg *cfg)
 {
-	return cfg->vram_size && cfg->vram_size % GPUP_GPU_VRAM_ALIGN == 0 &&
+	return (!cfg->gen || gpup_gpu_gen_find(cfg->gen)) &&
+	       cfg->vram_size && cfg->vram_size % GPUP_GPU_VRAM_ALIGN == 0 &&
 	       cfg->ncompute >= 1 && cfg->ncompute <= GPUP_GPU_MAX_ENGINES &&
 	       cfg->ncopy >= 1 && cfg->ncopy <= GPUP_GPU_MAX_ENGINES;
 }
@@ -59,6 +82,7 @@ struct gpup_gpu *gpup_gpu_create(const struct gpup_backend_ops *ops,
 	gpu->ops = ops;
 	gpu->cfg = *cfg;
 	gpu->born_ns = gpup_mono_ns();
+	gpu->gen = gpup_gpu_gen_find(cfg->gen ? cfg->gen : GPUP_GPU_GEN_DEFAULT);
 	snprintf(gpu->name, sizeof(gpu->name), "gpu%u", cfg->index);
 	r = ops->open(gpu, cfg);
 	if (r) {
@@ -87,6 +111,13 @@ void gpup_gpu_describe(const struct gpup_gpu *gpu, struct gpup_gpu_desc *desc)
 	desc->vram_size = gpu->cfg.vram_size;
 	desc->ncompute = gpu->cfg.ncompute;
 	desc->ncopy = gpu->cfg.ncopy;
+	snprintf(desc->gen, sizeof(desc->gen), "%s", gpu->gen->name);
+	desc->kernels = gpu->gen->kernels;
+}
+
+uint32_t gpup_gpu_kernels(const struct gpup_gpu *gpu)
+{
+	return gpu->gen->kernels;
 }
 
 void *gpup_gpu_vram_map(struct gpup_gpu *gpu)
@@ -104,6 +135,26 @@ int gpup_gpu_vram_attach(struct gpup_gpu *gpu, uint64_t off, uint64_t size)
 	    size > gpu->cfg.vram_size || off > gpu->cfg.vram_size - size)
 		return -EINVAL;
 	return gpu->ops->vram_attach(gpu, off, size);
+}
+
+int gpup_gpu_vram_adopt(struct gpup_gpu *gpu, uint64_t off, uint64_t size, int fd)
+{
+	int r = injected(gpu, GPUP_GPU_OP_VRAM_ADOPT);
+
+	if (r)
+		return r;
+	if (!gpu->ops->vram_adopt)
+		return -EOPNOTSUPP;
+	if (!size || off % GPUP_GPU_WINDOW_ALIGN || size % GPUP_GPU_WINDOW_ALIGN ||
+	    size > gpu->cfg.vram_size || off > gpu->cfg.vram_size - size || fd < 0)
+		return -EINVAL;
+	return gpu->ops->vram_adopt(gpu, off, size, fd);
+}
+
+void gpup_gpu_vram_release(struct gpup_gpu *gpu, uint64_t off)
+{
+	if (gpu->ops->vram_release)
+		gpu->ops->vram_release(gpu, off);
 }
 
 void gpup_gpu_vram_detach(struct gpup_gpu *gpu, uint64_t off)

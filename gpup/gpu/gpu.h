@@ -29,6 +29,22 @@
  * is gone from the daemon, and a client that kept the file sees zeros and
  * reaches nothing of the GPU.  VRAM outside every window belongs to no
  * client.
+ *
+ * A window's file can also move between GPUs (vram_adopt, vram_release):
+ * the destination shows the same file at a window of its own, the source
+ * forgets it without touching its pages.  A client's mapping of the file
+ * stays valid throughout and no byte is copied: this is how a running
+ * partition moves to another GPU of the sim backend (docs/MIGRATION.md,
+ * "Moving a partition").  A backend whose VRAM is device memory leaves
+ * both NULL; such a move would copy VRAM instead (not built).
+ *
+ * DOC: generations
+ *
+ * GPUs of one backend differ by generation, as real boards do: each has
+ * a name ("gen1", "gen2") and a feature set, the built-in kernels it runs
+ * (a GPUP_REG_KERNELS bitmask).  gen1 lacks RENDER; gen2 has every
+ * kernel and is the default.  A partition exposes a subset (its
+ * compatibility mask) and can move to any GPU whose set covers it.
  */
 #ifndef GPUP_GPU_H
 #define GPUP_GPU_H
@@ -58,6 +74,8 @@ struct gpup_gpu_cfg {
 	uint64_t flops_per_s;
 	/* Run first on each engine thread (gpup_engine_create); can be NULL. */
 	int (*thread_init)(void);
+	/* Its generation (gpup_gpu_gen_find); NULL: GPUP_GPU_GEN_DEFAULT. */
+	const char *gen;
 };
 
 struct gpup_gpu_desc {
@@ -66,6 +84,8 @@ struct gpup_gpu_desc {
 	const char *backend;       /* "sim", ... */
 	uint64_t vram_size;
 	unsigned int ncompute, ncopy;
+	char gen[16];              /* "gen2" */
+	uint32_t kernels;          /* its feature set: bit n = GPUP_KERNEL n */
 };
 
 /* What holds a VRAM window's memory (gpup_gpu_vram_backing). */
@@ -118,9 +138,21 @@ struct gpup_backend_ops {
 				      unsigned int idx);
 	/* The device's model name for gpup_gpu_describe.  Can be NULL. */
 	const char *model;
+	/* Show the window file fd (one another GPU's window had, of exactly
+	 * size bytes and sealed as vram_attach seals) at [off, off + size)
+	 * of this GPU, keeping a reference of its own: its pages are not
+	 * touched, a client's mapping of it stays valid.  The wrapper checked
+	 * alignment and range; an overlap is -EBUSY, a file of another size
+	 * or without the seals -EINVAL.  0 or -errno, nothing changed on
+	 * failure.  Can be NULL: windows cannot move here (-EOPNOTSUPP). */
+	int (*vram_adopt)(struct gpup_gpu *gpu, uint64_t off, uint64_t size, int fd);
+	/* Forget the window at off without punching it (whoever adopted its
+	 * file keeps the data): vram_map shows zeros there again.  Nothing if
+	 * no window is attached at off.  Can be NULL with vram_adopt. */
+	void (*vram_release)(struct gpup_gpu *gpu, uint64_t off);
 };
 
-#define GPUP_BACKEND_OPS_VERSION 3
+#define GPUP_BACKEND_OPS_VERSION 4
 
 /* Create the sim GPU described by cfg; NULL and errno on failure. */
 struct gpup_gpu *gpup_sim_gpu_create(const struct gpup_gpu_cfg *cfg);
@@ -146,6 +178,13 @@ enum gpup_vram_backing gpup_gpu_vram_backing(struct gpup_gpu *gpu, uint64_t off)
 enum gpup_vram_backing gpup_gpu_vram_backing_new(struct gpup_gpu *gpu);
 const char *gpup_vram_backing_name(enum gpup_vram_backing b);
 int gpup_gpu_reset(struct gpup_gpu *gpu);
+/* Move a window's file here (see DOC: VRAM windows): 0, -EINVAL as for
+ * attach, -EOPNOTSUPP where the backend cannot, or the backend's error. */
+int gpup_gpu_vram_adopt(struct gpup_gpu *gpu, uint64_t off, uint64_t size, int fd);
+/* The source's half of a move: forget the window at off, data kept. */
+void gpup_gpu_vram_release(struct gpup_gpu *gpu, uint64_t off);
+/* The GPU's feature set: bit n = built-in kernel n. */
+uint32_t gpup_gpu_kernels(const struct gpup_gpu *gpu);
 /* NULL if the backend has no such engine. */
 struct gpup_engine *gpup_gpu_engine(struct gpup_gpu *gpu, enum gpup_engine_kind kind,
 				    unsigned int idx);
@@ -168,7 +207,21 @@ void gpup_gpu_set_priv(struct gpup_gpu *gpu, void *priv);
 #define GPUP_GPU_OP_RESET (1u << 2)
 #define GPUP_GPU_OP_ENGINE (1u << 3)
 #define GPUP_GPU_OP_VRAM_ATTACH (1u << 4)
+#define GPUP_GPU_OP_VRAM_ADOPT (1u << 5)
 void gpup_gpu_inject_fault(struct gpup_gpu *gpu, unsigned int ops, int err);
+
+/* GPU generations (see DOC: generations). */
+struct gpup_gpu_gen {
+	const char *name;          /* "gen1" */
+	uint32_t kernels;          /* bit n = GPUP_KERNEL n runs there */
+};
+#define GPUP_GPU_GEN_DEFAULT "gen2"
+/* The generation called name, or NULL. */
+const struct gpup_gpu_gen *gpup_gpu_gen_find(const char *name);
+/* The i-th generation, oldest first; NULL past the last. */
+const struct gpup_gpu_gen *gpup_gpu_gen_at(unsigned int i);
+/* "SAXPY", "RENDER", ...: the name of built-in kernel id, "?" if none. */
+const char *gpup_kernel_name(uint32_t id);
 
 /* Limits on a GPU's shape. */
 #define GPUP_GPU_MAX_ENGINES 16u
@@ -204,7 +257,10 @@ void gpup_gpu_inject_fault(struct gpup_gpu *gpu, unsigned int ops, int err);
  * whether the running context should yield; if so the slice ends at that
  * point with its progress saved, as at its deadline, and counts as a
  * preemption (and a yield).  A doorbell of the running context itself,
- * seen then, keeps it runnable after its run, as a kick does.
+ * seen then, keeps it runnable after its run, as a kick does.  A context
+ * being detached (gpup_engine_detach) ends its slice at the next look, so
+ * a detach waits for at most one such interval and a work-group, whatever
+ * the slice.
  *
  * DOC: the scheduler plug-in
  *

@@ -50,6 +50,17 @@ bool gpup_slice_over(uint64_t deadline_ns)
 	return t >= deadline_ns || (slice_hook_fn && slice_hook_fn(slice_hook_arg, t));
 }
 
+const char *gpup_kernel_name(uint32_t id)
+{
+	static const char *const names[GPUP_KERNEL_MAX] = {
+		[GPUP_KERNEL_SAXPY] = "SAXPY",   [GPUP_KERNEL_GEMM] = "GEMM",
+		[GPUP_KERNEL_REDUCE] = "REDUCE", [GPUP_KERNEL_CHECKSUM] = "CHECKSUM",
+		[GPUP_KERNEL_RENDER] = "RENDER", [GPUP_KERNEL_SPIN] = "SPIN",
+	};
+
+	return id < GPUP_KERNEL_MAX ? names[id] : "?";
+}
+
 static uint64_t div_up(uint64_t a, uint64_t b)
 {
 	return a / b + (a % b != 0);

@@ -29,6 +29,12 @@
  * host at once, even if a client still holds the fd) and maps fresh
  * anonymous memory back over it.  Reset punches every window and drops
  * every other page.
+ *
+ * A window moves to another sim GPU with its file: the destination maps
+ * the same file (a dup of its fd) over its own window's place, so for a
+ * moment both GPUs show the same pages; then the source maps anonymous
+ * memory back over its place without punching anything.  The client's
+ * mapping of the file never notices.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -37,6 +43,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "gpup/gpu/gpu.h"
@@ -285,6 +292,62 @@ static int sim_vram_attach(struct gpup_gpu *gpu, uint64_t off, uint64_t size)
 	return r;
 }
 
+/* 0 if fd is a window file of exactly size bytes that cannot change
+ * size, else -EINVAL (or fstat's error). */
+static int window_file_ok(int fd, uint64_t size)
+{
+	struct stat st;
+	int seals = fcntl(fd, F_GET_SEALS);
+
+	if (fstat(fd, &st))
+		return -errno;
+	if (seals < 0 || (seals & (F_SEAL_SHRINK | F_SEAL_GROW)) != (F_SEAL_SHRINK | F_SEAL_GROW) ||
+	    (uint64_t)st.st_size != size)
+		return -EINVAL;
+	return 0;
+}
+
+static int sim_vram_adopt(struct gpup_gpu *gpu, uint64_t off, uint64_t size, int fd)
+{
+	struct sim_gpu *s = gpup_gpu_priv(gpu);
+	struct sim_window w = { .off = off, .size = size, .fd = -1 };
+	int r = window_file_ok(fd, size);
+
+	pthread_mutex_lock(&s->lock);
+	if (!r)
+		r = window_room(s, off, size);
+	if (!r && (w.fd = fcntl(fd, F_DUPFD_CLOEXEC, 0)) < 0)
+		r = -errno;
+	if (!r && mmap(s->vram + off, size, SIM_PROT, MAP_SHARED | MAP_FIXED, w.fd, 0) ==
+		      MAP_FAILED) {
+		r = -errno;
+		anon_back(s, off, size);
+		close(w.fd);
+	}
+	if (!r) {
+		w.backing = window_pages(s, &w);
+		s->win[s->nwin++] = w;
+	}
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
+/* The file lives on where it was adopted: not punched, only unmapped. */
+static void sim_vram_release(struct gpup_gpu *gpu, uint64_t off)
+{
+	struct sim_gpu *s = gpup_gpu_priv(gpu);
+	int i;
+
+	pthread_mutex_lock(&s->lock);
+	i = window_at(s, off);
+	if (i >= 0) {
+		anon_back(s, s->win[i].off, s->win[i].size);
+		close(s->win[i].fd);
+		s->win[i] = s->win[--s->nwin];
+	}
+	pthread_mutex_unlock(&s->lock);
+}
+
 static void sim_vram_detach(struct gpup_gpu *gpu, uint64_t off)
 {
 	struct sim_gpu *s = gpup_gpu_priv(gpu);
@@ -362,6 +425,8 @@ static const struct gpup_backend_ops sim_ops = {
 	.reset = sim_reset,
 	.engine = sim_engine,
 	.model = "gpup sim GPU",
+	.vram_adopt = sim_vram_adopt,
+	.vram_release = sim_vram_release,
 };
 
 struct gpup_gpu *gpup_sim_gpu_create(const struct gpup_gpu_cfg *cfg)

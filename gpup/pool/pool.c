@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "gpup/base/base.h"
+#include "gpup/gpu/gpu.h"
 #include "gpup/pool/pool.h"
 
 static void set_err(char *err, size_t len, const char *fmt, ...)
@@ -79,6 +80,8 @@ int gpup_pool_add_gpu(struct gpup_pool *p, const char *name, const char *model,
 	g->ncompute = ncompute;
 	g->ncopy = ncopy;
 	g->priv = priv;
+	snprintf(g->gen, sizeof(g->gen), "%s", GPUP_GPU_GEN_DEFAULT);
+	g->kernels = gpup_gpu_gen_find(GPUP_GPU_GEN_DEFAULT)->kernels;
 	gpup_buddy_init(&g->buddy, vram_size, GPUP_POOL_MAX_DENOM);
 	return (int)p->ngpus++;
 }
@@ -204,9 +207,11 @@ int gpup_uuid_generate(char *out)
 	return 0;
 }
 
-/* Among GPUs offering the type with room, the one with the fewest free
- * units: filling busy GPUs first keeps whole GPUs free for large types. */
-static int pick_gpu(const struct gpup_pool *p, const char *type, struct gpup_type *t)
+/* Among GPUs offering the type with room and the features `need`, the
+ * one with the fewest free units: filling busy GPUs first keeps whole GPUs
+ * free for large types. */
+static int pick_gpu(const struct gpup_pool *p, const char *type, uint32_t need,
+		    struct gpup_type *t)
 {
 	int best = -1;
 	unsigned int best_free = 0;
@@ -216,7 +221,7 @@ static int pick_gpu(const struct gpup_pool *p, const char *type, struct gpup_typ
 		struct gpup_type ti;
 		unsigned int fu;
 
-		if (gpup_pool_find_type(p, i, type, &ti))
+		if (gpup_pool_find_type(p, i, type, &ti) || (need & ~p->gpus[i].kernels))
 			continue;
 		known = true;
 		fu = gpup_buddy_free_units(&p->gpus[i].buddy);
@@ -231,15 +236,24 @@ static int pick_gpu(const struct gpup_pool *p, const char *type, struct gpup_typ
 	return best;
 }
 
+/* The lowest feature of want that GPU g lacks, by name. */
+static const char *lacks(const struct gpup_pool_gpu *g, uint32_t want)
+{
+	return gpup_kernel_name((uint32_t)__builtin_ctz(want & ~g->kernels));
+}
+
+/* who: what needs the features `need`, for the error line. */
 static int resolve_target(struct gpup_pool *p, const char *gpu_id, const char *type,
-			  struct gpup_type *t, char *err, size_t errlen)
+			  uint32_t need, const char *who, struct gpup_type *t, char *err,
+			  size_t errlen)
 {
 	int gpu;
 
 	if (!gpu_id) {
-		gpu = pick_gpu(p, type, t);
+		gpu = pick_gpu(p, type, need, t);
 		if (gpu == -ENOENT)
-			set_err(err, errlen, "no GPU offers type '%s'; see 'gpup types'", type);
+			set_err(err, errlen, "no GPU offers type '%s'%s; see 'gpup types'", type,
+				need ? " with those features" : "");
 		else if (gpu == -ENOSPC)
 			set_err(err, errlen, "no GPU has room for a '%s' partition", type);
 		return gpu;
@@ -253,6 +267,11 @@ static int resolve_target(struct gpup_pool *p, const char *gpu_id, const char *t
 		set_err(err, errlen, "%s has no type '%s'; see 'gpup types'",
 			p->gpus[gpu].name, type);
 		return -ENOENT;
+	}
+	if (need & ~p->gpus[gpu].kernels) {
+		set_err(err, errlen, "%s (%s) lacks the %s kernel that %s exposes",
+			p->gpus[gpu].name, p->gpus[gpu].gen, lacks(&p->gpus[gpu], need), who);
+		return -EOPNOTSUPP;
 	}
 	if (!t->available) {
 		const struct gpup_buddy *b = &p->gpus[gpu].buddy;
@@ -307,22 +326,51 @@ static void link_part(struct gpup_pool *p, struct gpup_partition *part)
 	*pp = part;
 }
 
+/* compat's name and features into part: 0, or -EINVAL naming the known
+ * generations. */
+static int set_compat(struct gpup_partition *part, const char *compat, char *err,
+		      size_t errlen)
+{
+	const struct gpup_gpu_gen *g = compat ? gpup_gpu_gen_find(compat) : NULL;
+
+	if (!compat)
+		return 0;
+	if (!g) {
+		set_err(err, errlen, "--compat '%s' is not a GPU generation (gen1, gen2)", compat);
+		return -EINVAL;
+	}
+	snprintf(part->compat, sizeof(part->compat), "%s", g->name);
+	part->compat_kernels = g->kernels;
+	return 0;
+}
+
 int gpup_pool_create(struct gpup_pool *p, const char *gpu_id, const char *type,
 		     const char *uuid, struct gpup_partition **out, char *err, size_t errlen)
+{
+	return gpup_pool_create_compat(p, gpu_id, type, uuid, NULL, out, err, errlen);
+}
+
+int gpup_pool_create_compat(struct gpup_pool *p, const char *gpu_id, const char *type,
+			    const char *uuid, const char *compat, struct gpup_partition **out,
+			    char *err, size_t errlen)
 {
 	struct gpup_partition *part;
 	struct gpup_pool_gpu *g;
 	struct gpup_type t;
 	unsigned int units, off;
+	char who[32];
 	int gpu, rc;
 
 	part = calloc(1, sizeof(*part));
 	if (!part)
 		return -ENOMEM;
 	rc = choose_uuid(p, uuid, part->uuid, err, errlen);
+	if (!rc)
+		rc = set_compat(part, compat, err, errlen);
 	if (rc)
 		goto err;
-	gpu = rc = resolve_target(p, gpu_id, type, &t, err, errlen);
+	snprintf(who, sizeof(who), "compat %s", part->compat);
+	gpu = rc = resolve_target(p, gpu_id, type, part->compat_kernels, who, &t, err, errlen);
 	if (rc < 0)
 		goto err;
 	g = &p->gpus[gpu];
@@ -406,6 +454,66 @@ int gpup_pool_destroy(struct gpup_pool *p, const char *uuid, char *err, size_t e
 	return 0;
 }
 
+uint32_t gpup_pool_part_kernels(const struct gpup_pool *p, const struct gpup_partition *part)
+{
+	return part->compat[0] ? part->compat_kernels : p->gpus[part->gpu].kernels;
+}
+
+int gpup_pool_move_begin(struct gpup_pool *p, const struct gpup_partition *part,
+			 const char *gpu_id, unsigned int *gpu, uint64_t *vram_offset, char *err,
+			 size_t errlen)
+{
+	uint32_t need = gpup_pool_part_kernels(p, part);
+	struct gpup_type t;
+	unsigned int units, off;
+	int g = gpup_pool_find_gpu(p, gpu_id), rc;
+
+	if (g >= 0 && (unsigned int)g == part->gpu) {
+		set_err(err, errlen, "partition %s already runs on %s", part->uuid, p->gpus[g].name);
+		return -EINVAL;
+	}
+	if (g >= 0 && (gpup_pool_find_type(p, (unsigned int)g, part->type, &t) ||
+		       t.vram_size != part->vram_size)) {
+		set_err(err, errlen, "%s has no type '%s': its VRAM is of another size or backend",
+			p->gpus[g].name, part->type);
+		return -ENOENT;
+	}
+	g = resolve_target(p, gpu_id, part->type, need,
+			   part->compat[0] ? "its compat" : "its GPU, and so the partition,", &t, err,
+			   errlen);
+	if (g < 0)
+		return g;
+	units = GPUP_POOL_MAX_DENOM / t.fraction;
+	rc = gpup_buddy_alloc(&p->gpus[g].buddy, units, &off);
+	if (rc)
+		return rc;
+	*gpu = (unsigned int)g;
+	*vram_offset = (uint64_t)off * p->gpus[g].buddy.unit;
+	return 0;
+}
+
+static void free_slot(struct gpup_pool *p, unsigned int gpu, uint64_t off, unsigned int fraction)
+{
+	struct gpup_pool_gpu *g = &p->gpus[gpu];
+
+	gpup_buddy_free(&g->buddy, (unsigned int)(off / g->buddy.unit),
+			GPUP_POOL_MAX_DENOM / fraction);
+}
+
+void gpup_pool_move_commit(struct gpup_pool *p, struct gpup_partition *part, unsigned int gpu,
+			   uint64_t vram_offset)
+{
+	free_slot(p, part->gpu, part->vram_offset, part->fraction);
+	part->gpu = gpu;
+	part->vram_offset = vram_offset;
+}
+
+void gpup_pool_move_abort(struct gpup_pool *p, const struct gpup_partition *part,
+			  unsigned int gpu, uint64_t vram_offset)
+{
+	free_slot(p, gpu, vram_offset, part->fraction);
+}
+
 int gpup_pool_adopt(struct gpup_pool *p, struct gpup_partition *part, char *err,
 		    size_t errlen)
 {
@@ -432,6 +540,11 @@ int gpup_pool_adopt(struct gpup_pool *p, struct gpup_partition *part, char *err,
 		set_err(err, errlen, "vram_offset %llu is past the end of %s",
 			(unsigned long long)part->vram_offset, g->name);
 		return -EINVAL;
+	}
+	if (part->compat_kernels & ~g->kernels) {
+		set_err(err, errlen, "%s (%s) lacks the %s kernel its compat %s needs", g->name,
+			g->gen, lacks(g, part->compat_kernels), part->compat);
+		return -EOPNOTSUPP;
 	}
 	rc = gpup_buddy_reserve(&g->buddy, (unsigned int)(part->vram_offset / g->buddy.unit),
 				GPUP_POOL_MAX_DENOM / t.fraction);

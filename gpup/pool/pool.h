@@ -47,6 +47,22 @@
  * STATE/gpus/NAME.json, written the same way; the daemon reads them when
  * it brings the GPU up.
  *
+ * A partition created with a compatibility mask (`gpup create --compat
+ * gen1`) keeps the generation's name as "compat"; files without one
+ * expose whatever their GPU has.  A compat that names no generation this
+ * daemon knows, or one its GPU cannot honour, makes the definition
+ * unavailable, with the reason.
+ *
+ * DOC: moving a partition
+ *
+ * A move to another GPU (the daemon drives the device, docs/MIGRATION.md)
+ * goes through the pool in three steps: gpup_pool_move_begin checks the
+ * destination (its type, its features against what the partition
+ * exposes, room) and reserves the slot before anything stops; then
+ * either gpup_pool_move_commit frees the source slot and records the new
+ * place, or gpup_pool_move_abort frees the reserved one.  The definition
+ * file is rewritten whole (gpup_pool_state_write_at) in between.
+ *
  * Functions return 0 or -errno; those taking `err` also write one line for
  * a human there on failure.
  */
@@ -138,6 +154,8 @@ struct gpup_pool_gpu {
 	uint64_t vram_size;
 	unsigned int ncompute, ncopy;
 	struct gpup_buddy buddy;  /* units of vram_size / GPUP_POOL_MAX_DENOM */
+	char gen[16];             /* its generation: "gen2" unless set after add */
+	uint32_t kernels;         /* its features: the built-in kernels it runs */
 	struct gpup_gpu_sched sched;
 	void *priv;               /* the daemon's struct gpup_gpu */
 };
@@ -158,6 +176,8 @@ struct gpup_partition {
 	uint64_t vram_offset, vram_size;
 	struct sched_ctx_cfg sched;  /* valid when sched_set; priv unused */
 	bool sched_set;              /* false: scheduler defaults */
+	char compat[16];             /* a generation's name, "" for none */
+	uint32_t compat_kernels;     /* its features, when compat is set */
 	void *priv;               /* the daemon's serving state */
 	struct gpup_partition *next;
 };
@@ -218,6 +238,29 @@ int gpup_pool_find_type(const struct gpup_pool *p, unsigned int gpu, const char 
  */
 int gpup_pool_create(struct gpup_pool *p, const char *gpu_id, const char *type,
 		     const char *uuid, struct gpup_partition **out, char *err, size_t errlen);
+/* The same, exposing only generation `compat`'s features (NULL: its GPU's
+ * whole set); without gpu_id only GPUs that have them are considered.
+ * -EINVAL for a compat that is no generation, -EOPNOTSUPP for a GPU
+ * lacking one of its features (err names it). */
+int gpup_pool_create_compat(struct gpup_pool *p, const char *gpu_id, const char *type,
+			    const char *uuid, const char *compat, struct gpup_partition **out,
+			    char *err, size_t errlen);
+
+/* The features a partition exposes: its compat's, or its GPU's. */
+uint32_t gpup_pool_part_kernels(const struct gpup_pool *p, const struct gpup_partition *part);
+
+/* Moving a partition (see DOC: moving a partition).  begin: the
+ * destination GPU's index and the slot reserved there, or -ENODEV (no
+ * such GPU), -EINVAL (its own GPU), -ENOENT (no type of that name and
+ * size there), -EOPNOTSUPP (a feature it exposes is missing there: err
+ * names it), -ENOSPC (no room); nothing changes on failure. */
+int gpup_pool_move_begin(struct gpup_pool *p, const struct gpup_partition *part,
+			 const char *gpu_id, unsigned int *gpu, uint64_t *vram_offset, char *err,
+			 size_t errlen);
+void gpup_pool_move_commit(struct gpup_pool *p, struct gpup_partition *part, unsigned int gpu,
+			   uint64_t vram_offset);
+void gpup_pool_move_abort(struct gpup_pool *p, const struct gpup_partition *part,
+			  unsigned int gpu, uint64_t vram_offset);
 
 /* Remove a partition: its state file, its slot, its record.  The caller has
  * stopped serving it.  An unavailable definition (restore skipped it) is
@@ -252,6 +295,10 @@ int gpup_pool_state_clean(struct gpup_pool *p);
 
 /* ---- persistence (pool_state.c) ---- */
 int gpup_pool_state_write(const struct gpup_pool *p, const struct gpup_partition *part);
+/* Its definition as if it lived at (gpu, vram_offset): a move's new
+ * place, written before the device stops. */
+int gpup_pool_state_write_at(const struct gpup_pool *p, const struct gpup_partition *part,
+			     unsigned int gpu, uint64_t vram_offset);
 int gpup_pool_state_remove(const struct gpup_pool *p, const char *uuid);
 /* Whether STATE/partitions/UUID.json exists (as anything, even a link). */
 bool gpup_pool_state_exists(const struct gpup_pool *p, const char *uuid);

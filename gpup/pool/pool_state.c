@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "gpup/base/base.h"
+#include "gpup/gpu/gpu.h"
 #include "gpup/pool/pool.h"
 
 #define STATE_SUBDIR "partitions"
@@ -125,16 +126,20 @@ static json_object *attrs_json(const struct gpup_partition *part)
 	return a;
 }
 
-static char *part_json(const struct gpup_pool *p, const struct gpup_partition *part)
+static char *part_json(const struct gpup_pool *p, const struct gpup_partition *part,
+		       unsigned int gpu, uint64_t vram_offset)
 {
 	json_object *o = json_object_new_object();
 	char *s;
 
 	json_object_object_add(o, "version", json_object_new_int(STATE_VERSION));
 	json_object_object_add(o, "uuid", json_object_new_string(part->uuid));
-	json_object_object_add(o, "parent", json_object_new_string(p->gpus[part->gpu].name));
+	json_object_object_add(o, "parent", json_object_new_string(p->gpus[gpu].name));
 	json_object_object_add(o, "type", json_object_new_string(part->type));
-	json_object_object_add(o, "vram_offset", json_object_new_int64((int64_t)part->vram_offset));
+	/* Absent without one, so the file stays as older daemons wrote it. */
+	if (part->compat[0])
+		json_object_object_add(o, "compat", json_object_new_string(part->compat));
+	json_object_object_add(o, "vram_offset", json_object_new_int64((int64_t)vram_offset));
 	json_object_object_add(o, "vram_size", json_object_new_int64((int64_t)part->vram_size));
 	json_object_object_add(o, "attrs", attrs_json(part));
 	s = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY));
@@ -174,6 +179,12 @@ static int write_file_atomic(const char *dir, const char *name, const char *text
 
 int gpup_pool_state_write(const struct gpup_pool *p, const struct gpup_partition *part)
 {
+	return gpup_pool_state_write_at(p, part, part->gpu, part->vram_offset);
+}
+
+int gpup_pool_state_write_at(const struct gpup_pool *p, const struct gpup_partition *part,
+			     unsigned int gpu, uint64_t vram_offset)
+{
 	char dir[PATH_MAX], name[64];
 	char *text;
 	int rc;
@@ -185,7 +196,7 @@ int gpup_pool_state_write(const struct gpup_pool *p, const struct gpup_partition
 		rc = gpup_mkdir_p(dir, 0700);
 	if (rc)
 		return rc;
-	text = part_json(p, part);
+	text = part_json(p, part, gpu, vram_offset);
 	if (!text)
 		return -ENOMEM;
 	snprintf(name, sizeof(name), "%s.json", part->uuid);
@@ -362,6 +373,25 @@ static int ju64(json_object *o, const char *key, uint64_t *out)
 	return 0;
 }
 
+/* "compat", if there: a generation this daemon knows. */
+static int parse_compat(json_object *o, struct gpup_partition *part, char *err, size_t errlen)
+{
+	const struct gpup_gpu_gen *g;
+	json_object *v;
+
+	if (!json_object_object_get_ex(o, "compat", &v))
+		return 0;
+	if (!json_object_is_type(v, json_type_string) ||
+	    !(g = gpup_gpu_gen_find(json_object_get_string(v)))) {
+		snprintf(err, errlen, "compat %s is not a GPU generation this daemon knows",
+			 json_object_to_json_string(v));
+		return -EINVAL;
+	}
+	snprintf(part->compat, sizeof(part->compat), "%s", g->name);
+	part->compat_kernels = g->kernels;
+	return 0;
+}
+
 /* Parse one state file into *part: 0, or -EINVAL with a reason. */
 static int parse_part(const struct gpup_pool *p, json_object *o, const char *file_uuid,
 		      struct gpup_partition *part, char *err, size_t errlen)
@@ -395,7 +425,7 @@ static int parse_part(const struct gpup_pool *p, json_object *o, const char *fil
 	}
 	part->gpu = (unsigned int)gpu;
 	snprintf(part->type, sizeof(part->type), "%s", type);
-	return 0;
+	return parse_compat(o, part, err, errlen);
 }
 
 /* A decimal string of at most `max`, digits only. */

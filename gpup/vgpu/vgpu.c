@@ -153,7 +153,7 @@ static int queue_capture(struct vgpu_queue *q, uint64_t *bad)
 
 /* The engine a queue runs on: queues of different vgpus spread over a
  * GPU's engines of the kind they ask for. */
-static struct gpup_engine *queue_engine(struct vgpu_queue *q)
+struct gpup_engine *vgpu_queue_engine(struct vgpu_queue *q)
 {
 	struct gpup_gpu_desc d;
 
@@ -165,7 +165,7 @@ static struct gpup_engine *queue_engine(struct vgpu_queue *q)
 
 int vgpu_queue_attach(struct vgpu_queue *q)
 {
-	struct gpup_engine *e = queue_engine(q);
+	struct gpup_engine *e = vgpu_queue_engine(q);
 	struct vgpu *v = q->v;
 	int r = e ? gpup_engine_attach(e, &q->ectx) : -ENODEV;
 
@@ -463,7 +463,7 @@ static uint32_t dev_read(struct vgpu *v, uint32_t off)
 	case GPUP_REG_NUM_ENGINES:
 		return 2;
 	case GPUP_REG_KERNELS:
-		return GPUP_KERNELS_BUILTIN;
+		return v->kernels;
 	case GPUP_REG_CONTROL:
 		return v->control;
 	case GPUP_REG_STATUS:
@@ -477,7 +477,7 @@ static uint32_t dev_read(struct vgpu *v, uint32_t off)
 	case GPUP_REG_FAULT_COUNT:
 		return (uint32_t)v->fault_count;
 	case GPUP_REG_TIME_LO:
-		t = gpup_gpu_clock_ns(v->gpu);
+		t = vgpu_clock_ns(v);
 		v->time_hi_latch = (uint32_t)(t >> 32);
 		return (uint32_t)t;
 	case GPUP_REG_TIME_HI:
@@ -578,6 +578,20 @@ int vgpu_set_irq_fd(struct vgpu *v, unsigned int vector, int fd)
 	return 0;
 }
 
+uint64_t vgpu_clock_ns(const struct vgpu *v)
+{
+	return gpup_gpu_clock_ns(v->gpu) + (uint64_t)v->clock_bias;
+}
+
+uint32_t vgpu_kernels(struct vgpu *v)
+{
+	pthread_mutex_lock(&v->lock);
+	uint32_t k = v->kernels;
+
+	pthread_mutex_unlock(&v->lock);
+	return k;
+}
+
 void vgpu_set_lost(struct vgpu *v)
 {
 	pthread_mutex_lock(&v->lock);
@@ -631,6 +645,7 @@ static void vgpu_free(struct vgpu *v)
 	pthread_mutex_destroy(&v->lock);
 	pthread_mutex_destroy(&v->cfg_lock);
 	pthread_mutex_destroy(&v->mig_lock);
+	pthread_rwlock_destroy(&v->home_lock);
 	free(v);
 }
 
@@ -642,7 +657,7 @@ static int cfg_check(const struct vgpu_cfg *cfg)
 		return -EINVAL;
 	gpup_gpu_describe(cfg->gpu, &d);
 	if (cfg->vram_size > d.vram_size || cfg->vram_offset > d.vram_size - cfg->vram_size ||
-	    cfg->vram_offset % 8)
+	    cfg->vram_offset % 8 || (cfg->kernels & ~d.kernels))
 		return -EINVAL;
 	return 0;
 }
@@ -690,7 +705,9 @@ struct vgpu *vgpu_create(const struct vgpu_cfg *cfg)
 	pthread_mutex_init(&v->cfg_lock, NULL);
 	pthread_mutex_init(&v->lock, NULL);
 	pthread_mutex_init(&v->mig_lock, NULL);
+	pthread_rwlock_init(&v->home_lock, NULL);
 	v->gpu = cfg->gpu;
+	v->kernels = cfg->kernels ? cfg->kernels : gpup_gpu_kernels(cfg->gpu);
 	v->iommu = cfg->iommu;
 	v->vram = vram + cfg->vram_offset;
 	v->vram_offset = cfg->vram_offset;

@@ -33,6 +33,10 @@ struct vgpu_cfg {
 	const char *name;            /* for logs: the partition UUID */
 	const char *type;            /* its partition type, named in migration
 				      * streams (NULL: "") */
+	/* The built-in kernels it exposes (GPUP_REG_KERNELS; a KERNEL of
+	 * another id faults BAD_KERNEL as an unknown one does), a subset of
+	 * the GPU's (gpup_gpu_kernels).  0: the GPU's whole set. */
+	uint32_t kernels;
 };
 
 struct vgpu_stats {
@@ -41,8 +45,8 @@ struct vgpu_stats {
 };
 
 /* NULL and errno on failure (EINVAL for a window that is not
- * page-aligned inside the GPU's VRAM, EBUSY for one over another
- * partition's).  The window gets VRAM of its own (gpup_gpu_vram_attach),
+ * page-aligned inside the GPU's VRAM or kernels the GPU lacks, EBUSY for
+ * one over another partition's).  The window gets VRAM of its own (gpup_gpu_vram_attach),
  * zeroed: a partition never sees what an earlier one left there, and the
  * fd BAR2 hands out reaches nothing of another partition's. */
 struct vgpu *vgpu_create(const struct vgpu_cfg *cfg);
@@ -142,6 +146,32 @@ int vgpu_checkpoint(struct vgpu *v, const char *dir, const char *name, char *err
 int vgpu_restore(struct vgpu *v, const char *dir, const char *name, char *err, size_t errlen);
 struct mig_stats;
 void vgpu_mig_stats(struct vgpu *v, struct mig_stats *st);
+
+/*
+ * Moving a running partition to another GPU of the same backend
+ * (vgpu_move.c; docs/MIGRATION.md, "Moving a partition").  The vgpu
+ * itself moves: the same object the vfio-user server points at, with
+ * its doorbell eventfds, the client's irq eventfds and its IOMMU domain,
+ * is re-homed on window [vram_offset, +vram_size) of gpu.  Its VRAM file
+ * goes with it (gpup_gpu_vram_adopt, then gpup_gpu_vram_release on the
+ * source), so nothing of VRAM is copied and a client's BAR2 mapping
+ * stays valid.  Between the two it is quiesced, its state saved and
+ * loaded again against the new window (every command in flight resumes
+ * where it stopped, on the new GPU's engines), and its queues put on
+ * those engines.  kernels: the features it exposes there (0: gpu's whole
+ * set), which must cover what it exposed so far.  A failure at any step
+ * leaves it running on its source as before, with err naming the step.
+ * -EBUSY while its client drives a migration; 0 or -errno.
+ */
+struct vgpu_move_stats {
+	uint64_t pause_ns;           /* queues off an engine: quiesce to resume */
+	uint64_t total_ns;           /* the whole call */
+	uint64_t quiesce_ns, state_ns, attach_ns;  /* parts of the pause */
+};
+int vgpu_move(struct vgpu *v, struct gpup_gpu *gpu, uint64_t vram_offset, uint32_t kernels,
+	      struct vgpu_move_stats *st, char *err, size_t errlen);
+/* The features v exposes now (GPUP_REG_KERNELS). */
+uint32_t vgpu_kernels(struct vgpu *v);
 
 /*
  * The vgpu as a vfio-user device: vfu/'s device ops with dev = the vgpu.

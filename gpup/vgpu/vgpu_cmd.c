@@ -314,9 +314,20 @@ static enum step exec_wait(struct vgpu_queue *q)
 
 static enum step exec_timestamp(struct vgpu_queue *q)
 {
-	uint64_t now = gpup_gpu_clock_ns(q->v->gpu);
+	uint64_t now;
+
+	pthread_mutex_lock(&q->v->lock);
+	now = vgpu_clock_ns(q->v);
+	pthread_mutex_unlock(&q->v->lock);
 
 	return access64(q, q->cmd.timestamp.space, q->cmd.timestamp.addr, &now, true);
+}
+
+/* Whether the partition exposes kernel id (GPUP_REG_KERNELS); the mask
+ * changes only while no queue runs (a move), so no lock is needed. */
+static bool kernel_exposed(const struct vgpu *v, uint32_t id)
+{
+	return id < 32 && (v->kernels & (1u << id));
 }
 
 static enum step exec_kernel(struct vgpu_queue *q, uint64_t deadline)
@@ -325,8 +336,11 @@ static enum step exec_kernel(struct vgpu_queue *q, uint64_t deadline)
 	uint64_t bad;
 
 	if (!q->prog.started) {
-		int code = gpup_kernel_prepare(&q->prog.kernel, k->kernel, k->args,
-					       q->v->vram_size, &bad);
+		/* A kernel the partition does not expose is no kernel at all. */
+		int code = kernel_exposed(q->v, k->kernel)
+				   ? gpup_kernel_prepare(&q->prog.kernel, k->kernel, k->args,
+							 q->v->vram_size, &bad)
+				   : GPUP_FAULT_BAD_KERNEL;
 
 		if (code)
 			return cmd_fault(q, (uint32_t)code,
@@ -399,7 +413,8 @@ static bool resumable_kernel(struct vgpu_queue *q)
 	const struct gpup_cmd_kernel *c = &q->cmd.kernel;
 	uint64_t bad;
 
-	if (saved.id != c->kernel || memcmp(saved.args, c->args, sizeof(saved.args)) ||
+	if (saved.id != c->kernel || !kernel_exposed(q->v, c->kernel) ||
+	    memcmp(saved.args, c->args, sizeof(saved.args)) ||
 	    gpup_kernel_prepare(k, c->kernel, c->args, q->v->vram_size, &bad) ||
 	    saved.next > k->ngroups)
 		return false;

@@ -8,7 +8,10 @@
  * Locking: cfg_lock serialises control-plane calls (BAR0 writes, reset,
  * destroy); they may wait for an engine to drop a queue, so engines never
  * take it.  lock guards the register file and is held only briefly, by
- * both sides.  A queue's `run` snapshot and everything below it in struct
+ * both sides.  home_lock guards where the vgpu lives (gpu, vram,
+ * vram_offset): the serving thread holds it shared while it reaches VRAM
+ * for a region access, a move holds it exclusively while it swaps them
+ * (with every queue off its engine, so engines never need it).  A queue's `run` snapshot and everything below it in struct
  * vgpu_queue belong to the engine while the queue is attached.
  *
  * The watchdog's partition reset (vgpu_wd.c) is owed by an engine thread,
@@ -85,10 +88,15 @@ struct vgpu_queue {
 
 struct vgpu {
 	pthread_mutex_t cfg_lock, lock;
-	struct gpup_gpu *gpu;
+	pthread_rwlock_t home_lock;
+	struct gpup_gpu *gpu;         /* home_lock, and lock for readers of the clock */
 	struct iommu_domain *iommu;
-	uint8_t *vram;                /* the partition's window */
+	uint8_t *vram;                /* the partition's window (home_lock) */
 	uint64_t vram_offset, vram_size;  /* of the window in the GPU's VRAM */
+	uint32_t kernels;             /* features exposed (lock to change) */
+	/* Added to the GPU's clock, so that a move to a GPU that came up at
+	 * another time never sends the device clock back (lock). */
+	int64_t clock_bias;
 	unsigned int id;
 	char name[64];
 	char type[64];                /* partition type, for migration streams */
@@ -161,6 +169,10 @@ void vgpu_wd_join(struct vgpu *v);
 int vgpu_queue_attach(struct vgpu_queue *q);
 /* Drop q from its engine, folding its counters into the vgpu's (cfg_lock). */
 void vgpu_queue_detach(struct vgpu_queue *q);
+/* The engine of v's GPU that q runs on (cfg_lock), or NULL. */
+struct gpup_engine *vgpu_queue_engine(struct vgpu_queue *q);
+/* The device clock (TIMESTAMP, GPUP_REG_TIME; lock held). */
+uint64_t vgpu_clock_ns(const struct vgpu *v);
 
 /* VRAM [off, off + len) of v was written by the device: mark it for a
  * migration's next round if one is tracking.  Call after the write. */
@@ -174,6 +186,15 @@ void vgpu_sched_apply_queue(struct vgpu *v, struct gpup_engine *e, struct vgpu_q
  * partition; a KERNEL launch is prepared again for this window
  * (vgpu_cmd.c). */
 bool vgpu_cmd_resumable(struct vgpu_queue *q);
+
+/* vgpu_quiesce, vgpu_resume and vgpu_state_save with cfg_lock held;
+ * check: every check vgpu_state_load makes of a blob (a command in flight
+ * must be resumable here), nothing applied.  For a move, which holds
+ * cfg_lock from stop to start so that no BAR0 write falls between. */
+void vgpu_quiesce_locked(struct vgpu *v);
+void vgpu_resume_locked(struct vgpu *v);
+int vgpu_state_save_locked(struct vgpu *v, void *buf, size_t max);
+int vgpu_state_check_locked(struct vgpu *v, const void *buf, size_t len);
 
 /* Make v's migration device (vgpu_create), and route its log lines
  * (vgpu_serve). */

@@ -30,9 +30,8 @@
 
 #define VGPU_PAGE_SHIFT 12
 
-int vgpu_quiesce(struct vgpu *v)
+void vgpu_quiesce_locked(struct vgpu *v)
 {
-	pthread_mutex_lock(&v->cfg_lock);
 	/* A watchdog reset owed now is paid before the state is taken. */
 	vgpu_wd_flush(v);
 	v->quiesced = true;
@@ -44,13 +43,18 @@ int vgpu_quiesce(struct vgpu *v)
 		vgpu_queue_detach(q);
 		q->parked = true;
 	}
+}
+
+int vgpu_quiesce(struct vgpu *v)
+{
+	pthread_mutex_lock(&v->cfg_lock);
+	vgpu_quiesce_locked(v);
 	pthread_mutex_unlock(&v->cfg_lock);
 	return 0;
 }
 
-void vgpu_resume(struct vgpu *v)
+void vgpu_resume_locked(struct vgpu *v)
 {
-	pthread_mutex_lock(&v->cfg_lock);
 	v->quiesced = false;
 	for (unsigned int i = 0; i < GPUP_MAX_QUEUES; i++) {
 		struct vgpu_queue *q = &v->q[i];
@@ -61,6 +65,12 @@ void vgpu_resume(struct vgpu *v)
 		if (!vgpu_queue_attach(q))
 			gpup_ectx_kick(&q->ectx);
 	}
+}
+
+void vgpu_resume(struct vgpu *v)
+{
+	pthread_mutex_lock(&v->cfg_lock);
+	vgpu_resume_locked(v);
 	pthread_mutex_unlock(&v->cfg_lock);
 }
 
@@ -182,17 +192,14 @@ static void save_regs(const struct vgpu *v, struct gpup_vgpu_state *s)
 	memcpy(s->pci_cfg, v->pci.space, sizeof(s->pci_cfg));
 }
 
-int vgpu_state_save(struct vgpu *v, void *buf, size_t max)
+int vgpu_state_save_locked(struct vgpu *v, void *buf, size_t max)
 {
 	struct gpup_vgpu_state *s = buf;
 
 	if (max < sizeof(*s))
 		return -ENOSPC;
-	pthread_mutex_lock(&v->cfg_lock);
-	if (!v->quiesced) {
-		pthread_mutex_unlock(&v->cfg_lock);
+	if (!v->quiesced)
 		return -EBUSY;
-	}
 	memset(s, 0, sizeof(*s));
 	s->magic = GPUP_VGPU_STATE_MAGIC;
 	s->version = GPUP_VGPU_STATE_VERSION;
@@ -204,8 +211,16 @@ int vgpu_state_save(struct vgpu *v, void *buf, size_t max)
 	for (unsigned int i = 0; i < GPUP_MAX_QUEUES; i++)
 		save_queue(&v->q[i], &s->q[i]);
 	pthread_mutex_unlock(&v->lock);
-	pthread_mutex_unlock(&v->cfg_lock);
 	return (int)sizeof(*s);
+}
+
+int vgpu_state_save(struct vgpu *v, void *buf, size_t max)
+{
+	pthread_mutex_lock(&v->cfg_lock);
+	int r = vgpu_state_save_locked(v, buf, max);
+
+	pthread_mutex_unlock(&v->cfg_lock);
+	return r;
 }
 
 static bool zero(const void *p, size_t n)
@@ -380,6 +395,31 @@ int vgpu_state_load(struct vgpu *v, const void *buf, size_t len)
 	return ok ? 0 : -EINVAL;
 }
 
+/* Every check of vgpu_state_load, the commands in flight prepared again
+ * on copies of their queues: nothing of v changes. */
+int vgpu_state_check_locked(struct vgpu *v, const void *buf, size_t len)
+{
+	const struct gpup_vgpu_state *s = buf;
+	struct sched_ctx_cfg sched;
+	struct vgpu_queue *tmp;
+	int r = len == sizeof(*s) ? check_state(v, s, len) : -EPROTO;
+
+	if (!r)
+		r = sched_from(s, &sched);
+	tmp = r ? NULL : malloc(sizeof(*tmp));
+	if (!r && !tmp)
+		r = -ENOMEM;
+	for (unsigned int i = 0; i < GPUP_MAX_QUEUES && !r; i++) {
+		if (!(s->q[i].flags & GPUP_VST_Q_RUNNING))
+			continue;
+		*tmp = v->q[i];
+		if (!load_progress(tmp, &s->q[i]))
+			r = -EINVAL;
+	}
+	free(tmp);
+	return r;
+}
+
 /* Power-on state for a migration's RESUMING or DEVICE_RESET: not stopped,
  * nothing tracked, VRAM zero.  VRAM is punched, not written: its pages go
  * back to the host and a load then allocates only those with data. */
@@ -406,11 +446,13 @@ static void mig_ident(void *dev, struct mig_ident *id)
 
 	gpup_gpu_describe(v->gpu, &d);
 	memset(id, 0, sizeof(*id));
-	snprintf(id->model, sizeof(id->model), "%.31s", d.backend ? d.backend : "?");
+	snprintf(id->model, sizeof(id->model), "%.15s-%.15s", d.backend ? d.backend : "?",
+		 d.gen);
 	snprintf(id->type, sizeof(id->type), "%.31s", v->type);
 	id->vram_size = v->vram_size;
-	/* What a guest can see differ between GPUs: the built-in kernels. */
-	id->features = GPUP_KERNELS_BUILTIN;
+	/* What a guest can see differ between GPUs: the built-in kernels,
+	 * as many as this partition exposes (its compatibility mask). */
+	id->features = vgpu_kernels(v);
 }
 
 static int mig_quiesce(void *dev)

@@ -51,7 +51,9 @@ static int vfu_region_info(void *dev, uint32_t index, struct vfio_region_info *i
 		info->flags = VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE;
 	if (index != VFIO_PCI_BAR2_REGION_INDEX)
 		return 0;
+	pthread_rwlock_rdlock(&v->home_lock);
 	*fd = gpup_gpu_vram_fd(v->gpu, v->vram_offset);
+	pthread_rwlock_unlock(&v->home_lock);
 	if (*fd < 0)
 		return *fd;
 	info->flags |= VFIO_REGION_INFO_FLAG_MMAP;
@@ -71,7 +73,9 @@ static int vfu_region_read(void *dev, uint32_t index, uint64_t off, void *buf, u
 	case VFIO_PCI_BAR2_REGION_INDEX:
 		/* The server bounded it by vram_size; the client cannot shrink
 		 * the file under it (sealed), so this cannot fault. */
+		pthread_rwlock_rdlock(&v->home_lock);
 		memcpy(buf, v->vram + off, len);
+		pthread_rwlock_unlock(&v->home_lock);
 		return 0;
 	default:
 		return -EINVAL;
@@ -89,7 +93,9 @@ static int vfu_region_write(void *dev, uint32_t index, uint64_t off, const void 
 	case VFIO_PCI_BAR0_REGION_INDEX:
 		return vgpu_bar0_write(v, off, buf, len);
 	case VFIO_PCI_BAR2_REGION_INDEX:
+		pthread_rwlock_rdlock(&v->home_lock);
 		memcpy(v->vram + off, buf, len);
+		pthread_rwlock_unlock(&v->home_lock);
 		vgpu_vram_written(v, off, len);
 		return 0;
 	default:
