@@ -11,8 +11,8 @@
  * window of blocks at the configured rate, in runs of up to 64 KiB, each
  * run one of: CPU stores (to RAM, or to VRAM through the BAR2 mapping),
  * FILL, COPY (RAM or VRAM to RAM or VRAM, from a block the epoch does not
- * touch) or a RENDER kernel launch, spread over a compute and a copy
- * queue.  No shadow copy is kept: a block's contents are a function of
+ * touch) or a RENDER kernel launch (a FILL where the partition does not
+ * offer RENDER), spread over a compute and a copy queue.  No shadow copy is kept: a block's contents are a function of
  * one 64-bit key (what wrote it, a stamp from the seed and a counter),
  * and a copy hands its source's keys to its destination.  At the end of
  * an epoch the guest waits for its fences, checks every fence word
@@ -74,7 +74,7 @@ struct region {
 
 struct dirty {
 	struct vg_dev dev;
-	bool gpu;
+	bool gpu, render;        /* a device; one that offers RENDER */
 	uint64_t rate, epoch_ms, run_ns, epochs, timeout_ns, seed, rng, stamp;
 	struct region r[2];      /* RAM, then VRAM */
 	uint64_t total;          /* blocks in both */
@@ -286,7 +286,10 @@ static int write_run(uint64_t b, unsigned int n)
 		op_cpu(r, b, n);
 		return 0;
 	}
-	return how == 1 ? op_fill(r, b, n) : how == 2 ? op_copy(r, b, n) : op_render(r, b, n);
+	if (how == 2)
+		return op_copy(r, b, n);
+	/* a partition masked to a generation without RENDER gets FILLs */
+	return how == 3 && D.render ? op_render(r, b, n) : op_fill(r, b, n);
 }
 
 /* ---- pacing ---- */
@@ -444,9 +447,9 @@ static int run(void)
 	uint64_t t0 = rt_ns(), ms;
 	int rc = 0;
 
-	rt_printf("dirty: start: RAM 0x%lx+%lu, VRAM 0x%lx+%lu, %lu MiB/s, epochs of %lu ms\n",
+	rt_printf("dirty: start: RAM 0x%lx+%lu, VRAM 0x%lx+%lu, %lu MiB/s, epochs of %lu ms%s\n",
 		  D.r[0].base, D.r[0].n * BLOCK, D.r[1].base, D.r[1].n * BLOCK, D.rate >> 20,
-		  D.epoch_ms);
+		  D.epoch_ms, D.gpu && !D.render ? ", no RENDER kernel here: FILL instead" : "");
 	while (!rc) {
 		if (D.epochs ? D.epoch >= D.epochs : rt_ns() - t0 >= D.run_ns)
 			break;
@@ -485,6 +488,7 @@ static int setup_device(uint64_t vram_bytes)
 	}
 	D.r[1].cpu = D.dev.vram + D.r[1].base;
 	D.gpu = true;
+	D.render = vg_read(&D.dev, GPUP_REG_KERNELS) & (1u << GPUP_KERNEL_RENDER);
 	/* A partition's VRAM is zero when it is made, not when a VM boots. */
 	rc = queue_cmd(Q_COPY, gpup_cmd_fill(GPUP_SPACE_VRAM, D.r[1].base, vram_bytes, 0));
 	if (!rc)

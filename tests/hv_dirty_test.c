@@ -3,8 +3,9 @@
  * The dirty sample guest under `gpup run` on a daemon's partition: it
  * rewrites guest RAM and VRAM at a set rate (CPU stores, BAR2 stores,
  * FILL, COPY, RENDER) and checks every byte and fence after each epoch.
- * Here: it passes on its own, with no device at all, and through a
- * checkpoint of its partition, a paused VM and a paused daemon; and its
+ * Here: it passes on its own, with no device at all, through a
+ * checkpoint of its partition, a paused VM and a paused daemon, and
+ * through `gpup move` between GPUs and across generations; and its
  * checks fail when they should: a VRAM byte changed behind its back
  * (written into the partition's VRAM file from outside) is named by
  * offset, and an older checkpoint restored under it does not go
@@ -51,7 +52,8 @@ static void need_kvm(void)
 
 static void setup(void)
 {
-	static const char *const args[] = { "--sim-gpus", "1", "--vram", "1G", NULL };
+	/* gpu0 and gpu1 are gen2 (every kernel), gpu2 a gen1 (no RENDER) */
+	static const char *const args[] = { "--sim-gpus", "2:gen2,1:gen1", "--vram", "1G", NULL };
 
 	if (access("/dev/kvm", R_OK | W_OK) != 0 || !getenv("GPUP_BIN"))
 		return; /* each test skips with its reason */
@@ -124,13 +126,14 @@ static bool running(const struct vm *p)
 	return waitid(P_PID, (id_t)p->pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && !si.si_pid;
 }
 
-/* A new partition: its socket path into sock. */
-static void create(char *sock, size_t len)
+/* A new partition on gpu0, with more create options: its socket path
+ * into sock. */
+static void create(char *sock, size_t len, const char *more)
 {
-	char out[256];
+	char args[256], out[256];
 
-	cr_assert_eq(tl_gpup(dmn.dir, out, sizeof(out), "create --gpu gpu0 --type " TYPE), 0,
-		     "create: %s", out);
+	snprintf(args, sizeof(args), "create --gpu gpu0 --type " TYPE " %s", more);
+	cr_assert_eq(tl_gpup(dmn.dir, out, sizeof(out), args), 0, "create: %s", out);
 	cr_assert_eq(strlen(out), 37, "%s", out);
 	out[36] = 0;
 	snprintf(sock, len, "%s/%s.sock", dmn.run_dir, out);
@@ -153,6 +156,54 @@ static void mig(const char *cmd, const char *sock, const char *file)
 	cr_assert_eq(tl_gpup(dmn.dir, out, sizeof(out), args), 0, "%s: %s", cmd, out);
 }
 
+static void move(const char *sock, const char *gpu)
+{
+	char args[256], out[1024];
+
+	snprintf(args, sizeof(args), "move %s --to-gpu %s", uuid_of(sock), gpu);
+	cr_assert_eq(tl_gpup(dmn.dir, out, sizeof(out), args), 0, "move to %s: %s", gpu, out);
+}
+
+/* Moves while it works, hops apart, ending where hops[n - 1] says. */
+static void moved_while_working(const char *create_opts, const char *const *hops,
+				bool render)
+{
+	struct vm p;
+	char sock[200];
+
+	create(sock, sizeof(sock), create_opts);
+	boot(&p, sock, "ram=8 vram=8 rate=32 ms=2500 epoch=100 timeout=10");
+	usleep(500000);
+	for (; *hops; hops++) {
+		move(sock, *hops);
+		usleep(400000);
+	}
+	finish(&p);
+	cr_assert_eq(p.code, 0, "out: %s err: %s", p.out_buf, p.err_buf);
+	cr_assert_eq(!strstr(p.out_buf, "no RENDER kernel here: FILL instead"), render, "%s",
+		     p.out_buf);
+	cr_assert(strstr(p.out_buf, "dirty: ok: "), "%s", p.out_buf);
+	cr_assert_str_eq(p.err_buf, "", "the VMM saw nothing of the moves");
+}
+
+Test(hv_dirty, every_byte_survives_moves_between_gpus)
+{
+	static const char *const hops[] = { "gpu1", "gpu0", "gpu1", NULL };
+
+	need_kvm();
+	moved_while_working("", hops, true);
+}
+
+/* Masked to gen1 (no RENDER, so the guest FILLs instead), the partition
+ * moves onto a gen1 GPU and back to gen2 ones. */
+Test(hv_dirty, every_byte_survives_moves_across_generations)
+{
+	static const char *const hops[] = { "gpu2", "gpu1", "gpu2", NULL };
+
+	need_kvm();
+	moved_while_working("--compat gen1", hops, false);
+}
+
 Test(hv_dirty, ram_only_without_a_device)
 {
 	struct vm p;
@@ -173,7 +224,7 @@ Test(hv_dirty, every_byte_survives_a_checkpoint_and_pauses)
 	char sock[200];
 
 	need_kvm();
-	create(sock, sizeof(sock));
+	create(sock, sizeof(sock), "");
 	boot(&p, sock, "ram=8 vram=8 rate=32 ms=3000 epoch=100 timeout=10");
 	usleep(700000);
 	mig("checkpoint", sock, "ck");
@@ -231,7 +282,7 @@ Test(hv_dirty, a_vram_byte_changed_behind_its_back_is_named)
 	int fd;
 
 	need_kvm();
-	create(sock, sizeof(sock));
+	create(sock, sizeof(sock), "");
 	boot(&p, sock, "ram=4 vram=4 rate=16 ms=8000 epoch=100");
 	fd = open_vram();
 	usleep(500000);
@@ -261,7 +312,7 @@ Test(hv_dirty, an_older_checkpoint_restored_under_it_is_caught)
 	char sock[200];
 
 	need_kvm();
-	create(sock, sizeof(sock));
+	create(sock, sizeof(sock), "");
 	boot(&p, sock, "ram=4 vram=4 rate=16 ms=6000 epoch=100 timeout=5");
 	usleep(600000);
 	mig("checkpoint", sock, "old");
