@@ -1054,7 +1054,9 @@ static void report(struct results *R)
 	       "cache, and must give back the VRAM that was saved.\n\n", R->fs);
 	ckpt_print(R->ck, R->fsize, GIB, R->fs);
 	printf("\n### Pause of a device migration under a dirtying workload\n\n");
-	printf("Two partitions of the same type on the daemon's two GPUs share one guest "
+	printf("A move between two GPUs driven by a vfio-user client, as a VMM would drive "
+	       "it (`gpup move` does not exist yet).  "
+	       "Two partitions of the same type on the daemon's two GPUs share one guest "
 		"RAM (DMA_MAP of the same memfd).  A workload thread writes a 256 KiB FILL to "
 		"a random 256 KiB of VRAM and a FENCE every 2.5 ms (100 MiB/s) through queue "
 		"0 of whichever partition holds it, polling the fence in guest RAM.  A move: "
@@ -1065,7 +1067,9 @@ static void report(struct results *R)
 		"workload rings the destination's doorbell and the source is reset.  Moves "
 		"alternate between the two GPUs.  p99 is of the moves made, so the slowest of "
 		"them.  Total is from the SET to PRE_COPY to the destination in RUNNING, set "
-		"against the bytes moved at the memcpy rate above (%.2f GB/s).\n\n",
+		"against the bytes moved at the memcpy rate above (%.2f GB/s).  After the "
+		"last move every 256 KiB of VRAM must hold the initial data or the last FILL "
+		"the workload saw land (bit-exact).\n\n",
 		MAX_ROUNDS, mem.med);
 	move_print(R->move, R->nmove, mem.med);
 	if (R->skipped)
