@@ -34,6 +34,7 @@ struct mig_save {
 	uint8_t *buf;             /* a staged chunk: head + payload */
 	size_t len, pos;          /* bytes in buf, bytes of them read */
 	uint64_t *pending;        /* pages still to send */
+	uint64_t *written;        /* pages the device wrote since the save began */
 	uint64_t npages, cursor;  /* pages of VRAM; the walk's next page */
 	uint32_t seq;             /* the next chunk's number */
 	uint64_t ext_from, ext_data, ext_end; /* last vram_data answer, bytes */
