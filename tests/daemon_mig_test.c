@@ -32,6 +32,7 @@
 #include "tests/testlib.h"
 #include "uapi/gpup_ctl.h"
 #include "uapi/gpup_vgpu.h"
+#include "uapi/vfio_mig.h"
 #include "vfu/vfu.h"
 
 static const char *const daemon_args[] = { "--sim-gpus", "2", "--vram", "256M", NULL };
@@ -324,4 +325,96 @@ Test(daemon_mig, a_client_gone_mid_migration_leaves_the_device_running)
 	cr_assert_eq(gpup_vg_fence_wait(&g, 0, 10000, NULL), 0, "its engines run");
 	gpup_vg_close(&g);
 	vfu_client_close(c);
+}
+
+/* The device state as a client sets and reads it (kernel values). */
+enum { ST_STOP = 1, ST_RUNNING = 2, ST_STOP_COPY = 3, ST_RESUMING = 4, ST_PRE_COPY = 6 };
+
+static void set_state(struct vfu_client *c, uint32_t state)
+{
+	struct vfio_device_feature_mig_state st = { .device_state = state, .data_fd = -1 };
+
+	cr_assert_geq(vfu_client_feature(c, VFIO_DEVICE_FEATURE_SET |
+					 VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE,
+					 &st, sizeof(st), &st, sizeof(st)), 0, "SET %u", state);
+}
+
+/* MIG_DATA_READ until a short read: the bytes appended to buf. */
+static size_t read_round(struct vfu_client *c, uint8_t *buf, size_t have, size_t max)
+{
+	uint32_t chunk = vfu_client_max_xfer(c);
+	int n;
+
+	do {
+		cr_assert_leq(have + chunk, max, "the stream outgrew its buffer");
+		n = vfu_client_mig_read(c, buf + have, chunk);
+		cr_assert_geq(n, 0, "MIG_DATA_READ: %s", strerror(-n));
+		have += (size_t)n;
+	} while ((uint32_t)n == chunk);
+	return have;
+}
+
+/* What the issue asks of an outside client: a partition on gpu0 taken
+ * through PRE_COPY rounds (its engine writing VRAM meanwhile) and
+ * STOP_COPY, the stream fed to a partition on gpu1 through RESUMING ->
+ * STOP -> RUNNING, and its VRAM found bit for bit. */
+Test(daemon_mig, client_moves_a_busy_partition_to_another_gpu_bit_for_bit)
+{
+	const size_t max = 200ull << 20, vram = 64ull << 20;
+	uint8_t *stream = malloc(max), *va = malloc(vram), *vb = malloc(vram);
+	char a[64], b[64];
+	struct vfu_client *ca, *cb;
+	struct gpup_vg g;
+	union gpup_cmd cmds[LAUNCHES];
+	size_t len = 0;
+	uint32_t fault = 0;
+
+	cr_assert(stream && va && vb);
+	create("gpu0", "sim-64m-4", a);
+	create("gpu1", "sim-64m-4", b);
+	ca = attach(a);
+	cr_assert_eq(gpup_vg_open(&g, ca, 8 << 20), 0);
+	cr_assert_eq(gpup_vg_queue_setup(&g, 0, GPUP_ENGINE_COMPUTE), 0);
+	union gpup_cmd init[2] = {
+		gpup_cmd_fill(GPUP_SPACE_VRAM, X, 4ull * N, 0x3f800000),
+		gpup_cmd_fill(GPUP_SPACE_VRAM, Y, 4ull * N, 0),
+	};
+	cr_assert_eq(gpup_vg_submit(&g, 0, init, 2), 0);
+	cr_assert_eq(gpup_vg_fence_wait(&g, 0, 10000, &fault), 0);
+	for (unsigned int i = 0; i < LAUNCHES / 4; i++)
+		cmds[i] = saxpy(2.0f);
+	cr_assert_eq(gpup_vg_submit(&g, 0, cmds, LAUNCHES / 4), 0);
+
+	set_state(ca, ST_PRE_COPY);
+	for (int round = 0; round < 3; round++)
+		len = read_round(ca, stream, len, max);
+	set_state(ca, ST_STOP_COPY);
+	len = read_round(ca, stream, len, max);
+	cr_assert_eq(vfu_client_region_read(ca, VFIO_PCI_BAR2_REGION_INDEX, 0, va, vram), 0);
+
+	cb = attach(b);
+	set_state(cb, ST_RESUMING);
+	for (size_t off = 0; off < len;) {
+		uint32_t n = len - off < vfu_client_max_xfer(cb) ? (uint32_t)(len - off)
+								  : vfu_client_max_xfer(cb);
+
+		cr_assert_eq(vfu_client_mig_write(cb, stream + off, n), 0);
+		off += n;
+	}
+	set_state(cb, ST_STOP);
+	cr_assert_eq(vfu_client_region_read(cb, VFIO_PCI_BAR2_REGION_INDEX, 0, vb, vram), 0);
+	cr_assert(memcmp(va, vb, vram) == 0, "the destination's VRAM differs from the source's");
+	set_state(cb, ST_RUNNING);
+	cr_log_info("%zu bytes moved for 64 MiB of VRAM", len);
+
+	/* The source, given back its engines, finishes as it would have. */
+	set_state(ca, ST_RUNNING);
+	cr_assert_eq(gpup_vg_fence_wait(&g, 0, 60000, &fault), 0, "fault %u", fault);
+	check_y(ca, 2.0f * (LAUNCHES / 4), "the source");
+	vfu_client_close(cb);
+	gpup_vg_close(&g);
+	vfu_client_close(ca);
+	free(stream);
+	free(va);
+	free(vb);
 }
