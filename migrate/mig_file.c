@@ -60,28 +60,59 @@ static int write_all(int fd, const uint8_t *p, size_t n)
 	return 0;
 }
 
-/* Read the stream until a short read, into fd; *bytes gets the count. */
-static int drain(struct mig_dev *md, int fd, uint8_t *buf, uint64_t *bytes)
+/* The file being written: whole IO_CHUNKs go out with O_DIRECT where the
+ * file system takes it (the stream is written once and read back rarely,
+ * so the page cache only costs a copy and the fsync's flush); the tail,
+ * not a block multiple, without. */
+struct out {
+	int fd;
+	uint8_t *buf;             /* IO_CHUNK, block aligned */
+	size_t fill;
+};
+
+static int out_flush(struct out *o)
 {
-	int n;
+	int rc = write_all(o->fd, o->buf, o->fill);
+
+	o->fill = 0;
+	return rc;
+}
+
+static int out_tail(struct out *o)
+{
+	int fl = fcntl(o->fd, F_GETFL);
+
+	if (fl >= 0 && (fl & O_DIRECT) && fcntl(o->fd, F_SETFL, fl & ~O_DIRECT))
+		return -errno;
+	return out_flush(o);
+}
+
+/* Read the stream until a short read, into the file; *bytes gets the
+ * count.  Reads fill the buffer up, so writes stay whole chunks. */
+static int drain(struct mig_dev *md, struct out *o, uint64_t *bytes)
+{
+	int n, rc = 0;
 
 	*bytes = 0;
 	do {
-		n = mig_dev_data_read(md, buf, IO_CHUNK);
+		uint32_t want = (uint32_t)(IO_CHUNK - o->fill);
+
+		n = mig_dev_data_read(md, o->buf + o->fill, want);
 		if (n < 0)
 			return n;
-		int rc = write_all(fd, buf, (size_t)n);
-
-		if (rc)
-			return rc;
+		o->fill += (size_t)n;
 		*bytes += (uint64_t)n;
-	} while (n == (int)IO_CHUNK);
-	return 0;
+		if (o->fill == IO_CHUNK)
+			rc = out_flush(o);
+		if ((uint32_t)n < want)
+			break;
+	} while (!rc);
+	return rc;
 }
 
 /* Pre-copy rounds while the device runs, until they stop shrinking
  * below the bound or there were enough of them. */
-static int precopy(struct mig_dev *md, int fd, uint8_t *buf, const struct mig_file_opts *o)
+static int precopy(struct mig_dev *md, struct out *out, const struct mig_file_opts *o)
 {
 	unsigned int rounds = o && o->max_rounds ? o->max_rounds : 8;
 	uint64_t min = o && o->min_pages ? o->min_pages : 64, bytes;
@@ -90,7 +121,7 @@ static int precopy(struct mig_dev *md, int fd, uint8_t *buf, const struct mig_fi
 
 	for (unsigned int i = 0; !rc && i < rounds; i++) {
 		mig_dev_stats(md, &a);
-		rc = drain(md, fd, buf, &bytes);
+		rc = drain(md, out, &bytes);
 		mig_dev_stats(md, &b);
 		if (b.pages_sent + b.zero_pages - a.pages_sent - a.zero_pages < min)
 			break;
@@ -101,10 +132,10 @@ static int precopy(struct mig_dev *md, int fd, uint8_t *buf, const struct mig_fi
 static int save_stream(struct mig_dev *md, int fd, const struct mig_file_opts *o)
 {
 	enum mig_state was = mig_dev_state(md);
-	uint8_t *buf = malloc(IO_CHUNK);
+	struct out out = { .fd = fd };
 	uint64_t bytes;
 	uint32_t feats = 0;
-	int rc = buf ? 0 : -ENOMEM;
+	int rc = -posix_memalign((void **)&out.buf, 4096, IO_CHUNK);
 
 	if (!rc && was == MIG_RUNNING) {
 		struct vfio_device_feature_migration m;
@@ -113,16 +144,18 @@ static int save_stream(struct mig_dev *md, int fd, const struct mig_file_opts *o
 				    NULL, 0, &m, sizeof(m)) == sizeof(m))
 			feats = (uint32_t)m.flags;
 		if (feats & VFIO_MIGRATION_PRE_COPY)
-			rc = precopy(md, fd, buf, o);
+			rc = precopy(md, &out, o);
 	}
 	if (!rc)
 		rc = set_state(md, MIG_STOP_COPY);
 	if (!rc)
-		rc = drain(md, fd, buf, &bytes);
+		rc = drain(md, &out, &bytes);
+	if (!rc)
+		rc = out_tail(&out);
 	/* Back to where it was, whatever happened. */
 	if (set_state(md, was))
 		mig_dev_device_reset(md);
-	free(buf);
+	free(out.buf);
 	return rc;
 }
 
@@ -173,7 +206,9 @@ int mig_file_save(struct mig_dev *md, const char *dir, const char *name,
 		return say(err, errlen, -errno, "cannot open directory %s: %s", dir,
 			   strerror(errno));
 	drop_stale(dfd, name);
-	fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_DIRECT, 0600);
+	if (fd < 0 && errno == EINVAL)    /* a file system without O_DIRECT: tmpfs */
+		fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		rc = say(err, errlen, -errno, "cannot create %s/%s: %s", dir, tmp, strerror(errno));
 		goto out_dir;
