@@ -708,9 +708,10 @@ static void ckpt_print(double t[NCK][REPS], const uint64_t fsize[NCK], uint64_t 
 	if (direct)
 		printf("\nCheckpoint write throughput: **%.2f** of the O_DIRECT write (target "
 		       ">= 0.8): **%s**.  The same bytes written through the page cache and "
-		       "fsynced, as the checkpoint writes them, reach %.2f of it by "
-		       "themselves: the checkpoint is bound by the page cache and fsync, not by "
-		       "the saver.\n", full.med / base.med, verdict(full.med / base.med >= 0.8),
+		       "fsynced reach %.2f of it by themselves.  The checkpoint writes 1 MiB "
+		       "chunks with O_DIRECT (ext4; through the page cache where a file system "
+		       "has no O_DIRECT), each after the saver has made it: saving and writing "
+		       "take turns, never overlap.\n", full.med / base.med, verdict(full.med / base.med >= 0.8),
 		       rate_of(t[C_BUFFERED], CK_REPS, size).med / base.med);
 	else
 		printf("\nCheckpoint write throughput: no O_DIRECT baseline on %s.\n",
@@ -971,15 +972,15 @@ static void move_print(const struct move_row *r, int n, double memcpy_gbs)
 	       (unsigned long long)(r[n - 1].vram / MIB),
 	       pct(r[n - 1].pause, r[n - 1].n, 0.5) / pct(r[0].pause, r[0].n, 0.5),
 	       (unsigned long long)(r[0].vram / MIB), verdict(total_ok));
-	printf("\nWhere a pause grows with VRAM: every pre-copy round and the final walk "
-	       "start by asking the device where data lies (the vram_data op: lseek "
-	       "SEEK_DATA, then SEEK_HOLE, on the VRAM file), and on a VRAM file with no "
-	       "hole SEEK_HOLE walks every page to the end (the SEEK_HOLE column).  When "
-	       "STOP_COPY has any page to send the pause pays that walk, and every round "
-	       "does, which also keeps the rounds from shrinking below 2 MiB on large "
-	       "partitions.  A move is otherwise bound by the stream's two socket "
-	       "crossings and the destination's first touch of its VRAM (the written-on "
-	       "row of the first table).\n");
+	printf("\nThe saver asks the VRAM file where its holes are (lseek SEEK_DATA, then "
+	       "SEEK_HOLE) only for pages the device has not written since the save "
+	       "began: on a file with no hole SEEK_HOLE walks every page to the end (the "
+	       "SEEK_HOLE column), and a page the device wrote is data anyway, so the "
+	       "rounds after the first, and the pause, no longer pay that walk.  A move "
+	       "is otherwise bound by the stream's two socket crossings, one request and "
+	       "reply at a time, and the destination's first touch of its VRAM (the "
+	       "written-on row of the first table); `gpup move` of a sim GPU's partition "
+	       "(its own section) moves the VRAM file instead and copies nothing.\n");
 }
 
 /* ---- the report ---- */
@@ -1047,7 +1048,7 @@ static void report(struct results *R)
 	printf("\n### Checkpoint files\n\n");
 	printf("`vgpu_checkpoint` (migrate's `mig_file_save`: pre-copy while running, then "
 	       "STOP_COPY; written to a temporary name, fsynced, renamed, directory fsynced) "
-	       "of a partition in this process, the daemon having no checkpoint method yet; "
+	       "of a partition in this process (what `gpup checkpoint --partition` runs in the daemon); "
 	       "against the equivalent of `dd if=/dev/zero of=DIR/x bs=1M count=1024 "
 	       "oflag=direct` into the same directory (%s), alternating.  The restore "
 	       "(`vgpu_restore`) reads the file after its pages were dropped from the page "
@@ -1055,7 +1056,7 @@ static void report(struct results *R)
 	ckpt_print(R->ck, R->fsize, GIB, R->fs);
 	printf("\n### Pause of a device migration under a dirtying workload\n\n");
 	printf("A move between two GPUs driven by a vfio-user client, as a VMM would drive "
-	       "it (`gpup move` does not exist yet).  "
+	       "it (not `gpup move`, which moves a sim GPU's VRAM file without copying).  "
 	       "Two partitions of the same type on the daemon's two GPUs share one guest "
 		"RAM (DMA_MAP of the same memfd).  A workload thread writes a 256 KiB FILL to "
 		"a random 256 KiB of VRAM and a FENCE every 2.5 ms (100 MiB/s) through queue "
