@@ -155,3 +155,14 @@ int gpup_mkdir_p(const char *path, unsigned int mode)
 		return -errno;
 	return 0;
 }
+
+void gpup_say(char *err, size_t len, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!err || !len)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, len, fmt, ap);
+	va_end(ap);
+}

@@ -31,6 +31,10 @@ void gpup_errc(const char *cmd, const char *code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 void gpup_err_json(bool on);
 
+/* printf into err (len bytes) when err is given: how a function that
+ * fails tells its caller, in one line, what was wrong. */
+void gpup_say(char *err, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 /* "8G", "512M", "4096", "64k": bytes.  -1 and errno = EINVAL on junk,
  * ERANGE on overflow.  Suffixes K, M, G, T (powers of 1024), any case,
  * optional trailing "iB" or "B". */

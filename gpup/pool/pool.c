@@ -5,7 +5,6 @@
  */
 #include <ctype.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,19 +16,6 @@
 #include "gpup/gpu/gpu.h"
 #include "gpup/pool/pool.h"
 
-static void set_err(char *err, size_t len, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t len, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !len)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, len, fmt, ap);
-	va_end(ap);
-}
 
 void gpup_pool_init(struct gpup_pool *p, const char *state_dir)
 {
@@ -252,24 +238,24 @@ static int resolve_target(struct gpup_pool *p, const char *gpu_id, const char *t
 	if (!gpu_id) {
 		gpu = pick_gpu(p, type, need, t);
 		if (gpu == -ENOENT)
-			set_err(err, errlen, "no GPU offers type '%s'%s; see 'gpup types'", type,
+			gpup_say(err, errlen, "no GPU offers type '%s'%s; see 'gpup types'", type,
 				need ? " with those features" : "");
 		else if (gpu == -ENOSPC)
-			set_err(err, errlen, "no GPU has room for a '%s' partition", type);
+			gpup_say(err, errlen, "no GPU has room for a '%s' partition", type);
 		return gpu;
 	}
 	gpu = gpup_pool_find_gpu(p, gpu_id);
 	if (gpu < 0) {
-		set_err(err, errlen, "no GPU '%s'; see 'gpup gpus'", gpu_id);
+		gpup_say(err, errlen, "no GPU '%s'; see 'gpup gpus'", gpu_id);
 		return gpu;
 	}
 	if (gpup_pool_find_type(p, (unsigned int)gpu, type, t)) {
-		set_err(err, errlen, "%s has no type '%s'; see 'gpup types'",
+		gpup_say(err, errlen, "%s has no type '%s'; see 'gpup types'",
 			p->gpus[gpu].name, type);
 		return -ENOENT;
 	}
 	if (need & ~p->gpus[gpu].kernels) {
-		set_err(err, errlen, "%s (%s) lacks the %s kernel that %s exposes",
+		gpup_say(err, errlen, "%s (%s) lacks the %s kernel that %s exposes",
 			p->gpus[gpu].name, p->gpus[gpu].gen, lacks(&p->gpus[gpu], need), who);
 		return -EOPNOTSUPP;
 	}
@@ -278,7 +264,7 @@ static int resolve_target(struct gpup_pool *p, const char *gpu_id, const char *t
 		char sz[32];
 
 		gpup_format_size(gpup_buddy_largest_free(b) * b->unit, sz, sizeof(sz));
-		set_err(err, errlen, "%s has no room for a '%s' partition (largest free slot: %s)",
+		gpup_say(err, errlen, "%s has no room for a '%s' partition (largest free slot: %s)",
 			p->gpus[gpu].name, type, sz);
 		return -ENOSPC;
 	}
@@ -293,23 +279,23 @@ static int choose_uuid(const struct gpup_pool *p, const char *uuid, char *out,
 	if (!uuid)
 		return gpup_uuid_generate(out);
 	if (gpup_uuid_parse(uuid, out)) {
-		set_err(err, errlen, "'%s' is not a UUID (want 8-4-4-4-12 hex digits)", uuid);
+		gpup_say(err, errlen, "'%s' is not a UUID (want 8-4-4-4-12 hex digits)", uuid);
 		return -EINVAL;
 	}
 	if (gpup_pool_find(p, out)) {
-		set_err(err, errlen, "UUID %s is already in use", out);
+		gpup_say(err, errlen, "UUID %s is already in use", out);
 		return -EEXIST;
 	}
 	/* A definition restore skipped is still someone's: never overwrite
 	 * its file. */
 	u = gpup_pool_find_unavail(p, out);
 	if (u) {
-		set_err(err, errlen, "UUID %s is reserved by an unavailable saved partition (%s); "
+		gpup_say(err, errlen, "UUID %s is reserved by an unavailable saved partition (%s); "
 			"'gpup destroy' it to reuse the UUID", out, u->why);
 		return -EEXIST;
 	}
 	if (gpup_pool_state_exists(p, out)) {
-		set_err(err, errlen, "UUID %s is reserved by a definition file in %s/partitions "
+		gpup_say(err, errlen, "UUID %s is reserved by a definition file in %s/partitions "
 			"that this daemon did not restore", out, p->state_dir);
 		return -EEXIST;
 	}
@@ -336,7 +322,7 @@ static int set_compat(struct gpup_partition *part, const char *compat, char *err
 	if (!compat)
 		return 0;
 	if (!g) {
-		set_err(err, errlen, "--compat '%s' is not a GPU generation (gen1, gen2)", compat);
+		gpup_say(err, errlen, "--compat '%s' is not a GPU generation (gen1, gen2)", compat);
 		return -EINVAL;
 	}
 	snprintf(part->compat, sizeof(part->compat), "%s", g->name);
@@ -385,7 +371,7 @@ int gpup_pool_create_compat(struct gpup_pool *p, const char *gpu_id, const char 
 	part->vram_size = t.vram_size;
 	rc = gpup_pool_state_write(p, part);
 	if (rc) {
-		set_err(err, errlen, "cannot save partition in %s: %s", p->state_dir,
+		gpup_say(err, errlen, "cannot save partition in %s: %s", p->state_dir,
 			strerror(-rc));
 		gpup_buddy_free(&g->buddy, off, units);
 		goto err;
@@ -418,12 +404,12 @@ static int destroy_unavail(struct gpup_pool *p, const char *uuid, char *err, siz
 	while (*pp && strcmp((*pp)->uuid, uuid))
 		pp = &(*pp)->next;
 	if (!*pp) {
-		set_err(err, errlen, "no partition %s; see 'gpup list'", uuid);
+		gpup_say(err, errlen, "no partition %s; see 'gpup list'", uuid);
 		return -ENOENT;
 	}
 	rc = gpup_pool_state_remove(p, uuid);
 	if (rc) {
-		set_err(err, errlen, "cannot remove the state of %s: %s", uuid, strerror(-rc));
+		gpup_say(err, errlen, "cannot remove the state of %s: %s", uuid, strerror(-rc));
 		return rc;
 	}
 	u = *pp;
@@ -443,7 +429,7 @@ int gpup_pool_destroy(struct gpup_pool *p, const char *uuid, char *err, size_t e
 		return destroy_unavail(p, uuid, err, errlen);
 	rc = gpup_pool_state_remove(p, part->uuid);
 	if (rc) {
-		set_err(err, errlen, "cannot remove the state of %s: %s", uuid, strerror(-rc));
+		gpup_say(err, errlen, "cannot remove the state of %s: %s", uuid, strerror(-rc));
 		return rc;
 	}
 	g = &p->gpus[part->gpu];
@@ -469,12 +455,12 @@ int gpup_pool_move_begin(struct gpup_pool *p, const struct gpup_partition *part,
 	int g = gpup_pool_find_gpu(p, gpu_id), rc;
 
 	if (g >= 0 && (unsigned int)g == part->gpu) {
-		set_err(err, errlen, "partition %s already runs on %s", part->uuid, p->gpus[g].name);
+		gpup_say(err, errlen, "partition %s already runs on %s", part->uuid, p->gpus[g].name);
 		return -EINVAL;
 	}
 	if (g >= 0 && (gpup_pool_find_type(p, (unsigned int)g, part->type, &t) ||
 		       t.vram_size != part->vram_size)) {
-		set_err(err, errlen, "%s has no type '%s': its VRAM is of another size or backend",
+		gpup_say(err, errlen, "%s has no type '%s': its VRAM is of another size or backend",
 			p->gpus[g].name, part->type);
 		return -ENOENT;
 	}
@@ -522,34 +508,34 @@ int gpup_pool_adopt(struct gpup_pool *p, struct gpup_partition *part, char *err,
 	int rc;
 
 	if (gpup_pool_find(p, part->uuid)) {
-		set_err(err, errlen, "UUID already in use");
+		gpup_say(err, errlen, "UUID already in use");
 		return -EEXIST;
 	}
 	if (gpup_pool_find_type(p, part->gpu, part->type, &t) ||
 	    t.vram_size != part->vram_size) {
-		set_err(err, errlen, "%s has no type '%s' of that size", g->name, part->type);
+		gpup_say(err, errlen, "%s has no type '%s' of that size", g->name, part->type);
 		return -ENOENT;
 	}
 	if (part->vram_offset % g->buddy.unit) {
-		set_err(err, errlen, "vram_offset %llu is not slot aligned",
+		gpup_say(err, errlen, "vram_offset %llu is not slot aligned",
 			(unsigned long long)part->vram_offset);
 		return -EINVAL;
 	}
 	/* Checked in bytes: the slot index below is an unsigned int. */
 	if (part->vram_offset >= g->vram_size || part->vram_size > g->vram_size - part->vram_offset) {
-		set_err(err, errlen, "vram_offset %llu is past the end of %s",
+		gpup_say(err, errlen, "vram_offset %llu is past the end of %s",
 			(unsigned long long)part->vram_offset, g->name);
 		return -EINVAL;
 	}
 	if (part->compat_kernels & ~g->kernels) {
-		set_err(err, errlen, "%s (%s) lacks the %s kernel its compat %s needs", g->name,
+		gpup_say(err, errlen, "%s (%s) lacks the %s kernel its compat %s needs", g->name,
 			g->gen, lacks(g, part->compat_kernels), part->compat);
 		return -EOPNOTSUPP;
 	}
 	rc = gpup_buddy_reserve(&g->buddy, (unsigned int)(part->vram_offset / g->buddy.unit),
 				GPUP_POOL_MAX_DENOM / t.fraction);
 	if (rc) {
-		set_err(err, errlen, "its VRAM slot is %s",
+		gpup_say(err, errlen, "its VRAM slot is %s",
 			rc == -EBUSY ? "taken by another partition" : "out of range");
 		return rc;
 	}

@@ -26,11 +26,11 @@
  * the move and lands on the device where it runs next.
  */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "gpup/base/base.h"
 #include "gpup/vgpu/vgpu_int.h"
 #include "migrate/mig.h"
 #include "uapi/gpup_vgpu_state.h"
@@ -43,18 +43,6 @@ struct home {
 	uint32_t kernels;
 };
 
-static void say(char *err, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static void say(char *err, size_t len, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !len)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, len, fmt, ap);
-	va_end(ap);
-}
 
 /* The lowest feature of want that have lacks, by name. */
 static const char *missing(uint32_t want, uint32_t have)
@@ -70,21 +58,21 @@ static int check(struct vgpu *v, struct gpup_gpu *gpu, uint64_t off, uint32_t ke
 
 	gpup_gpu_describe(gpu, &d);
 	if (gpu == v->gpu) {
-		say(err, errlen, "it already runs on %s", d.name);
+		gpup_say(err, errlen, "it already runs on %s", d.name);
 		return -EINVAL;
 	}
 	if (kernels & ~d.kernels) {
-		say(err, errlen, "%s (%s) lacks the %s kernel", d.name, d.gen,
+		gpup_say(err, errlen, "%s (%s) lacks the %s kernel", d.name, d.gen,
 		    missing(kernels, d.kernels));
 		return -EOPNOTSUPP;
 	}
 	if (now & ~kernels) {
-		say(err, errlen, "its guest may use the %s kernel, which it would lose there",
+		gpup_say(err, errlen, "its guest may use the %s kernel, which it would lose there",
 		    missing(now, kernels));
 		return -EOPNOTSUPP;
 	}
 	if (v->vram_size > d.vram_size || off > d.vram_size - v->vram_size) {
-		say(err, errlen, "its window does not fit in %s's VRAM", d.name);
+		gpup_say(err, errlen, "its window does not fit in %s's VRAM", d.name);
 		return -EINVAL;
 	}
 	return 0;
@@ -162,9 +150,9 @@ static int rehome(struct vgpu *v, struct home *h, const void *blob, size_t len, 
 	swap_home(v, h);
 	r = vgpu_state_check_locked(v, blob, len);
 	if (r)
-		say(err, errlen, "its state does not load there: %s", strerror(-r));
+		gpup_say(err, errlen, "its state does not load there: %s", strerror(-r));
 	else if ((r = attach_parked(v)))
-		say(err, errlen, "no engine takes its queues there: %s", strerror(-r));
+		gpup_say(err, errlen, "no engine takes its queues there: %s", strerror(-r));
 	if (r)
 		swap_home(v, h);
 	return r;
@@ -190,10 +178,10 @@ static int stop_and_go(struct vgpu *v, struct home *h, struct vgpu_move_stats *s
 	r = vgpu_state_save_locked(v, blob, sizeof(*blob));
 	map = r < 0 ? NULL : gpup_gpu_vram_map(h->gpu);
 	if (r < 0) {
-		say(err, errlen, "its state cannot be saved: %s", strerror(-r));
+		gpup_say(err, errlen, "its state cannot be saved: %s", strerror(-r));
 	} else if (!map) {
 		r = -ENODEV;
-		say(err, errlen, "the destination's VRAM cannot be mapped");
+		gpup_say(err, errlen, "the destination's VRAM cannot be mapped");
 	} else {
 		h->vram = map + h->off;
 		r = rehome(v, h, blob, (size_t)r, err, errlen);
@@ -232,14 +220,14 @@ int vgpu_move(struct vgpu *v, struct gpup_gpu *gpu, uint64_t off, uint32_t kerne
 	pthread_mutex_lock(&v->mig_lock);
 	ms = mig_dev_state(v->mig);
 	if (ms != MIG_RUNNING) {
-		say(err, errlen, "its client is migrating it (state %s)", mig_state_name(ms));
+		gpup_say(err, errlen, "its client is migrating it (state %s)", mig_state_name(ms));
 		r = -EBUSY;
 	}
 	if (!r) {
 		r = gpup_gpu_vram_adopt(gpu, off, v->vram_size,
 					gpup_gpu_vram_fd(v->gpu, v->vram_offset));
 		if (r)
-			say(err, errlen, "the destination cannot take its VRAM: %s", strerror(-r));
+			gpup_say(err, errlen, "the destination cannot take its VRAM: %s", strerror(-r));
 	}
 	if (!r) {
 		struct gpup_gpu *src = v->gpu;
