@@ -76,18 +76,6 @@ static void create(const char *gpu, const char *type, char *uuid)
 	json_object_put(rep);
 }
 
-static struct vfu_client *attach(const char *uuid)
-{
-	char path[PATH_MAX];
-	int err = 0;
-	struct vfu_client *c;
-
-	snprintf(path, sizeof(path), "%s/%s.sock", dmn.run_dir, uuid);
-	c = vfu_client_connect(path, &err);
-	cr_assert_not_null(c, "connect %s: %s", path, strerror(-err));
-	return c;
-}
-
 Test(daemon_e2e, fill_copy_fence_over_vfio_user)
 {
 	char uuid[GPUP_UUID_STRLEN + 1];
@@ -96,7 +84,7 @@ Test(daemon_e2e, fill_copy_fence_over_vfio_user)
 	uint32_t *w, ci = 0;
 
 	create("gpu1", "sim-64m-4", uuid);
-	struct vfu_client *cl = attach(uuid);
+	struct vfu_client *cl = tl_attach(dmn.run_dir, uuid);
 
 	cr_assert_eq(gpup_vg_open(&g, cl, 4 << 20), 0);
 	cr_assert_eq(g.vram_size, 64 << 20);
@@ -135,7 +123,7 @@ Test(daemon_e2e, saxpy_and_checksum_bit_exact)
 
 	memcpy(&abits, &a, 4);
 	create("gpu0", "sim-16m-16", uuid);
-	struct vfu_client *cl = attach(uuid);
+	struct vfu_client *cl = tl_attach(dmn.run_dir, uuid);
 
 	cr_assert_eq(gpup_vg_open(&g, cl, 4 << 20), 0);
 	cr_assert_eq(gpup_vg_queue_setup(&g, 0, GPUP_ENGINE_COMPUTE), 0);
@@ -184,7 +172,7 @@ Test(daemon_e2e, fault_and_garbage_stay_in_their_partition)
 
 	create("gpu0", "sim-64m-4", ua);
 	create("gpu0", "sim-64m-4", ub);
-	struct vfu_client *ca = attach(ua), *cb = attach(ub);
+	struct vfu_client *ca = tl_attach(dmn.run_dir, ua), *cb = tl_attach(dmn.run_dir, ub);
 
 	cr_assert_eq(gpup_vg_open(&ga, ca, 2 << 20), 0);
 	cr_assert_eq(gpup_vg_open(&gb, cb, 2 << 20), 0);
@@ -242,7 +230,7 @@ Test(daemon_e2e, partitions_survive_restart_and_sockets_go)
 	cr_assert_str_eq(gpup_ctl_str(p, GPUP_CTL_F_GPU, ""), "gpu1");
 	cr_assert_str_eq(gpup_ctl_str(p, GPUP_CTL_F_TYPE, ""), "sim-128m-2");
 	json_object_put(rep);
-	struct vfu_client *cl = attach(uuid);
+	struct vfu_client *cl = tl_attach(dmn.run_dir, uuid);
 
 	cr_assert_eq(vfu_client_region_read(cl, VFIO_PCI_BAR0_REGION_INDEX, GPUP_REG_VRAM_SIZE_LO, &v,
 					4), 0);
@@ -268,7 +256,7 @@ Test(daemon_e2e, sighup_without_a_log_file_serves_on)
 	snprintf(pid, sizeof(pid), "%s/gpup.pid", dmn.run_dir);
 	cr_assert(exists(sock) && exists(ctl) && exists(pid));
 	cr_assert_eq(kill(dmn.pid, SIGHUP), 0);
-	vfu_client_close(attach(uuid)); /* still served */
+	vfu_client_close(tl_attach(dmn.run_dir, uuid)); /* still served */
 	for (int i = 0; i < 200; i++) {
 		tl_slurp(dmn.log, log, sizeof(log));
 		if (strstr(log, "SIGHUP"))
@@ -285,7 +273,7 @@ Test(daemon_e2e, sighup_without_a_log_file_serves_on)
 	cr_assert_not(exists(ctl), "control socket left behind");
 	cr_assert_not(exists(pid), "pid file left behind");
 	start_daemon();
-	vfu_client_close(attach(uuid)); /* served again after the restart */
+	vfu_client_close(tl_attach(dmn.run_dir, uuid)); /* served again after the restart */
 }
 
 Test(daemon_e2e, corrupt_state_file_is_skipped)
@@ -364,7 +352,7 @@ Test(daemon_e2e, destroy_in_use_needs_force)
 	cr_assert_eq(st.st_mode & 0777, 0600, "partition socket mode %o", st.st_mode & 0777);
 	cr_assert_eq(stat(ctl, &st), 0);
 	cr_assert_eq(st.st_mode & 0777, 0600, "control socket mode %o", st.st_mode & 0777);
-	struct vfu_client *cl = attach(uuid);
+	struct vfu_client *cl = tl_attach(dmn.run_dir, uuid);
 
 	rep = destroy(uuid, false);
 	cr_assert_str_eq(gpup_ctl_str(rep, GPUP_CTL_F_CODE, ""), "EBUSY");

@@ -68,18 +68,6 @@ static void create(const char *gpu, const char *type, char *uuid)
 	uuid[GPUP_UUID_STRLEN] = '\0';
 }
 
-static struct vfu_client *attach(const char *uuid)
-{
-	char path[PATH_MAX];
-	int err = 0;
-	struct vfu_client *c;
-
-	snprintf(path, sizeof(path), "%s/%s.sock", dmn.run_dir, uuid);
-	c = vfu_client_connect(path, &err);
-	cr_assert_not_null(c, "connect %s: %s", path, strerror(-err));
-	return c;
-}
-
 /* `gpup checkpoint` or `gpup restore` for uuid and path: its status, the
  * line it printed in out. */
 static int ckpt(const char *cmd, const char *uuid, const char *path, char *out, size_t len)
@@ -145,7 +133,7 @@ Test(daemon_mig, checkpoint_of_busy_partition_finishes_on_another_gpu)
 
 	create("gpu0", "sim-64m-4", a);
 	create("gpu1", "sim-64m-4", b);
-	ca = attach(a);
+	ca = tl_attach(dmn.run_dir, a);
 	cr_assert_eq(gpup_vg_open(&g, ca, 8 << 20), 0);
 	cr_assert_eq(gpup_vg_queue_setup(&g, 0, GPUP_ENGINE_COMPUTE), 0);
 	union gpup_cmd init[2] = {
@@ -166,7 +154,7 @@ Test(daemon_mig, checkpoint_of_busy_partition_finishes_on_another_gpu)
 	check_y(ca, 2.0f * LAUNCHES, "the source");
 
 	/* The destination serves the same guest: its RAM, its interrupt. */
-	cb = attach(b);
+	cb = tl_attach(dmn.run_dir, b);
 	cr_assert_eq(vfu_client_dma_map(cb, g.ram_fd, 0, GPUP_VG_IOVA_BASE, g.ram_size,
 					VFIO_USER_DMA_F_READ | VFIO_USER_DMA_F_WRITE), 0);
 	cr_assert_eq(vfu_client_set_irqs(cb, VFIO_PCI_MSIX_IRQ_INDEX, 0, 1, &irq), 0);
@@ -252,7 +240,7 @@ Test(daemon_mig, daemon_killed_while_writing_keeps_previous_checkpoint)
 	unsigned int mid_write = 0;
 
 	create("gpu0", "sim-64m-4", a);
-	c = attach(a);
+	c = tl_attach(dmn.run_dir, a);
 	cr_assert_eq(gpup_vg_open(&g, c, 2 << 20), 0);
 	cr_assert_eq(gpup_vg_queue_setup(&g, 1, GPUP_ENGINE_COPY), 0);
 	union gpup_cmd fill = gpup_cmd_fill(GPUP_SPACE_VRAM, 0, 48ull << 20, 0x5a5aa5a5);
@@ -306,7 +294,7 @@ Test(daemon_mig, a_client_gone_mid_migration_leaves_the_device_running)
 	uint32_t scratch = 0;
 
 	create("gpu0", "sim-64m-4", a);
-	c = attach(a);
+	c = tl_attach(dmn.run_dir, a);
 	cr_assert_eq(vfu_client_region_write(c, VFIO_PCI_BAR0_REGION_INDEX, GPUP_REG_SCRATCH,
 					     &(uint32_t){ 0x5eed }, 4), 0);
 	cr_assert_geq(vfu_client_feature(c, set, &st, sizeof(st), &st, sizeof(st)), 0);
@@ -314,7 +302,7 @@ Test(daemon_mig, a_client_gone_mid_migration_leaves_the_device_running)
 	cr_assert_eq(st.device_state, 1, "stopped");
 	vfu_client_close(c);
 
-	c = attach(a);
+	c = tl_attach(dmn.run_dir, a);
 	cr_assert_geq(vfu_client_feature(c, get, NULL, 0, &st, sizeof(st)), 0);
 	cr_assert_eq(st.device_state, 2, "RUNNING again for the next client");
 	cr_assert_eq(vfu_client_region_read(c, VFIO_PCI_BAR0_REGION_INDEX, GPUP_REG_SCRATCH,
@@ -372,7 +360,7 @@ Test(daemon_mig, client_moves_a_busy_partition_to_another_gpu_bit_for_bit)
 	cr_assert(stream && va && vb);
 	create("gpu0", "sim-64m-4", a);
 	create("gpu1", "sim-64m-4", b);
-	ca = attach(a);
+	ca = tl_attach(dmn.run_dir, a);
 	cr_assert_eq(gpup_vg_open(&g, ca, 8 << 20), 0);
 	cr_assert_eq(gpup_vg_queue_setup(&g, 0, GPUP_ENGINE_COMPUTE), 0);
 	union gpup_cmd init[2] = {
@@ -392,7 +380,7 @@ Test(daemon_mig, client_moves_a_busy_partition_to_another_gpu_bit_for_bit)
 	len = read_round(ca, stream, len, max);
 	cr_assert_eq(vfu_client_region_read(ca, VFIO_PCI_BAR2_REGION_INDEX, 0, va, vram), 0);
 
-	cb = attach(b);
+	cb = tl_attach(dmn.run_dir, b);
 	set_state(cb, ST_RESUMING);
 	for (size_t off = 0; off < len;) {
 		uint32_t n = len - off < vfu_client_max_xfer(cb) ? (uint32_t)(len - off)

@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: MIT
 /* Shared helpers for the suites that drive the gpup binary (testlib.h). */
 #include <criterion/criterion.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 
 #include "tests/testlib.h"
+#include "vfu/vfu.h"
 
 int tl_gpup(const char *dir, char *out, size_t len, const char *args)
 {
@@ -56,4 +58,16 @@ bool tl_host_shmem_thp(void)
 	}
 	return a && (!strncmp(a, "[always]", 8) || !strncmp(a, "[within_size]", 13) ||
 		     !strncmp(a, "[force]", 7) || !strncmp(a, "[advise]", 8));
+}
+
+struct vfu_client *tl_attach(const char *run_dir, const char *uuid)
+{
+	char path[PATH_MAX];
+	int err = 0;
+	struct vfu_client *c;
+
+	snprintf(path, sizeof(path), "%s/%s.sock", run_dir, uuid);
+	c = vfu_client_connect(path, &err);
+	cr_assert_not_null(c, "connect %s: %s", path, strerror(-err));
+	return c;
 }

@@ -15,6 +15,11 @@
  * the exit status, or -1 if it did not exit normally. */
 int tl_gpup(const char *dir, char *out, size_t len, const char *args);
 
+/* A vfio-user client of partition uuid of the daemon whose run directory
+ * is run_dir (its RUN_DIR/UUID.sock); the test fails if it cannot connect. */
+struct vfu_client;
+struct vfu_client *tl_attach(const char *run_dir, const char *uuid);
+
 /* Read the file at path into buf, NUL-terminated, truncated to len - 1
  * bytes; an unreadable file reads as "". */
 void tl_slurp(const char *path, char *buf, size_t len);
