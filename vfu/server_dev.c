@@ -127,6 +127,10 @@ int vfu_h_region_io_fds(struct vfu_server *s, struct vfu_msg *m, struct vfu_repl
 		count = s->ops->region_io_fds(s->dev, in->index, fds, VFU_MAX_FDS);
 	if (count < 0)
 		return count;
+	/* The spec's reply carries at least one fd: a region without any
+	 * gets an error reply, never an empty list. */
+	if (count == 0)
+		return -ENOENT;
 	memset(out, 0, sizeof(*out));
 	out->index = in->index;
 	out->count = (uint32_t)count;

@@ -230,7 +230,8 @@ struct vfu_dev_ops {
 
 	/* DEVICE_GET_REGION_IO_FDS: fills up to max sub-regions of region
 	 * index (fds lent, as region_info's) and returns how many the region
-	 * has, which may be more than max.  Can be NULL: no region has any. */
+	 * has, which may be more than max.  Can be NULL: no region has any.
+	 * A region with none is answered ENOENT (a reply must carry an fd). */
 	int (*region_io_fds)(void *dev, uint32_t index, struct vfu_iofd *out, unsigned int max);
 
 	/* DEVICE_GET_IRQ_INFO for index < num_irqs: flags and count (at most
