@@ -88,6 +88,37 @@ Test(vfu_dev, device_and_irq_info)
 	cr_assert_eq(vfu_client_irq_info(cl, VFIO_PCI_NUM_IRQS, &ii), -EINVAL);
 }
 
+/* The error index has one vector, as vfio-pci's for a PCIe function: an
+ * eventfd connects to it, a trigger signals it, count 0 disconnects it. */
+Test(vfu_dev, error_irq_index_has_one_vector)
+{
+	struct vfio_irq_set trig = {
+		.argsz = sizeof(trig), .flags = VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER,
+		.index = VFIO_PCI_ERR_IRQ_INDEX, .start = 0, .count = 1,
+	};
+	struct vfio_irq_info ii;
+	int efd = eventfd(0, EFD_NONBLOCK);
+	uint64_t v = 0;
+
+	cr_assert_eq(vfu_client_irq_info(cl, VFIO_PCI_ERR_IRQ_INDEX, &ii), 0);
+	cr_assert_eq(ii.count, 1);
+	cr_assert_eq(ii.flags, VFIO_IRQ_INFO_EVENTFD);
+	cr_assert_eq(vfu_client_set_irqs(cl, VFIO_PCI_ERR_IRQ_INDEX, 0, 1, &efd), 0);
+	cr_assert_eq(vfu_client_set_irqs(cl, VFIO_PCI_ERR_IRQ_INDEX, 1, 1, &efd), -EINVAL);
+	cr_assert_eq(vfu_client_call(cl, VFIO_USER_DEVICE_SET_IRQS, &trig, sizeof(trig), NULL, 0,
+				     NULL, 0, NULL, NULL), 0);
+	cr_assert_eq(read(efd, &v, 8), 8, "a trigger signals the error eventfd");
+	cr_assert_eq(v, 1);
+	cr_assert_eq(vfu_client_set_irqs(cl, VFIO_PCI_ERR_IRQ_INDEX, 0, 1, NULL), 0);
+	cr_assert_eq(vfu_client_call(cl, VFIO_USER_DEVICE_SET_IRQS, &trig, sizeof(trig), NULL, 0,
+				     NULL, 0, NULL, NULL), 0);
+	cr_assert_eq(read(efd, &v, 8), -1, "disconnected");
+	/* The MSI-X vectors are untouched by the error index. */
+	cr_assert_eq(vfu_client_irq_info(cl, VFIO_PCI_MSIX_IRQ_INDEX, &ii), 0);
+	cr_assert_eq(ii.count, GPUP_MSIX_VECTORS);
+	close(efd);
+}
+
 Test(vfu_dev, region_info_and_bar2_mmap)
 {
 	struct vfio_region_info ri;
