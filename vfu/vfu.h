@@ -124,6 +124,21 @@ uint32_t vfu_client_max_fds(const struct vfu_client *c);
 int vfu_client_dma_map(struct vfu_client *c, int fd, uint64_t fd_offset, uint64_t iova,
 		       uint64_t size, uint32_t prot);
 int vfu_client_dma_unmap(struct vfu_client *c, uint64_t iova, uint64_t size);
+/* DMA_MAP without an fd (what a VMM does for guest RAM it does not share):
+ * [iova, iova + size) is host memory of this process, at host, which the
+ * server reaches only with DMA_READ / DMA_WRITE.  The client answers
+ * those from host, within the window and its prot, whenever it reads the
+ * socket: while waiting for any reply, and in vfu_client_serve.  A request
+ * outside every window, or against its prot, gets EFAULT.  dma_unmap of
+ * the same range ends it.  At most VFU_CLIENT_MAX_MEM such windows. */
+#define VFU_CLIENT_MAX_MEM 64u
+int vfu_client_dma_map_mem(struct vfu_client *c, void *host, uint64_t iova, uint64_t size,
+			   uint32_t prot);
+/* Serve the server's commands already waiting on the socket (poll it for
+ * POLLIN first; the client does nothing between calls): how many were
+ * served, 0 if none was waiting, or -errno (a reply with no call waiting
+ * for it is -EPROTO and breaks the client). */
+int vfu_client_serve(struct vfu_client *c);
 
 int vfu_client_device_info(struct vfu_client *c, struct vfio_user_device_info *info);
 /* *fd gets the region's mmap fd (the caller closes it) or -1. */
