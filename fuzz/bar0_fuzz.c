@@ -113,7 +113,7 @@ static void map_rw(struct run *r)
 
 static bool access_ok(uint64_t off, size_t len)
 {
-	return (len == 4 || len == 8) && off % len == 0 && off + len <= GPUP_BAR0_SIZE;
+	return len >= 1 && len <= 8 && off < GPUP_BAR0_SIZE && len <= GPUP_BAR0_SIZE - off;
 }
 
 static void op_bar0(struct run *r, struct fz_in *in, bool write)
@@ -125,13 +125,18 @@ static void op_bar0(struct run *r, struct fz_in *in, bool write)
 	uint64_t val = fz_u64(in);
 	int rc;
 
+	if (sel & 0x40) /* a length no CPU access has: 0, 9 to 15 */
+		len = (sel >> 3) & 7 ? 8 + ((sel >> 3) & 7) : 0;
 	if (sel & 0x80) /* a far offset */
 		off |= (uint64_t)fz_u32(in) << 14;
 	rc = write ? vgpu_bar0_write(r->v, off, &val, len) : vgpu_bar0_read(r->v, off, &val, len);
 	fz_check(rc == (access_ok(off, len) ? 0 : -EINVAL), "BAR0 %s of %zu at %#llx: %d",
 		 write ? "write" : "read", len, (unsigned long long)off, rc);
-	if (!write && !rc && off == GPUP_REG_ID)
-		fz_check((uint32_t)val == GPUP_ID_MAGIC, "ID reads %#x", (uint32_t)val);
+	if (!write && !rc && off == GPUP_REG_ID) {
+		uint32_t id = GPUP_ID_MAGIC;
+
+		fz_check(memcmp(&val, &id, len < 4 ? len : 4) == 0, "ID reads %#x", (uint32_t)val);
+	}
 	if (!write && !rc && off == GPUP_REG_VRAM_SIZE_LO && len == 8)
 		fz_check(val == PART_SIZE, "VRAM size reads %#llx", (unsigned long long)val);
 }

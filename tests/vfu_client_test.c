@@ -5,7 +5,10 @@
  * -ETIMEDOUT in about that time instead of waiting for ever; the client
  * is then out of step for good, so a late reply is never taken for the
  * answer to a later request (every later call is -ENOTCONN and sends
- * nothing); a server that hangs up is -ECONNRESET, then -ENOTCONN.
+ * nothing); a server that hangs up is -ECONNRESET, then -ENOTCONN.  And
+ * the client's side of memory mapped without an fd: the server's
+ * DMA_READ / DMA_WRITE answered from the window, between a request and
+ * its reply or between calls.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -125,4 +128,144 @@ Test(vfu_client, an_error_reply_keeps_the_client_in_step)
 	err.error_no = 0;
 	cr_assert_eq(write(srv, &err, sizeof(err)), (ssize_t)sizeof(err));
 	cr_assert_eq(vfu_client_reset(c), 0);
+}
+
+/* A command of the server's, written to the client's socket. */
+static void server_cmd(uint16_t id, uint16_t cmd, uint64_t addr, uint64_t count,
+		       const void *data)
+{
+	struct {
+		struct vfio_user_header h;
+		struct vfio_user_dma_rw rw;
+	} m = { .h = { .msg_id = id, .command = cmd,
+		       .msg_size = (uint32_t)(sizeof(m) + (data ? count : 0)) },
+		.rw = { .addr = addr, .count = count } };
+
+	cr_assert_eq(write(srv, &m, sizeof(m)), (ssize_t)sizeof(m));
+	if (data)
+		cr_assert_eq(write(srv, data, count), (ssize_t)count);
+}
+
+static void server_reply(uint16_t id, uint16_t cmd)
+{
+	struct vfio_user_header h = { .msg_id = id, .command = cmd, .msg_size = sizeof(h),
+				      .flags = VFIO_USER_F_TYPE_REPLY };
+
+	cr_assert_eq(write(srv, &h, sizeof(h)), (ssize_t)sizeof(h));
+}
+
+/* The next message the client sent: its header, its payload into buf. */
+static struct vfio_user_header client_msg(void *buf, size_t size)
+{
+	struct vfio_user_header h;
+
+	cr_assert_eq(recv(srv, &h, sizeof(h), MSG_WAITALL), (ssize_t)sizeof(h));
+	cr_assert_leq(h.msg_size - sizeof(h), size);
+	if (h.msg_size > sizeof(h))
+		cr_assert_eq(recv(srv, buf, h.msg_size - sizeof(h), MSG_WAITALL),
+			     (ssize_t)(h.msg_size - sizeof(h)));
+	return h;
+}
+
+/* Memory mapped without an fd: the server's DMA_READ / DMA_WRITE, sent
+ * between a request and its reply (the spec allows it) or while no call
+ * waits, are answered from the window, inside it and its prot only. */
+Test(vfu_client, dma_read_and_write_from_memory_mapped_without_an_fd)
+{
+	static uint8_t ram[8192];
+	uint8_t buf[256];
+	struct vfio_user_dma_rw *rw = (void *)buf;
+	struct vfio_user_header h;
+	const uint64_t iova = 0x100000;
+
+	for (size_t i = 0; i < sizeof(ram); i++)
+		ram[i] = (uint8_t)i;
+	drain();
+	/* A read may come before DMA_MAP's reply: the window is known. */
+	server_cmd(0x100, VFIO_USER_DMA_READ, iova + 16, 8, NULL);
+	server_reply(1, VFIO_USER_DMA_MAP);
+	cr_assert_eq(vfu_client_dma_map_mem(c, ram, iova, sizeof(ram),
+					    VFIO_USER_DMA_F_READ | VFIO_USER_DMA_F_WRITE), 0);
+	h = client_msg(buf, sizeof(buf));
+	cr_assert_eq(h.command, VFIO_USER_DMA_MAP);
+	cr_assert_eq(((struct vfio_user_dma_map *)buf)->addr, iova);
+	h = client_msg(buf, sizeof(buf));
+	cr_assert_eq(h.msg_id, 0x100);
+	cr_assert_eq(h.command, VFIO_USER_DMA_READ);
+	cr_assert_eq(h.flags, VFIO_USER_F_TYPE_REPLY);
+	cr_assert_eq(h.msg_size, sizeof(h) + sizeof(*rw) + 8);
+	cr_assert_eq(rw->addr, iova + 16);
+	cr_assert_eq(rw->count, 8);
+	cr_assert_arr_eq(rw->data, ram + 16, 8);
+
+	/* A write, a read past the window, then the reply to a reset. */
+	server_cmd(0x101, VFIO_USER_DMA_WRITE, iova + 100, 4, "\xde\xad\xbe\xef");
+	server_cmd(0x102, VFIO_USER_DMA_READ, iova + sizeof(ram) - 4, 8, NULL);
+	server_cmd(0x103, VFIO_USER_DEVICE_RESET, 0, 0, NULL);
+	server_reply(2, VFIO_USER_DEVICE_RESET);
+	cr_assert_eq(vfu_client_reset(c), 0);
+	cr_assert_not(vfu_client_broken(c));
+	cr_assert_arr_eq(ram + 100, "\xde\xad\xbe\xef", 4);
+	cr_assert_eq(client_msg(buf, sizeof(buf)).command, VFIO_USER_DEVICE_RESET);
+	h = client_msg(buf, sizeof(buf));
+	cr_assert_eq(h.msg_id, 0x101);
+	cr_assert_eq(h.msg_size, sizeof(h) + sizeof(*rw));
+	cr_assert_eq(rw->count, 4);
+	h = client_msg(buf, sizeof(buf));
+	cr_assert_eq(h.msg_id, 0x102);
+	cr_assert_eq(h.flags, VFIO_USER_F_TYPE_REPLY | VFIO_USER_F_ERROR);
+	cr_assert_eq(h.error_no, EFAULT);
+	h = client_msg(buf, sizeof(buf));
+	cr_assert_eq(h.msg_id, 0x103);
+	cr_assert_eq(h.error_no, ENOSYS, "no other command of the server's is served");
+
+	/* Between calls: vfu_client_serve. */
+	cr_assert_eq(vfu_client_serve(c), 0, "nothing waiting");
+	server_cmd(0x104, VFIO_USER_DMA_READ, iova + 100, 4, NULL);
+	cr_assert_eq(vfu_client_serve(c), 1);
+	h = client_msg(buf, sizeof(buf));
+	cr_assert_eq(h.msg_id, 0x104);
+	cr_assert_arr_eq(rw->data, "\xde\xad\xbe\xef", 4);
+
+	/* After DMA_UNMAP the window is gone. */
+	server_reply(3, VFIO_USER_DMA_UNMAP);
+	cr_assert_eq(vfu_client_dma_unmap(c, iova, sizeof(ram)), 0);
+	client_msg(buf, sizeof(buf));
+	server_cmd(0x105, VFIO_USER_DMA_WRITE, iova, 4, "gone");
+	cr_assert_eq(vfu_client_serve(c), 1);
+	h = client_msg(buf, sizeof(buf));
+	cr_assert_eq(h.error_no, EFAULT);
+	cr_assert_eq(ram[0], 0);
+
+	/* A reply no call waits for is out of step. */
+	server_reply(9, VFIO_USER_DEVICE_RESET);
+	cr_assert_eq(vfu_client_serve(c), -EPROTO);
+	cr_assert(vfu_client_broken(c));
+}
+
+Test(vfu_client, dma_map_mem_checks_its_window)
+{
+	static uint8_t ram[4096];
+
+	drain();
+	cr_assert_eq(vfu_client_dma_map_mem(c, NULL, 0, 4096, VFIO_USER_DMA_F_READ), -EINVAL);
+	cr_assert_eq(vfu_client_dma_map_mem(c, ram, 0, 0, VFIO_USER_DMA_F_READ), -EINVAL);
+	cr_assert_eq(vfu_client_dma_map_mem(c, ram, UINT64_MAX - 10, 4096, VFIO_USER_DMA_F_READ),
+		     -EINVAL);
+	cr_assert_eq(vfu_client_dma_map_mem(c, ram, 0, 4096, 4), -EINVAL);
+	/* A refused map leaves no window behind. */
+	{
+		struct vfio_user_header e = { .msg_id = 1, .command = VFIO_USER_DMA_MAP,
+					      .msg_size = sizeof(e), .error_no = EEXIST,
+					      .flags = VFIO_USER_F_TYPE_REPLY | VFIO_USER_F_ERROR };
+		uint8_t buf[128];
+
+		cr_assert_eq(write(srv, &e, sizeof(e)), (ssize_t)sizeof(e));
+		cr_assert_eq(vfu_client_dma_map_mem(c, ram, 0, 4096, VFIO_USER_DMA_F_READ),
+			     -EEXIST);
+		client_msg(buf, sizeof(buf));
+		server_cmd(0x100, VFIO_USER_DMA_READ, 0, 4, NULL);
+		cr_assert_eq(vfu_client_serve(c), 1);
+		cr_assert_eq(client_msg(buf, sizeof(buf)).error_no, EFAULT);
+	}
 }

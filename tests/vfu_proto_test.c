@@ -222,6 +222,53 @@ Test(vfu_proto, bad_version_json)
 	close(s);
 }
 
+/* VERSION with json (NULL: none); the reply's JSON into out. */
+static void version_reply(int s, const char *json, char *out, size_t size)
+{
+	char buf[256];
+	struct vfio_user_version *v = (void *)buf;
+	struct vfio_user_header h;
+	size_t n = json ? strlen(json) + 1 : 0;
+
+	v->major = VFIO_USER_MAJOR;
+	v->minor = VFIO_USER_MINOR;
+	if (json)
+		memcpy(v->data, json, n);
+	send_raw(s, VFIO_USER_VERSION, (uint32_t)(sizeof(h) + 4 + n), 0, buf, 4 + n);
+	cr_assert_eq(recv(s, &h, sizeof(h), MSG_WAITALL), (ssize_t)sizeof(h));
+	cr_assert_eq(h.flags, VFIO_USER_F_TYPE_REPLY);
+	cr_assert_gt(h.msg_size, sizeof(h) + 4);
+	cr_assert_leq(h.msg_size - sizeof(h), size);
+	cr_assert_eq(recv(s, out, h.msg_size - sizeof(h), MSG_WAITALL),
+		     (ssize_t)(h.msg_size - sizeof(h)));
+	memmove(out, out + 4, h.msg_size - sizeof(h) - 4);
+}
+
+/* The spec: the reply's capability list is a subset of those proposed. */
+Test(vfu_proto, version_reply_is_a_subset_of_the_proposal)
+{
+	char out[256];
+	int s = raw_conn(&pa);
+
+	version_reply(s, "{\"capabilities\":{\"max_msg_fds\":4,\"migration\":{}}}", out,
+		      sizeof(out));
+	cr_assert_str_eq(out, "{\"capabilities\":{\"max_msg_fds\":16}}");
+	close(s);
+	wait_disconnected(&pa);
+	s = raw_conn(&pa);
+	version_reply(s, NULL, out, sizeof(out));
+	cr_assert_str_eq(out, "{\"capabilities\":{}}");
+	close(s);
+	wait_disconnected(&pa);
+	s = raw_conn(&pa);
+	version_reply(s, "{\"capabilities\":{\"pgsizes\":4096,\"max_dma_maps\":9,"
+			 "\"max_data_xfer_size\":65536}}", out, sizeof(out));
+	cr_assert_str_eq(out, "{\"capabilities\":{\"max_data_xfer_size\":1048576,"
+			      "\"max_dma_maps\":1024,\"pgsizes\":4096}}");
+	close(s);
+	other_partition_fine();
+}
+
 Test(vfu_proto, short_message_closes)
 {
 	struct vfio_user_header h;

@@ -358,7 +358,7 @@ Test(vfu_server, io_fds_reach_the_devices_eventfds)
 	cr_assert_eq(read(dev.db_fd[0], &v, sizeof(v)), -1);
 	close(io[0].fd);
 	close(io[1].fd);
-	cr_assert_eq(vfu_client_region_io_fds(c, 2, io, 4), 0);
+	cr_assert_eq(vfu_client_region_io_fds(c, 2, io, 4), -ENOENT, "no fds: an error reply");
 	vfu_client_close(c);
 }
 
@@ -639,7 +639,7 @@ Test(vfu_server_bare, optional_ops_left_out_are_refused_as_documented)
 								  0x10000, 4096 },
 				     32, NULL, 0, NULL, 0, NULL, NULL), 0, "no fd: recorded");
 	cr_assert_eq(vfu_client_reset(c), -ENOTTY);
-	cr_assert_eq(vfu_client_region_io_fds(c, 0, io, 2), 0);
+	cr_assert_eq(vfu_client_region_io_fds(c, 0, io, 2), -ENOENT);
 	cr_assert_eq(vfu_client_call(c, VFIO_USER_DEVICE_FEATURE, &f, sizeof(f), NULL, 0, NULL, 0,
 				     NULL, NULL), -ENOSYS);
 	cr_assert_eq(vfu_client_call(c, VFIO_USER_MIG_DATA_READ, &rd, sizeof(rd), NULL, 0, NULL, 0,

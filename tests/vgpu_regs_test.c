@@ -165,9 +165,8 @@ Test(vgpu_regs, bad_accesses_are_refused_and_change_nothing)
 {
 	uint64_t buf = 0xffffffffffffffffull;
 	struct { uint64_t off; size_t len; } bad[] = {
-		{ GPUP_REG_SCRATCH, 1 }, { GPUP_REG_SCRATCH, 2 }, { GPUP_REG_SCRATCH, 3 },
-		{ GPUP_REG_SCRATCH, 0 }, { GPUP_REG_SCRATCH, 16 }, { GPUP_REG_SCRATCH + 2, 4 },
-		{ GPUP_REG_SCRATCH + 4, 8 }, { GPUP_BAR0_SIZE, 4 }, { GPUP_BAR0_SIZE - 4, 8 },
+		{ GPUP_REG_SCRATCH, 0 }, { GPUP_REG_SCRATCH, 16 }, { GPUP_REG_SCRATCH, 9 },
+		{ GPUP_BAR0_SIZE, 4 }, { GPUP_BAR0_SIZE - 4, 8 }, { GPUP_BAR0_SIZE - 1, 2 },
 		{ UINT64_MAX - 3, 4 }, { UINT64_MAX - 7, 8 }, { 1ull << 32, 4 },
 	};
 
@@ -181,6 +180,60 @@ Test(vgpu_regs, bad_accesses_are_refused_and_change_nothing)
 	cr_assert_eq(rd(GPUP_REG_SCRATCH + 4), 0);
 	cr_assert_eq(vgpu_bar0_read(v, GPUP_BAR0_SIZE - 4, &buf, 4), 0, "the last word is fine");
 	cr_assert_eq(vgpu_bar0_write(v, 0, NULL, 4), -EINVAL);
+}
+
+/* What a PCI device does with loads and stores of 1 and 2 bytes and
+ * unaligned ones: reads return the bytes of the registers they cover;
+ * writes merge into a plain register (read-modify-write), clear only the
+ * written bits of the RW1C INTR_STATUS, and ring a doorbell whatever they
+ * carry. */
+Test(vgpu_regs, byte_word_and_unaligned_accesses)
+{
+	uint8_t b;
+	uint16_t w;
+	uint32_t d;
+	uint64_t q;
+
+	for (unsigned int i = 0; i < 4; i++) {
+		cr_assert_eq(vgpu_bar0_read(v, GPUP_REG_ID + i, &b, 1), 0);
+		cr_assert_eq(b, (uint8_t)(GPUP_ID_MAGIC >> (8 * i)), "byte %u", i);
+	}
+	cr_assert_eq(vgpu_bar0_read(v, GPUP_REG_ID + 1, &w, 2), 0);
+	cr_assert_eq(w, (uint16_t)(GPUP_ID_MAGIC >> 8));
+	cr_assert_eq(vgpu_bar0_read(v, GPUP_REG_ID + 3, &d, 4), 0, "across two registers");
+	cr_assert_eq(d, (GPUP_ID_MAGIC >> 24) | (GPUP_ABI_VERSION << 8));
+	wr(GPUP_REG_SCRATCH, 0x11223344);
+	b = 0xaa;
+	cr_assert_eq(vgpu_bar0_write(v, GPUP_REG_SCRATCH + 2, &b, 1), 0);
+	cr_assert_eq(rd(GPUP_REG_SCRATCH), 0x11aa3344, "read-modify-write");
+	w = 0xbeef;
+	cr_assert_eq(vgpu_bar0_write(v, GPUP_REG_SCRATCH + 3, &w, 2), 0);
+	cr_assert_eq(rd(GPUP_REG_SCRATCH), 0xefaa3344);
+	cr_assert_eq(rd(GPUP_REG_SCRATCH + 4), 0, "the reserved word after it ignores its byte");
+	/* An unaligned 8-byte store of a 64-bit pair: three registers. */
+	q = 0x0102030405060708ull;
+	cr_assert_eq(vgpu_bar0_write(v, QR(2, GPUP_Q_RING_LO) + 2, &q, 8), 0);
+	cr_assert_eq(rd(QR(2, GPUP_Q_RING_LO)), 0x07080000u);
+	cr_assert_eq(rd(QR(2, GPUP_Q_RING_HI)), 0x03040506u);
+	cr_assert_eq(rd(QR(2, GPUP_Q_RING_ENTRIES)), 0x0102u);
+	cr_assert_eq(vgpu_bar0_read(v, QR(2, GPUP_Q_RING_LO) + 2, &q, 8), 0);
+	cr_assert_eq(q, 0x0102030405060708ull);
+	/* A byte of CONTROL keeps its other bits: ENABLE stays on. */
+	wr(GPUP_REG_CONTROL, GPUP_CTRL_ENABLE);
+	b = 0;
+	cr_assert_eq(vgpu_bar0_write(v, GPUP_REG_CONTROL + 1, &b, 1), 0);
+	cr_assert_eq(rd(GPUP_REG_CONTROL), GPUP_CTRL_ENABLE);
+	cr_assert_eq(vgpu_bar0_write(v, GPUP_REG_CONTROL, &b, 1), 0);
+	cr_assert_eq(rd(GPUP_REG_CONTROL), 0, "the byte holding ENABLE clears it");
+	/* A partial write of the mask is plain; one of RW1C status clears
+	 * only the bits it writes (not the whole register read back). */
+	wr(GPUP_REG_INTR_MASK, 0xffffffff);
+	b = 0;
+	cr_assert_eq(vgpu_bar0_write(v, GPUP_REG_INTR_MASK + 3, &b, 1), 0);
+	cr_assert_eq(rd(GPUP_REG_INTR_MASK), 0x00ffffffu);
+	b = 0xff;
+	cr_assert_eq(vgpu_bar0_write(v, GPUP_REG_INTR_STATUS + 1, &b, 1), 0);
+	cr_assert_eq(rd(GPUP_REG_INTR_STATUS), 0);
 }
 
 static void queue_up(unsigned int q, uint32_t engine)

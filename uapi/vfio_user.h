@@ -91,6 +91,15 @@ struct vfio_user_dma_unmap {
 	uint64_t size;
 };
 
+/* DMA_READ / DMA_WRITE (server -> client) and their replies: the server
+ * reads or writes client memory it was given without an fd.  DMA_READ's
+ * reply and DMA_WRITE's request carry count bytes of data after this. */
+struct vfio_user_dma_rw {
+	uint64_t addr;
+	uint64_t count;
+	uint8_t data[];
+};
+
 /* DEVICE_GET_INFO: the spec's 16 bytes (newer kernels' struct
  * vfio_device_info grew a cap_offset the protocol does not carry). */
 struct vfio_user_device_info {
@@ -153,6 +162,7 @@ _Static_assert(sizeof(struct vfio_user_mig_data) == 8, "mig_data");
 _Static_assert(sizeof(struct vfio_user_version) == 4, "version");
 _Static_assert(sizeof(struct vfio_user_dma_map) == 32, "dma_map");
 _Static_assert(sizeof(struct vfio_user_dma_unmap) == 24, "dma_unmap");
+_Static_assert(sizeof(struct vfio_user_dma_rw) == 16, "dma_rw");
 _Static_assert(sizeof(struct vfio_user_region_io_fds) == 16, "io_fds");
 _Static_assert(sizeof(struct vfio_user_sub_region_ioeventfd) == 40, "ioeventfd");
 _Static_assert(sizeof(struct vfio_user_region_access) == 16, "access");

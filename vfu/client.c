@@ -2,12 +2,16 @@
 /*
  * The vfio-user client (see vfu.h): version negotiation and one function
  * per command, each checking that the reply has the size the protocol
- * gives it before trusting a field.  Replies are matched by msg_id;
- * anything else on the socket is a protocol error, since our servers
- * never send commands of their own.  Framing is msg.c's, the capability
- * JSON caps.c's.
+ * gives it before trusting a field.  Replies are matched by msg_id.  The
+ * server's own commands (DMA_READ / DMA_WRITE into windows mapped without
+ * an fd) may come between a request and its reply, as the spec allows:
+ * they are answered from the window's memory on the spot, then the wait
+ * goes on; vfu_client_serve answers them between calls.  A reply nobody
+ * waits for is a protocol error.  Framing is msg.c's, the capability JSON
+ * caps.c's.
  */
 #include <errno.h>
+#include <poll.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,13 +24,22 @@
 #define CLIENT_MAX_XFER (1u << 20)
 #define REPLY_SLACK 256u
 
+/* Client memory the server reaches with DMA_READ / DMA_WRITE. */
+struct client_mem {
+	uint64_t iova, size;
+	uint8_t *host;
+	uint32_t prot;       /* VFIO_USER_DMA_F_* */
+};
+
 struct vfu_client {
 	int sock;
 	bool broken;         /* a send or receive failed: out of step for good */
 	uint16_t next_id;
 	struct vfu_caps server;
 	uint8_t *buf;        /* reply scratch, CLIENT_MAX_XFER + slack */
-	uint8_t *wbuf;       /* REGION_WRITE messages, as large */
+	uint8_t *wbuf;       /* REGION_WRITE messages and DMA replies, as large */
+	struct client_mem mem[VFU_CLIENT_MAX_MEM];
+	unsigned int nmem;
 };
 
 int vfu_client_socket(const struct vfu_client *c)
@@ -44,8 +57,72 @@ uint32_t vfu_client_max_fds(const struct vfu_client *c)
 	return c->server.max_fds;
 }
 
+/* The window holding all of [addr, addr + count) with prot, or NULL. */
+static const struct client_mem *mem_find(const struct vfu_client *c, uint64_t addr,
+					 uint64_t count, uint32_t prot)
+{
+	for (unsigned int i = 0; i < c->nmem; i++) {
+		const struct client_mem *w = &c->mem[i];
+
+		if (addr >= w->iova && addr - w->iova < w->size &&
+		    count <= w->size - (addr - w->iova) && (w->prot & prot) == prot)
+			return w;
+	}
+	return NULL;
+}
+
+/* Answer one command of the server's (m, in c->buf): DMA_READ and
+ * DMA_WRITE inside a window, anything else refused.  The reply is built
+ * in c->wbuf, which no request needs once it is sent.  0 or -errno of
+ * the send. */
+static int serve_cmd(struct vfu_client *c, const struct vfu_msg *m)
+{
+	const struct vfio_user_dma_rw *in = (const void *)m->data;
+	struct vfio_user_dma_rw *out = (void *)c->wbuf;
+	struct vfio_user_header h = { .msg_id = m->hdr.msg_id, .command = m->hdr.command,
+				      .flags = VFIO_USER_F_TYPE_REPLY };
+	bool rd = m->hdr.command == VFIO_USER_DMA_READ;
+	const struct client_mem *w = NULL;
+	uint32_t len = 0;
+	uint32_t err = 0;
+
+	if (!rd && m->hdr.command != VFIO_USER_DMA_WRITE)
+		err = ENOSYS;
+	else if (m->nfds || m->len < sizeof(*in) || in->count == 0 ||
+		 in->count > CLIENT_MAX_XFER || m->len != sizeof(*in) + (rd ? 0 : in->count))
+		err = EINVAL;
+	else if (!(w = mem_find(c, in->addr, in->count,
+				rd ? VFIO_USER_DMA_F_READ : VFIO_USER_DMA_F_WRITE)))
+		err = EFAULT;
+	if (!err) {
+		uint8_t *p = w->host + (in->addr - w->iova);
+
+		out->addr = in->addr;
+		out->count = in->count;
+		if (rd)
+			memcpy(out->data, p, in->count);
+		else
+			memcpy(p, in->data, in->count);
+		len = (uint32_t)sizeof(*out) + (rd ? (uint32_t)in->count : 0);
+	}
+	if (m->hdr.flags & VFIO_USER_F_NO_REPLY)
+		return 0;
+	h.msg_size = (uint32_t)sizeof(h) + len;
+	if (err) {
+		h.flags |= VFIO_USER_F_ERROR;
+		h.error_no = err;
+	}
+	return vfu_msg_send(c->sock, &h, out, len, NULL, 0);
+}
+
+static bool is_command(const struct vfu_msg *m)
+{
+	return (m->hdr.flags & VFIO_USER_F_TYPE_MASK) == VFIO_USER_F_TYPE_COMMAND;
+}
+
 /* Receive the reply to `id` into c->buf: its payload length or -errno.
- * At most max fds are kept in rfds (*nrfds counts them), the rest closed. */
+ * At most max fds are kept in rfds (*nrfds counts them), the rest closed.
+ * The server's commands that come first are answered on the way. */
 static int recv_reply(struct vfu_client *c, uint16_t id, uint16_t cmd, int *rfds,
 		      unsigned int *nrfds, unsigned int max)
 {
@@ -53,7 +130,15 @@ static int recv_reply(struct vfu_client *c, uint16_t id, uint16_t cmd, int *rfds
 	int rc;
 
 	c->broken = true; /* until a whole reply has arrived */
-	rc = vfu_msg_recv(c->sock, &m, c->buf, CLIENT_MAX_XFER + REPLY_SLACK);
+	for (;;) {
+		rc = vfu_msg_recv(c->sock, &m, c->buf, CLIENT_MAX_XFER + REPLY_SLACK);
+		if (rc || !is_command(&m))
+			break;
+		rc = serve_cmd(c, &m);
+		vfu_msg_close_fds(&m);
+		if (rc)
+			return rc;
+	}
 	for (unsigned int i = 0; i < m.nfds; i++) {
 		if (rc == 0 && *nrfds < max)
 			rfds[(*nrfds)++] = m.fds[i];
@@ -229,12 +314,72 @@ int vfu_client_dma_map(struct vfu_client *c, int fd, uint64_t fd_offset, uint64_
 	return rc < 0 ? rc : 0;
 }
 
+/* Forget the window [iova, iova + size) if it is one of ours. */
+static void mem_forget(struct vfu_client *c, uint64_t iova, uint64_t size)
+{
+	for (unsigned int i = 0; i < c->nmem; i++)
+		if (c->mem[i].iova == iova && c->mem[i].size == size) {
+			c->mem[i] = c->mem[--c->nmem];
+			return;
+		}
+}
+
+/* Known before DMA_MAP is sent: the server may read the window before its
+ * reply comes; forgotten only after DMA_UNMAP's reply, which comes once
+ * the server no longer uses it. */
+int vfu_client_dma_map_mem(struct vfu_client *c, void *host, uint64_t iova, uint64_t size,
+			   uint32_t prot)
+{
+	struct vfio_user_dma_map m = {
+		.argsz = sizeof(m), .flags = prot, .addr = iova, .size = size,
+	};
+	int rc;
+
+	if (!host || !size || iova + size < iova ||
+	    (prot & ~(uint32_t)(VFIO_USER_DMA_F_READ | VFIO_USER_DMA_F_WRITE)))
+		return -EINVAL;
+	if (c->nmem >= VFU_CLIENT_MAX_MEM)
+		return -ENOSPC;
+	c->mem[c->nmem++] = (struct client_mem){ iova, size, host, prot };
+	rc = vfu_client_call(c, VFIO_USER_DMA_MAP, &m, sizeof(m), NULL, 0, NULL, 0, NULL, NULL);
+	if (rc < 0)
+		mem_forget(c, iova, size);
+	return rc < 0 ? rc : 0;
+}
+
 int vfu_client_dma_unmap(struct vfu_client *c, uint64_t iova, uint64_t size)
 {
 	struct vfio_user_dma_unmap u = { .argsz = sizeof(u), .addr = iova, .size = size };
 	int rc = vfu_client_call(c, VFIO_USER_DMA_UNMAP, &u, sizeof(u), NULL, 0, NULL, 0, NULL, NULL);
 
+	if (rc >= 0)
+		mem_forget(c, iova, size);
 	return rc < 0 ? rc : 0;
+}
+
+int vfu_client_serve(struct vfu_client *c)
+{
+	struct pollfd p = { .fd = c->sock, .events = POLLIN };
+	struct vfu_msg m;
+	int n = 0, rc;
+
+	if (c->broken)
+		return -ENOTCONN;
+	while (poll(&p, 1, 0) == 1) {
+		c->broken = true;
+		rc = vfu_msg_recv(c->sock, &m, c->buf, CLIENT_MAX_XFER + REPLY_SLACK);
+		if (rc) {
+			vfu_msg_close_fds(&m);
+			return rc == 1 ? -ECONNRESET : rc == -EMSGSIZE ? -EPROTO : rc;
+		}
+		rc = is_command(&m) ? serve_cmd(c, &m) : -EPROTO;
+		vfu_msg_close_fds(&m);
+		if (rc)
+			return rc;
+		c->broken = false;
+		n++;
+	}
+	return n;
 }
 
 int vfu_client_device_info(struct vfu_client *c, struct vfio_user_device_info *info)

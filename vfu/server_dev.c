@@ -19,14 +19,36 @@ int vfu_h_version(struct vfu_server *s, struct vfu_msg *m, struct vfu_reply *r)
 		.max_fds = VFU_MAX_FDS, .max_xfer = VFU_SERVER_MAX_XFER,
 		.max_dma_maps = VFU_SERVER_MAX_DMA_MAPS, .pgsizes = 4096,
 	};
+	struct vfu_caps proposed = { 0 };  /* what the client left out stays 0 */
 	uint16_t major, minor;
 	int n, rc;
 
 	if (in->major != VFIO_USER_MAJOR)
 		return -ENOTSUP;
-	rc = vfu_version_decode(m->data, m->len, &major, &minor, &s->peer);
+	rc = vfu_version_decode(m->data, m->len, &major, &minor, &proposed);
 	if (rc)
 		return rc;
+	/* The client's limits: what it stated, the spec's default for the rest. */
+	vfu_caps_default(&s->peer);
+	if (proposed.max_fds)
+		s->peer.max_fds = proposed.max_fds;
+	if (proposed.max_xfer)
+		s->peer.max_xfer = proposed.max_xfer;
+	s->peer.max_dma_maps = proposed.max_dma_maps;
+	s->peer.pgsizes = proposed.pgsizes;
+	/* The reply's capabilities are a subset of those proposed (the spec's
+	 * rule); the encoder leaves out the ones zeroed here.  None of ours is
+	 * required: a client that assumes the spec's defaults for the rest is
+	 * served (1 fd and 1 MiB a message, 4 KiB pages are within ours; a
+	 * map beyond our VFU_SERVER_MAX_DMA_MAPS gets its own error reply). */
+	if (!proposed.max_fds)
+		ours.max_fds = 0;
+	if (!proposed.max_xfer)
+		ours.max_xfer = 0;
+	if (!proposed.max_dma_maps)
+		ours.max_dma_maps = 0;
+	if (!proposed.pgsizes)
+		ours.pgsizes = 0;
 	n = vfu_version_encode(r->data, VFU_SERVER_MAX_MSG, VFIO_USER_MAJOR,
 			       minor < VFIO_USER_MINOR ? minor : VFIO_USER_MINOR, &ours);
 	if (n < 0)
@@ -105,6 +127,10 @@ int vfu_h_region_io_fds(struct vfu_server *s, struct vfu_msg *m, struct vfu_repl
 		count = s->ops->region_io_fds(s->dev, in->index, fds, VFU_MAX_FDS);
 	if (count < 0)
 		return count;
+	/* The spec's reply carries at least one fd: a region without any
+	 * gets an error reply, never an empty list. */
+	if (count == 0)
+		return -ENOENT;
 	memset(out, 0, sizeof(*out));
 	out->index = in->index;
 	out->count = (uint32_t)count;

@@ -124,6 +124,21 @@ uint32_t vfu_client_max_fds(const struct vfu_client *c);
 int vfu_client_dma_map(struct vfu_client *c, int fd, uint64_t fd_offset, uint64_t iova,
 		       uint64_t size, uint32_t prot);
 int vfu_client_dma_unmap(struct vfu_client *c, uint64_t iova, uint64_t size);
+/* DMA_MAP without an fd (what a VMM does for guest RAM it does not share):
+ * [iova, iova + size) is host memory of this process, at host, which the
+ * server reaches only with DMA_READ / DMA_WRITE.  The client answers
+ * those from host, within the window and its prot, whenever it reads the
+ * socket: while waiting for any reply, and in vfu_client_serve.  A request
+ * outside every window, or against its prot, gets EFAULT.  dma_unmap of
+ * the same range ends it.  At most VFU_CLIENT_MAX_MEM such windows. */
+#define VFU_CLIENT_MAX_MEM 64u
+int vfu_client_dma_map_mem(struct vfu_client *c, void *host, uint64_t iova, uint64_t size,
+			   uint32_t prot);
+/* Serve the server's commands already waiting on the socket (poll it for
+ * POLLIN first; the client does nothing between calls): how many were
+ * served, 0 if none was waiting, or -errno (a reply with no call waiting
+ * for it is -EPROTO and breaks the client). */
+int vfu_client_serve(struct vfu_client *c);
 
 int vfu_client_device_info(struct vfu_client *c, struct vfio_user_device_info *info);
 /* *fd gets the region's mmap fd (the caller closes it) or -1. */
@@ -230,7 +245,8 @@ struct vfu_dev_ops {
 
 	/* DEVICE_GET_REGION_IO_FDS: fills up to max sub-regions of region
 	 * index (fds lent, as region_info's) and returns how many the region
-	 * has, which may be more than max.  Can be NULL: no region has any. */
+	 * has, which may be more than max.  Can be NULL: no region has any.
+	 * A region with none is answered ENOENT (a reply must carry an fd). */
 	int (*region_io_fds)(void *dev, uint32_t index, struct vfu_iofd *out, unsigned int max);
 
 	/* DEVICE_GET_IRQ_INFO for index < num_irqs: flags and count (at most

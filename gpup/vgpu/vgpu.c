@@ -502,38 +502,80 @@ static uint32_t reg_read(struct vgpu *v, uint32_t off)
 	return dev_read(v, off);
 }
 
+/* Any access of 1 to 8 bytes inside BAR0, at any offset, as a CPU can
+ * make: it covers the 32-bit registers [first, first + 4 * n). */
 static bool access_ok(uint64_t off, size_t len)
 {
-	if (len != 4 && len != 8)
-		return false;
-	return off % len == 0 && off < GPUP_BAR0_SIZE && len <= GPUP_BAR0_SIZE - off;
+	return len >= 1 && len <= 8 && off < GPUP_BAR0_SIZE && len <= GPUP_BAR0_SIZE - off;
 }
 
+static unsigned int regs_covered(uint64_t off, size_t len)
+{
+	return (unsigned int)(((off + len - 1) / 4) - off / 4 + 1);
+}
+
+/* A read returns the bytes of the registers it covers, each register read
+ * once (so a byte of TIME_LO latches TIME_HI as the whole register does). */
 int vgpu_bar0_read(struct vgpu *v, uint64_t off, void *buf, size_t len)
 {
-	uint32_t val[2];
+	uint32_t val[3];
+	uint32_t first = (uint32_t)(off & ~3ull);
+	unsigned int n;
 
 	if (!v || !buf || !access_ok(off, len))
 		return -EINVAL;
+	n = regs_covered(off, len);
 	pthread_mutex_lock(&v->lock);
-	for (size_t i = 0; i < len / 4; i++)
-		val[i] = reg_read(v, (uint32_t)off + 4 * i);
+	for (unsigned int i = 0; i < n; i++)
+		val[i] = reg_read(v, first + 4 * i);
 	pthread_mutex_unlock(&v->lock);
-	memcpy(buf, val, len);
+	memcpy(buf, (uint8_t *)val + (off - first), len);
 	return 0;
 }
 
+/* What a write of part of register off leaves in the bytes it does not
+ * write: 0 where a write acts on the bits set (INTR_STATUS is RW1C, a
+ * doorbell rings whatever is written), the register's value elsewhere, so
+ * a partial write of a plain register is a read-modify-write and one of a
+ * control register leaves its other bits as they were. */
+static uint32_t partial_base(struct vgpu *v, uint32_t off)
+{
+	uint32_t val;
+
+	if (off >= GPUP_PAGE_DOORBELL || off == GPUP_REG_INTR_STATUS)
+		return 0;
+	pthread_mutex_lock(&v->lock);
+	val = reg_read(v, off);
+	pthread_mutex_unlock(&v->lock);
+	return val;
+}
+
+/* A write reaches each register it covers once, in address order; the
+ * bytes of a register it does not cover are partial_base's. */
 int vgpu_bar0_write(struct vgpu *v, uint64_t off, const void *buf, size_t len)
 {
-	uint32_t val[2];
+	uint32_t first = (uint32_t)(off & ~3ull);
+	uint8_t bytes[12];
+	unsigned int n;
 
 	if (!v || !buf || !access_ok(off, len))
 		return -EINVAL;
-	memcpy(val, buf, len);
+	n = regs_covered(off, len);
 	pthread_mutex_lock(&v->cfg_lock);
 	vgpu_wd_flush(v);
-	for (size_t i = 0; i < len / 4; i++)
-		reg_write(v, (uint32_t)off + 4 * i, val[i]);
+	for (unsigned int i = 0; i < n; i++) {
+		uint32_t reg = first + 4 * i, val;
+		uint64_t lo = reg > off ? reg : off;
+		uint64_t hi = reg + 4 < off + len ? reg + 4 : off + len;
+
+		if (lo != reg || hi != reg + 4u) {
+			val = partial_base(v, reg);
+			memcpy(bytes, &val, 4);
+		}
+		memcpy(bytes + (lo - reg), (const uint8_t *)buf + (lo - off), hi - lo);
+		memcpy(&val, bytes, 4);
+		reg_write(v, reg, val);
+	}
 	pthread_mutex_unlock(&v->cfg_lock);
 	return 0;
 }

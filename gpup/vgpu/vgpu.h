@@ -56,10 +56,15 @@ struct vgpu *vgpu_create(const struct vgpu_cfg *cfg);
  * vfio-user server first: it reads BAR2 through the vgpu. */
 void vgpu_destroy(struct vgpu *v);
 
-/* BAR0 access.  off + len must lie inside GPUP_BAR0_SIZE; registers take
- * 4-byte aligned 4-byte accesses (8-byte accesses are split in two);
- * anything else is -EINVAL and changes nothing.  Reads of reserved
- * offsets return 0, writes to read-only registers are ignored. */
+/* BAR0 access, as a PCI device takes a CPU's: 1 to 8 bytes at any offset
+ * with off + len inside GPUP_BAR0_SIZE (anything else is -EINVAL and
+ * changes nothing).  Registers are 32 bits: an access reaches each one it
+ * covers once, in address order (an 8-byte access is two).  A read returns
+ * the bytes it covers; a write of part of a register keeps the register's
+ * other bytes (read-modify-write), except where a write acts on the bits
+ * it sets (INTR_STATUS, RW1C; the doorbells): there the other bytes are 0.
+ * Reads of reserved offsets return 0, writes to read-only registers are
+ * ignored. */
 int vgpu_bar0_read(struct vgpu *v, uint64_t off, void *buf, size_t len);
 int vgpu_bar0_write(struct vgpu *v, uint64_t off, const void *buf, size_t len);
 

@@ -123,17 +123,29 @@ static int vfu_region_io_fds(void *dev, uint32_t index, struct vfu_iofd *out,
 	return GPUP_MAX_QUEUES;
 }
 
+/* The error index has one vector, as vfio-pci gives a PCIe function: a
+ * VMM connects an eventfd to it (QEMU warns it cannot enable error
+ * recovery otherwise) and the server keeps that eventfd, which a
+ * SET_IRQS trigger signals.  The vGPU itself never signals it: its errors
+ * reach the guest in band (the fault log, STATUS.LOST), which a guest
+ * driver recovers from, where QEMU answers an error event by stopping the
+ * whole VM. */
 static void vfu_irq_info(void *dev, uint32_t index, struct vfio_irq_info *info)
 {
 	(void)dev;
 	if (index == VFIO_PCI_MSIX_IRQ_INDEX) {
 		info->flags = VFIO_IRQ_INFO_EVENTFD | VFIO_IRQ_INFO_NORESIZE;
 		info->count = GPUP_MSIX_VECTORS;
+	} else if (index == VFIO_PCI_ERR_IRQ_INDEX) {
+		info->flags = VFIO_IRQ_INFO_EVENTFD;
+		info->count = 1;
 	}
 }
 
 static int vfu_irq_set_fd(void *dev, uint32_t index, uint32_t vec, int fd)
 {
+	if (index == VFIO_PCI_ERR_IRQ_INDEX && vec == 0)
+		return 0;  /* the server's copy is all it needs */
 	if (index != VFIO_PCI_MSIX_IRQ_INDEX)
 		return -EINVAL;
 	return vgpu_set_irq_fd(dev, vec, fd);
