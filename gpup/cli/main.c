@@ -28,8 +28,9 @@ static void usage(FILE *f)
 		"  --state-dir DIR  the daemon's state directory; default %s\n"
 		"  -h, --help       this help; `gpup COMMAND --help` for a command\n"
 		"  --version        print the version\n"
-		"Under --json a command's errors are JSON objects on stderr:\n"
-		"{\"command\": ..., \"error\": ..., \"code\": \"EXXX\" or null}.\n"
+		"Under --json a command's errors are JSON objects on stderr, e.g.\n"
+		"{\"command\": \"create\", \"error\": \"no GPU 'gpu5'; see 'gpup gpus'\",\n"
+		" \"code\": \"ENODEV\"}; code is null where no errno name applies.\n"
 		"Exit status: 0 success, 1 failed at run time, 2 a wrong request\n"
 		"(nothing changed); `gpup bench` adds its own (see its --help).\n"
 		"\ncommands:\n",
