@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "fuzz/fuzz_util.h"
+#include "uapi/vfio_user.h"
 
 uint8_t fz_u8(struct fz_in *in)
 {
@@ -150,4 +151,39 @@ const char *fz_tmpdir(void)
 int fz_verbose(void)
 {
 	return getenv("FUZZ_VERBOSE") != NULL;
+}
+
+static void quiet_log(const char *fmt, ...)
+{
+	(void)fmt;
+}
+
+static void verbose_log(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+void (*fz_log(void))(const char *fmt, ...)
+{
+	return fz_verbose() ? verbose_log : quiet_log;
+}
+
+size_t fz_vfu_version_msg(uint8_t *buf, uint16_t id)
+{
+	static const char caps[] = "{\"capabilities\":{\"max_msg_fds\":16,"
+				   "\"max_data_xfer_size\":1048576}}";
+	struct vfio_user_header *h = (void *)buf;
+	struct vfio_user_version *v = (void *)(h + 1);
+
+	*h = (struct vfio_user_header){ .msg_id = id, .command = VFIO_USER_VERSION };
+	v->major = VFIO_USER_MAJOR;
+	v->minor = VFIO_USER_MINOR;
+	memcpy(v->data, caps, sizeof(caps));
+	h->msg_size = (uint32_t)(sizeof(*h) + sizeof(*v) + sizeof(caps));
+	return h->msg_size;
 }

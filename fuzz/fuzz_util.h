@@ -50,4 +50,12 @@ void fz_empty_dir(const char *dir);
  * otherwise. */
 int fz_verbose(void);
 
+/* A log function for the code under test: stderr with FUZZ_VERBOSE,
+ * silence otherwise. */
+void (*fz_log(void))(const char *fmt, ...);
+
+/* A well-formed vfio-user VERSION request (16 fds, 1 MiB transfers)
+ * into buf (512 bytes are enough): its length. */
+size_t fz_vfu_version_msg(uint8_t *buf, uint16_t id);
+
 #endif

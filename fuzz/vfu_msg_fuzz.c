@@ -66,21 +66,6 @@ struct part {
 	struct vfu_server *srv;
 };
 
-static void quiet_log(const char *fmt, ...)
-{
-	(void)fmt;
-}
-
-static void verbose_log(const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-}
-
 static void init_once(void)
 {
 	struct gpup_gpu_cfg gc = { .index = 0, .vram_size = GPU_VRAM, .ncompute = 1, .ncopy = 1 };
@@ -108,7 +93,7 @@ static void part_create(struct part *p)
 
 	p->vg = vgpu_create(&vc);
 	fz_check(p->vg, "vgpu: %s", strerror(errno));
-	p->srv = vgpu_serve(p->vg, fz_verbose() ? verbose_log : quiet_log, NULL);
+	p->srv = vgpu_serve(p->vg, fz_log(), NULL);
 	fz_check(p->srv, "server: %s", strerror(errno));
 }
 
@@ -260,21 +245,6 @@ static bool send_with_fds(int s, const void *buf, size_t len, uint8_t spec, uint
 	return ok;
 }
 
-static size_t version_msg(uint8_t *buf, uint16_t id)
-{
-	static const char caps[] = "{\"capabilities\":{\"max_msg_fds\":16,"
-				   "\"max_data_xfer_size\":1048576}}";
-	struct vfio_user_header *h = (void *)buf;
-	struct vfio_user_version *v = (void *)(h + 1);
-
-	*h = (struct vfio_user_header){ .msg_id = id, .command = VFIO_USER_VERSION };
-	v->major = VFIO_USER_MAJOR;
-	v->minor = VFIO_USER_MINOR;
-	memcpy(v->data, caps, sizeof(caps));
-	h->msg_size = (uint32_t)(sizeof(*h) + sizeof(*v) + sizeof(caps));
-	return h->msg_size;
-}
-
 /* One message from the input: built (a header around a fuzzed command and
  * payload), raw (the bytes as they are), or none but a guest store into
  * the last memfd sent, or with nothing to store a millisecond for the
@@ -326,7 +296,7 @@ static int second_client(struct part *p)
 	fz_check(rc == 0 || rc == -EBUSY, "second client: %d", rc);
 	if (rc == 0)
 		return sv[1];
-	fz_check(send_with_fds(sv[1], buf, version_msg(buf, 9), 0, 0), "refused VERSION sent");
+	fz_check(send_with_fds(sv[1], buf, fz_vfu_version_msg(buf, 9), 0, 0), "refused VERSION sent");
 	fz_check(vfu_msg_recv(sv[1], &m, buf, sizeof(buf)) == 0 &&
 		 (m.hdr.flags & VFIO_USER_F_ERROR) && m.hdr.error_no == EBUSY && m.hdr.msg_id == 9,
 		 "the refused client's VERSION is not answered EBUSY");
@@ -352,7 +322,7 @@ static void session(struct part *p, struct fz_in *in, struct outcome *out)
 	fz_check(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0, "socketpair");
 	fz_check(vfu_server_attach(p->srv, sv[0]) == 0, "attach");
 	fz_check(pthread_create(&rd, NULL, reader, &sv[1]) == 0, "reader thread");
-	bool up = !(mode & 1) || send_with_fds(sv[1], buf, version_msg(buf, 0), 0, 0);
+	bool up = !(mode & 1) || send_with_fds(sv[1], buf, fz_vfu_version_msg(buf, 0), 0, 0);
 
 	for (uint16_t i = 1; up && in->n && i <= MAX_MSGS; i++) {
 		uint8_t spec = fz_u8(in), shape = fz_u8(in);
@@ -427,7 +397,7 @@ static void check_fresh(struct part *p, int sock)
 		fz_check(vfu_server_attach(p->srv, sv[0]) == 0, "fresh connection refused");
 	}
 
-	size_t vlen = version_msg(vbuf, 0) - sizeof(struct vfio_user_header);
+	size_t vlen = fz_vfu_version_msg(vbuf, 0) - sizeof(struct vfio_user_header);
 	/* Only the two capabilities version_msg proposed come back. */
 	const char *caps = "{\"capabilities\":{\"max_msg_fds\":16,\"max_data_xfer_size\":1048576}}";
 	struct vfio_user_version *v;

@@ -56,21 +56,6 @@ static struct vfu_server *srv;
 static unsigned int inputs;
 static uint8_t *reply_buf;
 
-static void quiet_log(const char *fmt, ...)
-{
-	(void)fmt;
-}
-
-static void verbose_log(const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-}
-
 static void init_once(void)
 {
 	struct gpup_gpu_cfg gc = { .index = 0, .vram_size = GPU_VRAM, .ncompute = 1, .ncopy = 1 };
@@ -92,7 +77,7 @@ static void init_once(void)
 
 	vg = vgpu_create(&vc);
 	fz_check(vg, "vgpu: %s", strerror(errno));
-	srv = vgpu_serve(vg, fz_verbose() ? verbose_log : quiet_log, NULL);
+	srv = vgpu_serve(vg, fz_log(), NULL);
 	fz_check(srv, "server: %s", strerror(errno));
 }
 
@@ -147,21 +132,6 @@ static bool send_with_fds(int s, const void *buf, size_t len, uint8_t spec, uint
 	for (unsigned int i = 0; i < n; i++)
 		close(fds[i]);
 	return w == (ssize_t)len;
-}
-
-static size_t version_msg(uint8_t *buf)
-{
-	static const char caps[] = "{\"capabilities\":{\"max_msg_fds\":16,"
-				   "\"max_data_xfer_size\":1048576}}";
-	struct vfio_user_header *h = (void *)buf;
-	struct vfio_user_version *v = (void *)(h + 1);
-
-	*h = (struct vfio_user_header){ .command = VFIO_USER_VERSION };
-	v->major = VFIO_USER_MAJOR;
-	v->minor = VFIO_USER_MINOR;
-	memcpy(v->data, caps, sizeof(caps));
-	h->msg_size = (uint32_t)(sizeof(*h) + sizeof(*v) + sizeof(caps));
-	return h->msg_size;
 }
 
 /* One message: a header around a fuzzed command and payload, or raw
@@ -235,7 +205,7 @@ static void session(struct fz_in *in)
 		fz_bytes(in, buf, fz_u16(in) % sizeof(buf));
 	fz_check(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0, "socketpair");
 	buffers(sv);
-	bool up = !(mode & 1) || send_with_fds(sv[1], buf, version_msg(buf), 0, 0);
+	bool up = !(mode & 1) || send_with_fds(sv[1], buf, fz_vfu_version_msg(buf, 0), 0, 0);
 
 	for (uint16_t i = 1; up && in->n && i <= MAX_MSGS; i++) {
 		uint8_t spec = fz_u8(in), shape = fz_u8(in), op = fz_u8(in);
