@@ -18,7 +18,10 @@
  *
  * A waiter that gives up (deadline, give_up) leaves its slot owed: the
  * reply may still come and is then dropped, not taken for a stray one.
- * A client that never answers thus fills VFU_DMA_SLOTS slots at most, and
+ * One that gave way to give_up parks it instead: the same request asked
+ * again (an engine retrying its step) waits for the reply already owed
+ * rather than sending another, so a retried wait costs one slot.  A
+ * client that never answers thus fills VFU_DMA_SLOTS slots at most, and
  * then every new request fails at once.  A reply to no owed request, or
  * one of the wrong size, address or count, is a protocol error and ends
  * the connection.  DMA_UNMAP of a window fails the waiters of requests
@@ -99,7 +102,10 @@ static void fail_waiters(struct vfu_dma_chan *ch, uint64_t iova, uint64_t end)
 	for (unsigned int i = 0; i < VFU_DMA_SLOTS; i++) {
 		struct vfu_dma_req *r = &ch->req[i];
 
-		if (!r->waiter || r->done || r->iova >= end || r->iova + r->len <= iova)
+		if (r->iova >= end || r->iova + r->len <= iova)
+			continue;
+		r->parked = false;
+		if (!r->waiter || r->done)
 			continue;
 		r->done = true;
 		r->queued = false;
@@ -123,7 +129,7 @@ void vfu_chan_close(struct vfu_server *s)
 	ch->open = false;
 	fail_waiters(ch, 0, UINT64_MAX);
 	for (unsigned int i = 0; i < VFU_DMA_SLOTS; i++)
-		ch->req[i].owed = false;
+		ch->req[i].owed = ch->req[i].parked = false;
 	pthread_mutex_unlock(&ch->lock);
 	vfu_defer_drop(s);
 	s->conn_err = 0;
@@ -170,9 +176,22 @@ static struct vfu_dma_req *req_take(struct vfu_dma_chan *ch, uint64_t iova, void
 {
 	struct vfu_dma_req *r = NULL;
 
+	uint16_t cmd = write ? VFIO_USER_DMA_WRITE : VFIO_USER_DMA_READ;
+
 	*rc = -EFAULT;
 	if (!ch->open)
 		return NULL;
+	for (unsigned int i = 0; i < VFU_DMA_SLOTS; i++) {
+		r = &ch->req[i];
+		if (r->parked && r->cmd == cmd && r->iova == iova && r->len == len) {
+			r->parked = false;
+			r->waiter = true;
+			r->done = false;
+			r->buf = buf;
+			return r;
+		}
+	}
+	r = NULL;
 	for (unsigned int i = 0; i < VFU_DMA_SLOTS && !r; i++)
 		if (!ch->req[i].waiter && !ch->req[i].owed)
 			r = &ch->req[i];
@@ -183,8 +202,7 @@ static struct vfu_dma_req *req_take(struct vfu_dma_chan *ch, uint64_t iova, void
 	while (id_in_use(ch, ch->next_id))
 		ch->next_id++;
 	*r = (struct vfu_dma_req){ .id = ch->next_id++, .waiter = true, .queued = true,
-				   .cmd = write ? VFIO_USER_DMA_WRITE : VFIO_USER_DMA_READ,
-				   .iova = iova, .len = len, .buf = buf };
+				   .cmd = cmd, .iova = iova, .len = len, .buf = buf };
 	return r;
 }
 
@@ -193,6 +211,8 @@ static int req_release(struct vfu_dma_req *r, int rc)
 {
 	if (r->done)
 		rc = r->rc;
+	else if (rc == -EAGAIN && r->owed)
+		r->parked = true;
 	r->waiter = false;
 	r->queued = false;
 	r->buf = NULL;
@@ -343,6 +363,7 @@ int vfu_chan_reply(struct vfu_server *s, struct vfu_msg *m)
 	}
 	ok = !m->nfds && !m->fds_dropped && reply_fits(r, m);
 	r->owed = false;
+	r->parked = false;
 	if (r->waiter && !r->done) {
 		r->done = true;
 		r->rc = ok && !(m->hdr.flags & VFIO_USER_F_ERROR) ? 0 : -EFAULT;

@@ -27,6 +27,8 @@ struct vfu_dma_req {
 	bool waiter;              /* a caller waits for done */
 	bool queued;              /* for the serving thread to send */
 	bool owed;                /* sent, its reply not yet in */
+	bool parked;              /* owed, its waiter gave way: the same
+				   * request asked again waits for it */
 	bool done;
 	int rc;
 	uint64_t iova;
