@@ -160,7 +160,9 @@ static void plan_copy(struct dma_plan *p, unsigned int access)
 	}
 }
 
-static __thread sigjmp_buf *dma_guard;
+/* volatile: the compiler knows memmove reads no global, and would
+ * otherwise drop the store before the copy as dead (NULL follows it). */
+static __thread sigjmp_buf *volatile dma_guard;
 static struct sigaction prev_sigbus;
 static pthread_once_t sigbus_once = PTHREAD_ONCE_INIT;
 
