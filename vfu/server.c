@@ -162,7 +162,7 @@ int vfu_server_serve_one(struct vfu_server *s, int sock)
 		vfu_msg_close_fds(&m);
 		return rc == -EMSGSIZE ? -EPROTO : rc;
 	}
-	if (s->negotiated && (m.hdr.flags & VFIO_USER_F_TYPE_MASK) == VFIO_USER_F_TYPE_REPLY)
+	if (s->negotiated && vfu_is_dma_reply(&m))
 		return route_reply(s, &m);
 	/* More fds than we take: refuse the command rather than run it
 	 * with some of them. */

@@ -347,6 +347,12 @@ static bool reply_fits(const struct vfu_dma_req *r, const struct vfu_msg *m)
 	return m->len == want && rw->addr == r->iova && rw->count == r->len;
 }
 
+bool vfu_is_dma_reply(const struct vfu_msg *m)
+{
+	return (m->hdr.flags & VFIO_USER_F_TYPE_MASK) == VFIO_USER_F_TYPE_REPLY &&
+	       (m->hdr.command == VFIO_USER_DMA_READ || m->hdr.command == VFIO_USER_DMA_WRITE);
+}
+
 int vfu_chan_reply(struct vfu_server *s, struct vfu_msg *m)
 {
 	struct vfu_dma_chan *ch = s->chan;
@@ -434,7 +440,7 @@ static int inline_read(struct vfu_server *s, int sock, uint64_t deadline)
 	if (rc <= 0)
 		return rc == 0 || errno == EINTR ? 0 : -errno;
 	rc = vfu_msg_recv(sock, &m, s->rpbuf, VFU_SERVER_MAX_MSG - sizeof(m.hdr));
-	if (!rc && (m.hdr.flags & VFIO_USER_F_TYPE_MASK) == VFIO_USER_F_TYPE_REPLY)
+	if (!rc && vfu_is_dma_reply(&m))
 		rc = vfu_chan_reply(s, &m);
 	else if (!rc)
 		rc = defer_push(s, &m);

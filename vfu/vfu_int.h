@@ -143,6 +143,9 @@ void vfu_chan_cancel(struct vfu_dma_chan *ch, uint64_t iova, uint64_t end);
 void vfu_chan_close(struct vfu_server *s);
 /* Send the queued requests: 0 or -errno of the send. */
 int vfu_chan_send(struct vfu_server *s, int sock);
+/* A reply to a DMA_READ / DMA_WRITE (other replies are refused as
+ * commands in the wrong place, EINVAL, as before). */
+bool vfu_is_dma_reply(const struct vfu_msg *m);
 /* A reply from the client: 0, or -EPROTO (drop the client). */
 int vfu_chan_reply(struct vfu_server *s, struct vfu_msg *m);
 /* Deferred commands: take the oldest into m (0) or -ENOENT; drop all. */
