@@ -157,6 +157,11 @@ int vfu_server_serve_one(struct vfu_server *s, int sock)
 
 	vfu_serving = s;
 	s->sock = sock;
+	/* Requests device threads queued: sent here too, for an owner that
+	 * calls this without the server's thread (the fuzzers). */
+	rc = s->negotiated ? vfu_chan_send(s, sock) : 0;
+	if (rc)
+		return rc;
 	rc = next_msg(s, sock, &m, &r);
 	if (rc) {
 		vfu_msg_close_fds(&m);
