@@ -21,6 +21,7 @@
 
 #include "gpup/drv/drv.h"
 #include "gpup/gpu/gpu.h"
+#include "gpup/jail/jail.h"
 #include "gpup/vgpu/vgpu.h"
 #include "iommu/iommu.h"
 #include "vfu/vfu.h"
@@ -49,6 +50,8 @@ static struct part pa, pb;
 static uint8_t *ram;
 static uint32_t pi_a;
 
+static int (*serving_init)(void);
+
 static void part_init(struct part *p, uint64_t off, const char *name)
 {
 	struct iommu_domain_cfg dc = { .name = name };
@@ -60,7 +63,7 @@ static void part_init(struct part *p, uint64_t off, const char *name)
 			       .iommu = p->dom, .name = name };
 	p->vg = vgpu_create(&vc);
 	cr_assert_not_null(p->vg);
-	p->srv = vgpu_serve(p->vg, NULL, NULL);
+	p->srv = vgpu_serve(p->vg, NULL, serving_init);
 	cr_assert_not_null(p->srv);
 	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
 	cr_assert_eq(vfu_server_attach(p->srv, sv[0]), 0);
@@ -76,9 +79,20 @@ static void part_fini(struct part *p)
 	iommu_domain_destroy(p->dom);
 }
 
-static void setup(void)
+static int engine_init(void)
 {
-	struct gpup_gpu_cfg gc = { .index = 0, .vram_size = 64 * MIB, .ncompute = 1, .ncopy = 1 };
+	return gpup_jail_thread(GPUP_JAIL_ENGINE);
+}
+
+static int serving_jail(void)
+{
+	return gpup_jail_thread(GPUP_JAIL_SERVING);
+}
+
+static void setup_gpu(int (*engine)(void))
+{
+	struct gpup_gpu_cfg gc = { .index = 0, .vram_size = 64 * MIB, .ncompute = 1, .ncopy = 1,
+				   .thread_init = engine };
 
 	gpu = gpup_sim_gpu_create(&gc);
 	cr_assert_not_null(gpu);
@@ -90,6 +104,32 @@ static void setup(void)
 	pi_a = 0;
 }
 
+static void setup(void)
+{
+	serving_init = NULL;
+	setup_gpu(NULL);
+}
+
+/* The daemon's seccomp filters on the engines and serving threads, in
+ * the mode that kills the process for a call outside them. */
+static void setup_jailed(void)
+{
+	struct gpup_jail_cfg jc = { .mode = GPUP_JAIL_KILL };
+	struct vfu_caps caps = { .max_fds = 1, .max_xfer = 4096 };
+	uint16_t major, minor;
+	char v[256];
+	int n = vfu_version_encode(v, sizeof(v), 0, 1, &caps);
+
+	/* json-c seeds its hash (getrandom) at its first parse in the
+	 * process: the daemon's main thread has parsed long before a client
+	 * comes, so this one does too. */
+	cr_assert_gt(n, 0);
+	cr_assert_eq(vfu_version_decode(v, (uint32_t)n, &major, &minor, &caps), 0);
+	cr_assert_eq(gpup_jail_prepare(&jc), 0);
+	serving_init = serving_jail;
+	setup_gpu(engine_init);
+}
+
 static void teardown(void)
 {
 	part_fini(&pa);
@@ -99,6 +139,7 @@ static void teardown(void)
 }
 
 TestSuite(vfu_dmarw, .init = setup, .fini = teardown, .timeout = 60);
+TestSuite(vfu_dmarw_jailed, .init = setup_jailed, .fini = teardown, .timeout = 60);
 
 static void reg_write(struct vfu_client *c, uint32_t off, uint32_t val)
 {
@@ -174,7 +215,7 @@ static uint32_t f32_bits(float f)
 /* SAXPY over 3 MiB vectors (several DMA_READs of the client's 1 MiB
  * max, more than one engine chunk), an IOVA-to-IOVA copy (read and
  * write through the bounce), a FILL of client memory, all bit-exact. */
-Test(vfu_dmarw, saxpy_copy_fill_in_fdless_memory_bit_exact)
+static void saxpy_copy_fill(void)
 {
 	const uint64_t n = 3 * MIB / 4, xo = DATA, yo = DATA + 3 * MIB, co = DATA + 6 * MIB;
 	const uint64_t fo = DATA + 9 * MIB;
@@ -215,6 +256,18 @@ Test(vfu_dmarw, saxpy_copy_fill_in_fdless_memory_bit_exact)
 	cr_assert_eq(bar0_a(GPUP_REG_FAULT_COUNT), 0);
 	free(want);
 }
+
+Test(vfu_dmarw, saxpy_copy_fill_in_fdless_memory_bit_exact)
+{
+	saxpy_copy_fill();
+}
+
+/* No system call the filters lack: a forbidden one kills the process. */
+Test(vfu_dmarw_jailed, saxpy_copy_fill_under_the_daemons_filters)
+{
+	saxpy_copy_fill();
+}
+
 
 /* The newest fault record of partition a. */
 static void last_fault(uint32_t *code, uint64_t *addr)
@@ -534,4 +587,18 @@ Test(vfu_dmarw, short_reply_drops_only_that_client)
 Test(vfu_dmarw, reply_with_unknown_id_drops_only_that_client)
 {
 	malformed(HOLE_BAD_ID);
+}
+
+Test(vfu_dmarw_jailed, refusal_and_unmap_under_the_daemons_filters)
+{
+	union gpup_cmd c[2];
+
+	open_fdless(GPUP_ENGINE_COPY);
+	map_hole(pa.cl);
+	c[0] = gpup_cmd_copy(GPUP_SPACE_IOVA, HOLE_IOVA, GPUP_SPACE_VRAM, 0, 8192);
+	c[1] = gpup_cmd_fence(GPUP_SPACE_IOVA, IOVA + FENCE(QA), 1, 0);
+	put(c, 2);
+	cr_assert_eq(run_until_fence(1, 10000), -EIO);
+	cr_assert_eq(vfu_client_dma_unmap(pa.cl, HOLE_IOVA, HOLE_SIZE), 0);
+	cr_assert_eq(vfu_client_dma_unmap(pa.cl, IOVA, RAM_SIZE), 0);
 }
