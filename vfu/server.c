@@ -11,6 +11,9 @@
  * The owner (the daemon's main loop) accepts and hands each connected
  * socket to vfu_server_attach; the client is then served by its own thread
  * with blocking I/O, one message at a time in order, as the protocol asks.
+ * Between messages the thread polls the socket and the DMA channel's
+ * eventfd, sending the DMA_READ / DMA_WRITE that device threads queue and
+ * routing the client's replies to them (server_dma_rw.c).
  * A client that stalls or sends garbage only ever holds its own thread.  A
  * device takes one client at a time: the spec gives each client its own
  * socket, and two VMMs driving one device could only corrupt each other.

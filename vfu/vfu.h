@@ -267,9 +267,8 @@ struct vfu_dev_ops {
 	 * r->host: make it reachable by the device.  dma_unmap undoes it
 	 * and must not return before the device has stopped touching it;
 	 * if it fails the server keeps its mapping alive.  Windows sent
-	 * without an fd are recorded by the server and never reach the
-	 * device.  Both can be NULL: every DMA_MAP with an fd is refused
-	 * with ENOTSUP. */
+	 * without an fd go to dma_map_remote below.  Both can be NULL:
+	 * every DMA_MAP with an fd is refused with ENOTSUP. */
 	int (*dma_map)(void *dev, const struct vfu_dma_region *r);
 	int (*dma_unmap)(void *dev, const struct vfu_dma_region *r);
 
