@@ -145,4 +145,4 @@ install: $(O)/gpup guests man
 clean:
 	rm -rf $(BUILD)
 
--include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD) -name interop -prune -o -name '*.d' -type f -print 2>/dev/null)
