@@ -998,17 +998,19 @@ static void intro(void)
 static void floors_print(double mem[REPS], double sock[REPS], double hash[REPS],
 			 double direct[REPS], const char *fs)
 {
-	struct dist m = rate_of(mem, REPS, 256 * MIB), s = rate_of(sock, REPS, GIB);
+	struct dist m = rate_of(mem, REPS, 256 * MIB);
+	struct dist s = sock ? rate_of(sock, REPS, GIB) : (struct dist){ 0 };
 	struct dist h = rate_of(hash, REPS, GIB);
 
 	printf("Floors of this host (same run):\n\n| floor | GB/s | range |\n| --- | ---: | ---: |\n");
 	printf("| memcpy, 256 MiB between touched buffers | %.2f | %.2f - %.2f |\n", m.med, m.lo,
 	       m.hi);
-	printf("| UNIX stream socket, another process writing, 1 MiB reads, 1 GiB | %.2f | "
-	       "%.2f - %.2f |\n", s.med, s.lo, s.hi);
+	if (sock)
+		printf("| UNIX stream socket, another process writing, 1 MiB reads, 1 GiB | %.2f "
+		       "| %.2f - %.2f |\n", s.med, s.lo, s.hi);
 	printf("| XXH3_64bits over 1 GiB of VRAM, 1 MiB at a time | %.2f | %.2f - %.2f |\n", h.med,
 	       h.lo, h.hi);
-	if (direct[0] >= 0) {
+	if (direct && direct[0] >= 0) {
 		struct dist d = rate_of(direct, CK_REPS, GIB);
 
 		printf("| O_DIRECT write of 1 GiB into the checkpoint directory (%s) | %.2f | "
@@ -1016,7 +1018,11 @@ static void floors_print(double mem[REPS], double sock[REPS], double hash[REPS],
 	}
 }
 
+/* The parts to run: all by default, or those named on the command line. */
+enum { W_STREAM = 1, W_CKPT = 2, W_MOVE = 4 };
+
 struct results {
+	unsigned int want;
 	double mem[REPS], pass_t[NPASS][REPS], ck[NCK][REPS];
 	uint64_t fsize[NCK];
 	struct stream_row stream[2];
@@ -1025,6 +1031,10 @@ struct results {
 	char dir[256];
 	const char *fs, *skipped;
 };
+
+static void stream_report(struct results *R, double *sock1g);
+static void ckpt_report(struct results *R);
+static void move_report(struct results *R, double memcpy_gbs);
 
 static void report(struct results *R)
 {
@@ -1035,7 +1045,20 @@ static void report(struct results *R)
 	for (int i = 0; i < REPS; i++)
 		sock1g[i] = s1->base[0][i] * (double)GIB / (double)s1->bytes[0];
 	intro();
-	floors_print(R->mem, sock1g, R->pass_t[P_HASH_MEM], R->ck[C_DIRECT], R->fs);
+	floors_print(R->mem, R->want & W_STREAM ? sock1g : NULL, R->pass_t[P_HASH_MEM],
+		     R->want & W_CKPT ? R->ck[C_DIRECT] : NULL, R->fs);
+	if (R->want & W_STREAM)
+		stream_report(R, sock1g);
+	if (R->want & W_CKPT)
+		ckpt_report(R);
+	if (R->want & W_MOVE)
+		move_report(R, mem.med);
+	if (R->skipped)
+		printf("\n%s\n", R->skipped);
+}
+
+static void stream_report(struct results *R, double *sock1g)
+{
 	printf("\n### MIG_DATA_READ over a partition's vfio-user socket\n\n");
 	printf("A daemon with two %llu MiB sim GPUs; a client takes a partition through "
 	       "STOP_COPY (RUNNING -> STOP -> STOP_COPY), or through one PRE_COPY round and "
@@ -1044,7 +1067,11 @@ static void report(struct results *R)
 	       "bytes into a UNIX stream socket that this one reads 1 MiB at a time.\n\n",
 	       (unsigned long long)(GPU_VRAM / MIB));
 	stream_print(R->stream, 2);
-	passes_print(R->pass_t, GIB, s1, rate_of(sock1g, REPS, GIB).med);
+	passes_print(R->pass_t, GIB, &R->stream[1], rate_of(sock1g, REPS, GIB).med);
+}
+
+static void ckpt_report(struct results *R)
+{
 	printf("\n### Checkpoint files\n\n");
 	printf("`vgpu_checkpoint` (migrate's `mig_file_save`: pre-copy while running, then "
 	       "STOP_COPY; written to a temporary name, fsynced, renamed, directory fsynced) "
@@ -1054,6 +1081,10 @@ static void report(struct results *R)
 	       "(`vgpu_restore`) reads the file after its pages were dropped from the page "
 	       "cache, and must give back the VRAM that was saved.\n\n", R->fs);
 	ckpt_print(R->ck, R->fsize, GIB, R->fs);
+}
+
+static void move_report(struct results *R, double memcpy_gbs)
+{
 	printf("\n### Pause of a device migration under a dirtying workload\n\n");
 	printf("A move between two GPUs driven by a vfio-user client, as a VMM would drive "
 	       "it (not `gpup move`, which moves a sim GPU's VRAM file without copying).  "
@@ -1071,10 +1102,8 @@ static void report(struct results *R)
 		"against the bytes moved at the memcpy rate above (%.2f GB/s).  After the "
 		"last move every 256 KiB of VRAM must hold the initial data or the last FILL "
 		"the workload saw land (bit-exact).\n\n",
-		MAX_ROUNDS, mem.med);
-	move_print(R->move, R->nmove, mem.med);
-	if (R->skipped)
-		printf("\n%s\n", R->skipped);
+		MAX_ROUNDS, memcpy_gbs);
+	move_print(R->move, R->nmove, memcpy_gbs);
 }
 
 /* ---- main ---- */
@@ -1091,10 +1120,10 @@ static int run_daemon_parts(struct results *R, int peer, uint8_t *buf)
 		fprintf(stderr, "mig_perf: could not start a daemon (GPUP_BIN?)\n");
 		return -1;
 	}
-	for (int i = 0; i < 2; i++)
+	for (int i = 0; i < 2 && (R->want & W_STREAM); i++)
 		if (stream_size(&R->stream[i], types[i], i == 0, peer, buf))
 			return -1;
-	for (int i = 0; i < 3; i++) {
+	for (int i = 0; i < 3 && (R->want & W_MOVE); i++) {
 		if (i == 2 && mem_available() < 2 * GPU_VRAM + 2 * GIB) {
 			R->skipped = "4 GiB partitions not measured: less than 10 GiB of memory "
 				     "was available for a source and a destination of 4 GiB.";
@@ -1121,7 +1150,7 @@ static int run_local(struct results *R, uint8_t *buf)
 	R->fs = fs_name(R->dir);
 	pattern(l.vram, GIB, 0, false);
 	rc = passes(&l, GIB, buf, R->pass_t);
-	if (!rc)
+	if (!rc && (R->want & W_CKPT))
 		rc = ckpt_all(&l, GIB, R->dir, R->ck, R->fsize, buf);
 out:
 	local_down(&l);
@@ -1135,19 +1164,43 @@ out:
 	return rc;
 }
 
-int main(void)
+/* "stream", "ckpt", "move": only those parts. */
+static int parse_args(int argc, char **argv, unsigned int *want)
+{
+	static const char *const names[] = { "stream", "ckpt", "move" };
+
+	*want = argc > 1 ? 0 : W_STREAM | W_CKPT | W_MOVE;
+	for (int i = 1; i < argc; i++) {
+		unsigned int k = 0;
+
+		while (k < 3 && strcmp(argv[i], names[k]))
+			k++;
+		if (k == 3) {
+			fprintf(stderr, "usage: mig_perf [stream] [ckpt] [move] (default: all)\n");
+			return -1;
+		}
+		*want |= 1u << k;
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
 {
 	static struct results R;
 	static uint8_t buf[XFER];
 	int peer = -1, st, rc;
-	pid_t pid = peer_start(&peer);
+	pid_t pid;
+
+	if (parse_args(argc, argv, &R.want))
+		return 2;
+	pid = peer_start(&peer);
 
 	if (pid < 0 || memcpy_floor(R.mem)) {
 		fprintf(stderr, "mig_perf: could not set up the baselines\n");
 		return 1;
 	}
 	rc = run_local(&R, buf);
-	if (!rc)
+	if (!rc && (R.want & (W_STREAM | W_MOVE)))
 		rc = run_daemon_parts(&R, peer, buf);
 	dl_teardown(&dmn);
 	close(peer);
