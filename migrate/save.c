@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#define XXH_STATIC_LINKING_ONLY   /* XXH3_state_t */
 #include <xxhash.h>
 #include <zstd.h>
 
@@ -40,11 +41,14 @@ int mig_save_init(struct mig_dev *md)
 	s->pending = calloc(words ? words : 1, sizeof(uint64_t));
 	s->written = calloc(words ? words : 1, sizeof(uint64_t));
 	s->npages = md->npages;
-	return s->buf && s->pending && s->written ? 0 : -ENOMEM;
+	s->xxh = XXH3_createState();
+	return s->buf && s->pending && s->written && s->xxh ? 0 : -ENOMEM;
 }
 
 void mig_save_free(struct mig_dev *md)
 {
+	XXH3_freeState(md->save.xxh);
+	free(md->save.area);
 	free(md->save.buf);
 	free(md->save.pending);
 	free(md->save.written);
@@ -228,6 +232,31 @@ static size_t emit_zero(struct mig_dev *md, uint8_t *base, uint64_t p, uint64_t 
 	return emit(md, base, GPUP_MIG_ZERO, 0, sizeof(z));
 }
 
+/* A VRAM chunk left in place (mig_save_readv, the device quiesced): its
+ * head and the 16 bytes after it at base, the pages hashed where they
+ * lie and handed out as s->ref. */
+static size_t emit_vram_ref(struct mig_dev *md, uint8_t *base, const struct gpup_mig_vram *v)
+{
+	struct mig_save *s = &md->save;
+	struct gpup_mig_chunk h;
+	size_t bytes = (size_t)v->pages * MIG_PAGE_SIZE;
+
+	memcpy(base + HEAD, v, sizeof(*v));
+	XXH3_64bits_reset(s->xxh);
+	XXH3_64bits_update(s->xxh, v, sizeof(*v));
+	XXH3_64bits_update(s->xxh, md->vram + v->offset, bytes);
+	mig_chunk_seal(&h, GPUP_MIG_VRAM, 0, (uint32_t)(sizeof(*v) + bytes), s->seq++,
+		       XXH3_64bits_digest(s->xxh));
+	memcpy(base, &h, HEAD);
+	s->ref = md->vram + v->offset;
+	s->ref_len = bytes;
+	s->totals.vram_pages += v->pages;
+	s->totals.chunks++;
+	s->totals.bytes += HEAD + sizeof(*v) + bytes;
+	MIG_STATS(md, md->st.pages_sent += v->pages);
+	return HEAD + sizeof(*v) + bytes;
+}
+
 /* The pages are copied (or compressed) once, straight to base, and the
  * hash is taken of what was written there: a page an engine changes
  * meanwhile (PRE_COPY) is sent as read, consistently, and again later. */
@@ -238,6 +267,8 @@ static size_t emit_vram(struct mig_dev *md, uint8_t *base, uint64_t p, uint64_t 
 	size_t bytes = n * MIG_PAGE_SIZE, zlen = 0;
 	unsigned int flags = 0;
 
+	if (md->save.by_ref && !md->zlevel)
+		return emit_vram_ref(md, base, &v);
 	memcpy(base + HEAD, &v, sizeof(v));
 	if (md->zlevel > 0) {
 		/* Room for less than the raw pages: only a frame that shrinks. */
@@ -364,6 +395,22 @@ static int stage(struct mig_dev *md, bool *none)
 	return n;
 }
 
+/* The stats of a read of done bytes. */
+static void account(struct mig_dev *md, uint32_t done)
+{
+	struct mig_save *s = &md->save;
+
+	MIG_STATS(md, {
+		md->st.save_bytes += done;
+		if (s->final)
+			md->st.stop_copy_bytes += done;
+		if (s->end_sent && s->pos == s->len && !s->counted) {
+			s->counted = true;
+			md->st.saves++;
+		}
+	});
+}
+
 /* Chunks are written straight into buf while whole ones fit; the rest of
  * the read is filled from a staged chunk, so every read is full until
  * there is nothing more to send now. */
@@ -374,6 +421,7 @@ int mig_save_read(struct mig_dev *md, uint8_t *buf, uint32_t len)
 	bool none = false;
 	int n;
 
+	s->by_ref = false;
 	next_round(md);
 	while (done < len && !none) {
 		if (s->pos < s->len) {
@@ -395,14 +443,93 @@ int mig_save_read(struct mig_dev *md, uint8_t *buf, uint32_t len)
 			return n;
 		assert(n > 0 || none);  /* a staged chunk always fits */
 	}
-	MIG_STATS(md, {
-		md->st.save_bytes += done;
-		if (s->final)
-			md->st.stop_copy_bytes += done;
-		if (s->end_sent && s->pos == s->len && !s->counted) {
-			s->counted = true;
-			md->st.saves++;
+	account(md, done);
+	return (int)done;
+}
+
+/* The pieces of a readv reply: md's area, with VRAM chunks sent in place
+ * between its runs. */
+struct pieces {
+	struct iovec *iov;
+	unsigned int n, max;
+	size_t used, from;        /* area bytes written; where the open run began */
+};
+
+static void piece(struct pieces *p, const void *base, size_t len)
+{
+	if (len)
+		p->iov[p->n++] = (struct iovec){ (void *)base, len };
+}
+
+/* The chunk of n bytes just written at the area's end: in the area, or
+ * (s->ref) its head there and its pages in place. */
+static void took(struct mig_save *s, struct pieces *p, size_t n)
+{
+	if (!s->ref) {
+		p->used += n;
+		return;
+	}
+	p->used += n - s->ref_len;
+	piece(p, s->area + p->from, p->used - p->from);
+	piece(p, s->ref, s->ref_len);
+	p->from = p->used;
+}
+
+static int area_reserve(struct mig_save *s, size_t len)
+{
+	uint8_t *a;
+
+	if (s->area_cap >= len)
+		return 0;
+	a = realloc(s->area, len);
+	if (!a)
+		return -ENOMEM;
+	s->area = a;
+	s->area_cap = len;
+	return 0;
+}
+
+/* mig_save_read's walk, with the same chunks for the same reads: what it
+ * would copy into the reader's buffer goes to the area, except VRAM
+ * chunks sent in place while s->by_ref (and pieces are left for them). */
+int mig_save_readv(struct mig_dev *md, uint32_t len, struct iovec *iov, unsigned int max,
+		   unsigned int *niov)
+{
+	struct mig_save *s = &md->save;
+	struct pieces p = { .iov = iov, .max = max };
+	bool none = false, in_place = s->by_ref;
+	uint32_t done = 0;
+	int n = area_reserve(s, len);
+
+	next_round(md);
+	while (!n && done < len && !none) {
+		if (s->pos < s->len) {
+			size_t k = s->len - s->pos < len - done ? s->len - s->pos : len - done;
+
+			memcpy(s->area + p.used, s->buf + s->pos, k);
+			s->pos += k;
+			p.used += k;
+			done += (uint32_t)k;
+			continue;
 		}
-	});
+		/* A chunk in place takes two pieces; one is kept for the end. */
+		s->by_ref = in_place && p.n + 3 <= p.max;
+		s->ref = NULL;
+		n = next_chunk(md, s->area + p.used, len - done, false, &none);
+		s->by_ref = false;
+		if (n > 0) {
+			took(s, &p, (size_t)n);
+			done += (uint32_t)n;
+			n = 0;
+		} else if (!n && !none && (n = stage(md, &none)) > 0) {
+			n = 0;
+		}
+	}
+	s->by_ref = false;
+	if (n < 0)
+		return n;
+	piece(&p, s->area + p.from, p.used - p.from);
+	*niov = p.n;
+	account(md, done);
 	return (int)done;
 }

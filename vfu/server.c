@@ -84,6 +84,8 @@ static int send_reply(int sock, const struct vfio_user_header *req, int err,
 
 	if (err)
 		return vfu_msg_send(sock, &h, NULL, 0, NULL, 0);
+	if (r->npieces)
+		return vfu_msg_sendv(sock, &h, r->piece, r->npieces, r->fds, r->nfds);
 	return vfu_msg_send(sock, &h, r->data, r->len, r->fds, r->nfds);
 }
 

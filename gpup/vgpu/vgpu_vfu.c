@@ -170,6 +170,12 @@ static int vfu_mig_read(void *dev, void *buf, uint32_t len)
 	return vgpu_mig_read(dev, buf, len);
 }
 
+static int vfu_mig_readv(void *dev, uint32_t len, struct iovec *iov, unsigned int max,
+			 unsigned int *niov)
+{
+	return vgpu_mig_readv(dev, len, iov, max, niov);
+}
+
 static int vfu_mig_write(void *dev, const void *buf, uint32_t len)
 {
 	return vgpu_mig_write(dev, buf, len);
@@ -216,6 +222,7 @@ const struct vfu_dev_ops vgpu_vfu_ops = {
 	.mig_data_read = vfu_mig_read,
 	.mig_data_write = vfu_mig_write,
 	.client_gone = vfu_client_gone,
+	.mig_data_readv = vfu_mig_readv,
 };
 
 struct vfu_server *vgpu_serve(struct vgpu *v, void (*log)(const char *fmt, ...),
