@@ -972,3 +972,139 @@ Test(mig_stream, stats_from_another_thread)
 	fake_free(a);
 	free(s.p);
 }
+
+/* ---- MIG_DATA_READ as pieces (mig_dev_data_readv) ---- */
+
+/* Read until a short read with readv, `step` bytes and at most max pieces
+ * a read, gathering the pieces into b: bytes this round.  *in_vram counts
+ * pieces that lay inside f's VRAM (sent in place). */
+static size_t readv_round(struct mig_dev *md, const struct fake *f, struct buf *b,
+			  uint32_t step, unsigned int max, unsigned int *in_vram)
+{
+	size_t start = b->len;
+	struct iovec iov[64];
+	unsigned int n;
+	int got;
+
+	cr_assert_leq(max, 64);
+	do {
+		size_t sum = 0;
+
+		if (b->cap < b->len + step) {
+			b->cap = (b->len + step) * 2;
+			b->p = realloc(b->p, b->cap);
+		}
+		got = mig_dev_data_readv(md, step, iov, max, &n);
+		cr_assert_geq(got, 0, "readv: %d", got);
+		cr_assert_leq((uint32_t)got, step);
+		cr_assert_leq(n, max);
+		for (unsigned int i = 0; i < n; i++) {
+			const uint8_t *p = iov[i].iov_base;
+
+			cr_assert_gt(iov[i].iov_len, 0, "an empty piece");
+			if (p >= f->vram && p < f->vram + f->size) {
+				cr_assert_leq(p + iov[i].iov_len, f->vram + f->size);
+				(*in_vram)++;
+			}
+			memcpy(b->p + b->len + sum, p, iov[i].iov_len);
+			sum += iov[i].iov_len;
+		}
+		cr_assert_eq(sum, (size_t)got, "the pieces hold %zu bytes of %d", sum, got);
+		b->len += sum;
+	} while ((uint32_t)got == step);
+	return b->len - start;
+}
+
+#define BIG (1024 * PG)
+
+/* STOP_COPY: the pieces, VRAM chunks in place among them, add up to the
+ * very bytes the copying read gives for the same reads; with fewer pieces
+ * allowed more is copied, never anything else.  The stream loads. */
+Test(mig_stream, readv_stop_copy_same_bytes_as_read)
+{
+	static const struct { uint32_t step; unsigned int max; bool in_place; } c[] = {
+		{ 1u << 20, 64, true }, { 1u << 20, 3, true }, { 65536, 5, true },
+		{ 1u << 20, 2, false }, { 1u << 20, 1, false }, { 4103, 64, false },
+		{ 777, 64, false },
+	};
+	struct fake *a = fake_new("t1", BIG, 1), *v = fake_new("t1", BIG, 1);
+	struct fake *b = fake_new("t1", BIG, 1);
+	struct mig_dev *ma = md_new(a, FEAT_ALL), *mv = md_new(v, FEAT_ALL);
+	struct mig_dev *mb = md_new(b, FEAT_ALL);
+
+	fill_random(a, 9);
+	fill_random(v, 9);
+	for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+		struct buf s = { 0 }, t = { 0 };
+		unsigned int in_vram = 0;
+
+		save_stopped(ma, &s, c[i].step);
+		cr_assert_eq(set_state(mv, MIG_STOP_COPY), 0);
+		readv_round(mv, v, &t, c[i].step, c[i].max, &in_vram);
+		cr_assert_eq(set_state(mv, MIG_RUNNING), 0);
+		cr_assert_eq(t.len, s.len, "step %u max %u: %zu bytes, the read gave %zu",
+			     c[i].step, c[i].max, t.len, s.len);
+		cr_assert(!memcmp(t.p, s.p, s.len), "step %u max %u: the bytes differ", c[i].step,
+			  c[i].max);
+		cr_assert_eq(in_vram > 0, c[i].in_place, "step %u max %u: %u pieces in VRAM",
+			     c[i].step, c[i].max, in_vram);
+		cr_assert_eq(load(mb, &t), 0, "%s", logbuf);
+		cr_assert_eq(set_state(mb, MIG_RUNNING), 0);
+		expect_same(v, b);
+		mig_dev_device_reset(mb);
+		free(s.p);
+		free(t.p);
+	}
+	mig_dev_destroy(ma);
+	mig_dev_destroy(mv);
+	mig_dev_destroy(mb);
+	fake_free(a);
+	fake_free(v);
+	fake_free(b);
+}
+
+/* PRE_COPY: engines may write, so no piece is VRAM itself; the final walk
+ * in STOP_COPY sends in place.  A chunk left half read is dropped with the
+ * session (a reset), and the next session starts from chunk 0. */
+Test(mig_stream, readv_precopy_copies_and_reset_drops_half_a_chunk)
+{
+	struct fake *a = fake_new("t1", BIG, 1), *b = fake_new("t1", BIG, 1);
+	struct mig_dev *ma = md_new(a, FEAT_ALL), *mb = md_new(b, FEAT_ALL);
+	struct buf s = { 0 };
+	struct iovec iov[4];
+	unsigned int in_vram = 0, n = 7;
+
+	fill_random(a, 4);
+	cr_assert_eq(mig_dev_data_readv(ma, 4096, iov, 4, &n), -EINVAL, "RUNNING");
+	cr_assert_eq(n, 0);
+	cr_assert_eq(set_state(ma, MIG_PRE_COPY), 0);
+	cr_assert_eq(mig_dev_data_readv(ma, 4096, iov, 0, &n), -EINVAL, "no room for a piece");
+	readv_round(ma, a, &s, 1u << 20, 64, &in_vram);
+	cr_assert_eq(in_vram, 0, "a piece of PRE_COPY pointed into VRAM");
+	engine_fill(a, 7, 0x77);
+	engine_fill(a, 900, 0x90);
+	cr_assert_eq(set_state(ma, MIG_STOP_COPY), 0);
+	readv_round(ma, a, &s, 1u << 20, 64, &in_vram);
+	cr_assert_eq(in_vram, 2, "the two dirtied pages go in place");
+	cr_assert_eq(load(mb, &s), 0, "%s", logbuf);
+	cr_assert_eq(set_state(mb, MIG_RUNNING), 0);
+	expect_same(a, b);
+
+	/* Half a chunk read, then a reset: the next stream is whole. */
+	cr_assert_eq(set_state(ma, MIG_RUNNING), 0);
+	cr_assert_eq(set_state(ma, MIG_STOP_COPY), 0);
+	cr_assert_eq(mig_dev_data_readv(ma, 200, iov, 4, &n), 200);
+	mig_dev_device_reset(ma);
+	fill_random(a, 5);
+	mig_dev_device_reset(mb);
+	s.len = 0;
+	save_stopped(ma, &s, 70000);
+	cr_assert_eq(load(mb, &s), 0, "%s", logbuf);
+	cr_assert_eq(set_state(mb, MIG_RUNNING), 0);
+	expect_same(a, b);
+	mig_dev_destroy(ma);
+	mig_dev_destroy(mb);
+	fake_free(a);
+	fake_free(b);
+	free(s.p);
+}
