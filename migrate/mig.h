@@ -214,6 +214,12 @@ int mig_dev_data_read(struct mig_dev *md, void *buf, uint32_t len);
 int mig_dev_data_readv(struct mig_dev *md, uint32_t len, struct iovec *iov, unsigned int max,
 		       unsigned int *niov);
 
+/* After a full readv of len bytes went out (the client is busy taking it):
+ * in STOP_COPY, hash the VRAM chunk that a next read of len would start
+ * with, so that read does not wait for it.  Nothing of the stream is
+ * taken: a read of another size, or none, is served as without it. */
+void mig_dev_data_ahead(struct mig_dev *md, uint32_t len);
+
 /* MIG_DATA_WRITE in RESUMING: takes all len bytes (split anywhere) or
  * refuses them: -EINVAL outside RESUMING, and once the stream is found
  * bad the error of docs/MIGRATION.md, for this write and every later one

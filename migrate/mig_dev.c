@@ -292,6 +292,12 @@ int mig_dev_data_readv(struct mig_dev *md, uint32_t len, struct iovec *iov, unsi
 	return mig_save_readv(md, len, iov, max, niov);
 }
 
+void mig_dev_data_ahead(struct mig_dev *md, uint32_t len)
+{
+	if (md->state == MIG_STOP_COPY && md->quiesced && !md->zlevel)
+		mig_save_ahead(md, len);
+}
+
 int mig_dev_data_write(struct mig_dev *md, const void *buf, uint32_t len)
 {
 	if (md->state != MIG_RESUMING)

@@ -74,6 +74,7 @@ void mig_save_begin(struct mig_dev *md, bool live)
 	s->header_sent = s->state_sent = s->end_sent = s->counted = false;
 	s->round_open = true;
 	s->final = !live;    /* STOP -> STOP_COPY: one walk */
+	s->ahead_pages = 0;
 	memset(&s->totals, 0, sizeof(s->totals));
 	memset(s->written, 0, (s->npages + 63) / 64 * sizeof(uint64_t));
 	pending_all(s);
@@ -117,6 +118,7 @@ void mig_save_finalize(struct mig_dev *md)
 	md->ops->vram_track(md->dev, false);
 	md->tracking = false;
 	s->final = true;
+	s->ahead_pages = 0;
 	s->cursor = 0;
 	s->ext_from = s->ext_data = s->ext_end = 0;
 	s->round_open = true;
@@ -235,18 +237,27 @@ static size_t emit_zero(struct mig_dev *md, uint8_t *base, uint64_t p, uint64_t 
 /* A VRAM chunk left in place (mig_save_readv, the device quiesced): its
  * head and the 16 bytes after it at base, the pages hashed where they
  * lie and handed out as s->ref. */
+static uint64_t vram_hash(struct mig_dev *md, const struct gpup_mig_vram *v)
+{
+	struct mig_save *s = &md->save;
+
+	XXH3_64bits_reset(s->xxh);
+	XXH3_64bits_update(s->xxh, v, sizeof(*v));
+	XXH3_64bits_update(s->xxh, md->vram + v->offset, (size_t)v->pages * MIG_PAGE_SIZE);
+	return XXH3_64bits_digest(s->xxh);
+}
+
 static size_t emit_vram_ref(struct mig_dev *md, uint8_t *base, const struct gpup_mig_vram *v)
 {
 	struct mig_save *s = &md->save;
 	struct gpup_mig_chunk h;
 	size_t bytes = (size_t)v->pages * MIG_PAGE_SIZE;
+	bool ahead = s->ahead_pages == v->pages && s->ahead_off == v->offset;
 
 	memcpy(base + HEAD, v, sizeof(*v));
-	XXH3_64bits_reset(s->xxh);
-	XXH3_64bits_update(s->xxh, v, sizeof(*v));
-	XXH3_64bits_update(s->xxh, md->vram + v->offset, bytes);
 	mig_chunk_seal(&h, GPUP_MIG_VRAM, 0, (uint32_t)(sizeof(*v) + bytes), s->seq++,
-		       XXH3_64bits_digest(s->xxh));
+		       ahead ? s->ahead_hash : vram_hash(md, v));
+	s->ahead_pages = 0;
 	memcpy(base, &h, HEAD);
 	s->ref = md->vram + v->offset;
 	s->ref_len = bytes;
@@ -269,6 +280,7 @@ static size_t emit_vram(struct mig_dev *md, uint8_t *base, uint64_t p, uint64_t 
 
 	if (md->save.by_ref && !md->zlevel)
 		return emit_vram_ref(md, base, &v);
+	md->save.ahead_pages = 0;
 	memcpy(base + HEAD, &v, sizeof(v));
 	if (md->zlevel > 0) {
 		/* Room for less than the raw pages: only a frame that shrinks. */
@@ -445,6 +457,29 @@ int mig_save_read(struct mig_dev *md, uint8_t *buf, uint32_t len)
 	}
 	account(md, done);
 	return (int)done;
+}
+
+/* The device is quiesced (STOP_COPY): the pages cannot change before the
+ * next read sends them.  Only its first chunk is guessed, as emit_pages
+ * would make it with what is left of len after the staged bytes. */
+void mig_save_ahead(struct mig_dev *md, uint32_t len)
+{
+	struct mig_save *s = &md->save;
+	size_t left = s->len - s->pos, cap = len > left ? len - left : 0;
+	uint64_t p = next_pending(s, s->cursor), max;
+	struct gpup_mig_vram v;
+
+	s->ahead_pages = 0;
+	if (!s->header_sent || !s->round_open || p >= s->npages || page_zero(md, p))
+		return;
+	max = cap < VRAM_CHUNK(1) ? 0 : (cap - VRAM_CHUNK(0)) / MIG_PAGE_SIZE;
+	if (!max)
+		return;
+	v = (struct gpup_mig_vram){ p * MIG_PAGE_SIZE, (uint32_t)run_len(md, p, false,
+			max < GPUP_MIG_MAX_VRAM_PAGES ? max : GPUP_MIG_MAX_VRAM_PAGES), 0 };
+	s->ahead_hash = vram_hash(md, &v);
+	s->ahead_off = v.offset;
+	s->ahead_pages = v.pages;
 }
 
 /* The pieces of a readv reply: md's area, with VRAM chunks sent in place

@@ -143,6 +143,11 @@ static int v_mig_readv(void *d, uint32_t len, struct iovec *iov, unsigned int ma
 	return mig_dev_data_readv(((struct wdev *)d)->md, len, iov, max, niov);
 }
 
+static void v_mig_ahead(void *d, uint32_t len)
+{
+	mig_dev_data_ahead(((struct wdev *)d)->md, len);
+}
+
 static const struct vfu_dev_ops vops = {
 	.version = VFU_DEV_OPS_VERSION, .device_info = v_info, .region_info = v_region_info,
 	.region_read = v_read, .region_write = v_write, .irq_info = v_irq_info,
@@ -150,13 +155,14 @@ static const struct vfu_dev_ops vops = {
 	.mig_data_read = v_mig_read, .mig_data_write = v_mig_write,
 };
 
-/* The same device replying to MIG_DATA_READ from pieces. */
+/* The same device replying to MIG_DATA_READ from pieces, hashing the next
+ * read's chunk ahead. */
 static const struct vfu_dev_ops vops_pieces = {
 	.version = VFU_DEV_OPS_VERSION, .device_info = v_info, .region_info = v_region_info,
 	.region_read = v_read, .region_write = v_write, .irq_info = v_irq_info,
 	.irq_set_fd = v_irq_set, .reset = v_reset, .feature = v_feature,
 	.mig_data_read = v_mig_read, .mig_data_write = v_mig_write,
-	.mig_data_readv = v_mig_readv,
+	.mig_data_readv = v_mig_readv, .mig_data_ahead = v_mig_ahead,
 };
 
 static void quiet(void *o, const char *line) { (void)o; (void)line; }

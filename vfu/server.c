@@ -147,6 +147,8 @@ int vfu_server_serve_one(struct vfu_server *s, int sock)
 			s->nerrors == VFU_LOGGED_ERRORS ? " (further failures not logged)" : "");
 	if (!(m.hdr.flags & VFIO_USER_F_NO_REPLY) && send_reply(sock, &m.hdr, -rc, &r))
 		return -EPIPE;
+	if (!rc && r.ahead)
+		s->ops->mig_data_ahead(s->dev, r.ahead);
 	/* Until a VERSION succeeds there is nothing else to talk about. */
 	return s->negotiated ? 0 : -EPROTO;
 }

@@ -274,6 +274,9 @@ int vfu_h_mig_read(struct vfu_server *s, struct vfu_msg *m, struct vfu_reply *r)
 	out->size = (uint32_t)n;
 	out->argsz = (uint32_t)sizeof(*out) + (uint32_t)n;
 	r->len = out->argsz;
+	/* A full reply: more is coming, and the client will ask for it. */
+	if (s->ops->mig_data_ahead && n && (uint32_t)n == in->size)
+		r->ahead = in->size;
 	return 0;
 }
 

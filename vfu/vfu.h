@@ -304,6 +304,11 @@ struct vfu_dev_ops {
 	 * NULL: mig_data_read serves the command. */
 	int (*mig_data_readv)(void *dev, uint32_t len, struct iovec *iov, unsigned int max,
 			      unsigned int *niov);
+
+	/* A full MIG_DATA_READ reply of len bytes has gone out and the
+	 * client is taking it: the device may prepare the next read now,
+	 * before the server waits for it.  Can be NULL. */
+	void (*mig_data_ahead)(void *dev, uint32_t len);
 };
 #define VFU_DEV_OPS_VERSION 1u
 

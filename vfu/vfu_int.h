@@ -27,6 +27,7 @@ struct vfu_reply {
 	 * (MIG_DATA_READ from mig_data_readv): piece[0] is data itself. */
 	struct iovec piece[VFU_MAX_IOV];
 	unsigned int npieces;     /* 0: data alone */
+	uint32_t ahead;           /* once sent: mig_data_ahead(len), 0: none */
 	int fds[VFU_MAX_FDS];     /* lent by the device: sent, never closed here */
 	unsigned int nfds;
 };

@@ -591,6 +591,13 @@ int vgpu_mig_readv(struct vgpu *v, uint32_t len, struct iovec *iov, unsigned int
 	return r;
 }
 
+void vgpu_mig_ahead(struct vgpu *v, uint32_t len)
+{
+	pthread_mutex_lock(&v->mig_lock);
+	mig_dev_data_ahead(v->mig, len);
+	pthread_mutex_unlock(&v->mig_lock);
+}
+
 int vgpu_mig_write(struct vgpu *v, const void *buf, uint32_t len)
 {
 	pthread_mutex_lock(&v->mig_lock);

@@ -176,6 +176,11 @@ static int vfu_mig_readv(void *dev, uint32_t len, struct iovec *iov, unsigned in
 	return vgpu_mig_readv(dev, len, iov, max, niov);
 }
 
+static void vfu_mig_ahead(void *dev, uint32_t len)
+{
+	vgpu_mig_ahead(dev, len);
+}
+
 static int vfu_mig_write(void *dev, const void *buf, uint32_t len)
 {
 	return vgpu_mig_write(dev, buf, len);
@@ -223,6 +228,7 @@ const struct vfu_dev_ops vgpu_vfu_ops = {
 	.mig_data_write = vfu_mig_write,
 	.client_gone = vfu_client_gone,
 	.mig_data_readv = vfu_mig_readv,
+	.mig_data_ahead = vfu_mig_ahead,
 };
 
 struct vfu_server *vgpu_serve(struct vgpu *v, void (*log)(const char *fmt, ...),
