@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "migrate/mig.h"
@@ -53,12 +54,13 @@ static int set_state(struct mig_dev *md, enum mig_state s)
  * The disk and the saver (or the parser) work at the same time: a ring of
  * RING_BUFS aligned buffers lies between the calling thread and one I/O
  * thread.  Saving, the caller fills buffers from the stream while the
- * thread writes the ones before; restoring, the thread reads ahead while
- * the caller feeds the parser.  The first error of either side is kept in
+ * thread writes the ones before, up to WRITE_BUFS in one write;
+ * restoring, the thread reads ahead while the caller feeds the parser.  The first error of either side is kept in
  * the ring and stops both; the caller returns it.  Nothing else is shared:
  * the device is only ever touched by the calling thread.
  */
-#define RING_BUFS 4u
+#define RING_BUFS 8u
+#define WRITE_BUFS 4u             /* buffers one write may take */
 
 struct ring {
 	pthread_mutex_t lock;
@@ -132,28 +134,34 @@ static void ring_put(struct ring *r, uint32_t len)
 	pthread_mutex_unlock(&r->lock);
 }
 
-/* The draining side: the next full buffer and its length, or NULL at the
- * end (*err: 0) or after an error (*err). */
-static uint8_t *ring_next(struct ring *r, uint32_t *len, int *err)
+/* The draining side: up to max full buffers in order, as iov (a buffer
+ * that is not a block multiple, the last, only ever alone): how many, or
+ * 0 at the end (*err 0) or after an error (*err). */
+static unsigned int ring_next(struct ring *r, struct iovec *iov, unsigned int max, int *err)
 {
-	uint8_t *b = NULL;
+	unsigned int n = 0;
 
 	pthread_mutex_lock(&r->lock);
 	while (!r->err && !r->eof && r->head == r->tail)
 		pthread_cond_wait(&r->moved, &r->lock);
 	*err = r->err;
-	if (!r->err && r->head != r->tail) {
-		b = r->buf[r->tail % RING_BUFS];
-		*len = r->len[r->tail % RING_BUFS];
+	while (!r->err && n < max && r->tail + n != r->head) {
+		unsigned int i = (unsigned int)((r->tail + n) % RING_BUFS);
+
+		if (n && r->len[i] % 4096)
+			break;
+		iov[n++] = (struct iovec){ r->buf[i], r->len[i] };
+		if (r->len[i] % 4096)
+			break;
 	}
 	pthread_mutex_unlock(&r->lock);
-	return b;
+	return n;
 }
 
-static void ring_done(struct ring *r)
+static void ring_done(struct ring *r, unsigned int n)
 {
 	pthread_mutex_lock(&r->lock);
-	r->tail++;
+	r->tail += n;
 	pthread_cond_broadcast(&r->moved);
 	pthread_mutex_unlock(&r->lock);
 }
@@ -167,46 +175,51 @@ static int ring_join(struct ring *r, int err)
 	return r->err;
 }
 
-static int write_all(int fd, const uint8_t *p, size_t n)
+static int write_all(int fd, struct iovec *iov, unsigned int n)
 {
 	while (n) {
-		ssize_t w = write(fd, p, n);
+		ssize_t w = writev(fd, iov, (int)n);
 
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w < 0)
 			return -errno;
-		p += w;
-		n -= (size_t)w;
+		for (; n && (size_t)w >= iov->iov_len; iov++, n--)
+			w -= (ssize_t)iov->iov_len;
+		if (n) {
+			iov->iov_base = (uint8_t *)iov->iov_base + w;
+			iov->iov_len -= (size_t)w;
+		}
 	}
 	return 0;
 }
 
 /* Whole IO_CHUNKs go out with O_DIRECT where the file system takes it
  * (the stream is written once and read back rarely, so the page cache
- * would only cost a copy and the fsync's flush); the last buffer, not a
- * block multiple, without. */
-static int write_buf(int fd, const uint8_t *p, uint32_t len)
+ * would only cost a copy and the fsync's flush), several at once when the
+ * saver is ahead: a disk takes larger writes faster.  The last buffer,
+ * not a block multiple, goes without. */
+static int write_bufs(int fd, struct iovec *iov, unsigned int n)
 {
 	int fl;
 
-	if (len % 4096 && (fl = fcntl(fd, F_GETFL)) >= 0 && (fl & O_DIRECT) &&
+	if (iov[n - 1].iov_len % 4096 && (fl = fcntl(fd, F_GETFL)) >= 0 && (fl & O_DIRECT) &&
 	    fcntl(fd, F_SETFL, fl & ~O_DIRECT))
 		return -errno;
-	return write_all(fd, p, len);
+	return write_all(fd, iov, n);
 }
 
 /* The writer: every buffer filled, in order, until the end or an error. */
 static void *writer(void *arg)
 {
 	struct ring *r = arg;
-	uint32_t len = 0;
-	uint8_t *b;
+	struct iovec iov[WRITE_BUFS];
+	unsigned int n;
 	int rc = 0;
 
-	while (!rc && (b = ring_next(r, &len, &rc))) {
-		rc = write_buf(r->fd, b, len);
-		ring_done(r);
+	while (!rc && (n = ring_next(r, iov, WRITE_BUFS, &rc))) {
+		rc = write_bufs(r->fd, iov, n);
+		ring_done(r, n);
 	}
 	if (rc)
 		ring_stop(r, rc, true);
@@ -422,8 +435,7 @@ static void *reader(void *arg)
 static int load_stream(struct mig_dev *md, int fd)
 {
 	struct ring r;
-	uint32_t len = 0;
-	uint8_t *b;
+	struct iovec b;
 	int rc = ring_init(&r, fd), err = 0;
 
 	if (!rc)
@@ -431,9 +443,9 @@ static int load_stream(struct mig_dev *md, int fd)
 	if (!rc)
 		rc = -pthread_create(&r.io, NULL, reader, &r);
 	if (!rc) {
-		while (!rc && (b = ring_next(&r, &len, &err))) {
-			rc = mig_dev_data_write(md, b, len);
-			ring_done(&r);
+		while (!rc && ring_next(&r, &b, 1, &err)) {
+			rc = mig_dev_data_write(md, b.iov_base, (uint32_t)b.iov_len);
+			ring_done(&r, 1);
 		}
 		rc = ring_join(&r, rc ? rc : err);
 	}

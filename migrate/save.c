@@ -16,6 +16,16 @@
  * END, and the stream ends.  A page read while an engine writes it may be
  * torn; the write marks it, so a later round or the final walk sends it
  * again.
+ *
+ * DOC: pieces
+ *
+ * mig_save_read copies every chunk into the reader's buffer.
+ * mig_save_readv makes the same chunks for the same reads, but in
+ * STOP_COPY (the device quiesced) leaves a VRAM chunk's pages where they
+ * are: its head goes to md's area, its hash is taken of VRAM, and the
+ * reply is sent from pieces of both.  mig_save_ahead hashes, after a
+ * reply went out, the VRAM chunk the next read would start with, and
+ * emit_vram_ref takes that hash if the chunk it makes is that one.
  */
 #include <assert.h>
 #include <errno.h>
