@@ -66,8 +66,10 @@
  * mdevctl's list of {"name": "value"} strings: sched_weight,
  * sched_reserve_ppm, sched_cap_ppm, sched_class, sched_fps_limit,
  * sched_budget_us (files written before budgets existed have none); none
- * when it has never been given any.  Attrs that do not parse cost the
- * partition its settings (defaults, one log line), not its definition.
+ * when it has never been given any.  Scheduler attrs whose values do not
+ * parse cost the partition its settings (defaults, one log line), not
+ * its definition; attrs that are not {"name": "string"} entries, or a
+ * placing attr missing, twice or malformed, cost the definition.
  * A GPU's policy, slice and watchdog (`gpup sched --gpu`) live in
  * STATE/gpus/NAME.json, written the same way; the daemon reads them when
  * it brings the GPU up.
