@@ -378,7 +378,7 @@ static json_object *m_start(struct gpup_daemon *d, json_object *req)
 				     gpup_pool_find_unavail(&d->pool, norm) ? " that can be started"
 									   : "");
 	if (p->priv)
-		return gpup_ctl_fail(EALREADY, "partition %s is already running", norm);
+		return gpup_ctl_fail(EBUSY, "partition %s is already running", norm);
 	rc = dmn_part_start(d, p);
 	if (rc)
 		return gpup_ctl_fail(-rc, "cannot serve partition %s: %s", norm, strerror(-rc));
