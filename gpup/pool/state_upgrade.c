@@ -101,7 +101,7 @@ static int convert(json_object *o, const char *uuid, char **text, char *gpu, siz
 {
 	json_object *v, *n, *a;
 	const char *parent = NULL, *type = NULL, *fuuid = NULL, *compat = NULL;
-	char off[24], size[24];
+	char off[24], size[24], canon[GPUP_UUID_STRLEN + 1];
 
 	if (json_object_object_get_ex(o, "version", &v) &&
 	    (!json_object_is_type(v, json_type_int) || json_object_get_int64(v) != 1))
@@ -115,7 +115,8 @@ static int convert(json_object *o, const char *uuid, char **text, char *gpu, siz
 	if (json_object_object_get_ex(o, "compat", &v) &&
 	    !(compat = json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL))
 		return snprintf(err, errlen, "compat is not a string"), -EINVAL;
-	if (!fuuid || strcmp(fuuid, uuid) || !type || !parent || !st_gpu_name_ok(parent) ||
+	if (!fuuid || gpup_uuid_parse(fuuid, canon) || strcmp(canon, uuid) || !type || !parent ||
+	    !st_gpu_name_ok(parent) ||
 	    !old_u64(o, "vram_offset", off, sizeof(off)) || !old_u64(o, "vram_size", size, sizeof(size)))
 		return snprintf(err, errlen, "missing or mistyped fields"), -EINVAL;
 	n = json_object_new_object();
