@@ -336,3 +336,25 @@ Test(state_upgrade, define_persist_undefine)
 	cr_assert_eq(gpup_pool_restore(&q), 0, "transient partitions are gone on restart");
 	gpup_pool_fini(&q);
 }
+
+/* Malformed entries of an old file's attrs are dropped, the rest carried
+ * over; before, an entry that was no object crashed the conversion.
+ * Found by fuzz/pool_state_fuzz.c. */
+Test(state_upgrade, malformed_old_attrs_are_dropped)
+{
+	char err[GPUP_POOL_ERR_MAX];
+	struct gpup_partition *part;
+	struct gpup_pool p;
+
+	sh("mkdir -p %s/partitions && echo '{\"version\":1,\"uuid\":\"" U2 "\",\"parent\":\"gpu1\","
+	   "\"type\":\"sim-256m-4\",\"vram_offset\":0,\"vram_size\":268435456,\"compat\":\"gen1\","
+	   "\"attrs\":[{\"sched_weight\":\"4\"},7,{\"sched_class\":1},{\"vram_offset\":\"9\"}]}' "
+	   "> %s/partitions/" U2 ".json", dir, dir);
+	mkpool(&p);
+	cr_assert_eq(gpup_pool_state_upgrade(&p, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(gpup_pool_restore(&p), 1);
+	part = gpup_pool_find(&p, U2);
+	cr_assert(part && part->vram_offset == 0 && part->sched_set && part->sched.weight == 4);
+	cr_assert_str_eq(part->compat, "gen1");
+	gpup_pool_fini(&p);
+}

@@ -81,9 +81,12 @@ static void copy_attrs(json_object *o, json_object *to)
 		return;
 	for (size_t i = 0; i < json_object_array_length(a); i++) {
 		json_object *e = json_object_array_get_idx(a, i);
-		bool keep = json_object_is_type(e, json_type_object) &&
-			    json_object_object_length(e) == 1;
+		bool keep;
 
+		/* json-c walks only objects: anything else is no entry. */
+		if (!json_object_is_type(e, json_type_object) || json_object_object_length(e) != 1)
+			continue;
+		keep = true;
 		json_object_object_foreach(e, name, v) {
 			keep = keep && json_object_is_type(v, json_type_string);
 			for (size_t k = 0; k < sizeof(ours) / sizeof(ours[0]); k++)
