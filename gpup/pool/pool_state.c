@@ -24,7 +24,7 @@
 
 #include "gpup/base/base.h"
 #include "gpup/gpu/gpu.h"
-#include "gpup/pool/state_int.h"
+#include "gpup/pool/pool_int.h"
 
 #define STATE_VERSION 1   /* of a GPU's settings file */
 #define ATTR_CLASS "sched_class"

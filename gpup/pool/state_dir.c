@@ -16,7 +16,7 @@
 #include <sys/file.h>
 #include <unistd.h>
 
-#include "gpup/pool/state_int.h"
+#include "gpup/pool/pool_int.h"
 
 #define LOCK_FILE "gpup.lock"
 

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * The file primitives of the state directory (state_int.h): atomic
+ * The file primitives of the state directory (pool_int.h): atomic
  * writes (temporary, fsync, rename, fsync of the directory) and careful
  * reads of files that were not necessarily written by us.
  */
@@ -16,7 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "gpup/pool/state_int.h"
+#include "gpup/pool/pool_int.h"
 
 int st_path(char *buf, size_t len, const char *fmt, ...)
 {

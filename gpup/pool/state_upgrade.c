@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 #include "gpup/base/base.h"
-#include "gpup/pool/state_int.h"
+#include "gpup/pool/pool_int.h"
 
 static void crash_point(const struct gpup_pool *p, const char *what)
 {

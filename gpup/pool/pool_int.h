@@ -4,8 +4,8 @@
  * layout) and state_upgrade.c (converting older ones) share, and the
  * names of the state directory's parts.
  */
-#ifndef GPUP_POOL_STATE_INT_H
-#define GPUP_POOL_STATE_INT_H
+#ifndef GPUP_POOL_INT_H
+#define GPUP_POOL_INT_H
 
 #include <json-c/json.h>
 #include <stdbool.h>
