@@ -28,6 +28,38 @@ static void define_usage(FILE *f)
 		   "(see 'gpup undefine') one again, or change a defined one's --start.\n");
 }
 
+struct define_args {
+	const char *gpu, *type, *uuid, *compat, *start;
+	int json;
+};
+
+/* What is wrong with the flags, in one line, or NULL. */
+static const char *define_check(const struct define_args *a)
+{
+	if (a->start && strcmp(a->start, "auto") && strcmp(a->start, "manual"))
+		return "--start is auto or manual";
+	if (!a->type && (!a->uuid || a->gpu || a->compat))
+		return "give --type NAME (a new definition) or --uuid UUID alone (a running "
+		       "partition); see 'gpup types'";
+	return NULL;
+}
+
+static json_object *define_request(const struct define_args *a)
+{
+	json_object *req = gpup_ctl_request(GPUP_CTL_M_DEFINE);
+	const struct {
+		const char *key, *val;
+	} f[] = {
+		{ GPUP_CTL_F_GPU, a->gpu }, { GPUP_CTL_F_TYPE, a->type }, { GPUP_CTL_F_UUID, a->uuid },
+		{ GPUP_CTL_F_COMPAT, a->compat }, { GPUP_CTL_F_START, a->start },
+	};
+
+	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
+		if (f[i].val)
+			json_object_object_add(req, f[i].key, json_object_new_string(f[i].val));
+	return req;
+}
+
 static int cmd_define(const struct gpup_global *g, int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -36,41 +68,32 @@ static int cmd_define(const struct gpup_global *g, int argc, char **argv)
 		{ "start", required_argument, NULL, 's' }, { "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' }, { 0 },
 	};
-	const char *v[5] = { NULL };  /* gpu, type, uuid, compat, start */
-	static const char *const keys[] = { GPUP_CTL_F_GPU, GPUP_CTL_F_TYPE, GPUP_CTL_F_UUID,
-					    GPUP_CTL_F_COMPAT, GPUP_CTL_F_START };
-	json_object *req, *r;
-	int o, json = 0, rc;
+	struct define_args a = { 0 };
+	const char *bad;
+	json_object *r;
+	int o, rc;
 
 	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		const char *pos = strchr("gtucs", o);
-
-		if (pos && o)
-			v[pos - "gtucs"] = optarg;
-		else if (o == 'j')
-			json = 1;
-		else if (o == 'h')
-			return define_usage(stdout), GPUP_EXIT_OK;
-		else
-			return define_usage(stderr), GPUP_EXIT_USAGE;
+		switch (o) {
+		case 'g': a.gpu = optarg; break;
+		case 't': a.type = optarg; break;
+		case 'u': a.uuid = optarg; break;
+		case 'c': a.compat = optarg; break;
+		case 's': a.start = optarg; break;
+		case 'j': a.json = 1; break;
+		case 'h': return define_usage(stdout), GPUP_EXIT_OK;
+		default: return define_usage(stderr), GPUP_EXIT_USAGE;
+		}
 	}
-	if (optind < argc || (!v[1] && !v[2]) || (!v[1] && (v[0] || v[3])) ||
-	    (v[4] && strcmp(v[4], "auto") && strcmp(v[4], "manual"))) {
-		gpup_err("define", "%s", optind < argc ? "unexpected argument"
-				 : v[4] && strcmp(v[4], "auto") && strcmp(v[4], "manual")
-				 ? "--start is auto or manual"
-				 : "give --type NAME (a new definition) or --uuid UUID alone (a "
-				   "running partition); see 'gpup types'");
+	bad = optind < argc ? "unexpected argument" : define_check(&a);
+	if (bad) {
+		gpup_err("define", "%s", bad);
 		return GPUP_EXIT_USAGE;
 	}
-	req = gpup_ctl_request(GPUP_CTL_M_DEFINE);
-	for (size_t i = 0; i < 5; i++)
-		if (v[i])
-			json_object_object_add(req, keys[i], json_object_new_string(v[i]));
-	rc = gpup_ctl_cli_call(g->run_dir, "define", req, &r);
+	rc = gpup_ctl_cli_call(g->run_dir, "define", define_request(&a), &r);
 	if (rc)
 		return rc;
-	if (json)
+	if (a.json)
 		gpup_ctl_print_json(r);
 	else
 		printf("%s\n", gpup_ctl_str(r, GPUP_CTL_F_UUID, "?"));
