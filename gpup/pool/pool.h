@@ -2,9 +2,12 @@
 /*
  * The pool room (gpup/pool/): the GPUs a daemon owns, the partition types
  * each offers and the partitions cut from them (pool.c), with their
- * definitions persisted in the state directory (pool_state.c) and placed
- * in VRAM by a buddy allocator (placement.c); the state directory's lock
- * and leftovers (state_dir.c); and the inventory of the host's real GPUs
+ * definitions persisted in the state directory (pool_state.c, in
+ * mdevctl's layout; GPUs' settings in gpu_state.c; both through the
+ * atomic file primitives of state_file.c) and placed in VRAM by a buddy
+ * allocator (placement.c); the state directory's lock and leftovers
+ * (state_dir.c) and the upgrade of an older release's layout
+ * (state_upgrade.c); and the inventory of the host's real GPUs
  * (inventory.c).  Pure bookkeeping: no sockets, no device model; the
  * daemon attaches its serving state to each GPU and partition through the
  * `priv` pointers.
