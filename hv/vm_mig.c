@@ -427,9 +427,12 @@ static int hv_mig_round(struct hv_mig *m)
 		rc = hv_mig_flush(m);
 	dt = hv_now_ns() - t;
 	m->rounds++;
-	/* A round too short to time says little about the link. */
+	/* A round too short to time says little about the link: then the
+	 * rate over the whole migration so far. */
 	if (rc == 0 && hv_mig_bytes(m) - b > (1u << 20) && dt)
 		m->rate = (hv_mig_bytes(m) - b) * 1000000000ull / dt;
+	else if (rc == 0 && hv_now_ns() > m->bw_t0)
+		m->rate = hv_mig_bytes(m) * 1000000000ull / (hv_now_ns() - m->bw_t0);
 	return rc;
 }
 
@@ -650,11 +653,19 @@ static void *hv_mig_thread(void *arg)
 	m->t0 = hv_now_ns();
 	rc = hv_mig_run(m);
 	m->total_ns = hv_now_ns() - m->t0;
+	if (m->sock >= 0) {
+		close(m->sock); /* the destination learns at once */
+		m->sock = -1;
+	}
 	if (rc < 0) {
 		hv_mig_abort(m);
 		hv_log("migration to %s failed, the VM runs on here: %s", m->p.to, m->err);
 	}
 	hv_mig_report(m, rc);
+	if (m->out_fd >= 0) {
+		close(m->out_fd);
+		m->out_fd = -1;
+	}
 	if (rc == 0) {
 		hv_log("the VM moved to %s (%u rounds, %llu bytes, down %.1f ms); this copy stops",
 		       m->p.to, m->rounds, (unsigned long long)hv_mig_bytes(m),
