@@ -45,6 +45,10 @@
 #define HV_MIG_IO_MS 5000u           /* a peer silent this long is gone */
 #define HV_MIG_READY_MS 30000u       /* the destination's final checks */
 #define HV_MIG_LOG_SPAN (256ull << 20) /* RAM per DMA_LOGGING_REPORT */
+/* A round that found almost nothing to send waits a little before the
+ * next, rather than spin on the dirty logs. */
+#define HV_MIG_QUIET_BYTES (64u << 10)
+#define HV_MIG_QUIET_NS 5000000L
 
 struct hv_mig {
 	struct hv_vm *vm;
@@ -55,7 +59,7 @@ struct hv_mig {
 	uint32_t seq;
 	struct gpup_vmmig_end end;
 	uint8_t *out, *dev, *cpu;
-	size_t olen;
+	size_t olen, flush_at;       /* staged bytes; send from this many on */
 	uint64_t *ram_bm, *vram_bm[HV_MAX_GPUS];
 	uint64_t t0, bw_t0, bw_sent0;
 	/* Partitions: what they offer and where they are. */
@@ -148,7 +152,7 @@ static int hv_mig_chunk(struct hv_mig *m, unsigned int kind, const void *hdr, ui
 	hv_vms_seal(&h, kind, m->seq++, p, hlen + dlen);
 	memcpy(m->out + m->olen, &h, sizeof(h));
 	m->olen += sizeof(h) + hlen + dlen;
-	return 0;
+	return m->olen >= m->flush_at ? hv_mig_flush(m) : 0;
 }
 
 static bool hv_page_zero(const uint8_t *p)
@@ -453,7 +457,10 @@ static int hv_mig_estimate(struct hv_mig *m)
 		hv_vgpu_vram(vm->gpus[i], &size);
 		pages += hv_bm_count(m->vram_bm[i], size / PG);
 	}
-	m->left = pages * (PG + 16);
+	/* Pages with their share of a chunk head, what the partitions sent
+	 * last round, and what the stop sends in any case (vCPUs with their
+	 * XSAVE area, the VMM's devices, END). */
+	m->left = pages * (PG + 16) + vm->ncpus * 6144ull + 4096;
 	for (unsigned int i = 0; i < vm->ngpus; i++)
 		m->left += m->dev_round[i];
 	return 0;
@@ -490,11 +497,15 @@ static int hv_mig_precopy(struct hv_mig *m)
 	hv_mig_mark_data(m);
 	m->bw_t0 = hv_now_ns();
 	for (;;) {
+		uint64_t before = hv_mig_bytes(m);
+
 		if ((rc = hv_mig_round(m)) < 0 || (rc = hv_mig_estimate(m)) < 0)
 			return rc;
 		hv_mig_progress(m, "round");
 		if (hv_mig_converged(m))
 			return 0;
+		if (hv_mig_bytes(m) - before < HV_MIG_QUIET_BYTES)
+			nanosleep(&(struct timespec){ 0, HV_MIG_QUIET_NS }, NULL);
 		if (m->rounds >= m->p.max_rounds)
 			return hv_mig_fail(m, -ETIME, "no convergence in %u rounds: %llu bytes "
 					   "left at %llu bytes/s would stop the VM %llu ms, over "
@@ -739,6 +750,10 @@ int hv_mig_start(struct hv_vm *vm, const struct hv_mig_params *p, int out_fd)
 	m->p = *p;
 	m->sock = m->out_fd = -1;
 	rc = hv_mig_alloc(vm, m);
+	/* Under a cap, sends of 20 ms each keep the pace even. */
+	m->flush_at = HV_MIG_OUT / 2;
+	if (p->bandwidth && p->bandwidth / 50 < m->flush_at)
+		m->flush_at = p->bandwidth / 50 > 65536 ? p->bandwidth / 50 : 65536;
 	m->out_fd = out_fd;
 	vm->mig = m;
 	if (rc == 0)

@@ -268,7 +268,7 @@ Test(hv_vmmig, a_destination_killed_mid_stream_leaves_the_source_running)
 	create(&dst, "sim-64m-16", b);
 	boot_source(&s, a, "ram=32 vram=16 rate=16 ms=3500 epoch=150 timeout=10");
 	boot_dest(&d, b, port, "dst");
-	usleep(1000000);
+	usleep(500000);
 	pid_t killer = fork();
 
 	if (killer == 0) {
@@ -276,8 +276,9 @@ Test(hv_vmmig, a_destination_killed_mid_stream_leaves_the_source_running)
 		kill(d.pid, SIGKILL);
 		_exit(0);
 	}
-	/* 10 MiB/s: the first round alone takes seconds. */
-	cr_assert_eq(migrate(port, "--bandwidth 10M", out, sizeof(out)), 1, "%s", out);
+	/* At 1 MiB/s and a budget of 1 ms it goes on until the kill. */
+	cr_assert_eq(migrate(port, "--bandwidth 1M --downtime-ms 1 --max-rounds 1000", out,
+			     sizeof(out)), 1, "%s", out);
 	cr_assert(strstr(out, "lost the destination") || strstr(out, "went away"), "%s", out);
 	waitpid(killer, NULL, 0);
 	finish(&d);
@@ -344,21 +345,21 @@ static int proxy_start(struct proxy *p, int to_port, uint64_t cut)
 	return ntohs(a.sin_port);
 }
 
-/* Cuts at the head, inside HEADER, in the first round, late in it: each
+/* Cuts at the head, inside HEADER, in the first round, later: each
  * aborts, each destination exits clean, the source runs on; then a
  * migration that cannot converge in two rounds gives up; and after all
  * that the same VM still migrates. */
 Test(hv_vmmig, a_stream_cut_at_any_point_leaves_the_source_running, .timeout = 120)
 {
-	static const uint64_t cuts[] = { 0, 40, 5000, 300000, 4u << 20 };
+	static const uint64_t cuts[] = { 0, 40, 5000, 300000, 1u << 20 };
 	char a[40], b[40], out[4096], tag[16];
 	struct vm s, d;
 
 	need_kvm();
 	create(&src, "sim-64m-16", a);
 	create(&dst, "sim-64m-16", b);
-	boot_source(&s, a, "ram=32 vram=8 rate=16 ms=5000 epoch=150 timeout=10");
-	usleep(1000000);
+	boot_source(&s, a, "ram=32 vram=8 rate=16 ms=6000 epoch=150 timeout=10");
+	usleep(500000);
 	for (unsigned int i = 0; i < sizeof(cuts) / sizeof(cuts[0]); i++) {
 		struct proxy px;
 		int port = free_port(), pport;
@@ -366,7 +367,10 @@ Test(hv_vmmig, a_stream_cut_at_any_point_leaves_the_source_running, .timeout = 1
 		snprintf(tag, sizeof(tag), "dst%u", i);
 		boot_dest(&d, b, port, tag);
 		pport = proxy_start(&px, port, cuts[i]);
-		cr_assert_eq(migrate(pport, "", out, sizeof(out)), 1, "cut at %llu: %s",
+		/* 1 ms at 4 MiB/s is never enough: rounds go on until the cut. */
+		cr_assert_eq(migrate(pport, "--bandwidth 4M --downtime-ms 1 --max-rounds 1000", out,
+				     sizeof(out)),
+			     1, "cut at %llu: %s",
 			     (unsigned long long)cuts[i], out);
 		pthread_join(px.t, NULL);
 		close(px.lfd);
