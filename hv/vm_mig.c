@@ -70,6 +70,7 @@ struct hv_mig {
 	/* Figures. */
 	unsigned int rounds;
 	uint64_t rate, left, downtime_ns, total_ns, stop_bytes;
+	uint64_t pause_ns, stop_copy_ns;   /* parts of the downtime */
 	char err[320];
 };
 
@@ -623,6 +624,11 @@ static void hv_mig_report(struct hv_mig *m, int rc)
 	json_object_object_add(o, "downtime_ms", json_object_new_double(
 		(double)m->downtime_ns / 1e6));
 	json_object_object_add(o, "total_ms", json_object_new_double((double)m->total_ns / 1e6));
+	/* The downtime's parts: parking the vCPUs, sending the rest, and the
+	 * destination's checks until READY. */
+	json_object_object_add(o, "pause_ms", json_object_new_double((double)m->pause_ns / 1e6));
+	json_object_object_add(o, "stop_copy_ms", json_object_new_double(
+		(double)m->stop_copy_ns / 1e6));
 	txt = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
 	if (m->out_fd >= 0 && send(m->out_fd, txt, strlen(txt), MSG_NOSIGNAL) >= 0)
 		send(m->out_fd, "\n", 1, MSG_NOSIGNAL);
@@ -649,7 +655,9 @@ static int hv_mig_run(struct hv_mig *m)
 	if (hv_vcpus_pause(vm) < 0)
 		return hv_mig_fail(m, -EINTR, "the VM is stopping");
 	m->paused = true;
+	m->pause_ns = hv_now_ns() - stop_t;
 	rc = hv_mig_stop_copy(m);
+	m->stop_copy_ns = hv_now_ns() - stop_t - m->pause_ns;
 	if (rc == 0)
 		rc = hv_mig_commit(m);
 	m->downtime_ns = hv_now_ns() - stop_t;
