@@ -87,6 +87,8 @@ static int send_reply(int sock, const struct vfio_user_header *req, int err,
 
 	if (err)
 		return vfu_msg_send(sock, &h, NULL, 0, NULL, 0);
+	if (r->npieces)
+		return vfu_msg_sendv(sock, &h, r->piece, r->npieces, r->fds, r->nfds);
 	return vfu_msg_send(sock, &h, r->data, r->len, r->fds, r->nfds);
 }
 
@@ -181,6 +183,8 @@ int vfu_server_serve_one(struct vfu_server *s, int sock)
 			s->nerrors == VFU_LOGGED_ERRORS ? " (further failures not logged)" : "");
 	if (!(m.hdr.flags & VFIO_USER_F_NO_REPLY) && send_reply(sock, &m.hdr, -rc, &r))
 		return -EPIPE;
+	if (!rc && r.ahead)
+		s->ops->mig_data_ahead(s->dev, r.ahead);
 	/* The stream broke under an inline DMA_READ / DMA_WRITE. */
 	if (s->conn_err)
 		return s->conn_err;
