@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "hv/hv_int.h"
+#include "uapi/gpup_vgpu.h"
 
 #define HV_PCI_CONF_ADDR 0xcf8
 #define HV_PCI_CONF_DATA 0xcfc
@@ -231,7 +232,7 @@ int hv_pci_init(struct hv_vm *vm)
 	p->next64 = HV_PCI_MMIO64_BASE;
 	vm->pci = p;
 	/* 00:00.0, a host bridge, so that a scan finds a normal bus. */
-	if (!hv_pci_new(p, 0x1234, 0x6771, 0x06000000))
+	if (!hv_pci_new(p, GPUP_PCI_VENDOR_ID, GPUP_PCI_HOST_DEVICE_ID, 0x06000000))
 		return -ENOMEM;
 	return hv_register_pio(vm, HV_PCI_CONF_ADDR, 8, hv_pci_io, p);
 }
@@ -320,4 +321,26 @@ void hv_pci_enable(struct hv_vm *vm, struct hv_pci_dev *d)
 	hv_cfg_put(d, PCI_COMMAND, hv_cfg_get(d, PCI_COMMAND, 2) | PCI_CMD_MEM, 2);
 	hv_pci_update_bars(vm->pci, d);
 	pthread_mutex_unlock(&vm->io_lock);
+}
+
+unsigned int hv_pci_count(struct hv_vm *vm)
+{
+	return vm->pci ? vm->pci->ndevs : 0;
+}
+
+struct hv_pci_dev *hv_pci_dev_at(struct hv_vm *vm, unsigned int i)
+{
+	return vm->pci && i < vm->pci->ndevs ? vm->pci->devs[i] : NULL;
+}
+
+/* Through the write mask, as the guest's own writes went: what a stream
+ * says of read-only bits is ignored (this function was built the same
+ * way, from the device, and must stay what it is). */
+void hv_pci_restore(struct hv_vm *vm, struct hv_pci_dev *d, const uint8_t cfg[256])
+{
+	for (unsigned int i = 0; i < 256; i++)
+		d->cfg[i] = (uint8_t)((d->cfg[i] & ~d->wmask[i]) | (cfg[i] & d->wmask[i]));
+	hv_pci_update_bars(vm->pci, d);
+	if (d->cfg_written)
+		d->cfg_written(d, 0, 256);
 }
