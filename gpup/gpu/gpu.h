@@ -388,6 +388,12 @@ int gpup_engine_sched_call(struct gpup_engine *e, const struct gpup_sched_ops *o
 int gpup_engine_attach(struct gpup_engine *e, struct gpup_ectx *c);
 /* Waits until the executor is not running c, then drops it. */
 void gpup_engine_detach(struct gpup_ectx *c);
+/* Called from a run op that waits on something outside the engine (a
+ * client's DMA_READ reply): whether it should let the wait go and return,
+ * because another context of this engine has work, the running one is
+ * being detached, or the engine stops.  Looks for doorbells on the way.
+ * False on any other thread. */
+bool gpup_engine_contended(void);
 /* Make c runnable without a doorbell (its owner found work for it). */
 void gpup_ectx_kick(struct gpup_ectx *c);
 /* Re-poll every waiting context of e now: a fence they may wait on was
