@@ -50,7 +50,6 @@
 #define Q_COMPUTE 0u
 #define Q_COPY 1u
 #define NQ 2u
-#define X2APIC_TIMER_INIT 0x838
 
 /* What a block holds: the kind in the top 4 bits of its key. */
 #define KIND_SHIFT 60
@@ -305,7 +304,7 @@ static void sleep_until(uint64_t deadline)
 			continue;
 		}
 		n = rt_irq_count;
-		rt_wrmsr(X2APIC_TIMER_INIT, deadline - now);
+		rt_apic_timer_arm(deadline - now);
 		rt_halt_unless(&rt_irq_count, n + 1);
 	}
 }

@@ -6,13 +6,15 @@
 # the schemas in docs/ (scripts/check-bench-schema.py); help2man makes
 # the man pages from the --help texts (scripts/man.sh); debhelper builds
 # the Debian package (dpkg-buildpackage -b -us -uc; tests/deb_test.c);
-# python3-prometheus-client parses the metrics (scripts/check-metrics.py).
+# python3-prometheus-client parses the metrics (scripts/check-metrics.py);
+# systemd, curl and man-db: tests/systemd_test.c boots systemd as PID 1 of
+# namespaces of its own to run gpup.service, scrape it and read its man page.
 # `deps.sh fuzz` what only the fuzz harnesses need (clang and libFuzzer).
 set -e
 PKGS="gcc make libc6-dev linux-libc-dev libcriterion-dev libjson-c-dev
 libxxhash-dev libpciaccess-dev libdrm-dev libzstd-dev libseccomp-dev
 gnuplot-nox qemu-system-x86 python3-jsonschema help2man debhelper
-python3-prometheus-client"
+python3-prometheus-client systemd curl man-db"
 [ "$1" = fuzz ] && PKGS="$PKGS clang libclang-rt-14-dev"
 missing=""
 for p in $PKGS; do

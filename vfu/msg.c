@@ -40,16 +40,23 @@ static void advance(struct msghdr *mh, size_t n)
 	}
 }
 
-int vfu_msg_send(int sock, const struct vfio_user_header *h, const void *data,
-		 uint32_t len, const int *fds, unsigned int nfds)
+int vfu_msg_sendv(int sock, const struct vfio_user_header *h, const struct iovec *body,
+		  unsigned int nbody, const int *fds, unsigned int nfds)
 {
 	union vfu_cmsg ctl;
-	struct iovec iov[2] = { { (void *)h, sizeof(*h) }, { (void *)data, len } };
-	struct msghdr mh = { .msg_iov = iov, .msg_iovlen = len ? 2 : 1 };
-	size_t total = sizeof(*h) + len, sent = 0;
+	struct iovec iov[1 + VFU_MAX_IOV];
+	struct msghdr mh = { .msg_iov = iov, .msg_iovlen = 1 };
+	size_t total = sizeof(*h), sent = 0;
 
-	if (nfds > VFU_MAX_FDS)
+	if (nfds > VFU_MAX_FDS || nbody > VFU_MAX_IOV)
 		return -EINVAL;
+	iov[0] = (struct iovec){ (void *)h, sizeof(*h) };
+	for (unsigned int i = 0; i < nbody; i++) {
+		if (!body[i].iov_len)
+			continue;
+		iov[mh.msg_iovlen++] = body[i];
+		total += body[i].iov_len;
+	}
 	if (nfds) {
 		struct cmsghdr *c;
 
@@ -75,6 +82,14 @@ int vfu_msg_send(int sock, const struct vfio_user_header *h, const void *data,
 		advance(&mh, (size_t)n);
 	}
 	return 0;
+}
+
+int vfu_msg_send(int sock, const struct vfio_user_header *h, const void *data,
+		 uint32_t len, const int *fds, unsigned int nfds)
+{
+	struct iovec body = { (void *)data, len };
+
+	return vfu_msg_sendv(sock, h, &body, 1, fds, nfds);
 }
 
 /* Keep the fds of one recvmsg in m; those beyond VFU_MAX_FDS are closed
