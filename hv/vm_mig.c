@@ -310,7 +310,7 @@ static int hv_mig_dma_report(struct hv_mig *m, unsigned int i)
 		rc = hv_mig_feature(m, i, VFIO_DEVICE_FEATURE_GET |
 				    VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT, &r, sizeof(r), buf,
 				    (uint32_t)(sizeof(r) + words * 8));
-		if (rc < (int)sizeof(r))
+		if (rc < (int)(sizeof(r) + (r.length / PG + 63) / 64 * 8))
 			return hv_mig_fail(m, rc < 0 ? rc : -EPROTO,
 					   "partition %u: DMA log report failed", i);
 		for (size_t k = 0; k < (r.length / PG + 63) / 64; k++) {
