@@ -601,13 +601,13 @@ static void passes_print(double t[NPASS][REPS], uint64_t size, const struct stre
 	       "VRAM in place (mig_dev_data_readv): the server hashes each VRAM chunk where "
 	       "it lies and sendmsg copies it into the socket, so the saver's memcpy is gone; "
 	       "PRE_COPY still copies, since engines may write a page between its hash and "
-	       "its send.  Each MiB is still a request and a reply, one at a time: the hash, "
-	       "the reply's trip through the socket and the client's copy of the reply out "
-	       "of its receive buffer into the caller's (vfu_client_mig_read) happen one "
-	       "after the other.  From this run's floors that predicts 1 / (1/%.2f + 1/%.2f "
-	       "+ 1/%.2f) = %.2f GB/s for STOP_COPY; measured: %.2f GB/s.\n",
-	       s.med, s.med / m.med, hm.med, sock_gbs, m.med,
-	       1 / (1 / hm.med + 1 / sock_gbs + 1 / m.med), wire);
+	       "its send.  The client receives each reply's data straight into the "
+	       "caller's buffer (vfu_client_mig_read), so its only copy is the socket's "
+	       "own.  Each MiB is still a request and a reply, one at a time: the hash and "
+	       "the reply's trip through the socket happen one after the other.  From this "
+	       "run's floors that predicts 1 / (1/%.2f + 1/%.2f) = %.2f GB/s for STOP_COPY; "
+	       "measured: %.2f GB/s.\n",
+	       s.med, s.med / m.med, hm.med, sock_gbs, 1 / (1 / hm.med + 1 / sock_gbs), wire);
 }
 
 /* ---- 2. checkpoint files ---- */

@@ -73,6 +73,7 @@ Test(install, into_a_scratch_root)
 		"/usr/share/man/man1/gpup-start.1",
 		"/usr/lib/systemd/system/gpup.service",
 		"/usr/share/bash-completion/completions/gpup", "/etc/gpup/gpup.conf",
+		"/usr/lib/ocf/resource.d/gpup/vm",
 	};
 	const char *bin = getenv("GPUP_BIN"), *guests = getenv("GPUP_GUESTS");
 	char buf[65536];

@@ -143,12 +143,12 @@ static int recv_full(int sock, void *buf, size_t len, struct vfu_msg *m)
 	return 0;
 }
 
-int vfu_msg_recv(int sock, struct vfu_msg *m, void *buf, uint32_t max)
+int vfu_msg_recv_head(int sock, struct vfu_msg *m, uint32_t max)
 {
 	int rc;
 
 	memset(&m->hdr, 0, sizeof(m->hdr));
-	m->data = buf;
+	m->data = NULL;
 	m->len = 0;
 	m->nfds = 0;
 	m->fds_dropped = false;
@@ -158,8 +158,22 @@ int vfu_msg_recv(int sock, struct vfu_msg *m, void *buf, uint32_t max)
 	if (m->hdr.msg_size < sizeof(m->hdr) || m->hdr.msg_size - sizeof(m->hdr) > max)
 		return -EMSGSIZE;
 	m->len = m->hdr.msg_size - (uint32_t)sizeof(m->hdr);
-	rc = recv_full(sock, buf, m->len, m);
+	return 0;
+}
+
+int vfu_msg_recv_body(int sock, struct vfu_msg *m, void *buf, uint32_t len)
+{
+	int rc = recv_full(sock, buf, len, m);
+
 	return rc > 0 ? -ECONNRESET : rc;
+}
+
+int vfu_msg_recv(int sock, struct vfu_msg *m, void *buf, uint32_t max)
+{
+	int rc = vfu_msg_recv_head(sock, m, max);
+
+	m->data = buf;
+	return rc ? rc : vfu_msg_recv_body(sock, m, buf, m->len);
 }
 
 void vfu_msg_close_fds(struct vfu_msg *m)

@@ -68,6 +68,11 @@ int vfu_msg_sendv(int sock, const struct vfio_user_header *h, const struct iovec
  * -ETIMEDOUT, or another -errno.  fds received are in m->fds even on
  * failure; vfu_msg_close_fds releases them. */
 int vfu_msg_recv(int sock, struct vfu_msg *m, void *buf, uint32_t max);
+/* The same in steps, for a payload that goes to more than one place:
+ * the header (m->len set, m->data NULL; the same errors), then the
+ * payload's bytes in order, len at a time (0, -ECONNRESET, -errno). */
+int vfu_msg_recv_head(int sock, struct vfu_msg *m, uint32_t max);
+int vfu_msg_recv_body(int sock, struct vfu_msg *m, void *buf, uint32_t len);
 void vfu_msg_close_fds(struct vfu_msg *m);
 
 /* Bound every send and receive on sock to ms (0: no bound). */
