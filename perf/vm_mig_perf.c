@@ -436,6 +436,13 @@ int main(void)
 	}
 	dl_teardown(&a);
 	dl_teardown(&b);
+	for (int i = 0; i < 3; i++) {
+		char path[96];
+
+		snprintf(path, sizeof(path), "%s/%s", tmp, i == 0 ? "src.sock" : i == 1 ? "qs.qmp"
+										: "qd.qmp");
+		unlink(path);
+	}
 	rmdir(tmp);
 	bw = perf_median(bps, RUNS);
 	printf("The dirty guest (`%s`) runs %d s, is migrated with `gpup migrate --json` "
