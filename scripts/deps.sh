@@ -6,11 +6,12 @@
 # the schemas in docs/ (scripts/check-bench-schema.py); help2man makes
 # the man pages from the --help texts (scripts/man.sh); debhelper builds
 # the Debian package (dpkg-buildpackage -b -us -uc; tests/deb_test.c);
-# python3-prometheus-client parses the metrics (scripts/check-metrics.py).
+# python3-prometheus-client parses the metrics (scripts/check-metrics.py);
+# libnvme-dev finds NVMe namespaces for `gpup storage`.
 # `deps.sh fuzz` what only the fuzz harnesses need (clang and libFuzzer).
 set -e
 PKGS="gcc make libc6-dev linux-libc-dev libcriterion-dev libjson-c-dev
-libxxhash-dev libpciaccess-dev libdrm-dev libzstd-dev libseccomp-dev
+libxxhash-dev libpciaccess-dev libdrm-dev libzstd-dev libseccomp-dev libnvme-dev
 gnuplot-nox qemu-system-x86 python3-jsonschema help2man debhelper
 python3-prometheus-client"
 [ "$1" = fuzz ] && PKGS="$PKGS clang libclang-rt-14-dev"

@@ -142,6 +142,13 @@ static char *part_json(const struct gpup_pool *p, const struct gpup_partition *p
 	json_object_object_add(o, "vram_offset", json_object_new_int64((int64_t)vram_offset));
 	json_object_object_add(o, "vram_size", json_object_new_int64((int64_t)part->vram_size));
 	json_object_object_add(o, "attrs", attrs_json(part));
+	if (part->protect_ms) {
+		json_object *pr = json_object_new_object();
+
+		json_object_object_add(pr, "every_ms", json_object_new_int64(part->protect_ms));
+		json_object_object_add(pr, "store", json_object_new_string(part->protect_store));
+		json_object_object_add(o, "protect", pr);
+	}
 	s = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY));
 	json_object_put(o);
 	return s;
@@ -221,6 +228,26 @@ int gpup_pool_set_sched(const struct gpup_pool *p, struct gpup_partition *part,
 	if (rc) {
 		part->sched = old;
 		part->sched_set = old_set;
+	}
+	return rc;
+}
+
+int gpup_pool_set_protect(const struct gpup_pool *p, struct gpup_partition *part, uint32_t ms,
+			  const char *store)
+{
+	uint32_t old_ms = part->protect_ms;
+	char old[sizeof(part->protect_store)];
+	int rc;
+
+	if (ms && (!store || store[0] != '/' || strlen(store) >= sizeof(part->protect_store)))
+		return -EINVAL;
+	memcpy(old, part->protect_store, sizeof(old));
+	part->protect_ms = ms;
+	snprintf(part->protect_store, sizeof(part->protect_store), "%s", ms ? store : "");
+	rc = gpup_pool_state_write(p, part);
+	if (rc) {
+		part->protect_ms = old_ms;
+		memcpy(part->protect_store, old, sizeof(old));
 	}
 	return rc;
 }
@@ -392,6 +419,28 @@ static int parse_compat(json_object *o, struct gpup_partition *part, char *err, 
 	return 0;
 }
 
+/* "protect", if there: {"every_ms": 1..3600000, "store": an absolute
+ * path}. */
+static int parse_protect(json_object *o, struct gpup_partition *part, char *err,
+			 size_t errlen)
+{
+	json_object *pr;
+	const char *store;
+	uint64_t ms;
+
+	if (!json_object_object_get_ex(o, "protect", &pr))
+		return 0;
+	store = jstr(pr, "store");
+	if (!json_object_is_type(pr, json_type_object) || ju64(pr, "every_ms", &ms) || !ms ||
+	    ms > 3600000 || !store || store[0] != '/' || strlen(store) >= sizeof(part->protect_store)) {
+		snprintf(err, errlen, "protect needs every_ms 1..3600000 and an absolute store");
+		return -EINVAL;
+	}
+	part->protect_ms = (uint32_t)ms;
+	snprintf(part->protect_store, sizeof(part->protect_store), "%s", store);
+	return 0;
+}
+
 /* Parse one state file into *part: 0, or -EINVAL with a reason. */
 static int parse_part(const struct gpup_pool *p, json_object *o, const char *file_uuid,
 		      struct gpup_partition *part, char *err, size_t errlen)
@@ -425,7 +474,7 @@ static int parse_part(const struct gpup_pool *p, json_object *o, const char *fil
 	}
 	part->gpu = (unsigned int)gpu;
 	snprintf(part->type, sizeof(part->type), "%s", type);
-	return parse_compat(o, part, err, errlen);
+	return parse_compat(o, part, err, errlen) ? -EINVAL : parse_protect(o, part, err, errlen);
 }
 
 /* A decimal string of at most `max`, digits only. */
