@@ -34,7 +34,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (h.vram_size > MAX_VRAM)
 		return 0;
 	vram = calloc(1, h.vram_size);
-	int rc = vram ? mig_link_apply(data, size, vram, h.vram_size, state, sizeof(state)) : 0;
+	int rc = vram ? mig_link_apply(data, size, vram, -1, h.vram_size, state, sizeof(state)) : 0;
 
 	if (rc < 0 && rc != -ENOSPC)
 		abort();

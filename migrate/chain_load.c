@@ -233,16 +233,43 @@ int mig_link_check(const uint8_t *buf, size_t len, const struct mig_ident *want,
 	return rc;
 }
 
-int mig_link_apply(const uint8_t *buf, size_t len, uint8_t *vram, uint64_t vram_size,
+static int put_pages(uint8_t *vram, int fd, uint64_t off, const uint8_t *p, uint64_t len)
+{
+	while (fd >= 0 && len) {
+		ssize_t n = pwrite(fd, p, len, (off_t)off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		p += n, off += (uint64_t)n, len -= (uint64_t)n;
+	}
+	if (fd < 0)
+		memcpy(vram + off, p, len);
+	return 0;
+}
+
+static int zero_pages(uint8_t *vram, int fd, uint64_t off, uint64_t len)
+{
+	if (fd >= 0 && !fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off,
+				  (off_t)len))
+		return 0;
+	if (fd >= 0)
+		return -errno;
+	memset(vram + off, 0, len);
+	return 0;
+}
+
+int mig_link_apply(const uint8_t *buf, size_t len, uint8_t *vram, int fd, uint64_t vram_size,
 		   void *state, size_t state_max)
 {
 	/* Checked by mig_link_check; the bounds again, without the hashes,
 	 * in case the file changed under its mapping since. */
 	struct walk w = { .buf = buf, .len = len, .trusted = true };
 	uint64_t n;
-	int st = 0;
+	int st = 0, rc = 0;
 
-	while (!next(&w)) {
+	while (!rc && !next(&w)) {
 		struct gpup_mig_vram v;
 		struct gpup_mig_zero z;
 
@@ -251,10 +278,10 @@ int mig_link_apply(const uint8_t *buf, size_t len, uint8_t *vram, uint64_t vram_
 			return -EBADMSG;
 		if (w.h->kind == GPUP_MIG_VRAM) {
 			memcpy(&v, w.p, sizeof(v));
-			memcpy(vram + v.offset, w.p + sizeof(v), (size_t)v.pages * PG);
+			rc = put_pages(vram, fd, v.offset, w.p + sizeof(v), (uint64_t)v.pages * PG);
 		} else if (w.h->kind == GPUP_MIG_ZERO) {
 			memcpy(&z, w.p, sizeof(z));
-			memset(vram + z.offset, 0, z.pages * PG);
+			rc = zero_pages(vram, fd, z.offset, z.pages * PG);
 		} else if (w.h->kind == GPUP_MIG_STATE) {
 			if (w.h->len > state_max)
 				return -ENOSPC;
@@ -265,7 +292,7 @@ int mig_link_apply(const uint8_t *buf, size_t len, uint8_t *vram, uint64_t vram_
 		}
 		step(&w);
 	}
-	return st;
+	return rc ? rc : st;
 }
 
 /* ---- the chain ---- */
@@ -359,7 +386,8 @@ static int map_file(const char *dir, struct link_file *f, char *err, size_t errl
 		rc = -errno;
 	else if (st.st_size == 0)
 		f->map = NULL;
-	else if ((f->map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0)) ==
+	else if ((f->map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE | MAP_POPULATE,
+				fd, 0)) ==
 		 MAP_FAILED)
 		rc = -errno, f->map = NULL;
 	if (fd >= 0)
@@ -409,13 +437,13 @@ int mig_chain_load(const char *dir, const char *prefix, struct mig_chain_load *l
 
 	for (unsigned int i = 0; !rc && i < c.n; i++)
 		rc = check_file(dir, &c, i, l->ident, err, errlen);
-	for (unsigned int i = 0; !rc && l->vram && i < c.n; i++) {
-		int st = mig_link_apply(c.f[i].map, c.f[i].len, l->vram, l->ident->vram_size,
-					l->state, l->state_max);
+	for (unsigned int i = 0; !rc && (l->vram || l->to_fd) && i < c.n; i++) {
+		int st = mig_link_apply(c.f[i].map, c.f[i].len, l->vram, l->to_fd ? l->vram_fd : -1,
+					l->ident->vram_size, l->state, l->state_max);
 
 		if (st < 0)
-			rc = say(err, errlen, st, "chain refused: %s/%s: its state blob is too big",
-				 dir, c.f[i].name);
+			rc = say(err, errlen, st, "chain refused: %s/%s: %s", dir, c.f[i].name,
+				 st == -ENOSPC ? "its state blob is too big" : strerror(-st));
 		l->state_len = (uint32_t)st;
 	}
 	if (!rc) {

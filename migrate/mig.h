@@ -322,19 +322,25 @@ struct mig_link_info {
  * one line in err naming the chunk.  Untrusted input. */
 int mig_link_check(const uint8_t *buf, size_t len, const struct mig_ident *want,
 		   struct mig_link_info *info, char *err, size_t errlen);
-/* Apply a checked link onto vram (want's size) and copy its STATE into
- * state (up to state_max bytes): its length, or -ENOSPC. */
-int mig_link_apply(const uint8_t *buf, size_t len, uint8_t *vram, uint64_t vram_size,
+/* Apply a checked link onto VRAM of vram_size bytes and copy its STATE
+ * into state (up to state_max bytes): its length, or -ENOSPC, or the
+ * error of a write.  VRAM is the file fd when fd >= 0 (pwrite, and zero
+ * pages punched: on a shmem file neither takes a page fault, and pages
+ * that became zero go back to the host), else the memory at vram. */
+int mig_link_apply(const uint8_t *buf, size_t len, uint8_t *vram, int fd, uint64_t vram_size,
 		   void *state, size_t state_max);
 
 /* Restore PREFIX's chain from dir: every link is checked before any is
  * applied; then vram (zero on entry, ident->vram_size bytes; NULL: check
  * only) gets the base and each increment in order, and state the last
- * link's blob.  0, or -errno with one line in err naming the bad file
- * and chunk, or the missing base or link. */
+ * link's blob (to_fd: into the file vram_fd instead, pwrite and punch).
+ * 0, or -errno with one line in err naming the bad file and chunk, or the
+ * missing base or link. */
 struct mig_chain_load {
 	const struct mig_ident *ident;
 	uint8_t *vram;
+	bool to_fd;                  /* VRAM is the file vram_fd (see mig_link_apply) */
+	int vram_fd;
 	void *state;
 	size_t state_max;
 	/* out */

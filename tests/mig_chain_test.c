@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -147,6 +148,31 @@ Test(mig_chain, base_and_increments_restore_exactly)
 	cr_assert_eq(l.last_id, prev_id);
 	cr_assert_eq(l.last_taken_ns, 1002);
 	cr_assert_eq(l.state_len, sizeof(blob));
+}
+
+/* Into a file, as a recovery restores a partition's VRAM file: written
+ * with pwrite, and a page that became zero is a hole again. */
+Test(mig_chain, restores_into_a_file_and_punches_zeroed_pages)
+{
+	int fd = memfd_create("chain-test", 0);
+	struct mig_chain_load l = { .ident = &ident, .to_fd = true, .vram_fd = fd };
+	uint32_t blob = 0;
+	char err[512];
+
+	l.state = &blob;
+	l.state_max = sizeof(blob);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(ftruncate(fd, (off_t)SIZE), 0);
+	three_links();
+	cr_assert_eq(mig_chain_load(dir, PFX, &l, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(pread(fd, back, SIZE, 0), (ssize_t)SIZE);
+	cr_assert_eq(memcmp(back, vram, SIZE), 0);
+	cr_assert_eq(blob, 0xb2);
+	/* pages 300..303 were zeroed by the first increment; 304 has data */
+	cr_assert_eq(lseek(fd, 300 * PG, SEEK_DATA), 304 * PG);
+	/* never written: holes all along */
+	cr_assert_eq(lseek(fd, 10 * PG, SEEK_DATA), 304 * PG);
+	close(fd);
 }
 
 Test(mig_chain, a_new_base_counts_and_compaction_drops_older_links)

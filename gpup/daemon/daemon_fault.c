@@ -117,9 +117,10 @@ static int recover_one(struct gpup_daemon *d, struct dmn_part *dp, uint64_t t_fa
 	f->rpo_us = t_fail > last.taken_ns ? (t_fail - last.taken_ns) / 1000 : 0;
 	f->rpo_commands = st.commands_lost;
 	snprintf(f->to, sizeof(f->to), "%s", d->pool.gpus[to].name);
-	gpup_daemon_log("partition %s recovered from %s on %s from %u links: RTO %.1f ms, RPO "
-			"%.1f ms (%llu commands lost)", p->uuid, f->from, f->to, st.links,
-			f->rto_us / 1e3, f->rpo_us / 1e3, (unsigned long long)f->rpo_commands);
+	gpup_daemon_log("partition %s recovered from %s on %s from %u links (read and applied in "
+			"%.1f ms): RTO %.1f ms, RPO %.1f ms (%llu commands lost)", p->uuid, f->from,
+			f->to, st.links, st.restore_ns / 1e6, f->rto_us / 1e3, f->rpo_us / 1e3,
+			(unsigned long long)f->rpo_commands);
 	dmn_protect_resume_saved(d, dp);
 	return 0;
 }

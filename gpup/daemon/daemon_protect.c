@@ -66,7 +66,7 @@ static void took(struct dmn_protect *pr, int r, const struct vgpu_protect_link *
 		pr->links++;
 		pr->bases += l->base;
 		pr->error[0] = 0;
-	} else if (r == -EBUSY) {
+	} else if (r == -EBUSY || r == -ECANCELED) {
 		pr->busy++;
 	} else {
 		pr->failures++;
@@ -74,7 +74,7 @@ static void took(struct dmn_protect *pr, int r, const struct vgpu_protect_link *
 	}
 	pthread_mutex_unlock(&pr->lock);
 	/* One line when it starts failing and one when it works again. */
-	if (r && r != -EBUSY && !was_failing)
+	if (r && r != -EBUSY && r != -ECANCELED && !was_failing)
 		gpup_daemon_log("partition %s: protection link failed: %s", pr->dp->part->uuid, err);
 	else if (!r && was_failing)
 		gpup_daemon_log("partition %s: protection works again (link %u)", pr->dp->part->uuid,
@@ -166,6 +166,8 @@ void dmn_protect_stop(struct dmn_part *dp)
 	pr->stop = true;
 	pthread_cond_signal(&pr->wake);
 	pthread_mutex_unlock(&pr->lock);
+	/* A link under way is dropped, not finished: a recovery waits. */
+	vgpu_protect_cancel(pr->vp);
 	pthread_join(pr->thread, NULL);
 	protect_free(pr);
 	dp->prot = NULL;

@@ -213,6 +213,9 @@ struct vgpu_protect *vgpu_protect_create(struct vgpu *v, const char *dir, const 
  * migration of it (nothing written: try later), or -errno with err. */
 int vgpu_protect_take(struct vgpu_protect *p, struct vgpu_protect_link *out, char *err,
 		      size_t errlen);
+/* Make a take under way (on another thread) give up at its next look:
+ * it returns -ECANCELED, nothing written; so do later ones. */
+void vgpu_protect_cancel(struct vgpu_protect *p);
 void vgpu_protect_destroy(struct vgpu_protect *p);
 
 /* v's GPU failed (gpup_gpu_fail): rebuild it on window [off, +vram_size)

@@ -31,6 +31,12 @@
 
 #define PG 4096u
 #define WALK_RUN 256u                 /* pages written per call */
+/* Pages an increment's walk hashes for CPU stores: 256 MiB of VRAM,
+ * about 50 ms at the 5 GB/s XXH3 reaches here.  A bigger partition is
+ * hashed a window at a time, the next link going on where the last
+ * stopped: a CPU store is in a link at most ceil(VRAM / 256 MiB) links
+ * after it was made.  Pages the device wrote are in the next link, always. */
+#define SCAN_PAGES 65536u
 
 struct vgpu_protect {
 	struct vgpu *v;
@@ -43,6 +49,9 @@ struct vgpu_protect {
 	uint8_t *run;                 /* WALK_RUN pages being written */
 	bool have_base;
 	uint32_t next, since_base;
+	uint64_t base_bytes, incr_bytes;  /* the chain's, since its base */
+	uint64_t scan;                /* where the next increment's hashing starts */
+	bool cancel;                  /* atomic: vgpu_protect_cancel */
 	uint64_t base_id, prev_id;
 };
 
@@ -107,6 +116,11 @@ struct vgpu_protect *vgpu_protect_create(struct vgpu *v, const char *dir, const 
 	return p;
 }
 
+void vgpu_protect_cancel(struct vgpu_protect *p)
+{
+	__atomic_store_n(&p->cancel, true, __ATOMIC_RELEASE);
+}
+
 void vgpu_protect_destroy(struct vgpu_protect *p)
 {
 	if (!p)
@@ -131,18 +145,17 @@ static bool bit(const uint64_t *b, uint64_t i)
 	return b[i / 64] >> (i % 64) & 1;
 }
 
-/* Copy page i of vram into dst and note what the chain now holds; whether
- * it goes into the link (changed, or everything for a base). */
+/* Whether page i goes into the link (changed since the chain's copy, or
+ * written by the device, or everything for a base): then its bytes are
+ * copied into dst and what the chain now holds is noted.  The page is
+ * hashed where it lies first, so an unchanged one is only read. */
 static bool take_page(struct vgpu_protect *p, const uint8_t *vram, uint64_t i, uint8_t *dst,
 		      bool base)
 {
-	uint64_t h;
-
-	memcpy(dst, vram + i * PG, PG);
-	h = XXH3_64bits(dst, PG);
-	if (!base && h == p->hash[i] && !bit(p->bits, i))
+	if (!base && !bit(p->bits, i) && XXH3_64bits(vram + i * PG, PG) == p->hash[i])
 		return false;
-	p->hash[i] = h;
+	memcpy(dst, vram + i * PG, PG);
+	p->hash[i] = XXH3_64bits(dst, PG);
 	return true;
 }
 
@@ -207,6 +220,12 @@ static uint64_t data_at(struct vgpu_protect *p, int fd, uint64_t i, uint64_t *en
 	return (uint64_t)d / PG;
 }
 
+/* Whether an increment's walk hashes page i for CPU stores. */
+static bool scanned(const struct vgpu_protect *p, uint64_t i)
+{
+	return (i + p->npages - p->scan) % p->npages < SCAN_PAGES;
+}
+
 /* The walk, guest running: every changed page out, in runs. */
 static int walk(struct vgpu_protect *p, struct mig_link_writer *w, bool base, uint64_t *pages)
 {
@@ -223,15 +242,60 @@ static int walk(struct vgpu_protect *p, struct mig_link_writer *w, bool base, ui
 		d = data_at(p, fd, i, &e);
 		for (; i < d && i < p->npages; i++)
 			hole(&u, i);
-		for (; i < e; i++)
-			if (take_page(p, vram, i, p->run + u.n * PG, base))
+		for (; i < e && !u.r; i++) {
+			if ((base || bit(p->bits, i) || scanned(p, i)) &&
+			    take_page(p, vram, i, p->run + u.n * PG, base))
 				add(&u, i);
+			if (i % WALK_RUN == 0 && __atomic_load_n(&p->cancel, __ATOMIC_ACQUIRE))
+				u.r = -ECANCELED;
+		}
 	}
 	pthread_rwlock_unlock(&p->v->home_lock);
 	flush(&u);
 	memset(p->bits, 0, (p->npages / 64 + 1) * sizeof(*p->bits));
 	*pages += u.pages;
+	if (!base)
+		p->scan = (p->scan + SCAN_PAGES) % p->npages;
 	return u.r;
+}
+
+static uint64_t count_bits(const uint64_t *b, uint64_t npages)
+{
+	uint64_t n = 0;
+
+	for (uint64_t w = 0; w < (npages + 63) / 64; w++)
+		n += (uint64_t)__builtin_popcountll(b[w]);
+	return n;
+}
+
+/* Rounds while the guest runs over the pages the device wrote since the
+ * walk, until few are left (or MAX_ROUNDS): the final copy, with the
+ * device stopped, then has only those few to copy. */
+#define MAX_ROUNDS 4
+#define FEW_PAGES 256
+
+static int rounds(struct vgpu_protect *p, struct mig_link_writer *w, uint64_t *pages)
+{
+	struct run u = { .p = p, .w = w };
+	int r = 0;
+
+	for (int k = 0; k < MAX_ROUNDS && !r; k++) {
+		harvest(p);
+		if (count_bits(p->bits, p->npages) <= FEW_PAGES)
+			return 0;
+		pthread_rwlock_rdlock(&p->v->home_lock);
+		for (uint64_t i = 0; i < p->npages && !u.r; i++)
+			if (bit(p->bits, i)) {
+				take_page(p, p->v->vram, i, p->run + u.n * PG, true);
+				add(&u, i);
+			}
+		pthread_rwlock_unlock(&p->v->home_lock);
+		flush(&u);
+		r = u.r;
+		memset(p->bits, 0, (p->npages / 64 + 1) * sizeof(*p->bits));
+	}
+	*pages += u.pages;
+	return r;
 }
 
 /* What the final copy took, the device stopped. */
@@ -242,14 +306,6 @@ struct final {
 	uint64_t mono_ns, real_ns, pause_ns;
 };
 
-static uint64_t count_bits(const uint64_t *b, uint64_t npages)
-{
-	uint64_t n = 0;
-
-	for (uint64_t w = 0; w < (npages + 63) / 64; w++)
-		n += (uint64_t)__builtin_popcountll(b[w]);
-	return n;
-}
 
 /* Stopped for this only: the pages engines wrote since the walk's
  * harvest, and the state (cfg_lock and mig_lock held). */
@@ -282,7 +338,9 @@ static int final_copy(struct vgpu_protect *p, struct final *f)
 	pthread_mutex_lock(&v->mig_lock);
 	if (mig_dev_state(v->mig) == MIG_RUNNING) {
 		pthread_mutex_lock(&v->cfg_lock);
-		r = stop_copy(p, f);
+		/* Nothing of a GPU that failed goes into a link: its VRAM and
+		 * state are taken as lost from the moment it failed. */
+		r = gpup_gpu_failure(v->gpu) ? -ENODEV : stop_copy(p, f);
 		pthread_mutex_unlock(&v->cfg_lock);
 	}
 	pthread_mutex_unlock(&v->mig_lock);
@@ -345,6 +403,12 @@ static void advance(struct vgpu_protect *p, bool base, uint64_t id,
 		 base ? "base" : "incr");
 	out->bytes = stat(path, &st) ? 0 : (uint64_t)st.st_size;
 	if (base) {
+		p->base_bytes = out->bytes;
+		p->incr_bytes = 0;
+	} else {
+		p->incr_bytes += out->bytes;
+	}
+	if (base) {
 		p->have_base = true;
 		p->base_id = id;
 		p->since_base = 0;
@@ -360,15 +424,23 @@ static void advance(struct vgpu_protect *p, bool base, uint64_t id,
 int vgpu_protect_take(struct vgpu_protect *p, struct vgpu_protect_link *out, char *err,
 		      size_t errlen)
 {
-	bool base = !p->have_base || p->since_base >= p->max_links;
+	/* A new base after max_links increments, or once the increments
+	 * hold half as much as the base: a restore reads at most about one
+	 * and a half bases. */
+	bool base = !p->have_base || p->since_base >= p->max_links ||
+		    p->incr_bytes > p->base_bytes / 2;
 	struct mig_link_writer *w = NULL;
 	struct final f = { 0 };
 	uint64_t t0 = gpup_mono_ns(), id;
 	int r = begin(p, base, &w, err, errlen);
 
 	memset(out, 0, sizeof(*out));
-	if (!r && (r = walk(p, w, base, &out->pages)))
+	if (!r && (r = walk(p, w, base, &out->pages)) == 0)
+		r = rounds(p, w, &out->pages);
+	if (r && r != -ECANCELED)
 		gpup_say(err, errlen, "cannot write the link: %s", strerror(-r));
+	if (!r && __atomic_load_n(&p->cancel, __ATOMIC_ACQUIRE))
+		r = -ECANCELED;
 	if (!r && (r = final_copy(p, &f)) && r != -EBUSY)
 		gpup_say(err, errlen, "the final copy failed: %s", strerror(-r));
 	if (!r && (r = put_final(p, w, &f)) == 0 &&

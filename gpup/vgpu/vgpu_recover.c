@@ -45,7 +45,8 @@ static int rebuild(struct vgpu *v, struct vgpu_home *h, const char *dir, const c
 {
 	int fd = gpup_gpu_vram_fd(v->gpu, v->vram_offset);
 	struct mig_ident id;
-	struct mig_chain_load l = { .ident = &id, .state = blob, .state_max = sizeof(*blob) };
+	struct mig_chain_load l = { .ident = &id, .state = blob, .state_max = sizeof(*blob),
+				    .to_fd = true, .vram_fd = fd };
 	uint64_t t0;
 	uint8_t *map;
 	int r = fd < 0 ? fd : gpup_gpu_vram_adopt(h->gpu, h->off, v->vram_size, fd);
@@ -64,7 +65,6 @@ static int rebuild(struct vgpu *v, struct vgpu_home *h, const char *dir, const c
 		memset(h->vram, 0, v->vram_size);
 	vgpu_mig_ident(v, &id);
 	id.features = h->kernels;
-	l.vram = h->vram;
 	r = mig_chain_load(dir, prefix, &l, err, errlen);
 	st->restore_ns = gpup_mono_ns() - t0;
 	st->links = l.links;
