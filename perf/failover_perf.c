@@ -237,6 +237,7 @@ int main(void)
 {
 	static const unsigned int every[] = { 100, 1000 };
 	struct run runs[2][RUNS];
+	double load[3] = { 0 };
 
 	if (!getenv("GPUP_BIN")) {
 		fprintf(stderr, "failover_perf: GPUP_BIN must name the gpup binary\n");
@@ -245,6 +246,7 @@ int main(void)
 	for (int i = 0; i < 2; i++)
 		for (int k = 0; k < RUNS; k++)
 			one_failure(every[i], (unsigned int)k, &runs[i][k]);
+	getloadavg(load, 3);
 	printf("## Failover of a protected partition (`gpup protect`, `gpup fault inject`)\n\n");
 	printf("A 1 GiB partition with 512 MiB of data, its client dirtying VRAM at about\n"
 	       "64 MiB/s (device FILLs and CPU stores through BAR2), protected every 100 ms\n"
@@ -255,7 +257,11 @@ int main(void)
 	       "interval) and the commands completed after it.  Link figures are from\n"
 	       "the link before the failure: the guest's pause for its final copy, the\n"
 	       "whole link (walk, final copy, write, fsync, rename) and its size.  Median\n"
-	       "(range) of %d failures per interval, each on a fresh daemon.\n\n", RUNS);
+	       "(range) of %d failures per interval, each on a fresh daemon.  The\n"
+	       "restore is memory-bound (512 MiB hashed, then written into a fresh\n"
+	       "shmem file), so RTO follows what else the host runs: load average\n"
+	       "%.1f over the last 5 minutes of these runs, on %ld cores.  Command:\n"
+	       "`make bench` (perf/failover_perf.c).\n\n", RUNS, load[1], sysconf(_SC_NPROCESSORS_ONLN));
 	printf("| interval | RTO ms | RPO ms | commands lost | link pause ms | link ms | "
 	       "link MiB |\n");
 	printf("|---|---|---|---|---|---|---|\n");

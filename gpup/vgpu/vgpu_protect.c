@@ -63,25 +63,27 @@ static uint64_t realtime_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+/* The record exists and is clear before anyone sees it switched on. */
 static int tracker_on(struct vgpu *v)
 {
 	size_t words = (v->vram_size / PG) / 64 + 1;
 	uint64_t *d;
+	int r = 0;
 
-	if (__atomic_exchange_n(&v->ptracking, true, __ATOMIC_ACQ_REL))
-		return -EBUSY;
 	pthread_mutex_lock(&v->cfg_lock);
 	d = v->pdirty;
-	if (!d && (d = calloc(words, sizeof(*d))))
+	if (__atomic_load_n(&v->ptracking, __ATOMIC_ACQUIRE))
+		r = -EBUSY;
+	else if (!d && (d = calloc(words, sizeof(*d))))
 		__atomic_store_n(&v->pdirty, d, __ATOMIC_RELEASE);
-	pthread_mutex_unlock(&v->cfg_lock);
-	if (!d) {
-		__atomic_store_n(&v->ptracking, false, __ATOMIC_RELEASE);
-		return -ENOMEM;
-	}
-	for (size_t i = 0; i < words; i++)
+	else if (!d)
+		r = -ENOMEM;
+	for (size_t i = 0; !r && i < words; i++)
 		__atomic_store_n(&d[i], 0, __ATOMIC_RELAXED);
-	return 0;
+	if (!r)
+		__atomic_store_n(&v->ptracking, true, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&v->cfg_lock);
+	return r;
 }
 
 struct vgpu_protect *vgpu_protect_create(struct vgpu *v, const char *dir, const char *prefix,
@@ -112,7 +114,10 @@ struct vgpu_protect *vgpu_protect_create(struct vgpu *v, const char *dir, const 
 		errno = -r;
 		return NULL;
 	}
+	/* The chain holds nothing yet: every page zero. */
 	p->zero_hash = XXH3_64bits(zero, PG);
+	for (uint64_t i = 0; i < p->npages; i++)
+		p->hash[i] = p->zero_hash;
 	return p;
 }
 
