@@ -54,7 +54,7 @@ GUESTS :=
 -include $(wildcard */module.mk)
 
 .SECONDARY:
-.PHONY: all deps guests demo test test-plain test-asan bench fuzz check-layers clean \
+.PHONY: all deps guests demo test test-plain test-asan bench fuzz interop check-layers clean \
 	man install
 all: $(O)/gpup guests
 
@@ -100,6 +100,11 @@ $(O)/perf/%: $(O)/obj/perf/%.o $(O)/obj/perf/perflib.o $(O)/obj/tests/daemonlib.
 bench: $(O)/gpup guests $(PERF_BINS)
 	@env $(TEST_ENV) sh scripts/bench.sh $(PERF_BINS)
 
+# Upstream QEMU (Debian sid, in a chroot under build/interop) as a client:
+# not part of `make test`, it downloads a suite (docs/INTEROP.md).
+interop: $(O)/gpup guests
+	@env $(TEST_ENV) sh scripts/interop.sh
+
 # Integration suites find the binary and the guests through these.
 TEST_ENV = GPUP_BIN=$(abspath $(O)/gpup) GPUP_GUESTS=$(abspath $(BUILD)/guests) \
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1
@@ -142,7 +147,11 @@ install: $(O)/gpup guests man
 	@env $(foreach v,$(INSTALL_VARS),$(if $($(v)),$(v)='$($(v))')) \
 		sh scripts/install.sh $(O)/gpup $(BUILD)/guests $(BUILD)/man
 
+# Never into a chroot whose /dev or /proc is still bound (an interrupted
+# make interop unmounts on exit, but check).
 clean:
+	@! grep -q " $(abspath $(BUILD))/interop/" /proc/mounts || \
+		{ echo "make clean: something is mounted under $(BUILD)/interop; unmount it first" >&2; exit 1; }
 	rm -rf $(BUILD)
 
--include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD) -name interop -prune -o -name '*.d' -type f -print 2>/dev/null)

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "hv/hv_int.h"
+#include "uapi/gpup_vgpu.h"
 
 #define HV_PCI_CONF_ADDR 0xcf8
 #define HV_PCI_CONF_DATA 0xcfc
@@ -231,7 +232,7 @@ int hv_pci_init(struct hv_vm *vm)
 	p->next64 = HV_PCI_MMIO64_BASE;
 	vm->pci = p;
 	/* 00:00.0, a host bridge, so that a scan finds a normal bus. */
-	if (!hv_pci_new(p, 0x1234, 0x6771, 0x06000000))
+	if (!hv_pci_new(p, GPUP_PCI_VENDOR_ID, GPUP_PCI_HOST_DEVICE_ID, 0x06000000))
 		return -ENOMEM;
 	return hv_register_pio(vm, HV_PCI_CONF_ADDR, 8, hv_pci_io, p);
 }

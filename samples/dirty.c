@@ -62,7 +62,6 @@
 #define Q_COMPUTE 0u
 #define Q_COPY 1u
 #define NQ 2u
-#define X2APIC_TIMER_INIT 0x838
 #define EPOCH_RING 1024u     /* epochs whose end fences are remembered */
 #define WQ_CPU 0xffu         /* last written by the CPU, not a queue */
 
@@ -359,7 +358,7 @@ static void sleep_until(uint64_t deadline)
 			continue;
 		}
 		n = rt_irq_count;
-		rt_wrmsr(X2APIC_TIMER_INIT, deadline - now);
+		rt_apic_timer_arm(deadline - now);
 		rt_halt_unless(&rt_irq_count, n + 1);
 	}
 }

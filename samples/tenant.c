@@ -25,7 +25,6 @@
 #include "vgpu_drv.h"
 
 #define Q 0
-#define X2APIC_TIMER_INIT 0x838
 #define MAX_LAT 32768
 #define MAX_DEPTH 16
 #define JOB_TIMEOUT_NS 10000000000ull
@@ -144,7 +143,7 @@ static void sleep_until(uint64_t deadline, uint64_t seq)
 
 		if (now >= deadline || done_seq >= seq)
 			return;
-		rt_wrmsr(X2APIC_TIMER_INIT, deadline - now);
+		rt_apic_timer_arm(deadline - now);
 		rt_halt_unless(&rt_irq_count, n + 1);
 	}
 }

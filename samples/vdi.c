@@ -15,7 +15,6 @@
 
 #define Q 0
 #define TIMEOUT_NS 5000000000ull
-#define X2APIC_TIMER_INIT 0x838
 
 static struct vg_dev dev;
 
@@ -52,7 +51,7 @@ static void sleep_until(uint64_t deadline)
 
 	while ((now = rt_ns()) < deadline) {
 		n = rt_irq_count;
-		rt_wrmsr(X2APIC_TIMER_INIT, deadline - now);
+		rt_apic_timer_arm(deadline - now);
 		rt_halt_unless(&rt_irq_count, n + 1);
 	}
 }

@@ -41,6 +41,9 @@
  * devices use; the device id spells "gp". */
 #define GPUP_PCI_VENDOR_ID 0x1234u
 #define GPUP_PCI_DEVICE_ID 0x6770u
+/* `gpup run`'s host bridge at 00:00.0: how a guest can tell which VMM's
+ * PCI platform it is on. */
+#define GPUP_PCI_HOST_DEVICE_ID 0x6771u
 #define GPUP_PCI_CLASS 0x030200u /* display controller, 3D */
 #define GPUP_PCI_REVISION 0x01u
 

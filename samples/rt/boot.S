@@ -26,7 +26,7 @@
 #define PTE_P_RW 0x7
 #define PDE_2M 0x87
 #define PTE_UC 0x18
-#define RT_KC_COUNT 10
+#define RT_KC_COUNT 11
 #define SEL_KCODE 0x08
 #define SEL_KDATA 0x10
 #define SEL_UDATA (0x18 | 3)
@@ -79,16 +79,52 @@ long_mode:
 	leaq rt_kstack_top(%rip), %rsp
 	xorl %ebp, %ebp
 	call rt_tss_setup
+	call pic_quiet
 	call rt_start
-	/* Drop to ring 3 with interrupts on: iretq to rt_user_start. */
+	/* Drop to ring 3 with interrupts still off: iretq to rt_user_start.
+	 * rt_main_user turns them on (RT_KC_IRQ_ON) once every IDT entry is
+	 * in place; an interrupt before that would find no gate. */
 	pushq $SEL_UDATA
 	leaq rt_stack_top(%rip), %rax
 	pushq %rax
-	pushq $(RFLAGS_IF | 0x2)
+	pushq $0x2
 	pushq $SEL_UCODE
 	leaq rt_user_start(%rip), %rax
 	pushq %rax
 	iretq
+
+/*
+ * The legacy 8259 pair, which PC firmware leaves unmasked with the PIT
+ * ticking on IRQ 0 at the vector it chose (0x08 under SeaBIOS: #DF's).
+ * Re-initialise both to vectors 0xf0-0xff, clear of the exceptions, and
+ * mask every line.  The remap matters even masked: a line that was raised
+ * before the mask can still reach the CPU as the spurious IRQ 7 (or 15),
+ * which now lands on a device vector instead of an exception.  Under
+ * `gpup run` there is no PIT and the writes reach KVM's in-kernel PIC, or
+ * nothing; the sequence is the same on every PC platform.
+ */
+#define PIC1 0x20
+#define PIC2 0xa0
+#define PIC_VECTOR_BASE 0xf0
+pic_quiet:
+	movb $0x11, %al			/* ICW1: edge, cascade, ICW4 follows */
+	outb %al, $PIC1
+	outb %al, $PIC2
+	movb $PIC_VECTOR_BASE, %al	/* ICW2: vector base */
+	outb %al, $(PIC1 + 1)
+	movb $(PIC_VECTOR_BASE + 8), %al
+	outb %al, $(PIC2 + 1)
+	movb $0x04, %al			/* ICW3: the slave on IRQ 2 */
+	outb %al, $(PIC1 + 1)
+	movb $0x02, %al			/* ICW3: the slave's cascade id */
+	outb %al, $(PIC2 + 1)
+	movb $0x01, %al			/* ICW4: 8086 mode */
+	outb %al, $(PIC1 + 1)
+	outb %al, $(PIC2 + 1)
+	movb $0xff, %al			/* OCW1: every line masked */
+	outb %al, $(PIC1 + 1)
+	outb %al, $(PIC2 + 1)
+	ret
 
 /* The TSS descriptor's base is split across its bytes; fill it, point
  * RSP0 (the stack for interrupts from ring 3) at the kernel stack, load TR. */
@@ -380,6 +416,11 @@ kc_cpuid:
 kc_nop:
 	xorl %eax, %eax
 	iretq
+/* Interrupts on for the caller: IF in the RFLAGS that iretq restores. */
+kc_irq_on:
+	orq $RFLAGS_IF, 16(%rsp)
+	xorl %eax, %eax
+	iretq
 
 	.macro ISR_ADDR num
 	.quad isr_\num
@@ -397,7 +438,7 @@ kc_nop:
 /* In the order of enum rt_kcall_op (rt.h). */
 kc_table:
 	.quad kc_out, kc_in, kc_uart_write, kc_rdmsr, kc_wrmsr, kc_halt_unless
-	.quad kc_flush_tlb, kc_lidt, kc_cpuid, kc_nop
+	.quad kc_flush_tlb, kc_lidt, kc_cpuid, kc_nop, kc_irq_on
 	.globl rt_isr_table
 rt_isr_table:
 	.set i, 0

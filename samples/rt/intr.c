@@ -16,8 +16,16 @@
 #define X2APIC_TPR 0x808
 #define X2APIC_SVR 0x80f
 #define XAPIC_MMIO 0xfee00000ull
+#define X2APIC_LVT_TIMER 0x832
+#define X2APIC_TIMER_INIT 0x838
+#define X2APIC_TIMER_DIV 0x83e
+#define XAPIC_LVT_TIMER 0x320
+#define XAPIC_TIMER_INIT 0x380
+#define XAPIC_TIMER_DIV 0x3e0
 #define SPURIOUS_VECTOR 0xff
 #define FIRST_DYN_VECTOR 0x30
+/* boot.S parks the 8259s' vectors at 0xf0-0xff. */
+#define LAST_DYN_VECTOR 0xef
 
 struct rt_frame {
 	uint64_t r15, r14, r13, r12, r11, r10, r9, r8, rbp, rdi, rsi, rdx, rcx,
@@ -119,7 +127,30 @@ uint32_t rt_apic_id(void)
 
 int rt_irq_alloc(void)
 {
-	if (rt_next_vector >= SPURIOUS_VECTOR)
+	if (rt_next_vector > LAST_DYN_VECTOR)
 		return -1;
 	return (int)rt_next_vector++;
+}
+
+/* The LAPIC timer, one-shot, divided by 1, in whichever mode the APIC is
+ * in: x2APIC MSRs, else the xAPIC page. */
+void rt_apic_timer_setup(unsigned int vector)
+{
+	if (rt_apic_x2) {
+		rt_wrmsr(X2APIC_TIMER_DIV, 0xb);
+		rt_wrmsr(X2APIC_LVT_TIMER, vector);
+	} else {
+		rt_mmio_write32(XAPIC_MMIO + XAPIC_TIMER_DIV, 0xb);
+		rt_mmio_write32(XAPIC_MMIO + XAPIC_LVT_TIMER, vector);
+	}
+}
+
+void rt_apic_timer_arm(uint64_t count)
+{
+	if (count > 0xffffffffu)
+		count = 0xffffffffu; /* the register's width: the caller re-arms */
+	if (rt_apic_x2)
+		rt_wrmsr(X2APIC_TIMER_INIT, count);
+	else
+		rt_mmio_write32(XAPIC_MMIO + XAPIC_TIMER_INIT, (uint32_t)count);
 }

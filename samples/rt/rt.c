@@ -28,7 +28,7 @@ struct pvh_memmap_entry {
 
 extern uint32_t rt_start_info;
 extern char rt_image_end[];
-extern uint64_t rt_pdpt[];
+extern uint64_t rt_pml4[];
 
 static uint64_t rt_ram_top = 32ull << 20; /* if the loader gave no map */
 static uint64_t rt_next_free;
@@ -108,8 +108,8 @@ int strncmp(const char *a, const char *b, size_t n)
  * `syscall` from a guest that is not PVM-aware).  It works from ring 0
  * too, so exception paths use the same calls.
  */
-/* boot.S's kc_table has RT_KC_COUNT (10) entries in this order. */
-_Static_assert(RT_KC_NOP + 1 == 10, "boot.S kernel-call table");
+/* boot.S's kc_table has RT_KC_COUNT (11) entries in this order. */
+_Static_assert(RT_KC_IRQ_ON + 1 == 11, "boot.S kernel-call table");
 
 static uint64_t rt_kcall(uint64_t op, uint64_t a, uint64_t b, uint64_t c)
 {
@@ -220,8 +220,43 @@ void rt_cpuid(uint32_t leaf, uint32_t sub, uint32_t r[4])
 	rt_kcall(RT_KC_CPUID, leaf, sub, (uint64_t)(uintptr_t)r);
 }
 
-/* TSC rate: the hypervisor timing leaf (KVM under gpup), else the CPU's
- * own leaf 0x15 or 0x16. */
+/*
+ * The TSC against the PIT's channel 2, which every PC platform with a PIT
+ * has and nothing else uses: count 10 ms (11932 ticks of 1.193182 MHz) in
+ * mode 0 with the gate (port 0x61 bit 0) on and the speaker off, and read
+ * the TSC when OUT2 (port 0x61 bit 5) rises.  0 where there is no PIT: the
+ * port reads all-ones or OUT2 never rises within a bounded number of
+ * polls.
+ */
+#define PIT_HZ 1193182u
+#define PIT_CAL_TICKS 11932u
+#define PIT_CAL_MAX_POLLS 2000000u
+static uint64_t rt_pit_tsc_khz(void)
+{
+	uint8_t ctl = rt_inb(0x61);
+	uint64_t t0, t1;
+	unsigned int polls = 0;
+
+	if (ctl == 0xff)
+		return 0;
+	rt_outb(0x61, (uint8_t)((ctl & ~0x02) | 0x01));
+	rt_outb(0x43, 0xb0); /* channel 2, lobyte/hibyte, mode 0, binary */
+	rt_outb(0x42, PIT_CAL_TICKS & 0xff);
+	rt_outb(0x42, PIT_CAL_TICKS >> 8);
+	t0 = rt_rdtsc();
+	while (!(rt_inb(0x61) & 0x20))
+		if (++polls == PIT_CAL_MAX_POLLS)
+			break;
+	t1 = rt_rdtsc();
+	rt_outb(0x61, ctl);
+	if (polls == PIT_CAL_MAX_POLLS || t1 <= t0)
+		return 0;
+	return (t1 - t0) * PIT_HZ / PIT_CAL_TICKS / 1000;
+}
+
+/* TSC rate: the hypervisor timing leaf (KVM under gpup, QEMU with
+ * invtsc), else the CPU's own leaf 0x15 or 0x16, else measured against
+ * the PIT. */
 static uint64_t rt_find_tsc_khz(void)
 {
 	uint32_t r[4];
@@ -246,7 +281,7 @@ static uint64_t rt_find_tsc_khz(void)
 		if (r[0])
 			return (uint64_t)r[0] * 1000;
 	}
-	return 0;
+	return rt_pit_tsc_khz();
 }
 
 uint64_t rt_tsc_khz(void)
@@ -285,24 +320,32 @@ void *rt_alloc_pages(size_t npages)
 }
 
 /* Above 4 GiB: fill a fresh page directory per GiB with uncached 2 MiB
- * pages, as the boot code did for the PCI hole. */
+ * pages, as the boot code did for the PCI hole, and a fresh page-directory
+ * pointer table per 512 GiB past the first, up to 4-level paging's 256 TiB. */
 int rt_map_mmio(uint64_t addr, uint64_t len)
 {
 	uint64_t end = (addr + len + (1ull << 30) - 1) & ~((1ull << 30) - 1);
 
+	if (len == 0 || addr + len < addr || end > (1ull << 48))
+		return -1;
 	for (uint64_t gb = addr & ~((1ull << 30) - 1); gb < end; gb += 1ull << 30) {
-		uint64_t idx = gb >> 30, *pd;
+		uint64_t *pdpt, *pd, top = gb >> 39;
 
-		if (idx >= 512)
-			return -1;
-		if (rt_pdpt[idx] & 1)
+		if (!(rt_pml4[top] & 1)) {
+			pdpt = rt_alloc_pages(1);
+			if (!pdpt)
+				return -1;
+			rt_pml4[top] = (uint64_t)(uintptr_t)pdpt | 0x7;
+		}
+		pdpt = (uint64_t *)(uintptr_t)(rt_pml4[top] & ~0xfffull);
+		if (pdpt[(gb >> 30) & 511] & 1)
 			continue;
 		pd = rt_alloc_pages(1);
 		if (!pd)
 			return -1;
 		for (int i = 0; i < 512; i++)
 			pd[i] = (gb + ((uint64_t)i << 21)) | 0x87 | 0x18;
-		rt_pdpt[idx] = (uint64_t)(uintptr_t)pd | 0x7;
+		pdpt[(gb >> 30) & 511] = (uint64_t)(uintptr_t)pd | 0x7;
 	}
 	rt_kcall(RT_KC_FLUSH_TLB, 0, 0, 0);
 	return 0;
@@ -373,6 +416,7 @@ void rt_main_user(void)
 	rt_tsc0 = rt_rdtsc();
 	rt_next_free = (uint64_t)(uintptr_t)rt_image_end;
 	rt_idt_fill();
+	rt_kcall(RT_KC_IRQ_ON, 0, 0, 0);
 	rt_cmdline = rt_read_start_info();
 	rt_khz = rt_find_tsc_khz();
 	rt_exit(main(rt_cmdline));

@@ -42,6 +42,7 @@ enum rt_kcall_op {
 	RT_KC_LIDT,         /* pointer to a 10-byte descriptor */
 	RT_KC_CPUID,        /* leaf, subleaf, pointer to 4 words */
 	RT_KC_NOP,          /* nothing: what a ring-0 round trip costs */
+	RT_KC_IRQ_ON,       /* interrupts on (they are off until the IDT is whole) */
 };
 
 /* Port I/O and MSRs: kernel calls, since main() runs in ring 3. */
@@ -118,6 +119,11 @@ char *rt_f32_str(char *buf, size_t len, uint32_t x, int decimals);
 void rt_idt_boot(void);   /* ring 0: the #UD entry (kernel calls), lidt */
 void rt_idt_fill(void);   /* ring 3: every other entry */
 int rt_irq_init(void);
+/* The local APIC's timer: one-shot at `vector`, then armed with a count
+ * of bus clocks (1 GHz under KVM and QEMU: nanoseconds; counts past 32
+ * bits are cut to 32, and the caller re-arms when it wakes early). */
+void rt_apic_timer_setup(unsigned int vector);
+void rt_apic_timer_arm(uint64_t count);
 int rt_irq_alloc(void);   /* a free vector, or -1 */
 uint32_t rt_apic_id(void);
 /* Device interrupts taken since boot, in all and per vector: words to
@@ -131,7 +137,10 @@ struct rt_pci_dev {
 	uint16_t vendor, device;
 	uint64_t bar[6];
 	uint64_t bar_size[6];
+	bool is64[6];
 };
+/* The index-th function with these ids, its BARs read, and placed where
+ * firmware left them unassigned.  0, or -1: not found, or no room. */
 int rt_pci_find(uint16_t vendor, uint16_t device, unsigned int index,
 		struct rt_pci_dev *out);
 uint32_t rt_pci_read32(unsigned int devfn, unsigned int off);

@@ -12,9 +12,6 @@
 #define PCI_CAP_ID_MSIX 0x11
 #define MSIX_ENABLE 0x8000u
 #define MSIX_MASKALL 0x4000u
-#define X2APIC_LVT_TIMER 0x832
-#define X2APIC_TIMER_INIT 0x838
-#define X2APIC_TIMER_DIV 0x83e
 /* Re-check the device at least this often: a lost one sends no interrupt. */
 #define WAIT_TICK_NS 50000000ull
 
@@ -77,8 +74,7 @@ static int vg_setup_timer(void)
 	vg_timer_vector = rt_irq_alloc();
 	if (vg_timer_vector < 0)
 		return VG_ERR_NODEV;
-	rt_wrmsr(X2APIC_TIMER_DIV, 0xb); /* divide by 1 */
-	rt_wrmsr(X2APIC_LVT_TIMER, (uint32_t)vg_timer_vector); /* one-shot */
+	rt_apic_timer_setup((unsigned int)vg_timer_vector);
 	return 0;
 }
 
@@ -227,8 +223,8 @@ int vg_submit(struct vg_dev *d, unsigned int q, const union gpup_cmd *c,
 
 static void vg_arm_timer(void)
 {
-	/* KVM's LAPIC timer counts at 1 GHz: ns, divided by 1. */
-	rt_wrmsr(X2APIC_TIMER_INIT, WAIT_TICK_NS);
+	/* The LAPIC timer counts at 1 GHz under KVM and QEMU: ns. */
+	rt_apic_timer_arm(WAIT_TICK_NS);
 }
 
 /* Halt until the fence reaches seq: rt_halt_unless checks it with

@@ -1,0 +1,154 @@
+#!/bin/sh
+# make interop: gpup partitions under upstream QEMU's vfio-user client.
+#
+# Builds (once) a Debian sid chroot under build/interop/ with debootstrap
+# and QEMU from sid in it, never on the host; starts a gpup daemon on sim
+# GPUs with its run directory inside the chroot; and boots the sample
+# guests under that QEMU with its default machine and a partition attached
+# with -device vfio-user-pci, once with shared guest RAM (a memfd the
+# daemon maps) and once with QEMU's default private RAM (reached with
+# VFIO_USER_DMA_READ/WRITE).  KVM where /dev/kvm works, else TCG.
+# docs/INTEROP.md says what each case checks.
+#
+# Environment: GPUP_BIN, GPUP_GUESTS (set by the Makefile),
+# GPUP_INTEROP_DIR (the chroot; default build/interop/sid),
+# GPUP_INTEROP_MIRROR (default: the host's Debian mirror from its apt
+# sources), GPUP_INTEROP_ONLY (a space-separated list of case names).
+set -eu
+
+GPUP=${GPUP_BIN:?GPUP_BIN is not set: run make interop}
+GUESTS=${GPUP_GUESTS:?GPUP_GUESTS is not set: run make interop}
+ROOT=${GPUP_INTEROP_DIR:-build/interop/sid}
+ONLY=${GPUP_INTEROP_ONLY:-}
+mkdir -p "$(dirname "$ROOT")"
+ROOT=$(cd "$(dirname "$ROOT")" && pwd)/$(basename "$ROOT")
+
+die() {
+	echo "interop: $*" >&2
+	exit 2
+}
+
+host_mirror() {
+	for f in /etc/apt/sources.list.d/*.sources; do
+		[ -f "$f" ] || continue
+		awk '/^URIs:/ { print $2; exit }' "$f"
+	done | grep -v security | head -n 1
+	[ -f /etc/apt/sources.list ] &&
+		awk '$1 == "deb" && $2 !~ /security/ { print $2; exit }' /etc/apt/sources.list
+	true
+}
+
+# 1. The chroot: QEMU from sid, kept between runs.
+if [ ! -x "$ROOT/usr/bin/qemu-system-x86_64" ]; then
+	[ "$(id -u)" -eq 0 ] || die "building the chroot needs root (debootstrap)"
+	if ! command -v debootstrap >/dev/null 2>&1; then
+		echo "interop: installing debootstrap" >&2
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
+	fi
+	mirror=${GPUP_INTEROP_MIRROR:-$(host_mirror | head -n 1)}
+	[ -n "$mirror" ] || die "no Debian mirror in the host's apt sources: set GPUP_INTEROP_MIRROR"
+	echo "interop: debootstrap sid with qemu-system-x86 into $ROOT (a few minutes)" >&2
+	rm -rf "$ROOT"
+	debootstrap --variant=minbase --include=qemu-system-x86 sid "$ROOT" "$mirror" \
+		>"$ROOT.log" 2>&1 || die "debootstrap failed: see $ROOT.log"
+fi
+QEMU_VERSION=$(chroot "$ROOT" qemu-system-x86_64 --version | head -n 1)
+chroot "$ROOT" qemu-system-x86_64 -device help 2>/dev/null | grep -q '"vfio-user-pci"' ||
+	die "$QEMU_VERSION has no vfio-user-pci device"
+
+# 2. /dev and /proc for QEMU, a daemon whose sockets QEMU can reach.
+WORK=$ROOT/gpup-interop
+mounted=""
+daemon_pid=""
+cleanup() {
+	if [ -n "$daemon_pid" ]; then
+		kill "$daemon_pid" 2>/dev/null || true
+		n=0
+		while kill -0 "$daemon_pid" 2>/dev/null && [ $n -lt 50 ]; do
+			sleep 0.1
+			n=$((n + 1))
+		done
+	fi
+	for m in $mounted; do
+		umount "$ROOT/$m" 2>/dev/null || umount -l "$ROOT/$m" 2>/dev/null || true
+	done
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+for m in dev proc sys; do
+	if ! mountpoint -q "$ROOT/$m"; then
+		mount --bind "/$m" "$ROOT/$m"
+		mounted="$mounted $m"
+	fi
+done
+rm -rf "$WORK"
+mkdir -p "$WORK/run" "$WORK/state" "$WORK/guests"
+cp "$GUESTS"/*.elf "$WORK/guests/"
+"$GPUP" --run-dir "$WORK/run" daemon --detach --state-dir "$WORK/state" \
+	--sim-gpus 1 --vram 4G >/dev/null
+daemon_pid=$(cat "$WORK/run/gpup.pid")
+
+accel=tcg
+if [ -w /dev/kvm ] && printf '%s\n' '{"execute":"qmp_capabilities"}' '{"execute":"quit"}' |
+	timeout 30 chroot "$ROOT" qemu-system-x86_64 -accel kvm -M none -nodefaults \
+		-display none -qmp stdio >/dev/null 2>&1; then
+	accel=kvm
+fi
+echo "interop: $QEMU_VERSION, accel $accel, default machine"
+
+# 3. The cases: NAME GUEST MEMORY APPEND EXPECT (a line the guest prints).
+pass=0
+fail=0
+failed=""
+run_case() {
+	name=$1 guest=$2 mem=$3 append=$4 expect=$5
+	if [ -n "$ONLY" ] && ! echo " $ONLY " | grep -q " $name "; then
+		return 0
+	fi
+	uuid=$("$GPUP" --run-dir "$WORK/run" create --type sim-1g-4)
+	if [ "$mem" = shared ]; then
+		memopt="-object memory-backend-memfd,id=ram,size=256M,share=on -machine memory-backend=ram"
+	else
+		memopt="-m 256"
+	fi
+	log=$WORK/$name.log
+	st=0
+	# shellcheck disable=SC2086
+	timeout 300 chroot "$ROOT" qemu-system-x86_64 -accel "$accel" \
+		-nographic -nodefaults -no-user-config -serial stdio $memopt \
+		-kernel "/gpup-interop/guests/$guest.elf" -append "$append" \
+		-device isa-debug-exit,iobase=0xf4,iosize=4 \
+		-device "{\"driver\":\"vfio-user-pci\",\"socket\":{\"type\":\"unix\",\"path\":\"/gpup-interop/run/$uuid.sock\"}}" \
+		>"$log" 2>&1 </dev/null || st=$?
+	# The daemon may not have seen QEMU's socket close yet: retry a while.
+	n=0
+	until "$GPUP" --run-dir "$WORK/run" destroy "$uuid" >/dev/null 2>&1; do
+		n=$((n + 1))
+		[ $n -lt 50 ] || { echo "interop: cannot destroy partition $uuid" >&2; break; }
+		sleep 0.1
+	done
+	# isa-debug-exit: QEMU exits with (status << 1) | 1; 1 is the guest's 0.
+	if [ "$st" -eq 1 ] && grep -q "$expect" "$log"; then
+		pass=$((pass + 1))
+		printf '  %-22s ok    %s\n' "$name" "$(grep -a "$expect" "$log" | tail -n 1 | tr -d '\r' | cut -c1-90)"
+	else
+		fail=$((fail + 1))
+		failed="$failed $name"
+		printf '  %-22s FAIL  (qemu exit %s; last lines of %s:)\n' "$name" "$st" "$name.log"
+		tr -d '\r' <"$log" | grep -av '^\s*$' | tail -n 6 | sed 's/^/      /'
+	fi
+}
+
+for mem in shared private; do
+	run_case "hello-$mem" hello "$mem" "" "hello from a gpup guest"
+	run_case "infer-$mem" infer "$mem" "n=64 iters=4" "ok, sum"
+	run_case "infer256-$mem" infer "$mem" "n=256 iters=1" "ok, sum"
+	run_case "vdi-$mem" vdi "$mem" "" "vdi: 320x200"
+	run_case "latency-$mem" latency "$mem" "n=50" "latency: done"
+	run_case "dirty-$mem" dirty "$mem" "" "dirty: ok"
+	run_case "hostile-$mem" hostile "$mem" "" "hostile: 0 check(s) failed"
+done
+
+echo "interop: $pass passed, $fail failed${failed:+ (}${failed# }${failed:+)}"
+[ "$fail" -eq 0 ]
