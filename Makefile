@@ -54,7 +54,8 @@ GUESTS :=
 -include $(wildcard */module.mk)
 
 .SECONDARY:
-.PHONY: all deps guests demo test test-plain test-asan bench fuzz interop check-layers clean \
+.PHONY: all deps guests demo test test-plain test-asan bench fuzz interop cluster-test \
+	check-layers clean \
 	man install
 all: $(O)/gpup guests
 
@@ -104,6 +105,11 @@ bench: $(O)/gpup guests $(PERF_BINS)
 # not part of `make test`, it downloads a suite (docs/INTEROP.md).
 interop: $(O)/gpup guests
 	@env $(TEST_ENV) sh scripts/interop.sh
+
+# The OCF agent under a one-node Pacemaker + corosync in namespaces of
+# its own (docs/SERVICE.md, "In a cluster").
+cluster-test: $(O)/gpup guests
+	@env $(TEST_ENV) sh scripts/cluster-test.sh
 
 # Integration suites find the binary and the guests through these.
 TEST_ENV = GPUP_BIN=$(abspath $(O)/gpup) GPUP_GUESTS=$(abspath $(BUILD)/guests) \

@@ -115,24 +115,34 @@ def ctl_seeds():
     write("ctl", "bad", '{"method":"nope"}\n{"version":2,"method":"gpus"}\n[1,2]\n{"method":')
 
 
-# ---- pool_state: name/held byte, then the file ----
+# ---- pool_state: name/held/GPU/layout byte, then the file ----
 def state(parent, typ, off, size, uuid=U, version=1):
     return ('{"version":%d,"uuid":"%s","parent":"%s","type":"%s","vram_offset":%d,'
             '"vram_size":%d,"attrs":[]}' % (version, uuid, parent, typ, off, size))
 
 
+def definition(typ, off, size, start="auto", more=""):
+    return ('{"mdev_type":"%s","start":"%s","attrs":[{"vram_offset":"%d"},'
+            '{"vram_size":"%d"},{"revision":"1"}%s]}' % (typ, start, off, size, more))
+
+
 def pool_state_seeds():
     g = 1 << 30
-    write("pool_state", "gpu0", b"\x00" + state("gpu0", "sim-4g-2", 4 * g, 4 * g).encode())
-    write("pool_state", "gpu1", b"\x04" + state("1", "sim-64m-16", 960 << 20, 64 << 20).encode())
-    write("pool_state", "held", b"\x04" + state("gpu0", "sim-1g-8", 0, g).encode())
-    attrs = ('[{"sched_weight":"200"},{"sched_class":"interactive"},{"sched_cap_ppm":"500000"},'
-             '{"mdev_other":"x"}]')
-    write("pool_state", "attrs", b"\x00" + state("gpu0", "sim-2g-4", 2 * g, 2 * g)
-          .replace('"attrs":[]', '"attrs":' + attrs).encode())
+    write("pool_state", "gpu0", b"\x00" + definition("sim-4g-2", 4 * g, 4 * g).encode())
+    write("pool_state", "gpu1", b"\x14" + definition("sim-64m-16", 960 << 20, 64 << 20,
+                                                       "manual").encode())
+    write("pool_state", "held", b"\x04" + definition("sim-1g-8", 0, g).encode())
+    attrs = (',{"sched_weight":"200"},{"sched_class":"interactive"},{"sched_cap_ppm":"500000"},'
+             '{"sched_budget_us":"2000"},{"compat":"gen1"},{"mdev_other":"x"}')
+    write("pool_state", "attrs", b"\x00" + definition("sim-2g-4", 2 * g, 2 * g, "auto", attrs)
+          .encode())
+    write("pool_state", "gpu9", b"\x40" + definition("sim-8g-1", 0, 8 * g).encode())
     write("pool_state", "gpu-settings", b"\x08" + b'{"version":1,"gpu":"gpu0","policy":'
           b'"equal-share","slice_ns":1000000,"watchdog_ns":50000000}')
-    write("pool_state", "upper", b"\x01" + state("gpu0", "sim-8g-1", 0, 8 * g).encode())
+    write("pool_state", "upper", b"\x01" + definition("sim-8g-1", 0, 8 * g).encode())
+    write("pool_state", "old-gpu0", b"\x80" + state("gpu0", "sim-4g-2", 4 * g, 4 * g).encode())
+    write("pool_state", "old-attrs", b"\x80" + state("gpu1", "sim-256m-4", 0, 256 << 20)
+          .replace('"attrs":[]', '"compat":"gen1","attrs":[{"sched_weight":"4"},7]').encode())
 
 
 # ---- bar0: guest memory init, then operations ----

@@ -1,24 +1,29 @@
 // SPDX-License-Identifier: MIT
 /*
  * libFuzzer harness for restoring partition definitions: the bytes of a
- * STATE/partitions/UUID.json file that a crash, a disk error or a careless
+ * STATE/definitions/GPU/UUID file that a crash, a disk error or a careless
  * human may have left behind.  The first input byte picks the file's name
- * (canonical, upper-case, or a name of the right shape that is no UUID)
- * and whether a partition already holds the first half of gpu0; the rest
- * is the file.  The pool has two GPUs of different sizes (so different
- * type names) and gpup_pool_restore reads the directory.  With bit 3 set
- * the bytes are a GPU's saved scheduler settings (STATE/gpus/NAME.json)
- * instead, read by gpup_pool_gpu_sched_load.  With bit 5 set the file is
- * a symbolic link to a file holding the bytes, which is never followed.
+ * (canonical, upper-case, or a name of the right shape that is no UUID),
+ * whether a partition already holds the first half of gpu0, and the GPU
+ * directory (gpu0, gpu1, or gpu9 that no GPU of the pool is); the rest is
+ * the file.  The pool has two GPUs of different sizes (so different type
+ * names) and gpup_pool_restore reads the directory.  With bit 3 set the
+ * bytes are a GPU's saved scheduler settings (STATE/gpus/NAME.json)
+ * instead, read by gpup_pool_gpu_sched_load.  With bit 5 set the file is a
+ * symbolic link to a file holding the bytes, which is never followed.
+ * With bit 7 set the bytes are a definition of the previous layout
+ * (STATE/partitions/NAME.json), which gpup_pool_state_upgrade converts
+ * before the restore.
  *
  * The harness decides on its own whether the file is a valid definition
- * (see valid_def below) and checks that restore agrees: a valid file comes
- * back as exactly that partition, in exactly its slot, with the scheduler
- * settings its attrs give (or defaults and one log line when they are
- * malformed); anything else is skipped with one log line and changes
- * nothing but this: when the file's name is a canonical UUID (what create
- * would write), that UUID is listed as unavailable and create refuses it.
- * Destroying what came back must give the pool exactly its slots back.
+ * (see valid_def and valid_old below) and checks that restore agrees: a
+ * valid file comes back as exactly that partition, in exactly its slot,
+ * with the scheduler settings its attrs give (or defaults and one log
+ * line when they are malformed); anything else is skipped with one log
+ * line and changes nothing but this: when the file's name is a canonical
+ * UUID (what create would write), that UUID is listed as unavailable and
+ * create refuses it.  Destroying what came back must give the pool
+ * exactly its slots back, and leave no definition file.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -42,7 +47,7 @@
 
 static const uint64_t gpu_vram[] = { 8 * GIB, 1 * GIB };
 
-static char state_dir[300], part_dir[320];
+static char state_dir[300];
 static unsigned int nlogs;
 
 static void count_log(const char *fmt, ...)
@@ -85,24 +90,6 @@ static bool u64_field(json_object *o, const char *k, uint64_t *out)
 	return true;
 }
 
-/* "gpu1", or the index in decimal digits. */
-static int parent_gpu(const struct gpup_pool *p, const char *s)
-{
-	unsigned long long n = 0;
-
-	for (unsigned int i = 0; i < p->ngpus; i++)
-		if (!strcmp(p->gpus[i].name, s))
-			return (int)i;
-	if (!*s)
-		return -1;
-	for (const char *c = s; *c; c++) {
-		if (!isdigit((unsigned char)*c) || n > p->ngpus)
-			return -1;
-		n = n * 10 + (unsigned long long)(*c - '0');
-	}
-	return n < p->ngpus ? (int)n : -1;
-}
-
 static bool canonical_uuid(const char *in, char *out)
 {
 	if (strlen(in) != GPUP_UUID_STRLEN)
@@ -118,33 +105,19 @@ static bool canonical_uuid(const char *in, char *out)
 	return true;
 }
 
-/* The contract, written independently of pool_state.c: a JSON object
- * naming the file's own UUID, a GPU of the pool, one of its types, that
- * type's size and a naturally aligned offset inside the GPU, in a slot no
- * other partition holds; "version", when present, is the format's (1). */
-static bool valid_def(const struct gpup_pool *p, json_object *o, const char *file_uuid,
-		      bool held, struct def *d)
+static bool known_gen(const char *s)
 {
-	const char *uuid = str_field(o, "uuid"), *parent = str_field(o, "parent");
-	const char *type = str_field(o, "type");
-	struct gpup_type t[GPUP_POOL_NFRACTIONS];
-	json_object *v;
-	int gpu;
-	bool found = false;
+	return !strcmp(s, "gen1") || !strcmp(s, "gen2");
+}
 
-	if (!o || !json_object_is_type(o, json_type_object) || !uuid || !parent || !type)
-		return false;
-	if (json_object_object_get_ex(o, "version", &v) &&
-	    (!json_object_is_type(v, json_type_int) || json_object_get_int64(v) != 1))
-		return false;
-	if (!u64_field(o, "vram_offset", &d->offset) || !u64_field(o, "vram_size", &d->size))
-		return false;
-	if (!canonical_uuid(uuid, d->uuid) || strcmp(d->uuid, file_uuid))
-		return false;
-	if ((gpu = parent_gpu(p, parent)) < 0)
-		return false;
-	d->gpu = (unsigned int)gpu;
+/* The slot and type against the pool: one of its GPU's types, that
+ * type's size, a naturally aligned offset inside the GPU, in a slot no
+ * other partition holds (the held one is the first half of gpu0). */
+static bool fits(const struct gpup_pool *p, const char *type, bool held, struct def *d)
+{
+	struct gpup_type t[GPUP_POOL_NFRACTIONS];
 	unsigned int n = gpup_pool_types(p, d->gpu, t);
+	bool found = false;
 
 	for (unsigned int i = 0; i < n; i++)
 		found |= !strcmp(t[i].name, type) && t[i].vram_size == d->size;
@@ -154,8 +127,103 @@ static bool valid_def(const struct gpup_pool *p, json_object *o, const char *fil
 	if (d->offset % d->size || d->offset >= gpu_vram[d->gpu] ||
 	    d->size > gpu_vram[d->gpu] - d->offset)
 		return false;
-	/* The held partition is the first half of gpu0. */
 	return !(held && d->gpu == 0 && d->offset < gpu_vram[0] / 2);
+}
+
+/* A decimal string of digits only, at most INT64_MAX. */
+static bool dec64(const char *s, uint64_t *out)
+{
+	uint64_t n = 0;
+
+	if (!*s)
+		return false;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9' || n > (INT64_MAX - (uint64_t)(*s - '0')) / 10)
+			return false;
+		n = n * 10 + (uint64_t)(*s - '0');
+	}
+	*out = n;
+	return true;
+}
+
+/* The contract of today's layout, written independently of
+ * pool_state.c: a JSON object with a string mdev_type, start "auto" or
+ * "manual", attrs a list of one-member {"name": "string"} objects among
+ * which vram_offset and vram_size (decimal) appear once, revision
+ * (decimal) and compat (a generation) at most once; the file named by a
+ * lower-case UUID in the directory of a GPU of the pool, and fitting it. */
+static bool valid_def(const struct gpup_pool *p, json_object *o, const char *name, int gpu,
+		      bool held, struct def *d)
+{
+	static const char *const place[] = { "vram_offset", "vram_size", "revision", "compat" };
+	const char *type = str_field(o, "mdev_type"), *start = str_field(o, "start");
+	unsigned int seen = 0;
+	uint64_t rev;
+	json_object *a;
+
+	if (!o || !json_object_is_type(o, json_type_object) || !type || !start ||
+	    (strcmp(start, "auto") && strcmp(start, "manual")) || gpu < 0 ||
+	    !json_object_object_get_ex(o, "attrs", &a) || !json_object_is_type(a, json_type_array))
+		return false;
+	if (!canonical_uuid(name, d->uuid) || strcmp(d->uuid, name))
+		return false;
+	for (size_t i = 0; i < json_object_array_length(a); i++) {
+		json_object *e = json_object_array_get_idx(a, i);
+
+		if (!json_object_is_type(e, json_type_object) || json_object_object_length(e) != 1)
+			return false;
+		json_object_object_foreach(e, k, v) {
+			const char *val = json_object_get_string(v);
+
+			if (!json_object_is_type(v, json_type_string))
+				return false;
+			for (unsigned int j = 0; j < 4; j++) {
+				if (strcmp(k, place[j]))
+					continue;
+				if (seen & (1u << j))
+					return false;
+				seen |= 1u << j;
+				if (j == 3 ? !known_gen(val)
+					   : !dec64(val, j == 0 ? &d->offset : j == 1 ? &d->size : &rev))
+					return false;
+			}
+		}
+	}
+	d->gpu = (unsigned int)gpu;
+	return (seen & 3) == 3 && fits(p, type, held, d);
+}
+
+/* The contract of the previous layout, which the upgrade must carry
+ * over: a JSON object naming the file's own UUID (in any case), a GPU of
+ * the pool by its name, one of its types, that type's size and slot;
+ * "version", when present, 1; "compat", when present, a generation. */
+static bool valid_old(const struct gpup_pool *p, json_object *o, const char *file_uuid,
+		      bool held, struct def *d)
+{
+	const char *uuid = str_field(o, "uuid"), *parent = str_field(o, "parent");
+	const char *type = str_field(o, "type");
+	json_object *v;
+	int gpu = -1;
+
+	if (!o || !json_object_is_type(o, json_type_object) || !uuid || !parent || !type)
+		return false;
+	if (json_object_object_get_ex(o, "version", &v) &&
+	    (!json_object_is_type(v, json_type_int) || json_object_get_int64(v) != 1))
+		return false;
+	if (json_object_object_get_ex(o, "compat", &v) &&
+	    (!json_object_is_type(v, json_type_string) || !known_gen(json_object_get_string(v))))
+		return false;
+	if (!u64_field(o, "vram_offset", &d->offset) || !u64_field(o, "vram_size", &d->size))
+		return false;
+	if (!canonical_uuid(uuid, d->uuid) || strcmp(d->uuid, file_uuid))
+		return false;
+	for (unsigned int i = 0; i < p->ngpus; i++)
+		if (!strcmp(p->gpus[i].name, parent))
+			gpu = (int)i;
+	if (gpu < 0)
+		return false;
+	d->gpu = (unsigned int)gpu;
+	return fits(p, type, held, d);
 }
 
 /* What the file's attrs say about the partition's scheduler settings
@@ -195,6 +263,7 @@ static bool one_attr(json_object *e, struct want_attrs *w)
 		{ "sched_reserve_ppm", &w->cfg.reserve_ppm, SCHED_PPM },
 		{ "sched_cap_ppm", &w->cfg.cap_ppm, SCHED_PPM },
 		{ "sched_fps_limit", &w->cfg.fps_limit, 1000 },
+		{ "sched_budget_us", &w->cfg.budget_us, SCHED_BUDGET_MAX_US },
 	};
 	const char *val;
 	bool ok = true;
@@ -221,19 +290,38 @@ static bool one_attr(json_object *e, struct want_attrs *w)
 	return ok;
 }
 
-static void attrs_of(json_object *o, struct want_attrs *w)
+/* A one-member {"name": "string"} object not named as a placing attr:
+ * what the upgrade carries over from an old file's attrs. */
+static bool carried(json_object *e)
+{
+	bool keep = true;
+
+	if (!json_object_is_type(e, json_type_object) || json_object_object_length(e) != 1)
+		return false;
+	json_object_object_foreach(e, k, v) {
+		keep = keep && json_object_is_type(v, json_type_string) &&
+		       strcmp(k, "vram_offset") && strcmp(k, "vram_size") && strcmp(k, "revision") &&
+		       strcmp(k, "compat");
+	}
+	return keep;
+}
+
+/* old: only what the upgrade carries over counts. */
+static void attrs_of(json_object *o, bool old, struct want_attrs *w)
 {
 	json_object *a;
 
 	memset(w, 0, sizeof(*w));
-	if (!json_object_object_get_ex(o, "attrs", &a))
+	if (!json_object_object_get_ex(o, "attrs", &a) || !json_object_is_type(a, json_type_array))
 		return;
-	if (!json_object_is_type(a, json_type_array)) {
-		w->bad = true;
-		return;
+	for (size_t i = 0; i < json_object_array_length(a) && !w->bad; i++) {
+		json_object *e = json_object_array_get_idx(a, i);
+
+		if (!old || carried(e))
+			w->bad = !one_attr(e, w);
 	}
-	for (size_t i = 0; i < json_object_array_length(a) && !w->bad; i++)
-		w->bad = !one_attr(json_object_array_get_idx(a, i), w);
+	/* Values in range one by one may still not go together. */
+	w->bad = w->bad || (w->set && sched_ctx_cfg_check(&w->cfg));
 }
 
 static void check_sched(const struct gpup_partition *r, const struct want_attrs *w)
@@ -246,7 +334,7 @@ static void check_sched(const struct gpup_partition *r, const struct want_attrs 
 		fz_check(r->sched.weight == w->cfg.weight &&
 			 r->sched.reserve_ppm == w->cfg.reserve_ppm &&
 			 r->sched.cap_ppm == w->cfg.cap_ppm && r->sched.klass == w->cfg.klass &&
-			 r->sched.fps_limit == w->cfg.fps_limit,
+			 r->sched.fps_limit == w->cfg.fps_limit && r->sched.budget_us == w->cfg.budget_us,
 			 "scheduler settings: weight %u reserve %u cap %u class %d fps %u",
 			 r->sched.weight, r->sched.reserve_ppm, r->sched.cap_ppm, (int)r->sched.klass,
 			 r->sched.fps_limit);
@@ -306,6 +394,7 @@ static void check_restored(struct gpup_pool *p, const struct def *d, unsigned in
 	fz_check(gpup_pool_destroy(p, d->uuid, err, sizeof(err)) == 0, "destroy: %s", err);
 	fz_check(gpup_buddy_free_units(b) == used0, "destroy gave back %u units, want %u",
 		 gpup_buddy_free_units(b), used0);
+	fz_check(!gpup_pool_state_exists(p, d->uuid), "destroy left a definition file");
 }
 
 /* The contract of STATE/gpus/NAME.json (pool.h): version 1, the GPU's own
@@ -384,23 +473,55 @@ static void check_skipped(struct gpup_pool *p, const char *name, bool held)
 			 -EEXIST, "create took the UUID of an unavailable definition");
 }
 
+/* Nothing of the last input left (an old file converts into a directory
+ * named by its parent, whatever that was), then the directories the
+ * files go in. */
+static void empty_state(void)
+{
+	static const char *const subs[] = { "definitions", "definitions/gpu0", "definitions/gpu1",
+					    "definitions/gpu9", "partitions" };
+	char path[400];
+
+	fz_empty_dir(state_dir);
+	for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", state_dir, subs[i]);
+		fz_check(mkdir(path, 0700) == 0, "mkdir %s", path);
+	}
+}
+
+/* Where the file goes (mode bit 7: the previous layout) and the index of
+ * its GPU directory's GPU (-1 for gpu9). */
+static int file_path(uint8_t mode, const char *name, char *path, size_t len)
+{
+	const char *gpu = mode & 64 ? "gpu9" : mode & 16 ? "gpu1" : "gpu0";
+
+	if (mode & 128)
+		snprintf(path, len, "%s/partitions/%s.json", state_dir, name);
+	else
+		snprintf(path, len, "%s/definitions/%s/%s", state_dir, gpu, name);
+	return mode & 64 ? -1 : mode & 16 ? 1 : 0;
+}
+
 /* First byte: bits 0-1 the file's name, bit 2 a partition holds half of
- * gpu0, bit 3 the file is a GPU's settings (bit 4: gpu1's) instead, bit 5
- * the file is a symbolic link to the bytes. */
+ * gpu0, bit 3 the file is a GPU's settings instead, bit 4 gpu1's (its
+ * settings, or its directory), bit 5 the file is a symbolic link to the
+ * bytes, bit 6 the directory is gpu9's, bit 7 the previous layout. */
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const char *const names[] = { UUID_LOWER, UUID_UPPER, UUID_JUNK, UUID_LOWER };
+	char path[400], err[GPUP_POOL_ERR_MAX];
 	struct gpup_pool p;
+	struct want_attrs w;
 	struct def d;
 
 	if (!size)
 		return 0;
 	if (!state_dir[0]) {
 		snprintf(state_dir, sizeof(state_dir), "%s/state", fz_tmpdir());
-		snprintf(part_dir, sizeof(part_dir), "%s/partitions", state_dir);
-		fz_check(mkdir(state_dir, 0700) == 0 && mkdir(part_dir, 0700) == 0, "dirs");
+		fz_check(mkdir(state_dir, 0700) == 0, "%s", state_dir);
 	}
-	bool link = data[0] & 32;
+	empty_state();
+	bool link = data[0] & 32, old = data[0] & 128;
 
 	if (data[0] & 8) {
 		gpu_file(data[0] & 16 ? "gpu1" : "gpu0", data + 1, size - 1, link);
@@ -408,19 +529,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	const char *name = names[data[0] & 3];
 	bool held = data[0] & 4;
-	char path[400];
+	int gpu = file_path(data[0], name, path, sizeof(path));
 
-	snprintf(path, sizeof(path), "%s/%s.json", part_dir, name);
 	write_file(path, data + 1, size - 1, link);
 	pool_up(&p, held);
 	unsigned int free0[2] = { gpup_buddy_free_units(&p.gpus[0].buddy),
 				  gpup_buddy_free_units(&p.gpus[1].buddy) };
 	json_object *o = json_object_from_file(path);
-	bool valid = !link && valid_def(&p, o, name, held, &d);
-	struct want_attrs w;
+	bool valid = !link && (old ? valid_old(&p, o, name, held, &d)
+				   : valid_def(&p, o, name, gpu, held, &d));
 
-	attrs_of(o, &w);
+	attrs_of(o, old, &w);
 	json_object_put(o);
+	if (old)
+		fz_check(gpup_pool_state_upgrade(&p, err, sizeof(err)) == 0, "upgrade: %s", err);
 	nlogs = 0;
 	int n = gpup_pool_restore(&p);
 
@@ -439,6 +561,5 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		check_skipped(&p, name, held);
 	}
 	gpup_pool_fini(&p);
-	fz_empty_dir(part_dir);
 	return 0;
 }

@@ -24,7 +24,9 @@
 #define HV_EXIT_GPU 123       /* a --gpu partition could not be attached */
 #define HV_EXIT_CRASH 124     /* guest crashed: triple fault, bad state */
 #define HV_EXIT_BIG_STATUS 125 /* the guest wrote a status above 119 */
-#define HV_EXIT_STOPPED 126   /* stopped from outside: signal, control socket */
+#define HV_EXIT_STOPPED 126   /* stopped from outside: signal, control socket,
+			       * or migrated away */
+#define HV_EXIT_MIGRATION 127 /* --incoming: no VM came (refused, cut, lost) */
 
 #define HV_MAX_GPUS 8
 #define HV_MAX_CPUS 8
@@ -44,6 +46,8 @@ struct hv_config {
 	const char *ctl_path;        /* control socket, or NULL for none */
 	int irqchip;                 /* force an interrupt controller (see vm.c) */
 	int stats;                   /* print exit counts on stderr at the end */
+	const char *incoming;        /* tcp:HOST:PORT: wait for a migration
+				      * instead of booting kernel */
 };
 
 /* Build the VM, run it to the end and tear it down.  Returns an exit code

@@ -12,9 +12,11 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <linux/kvm.h>
 
 #include "hv/hv.h"
+#include "uapi/gpup_vmmig.h"
 
 /* Guest physical layout. */
 #define HV_START_INFO_GPA 0x6000ull  /* hvm_start_info, memory map, cmdline */
@@ -25,6 +27,8 @@
 #define HV_PCI_MMIO32_END 0xfec00000ull
 #define HV_PCI_MMIO64_BASE (64ull << 30)
 #define HV_TSS_ADDR 0xfffbd000ull
+
+#define HV_RAM_SLOT 0u                /* guest RAM's memory slot */
 
 #define HV_MAX_IO 32
 #define HV_MAX_ROUTES 64
@@ -49,6 +53,7 @@ struct hv_vcpu {
 	struct kvm_run *run;
 	pthread_t thread;
 	bool started;
+	bool parked;                 /* out of KVM_RUN for a pause */
 };
 
 struct hv_serial {
@@ -88,6 +93,17 @@ struct hv_vm {
 	/* GSI routing table, owned here and pushed whole to KVM. */
 	struct kvm_irq_routing_entry routes[HV_MAX_ROUTES];
 	bool route_used[HV_MAX_ROUTES];
+
+	/* Pausing the vCPUs for migration (vcpu.c): pause is asked, each
+	 * vCPU thread parks out of KVM_RUN until it is cleared. */
+	pthread_mutex_t pause_lock;
+	pthread_cond_t pause_cond;
+	bool pause;
+	/* KVM dirty logging on the RAM and BAR2 slots (vm_dirty.c): every
+	 * slot set while it is on gets KVM_MEM_LOG_DIRTY_PAGES. */
+	bool dirty_log, manual_protect;
+	struct hv_mig *mig;          /* an outgoing migration, or NULL */
+	const char *incoming;        /* --incoming: the address */
 
 	atomic_bool stopping;
 	atomic_int exit_code;        /* set once, by the first hv_vm_stop */
@@ -146,6 +162,19 @@ int hv_vcpu_create(struct hv_vm *vm, unsigned int index);
 int hv_vcpu_set_boot_state(struct hv_vcpu *cpu, uint64_t entry, uint64_t rbx);
 int hv_vcpus_start(struct hv_vm *vm);
 void hv_vcpus_join(struct hv_vm *vm);
+/* Take every vCPU out of KVM_RUN (pending I/O completed, so that its
+ * state is whole) and keep it out until hv_vcpus_resume.  0, or -EINTR
+ * when the VM stops meanwhile. */
+int hv_vcpus_pause(struct hv_vm *vm);
+void hv_vcpus_resume(struct hv_vm *vm);
+
+/* vcpu_state.c: a vCPU's whole state as CPU-chunk records, and back. */
+int hv_vcpu_save(struct hv_vcpu *cpu, uint8_t *buf, uint32_t max);
+int hv_vcpu_load(struct hv_vcpu *cpu, const uint8_t *recs, uint32_t len, char *err,
+		 size_t errlen);
+/* Append a record to buf (at *off, max bytes): 0 or -ENOSPC. */
+int hv_rec_put(uint8_t *buf, uint32_t max, uint32_t *off, uint32_t tag, const void *data,
+	       uint32_t len);
 
 /* pvh.c: load the ELF image and write hvm_start_info; the entry point.
  * 0, or -ENOEXEC (not a PVH image, or a malformed one: a segment outside
@@ -201,6 +230,12 @@ int hv_pci_add_bar(struct hv_vm *vm, struct hv_pci_dev *d, unsigned int bar,
 unsigned int hv_pci_add_cap(struct hv_pci_dev *d, uint8_t id, unsigned int len);
 /* Turn on memory decoding, as firmware would, mapping every BAR. */
 void hv_pci_enable(struct hv_vm *vm, struct hv_pci_dev *d);
+/* Migration: the functions in order, and a function's config space put
+ * back as the guest left it (its writable bits, BARs remapped).  The
+ * caller holds io_lock for hv_pci_restore. */
+unsigned int hv_pci_count(struct hv_vm *vm);
+struct hv_pci_dev *hv_pci_dev_at(struct hv_vm *vm, unsigned int i);
+void hv_pci_restore(struct hv_vm *vm, struct hv_pci_dev *d, const uint8_t cfg[256]);
 
 /* partition.c: attach a partition over vfio-user. */
 int hv_vgpu_attach(struct hv_vm *vm, const char *sock, struct hv_vgpu **out);
@@ -210,6 +245,17 @@ int hv_vgpu_poll_fd(struct hv_vgpu *g);
 void hv_vgpu_lost(struct hv_vm *vm, struct hv_vgpu *g, const char *why);
 /* A JSON object describing the attached partition, for the control socket. */
 struct json_object *hv_vgpu_describe(struct hv_vgpu *g);
+/* For migration: the connection (use it under io_lock: vCPUs forward
+ * register accesses through it), whether it is lost, the VRAM mapping,
+ * BAR2's memory slot and where it decodes (0: nowhere), and the MSI-X
+ * table as the guest programmed it. */
+struct vfu_client *hv_vgpu_client(struct hv_vgpu *g);
+bool hv_vgpu_is_lost(struct hv_vgpu *g);
+uint8_t *hv_vgpu_vram(struct hv_vgpu *g, uint64_t *size);
+unsigned int hv_vgpu_vram_slot(struct hv_vgpu *g, uint64_t *gpa);
+void hv_vgpu_msix_save(struct hv_vgpu *g, struct gpup_vmmig_msix *m);
+/* Caller holds io_lock; after the function's config space is back. */
+int hv_vgpu_msix_load(struct hv_vgpu *g, const struct gpup_vmmig_msix *m);
 
 /* vm_ctl.c: the per-VM control socket. */
 struct hv_ctl;
@@ -217,5 +263,112 @@ int hv_ctl_open(struct hv_vm *vm, const char *path, struct hv_ctl **out);
 int hv_ctl_fd(struct hv_ctl *c);
 void hv_ctl_handle(struct hv_vm *vm, struct hv_ctl *c);
 void hv_ctl_close(struct hv_ctl *c);
+
+/* vm_dirty.c: KVM dirty logging on every memory slot, for migration. */
+int hv_dirty_start(struct hv_vm *vm);
+void hv_dirty_stop(struct hv_vm *vm);
+/* The pages of slot (npages of them) written since logging began or the
+ * last call, ORed into bitmap and forgotten: 0, or -errno (a slot that is
+ * not there: -ENOENT). */
+int hv_dirty_get(struct hv_vm *vm, unsigned int slot, uint64_t npages, uint64_t *bitmap);
+
+/* vm_devstate.c: the VMM's own device state as VMSTATE records. */
+int hv_vmstate_save(struct hv_vm *vm, uint8_t *buf, uint32_t max);
+int hv_vmstate_load(struct hv_vm *vm, const uint8_t *recs, uint32_t len, char *err,
+		    size_t errlen);
+
+/* vm_net.c: TCP for migration, addresses "tcp:HOST:PORT".  Sockets that
+ * hv_tcp_connect makes or hv_tcp_accepted tunes are non-blocking; each
+ * wait is bounded by ms (-ETIMEDOUT). */
+int hv_tcp_check(const char *addr);
+int hv_tcp_connect(const char *addr, unsigned int ms);
+int hv_tcp_listen(const char *addr);
+void hv_tcp_accepted(int fd);
+int hv_tcp_send(int fd, const void *buf, size_t len, unsigned int ms);
+ssize_t hv_tcp_recv_some(int fd, void *buf, size_t len, unsigned int ms);
+int hv_tcp_recv(int fd, void *buf, size_t len, unsigned int ms);
+
+/* vm_mig.c: an outgoing migration, started from the control socket. */
+struct hv_mig_params {
+	char to[128];                /* tcp:HOST:PORT */
+	uint64_t downtime_ns;        /* the budget for the stop */
+	uint64_t bandwidth;          /* bytes/s, 0: as fast as it goes */
+	unsigned int max_rounds;     /* pre-copy rounds before giving up */
+};
+/* Start it in its own thread; progress and the result go to out_fd as
+ * JSON lines (the thread owns and closes it).  0, or -EBUSY (one runs)
+ * or -errno. */
+int hv_mig_start(struct hv_vm *vm, const struct hv_mig_params *p, int out_fd);
+/* Cancel a running one (the VM is stopping) and wait for its thread. */
+void hv_mig_join(struct hv_vm *vm);
+bool hv_mig_running(struct hv_vm *vm);
+
+/* vm_incoming.c: `gpup run --incoming`: wait for a stream, build the VM
+ * from it (with hv_build_vm, from *built: cfg with the stream's shape,
+ * which must outlive the VM); 0 and the VM ready to start its vCPUs, or
+ * an exit code (vm->cfg is NULL if no VM was built). */
+int hv_incoming(struct hv_vm *vm, const struct hv_config *cfg, struct hv_config *built,
+		int sig_fd);
+
+/* run.c: build the VM of cfg up to its vCPUs (no kernel is loaded for
+ * an incoming one): 0 or an exit code, with a line logged. */
+int hv_build_vm(struct hv_vm *vm, const struct hv_config *cfg);
+
+/* vm_stream.c: the VM migration stream (uapi/gpup_vmmig.h). */
+
+/* Fill h for a chunk of kind with payload [payload, +len). */
+void hv_vms_seal(struct gpup_vmmig_chunk *h, unsigned int kind, uint32_t seq,
+		 const void *payload, uint32_t len);
+
+/* What a parser hands on, each chunk checked first (hash, order, bounds
+ * against the HEADER).  Each returns 0 or -errno, which stops the parse
+ * (the consumer sets the reader's err line with hv_vms_refuse).  Every
+ * member can be NULL. */
+struct hv_vms_ops {
+	int (*header)(void *opaque, const struct gpup_vmmig_header *h);
+	int (*pages)(void *opaque, uint32_t space, uint64_t off, const uint8_t *data,
+		     uint32_t pages);
+	int (*zero)(void *opaque, uint32_t space, uint64_t off, uint64_t pages);
+	int (*dev)(void *opaque, uint32_t gpu, const uint8_t *data, uint32_t len);
+	/* recs: the records, each of a known tag and its exact size. */
+	int (*cpu)(void *opaque, uint32_t index, const uint8_t *recs, uint32_t len);
+	int (*vmstate)(void *opaque, const uint8_t *recs, uint32_t len);
+};
+
+enum hv_vms_phase { HV_VMS_WANT_HEADER, HV_VMS_BODY, HV_VMS_CPUS, HV_VMS_VMSTATE,
+		    HV_VMS_DONE };
+
+struct hv_vms_reader {
+	const struct hv_vms_ops *ops;
+	void *opaque;
+	enum hv_vms_phase phase;
+	struct gpup_vmmig_header hdr;
+	struct gpup_vmmig_chunk head;
+	uint8_t *payload;            /* GPUP_VMMIG_MAX_PAYLOAD, on first use */
+	size_t have;                 /* bytes of the current chunk so far */
+	uint32_t seq, kind, cpus_seen;
+	bool vmstate;
+	uint64_t pos, chunk_at;      /* bytes taken; where this chunk began */
+	struct gpup_vmmig_end end;   /* totals so far */
+	int error;                   /* the first, kept */
+	char err[320];               /* its line */
+};
+
+void hv_vms_reader_init(struct hv_vms_reader *r, const struct hv_vms_ops *ops, void *opaque);
+void hv_vms_reader_free(struct hv_vms_reader *r);
+/* Take n more bytes, split anywhere: 0, or the first error (kept: every
+ * later call returns it). */
+int hv_vms_feed(struct hv_vms_reader *r, const void *buf, size_t n);
+/* The stream has ended: 0 when it was whole (END checked), else -ENODATA
+ * or the error before. */
+int hv_vms_finish(struct hv_vms_reader *r);
+
+/* Records of a CPU or VMSTATE payload: 1 and *rec for the next one at
+ * *off, 0 at the end, -EBADMSG for a record that overruns. */
+struct hv_vms_rec {
+	uint32_t tag, len;
+	const uint8_t *data;
+};
+int hv_vms_rec_next(const uint8_t *buf, uint32_t len, uint32_t *off, struct hv_vms_rec *rec);
 
 #endif

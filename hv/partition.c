@@ -498,3 +498,45 @@ struct json_object *hv_vgpu_describe(struct hv_vgpu *g)
 	json_object_object_add(o, "msix_vectors", json_object_new_int((int)g->nvec));
 	return o;
 }
+
+struct vfu_client *hv_vgpu_client(struct hv_vgpu *g)
+{
+	return g->c;
+}
+
+bool hv_vgpu_is_lost(struct hv_vgpu *g)
+{
+	return g->lost;
+}
+
+uint8_t *hv_vgpu_vram(struct hv_vgpu *g, uint64_t *size)
+{
+	*size = g->vram_size;
+	return g->vram;
+}
+
+unsigned int hv_vgpu_vram_slot(struct hv_vgpu *g, uint64_t *gpa)
+{
+	*gpa = g->pci->bar_mapped[2];
+	return g->vram_slot;
+}
+
+void hv_vgpu_msix_save(struct hv_vgpu *g, struct gpup_vmmig_msix *m)
+{
+	memset(m, 0, sizeof(*m));
+	m->nvec = g->nvec;
+	for (unsigned int v = 0; v < g->nvec; v++)
+		memcpy(m->entry[v], g->vec[v].entry, sizeof(m->entry[v]));
+}
+
+int hv_vgpu_msix_load(struct hv_vgpu *g, const struct gpup_vmmig_msix *m)
+{
+	if (m->nvec != g->nvec)
+		return -EINVAL;
+	for (unsigned int v = 0; v < g->nvec; v++) {
+		memcpy(g->vec[v].entry, m->entry[v], sizeof(m->entry[v]));
+		g->vec[v].entry[3] &= MSIX_VEC_MASKED;
+		hv_vgpu_vec_update(g, v);
+	}
+	return 0;
+}

@@ -322,3 +322,25 @@ void hv_pci_enable(struct hv_vm *vm, struct hv_pci_dev *d)
 	hv_pci_update_bars(vm->pci, d);
 	pthread_mutex_unlock(&vm->io_lock);
 }
+
+unsigned int hv_pci_count(struct hv_vm *vm)
+{
+	return vm->pci ? vm->pci->ndevs : 0;
+}
+
+struct hv_pci_dev *hv_pci_dev_at(struct hv_vm *vm, unsigned int i)
+{
+	return vm->pci && i < vm->pci->ndevs ? vm->pci->devs[i] : NULL;
+}
+
+/* Through the write mask, as the guest's own writes went: what a stream
+ * says of read-only bits is ignored (this function was built the same
+ * way, from the device, and must stay what it is). */
+void hv_pci_restore(struct hv_vm *vm, struct hv_pci_dev *d, const uint8_t cfg[256])
+{
+	for (unsigned int i = 0; i < 256; i++)
+		d->cfg[i] = (uint8_t)((d->cfg[i] & ~d->wmask[i]) | (cfg[i] & d->wmask[i]));
+	hv_pci_update_bars(vm->pci, d);
+	if (d->cfg_written)
+		d->cfg_written(d, 0, 256);
+}

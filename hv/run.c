@@ -20,19 +20,19 @@
 
 struct hv_instance {
 	struct hv_vm vm;
+	struct hv_config built;      /* an incoming VM's shape */
 	struct hv_ctl *ctl;
 	int sig_fd;
 };
 
-static int hv_build(struct hv_instance *s, const struct hv_config *cfg)
+int hv_build_vm(struct hv_vm *vm, const struct hv_config *cfg)
 {
-	struct hv_vm *vm = &s->vm;
-	uint64_t entry;
+	uint64_t entry = 0;
 	int rc;
 
 	if (hv_vm_create(vm, cfg) < 0 || hv_serial_init(vm, cfg->serial) < 0)
 		return HV_EXIT_HOST;
-	rc = hv_pvh_load(vm, cfg->kernel, cfg->cmdline, &entry);
+	rc = cfg->incoming ? 0 : hv_pvh_load(vm, cfg->kernel, cfg->cmdline, &entry);
 	if (rc == -ENOMEM)
 		return HV_EXIT_HOST;
 	if (rc < 0)
@@ -49,13 +49,22 @@ static int hv_build(struct hv_instance *s, const struct hv_config *cfg)
 	for (unsigned int i = 0; i < cfg->ncpus; i++)
 		if (hv_vcpu_create(vm, i) < 0)
 			return HV_EXIT_HOST;
-	if (hv_vcpu_set_boot_state(&vm->vcpus[0], entry, HV_START_INFO_GPA) < 0) {
+	if (!cfg->incoming &&
+	    hv_vcpu_set_boot_state(&vm->vcpus[0], entry, HV_START_INFO_GPA) < 0) {
 		hv_log("cannot set the boot CPU state: %s", strerror(errno));
 		return HV_EXIT_HOST;
 	}
-	if (cfg->ctl_path && hv_ctl_open(vm, cfg->ctl_path, &s->ctl) < 0)
-		return HV_EXIT_HOST;
 	return 0;
+}
+
+static int hv_build(struct hv_instance *s, const struct hv_config *cfg)
+{
+	int rc = cfg->incoming ? hv_incoming(&s->vm, cfg, &s->built, s->sig_fd)
+			       : hv_build_vm(&s->vm, cfg);
+
+	if (rc == 0 && cfg->ctl_path && hv_ctl_open(&s->vm, cfg->ctl_path, &s->ctl) < 0)
+		return HV_EXIT_HOST;
+	return rc;
 }
 
 /* SIGINT and SIGTERM go to the event loop, in every thread's mask. */
@@ -122,6 +131,13 @@ static void hv_loop(struct hv_instance *s)
 
 static void hv_teardown(struct hv_instance *s)
 {
+	if (!s->vm.cfg) {
+		/* --incoming that never got as far as a VM */
+		if (s->sig_fd >= 0)
+			close(s->sig_fd);
+		return;
+	}
+	hv_mig_join(&s->vm);
 	hv_vcpus_join(&s->vm);
 	if (s->ctl)
 		hv_ctl_close(s->ctl);
@@ -164,7 +180,8 @@ int hv_run(const struct hv_config *cfg)
 			       (unsigned long long)atomic_load(&s->vm.mmio_exits),
 			       (unsigned long long)((hv_now_ns() - s->vm.start_ns) / 1000));
 	} else {
-		hv_vm_stop(&s->vm, code);
+		if (s->vm.cfg)
+			hv_vm_stop(&s->vm, code);
 	}
 	hv_teardown(s);
 	free(s);

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "hv/hv_int.h"
@@ -237,6 +238,26 @@ static bool hv_vcpu_exit(struct hv_vcpu *cpu)
 	}
 }
 
+/* Out of KVM_RUN with its pending I/O completed (immediate_exit made
+ * the last KVM_RUN finish it and return EINTR): wait while a pause is
+ * asked.  The pauser kicks again until every vCPU is parked. */
+static void hv_vcpu_park(struct hv_vcpu *cpu)
+{
+	struct hv_vm *vm = cpu->vm;
+
+	pthread_mutex_lock(&vm->pause_lock);
+	if (vm->pause) {
+		cpu->parked = true;
+		pthread_cond_broadcast(&vm->pause_cond);
+		while (vm->pause && !atomic_load(&vm->stopping))
+			pthread_cond_wait(&vm->pause_cond, &vm->pause_lock);
+		cpu->parked = false;
+	}
+	if (!atomic_load(&vm->stopping))
+		cpu->run->immediate_exit = 0;
+	pthread_mutex_unlock(&vm->pause_lock);
+}
+
 static void *hv_vcpu_thread(void *arg)
 {
 	struct hv_vcpu *cpu = arg;
@@ -244,6 +265,8 @@ static void *hv_vcpu_thread(void *arg)
 
 	while (!atomic_load(&vm->stopping)) {
 		if (ioctl(cpu->fd, KVM_RUN, 0) < 0) {
+			if (errno == EINTR && cpu->run->immediate_exit)
+				hv_vcpu_park(cpu);
 			if (errno == EINTR || errno == EAGAIN)
 				continue;
 			hv_log("KVM_RUN on vCPU %u: %s", cpu->index, strerror(errno));
@@ -282,6 +305,46 @@ int hv_vcpus_start(struct hv_vm *vm)
 	return 0;
 }
 
+int hv_vcpus_pause(struct hv_vm *vm)
+{
+	struct timespec ts;
+	bool all;
+
+	pthread_mutex_lock(&vm->pause_lock);
+	vm->pause = true;
+	for (;;) {
+		all = true;
+		for (unsigned int i = 0; i < vm->ncpus; i++) {
+			struct hv_vcpu *cpu = &vm->vcpus[i];
+
+			if (!cpu->started || cpu->parked)
+				continue;
+			all = false;
+			cpu->run->immediate_exit = 1;
+			pthread_kill(cpu->thread, SIGUSR1);
+		}
+		if (all || atomic_load(&vm->stopping))
+			break;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 200000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&vm->pause_cond, &vm->pause_lock, &ts);
+	}
+	pthread_mutex_unlock(&vm->pause_lock);
+	return all ? 0 : -EINTR;
+}
+
+void hv_vcpus_resume(struct hv_vm *vm)
+{
+	pthread_mutex_lock(&vm->pause_lock);
+	vm->pause = false;
+	pthread_cond_broadcast(&vm->pause_cond);
+	pthread_mutex_unlock(&vm->pause_lock);
+}
+
 void hv_vcpus_join(struct hv_vm *vm)
 {
 	for (unsigned int i = 0; i < vm->ncpus; i++) {
@@ -290,6 +353,9 @@ void hv_vcpus_join(struct hv_vm *vm)
 		if (!cpu->started)
 			continue;
 		cpu->run->immediate_exit = 1;
+		pthread_mutex_lock(&vm->pause_lock);
+		pthread_cond_broadcast(&vm->pause_cond);
+		pthread_mutex_unlock(&vm->pause_lock);
 		pthread_kill(cpu->thread, SIGUSR1);
 		pthread_join(cpu->thread, NULL);
 		cpu->started = false;

@@ -147,6 +147,7 @@ static int hv_create_ram(struct hv_vm *vm)
 		hv_log("cannot map guest RAM: %s", strerror(err));
 		return -err;
 	}
+	/* The first slot: HV_RAM_SLOT. */
 	return hv_memslot_set(vm, hv_memslot_alloc(vm), 0, vm->mem_size, vm->mem);
 }
 
@@ -163,6 +164,7 @@ int hv_memslot_set(struct hv_vm *vm, unsigned int slot, uint64_t gpa,
 		.guest_phys_addr = gpa,
 		.memory_size = size,
 		.userspace_addr = (uintptr_t)hva,
+		.flags = size && vm->dirty_log ? KVM_MEM_LOG_DIRTY_PAGES : 0,
 	};
 
 	if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &r) < 0) {
@@ -227,6 +229,8 @@ int hv_vm_create(struct hv_vm *vm, const struct hv_config *cfg)
 	vm->exit_code = -1;
 	vm->start_ns = hv_now_ns();
 	pthread_mutex_init(&vm->io_lock, NULL);
+	pthread_mutex_init(&vm->pause_lock, NULL);
+	pthread_cond_init(&vm->pause_cond, NULL);
 	vm->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (vm->stop_fd < 0)
 		return -errno;
@@ -273,4 +277,6 @@ void hv_vm_destroy(struct hv_vm *vm)
 	if (vm->stop_fd >= 0)
 		close(vm->stop_fd);
 	pthread_mutex_destroy(&vm->io_lock);
+	pthread_mutex_destroy(&vm->pause_lock);
+	pthread_cond_destroy(&vm->pause_cond);
 }

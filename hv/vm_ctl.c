@@ -7,7 +7,8 @@
  *                     I/O, MMIO), and each
  *                     attached partition (socket, attached/lost, BARs)
  *   {"cmd":"stop"}    stop the VM; `gpup run` exits with HV_EXIT_STOPPED
- * Later issues add migration and checkpoints here.  The main thread serves
+ *   {"cmd":"migrate", "to":"tcp:HOST:PORT", ...}  live migration (vm_mig.c):
+ *                     progress lines, then the result, on the connection  The main thread serves
  * it between vCPU events, one short request at a time.
  */
 #include <errno.h>
@@ -130,7 +131,8 @@ static struct json_object *hv_ctl_status(struct hv_vm *vm)
 
 	json_object_object_add(o, "ok", json_object_new_boolean(1));
 	json_object_object_add(o, "state", json_object_new_string(
-		atomic_load(&vm->stopping) ? "stopping" : "running"));
+		atomic_load(&vm->stopping) ? "stopping" :
+		hv_mig_running(vm) ? "migrating" : "running"));
 	json_object_object_add(o, "kernel", json_object_new_string(vm->cfg->kernel));
 	json_object_object_add(o, "uptime_ms", json_object_new_int64(
 		(int64_t)((hv_now_ns() - vm->start_ns) / 1000000)));
@@ -158,7 +160,48 @@ static struct json_object *hv_ctl_error(const char *msg)
 	return o;
 }
 
-static struct json_object *hv_ctl_dispatch(struct hv_vm *vm, const char *req)
+static int64_t hv_ctl_int(struct json_object *in, const char *key, int64_t dflt)
+{
+	struct json_object *v;
+
+	if (!json_object_object_get_ex(in, key, &v))
+		return dflt;
+	return json_object_is_type(v, json_type_int) ? json_object_get_int64(v) : -1;
+}
+
+/* {"cmd":"migrate","to":"tcp:HOST:PORT"[,"downtime_ms":N][,"bandwidth":B/s]
+ * [,"max_rounds":N]}: the migration thread takes fd and answers on it,
+ * one JSON line per round and one at the end.  NULL when it took fd. */
+static struct json_object *hv_ctl_migrate(struct hv_vm *vm, struct json_object *in, int fd)
+{
+	struct hv_mig_params p = { .max_rounds = 30 };
+	struct json_object *to;
+	int64_t dt = hv_ctl_int(in, "downtime_ms", 30), bw = hv_ctl_int(in, "bandwidth", 0),
+		rounds = hv_ctl_int(in, "max_rounds", 30);
+	int rc;
+
+	if (!json_object_object_get_ex(in, "to", &to) || !json_object_is_type(to, json_type_string) ||
+	    hv_tcp_check(json_object_get_string(to)) < 0 ||
+	    strlen(json_object_get_string(to)) >= sizeof(p.to))
+		return hv_ctl_error("migrate wants \"to\": \"tcp:HOST:PORT\"");
+	if (dt < 1 || dt > 60000 || bw < 0 || rounds < 1 || rounds > 1000)
+		return hv_ctl_error("migrate wants downtime_ms 1..60000, bandwidth >= 0 bytes/s, "
+				    "max_rounds 1..1000");
+	if (vm->ncpus == 0 || vm->incoming)
+		return hv_ctl_error("the VM is not running yet");
+	strcpy(p.to, json_object_get_string(to));
+	p.downtime_ns = (uint64_t)dt * 1000000ull;
+	p.bandwidth = (uint64_t)bw;
+	p.max_rounds = (unsigned int)rounds;
+	rc = hv_mig_start(vm, &p, fd);
+	if (rc == -EBUSY)
+		return hv_ctl_error("a migration is already running");
+	if (rc < 0)
+		return hv_ctl_error(strerror(-rc));
+	return NULL;
+}
+
+static struct json_object *hv_ctl_dispatch(struct hv_vm *vm, const char *req, int fd)
 {
 	struct json_object *in = json_tokener_parse(req), *cmd, *out;
 	const char *name;
@@ -176,8 +219,10 @@ static struct json_object *hv_ctl_dispatch(struct hv_vm *vm, const char *req)
 		out = hv_ctl_status(vm);
 		hv_log("stopping the VM on request from the control socket");
 		hv_vm_stop(vm, HV_EXIT_STOPPED);
+	} else if (!strcmp(name, "migrate")) {
+		out = hv_ctl_migrate(vm, in, fd);
 	} else {
-		out = hv_ctl_error("unknown cmd; known: status, stop");
+		out = hv_ctl_error("unknown cmd; known: status, stop, migrate");
 	}
 	json_object_put(in);
 	return out;
@@ -196,7 +241,9 @@ void hv_ctl_handle(struct hv_vm *vm, struct hv_ctl *c)
 		close(fd);
 		return;
 	}
-	out = hv_ctl_dispatch(vm, req);
+	out = hv_ctl_dispatch(vm, req, fd);
+	if (!out)
+		return; /* a migration answers on fd */
 	txt = json_object_to_json_string_ext(out, JSON_C_TO_STRING_PLAIN);
 	if (send(fd, txt, strlen(txt), MSG_NOSIGNAL) >= 0)
 		send(fd, "\n", 1, MSG_NOSIGNAL);

@@ -32,6 +32,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #include "uapi/gpup_mig.h"
 #include "uapi/vfio_mig.h"
@@ -197,6 +198,27 @@ int mig_dev_feature(struct mig_dev *md, uint32_t flags, const void *in, uint32_t
  * PRE_COPY, PRE_COPY_P2P and STOP_COPY; another -errno if the device
  * could not be read (state_save failed). */
 int mig_dev_data_read(struct mig_dev *md, void *buf, uint32_t len);
+
+/*
+ * MIG_DATA_READ without copying VRAM where that is safe: the same bytes
+ * mig_dev_data_read would give for a read of len, as at most max pieces
+ * in iov (*niov of them; the fewer pieces, the more is copied).  In STOP_COPY the device
+ * is quiesced, so a VRAM chunk is hashed and handed out in place: its
+ * pieces point into VRAM, and whoever may still write VRAM then (a VMM's
+ * vCPUs through BAR2) must be stopped until the pieces are sent, or the
+ * destination refuses the chunk's checksum.  In PRE_COPY the pages are
+ * copied into md's own buffer, which the pieces point into.  The pieces
+ * stay valid until the next call on md.  The byte count, or -errno as
+ * mig_dev_data_read; -EINVAL for max 0.
+ */
+int mig_dev_data_readv(struct mig_dev *md, uint32_t len, struct iovec *iov, unsigned int max,
+		       unsigned int *niov);
+
+/* After a full readv of len bytes went out (the client is busy taking it):
+ * in STOP_COPY, hash the VRAM chunk that a next read of len would start
+ * with, so that read does not wait for it.  Nothing of the stream is
+ * taken: a read of another size, or none, is served as without it. */
+void mig_dev_data_ahead(struct mig_dev *md, uint32_t len);
 
 /* MIG_DATA_WRITE in RESUMING: takes all len bytes (split anywhere) or
  * refuses them: -EINVAL outside RESUMING, and once the stream is found

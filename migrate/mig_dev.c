@@ -280,6 +280,24 @@ int mig_dev_data_read(struct mig_dev *md, void *buf, uint32_t len)
 	return mig_save_read(md, buf, len);
 }
 
+int mig_dev_data_readv(struct mig_dev *md, uint32_t len, struct iovec *iov, unsigned int max,
+		       unsigned int *niov)
+{
+	*niov = 0;
+	if (!max || (!precopy(md->state) && md->state != MIG_STOP_COPY))
+		return -EINVAL;
+	/* Quiesced: nothing the device runs changes a page between its hash
+	 * and its send. */
+	md->save.by_ref = md->state == MIG_STOP_COPY && md->quiesced;
+	return mig_save_readv(md, len, iov, max, niov);
+}
+
+void mig_dev_data_ahead(struct mig_dev *md, uint32_t len)
+{
+	if (md->state == MIG_STOP_COPY && md->quiesced && !md->zlevel)
+		mig_save_ahead(md, len);
+}
+
 int mig_dev_data_write(struct mig_dev *md, const void *buf, uint32_t len)
 {
 	if (md->state != MIG_RESUMING)

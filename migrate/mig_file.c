@@ -11,11 +11,14 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "migrate/mig.h"
@@ -45,69 +48,215 @@ static int set_state(struct mig_dev *md, enum mig_state s)
 	return rc < 0 ? rc : 0;
 }
 
-static int write_all(int fd, const uint8_t *p, size_t n)
+/*
+ * DOC: the I/O thread
+ *
+ * The disk and the saver (or the parser) work at the same time: a ring of
+ * RING_BUFS aligned buffers lies between the calling thread and one I/O
+ * thread.  Saving, the caller fills buffers from the stream while the
+ * thread writes the ones before, up to WRITE_BUFS in one write;
+ * restoring, the thread reads ahead while the caller feeds the parser.  The first error of either side is kept in
+ * the ring and stops both; the caller returns it.  Nothing else is shared:
+ * the device is only ever touched by the calling thread.
+ */
+#define RING_BUFS 8u
+#define WRITE_BUFS 4u             /* buffers one write may take */
+
+struct ring {
+	pthread_mutex_t lock;
+	pthread_cond_t moved;     /* a buffer was filled or drained, or err/eof */
+	uint8_t *buf[RING_BUFS];  /* IO_CHUNK each, block aligned */
+	uint32_t len[RING_BUFS];
+	uint64_t head, tail;      /* buffers filled; buffers drained */
+	bool eof;                 /* the filling side has no more */
+	int err;                  /* the first error of either side */
+	bool io_err;              /* ... and it was the I/O thread's */
+	int fd;
+	pthread_t io;
+};
+
+static int ring_init(struct ring *r, int fd)
+{
+	memset(r, 0, sizeof(*r));
+	r->fd = fd;
+	pthread_mutex_init(&r->lock, NULL);
+	pthread_cond_init(&r->moved, NULL);
+	for (unsigned int i = 0; i < RING_BUFS; i++)
+		if (posix_memalign((void **)&r->buf[i], 4096, IO_CHUNK))
+			return -ENOMEM;
+	return 0;
+}
+
+static void ring_free(struct ring *r)
+{
+	for (unsigned int i = 0; i < RING_BUFS; i++)
+		free(r->buf[i]);
+	pthread_cond_destroy(&r->moved);
+	pthread_mutex_destroy(&r->lock);
+}
+
+/* Record err (the first one wins; io: the I/O thread's) or the end of the
+ * filling side. */
+static void ring_stop(struct ring *r, int err, bool io)
+{
+	pthread_mutex_lock(&r->lock);
+	if (err && !r->err) {
+		r->err = err;
+		r->io_err = io;
+	}
+	r->eof = true;
+	pthread_cond_broadcast(&r->moved);
+	pthread_mutex_unlock(&r->lock);
+}
+
+/* The filling side: the next empty buffer, or NULL and *err once either
+ * side failed. */
+static uint8_t *ring_slot(struct ring *r, int *err)
+{
+	uint8_t *b = NULL;
+
+	pthread_mutex_lock(&r->lock);
+	while (!r->err && r->head - r->tail == RING_BUFS)
+		pthread_cond_wait(&r->moved, &r->lock);
+	*err = r->err;
+	if (!r->err)
+		b = r->buf[r->head % RING_BUFS];
+	pthread_mutex_unlock(&r->lock);
+	return b;
+}
+
+static void ring_put(struct ring *r, uint32_t len)
+{
+	pthread_mutex_lock(&r->lock);
+	r->len[r->head % RING_BUFS] = len;
+	r->head++;
+	pthread_cond_broadcast(&r->moved);
+	pthread_mutex_unlock(&r->lock);
+}
+
+/* The draining side: up to max full buffers in order, as iov (a buffer
+ * that is not a block multiple, the last, only ever alone): how many, or
+ * 0 at the end (*err 0) or after an error (*err). */
+static unsigned int ring_next(struct ring *r, struct iovec *iov, unsigned int max, int *err)
+{
+	unsigned int n = 0;
+
+	pthread_mutex_lock(&r->lock);
+	while (!r->err && !r->eof && r->head == r->tail)
+		pthread_cond_wait(&r->moved, &r->lock);
+	*err = r->err;
+	while (!r->err && n < max && r->tail + n != r->head) {
+		unsigned int i = (unsigned int)((r->tail + n) % RING_BUFS);
+
+		if (n && r->len[i] % 4096)
+			break;
+		iov[n++] = (struct iovec){ r->buf[i], r->len[i] };
+		if (r->len[i] % 4096)
+			break;
+	}
+	pthread_mutex_unlock(&r->lock);
+	return n;
+}
+
+static void ring_done(struct ring *r, unsigned int n)
+{
+	pthread_mutex_lock(&r->lock);
+	r->tail += n;
+	pthread_cond_broadcast(&r->moved);
+	pthread_mutex_unlock(&r->lock);
+}
+
+/* Stop the ring with the calling thread's err (0: its side is done) and
+ * wait for the I/O thread: the first error of either side. */
+static int ring_join(struct ring *r, int err)
+{
+	ring_stop(r, err, false);
+	pthread_join(r->io, NULL);
+	return r->err;
+}
+
+static int write_all(int fd, struct iovec *iov, unsigned int n)
 {
 	while (n) {
-		ssize_t w = write(fd, p, n);
+		ssize_t w = writev(fd, iov, (int)n);
 
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w < 0)
 			return -errno;
-		p += w;
-		n -= (size_t)w;
+		for (; n && (size_t)w >= iov->iov_len; iov++, n--)
+			w -= (ssize_t)iov->iov_len;
+		if (n) {
+			iov->iov_base = (uint8_t *)iov->iov_base + w;
+			iov->iov_len -= (size_t)w;
+		}
 	}
 	return 0;
 }
 
-/* The file being written: whole IO_CHUNKs go out with O_DIRECT where the
- * file system takes it (the stream is written once and read back rarely,
- * so the page cache only costs a copy and the fsync's flush); the tail,
- * not a block multiple, without. */
+/* Whole IO_CHUNKs go out with O_DIRECT where the file system takes it
+ * (the stream is written once and read back rarely, so the page cache
+ * would only cost a copy and the fsync's flush), several at once when the
+ * saver is ahead: a disk takes larger writes faster.  The last buffer,
+ * not a block multiple, goes without. */
+static int write_bufs(int fd, struct iovec *iov, unsigned int n)
+{
+	int fl;
+
+	if (iov[n - 1].iov_len % 4096 && (fl = fcntl(fd, F_GETFL)) >= 0 && (fl & O_DIRECT) &&
+	    fcntl(fd, F_SETFL, fl & ~O_DIRECT))
+		return -errno;
+	return write_all(fd, iov, n);
+}
+
+/* The writer: every buffer filled, in order, until the end or an error. */
+static void *writer(void *arg)
+{
+	struct ring *r = arg;
+	struct iovec iov[WRITE_BUFS];
+	unsigned int n;
+	int rc = 0;
+
+	while (!rc && (n = ring_next(r, iov, WRITE_BUFS, &rc))) {
+		rc = write_bufs(r->fd, iov, n);
+		ring_done(r, n);
+	}
+	if (rc)
+		ring_stop(r, rc, true);
+	return NULL;
+}
+
+/* The file being written: the buffer being filled from the stream. */
 struct out {
-	int fd;
-	uint8_t *buf;             /* IO_CHUNK, block aligned */
-	size_t fill;
+	struct ring ring;
+	uint8_t *cur;
+	uint32_t fill;
 };
 
-static int out_flush(struct out *o)
+/* Read the stream until a short read, into the file.  Reads fill the
+ * buffer up, so that every buffer but the last is a whole IO_CHUNK. */
+static int drain(struct mig_dev *md, struct out *o)
 {
-	int rc = write_all(o->fd, o->buf, o->fill);
+	int n;
 
-	o->fill = 0;
-	return rc;
-}
+	for (;;) {
+		uint32_t want;
 
-static int out_tail(struct out *o)
-{
-	int fl = fcntl(o->fd, F_GETFL);
-
-	if (fl >= 0 && (fl & O_DIRECT) && fcntl(o->fd, F_SETFL, fl & ~O_DIRECT))
-		return -errno;
-	return out_flush(o);
-}
-
-/* Read the stream until a short read, into the file; *bytes gets the
- * count.  Reads fill the buffer up, so writes stay whole chunks. */
-static int drain(struct mig_dev *md, struct out *o, uint64_t *bytes)
-{
-	int n, rc = 0;
-
-	*bytes = 0;
-	do {
-		uint32_t want = (uint32_t)(IO_CHUNK - o->fill);
-
-		n = mig_dev_data_read(md, o->buf + o->fill, want);
+		if (!o->cur && !(o->cur = ring_slot(&o->ring, &n)))
+			return n;
+		want = IO_CHUNK - o->fill;
+		n = mig_dev_data_read(md, o->cur + o->fill, want);
 		if (n < 0)
 			return n;
-		o->fill += (size_t)n;
-		*bytes += (uint64_t)n;
-		if (o->fill == IO_CHUNK)
-			rc = out_flush(o);
+		o->fill += (uint32_t)n;
+		if (o->fill == IO_CHUNK) {
+			ring_put(&o->ring, o->fill);
+			o->cur = NULL;
+			o->fill = 0;
+		}
 		if ((uint32_t)n < want)
-			break;
-	} while (!rc);
-	return rc;
+			return 0;
+	}
 }
 
 /* Pre-copy rounds while the device runs, until they stop shrinking
@@ -115,13 +264,13 @@ static int drain(struct mig_dev *md, struct out *o, uint64_t *bytes)
 static int precopy(struct mig_dev *md, struct out *out, const struct mig_file_opts *o)
 {
 	unsigned int rounds = o && o->max_rounds ? o->max_rounds : 8;
-	uint64_t min = o && o->min_pages ? o->min_pages : 64, bytes;
+	uint64_t min = o && o->min_pages ? o->min_pages : 64;
 	struct mig_stats a, b;
 	int rc = set_state(md, MIG_PRE_COPY);
 
 	for (unsigned int i = 0; !rc && i < rounds; i++) {
 		mig_dev_stats(md, &a);
-		rc = drain(md, out, &bytes);
+		rc = drain(md, out);
 		mig_dev_stats(md, &b);
 		if (b.pages_sent + b.zero_pages - a.pages_sent - a.zero_pages < min)
 			break;
@@ -129,33 +278,50 @@ static int precopy(struct mig_dev *md, struct out *out, const struct mig_file_op
 	return rc;
 }
 
-static int save_stream(struct mig_dev *md, int fd, const struct mig_file_opts *o)
+/* The stream, produced on this thread while the ring's thread writes it. */
+static int produce(struct mig_dev *md, struct out *out, const struct mig_file_opts *o)
 {
 	enum mig_state was = mig_dev_state(md);
-	struct out out = { .fd = fd };
-	uint64_t bytes;
 	uint32_t feats = 0;
-	int rc = -posix_memalign((void **)&out.buf, 4096, IO_CHUNK);
+	int rc = 0;
 
-	if (!rc && was == MIG_RUNNING) {
+	if (was == MIG_RUNNING) {
 		struct vfio_device_feature_migration m;
 
 		if (mig_dev_feature(md, VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_MIGRATION,
 				    NULL, 0, &m, sizeof(m)) == sizeof(m))
 			feats = (uint32_t)m.flags;
 		if (feats & VFIO_MIGRATION_PRE_COPY)
-			rc = precopy(md, &out, o);
+			rc = precopy(md, out, o);
 	}
 	if (!rc)
 		rc = set_state(md, MIG_STOP_COPY);
 	if (!rc)
-		rc = drain(md, &out, &bytes);
-	if (!rc)
-		rc = out_tail(&out);
+		rc = drain(md, out);
+	if (!rc && out->fill)
+		ring_put(&out->ring, out->fill);
 	/* Back to where it was, whatever happened. */
 	if (set_state(md, was))
 		mig_dev_device_reset(md);
-	free(out.buf);
+	return rc;
+}
+
+/* 0, or the first error of the saver or the writer (the file is then
+ * incomplete and the caller removes it). */
+static int save_stream(struct mig_dev *md, int fd, const struct mig_file_opts *o,
+		       bool *io_err)
+{
+	struct out out = { .cur = NULL };
+	int rc = ring_init(&out.ring, fd);
+
+	if (!rc)
+		rc = -pthread_create(&out.ring.io, NULL, writer, &out.ring);
+	if (!rc) {
+		rc = produce(md, &out, o);
+		rc = ring_join(&out.ring, rc);
+		*io_err = out.ring.io_err;
+	}
+	ring_free(&out.ring);
 	return rc;
 }
 
@@ -192,6 +358,7 @@ int mig_file_save(struct mig_dev *md, const char *dir, const char *name,
 		  const struct mig_file_opts *opts, char *err, size_t errlen)
 {
 	enum mig_state was = mig_dev_state(md);
+	bool io_err = false;
 	char tmp[512];
 	int dfd, fd, rc;
 
@@ -213,8 +380,10 @@ int mig_file_save(struct mig_dev *md, const char *dir, const char *name,
 		rc = say(err, errlen, -errno, "cannot create %s/%s: %s", dir, tmp, strerror(errno));
 		goto out_dir;
 	}
-	rc = save_stream(md, fd, opts);
-	if (rc)
+	rc = save_stream(md, fd, opts, &io_err);
+	if (rc && io_err)
+		say(err, errlen, rc, "cannot write %s/%s: %s", dir, tmp, strerror(-rc));
+	else if (rc)
 		say(err, errlen, rc, "saving the partition failed: %s", strerror(-rc));
 	else if (fsync(fd))
 		rc = say(err, errlen, -errno, "cannot fsync %s/%s: %s", dir, tmp, strerror(errno));
@@ -233,22 +402,54 @@ out_dir:
 	return rc;
 }
 
+/* The reader: the file into the ring, a buffer at a time, until EOF. */
+static void *reader(void *arg)
+{
+	struct ring *r = arg;
+	uint8_t *b;
+	int rc = 0;
+
+	while (!rc && (b = ring_slot(r, &rc))) {
+		uint32_t got = 0;
+		ssize_t n = 1;
+
+		while (got < IO_CHUNK && n > 0) {
+			n = read(r->fd, b + got, IO_CHUNK - got);
+			if (n < 0 && errno == EINTR)
+				n = 1;
+			else if (n < 0)
+				rc = -errno;
+			else
+				got += (uint32_t)n;
+		}
+		if (got)
+			ring_put(r, got);
+		if (n <= 0)
+			break;
+	}
+	ring_stop(r, rc, true);
+	return NULL;
+}
+
+/* Feed the file through RESUMING while the ring's thread reads ahead. */
 static int load_stream(struct mig_dev *md, int fd)
 {
-	uint8_t *buf = malloc(IO_CHUNK);
-	ssize_t n = 1;
-	int rc = buf ? set_state(md, MIG_RESUMING) : -ENOMEM;
+	struct ring r;
+	struct iovec b;
+	int rc = ring_init(&r, fd), err = 0;
 
-	while (!rc && n > 0) {
-		n = read(fd, buf, IO_CHUNK);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			rc = -errno;
-		else if (n > 0)
-			rc = mig_dev_data_write(md, buf, (uint32_t)n);
+	if (!rc)
+		rc = set_state(md, MIG_RESUMING);
+	if (!rc)
+		rc = -pthread_create(&r.io, NULL, reader, &r);
+	if (!rc) {
+		while (!rc && ring_next(&r, &b, 1, &err)) {
+			rc = mig_dev_data_write(md, b.iov_base, (uint32_t)b.iov_len);
+			ring_done(&r, 1);
+		}
+		rc = ring_join(&r, rc ? rc : err);
 	}
-	free(buf);
+	ring_free(&r);
 	return rc ? rc : set_state(md, MIG_STOP);
 }
 

@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <sys/uio.h>
 
 #include "migrate/mig.h"
 
@@ -45,6 +46,20 @@ struct mig_save {
 	uint64_t ext_from, ext_data, ext_end; /* last vram_data answer, bytes */
 	bool header_sent, round_open, final, state_sent, end_sent, counted;
 	struct gpup_mig_end totals;
+	/* mig_save_readv: the bytes of a reply that are not VRAM sent in
+	 * place (heads, small chunks, pages copied), and the VRAM chunk just
+	 * emitted by reference (ref NULL: it was copied). */
+	uint8_t *area;
+	size_t area_cap;
+	bool by_ref;              /* VRAM chunks may be sent in place */
+	const uint8_t *ref;
+	size_t ref_len;
+	void *xxh;                /* XXH3_state_t, for a payload in two places */
+	/* mig_save_ahead: the VRAM chunk the next read is expected to start
+	 * with, hashed while the client took the last reply (pages 0: none). */
+	uint64_t ahead_off;
+	uint32_t ahead_pages;
+	uint64_t ahead_hash;
 };
 
 /* ---- the parser (load.c) ---- */
@@ -112,6 +127,12 @@ void mig_save_begin(struct mig_dev *md, bool live);
 void mig_save_finalize(struct mig_dev *md);
 /* Up to len bytes of the stream, as mig_dev_data_read. */
 int mig_save_read(struct mig_dev *md, uint8_t *buf, uint32_t len);
+/* Hash ahead the VRAM chunk a next read of len would start with, as
+ * mig_dev_data_ahead; the chunk's pieces use it if it comes. */
+void mig_save_ahead(struct mig_dev *md, uint32_t len);
+/* The same bytes as pieces, as mig_dev_data_readv. */
+int mig_save_readv(struct mig_dev *md, uint32_t len, struct iovec *iov, unsigned int max,
+		   unsigned int *niov);
 
 int mig_load_init(struct mig_dev *md);
 void mig_load_free(struct mig_dev *md);

@@ -16,11 +16,22 @@
  * END, and the stream ends.  A page read while an engine writes it may be
  * torn; the write marks it, so a later round or the final walk sends it
  * again.
+ *
+ * DOC: pieces
+ *
+ * mig_save_read copies every chunk into the reader's buffer.
+ * mig_save_readv makes the same chunks for the same reads, but in
+ * STOP_COPY (the device quiesced) leaves a VRAM chunk's pages where they
+ * are: its head goes to md's area, its hash is taken of VRAM, and the
+ * reply is sent from pieces of both.  mig_save_ahead hashes, after a
+ * reply went out, the VRAM chunk the next read would start with, and
+ * emit_vram_ref takes that hash if the chunk it makes is that one.
  */
 #include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#define XXH_STATIC_LINKING_ONLY   /* XXH3_state_t */
 #include <xxhash.h>
 #include <zstd.h>
 
@@ -40,11 +51,14 @@ int mig_save_init(struct mig_dev *md)
 	s->pending = calloc(words ? words : 1, sizeof(uint64_t));
 	s->written = calloc(words ? words : 1, sizeof(uint64_t));
 	s->npages = md->npages;
-	return s->buf && s->pending && s->written ? 0 : -ENOMEM;
+	s->xxh = XXH3_createState();
+	return s->buf && s->pending && s->written && s->xxh ? 0 : -ENOMEM;
 }
 
 void mig_save_free(struct mig_dev *md)
 {
+	XXH3_freeState(md->save.xxh);
+	free(md->save.area);
 	free(md->save.buf);
 	free(md->save.pending);
 	free(md->save.written);
@@ -70,6 +84,7 @@ void mig_save_begin(struct mig_dev *md, bool live)
 	s->header_sent = s->state_sent = s->end_sent = s->counted = false;
 	s->round_open = true;
 	s->final = !live;    /* STOP -> STOP_COPY: one walk */
+	s->ahead_pages = 0;
 	memset(&s->totals, 0, sizeof(s->totals));
 	memset(s->written, 0, (s->npages + 63) / 64 * sizeof(uint64_t));
 	pending_all(s);
@@ -113,6 +128,7 @@ void mig_save_finalize(struct mig_dev *md)
 	md->ops->vram_track(md->dev, false);
 	md->tracking = false;
 	s->final = true;
+	s->ahead_pages = 0;
 	s->cursor = 0;
 	s->ext_from = s->ext_data = s->ext_end = 0;
 	s->round_open = true;
@@ -228,6 +244,40 @@ static size_t emit_zero(struct mig_dev *md, uint8_t *base, uint64_t p, uint64_t 
 	return emit(md, base, GPUP_MIG_ZERO, 0, sizeof(z));
 }
 
+/* A VRAM chunk left in place (mig_save_readv, the device quiesced): its
+ * head and the 16 bytes after it at base, the pages hashed where they
+ * lie and handed out as s->ref. */
+static uint64_t vram_hash(struct mig_dev *md, const struct gpup_mig_vram *v)
+{
+	struct mig_save *s = &md->save;
+
+	XXH3_64bits_reset(s->xxh);
+	XXH3_64bits_update(s->xxh, v, sizeof(*v));
+	XXH3_64bits_update(s->xxh, md->vram + v->offset, (size_t)v->pages * MIG_PAGE_SIZE);
+	return XXH3_64bits_digest(s->xxh);
+}
+
+static size_t emit_vram_ref(struct mig_dev *md, uint8_t *base, const struct gpup_mig_vram *v)
+{
+	struct mig_save *s = &md->save;
+	struct gpup_mig_chunk h;
+	size_t bytes = (size_t)v->pages * MIG_PAGE_SIZE;
+	bool ahead = s->ahead_pages == v->pages && s->ahead_off == v->offset;
+
+	memcpy(base + HEAD, v, sizeof(*v));
+	mig_chunk_seal(&h, GPUP_MIG_VRAM, 0, (uint32_t)(sizeof(*v) + bytes), s->seq++,
+		       ahead ? s->ahead_hash : vram_hash(md, v));
+	s->ahead_pages = 0;
+	memcpy(base, &h, HEAD);
+	s->ref = md->vram + v->offset;
+	s->ref_len = bytes;
+	s->totals.vram_pages += v->pages;
+	s->totals.chunks++;
+	s->totals.bytes += HEAD + sizeof(*v) + bytes;
+	MIG_STATS(md, md->st.pages_sent += v->pages);
+	return HEAD + sizeof(*v) + bytes;
+}
+
 /* The pages are copied (or compressed) once, straight to base, and the
  * hash is taken of what was written there: a page an engine changes
  * meanwhile (PRE_COPY) is sent as read, consistently, and again later. */
@@ -238,6 +288,9 @@ static size_t emit_vram(struct mig_dev *md, uint8_t *base, uint64_t p, uint64_t 
 	size_t bytes = n * MIG_PAGE_SIZE, zlen = 0;
 	unsigned int flags = 0;
 
+	if (md->save.by_ref && !md->zlevel)
+		return emit_vram_ref(md, base, &v);
+	md->save.ahead_pages = 0;
 	memcpy(base + HEAD, &v, sizeof(v));
 	if (md->zlevel > 0) {
 		/* Room for less than the raw pages: only a frame that shrinks. */
@@ -364,6 +417,22 @@ static int stage(struct mig_dev *md, bool *none)
 	return n;
 }
 
+/* The stats of a read of done bytes. */
+static void account(struct mig_dev *md, uint32_t done)
+{
+	struct mig_save *s = &md->save;
+
+	MIG_STATS(md, {
+		md->st.save_bytes += done;
+		if (s->final)
+			md->st.stop_copy_bytes += done;
+		if (s->end_sent && s->pos == s->len && !s->counted) {
+			s->counted = true;
+			md->st.saves++;
+		}
+	});
+}
+
 /* Chunks are written straight into buf while whole ones fit; the rest of
  * the read is filled from a staged chunk, so every read is full until
  * there is nothing more to send now. */
@@ -374,6 +443,7 @@ int mig_save_read(struct mig_dev *md, uint8_t *buf, uint32_t len)
 	bool none = false;
 	int n;
 
+	s->by_ref = false;
 	next_round(md);
 	while (done < len && !none) {
 		if (s->pos < s->len) {
@@ -395,14 +465,116 @@ int mig_save_read(struct mig_dev *md, uint8_t *buf, uint32_t len)
 			return n;
 		assert(n > 0 || none);  /* a staged chunk always fits */
 	}
-	MIG_STATS(md, {
-		md->st.save_bytes += done;
-		if (s->final)
-			md->st.stop_copy_bytes += done;
-		if (s->end_sent && s->pos == s->len && !s->counted) {
-			s->counted = true;
-			md->st.saves++;
+	account(md, done);
+	return (int)done;
+}
+
+/* The device is quiesced (STOP_COPY): the pages cannot change before the
+ * next read sends them.  Only its first chunk is guessed, as emit_pages
+ * would make it with what is left of len after the staged bytes. */
+void mig_save_ahead(struct mig_dev *md, uint32_t len)
+{
+	struct mig_save *s = &md->save;
+	size_t left = s->len - s->pos, cap = len > left ? len - left : 0;
+	uint64_t p = next_pending(s, s->cursor), max;
+	struct gpup_mig_vram v;
+
+	s->ahead_pages = 0;
+	if (!s->header_sent || !s->round_open || p >= s->npages || page_zero(md, p))
+		return;
+	max = cap < VRAM_CHUNK(1) ? 0 : (cap - VRAM_CHUNK(0)) / MIG_PAGE_SIZE;
+	if (!max)
+		return;
+	v = (struct gpup_mig_vram){ p * MIG_PAGE_SIZE, (uint32_t)run_len(md, p, false,
+			max < GPUP_MIG_MAX_VRAM_PAGES ? max : GPUP_MIG_MAX_VRAM_PAGES), 0 };
+	s->ahead_hash = vram_hash(md, &v);
+	s->ahead_off = v.offset;
+	s->ahead_pages = v.pages;
+}
+
+/* The pieces of a readv reply: md's area, with VRAM chunks sent in place
+ * between its runs. */
+struct pieces {
+	struct iovec *iov;
+	unsigned int n, max;
+	size_t used, from;        /* area bytes written; where the open run began */
+};
+
+static void piece(struct pieces *p, const void *base, size_t len)
+{
+	if (len)
+		p->iov[p->n++] = (struct iovec){ (void *)base, len };
+}
+
+/* The chunk of n bytes just written at the area's end: in the area, or
+ * (s->ref) its head there and its pages in place. */
+static void took(struct mig_save *s, struct pieces *p, size_t n)
+{
+	if (!s->ref) {
+		p->used += n;
+		return;
+	}
+	p->used += n - s->ref_len;
+	piece(p, s->area + p->from, p->used - p->from);
+	piece(p, s->ref, s->ref_len);
+	p->from = p->used;
+}
+
+static int area_reserve(struct mig_save *s, size_t len)
+{
+	uint8_t *a;
+
+	if (s->area_cap >= len)
+		return 0;
+	a = realloc(s->area, len);
+	if (!a)
+		return -ENOMEM;
+	s->area = a;
+	s->area_cap = len;
+	return 0;
+}
+
+/* mig_save_read's walk, with the same chunks for the same reads: what it
+ * would copy into the reader's buffer goes to the area, except VRAM
+ * chunks sent in place while s->by_ref (and pieces are left for them). */
+int mig_save_readv(struct mig_dev *md, uint32_t len, struct iovec *iov, unsigned int max,
+		   unsigned int *niov)
+{
+	struct mig_save *s = &md->save;
+	struct pieces p = { .iov = iov, .max = max };
+	bool none = false, in_place = s->by_ref;
+	uint32_t done = 0;
+	int n = area_reserve(s, len);
+
+	next_round(md);
+	while (!n && done < len && !none) {
+		if (s->pos < s->len) {
+			size_t k = s->len - s->pos < len - done ? s->len - s->pos : len - done;
+
+			memcpy(s->area + p.used, s->buf + s->pos, k);
+			s->pos += k;
+			p.used += k;
+			done += (uint32_t)k;
+			continue;
 		}
-	});
+		/* A chunk in place takes two pieces; one is kept for the end. */
+		s->by_ref = in_place && p.n + 3 <= p.max;
+		s->ref = NULL;
+		n = next_chunk(md, s->area + p.used, len - done, false, &none);
+		s->by_ref = false;
+		if (n > 0) {
+			took(s, &p, (size_t)n);
+			done += (uint32_t)n;
+			n = 0;
+		} else if (!n && !none && (n = stage(md, &none)) > 0) {
+			n = 0;
+		}
+	}
+	s->by_ref = false;
+	if (n < 0)
+		return n;
+	piece(&p, s->area + p.from, p.used - p.from);
+	*niov = p.n;
+	account(md, done);
 	return (int)done;
 }

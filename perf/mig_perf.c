@@ -43,7 +43,7 @@
 #define GIB (1ull << 30)
 #define XFER (1u << 20)           /* every read and write: the server's max */
 #define REPS 5
-#define CK_REPS 3               /* checkpoints: 1 GiB each way */
+#define CK_REPS 5               /* checkpoints: 1 GiB each way */
 #define MAX_MOVES 15
 #define GPU_VRAM (4 * GIB)        /* each of the daemon's two sim GPUs */
 #define DIRTY_BLOCK (256 * 1024ull)
@@ -190,9 +190,11 @@ static int memcpy_floor(double *t)
 	return 0;
 }
 
-/* The equivalent of dd if=/dev/zero of=DIR/x bs=1M count=SIZE oflag=direct:
- * seconds, or -errno (-EINVAL where the filesystem has no O_DIRECT). */
-static double odirect_write(const char *dir, uint64_t size)
+/* The equivalent of dd if=/dev/zero of=DIR/x bs=1M count=SIZE oflag=direct
+ * (data: each MiB the VRAM pattern at its offset instead of zeros, as a
+ * disk that spots zero writes cannot skip): seconds, or -errno (-EINVAL
+ * where the filesystem has no O_DIRECT). */
+static double odirect_write(const char *dir, uint64_t size, bool data)
 {
 	char path[512];
 	void *buf = NULL;
@@ -208,9 +210,12 @@ static double odirect_write(const char *dir, uint64_t size)
 		free(buf);
 		return -errno;
 	}
-	for (uint64_t off = 0; off < size; off += MIB)
+	for (uint64_t off = 0; off < size; off += MIB) {
+		if (data)
+			pattern(buf, MIB, off, false);
 		if (write(fd, buf, MIB) != (ssize_t)MIB)
 			goto out;
+	}
 	t = now_s() - t0;
 out:
 	close(fd);
@@ -576,7 +581,7 @@ static void passes_print(double t[NPASS][REPS], uint64_t size, const struct stre
 		"memcpy, then XXH3_64bits of the copy (the saver's inner loop)",
 		"the saver: STOP_COPY stream read in process (vgpu_mig_read)",
 	};
-	struct dist m = rate_of(t[P_MEMCPY], REPS, size), h = rate_of(t[P_HASH_CACHE], REPS, size);
+	struct dist m = rate_of(t[P_MEMCPY], REPS, size);
 	struct dist s = rate_of(t[P_SAVE], REPS, size);
 	double wire = rate_of(r->t[0], REPS, r->bytes[0]).med;
 
@@ -588,21 +593,26 @@ static void passes_print(double t[NPASS][REPS], uint64_t size, const struct stre
 		printf("| %s | %.2f | %.2f - %.2f | %.2f |\n", what[k], d.med, d.lo, d.hi,
 		       d.med / m.med);
 	}
-	printf("\nIn process the saver runs at %.2f GB/s, %.2f of memcpy: a memcpy of each "
-	       "chunk into the reader's buffer, then XXH3 of the copy, which takes about "
-	       "%.0f%% of the saver's time.  Over the socket the stream runs at %.2f GB/s, "
-	       "well below the saver: neither XXH3 nor the saver is what limits "
-	       "MIG_DATA_READ.  Each MiB is a request and a reply, so the saver's work, the "
-	       "reply's trip through the socket and the client's copy out of its receive "
-	       "buffer happen one after the other, never overlapped: from this run's "
-	       "floors that predicts 1 / (1/%.2f + 1/%.2f + 1/%.2f) = %.2f GB/s.\n",
-	       s.med, s.med / m.med, 100.0 * s.med / h.med, wire, s.med, sock_gbs, m.med,
-	       1 / (1 / s.med + 1 / sock_gbs + 1 / m.med));
+	struct dist hm = rate_of(t[P_HASH_MEM], REPS, size);
+
+	printf("\nIn process the copying saver (what a checkpoint and PRE_COPY use) runs at "
+	       "%.2f GB/s, %.2f of memcpy: a memcpy of each chunk into the reader's buffer, "
+	       "then XXH3 of the copy.  Over the socket, STOP_COPY replies are sent from "
+	       "VRAM in place (mig_dev_data_readv): the server hashes each VRAM chunk where "
+	       "it lies and sendmsg copies it into the socket, so the saver's memcpy is gone; "
+	       "PRE_COPY still copies, since engines may write a page between its hash and "
+	       "its send.  The client receives each reply's data straight into the "
+	       "caller's buffer (vfu_client_mig_read), so its only copy is the socket's "
+	       "own.  Each MiB is still a request and a reply, one at a time: the hash and "
+	       "the reply's trip through the socket happen one after the other.  From this "
+	       "run's floors that predicts 1 / (1/%.2f + 1/%.2f) = %.2f GB/s for STOP_COPY; "
+	       "measured: %.2f GB/s.\n",
+	       s.med, s.med / m.med, hm.med, sock_gbs, 1 / (1 / hm.med + 1 / sock_gbs), wire);
 }
 
 /* ---- 2. checkpoint files ---- */
 
-enum { C_DIRECT, C_BUFFERED, C_FULL, C_RESTORE, C_HALF, C_HALF_RESTORE, NCK };
+enum { C_DIRECT, C_DIRECT_DATA, C_BUFFERED, C_FULL, C_RESTORE, C_HALF, C_HALF_RESTORE, NCK };
 
 /* Drop the file's pages from the page cache: the restore reads the disk. */
 static void evict(const char *dir, const char *name)
@@ -655,8 +665,11 @@ static int ckpt_all(struct local *l, uint64_t size, const char *dir, double t[NC
 		for (int i = 0; i < CK_REPS; i++) {
 			int w = half ? C_HALF : C_FULL;
 
-			if (!half && (t[C_DIRECT][i] = odirect_write(dir, size)) < 0 &&
+			if (!half && (t[C_DIRECT][i] = odirect_write(dir, size, false)) < 0 &&
 			    t[C_DIRECT][i] != -EINVAL)
+				return -1;
+			if (!half && (t[C_DIRECT_DATA][i] = odirect_write(dir, size, true)) < 0 &&
+			    t[C_DIRECT_DATA][i] != -EINVAL)
 				return -1;
 			if (!half && (t[C_BUFFERED][i] = buffered_write(dir, size, buf)) < 0)
 				return -1;
@@ -673,26 +686,44 @@ static int ckpt_all(struct local *l, uint64_t size, const char *dir, double t[NC
 	return 0;
 }
 
+/* Median and range over the repetitions of base[i] / t[i]. */
+static struct dist paired_ck(const double *base, const double *t)
+{
+	double q[CK_REPS];
+
+	for (int i = 0; i < CK_REPS; i++)
+		q[i] = base[i] / t[i];
+	return dist_of(q, CK_REPS);
+}
+
 static void ckpt_print(double t[NCK][REPS], const uint64_t fsize[NCK], uint64_t size,
 		       const char *fs)
 {
 	static const char *const what[] = {
 		"O_DIRECT write of zeros, 1 MiB writes (dd oflag=direct)",
+		"O_DIRECT write of the VRAM pattern (non-zero), 1 MiB writes",
 		"write() through the page cache, 1 MiB writes, then fsync",
 		"checkpoint, every page data", "restore of it (file evicted from the page cache)",
 		"checkpoint, every other MiB zero", "restore of it (file evicted)",
 	};
 	bool direct = t[C_DIRECT][0] >= 0;
 	struct dist base = direct ? rate_of(t[C_DIRECT], CK_REPS, size) : (struct dist){ 0 };
-	struct dist full = rate_of(t[C_FULL], CK_REPS, size);
+	struct dist based = direct ? rate_of(t[C_DIRECT_DATA], CK_REPS, size) : (struct dist){ 0 };
+	struct dist full = rate_of(t[C_FULL], CK_REPS, size), pz = { 0 }, pd = { 0 };
 
-	printf("| %llu MiB partition | ms | range | GB/s of VRAM | vs O_DIRECT | file bytes |\n"
-	       "| --- | ---: | ---: | ---: | ---: | ---: |\n", (unsigned long long)(size / MIB));
+	if (direct) {
+		pz = paired_ck(t[C_DIRECT], t[C_FULL]);
+		pd = paired_ck(t[C_DIRECT_DATA], t[C_FULL]);
+	}
+	printf("| %llu MiB partition | ms | range | GB/s of VRAM | vs O_DIRECT of zeros "
+	       "| vs O_DIRECT of data | file bytes |\n"
+	       "| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n",
+	       (unsigned long long)(size / MIB));
 	for (int k = 0; k < NCK; k++) {
 		struct dist d, r;
 
-		if (k == C_DIRECT && !direct) {
-			printf("| %s | not supported on %s | | | | |\n", what[k], fs);
+		if ((k == C_DIRECT || k == C_DIRECT_DATA) && !direct) {
+			printf("| %s | not supported on %s | | | | | |\n", what[k], fs);
 			continue;
 		}
 		d = dist_of(t[k], CK_REPS);
@@ -700,18 +731,26 @@ static void ckpt_print(double t[NCK][REPS], const uint64_t fsize[NCK], uint64_t 
 		printf("| %s | %.0f | %.0f - %.0f | %.2f | ", what[k], d.med * 1e3, d.lo * 1e3,
 		       d.hi * 1e3, r.med);
 		if (direct && k != C_RESTORE && k != C_HALF_RESTORE)
-			printf("%.2f |", r.med / base.med);
+			printf("%.2f | %.2f |", r.med / base.med, r.med / based.med);
 		else
-			printf("- |");
+			printf("- | - |");
 		printf(" %llu |\n", (unsigned long long)(k <= C_BUFFERED ? size : fsize[k]));
 	}
 	if (direct)
-		printf("\nCheckpoint write throughput: **%.2f** of the O_DIRECT write (target "
-		       ">= 0.8): **%s**.  The same bytes written through the page cache and "
-		       "fsynced reach %.2f of it by themselves.  The checkpoint writes 1 MiB "
-		       "chunks with O_DIRECT (ext4; through the page cache where a file system "
-		       "has no O_DIRECT), each after the saver has made it: saving and writing "
-		       "take turns, never overlap.\n", full.med / base.med, verdict(full.med / base.med >= 0.8),
+		printf("\nCheckpoint write throughput: **%.2f** of the O_DIRECT write of zeros "
+		       "(medians; target >= 0.8): **%s**; each checkpoint against the one just "
+		       "before it, median %.2f (range %.2f - %.2f).  Against an O_DIRECT write "
+		       "of as many non-zero bytes: %.2f (paired: median %.2f, range %.2f - "
+		       "%.2f); on this host that write itself runs at %.2f of the zeros', its "
+		       "disk being quicker at writing zeros.  The same bytes written through the "
+		       "page cache and fsynced reach %.2f of the zeros' write.  The saver fills "
+		       "a ring of eight 1 MiB aligned buffers while a writer thread writes the "
+		       "ones before, up to four in one write, with O_DIRECT (ext4; through the "
+		       "page cache where a file system has no O_DIRECT), so saving and writing "
+		       "overlap and the checkpoint waits on the disk; the restore's reader "
+		       "thread reads ahead the same way while the parser loads.\n",
+		       full.med / base.med, verdict(full.med / base.med >= 0.8), pz.med, pz.lo,
+		       pz.hi, full.med / based.med, pd.med, pd.lo, pd.hi, based.med / base.med,
 		       rate_of(t[C_BUFFERED], CK_REPS, size).med / base.med);
 	else
 		printf("\nCheckpoint write throughput: no O_DIRECT baseline on %s.\n",
@@ -992,31 +1031,39 @@ static void intro(void)
 	       "figure a median over repetitions with its range, every ratio against a "
 	       "floor of this host measured in the same run.  VRAM holds non-zero data "
 	       "unless said.  Reads and writes of the stream are 1 MiB, the vfio-user "
-	       "server's largest.  Command: `make bench` (perf/mig_perf.c).\n\n");
+	       "server's largest.  Command: `make bench` (perf/mig_perf.c); "
+	       "one part alone: `build/perf/mig_perf stream`, `ckpt` or `move`, with GPUP_BIN "
+	       "and GPUP_GUESTS set as `make bench` sets them.\n\n");
 }
 
 static void floors_print(double mem[REPS], double sock[REPS], double hash[REPS],
 			 double direct[REPS], const char *fs)
 {
-	struct dist m = rate_of(mem, REPS, 256 * MIB), s = rate_of(sock, REPS, GIB);
+	struct dist m = rate_of(mem, REPS, 256 * MIB);
+	struct dist s = sock ? rate_of(sock, REPS, GIB) : (struct dist){ 0 };
 	struct dist h = rate_of(hash, REPS, GIB);
 
 	printf("Floors of this host (same run):\n\n| floor | GB/s | range |\n| --- | ---: | ---: |\n");
 	printf("| memcpy, 256 MiB between touched buffers | %.2f | %.2f - %.2f |\n", m.med, m.lo,
 	       m.hi);
-	printf("| UNIX stream socket, another process writing, 1 MiB reads, 1 GiB | %.2f | "
-	       "%.2f - %.2f |\n", s.med, s.lo, s.hi);
+	if (sock)
+		printf("| UNIX stream socket, another process writing, 1 MiB reads, 1 GiB | %.2f "
+		       "| %.2f - %.2f |\n", s.med, s.lo, s.hi);
 	printf("| XXH3_64bits over 1 GiB of VRAM, 1 MiB at a time | %.2f | %.2f - %.2f |\n", h.med,
 	       h.lo, h.hi);
-	if (direct[0] >= 0) {
+	if (direct && direct[0] >= 0) {
 		struct dist d = rate_of(direct, CK_REPS, GIB);
 
-		printf("| O_DIRECT write of 1 GiB into the checkpoint directory (%s) | %.2f | "
+		printf("| O_DIRECT write of 1 GiB of zeros into the checkpoint directory (%s) | %.2f | "
 		       "%.2f - %.2f |\n", fs, d.med, d.lo, d.hi);
 	}
 }
 
+/* The parts to run: all by default, or those named on the command line. */
+enum { W_STREAM = 1, W_CKPT = 2, W_MOVE = 4 };
+
 struct results {
+	unsigned int want;
 	double mem[REPS], pass_t[NPASS][REPS], ck[NCK][REPS];
 	uint64_t fsize[NCK];
 	struct stream_row stream[2];
@@ -1025,6 +1072,10 @@ struct results {
 	char dir[256];
 	const char *fs, *skipped;
 };
+
+static void stream_report(struct results *R, double *sock1g);
+static void ckpt_report(struct results *R);
+static void move_report(struct results *R, double memcpy_gbs);
 
 static void report(struct results *R)
 {
@@ -1035,7 +1086,20 @@ static void report(struct results *R)
 	for (int i = 0; i < REPS; i++)
 		sock1g[i] = s1->base[0][i] * (double)GIB / (double)s1->bytes[0];
 	intro();
-	floors_print(R->mem, sock1g, R->pass_t[P_HASH_MEM], R->ck[C_DIRECT], R->fs);
+	floors_print(R->mem, R->want & W_STREAM ? sock1g : NULL, R->pass_t[P_HASH_MEM],
+		     R->want & W_CKPT ? R->ck[C_DIRECT] : NULL, R->fs);
+	if (R->want & W_STREAM)
+		stream_report(R, sock1g);
+	if (R->want & W_CKPT)
+		ckpt_report(R);
+	if (R->want & W_MOVE)
+		move_report(R, mem.med);
+	if (R->skipped)
+		printf("\n%s\n", R->skipped);
+}
+
+static void stream_report(struct results *R, double *sock1g)
+{
 	printf("\n### MIG_DATA_READ over a partition's vfio-user socket\n\n");
 	printf("A daemon with two %llu MiB sim GPUs; a client takes a partition through "
 	       "STOP_COPY (RUNNING -> STOP -> STOP_COPY), or through one PRE_COPY round and "
@@ -1044,7 +1108,11 @@ static void report(struct results *R)
 	       "bytes into a UNIX stream socket that this one reads 1 MiB at a time.\n\n",
 	       (unsigned long long)(GPU_VRAM / MIB));
 	stream_print(R->stream, 2);
-	passes_print(R->pass_t, GIB, s1, rate_of(sock1g, REPS, GIB).med);
+	passes_print(R->pass_t, GIB, &R->stream[1], rate_of(sock1g, REPS, GIB).med);
+}
+
+static void ckpt_report(struct results *R)
+{
 	printf("\n### Checkpoint files\n\n");
 	printf("`vgpu_checkpoint` (migrate's `mig_file_save`: pre-copy while running, then "
 	       "STOP_COPY; written to a temporary name, fsynced, renamed, directory fsynced) "
@@ -1054,6 +1122,10 @@ static void report(struct results *R)
 	       "(`vgpu_restore`) reads the file after its pages were dropped from the page "
 	       "cache, and must give back the VRAM that was saved.\n\n", R->fs);
 	ckpt_print(R->ck, R->fsize, GIB, R->fs);
+}
+
+static void move_report(struct results *R, double memcpy_gbs)
+{
 	printf("\n### Pause of a device migration under a dirtying workload\n\n");
 	printf("A move between two GPUs driven by a vfio-user client, as a VMM would drive "
 	       "it (not `gpup move`, which moves a sim GPU's VRAM file without copying).  "
@@ -1071,10 +1143,8 @@ static void report(struct results *R)
 		"against the bytes moved at the memcpy rate above (%.2f GB/s).  After the "
 		"last move every 256 KiB of VRAM must hold the initial data or the last FILL "
 		"the workload saw land (bit-exact).\n\n",
-		MAX_ROUNDS, mem.med);
-	move_print(R->move, R->nmove, mem.med);
-	if (R->skipped)
-		printf("\n%s\n", R->skipped);
+		MAX_ROUNDS, memcpy_gbs);
+	move_print(R->move, R->nmove, memcpy_gbs);
 }
 
 /* ---- main ---- */
@@ -1091,10 +1161,10 @@ static int run_daemon_parts(struct results *R, int peer, uint8_t *buf)
 		fprintf(stderr, "mig_perf: could not start a daemon (GPUP_BIN?)\n");
 		return -1;
 	}
-	for (int i = 0; i < 2; i++)
+	for (int i = 0; i < 2 && (R->want & W_STREAM); i++)
 		if (stream_size(&R->stream[i], types[i], i == 0, peer, buf))
 			return -1;
-	for (int i = 0; i < 3; i++) {
+	for (int i = 0; i < 3 && (R->want & W_MOVE); i++) {
 		if (i == 2 && mem_available() < 2 * GPU_VRAM + 2 * GIB) {
 			R->skipped = "4 GiB partitions not measured: less than 10 GiB of memory "
 				     "was available for a source and a destination of 4 GiB.";
@@ -1121,7 +1191,7 @@ static int run_local(struct results *R, uint8_t *buf)
 	R->fs = fs_name(R->dir);
 	pattern(l.vram, GIB, 0, false);
 	rc = passes(&l, GIB, buf, R->pass_t);
-	if (!rc)
+	if (!rc && (R->want & W_CKPT))
 		rc = ckpt_all(&l, GIB, R->dir, R->ck, R->fsize, buf);
 out:
 	local_down(&l);
@@ -1135,19 +1205,43 @@ out:
 	return rc;
 }
 
-int main(void)
+/* "stream", "ckpt", "move": only those parts. */
+static int parse_args(int argc, char **argv, unsigned int *want)
+{
+	static const char *const names[] = { "stream", "ckpt", "move" };
+
+	*want = argc > 1 ? 0 : W_STREAM | W_CKPT | W_MOVE;
+	for (int i = 1; i < argc; i++) {
+		unsigned int k = 0;
+
+		while (k < 3 && strcmp(argv[i], names[k]))
+			k++;
+		if (k == 3) {
+			fprintf(stderr, "usage: mig_perf [stream] [ckpt] [move] (default: all)\n");
+			return -1;
+		}
+		*want |= 1u << k;
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
 {
 	static struct results R;
 	static uint8_t buf[XFER];
 	int peer = -1, st, rc;
-	pid_t pid = peer_start(&peer);
+	pid_t pid;
+
+	if (parse_args(argc, argv, &R.want))
+		return 2;
+	pid = peer_start(&peer);
 
 	if (pid < 0 || memcpy_floor(R.mem)) {
 		fprintf(stderr, "mig_perf: could not set up the baselines\n");
 		return 1;
 	}
 	rc = run_local(&R, buf);
-	if (!rc)
+	if (!rc && (R.want & (W_STREAM | W_MOVE)))
 		rc = run_daemon_parts(&R, peer, buf);
 	dl_teardown(&dmn);
 	close(peer);

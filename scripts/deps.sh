@@ -7,14 +7,20 @@
 # the man pages from the --help texts (scripts/man.sh); debhelper builds
 # the Debian package (dpkg-buildpackage -b -us -uc; tests/deb_test.c);
 # python3-prometheus-client parses the metrics (scripts/check-metrics.py);
-# libnvme-dev finds NVMe namespaces for `gpup storage`.
-# `deps.sh fuzz` what only the fuzz harnesses need (clang and libFuzzer).
+# libnvme-dev finds NVMe namespaces for `gpup storage`;
+# systemd, curl and man-db: tests/systemd_test.c boots systemd as PID 1 of
+# namespaces of its own to run gpup.service, scrape it and read its man page;
+# resource-agents has ocf-tester, which checks the cluster resource agent
+# (dist/ocf/gpup-vm; tests/ocf_test.c).
+# `deps.sh fuzz` what only the fuzz harnesses need (clang and libFuzzer);
+# `deps.sh cluster` what make cluster-test needs (Pacemaker and corosync).
 set -e
 PKGS="gcc make libc6-dev linux-libc-dev libcriterion-dev libjson-c-dev
 libxxhash-dev libpciaccess-dev libdrm-dev libzstd-dev libseccomp-dev libnvme-dev
 gnuplot-nox qemu-system-x86 python3-jsonschema help2man debhelper
-python3-prometheus-client"
+python3-prometheus-client systemd curl man-db resource-agents"
 [ "$1" = fuzz ] && PKGS="$PKGS clang libclang-rt-14-dev"
+[ "$1" = cluster ] && PKGS="$PKGS pacemaker corosync pacemaker-cli-utils"
 missing=""
 for p in $PKGS; do
 	st=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)

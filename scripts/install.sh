@@ -1,11 +1,13 @@
 #!/bin/sh
 # `make install`: gpup, its guest images, scenarios and their schemas, man
-# pages, the systemd unit, bash completion and an example config file.
+# pages, the systemd unit, bash completion, an example config file and the
+# cluster resource agent (OCF: OCFDIR/resource.d/gpup/vm).
 #   sh scripts/install.sh BIN GUESTDIR MANDIR
 # Where, from the environment (the Makefile passes its variables):
 # DESTDIR (a staging root, for packages), PREFIX (default /usr/local),
 # BINDIR, LIBDIR, DATADIR, MANDIR, UNITDIR, COMPLETIONDIR, SYSCONFDIR
-# (default /etc: the daemon reads /etc/gpup/gpup.conf).  An existing
+# (default /etc: the daemon reads /etc/gpup/gpup.conf), OCFDIR (default
+# /usr/lib/ocf, where Pacemaker looks whatever the prefix).  An existing
 # gpup.conf is left alone.
 set -eu
 bin=$1 guests=$2 man=$3
@@ -14,6 +16,7 @@ src=$(dirname "$0")/..
 : "${BINDIR:=$PREFIX/bin}" "${LIBDIR:=$PREFIX/lib}" "${DATADIR:=$PREFIX/share}"
 : "${MANDIR:=$DATADIR/man}" "${UNITDIR:=$PREFIX/lib/systemd/system}"
 : "${COMPLETIONDIR:=$DATADIR/bash-completion/completions}" "${SYSCONFDIR:=/etc}"
+: "${OCFDIR:=/usr/lib/ocf}"
 d=$DESTDIR
 
 install -D -m 0755 "$bin" "$d$BINDIR/gpup"
@@ -29,6 +32,7 @@ install -d "$d$UNITDIR"
 sed "s|@BINDIR@|$BINDIR|g" "$src/dist/gpup.service.in" >"$d$UNITDIR/gpup.service"
 chmod 0644 "$d$UNITDIR/gpup.service"
 install -D -m 0644 "$src/dist/gpup.bash-completion" "$d$COMPLETIONDIR/gpup"
+install -D -m 0755 "$src/dist/ocf/gpup-vm" "$d$OCFDIR/resource.d/gpup/vm"
 if [ ! -e "$d$SYSCONFDIR/gpup/gpup.conf" ]; then
 	install -D -m 0644 "$src/dist/gpup.conf" "$d$SYSCONFDIR/gpup/gpup.conf"
 fi

@@ -497,10 +497,11 @@ Test(daemon_cli, bad_settings_files_are_skipped_with_a_log_line)
 	write_state("gpus", "gpu0.json", "{ \"version\": 1, \"policy\": ");
 	write_state("gpus", "gpu1.json", "{\"version\":9,\"gpu\":\"gpu1\",\"policy\":\"fifo\","
 		    "\"slice_ns\":0,\"watchdog_ns\":0}");
-	write_state("partitions", "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee.json",
-		    "{\"version\":1,\"uuid\":\"aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee\","
-		    "\"parent\":\"gpu0\",\"type\":\"sim-16m-4\",\"vram_offset\":0,"
-		    "\"vram_size\":16777216,\"attrs\":[{\"sched_weight\":\"heavy\"}]}");
+	write_state("definitions", ".keep", "");
+	write_state("definitions/gpu0", "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee",
+		    "{\"mdev_type\":\"sim-16m-4\",\"start\":\"auto\",\"attrs\":["
+		    "{\"vram_offset\":\"0\"},{\"vram_size\":\"16777216\"},"
+		    "{\"sched_weight\":\"heavy\"}]}");
 	start();
 	assert_gpu_sched(0, "weighted", 2000000, 0);
 	assert_gpu_sched(1, "weighted", 2000000, 0);
@@ -509,7 +510,7 @@ Test(daemon_cli, bad_settings_files_are_skipped_with_a_log_line)
 	tl_slurp(path, log, sizeof(log));
 	cr_assert_eq(count(log, "ignoring GPU settings file"), 2, "%s", log);
 	cr_assert(strstr(log, "gpu1.json: format version 9 is not 1\n"), "%s", log);
-	cr_assert(strstr(log, "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee.json: scheduler defaults "
+	cr_assert(strstr(log, "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee: scheduler defaults "
 			      "used: sched_weight 'heavy' is not a number from 0 to 1000000\n"),
 		  "%s", log);
 	cr_assert_eq(gpup("exercise aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee --size 1M"), 0, "%s%s",
@@ -614,7 +615,7 @@ Test(daemon_cli, unavailable_definition_keeps_its_uuid)
 	cr_assert_eq(gpup("destroy " UU), 0, "%s", err);
 	cr_assert_eq(gpup("list"), 0);
 	cr_assert_str_eq(out, "no partitions; create one with 'gpup create --type NAME'\n");
-	snprintf(path, sizeof(path), "%s/partitions/" UU ".json", state_dir);
+	snprintf(path, sizeof(path), "%s/definitions/gpu1/" UU, state_dir);
 	cr_assert_neq(access(path, F_OK), 0, "destroy removed the definition");
 	cr_assert_eq(gpup("create --gpu gpu0 --type sim-16m-4 --uuid " UU), 0, "%s", err);
 }
@@ -625,8 +626,9 @@ Test(daemon_cli, state_files_that_are_not_regular_files_are_skipped)
 {
 	char path[256], log[16384], want[320];
 
-	write_state("partitions", "keep", "");
-	snprintf(path, sizeof(path), "%s/partitions/" UU ".json", state_dir);
+	write_state("definitions", ".keep", "");
+	write_state("definitions/gpu0", "keep", "");
+	snprintf(path, sizeof(path), "%s/definitions/gpu0/" UU, state_dir);
 	cr_assert_eq(mkfifo(path, 0600), 0);
 	snprintf(path, sizeof(path), "%s/gpus", state_dir);
 	mkdir(path, 0700);
@@ -635,8 +637,8 @@ Test(daemon_cli, state_files_that_are_not_regular_files_are_skipped)
 	start();
 	snprintf(path, sizeof(path), "%s/daemon.log", run_dir);
 	tl_slurp(path, log, sizeof(log));
-	snprintf(want, sizeof(want), "gpup daemon: skipping partition file %s/partitions/" UU
-		 ".json: not a regular file\n", state_dir);
+	snprintf(want, sizeof(want), "gpup daemon: skipping partition file %s/definitions/gpu0/"
+		 UU ": not a regular file\n", state_dir);
 	cr_assert(strstr(log, want), "%s", log);
 	snprintf(want, sizeof(want), "gpup daemon: ignoring GPU settings file %s/gpus/gpu0.json: "
 		 "a symbolic link, not a regular file\n", state_dir);

@@ -284,13 +284,15 @@ Test(daemon_e2e, corrupt_state_file_is_skipped)
 	FILE *f;
 
 	cr_assert_eq(stop_daemon(), 0);
-	snprintf(path, sizeof(path), "%s/partitions", dmn.state_dir);
+	snprintf(path, sizeof(path), "%s/definitions", dmn.state_dir);
 	mkdir(path, 0700);
-	snprintf(path, sizeof(path), "%s/partitions/01234567-89ab-4cde-8f01-23456789abcd.json",
+	snprintf(path, sizeof(path), "%s/definitions/gpu0", dmn.state_dir);
+	mkdir(path, 0700);
+	snprintf(path, sizeof(path), "%s/definitions/gpu0/01234567-89ab-4cde-8f01-23456789abcd",
 		 dmn.state_dir);
 	f = fopen(path, "w");
 	cr_assert_not_null(f);
-	fputs("{\"uuid\": \"01234567-89ab", f);
+	fputs("{\"mdev_type\": \"sim-", f);
 	fclose(f);
 	start_daemon();
 	req = gpup_ctl_request(GPUP_CTL_M_LIST);

@@ -429,7 +429,7 @@ Test(daemon_failover, protection_is_kept_in_the_definition_and_destroy_removes_t
 
 	protected_one(u, &c);
 	detach(&c);
-	snprintf(path, sizeof(path), "%s/partitions/%s.json", dmn.state_dir, u);
+	snprintf(path, sizeof(path), "%s/definitions/gpu0/%s", dmn.state_dir, u);
 	tl_slurp(path, def, sizeof(def));
 	cr_assert(strstr(def, "\"every_ms\":3600000") || strstr(def, "\"every_ms\": 3600000"), "%s",
 		  def);

@@ -309,7 +309,7 @@ Test(daemon_jail, user_drops_root_once_set_up)
 	snprintf(path, sizeof(path), "%s/gpup.sock", dmn.run_dir);
 	expect_owner(path, uid);
 	create(uuid);
-	snprintf(path, sizeof(path), "%s/partitions/%s.json", dmn.state_dir, uuid);
+	snprintf(path, sizeof(path), "%s/definitions/gpu0/%s", dmn.state_dir, uuid);
 	expect_owner(path, uid);
 	snprintf(path, sizeof(path), "%s/%s.sock", dmn.run_dir, uuid);
 	expect_owner(path, uid);
@@ -320,7 +320,7 @@ Test(daemon_jail, user_drops_root_once_set_up)
 	gpup_vg_close(&g);
 	vfu_client_close(cl);
 	destroy(uuid);
-	snprintf(path, sizeof(path), "%s/partitions/%s.json", dmn.state_dir, uuid);
+	snprintf(path, sizeof(path), "%s/definitions/gpu0/%s", dmn.state_dir, uuid);
 	cr_assert_eq(access(path, F_OK), -1, "the definition is gone");
 	cr_assert_eq(dl_stop(&dmn), 0, "see %s", dmn.log);
 	snprintf(path, sizeof(path), "%s/gpup.sock", dmn.run_dir);

@@ -135,13 +135,22 @@ static int64_t vram_free(const char *gpu)
 	return v;
 }
 
+/* Its definition file, which must be one, under its GPU: "gpuN: TEXT". */
 static void definition(const char *uuid, char *buf, size_t len)
 {
-	char path[PATH_MAX];
+	char path[PATH_MAX], text[1024];
+	int n = snprintf(buf, len, "%s", "");
+	int found = 0;
 
-	snprintf(path, sizeof(path), "%s/partitions/%s.json", dmn.state_dir, uuid);
-	tl_slurp(path, buf, len);
-	cr_assert(buf[0], "no definition at %s", path);
+	for (unsigned int i = 0; i < 4; i++) {
+		snprintf(path, sizeof(path), "%s/definitions/gpu%u/%s", dmn.state_dir, i, uuid);
+		if (access(path, F_OK))
+			continue;
+		tl_slurp(path, text, sizeof(text));
+		n += snprintf(buf + n, len - (size_t)n, "gpu%u: %s", i, text);
+		found++;
+	}
+	cr_assert_eq(found, 1, "%d definitions of %s", found, uuid);
 }
 
 /* A client: the driver over its connection, and BAR2 mapped from the fd
@@ -388,7 +397,9 @@ static void fails_at(const char *op, int err, const char *want)
 	definition(a, before, sizeof(before));
 	off = where(a, gpu);
 	free2 = vram_free("gpu2");
-	snprintf(tmp, sizeof(tmp), "%s/partitions/.%s.json.tmp", dmn.state_dir, a);
+	snprintf(tmp, sizeof(tmp), "%s/definitions/gpu2", dmn.state_dir);
+	mkdir(tmp, 0700);
+	snprintf(tmp, sizeof(tmp), "%s/definitions/gpu2/.%s.tmp", dmn.state_dir, a);
 	if (op)
 		fault("gpu2", op, err);
 	else

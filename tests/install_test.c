@@ -69,8 +69,11 @@ Test(install, into_a_scratch_root)
 		"/usr/share/gpup/schema/bench-scenario.schema.json",
 		"/usr/share/man/man1/gpup.1", "/usr/share/man/man1/gpup-create.1",
 		"/usr/share/man/man1/gpup-daemon.1", "/usr/share/man/man1/gpup-bench.1",
+		"/usr/share/man/man1/gpup-define.1", "/usr/share/man/man1/gpup-undefine.1",
+		"/usr/share/man/man1/gpup-start.1",
 		"/usr/lib/systemd/system/gpup.service",
 		"/usr/share/bash-completion/completions/gpup", "/etc/gpup/gpup.conf",
+		"/usr/lib/ocf/resource.d/gpup/vm",
 	};
 	const char *bin = getenv("GPUP_BIN"), *guests = getenv("GPUP_GUESTS");
 	char buf[65536];
@@ -136,6 +139,10 @@ Test(install, bash_completion)
 	cr_assert_str_eq(buf, "--type\n");
 	complete("gpup sched --policy e", 3, buf, sizeof(buf));
 	cr_assert_str_eq(buf, "equal-share\n");
+	complete("gpup und", 1, buf, sizeof(buf));
+	cr_assert_str_eq(buf, "undefine\n");
+	complete("gpup define --start m", 3, buf, sizeof(buf));
+	cr_assert_str_eq(buf, "manual\n");
 	/* type names from the daemon at --run-dir */
 	snprintf(args, sizeof(args), "%s --run-dir %s/run daemon --detach --state-dir %s/state "
 		 "--sim-gpus 1 --vram 64M --config ''", bin, dir, dir);
@@ -143,4 +150,10 @@ Test(install, bash_completion)
 	snprintf(args, sizeof(args), "gpup --run-dir %s/run create --type sim-64m-", dir);
 	complete(args, 5, buf, sizeof(buf));
 	cr_assert_str_eq(buf, "sim-64m-1\n");
+	/* partition UUIDs for start and undefine */
+	cr_assert_eq(sh("%s --run-dir %s/run define --type sim-16m-4 --uuid "
+			"aaaaaaaa-0000-4000-8000-00000000000a", bin, dir), 0);
+	snprintf(args, sizeof(args), "gpup --run-dir %s/run start a", dir);
+	complete(args, 4, buf, sizeof(buf));
+	cr_assert_str_eq(buf, "aaaaaaaa-0000-4000-8000-00000000000a\n");
 }

@@ -7,7 +7,9 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -318,6 +320,58 @@ Test(mig_feature, checkpoint_file_round_trip)
 	cr_assert_eq(d2->vram[3], (uint8_t)(3 * 7 + 1));
 	mig_dev_destroy(m2);
 	free(d2);
+	rm_tmp();
+}
+
+static void read_file(const char *name, uint8_t *p, size_t max, size_t *len)
+{
+	char path[300];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	f = fopen(path, "rb");
+	cr_assert_not_null(f, "%s", path);
+	*len = fread(p, 1, max, f);
+	fclose(f);
+}
+
+/* The writer thread's error is the checkpoint's: named as a write of the
+ * temporary file, which is removed; the previous checkpoint stays byte
+ * for byte, and loads. */
+Test(mig_feature, checkpoint_write_error_keeps_previous)
+{
+	static uint8_t before[2 * SIZE], after[2 * SIZE];
+	struct rlimit lim = { 64 * 1024, RLIM_INFINITY };
+	size_t n1, n2;
+	char err[256] = "";
+
+	mkdir_tmp();
+	for (int i = 0; i < SIZE; i++)
+		dev->vram[i] = (uint8_t)(i * 13 + 5);
+	memcpy(dev->blob, "FIRST..1", 8);
+	cr_assert_eq(mig_file_save(md, dir, "ck", NULL, err, sizeof(err)), 0, "%s", err);
+	read_file("ck", before, sizeof(before), &n1);
+	cr_assert_gt(n1, (size_t)SIZE, "the file holds all of VRAM");
+
+	/* Writes past 64 KiB fail with EFBIG (the signal ignored). */
+	memcpy(dev->blob, "SECOND.2", 8);
+	memset(dev->vram, 0x3c, SIZE);
+	signal(SIGXFSZ, SIG_IGN);
+	cr_assert_eq(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	cr_assert_eq(mig_file_save(md, dir, "ck", NULL, err, sizeof(err)), -EFBIG);
+	cr_assert(strstr(err, "cannot write ") && strstr(err, "/.ck.tmp.") &&
+		  strstr(err, strerror(EFBIG)), "%s", err);
+	cr_assert_eq(mig_dev_state(md), MIG_RUNNING);
+	cr_assert(!dev->quiesced);
+	cr_assert_eq(count_files(), 1, "the temporary file is gone");
+	read_file("ck", after, sizeof(after), &n2);
+	cr_assert_eq(n2, n1);
+	cr_assert(!memcmp(before, after, n1), "the previous checkpoint changed");
+
+	cr_assert_eq(mig_file_restore(md, dir, "ck", err, sizeof(err)), 0, "%s", err);
+	for (int i = 0; i < SIZE; i++)
+		cr_assert_eq(dev->vram[i], (uint8_t)(i * 13 + 5));
+	cr_assert(!memcmp(dev->blob, "FIRST..1", 8));
 	rm_tmp();
 }
 

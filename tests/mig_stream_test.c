@@ -1007,3 +1007,295 @@ Test(mig_stream, a_chain_link_is_refused_as_a_plain_stream)
 	free(s.p);
 	pair_free(&p);
 }
+
+/* ---- MIG_DATA_READ as pieces (mig_dev_data_readv) ---- */
+
+/* Read until a short read with readv, `step` bytes and at most max pieces
+ * a read, gathering the pieces into b: bytes this round.  *in_vram counts
+ * pieces that lay inside f's VRAM (sent in place). */
+static size_t readv_round(struct mig_dev *md, const struct fake *f, struct buf *b,
+			  uint32_t step, unsigned int max, unsigned int *in_vram)
+{
+	size_t start = b->len;
+	struct iovec iov[64];
+	unsigned int n;
+	int got;
+
+	cr_assert_leq(max, 64);
+	do {
+		size_t sum = 0;
+
+		if (b->cap < b->len + step) {
+			b->cap = (b->len + step) * 2;
+			b->p = realloc(b->p, b->cap);
+		}
+		got = mig_dev_data_readv(md, step, iov, max, &n);
+		cr_assert_geq(got, 0, "readv: %d", got);
+		cr_assert_leq((uint32_t)got, step);
+		cr_assert_leq(n, max);
+		for (unsigned int i = 0; i < n; i++) {
+			const uint8_t *p = iov[i].iov_base;
+
+			cr_assert_gt(iov[i].iov_len, 0, "an empty piece");
+			if (p >= f->vram && p < f->vram + f->size) {
+				cr_assert_leq(p + iov[i].iov_len, f->vram + f->size);
+				(*in_vram)++;
+			}
+			memcpy(b->p + b->len + sum, p, iov[i].iov_len);
+			sum += iov[i].iov_len;
+		}
+		cr_assert_eq(sum, (size_t)got, "the pieces hold %zu bytes of %d", sum, got);
+		b->len += sum;
+	} while ((uint32_t)got == step);
+	return b->len - start;
+}
+
+#define BIG (1024 * PG)
+
+/* STOP_COPY: the pieces, VRAM chunks in place among them, add up to the
+ * very bytes the copying read gives for the same reads; with fewer pieces
+ * allowed more is copied, never anything else.  The stream loads. */
+Test(mig_stream, readv_stop_copy_same_bytes_as_read)
+{
+	static const struct { uint32_t step; unsigned int max; bool in_place; } c[] = {
+		{ 1u << 20, 64, true }, { 1u << 20, 3, true }, { 65536, 5, true },
+		{ 1u << 20, 2, false }, { 1u << 20, 1, false }, { 4103, 64, false },
+		{ 777, 64, false },
+	};
+	struct fake *a = fake_new("t1", BIG, 1), *v = fake_new("t1", BIG, 1);
+	struct fake *b = fake_new("t1", BIG, 1);
+	struct mig_dev *ma = md_new(a, FEAT_ALL), *mv = md_new(v, FEAT_ALL);
+	struct mig_dev *mb = md_new(b, FEAT_ALL);
+
+	fill_random(a, 9);
+	fill_random(v, 9);
+	for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+		struct buf s = { 0 }, t = { 0 };
+		unsigned int in_vram = 0;
+
+		save_stopped(ma, &s, c[i].step);
+		cr_assert_eq(set_state(mv, MIG_STOP_COPY), 0);
+		readv_round(mv, v, &t, c[i].step, c[i].max, &in_vram);
+		cr_assert_eq(set_state(mv, MIG_RUNNING), 0);
+		cr_assert_eq(t.len, s.len, "step %u max %u: %zu bytes, the read gave %zu",
+			     c[i].step, c[i].max, t.len, s.len);
+		cr_assert(!memcmp(t.p, s.p, s.len), "step %u max %u: the bytes differ", c[i].step,
+			  c[i].max);
+		cr_assert_eq(in_vram > 0, c[i].in_place, "step %u max %u: %u pieces in VRAM",
+			     c[i].step, c[i].max, in_vram);
+		cr_assert_eq(load(mb, &t), 0, "%s", logbuf);
+		cr_assert_eq(set_state(mb, MIG_RUNNING), 0);
+		expect_same(v, b);
+		mig_dev_device_reset(mb);
+		free(s.p);
+		free(t.p);
+	}
+	mig_dev_destroy(ma);
+	mig_dev_destroy(mv);
+	mig_dev_destroy(mb);
+	fake_free(a);
+	fake_free(v);
+	fake_free(b);
+}
+
+/* PRE_COPY: engines may write, so no piece is VRAM itself; the final walk
+ * in STOP_COPY sends in place.  A chunk left half read is dropped with the
+ * session (a reset), and the next session starts from chunk 0. */
+Test(mig_stream, readv_precopy_copies_and_reset_drops_half_a_chunk)
+{
+	struct fake *a = fake_new("t1", BIG, 1), *b = fake_new("t1", BIG, 1);
+	struct mig_dev *ma = md_new(a, FEAT_ALL), *mb = md_new(b, FEAT_ALL);
+	struct buf s = { 0 };
+	struct iovec iov[4];
+	unsigned int in_vram = 0, n = 7;
+
+	fill_random(a, 4);
+	cr_assert_eq(mig_dev_data_readv(ma, 4096, iov, 4, &n), -EINVAL, "RUNNING");
+	cr_assert_eq(n, 0);
+	cr_assert_eq(set_state(ma, MIG_PRE_COPY), 0);
+	cr_assert_eq(mig_dev_data_readv(ma, 4096, iov, 0, &n), -EINVAL, "no room for a piece");
+	readv_round(ma, a, &s, 1u << 20, 64, &in_vram);
+	cr_assert_eq(in_vram, 0, "a piece of PRE_COPY pointed into VRAM");
+	engine_fill(a, 7, 0x77);
+	engine_fill(a, 900, 0x90);
+	cr_assert_eq(set_state(ma, MIG_STOP_COPY), 0);
+	readv_round(ma, a, &s, 1u << 20, 64, &in_vram);
+	cr_assert_eq(in_vram, 2, "the two dirtied pages go in place");
+	cr_assert_eq(load(mb, &s), 0, "%s", logbuf);
+	cr_assert_eq(set_state(mb, MIG_RUNNING), 0);
+	expect_same(a, b);
+
+	/* Half a chunk read, then a reset: the next stream is whole. */
+	cr_assert_eq(set_state(ma, MIG_RUNNING), 0);
+	cr_assert_eq(set_state(ma, MIG_STOP_COPY), 0);
+	cr_assert_eq(mig_dev_data_readv(ma, 200, iov, 4, &n), 200);
+	mig_dev_device_reset(ma);
+	fill_random(a, 5);
+	mig_dev_device_reset(mb);
+	s.len = 0;
+	save_stopped(ma, &s, 70000);
+	cr_assert_eq(load(mb, &s), 0, "%s", logbuf);
+	cr_assert_eq(set_state(mb, MIG_RUNNING), 0);
+	expect_same(a, b);
+	mig_dev_destroy(ma);
+	mig_dev_destroy(mb);
+	fake_free(a);
+	fake_free(b);
+	free(s.p);
+}
+
+/* Read-ahead: after each full read the next chunk's hash is taken ahead;
+ * reads of the size expected, or of another, give the same bytes as the
+ * copying read.  A session dropped (a state change, a reset) forgets it. */
+static size_t readv_ahead_round(struct mig_dev *md, const struct fake *f, struct buf *b,
+				const uint32_t *steps, size_t nsteps, uint32_t ahead)
+{
+	size_t start = b->len, k = 0;
+	unsigned int in_vram = 0, ni;
+	struct iovec iov[64];
+	uint32_t step;
+	int got;
+
+	do {
+		step = steps[k++ % nsteps];
+		got = mig_dev_data_readv(md, step, iov, 64, &ni);
+		cr_assert_geq(got, 0);
+		if (b->cap < b->len + (size_t)got) {
+			b->cap = (b->len + (size_t)got) * 2 + 1;
+			b->p = realloc(b->p, b->cap);
+		}
+		for (unsigned int i = 0; i < ni; i++) {
+			const uint8_t *p = iov[i].iov_base;
+
+			memcpy(b->p + b->len, p, iov[i].iov_len);
+			b->len += iov[i].iov_len;
+			in_vram += p >= f->vram && p < f->vram + f->size;
+		}
+		if ((uint32_t)got == step)
+			mig_dev_data_ahead(md, ahead);
+	} while ((uint32_t)got == step);
+	cr_assert_gt(in_vram, 0, "nothing was sent in place");
+	return b->len - start;
+}
+
+/* Every page data, no zero page: reads of 1 MiB carry one long VRAM chunk
+ * each. */
+static void fill_dense(struct fake *f, unsigned int seed)
+{
+	for (uint64_t pg = 0; pg < f->size / PG; pg++)
+		memset(f->vram + pg * PG, (int)((pg * 7 + seed) | 1), PG);
+}
+
+/* The copying read with the same sizes. */
+static void read_steps(struct mig_dev *md, struct buf *b, const uint32_t *steps, size_t nsteps)
+{
+	size_t k = 0;
+	int n;
+
+	do {
+		uint32_t step = steps[k++ % nsteps];
+
+		if (b->cap < b->len + step) {
+			b->cap = (b->len + step) * 2;
+			b->p = realloc(b->p, b->cap);
+		}
+		n = mig_dev_data_read(md, b->p + b->len, step);
+		cr_assert_geq(n, 0);
+		b->len += (size_t)n;
+	} while ((uint32_t)n == steps[(k - 1) % nsteps]);
+}
+
+Test(mig_stream, readv_ahead_same_bytes_and_forgotten_with_the_session)
+{
+	static const uint32_t same[] = { 1u << 20 }, mixed[] = { 1u << 20, 65536, 300000 };
+	struct fake *a = fake_new("t1", BIG, 1), *v = fake_new("t1", BIG, 1);
+	struct fake *b = fake_new("t1", BIG, 1);
+	struct mig_dev *ma = md_new(a, FEAT_ALL), *mv = md_new(v, FEAT_ALL);
+	struct mig_dev *mb = md_new(b, FEAT_ALL);
+	const struct { const uint32_t *steps; size_t n; } c[] = { { same, 1 }, { mixed, 3 } };
+
+	for (size_t i = 0; i < 2; i++) {
+		struct buf s = { 0 }, t = { 0 };
+
+		/* Dense: each read's long chunk is the one hashed ahead. */
+		if (i == 0) {
+			fill_dense(a, 20);
+			fill_dense(v, 20);
+		} else {
+			fill_random(a, 21);
+			fill_random(v, 21);
+		}
+		cr_assert_eq(set_state(ma, MIG_STOP_COPY), 0);
+		read_steps(ma, &s, c[i].steps, c[i].n);
+		cr_assert_eq(set_state(ma, MIG_RUNNING), 0);
+		cr_assert_eq(set_state(mv, MIG_STOP_COPY), 0);
+		readv_ahead_round(mv, v, &t, c[i].steps, c[i].n, 1u << 20);
+		cr_assert_eq(set_state(mv, MIG_RUNNING), 0);
+		cr_assert_eq(t.len, s.len, "case %zu", i);
+		cr_assert(!memcmp(t.p, s.p, s.len), "case %zu: the bytes differ", i);
+		cr_assert_eq(load(mb, &t), 0, "%s", logbuf);
+		cr_assert_eq(set_state(mb, MIG_RUNNING), 0);
+		expect_same(v, b);
+		mig_dev_device_reset(mb);
+		free(s.p);
+		free(t.p);
+	}
+
+	/* Hashed ahead, then the session dropped (to RUNNING, or a reset)
+	 * and VRAM changed: the next stream hashes what it sends. */
+	for (int how = 0; how < 2; how++) {
+		struct iovec iov[64];
+		unsigned int ni;
+		struct buf t = { 0 };
+
+		fill_random(v, 30);
+		cr_assert_eq(set_state(mv, MIG_STOP_COPY), 0);
+		cr_assert_eq(mig_dev_data_readv(mv, 1u << 20, iov, 64, &ni), 1 << 20);
+		mig_dev_data_ahead(mv, 1u << 20);
+		if (how)
+			mig_dev_device_reset(mv);
+		else
+			cr_assert_eq(set_state(mv, MIG_RUNNING), 0);
+		fill_random(v, 31 + (unsigned int)how);
+		cr_assert_eq(set_state(mv, MIG_STOP_COPY), 0);
+		readv_ahead_round(mv, v, &t, same, 1, 1u << 20);
+		cr_assert_eq(set_state(mv, MIG_RUNNING), 0);
+		cr_assert_eq(load(mb, &t), 0, "%s: %s", how ? "reset" : "RUNNING", logbuf);
+		cr_assert_eq(set_state(mb, MIG_RUNNING), 0);
+		expect_same(v, b);
+		mig_dev_device_reset(mb);
+		free(t.p);
+	}
+
+	/* The hash is taken ahead: a page changed behind the quiesced
+	 * device's back after it (as a VMM whose vCPUs still store through
+	 * BAR2 would) is caught by the destination's checksum. */
+	{
+		struct iovec iov[64];
+		unsigned int ni;
+		struct buf t = { 0 };
+
+		fill_dense(v, 40);
+		cr_assert_eq(set_state(mv, MIG_STOP_COPY), 0);
+		cr_assert_eq(mig_dev_data_readv(mv, 1u << 20, iov, 64, &ni), 1 << 20);
+		for (unsigned int i = 0; i < ni; i++) {
+			t.p = realloc(t.p, t.len + iov[i].iov_len);
+			memcpy(t.p + t.len, iov[i].iov_base, iov[i].iov_len);
+			t.len += iov[i].iov_len;
+		}
+		mig_dev_data_ahead(mv, 1u << 20);
+		v->vram[300 * PG + 17] ^= 1;
+		readv_ahead_round(mv, v, &t, same, 1, 1u << 20);
+		cr_assert_eq(set_state(mv, MIG_RUNNING), 0);
+		cr_assert_eq(load(mb, &t), -EBADMSG);
+		cr_assert(strstr(logbuf, "payload checksum mismatch"), "%s", logbuf);
+		mig_dev_device_reset(mb);
+		free(t.p);
+	}
+	mig_dev_destroy(ma);
+	mig_dev_destroy(mv);
+	mig_dev_destroy(mb);
+	fake_free(a);
+	fake_free(v);
+	fake_free(b);
+}

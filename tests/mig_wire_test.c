@@ -137,6 +137,17 @@ static int v_mig_write(void *d, const void *buf, uint32_t len)
 	return mig_dev_data_write(((struct wdev *)d)->md, buf, len);
 }
 
+static int v_mig_readv(void *d, uint32_t len, struct iovec *iov, unsigned int max,
+		       unsigned int *niov)
+{
+	return mig_dev_data_readv(((struct wdev *)d)->md, len, iov, max, niov);
+}
+
+static void v_mig_ahead(void *d, uint32_t len)
+{
+	mig_dev_data_ahead(((struct wdev *)d)->md, len);
+}
+
 static const struct vfu_dev_ops vops = {
 	.version = VFU_DEV_OPS_VERSION, .device_info = v_info, .region_info = v_region_info,
 	.region_read = v_read, .region_write = v_write, .irq_info = v_irq_info,
@@ -144,12 +155,22 @@ static const struct vfu_dev_ops vops = {
 	.mig_data_read = v_mig_read, .mig_data_write = v_mig_write,
 };
 
+/* The same device replying to MIG_DATA_READ from pieces, hashing the next
+ * read's chunk ahead. */
+static const struct vfu_dev_ops vops_pieces = {
+	.version = VFU_DEV_OPS_VERSION, .device_info = v_info, .region_info = v_region_info,
+	.region_read = v_read, .region_write = v_write, .irq_info = v_irq_info,
+	.irq_set_fd = v_irq_set, .reset = v_reset, .feature = v_feature,
+	.mig_data_read = v_mig_read, .mig_data_write = v_mig_write,
+	.mig_data_readv = v_mig_readv, .mig_data_ahead = v_mig_ahead,
+};
+
 static void quiet(void *o, const char *line) { (void)o; (void)line; }
 
-static struct wdev *wdev_new(void)
+static struct wdev *wdev_new_ops(const struct vfu_dev_ops *ops)
 {
 	struct wdev *w = calloc(1, sizeof(*w));
-	struct vfu_server_cfg cfg = { .name = "mig", .ops = &vops, .dev = w };
+	struct vfu_server_cfg cfg = { .name = "mig", .ops = ops, .dev = w };
 	int sv[2], err = 0;
 
 	w->vram = calloc(1, SIZE);
@@ -163,6 +184,11 @@ static struct wdev *wdev_new(void)
 	w->cl = vfu_client_open_fd(sv[1], &err);
 	cr_assert_not_null(w->cl, "%s", strerror(-err));
 	return w;
+}
+
+static struct wdev *wdev_new(void)
+{
+	return wdev_new_ops(&vops);
 }
 
 static void wdev_free(struct wdev *w)
@@ -271,9 +297,8 @@ Test(mig_wire, migration_feature_over_the_wire)
 	wdev_free(w);
 }
 
-Test(mig_wire, precopy_move_between_two_devices)
+static void precopy_move(struct wdev *a, struct wdev *b)
 {
-	struct wdev *a = wdev_new(), *b = wdev_new();
 	uint64_t r1, r2;
 
 	for (uint32_t p = 0; p < NPAGES; p++)
@@ -304,6 +329,58 @@ Test(mig_wire, precopy_move_between_two_devices)
 	cr_assert(!a->quiesced && !a->tracking);
 	wdev_free(a);
 	wdev_free(b);
+}
+
+Test(mig_wire, precopy_move_between_two_devices)
+{
+	precopy_move(wdev_new(), wdev_new());
+}
+
+Test(mig_wire, precopy_move_with_replies_from_pieces)
+{
+	precopy_move(wdev_new_ops(&vops_pieces), wdev_new());
+}
+
+/* A stopped device's stream over the wire, replies sent from pieces (VRAM
+ * in place) or copied: the same bytes for the same reads. */
+Test(mig_wire, replies_from_pieces_carry_the_copied_bytes)
+{
+	static const uint32_t sizes[] = { XFER, 5000, 100 };
+	struct wdev *a = wdev_new_ops(&vops_pieces), *c = wdev_new();
+	static uint8_t sa[2 * SIZE], sc[2 * SIZE];
+
+	for (uint32_t p = 0; p < NPAGES; p++)
+		if (p % 3) {
+			memset(a->vram + (uint64_t)p * PG, (int)(p * 7 + 3), PG);
+			memset(c->vram + (uint64_t)p * PG, (int)(p * 7 + 3), PG);
+		}
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		size_t la = 0, lc = 0;
+		int n;
+
+		cr_assert_eq(set_state(a, MIG_STOP_COPY), 0);
+		cr_assert_eq(set_state(c, MIG_STOP_COPY), 0);
+		do {
+			n = data_read(a, sizes[i]);
+			cr_assert_geq(n, 0);
+			cr_assert_leq(la + (size_t)n, sizeof(sa));
+			memcpy(sa + la, reply + 8, (size_t)n);
+			la += (size_t)n;
+		} while (n == (int)sizes[i]);
+		do {
+			n = data_read(c, sizes[i]);
+			cr_assert_geq(n, 0);
+			cr_assert_leq(lc + (size_t)n, sizeof(sc));
+			memcpy(sc + lc, reply + 8, (size_t)n);
+			lc += (size_t)n;
+		} while (n == (int)sizes[i]);
+		cr_assert_eq(la, lc, "reads of %u: %zu bytes against %zu", sizes[i], la, lc);
+		cr_assert(!memcmp(sa, sc, la), "reads of %u: the bytes differ", sizes[i]);
+		cr_assert_eq(set_state(a, MIG_RUNNING), 0);
+		cr_assert_eq(set_state(c, MIG_RUNNING), 0);
+	}
+	wdev_free(a);
+	wdev_free(c);
 }
 
 /* A corrupt stream: the error reply carries the parser's errno, the

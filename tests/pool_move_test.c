@@ -148,10 +148,13 @@ Test(pool_move, compat_and_new_place_on_disk)
 	memcpy(uuid, p->uuid, sizeof(uuid));
 	cr_assert_eq(gpup_pool_move_begin(&pool, p, "gpu2", &to, &off, err, sizeof(err)), 0);
 	cr_assert_eq(gpup_pool_state_write_at(&pool, p, to, off), 0);
-	snprintf(path, sizeof(path), "%s/partitions/%s.json", dir, uuid);
+	snprintf(path, sizeof(path), "%s/definitions/gpu2/%s", dir, uuid);
 	tl_slurp(path, text, sizeof(text));
-	cr_assert(strstr(text, "\"parent\":\"gpu2\""), "%s", text);
 	cr_assert(strstr(text, "\"compat\":\"gen1\""), "%s", text);
+	cr_assert(strstr(text, "\"revision\":\"2\""), "%s", text);
+	/* A crash now, before commit removes the old place: the newer wins. */
+	snprintf(path, sizeof(path), "%s/definitions/gpu1/%s", dir, uuid);
+	cr_assert_eq(access(path, F_OK), 0);
 	gpup_pool_fini(&pool);
 	mkpool();
 	cr_assert_eq(gpup_pool_restore(&pool), 1);
@@ -159,7 +162,45 @@ Test(pool_move, compat_and_new_place_on_disk)
 	cr_assert_not_null(p);
 	cr_assert_eq(p->gpu, 2u);
 	cr_assert_eq(p->vram_offset, off);
+	cr_assert_eq(p->revision, 2u);
 	cr_assert_str_eq(p->compat, "gen1");
+	cr_assert_neq(access(path, F_OK), 0, "the older definition is removed");
+}
+
+static bool def_at(const char *gpu, const char *uuid)
+{
+	char path[160];
+
+	snprintf(path, sizeof(path), "%s/definitions/%s/%s", dir, gpu, uuid);
+	return access(path, F_OK) == 0;
+}
+
+/* The definition follows a move: commit drops the old place's file,
+ * abort the new one's; either way one file is left, and a restart finds
+ * the partition where the pool has it. */
+Test(pool_move, definition_follows_commit_and_abort)
+{
+	struct gpup_partition *p = create("gpu1", "gen1"), *q;
+	char uuid[GPUP_UUID_STRLEN + 1];
+	unsigned int to;
+	uint64_t off;
+
+	memcpy(uuid, p->uuid, sizeof(uuid));
+	cr_assert_eq(gpup_pool_move_begin(&pool, p, "gpu2", &to, &off, err, sizeof(err)), 0);
+	cr_assert_eq(gpup_pool_state_write_at(&pool, p, to, off), 0);
+	gpup_pool_move_abort(&pool, p, to, off);
+	cr_assert(def_at("gpu1", uuid) && !def_at("gpu2", uuid));
+	cr_assert_eq(p->revision, 1u);
+	cr_assert_eq(gpup_pool_move_begin(&pool, p, "gpu2", &to, &off, err, sizeof(err)), 0);
+	cr_assert_eq(gpup_pool_state_write_at(&pool, p, to, off), 0);
+	gpup_pool_move_commit(&pool, p, to, off);
+	cr_assert(!def_at("gpu1", uuid) && def_at("gpu2", uuid));
+	cr_assert_eq(p->revision, 2u);
+	gpup_pool_fini(&pool);
+	mkpool();
+	cr_assert_eq(gpup_pool_restore(&pool), 1);
+	q = gpup_pool_find(&pool, uuid);
+	cr_assert(q && q->gpu == 2u && q->vram_offset == off && q->revision == 2u);
 }
 
 Test(pool_move, compat_that_cannot_come_back_is_unavailable)
@@ -180,7 +221,7 @@ Test(pool_move, compat_that_cannot_come_back_is_unavailable)
 	cr_assert(strstr(u->why, "RENDER"), "%s", u->why);
 	gpup_pool_fini(&pool);
 	mkpool();
-	snprintf(path, sizeof(path), "%s/partitions/%s.json", dir, uuid);
+	snprintf(path, sizeof(path), "%s/definitions/gpu1/%s", dir, uuid);
 	snprintf(cmd, sizeof(cmd), "sed -i 's/\"gen2\"/\"gen7\"/' %s", path);
 	cr_assert_eq(system(cmd), 0);
 	cr_assert_eq(gpup_pool_restore(&pool), 0);

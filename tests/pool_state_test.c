@@ -60,16 +60,35 @@ static void teardown(void)
 
 TestSuite(pool_state, .init = setup, .fini = teardown);
 
-static void write_text(const char *uuid, const char *text)
+static void mkdirs(const char *sub)
+{
+	char cmd[PATH_MAX];
+
+	snprintf(cmd, sizeof(cmd), "mkdir -p %s/%s", dir, sub);
+	cr_assert_eq(system(cmd), 0);
+}
+
+/* STATE/definitions/gpu/uuid holding text. */
+static void write_def(const char *gpu, const char *uuid, const char *text)
 {
 	char path[PATH_MAX];
 	FILE *f;
 
-	snprintf(path, sizeof(path), "%s/partitions/%s.json", dir, uuid);
+	snprintf(path, sizeof(path), "definitions/%s", gpu);
+	mkdirs(path);
+	snprintf(path, sizeof(path), "%s/definitions/%s/%s", dir, gpu, uuid);
 	f = fopen(path, "w");
 	cr_assert_not_null(f);
 	fputs(text, f);
 	fclose(f);
+}
+
+static void assert_why(const struct gpup_pool *p, const char *uuid, const char *why)
+{
+	const struct gpup_unavail *u = gpup_pool_find_unavail(p, uuid);
+
+	cr_assert_not_null(u, "%s is not listed as unavailable", uuid);
+	cr_assert_str_eq(u->why, why, "%s", uuid);
 }
 
 Test(pool_state, file_layout)
@@ -82,17 +101,18 @@ Test(pool_state, file_layout)
 
 	mkpool(&p);
 	cr_assert_eq(gpup_pool_create(&p, "gpu1", "sim-2g-4", U1, &a, err, sizeof(err)), 0);
-	snprintf(path, sizeof(path), "%s/partitions/" U1 ".json", dir);
+	snprintf(path, sizeof(path), "%s/definitions/gpu1/" U1, dir);
 	o = json_object_from_file(path);
 	cr_assert_not_null(o);
-	cr_assert(json_object_object_get_ex(o, "parent", &v));
-	cr_assert_str_eq(json_object_get_string(v), "gpu1");
-	cr_assert(json_object_object_get_ex(o, "type", &v));
+	cr_assert_eq(json_object_object_length(o), 3, "mdevctl's three keys, no more");
+	cr_assert(json_object_object_get_ex(o, "mdev_type", &v));
 	cr_assert_str_eq(json_object_get_string(v), "sim-2g-4");
-	cr_assert(json_object_object_get_ex(o, "vram_size", &v));
-	cr_assert_eq(json_object_get_int64(v), (int64_t)(2 * GIB));
+	cr_assert(json_object_object_get_ex(o, "start", &v));
+	cr_assert_str_eq(json_object_get_string(v), "auto");
 	cr_assert(json_object_object_get_ex(o, "attrs", &v));
-	cr_assert(json_object_is_type(v, json_type_array));
+	cr_assert_str_eq(json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN),
+			 "[{\"vram_offset\":\"0\"},{\"vram_size\":\"2147483648\"},"
+			 "{\"revision\":\"1\"}]");
 	json_object_put(o);
 	cr_assert_eq(stat(path, &st), 0);
 	cr_assert_eq(st.st_mode & 0777, 0600);
@@ -137,13 +157,13 @@ Test(pool_state, bad_files_are_skipped)
 	mkpool(&p);
 	cr_assert_eq(gpup_pool_create(&p, "gpu0", "sim-4g-2", U1, &a, err, sizeof(err)), 0);
 	gpup_pool_fini(&p);
-	write_text(U2, "{ \"uuid\": \"" U2 "\", \"parent\": ");
+	write_def("gpu0", U2, "{ \"mdev_type\": \"sim-1g-8\", \"start\": ");
 	/* Overlaps U1's slot. */
-	write_text(U3, "{\"uuid\":\"" U3 "\",\"parent\":\"gpu0\",\"type\":\"sim-8g-1\","
-		       "\"vram_offset\":0,\"vram_size\":8589934592,\"attrs\":[]}");
-	write_text("11111111-2222-4333-8444-888888888888",
-		   "{\"uuid\":\"" U1 "\",\"parent\":\"gpu0\",\"type\":\"sim-8g-1\","
-		   "\"vram_offset\":0,\"vram_size\":8589934592}");
+	write_def("gpu0", U3, "{\"mdev_type\":\"sim-8g-1\",\"start\":\"auto\",\"attrs\":["
+		  "{\"vram_offset\":\"0\"},{\"vram_size\":\"8589934592\"}]}");
+	write_def("gpu0", "11111111-2222-4333-8444-888888888888",
+		  "{\"start\":\"auto\",\"attrs\":[{\"vram_offset\":\"4294967296\"},"
+		  "{\"vram_size\":\"4294967296\"}]}");
 	mkpool(&q);
 	cr_assert_eq(gpup_pool_restore(&q), 1);
 	cr_assert_eq(nlogs, 3);
@@ -163,7 +183,7 @@ Test(pool_state, unwritable_state_dir_fails_create)
 		teardown(); /* a skipped test does not get its fini */
 		cr_skip("root ignores directory permissions");
 	}
-	snprintf(sub, sizeof(sub), "%s/partitions", dir);
+	snprintf(sub, sizeof(sub), "%s/definitions", dir);
 	cr_assert_eq(mkdir(sub, 0500), 0);
 	mkpool(&p);
 	cr_assert_eq(gpup_pool_create(&p, "gpu0", "sim-4g-2", U1, &a, err, sizeof(err)), -EACCES);
@@ -192,39 +212,57 @@ Test(pool_state, restore_into_a_smaller_pool)
 	cr_assert_eq(gpup_pool_restore(&q), 0, "gpu1 is gone, gpu0 has no 4g-2 type now");
 	cr_assert_eq(nlogs, 2);
 	cr_assert_null(q.parts);
-	snprintf(path, sizeof(path), "%s/partitions/" U2 ".json", dir);
+	snprintf(path, sizeof(path), "%s/definitions/gpu1/" U2, dir);
 	cr_assert_eq(stat(path, &st), 0, "the definition stays on disk");
 	gpup_pool_fini(&q);
 }
 
-/* A definition written by a daemon of another format version is skipped:
- * its fields may not mean what this daemon thinks they mean. */
-static void mkpartdir(void)
+/* What places a partition must be there, once, and well formed; start is
+ * auto or manual: otherwise the definition is skipped, with the reason. */
+static const char *def(char *buf, size_t len, const char *type, const char *start,
+		       const char *attrs)
 {
-	char sub[PATH_MAX];
-
-	snprintf(sub, sizeof(sub), "%s/partitions", dir);
-	cr_assert_eq(mkdir(sub, 0700), 0);
+	snprintf(buf, len, "{\"mdev_type\":\"%s\",\"start\":\"%s\",\"attrs\":[%s]}", type,
+		 start, attrs);
+	return buf;
 }
 
-Test(pool_state, other_format_version_is_skipped)
+#define SLOT0_4G "{\"vram_offset\":\"0\"},{\"vram_size\":\"4294967296\"}"
+
+Test(pool_state, malformed_definitions_are_skipped)
 {
+	static const char *const bad[][3] = {
+		{ "sim-4g-2", "sometimes", SLOT0_4G },
+		{ "sim-4g-2", "auto", "{\"vram_offset\":\"0\"}" },
+		{ "sim-4g-2", "auto", SLOT0_4G ",{\"vram_offset\":\"0\"}" },
+		{ "sim-4g-2", "auto", SLOT0_4G ",{\"revision\":\"-1\"}" },
+		{ "sim-4g-2", "auto", SLOT0_4G ",{\"compat\":\"gen9\"}" },
+		{ "sim-4g-2", "auto", SLOT0_4G ",{\"a\":\"1\",\"b\":\"2\"}" },
+		{ "sim-4g-2", "auto", "{\"vram_offset\":0},{\"vram_size\":\"4294967296\"}" },
+	};
+	static const char *const why[] = {
+		"start is not \"auto\" or \"manual\"", "attrs lack vram_offset or vram_size",
+		"attr vram_offset is given twice", "attr revision '-1' is not a number",
+		"compat 'gen9' is not a GPU generation this daemon knows",
+		"attrs entries must be {\"name\": \"value\"}",
+		"attrs entries must be {\"name\": \"value\"}",
+	};
+	char uuid[GPUP_UUID_STRLEN + 1], text[512];
 	struct gpup_pool p;
 
-	mkpartdir();
-	write_text(U1, "{\"version\":2,\"uuid\":\"" U1 "\",\"parent\":\"gpu0\","
-		       "\"type\":\"sim-4g-2\",\"vram_offset\":0,\"vram_size\":4294967296}");
-	write_text(U2, "{\"version\":\"1\",\"uuid\":\"" U2 "\",\"parent\":\"gpu1\","
-		       "\"type\":\"sim-4g-2\",\"vram_offset\":0,\"vram_size\":4294967296}");
-	write_text(U3, "{\"version\":1,\"uuid\":\"" U3 "\",\"parent\":\"gpu1\","
-		       "\"type\":\"sim-4g-2\",\"vram_offset\":4294967296,"
-		       "\"vram_size\":4294967296}");
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(uuid, sizeof(uuid), "11111111-2222-4333-8444-%012zu", i);
+		write_def("gpu0", uuid, def(text, sizeof(text), bad[i][0], bad[i][1], bad[i][2]));
+	}
+	write_def("gpu1", U3, def(text, sizeof(text), "sim-4g-2", "manual", SLOT0_4G));
 	mkpool(&p);
 	cr_assert_eq(gpup_pool_restore(&p), 1);
-	cr_assert_eq(nlogs, 2);
-	cr_assert_null(gpup_pool_find(&p, U1));
-	cr_assert_null(gpup_pool_find(&p, U2));
-	cr_assert_not_null(gpup_pool_find(&p, U3));
+	cr_assert_eq(nlogs, 7);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(uuid, sizeof(uuid), "11111111-2222-4333-8444-%012zu", i);
+		assert_why(&p, uuid, why[i]);
+	}
+	cr_assert_not(gpup_pool_find(&p, U3)->start_auto);
 	cr_assert_eq(gpup_buddy_free_units(&p.gpus[0].buddy), 16);
 	gpup_pool_fini(&p);
 }
@@ -237,13 +275,10 @@ Test(pool_state, offset_past_the_gpu_is_skipped)
 {
 	struct gpup_pool p;
 
-	mkpartdir();
-	write_text(U1, "{\"version\":1,\"uuid\":\"" U1 "\",\"parent\":\"gpu0\","
-		       "\"type\":\"sim-4g-2\",\"vram_offset\":2305843009213693952,"
-		       "\"vram_size\":4294967296}");
-	write_text(U2, "{\"version\":1,\"uuid\":\"" U2 "\",\"parent\":\"gpu1\","
-		       "\"type\":\"sim-8g-1\",\"vram_offset\":2305843000623759360,"
-		       "\"vram_size\":8589934592}");
+	write_def("gpu0", U1, "{\"mdev_type\":\"sim-4g-2\",\"start\":\"auto\",\"attrs\":["
+		  "{\"vram_offset\":\"2305843009213693952\"},{\"vram_size\":\"4294967296\"}]}");
+	write_def("gpu1", U2, "{\"mdev_type\":\"sim-8g-1\",\"start\":\"auto\",\"attrs\":["
+		  "{\"vram_offset\":\"2305843000623759360\"},{\"vram_size\":\"8589934592\"}]}");
 	mkpool(&p);
 	cr_assert_eq(gpup_pool_restore(&p), 0);
 	cr_assert_eq(nlogs, 2);
@@ -260,7 +295,7 @@ static json_object *attrs_of(const char *uuid)
 	char path[PATH_MAX];
 	json_object *o, *a;
 
-	snprintf(path, sizeof(path), "%s/partitions/%s.json", dir, uuid);
+	snprintf(path, sizeof(path), "%s/definitions/gpu0/%s", dir, uuid);
 	o = json_object_from_file(path);
 	cr_assert_not_null(o);
 	cr_assert(json_object_object_get_ex(o, "attrs", &a));
@@ -297,16 +332,17 @@ Test(pool_state, sched_attrs_round_trip)
 	cr_assert_eq(gpup_pool_set_sched(&p, a, &bad), -EINVAL);
 	cr_assert_eq(a->sched.weight, 4, "a refused setting keeps the old one");
 	attrs = attrs_of(U1);
-	cr_assert_eq(json_object_array_length(attrs), 6);
-	cr_assert_str_eq(attr_at(attrs, 0, "sched_weight"), "4");
-	cr_assert_str_eq(attr_at(attrs, 1, "sched_reserve_ppm"), "250000");
-	cr_assert_str_eq(attr_at(attrs, 2, "sched_cap_ppm"), "500000");
-	cr_assert_str_eq(attr_at(attrs, 3, "sched_fps_limit"), "60");
-	cr_assert_str_eq(attr_at(attrs, 4, "sched_budget_us"), "2000");
-	cr_assert_str_eq(attr_at(attrs, 5, "sched_class"), "interactive");
+	cr_assert_eq(json_object_array_length(attrs), 9);
+	cr_assert_str_eq(attr_at(attrs, 2, "revision"), "2");
+	cr_assert_str_eq(attr_at(attrs, 3, "sched_weight"), "4");
+	cr_assert_str_eq(attr_at(attrs, 4, "sched_reserve_ppm"), "250000");
+	cr_assert_str_eq(attr_at(attrs, 5, "sched_cap_ppm"), "500000");
+	cr_assert_str_eq(attr_at(attrs, 6, "sched_fps_limit"), "60");
+	cr_assert_str_eq(attr_at(attrs, 7, "sched_budget_us"), "2000");
+	cr_assert_str_eq(attr_at(attrs, 8, "sched_class"), "interactive");
 	json_object_put(attrs);
 	attrs = attrs_of(U2);
-	cr_assert_eq(json_object_array_length(attrs), 0, "no settings, no attrs");
+	cr_assert_eq(json_object_array_length(attrs), 3, "no settings: only the slot");
 	json_object_put(attrs);
 	gpup_pool_fini(&p);
 
@@ -325,41 +361,33 @@ Test(pool_state, sched_attrs_round_trip)
 	gpup_pool_fini(&q);
 }
 
-/* A file of an older daemon (no attrs) or with attrs of someone else
- * restores with defaults and no word; attrs that do not parse restore the
- * partition with defaults and one log line each. */
+/* Attrs of someone else restore with defaults and no word; scheduler
+ * attrs whose values do not parse restore the partition with defaults
+ * and one log line each. */
 Test(pool_state, bad_sched_attrs_cost_only_the_settings)
 {
 	static const char *const files[][2] = {
-		{ U1, "0}" },
-		{ U2, "1073741824,\"attrs\":[{\"vendor_knob\":\"7\"}]}" },
-		{ U3, "2147483648,\"attrs\":[{\"sched_weight\":\"heavy\"}]}" },
-		{ "11111111-2222-4333-8444-888888888888",
-		  "3221225472,\"attrs\":[{\"sched_cap_ppm\":\"2000000\"}]}" },
-		{ "11111111-2222-4333-8444-999999999999",
-		  "4294967296,\"attrs\":[{\"sched_class\":\"vip\"}]}" },
-		{ "11111111-2222-4333-8444-aaaaaaaaaaaa",
-		  "5368709120,\"attrs\":[{\"sched_weight\":\"2\",\"sched_class\":\"normal\"}]}" },
-		{ "11111111-2222-4333-8444-bbbbbbbbbbbb", "6442450944,\"attrs\":{}}" },
-		{ "11111111-2222-4333-8444-cccccccccccc",
-		  "7516192768,\"attrs\":[{\"sched_weight\":\"-1\"}]}" },
+		{ U1, "" },
+		{ U2, ",{\"vendor_knob\":\"7\"}" },
+		{ U3, ",{\"sched_weight\":\"heavy\"}" },
+		{ "11111111-2222-4333-8444-888888888888", ",{\"sched_cap_ppm\":\"2000000\"}" },
+		{ "11111111-2222-4333-8444-999999999999", ",{\"sched_class\":\"vip\"}" },
+		{ "11111111-2222-4333-8444-cccccccccccc", ",{\"sched_weight\":\"-1\"}" },
 	};
 	struct gpup_pool p;
-	char text[512];
+	char text[512], attrs[256];
 
-	mkpartdir();
 	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
-		snprintf(text, sizeof(text), "{\"version\":1,\"uuid\":\"%s\",\"parent\":\"gpu1\","
-			 "\"type\":\"sim-1g-8\",\"vram_size\":1073741824,\"vram_offset\":%s",
-			 files[i][0], files[i][1]);
-		write_text(files[i][0], text);
+		snprintf(attrs, sizeof(attrs), "{\"vram_offset\":\"%zu\"},"
+			 "{\"vram_size\":\"1073741824\"}%s", i << 30, files[i][1]);
+		write_def("gpu1", files[i][0], def(text, sizeof(text), "sim-1g-8", "auto", attrs));
 	}
 	mkpool(&p);
-	cr_assert_eq(gpup_pool_restore(&p), 8, "every definition comes back");
-	cr_assert_eq(nlogs, 6, "one line per file whose attrs do not parse");
+	cr_assert_eq(gpup_pool_restore(&p), 6, "every definition comes back");
+	cr_assert_eq(nlogs, 4, "one line per file whose attrs do not parse");
 	for (struct gpup_partition *q = p.parts; q; q = q->next)
 		cr_assert_not(q->sched_set, "%s: defaults", q->uuid);
-	cr_assert_eq(gpup_buddy_free_units(&p.gpus[1].buddy), 0);
+	cr_assert_eq(gpup_buddy_free_units(&p.gpus[1].buddy), 16 - 12);
 	gpup_pool_fini(&p);
 }
 
@@ -451,9 +479,9 @@ Test(pool_state, skipped_definition_keeps_its_uuid)
 	mkpool(&p);
 	cr_assert_eq(gpup_pool_create(&p, "gpu1", "sim-2g-4", U1, &a, err, sizeof(err)), 0);
 	gpup_pool_fini(&p);
-	write_text(U2, "{\"uuid\": \"" U2 "\", \"parent\": ");
-	write_text("11111111-2222-4333-8444-AAAAAAAAAAAA", "{}");
-	snprintf(path, sizeof(path), "%s/partitions/" U1 ".json", dir);
+	write_def("gpu0", U2, "{\"mdev_type\": ");
+	write_def("gpu0", "11111111-2222-4333-8444-AAAAAAAAAAAA", "{}");
+	snprintf(path, sizeof(path), "%s/definitions/gpu1/" U1, dir);
 	tl_slurp(path, before, sizeof(before));
 
 	gpup_pool_init(&q, dir);
@@ -471,7 +499,7 @@ Test(pool_state, skipped_definition_keeps_its_uuid)
 	u = gpup_pool_find_unavail(&q, U2);
 	cr_assert_not_null(u);
 	cr_assert_str_eq(u->why, "not a JSON object");
-	cr_assert_str_eq(u->gpu, "");
+	cr_assert_str_eq(u->gpu, "gpu0");
 
 	cr_assert_eq(gpup_pool_create(&q, "gpu0", "sim-2g-4", U1, &a, err, sizeof(err)), -EEXIST);
 	cr_assert_str_eq(err, "UUID " U1 " is reserved by an unavailable saved partition (its GPU "
@@ -499,11 +527,10 @@ Test(pool_state, create_never_overwrites_a_file_it_did_not_restore)
 	char err[GPUP_POOL_ERR_MAX], want[GPUP_POOL_ERR_MAX];
 
 	mkpool(&p);
-	mkpartdir();
-	write_text(U1, "hand-written");
+	write_def("gpu7", U1, "hand-written");
 	cr_assert_eq(gpup_pool_create(&p, "gpu0", "sim-2g-4", U1, &a, err, sizeof(err)), -EEXIST);
 	snprintf(want, sizeof(want), "UUID " U1 " is reserved by a definition file in "
-		 "%s/partitions that this daemon did not restore", dir);
+		 "%s that this daemon did not restore", dir);
 	cr_assert_str_eq(err, want);
 	gpup_pool_fini(&p);
 }
@@ -514,8 +541,7 @@ static void state_link(const char *sub, const char *name, const char *target)
 {
 	char path[PATH_MAX];
 
-	snprintf(path, sizeof(path), "%s/%s", dir, sub);
-	mkdir(path, 0700);
+	mkdirs(sub);
 	snprintf(path, sizeof(path), "%s/%s/%s", dir, sub, name);
 	cr_assert_eq(symlink(target, path), 0, "%s", path);
 }
@@ -527,23 +553,15 @@ static void write_padded(const char *uuid, const char *gpu, uint64_t offset, siz
 	FILE *f;
 	int n;
 
-	snprintf(path, sizeof(path), "%s/partitions/%s.json", dir, uuid);
+	snprintf(path, sizeof(path), "%s/definitions/%s/%s", dir, gpu, uuid);
 	f = fopen(path, "w");
 	cr_assert_not_null(f);
-	n = fprintf(f, "{\"uuid\":\"%s\",\"parent\":\"%s\",\"type\":\"sim-1g-8\","
-		    "\"vram_offset\":%llu,\"vram_size\":1073741824}", uuid, gpu,
+	n = fprintf(f, "{\"mdev_type\":\"sim-1g-8\",\"start\":\"auto\",\"attrs\":["
+		    "{\"vram_offset\":\"%llu\"},{\"vram_size\":\"1073741824\"}]}",
 		    (unsigned long long)offset);
 	for (size_t i = (size_t)n; i < size; i++)
 		fputc(' ', f);
 	fclose(f);
-}
-
-static void assert_why(const struct gpup_pool *p, const char *uuid, const char *why)
-{
-	const struct gpup_unavail *u = gpup_pool_find_unavail(p, uuid);
-
-	cr_assert_not_null(u, "%s is not listed as unavailable", uuid);
-	cr_assert_str_eq(u->why, why, "%s", uuid);
 }
 
 /* A FIFO, a link to one, a link to /dev/zero, a link to a good file
@@ -561,19 +579,19 @@ Test(pool_state, only_regular_files_are_read, .timeout = 20)
 	struct gpup_gpu_sched got;
 	struct gpup_pool p;
 
-	mkpartdir();
+	mkdirs("definitions/gpu0");
 	snprintf(fifo, sizeof(fifo), "%s/fifo", dir);
 	cr_assert_eq(mkfifo(fifo, 0600), 0);
-	snprintf(path, sizeof(path), "%s/partitions/%s.json", dir, u[0]);
+	snprintf(path, sizeof(path), "%s/definitions/gpu0/%s", dir, u[0]);
 	cr_assert_eq(mkfifo(path, 0600), 0);
-	state_link("partitions", "22222222-2222-4333-8444-000000000002.json", fifo);
-	state_link("partitions", "22222222-2222-4333-8444-000000000003.json", "/dev/zero");
+	state_link("definitions/gpu0", u[1], fifo);
+	state_link("definitions/gpu0", u[2], "/dev/zero");
 	write_padded(u[3], "gpu0", 0, GPUP_STATE_FILE_MAX + 1);
 	write_padded(u[4], "gpu0", 1 * GIB, GPUP_STATE_FILE_MAX);
-	snprintf(elsewhere, sizeof(elsewhere), "%s/partitions/%s.json", dir, u[4]);
+	snprintf(elsewhere, sizeof(elsewhere), "%s/definitions/gpu0/%s", dir, u[4]);
 	snprintf(path, sizeof(path), "%s/good.json", dir);
 	cr_assert_eq(rename(elsewhere, path), 0);
-	state_link("partitions", "22222222-2222-4333-8444-000000000005.json", path);
+	state_link("definitions/gpu0", u[4], path);
 	write_padded(u[5], "gpu0", 2 * GIB, GPUP_STATE_FILE_MAX);
 	state_link("gpus", "gpu0.json", fifo);
 	state_link("gpus", "gpu1.json", "/dev/zero");
@@ -606,19 +624,18 @@ Test(pool_state, write_does_not_follow_a_planted_temporary)
 	struct stat st;
 	FILE *f;
 
-	mkpartdir();
 	snprintf(victim, sizeof(victim), "%s/victim", dir);
 	f = fopen(victim, "w");
 	cr_assert_not_null(f);
 	fputs("keep me", f);
 	fclose(f);
-	state_link("partitions", "." U1 ".json.tmp", victim);
+	state_link("definitions/gpu0", "." U1 ".tmp", victim);
 	mkpool(&p);
 	cr_assert_eq(gpup_pool_create(&p, "gpu0", "sim-2g-4", U1, &a, err, sizeof(err)), 0, "%s",
 		     err);
 	tl_slurp(victim, text, sizeof(text));
 	cr_assert_str_eq(text, "keep me");
-	snprintf(path, sizeof(path), "%s/partitions/" U1 ".json", dir);
+	snprintf(path, sizeof(path), "%s/definitions/gpu0/" U1, dir);
 	cr_assert_eq(lstat(path, &st), 0);
 	cr_assert(S_ISREG(st.st_mode), "the definition is a file of its own");
 	gpup_pool_fini(&p);
@@ -652,8 +669,7 @@ static void touch(const char *sub, const char *name)
 	char path[PATH_MAX];
 	FILE *f;
 
-	snprintf(path, sizeof(path), "%s/%s", dir, sub);
-	mkdir(path, 0700);
+	mkdirs(sub);
 	snprintf(path, sizeof(path), "%s/%s/%s", dir, sub, name);
 	f = fopen(path, "w");
 	cr_assert_not_null(f, "%s", path);
@@ -672,6 +688,12 @@ static bool present(const char *sub, const char *name)
 Test(pool_state, stale_temporaries_are_removed)
 {
 	static const char *const keep[][2] = {
+		{ "definitions/gpu0", ".11111111-2222-4333-8444-AAAAAAAAAAAA.tmp" },
+		{ "definitions/gpu0", ".notes.tmp" },
+		{ "definitions/gpu0", U2 ".tmp" },
+		{ "definitions/gpu0", "." U2 ".tmp.bak" },
+		{ "definitions/gpu0", "." U2 ".json.tmp" },
+		{ "definitions", "." U2 ".tmp" },
 		{ "partitions", ".11111111-2222-4333-8444-AAAAAAAAAAAA.json.tmp" },
 		{ "partitions", ".notes.json.tmp" },
 		{ "partitions", U2 ".json.tmp" },
@@ -683,18 +705,21 @@ Test(pool_state, stale_temporaries_are_removed)
 	struct gpup_pool p;
 	char want[PATH_MAX];
 
+	touch("definitions/gpu1", "." U1 ".tmp");
 	touch("partitions", "." U1 ".json.tmp");
 	touch("gpus", ".gpu0.json.tmp");
+	touch(".", ".format.tmp");
 	for (size_t i = 0; i < sizeof(keep) / sizeof(keep[0]); i++)
 		touch(keep[i][0], keep[i][1]);
 	mkpool(&p);
-	cr_assert_eq(gpup_pool_state_clean(&p), 2);
-	cr_assert_eq(nlogs, 2);
-	snprintf(want, sizeof(want), "removed %s/gpus/.gpu0.json.tmp, left by an interrupted write",
-		 dir);
+	cr_assert_eq(gpup_pool_state_clean(&p), 4);
+	cr_assert_eq(nlogs, 4);
+	snprintf(want, sizeof(want), "removed %s/.format.tmp, left by an interrupted write", dir);
 	cr_assert_str_eq(lastlog, want);
+	cr_assert_not(present("definitions/gpu1", "." U1 ".tmp"));
 	cr_assert_not(present("partitions", "." U1 ".json.tmp"));
 	cr_assert_not(present("gpus", ".gpu0.json.tmp"));
+	cr_assert_not(present(".", ".format.tmp"));
 	for (size_t i = 0; i < sizeof(keep) / sizeof(keep[0]); i++)
 		cr_assert(present(keep[i][0], keep[i][1]), "%s kept", keep[i][1]);
 	gpup_pool_fini(&p);

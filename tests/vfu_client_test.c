@@ -269,3 +269,68 @@ Test(vfu_client, dma_map_mem_checks_its_window)
 		cr_assert_eq(client_msg(buf, sizeof(buf)).error_no, EFAULT);
 	}
 }
+
+/* A MIG_DATA_READ reply from the fake server: header, size, data. */
+static void server_mig_reply(uint16_t id, uint32_t size, const void *data, uint32_t claimed)
+{
+	struct {
+		struct vfio_user_header h;
+		struct vfio_user_mig_data d;
+	} m = { .h = { .msg_id = id, .command = VFIO_USER_MIG_DATA_READ,
+		       .msg_size = (uint32_t)(sizeof(m) + size), .flags = VFIO_USER_F_TYPE_REPLY },
+		.d = { .argsz = (uint32_t)sizeof(m.d) + claimed, .size = claimed } };
+
+	cr_assert_eq(write(srv, &m, sizeof(m)), (ssize_t)sizeof(m));
+	if (size)
+		cr_assert_eq(write(srv, data, size), (ssize_t)size);
+}
+
+/* MIG_DATA_READ's data lands in the caller's buffer, exactly, with a
+ * command of the server's answered on the way; a short read is the end
+ * of the stream; an error reply keeps the client in step; a reply that
+ * claims more than was asked for breaks the connection. */
+Test(vfu_client, mig_read_into_the_callers_buffer)
+{
+	static uint8_t ram[4096];
+	uint8_t data[3000], got[3000 + 16], buf[256];
+	struct vfio_user_header err = { .msg_id = 3, .command = VFIO_USER_MIG_DATA_READ,
+					.msg_size = sizeof(err),
+					.flags = VFIO_USER_F_TYPE_REPLY | VFIO_USER_F_ERROR,
+					.error_no = EINVAL };
+
+	for (size_t i = 0; i < sizeof(data); i++)
+		data[i] = (uint8_t)(i * 7 + 1);
+	for (size_t i = 0; i < sizeof(ram); i++)
+		ram[i] = (uint8_t)~i;
+	drain();
+	server_reply(1, VFIO_USER_DMA_MAP);
+	cr_assert_eq(vfu_client_dma_map_mem(c, ram, 0x10000, sizeof(ram), VFIO_USER_DMA_F_READ),
+		     0);
+	client_msg(buf, sizeof(buf));
+
+	memset(got, 0xee, sizeof(got));
+	server_cmd(0x200, VFIO_USER_DMA_READ, 0x10000 + 8, 16, NULL);
+	server_mig_reply(2, sizeof(data), data, sizeof(data));
+	cr_assert_eq(vfu_client_mig_read(c, got, sizeof(data)), (int)sizeof(data));
+	cr_assert_arr_eq(got, data, sizeof(data));
+	cr_assert_eq(got[sizeof(data)], 0xee, "nothing past what came");
+	cr_assert_not(vfu_client_broken(c));
+	cr_assert_eq(client_msg(buf, sizeof(buf)).command, VFIO_USER_MIG_DATA_READ);
+	cr_assert_eq(client_msg(buf, sizeof(buf)).msg_id, 0x200, "the server's read answered");
+	cr_assert_arr_eq(((struct vfio_user_dma_rw *)buf)->data, ram + 8, 16);
+
+	cr_assert_eq(write(srv, &err, sizeof(err)), (ssize_t)sizeof(err));
+	cr_assert_eq(vfu_client_mig_read(c, got, 64), -EINVAL);
+	cr_assert_not(vfu_client_broken(c));
+	client_msg(buf, sizeof(buf));
+
+	server_mig_reply(4, 10, data, 10);
+	cr_assert_eq(vfu_client_mig_read(c, got, 64), 10, "a short read: the end of the data");
+	cr_assert_arr_eq(got, data, 10);
+	client_msg(buf, sizeof(buf));
+
+	server_mig_reply(5, 100, data, 100);
+	cr_assert_eq(vfu_client_mig_read(c, got, 64), -EPROTO, "more than was asked for");
+	cr_assert(vfu_client_broken(c));
+	cr_assert_eq(vfu_client_mig_read(c, got, 64), -ENOTCONN);
+}

@@ -39,6 +39,13 @@
 #define GPUP_CTL_M_PROTECT "protect"	/* continuous protection of a partition */
 #define GPUP_CTL_M_FAULT_INJECT "fault_inject"	/* fail a GPU; recover what is protected */
 #define GPUP_CTL_M_STORAGE "storage"	/* where a checkpoint store can go */
+/* Definitions, as mdevctl's define/undefine/start: define makes a
+ * persistent definition ("type", ...; "start") without serving it, or
+ * ("uuid" alone) persists a running transient partition; undefine
+ * removes the definition only; start serves a defined partition. */
+#define GPUP_CTL_M_DEFINE "define"
+#define GPUP_CTL_M_UNDEFINE "undefine"
+#define GPUP_CTL_M_START "start"
 /* Tests only: fail a GPU's backend ops ("gpu", "op", "errno"); refused
  * with EPERM unless the daemon was started with GPUP_TEST_FAULTS=1. */
 #define GPUP_CTL_M_FAULT "fault"
@@ -101,6 +108,11 @@
 /* list: null, or why a saved definition could not be restored (its GPU is
  * absent, its file is corrupt); its UUID stays reserved until destroy */
 #define GPUP_CTL_F_UNAVAILABLE "unavailable"
+/* "auto" (served when the daemon starts), "manual" (on `start`), or null
+ * for a transient partition (no definition) */
+#define GPUP_CTL_F_START "start"
+#define GPUP_CTL_F_DEFINED "defined"	/* has a definition on disk */
+#define GPUP_CTL_F_RUNNING "running"	/* served now */
 
 /* scheduling (sched, stats) */
 #define GPUP_CTL_F_POLICY "policy"	/* fifo, best-effort, equal-share, ... */

@@ -40,16 +40,23 @@ static void advance(struct msghdr *mh, size_t n)
 	}
 }
 
-int vfu_msg_send(int sock, const struct vfio_user_header *h, const void *data,
-		 uint32_t len, const int *fds, unsigned int nfds)
+int vfu_msg_sendv(int sock, const struct vfio_user_header *h, const struct iovec *body,
+		  unsigned int nbody, const int *fds, unsigned int nfds)
 {
 	union vfu_cmsg ctl;
-	struct iovec iov[2] = { { (void *)h, sizeof(*h) }, { (void *)data, len } };
-	struct msghdr mh = { .msg_iov = iov, .msg_iovlen = len ? 2 : 1 };
-	size_t total = sizeof(*h) + len, sent = 0;
+	struct iovec iov[1 + VFU_MAX_IOV];
+	struct msghdr mh = { .msg_iov = iov, .msg_iovlen = 1 };
+	size_t total = sizeof(*h), sent = 0;
 
-	if (nfds > VFU_MAX_FDS)
+	if (nfds > VFU_MAX_FDS || nbody > VFU_MAX_IOV)
 		return -EINVAL;
+	iov[0] = (struct iovec){ (void *)h, sizeof(*h) };
+	for (unsigned int i = 0; i < nbody; i++) {
+		if (!body[i].iov_len)
+			continue;
+		iov[mh.msg_iovlen++] = body[i];
+		total += body[i].iov_len;
+	}
 	if (nfds) {
 		struct cmsghdr *c;
 
@@ -75,6 +82,14 @@ int vfu_msg_send(int sock, const struct vfio_user_header *h, const void *data,
 		advance(&mh, (size_t)n);
 	}
 	return 0;
+}
+
+int vfu_msg_send(int sock, const struct vfio_user_header *h, const void *data,
+		 uint32_t len, const int *fds, unsigned int nfds)
+{
+	struct iovec body = { (void *)data, len };
+
+	return vfu_msg_sendv(sock, h, &body, 1, fds, nfds);
 }
 
 /* Keep the fds of one recvmsg in m; those beyond VFU_MAX_FDS are closed
@@ -128,12 +143,12 @@ static int recv_full(int sock, void *buf, size_t len, struct vfu_msg *m)
 	return 0;
 }
 
-int vfu_msg_recv(int sock, struct vfu_msg *m, void *buf, uint32_t max)
+int vfu_msg_recv_head(int sock, struct vfu_msg *m, uint32_t max)
 {
 	int rc;
 
 	memset(&m->hdr, 0, sizeof(m->hdr));
-	m->data = buf;
+	m->data = NULL;
 	m->len = 0;
 	m->nfds = 0;
 	m->fds_dropped = false;
@@ -143,8 +158,22 @@ int vfu_msg_recv(int sock, struct vfu_msg *m, void *buf, uint32_t max)
 	if (m->hdr.msg_size < sizeof(m->hdr) || m->hdr.msg_size - sizeof(m->hdr) > max)
 		return -EMSGSIZE;
 	m->len = m->hdr.msg_size - (uint32_t)sizeof(m->hdr);
-	rc = recv_full(sock, buf, m->len, m);
+	return 0;
+}
+
+int vfu_msg_recv_body(int sock, struct vfu_msg *m, void *buf, uint32_t len)
+{
+	int rc = recv_full(sock, buf, len, m);
+
 	return rc > 0 ? -ECONNRESET : rc;
+}
+
+int vfu_msg_recv(int sock, struct vfu_msg *m, void *buf, uint32_t max)
+{
+	int rc = vfu_msg_recv_head(sock, m, max);
+
+	m->data = buf;
+	return rc ? rc : vfu_msg_recv_body(sock, m, buf, m->len);
 }
 
 void vfu_msg_close_fds(struct vfu_msg *m)

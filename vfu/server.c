@@ -84,6 +84,8 @@ static int send_reply(int sock, const struct vfio_user_header *req, int err,
 
 	if (err)
 		return vfu_msg_send(sock, &h, NULL, 0, NULL, 0);
+	if (r->npieces)
+		return vfu_msg_sendv(sock, &h, r->piece, r->npieces, r->fds, r->nfds);
 	return vfu_msg_send(sock, &h, r->data, r->len, r->fds, r->nfds);
 }
 
@@ -145,6 +147,8 @@ int vfu_server_serve_one(struct vfu_server *s, int sock)
 			s->nerrors == VFU_LOGGED_ERRORS ? " (further failures not logged)" : "");
 	if (!(m.hdr.flags & VFIO_USER_F_NO_REPLY) && send_reply(sock, &m.hdr, -rc, &r))
 		return -EPIPE;
+	if (!rc && r.ahead)
+		s->ops->mig_data_ahead(s->dev, r.ahead);
 	/* Until a VERSION succeeds there is nothing else to talk about. */
 	return s->negotiated ? 0 : -EPROTO;
 }

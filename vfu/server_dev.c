@@ -234,6 +234,27 @@ int vfu_h_feature(struct vfu_server *s, struct vfu_msg *m, struct vfu_reply *r)
 	return 0;
 }
 
+/* The stream's bytes where the device keeps them, after the reply's head
+ * in r->data: nothing is copied here. */
+static int mig_readv(struct vfu_server *s, uint32_t size, struct vfu_reply *r)
+{
+	unsigned int n = 0;
+	int len = s->ops->mig_data_readv(s->dev, size, r->piece + 1, VFU_MAX_IOV - 1, &n);
+	uint64_t sum = 0;
+
+	if (len < 0)
+		return len;
+	if (n > VFU_MAX_IOV - 1)
+		return -EIO;
+	for (unsigned int i = 1; i <= n; i++)
+		sum += r->piece[i].iov_len;
+	if (sum != (uint64_t)len)
+		return -EIO;
+	r->piece[0] = (struct iovec){ r->data, sizeof(struct vfio_user_mig_data) };
+	r->npieces = n + 1;
+	return len;
+}
+
 int vfu_h_mig_read(struct vfu_server *s, struct vfu_msg *m, struct vfu_reply *r)
 {
 	struct vfio_user_mig_data *in = (void *)m->data, *out = (void *)r->data;
@@ -242,7 +263,10 @@ int vfu_h_mig_read(struct vfu_server *s, struct vfu_msg *m, struct vfu_reply *r)
 	if (m->len != sizeof(*in) || in->size > s->peer.max_xfer ||
 	    in->size > VFU_SERVER_MAX_XFER || in->argsz < sizeof(*in) + (uint64_t)in->size)
 		return -EINVAL;
-	n = s->ops->mig_data_read(s->dev, out->data, in->size);
+	if (s->ops->mig_data_readv)
+		n = mig_readv(s, in->size, r);
+	else
+		n = s->ops->mig_data_read(s->dev, out->data, in->size);
 	if (n < 0)
 		return n;
 	if ((uint32_t)n > in->size)
@@ -250,6 +274,9 @@ int vfu_h_mig_read(struct vfu_server *s, struct vfu_msg *m, struct vfu_reply *r)
 	out->size = (uint32_t)n;
 	out->argsz = (uint32_t)sizeof(*out) + (uint32_t)n;
 	r->len = out->argsz;
+	/* A full reply: more is coming, and the client will ask for it. */
+	if (s->ops->mig_data_ahead && n && (uint32_t)n == in->size)
+		r->ahead = in->size;
 	return 0;
 }
 

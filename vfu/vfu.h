@@ -27,6 +27,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #include "uapi/vfio_user.h"
 
@@ -53,6 +54,13 @@ struct vfu_msg {
 int vfu_msg_send(int sock, const struct vfio_user_header *h, const void *data,
 		 uint32_t len, const int *fds, unsigned int nfds);
 
+/* The same with the payload in pieces (at most VFU_MAX_IOV), sent with
+ * one sendmsg where the socket takes them: a reply whose data lies in
+ * several places goes out without being gathered first. */
+#define VFU_MAX_IOV 64u
+int vfu_msg_sendv(int sock, const struct vfio_user_header *h, const struct iovec *body,
+		  unsigned int nbody, const int *fds, unsigned int nfds);
+
 /* Receive one whole message into m, its payload into buf (max bytes).
  * 0: a message.  1: EOF before its first byte.  -ECONNRESET: EOF inside
  * it.  -EMSGSIZE: hdr.msg_size is below the header or the payload above
@@ -60,6 +68,11 @@ int vfu_msg_send(int sock, const struct vfio_user_header *h, const void *data,
  * -ETIMEDOUT, or another -errno.  fds received are in m->fds even on
  * failure; vfu_msg_close_fds releases them. */
 int vfu_msg_recv(int sock, struct vfu_msg *m, void *buf, uint32_t max);
+/* The same in steps, for a payload that goes to more than one place:
+ * the header (m->len set, m->data NULL; the same errors), then the
+ * payload's bytes in order, len at a time (0, -ECONNRESET, -errno). */
+int vfu_msg_recv_head(int sock, struct vfu_msg *m, uint32_t max);
+int vfu_msg_recv_body(int sock, struct vfu_msg *m, void *buf, uint32_t len);
 void vfu_msg_close_fds(struct vfu_msg *m);
 
 /* Bound every send and receive on sock to ms (0: no bound). */
@@ -288,6 +301,19 @@ struct vfu_dev_ops {
 	 * such as a migration state, goes back to what the next client
 	 * expects, as a VFIO device fd's close does.  Can be NULL. */
 	void (*client_gone)(void *dev);
+
+	/* MIG_DATA_READ without a copy into the server's buffer: as
+	 * mig_data_read, the bytes given as at most max pieces in iov
+	 * (*niov of them), in the device's memory and left as they are
+	 * until its next op is called; the reply is sent from them.  Can be
+	 * NULL: mig_data_read serves the command. */
+	int (*mig_data_readv)(void *dev, uint32_t len, struct iovec *iov, unsigned int max,
+			      unsigned int *niov);
+
+	/* A full MIG_DATA_READ reply of len bytes has gone out and the
+	 * client is taking it: the device may prepare the next read now,
+	 * before the server waits for it.  Can be NULL. */
+	void (*mig_data_ahead)(void *dev, uint32_t len);
 };
 #define VFU_DEV_OPS_VERSION 1u
 

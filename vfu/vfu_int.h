@@ -23,6 +23,11 @@ struct vfu_dma {
 struct vfu_reply {
 	uint8_t *data;            /* payload buffer, VFU_SERVER_MAX_MSG bytes */
 	uint32_t len;
+	/* More payload after data's len bytes, where the device keeps it
+	 * (MIG_DATA_READ from mig_data_readv): piece[0] is data itself. */
+	struct iovec piece[VFU_MAX_IOV];
+	unsigned int npieces;     /* 0: data alone */
+	uint32_t ahead;           /* once sent: mig_data_ahead(len), 0: none */
 	int fds[VFU_MAX_FDS];     /* lent by the device: sent, never closed here */
 	unsigned int nfds;
 };

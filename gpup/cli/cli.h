@@ -12,6 +12,7 @@
 #define GPUP_CLI_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "gpup/base/base.h"
 
@@ -48,5 +49,10 @@ const struct gpup_command *gpup_command_first(void);
  * ~/.local/state/gpup).  Returned strings are static. */
 const char *gpup_default_run_dir(void);
 const char *gpup_default_state_dir(void);
+
+/* cmd_vms.c: connect to a VM's control socket: vm is its path (with a
+ * '/') or a `gpup run --name` (RUN_DIR/vms/NAME.sock); the path into
+ * path.  The socket, or -errno. */
+int gpup_vm_connect(const struct gpup_global *g, const char *vm, char *path, size_t len);
 
 #endif

@@ -18,8 +18,11 @@ static void create_usage(FILE *f)
 {
 	fprintf(f, "usage: gpup create --type NAME [--gpu ID] [--uuid UUID] [--compat GEN]\n"
 		   "                   [--json]\n\n"
-		   "Create a partition and print its UUID.  Without --gpu, the fullest GPU\n"
-		   "with room is used (keeping whole GPUs free).  See 'gpup types'.\n"
+		   "Create a partition, serve it and print its UUID.  Without --gpu, the\n"
+		   "fullest GPU with room is used (keeping whole GPUs free).  See 'gpup\n"
+		   "types'.  Its definition is saved with start auto, so the daemon serves\n"
+		   "it again when it restarts ('gpup define --start auto' and 'gpup start'\n"
+		   "in one); 'gpup undefine' makes it transient.\n"
 		   "--compat GEN limits what its guest sees to what GPU generation GEN\n"
 		   "offers (gen1: no RENDER kernel), so that it can move to GPUs of that\n"
 		   "generation and later ones (gpup move).  Without it, a partition\n"
@@ -133,7 +136,10 @@ static void list_usage(FILE *f)
 		   "--partition), COMPAT: the generation whose features it is limited\n"
 		   "to ('-': its GPU's), MIGRATION: its migration state (RUNNING unless\n"
 		   "its client or a checkpoint is migrating it), and the vfio-user\n"
-		   "socket a VMM connects to.  A saved\n"
+		   "socket a VMM connects to, or, for a defined partition that is not\n"
+		   "running, its start (see 'gpup define', 'gpup start').  In --json,\n"
+		   "\"defined\" (false: transient, see 'gpup undefine'), \"start\" and\n"
+		   "\"running\" say the same.  A saved\n"
 		   "partition the daemon could not restore (its GPU absent, its file\n"
 		   "corrupt) is listed as unavailable, with the reason, in place of the\n"
 		   "socket (in --json, \"unavailable\"); its UUID stays reserved until\n"
@@ -188,6 +194,9 @@ static void print_row(json_object *p)
 	json_object_object_get_ex(p, GPUP_CTL_F_CONNECTED, &c);
 	if (unavail)
 		snprintf(last, sizeof(last), "(unavailable: %s)", unavail);
+	else if (!json_object_get_boolean(json_object_object_get(p, GPUP_CTL_F_RUNNING)))
+		snprintf(last, sizeof(last), "(defined, start %s: not running)",
+			 gpup_ctl_str(p, GPUP_CTL_F_START, "?"));
 	else
 		snprintf(last, sizeof(last), "%s", gpup_ctl_str(p, GPUP_CTL_F_SOCKET, "(not served)"));
 	printf(LIST_ROW, gpup_ctl_str(p, GPUP_CTL_F_UUID, "?"), gpup_ctl_str(p, GPUP_CTL_F_GPU, "?"),

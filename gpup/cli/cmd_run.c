@@ -17,7 +17,8 @@ static void run_usage(FILE *f)
 	fprintf(f,
 		"usage: gpup run --kernel IMAGE [--mem SIZE] [--cpus N]\n"
 		"                [--gpu UUID|SOCKET]... [--serial stdio|FILE]\n"
-		"                [--append CMDLINE] [--ctl SOCKET] [--irqchip] [--stats]\n"
+		"                [--append CMDLINE] [--ctl SOCKET | --name NAME] [--irqchip]\n"
+		"                [--stats] [--incoming tcp:HOST:PORT]\n"
 		"\n"
 		"Boot a PVH ELF image in a KVM virtual machine, attach GPU partitions\n"
 		"served by `gpup daemon` (vfio-user sockets), and exit with the status\n"
@@ -32,7 +33,15 @@ static void run_usage(FILE *f)
 		"                   vfio-user socket path; repeatable, %d max\n"
 		"  --serial WHERE   console output: stdio (default) or a file\n"
 		"  --append STR     command line for the guest (hvm_start_info)\n"
-		"  --ctl SOCKET     serve a JSON control socket (status, stop)\n"
+		"  --ctl SOCKET     serve a JSON control socket (status, stop, migrate)\n"
+		"  --name NAME      name the VM: its control socket is RUN_DIR/vms/NAME.sock,\n"
+		"                   for `gpup migrate NAME` and `gpup vms`\n"
+		"  --incoming tcp:HOST:PORT\n"
+		"                   wait there for a VM that `gpup migrate` sends, then\n"
+		"                   run it; RAM, vCPUs and the guest come from the stream\n"
+		"                   (--kernel, --mem, --cpus, --append are not needed),\n"
+		"                   the --gpu list must match the source's: partitions\n"
+		"                   of the same types, on this host's daemon\n"
 		"  --irqchip        give the guest a local APIC even when it has one\n"
 		"                   vCPU and no device (otherwise it has none)\n"
 		"  --stats          at the end, print how many exits reached the VMM\n"
@@ -45,10 +54,13 @@ static void run_usage(FILE *f)
 		"  %d      a --gpu partition could not be attached\n"
 		"  %d      the guest crashed (triple fault, invalid state)\n"
 		"  %d      the guest wrote a status above %d\n"
-		"  %d      stopped from outside (signal or control socket)\n",
+		"  %d      stopped from outside (signal or control socket), or migrated\n"
+		"          away to another `gpup run`\n"
+		"  %d      --incoming: no VM came (the stream was refused, cut or lost);\n"
+		"          nothing is left behind\n",
 		HV_MAX_CPUS, HV_MAX_GPUS, HV_GUEST_STATUS_MAX, HV_EXIT_USAGE,
 		HV_EXIT_IMAGE, HV_EXIT_HOST, HV_EXIT_GPU, HV_EXIT_CRASH,
-		HV_EXIT_BIG_STATUS, HV_GUEST_STATUS_MAX, HV_EXIT_STOPPED);
+		HV_EXIT_BIG_STATUS, HV_GUEST_STATUS_MAX, HV_EXIT_STOPPED, HV_EXIT_MIGRATION);
 }
 
 static int run_parse_mem(const char *arg, struct hv_config *cfg)
@@ -104,6 +116,34 @@ static int run_parse_gpu(const struct gpup_global *g, const char *arg,
 	return 0;
 }
 
+/* --name: the control socket in RUN_DIR/vms, where `gpup vms` looks. */
+static int run_parse_name(const struct gpup_global *g, const char *arg,
+			  struct hv_config *cfg)
+{
+	static char path[256];
+	char dir[200];
+	size_t n = strspn(arg, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+			  "0123456789._-");
+
+	if (!*arg || arg[n] || n > 32 || arg[0] == '.') {
+		gpup_err("run", "--name %s: want up to 32 letters, digits, '.', '_' or '-'",
+			 arg);
+		return -1;
+	}
+	if ((size_t)snprintf(dir, sizeof(dir), "%s/vms", g->run_dir) >= sizeof(dir) ||
+	    (size_t)snprintf(path, sizeof(path), "%s/%s.sock", dir, arg) >= 100) {
+		gpup_err("run", "--name %s: the socket path under %s is too long", arg,
+			 g->run_dir);
+		return -1;
+	}
+	if (gpup_mkdir_p(dir, 0700) < 0) {
+		gpup_err("run", "cannot make %s", dir);
+		return -1;
+	}
+	cfg->ctl_path = path;
+	return 0;
+}
+
 static int run_parse_opt(const struct gpup_global *g, int c, const char *arg,
 			struct hv_config *cfg)
 {
@@ -125,6 +165,11 @@ static int run_parse_opt(const struct gpup_global *g, int c, const char *arg,
 		return 0;
 	case 'C':
 		cfg->ctl_path = arg;
+		return 0;
+	case 'n':
+		return run_parse_name(g, arg, cfg);
+	case 'i':
+		cfg->incoming = arg;
 		return 0;
 	case 'I':
 		cfg->irqchip = 1;
@@ -148,6 +193,8 @@ static int cmd_run(const struct gpup_global *g, int argc, char **argv)
 		{ "serial", required_argument, NULL, 's' },
 		{ "append", required_argument, NULL, 'a' },
 		{ "ctl", required_argument, NULL, 'C' },
+		{ "name", required_argument, NULL, 'n' },
+		{ "incoming", required_argument, NULL, 'i' },
 		{ "irqchip", no_argument, NULL, 'I' },
 		{ "stats", no_argument, NULL, 'S' },
 		{ "help", no_argument, NULL, 'h' },
@@ -168,7 +215,11 @@ static int cmd_run(const struct gpup_global *g, int argc, char **argv)
 		gpup_err("run", "unexpected argument '%s'", argv[optind]);
 		return HV_EXIT_USAGE;
 	}
-	if (!cfg.kernel) {
+	if (cfg.incoming && strncmp(cfg.incoming, "tcp:", 4)) {
+		gpup_err("run", "--incoming %s: want tcp:HOST:PORT", cfg.incoming);
+		return HV_EXIT_USAGE;
+	}
+	if (!cfg.kernel && !cfg.incoming) {
 		gpup_err("run", "--kernel IMAGE is required; see 'gpup run --help'");
 		return HV_EXIT_USAGE;
 	}

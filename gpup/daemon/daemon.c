@@ -178,7 +178,14 @@ static void restore_parts(struct gpup_daemon *d)
 	if (n < 0)
 		gpup_daemon_logl(LOG_WARNING, "cannot read %s: %s", d->cfg.state_dir, strerror(-n));
 	for (struct gpup_partition *p = d->pool.parts; p; p = p->next) {
-		int rc = dmn_part_start(d, p);
+		int rc;
+
+		if (!p->start_auto) {
+			gpup_daemon_log("partition %s defined (%s on %s), start manual: not started",
+					p->uuid, p->type, d->pool.gpus[p->gpu].name);
+			continue;
+		}
+		rc = dmn_part_start(d, p);
 
 		if (rc)
 			gpup_daemon_log("partition %s restored but not served: %s", p->uuid,
@@ -210,7 +217,8 @@ static int open_signals(struct gpup_daemon *d)
 }
 
 /* Ours alone from here on, before anything in it is read; then the
- * temporaries of writes a crash interrupted go. */
+ * temporaries of writes a crash interrupted go, and an older release's
+ * layout is upgraded. */
 static int take_state_dir(struct gpup_daemon *d)
 {
 	char err[GPUP_POOL_ERR_MAX];
@@ -221,7 +229,10 @@ static int take_state_dir(struct gpup_daemon *d)
 		return rc == -EBUSY ? -EEXIST : rc;
 	}
 	gpup_pool_state_clean(&d->pool);
-	return 0;
+	rc = gpup_pool_state_upgrade(&d->pool, err, sizeof(err));
+	if (rc)
+		gpup_daemon_logl(LOG_ERR, "%s", err);
+	return rc;
 }
 
 static int open_ctl(struct gpup_daemon *d)

@@ -169,6 +169,10 @@ static void part_fields(struct gpup_daemon *d, const struct gpup_partition *p, j
 	json_object_object_add(o, GPUP_CTL_F_CONNECTED,
 			       json_object_new_boolean(dp && vfu_server_connected(dp->vfu)));
 	json_object_object_add(o, GPUP_CTL_F_UNAVAILABLE, NULL);
+	json_object_object_add(o, GPUP_CTL_F_DEFINED, json_object_new_boolean(p->defined));
+	json_object_object_add(o, GPUP_CTL_F_START, p->defined ? json_object_new_string(
+					p->start_auto ? "auto" : "manual") : NULL);
+	json_object_object_add(o, GPUP_CTL_F_RUNNING, json_object_new_boolean(dp != NULL));
 	json_object_object_add(o, GPUP_CTL_F_COMPAT,
 			       p->compat[0] ? json_object_new_string(p->compat) : NULL);
 	json_object_object_add(o, GPUP_CTL_F_FEATURES,
@@ -254,6 +258,7 @@ static json_object *m_destroy(struct gpup_daemon *d, json_object *req)
 	struct gpup_partition *p;
 	struct dmn_part *dp;
 	json_object *r, *force;
+	bool running;
 	int rc;
 
 	if (!uuid || gpup_uuid_parse(uuid, norm))
@@ -268,11 +273,13 @@ static json_object *m_destroy(struct gpup_daemon *d, json_object *req)
 		return gpup_ctl_fail(EBUSY, "partition %s is in use by a client; stop it first "
 					    "or use --force", norm);
 	snprintf(store, sizeof(store), "%s", p->protect_store);
+	running = dp != NULL;
 	dmn_part_stop(d, p);
 	rc = gpup_pool_destroy(&d->pool, norm, err, sizeof(err));
 	if (rc) {
 		/* Its definition is still on disk: keep serving it. */
-		dmn_part_start(d, p);
+		if (running)
+			dmn_part_start(d, p);
 		return gpup_ctl_fail(-rc, "%s", err);
 	}
 	/* Its protection chain is tenant data too: it goes with it. */
@@ -283,6 +290,118 @@ static json_object *m_destroy(struct gpup_daemon *d, json_object *req)
 	r = gpup_ctl_ok();
 	add_str(r, GPUP_CTL_F_UUID, norm);
 	return r;
+}
+
+/* "start": absent is mdevctl's default, manual. */
+static int start_arg(json_object *req, bool *start_auto)
+{
+	const char *s = gpup_ctl_str(req, GPUP_CTL_F_START, "manual");
+
+	*start_auto = !strcmp(s, "auto");
+	return *start_auto || !strcmp(s, "manual") ? 0 : -EINVAL;
+}
+
+static json_object *part_reply(struct gpup_daemon *d, const struct gpup_partition *p)
+{
+	json_object *r = gpup_ctl_ok();
+
+	part_fields(d, p, r);
+	return r;
+}
+
+/* A running partition without a definition gets one ("uuid" alone). */
+static json_object *define_existing(struct gpup_daemon *d, const char *uuid, bool start_auto)
+{
+	char norm[GPUP_UUID_STRLEN + 1], err[GPUP_POOL_ERR_MAX];
+	struct gpup_partition *p = NULL;
+	int rc;
+
+	if (gpup_uuid_parse(uuid, norm) || !(p = gpup_pool_find(&d->pool, norm)))
+		return gpup_ctl_fail(ENOENT, "no partition %s; give a type to define a new one",
+				     uuid);
+	rc = gpup_pool_persist(&d->pool, p, start_auto, err, sizeof(err));
+	if (rc)
+		return gpup_ctl_fail(-rc, "%s", err);
+	gpup_daemon_log("partition %s defined, start %s", p->uuid, start_auto ? "auto" : "manual");
+	return part_reply(d, p);
+}
+
+static json_object *m_define(struct gpup_daemon *d, json_object *req)
+{
+	struct gpup_define def = { .gpu = gpup_ctl_str(req, GPUP_CTL_F_GPU, NULL),
+				   .type = gpup_ctl_str(req, GPUP_CTL_F_TYPE, NULL),
+				   .uuid = gpup_ctl_str(req, GPUP_CTL_F_UUID, NULL),
+				   .compat = gpup_ctl_str(req, GPUP_CTL_F_COMPAT, NULL),
+				   .persist = true };
+	char err[GPUP_POOL_ERR_MAX];
+	struct gpup_partition *p;
+	int rc;
+
+	if (start_arg(req, &def.start_auto))
+		return gpup_ctl_fail(EINVAL, "start must be auto or manual");
+	if (!def.type && !def.uuid)
+		return gpup_ctl_fail(EINVAL, "define needs a partition type, or the UUID of a "
+					     "running partition");
+	if (!def.type)
+		return define_existing(d, def.uuid, def.start_auto);
+	rc = gpup_pool_define(&d->pool, &def, &p, err, sizeof(err));
+	if (rc)
+		return gpup_ctl_fail(-rc, "%s", err);
+	gpup_daemon_log("partition %s defined: %s on %s at VRAM offset %llu MiB, start %s",
+			p->uuid, p->type, d->pool.gpus[p->gpu].name,
+			(unsigned long long)(p->vram_offset >> 20), def.start_auto ? "auto" : "manual");
+	return part_reply(d, p);
+}
+
+/* The definition goes; a running partition runs on without one, one not
+ * running has nothing left and goes with it. */
+static json_object *m_undefine(struct gpup_daemon *d, json_object *req)
+{
+	const char *uuid = gpup_ctl_str(req, GPUP_CTL_F_UUID, NULL);
+	char norm[GPUP_UUID_STRLEN + 1], err[GPUP_POOL_ERR_MAX];
+	struct gpup_partition *p;
+	json_object *r;
+	bool running;
+	int rc;
+
+	if (!uuid || gpup_uuid_parse(uuid, norm))
+		return gpup_ctl_fail(EINVAL, "undefine needs a partition UUID");
+	p = gpup_pool_find(&d->pool, norm);
+	running = p && p->priv;
+	rc = gpup_pool_undefine(&d->pool, norm, err, sizeof(err));
+	if (!rc && p && !running)
+		rc = gpup_pool_destroy(&d->pool, norm, err, sizeof(err));
+	if (rc)
+		return gpup_ctl_fail(-rc, "%s", err);
+	gpup_daemon_log("partition %s undefined%s", norm, running ? "; it runs on, transient" : "");
+	r = gpup_ctl_ok();
+	add_str(r, GPUP_CTL_F_UUID, norm);
+	json_object_object_add(r, GPUP_CTL_F_RUNNING, json_object_new_boolean(running));
+	return r;
+}
+
+static json_object *m_start(struct gpup_daemon *d, json_object *req)
+{
+	const char *uuid = gpup_ctl_str(req, GPUP_CTL_F_UUID, NULL);
+	char norm[GPUP_UUID_STRLEN + 1];
+	struct gpup_partition *p;
+	int rc;
+
+	if (!uuid || gpup_uuid_parse(uuid, norm))
+		return gpup_ctl_fail(EINVAL, "start needs a partition UUID");
+	p = gpup_pool_find(&d->pool, norm);
+	if (!p)
+		return gpup_ctl_fail(ENOENT, "no partition %s%s; see 'gpup list'", norm,
+				     gpup_pool_find_unavail(&d->pool, norm) ? " that can be started"
+									   : "");
+	if (p->priv)
+		return gpup_ctl_fail(EBUSY, "partition %s is already running", norm);
+	rc = dmn_part_start(d, p);
+	if (rc)
+		return gpup_ctl_fail(-rc, "cannot serve partition %s: %s", norm, strerror(-rc));
+	gpup_daemon_log("partition %s started (%s on %s)", norm, p->type,
+			d->pool.gpus[p->gpu].name);
+	return part_reply(d, p);
 }
 
 static json_object *m_list(struct gpup_daemon *d, json_object *req)
@@ -315,6 +434,9 @@ static json_object *m_sched(struct gpup_daemon *d, json_object *req)
 
 	if (uuid && !gpup_uuid_parse(uuid, norm) && (p = gpup_pool_find(&d->pool, norm)))
 		dp = p->priv;
+	if (uuid && p && !dp)
+		return gpup_ctl_fail(ENOENT, "partition %s is defined but not running; 'gpup "
+					     "start %s' first", p->uuid, p->uuid);
 	if (uuid && (!dp || !dp->vgpu))
 		return gpup_ctl_fail(ENOENT, "no partition %s; see 'gpup list'", uuid);
 	if (uuid)
@@ -372,6 +494,9 @@ static const struct {
 	{ GPUP_CTL_M_TYPES, m_types },
 	{ GPUP_CTL_M_CREATE, m_create },
 	{ GPUP_CTL_M_DESTROY, m_destroy },
+	{ GPUP_CTL_M_DEFINE, m_define },
+	{ GPUP_CTL_M_UNDEFINE, m_undefine },
+	{ GPUP_CTL_M_START, m_start },
 	{ GPUP_CTL_M_LIST, m_list },
 	{ GPUP_CTL_M_SCHED, m_sched },
 	{ GPUP_CTL_M_STATS, m_stats },

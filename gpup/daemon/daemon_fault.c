@@ -107,8 +107,8 @@ static int recover_one(struct gpup_daemon *d, struct dmn_part *dp, uint64_t t_fa
 			 p->compat[0] ? p->compat_kernels : 0, store, p->uuid, &st, f->why,
 			 sizeof(f->why));
 	if (r) {
+		/* Drops the definition written under the destination, too. */
 		gpup_pool_move_abort(&d->pool, p, to, off);
-		gpup_pool_state_write(&d->pool, p);
 		return r;
 	}
 	gpup_pool_move_commit(&d->pool, p, to, off);

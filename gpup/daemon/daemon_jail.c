@@ -82,9 +82,9 @@ static int give_dir(struct gpup_daemon *d, int fd, const char *path)
 	return 0;
 }
 
-/* path and the directories right under it (the state's partitions/ and
- * gpus/), never following a link. */
-static int give_tree(struct gpup_daemon *d, const char *path, bool subdirs)
+/* path and the directories under it, `depth` levels down (the state's
+ * definitions/GPU/ and gpus/), never following a link. */
+static int give_tree(struct gpup_daemon *d, const char *path, int depth)
 {
 	int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	struct dirent *e;
@@ -97,21 +97,17 @@ static int give_tree(struct gpup_daemon *d, const char *path, bool subdirs)
 		return rc;
 	}
 	rc = give_dir(d, fd, path);
-	if (rc || !subdirs || !(dir = fdopendir(fd))) {
+	if (rc || depth <= 0 || !(dir = fdopendir(fd))) {
 		close(fd);
 		return rc;
 	}
 	while (!rc && (e = readdir(dir))) {
 		char name[PATH_MAX];
-		int sub;
 
 		if (e->d_type != DT_DIR || !strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
 			continue;
 		snprintf(name, sizeof(name), "%s/%s", path, e->d_name);
-		sub = openat(fd, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		rc = sub < 0 ? -errno : give_dir(d, sub, name);
-		if (sub >= 0)
-			close(sub);
+		rc = give_tree(d, name, depth - 1);
 	}
 	closedir(dir);
 	return rc;
@@ -170,9 +166,9 @@ int dmn_jail_drop(struct gpup_daemon *d)
 
 	if (!d->cfg.user)
 		return 0;
-	rc = give_tree(d, d->cfg.run_dir, false);
+	rc = give_tree(d, d->cfg.run_dir, 0);
 	if (!rc)
-		rc = give_tree(d, d->cfg.state_dir, true);
+		rc = give_tree(d, d->cfg.state_dir, 2);
 	if (!rc)
 		rc = give_files(d);
 	if (rc)

@@ -2,11 +2,11 @@
 /*
  * `gpup move`: a running partition to another GPU of the pool, its client
  * connected throughout (docs/MIGRATION.md, "Moving a partition").  The
- * pool reserves the destination slot and the definition file is
- * rewritten for the new place before anything stops; then the vgpu moves
- * as itself with its VRAM file (vgpu_move); then the source slot is
- * freed.  A failure at any step gives the slot back and the definition
- * its old place, and leaves the partition running where it was.  A
+ * pool reserves the destination slot and the definition is written under
+ * the new GPU before anything stops; then the vgpu moves as itself with
+ * its VRAM file (vgpu_move); then the source slot and the old definition
+ * go.  A failure at any step gives the slot back, removes the new
+ * definition, and leaves the partition running where it was.  A
  * destination that cannot honour a feature the partition exposes is
  * refused before any of it, in one line naming the feature.
  *
@@ -61,10 +61,8 @@ static json_object *move_device(struct gpup_daemon *d, struct dmn_part *dp, unsi
 		dp->moves++;
 		return NULL;
 	}
+	/* Drops the definition written under the destination, too. */
 	gpup_pool_move_abort(&d->pool, p, to, off);
-	if (gpup_pool_state_write(&d->pool, p))
-		gpup_daemon_log("partition %s: its definition names %s, where it is not; a restart "
-				"would serve it there", p->uuid, d->pool.gpus[to].name);
 	return gpup_ctl_fail(-rc, "cannot move %s to %s: %s", p->uuid, d->pool.gpus[to].name,
 			     err[0] ? err : strerror(-rc));
 }

@@ -295,7 +295,7 @@ static int choose_uuid(const struct gpup_pool *p, const char *uuid, char *out,
 		return -EEXIST;
 	}
 	if (gpup_pool_state_exists(p, out)) {
-		gpup_say(err, errlen, "UUID %s is reserved by a definition file in %s/partitions "
+		gpup_say(err, errlen, "UUID %s is reserved by a definition file in %s "
 			"that this daemon did not restore", out, p->state_dir);
 		return -EEXIST;
 	}
@@ -340,6 +340,15 @@ int gpup_pool_create_compat(struct gpup_pool *p, const char *gpu_id, const char 
 			    const char *uuid, const char *compat, struct gpup_partition **out,
 			    char *err, size_t errlen)
 {
+	struct gpup_define def = { .gpu = gpu_id, .type = type, .uuid = uuid, .compat = compat,
+				   .persist = true, .start_auto = true };
+
+	return gpup_pool_define(p, &def, out, err, errlen);
+}
+
+int gpup_pool_define(struct gpup_pool *p, const struct gpup_define *def,
+		     struct gpup_partition **out, char *err, size_t errlen)
+{
 	struct gpup_partition *part;
 	struct gpup_pool_gpu *g;
 	struct gpup_type t;
@@ -350,13 +359,14 @@ int gpup_pool_create_compat(struct gpup_pool *p, const char *gpu_id, const char 
 	part = calloc(1, sizeof(*part));
 	if (!part)
 		return -ENOMEM;
-	rc = choose_uuid(p, uuid, part->uuid, err, errlen);
+	rc = choose_uuid(p, def->uuid, part->uuid, err, errlen);
 	if (!rc)
-		rc = set_compat(part, compat, err, errlen);
+		rc = set_compat(part, def->compat, err, errlen);
 	if (rc)
 		goto err;
 	snprintf(who, sizeof(who), "compat %s", part->compat);
-	gpu = rc = resolve_target(p, gpu_id, type, part->compat_kernels, who, &t, err, errlen);
+	gpu = rc = resolve_target(p, def->gpu, def->type, part->compat_kernels, who, &t, err,
+				  errlen);
 	if (rc < 0)
 		goto err;
 	g = &p->gpus[gpu];
@@ -369,6 +379,8 @@ int gpup_pool_create_compat(struct gpup_pool *p, const char *gpu_id, const char 
 	part->fraction = t.fraction;
 	part->vram_offset = (uint64_t)off * g->buddy.unit;
 	part->vram_size = t.vram_size;
+	part->defined = def->persist;
+	part->start_auto = def->start_auto;
 	rc = gpup_pool_state_write(p, part);
 	if (rc) {
 		gpup_say(err, errlen, "cannot save partition in %s: %s", p->state_dir,
@@ -381,6 +393,24 @@ int gpup_pool_create_compat(struct gpup_pool *p, const char *gpu_id, const char 
 	return 0;
 err:
 	free(part);
+	return rc;
+}
+
+int gpup_pool_persist(struct gpup_pool *p, struct gpup_partition *part, bool start_auto,
+		      char *err, size_t errlen)
+{
+	bool was_defined = part->defined, was_auto = part->start_auto;
+	int rc;
+
+	part->defined = true;
+	part->start_auto = start_auto;
+	rc = gpup_pool_state_write(p, part);
+	if (rc) {
+		part->defined = was_defined;
+		part->start_auto = was_auto;
+		gpup_say(err, errlen, "cannot save the definition of %s in %s: %s", part->uuid,
+			p->state_dir, strerror(-rc));
+	}
 	return rc;
 }
 
@@ -416,6 +446,26 @@ static int destroy_unavail(struct gpup_pool *p, const char *uuid, char *err, siz
 	*pp = u->next;
 	free(u);
 	p->nunavail--;
+	return 0;
+}
+
+int gpup_pool_undefine(struct gpup_pool *p, const char *uuid, char *err, size_t errlen)
+{
+	struct gpup_partition *part = gpup_pool_find(p, uuid);
+	int rc;
+
+	if (!part)
+		return destroy_unavail(p, uuid, err, errlen);
+	if (!part->defined) {
+		gpup_say(err, errlen, "partition %s has no definition (it is transient)", uuid);
+		return -ENOENT;
+	}
+	rc = gpup_pool_state_remove(p, part->uuid);
+	if (rc) {
+		gpup_say(err, errlen, "cannot remove the definition of %s: %s", uuid, strerror(-rc));
+		return rc;
+	}
+	part->defined = false;
 	return 0;
 }
 
@@ -486,18 +536,38 @@ static void free_slot(struct gpup_pool *p, unsigned int gpu, uint64_t off, unsig
 			GPUP_POOL_MAX_DENOM / fraction);
 }
 
+/* The definition file under GPU `gpu`, which is not (or no longer) the
+ * one that counts. */
+static void drop_def(struct gpup_pool *p, const struct gpup_partition *part, unsigned int gpu)
+{
+	int rc;
+
+	if (!part->defined)
+		return;
+	rc = gpup_pool_state_remove_at(p, gpu, part->uuid);
+	if (rc && p->log)
+		p->log("partition %s: cannot remove its definition under %s: %s; the next start "
+		       "uses the newer one", part->uuid, p->gpus[gpu].name, strerror(-rc));
+}
+
 void gpup_pool_move_commit(struct gpup_pool *p, struct gpup_partition *part, unsigned int gpu,
 			   uint64_t vram_offset)
 {
+	unsigned int from = part->gpu;
+
 	free_slot(p, part->gpu, part->vram_offset, part->fraction);
 	part->gpu = gpu;
 	part->vram_offset = vram_offset;
+	if (part->defined && p->state_dir)
+		part->revision++;  /* what write_at wrote */
+	drop_def(p, part, from);
 }
 
 void gpup_pool_move_abort(struct gpup_pool *p, const struct gpup_partition *part,
 			  unsigned int gpu, uint64_t vram_offset)
 {
 	free_slot(p, gpu, vram_offset, part->fraction);
+	drop_def(p, part, gpu);
 }
 
 int gpup_pool_adopt(struct gpup_pool *p, struct gpup_partition *part, char *err,

@@ -2,9 +2,12 @@
 /*
  * The pool room (gpup/pool/): the GPUs a daemon owns, the partition types
  * each offers and the partitions cut from them (pool.c), with their
- * definitions persisted in the state directory (pool_state.c) and placed
- * in VRAM by a buddy allocator (placement.c); the state directory's lock
- * and leftovers (state_dir.c); and the inventory of the host's real GPUs
+ * definitions persisted in the state directory (pool_state.c, in
+ * mdevctl's layout; GPUs' settings in gpu_state.c; both through the
+ * atomic file primitives of state_file.c) and placed in VRAM by a buddy
+ * allocator (placement.c); the state directory's lock and leftovers
+ * (state_dir.c) and the upgrade of an older release's layout
+ * (state_upgrade.c); and the inventory of the host's real GPUs
  * (inventory.c).  Pure bookkeeping: no sockets, no device model; the
  * daemon attaches its serving state to each GPU and partition through the
  * `priv` pointers.
@@ -20,29 +23,56 @@
  *
  * DOC: persistence
  *
- * One file per partition, STATE/partitions/UUID.json, in the spirit of
- * mdevctl's layout: {"uuid","parent","type","vram_offset","vram_size",
- * "attrs":[]}.  Written to a temporary name, fsynced, renamed, directory
+ * Definitions follow mdevctl's layout (/etc/mdevctl.d/PARENT/UUID), so
+ * that an mdevctl user reads them at sight: one file per partition,
+ * STATE/definitions/GPU/UUID, its GPU being the directory, holding
+ * {"mdev_type": TYPE, "start": "auto"|"manual", "attrs": [{"name":
+ * "value"}, ...]}.  gpup's own settings are attrs: vram_offset and
+ * vram_size (its slot), revision (how many times the file was written),
+ * compat, and the scheduler's below.  Attrs of other names are left
+ * alone.  "start": "auto" is served when the daemon starts; "manual" is
+ * kept (its slot reserved) until `gpup start UUID`.  A partition without
+ * a definition (`gpup undefine` of a running one) is transient: nothing
+ * on disk, gone when the daemon stops.  STATE/format holds the layout's
+ * version (GPUP_STATE_FORMAT).
+ *
+ * Written to a temporary name (.UUID.tmp), fsynced, renamed, directory
  * fsynced; removed (and the directory fsynced) on destroy.  On start the
  * daemon restores every file; one that is corrupt or no longer fits (its
  * GPU absent, its slot taken) is skipped with a log line and left on disk
  * for a human to look at.  Its UUID stays reserved: `create --uuid` will
  * not overwrite the file, and `gpup list` shows it as unavailable with
  * the reason, until `gpup destroy` removes it or a restart restores it.
+ * Two files of one UUID (a move interrupted between writing the new
+ * place and removing the old) resolve to the higher revision; the other
+ * is removed.
  *
  * Only regular files are read: a symlink, a FIFO or a device in the state
  * directory is skipped with a log line (never followed or opened
  * blocking), and so is a file over GPUP_STATE_FILE_MAX.  Temporaries a
- * crash left behind (.NAME.json.tmp) are removed at start.  One daemon at
- * a time owns a state directory: it holds an flock on STATE/gpup.lock,
- * which also names its pid, from before it reads anything until it exits.
+ * crash left behind are removed at start.  One daemon at a time owns a
+ * state directory: it holds an flock on STATE/gpup.lock, which also names
+ * its pid, from before it reads anything until it exits.
+ *
+ * DOC: upgrading the state directory
+ *
+ * Releases before format 2 kept STATE/partitions/UUID.json holding
+ * {"version":1,"uuid","parent","type","compat","vram_offset","vram_size",
+ * "attrs"}.  On start (gpup_pool_state_upgrade) each such file is
+ * written as its definition, atomically, and only then removed, so every
+ * partition is defined in one layout or both (then the same) at every
+ * instant: a crash leaves a directory the next start finishes.  The
+ * format marker is written last.  A file that cannot be converted stays
+ * where it is, logged, and is listed as unavailable.
  *
  * A partition's scheduler settings (`gpup sched --partition`) are attrs,
  * mdevctl's list of {"name": "value"} strings: sched_weight,
  * sched_reserve_ppm, sched_cap_ppm, sched_class, sched_fps_limit,
  * sched_budget_us (files written before budgets existed have none); none
- * when it has never been given any.  Attrs that do not parse cost the
- * partition its settings (defaults, one log line), not its definition.
+ * when it has never been given any.  Scheduler attrs whose values do not
+ * parse cost the partition its settings (defaults, one log line), not
+ * its definition; attrs that are not {"name": "string"} entries, or a
+ * placing attr missing, twice or malformed, cost the definition.
  * A GPU's policy, slice and watchdog (`gpup sched --gpu`) live in
  * STATE/gpus/NAME.json, written the same way; the daemon reads them when
  * it brings the GPU up.
@@ -61,7 +91,8 @@
  * exposes, room) and reserves the slot before anything stops; then
  * either gpup_pool_move_commit frees the source slot and records the new
  * place, or gpup_pool_move_abort frees the reserved one.  The definition
- * file is rewritten whole (gpup_pool_state_write_at) in between.
+ * is written under its new GPU (gpup_pool_state_write_at, revision + 1)
+ * in between; commit removes the old file, abort the new one.
  *
  * Functions return 0 or -errno; those taking `err` also write one line for
  * a human there on failure.
@@ -139,6 +170,8 @@ unsigned int gpup_buddy_free_units(const struct gpup_buddy *b);
 /* Unrestorable definitions remembered for `gpup list`; past this many the
  * rest are only logged (their files still keep their UUIDs reserved). */
 #define GPUP_POOL_MAX_UNAVAIL 256u
+/* The state directory's layout (STATE/format); see DOC: persistence. */
+#define GPUP_STATE_FORMAT 2
 
 /* How a GPU's engines are shared, as last applied and saved. */
 struct gpup_gpu_sched {
@@ -176,6 +209,9 @@ struct gpup_partition {
 	uint64_t vram_offset, vram_size;
 	struct sched_ctx_cfg sched;  /* valid when sched_set; priv unused */
 	bool sched_set;              /* false: scheduler defaults */
+	bool defined;                /* false: transient, nothing on disk */
+	bool start_auto;             /* "start": "auto" */
+	uint64_t revision;           /* of its definition file */
 	char compat[16];             /* a generation's name, "" for none */
 	uint32_t compat_kernels;     /* its features, when compat is set */
 	/* Continuous protection (docs/MIGRATION.md, "Failover"): a link
@@ -207,6 +243,9 @@ struct gpup_pool {
 	int lock_fd;                    /* STATE/gpup.lock, -1 when not held */
 	/* One line per event (restore skips); can be NULL. */
 	void (*log)(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+	/* Tests: called before each change the upgrade makes on disk, to
+	 * crash there; NULL otherwise. */
+	void (*crash_point)(const char *what);
 };
 
 void gpup_pool_init(struct gpup_pool *p, const char *state_dir);
@@ -250,6 +289,26 @@ int gpup_pool_create_compat(struct gpup_pool *p, const char *gpu_id, const char 
 			    const char *uuid, const char *compat, struct gpup_partition **out,
 			    char *err, size_t errlen);
 
+/* What gpup_pool_define makes: a partition like create's, persisted
+ * (`gpup define`, `gpup create`) or transient, served at daemon start
+ * (start_auto) or on `gpup start`. */
+struct gpup_define {
+	const char *gpu, *type, *uuid, *compat;  /* as for create_compat */
+	bool persist, start_auto;
+};
+
+/* The same errors as gpup_pool_create_compat. */
+int gpup_pool_define(struct gpup_pool *p, const struct gpup_define *def,
+		     struct gpup_partition **out, char *err, size_t errlen);
+/* Give a transient partition a definition (or change a defined one's
+ * start): 0, or an I/O error with the partition as it was. */
+int gpup_pool_persist(struct gpup_pool *p, struct gpup_partition *part, bool start_auto,
+		      char *err, size_t errlen);
+/* Remove the definition only: the partition, if the caller keeps it,
+ * becomes transient; an unavailable definition goes with its record.
+ * -ENOENT if uuid has no definition. */
+int gpup_pool_undefine(struct gpup_pool *p, const char *uuid, char *err, size_t errlen);
+
 /* The features a partition exposes: its compat's, or its GPU's. */
 uint32_t gpup_pool_part_kernels(const struct gpup_pool *p, const struct gpup_partition *part);
 
@@ -261,6 +320,8 @@ uint32_t gpup_pool_part_kernels(const struct gpup_pool *p, const struct gpup_par
 int gpup_pool_move_begin(struct gpup_pool *p, const struct gpup_partition *part,
 			 const char *gpu_id, unsigned int *gpu, uint64_t *vram_offset, char *err,
 			 size_t errlen);
+/* These two log (p->log) a file they cannot remove: the next start keeps
+ * the higher revision. */
 void gpup_pool_move_commit(struct gpup_pool *p, struct gpup_partition *part, unsigned int gpu,
 			   uint64_t vram_offset);
 void gpup_pool_move_abort(struct gpup_pool *p, const struct gpup_partition *part,
@@ -292,19 +353,30 @@ int gpup_uuid_generate(char *out);
  * pid written in it.  0; -EBUSY when another process holds it, with its
  * pid (when it wrote one) in err; or another -errno. */
 int gpup_pool_state_lock(struct gpup_pool *p, char *err, size_t errlen);
-/* Remove the temporaries an interrupted write left (.UUID.json.tmp under
- * partitions/, .NAME.json.tmp under gpus/; nothing else), one log line
- * each: how many were removed. */
+/* Remove the temporaries an interrupted write left (.UUID.tmp under
+ * definitions/GPU/, .NAME.json.tmp under gpus/, .UUID.json.tmp under
+ * partitions/, .format.tmp; nothing else), one log line each: how many
+ * were removed. */
 int gpup_pool_state_clean(struct gpup_pool *p);
+/* Bring a state directory of an older layout to GPUP_STATE_FORMAT (see
+ * DOC: upgrading the state directory): 0, or -EPROTONOSUPPORT for a
+ * newer format, or an I/O error, with err saying which. */
+int gpup_pool_state_upgrade(struct gpup_pool *p, char *err, size_t errlen);
 
 /* ---- persistence (pool_state.c) ---- */
-int gpup_pool_state_write(const struct gpup_pool *p, const struct gpup_partition *part);
-/* Its definition as if it lived at (gpu, vram_offset): a move's new
- * place, written before the device stops. */
+/* Save a defined partition's definition (revision + 1); nothing for a
+ * transient one. */
+int gpup_pool_state_write(const struct gpup_pool *p, struct gpup_partition *part);
+/* Its definition as if it lived at (gpu, vram_offset), revision + 1: a
+ * move's new place, written before the device stops. */
 int gpup_pool_state_write_at(const struct gpup_pool *p, const struct gpup_partition *part,
 			     unsigned int gpu, uint64_t vram_offset);
+/* Every definition file of uuid (under any GPU, or left in the old
+ * layout). */
 int gpup_pool_state_remove(const struct gpup_pool *p, const char *uuid);
-/* Whether STATE/partitions/UUID.json exists (as anything, even a link). */
+/* The one under GPU `gpu` only. */
+int gpup_pool_state_remove_at(const struct gpup_pool *p, unsigned int gpu, const char *uuid);
+/* Whether a definition file of uuid exists (as anything, even a link). */
 bool gpup_pool_state_exists(const struct gpup_pool *p, const char *uuid);
 /* Put back a partition read from its state file (restore): takes `part`
  * on success; -EEXIST, -ENOENT (type), -EINVAL, -EBUSY (slot taken). */

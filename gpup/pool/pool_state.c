@@ -1,12 +1,13 @@
 // SPDX-License-Identifier: MIT
 /*
- * Partition definitions on disk: one JSON file per partition under
- * STATE/partitions/, with its scheduler settings as attrs, and each GPU's
- * scheduler settings under STATE/gpus/; all written atomically so that a
- * crash leaves either the old file or the new one, never half of one (see
- * pool.h).  What is found there was not necessarily written by us, so it
- * is read with care.  The directory's lock and the cleaning of its
- * leftovers are state_dir.c's.
+ * Partition definitions on disk, in mdevctl's layout (see pool.h, DOC:
+ * persistence): STATE/definitions/GPU/UUID with the partition's slot,
+ * compat and scheduler settings as attrs (a GPU's settings are
+ * gpu_state.c's).  All written atomically (state_file.c), so
+ * that a crash leaves either the old file or the new one, never half of
+ * one.  What is found there was not necessarily written by us, so it is
+ * read with care.  Older layouts are converted by state_upgrade.c; the
+ * directory's lock and leftovers are state_dir.c's.
  */
 #include <ctype.h>
 #include <dirent.h>
@@ -14,7 +15,6 @@
 #include <fcntl.h>
 #include <json-c/json.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,13 +24,9 @@
 
 #include "gpup/base/base.h"
 #include "gpup/gpu/gpu.h"
-#include "gpup/pool/pool.h"
+#include "gpup/pool/pool_int.h"
 
-#define STATE_SUBDIR "partitions"
-#define GPU_SUBDIR "gpus"
-#define STATE_VERSION 1
 #define ATTR_CLASS "sched_class"
-#define WATCHDOG_MAX_NS (3600ull * 1000000000ull)
 
 /* The numeric scheduler attrs: name, field of sched_ctx_cfg, largest value. */
 static const struct {
@@ -47,57 +43,14 @@ static const struct {
 
 #define NUM_ATTRS (sizeof(num_attrs) / sizeof(num_attrs[0]))
 
+/* The attrs that place a partition; each at most once. */
+enum { A_OFFSET, A_SIZE, A_REVISION, A_COMPAT, A_NPLACE };
+static const char *const place_attrs[A_NPLACE] = { "vram_offset", "vram_size", "revision",
+						   "compat" };
+
 static uint32_t *attr_field(struct sched_ctx_cfg *cfg, size_t i)
 {
 	return (uint32_t *)((char *)cfg + num_attrs[i].off);
-}
-
-/* snprintf that reports truncation as -ENAMETOOLONG. */
-static int path_fmt(char *buf, size_t len, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static int path_fmt(char *buf, size_t len, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(buf, len, fmt, ap);
-	va_end(ap);
-	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
-}
-
-static int part_dir(const struct gpup_pool *p, char *buf, size_t len)
-{
-	return path_fmt(buf, len, "%s/%s", p->state_dir, STATE_SUBDIR);
-}
-
-static int fsync_path(const char *path)
-{
-	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	int rc = 0;
-
-	if (fd < 0)
-		return -errno;
-	if (fsync(fd))
-		rc = -errno;
-	close(fd);
-	return rc;
-}
-
-static int write_all(int fd, const char *s, size_t len)
-{
-	while (len) {
-		ssize_t n = write(fd, s, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		s += n;
-		len -= (size_t)n;
-	}
-	return 0;
 }
 
 static void add_attr(json_object *a, const char *name, const char *val)
@@ -108,40 +61,45 @@ static void add_attr(json_object *a, const char *name, const char *val)
 	json_object_array_add(a, o);
 }
 
-/* Nothing for a partition never given settings, so its file stays as an
- * older daemon wrote it. */
-static json_object *attrs_json(const struct gpup_partition *part)
+static void add_attr_u64(json_object *a, const char *name, uint64_t v)
+{
+	char buf[24];
+
+	snprintf(buf, sizeof(buf), "%llu", (unsigned long long)v);
+	add_attr(a, name, buf);
+}
+
+/* Its slot, revision, compat and scheduler settings (none when it was
+ * never given any), in that order. */
+static json_object *attrs_json(const struct gpup_partition *part, uint64_t vram_offset,
+			       uint64_t revision)
 {
 	json_object *a = json_object_new_array();
 	struct sched_ctx_cfg cfg = part->sched;
-	char v[16];
 
+	add_attr_u64(a, place_attrs[A_OFFSET], vram_offset);
+	add_attr_u64(a, place_attrs[A_SIZE], part->vram_size);
+	add_attr_u64(a, place_attrs[A_REVISION], revision);
+	if (part->compat[0])
+		add_attr(a, place_attrs[A_COMPAT], part->compat);
 	if (!part->sched_set)
 		return a;
-	for (size_t i = 0; i < NUM_ATTRS; i++) {
-		snprintf(v, sizeof(v), "%u", *attr_field(&cfg, i));
-		add_attr(a, num_attrs[i].name, v);
-	}
+	for (size_t i = 0; i < NUM_ATTRS; i++)
+		add_attr_u64(a, num_attrs[i].name, *attr_field(&cfg, i));
 	add_attr(a, ATTR_CLASS, sched_class_name(cfg.klass));
 	return a;
 }
 
-static char *part_json(const struct gpup_pool *p, const struct gpup_partition *part,
-		       unsigned int gpu, uint64_t vram_offset)
+static char *def_json(const struct gpup_partition *part, uint64_t vram_offset, uint64_t revision)
 {
 	json_object *o = json_object_new_object();
 	char *s;
 
-	json_object_object_add(o, "version", json_object_new_int(STATE_VERSION));
-	json_object_object_add(o, "uuid", json_object_new_string(part->uuid));
-	json_object_object_add(o, "parent", json_object_new_string(p->gpus[gpu].name));
-	json_object_object_add(o, "type", json_object_new_string(part->type));
-	/* Absent without one, so the file stays as older daemons wrote it. */
-	if (part->compat[0])
-		json_object_object_add(o, "compat", json_object_new_string(part->compat));
-	json_object_object_add(o, "vram_offset", json_object_new_int64((int64_t)vram_offset));
-	json_object_object_add(o, "vram_size", json_object_new_int64((int64_t)part->vram_size));
-	json_object_object_add(o, "attrs", attrs_json(part));
+	json_object_object_add(o, "mdev_type", json_object_new_string(part->type));
+	json_object_object_add(o, "start",
+			       json_object_new_string(part->start_auto ? "auto" : "manual"));
+	json_object_object_add(o, "attrs", attrs_json(part, vram_offset, revision));
+	/* gpup's own, beside mdevctl's keys: absent when not protected. */
 	if (part->protect_ms) {
 		json_object *pr = json_object_new_object();
 
@@ -154,60 +112,46 @@ static char *part_json(const struct gpup_pool *p, const struct gpup_partition *p
 	return s;
 }
 
-static int write_file_atomic(const char *dir, const char *name, const char *text)
+/* STATE/definitions/GPU, made (and its making fsynced) when absent. */
+static int gpu_dir(const struct gpup_pool *p, const char *gpu, char *buf, size_t len)
 {
-	char tmp[PATH_MAX], dst[PATH_MAX];
-	int fd, rc;
+	int rc;
 
-	if (path_fmt(tmp, sizeof(tmp), "%s/.%s.tmp", dir, name) ||
-	    path_fmt(dst, sizeof(dst), "%s/%s", dir, name))
-		return -ENAMETOOLONG;
-	/* Whatever is in the way (a leftover, a link planted there) goes:
-	 * the file we write is always a new one.  state_dir.c knows this
-	 * name too, to clean up after a crash. */
-	unlink(tmp);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return -errno;
-	rc = write_all(fd, text, strlen(text));
+	if (!st_gpu_name_ok(gpu))
+		return -EINVAL;
+	rc = st_path(buf, len, "%s/%s", p->state_dir, STATE_DEF_DIR);
 	if (!rc)
-		rc = write_all(fd, "\n", 1);
-	if (!rc && fsync(fd))
-		rc = -errno;
-	close(fd);
-	if (!rc && rename(tmp, dst))
-		rc = -errno;
-	if (rc) {
-		unlink(tmp);
-		return rc;
-	}
-	return fsync_path(dir);
+		rc = st_mkdir(buf);
+	if (!rc)
+		rc = st_path(buf, len, "%s/%s/%s", p->state_dir, STATE_DEF_DIR, gpu);
+	return rc ? rc : st_mkdir(buf);
 }
 
-int gpup_pool_state_write(const struct gpup_pool *p, const struct gpup_partition *part)
+int gpup_pool_state_write(const struct gpup_pool *p, struct gpup_partition *part)
 {
-	return gpup_pool_state_write_at(p, part, part->gpu, part->vram_offset);
+	int rc = gpup_pool_state_write_at(p, part, part->gpu, part->vram_offset);
+
+	if (!rc && p->state_dir && part->defined)
+		part->revision++;
+	return rc;
 }
 
 int gpup_pool_state_write_at(const struct gpup_pool *p, const struct gpup_partition *part,
 			     unsigned int gpu, uint64_t vram_offset)
 {
-	char dir[PATH_MAX], name[64];
+	char dir[PATH_MAX];
 	char *text;
 	int rc;
 
-	if (!p->state_dir)
+	if (!p->state_dir || !part->defined)
 		return 0;
-	rc = part_dir(p, dir, sizeof(dir));
-	if (!rc)
-		rc = gpup_mkdir_p(dir, 0700);
+	rc = gpu_dir(p, p->gpus[gpu].name, dir, sizeof(dir));
 	if (rc)
 		return rc;
-	text = part_json(p, part, gpu, vram_offset);
+	text = def_json(part, vram_offset, part->revision + 1);
 	if (!text)
 		return -ENOMEM;
-	snprintf(name, sizeof(name), "%s.json", part->uuid);
-	rc = write_file_atomic(dir, name, text);
+	rc = st_write_atomic(dir, part->uuid, text);
 	free(text);
 	return rc;
 }
@@ -252,130 +196,88 @@ int gpup_pool_set_protect(const struct gpup_pool *p, struct gpup_partition *part
 	return rc;
 }
 
-int gpup_pool_state_remove(const struct gpup_pool *p, const char *uuid)
+/* Unlink dir/name if there: 1 removed (dir fsynced), 0 absent, -errno. */
+static int unlink_synced(const char *dir, const char *name)
 {
-	char dir[PATH_MAX], path[PATH_MAX];
+	char path[PATH_MAX];
+	int rc;
+
+	if (st_path(path, sizeof(path), "%s/%s", dir, name))
+		return -ENAMETOOLONG;
+	if (unlink(path))
+		return errno == ENOENT ? 0 : -errno;
+	rc = st_fsync_dir(dir);
+	return rc ? rc : 1;
+}
+
+int gpup_pool_state_remove_at(const struct gpup_pool *p, unsigned int gpu, const char *uuid)
+{
+	char dir[PATH_MAX];
 	int rc;
 
 	if (!p->state_dir)
 		return 0;
-	rc = part_dir(p, dir, sizeof(dir));
-	if (rc)
-		return rc;
-	if (path_fmt(path, sizeof(path), "%s/%s.json", dir, uuid))
+	if (st_path(dir, sizeof(dir), "%s/%s/%s", p->state_dir, STATE_DEF_DIR, p->gpus[gpu].name))
 		return -ENAMETOOLONG;
-	if (unlink(path) && errno != ENOENT)
-		return -errno;
-	return fsync_path(dir);
+	rc = unlink_synced(dir, uuid);
+	return rc < 0 ? rc : 0;
 }
 
-bool gpup_pool_state_exists(const struct gpup_pool *p, const char *uuid)
+/* fn on STATE/definitions/G/uuid for every directory G, and on the old
+ * layout's STATE/partitions/uuid.json: the first error, or how many
+ * fn found. */
+static int each_def(const struct gpup_pool *p, const char *uuid,
+		    int (*fn)(const char *dir, const char *name))
+{
+	char dir[PATH_MAX], name[GPUP_UUID_STRLEN + 8];
+	struct dirent *e;
+	int rc, found = 0;
+	DIR *d;
+
+	if (st_path(dir, sizeof(dir), "%s/%s", p->state_dir, STATE_DEF_DIR))
+		return -ENAMETOOLONG;
+	d = opendir(dir);
+	while (d && (e = readdir(d))) {
+		if (!st_gpu_name_ok(e->d_name) ||
+		    st_path(dir, sizeof(dir), "%s/%s/%s", p->state_dir, STATE_DEF_DIR, e->d_name))
+			continue;
+		rc = fn(dir, uuid);
+		if (rc < 0 && rc != -ENOTDIR) {
+			closedir(d);
+			return rc;
+		}
+		found += rc > 0;
+	}
+	if (d)
+		closedir(d);
+	snprintf(name, sizeof(name), "%s.json", uuid);
+	if (st_path(dir, sizeof(dir), "%s/%s", p->state_dir, STATE_OLD_DIR))
+		return -ENAMETOOLONG;
+	rc = fn(dir, name);
+	return rc < 0 && rc != -ENOTDIR ? rc : found + (rc > 0);
+}
+
+int gpup_pool_state_remove(const struct gpup_pool *p, const char *uuid)
+{
+	int rc = p->state_dir ? each_def(p, uuid, unlink_synced) : 0;
+
+	return rc < 0 ? rc : 0;
+}
+
+static int lexists(const char *dir, const char *name)
 {
 	char path[PATH_MAX];
 	struct stat st;
 
-	if (!p->state_dir ||
-	    path_fmt(path, sizeof(path), "%s/%s/%s.json", p->state_dir, STATE_SUBDIR, uuid))
-		return false;
-	return lstat(path, &st) == 0;
+	return !st_path(path, sizeof(path), "%s/%s", dir, name) && lstat(path, &st) == 0;
 }
 
-/* ---- reading: regular files of bounded size only ---- */
-
-static int read_fd(int fd, char *buf, size_t cap, size_t *len)
+bool gpup_pool_state_exists(const struct gpup_pool *p, const char *uuid)
 {
-	size_t n = 0;
-
-	while (n < cap) {
-		ssize_t r = read(fd, buf + n, cap - n);
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			return -errno;
-		if (r == 0)
-			break;
-		n += (size_t)r;
-	}
-	*len = n;
-	return 0;
+	return p->state_dir && each_def(p, uuid, lexists) > 0;
 }
 
-/*
- * The text of a state file, NUL-terminated, in *text (to free), its size
- * in *len.  Opened without following a symlink and without blocking (a
- * FIFO would wait for a writer forever), then refused unless a regular
- * file of at most GPUP_STATE_FILE_MAX bytes, so /dev/zero behind a link
- * cannot eat memory.  0, or -errno with the reason in err (-ENOENT: there
- * is no such file).
- */
-static int read_state_file(const char *path, char **text, size_t *len, char *err,
-			   size_t errlen)
-{
-	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-	struct stat st;
-	int rc = 0;
-
-	*text = NULL;
-	*len = 0;
-	if (fd < 0) {
-		rc = -errno;
-		if (rc == -ELOOP)
-			snprintf(err, errlen, "a symbolic link, not a regular file");
-		else
-			snprintf(err, errlen, "cannot open it: %s", strerror(-rc));
-		return rc;
-	}
-	if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
-		snprintf(err, errlen, "not a regular file");
-		rc = -EINVAL;
-	} else if (st.st_size > GPUP_STATE_FILE_MAX) {
-		snprintf(err, errlen, "larger than %u KiB", GPUP_STATE_FILE_MAX / 1024);
-		rc = -EFBIG;
-	} else if (!(*text = malloc(GPUP_STATE_FILE_MAX + 2))) {
-		snprintf(err, errlen, "out of memory");
-		rc = -ENOMEM;
-	} else if ((rc = read_fd(fd, *text, GPUP_STATE_FILE_MAX + 1, len))) {
-		snprintf(err, errlen, "cannot read it: %s", strerror(-rc));
-	} else if (*len > GPUP_STATE_FILE_MAX) { /* it grew since fstat */
-		snprintf(err, errlen, "larger than %u KiB", GPUP_STATE_FILE_MAX / 1024);
-		rc = -EFBIG;
-	}
-	close(fd);
-	if (rc) {
-		free(*text);
-		*text = NULL;
-		return rc;
-	}
-	(*text)[*len] = '\0';
-	return 0;
-}
-
-/* A state file as a JSON object (parsed as json_object_from_file would):
- * 0 and *out to put, or -errno with the reason in err. */
-static int load_json(const char *path, json_object **out, char *err, size_t errlen)
-{
-	json_tokener *tok;
-	char *text;
-	size_t len;
-	int rc = read_state_file(path, &text, &len, err, errlen);
-
-	*out = NULL;
-	if (rc)
-		return rc;
-	tok = json_tokener_new();
-	if (tok)
-		*out = json_tokener_parse_ex(tok, text, (int)len);
-	json_tokener_free(tok);
-	free(text);
-	if (!*out || !json_object_is_type(*out, json_type_object)) {
-		json_object_put(*out);
-		*out = NULL;
-		snprintf(err, errlen, "not a JSON object");
-		return -EINVAL;
-	}
-	return 0;
-}
+/* ---- reading a definition ---- */
 
 static const char *jstr(json_object *o, const char *key)
 {
@@ -384,97 +286,6 @@ static const char *jstr(json_object *o, const char *key)
 	if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string))
 		return NULL;
 	return json_object_get_string(v);
-}
-
-static int ju64(json_object *o, const char *key, uint64_t *out)
-{
-	json_object *v;
-	int64_t n;
-
-	if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_int))
-		return -EINVAL;
-	n = json_object_get_int64(v);
-	if (n < 0)
-		return -EINVAL;
-	*out = (uint64_t)n;
-	return 0;
-}
-
-/* "compat", if there: a generation this daemon knows. */
-static int parse_compat(json_object *o, struct gpup_partition *part, char *err, size_t errlen)
-{
-	const struct gpup_gpu_gen *g;
-	json_object *v;
-
-	if (!json_object_object_get_ex(o, "compat", &v))
-		return 0;
-	if (!json_object_is_type(v, json_type_string) ||
-	    !(g = gpup_gpu_gen_find(json_object_get_string(v)))) {
-		snprintf(err, errlen, "compat %s is not a GPU generation this daemon knows",
-			 json_object_to_json_string(v));
-		return -EINVAL;
-	}
-	snprintf(part->compat, sizeof(part->compat), "%s", g->name);
-	part->compat_kernels = g->kernels;
-	return 0;
-}
-
-/* "protect", if there: {"every_ms": 1..3600000, "store": an absolute
- * path}. */
-static int parse_protect(json_object *o, struct gpup_partition *part, char *err,
-			 size_t errlen)
-{
-	json_object *pr;
-	const char *store;
-	uint64_t ms;
-
-	if (!json_object_object_get_ex(o, "protect", &pr))
-		return 0;
-	store = jstr(pr, "store");
-	if (!json_object_is_type(pr, json_type_object) || ju64(pr, "every_ms", &ms) || !ms ||
-	    ms > 3600000 || !store || store[0] != '/' || strlen(store) >= sizeof(part->protect_store)) {
-		snprintf(err, errlen, "protect needs every_ms 1..3600000 and an absolute store");
-		return -EINVAL;
-	}
-	part->protect_ms = (uint32_t)ms;
-	snprintf(part->protect_store, sizeof(part->protect_store), "%s", store);
-	return 0;
-}
-
-/* Parse one state file into *part: 0, or -EINVAL with a reason. */
-static int parse_part(const struct gpup_pool *p, json_object *o, const char *file_uuid,
-		      struct gpup_partition *part, char *err, size_t errlen)
-{
-	const char *uuid = jstr(o, "uuid"), *parent = jstr(o, "parent");
-	const char *type = jstr(o, "type");
-	json_object *v;
-	int gpu;
-
-	/* Absent in hand-written definitions; any other version is a format
-	 * this daemon does not know, whose fields may mean something else. */
-	if (json_object_object_get_ex(o, "version", &v) &&
-	    (!json_object_is_type(v, json_type_int) || json_object_get_int64(v) != STATE_VERSION)) {
-		snprintf(err, errlen, "format version %s is not %d",
-			 json_object_to_json_string(v), STATE_VERSION);
-		return -EINVAL;
-	}
-	if (!uuid || !parent || !type || ju64(o, "vram_offset", &part->vram_offset) ||
-	    ju64(o, "vram_size", &part->vram_size)) {
-		snprintf(err, errlen, "missing or mistyped fields");
-		return -EINVAL;
-	}
-	if (gpup_uuid_parse(uuid, part->uuid) || strcmp(part->uuid, file_uuid)) {
-		snprintf(err, errlen, "uuid does not match the file name");
-		return -EINVAL;
-	}
-	gpu = gpup_pool_find_gpu(p, parent);
-	if (gpu < 0) {
-		snprintf(err, errlen, "its GPU '%s' is not present", parent);
-		return -ENODEV;
-	}
-	part->gpu = (unsigned int)gpu;
-	snprintf(part->type, sizeof(part->type), "%s", type);
-	return parse_compat(o, part, err, errlen) ? -EINVAL : parse_protect(o, part, err, errlen);
 }
 
 /* A decimal string of at most `max`, digits only. */
@@ -560,27 +371,177 @@ static int parse_sched_attrs(json_object *o, struct gpup_partition *part, char *
 	return 0;
 }
 
-/* Keep the UUID of a definition that was skipped (if its file is named by
- * one, canonically: the name create would write) with what can be read of
+/* A decimal string that fits 64 bits, digits only. */
+static int attr_u64(const char *s, uint64_t *out)
+{
+	unsigned long long n;
+	char *end;
+
+	if (!isdigit((unsigned char)*s))
+		return -EINVAL;
+	errno = 0;
+	n = strtoull(s, &end, 10);
+	if (*end || errno || n > INT64_MAX)
+		return -EINVAL;
+	*out = n;
+	return 0;
+}
+
+/* One attr of those that place the partition, by index k. */
+static int place_value(unsigned int k, const char *val, struct gpup_partition *part, char *err,
+		       size_t errlen)
+{
+	uint64_t *field[] = { &part->vram_offset, &part->vram_size, &part->revision };
+	const struct gpup_gpu_gen *g;
+
+	if (k != A_COMPAT) {
+		if (attr_u64(val, field[k]) == 0)
+			return 0;
+		snprintf(err, errlen, "attr %s '%s' is not a number", place_attrs[k], val);
+		return -EINVAL;
+	}
+	if (!(g = gpup_gpu_gen_find(val))) {
+		snprintf(err, errlen, "compat '%s' is not a GPU generation this daemon knows", val);
+		return -EINVAL;
+	}
+	snprintf(part->compat, sizeof(part->compat), "%s", g->name);
+	part->compat_kernels = g->kernels;
+	return 0;
+}
+
+/* One {"name": "value"} entry: a placing attr into part (each at most
+ * once, *seen remembering), any other name left for parse_sched_attrs
+ * or for whoever wrote it. */
+static int place_attr(json_object *e, struct gpup_partition *part, unsigned int *seen,
+		      char *err, size_t errlen)
+{
+	struct json_object_iterator it;
+	const char *name;
+	json_object *v;
+
+	if (!json_object_is_type(e, json_type_object) || json_object_object_length(e) != 1)
+		goto shape;
+	it = json_object_iter_begin(e);
+	name = json_object_iter_peek_name(&it);
+	v = json_object_iter_peek_value(&it);
+	if (!json_object_is_type(v, json_type_string))
+		goto shape;
+	for (unsigned int k = 0; k < A_NPLACE; k++) {
+		if (strcmp(name, place_attrs[k]))
+			continue;
+		if (*seen & (1u << k)) {
+			snprintf(err, errlen, "attr %s is given twice", name);
+			return -EINVAL;
+		}
+		*seen |= 1u << k;
+		return place_value(k, json_object_get_string(v), part, err, errlen);
+	}
+	return 0;
+shape:
+	snprintf(err, errlen, "attrs entries must be {\"name\": \"value\"}");
+	return -EINVAL;
+}
+
+static int parse_place(json_object *o, struct gpup_partition *part, char *err, size_t errlen)
+{
+	unsigned int seen = 0;
+	json_object *a;
+
+	if (!json_object_object_get_ex(o, "attrs", &a) || !json_object_is_type(a, json_type_array)) {
+		snprintf(err, errlen, "attrs missing or not an array");
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < json_object_array_length(a); i++)
+		if (place_attr(json_object_array_get_idx(a, i), part, &seen, err, errlen))
+			return -EINVAL;
+	if (!(seen & (1u << A_OFFSET)) || !(seen & (1u << A_SIZE))) {
+		snprintf(err, errlen, "attrs lack vram_offset or vram_size");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* A definition file into *part (its GPU being the directory it is in):
+ * 0, or -EINVAL / -ENODEV with a reason; part holds what could be read. */
+/* "protect", if there: {"every_ms": 1..3600000, "store": an absolute
+ * path} (docs/MIGRATION.md, "Failover"). */
+static int parse_protect(json_object *o, struct gpup_partition *part, char *err,
+			 size_t errlen)
+{
+	json_object *pr, *ms = NULL;
+	const char *store;
+	int64_t n = 0;
+
+	if (!json_object_object_get_ex(o, "protect", &pr))
+		return 0;
+	store = json_object_is_type(pr, json_type_object) ? jstr(pr, "store") : NULL;
+	if (store && json_object_object_get_ex(pr, "every_ms", &ms) &&
+	    json_object_is_type(ms, json_type_int))
+		n = json_object_get_int64(ms);
+	if (n < 1 || n > 3600000 || !store || store[0] != '/' ||
+	    strlen(store) >= sizeof(part->protect_store)) {
+		snprintf(err, errlen, "protect needs every_ms 1..3600000 and an absolute store");
+		return -EINVAL;
+	}
+	part->protect_ms = (uint32_t)n;
+	snprintf(part->protect_store, sizeof(part->protect_store), "%s", store);
+	return 0;
+}
+
+static int parse_def(const struct gpup_pool *p, json_object *o, const char *gpu,
+		     struct gpup_partition *part, char *err, size_t errlen)
+{
+	const char *type = jstr(o, "mdev_type"), *start = jstr(o, "start");
+	int rc;
+
+	if (!type || strlen(type) >= sizeof(part->type)) {
+		snprintf(err, errlen, "mdev_type missing, not a string or too long");
+		return -EINVAL;
+	}
+	snprintf(part->type, sizeof(part->type), "%s", type);
+	if (!start || (strcmp(start, "auto") && strcmp(start, "manual"))) {
+		snprintf(err, errlen, "start is not \"auto\" or \"manual\"");
+		return -EINVAL;
+	}
+	part->start_auto = !strcmp(start, "auto");
+	part->defined = true;
+	rc = parse_place(o, part, err, errlen);
+	if (!rc)
+		rc = parse_protect(o, part, err, errlen);
+	if (rc)
+		return rc;
+	for (unsigned int i = 0; i < p->ngpus; i++) {
+		if (!strcmp(p->gpus[i].name, gpu)) {
+			part->gpu = i;
+			return 0;
+		}
+	}
+	snprintf(err, errlen, "its GPU '%s' is not present", gpu);
+	return -ENODEV;
+}
+
+/* Keep the UUID of a definition that was skipped (if named by one,
+ * canonically: the name create would write) with what could be read of
  * it and why, so it is listed and its file never overwritten. */
-static void remember_unavail(struct gpup_pool *p, const char *uuid, json_object *o,
-			     const char *why)
+static void remember_unavail(struct gpup_pool *p, const char *uuid, const char *gpu,
+			     const struct gpup_partition *part, const char *why)
 {
 	char canon[GPUP_UUID_STRLEN + 1];
 	struct gpup_unavail *u, **pp = &p->unavail;
-	const char *gpu = o ? jstr(o, "parent") : NULL, *type = o ? jstr(o, "type") : NULL;
 
-	if (gpup_uuid_parse(uuid, canon) || strcmp(canon, uuid) ||
+	if (gpup_uuid_parse(uuid, canon) || strcmp(canon, uuid) || gpup_pool_find(p, canon) ||
 	    gpup_pool_find_unavail(p, canon) || p->nunavail >= GPUP_POOL_MAX_UNAVAIL)
 		return;
 	u = calloc(1, sizeof(*u));
 	if (!u)
 		return;
 	memcpy(u->uuid, canon, sizeof(u->uuid));
-	snprintf(u->gpu, sizeof(u->gpu), "%s", gpu ? gpu : "");
-	snprintf(u->type, sizeof(u->type), "%s", type ? type : "");
-	if (o && (ju64(o, "vram_offset", &u->vram_offset) || ju64(o, "vram_size", &u->vram_size)))
-		u->vram_offset = u->vram_size = 0;
+	snprintf(u->gpu, sizeof(u->gpu), "%s", gpu);
+	if (part) {
+		snprintf(u->type, sizeof(u->type), "%s", part->type);
+		u->vram_offset = part->vram_offset;
+		u->vram_size = part->vram_size;
+	}
 	snprintf(u->why, sizeof(u->why), "%s", why);
 	while (*pp)
 		pp = &(*pp)->next;
@@ -588,161 +549,231 @@ static void remember_unavail(struct gpup_pool *p, const char *uuid, json_object 
 	p->nunavail++;
 }
 
-static int restore_one(struct gpup_pool *p, const char *dir, const char *fname)
-{
-	char path[PATH_MAX], uuid[GPUP_UUID_STRLEN + 1], err[GPUP_POOL_ERR_MAX] = "";
-	struct gpup_partition *part;
-	json_object *o = NULL;
-	int rc;
+/* ---- restoring: every file, then one definition per UUID ---- */
 
-	if (path_fmt(path, sizeof(path), "%s/%s", dir, fname))
-		return -ENAMETOOLONG;
-	memcpy(uuid, fname, GPUP_UUID_STRLEN);
-	uuid[GPUP_UUID_STRLEN] = '\0';
-	part = calloc(1, sizeof(*part));
-	if (!part)
-		return -ENOMEM;
-	rc = load_json(path, &o, err, sizeof(err));
-	if (!rc)
-		rc = parse_part(p, o, uuid, part, err, sizeof(err));
-	if (!rc)
-		rc = gpup_pool_adopt(p, part, err, sizeof(err));
-	/* Adopted: a bad attr costs the partition its settings, not its VRAM. */
-	if (!rc && parse_sched_attrs(o, part, err, sizeof(err)) && p->log)
-		p->log("partition file %s: scheduler defaults used: %s", path, err);
-	if (rc) {
-		if (p->log)
-			p->log("skipping partition file %s: %s", path, err);
-		remember_unavail(p, uuid, o, err);
-		free(part);
+struct cand {
+	char uuid[GPUP_UUID_STRLEN + 1];  /* the file's name */
+	char gpu[32];
+	char *path;
+	json_object *o;
+	struct gpup_partition *part;
+	int rc;                           /* of reading and parsing */
+	uint64_t rev;                     /* its revision, when rc is 0 */
+	char why[GPUP_POOL_ERR_MAX];
+};
+
+struct cands {
+	struct cand *v;
+	size_t n, cap;
+};
+
+static void cand_read(const struct gpup_pool *p, struct cand *c)
+{
+	char canon[GPUP_UUID_STRLEN + 1];
+
+	c->part = calloc(1, sizeof(*c->part));
+	if (!c->part) {
+		c->rc = -ENOMEM;
+		snprintf(c->why, sizeof(c->why), "out of memory");
+		return;
 	}
-	json_object_put(o);
+	if (gpup_uuid_parse(c->uuid, canon) || strcmp(canon, c->uuid)) {
+		c->rc = -EINVAL;
+		snprintf(c->why, sizeof(c->why), "its name is not a lower-case UUID");
+		return;
+	}
+	memcpy(c->part->uuid, canon, sizeof(canon));
+	c->rc = st_load_json(c->path, &c->o, c->why, sizeof(c->why));
+	if (!c->rc)
+		c->rc = parse_def(p, c->o, c->gpu, c->part, c->why, sizeof(c->why));
+	c->rev = c->part->revision;
+}
+
+static int cand_add(const struct gpup_pool *p, struct cands *cs, const char *dir,
+		    const char *gpu, const char *name)
+{
+	struct cand *c;
+
+	if (cs->n == cs->cap) {
+		size_t cap = cs->cap ? cs->cap * 2 : 16;
+		struct cand *v = realloc(cs->v, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		cs->v = v;
+		cs->cap = cap;
+	}
+	c = &cs->v[cs->n];
+	memset(c, 0, sizeof(*c));
+	snprintf(c->uuid, sizeof(c->uuid), "%.36s", name);
+	snprintf(c->gpu, sizeof(c->gpu), "%.31s", gpu);
+	if (asprintf(&c->path, "%s/%s", dir, name) < 0)
+		return -ENOMEM;
+	cs->n++;
+	cand_read(p, c);
+	return 0;
+}
+
+static int is_uuid_name(const struct dirent *e)
+{
+	return strlen(e->d_name) == GPUP_UUID_STRLEN;
+}
+
+/* The files of STATE/definitions/gpu, which must be a directory. */
+static int scan_gpu(struct gpup_pool *p, struct cands *cs, const char *gpu)
+{
+	char dir[PATH_MAX];
+	struct dirent **ents;
+	struct stat st;
+	int n, rc = 0;
+
+	if (st_path(dir, sizeof(dir), "%s/%s/%s", p->state_dir, STATE_DEF_DIR, gpu))
+		return 0;
+	if (lstat(dir, &st) || !S_ISDIR(st.st_mode)) {
+		if (p->log)
+			p->log("skipping %s: not a directory", dir);
+		return 0;
+	}
+	n = scandir(dir, &ents, is_uuid_name, alphasort);
+	if (n < 0)
+		return 0;
+	for (int i = 0; i < n; i++) {
+		if (!rc)
+			rc = cand_add(p, cs, dir, gpu, ents[i]->d_name);
+		free(ents[i]);
+	}
+	free(ents);
 	return rc;
 }
 
-static int is_state_file(const char *name)
+static int is_gpu_name(const struct dirent *e)
 {
-	size_t n = strlen(name);
+	return st_gpu_name_ok(e->d_name);
+}
 
-	return n == GPUP_UUID_STRLEN + 5 && strcmp(name + GPUP_UUID_STRLEN, ".json") == 0;
+static int scan_defs(struct gpup_pool *p, struct cands *cs)
+{
+	char dir[PATH_MAX];
+	struct dirent **ents;
+	int n, rc = 0;
+
+	if (st_path(dir, sizeof(dir), "%s/%s", p->state_dir, STATE_DEF_DIR))
+		return -ENAMETOOLONG;
+	n = scandir(dir, &ents, is_gpu_name, alphasort);
+	if (n < 0)
+		return errno == ENOENT ? 0 : -errno;
+	for (int i = 0; i < n; i++) {
+		if (!rc)
+			rc = scan_gpu(p, cs, ents[i]->d_name);
+		free(ents[i]);
+	}
+	free(ents);
+	return rc;
+}
+
+/* By UUID; of one UUID, the readable ones first, the highest revision
+ * first, then by GPU: the first of each UUID is the one used. */
+static int cand_cmp(const void *a, const void *b)
+{
+	const struct cand *x = a, *y = b;
+	int c = strcmp(x->uuid, y->uuid);
+
+	if (c)
+		return c;
+	if (!x->rc != !y->rc)
+		return x->rc ? 1 : -1;
+	if (!x->rc && x->rev != y->rev)
+		return x->rev > y->rev ? -1 : 1;
+	return strcmp(x->gpu, y->gpu);
+}
+
+/* The one used for its UUID: adopted, or remembered as unavailable. */
+static int cand_use(struct gpup_pool *p, struct cand *c)
+{
+	char err[GPUP_POOL_ERR_MAX] = "";
+
+	if (!c->rc)
+		c->rc = gpup_pool_adopt(p, c->part, c->why, sizeof(c->why));
+	if (c->rc) {
+		if (p->log)
+			p->log("skipping partition file %s: %s", c->path, c->why);
+		remember_unavail(p, c->uuid, c->gpu, c->part, c->why);
+		return 0;
+	}
+	/* Adopted: a bad attr costs the partition its settings, not its VRAM. */
+	if (parse_sched_attrs(c->o, c->part, err, sizeof(err)) && p->log)
+		p->log("partition file %s: scheduler defaults used: %s", c->path, err);
+	c->part = NULL;
+	return 1;
+}
+
+/* Another file of a UUID already used: an older revision (what a move
+ * interrupted between writing the new place and removing the old leaves)
+ * is removed; anything else is left for a human. */
+static void cand_drop(struct gpup_pool *p, const struct cand *used, const struct cand *c)
+{
+	bool older = !c->rc && !used->rc && c->rev < used->rev;
+
+	if (older && unlink(c->path) == 0) {
+		if (p->log)
+			p->log("removed %s: revision %llu of a definition whose revision %llu is in "
+			       "%s", c->path, (unsigned long long)c->rev,
+			       (unsigned long long)used->rev, used->path);
+		return;
+	}
+	if (p->log)
+		p->log("skipping partition file %s: %s defines the same UUID", c->path, used->path);
+}
+
+/* Files of the old layout that state_upgrade.c could not convert: kept,
+ * and their UUIDs reserved. */
+static void old_leftovers(struct gpup_pool *p)
+{
+	char dir[PATH_MAX], uuid[GPUP_UUID_STRLEN + 1];
+	struct dirent *e;
+	DIR *d;
+
+	if (st_path(dir, sizeof(dir), "%s/%s", p->state_dir, STATE_OLD_DIR) || !(d = opendir(dir)))
+		return;
+	while ((e = readdir(d))) {
+		if (strlen(e->d_name) != GPUP_UUID_STRLEN + 5 ||
+		    strcmp(e->d_name + GPUP_UUID_STRLEN, ".json"))
+			continue;
+		snprintf(uuid, sizeof(uuid), "%.36s", e->d_name);
+		if (p->log)
+			p->log("skipping partition file %s/%s: not converted to this layout",
+			       dir, e->d_name);
+		remember_unavail(p, uuid, "", NULL, "a file of the old layout that could not be "
+				 "converted; see the log");
+	}
+	closedir(d);
 }
 
 int gpup_pool_restore(struct gpup_pool *p)
 {
-	char dir[PATH_MAX];
-	struct dirent **ents;
-	int n, restored = 0;
+	struct cands cs = { 0 };
+	int rc, restored = 0;
 
-	if (!p->state_dir || part_dir(p, dir, sizeof(dir)))
+	if (!p->state_dir)
 		return 0;
-	/* Sorted, so restores (and the buddy slots they take) are repeatable. */
-	n = scandir(dir, &ents, NULL, alphasort);
-	if (n < 0)
-		return errno == ENOENT ? 0 : -errno;
-	for (int i = 0; i < n; i++) {
-		if (is_state_file(ents[i]->d_name) && !restore_one(p, dir, ents[i]->d_name))
-			restored++;
-		free(ents[i]);
+	rc = scan_defs(p, &cs);
+	if (cs.n)
+		qsort(cs.v, cs.n, sizeof(*cs.v), cand_cmp);
+	for (size_t i = 0, first = 0; !rc && i < cs.n; i++) {
+		if (i && strcmp(cs.v[i].uuid, cs.v[first].uuid))
+			first = i;
+		if (i == first)
+			restored += cand_use(p, &cs.v[i]);
+		else
+			cand_drop(p, &cs.v[first], &cs.v[i]);
 	}
-	free(ents);
-	return restored;
-}
-
-/* ---- a GPU's scheduler settings: STATE/gpus/NAME.json ---- */
-
-static char *gpu_json(const char *name, const struct gpup_gpu_sched *s)
-{
-	json_object *o = json_object_new_object();
-	char *text;
-
-	json_object_object_add(o, "version", json_object_new_int(STATE_VERSION));
-	json_object_object_add(o, "gpu", json_object_new_string(name));
-	json_object_object_add(o, "policy", json_object_new_string(sched_policy_name(s->policy)));
-	json_object_object_add(o, "slice_ns", json_object_new_int64((int64_t)s->slice_ns));
-	json_object_object_add(o, "watchdog_ns", json_object_new_int64((int64_t)s->watchdog_ns));
-	text = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY));
-	json_object_put(o);
-	return text;
-}
-
-int gpup_pool_gpu_sched_save(struct gpup_pool *p, unsigned int gpu,
-			     const struct gpup_gpu_sched *s)
-{
-	char dir[PATH_MAX], name[64];
-	char *text;
-	int rc = 0;
-
-	if (p->state_dir) {
-		if (path_fmt(dir, sizeof(dir), "%s/%s", p->state_dir, GPU_SUBDIR))
-			return -ENAMETOOLONG;
-		rc = gpup_mkdir_p(dir, 0700);
-		text = rc ? NULL : gpu_json(p->gpus[gpu].name, s);
-		if (!rc && !text)
-			rc = -ENOMEM;
-		snprintf(name, sizeof(name), "%s.json", p->gpus[gpu].name);
-		if (!rc)
-			rc = write_file_atomic(dir, name, text);
-		free(text);
+	for (size_t i = 0; i < cs.n; i++) {
+		json_object_put(cs.v[i].o);
+		free(cs.v[i].part);
+		free(cs.v[i].path);
 	}
+	free(cs.v);
 	if (!rc)
-		p->gpus[gpu].sched = *s;
-	return rc;
-}
-
-/* Every field is checked as `gpup sched --gpu` checks it: a file edited by
- * hand gets no more than the control API would allow. */
-static int parse_gpu(json_object *o, const char *name, struct gpup_gpu_sched *s, char *err,
-		     size_t errlen)
-{
-	const char *gpu = jstr(o, "gpu"), *policy = jstr(o, "policy");
-	json_object *v = NULL;
-
-	if (!json_object_object_get_ex(o, "version", &v) ||
-	    !json_object_is_type(v, json_type_int) || json_object_get_int64(v) != STATE_VERSION) {
-		snprintf(err, errlen, "format version %s is not %d",
-			 v ? json_object_to_json_string(v) : "(none)", STATE_VERSION);
-		return -EINVAL;
-	}
-	if (!gpu || strcmp(gpu, name)) {
-		snprintf(err, errlen, "\"gpu\" is not %s", name);
-		return -EINVAL;
-	}
-	if (!policy || sched_policy_parse(policy, &s->policy)) {
-		snprintf(err, errlen, "unknown policy");
-		return -EINVAL;
-	}
-	if (ju64(o, "slice_ns", &s->slice_ns) || ju64(o, "watchdog_ns", &s->watchdog_ns) ||
-	    (s->slice_ns && (s->slice_ns < SCHED_SLICE_MIN_NS || s->slice_ns > SCHED_SLICE_MAX_NS)) ||
-	    s->watchdog_ns > WATCHDOG_MAX_NS) {
-		snprintf(err, errlen, "slice_ns or watchdog_ns missing or out of range");
-		return -EINVAL;
-	}
-	return 0;
-}
-
-int gpup_pool_gpu_sched_load(const struct gpup_pool *p, const char *name,
-			     struct gpup_gpu_sched *out)
-{
-	char path[PATH_MAX], err[GPUP_POOL_ERR_MAX] = "";
-	struct gpup_gpu_sched s = { 0 };
-	json_object *o;
-	int rc;
-
-	if (!p->state_dir ||
-	    path_fmt(path, sizeof(path), "%s/%s/%s.json", p->state_dir, GPU_SUBDIR, name))
-		return -ENOENT;
-	rc = load_json(path, &o, err, sizeof(err));
-	if (rc == -ENOENT)
-		return rc;
-	if (!rc)
-		rc = parse_gpu(o, name, &s, err, sizeof(err));
-	json_object_put(o);
-	if (rc) {
-		rc = -EINVAL;
-		if (p->log)
-			p->log("ignoring GPU settings file %s: %s", path, err);
-		return rc;
-	}
-	*out = s;
-	return 0;
+		old_leftovers(p);
+	return rc ? rc : restored;
 }

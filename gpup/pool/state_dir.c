@@ -16,14 +16,9 @@
 #include <sys/file.h>
 #include <unistd.h>
 
-#include "gpup/pool/pool.h"
+#include "gpup/pool/pool_int.h"
 
 #define LOCK_FILE "gpup.lock"
-/* pool_state.c writes NAME as .NAME.tmp first, NAME being UUID.json under
- * partitions/ and GPU.json under gpus/. */
-#define TMP_SUFFIX ".json.tmp"
-#define PART_SUBDIR "partitions"
-#define GPU_SUBDIR "gpus"
 
 /* STATE/name: 0, or -ENAMETOOLONG. */
 static int state_path(const struct gpup_pool *p, const char *name, char *buf, size_t len)
@@ -95,16 +90,18 @@ int gpup_pool_state_lock(struct gpup_pool *p, char *err, size_t errlen)
 	return 0;
 }
 
-/* Exactly the names write_file_atomic gives its temporaries: "." + a
- * canonical UUID (partitions/) or a GPU name (gpus/) + ".json.tmp". */
-static bool is_temp_name(const char *name, bool uuid)
+/* Exactly the names st_write_atomic gives its temporaries: "." + a
+ * canonical UUID + tail (definitions/GPU/: "", partitions/: ".json") or
+ * a GPU name + ".json" (gpus/), then ".tmp". */
+static bool is_temp_name(const char *name, const char *tail, bool uuid)
 {
-	size_t n = strlen(name), tail = strlen(TMP_SUFFIX), stem;
+	size_t n = strlen(name), t = strlen(tail) + strlen(".tmp"), stem;
 	char buf[GPUP_UUID_STRLEN + 1], canon[GPUP_UUID_STRLEN + 1];
 
-	if (n < tail + 2 || name[0] != '.' || strcmp(name + n - tail, TMP_SUFFIX))
+	if (n < t + 2 || name[0] != '.' || strcmp(name + n - 4, ".tmp") ||
+	    strncmp(name + n - t, tail, strlen(tail)))
 		return false;
-	stem = n - tail - 1;
+	stem = n - t - 1;
 	if (uuid) {
 		if (stem != GPUP_UUID_STRLEN)
 			return false;
@@ -120,17 +117,16 @@ static bool is_temp_name(const char *name, bool uuid)
 	return true;
 }
 
-static int clean_dir(struct gpup_pool *p, const char *sub, bool uuid)
+static int clean_dir(struct gpup_pool *p, const char *dir, const char *tail, bool uuid)
 {
-	char dir[PATH_MAX];
 	struct dirent *e;
 	int removed = 0;
 	DIR *d;
 
-	if (state_path(p, sub, dir, sizeof(dir)) || !(d = opendir(dir)))
+	if (!(d = opendir(dir)))
 		return 0;
 	while ((e = readdir(d))) {
-		if (!is_temp_name(e->d_name, uuid))
+		if (!is_temp_name(e->d_name, tail, uuid))
 			continue;
 		if (unlinkat(dirfd(d), e->d_name, 0) == 0) {
 			removed++;
@@ -144,9 +140,44 @@ static int clean_dir(struct gpup_pool *p, const char *sub, bool uuid)
 	return removed;
 }
 
+static int clean_sub(struct gpup_pool *p, const char *sub, const char *tail, bool uuid)
+{
+	char dir[PATH_MAX];
+
+	return state_path(p, sub, dir, sizeof(dir)) ? 0 : clean_dir(p, dir, tail, uuid);
+}
+
+/* definitions/GPU/ for every GPU directory there. */
+static int clean_defs(struct gpup_pool *p)
+{
+	char dir[PATH_MAX], sub[PATH_MAX];
+	struct dirent *e;
+	int removed = 0;
+	DIR *d;
+
+	if (state_path(p, STATE_DEF_DIR, dir, sizeof(dir)) || !(d = opendir(dir)))
+		return 0;
+	while ((e = readdir(d)))
+		if (st_gpu_name_ok(e->d_name) &&
+		    !st_path(sub, sizeof(sub), "%s/%s", dir, e->d_name))
+			removed += clean_dir(p, sub, "", true);
+	closedir(d);
+	return removed;
+}
+
 int gpup_pool_state_clean(struct gpup_pool *p)
 {
+	char tmp[PATH_MAX];
+	int removed;
+
 	if (!p->state_dir)
 		return 0;
-	return clean_dir(p, PART_SUBDIR, true) + clean_dir(p, GPU_SUBDIR, false);
+	removed = clean_defs(p) + clean_sub(p, STATE_OLD_DIR, ".json", true) +
+		  clean_sub(p, STATE_GPU_DIR, ".json", false);
+	if (!state_path(p, "." STATE_FORMAT_FILE ".tmp", tmp, sizeof(tmp)) && unlink(tmp) == 0) {
+		removed++;
+		if (p->log)
+			p->log("removed %s, left by an interrupted write", tmp);
+	}
+	return removed;
 }

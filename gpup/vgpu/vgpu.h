@@ -20,6 +20,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #include "uapi/gpup_vgpu.h"
 
@@ -141,6 +142,13 @@ void vgpu_mig_reset(struct vgpu *v);
 int vgpu_mig_feature(struct vgpu *v, uint32_t flags, const void *in, uint32_t in_len,
 		     void *out, uint32_t out_max);
 int vgpu_mig_read(struct vgpu *v, void *buf, uint32_t len);
+/* The read as pieces (migrate's mig_dev_data_readv): they stay valid
+ * while no one else drives the migration, which the partition's client,
+ * whose connection thread sends them, ensures by being the one driving. */
+int vgpu_mig_readv(struct vgpu *v, uint32_t len, struct iovec *iov, unsigned int max,
+		   unsigned int *niov);
+/* After a reply of len went out: prepare the next read (mig_dev_data_ahead). */
+void vgpu_mig_ahead(struct vgpu *v, uint32_t len);
 int vgpu_mig_write(struct vgpu *v, const void *buf, uint32_t len);
 /* DEVICE_RESET: registers, queues and VRAM to power-on, any migration
  * stream dropped, the state machine back in RUNNING. */

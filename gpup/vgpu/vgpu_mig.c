@@ -604,6 +604,23 @@ int vgpu_mig_read(struct vgpu *v, void *buf, uint32_t len)
 	return r;
 }
 
+int vgpu_mig_readv(struct vgpu *v, uint32_t len, struct iovec *iov, unsigned int max,
+		   unsigned int *niov)
+{
+	pthread_mutex_lock(&v->mig_lock);
+	int r = mig_dev_data_readv(v->mig, len, iov, max, niov);
+
+	pthread_mutex_unlock(&v->mig_lock);
+	return r;
+}
+
+void vgpu_mig_ahead(struct vgpu *v, uint32_t len)
+{
+	pthread_mutex_lock(&v->mig_lock);
+	mig_dev_data_ahead(v->mig, len);
+	pthread_mutex_unlock(&v->mig_lock);
+}
+
 int vgpu_mig_write(struct vgpu *v, const void *buf, uint32_t len)
 {
 	pthread_mutex_lock(&v->mig_lock);

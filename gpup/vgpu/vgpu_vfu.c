@@ -170,6 +170,17 @@ static int vfu_mig_read(void *dev, void *buf, uint32_t len)
 	return vgpu_mig_read(dev, buf, len);
 }
 
+static int vfu_mig_readv(void *dev, uint32_t len, struct iovec *iov, unsigned int max,
+			 unsigned int *niov)
+{
+	return vgpu_mig_readv(dev, len, iov, max, niov);
+}
+
+static void vfu_mig_ahead(void *dev, uint32_t len)
+{
+	vgpu_mig_ahead(dev, len);
+}
+
 static int vfu_mig_write(void *dev, const void *buf, uint32_t len)
 {
 	return vgpu_mig_write(dev, buf, len);
@@ -216,6 +227,8 @@ const struct vfu_dev_ops vgpu_vfu_ops = {
 	.mig_data_read = vfu_mig_read,
 	.mig_data_write = vfu_mig_write,
 	.client_gone = vfu_client_gone,
+	.mig_data_readv = vfu_mig_readv,
+	.mig_data_ahead = vfu_mig_ahead,
 };
 
 struct vfu_server *vgpu_serve(struct vgpu *v, void (*log)(const char *fmt, ...),

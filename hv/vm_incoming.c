@@ -1,0 +1,380 @@
+// SPDX-License-Identifier: MIT
+/*
+ * `gpup run --incoming tcp:HOST:PORT`: the destination of a live
+ * migration.  It listens, takes one connection, and feeds what comes to
+ * the stream parser (vm_stream.c); the HEADER tells the VM's shape, so
+ * the VM is built only then, with this command line's --gpu list (each
+ * partition on this host's daemon, of the source's type) taken to
+ * RESUMING.  Pages land in guest RAM and in the partitions' VRAM as they
+ * come, each partition's stream goes to it with MIG_DATA_WRITE, the vCPUs
+ * and the VMM's devices are loaded; nothing runs.  Only when END checked
+ * out and every partition took its stream (RESUMING -> STOP) do we say
+ * READY; the VM runs after the source's GO.  Any refusal is one line
+ * here, sent back to the source too, and `gpup run` exits with
+ * HV_EXIT_MIGRATION, leaving nothing behind (the partitions' daemon
+ * resets one left in RESUMING when its client goes).
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "hv/hv_int.h"
+#include "uapi/gpup_mig.h"
+#include "uapi/vfio_mig.h"
+#include "vfu/vfu.h"
+
+#define PG GPUP_VMMIG_PAGE_SIZE
+#define HV_IN_IO_MS 10000u          /* a source silent this long is gone */
+
+/* Watches a partition's stream for its ZERO chunks: the device zeroes
+ * only pages its own stream wrote, so a page we wrote through BAR2 is
+ * ours to zero when its stream says so. */
+struct hv_devpeek {
+	struct gpup_mig_chunk head;
+	uint32_t hhave, zhave;
+	uint64_t skip;
+	bool zero;
+	struct gpup_mig_zero z;
+};
+
+struct hv_in {
+	struct hv_vm *vm;
+	const struct hv_config *cfg;
+	struct hv_config *built;
+	struct hv_vms_reader rd;
+	int sock;
+	uint64_t *ours[HV_MAX_GPUS];   /* BAR2 pages we wrote */
+	struct hv_devpeek peek[HV_MAX_GPUS];
+	uint64_t bytes, t0;
+};
+
+static int hv_in_refuse(struct hv_in *in, int rc, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static int hv_in_refuse(struct hv_in *in, int rc, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(in->rd.err, sizeof(in->rd.err), fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+static int hv_in_feature(struct hv_in *in, unsigned int i, uint32_t state)
+{
+	struct vfio_device_feature_mig_state s = { .device_state = state, .data_fd = -1 };
+	int rc = vfu_client_feature(hv_vgpu_client(in->vm->gpus[i]), VFIO_DEVICE_FEATURE_SET |
+				    VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE, &s, sizeof(s), &s,
+				    sizeof(s));
+
+	if (rc >= 0)
+		return 0;
+	if (state == VFIO_DEVICE_STATE_STOP)
+		return hv_in_refuse(in, rc, "partition %u refused its stream: %s (the daemon's "
+				    "log says why)", i, strerror(-rc));
+	return hv_in_refuse(in, rc, "partition %u cannot enter migration state %u: %s", i,
+			    state, strerror(-rc));
+}
+
+/* The VM as the HEADER says, with our --gpu list, partitions RESUMING. */
+static int hv_in_header(void *opaque, const struct gpup_vmmig_header *h)
+{
+	struct hv_in *in = opaque;
+	struct hv_vm *vm = in->vm;
+	int rc;
+
+	if (h->ngpus != in->cfg->ngpus)
+		return hv_in_refuse(in, -EINVAL, "the VM has %u GPU partitions, this command "
+				    "line gives %u (--gpu)", h->ngpus, in->cfg->ngpus);
+	*in->built = *in->cfg;
+	in->built->mem_size = h->mem_size;
+	in->built->ncpus = h->ncpus;
+	in->built->irqchip = !!(h->flags & GPUP_VMMIG_HF_IRQCHIP);
+	if (!in->built->kernel)
+		in->built->kernel = "(migrated in)";
+	rc = hv_build_vm(vm, in->built);
+	if (rc)
+		return hv_in_refuse(in, -EIO, "cannot build the VM here (see above)");
+	vm->incoming = in->cfg->incoming;
+	for (unsigned int i = 0; i < vm->ngpus; i++) {
+		uint64_t size;
+
+		hv_vgpu_vram(vm->gpus[i], &size);
+		if (size != h->vram_size[i])
+			return hv_in_refuse(in, -EINVAL, "partition %u has %llu bytes of VRAM here, "
+					    "the source's %llu", i, (unsigned long long)size,
+					    (unsigned long long)h->vram_size[i]);
+		in->ours[i] = calloc((size / PG + 63) / 64, 8);
+		if (!in->ours[i])
+			return -ENOMEM;
+		rc = hv_in_feature(in, i, VFIO_DEVICE_STATE_RESUMING);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+static uint8_t *hv_in_space(struct hv_in *in, uint32_t space, uint64_t *size)
+{
+	if (space == GPUP_VMMIG_SPACE_RAM) {
+		*size = in->vm->mem_size;
+		return in->vm->mem;
+	}
+	return hv_vgpu_vram(in->vm->gpus[space - GPUP_VMMIG_SPACE_VRAM0], size);
+}
+
+/* The parser checked the range against the HEADER, which the VM follows. */
+static int hv_in_pages(void *opaque, uint32_t space, uint64_t off, const uint8_t *data,
+		       uint32_t pages)
+{
+	struct hv_in *in = opaque;
+	uint64_t size;
+	uint8_t *base = hv_in_space(in, space, &size);
+
+	memcpy(base + off, data, (size_t)pages * PG);
+	if (space != GPUP_VMMIG_SPACE_RAM)
+		for (uint64_t p = off / PG; p < off / PG + pages; p++)
+			in->ours[space - 1][p / 64] |= 1ull << (p % 64);
+	return 0;
+}
+
+/* Zero pages become holes again: nothing is allocated for them. */
+static int hv_in_zero(void *opaque, uint32_t space, uint64_t off, uint64_t pages)
+{
+	struct hv_in *in = opaque;
+	uint64_t size;
+	uint8_t *base = hv_in_space(in, space, &size);
+
+	if (madvise(base + off, pages * PG, MADV_REMOVE) < 0)
+		memset(base + off, 0, pages * PG);
+	if (space != GPUP_VMMIG_SPACE_RAM)
+		for (uint64_t p = off / PG; p < off / PG + pages; p++)
+			in->ours[space - 1][p / 64] &= ~(1ull << (p % 64));
+	return 0;
+}
+
+static void hv_in_peek_zero(struct hv_in *in, unsigned int gpu)
+{
+	struct hv_devpeek *k = &in->peek[gpu];
+	uint64_t size, first = k->z.offset / PG, n = k->z.pages;
+	uint8_t *vram = hv_vgpu_vram(in->vm->gpus[gpu], &size);
+
+	if (k->z.offset % PG || first >= size / PG)
+		return; /* the device refuses it */
+	if (n > size / PG - first)
+		n = size / PG - first;
+	for (uint64_t p = first; p < first + n; p++)
+		if (in->ours[gpu][p / 64] & (1ull << (p % 64))) {
+			memset(vram + p * PG, 0, PG);
+			in->ours[gpu][p / 64] &= ~(1ull << (p % 64));
+		}
+}
+
+static void hv_in_peek(struct hv_in *in, unsigned int gpu, const uint8_t *p, uint32_t n)
+{
+	struct hv_devpeek *k = &in->peek[gpu];
+
+	while (n) {
+		uint32_t t;
+
+		if (!k->skip) {
+			t = (uint32_t)sizeof(k->head) - k->hhave;
+			t = t < n ? t : n;
+			memcpy((uint8_t *)&k->head + k->hhave, p, t);
+			k->hhave += t;
+			if (k->hhave == sizeof(k->head)) {
+				k->hhave = 0;
+				k->skip = k->head.len;
+				k->zero = k->head.kind == GPUP_MIG_ZERO && k->head.len == sizeof(k->z);
+				k->zhave = 0;
+			}
+		} else {
+			t = k->skip < n ? (uint32_t)k->skip : n;
+			if (k->zero) {
+				memcpy((uint8_t *)&k->z + k->zhave, p, t);
+				k->zhave += t;
+				if (k->zhave == sizeof(k->z))
+					hv_in_peek_zero(in, gpu);
+			}
+			k->skip -= t;
+		}
+		p += t;
+		n -= t;
+	}
+}
+
+static int hv_in_dev(void *opaque, uint32_t gpu, const uint8_t *data, uint32_t len)
+{
+	struct hv_in *in = opaque;
+	struct vfu_client *c = hv_vgpu_client(in->vm->gpus[gpu]);
+	uint32_t max = vfu_client_max_xfer(c);
+
+	for (uint32_t off = 0; off < len;) {
+		uint32_t n = len - off < max ? len - off : max;
+		int rc = vfu_client_mig_write(c, data + off, n);
+
+		if (rc < 0)
+			return hv_in_refuse(in, rc, "partition %u refused its stream: %s (wrong "
+					    "type, size or features?  the daemon's log says)",
+					    gpu, strerror(-rc));
+		hv_in_peek(in, gpu, data + off, n);
+		off += n;
+	}
+	return 0;
+}
+
+static int hv_in_cpu(void *opaque, uint32_t index, const uint8_t *recs, uint32_t len)
+{
+	struct hv_in *in = opaque;
+
+	return hv_vcpu_load(&in->vm->vcpus[index], recs, len, in->rd.err, sizeof(in->rd.err));
+}
+
+static int hv_in_vmstate(void *opaque, const uint8_t *recs, uint32_t len)
+{
+	struct hv_in *in = opaque;
+
+	return hv_vmstate_load(in->vm, recs, len, in->rd.err, sizeof(in->rd.err));
+}
+
+static const struct hv_vms_ops hv_in_ops = {
+	.header = hv_in_header,
+	.pages = hv_in_pages,
+	.zero = hv_in_zero,
+	.dev = hv_in_dev,
+	.cpu = hv_in_cpu,
+	.vmstate = hv_in_vmstate,
+};
+
+static int hv_in_reply(struct hv_in *in, uint32_t code, const char *msg)
+{
+	struct gpup_vmmig_reply r = { .magic = GPUP_VMMIG_REPLY_MAGIC, .code = code };
+
+	snprintf(r.msg, sizeof(r.msg), "%.247s", msg);
+	return hv_tcp_send(in->sock, &r, sizeof(r), HV_IN_IO_MS);
+}
+
+/* One connection, waiting for a signal too: the socket, or -EINTR. */
+static int hv_in_accept(const char *addr, int sig_fd)
+{
+	struct pollfd p[2];
+	int lfd = hv_tcp_listen(addr), fd;
+
+	if (lfd < 0) {
+		hv_log("--incoming %s: cannot listen there: %s", addr, strerror(-lfd));
+		return lfd;
+	}
+	hv_log("waiting for a migration on %s", addr);
+	p[0] = (struct pollfd){ .fd = lfd, .events = POLLIN };
+	p[1] = (struct pollfd){ .fd = sig_fd, .events = POLLIN };
+	while (poll(p, 2, -1) < 0 && errno == EINTR)
+		;
+	if (p[1].revents) {
+		close(lfd);
+		return -EINTR;
+	}
+	fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	close(lfd); /* one migration per VM */
+	if (fd < 0)
+		return -errno;
+	hv_tcp_accepted(fd);
+	return fd;
+}
+
+/* Everything until END, checked and loaded. */
+static int hv_in_receive(struct hv_in *in)
+{
+	static uint8_t buf[1 << 20];
+
+	for (;;) {
+		ssize_t n = hv_tcp_recv_some(in->sock, buf, sizeof(buf), HV_IN_IO_MS);
+		int rc;
+
+		if (n < 0)
+			return hv_in_refuse(in, (int)n, "the source went away: %s",
+					    strerror((int)-n));
+		if (n == 0)
+			return hv_vms_finish(&in->rd);
+		in->bytes += (uint64_t)n;
+		rc = hv_vms_feed(&in->rd, buf, (size_t)n);
+		if (rc < 0)
+			return rc;
+		if (in->rd.phase == HV_VMS_DONE)
+			return 0;
+	}
+}
+
+/* Partitions STOP (each checks its stream), READY, GO, partitions RUNNING. */
+static int hv_in_commit(struct hv_in *in)
+{
+	struct gpup_vmmig_reply go;
+	int rc = 0;
+
+	for (unsigned int i = 0; rc == 0 && i < in->vm->ngpus; i++)
+		rc = hv_in_feature(in, i, VFIO_DEVICE_STATE_STOP);
+	if (rc < 0)
+		return rc;
+	if (hv_in_reply(in, GPUP_VMMIG_READY, "") < 0 ||
+	    hv_tcp_recv(in->sock, &go, sizeof(go), HV_IN_IO_MS) < 0 ||
+	    go.magic != GPUP_VMMIG_REPLY_MAGIC || go.code != GPUP_VMMIG_GO) {
+		/* Without GO the source may still run the VM: we must not. */
+		return hv_in_refuse(in, -ECONNRESET, "the source did not confirm (no GO); "
+				    "the VM stays where it was");
+	}
+	for (unsigned int i = 0; rc == 0 && i < in->vm->ngpus; i++)
+		rc = hv_in_feature(in, i, VFIO_DEVICE_STATE_RUNNING);
+	return rc;
+}
+
+/* Let the source read our refusal before the connection goes. */
+static void hv_in_linger(struct hv_in *in)
+{
+	uint8_t buf[65536];
+	uint64_t until = hv_now_ns() + 3000000000ull;
+
+	shutdown(in->sock, SHUT_WR);
+	while (hv_now_ns() < until && hv_tcp_recv_some(in->sock, buf, sizeof(buf), 500) > 0)
+		;
+}
+
+int hv_incoming(struct hv_vm *vm, const struct hv_config *cfg, struct hv_config *built,
+		int sig_fd)
+{
+	struct hv_in in = { .vm = vm, .cfg = cfg, .built = built, .sock = -1 };
+	int rc;
+
+	hv_vms_reader_init(&in.rd, &hv_in_ops, &in);
+	in.sock = hv_in_accept(cfg->incoming, sig_fd);
+	if (in.sock == -EINTR)
+		return HV_EXIT_STOPPED;
+	if (in.sock < 0)
+		return HV_EXIT_MIGRATION;
+	in.t0 = hv_now_ns();
+	rc = hv_in_receive(&in);
+	if (rc == 0)
+		rc = hv_in_commit(&in);
+	if (rc < 0) {
+		if (!in.rd.err[0])
+			snprintf(in.rd.err, sizeof(in.rd.err), "%s", strerror(-rc));
+		hv_log("incoming migration refused: %s", in.rd.err);
+		hv_in_reply(&in, GPUP_VMMIG_REFUSED, in.rd.err);
+		hv_in_linger(&in);
+	} else {
+		hv_log("migrated in: %llu bytes in %.1f ms; the VM runs here",
+		       (unsigned long long)in.bytes, (double)(hv_now_ns() - in.t0) / 1e6);
+		vm->incoming = NULL;
+	}
+	close(in.sock);
+	hv_vms_reader_free(&in.rd);
+	for (unsigned int i = 0; i < HV_MAX_GPUS; i++)
+		free(in.ours[i]);
+	return rc < 0 ? HV_EXIT_MIGRATION : 0;
+}
