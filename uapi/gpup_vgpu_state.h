@@ -21,9 +21,7 @@
 #include "uapi/gpup_vgpu.h"
 
 #define GPUP_VGPU_STATE_MAGIC 0x54535647u   /* "GVST" */
-/* Version 2 added the queues' fence_lo/hi (Q_FENCE) in what version 1
- * kept reserved: a reader of 2 takes 1 with those 0. */
-#define GPUP_VGPU_STATE_VERSION 2u
+#define GPUP_VGPU_STATE_VERSION 1u
 
 /* gpup_vgpu_state_queue.flags */
 #define GPUP_VST_Q_RUNNING (1u << 0)   /* on an engine when stopped (enabled; maybe faulted) */
@@ -50,8 +48,7 @@ struct gpup_vgpu_state_queue {
 	uint64_t kernel_next, kernel_acc;
 	uint8_t cmd[GPUP_CMD_SIZE];
 	uint32_t run_engine;          /* GPUP_ENGINE_*: the kind it runs on */
-	uint32_t fence_lo, fence_hi;  /* Q_FENCE (version 2) */
-	uint32_t reserved[3];         /* 0 */
+	uint32_t reserved[5];         /* 0 */
 };
 
 struct gpup_vgpu_state_fault {
