@@ -31,8 +31,13 @@ fail() {
 	echo "cluster-test: FAIL: $*" >&2
 	echo "--- crm_mon" >&2
 	crm_mon -1 --failcounts 2>&1 | sed 's/^/  /' >&2 || true
-	echo "--- the agent's log" >&2
-	tail -n 20 "$RUN/ocf/vm1.log" 2>/dev/null | sed 's/^/  /' >&2 || true
+	echo "--- what the agent said (pacemaker.log)" >&2
+	grep -h -e 'log_op_output' -e 'Result of' /var/log/pacemaker/pacemaker.log 2>/dev/null |
+		tail -n 20 | sed 's/^/  /' >&2 || true
+	echo "--- $RUN/ocf" >&2
+	ls -l "$RUN/ocf" 2>&1 | sed 's/^/  /' >&2 || true
+	echo "--- the VM's log" >&2
+	tail -n 20 "$RUN/ocf/vm1.log" 2>&1 | sed 's/^/  /' >&2 || true
 	exit 1
 }
 # Poll a shell condition for up to $1 seconds.
