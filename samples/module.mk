@@ -24,3 +24,6 @@ $(GUEST_DIR)/obj/%.S.o: samples/%.S | $(DEPS_STAMP)
 
 $(GUEST_DIR)/%.elf: $(GUEST_DIR)/obj/%.c.o $(GUEST_RT_OBJS) samples/rt/guest.ld
 	$(CC) $(GUEST_CFLAGS) $(GUEST_LDFLAGS) -o $@ $< $(GUEST_RT_OBJS)
+
+# The Linux guest: its own fragment.
+include samples/linux/module.mk

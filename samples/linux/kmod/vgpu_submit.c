@@ -1,0 +1,421 @@
+// SPDX-License-Identifier: GPL-2.0 OR MIT
+/*
+ * Queues and submission.  Every packet a process submits is checked
+ * field by field and its buffer addresses (GPUP_BO_ADDR) are rewritten to
+ * device addresses of the caller's own buffers before it reaches the
+ * ring: a process can name only what it allocated, the device never sees
+ * a packet it would fault on for a reason the driver can know, and
+ * reserved bytes are zero as the ABI requires.  The buffers a submission
+ * names stay allocated until its fence lands.  Each submission ends with a
+ * FENCE of the driver's own (value = its sequence number, with an
+ * interrupt) into memory no process can map.
+ */
+#include <linux/dma-mapping.h>
+#include <linux/overflow.h>
+#include <linux/sched/signal.h>
+#include <linux/slab.h>
+#include <linux/uaccess.h>
+
+#include "vgpu.h"
+
+#define GVG_ROOM_TIMEOUT_MS 10000
+
+struct gvg_xlate {
+	struct gvg_file *f;
+	struct gvg_sub *sub;
+	unsigned int max_bo;
+};
+
+static bool gvg_zero(const void *p, size_t len)
+{
+	return !memchr_inv(p, 0, len);
+}
+
+/* A buffer address of len bytes in space, aligned to align, inside one
+ * of the caller's buffers of the matching kind: rewritten in place. */
+static int gvg_xlate(struct gvg_xlate *x, u8 space, u64 *addr, u64 len, u64 align)
+{
+	u64 off = *addr & ((1ull << GPUP_BO_OFFSET_BITS) - 1);
+	u32 handle = *addr >> GPUP_BO_OFFSET_BITS;
+	struct gvg_bo *bo = handle ? gvg_bo_lookup(x->f, handle) : NULL;
+	unsigned int i;
+
+	if (!bo)
+		return -ENOENT;
+	if (space != (bo->domain == GPUP_DOMAIN_VRAM ? GPUP_SPACE_VRAM : GPUP_SPACE_IOVA))
+		return -EINVAL;
+	if (off % align || len > bo->size || off > bo->size - len)
+		return -EINVAL;
+	*addr = off + (bo->domain == GPUP_DOMAIN_VRAM ? bo->vram_off : bo->dma);
+	for (i = 0; i < x->sub->nbo; i++)
+		if (x->sub->bo[i] == bo)
+			return 0;
+	if (x->sub->nbo == x->max_bo)
+		return -E2BIG;
+	kref_get(&bo->ref);
+	x->sub->bo[x->sub->nbo++] = bo;
+	return 0;
+}
+
+static int gvg_vram(struct gvg_xlate *x, u64 *addr, u64 count, u64 esize, u64 align)
+{
+	u64 len;
+
+	if (check_mul_overflow(count, esize, &len))
+		return -EINVAL;
+	return gvg_xlate(x, GPUP_SPACE_VRAM, addr, len, align);
+}
+
+static int gvg_args_zero(const u64 *a, unsigned int from)
+{
+	for (; from < 6; from++)
+		if (a[from])
+			return -EINVAL;
+	return 0;
+}
+
+static int gvg_render_args(struct gvg_xlate *x, u64 *a)
+{
+	u64 w = a[0], h = a[1], stride = a[2], span;
+
+	if (w > U32_MAX || h > U32_MAX || a[4] > U32_MAX || stride % 4 ||
+	    (h > 1 && stride < w * 4))
+		return -EINVAL;
+	if (!w || !h)
+		return gvg_vram(x, &a[3], 0, 1, 4);
+	if (check_mul_overflow(h - 1, stride, &span) ||
+	    check_add_overflow(span, w * 4, &span))
+		return -EINVAL;
+	return gvg_vram(x, &a[3], span, 1, 4);
+}
+
+static int gvg_kernel(struct gvg_xlate *x, struct gpup_cmd_kernel *k)
+{
+	u64 *a = k->args, mk, kn, mn;
+	int rc;
+
+	if (k->pad || k->kernel >= GPUP_KERNEL_MAX || !(x->f->dev->kernels & (1u << k->kernel)))
+		return -EINVAL;
+	switch (k->kernel) {
+	case GPUP_KERNEL_SAXPY:
+		rc = a[1] > U32_MAX ? -EINVAL : gvg_args_zero(a, 4);
+		rc = rc ?: gvg_vram(x, &a[2], a[0], 4, 4);
+		return rc ?: gvg_vram(x, &a[3], a[0], 4, 4);
+	case GPUP_KERNEL_GEMM:
+		if (check_mul_overflow(a[0], a[2], &mk) || check_mul_overflow(a[2], a[1], &kn) ||
+		    check_mul_overflow(a[0], a[1], &mn))
+			return -EINVAL;
+		rc = gvg_vram(x, &a[3], mk, 4, 4);
+		rc = rc ?: gvg_vram(x, &a[4], kn, 4, 4);
+		return rc ?: gvg_vram(x, &a[5], mn, 4, 4);
+	case GPUP_KERNEL_REDUCE:
+		rc = gvg_args_zero(a, 3);
+		rc = rc ?: gvg_vram(x, &a[1], a[0], 4, 4);
+		return rc ?: gvg_vram(x, &a[2], 1, 4, 4);
+	case GPUP_KERNEL_CHECKSUM:
+		rc = gvg_args_zero(a, 3);
+		rc = rc ?: gvg_vram(x, &a[1], a[0], 1, 1);
+		return rc ?: gvg_vram(x, &a[2], 1, 8, 8);
+	case GPUP_KERNEL_RENDER:
+		rc = gvg_args_zero(a, 5);
+		return rc ?: gvg_render_args(x, a);
+	case GPUP_KERNEL_SPIN:
+		rc = gvg_args_zero(a, 1);
+		return rc ?: (a[0] > GPUP_MAX_SPIN_NS ? -EINVAL : 0);
+	}
+	return -EINVAL;
+}
+
+static bool gvg_overlap(u64 a, u64 b, u64 len)
+{
+	return a < b ? b - a < len : a - b < len;
+}
+
+static int gvg_copy(struct gvg_xlate *x, struct gpup_cmd_copy *c)
+{
+	int rc;
+
+	if (!gvg_zero(c->pad, sizeof(c->pad)) || !gvg_zero(c->rsvd, sizeof(c->rsvd)))
+		return -EINVAL;
+	rc = gvg_xlate(x, c->src_space, &c->src, c->len, 1);
+	rc = rc ?: gvg_xlate(x, c->dst_space, &c->dst, c->len, 1);
+	if (!rc && c->src_space == c->dst_space && gvg_overlap(c->src, c->dst, c->len))
+		rc = -EINVAL;
+	return rc;
+}
+
+/* One packet: every field checked, addresses rewritten.  The tag is the
+ * caller's, echoed in fault records. */
+static int gvg_check(struct gvg_xlate *x, union gpup_cmd *c)
+{
+	if (c->hdr.flags && !(c->hdr.opcode == GPUP_OP_FENCE && c->hdr.flags == GPUP_FENCE_IRQ))
+		return -EINVAL;
+	switch (c->hdr.opcode) {
+	case GPUP_OP_NOP:
+		return gvg_zero(c->raw + sizeof(c->hdr), GPUP_CMD_SIZE - sizeof(c->hdr)) ? 0 : -EINVAL;
+	case GPUP_OP_FENCE:
+		if (!gvg_zero(c->fence.pad, sizeof(c->fence.pad)) ||
+		    !gvg_zero(c->fence.rsvd, sizeof(c->fence.rsvd)))
+			return -EINVAL;
+		return gvg_xlate(x, c->fence.space, &c->fence.addr, 8, 8);
+	case GPUP_OP_COPY:
+		return gvg_copy(x, &c->copy);
+	case GPUP_OP_FILL:
+		if (!gvg_zero(c->fill.pad, sizeof(c->fill.pad)) ||
+		    !gvg_zero(c->fill.rsvd, sizeof(c->fill.rsvd)) || c->fill.len % 4)
+			return -EINVAL;
+		return gvg_xlate(x, c->fill.dst_space, &c->fill.dst, c->fill.len, 4);
+	case GPUP_OP_KERNEL:
+		return gvg_kernel(x, &c->kernel);
+	case GPUP_OP_WAIT:
+		if (!gvg_zero(c->wait.pad, sizeof(c->wait.pad)) ||
+		    !gvg_zero(c->wait.rsvd, sizeof(c->wait.rsvd)) ||
+		    (c->wait.op != GPUP_WAIT_GE && c->wait.op != GPUP_WAIT_EQ))
+			return -EINVAL;
+		return gvg_xlate(x, c->wait.space, &c->wait.addr, 8, 8);
+	case GPUP_OP_TIMESTAMP:
+		if (!gvg_zero(c->timestamp.pad, sizeof(c->timestamp.pad)) ||
+		    !gvg_zero(c->timestamp.rsvd, sizeof(c->timestamp.rsvd)))
+			return -EINVAL;
+		return gvg_xlate(x, c->timestamp.space, &c->timestamp.addr, 8, 8);
+	}
+	return -EINVAL;
+}
+
+/* The queue is gone, stopped or lost: what its caller should hear. */
+static int gvg_q_health(struct gvg_hwq *q)
+{
+	u32 st;
+
+	if (q->dev->gone || q->dev->lost)
+		return -ENODEV;
+	st = gvg_rd(q->dev, GPUP_REG_QUEUE(q->index) + GPUP_Q_STATUS);
+	if (st == ~0u) {
+		gvg_mark_lost(q->dev);
+		return -ENODEV;
+	}
+	return (st & GPUP_QSTS_ENABLED) && !(st & GPUP_QSTS_FAULTED) ? 0 : -EIO;
+}
+
+/* Room for n packets.  Q_CI is a trapped register read: only when the
+ * cached index says the ring is full. */
+static int gvg_room(struct gvg_hwq *q, unsigned int n)
+{
+	unsigned long until = jiffies + msecs_to_jiffies(GVG_ROOM_TIMEOUT_MS);
+	int rc;
+
+	while (q->pi - q->ci + n > GVG_RING_ENTRIES) {
+		q->ci = gvg_rd(q->dev, GPUP_REG_QUEUE(q->index) + GPUP_Q_CI);
+		if (q->pi - q->ci + n <= GVG_RING_ENTRIES)
+			break;
+		rc = gvg_q_health(q);
+		if (rc)
+			return rc;
+		if (time_after(jiffies, until))
+			return -EBUSY;
+		if (wait_event_interruptible_timeout(q->wq, false,
+						     msecs_to_jiffies(GVG_TICK_MS)) < 0)
+			return -EINTR;
+	}
+	return 0;
+}
+
+static void gvg_ring_push(struct gvg_hwq *q, const union gpup_cmd *c, unsigned int n)
+{
+	union gpup_cmd fence = gpup_cmd_fence(GPUP_SPACE_IOVA, q->fence_dma, q->seq + 1,
+					      GPUP_FENCE_IRQ);
+
+	for (unsigned int i = 0; i < n; i++)
+		q->ring[q->pi++ % GVG_RING_ENTRIES] = c[i];
+	q->ring[q->pi++ % GVG_RING_ENTRIES] = fence;
+	q->seq++;
+	dma_wmb();
+	WRITE_ONCE(*q->pi_word, q->pi);
+	wmb();
+	gvg_wr(q->dev, GPUP_DOORBELL(q->index), 1);
+}
+
+static struct gvg_hwq *gvg_file_queue(struct gvg_file *f, u32 id)
+{
+	return id < GPUP_MAX_FILE_QUEUES ? f->q[id] : NULL;
+}
+
+static int gvg_submit_locked(struct gvg_hwq *q, union gpup_cmd *c, struct gpup_ioc_submit *a,
+			     struct gvg_sub *sub)
+{
+	int rc = gvg_room(q, a->count + 1);
+
+	if (rc)
+		return rc;
+	gvg_hwq_retire(q, false);
+	gvg_ring_push(q, c, a->count);
+	sub->seq = q->seq;
+	list_add_tail(&sub->node, &q->subs);
+	a->seq = q->seq;
+	return 0;
+}
+
+long gvg_ioc_submit(struct gvg_file *f, void __user *arg)
+{
+	struct gpup_ioc_submit a;
+	struct gvg_xlate x = { .f = f };
+	union gpup_cmd *c;
+	struct gvg_hwq *q;
+	int rc = 0;
+
+	if (copy_from_user(&a, arg, sizeof(a)))
+		return -EFAULT;
+	q = gvg_file_queue(f, a.queue);
+	if (!q || !a.count || a.count > GPUP_MAX_SUBMIT || a.seq)
+		return -EINVAL;
+	c = memdup_user(u64_to_user_ptr(a.packets), (size_t)a.count * GPUP_CMD_SIZE);
+	if (IS_ERR(c))
+		return PTR_ERR(c);
+	x.max_bo = a.count * 3;
+	x.sub = kzalloc(struct_size(x.sub, bo, x.max_bo), GFP_KERNEL);
+	if (!x.sub) {
+		kfree(c);
+		return -ENOMEM;
+	}
+	mutex_lock(&f->lock);
+	for (unsigned int i = 0; i < a.count && !rc; i++)
+		rc = gvg_check(&x, &c[i]);
+	mutex_unlock(&f->lock);
+	if (!rc) {
+		mutex_lock(&q->lock);
+		rc = gvg_submit_locked(q, c, &a, x.sub);
+		mutex_unlock(&q->lock);
+	}
+	kfree(c);
+	if (rc) {
+		while (x.sub->nbo)
+			gvg_bo_put(x.sub->bo[--x.sub->nbo]);
+		kfree(x.sub);
+		return rc;
+	}
+	return copy_to_user(arg, &a, sizeof(a)) ? -EFAULT : 0;
+}
+
+static bool gvg_done(struct gvg_hwq *q, u64 seq)
+{
+	return READ_ONCE(*q->fence) >= seq || READ_ONCE(q->failed_upto) >= seq ||
+	       q->dev->lost || q->dev->gone;
+}
+
+/* The fence, a reset that dropped it, or loss; re-checks the device
+ * every tick, since a lost one sends no interrupt. */
+long gvg_ioc_wait(struct gvg_file *f, void __user *arg)
+{
+	struct gpup_ioc_wait a;
+	struct gvg_hwq *q;
+	u64 end;
+	long t;
+	int rc;
+
+	if (copy_from_user(&a, arg, sizeof(a)))
+		return -EFAULT;
+	q = gvg_file_queue(f, a.queue);
+	if (!q || a.pad || !a.seq || a.seq > READ_ONCE(q->seq))
+		return -EINVAL;
+	end = ktime_get_ns() + min_t(u64, a.timeout_ns, 3600ull * NSEC_PER_SEC);
+	for (;;) {
+		if (READ_ONCE(*q->fence) >= a.seq)
+			return 0;
+		if (q->dev->lost || q->dev->gone)
+			return -ENODEV;
+		if (READ_ONCE(q->failed_upto) >= a.seq)
+			return -EIO;
+		if (ktime_get_ns() >= end)
+			return -ETIME;
+		t = min_t(u64, end - ktime_get_ns(), GVG_TICK_MS * NSEC_PER_MSEC);
+		t = wait_event_interruptible_timeout(q->wq, gvg_done(q, a.seq),
+						     nsecs_to_jiffies(t) + 1);
+		if (t < 0)
+			return -EINTR;
+		if (t)
+			continue;
+		down_read(&q->dev->lock);
+		rc = q->dev->gone ? -ENODEV : gvg_q_health(q);
+		up_read(&q->dev->lock);
+		if (rc == -ENODEV)
+			return rc;
+	}
+}
+
+static int gvg_queue_alloc(struct gvg_dev *d, struct gvg_hwq *q, u32 engine)
+{
+	q->ring = dma_alloc_coherent(&d->pdev->dev, GVG_RING_BYTES + PAGE_SIZE, &q->ring_dma,
+				     GFP_KERNEL);
+	if (!q->ring)
+		return -ENOMEM;
+	q->pi_word = (u32 *)((u8 *)q->ring + GVG_RING_BYTES);
+	q->fence = (u64 *)((u8 *)q->pi_word + 64);
+	q->fence_dma = q->ring_dma + GVG_RING_BYTES + 64;
+	q->engine = engine;
+	q->pi = q->ci = 0;
+	q->seq = q->failed_upto = 0;
+	*q->fence = 0;
+	return 0;
+}
+
+long gvg_ioc_queue(struct gvg_file *f, void __user *arg)
+{
+	struct gvg_dev *d = f->dev;
+	struct gvg_hwq *q = NULL;
+	struct gpup_ioc_queue a;
+	unsigned int slot, i;
+	int rc;
+
+	if (copy_from_user(&a, arg, sizeof(a)))
+		return -EFAULT;
+	if (a.flags || a.pad || a.queue || a.engine >= d->num_engines)
+		return -EINVAL;
+	mutex_lock(&d->qlock);
+	for (slot = 0; slot < GPUP_MAX_FILE_QUEUES && f->q[slot]; slot++)
+		;
+	for (i = 0; slot < GPUP_MAX_FILE_QUEUES && i < d->num_queues && !q; i++)
+		if (!d->hwq[i].owner)
+			q = &d->hwq[i];
+	rc = slot == GPUP_MAX_FILE_QUEUES ? -EMFILE : !q ? -EBUSY : 0;
+	if (!rc)
+		rc = gvg_queue_alloc(d, q, a.engine);
+	if (!rc) {
+		mutex_lock(&q->lock);
+		rc = gvg_hwq_program(q);
+		mutex_unlock(&q->lock);
+		if (rc) {
+			dma_free_coherent(&d->pdev->dev, GVG_RING_BYTES + PAGE_SIZE, q->ring,
+					  q->ring_dma);
+			q->ring = NULL;
+		}
+	}
+	if (!rc) {
+		q->owner = f;
+		f->q[slot] = q;
+	}
+	mutex_unlock(&d->qlock);
+	if (rc)
+		return rc;
+	a.queue = slot;
+	return copy_to_user(arg, &a, sizeof(a)) ? -EFAULT : 0;
+}
+
+/* The file is closing: stop the queue (disabling ends even a WAIT that
+ * never holds), drop what its submissions held, free it for others. */
+void gvg_queue_release(struct gvg_hwq *q)
+{
+	struct gvg_dev *d = q->dev;
+
+	down_read(&d->lock);
+	mutex_lock(&q->lock);
+	if (!d->gone && !d->lost)
+		gvg_wr(d, GPUP_REG_QUEUE(q->index) + GPUP_Q_CONTROL, 0);
+	gvg_hwq_retire(q, true);
+	dma_free_coherent(&d->pdev->dev, GVG_RING_BYTES + PAGE_SIZE, q->ring, q->ring_dma);
+	q->ring = NULL;
+	mutex_unlock(&q->lock);
+	up_read(&d->lock);
+	mutex_lock(&d->qlock);
+	q->owner = NULL;
+	mutex_unlock(&d->qlock);
+}
