@@ -103,8 +103,8 @@ bench: $(O)/gpup guests $(PERF_BINS)
 
 # Upstream QEMU (Debian sid, in a chroot under build/interop) as a client:
 # not part of `make test`, it downloads a suite (docs/INTEROP.md).
-interop: $(O)/gpup guests
-	@env $(TEST_ENV) sh scripts/interop.sh
+interop: $(O)/gpup guests linux-guest
+	@env $(TEST_ENV) GPUP_LINUX_DIR=$(abspath $(LINUX_DIR)) sh scripts/interop.sh
 
 # The OCF agent under a one-node Pacemaker + corosync in namespaces of
 # its own (docs/SERVICE.md, "In a cluster").
