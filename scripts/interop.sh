@@ -203,6 +203,14 @@ done
 run_linux_case linux-info gpup-info "fill + copy round trip: ok"
 run_linux_case linux-infer "gpup-infer n=64 iters=4" "ok, sum"
 run_linux_case linux-infer256 "gpup-infer n=256 iters=1" "ok, sum"
+run_linux_case linux-vdi gpup-vdi "vdi: 320x200"
+# With the daemon's watchdog on, hostile's stalled stream must come back
+# as a WATCHDOG fault and the driver must set the device up again.
+if selected linux-hostile; then
+	"$GPUP" --run-dir "$WORK/run" sched --gpu gpu0 --policy weighted --watchdog 2000 >/dev/null
+	run_linux_case linux-hostile "gpup-hostile watchdog=1" "hostile: 0 check(s) failed"
+	"$GPUP" --run-dir "$WORK/run" sched --gpu gpu0 --policy weighted --watchdog 0 >/dev/null
+fi
 
 echo "interop: $pass passed, $fail failed${failed:+ (}${failed# }${failed:+)}"
 [ "$fail" -eq 0 ]
