@@ -120,6 +120,13 @@ else
 	LINUX_DIR=""
 fi
 
+# Warnings and worse reach the console (loglevel=5), so that a case can
+# fail on an oops or a WARN.
+LINUX_CMDLINE="console=ttyS0 loglevel=5"
+kernel_complained() {
+	grep -qE 'Oops|BUG:|WARNING:|Call Trace' "$log"
+}
+
 # 3. The cases.
 pass=0
 fail=0
@@ -140,15 +147,23 @@ boot() {
 	fi
 	log=$WORK/$name.log
 	st=0
+	: >"$log"
+	hook_pid=""
+	if [ -n "${BOOT_HOOK:-}" ]; then
+		$BOOT_HOOK &
+		hook_pid=$!
+	fi
 	# shellcheck disable=SC2086
 	timeout "${GPUP_INTEROP_TIMEOUT:-300}" chroot "$ROOT" qemu-system-x86_64 -accel "$bacc" \
 		-nographic -nodefaults -no-user-config -serial stdio $memopt "$@" \
 		-device isa-debug-exit,iobase=0xf4,iosize=4 \
 		-device "{\"driver\":\"vfio-user-pci\",\"socket\":{\"type\":\"unix\",\"path\":\"/gpup-interop/run/$uuid.sock\"}}" \
 		>"$log" 2>&1 </dev/null || st=$?
+	[ -z "$hook_pid" ] || wait "$hook_pid" || true
 	# The daemon may not have seen QEMU's socket close yet: retry a while.
 	n=0
-	until "$GPUP" --run-dir "$WORK/run" destroy "$uuid" >/dev/null 2>&1; do
+	until "$GPUP" --run-dir "$WORK/run" destroy "$uuid" >/dev/null 2>&1 ||
+		! "$GPUP" --run-dir "$WORK/run" list | grep -q "$uuid"; do
 		n=$((n + 1))
 		[ $n -lt 50 ] || { echo "interop: cannot destroy partition $uuid" >&2; break; }
 		sleep 0.1
@@ -187,7 +202,8 @@ run_linux_case() {
 	fi
 	boot "$1" "$linux_accel" shared 512 -kernel /gpup-interop/linux/vmlinuz \
 		-initrd /gpup-interop/linux/initramfs.cpio.gz \
-		-append "console=ttyS0 quiet -- $2"
+		-append "$LINUX_CMDLINE -- $2"
+	! kernel_complained || st=0
 	verdict "$1" "$3"
 }
 
@@ -204,6 +220,32 @@ run_linux_case linux-info gpup-info "fill + copy round trip: ok"
 run_linux_case linux-infer "gpup-infer n=64 iters=4" "ok, sum"
 run_linux_case linux-infer256 "gpup-infer n=256 iters=1" "ok, sum"
 run_linux_case linux-vdi gpup-vdi "vdi: 320x200"
+# Device loss: the partition is destroyed (--force) under a running
+# gpup-infer.  The program must fail with a device error (exit 5), and
+# the guest kernel must not oops.
+lose_partition() {
+	n=0
+	until grep -q "init: running" "$log" || [ $n -ge 1200 ]; do
+		sleep 0.1
+		n=$((n + 1))
+	done
+	sleep 3
+	"$GPUP" --run-dir "$WORK/run" destroy --force "$uuid" >/dev/null 2>&1
+}
+if selected linux-lost && [ -n "$LINUX_DIR" ]; then
+	BOOT_HOOK=lose_partition
+	boot linux-lost "$linux_accel" shared 512 -kernel /gpup-interop/linux/vmlinuz \
+		-initrd /gpup-interop/linux/initramfs.cpio.gz \
+		-append "$LINUX_CMDLINE -- gpup-infer n=64 iters=1000000"
+	BOOT_HOOK=""
+	if kernel_complained; then
+		st=0 # the kernel complained: fail whatever the status
+	elif [ "$st" -eq 11 ]; then
+		st=1 # gpup-infer's 5, device error: what this case expects
+	fi
+	verdict linux-lost "infer: device error"
+fi
+
 # With the daemon's watchdog on, hostile's stalled stream must come back
 # as a WATCHDOG fault and the driver must set the device up again.
 if selected linux-hostile; then
