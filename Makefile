@@ -13,6 +13,9 @@
 #   make install      binary, guests, scenarios, man pages, systemd unit,
 #                     bash completion, example config; PREFIX (/usr/local),
 #                     DESTDIR and the *DIR variables of scripts/install.sh
+#   make linux-guest  the Linux guest: Debian's kernel packages fetched into
+#                     BUILD/linux, the gpup_vgpu module built against them,
+#                     the tools, an initramfs (samples/linux/module.mk)
 #   make fuzz         libFuzzer harnesses (clang), FUZZ_SECONDS each; rules
 #                     in fuzz/module.mk, see docs/FUZZING.md
 #

@@ -254,5 +254,45 @@ if selected linux-hostile; then
 	"$GPUP" --run-dir "$WORK/run" sched --gpu gpu0 --policy weighted --watchdog 0 >/dev/null
 fi
 
+# GPUP_INTEROP_BENCH=RUNS: the driver's overhead.  The freestanding infer
+# guest and gpup-infer on the Linux guest, alternately, under the same
+# QEMU, accelerator and shared RAM; each prints the device time per
+# iteration.  Median and range over RUNS boots of each.
+stats() { # label values...
+	label=$1
+	shift
+	sorted=$(printf '%s\n' "$@" | sort -n)
+	cnt=$#
+	med=$(printf '%s\n' "$sorted" | sed -n "$(((cnt + 1) / 2))p")
+	printf '  %-34s median %6s us  range %s..%s us  (%s runs)\n' "$label" "$med" \
+		"$(printf '%s\n' "$sorted" | head -n 1)" "$(printf '%s\n' "$sorted" | tail -n 1)" "$cnt"
+}
+per_iter() {
+	tr -d '\r' <"$log" | sed -n 's/.* \([0-9][0-9]*\) us per iteration.*/\1/p' | tail -n 1
+}
+if [ -n "${GPUP_INTEROP_BENCH:-}" ] && [ -n "$LINUX_DIR" ]; then
+	for args in "n=64 iters=20" "n=256 iters=2"; do
+		free="" lin=""
+		i=0
+		while [ $i -lt "$GPUP_INTEROP_BENCH" ]; do
+			boot bench-free "$linux_accel" shared 512 -kernel /gpup-interop/guests/infer.elf \
+				-append "$args"
+			v=$(per_iter)
+			[ "$st" -eq 1 ] && [ -n "$v" ] && free="$free $v"
+			boot bench-linux "$linux_accel" shared 512 -kernel /gpup-interop/linux/vmlinuz \
+				-initrd /gpup-interop/linux/initramfs.cpio.gz \
+				-append "$LINUX_CMDLINE -- gpup-infer $args"
+			v=$(per_iter)
+			[ "$st" -eq 1 ] && [ -n "$v" ] && lin="$lin $v"
+			i=$((i + 1))
+		done
+		echo "interop: infer $args, accel $linux_accel, shared RAM:"
+		# shellcheck disable=SC2086
+		[ -z "$free" ] || stats "freestanding infer guest" $free
+		# shellcheck disable=SC2086
+		[ -z "$lin" ] || stats "gpup-infer on Linux + gpup_vgpu" $lin
+	done
+fi
+
 echo "interop: $pass passed, $fail failed${failed:+ (}${failed# }${failed:+)}"
 [ "$fail" -eq 0 ]
