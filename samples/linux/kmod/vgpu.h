@@ -76,6 +76,7 @@ struct gvg_dev {
 	struct list_head files;
 	u32 fault_seen;
 	struct work_struct recover;
+	struct work_struct lost_work; /* zaps VRAM mappings, outside any lock */
 	atomic64_t next_sys_pgoff;
 };
 

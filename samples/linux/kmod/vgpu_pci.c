@@ -60,12 +60,19 @@ static void gvg_wake_all(struct gvg_dev *d)
 		wake_up_all(&d->hwq[i].wq);
 }
 
+static void gvg_lost_work(struct work_struct *w)
+{
+	gvg_zap_vram(container_of(w, struct gvg_dev, lost_work));
+}
+
+/* Callers may hold a queue's lock, which nests inside d->qlock: the
+ * mappings are zapped from a work item. */
 void gvg_mark_lost(struct gvg_dev *d)
 {
 	if (xchg(&d->lost, true))
 		return;
 	dev_err(&d->pdev->dev, "device lost (registers read all-ones)\n");
-	gvg_zap_vram(d);
+	schedule_work(&d->lost_work);
 	gvg_wake_all(d);
 }
 
@@ -323,6 +330,7 @@ static struct gvg_dev *gvg_dev_alloc(struct pci_dev *pdev)
 	mutex_init(&d->qlock);
 	INIT_LIST_HEAD(&d->files);
 	INIT_WORK(&d->recover, gvg_recover_work);
+	INIT_WORK(&d->lost_work, gvg_lost_work);
 	atomic64_set(&d->next_sys_pgoff, GVG_SYS_PGOFF);
 	gvg_init_queues(d);
 	return d;
@@ -434,6 +442,7 @@ static void gvg_remove(struct pci_dev *pdev)
 	for (i = 0; i < GPUP_MAX_QUEUES; i++)
 		devm_free_irq(&pdev->dev, pci_irq_vector(pdev, i), &d->hwq[i]);
 	cancel_work_sync(&d->recover);
+	flush_work(&d->lost_work);
 	pci_free_irq_vectors(pdev);
 	pci_iounmap(pdev, d->bar0);
 	pci_release_regions(pdev);

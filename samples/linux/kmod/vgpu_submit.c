@@ -10,7 +10,9 @@
  * FENCE of the driver's own (value = its sequence number, with an
  * interrupt) into memory no process can map.
  */
+#include <linux/delay.h>
 #include <linux/dma-mapping.h>
+#include <linux/module.h>
 #include <linux/overflow.h>
 #include <linux/sched/signal.h>
 #include <linux/slab.h>
@@ -19,6 +21,14 @@
 #include "vgpu.h"
 
 #define GVG_ROOM_TIMEOUT_MS 10000
+
+/* Spin this long on a fence before sleeping for its interrupt, as
+ * cpuidle-haltpoll does (and the freestanding guests' driver): a
+ * completion that soon costs less to spin for than an interrupt, a
+ * wake-up and a context switch, above all where ring 0 is emulated. */
+static unsigned int poll_us = 20;
+module_param(poll_us, uint, 0644);
+MODULE_PARM_DESC(poll_us, "microseconds to poll a fence before sleeping (0: never)");
 
 struct gvg_xlate {
 	struct gvg_file *f;
@@ -309,7 +319,7 @@ long gvg_ioc_wait(struct gvg_file *f, void __user *arg)
 	struct gpup_ioc_wait a;
 	struct gvg_hwq *q;
 	u64 end;
-	long t;
+	s64 t;
 	int rc;
 
 	if (copy_from_user(&a, arg, sizeof(a)))
@@ -318,6 +328,9 @@ long gvg_ioc_wait(struct gvg_file *f, void __user *arg)
 	if (!q || a.pad || !a.seq || a.seq > READ_ONCE(q->seq))
 		return -EINVAL;
 	end = ktime_get_ns() + min_t(u64, a.timeout_ns, 3600ull * NSEC_PER_SEC);
+	t = ktime_get_ns() + min_t(u64, (u64)READ_ONCE(poll_us) * NSEC_PER_USEC, a.timeout_ns);
+	while (READ_ONCE(*q->fence) < a.seq && ktime_get_ns() < t && !need_resched())
+		cpu_relax();
 	for (;;) {
 		if (READ_ONCE(*q->fence) >= a.seq)
 			return 0;
@@ -400,8 +413,27 @@ long gvg_ioc_queue(struct gvg_file *f, void __user *arg)
 	return copy_to_user(arg, &a, sizeof(a)) ? -EFAULT : 0;
 }
 
-/* The file is closing: stop the queue (disabling ends even a WAIT that
- * never holds), drop what its submissions held, free it for others. */
+/* Disable the queue (that ends even a WAIT that never holds) and let a
+ * packet in progress finish, so nothing writes into buffers freed next. */
+static void gvg_queue_stop(struct gvg_hwq *q)
+{
+	struct gvg_dev *d = q->dev;
+	u32 st, base = GPUP_REG_QUEUE(q->index);
+
+	gvg_wr(d, base + GPUP_Q_CONTROL, 0);
+	for (unsigned int i = 0; i < 1000; i++) {
+		st = gvg_rd(d, base + GPUP_Q_STATUS);
+		if (st == ~0u)
+			gvg_mark_lost(d);
+		if (st == ~0u || !(st & GPUP_QSTS_BUSY))
+			return;
+		usleep_range(500, 1000);
+	}
+	dev_warn(&d->pdev->dev, "queue %u still busy after it was disabled\n", q->index);
+}
+
+/* The file is closing: stop the queue, drop what its submissions held,
+ * free it for others. */
 void gvg_queue_release(struct gvg_hwq *q)
 {
 	struct gvg_dev *d = q->dev;
@@ -409,7 +441,7 @@ void gvg_queue_release(struct gvg_hwq *q)
 	down_read(&d->lock);
 	mutex_lock(&q->lock);
 	if (!d->gone && !d->lost)
-		gvg_wr(d, GPUP_REG_QUEUE(q->index) + GPUP_Q_CONTROL, 0);
+		gvg_queue_stop(q);
 	gvg_hwq_retire(q, true);
 	dma_free_coherent(&d->pdev->dev, GVG_RING_BYTES + PAGE_SIZE, q->ring, q->ring_dma);
 	q->ring = NULL;
