@@ -22,6 +22,17 @@
  * partition that fails, no convergence in max_rounds) aborts: the
  * partitions go back to RUNNING, the vCPUs run on, logging stops, and the
  * guest never knows.
+ *
+ * DOC: checkpoints
+ *
+ * A checkpoint (`gpup checkpoint VM --to FILE`) is the same migration
+ * whose peer is a file (vm_ckpt.c has its head and tail): the rounds go
+ * to migrate's file writer instead of a socket, and after max_rounds the
+ * VM stops anyway, since a file never refuses.  Once the last chunk and
+ * the tail are in the writer's ring, the VM runs again; only then is the
+ * file fsynced and renamed.  Each RAM page's XXH3-64 is kept as it goes
+ * into the file, so that the next checkpoint may be incremental: its
+ * round 1 sends only the pages whose hash changed.
  */
 #include <errno.h>
 #include <json-c/json.h>
@@ -34,7 +45,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <xxhash.h>
+
 #include "hv/hv_int.h"
+#include "migrate/mig.h"
 #include "uapi/vfio_mig.h"
 #include "vfu/vfu.h"
 
@@ -74,6 +88,11 @@ struct hv_mig {
 	unsigned int rounds;
 	uint64_t rate, left, downtime_ns, total_ns, stop_bytes;
 	uint64_t pause_ns, stop_copy_ns;   /* parts of the downtime */
+	/* A checkpoint: the file, its identity so far, each RAM page's hash
+	 * as the file holds it; resumed once the VM runs again. */
+	struct mig_wfile *file;
+	uint64_t ident, *hash, zero_hash;
+	bool resumed;
 	char err[320];
 };
 
@@ -117,9 +136,11 @@ static int hv_mig_check_peer(struct hv_mig *m)
 /* Send what is staged, then wait as long as the bandwidth cap asks. */
 static int hv_mig_flush(struct hv_mig *m)
 {
-	int rc = hv_mig_check_peer(m);
+	int rc = m->file ? 0 : hv_mig_check_peer(m);
 
-	if (rc == 0 && m->olen)
+	if (rc == 0 && m->olen && m->file)
+		rc = mig_wfile_write(m->file, m->out, m->olen, m->err, sizeof(m->err));
+	else if (rc == 0 && m->olen)
 		rc = hv_tcp_send(m->sock, m->out, m->olen, HV_MIG_IO_MS);
 	if (rc < 0)
 		return hv_mig_fail(m, rc, "lost the destination: %s", strerror(-rc));
@@ -158,6 +179,8 @@ static int hv_mig_chunk(struct hv_mig *m, unsigned int kind, const void *hdr, ui
 	if (dlen)
 		memcpy(p + hlen, data, dlen);
 	hv_vms_seal(&h, kind, m->seq++, p, hlen + dlen);
+	if (m->file)
+		m->ident = XXH3_64bits_withSeed(&h, sizeof(h), m->ident);
 	memcpy(m->out + m->olen, &h, sizeof(h));
 	m->olen += sizeof(h) + hlen + dlen;
 	return m->olen >= m->flush_at ? hv_mig_flush(m) : 0;
@@ -177,6 +200,8 @@ static int hv_mig_zero_run(struct hv_mig *m, uint32_t space, uint64_t first, uin
 {
 	struct gpup_vmmig_zero z = { .space = space, .offset = first * PG, .pages = n };
 
+	for (uint64_t p = first; m->hash && space == GPUP_VMMIG_SPACE_RAM && p < first + n; p++)
+		m->hash[p] = m->zero_hash;
 	m->end.zero_pages += n;
 	return hv_mig_chunk(m, GPUP_VMMIG_ZERO, &z, sizeof(z), NULL, 0);
 }
@@ -187,6 +212,10 @@ static int hv_mig_data_run(struct hv_mig *m, uint32_t space, const uint8_t *base
 {
 	struct gpup_vmmig_pages h = { .space = space, .pages = n, .offset = first * PG };
 
+	/* Hashed before the copy: a page the guest changes in between is
+	 * dirty again and goes again, hashed again, by the stop at the latest. */
+	for (uint64_t p = first; m->hash && space == GPUP_VMMIG_SPACE_RAM && p < first + n; p++)
+		m->hash[p] = hv_ckpt_page_hash(base + p * PG);
 	m->end.pages += n;
 	return hv_mig_chunk(m, GPUP_VMMIG_PAGES, &h, sizeof(h), base + first * PG, n * PG);
 }
@@ -403,6 +432,23 @@ static void hv_mig_mark_data(struct hv_mig *m)
 	}
 }
 
+/* Round 1's RAM of an incremental checkpoint: the pages whose contents
+ * are not what the base holds. */
+static int hv_mig_mark_changed(struct hv_mig *m)
+{
+	struct hv_vm *vm = m->vm;
+	uint64_t npages = vm->mem_size / PG, *now = malloc(npages * 8);
+
+	if (!now)
+		return hv_mig_fail(m, -ENOMEM, "out of memory");
+	hv_ckpt_hash_ram(vm, now);
+	for (uint64_t p = 0; p < npages; p++)
+		if (now[p] != m->hash[p])
+			m->ram_bm[p / 64] |= 1ull << (p % 64);
+	free(now);
+	return 0;
+}
+
 /* What the stop would cost: what is left at the rate measured, and the
  * fixed part, parking the vCPUs and the destination's answer. */
 static uint64_t hv_mig_expect_ns(struct hv_mig *m)
@@ -509,7 +555,12 @@ static int hv_mig_precopy(struct hv_mig *m)
 			rc = hv_mig_set_state(m, i, VFIO_DEVICE_STATE_PRE_COPY);
 	if (rc < 0)
 		return rc;
-	hv_mig_mark_data(m);
+	if (m->p.base[0])
+		rc = hv_mig_mark_changed(m);
+	else
+		hv_mig_mark_data(m);
+	if (rc < 0)
+		return rc;
 	m->bw_t0 = hv_now_ns();
 	for (;;) {
 		uint64_t before = hv_mig_bytes(m);
@@ -517,7 +568,7 @@ static int hv_mig_precopy(struct hv_mig *m)
 		if ((rc = hv_mig_round(m)) < 0 || (rc = hv_mig_estimate(m)) < 0)
 			return rc;
 		hv_mig_progress(m, "round");
-		if (hv_mig_converged(m))
+		if (hv_mig_converged(m) || (m->file && m->rounds >= m->p.max_rounds))
 			return 0;
 		if (hv_mig_bytes(m) - before < HV_MIG_QUIET_BYTES)
 			nanosleep(&(struct timespec){ 0, HV_MIG_QUIET_NS }, NULL);
@@ -603,6 +654,9 @@ static void hv_mig_abort(struct hv_mig *m)
 	struct vfio_device_feature_mig_state s = { .device_state = VFIO_DEVICE_STATE_RUNNING,
 						   .data_fd = -1 };
 
+	if (m->resumed)
+		return;
+	m->resumed = true;
 	for (unsigned int i = 0; i < vm->ngpus; i++) {
 		if (m->state[i] != VFIO_DEVICE_STATE_RUNNING &&
 		    hv_mig_feature(m, i, VFIO_DEVICE_FEATURE_SET |
@@ -627,7 +681,16 @@ static void hv_mig_report(struct hv_mig *m, int rc)
 	if (rc < 0)
 		json_object_object_add(o, "error", json_object_new_string(m->err));
 	json_object_object_add(o, "event", json_object_new_string(rc ? "failed" : "done"));
-	json_object_object_add(o, "to", json_object_new_string(m->p.to));
+	json_object_object_add(o, "to", json_object_new_string(m->p.path[0] ? m->p.path :
+								  m->p.to));
+	if (m->p.path[0] && rc == 0) {
+		char id[17];
+
+		snprintf(id, sizeof(id), "%016llx", (unsigned long long)m->vm->ckpt_ident);
+		json_object_object_add(o, "ident", json_object_new_string(id));
+		json_object_object_add(o, "incremental", json_object_new_boolean(
+			m->p.base[0] != 0));
+	}
 	json_object_object_add(o, "rounds", json_object_new_int((int)m->rounds));
 	json_object_object_add(o, "bytes", json_object_new_int64((int64_t)hv_mig_bytes(m)));
 	json_object_object_add(o, "ram_pages", json_object_new_int64((int64_t)m->end.pages));
@@ -649,16 +712,63 @@ static void hv_mig_report(struct hv_mig *m, int rc)
 	json_object_put(o);
 }
 
+/* The checkpoint's file, and the RAM hashes it starts from: the base's
+ * for an incremental one, all zero pages (a fresh VM's holes) otherwise. */
+static int hv_mig_ckpt_open(struct hv_mig *m)
+{
+	struct hv_vm *vm = m->vm;
+	uint64_t npages = vm->mem_size / PG;
+	int rc = hv_ckpt_begin(vm, m->p.path, m->p.base, &m->file, &m->ident, m->err,
+			       sizeof(m->err));
+
+	if (rc < 0)
+		return rc;
+	m->zero_hash = hv_ckpt_zero_hash();
+	m->hash = malloc(npages * 8);
+	if (!m->hash)
+		return hv_mig_fail(m, -ENOMEM, "out of memory");
+	for (uint64_t p = 0; p < npages; p++)
+		m->hash[p] = m->p.base[0] ? vm->ckpt_hash[p] : m->zero_hash;
+	return 0;
+}
+
+/* Everything is in the writer's ring: the VM runs again, then the file is
+ * made durable; only a whole file becomes the VM's last checkpoint. */
+static int hv_mig_ckpt_commit(struct hv_mig *m, uint64_t stop_t)
+{
+	struct hv_vm *vm = m->vm;
+	int rc = hv_ckpt_tail(m->file, hv_mig_bytes(m), m->ident, m->err, sizeof(m->err));
+
+	hv_mig_abort(m);
+	m->downtime_ns = hv_now_ns() - stop_t;
+	if (rc < 0)
+		return rc;
+	rc = mig_wfile_commit(m->file, m->err, sizeof(m->err));
+	m->file = NULL;
+	if (rc < 0)
+		return rc;
+	free(vm->ckpt_hash);
+	vm->ckpt_hash = m->hash;
+	vm->ckpt_ident = m->ident;
+	m->hash = NULL;
+	return 0;
+}
+
 static int hv_mig_run(struct hv_mig *m)
 {
 	struct hv_vm *vm = m->vm;
 	uint64_t stop_t;
 	int rc;
 
-	m->sock = hv_tcp_connect(m->p.to, HV_MIG_IO_MS);
-	if (m->sock < 0)
-		return hv_mig_fail(m, m->sock, "cannot reach %s: %s", m->p.to, strerror(-m->sock));
-	rc = hv_mig_gpus_setup(m);
+	if (m->p.path[0]) {
+		rc = hv_mig_ckpt_open(m);
+	} else {
+		m->sock = hv_tcp_connect(m->p.to, HV_MIG_IO_MS);
+		rc = m->sock < 0 ? hv_mig_fail(m, m->sock, "cannot reach %s: %s", m->p.to,
+					       strerror(-m->sock)) : 0;
+	}
+	if (rc == 0)
+		rc = hv_mig_gpus_setup(m);
 	if (rc == 0 && (rc = hv_dirty_start(vm)) < 0)
 		hv_mig_fail(m, rc, "KVM cannot log dirty pages here: %s", strerror(-rc));
 	if (rc == 0)
@@ -672,6 +782,8 @@ static int hv_mig_run(struct hv_mig *m)
 	m->pause_ns = hv_now_ns() - stop_t;
 	rc = hv_mig_stop_copy(m);
 	m->stop_copy_ns = hv_now_ns() - stop_t - m->pause_ns;
+	if (rc == 0 && m->file)
+		return hv_mig_ckpt_commit(m, stop_t);
 	if (rc == 0)
 		rc = hv_mig_commit(m);
 	m->downtime_ns = hv_now_ns() - stop_t;
@@ -690,16 +802,25 @@ static void *hv_mig_thread(void *arg)
 		close(m->sock); /* the destination learns at once */
 		m->sock = -1;
 	}
+	if (rc < 0 && m->file) {
+		mig_wfile_abort(m->file);
+		m->file = NULL;
+	}
 	if (rc < 0) {
 		hv_mig_abort(m);
-		hv_log("migration to %s failed, the VM runs on here: %s", m->p.to, m->err);
+		hv_log("%s %s failed, the VM runs on here: %s", m->p.path[0] ? "checkpoint to" :
+		       "migration to", m->p.path[0] ? m->p.path : m->p.to, m->err);
 	}
 	hv_mig_report(m, rc);
 	if (m->out_fd >= 0) {
 		close(m->out_fd);
 		m->out_fd = -1;
 	}
-	if (rc == 0) {
+	if (rc == 0 && m->p.path[0]) {
+		hv_log("checkpoint written to %s (%u rounds, %llu bytes, paused %.1f ms)",
+		       m->p.path, m->rounds, (unsigned long long)hv_mig_bytes(m),
+		       (double)m->downtime_ns / 1e6);
+	} else if (rc == 0) {
 		hv_log("the VM moved to %s (%u rounds, %llu bytes, down %.1f ms); this copy stops",
 		       m->p.to, m->rounds, (unsigned long long)hv_mig_bytes(m),
 		       (double)m->downtime_ns / 1e6);
@@ -721,6 +842,9 @@ static void hv_mig_free(struct hv_mig *m)
 	free(m->ram_bm);
 	for (unsigned int i = 0; i < HV_MAX_GPUS; i++)
 		free(m->vram_bm[i]);
+	if (m->file)
+		mig_wfile_abort(m->file);
+	free(m->hash);
 	free(m);
 }
 

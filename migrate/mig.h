@@ -280,4 +280,19 @@ int mig_file_save(struct mig_dev *md, const char *dir, const char *name,
 int mig_file_restore(struct mig_dev *md, const char *dir, const char *name, char *err,
 		     size_t errlen);
 
+/* Any stream written the same way (the VMM's VM checkpoints use it): a
+ * file being written as dir/.name.tmp.PID through the ring and its writer
+ * thread, made dir/name by mig_wfile_commit (fsync, rename, fsync of
+ * dir) or removed by mig_wfile_abort.  Each frees f.  All return 0 or
+ * -errno with a line in err; after an error the caller aborts. */
+struct mig_wfile;
+int mig_wfile_open(const char *dir, const char *name, struct mig_wfile **f, char *err,
+		   size_t errlen);
+/* Copies buf into the ring: the write itself happens on the writer
+ * thread, so this returns as soon as the bytes are ours to reuse. */
+int mig_wfile_write(struct mig_wfile *f, const void *buf, size_t len, char *err,
+		    size_t errlen);
+int mig_wfile_commit(struct mig_wfile *f, char *err, size_t errlen);
+void mig_wfile_abort(struct mig_wfile *f);
+
 #endif

@@ -354,38 +354,39 @@ static void drop_stale(int dfd, const char *name)
 	closedir(d);
 }
 
-int mig_file_save(struct mig_dev *md, const char *dir, const char *name,
-		  const struct mig_file_opts *opts, char *err, size_t errlen)
+/* dir/.NAME.tmp.PID created (O_DIRECT where the file system takes it),
+ * after removing what dead writers left: 0 with *dfd and *fd, or -errno. */
+static int open_tmp(const char *dir, const char *name, char *tmp, size_t tmplen, int *dfd,
+		    int *fd, char *err, size_t errlen)
 {
-	enum mig_state was = mig_dev_state(md);
-	bool io_err = false;
-	char tmp[512];
-	int dfd, fd, rc;
-
-	if (was != MIG_RUNNING && was != MIG_STOP)
-		return say(err, errlen, -EBUSY, "partition is in migration state %s, not "
-			   "RUNNING or STOP", mig_state_name(was));
 	if (!name[0] || strchr(name, '/') ||
-	    snprintf(tmp, sizeof(tmp), ".%s.tmp.%d", name, (int)getpid()) >= (int)sizeof(tmp))
+	    snprintf(tmp, tmplen, ".%s.tmp.%d", name, (int)getpid()) >= (int)tmplen)
 		return say(err, errlen, -EINVAL, "bad checkpoint name '%s'", name);
-	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0)
+	*dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (*dfd < 0)
 		return say(err, errlen, -errno, "cannot open directory %s: %s", dir,
 			   strerror(errno));
-	drop_stale(dfd, name);
-	fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_DIRECT, 0600);
-	if (fd < 0 && errno == EINVAL)    /* a file system without O_DIRECT: tmpfs */
-		fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		rc = say(err, errlen, -errno, "cannot create %s/%s: %s", dir, tmp, strerror(errno));
-		goto out_dir;
+	drop_stale(*dfd, name);
+	*fd = openat(*dfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_DIRECT, 0600);
+	if (*fd < 0 && errno == EINVAL)    /* a file system without O_DIRECT: tmpfs */
+		*fd = openat(*dfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (*fd < 0) {
+		int rc = say(err, errlen, -errno, "cannot create %s/%s: %s", dir, tmp,
+			     strerror(errno));
+
+		close(*dfd);
+		return rc;
 	}
-	rc = save_stream(md, fd, opts, &io_err);
-	if (rc && io_err)
-		say(err, errlen, rc, "cannot write %s/%s: %s", dir, tmp, strerror(-rc));
-	else if (rc)
-		say(err, errlen, rc, "saving the partition failed: %s", strerror(-rc));
-	else if (fsync(fd))
+	return 0;
+}
+
+/* The temporary file written whole (rc 0): fsync, rename over name, fsync
+ * the directory.  Otherwise, or if any of that fails, it is removed.
+ * Closes both descriptors. */
+static int finish_tmp(const char *dir, const char *name, const char *tmp, int dfd, int fd,
+		      int rc, char *err, size_t errlen)
+{
+	if (!rc && fsync(fd))
 		rc = say(err, errlen, -errno, "cannot fsync %s/%s: %s", dir, tmp, strerror(errno));
 	if (close(fd) && !rc)
 		rc = say(err, errlen, -errno, "cannot write %s/%s: %s", dir, tmp, strerror(errno));
@@ -397,9 +398,123 @@ int mig_file_save(struct mig_dev *md, const char *dir, const char *name,
 	else if (fsync(dfd))      /* renamed, but maybe not durably */
 		rc = say(err, errlen, -errno, "cannot fsync directory %s: %s", dir,
 			 strerror(errno));
-out_dir:
 	close(dfd);
 	return rc;
+}
+
+int mig_file_save(struct mig_dev *md, const char *dir, const char *name,
+		  const struct mig_file_opts *opts, char *err, size_t errlen)
+{
+	enum mig_state was = mig_dev_state(md);
+	bool io_err = false;
+	char tmp[512];
+	int dfd, fd, rc;
+
+	if (was != MIG_RUNNING && was != MIG_STOP)
+		return say(err, errlen, -EBUSY, "partition is in migration state %s, not "
+			   "RUNNING or STOP", mig_state_name(was));
+	rc = open_tmp(dir, name, tmp, sizeof(tmp), &dfd, &fd, err, errlen);
+	if (rc)
+		return rc;
+	rc = save_stream(md, fd, opts, &io_err);
+	if (rc && io_err)
+		say(err, errlen, rc, "cannot write %s/%s: %s", dir, tmp, strerror(-rc));
+	else if (rc)
+		say(err, errlen, rc, "saving the partition failed: %s", strerror(-rc));
+	return finish_tmp(dir, name, tmp, dfd, fd, rc, err, errlen);
+}
+
+struct mig_wfile {
+	struct out out;
+	char dir[512], name[256], tmp[512];
+	int dfd, fd;
+};
+
+int mig_wfile_open(const char *dir, const char *name, struct mig_wfile **out, char *err,
+		   size_t errlen)
+{
+	struct mig_wfile *f = calloc(1, sizeof(*f));
+	int rc;
+
+	if (!f)
+		return say(err, errlen, -ENOMEM, "out of memory");
+	if (snprintf(f->dir, sizeof(f->dir), "%s", dir) >= (int)sizeof(f->dir) ||
+	    snprintf(f->name, sizeof(f->name), "%s", name) >= (int)sizeof(f->name)) {
+		free(f);
+		return say(err, errlen, -ENAMETOOLONG, "checkpoint path too long");
+	}
+	rc = open_tmp(dir, name, f->tmp, sizeof(f->tmp), &f->dfd, &f->fd, err, errlen);
+	if (rc) {
+		free(f);
+		return rc;
+	}
+	rc = ring_init(&f->out.ring, f->fd);
+	if (!rc)
+		rc = -pthread_create(&f->out.ring.io, NULL, writer, &f->out.ring);
+	if (rc) {
+		say(err, errlen, rc, "cannot start writing %s/%s: %s", dir, f->tmp, strerror(-rc));
+		ring_free(&f->out.ring);
+		finish_tmp(dir, name, f->tmp, f->dfd, f->fd, rc, NULL, 0);
+		free(f);
+		return rc;
+	}
+	*out = f;
+	return 0;
+}
+
+int mig_wfile_write(struct mig_wfile *f, const void *buf, size_t len, char *err,
+		    size_t errlen)
+{
+	const uint8_t *p = buf;
+	int rc;
+
+	while (len) {
+		uint32_t n;
+
+		if (!f->out.cur && !(f->out.cur = ring_slot(&f->out.ring, &rc)))
+			return say(err, errlen, rc, "cannot write %s/%s: %s", f->dir, f->tmp,
+				   strerror(-rc));
+		n = IO_CHUNK - f->out.fill;
+		n = len < n ? (uint32_t)len : n;
+		memcpy(f->out.cur + f->out.fill, p, n);
+		f->out.fill += n;
+		p += n;
+		len -= n;
+		if (f->out.fill == IO_CHUNK) {
+			ring_put(&f->out.ring, f->out.fill);
+			f->out.cur = NULL;
+			f->out.fill = 0;
+		}
+	}
+	return 0;
+}
+
+/* Stop the writer (after the rest with err 0) and free the ring: the
+ * first error of the writer, if any. */
+static int wfile_stop(struct mig_wfile *f, int err)
+{
+	if (!err && f->out.fill)
+		ring_put(&f->out.ring, f->out.fill);
+	err = ring_join(&f->out.ring, err);
+	ring_free(&f->out.ring);
+	return err;
+}
+
+int mig_wfile_commit(struct mig_wfile *f, char *err, size_t errlen)
+{
+	int rc = wfile_stop(f, 0);
+
+	if (rc)
+		say(err, errlen, rc, "cannot write %s/%s: %s", f->dir, f->tmp, strerror(-rc));
+	rc = finish_tmp(f->dir, f->name, f->tmp, f->dfd, f->fd, rc, err, errlen);
+	free(f);
+	return rc;
+}
+
+void mig_wfile_abort(struct mig_wfile *f)
+{
+	finish_tmp(f->dir, f->name, f->tmp, f->dfd, f->fd, wfile_stop(f, -ECANCELED), NULL, 0);
+	free(f);
 }
 
 /* The reader: the file into the ring, a buffer at a time, until EOF. */
