@@ -51,6 +51,9 @@ struct hv_config {
 				      * instead of booting kernel */
 	const char *restore;         /* a VM checkpoint file: restore it
 				      * instead of booting kernel */
+	const char *ckpt_fault;      /* tests: "kill@BYTES", "enospc@BYTES" or
+				      * "kill@rename", what a checkpoint's
+				      * writer does to itself (NULL: none) */
 };
 
 /* Build the VM, run it to the end and tear it down.  Returns an exit code

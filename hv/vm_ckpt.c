@@ -306,6 +306,21 @@ static int hv_ckpt_check_base(struct hv_vm *vm, const char *path, const char *ba
 	return 0;
 }
 
+/* The test hook of hv_config's ckpt_fault. */
+static void hv_ckpt_fault(struct hv_vm *vm, struct mig_wfile *f)
+{
+	const char *s = vm->cfg->ckpt_fault;
+
+	if (!s)
+		return;
+	if (!strcmp(s, "kill@rename"))
+		mig_wfile_fault(f, MIG_WFILE_KILL_RENAME, 0);
+	else if (!strncmp(s, "kill@", 5))
+		mig_wfile_fault(f, MIG_WFILE_KILL, strtoull(s + 5, NULL, 0));
+	else if (!strncmp(s, "enospc@", 7))
+		mig_wfile_fault(f, MIG_WFILE_ENOSPC, strtoull(s + 7, NULL, 0));
+}
+
 int hv_ckpt_begin(struct hv_vm *vm, const char *path, const char *base,
 		  struct mig_wfile **out, uint64_t *ident, char *err, size_t errlen)
 {
@@ -324,6 +339,7 @@ int hv_ckpt_begin(struct hv_vm *vm, const char *path, const char *base,
 	rc = mig_wfile_open(dir, name, out, err, errlen);
 	if (rc)
 		return rc;
+	hv_ckpt_fault(vm, *out);
 	rc = mig_wfile_write(*out, &h, sizeof(h), err, errlen);
 	if (rc) {
 		mig_wfile_abort(*out);

@@ -294,5 +294,10 @@ int mig_wfile_write(struct mig_wfile *f, const void *buf, size_t len, char *err,
 		    size_t errlen);
 int mig_wfile_commit(struct mig_wfile *f, char *err, size_t errlen);
 void mig_wfile_abort(struct mig_wfile *f);
+/* For tests of what a crash leaves: the process kills itself (KILL) or
+ * the disk is full (ENOSPC) once `at` bytes of the file are written, or
+ * the process kills itself after the fsync, before the rename. */
+enum mig_wfile_fault { MIG_WFILE_NONE, MIG_WFILE_KILL, MIG_WFILE_ENOSPC, MIG_WFILE_KILL_RENAME };
+void mig_wfile_fault(struct mig_wfile *f, enum mig_wfile_fault kind, uint64_t at);
 
 #endif

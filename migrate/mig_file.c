@@ -73,6 +73,9 @@ struct ring {
 	bool io_err;              /* ... and it was the I/O thread's */
 	int fd;
 	pthread_t io;
+	/* Fault injection (mig_wfile_fault): bytes written so far. */
+	enum mig_wfile_fault fault;
+	uint64_t written, fault_at;
 };
 
 static int ring_init(struct ring *r, int fd)
@@ -209,6 +212,34 @@ static int write_bufs(int fd, struct iovec *iov, unsigned int n)
 	return write_all(fd, iov, n);
 }
 
+/* The writer dies, or the disk fills, at fault_at bytes: what was before
+ * is written, through the page cache, and nothing after. */
+static int write_fault(struct ring *r, struct iovec *iov, unsigned int n)
+{
+	uint64_t total = 0;
+	int fl;
+
+	for (unsigned int i = 0; i < n; i++)
+		total += iov[i].iov_len;
+	if (r->fault == MIG_WFILE_KILL_RENAME || r->written + total < r->fault_at) {
+		r->written += total;
+		return write_bufs(r->fd, iov, n);
+	}
+	if ((fl = fcntl(r->fd, F_GETFL)) >= 0)
+		fcntl(r->fd, F_SETFL, fl & ~O_DIRECT);
+	for (unsigned int i = 0; i < n && r->written < r->fault_at; i++) {
+		uint64_t k = r->fault_at - r->written;
+		struct iovec part = { iov[i].iov_base, k < iov[i].iov_len ? k : iov[i].iov_len };
+
+		if (write_all(r->fd, &part, 1))
+			break;
+		r->written += part.iov_len;
+	}
+	if (r->fault == MIG_WFILE_KILL)
+		raise(SIGKILL);
+	return -ENOSPC;
+}
+
 /* The writer: every buffer filled, in order, until the end or an error. */
 static void *writer(void *arg)
 {
@@ -218,7 +249,7 @@ static void *writer(void *arg)
 	int rc = 0;
 
 	while (!rc && (n = ring_next(r, iov, WRITE_BUFS, &rc))) {
-		rc = write_bufs(r->fd, iov, n);
+		rc = r->fault ? write_fault(r, iov, n) : write_bufs(r->fd, iov, n);
 		ring_done(r, n);
 	}
 	if (rc)
@@ -384,10 +415,12 @@ static int open_tmp(const char *dir, const char *name, char *tmp, size_t tmplen,
  * the directory.  Otherwise, or if any of that fails, it is removed.
  * Closes both descriptors. */
 static int finish_tmp(const char *dir, const char *name, const char *tmp, int dfd, int fd,
-		      int rc, char *err, size_t errlen)
+		      int rc, bool kill_before_rename, char *err, size_t errlen)
 {
 	if (!rc && fsync(fd))
 		rc = say(err, errlen, -errno, "cannot fsync %s/%s: %s", dir, tmp, strerror(errno));
+	if (!rc && kill_before_rename)
+		raise(SIGKILL);
 	if (close(fd) && !rc)
 		rc = say(err, errlen, -errno, "cannot write %s/%s: %s", dir, tmp, strerror(errno));
 	if (!rc && renameat(dfd, tmp, dfd, name))
@@ -421,7 +454,7 @@ int mig_file_save(struct mig_dev *md, const char *dir, const char *name,
 		say(err, errlen, rc, "cannot write %s/%s: %s", dir, tmp, strerror(-rc));
 	else if (rc)
 		say(err, errlen, rc, "saving the partition failed: %s", strerror(-rc));
-	return finish_tmp(dir, name, tmp, dfd, fd, rc, err, errlen);
+	return finish_tmp(dir, name, tmp, dfd, fd, rc, false, err, errlen);
 }
 
 struct mig_wfile {
@@ -454,7 +487,7 @@ int mig_wfile_open(const char *dir, const char *name, struct mig_wfile **out, ch
 	if (rc) {
 		say(err, errlen, rc, "cannot start writing %s/%s: %s", dir, f->tmp, strerror(-rc));
 		ring_free(&f->out.ring);
-		finish_tmp(dir, name, f->tmp, f->dfd, f->fd, rc, NULL, 0);
+		finish_tmp(dir, name, f->tmp, f->dfd, f->fd, rc, false, NULL, 0);
 		free(f);
 		return rc;
 	}
@@ -506,14 +539,24 @@ int mig_wfile_commit(struct mig_wfile *f, char *err, size_t errlen)
 
 	if (rc)
 		say(err, errlen, rc, "cannot write %s/%s: %s", f->dir, f->tmp, strerror(-rc));
-	rc = finish_tmp(f->dir, f->name, f->tmp, f->dfd, f->fd, rc, err, errlen);
+	rc = finish_tmp(f->dir, f->name, f->tmp, f->dfd, f->fd, rc,
+			f->out.ring.fault == MIG_WFILE_KILL_RENAME, err, errlen);
 	free(f);
 	return rc;
 }
 
+void mig_wfile_fault(struct mig_wfile *f, enum mig_wfile_fault kind, uint64_t at)
+{
+	pthread_mutex_lock(&f->out.ring.lock);
+	f->out.ring.fault = kind;
+	f->out.ring.fault_at = at;
+	pthread_mutex_unlock(&f->out.ring.lock);
+}
+
 void mig_wfile_abort(struct mig_wfile *f)
 {
-	finish_tmp(f->dir, f->name, f->tmp, f->dfd, f->fd, wfile_stop(f, -ECANCELED), NULL, 0);
+	finish_tmp(f->dir, f->name, f->tmp, f->dfd, f->fd, wfile_stop(f, -ECANCELED), false,
+		   NULL, 0);
 	free(f);
 }
 

@@ -211,7 +211,8 @@ static int cmd_run(const struct gpup_global *g, int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	struct hv_config cfg = { .mem_size = HV_DEFAULT_MEM, .ncpus = 1 };
+	struct hv_config cfg = { .mem_size = HV_DEFAULT_MEM, .ncpus = 1,
+				 .ckpt_fault = getenv("GPUP_TEST_CKPT_FAULT") };
 	int c;
 
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
