@@ -235,7 +235,9 @@ int hv_ckpt_feed(struct hv_ckpt_file *f, struct hv_vms_reader *rd, char *err, si
 
 	rd->origin = sizeof(f->head);
 	rd->ident = XXH3_64bits(&f->head, sizeof(f->head));
+	/* The disk reads ahead while the stream is checked and loaded. */
 	posix_fadvise(f->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+	posix_fadvise(f->fd, 0, 0, POSIX_FADV_WILLNEED);
 	while (!rc && at < end) {
 		size_t want = end - at < HV_CKPT_READ ? (size_t)(end - at) : HV_CKPT_READ;
 		ssize_t n = pread(f->fd, buf, want, (off_t)at);
