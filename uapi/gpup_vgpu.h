@@ -133,12 +133,17 @@
 
 /* Setting ENABLE re-reads the queue's setup and starts at the producer
  * index found in guest memory then (CI := PI): packets written before the
- * queue was enabled are not run. */
+ * queue was enabled are not run.  Where the device reaches guest memory
+ * only through the VMM (a vfio-user client's memory without an fd), that
+ * read cannot finish within the register write: the queue then shows
+ * STARTING until it has, and a guest must not move its producer index
+ * before STARTING clears (packets published meanwhile may be skipped). */
 #define GPUP_QCTL_ENABLE (1u << 0)
 
 #define GPUP_QSTS_ENABLED (1u << 0)
 #define GPUP_QSTS_BUSY (1u << 1)
 #define GPUP_QSTS_FAULTED (1u << 2) /* stopped; clear by disabling/enabling */
+#define GPUP_QSTS_STARTING (1u << 3) /* enabled, CI := PI not taken yet */
 
 #define GPUP_ENGINE_COMPUTE 0u
 #define GPUP_ENGINE_COPY 1u

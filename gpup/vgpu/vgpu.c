@@ -57,7 +57,7 @@ void vgpu_fault_locked(struct vgpu_queue *q, uint32_t code, uint64_t addr, uint6
 		.seq = v->fault_count,
 	};
 	q->fault = code;
-	q->status = (q->status | GPUP_QSTS_FAULTED) & ~GPUP_QSTS_BUSY;
+	q->status = (q->status | GPUP_QSTS_FAULTED) & ~(GPUP_QSTS_BUSY | GPUP_QSTS_STARTING);
 	v->faults++;
 	vgpu_irq_locked(v, GPUP_INTR_FAULT, v->fault_vector);
 }
@@ -188,11 +188,24 @@ static uint32_t enable_fault_code(int r)
 	return r == -EACCES ? GPUP_FAULT_IOMMU_PERM : GPUP_FAULT_IOMMU_UNMAPPED;
 }
 
+/* Whether the word at iova lies in a remote mapping: memory the device
+ * reaches only by asking the client (DMA_READ), who may be waiting for
+ * the register write being served to be answered first. */
+static bool pi_remote(struct vgpu *v, uint64_t iova)
+{
+	void *host = NULL;
+
+	return !iommu_translate(v->iommu, iova, IOMMU_READ, &host, NULL) && !host;
+}
+
 /* Q_CONTROL.ENABLE 0 -> 1 (cfg_lock): capture setup, CI := PI, attach.
- * Bad setup or an unreadable PI faults the queue at once. */
+ * Bad setup or an unreadable PI faults the queue at once.  A PI in a
+ * remote mapping is read by the engine instead (STARTING until then):
+ * reading it here would wait on a client that waits on us. */
 static void queue_enable(struct vgpu_queue *q)
 {
 	struct vgpu *v = q->v;
+	bool defer = false;
 	uint64_t bad;
 	uint32_t pi = 0;
 	int r;
@@ -202,19 +215,27 @@ static void queue_enable(struct vgpu_queue *q)
 	r = queue_capture(q, &bad);
 	pthread_mutex_unlock(&v->lock);
 	if (!r) {
-		r = iommu_dma_load32(v->iommu, q->run.pi_addr, &pi);
 		bad = q->run.pi_addr;
+		defer = pi_remote(v, q->run.pi_addr);
+		if (!defer)
+			r = iommu_dma_load32(v->iommu, q->run.pi_addr, &pi);
 	}
 	if (!r) {
 		pthread_mutex_lock(&v->lock);
-		q->ci = q->pi_seen = pi;
+		if (defer) {
+			q->pi_seen = q->ci;
+			q->status |= GPUP_QSTS_STARTING;
+		} else {
+			q->ci = q->pi_seen = pi;
+		}
+		q->pi_pending = defer;
 		q->have_cmd = false;
 		pthread_mutex_unlock(&v->lock);
 		/* Stopped for a migration: it joins an engine on resume. */
 		if (v->quiesced)
 			q->parked = true;
-		else
-			vgpu_queue_attach(q);
+		else if (!vgpu_queue_attach(q) && defer)
+			gpup_ectx_kick(&q->ectx);
 		return;
 	}
 	pthread_mutex_lock(&v->lock);

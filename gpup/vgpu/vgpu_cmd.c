@@ -491,6 +491,35 @@ static int ring_fault(struct vgpu_queue *q, uint32_t code, uint64_t addr, uint64
 	return -1;
 }
 
+/* Whether the queue may run (lock held). */
+static bool queue_live(const struct vgpu_queue *q)
+{
+	return (q->v->control & GPUP_CTRL_ENABLE) && !q->v->lost &&
+	       (q->status & GPUP_QSTS_ENABLED) && !(q->status & GPUP_QSTS_FAULTED);
+}
+
+/* CI := PI for a queue enabled with its PI in a remote mapping (see
+ * queue_enable): 1 once taken (nothing to run yet), -1 on a fault, 2 if
+ * the transfer gave way. */
+static int take_start_pi(struct vgpu_queue *q)
+{
+	struct vgpu *v = q->v;
+	uint32_t pi;
+	int r = iommu_dma_load32(v->iommu, q->run.pi_addr, &pi);
+
+	if (r == -EAGAIN)
+		return 2;
+	pthread_mutex_lock(&v->lock);
+	q->status &= ~GPUP_QSTS_STARTING;
+	if (!r && queue_live(q))
+		q->ci = q->pi_seen = pi;
+	pthread_mutex_unlock(&v->lock);
+	q->pi_pending = false;
+	if (r)
+		return ring_fault(q, iommu_code(r), q->run.pi_addr, GPUP_FAULT_DETAIL_READ);
+	return 1;
+}
+
 /* Load the next packet: 0 with q->cmd set, 1 if the ring is empty, -1 on
  * a fault, 2 if a transfer gave way (try again later). */
 static int fetch(struct vgpu_queue *q)
@@ -498,6 +527,8 @@ static int fetch(struct vgpu_queue *q)
 	struct vgpu *v = q->v;
 	int r;
 
+	if (q->pi_pending)
+		return take_start_pi(q);
 	if (q->ci == q->pi_seen) {
 		uint32_t pi;
 
@@ -521,13 +552,6 @@ static int fetch(struct vgpu_queue *q)
 	memset(&q->prog, 0, sizeof(q->prog));
 	q->have_cmd = true;
 	return 0;
-}
-
-/* Whether the queue may run (lock held). */
-static bool queue_live(const struct vgpu_queue *q)
-{
-	return (q->v->control & GPUP_CTRL_ENABLE) && !q->v->lost &&
-	       (q->status & GPUP_QSTS_ENABLED) && !(q->status & GPUP_QSTS_FAULTED);
 }
 
 /* A fence landed: WAITs on any engine of this GPU may hold now. */

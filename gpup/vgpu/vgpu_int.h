@@ -77,6 +77,7 @@ struct vgpu_queue {
 	} run;
 	/* Engine-owned while attached. */
 	uint32_t pi_seen;
+	bool pi_pending;              /* CI := PI left to the engine (STARTING) */
 	bool have_cmd;
 	bool irq_pending;             /* FENCE done, interrupt after CI */
 	union gpup_cmd cmd;

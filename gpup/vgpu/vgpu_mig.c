@@ -249,7 +249,8 @@ static bool run_setup_ok(const struct gpup_vgpu_state_queue *s)
 
 static int check_queue(const struct gpup_vgpu_state_queue *s)
 {
-	const uint32_t sts = GPUP_QSTS_ENABLED | GPUP_QSTS_BUSY | GPUP_QSTS_FAULTED;
+	const uint32_t sts = GPUP_QSTS_ENABLED | GPUP_QSTS_BUSY | GPUP_QSTS_FAULTED |
+			     GPUP_QSTS_STARTING;
 	bool live = (s->status & GPUP_QSTS_ENABLED) && !(s->status & GPUP_QSTS_FAULTED);
 	bool running = s->flags & GPUP_VST_Q_RUNNING;
 
@@ -261,6 +262,10 @@ static int check_queue(const struct gpup_vgpu_state_queue *s)
 	 * one, and a faulted one until the guest disables it. */
 	if ((live && !running) || (running && !(s->status & GPUP_QSTS_ENABLED)) ||
 	    (running && !run_setup_ok(s)))
+		return -EINVAL;
+	/* STARTING: live, and nothing fetched before CI := PI. */
+	if ((s->status & GPUP_QSTS_STARTING) &&
+	    (!live || (s->status & GPUP_QSTS_BUSY) || (s->flags & GPUP_VST_Q_HAVE_CMD)))
 		return -EINVAL;
 	if (!(s->flags & GPUP_VST_Q_HAVE_CMD) && (s->done || (s->flags & GPUP_VST_Q_STARTED)))
 		return -EINVAL;
@@ -360,6 +365,7 @@ static bool load_queue(struct vgpu_queue *q, const struct gpup_vgpu_state_queue 
 	q->kind = s->run_engine == GPUP_ENGINE_COPY ? GPUP_ENGINE_KIND_COPY
 						    : GPUP_ENGINE_KIND_COMPUTE;
 	q->pi_seen = s->pi_seen;
+	q->pi_pending = s->status & GPUP_QSTS_STARTING;
 	q->ectx.weight = v->sched_set && v->sched.weight ? v->sched.weight : q->priority;
 	q->parked = true;
 	return load_progress(q, s);
