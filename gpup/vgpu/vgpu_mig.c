@@ -155,6 +155,7 @@ static void save_queue(const struct vgpu_queue *q, struct gpup_vgpu_state_queue 
 		.run_engine = q->kind == GPUP_ENGINE_KIND_COPY ? GPUP_ENGINE_COPY
 							      : GPUP_ENGINE_COMPUTE,
 		.pi_seen = q->pi_seen,
+		.watch_lo = (uint32_t)q->watch, .watch_hi = (uint32_t)(q->watch >> 32),
 	};
 	s->flags = (q->parked ? GPUP_VST_Q_RUNNING : 0) |
 		   (q->irq_pending ? GPUP_VST_Q_IRQ_PENDING : 0);
@@ -244,7 +245,7 @@ static bool run_setup_ok(const struct gpup_vgpu_state_queue *s)
 {
 	return pow2_in(s->run_entries, 2, 65536) && s->run_engine <= GPUP_ENGINE_COPY &&
 	       s->run_ring % GPUP_CMD_SIZE == 0 && s->run_pi_addr % 4 == 0 &&
-	       (s->control & GPUP_QCTL_ENABLE);
+	       s->watch_lo % 4 == 0 && (s->control & GPUP_QCTL_ENABLE);
 }
 
 static int check_queue(const struct gpup_vgpu_state_queue *s)
@@ -345,6 +346,8 @@ static bool load_queue(struct vgpu_queue *q, const struct gpup_vgpu_state_queue 
 
 	q->ring = s->ring;
 	q->pi_addr = s->pi_addr;
+	q->watch = (uint64_t)s->watch_hi << 32 | s->watch_lo;
+	q->watching = false;
 	q->entries = s->entries;
 	q->engine = s->engine;
 	q->control = s->control;
@@ -360,6 +363,7 @@ static bool load_queue(struct vgpu_queue *q, const struct gpup_vgpu_state_queue 
 		return true;
 	q->run.ring = s->run_ring;
 	q->run.pi_addr = s->run_pi_addr;
+	q->run.watch = q->watch;
 	q->run.entries = s->run_entries;
 	q->run.vector = s->run_vector;
 	q->kind = s->run_engine == GPUP_ENGINE_COPY ? GPUP_ENGINE_KIND_COPY

@@ -152,6 +152,14 @@ static void vg_queue_program(struct vg_dev *d, unsigned int q)
 	vg_write(d, base + GPUP_Q_PI_ADDR_LO, (uint32_t)vg_iova(x->pi_word));
 	vg_write(d, base + GPUP_Q_PI_ADDR_HI, (uint32_t)(vg_iova(x->pi_word) >> 32));
 	vg_write(d, base + GPUP_Q_VECTOR, q);
+	x->watch_word = NULL;
+	if (!d->no_watch && (vg_read(d, GPUP_REG_CAPS) & GPUP_CAP_WATCH))
+		x->watch_word = (volatile uint32_t *)((uint8_t *)x->pi_word + 128);
+	if (x->watch_word)
+		*x->watch_word = 0;
+	vg_write(d, base + GPUP_Q_WATCH_LO, (uint32_t)(x->watch_word ? vg_iova(x->watch_word) : 0));
+	vg_write(d, base + GPUP_Q_WATCH_HI,
+		 (uint32_t)(x->watch_word ? vg_iova(x->watch_word) >> 32 : 0));
 	vg_queue_start(d, base);
 }
 
@@ -227,8 +235,18 @@ int vg_submit(struct vg_dev *d, unsigned int q, const union gpup_cmd *c,
 	}
 	rt_wmb();
 	*x->pi_word = x->pi;
+	if (x->watch_word) {
+		/* Publish, then look (see GPUP_Q_WATCH_LO): either the device
+		 * sees the index, or we see 0 and ring. */
+		rt_mb();
+		if (*x->watch_word) {
+			x->doorbells_skipped++;
+			return 0;
+		}
+	}
 	rt_wmb();
 	vg_write(d, GPUP_DOORBELL(q), 1);
+	x->doorbells++;
 	return 0;
 }
 
