@@ -810,17 +810,18 @@ static void *hv_mig_thread(void *arg)
 		hv_mig_abort(m);
 		hv_log("%s %s failed, the VM runs on here: %s", m->p.path[0] ? "checkpoint to" :
 		       "migration to", m->p.path[0] ? m->p.path : m->p.to, m->err);
+	} else if (m->p.path[0]) {
+		/* Before the answer: whoever asked may stop the VM at once. */
+		hv_log("checkpoint written to %s (%u rounds, %llu bytes, paused %.1f ms)",
+		       m->p.path, m->rounds, (unsigned long long)hv_mig_bytes(m),
+		       (double)m->downtime_ns / 1e6);
 	}
 	hv_mig_report(m, rc);
 	if (m->out_fd >= 0) {
 		close(m->out_fd);
 		m->out_fd = -1;
 	}
-	if (rc == 0 && m->p.path[0]) {
-		hv_log("checkpoint written to %s (%u rounds, %llu bytes, paused %.1f ms)",
-		       m->p.path, m->rounds, (unsigned long long)hv_mig_bytes(m),
-		       (double)m->downtime_ns / 1e6);
-	} else if (rc == 0) {
+	if (rc == 0 && !m->p.path[0]) {
 		hv_log("the VM moved to %s (%u rounds, %llu bytes, down %.1f ms); this copy stops",
 		       m->p.to, m->rounds, (unsigned long long)hv_mig_bytes(m),
 		       (double)m->downtime_ns / 1e6);

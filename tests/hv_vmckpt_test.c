@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #include "tests/daemonlib.h"
 #include "tests/testlib.h"
@@ -246,8 +247,10 @@ Test(hv_vmckpt, an_incremental_chain_is_restored_and_checks_out)
 	char out[4096], out2[4096], want[512];
 
 	need_kvm();
-	boot(&s, "ram=16 vram=8 rate=4 ms=4000 epoch=100");
-	usleep(600000);
+	/* The working set is written at 16 MiB/s: whole after a second, and
+	 * less than a third of it rewritten between c1 and c2. */
+	boot(&s, "ram=16 vram=8 rate=16 ms=5000 epoch=100");
+	usleep(1500000);
 	cr_assert_eq(checkpoint("c1.ckpt", NULL, out, sizeof(out)), 0, "%s", out);
 	usleep(300000);
 	cr_assert_eq(checkpoint("c2.ckpt", "c1.ckpt", out2, sizeof(out2)), 0, "%s", out2);
@@ -437,6 +440,24 @@ Test(hv_vmckpt, cut_or_corrupt_files_and_broken_chains_are_refused_with_one_line
 
 /* ---- crashes ---- */
 
+static uint64_t file_hash(const char *name)
+{
+	char p[256];
+	off_t size = file_size(name);
+	uint8_t *buf = malloc((size_t)size);
+	int fd;
+	uint64_t h;
+
+	path_of(p, sizeof(p), name);
+	fd = open(p, O_RDONLY);
+	cr_assert(fd >= 0 && buf);
+	cr_assert_eq(read(fd, buf, (size_t)size), size);
+	close(fd);
+	h = XXH3_64bits(buf, (size_t)size);
+	free(buf);
+	return h;
+}
+
 /* Temporary files of name left in the directory. */
 static int temps(const char *name)
 {
@@ -472,11 +493,21 @@ static void killed_while_writing(const char *fault, const char *to, const char *
 
 Test(hv_vmckpt, a_checkpoint_killed_at_any_point_leaves_the_last_chain_restorable)
 {
-	/* In the head, the HEADER chunk, the first PAGES, further on, and
-	 * after the fsync but before the rename (the increment is ~1.5 MiB). */
-	static const char *const faults[] = { "kill@0", "kill@200", "kill@40000",
-					      "kill@700000", "kill@rename" };
-	char out[4096], c1[256], c1_before[OUT_MAX], c1_after[OUT_MAX];
+	/* Increments (small: as much as the guest changed) killed in the
+	 * head, in HEADER and after the fsync before the rename; full ones
+	 * (at least c1's ~14 MiB) in the first PAGES and further on. */
+	/* Increments (small: as much as the guest changed) killed in the
+	 * head, in HEADER and after the fsync before the rename; full ones
+	 * (at least as big as c1: the restored guest only adds data) at a
+	 * fiftieth, half and nine tenths of c1's size. */
+	static const struct { const char *fault, *base; long part; } faults[] = {
+		{ "kill@0", "c1.ckpt", 0 }, { "kill@200", "c1.ckpt", 0 },
+		{ "kill@", NULL, 50 },      { "kill@", NULL, 2 },
+		{ "kill@", NULL, -10 },     { "kill@rename", "c1.ckpt", 0 },
+	};
+	char out[4096], fault[64];
+	uint64_t c1_hash;
+	off_t size;
 	struct vm s;
 
 	need_kvm();
@@ -484,20 +515,28 @@ Test(hv_vmckpt, a_checkpoint_killed_at_any_point_leaves_the_last_chain_restorabl
 	usleep(500000);
 	cr_assert_eq(checkpoint("c1.ckpt", NULL, out, sizeof(out)), 0, "%s", out);
 	kill_vm(&s);
-	path_of(c1, sizeof(c1), "c1.ckpt");
-	tl_slurp(c1, c1_before, sizeof(c1_before));
-	for (unsigned int i = 0; i < sizeof(faults) / sizeof(faults[0]); i++)
-		killed_while_writing(faults[i], "c2.ckpt", "c1.ckpt");
+	size = file_size("c1.ckpt");
+	c1_hash = file_hash("c1.ckpt");
+	for (unsigned int i = 0; i < sizeof(faults) / sizeof(faults[0]); i++) {
+		long p = faults[i].part;
+
+		snprintf(fault, sizeof(fault), "%s", faults[i].fault);
+		if (p)
+			snprintf(fault, sizeof(fault), "kill@%lld", (long long)(p > 0 ? size / p :
+										size * 9 / 10));
+		killed_while_writing(fault, "c2.ckpt", faults[i].base);
+	}
 	/* Each save removes what the dead writers before it left. */
 	cr_assert_eq(temps("c2.ckpt"), 1, "the last dead writer's temporary file");
 	/* Over c1 itself: c1 stays the old one. */
-	killed_while_writing("kill@4000000", "c1.ckpt", NULL);
-	tl_slurp(c1, c1_after, sizeof(c1_after));
-	cr_assert_eq(memcmp(c1_before, c1_after, sizeof(c1_before)), 0, "c1 changed");
+	snprintf(fault, sizeof(fault), "kill@%lld", (long long)(size / 3));
+	killed_while_writing(fault, "c1.ckpt", NULL);
+	cr_assert_eq(file_hash("c1.ckpt"), c1_hash, "c1 changed");
 
 	/* A full disk: the checkpoint fails, the VM runs on, nothing is left. */
-	restore(&s, "c1.ckpt", "enospc@300000", true);
-	cr_assert_eq(checkpoint_as("c2.ckpt", "c1.ckpt", false, out, sizeof(out)), 1, "%s", out);
+	snprintf(fault, sizeof(fault), "enospc@%lld", (long long)(size / 2));
+	restore(&s, "c1.ckpt", fault, true);
+	cr_assert_eq(checkpoint_as("c2.ckpt", NULL, false, out, sizeof(out)), 1, "%s", out);
 	cr_assert(strstr(out, "gpup checkpoint: cannot write ") &&
 		  strstr(out, "/.c2.ckpt.tmp.") && strstr(out, ": No space left on device\n"),
 		  "%s", out);
