@@ -118,7 +118,12 @@ static void checkpoint_usage(FILE *f)
 		   "the daemon; a running partition stops only for the last copy; see\n"
 		   "'gpup restore'.\n\n"
 		   "FILE is written whole or not at all (a temporary name, fsync, rename,\n"
-		   "fsync of the directory): a crash leaves the previous file as it was.\n"
+		   "fsync of the directory): a crash leaves the previous file as it was.\n\n"
+		   "  VM                  the VM's control socket path or its name\n"
+		   "  --to FILE           the file to write (its directory must exist)\n"
+		   "  --incremental BASE  only what changed since BASE (VM checkpoints)\n"
+		   "  --partition UUID    a partition instead of a VM\n"
+		   "  --json              the figures as JSON\n\n"
 		   "Exit status: 0 written, 1 failed (the VM runs on), 2 bad usage.\n");
 }
 
