@@ -432,6 +432,20 @@ Test(hv_vmckpt, cut_or_corrupt_files_and_broken_chains_are_refused_with_one_line
 		cr_assert_eq(strchr(r.err_buf, '\n') - r.err_buf + 1, (long)strlen(r.err_buf),
 			     "one line: %s", r.err_buf);
 	}
+	/* A command line without the VM's partition. */
+	{
+		char file[256], want[512];
+		char *args[] = { "--restore", file, NULL };
+		struct vm r;
+
+		path_of(file, sizeof(file), "c1.ckpt");
+		spawn(&r, "nogpu", NULL, args);
+		finish(&r);
+		snprintf(want, sizeof(want), "gpup run: restore refused: %s: the VM has 1 GPU "
+			 "partitions, this command line gives 0 (--gpu)\n", file);
+		cr_assert_eq(r.code, 127, "%s", r.err_buf);
+		cr_assert_str_eq(r.err_buf, want);
+	}
 	/* The intact files still restore. */
 	restore(&s, "c2.ckpt", NULL, false);
 	finish(&s);
