@@ -2,7 +2,8 @@
 /*
  * Live migration of the VM, the source's side: one thread, started by the
  * control socket's "migrate", sends the stream of uapi/gpup_vmmig.h to a
- * `gpup run --incoming` over TCP.
+ * `gpup run --incoming` over TCP (or, for "checkpoint", into a file).
+ * The partitions' side of it is vm_mig_dev.c.
  *
  * DOC: the rounds
  *
@@ -48,17 +49,15 @@
 #include <xxhash.h>
 
 #include "hv/hv_int.h"
+#include "hv/vm_mig_int.h"
 #include "migrate/mig.h"
 #include "uapi/vfio_mig.h"
-#include "vfu/vfu.h"
 
 #define PG GPUP_VMMIG_PAGE_SIZE
 #define HV_MIG_OUT (4u << 20)        /* staging buffer */
-#define HV_MIG_DEV_READ (1u << 20)
 #define HV_MIG_CPU_MAX (64u << 10)
 #define HV_MIG_IO_MS 5000u           /* a peer silent this long is gone */
 #define HV_MIG_READY_MS 30000u       /* the destination's final checks */
-#define HV_MIG_LOG_SPAN (256ull << 20) /* RAM per DMA_LOGGING_REPORT */
 /* A round that found almost nothing to send waits a little before the
  * next, rather than spin on the dirty logs. */
 #define HV_MIG_QUIET_BYTES (64u << 10)
@@ -67,39 +66,7 @@
  * vCPUs, the partitions' STOP_COPY, the destination's READY. */
 #define HV_MIG_STOP_FIXED_NS 2000000ull
 
-struct hv_mig {
-	struct hv_vm *vm;
-	struct hv_mig_params p;
-	pthread_t thread;
-	atomic_bool done;
-	int sock, out_fd;
-	uint32_t seq;
-	struct gpup_vmmig_end end;
-	uint8_t *out, *dev, *cpu;
-	size_t olen, flush_at;       /* staged bytes; send from this many on */
-	uint64_t *ram_bm, *vram_bm[HV_MAX_GPUS];
-	uint64_t t0, bw_t0, bw_next;
-	/* Partitions: what they offer and where they are. */
-	bool precopy[HV_MAX_GPUS], logging[HV_MAX_GPUS];
-	uint32_t state[HV_MAX_GPUS];
-	uint64_t dev_round[HV_MAX_GPUS];
-	bool paused;
-	/* Figures. */
-	unsigned int rounds;
-	uint64_t rate, left, downtime_ns, total_ns, stop_bytes;
-	uint64_t pause_ns, stop_copy_ns;   /* parts of the downtime */
-	/* A checkpoint: the file, its identity so far, each RAM page's hash
-	 * as the file holds it; resumed once the VM runs again. */
-	struct mig_wfile *file;
-	uint64_t ident, *hash, zero_hash;
-	bool resumed;
-	char err[320];
-};
-
-static int hv_mig_fail(struct hv_mig *m, int rc, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static int hv_mig_fail(struct hv_mig *m, int rc, const char *fmt, ...)
+int hv_mig_fail(struct hv_mig *m, int rc, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -165,8 +132,8 @@ static int hv_mig_flush(struct hv_mig *m)
 }
 
 /* One chunk: head, then hdr (hlen bytes) and data (dlen) as its payload. */
-static int hv_mig_chunk(struct hv_mig *m, unsigned int kind, const void *hdr, uint32_t hlen,
-			const void *data, uint32_t dlen)
+int hv_mig_chunk(struct hv_mig *m, unsigned int kind, const void *hdr, uint32_t hlen,
+		 const void *data, uint32_t dlen)
 {
 	struct gpup_vmmig_chunk h;
 	uint8_t *p;
@@ -264,117 +231,6 @@ static uint64_t hv_bm_count(const uint64_t *bm, uint64_t npages)
 	for (uint64_t i = 0; i < (npages + 63) / 64; i++)
 		n += (uint64_t)__builtin_popcountll(bm[i]);
 	return n;
-}
-
-/* ---- partitions ---- */
-
-static int hv_mig_feature(struct hv_mig *m, unsigned int i, uint32_t flags, const void *in,
-			  uint32_t in_len, void *out, uint32_t out_max)
-{
-	struct hv_vm *vm = m->vm;
-	int rc;
-
-	pthread_mutex_lock(&vm->io_lock);
-	rc = hv_vgpu_is_lost(vm->gpus[i]) ? -ENOTCONN :
-	     vfu_client_feature(hv_vgpu_client(vm->gpus[i]), flags, in, in_len, out, out_max);
-	pthread_mutex_unlock(&vm->io_lock);
-	return rc;
-}
-
-static int hv_mig_set_state(struct hv_mig *m, unsigned int i, uint32_t state)
-{
-	struct vfio_device_feature_mig_state s = { .device_state = state, .data_fd = -1 };
-	int rc = hv_mig_feature(m, i, VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE,
-				&s, sizeof(s), &s, sizeof(s));
-
-	if (rc < 0)
-		return hv_mig_fail(m, rc, "partition %u: cannot enter state %u: %s", i, state,
-				   strerror(-rc));
-	m->state[i] = state;
-	return 0;
-}
-
-/* What each partition offers; DMA logging of guest RAM started. */
-static int hv_mig_gpus_setup(struct hv_mig *m)
-{
-	struct {
-		struct vfio_user_dma_logging_control c;
-		struct vfio_user_dma_logging_range r;
-	} log = { { PG, 1, 0 }, { HV_DMA_RO_END, m->vm->mem_size - HV_DMA_RO_END } }, back;
-	struct vfio_device_feature_migration mf;
-	int rc;
-
-	for (unsigned int i = 0; i < m->vm->ngpus; i++) {
-		m->state[i] = VFIO_DEVICE_STATE_RUNNING;
-		rc = hv_mig_feature(m, i, VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_MIGRATION,
-				    NULL, 0, &mf, sizeof(mf));
-		if (rc < 0 || !(mf.flags & VFIO_MIGRATION_STOP_COPY))
-			return hv_mig_fail(m, rc < 0 ? rc : -ENOTSUP,
-					   "partition %u cannot be migrated", i);
-		m->precopy[i] = mf.flags & VFIO_MIGRATION_PRE_COPY;
-		rc = hv_mig_feature(m, i, VFIO_DEVICE_FEATURE_SET |
-				    VFIO_DEVICE_FEATURE_DMA_LOGGING_START, &log, sizeof(log),
-				    &back, sizeof(back));
-		if (rc < 0)
-			return hv_mig_fail(m, rc, "partition %u: cannot log its DMA: %s", i,
-					   strerror(-rc));
-		m->logging[i] = true;
-	}
-	return 0;
-}
-
-/* The partition's DMA into guest RAM since the last report. */
-static int hv_mig_dma_report(struct hv_mig *m, unsigned int i)
-{
-	size_t words = HV_MIG_LOG_SPAN / PG / 64;
-	uint8_t *buf = m->dev;
-	int rc;
-
-	for (uint64_t iova = HV_DMA_RO_END; iova < m->vm->mem_size; iova += HV_MIG_LOG_SPAN) {
-		struct vfio_user_dma_logging_report r = { iova, m->vm->mem_size - iova, PG };
-		uint64_t w[1];
-
-		if (r.length > HV_MIG_LOG_SPAN)
-			r.length = HV_MIG_LOG_SPAN;
-		rc = hv_mig_feature(m, i, VFIO_DEVICE_FEATURE_GET |
-				    VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT, &r, sizeof(r), buf,
-				    (uint32_t)(sizeof(r) + words * 8));
-		if (rc < (int)(sizeof(r) + (r.length / PG + 63) / 64 * 8))
-			return hv_mig_fail(m, rc < 0 ? rc : -EPROTO,
-					   "partition %u: DMA log report failed", i);
-		for (size_t k = 0; k < (r.length / PG + 63) / 64; k++) {
-			memcpy(w, buf + sizeof(r) + k * 8, 8);
-			m->ram_bm[iova / PG / 64 + k] |= w[0];
-		}
-	}
-	return 0;
-}
-
-/* Read partition i's stream until a short read (the round's end, or in
- * STOP_COPY the stream's): DEV chunks. */
-static int hv_mig_dev_drain(struct hv_mig *m, unsigned int i)
-{
-	struct gpup_vmmig_dev h = { .gpu = i };
-	struct hv_vm *vm = m->vm;
-	uint32_t want = vfu_client_max_xfer(hv_vgpu_client(vm->gpus[i]));
-	int n;
-
-	want = want < HV_MIG_DEV_READ ? want : HV_MIG_DEV_READ;
-	m->dev_round[i] = 0;
-	do {
-		pthread_mutex_lock(&vm->io_lock);
-		n = hv_vgpu_is_lost(vm->gpus[i]) ? -ENOTCONN :
-		    vfu_client_mig_read(hv_vgpu_client(vm->gpus[i]), m->dev, want);
-		pthread_mutex_unlock(&vm->io_lock);
-		if (n < 0)
-			return hv_mig_fail(m, n, "partition %u: reading its state: %s", i,
-					   strerror(-n));
-		if (n && hv_mig_chunk(m, GPUP_VMMIG_DEV, &h, sizeof(h), m->dev, (uint32_t)n) < 0)
-			return -EIO;
-		m->end.dev_bytes += (uint64_t)n;
-		m->dev_round[i] += (uint64_t)n;
-	} while ((uint32_t)n == want);
-	return 0;
 }
 
 /* ---- the rounds ---- */
@@ -645,31 +501,6 @@ static int hv_mig_commit(struct hv_mig *m)
 	rc = hv_tcp_send(m->sock, &r, sizeof(r), HV_MIG_IO_MS);
 	return rc < 0 ? hv_mig_fail(m, rc, "lost the destination before GO: %s",
 				    strerror(-rc)) : 0;
-}
-
-/* Back to what it was: partitions RUNNING, vCPUs running, no logging. */
-static void hv_mig_abort(struct hv_mig *m)
-{
-	struct hv_vm *vm = m->vm;
-	struct vfio_device_feature_mig_state s = { .device_state = VFIO_DEVICE_STATE_RUNNING,
-						   .data_fd = -1 };
-
-	if (m->resumed)
-		return;
-	m->resumed = true;
-	for (unsigned int i = 0; i < vm->ngpus; i++) {
-		if (m->state[i] != VFIO_DEVICE_STATE_RUNNING &&
-		    hv_mig_feature(m, i, VFIO_DEVICE_FEATURE_SET |
-				   VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE, &s, sizeof(s), &s,
-				   sizeof(s)) < 0)
-			hv_log("migration: partition %u did not go back to RUNNING", i);
-		if (m->logging[i])
-			hv_mig_feature(m, i, VFIO_DEVICE_FEATURE_SET |
-				       VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP, NULL, 0, NULL, 0);
-	}
-	if (m->paused)
-		hv_vcpus_resume(vm);
-	hv_dirty_stop(vm);
 }
 
 static void hv_mig_report(struct hv_mig *m, int rc)
