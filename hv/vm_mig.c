@@ -3,7 +3,8 @@
  * Live migration of the VM, the source's side: one thread, started by the
  * control socket's "migrate", sends the stream of uapi/gpup_vmmig.h to a
  * `gpup run --incoming` over TCP (or, for "checkpoint", into a file).
- * The partitions' side of it is vm_mig_dev.c.
+ * The partitions' side of it is vm_mig_dev.c; their shared state is
+ * struct hv_mig in hv_int.h.
  *
  * DOC: the rounds
  *
@@ -49,7 +50,6 @@
 #include <xxhash.h>
 
 #include "hv/hv_int.h"
-#include "hv/vm_mig_int.h"
 #include "migrate/mig.h"
 #include "uapi/vfio_mig.h"
 

@@ -11,7 +11,6 @@
 #include <string.h>
 
 #include "hv/hv_int.h"
-#include "hv/vm_mig_int.h"
 #include "uapi/vfio_mig.h"
 #include "vfu/vfu.h"
 
