@@ -31,7 +31,6 @@
 #include "migrate/mig.h"
 
 #define PG GPUP_VMMIG_PAGE_SIZE
-#define HV_CKPT_READ (1u << 20)
 
 static int hv_ckpt_say(char *err, size_t errlen, int rc, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
@@ -226,38 +225,39 @@ int hv_ckpt_chain(const char *top, struct hv_ckpt_file *files, unsigned int *n, 
 	return 0;
 }
 
-/* The stream of f through rd, then its identity against the tail. */
+/* The stream of f through rd, then its identity against the tail.  A
+ * reader thread (migrate's) reads ahead while the stream is checked and
+ * loaded here. */
 int hv_ckpt_feed(struct hv_ckpt_file *f, struct hv_vms_reader *rd, char *err, size_t errlen)
 {
-	uint8_t *buf = malloc(HV_CKPT_READ);
 	uint64_t at = sizeof(f->head), end = f->size - sizeof(f->tail);
-	int rc = buf ? 0 : -ENOMEM;
+	struct mig_rfile *rf = NULL;
+	const void *buf;
+	ssize_t n = 0;
+	int rc;
 
 	rd->origin = sizeof(f->head);
 	rd->ident = XXH3_64bits(&f->head, sizeof(f->head));
-	/* The disk reads ahead while the stream is checked and loaded. */
 	posix_fadvise(f->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-	posix_fadvise(f->fd, 0, 0, POSIX_FADV_WILLNEED);
-	while (!rc && at < end) {
-		size_t want = end - at < HV_CKPT_READ ? (size_t)(end - at) : HV_CKPT_READ;
-		ssize_t n = pread(f->fd, buf, want, (off_t)at);
+	rc = lseek(f->fd, (off_t)at, SEEK_SET) < 0 ? -errno : mig_rfile_open(f->fd, &rf);
+	while (!rc && at < end && (n = mig_rfile_next(rf, &buf)) > 0) {
+		size_t k = (uint64_t)n < end - at ? (size_t)n : (size_t)(end - at);
 
-		if (n <= 0) {
-			rc = hv_ckpt_say(err, errlen, n ? -errno : -ENODATA, "%s: cannot read it at "
-					 "byte %llu: %s", f->path, (unsigned long long)at,
-					 n ? strerror(errno) : "it shrank");
-			break;
-		}
-		at += (uint64_t)n;
-		rc = hv_vms_feed(rd, buf, (size_t)n);
+		at += k;
+		rc = hv_vms_feed(rd, buf, k);
 	}
-	free(buf);
+	if (rf)
+		mig_rfile_close(rf);
+	if (!rc && at < end)
+		return hv_ckpt_say(err, errlen, n < 0 ? (int)n : -ENODATA, "%s: cannot read it at "
+				   "byte %llu: %s", f->path, (unsigned long long)at,
+				   n < 0 ? strerror((int)-n) : "it shrank");
 	if (!rc)
 		rc = hv_vms_finish(rd);
 	if (rc && rd->err[0])
 		return hv_ckpt_say(err, errlen, rc, "%s: %s", f->path, rd->err);
 	if (rc)
-		return rc;
+		return hv_ckpt_say(err, errlen, rc, "%s: %s", f->path, strerror(-rc));
 	if (rd->ident != f->tail.ident)
 		return hv_ckpt_say(err, errlen, -EBADMSG, "%s: its chunks do not make the identity "
 				   "its tail names", f->path);

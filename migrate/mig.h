@@ -300,4 +300,13 @@ void mig_wfile_abort(struct mig_wfile *f);
 enum mig_wfile_fault { MIG_WFILE_NONE, MIG_WFILE_KILL, MIG_WFILE_ENOSPC, MIG_WFILE_KILL_RENAME };
 void mig_wfile_fault(struct mig_wfile *f, enum mig_wfile_fault kind, uint64_t at);
 
+/* Reading a stream file the same way: a reader thread fills the ring from
+ * fd's offset to its end while the caller takes the pieces in order.
+ * mig_rfile_next gives the next piece (valid until the next call): its
+ * length, 0 at the end of the file, or -errno. */
+struct mig_rfile;
+int mig_rfile_open(int fd, struct mig_rfile **f);
+ssize_t mig_rfile_next(struct mig_rfile *f, const void **buf);
+void mig_rfile_close(struct mig_rfile *f);
+
 #endif

@@ -589,6 +589,49 @@ static void *reader(void *arg)
 	return NULL;
 }
 
+struct mig_rfile {
+	struct ring ring;
+	bool held;                /* the caller has the tail buffer */
+};
+
+int mig_rfile_open(int fd, struct mig_rfile **out)
+{
+	struct mig_rfile *f = calloc(1, sizeof(*f));
+	int rc = f ? ring_init(&f->ring, fd) : -ENOMEM;
+
+	if (!rc)
+		rc = -pthread_create(&f->ring.io, NULL, reader, &f->ring);
+	if (rc) {
+		if (f)
+			ring_free(&f->ring);
+		free(f);
+		return rc;
+	}
+	*out = f;
+	return 0;
+}
+
+ssize_t mig_rfile_next(struct mig_rfile *f, const void **buf)
+{
+	struct iovec b;
+	int err = 0;
+
+	if (f->held)
+		ring_done(&f->ring, 1);
+	f->held = ring_next(&f->ring, &b, 1, &err) == 1;
+	if (!f->held)
+		return err;
+	*buf = b.iov_base;
+	return (ssize_t)b.iov_len;
+}
+
+void mig_rfile_close(struct mig_rfile *f)
+{
+	ring_join(&f->ring, -ECANCELED);
+	ring_free(&f->ring);
+	free(f);
+}
+
 /* Feed the file through RESUMING while the ring's thread reads ahead. */
 static int load_stream(struct mig_dev *md, int fd)
 {
