@@ -94,6 +94,7 @@ static int hv_in_feature(struct hv_in *in, unsigned int i, uint32_t state)
 			    state, strerror(-rc));
 }
 
+/* Every partition into RESUMING: reset, ready for its stream. */
 static int hv_in_resuming(struct hv_in *in)
 {
 	int rc = 0;
@@ -112,8 +113,8 @@ static int hv_in_same_shape(struct hv_in *in, const struct gpup_vmmig_header *h)
 	return in->base_only ? 0 : hv_in_resuming(in);
 }
 
-/* A later file of a chain, with our --gpu list, partitions RESUMING
- * (not yet for the older files of a chain). */
+/* The VM as the HEADER says, with our --gpu list, partitions RESUMING
+ * (not yet while the older files of a chain give their RAM). */
 static int hv_in_header(void *opaque, const struct gpup_vmmig_header *h)
 {
 	struct hv_in *in = opaque;
