@@ -115,9 +115,42 @@ static int hv_ckpt_check_head(const char *path, const struct gpup_vmckpt_head *h
 	return 0;
 }
 
-int hv_ckpt_open(const char *path, struct hv_ckpt_file *f, char *err, size_t errlen)
+/* The tail at the end of f, whole and agreeing with the file's size. */
+static bool hv_ckpt_tail_ok(struct hv_ckpt_file *f)
+{
+	struct gpup_vmckpt_tail *t = &f->tail;
+
+	return f->size >= sizeof(f->head) + sizeof(*t) &&
+	       pread(f->fd, t, sizeof(*t), (off_t)(f->size - sizeof(*t))) == sizeof(*t) &&
+	       t->magic == GPUP_VMCKPT_TAIL_MAGIC &&
+	       t->tail_hash == XXH3_64bits(t, offsetof(struct gpup_vmckpt_tail, tail_hash)) &&
+	       t->stream_bytes == f->size - sizeof(f->head) - sizeof(*t);
+}
+
+/* f->fd open: its size, head and tail read and checked. */
+static int hv_ckpt_check_ends(struct hv_ckpt_file *f, char *err, size_t errlen)
 {
 	struct stat st;
+	int rc;
+
+	if (fstat(f->fd, &st))
+		return hv_ckpt_say(err, errlen, -errno, "%s: %s", f->path, strerror(errno));
+	f->size = (uint64_t)st.st_size;
+	if (f->size < sizeof(f->head) ||
+	    pread(f->fd, &f->head, sizeof(f->head), 0) != sizeof(f->head))
+		return hv_ckpt_say(err, errlen, -EBADMSG, "%s: not a gpup VM checkpoint (%llu "
+				   "bytes, shorter than a file head)", f->path,
+				   (unsigned long long)f->size);
+	rc = hv_ckpt_check_head(f->path, &f->head, err, errlen);
+	if (!rc && !hv_ckpt_tail_ok(f))
+		rc = hv_ckpt_say(err, errlen, -ENODATA, "%s: truncated: no valid tail at byte "
+				 "%llu (the write did not finish)", f->path,
+				 (unsigned long long)(f->size - sizeof(f->tail)));
+	return rc;
+}
+
+int hv_ckpt_open(const char *path, struct hv_ckpt_file *f, char *err, size_t errlen)
+{
 	int rc;
 
 	memset(f, 0, sizeof(*f));
@@ -127,27 +160,7 @@ int hv_ckpt_open(const char *path, struct hv_ckpt_file *f, char *err, size_t err
 	if (f->fd < 0)
 		return hv_ckpt_say(err, errlen, -errno, "%s: cannot open it: %s", path,
 				   strerror(errno));
-	rc = fstat(f->fd, &st) ? -errno : 0;
-	f->size = (uint64_t)st.st_size;
-	if (!rc && (f->size < sizeof(f->head) ||
-		    pread(f->fd, &f->head, sizeof(f->head), 0) != sizeof(f->head)))
-		rc = hv_ckpt_say(err, errlen, -EBADMSG, "%s: not a gpup VM checkpoint (%llu "
-				 "bytes, shorter than a file head)", path,
-				 (unsigned long long)f->size);
-	else if (rc)
-		hv_ckpt_say(err, errlen, rc, "%s: %s", path, strerror(-rc));
-	if (!rc)
-		rc = hv_ckpt_check_head(path, &f->head, err, errlen);
-	if (!rc && (f->size < sizeof(f->head) + sizeof(f->tail) ||
-		    pread(f->fd, &f->tail, sizeof(f->tail), (off_t)(f->size - sizeof(f->tail))) !=
-		    sizeof(f->tail) || f->tail.magic != GPUP_VMCKPT_TAIL_MAGIC ||
-		    f->tail.tail_hash != XXH3_64bits(&f->tail, offsetof(struct gpup_vmckpt_tail,
-									 tail_hash)) ||
-		    f->tail.stream_bytes != f->size - sizeof(f->head) - sizeof(f->tail)))
-		rc = hv_ckpt_say(err, errlen, -ENODATA, "%s: truncated: no valid tail at byte "
-				 "%llu (the write did not finish)", path,
-				 (unsigned long long)(f->size < sizeof(f->tail) ? 0 :
-						      f->size - sizeof(f->tail)));
+	rc = hv_ckpt_check_ends(f, err, errlen);
 	if (rc) {
 		close(f->fd);
 		f->fd = -1;
