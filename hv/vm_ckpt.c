@@ -154,6 +154,7 @@ int hv_ckpt_open(const char *path, struct hv_ckpt_file *f, char *err, size_t err
 	int rc;
 
 	memset(f, 0, sizeof(*f));
+	f->fd = -1;
 	if (snprintf(f->path, sizeof(f->path), "%s", path) >= (int)sizeof(f->path))
 		return hv_ckpt_say(err, errlen, -ENAMETOOLONG, "%s: path too long", path);
 	f->fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -175,14 +176,30 @@ void hv_ckpt_close(struct hv_ckpt_file *f, unsigned int n)
 			close(f[i].fd);
 }
 
-/* The base a file names, in the file's own directory. */
-static int hv_ckpt_base_path(const struct hv_ckpt_file *f, char *out, size_t len)
+/* The base that child names, in child's own directory, opened into b
+ * and checked to be the file child was taken on; on failure b is closed. */
+static int hv_ckpt_open_base(const struct hv_ckpt_file *child, struct hv_ckpt_file *b,
+			     char *err, size_t errlen)
 {
-	char d[PATH_MAX];
+	char d[PATH_MAX], base[PATH_MAX];
+	int rc;
 
-	snprintf(d, sizeof(d), "%s", f->path);
-	return snprintf(out, len, "%s/%s", dirname(d), f->head.base) >= (int)len ? -ENAMETOOLONG
-										 : 0;
+	snprintf(d, sizeof(d), "%s", child->path);
+	if (snprintf(base, sizeof(base), "%s/%s", dirname(d), child->head.base) >=
+	    (int)sizeof(base))
+		return hv_ckpt_say(err, errlen, -ENAMETOOLONG, "%s: its base's path is too long",
+				   child->path);
+	if (access(base, F_OK))
+		return hv_ckpt_say(err, errlen, -ENOENT, "%s: its base %s is missing", child->path,
+				   base);
+	rc = hv_ckpt_open(base, b, err, errlen);
+	if (rc || b->tail.ident == child->head.base_ident)
+		return rc;
+	hv_ckpt_close(b, 1);
+	return hv_ckpt_say(err, errlen, -ESTALE, "%s: its base %s is not the checkpoint it was "
+			   "taken on (identity %016llx, it names %016llx)", child->path, base,
+			   (unsigned long long)b->tail.ident,
+			   (unsigned long long)child->head.base_ident);
 }
 
 /* top, then its bases until a full file; checked and opened, oldest
@@ -190,49 +207,25 @@ static int hv_ckpt_base_path(const struct hv_ckpt_file *f, char *out, size_t len
 int hv_ckpt_chain(const char *top, struct hv_ckpt_file *files, unsigned int *n, char *err,
 		  size_t errlen)
 {
-	struct hv_ckpt_file *f = files;
-	char base[PATH_MAX];
-	int rc = hv_ckpt_open(top, f, err, errlen);
+	int rc = hv_ckpt_open(top, &files[0], err, errlen);
 	unsigned int k = 1;
 
-	while (!rc && (f[k - 1].head.flags & GPUP_VMCKPT_F_INCREMENTAL)) {
-		struct hv_ckpt_file *child = &f[k - 1];
-
-		if (k == GPUP_VMCKPT_MAX_CHAIN) {
+	while (!rc && (files[k - 1].head.flags & GPUP_VMCKPT_F_INCREMENTAL)) {
+		if (k == GPUP_VMCKPT_MAX_CHAIN)
 			rc = hv_ckpt_say(err, errlen, -ELOOP, "%s: a chain of more than %u files",
 					 top, GPUP_VMCKPT_MAX_CHAIN);
-			break;
-		}
-		if (hv_ckpt_base_path(child, base, sizeof(base)) < 0) {
-			rc = hv_ckpt_say(err, errlen, -ENAMETOOLONG, "%s: its base's path is too "
-					 "long", child->path);
-			break;
-		}
-		if (access(base, F_OK)) {
-			rc = hv_ckpt_say(err, errlen, -ENOENT, "%s: its base %s is missing",
-					 child->path, base);
-			break;
-		}
-		rc = hv_ckpt_open(base, &f[k], err, errlen);
-		if (rc)
-			break;
-		k++;
-		if (f[k - 1].tail.ident != child->head.base_ident)
-			rc = hv_ckpt_say(err, errlen, -ESTALE, "%s: its base %s is not the "
-					 "checkpoint it was taken on (identity %016llx, it names "
-					 "%016llx)", child->path, base,
-					 (unsigned long long)f[k - 1].tail.ident,
-					 (unsigned long long)child->head.base_ident);
+		else if ((rc = hv_ckpt_open_base(&files[k - 1], &files[k], err, errlen)) == 0)
+			k++;
 	}
 	if (rc) {
 		hv_ckpt_close(files, k);
 		return rc;
 	}
 	for (unsigned int i = 0; i < k / 2; i++) {
-		struct hv_ckpt_file t = f[i];
+		struct hv_ckpt_file t = files[i];
 
-		f[i] = f[k - 1 - i];
-		f[k - 1 - i] = t;
+		files[i] = files[k - 1 - i];
+		files[k - 1 - i] = t;
 	}
 	*n = k;
 	return 0;
