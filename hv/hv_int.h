@@ -343,6 +343,7 @@ struct hv_mig {
 	struct mig_wfile *file;
 	uint64_t ident, *hash, zero_hash;
 	bool resumed;
+	uint64_t resumed_ns;         /* when the vCPUs ran again */
 	char err[320];
 };
 
@@ -366,8 +367,8 @@ int hv_mig_gpus_setup(struct hv_mig *m);
 int hv_mig_dma_report(struct hv_mig *m, unsigned int i);
 /* Partition i's stream until a short read, as DEV chunks. */
 int hv_mig_dev_drain(struct hv_mig *m, unsigned int i);
-/* Back to what it was: partitions RUNNING, vCPUs running, no logging
- * (once: later calls do nothing). */
+/* Back to what it was: partitions RUNNING, vCPUs running (resumed_ns),
+ * no logging (once: later calls do nothing). */
 void hv_mig_abort(struct hv_mig *m);
 
 /* vm_incoming.c: `gpup run --incoming`: wait for a stream, build the VM

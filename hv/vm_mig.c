@@ -571,7 +571,7 @@ static int hv_mig_ckpt_commit(struct hv_mig *m, uint64_t stop_t)
 	int rc = hv_ckpt_tail(m->file, hv_mig_bytes(m), m->ident, m->err, sizeof(m->err));
 
 	hv_mig_abort(m);
-	m->downtime_ns = hv_now_ns() - stop_t;
+	m->downtime_ns = m->resumed_ns - stop_t;
 	if (rc < 0)
 		return rc;
 	rc = mig_wfile_commit(m->file, m->err, sizeof(m->err));

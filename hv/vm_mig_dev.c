@@ -126,7 +126,9 @@ int hv_mig_dev_drain(struct hv_mig *m, unsigned int i)
 	return 0;
 }
 
-/* Back to what it was: partitions RUNNING, vCPUs running, no logging. */
+/* Back to what it was: partitions RUNNING, vCPUs running (from
+ * m->resumed_ns), then no logging: the logs are only bookkeeping, so the
+ * vCPUs do not wait for them to stop. */
 void hv_mig_abort(struct hv_mig *m)
 {
 	struct hv_vm *vm = m->vm;
@@ -136,17 +138,18 @@ void hv_mig_abort(struct hv_mig *m)
 	if (m->resumed)
 		return;
 	m->resumed = true;
-	for (unsigned int i = 0; i < vm->ngpus; i++) {
+	for (unsigned int i = 0; i < vm->ngpus; i++)
 		if (m->state[i] != VFIO_DEVICE_STATE_RUNNING &&
 		    hv_mig_feature(m, i, VFIO_DEVICE_FEATURE_SET |
 				   VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE, &s, sizeof(s), &s,
 				   sizeof(s)) < 0)
 			hv_log("migration: partition %u did not go back to RUNNING", i);
+	if (m->paused)
+		hv_vcpus_resume(vm);
+	m->resumed_ns = hv_now_ns();
+	for (unsigned int i = 0; i < vm->ngpus; i++)
 		if (m->logging[i])
 			hv_mig_feature(m, i, VFIO_DEVICE_FEATURE_SET |
 				       VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP, NULL, 0, NULL, 0);
-	}
-	if (m->paused)
-		hv_vcpus_resume(vm);
 	hv_dirty_stop(vm);
 }
