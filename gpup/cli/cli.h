@@ -56,8 +56,8 @@ const char *gpup_default_state_dir(void);
 int gpup_vm_connect(const struct gpup_global *g, const char *vm, char *path, size_t len);
 
 /* cmd_vmckpt.c: `gpup checkpoint VM --to FILE [--incremental BASE]`, the
- * paths absolute; an exit status. */
+ * paths absolute, max_rounds 0 for the VMM's default; an exit status. */
 int gpup_vm_checkpoint(const struct gpup_global *g, const char *vm, const char *file,
-		       const char *base, int json);
+		       const char *base, long max_rounds, int json);
 
 #endif

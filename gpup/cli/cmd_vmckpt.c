@@ -76,7 +76,7 @@ static int ck_follow(FILE *f, const char *file, int json)
 }
 
 int gpup_vm_checkpoint(const struct gpup_global *g, const char *vm, const char *file,
-		       const char *base, int json)
+		       const char *base, long max_rounds, int json)
 {
 	char path[256];
 	json_object *req;
@@ -93,6 +93,8 @@ int gpup_vm_checkpoint(const struct gpup_global *g, const char *vm, const char *
 	json_object_object_add(req, "to", json_object_new_string(file));
 	if (base)
 		json_object_object_add(req, "base", json_object_new_string(base));
+	if (max_rounds)
+		json_object_object_add(req, "max_rounds", json_object_new_int64(max_rounds));
 	f = fdopen(fd, "r+");
 	if (!f || fprintf(f, "%s\n", json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN |
 							 JSON_C_TO_STRING_NOSLASHESCAPE)) < 0 ||
