@@ -174,9 +174,9 @@ if [ "${1:-}" = bench ]; then
 			[ $n -lt 50 ] || break
 			sleep 0.1
 		done
-		us=$(tr -d '\r' <"$log" | sed -n 's/^infer: n=.* ok, .* \([0-9][0-9]*\) us per iteration.*/\1/p')
+		us=$(tr -d '\r' <"$log" | sed -n 's/.*infer: n=.* ok, .* \([0-9][0-9]*\) us per iteration.*/\1/p')
 		[ -n "$us" ] || { tr -d '\r' <"$log" | tail -n 5 >&2; die "infer did not finish"; }
-		echo "$us $(tr -d '\r' <"$log" | sed -n 's/^infer: doorbells rung \([0-9]*\), skipped while watched \([0-9]*\)/\1 \2/p')"
+		echo "$us $(tr -d '\r' <"$log" | sed -n 's/.*infer: doorbells rung \([0-9]*\), skipped while watched \([0-9]*\)/\1 \2/p')"
 	}
 	# median min max of the first column of stdin
 	stats() {
