@@ -395,6 +395,49 @@ Test(vfu_dmarw, refused_start_index_faults_the_queue)
 	assert_remote_fault(HOLE_IOVA);
 }
 
+/* The device's own DMA_READs stay within VFU_DMA_RW_MAX whatever the
+ * client's max_xfer (1 MiB here): a reply QEMU cannot write whole stalls
+ * behind its main lock.  A 256 KiB COPY from fd-less memory, answered by
+ * hand: every request fits, and they cover the range in order. */
+Test(vfu_dmarw, device_requests_fit_a_socket_buffer)
+{
+	int s = vfu_client_socket(pa.cl);
+	static uint8_t buf[sizeof(struct vfio_user_dma_rw) + (1u << 20)];
+	union gpup_cmd c[2] = {
+		gpup_cmd_copy(GPUP_SPACE_IOVA, IOVA + DATA, GPUP_SPACE_VRAM, 0, 256 << 10),
+		gpup_cmd_fence(GPUP_SPACE_IOVA, IOVA + FENCE(QA), 0xc0, 0),
+	};
+	uint64_t next = IOVA + DATA;
+	struct vfu_msg m;
+
+	cr_assert_geq(vfu_client_max_xfer(pa.cl), 1u << 20);
+	open_fdless(GPUP_ENGINE_COPY);
+	put(c, 2);
+	vgpu_doorbell(pa.vg, QA);
+	while (next < IOVA + DATA + (256 << 10)) {
+		cr_assert_eq(vfu_msg_recv(s, &m, buf, sizeof(buf)), 0);
+		if (m.hdr.command != VFIO_USER_DMA_READ)
+			continue; /* the packets' own reads come first */
+		struct vfio_user_dma_rw rw;
+
+		memcpy(&rw, buf, sizeof(rw));
+		cr_assert_leq(rw.count, 64u << 10, "a request for %lu bytes",
+			      (unsigned long)rw.count);
+		if (rw.addr >= IOVA + DATA) {
+			cr_assert_eq(rw.addr, next);
+			next += rw.count;
+		}
+		memcpy(buf + sizeof(rw), ram + (rw.addr - IOVA), rw.count);
+		struct vfio_user_header h = { .msg_id = m.hdr.msg_id, .command = VFIO_USER_DMA_READ,
+					      .msg_size = (uint32_t)(sizeof(h) + sizeof(rw) + rw.count),
+					      .flags = VFIO_USER_F_TYPE_REPLY };
+
+		cr_assert_eq(vfu_msg_send(s, &h, buf, (uint32_t)(sizeof(rw) + rw.count), NULL, 0),
+			     0);
+	}
+	cr_assert_eq(run_until_fence(0xc0, 5000), 0);
+}
+
 Test(vfu_dmarw, refused_request_faults_the_command)
 {
 	union gpup_cmd c[2];

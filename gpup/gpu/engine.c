@@ -203,16 +203,6 @@ static void watch_poll(struct gpup_engine *e, uint64_t now)
 	}
 }
 
-/* Nothing to run but a watch: look again shortly, with the lock free
- * for owners meanwhile. */
-static void watch_spin(struct gpup_engine *e)
-{
-	pthread_mutex_unlock(&e->lock);
-	for (unsigned int i = 0; i < 64; i++)
-		__builtin_ia32_pause();
-	pthread_mutex_lock(&e->lock);
-}
-
 /* A wait that lasts is polled less often: most are short, and a long one
  * satisfied by a fence is re-polled at once through gpup_engine_recheck. */
 static void wait_backoff(struct gpup_ectx *c, enum gpup_run_result res, uint64_t now)
@@ -417,14 +407,13 @@ static void *engine_main(void *arg)
 			run_one(e, c, slice);
 			continue;
 		}
-		if (e->nwatch) {
-			watch_spin(e);
-			continue;
-		}
-		/* Sleep until a doorbell, a WAIT re-poll, or the moment the
-		 * scheduler says a throttled context may run. */
+		/* Sleep until a doorbell, a WAIT re-poll, the next look at a
+		 * watched ring, or the moment the scheduler says a throttled
+		 * context may run. */
 		if (slice != UINT64_MAX && (next == UINT64_MAX || slice < next - now))
 			next = now + slice;
+		if (e->nwatch && next > now + GPUP_ENGINE_WATCH_POLL_NS)
+			next = now + GPUP_ENGINE_WATCH_POLL_NS;
 		poll_events(e, next);
 	}
 	pthread_mutex_unlock(&e->lock);

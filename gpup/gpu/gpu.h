@@ -255,7 +255,7 @@ const char *gpup_kernel_name(uint32_t id);
  * found no work may return WATCH instead of IDLE: the context blocks as
  * for IDLE, and for GPUP_ENGINE_WATCH_NS the executor asks its watch op
  * whether work appeared, between slices, at preemption polls and, with
- * nothing else to run, in a loop that drops the engine lock between
+ * nothing else to run, every GPUP_ENGINE_WATCH_POLL_NS, sleeping between
  * looks; once more with stop set when the time is up.  A true answer
  * makes the context runnable as a doorbell would.  The owner tells its
  * guest that it is watched (so it may skip the doorbell) and, when told
@@ -386,8 +386,12 @@ struct gpup_sched_ops {
 #define GPUP_ENGINE_PREEMPT_POLL_NS 100000ull
 
 #define GPUP_ENGINE_WAIT_POLL_NS 100000ull
-/* How long a context that ran dry is watched (GPUP_RUN_WATCH). */
-#define GPUP_ENGINE_WATCH_NS 200000ull
+/* How long a context that ran dry is watched (GPUP_RUN_WATCH), and how
+ * often an otherwise idle engine looks meanwhile: it sleeps between looks
+ * (with the kernel's timer slack, 50 us by default), so a window costs a
+ * few dozen wake-ups, not a spinning CPU. */
+#define GPUP_ENGINE_WATCH_NS 1000000ull
+#define GPUP_ENGINE_WATCH_POLL_NS 20000ull
 #define GPUP_ENGINE_WAIT_POLL_MAX_NS 1000000ull
 
 /* An engine of gpu_name and its thread, which runs thread_init first (can
