@@ -192,20 +192,87 @@ run_case() {
 	verdict "$1" "$5"
 }
 
-# NAME COMMAND EXPECT: the Linux guest runs COMMAND (init's argv) on
-# shared RAM: with QEMU's private RAM, enabling a queue deadlocks (below).
+# NAME COMMAND EXPECT [MEMORY]: the Linux guest runs COMMAND (init's
+# argv), on shared RAM unless MEMORY is private.
 run_linux_case() {
 	selected "$1" || return 0
 	if [ -z "$LINUX_DIR" ]; then
 		printf '  %-22s skipped (no Linux guest: make linux-guest)\n' "$1"
 		return 0
 	fi
-	boot "$1" "$linux_accel" shared 512 -kernel /gpup-interop/linux/vmlinuz \
+	boot "$1" "$linux_accel" "${4:-shared}" 512 -kernel /gpup-interop/linux/vmlinuz \
 		-initrd /gpup-interop/linux/initramfs.cpio.gz \
 		-append "$LINUX_CMDLINE -- $2"
 	! kernel_complained || st=0
 	verdict "$1" "$3"
 }
+
+# 4. make interop-bench: the same infer guest, submit-bound (n=64) and
+# compute-bound (n=256), under QEMU (shared RAM; with the watch word and
+# with nowatch, which rings every doorbell) and under gpup run on the same
+# daemon and partition type; the guest times its own iterations.
+if [ "${1:-}" = bench ]; then
+	runs=${GPUP_INTEROP_RUNS:-5}
+	# One run's microseconds per iteration, and its doorbell line.
+	bench_qemu() {
+		uuid=$("$GPUP" --run-dir "$WORK/run" create --type sim-1g-4)
+		log=$WORK/bench.log
+		# shellcheck disable=SC2086
+		timeout 300 chroot "$ROOT" qemu-system-x86_64 -accel "$accel" \
+			-nographic -nodefaults -no-user-config -serial stdio \
+			-object memory-backend-memfd,id=ram,size=256M,share=on -machine memory-backend=ram \
+			-kernel /gpup-interop/guests/infer.elf -append "$1" \
+			-device isa-debug-exit,iobase=0xf4,iosize=4 \
+			-device "{\"driver\":\"vfio-user-pci\",\"socket\":{\"type\":\"unix\",\"path\":\"/gpup-interop/run/$uuid.sock\"}}" \
+			>"$log" 2>&1 </dev/null || true
+		bench_done "$uuid"
+	}
+	bench_run() {
+		uuid=$("$GPUP" --run-dir "$WORK/run" create --type sim-1g-4)
+		log=$WORK/bench.log
+		timeout 300 "$GPUP" --run-dir "$WORK/run" run --mem 256M \
+			--kernel "$GUESTS/infer.elf" --append "$1" --gpu "$uuid" >"$log" 2>&1 </dev/null || true
+		bench_done "$uuid"
+	}
+	bench_done() {
+		n=0
+		until "$GPUP" --run-dir "$WORK/run" destroy "$1" >/dev/null 2>&1; do
+			n=$((n + 1))
+			[ $n -lt 50 ] || break
+			sleep 0.1
+		done
+		us=$(tr -d '\r' <"$log" | sed -n 's/.*infer: n=.* ok, .* \([0-9][0-9]*\) us per iteration.*/\1/p')
+		[ -n "$us" ] || { tr -d '\r' <"$log" | tail -n 5 >&2; die "infer did not finish"; }
+		echo "$us $(tr -d '\r' <"$log" | sed -n 's/.*infer: doorbells rung \([0-9]*\), skipped while watched \([0-9]*\)/\1 \2/p')"
+	}
+	# median min max of the first column of stdin
+	stats() {
+		sort -n | awk '{ v[NR] = $1 } END { printf "%d %d %d", v[int((NR + 1) / 2)], v[1], v[NR] }'
+	}
+	printf '%-8s %-14s %22s %16s\n' case vmm "us/iter median [range]" "doorbells/run"
+	for args in "n=64 iters=40" "n=256 iters=2"; do
+		for vmm in gpup-run qemu qemu-nowatch; do
+			: >"$WORK/samples"
+			i=0
+			while [ $i -lt "$runs" ]; do
+				case $vmm in
+				gpup-run) bench_run "$args" >>"$WORK/samples" ;;
+				qemu) bench_qemu "$args" >>"$WORK/samples" ;;
+				qemu-nowatch) bench_qemu "$args nowatch" >>"$WORK/samples" ;;
+				esac
+				i=$((i + 1))
+			done
+			set -- $(stats <"$WORK/samples")
+			rung=$(awk '{ r += $2; s += $3 } END { printf "%d rung, %d skipped", r / NR, s / NR }' "$WORK/samples")
+			printf '%-8s %-14s %8s [%s-%s] %s\n' "${args%% *}" "$vmm" "$1" "$2" "$3" "$rung"
+			eval "med_$(echo "$vmm" | tr - _)=$1"
+		done
+		# shellcheck disable=SC2154
+		awk -v r="$med_gpup_run" -v q="$med_qemu" -v n="$med_qemu_nowatch" -v a="${args%% *}" \
+			'BEGIN { printf "%-8s QEMU/gpup run: %.2f with the watch word, %.2f without\n", a, q / r, n / r }'
+	done
+	exit 0
+fi
 
 for mem in shared private; do
 	run_case "hello-$mem" hello "$mem" "" "hello from a gpup guest"
@@ -219,6 +286,7 @@ done
 run_linux_case linux-info gpup-info "fill + copy round trip: ok"
 run_linux_case linux-infer "gpup-infer n=64 iters=4" "ok, sum"
 run_linux_case linux-infer256 "gpup-infer n=256 iters=1" "ok, sum"
+run_linux_case linux-infer-private "gpup-infer n=64 iters=4" "ok, sum" private
 run_linux_case linux-vdi gpup-vdi "vdi: 320x200"
 # Device loss: the partition is destroyed (--force) under a running
 # gpup-infer.  The program must fail with a device error (exit 5), and
@@ -258,7 +326,7 @@ fi
 # guest and gpup-infer on the Linux guest, alternately, under the same
 # QEMU, accelerator and shared RAM; each prints the device time per
 # iteration.  Median and range over RUNS boots of each.
-stats() { # label values...
+linux_stats() { # label values...
 	label=$1
 	shift
 	sorted=$(printf '%s\n' "$@" | sort -n)
@@ -288,9 +356,9 @@ if [ -n "${GPUP_INTEROP_BENCH:-}" ] && [ -n "$LINUX_DIR" ]; then
 		done
 		echo "interop: infer $args, accel $linux_accel, shared RAM:"
 		# shellcheck disable=SC2086
-		[ -z "$free" ] || stats "freestanding infer guest" $free
+		[ -z "$free" ] || linux_stats "freestanding infer guest" $free
 		# shellcheck disable=SC2086
-		[ -z "$lin" ] || stats "gpup-infer on Linux + gpup_vgpu" $lin
+		[ -z "$lin" ] || linux_stats "gpup-infer on Linux + gpup_vgpu" $lin
 	done
 fi
 

@@ -81,8 +81,9 @@ Test(vgpu_regs, identity_and_reset_values)
 {
 	cr_assert_eq(rd(GPUP_REG_ID), GPUP_ID_MAGIC);
 	cr_assert_eq(rd(GPUP_REG_VERSION), GPUP_ABI_VERSION);
+	/* No client took the doorbells' ioeventfds: the watch is offered. */
 	cr_assert_eq(rd(GPUP_REG_CAPS), GPUP_CAP_MSIX | GPUP_CAP_SHADOW_PI | GPUP_CAP_FAULT_LOG |
-						GPUP_CAP_TIMESTAMP);
+						GPUP_CAP_TIMESTAMP | GPUP_CAP_WATCH);
 	cr_assert_eq(rd(GPUP_REG_NUM_QUEUES), GPUP_MAX_QUEUES);
 	cr_assert_eq(rd(GPUP_REG_VRAM_SIZE_LO), (uint32_t)PART);
 	cr_assert_eq(rd(GPUP_REG_VRAM_SIZE_HI), 0);
