@@ -48,10 +48,12 @@ struct gvg_hwq {
 	union gpup_cmd *ring;       /* coherent: ring, then the words page */
 	dma_addr_t ring_dma;
 	u32 *pi_word;
+	u32 *watch;                 /* the watch word, or NULL */
 	u64 *fence;
 	dma_addr_t fence_dma;
 	u32 pi, ci;
 	u64 seq;                    /* last submitted */
+	u64 doorbells, skipped;     /* rung, and not needed (watched) */
 	u64 failed_upto;            /* submissions up to this one were dropped */
 	struct list_head subs;
 	wait_queue_head_t wq;
@@ -70,7 +72,7 @@ struct gvg_dev {
 	struct rw_semaphore lock;   /* write: reset, removal */
 	bool gone;                  /* removed: no MMIO any more */
 	bool lost;                  /* reads all-ones */
-	u32 num_queues, num_engines, kernels;
+	u32 num_queues, num_engines, kernels, caps;
 	struct mutex qlock;         /* hwq owners, files list */
 	struct gvg_hwq hwq[GPUP_MAX_QUEUES];
 	struct list_head files;

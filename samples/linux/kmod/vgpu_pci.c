@@ -88,10 +88,33 @@ static int gvg_enable(struct gvg_dev *d)
 	return -EIO;
 }
 
+static bool nowatch;
+module_param(nowatch, bool, 0444);
+MODULE_PARM_DESC(nowatch, "ring every doorbell, even while the device watches the queue");
+
+/* Enable, then wait until the queue has taken its start index: where the
+ * device reads guest memory through the VMM (QEMU's private RAM) that
+ * comes after the write, and the producer index must not move before. */
+static int gvg_hwq_start(struct gvg_hwq *q, u32 base)
+{
+	struct gvg_dev *d = q->dev;
+	u32 st;
+
+	gvg_wr(d, base + GPUP_Q_CONTROL, GPUP_QCTL_ENABLE);
+	for (unsigned int i = 0; i < 2000; i++) {
+		st = gvg_rd(d, base + GPUP_Q_STATUS);
+		if (st == ~0u || !(st & GPUP_QSTS_STARTING))
+			break;
+		usleep_range(500, 1000);
+	}
+	return st != ~0u && (st & GPUP_QSTS_ENABLED) && !(st & GPUP_QSTS_STARTING) ? 0 : -EIO;
+}
+
 int gvg_hwq_program(struct gvg_hwq *q)
 {
 	struct gvg_dev *d = q->dev;
 	u32 base = GPUP_REG_QUEUE(q->index);
+	dma_addr_t watch = 0;
 
 	gvg_wr(d, base + GPUP_Q_CONTROL, 0);
 	gvg_wr(d, base + GPUP_Q_RING_LO, lower_32_bits(q->ring_dma));
@@ -101,9 +124,16 @@ int gvg_hwq_program(struct gvg_hwq *q)
 	gvg_wr(d, base + GPUP_Q_PI_ADDR_LO, lower_32_bits(q->ring_dma + GVG_RING_BYTES));
 	gvg_wr(d, base + GPUP_Q_PI_ADDR_HI, upper_32_bits(q->ring_dma + GVG_RING_BYTES));
 	gvg_wr(d, base + GPUP_Q_VECTOR, q->index);
-	gvg_wr(d, base + GPUP_Q_CONTROL, GPUP_QCTL_ENABLE);
+	q->watch = NULL;
+	if (!nowatch && (d->caps & GPUP_CAP_WATCH)) {
+		q->watch = (u32 *)((u8 *)q->pi_word + 128);
+		WRITE_ONCE(*q->watch, 0);
+		watch = q->ring_dma + GVG_RING_BYTES + 128;
+	}
+	gvg_wr(d, base + GPUP_Q_WATCH_LO, lower_32_bits(watch));
+	gvg_wr(d, base + GPUP_Q_WATCH_HI, upper_32_bits(watch));
 	q->ci = q->pi;
-	return (gvg_rd(d, base + GPUP_Q_STATUS) & GPUP_QSTS_ENABLED) ? 0 : -EIO;
+	return gvg_hwq_start(q, base);
 }
 
 /* Drop the buffers of finished (or, with all, every) submissions. */
@@ -353,6 +383,7 @@ static int gvg_identify(struct gvg_dev *d)
 	d->num_queues = min_t(u32, gvg_rd(d, GPUP_REG_NUM_QUEUES), GPUP_MAX_QUEUES);
 	d->num_engines = gvg_rd(d, GPUP_REG_NUM_ENGINES);
 	d->kernels = gvg_rd(d, GPUP_REG_KERNELS);
+	d->caps = gvg_rd(d, GPUP_REG_CAPS);
 	d->vram_size = gvg_rd(d, GPUP_REG_VRAM_SIZE_LO) |
 		       (u64)gvg_rd(d, GPUP_REG_VRAM_SIZE_HI) << 32;
 	d->vram_phys = pci_resource_start(pdev, 2);

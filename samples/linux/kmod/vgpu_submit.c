@@ -241,8 +241,18 @@ static void gvg_ring_push(struct gvg_hwq *q, const union gpup_cmd *c, unsigned i
 	q->seq++;
 	dma_wmb();
 	WRITE_ONCE(*q->pi_word, q->pi);
+	if (q->watch) {
+		/* Publish, then look (GPUP_Q_WATCH_LO): either the device sees
+		 * the new index, or we see 0 and ring. */
+		mb();
+		if (READ_ONCE(*q->watch)) {
+			q->skipped++;
+			return;
+		}
+	}
 	wmb();
 	gvg_wr(q->dev, GPUP_DOORBELL(q->index), 1);
+	q->doorbells++;
 }
 
 static struct gvg_hwq *gvg_file_queue(struct gvg_file *f, u32 id)
