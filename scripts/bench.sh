@@ -20,6 +20,13 @@ for b in "$@"; do
 	"$b" >> "$tmp"
 	echo >> "$tmp"
 done
+# Sections measured outside make bench (they need a download, as
+# make interop does), written by hand from their own command: kept.
+for f in perf/*.md; do
+	[ -f "$f" ] || continue
+	cat "$f" >> "$tmp"
+	echo >> "$tmp"
+done
 mkdir -p docs
 mv "$tmp" "$out"
 trap - EXIT

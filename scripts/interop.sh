@@ -13,7 +13,10 @@
 # Environment: GPUP_BIN, GPUP_GUESTS (set by the Makefile),
 # GPUP_INTEROP_DIR (the chroot; default build/interop/sid),
 # GPUP_INTEROP_MIRROR (default: the host's Debian mirror from its apt
-# sources), GPUP_INTEROP_ONLY (a space-separated list of case names).
+# sources), GPUP_INTEROP_ONLY (a space-separated list of case names),
+# GPUP_LINUX_DIR (the Linux guest, from make linux-guest), GPUP_LINUX_CMDLINE
+# (more kernel parameters for it), GPUP_INTEROP_BENCH (runs of the Linux
+# driver's overhead measurement; none by default).
 set -eu
 
 GPUP=${GPUP_BIN:?GPUP_BIN is not set: run make interop}
@@ -122,7 +125,7 @@ fi
 
 # Warnings and worse reach the console (loglevel=5), so that a case can
 # fail on an oops or a WARN.
-LINUX_CMDLINE="console=ttyS0 loglevel=5"
+LINUX_CMDLINE="console=ttyS0 loglevel=5${GPUP_LINUX_CMDLINE:+ $GPUP_LINUX_CMDLINE}"
 kernel_complained() {
 	grep -qE 'Oops|BUG:|WARNING:|Call Trace' "$log"
 }
