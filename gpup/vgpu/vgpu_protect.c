@@ -181,11 +181,17 @@ static void flush(struct run *u)
 	u->n = 0;
 }
 
-/* Page i goes in (its bytes already at slot n of the run). */
+/* Page i goes in (its bytes already at slot n of the run).  A page that
+ * does not continue the run ends it: the run is written, and the page's
+ * bytes move to slot 0, where the new run starts. */
 static void add(struct run *u, uint64_t i)
 {
-	if (u->n && u->first + u->n != i)
+	if (u->n && u->first + u->n != i) {
+		uint8_t *page = u->p->run + u->n * PG;
+
 		flush(u);
+		memcpy(u->p->run, page, PG);
+	}
 	if (!u->n)
 		u->first = i;
 	if (++u->n == WALK_RUN)
