@@ -13,6 +13,7 @@
 
 #include "fuzz/fuzz_util.h"
 #include "uapi/vfio_user.h"
+#include "vfu/vfu.h"
 
 uint8_t fz_u8(struct fz_in *in)
 {
@@ -186,4 +187,21 @@ size_t fz_vfu_version_msg(uint8_t *buf, uint16_t id)
 	memcpy(v->data, caps, sizeof(caps));
 	h->msg_size = (uint32_t)(sizeof(*h) + sizeof(*v) + sizeof(caps));
 	return h->msg_size;
+}
+
+bool fz_vfu_dma_request(const struct vfu_msg *m)
+{
+	const struct vfio_user_dma_rw *rw = (const void *)m->data;
+	bool wr = m->hdr.command == VFIO_USER_DMA_WRITE;
+
+	if ((m->hdr.flags & VFIO_USER_F_TYPE_MASK) != VFIO_USER_F_TYPE_COMMAND)
+		return false;
+	fz_check(m->hdr.command == VFIO_USER_DMA_READ || wr, "server command %u",
+		 m->hdr.command);
+	fz_check(!m->nfds && m->len >= sizeof(*rw), "DMA request of %u bytes, %u fds", m->len,
+		 m->nfds);
+	fz_check(rw->count > 0 && rw->count <= VFU_SERVER_MAX_XFER &&
+			 m->len == sizeof(*rw) + (wr ? rw->count : 0),
+		 "DMA request count %llu in %u bytes", (unsigned long long)rw->count, m->len);
+	return true;
 }

@@ -58,4 +58,11 @@ void (*fz_log(void))(const char *fmt, ...);
  * into buf (512 bytes are enough): its length. */
 size_t fz_vfu_version_msg(uint8_t *buf, uint16_t id);
 
+/* Whether m, read on a vfio-user client's end, is a DMA_READ / DMA_WRITE
+ * the server sent of its own (into memory mapped without an fd); one of
+ * those must be well formed (checked here), anything else must be a
+ * reply (the caller checks). */
+struct vfu_msg;
+bool fz_vfu_dma_request(const struct vfu_msg *m);
+
 #endif

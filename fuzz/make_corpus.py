@@ -97,6 +97,26 @@ def vfu_seeds():
           + region_read(BAR0, q + 0x18, 4))
     write("vfu_msg", "engine-unmap", run + built(DMA_UNMAP, struct.pack("<IIQQ", 24, 0, 0x100000, 0xf000))
           + region_read(BAR0, q + 0x18, 4))
+    # Guest RAM mapped without an fd: enabling the queue has the server
+    # send DMA_READ (id 0) of the producer index and wait for the reply,
+    # which comes right (PI 0), refused, or short; then a doorbell, whose
+    # engine asks again (id 1), answered after a pause.
+    fdless = (b"\x01" + built(DMA_MAP, struct.pack("<IIQQQ", 32, 3, 0, 0x100000, 0x10000))
+              + reg(q + 0x00, 0x100000) + reg(q + 0x08, 2) + reg(q + 0x10, 0x100f00)
+              + reg(0x20, 1) + reg(q + 0x1c, 1))
+
+    def dma_reply(msg_id, addr, data, flags=1, err=0, count=None):
+        body = struct.pack("<QQ", addr, len(data) if count is None else count) + data
+        return raw(struct.pack("<HHIII", msg_id, 11, 16 + len(body), flags, err) + body)
+
+    pause1 = bytes([0, 0, 0x40]) + struct.pack("<HB", 0, 0)
+    write("vfu_msg", "fdless", fdless + dma_reply(0, 0x100f00, struct.pack("<I", 0))
+          + reg(0x1000, 1) + pause1 + dma_reply(1, 0x100f00, struct.pack("<I", 0))
+          + region_read(BAR0, q + 0x18, 4))
+    write("vfu_msg", "fdless-refused", fdless
+          + raw(struct.pack("<HHIII", 0, 11, 16, 1 | (1 << 5), 14))
+          + region_read(BAR0, q + 0x28, 4))
+    write("vfu_msg", "fdless-short", fdless + dma_reply(0, 0x100f00, b"\0\0", count=4))
     hdr = struct.pack("<HHIII", 1, VERSION, 16 + 4, 0, 0)
     write("vfu_msg", "raw", b"\x00" + raw(hdr + struct.pack("<HH", 0, 1))
           + raw(struct.pack("<HHIII", 2, GET_INFO, 32, 0, 0) + bytes(16)))

@@ -11,8 +11,10 @@
  * ownership are exercised.  The memfds may start with a page of guest RAM
  * from the input (rings and packets), and the input may store into the
  * last one sent as a vCPU would (a producer index), so that engines run
- * DMA on memory the client maps and unmaps under them.  A reader thread
- * drains the replies and checks that each is a well-formed reply (type,
+ * DMA on memory the client maps and unmaps under them, or maps without an
+ * fd (the input then carries the replies to the server's DMA_READ /
+ * DMA_WRITE, right or wrong).  A reader thread drains the replies and
+ * the server's own requests and checks that each is a well-formed reply (type,
  * size, error number), tries to resize every file they carry (BAR2's
  * VRAM: it must refuse) and closes their fds.
  *
@@ -153,6 +155,8 @@ static void *reader(void *arg)
 	while ((rc = vfu_msg_recv(s, &m, buf, VFU_SERVER_MAX_MSG - sizeof(m.hdr))) == 0) {
 		for (unsigned int i = 0; i < m.nfds; i++)
 			resize_attempt(m.fds[i]);
+		if (fz_vfu_dma_request(&m))
+			continue;
 		vfu_msg_close_fds(&m);
 		check_reply_hdr(&m.hdr);
 		fz_check(!m.fds_dropped, "a reply with more than %u fds", VFU_MAX_FDS);

@@ -160,6 +160,8 @@ static void drain(int s)
 	while (vfu_msg_recv(s, &m, reply_buf, VFU_SERVER_MAX_MSG - sizeof(m.hdr)) == 0) {
 		const struct vfio_user_header *h = &m.hdr;
 
+		if (fz_vfu_dma_request(&m))
+			continue;
 		vfu_msg_close_fds(&m);
 		fz_check((h->flags & VFIO_USER_F_TYPE_MASK) == VFIO_USER_F_TYPE_REPLY,
 			 "reply flags %#x", h->flags);

@@ -8,8 +8,9 @@
  *                     attached partition (socket, attached/lost, BARs)
  *   {"cmd":"stop"}    stop the VM; `gpup run` exits with HV_EXIT_STOPPED
  *   {"cmd":"migrate", "to":"tcp:HOST:PORT", ...}  live migration (vm_mig.c):
- *                     progress lines, then the result, on the connection  The main thread serves
- * it between vCPU events, one short request at a time.
+ *                     progress lines, then the result, on the connection
+ * The main thread serves it between vCPU events, one short request at a
+ * time.
  */
 #include <errno.h>
 #include <json-c/json.h>

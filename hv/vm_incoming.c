@@ -289,14 +289,40 @@ static int hv_in_accept(const char *addr, int sig_fd)
 	return fd;
 }
 
+/* Wait for the stream, watching the partitions' connections too: a
+ * daemon that goes away mid-stream ends the migration at once. */
+static int hv_in_wait(struct hv_in *in)
+{
+	struct pollfd p[1 + HV_MAX_GPUS] = { { .fd = in->sock, .events = POLLIN } };
+	unsigned int n = 1;
+	int rc;
+
+	for (unsigned int i = 0; in->vm->cfg && i < in->vm->ngpus; i++)
+		p[n++] = (struct pollfd){ .fd = vfu_client_socket(hv_vgpu_client(in->vm->gpus[i])) };
+	do
+		rc = poll(p, n, HV_IN_IO_MS);
+	while (rc < 0 && errno == EINTR);
+	for (unsigned int i = 1; i < n; i++)
+		if (p[i].revents)
+			return hv_in_refuse(in, -ENOTCONN, "partition %u: its daemon closed the "
+					    "connection", i - 1);
+	if (rc == 0)
+		return hv_in_refuse(in, -ETIMEDOUT, "the source went silent");
+	return 0;
+}
+
 /* Everything until END, checked and loaded. */
 static int hv_in_receive(struct hv_in *in)
 {
 	static uint8_t buf[1 << 20];
 
 	for (;;) {
-		ssize_t n = hv_tcp_recv_some(in->sock, buf, sizeof(buf), HV_IN_IO_MS);
-		int rc;
+		ssize_t n;
+		int rc = hv_in_wait(in);
+
+		if (rc < 0)
+			return rc;
+		n = hv_tcp_recv_some(in->sock, buf, sizeof(buf), HV_IN_IO_MS);
 
 		if (n < 0)
 			return hv_in_refuse(in, (int)n, "the source went away: %s",

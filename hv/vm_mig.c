@@ -49,6 +49,9 @@
  * next, rather than spin on the dirty logs. */
 #define HV_MIG_QUIET_BYTES (64u << 10)
 #define HV_MIG_QUIET_NS 5000000L
+/* The part of a stop that does not depend on the bytes: parking the
+ * vCPUs, the partitions' STOP_COPY, the destination's READY. */
+#define HV_MIG_STOP_FIXED_NS 2000000ull
 
 struct hv_mig {
 	struct hv_vm *vm;
@@ -61,7 +64,7 @@ struct hv_mig {
 	uint8_t *out, *dev, *cpu;
 	size_t olen, flush_at;       /* staged bytes; send from this many on */
 	uint64_t *ram_bm, *vram_bm[HV_MAX_GPUS];
-	uint64_t t0, bw_t0, bw_sent0;
+	uint64_t t0, bw_t0, bw_next;
 	/* Partitions: what they offer and where they are. */
 	bool precopy[HV_MAX_GPUS], logging[HV_MAX_GPUS];
 	uint32_t state[HV_MAX_GPUS];
@@ -121,18 +124,22 @@ static int hv_mig_flush(struct hv_mig *m)
 	if (rc < 0)
 		return hv_mig_fail(m, rc, "lost the destination: %s", strerror(-rc));
 	m->end.bytes += m->olen;
-	m->olen = 0;
 	if (m->p.bandwidth) {
-		uint64_t due = m->bw_t0 + (m->end.bytes - m->bw_sent0) * 1000000000ull /
-			       m->p.bandwidth, now = hv_now_ns();
+		/* The next send waits until this one would have taken at the
+		 * cap: no credit builds up while the rounds do other work. */
+		uint64_t now = hv_now_ns();
 
-		if (due > now) {
-			struct timespec ts = { (time_t)((due - now) / 1000000000ull),
-					       (long)((due - now) % 1000000000ull) };
+		if (m->bw_next < now)
+			m->bw_next = now;
+		m->bw_next += m->olen * 1000000000ull / m->p.bandwidth;
+		if (m->bw_next > now) {
+			struct timespec ts = { (time_t)((m->bw_next - now) / 1000000000ull),
+					       (long)((m->bw_next - now) % 1000000000ull) };
 
 			nanosleep(&ts, NULL);
 		}
 	}
+	m->olen = 0;
 	return atomic_load(&m->vm->stopping) ? hv_mig_fail(m, -EINTR, "the VM is stopping") : 0;
 }
 
@@ -303,7 +310,7 @@ static int hv_mig_dma_report(struct hv_mig *m, unsigned int i)
 		rc = hv_mig_feature(m, i, VFIO_DEVICE_FEATURE_GET |
 				    VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT, &r, sizeof(r), buf,
 				    (uint32_t)(sizeof(r) + words * 8));
-		if (rc < (int)sizeof(r))
+		if (rc < (int)(sizeof(r) + (r.length / PG + 63) / 64 * 8))
 			return hv_mig_fail(m, rc < 0 ? rc : -EPROTO,
 					   "partition %u: DMA log report failed", i);
 		for (size_t k = 0; k < (r.length / PG + 63) / 64; k++) {
@@ -396,6 +403,13 @@ static void hv_mig_mark_data(struct hv_mig *m)
 	}
 }
 
+/* What the stop would cost: what is left at the rate measured, and the
+ * fixed part, parking the vCPUs and the destination's answer. */
+static uint64_t hv_mig_expect_ns(struct hv_mig *m)
+{
+	return m->rate ? m->left * 1000000000ull / m->rate + HV_MIG_STOP_FIXED_NS : UINT64_MAX;
+}
+
 static void hv_mig_progress(struct hv_mig *m, const char *phase)
 {
 	struct json_object *o = json_object_new_object();
@@ -407,7 +421,7 @@ static void hv_mig_progress(struct hv_mig *m, const char *phase)
 	json_object_object_add(o, "rate_bps", json_object_new_int64((int64_t)m->rate));
 	json_object_object_add(o, "remaining_bytes", json_object_new_int64((int64_t)m->left));
 	json_object_object_add(o, "expected_downtime_ms", json_object_new_double(
-		m->rate ? (double)m->left * 1000.0 / (double)m->rate : 0.0));
+		m->rate ? (double)hv_mig_expect_ns(m) / 1e6 : 0.0));
 	txt = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
 	if (m->out_fd >= 0 && (send(m->out_fd, txt, strlen(txt), MSG_NOSIGNAL) < 0 ||
 			       send(m->out_fd, "\n", 1, MSG_NOSIGNAL) < 0)) {
@@ -469,7 +483,7 @@ static int hv_mig_estimate(struct hv_mig *m)
 
 static bool hv_mig_converged(struct hv_mig *m)
 {
-	return m->rate && m->left * 1000000000ull / m->rate <= m->p.downtime_ns;
+	return hv_mig_expect_ns(m) <= m->p.downtime_ns;
 }
 
 static int hv_mig_header(struct hv_mig *m)
@@ -509,11 +523,11 @@ static int hv_mig_precopy(struct hv_mig *m)
 			nanosleep(&(struct timespec){ 0, HV_MIG_QUIET_NS }, NULL);
 		if (m->rounds >= m->p.max_rounds)
 			return hv_mig_fail(m, -ETIME, "no convergence in %u rounds: %llu bytes "
-					   "left at %llu bytes/s would stop the VM %llu ms, over "
+					   "left at %llu bytes/s would stop the VM %.1f ms, over "
 					   "the %llu ms budget", m->rounds,
 					   (unsigned long long)m->left,
 					   (unsigned long long)m->rate,
-					   (unsigned long long)(m->rate ? m->left * 1000 / m->rate : 0),
+					   (double)hv_mig_expect_ns(m) / 1e6,
 					   (unsigned long long)(m->p.downtime_ns / 1000000));
 	}
 }

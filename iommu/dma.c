@@ -20,6 +20,13 @@
  * nothing" holds for everything the IOMMU can check, not for memory that
  * disappears in the middle of a copy.  A SIGBUS anywhere else goes to the
  * handler that was installed before ours.
+ *
+ * Chunks of a remote mapping are planned and checked with the rest, but
+ * moved by the domain's remote ops after the epoch section is left (a
+ * peer may take long to answer, and an unmap must not wait for it), in
+ * transfer order, once the host chunks are copied.  The ops are counted
+ * as in use before the section ends, so iommu_set_remote(NULL) can wait
+ * for the transfers still using them.
  */
 #include <pthread.h>
 #include <setjmp.h>
@@ -32,15 +39,17 @@
 #define PLAN_LOCAL 8u
 
 struct dma_chunk {
-	uint8_t *host;
+	uint8_t *host;            /* for a remote chunk, its IOVA */
 	uint8_t *buf;
 	uint64_t iova;
 	size_t len;
+	bool remote;
 };
 
 struct dma_plan {
 	struct dma_chunk *c;
 	unsigned int n, cap;
+	unsigned int nremote;
 	struct dma_chunk local[PLAN_LOCAL];
 };
 
@@ -53,6 +62,7 @@ static void plan_init(struct dma_plan *p)
 {
 	p->c = p->local;
 	p->n = 0;
+	p->nremote = 0;
 	p->cap = PLAN_LOCAL;
 }
 
@@ -83,19 +93,22 @@ static int plan_grow(struct dma_plan *p)
 
 /* Chunks contiguous in IOVA, host and buffer merge, so a large transfer
  * over one host mapping stays one memcpy. */
-static int plan_add(struct dma_plan *p, uint8_t *host, uint8_t *buf, uint64_t iova, size_t len)
+static int plan_add(struct dma_plan *p, uint8_t *host, uint8_t *buf, uint64_t iova, size_t len,
+		    bool remote)
 {
 	if (p->n) {
 		struct dma_chunk *l = &p->c[p->n - 1];
 
-		if (l->host + l->len == host && l->buf + l->len == buf && l->iova + l->len == iova) {
+		if (l->host + l->len == host && l->buf + l->len == buf &&
+		    l->iova + l->len == iova && l->remote == remote) {
 			l->len += len;
 			return 0;
 		}
 	}
 	if (p->n == p->cap && plan_grow(p) < 0)
 		return -ENOMEM;
-	p->c[p->n++] = (struct dma_chunk){ host, buf, iova, len };
+	p->c[p->n++] = (struct dma_chunk){ host, buf, iova, len, remote };
+	p->nremote += remote;
 	return 0;
 }
 
@@ -121,7 +134,7 @@ static int plan_segment(struct iommu_domain *d, struct dma_plan *p, const struct
 			return -EACCES;
 		}
 		n = xl.end - iova < left ? (size_t)(xl.end - iova) : left;
-		rc = plan_add(p, xl.host, buf, iova, n);
+		rc = plan_add(p, xl.host, buf, iova, n, xl.prot & IOMMU_XL_REMOTE);
 		if (rc)
 			return rc;
 		iova += n;
@@ -138,6 +151,8 @@ static void plan_copy(struct dma_plan *p, unsigned int access)
 	for (unsigned int i = 0; i < p->n; i++) {
 		struct dma_chunk *c = &p->c[i];
 
+		if (c->remote)
+			continue;
 		if (access == IOMMU_WRITE)
 			memmove(c->host, c->buf, c->len);
 		else
@@ -145,7 +160,9 @@ static void plan_copy(struct dma_plan *p, unsigned int access)
 	}
 }
 
-static __thread sigjmp_buf *dma_guard;
+/* volatile: the compiler knows memmove reads no global, and would
+ * otherwise drop the store before the copy as dead (NULL follows it). */
+static __thread sigjmp_buf *volatile dma_guard;
 static struct sigaction prev_sigbus;
 static pthread_once_t sigbus_once = PTHREAD_ONCE_INIT;
 
@@ -195,14 +212,60 @@ static int guarded_copy(struct dma_plan *p, unsigned int access)
 	return 0;
 }
 
-static void plan_mark_dirty(struct iommu_domain *d, struct dma_plan *p)
+static void plan_mark_dirty(struct iommu_domain *d, struct dma_plan *p, bool remote)
 {
 	struct iommu_dirty *dl = atomic_load_explicit(&d->dirty, memory_order_acquire);
 
 	if (!dl)
 		return;
 	for (unsigned int i = 0; i < p->n; i++)
-		iommu_dirty_mark(dl, p->c[i].iova, p->c[i].len);
+		if (p->c[i].remote == remote)
+			iommu_dirty_mark(dl, p->c[i].iova, p->c[i].len);
+}
+
+/* The remote ops, counted as in use; inside an epoch section. */
+static const struct iommu_remote_ops *remote_get(struct iommu_domain *d, void **opaque)
+{
+	const struct iommu_remote_ops *ops = atomic_load(&d->remote);
+
+	if (ops) {
+		atomic_fetch_add(&d->remote_users, 1);
+		*opaque = atomic_load(&d->remote_opaque);
+	}
+	return ops;
+}
+
+/* Move the plan's remote chunks in order, outside any epoch section:
+ * 0, -EAGAIN, or -EFAULT with the chunk to blame in *err. */
+static int remote_copy(struct iommu_domain *d, struct dma_plan *p, unsigned int access,
+		       struct dma_err *err)
+{
+	const struct iommu_remote_ops *ops;
+	void *opaque = NULL;
+	int rc = iommu_epoch_enter(d);
+
+	if (rc)
+		return rc;
+	ops = remote_get(d, &opaque);
+	iommu_epoch_exit();
+	for (unsigned int i = 0; i < p->n && !rc; i++) {
+		struct dma_chunk *c = &p->c[i];
+
+		if (!c->remote)
+			continue;
+		rc = ops ? ops->xfer(opaque, c->iova, c->buf, c->len, access) : -EFAULT;
+		if (rc && rc != -EAGAIN) {
+			*err = (struct dma_err){ c->iova, IOMMU_FAULT_REMOTE };
+			rc = -EFAULT;
+		}
+	}
+	if (ops)
+		atomic_fetch_sub(&d->remote_users, 1);
+	if (!rc && access == IOMMU_WRITE && !iommu_epoch_enter(d)) {
+		plan_mark_dirty(d, p, true);
+		iommu_epoch_exit();
+	}
+	return rc;
 }
 
 /* Counts down an injected fault; true for the DMA that must fail. */
@@ -240,20 +303,15 @@ static int sg_check(const struct iommu_sg *sg, unsigned int n, unsigned int *fir
 	return 0;
 }
 
-static int dma_xfer(struct iommu_domain *d, const struct iommu_sg *sg, unsigned int n,
-		    unsigned int access)
+/* Plan, check and move a checked transfer whose first non-empty segment
+ * is sg[first]. */
+static int dma_run(struct iommu_domain *d, const struct iommu_sg *sg, unsigned int n,
+		   unsigned int access, unsigned int first)
 {
 	struct dma_plan p;
 	struct dma_err err = { 0, 0 };
-	unsigned int first;
-	int rc = sg_check(sg, n, &first);
+	int rc;
 
-	if (rc || first == n)
-		return rc;
-	if (dma_injected(d)) {
-		iommu_fault_report(d, sg[first].iova, access, IOMMU_FAULT_UNMAPPED);
-		return -EFAULT;
-	}
 	plan_init(&p);
 	rc = iommu_epoch_enter(d);
 	if (rc)
@@ -265,12 +323,29 @@ static int dma_xfer(struct iommu_domain *d, const struct iommu_sg *sg, unsigned 
 	/* After the copy: a report that clears the bit before the data lands
 	 * would lose the write. */
 	if (!rc && access == IOMMU_WRITE)
-		plan_mark_dirty(d, &p);
+		plan_mark_dirty(d, &p, false);
 	iommu_epoch_exit();
+	if (!rc && p.nremote)
+		rc = remote_copy(d, &p, access, &err);
 	plan_fini(&p);
 	if (rc == -EFAULT || rc == -EACCES)
 		iommu_fault_report(d, err.iova, access, err.reason);
 	return rc;
+}
+
+static int dma_xfer(struct iommu_domain *d, const struct iommu_sg *sg, unsigned int n,
+		    unsigned int access)
+{
+	unsigned int first;
+	int rc = sg_check(sg, n, &first);
+
+	if (rc || first == n)
+		return rc;
+	if (dma_injected(d)) {
+		iommu_fault_report(d, sg[first].iova, access, IOMMU_FAULT_UNMAPPED);
+		return -EFAULT;
+	}
+	return dma_run(d, sg, n, access, first);
 }
 
 int iommu_dma_read(struct iommu_domain *d, uint64_t iova, void *dst, size_t len)
@@ -348,6 +423,22 @@ static int guarded_word(void *host, enum word_op op, uint64_t *val)
 	return 0;
 }
 
+/* A word of a remote mapping: a transfer of its size like any other (the
+ * peer decides how atomic it is). */
+static int word_remote(struct iommu_domain *d, uint64_t iova, enum word_op op, uint64_t *val)
+{
+	uint32_t v32 = 0;
+	struct iommu_sg sg = { iova, val, sizeof(*val) };
+	int rc;
+
+	if (op == WORD_LOAD32)
+		sg = (struct iommu_sg){ iova, &v32, sizeof(v32) };
+	rc = dma_run(d, &sg, 1, op == WORD_STORE64 ? IOMMU_WRITE : IOMMU_READ, 0);
+	if (!rc && op == WORD_LOAD32)
+		*val = v32;
+	return rc;
+}
+
 /* Pin, access, unpin; a word whose memory vanished faults like an
  * unmapped one. */
 static int dma_word(struct iommu_domain *d, uint64_t iova, enum word_op op, uint64_t *val)
@@ -359,6 +450,10 @@ static int dma_word(struct iommu_domain *d, uint64_t iova, enum word_op op, uint
 
 	if (rc)
 		return rc;
+	if (xl.prot & IOMMU_XL_REMOTE) {
+		iommu_epoch_exit();
+		return word_remote(d, iova, op, val);
+	}
 	rc = guarded_word(xl.host, op, val);
 	dl = atomic_load_explicit(&d->dirty, memory_order_acquire);
 	if (!rc && op == WORD_STORE64 && dl)

@@ -4,6 +4,7 @@
  * queue and statistics.  See iommu.h for the model and iommu_int.h for the
  * locking; the page table itself is in pgtable.c, the IOTLB in iotlb.c.
  */
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,14 +100,14 @@ static int pick_level(uint64_t iova, uint64_t host, uint64_t left)
 }
 
 static int map_range(struct iommu_domain *d, uint64_t iova, uint64_t host, uint64_t size,
-		     unsigned int prot)
+		     unsigned int prot, uint64_t flags)
 {
 	uint64_t done = 0;
 
 	while (done < size) {
 		int l = pick_level(iova + done, host + done, size - done);
 		uint64_t pte = (host + done) | ((uint64_t)prot << IOMMU_PTE_PROT_SHIFT) |
-			       IOMMU_PTE_VALID | IOMMU_PTE_LEAF;
+			       IOMMU_PTE_VALID | IOMMU_PTE_LEAF | flags;
 		int rc = iommu_pt_insert(d, iova + done, pte, l);
 
 		if (rc) {
@@ -120,24 +121,53 @@ static int map_range(struct iommu_domain *d, uint64_t iova, uint64_t host, uint6
 	return 0;
 }
 
-int iommu_map(struct iommu_domain *d, uint64_t iova, void *host, uint64_t size,
-	      unsigned int prot)
+static int map_leaves(struct iommu_domain *d, uint64_t iova, uint64_t h, uint64_t size,
+		      unsigned int prot, uint64_t flags)
 {
-	uint64_t h = (uint64_t)(uintptr_t)host;
 	int rc;
 
-	if (!range_ok(iova, size) || !host || (h & (IOMMU_PAGE_SIZE - 1)) ||
-	    size > UINT64_MAX - h || !prot || (prot & ~(IOMMU_READ | IOMMU_WRITE)))
-		return -EINVAL;
 	pthread_mutex_lock(&d->lock);
 	if (iommu_pt_any(d, iova, iova + size))
 		rc = -EEXIST;
 	else
-		rc = map_range(d, iova, h, size, prot);
+		rc = map_range(d, iova, h, size, prot, flags);
 	if (!rc)
 		d->maps++;
 	pthread_mutex_unlock(&d->lock);
 	return rc;
+}
+
+int iommu_map(struct iommu_domain *d, uint64_t iova, void *host, uint64_t size,
+	      unsigned int prot)
+{
+	uint64_t h = (uint64_t)(uintptr_t)host;
+
+	if (!range_ok(iova, size) || !host || (h & (IOMMU_PAGE_SIZE - 1)) ||
+	    size > UINT64_MAX - h || !prot || (prot & ~(IOMMU_READ | IOMMU_WRITE)))
+		return -EINVAL;
+	return map_leaves(d, iova, h, size, prot, 0);
+}
+
+int iommu_map_remote(struct iommu_domain *d, uint64_t iova, uint64_t size, unsigned int prot)
+{
+	if (!range_ok(iova, size) || !prot || (prot & ~(IOMMU_READ | IOMMU_WRITE)))
+		return -EINVAL;
+	return map_leaves(d, iova, iova, size, prot, IOMMU_PTE_REMOTE);
+}
+
+/* Readers load the ops inside an epoch section and count themselves
+ * before leaving it, so after the wait every user of the old ops is
+ * counted; then the count drains. */
+void iommu_set_remote(struct iommu_domain *d, const struct iommu_remote_ops *ops,
+		      void *opaque)
+{
+	atomic_store(&d->remote_opaque, opaque);
+	atomic_store(&d->remote, ops);
+	if (ops)
+		return;
+	iommu_epoch_wait(d);
+	while (atomic_load(&d->remote_users))
+		sched_yield();
 }
 
 /*
@@ -214,7 +244,7 @@ int iommu_translate(struct iommu_domain *d, uint64_t iova, unsigned int access,
 	}
 	if ((xl.prot & access) != access)
 		return -EACCES;
-	*host = xl.host;
+	*host = xl.prot & IOMMU_XL_REMOTE ? NULL : xl.host;
 	if (contig)
 		*contig = xl.end - iova;
 	return 0;

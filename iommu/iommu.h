@@ -23,6 +23,18 @@
  * into its own domain, and lookups take no lock: see iommu/epoch.c and
  * iommu/iotlb.c for how.
  *
+ * A remote mapping (iommu_map_remote) is IOVA space whose bytes live in
+ * another process and are reached by message, not by pointer: a vfio-user
+ * client's memory sent without an fd.  The DMA calls check it like any
+ * other mapping, then hand its part of a transfer to the domain's remote
+ * ops (iommu_set_remote) outside any epoch section, so an unmap never
+ * waits for a client; whoever implements the ops cancels the transfers
+ * into a range it unmaps.  A refused or unanswered remote transfer faults
+ * as an unmapped byte does (IOMMU_FAULT_REMOTE); one that gave way
+ * (-EAGAIN: the engine is wanted elsewhere) reports nothing and is tried
+ * again later.  Bytes of host mappings in the same transfer may have been
+ * copied by then: "all or nothing" covers the checks, not a remote peer.
+ *
  * Dirty logging follows VFIO DMA_LOGGING: start with a set of IOVA ranges
  * and a page size, report (and clear) a bitmap per range, stop.  Only DMA
  * writes through this API mark pages dirty.
@@ -46,6 +58,7 @@
 enum iommu_fault_reason {
 	IOMMU_FAULT_UNMAPPED = 1,
 	IOMMU_FAULT_PERM = 2,
+	IOMMU_FAULT_REMOTE = 3,   /* a remote mapping's owner refused or did not answer */
 };
 
 struct iommu_fault {
@@ -95,6 +108,29 @@ int iommu_map(struct iommu_domain *d, uint64_t iova, void *host, uint64_t size,
 	      unsigned int prot);
 
 /*
+ * Map [iova, iova + size) as remote memory with prot (see DOC: the model):
+ * transfers there go through the domain's remote ops.  The same rules and
+ * errors as iommu_map; iommu_unmap removes it as any other.
+ */
+int iommu_map_remote(struct iommu_domain *d, uint64_t iova, uint64_t size, unsigned int prot);
+
+/* How a domain reaches its remote mappings. */
+struct iommu_remote_ops {
+	/* Copy len bytes between buf and the remote memory at iova: from
+	 * it for access IOMMU_READ, to it for IOMMU_WRITE.  The range is
+	 * one remote mapping's, checked.  0; -EAGAIN: not now, nothing is
+	 * reported and the DMA call returns -EAGAIN; any other -errno: the
+	 * transfer is refused and faults (IOMMU_FAULT_REMOTE).  Called on
+	 * the DMA's thread with no domain lock held, possibly for long. */
+	int (*xfer)(void *opaque, uint64_t iova, void *buf, size_t len, unsigned int access);
+};
+
+/* Set the remote ops (NULL: none; a remote mapping then faults).
+ * Clearing them returns once no transfer still uses the old ones. */
+void iommu_set_remote(struct iommu_domain *d, const struct iommu_remote_ops *ops,
+		      void *opaque);
+
+/*
  * Unmap [iova, iova + size), which must cover whole earlier mappings (a
  * block is never split): -EINVAL otherwise, -ENOENT if nothing is mapped
  * there.  The check is per leaf: 4 KiB pages of a mapping may be unmapped
@@ -111,6 +147,7 @@ void iommu_unmap_all(struct iommu_domain *d);
  * Translate one IOVA for access.  On success *host points at the byte and
  * *contig (if not NULL) is how many bytes from there stay contiguous in the
  * same leaf.  Does not queue a fault: this is the lookup, not a DMA.
+ * A remote mapping has no host address: *host is NULL there.
  * -EFAULT unmapped, -EACCES permission, -EINVAL for an access that is not
  * IOMMU_READ and/or IOMMU_WRITE.  Nothing keeps *host mapped after the
  * call returns: to touch guest memory use the DMA calls below, which an
@@ -120,8 +157,9 @@ int iommu_translate(struct iommu_domain *d, uint64_t iova, unsigned int access,
 		    void **host, uint64_t *contig);
 
 /* Device DMA: copy between IOVA space and a buffer; all or nothing.
- * 0, -EFAULT (unmapped, fault queued), -EACCES (permission, fault queued),
- * -EINVAL (range wraps past IOMMU_IOVA_BITS). */
+ * 0, -EFAULT (unmapped, or a remote transfer refused: fault queued),
+ * -EACCES (permission, fault queued), -EINVAL (range wraps past
+ * IOMMU_IOVA_BITS), -EAGAIN (a remote transfer gave way: try again). */
 int iommu_dma_read(struct iommu_domain *d, uint64_t iova, void *dst, size_t len);
 int iommu_dma_write(struct iommu_domain *d, uint64_t iova, const void *src, size_t len);
 

@@ -33,8 +33,13 @@
 #define IOMMU_PTE_VALID (1ull << 0)
 #define IOMMU_PTE_PROT_SHIFT 1 /* IOMMU_READ/IOMMU_WRITE in bits 1-2 */
 #define IOMMU_PTE_LEAF (1ull << 3)
+/* A remote leaf: its address field holds the leaf's own IOVA, so that
+ * translations come out as IOVAs and blocks line up as for host memory. */
+#define IOMMU_PTE_REMOTE (1ull << 4)
 #define IOMMU_PTE_ADDR(pte) ((pte) & ~0x3full)
 #define IOMMU_PTE_PROT(pte) ((unsigned int)((pte) >> IOMMU_PTE_PROT_SHIFT) & 3u)
+/* In a translation's prot (and the IOTLB's): the leaf is remote. */
+#define IOMMU_XL_REMOTE (1u << 2)
 
 /* Level 0 is the root (512 GiB per entry), level 3 holds 4 KiB pages. */
 static inline unsigned int iommu_level_shift(int level)
@@ -114,6 +119,12 @@ struct iommu_domain {
 	uint64_t fault_seq, faults, faults_dropped;
 	void (*fault_fn)(void *opaque, const struct iommu_fault *f);
 	void *fault_opaque;
+
+	/* Remote mappings' ops (iommu_set_remote), read by DMA inside an
+	 * epoch section; users counts the transfers using them. */
+	const struct iommu_remote_ops *_Atomic remote;
+	void *_Atomic remote_opaque;
+	_Atomic unsigned int remote_users;
 
 	char name[32];
 };

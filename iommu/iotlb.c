@@ -111,7 +111,7 @@ int iommu_xlate_walk(struct iommu_domain *d, uint64_t iova, struct iommu_xl *xl)
 	base = iova & ~(span - 1);
 	xl->host = (uint8_t *)(uintptr_t)(IOMMU_PTE_ADDR(pte) + (iova - base));
 	xl->end = base + span;
-	xl->prot = IOMMU_PTE_PROT(pte);
+	xl->prot = IOMMU_PTE_PROT(pte) | (pte & IOMMU_PTE_REMOTE ? IOMMU_XL_REMOTE : 0);
 	tlb_fill(d, gen, iova, xl);
 	return 0;
 }

@@ -11,6 +11,9 @@
  * The owner (the daemon's main loop) accepts and hands each connected
  * socket to vfu_server_attach; the client is then served by its own thread
  * with blocking I/O, one message at a time in order, as the protocol asks.
+ * Between messages the thread polls the socket and the DMA channel's
+ * eventfd, sending the DMA_READ / DMA_WRITE that device threads queue and
+ * routing the client's replies to them (server_dma_rw.c).
  * A client that stalls or sends garbage only ever holds its own thread.  A
  * device takes one client at a time: the spec gives each client its own
  * socket, and two VMMs driving one device could only corrupt each other.
@@ -123,21 +126,54 @@ static int dispatch(struct vfu_server *s, struct vfu_msg *m, struct vfu_reply *r
 	return h->fn(s, m, r);
 }
 
+/* The next message: one deferred by an inline wait, else the socket's.
+ * 0, or what vfu_msg_recv said (an error reply sent where it can be). */
+static int next_msg(struct vfu_server *s, int sock, struct vfu_msg *m, struct vfu_reply *r)
+{
+	int rc;
+
+	if (vfu_defer_pop(s, m) == 0)
+		return 0;
+	rc = vfu_msg_recv(sock, m, s->inbuf, VFU_SERVER_MAX_MSG - sizeof(m->hdr));
+	if (rc == -EMSGSIZE) {
+		vfu_log(s, "message size %u out of range, closing", m->hdr.msg_size);
+		send_reply(sock, &m->hdr, m->hdr.msg_size < sizeof(m->hdr) ? EINVAL : E2BIG, r);
+	}
+	return rc;
+}
+
+/* A reply to one of our DMA_READ / DMA_WRITE: 0, or -EPROTO. */
+static int route_reply(struct vfu_server *s, struct vfu_msg *m)
+{
+	int rc = vfu_chan_reply(s, m);
+
+	vfu_msg_close_fds(m);
+	if (rc)
+		vfu_log(s, "reply to no request of ours, or malformed (id %u), closing",
+			m->hdr.msg_id);
+	return rc;
+}
+
 int vfu_server_serve_one(struct vfu_server *s, int sock)
 {
 	struct vfu_msg m;
 	struct vfu_reply r = { .data = s->outbuf };
 	int rc;
 
-	rc = vfu_msg_recv(sock, &m, s->inbuf, VFU_SERVER_MAX_MSG - sizeof(m.hdr));
-	if (rc == -EMSGSIZE) {
-		vfu_log(s, "message size %u out of range, closing", m.hdr.msg_size);
-		send_reply(sock, &m.hdr, m.hdr.msg_size < sizeof(m.hdr) ? EINVAL : E2BIG, &r);
-	}
+	vfu_serving = s;
+	s->sock = sock;
+	/* Requests device threads queued: sent here too, for an owner that
+	 * calls this without the server's thread (the fuzzers). */
+	rc = s->negotiated ? vfu_chan_send(s, sock) : 0;
+	if (rc)
+		return rc;
+	rc = next_msg(s, sock, &m, &r);
 	if (rc) {
 		vfu_msg_close_fds(&m);
 		return rc == -EMSGSIZE ? -EPROTO : rc;
 	}
+	if (s->negotiated && vfu_is_dma_reply(&m))
+		return route_reply(s, &m);
 	/* More fds than we take: refuse the command rather than run it
 	 * with some of them. */
 	rc = m.fds_dropped ? -EINVAL : dispatch(s, &m, &r);
@@ -149,12 +185,16 @@ int vfu_server_serve_one(struct vfu_server *s, int sock)
 		return -EPIPE;
 	if (!rc && r.ahead)
 		s->ops->mig_data_ahead(s->dev, r.ahead);
+	/* The stream broke under an inline DMA_READ / DMA_WRITE. */
+	if (s->conn_err)
+		return s->conn_err;
 	/* Until a VERSION succeeds there is nothing else to talk about. */
 	return s->negotiated ? 0 : -EPROTO;
 }
 
 void vfu_server_conn_reset(struct vfu_server *s)
 {
+	vfu_chan_close(s);
 	vfu_dma_unmap_all(s);
 	vfu_irqs_release(s);
 	if (s->ops->client_gone)
@@ -205,6 +245,29 @@ static int next_client(struct vfu_server *s)
 	return sock;
 }
 
+/* Wait for the client's next message, sending the requests device
+ * threads queue meanwhile: 0 once there is one to read, or -errno. */
+static int await_msg(struct vfu_server *s, int sock)
+{
+	struct pollfd p[2] = { { .fd = sock, .events = POLLIN }, { .fd = s->chan->efd,
+								  .events = POLLIN } };
+	uint64_t n;
+	int rc;
+
+	while (!s->ndefer) {
+		rc = vfu_chan_send(s, sock);
+		if (rc)
+			return rc;
+		if (poll(p, 2, -1) < 0 && errno != EINTR)
+			return -errno;
+		if (p[1].revents && read(s->chan->efd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+			return -errno;
+		if (p[0].revents)
+			break;
+	}
+	return 0;
+}
+
 static int serve_client(struct vfu_server *s, int sock)
 {
 	bool timeout_cleared = false;
@@ -214,7 +277,9 @@ static int serve_client(struct vfu_server *s, int sock)
 	/* A client that never negotiates must not hold the device. */
 	vfu_sock_set_timeout(sock, VFU_SERVER_NEGOTIATE_MS);
 	do {
-		rc = vfu_server_serve_one(s, sock);
+		rc = s->negotiated ? await_msg(s, sock) : 0;
+		if (!rc)
+			rc = vfu_server_serve_one(s, sock);
 		if (rc == 0 && s->negotiated && !timeout_cleared) {
 			vfu_sock_set_timeout(sock, 0);
 			timeout_cleared = true;
@@ -242,11 +307,15 @@ static bool ops_complete(const struct vfu_dev_ops *o)
 {
 	return o && o->version == VFU_DEV_OPS_VERSION && o->device_info && o->region_info &&
 	       o->region_read && o->region_write && o->irq_info && o->irq_set_fd &&
-	       !o->dma_map == !o->dma_unmap;
+	       !o->dma_map == !o->dma_unmap && !o->dma_map_remote == !o->dma_unmap_remote;
 }
 
 static void server_free(struct vfu_server *s)
 {
+	if (s->chan)
+		vfu_chan_detach(s->chan);
+	free(s->rqbuf);
+	free(s->rpbuf);
 	free(s->inbuf);
 	free(s->outbuf);
 	free(s->dma);
@@ -271,7 +340,9 @@ struct vfu_server *vfu_server_create(const struct vfu_server_cfg *cfg)
 	s->inbuf = malloc(VFU_SERVER_MAX_MSG);
 	s->outbuf = malloc(VFU_SERVER_MAX_MSG);
 	s->dma = calloc(VFU_SERVER_MAX_DMA_MAPS, sizeof(*s->dma));
-	if (!s->inbuf || !s->outbuf || !s->dma) {
+	s->chan = vfu_chan_create(s);
+	s->sock = -1;
+	if (!s->inbuf || !s->outbuf || !s->dma || !s->chan) {
 		server_free(s);
 		errno = ENOMEM;
 		return NULL;

@@ -209,6 +209,9 @@ int vfu_h_reset(struct vfu_server *s, struct vfu_msg *m, struct vfu_reply *r)
 	(void)r;
 	if (!s->ops->reset)
 		return -ENOTTY;
+	/* The device's DMAs waiting for the client end now, as a reset's
+	 * would: the reset then waits for no client. */
+	vfu_chan_cancel(s->chan, 0, UINT64_MAX);
 	s->ops->reset(s->dev);
 	return 0;
 }

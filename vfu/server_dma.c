@@ -11,9 +11,11 @@
  * accepted, and the mapped range must lie inside the file: a mapping past
  * EOF would turn a device access into SIGBUS for the whole process.  For the same reason a
  * memfd is sealed against shrinking (F_SEAL_SHRINK) when the client
- * created it with MFD_ALLOW_SEALING.  A window sent without an fd is
- * recorded (clients such as QEMU map every RAM region and expect success)
- * but never reaches the device.
+ * created it with MFD_ALLOW_SEALING.  A window sent without an fd (what
+ * QEMU does for guest RAM it does not share) goes to the device's
+ * dma_map_remote, which the device reaches only with DMA_READ / DMA_WRITE
+ * (server_dma_rw.c); with no such op it is recorded only (clients map
+ * every RAM region and expect success) and never reaches the device.
  *
  * What a client can make us hold is bounded: VFU_SERVER_MAX_DMA_MAPS
  * windows, max_dma_bytes of mapped memory (ENOSPC past it), and the
@@ -154,6 +156,20 @@ static int map_fd(struct vfu_server *s, const struct vfio_user_dma_map *in, int 
 	return rc;
 }
 
+/* A window without an fd: reached by message, if the device can. */
+static int map_remote(struct vfu_server *s, const struct vfu_dma_region *r)
+{
+	int rc;
+
+	if (!s->ops->dma_map_remote) {
+		vfu_log(s, "DMA window %#llx+%#llx has no fd: device access to it will fault",
+			(unsigned long long)r->iova, (unsigned long long)r->size);
+		return 0;
+	}
+	rc = vfu_chan_open(s);
+	return rc ? rc : s->ops->dma_map_remote(s->dev, r);
+}
+
 int vfu_h_dma_map(struct vfu_server *s, struct vfu_msg *m, struct vfu_reply *r)
 {
 	struct vfio_user_dma_map *in = (void *)m->data;
@@ -167,10 +183,9 @@ int vfu_h_dma_map(struct vfu_server *s, struct vfu_msg *m, struct vfu_reply *r)
 	rc = check_map(s, in, fd);
 	if (rc)
 		return rc;
-	if (fd < 0)
-		vfu_log(s, "DMA window %#llx+%#llx has no fd: device access to it will fault",
-			(unsigned long long)in->addr, (unsigned long long)in->size);
-	else if ((rc = map_fd(s, in, fd, &dr)))
+	if (fd < 0 && (rc = map_remote(s, &dr)))
+		return rc;
+	if (fd >= 0 && (rc = map_fd(s, in, fd, &dr)))
 		return rc;
 	if (dr.host)
 		s->dma_bytes += dr.size;
@@ -187,9 +202,21 @@ static void drop(struct vfu_server *s, unsigned int i)
 	s->dma[i] = s->dma[--s->ndma];
 }
 
+/* The device lets go; transfers into an fd-less window that still wait
+ * for the client fail (and one asked for meanwhile fails as it is sent:
+ * the window is gone from s->dma by then). */
 static int device_unmap(struct vfu_server *s, const struct vfu_dma *d)
 {
-	return d->r.host ? s->ops->dma_unmap(s->dev, &d->r) : 0;
+	int rc;
+
+	if (d->r.host)
+		return s->ops->dma_unmap(s->dev, &d->r);
+	if (!s->ops->dma_unmap_remote)
+		return 0;
+	rc = s->ops->dma_unmap_remote(s->dev, &d->r);
+	if (!rc)
+		vfu_chan_cancel(s->chan, d->r.iova, d->r.iova + d->r.size);
+	return rc;
 }
 
 int vfu_h_dma_unmap(struct vfu_server *s, struct vfu_msg *m, struct vfu_reply *r)

@@ -17,7 +17,9 @@
  * - the client (client.c): synchronous, one call = one command and its
  *   reply.
  * - the server (server*.c): a thread per connected client, a dispatch
- *   table checking sizes and fds, and the device ops below.
+ *   table checking sizes and fds, and the device ops below; its own
+ *   DMA_READ / DMA_WRITE requests into the client's fd-less windows
+ *   (server_dma_rw.c), which any thread may ask for.
  *
  * Errors are negative errno values throughout.
  */
@@ -278,9 +280,8 @@ struct vfu_dev_ops {
 	 * r->host: make it reachable by the device.  dma_unmap undoes it
 	 * and must not return before the device has stopped touching it;
 	 * if it fails the server keeps its mapping alive.  Windows sent
-	 * without an fd are recorded by the server and never reach the
-	 * device.  Both can be NULL: every DMA_MAP with an fd is refused
-	 * with ENOTSUP. */
+	 * without an fd go to dma_map_remote below.  Both can be NULL:
+	 * every DMA_MAP with an fd is refused with ENOTSUP. */
 	int (*dma_map)(void *dev, const struct vfu_dma_region *r);
 	int (*dma_unmap)(void *dev, const struct vfu_dma_region *r);
 
@@ -314,6 +315,15 @@ struct vfu_dev_ops {
 	 * client is taking it: the device may prepare the next read now,
 	 * before the server waits for it.  Can be NULL. */
 	void (*mig_data_ahead)(void *dev, uint32_t len);
+
+	/* DMA_MAP / DMA_UNMAP of a window sent without an fd (r->host is
+	 * NULL): the device reaches it only through vfu_dma_chan_rw.
+	 * dma_unmap_remote must make the device's later accesses fault;
+	 * transfers still waiting for the client are cancelled by the
+	 * server.  Both can be NULL: such windows are recorded only, and
+	 * never reach the device. */
+	int (*dma_map_remote)(void *dev, const struct vfu_dma_region *r);
+	int (*dma_unmap_remote)(void *dev, const struct vfu_dma_region *r);
 };
 #define VFU_DEV_OPS_VERSION 1u
 
@@ -374,5 +384,36 @@ uint64_t vfu_server_dma_bytes(struct vfu_server *s);
 /* Disconnects the client (its thread unmaps its DMA and releases its irq
  * eventfds through the ops), then frees. */
 void vfu_server_destroy(struct vfu_server *s);
+
+/*
+ * The server's own DMA_READ / DMA_WRITE (server_dma_rw.c): how a device
+ * reaches the client's windows sent without an fd.  A channel is the
+ * server's, and outlives it for whoever holds a reference (a device's
+ * IOMMU domain), its transfers then failing with -EFAULT.
+ *
+ * vfu_dma_chan_rw copies len bytes between buf and client memory at iova,
+ * from it (write false) or to it, in requests of at most the client's
+ * max_data_xfer_size.  Any thread may call it: the serving thread sends
+ * the request and routes the reply, which the caller waits for until
+ * deadline_ns (CLOCK_MONOTONIC), or until give_up(arg) (asked about once
+ * a millisecond while it waits; can be NULL) says to let the wait go.
+ * Called on the serving thread itself (a handler that needs client
+ * memory), it does the exchange there, keeping up to VFU_DMA_DEFER_MAX
+ * of the client's commands that come first for after the handler.
+ * 0; -EFAULT: the client refused, the range is in no fd-less window of
+ * the client (or was unmapped meanwhile), the device was reset, the
+ * client is gone; -ETIMEDOUT: no reply by the deadline, or the client
+ * owes replies to VFU_DMA_SLOTS requests already; -EAGAIN: give_up said
+ * so.  A reply of the wrong size, address or data length, or to no
+ * request, drops the client.
+ */
+#define VFU_DMA_SLOTS 32u
+#define VFU_DMA_DEFER_MAX 4u
+struct vfu_dma_chan;
+/* A new reference to s's channel. */
+struct vfu_dma_chan *vfu_server_dma_chan(struct vfu_server *s);
+void vfu_dma_chan_put(struct vfu_dma_chan *ch);
+int vfu_dma_chan_rw(struct vfu_dma_chan *ch, uint64_t iova, void *buf, size_t len, bool write,
+		    uint64_t deadline_ns, bool (*give_up)(void *arg), void *arg);
 
 #endif

@@ -20,6 +20,41 @@ struct vfu_dma {
 	struct vfu_dma_region r;  /* r.host NULL: a window sent without an fd */
 };
 
+/* One DMA_READ / DMA_WRITE of ours.  A slot is free when no thread
+ * waits on it and no reply to it is owed. */
+struct vfu_dma_req {
+	uint16_t id, cmd;
+	bool waiter;              /* a caller waits for done */
+	bool queued;              /* for the serving thread to send */
+	bool owed;                /* sent, its reply not yet in */
+	bool parked;              /* owed, its waiter gave way: the same
+				   * request asked again waits for it */
+	bool done;
+	int rc;
+	uint64_t iova;
+	uint32_t len;
+	void *buf;                /* the waiter's: touched only while it waits */
+};
+
+struct vfu_dma_chan {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;      /* a request is done (CLOCK_MONOTONIC) */
+	_Atomic unsigned int refs;
+	int efd;                  /* wakes the serving thread: a request queued */
+	bool open;                /* a client with fd-less windows is served */
+	uint32_t max_xfer;        /* the client's, capped at VFU_SERVER_MAX_XFER */
+	uint16_t next_id;
+	struct vfu_dma_req req[VFU_DMA_SLOTS];
+	struct vfu_server *s;     /* until the server goes; serving thread only */
+};
+
+/* A client command read while the serving thread waited for a reply of
+ * its own: run after the handler that waited. */
+struct vfu_deferred {
+	struct vfu_msg m;
+	uint8_t *data;
+};
+
 struct vfu_reply {
 	uint8_t *data;            /* payload buffer, VFU_SERVER_MAX_MSG bytes */
 	uint32_t len;
@@ -54,6 +89,15 @@ struct vfu_server {
 	 * VFU_SERVER_MAX_IRQS per index once one is set, else NULL. */
 	int *irq_fds[VFU_IRQ_INDEXES];
 	uint8_t *inbuf, *outbuf;
+	/* Our own requests (server_dma_rw.c).  rqbuf and rpbuf (a request
+	 * being sent, a message read while waiting inline) are allocated
+	 * with the first fd-less window. */
+	struct vfu_dma_chan *chan;
+	uint8_t *rqbuf, *rpbuf;
+	int sock;                 /* the socket serve_one is reading */
+	int conn_err;             /* the stream broke under an inline wait */
+	struct vfu_deferred defer[VFU_DMA_DEFER_MAX];
+	unsigned int defer_head, ndefer;
 };
 
 /* server.c, run by a connection's thread (and, with no thread, by the
@@ -89,6 +133,32 @@ void vfu_irqs_release(struct vfu_server *s);
 int vfu_h_dma_map(struct vfu_server *s, struct vfu_msg *m, struct vfu_reply *r);
 int vfu_h_dma_unmap(struct vfu_server *s, struct vfu_msg *m, struct vfu_reply *r);
 void vfu_dma_unmap_all(struct vfu_server *s);
+
+/* server_dma_rw.c: the channel's serving-thread side.  vfu_serving: the
+ * server whose serve_one this thread is in (a device thread's is NULL). */
+extern _Thread_local struct vfu_server *vfu_serving;
+struct vfu_dma_chan *vfu_chan_create(struct vfu_server *s);
+/* The server goes: the channel closes and forgets it. */
+void vfu_chan_detach(struct vfu_dma_chan *ch);
+/* An fd-less window is mapped: buffers, and the channel opens. */
+int vfu_chan_open(struct vfu_server *s);
+/* Fail the waiters of requests meeting [iova, end) with -EFAULT (reset:
+ * all of them); close: the connection is over, no reply is owed. */
+void vfu_chan_cancel(struct vfu_dma_chan *ch, uint64_t iova, uint64_t end);
+void vfu_chan_close(struct vfu_server *s);
+/* Send the queued requests: 0 or -errno of the send. */
+int vfu_chan_send(struct vfu_server *s, int sock);
+/* A reply to a DMA_READ / DMA_WRITE (other replies are refused as
+ * commands in the wrong place, EINVAL, as before). */
+bool vfu_is_dma_reply(const struct vfu_msg *m);
+/* A reply from the client: 0, or -EPROTO (drop the client). */
+int vfu_chan_reply(struct vfu_server *s, struct vfu_msg *m);
+/* Deferred commands: take the oldest into m (0) or -ENOENT; drop all. */
+int vfu_defer_pop(struct vfu_server *s, struct vfu_msg *m);
+void vfu_defer_drop(struct vfu_server *s);
+/* The fd-less window holding [iova, iova + len) with prot, or NULL. */
+const struct vfu_dma *vfu_dma_find_remote(const struct vfu_server *s, uint64_t iova,
+					  uint64_t len, uint32_t prot);
 
 /* eventfd.c: install vfu_eventfd_signal's handler now (once a process). */
 void vfu_eventfd_prepare(void);

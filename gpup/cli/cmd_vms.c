@@ -104,7 +104,7 @@ static int cmd_vms(const struct gpup_global *g, int argc, char **argv)
 	static const struct option opts[] = {
 		{ "json", no_argument, NULL, 'j' }, { "help", no_argument, NULL, 'h' }, { 0 },
 	};
-	json_object *all = json_object_new_array();
+	json_object *all;
 	char dir[256];
 	struct dirent *de;
 	bool json = false;
@@ -118,6 +118,7 @@ static int cmd_vms(const struct gpup_global *g, int argc, char **argv)
 			return vms_usage(o == 'h' ? stdout : stderr),
 			       o == 'h' ? GPUP_EXIT_OK : GPUP_EXIT_USAGE;
 	}
+	all = json_object_new_array();
 	snprintf(dir, sizeof(dir), "%s/vms", g->run_dir);
 	d = opendir(dir);
 	if (!json)

@@ -43,6 +43,7 @@ struct gpup_engine {
 	uint64_t busy_ns;
 	uint64_t next_watchdog;
 	unsigned int nwaiting;       /* contexts in CTX_WAITING; read racily */
+	unsigned int nrunnable;      /* contexts in CTX_RUNNABLE */
 	unsigned int recheck_gen;    /* bumped by every gpup_engine_recheck */
 	/* The thread's start: thread_init's answer, awaited by create. */
 	int (*thread_init)(void);
@@ -68,6 +69,7 @@ static void ctx_set_state(struct gpup_engine *e, struct gpup_ectx *c, uint32_t s
 {
 	if (c->state == st)
 		return;
+	e->nrunnable += (st == CTX_RUNNABLE) - (c->state == CTX_RUNNABLE);
 	if (st == CTX_WAITING)
 		__atomic_add_fetch(&e->nwaiting, 1, __ATOMIC_SEQ_CST);
 	else if (c->state == CTX_WAITING)
@@ -211,6 +213,29 @@ static bool preempt_poll(void *arg, uint64_t cpu_ns)
 	return e->yield;
 }
 
+/* The engine whose run op this thread is in. */
+static _Thread_local struct gpup_engine *running_engine;
+
+bool gpup_engine_contended(void)
+{
+	struct gpup_engine *e = running_engine;
+	struct epoll_event ev[ENGINE_MAX_EVENTS];
+	bool busy;
+	int n;
+
+	if (!e || !e->cur)
+		return false;
+	n = epoll_wait(e->epfd, ev, ENGINE_MAX_EVENTS, 0);
+	pthread_mutex_lock(&e->lock);
+	if (n > 0)
+		handle_events(e, ev, n);
+	wake_due(e, gpup_mono_ns());
+	busy = e->stop || e->cur->detaching ||
+	       e->nrunnable > (e->cur->state == CTX_RUNNABLE ? 1u : 0u);
+	pthread_mutex_unlock(&e->lock);
+	return busy;
+}
+
 /* Run c's op for at most slice ns of engine time, with preemption polls
  * when the scheduler can ask for them; returns the engine time used. */
 static uint64_t run_op(struct gpup_engine *e, struct gpup_ectx *c, uint64_t slice,
@@ -227,7 +252,9 @@ static uint64_t run_op(struct gpup_engine *e, struct gpup_ectx *c, uint64_t slic
 
 	e->next_poll = t0 + GPUP_ENGINE_PREEMPT_POLL_NS;
 	gpup_slice_hook(poll ? preempt_poll : NULL, e);
+	running_engine = e;
 	*res = c->ops->run(c, t0 + slice);
+	running_engine = NULL;
 	gpup_slice_hook(NULL, NULL);
 	uint64_t ran = gpup_thread_cpu_ns() - t0;
 

@@ -407,6 +407,12 @@ int gpup_engine_sched_call(struct gpup_engine *e, const struct gpup_sched_ops *o
 int gpup_engine_attach(struct gpup_engine *e, struct gpup_ectx *c);
 /* Waits until the executor is not running c, then drops it. */
 void gpup_engine_detach(struct gpup_ectx *c);
+/* Called from a run op that waits on something outside the engine (a
+ * client's DMA_READ reply): whether it should let the wait go and return,
+ * because another context of this engine has work, the running one is
+ * being detached, or the engine stops.  Looks for doorbells on the way.
+ * False on any other thread. */
+bool gpup_engine_contended(void);
 /* Its GPU failed (gpup_gpu_fail): the running context's slice ends at
  * its next preemption look and nothing runs again; attach, detach and
  * doorbells still work.  For good: a halted engine stays halted. */

@@ -54,6 +54,11 @@ static const struct jail_rule rules[] = {
 	 * a per-thread timer whose signal interrupts a write), the DMA
 	 * guard's SIGBUS recovery (iommu/dma.c). */
 	{ SCMP_SYS(futex), BOTH, 0, { { 0 } } },
+	/* The kernel's way back into a poll or a timed futex wait that a
+	 * stop and continue of the process interrupted (the serving thread
+	 * polls its socket and the DMA channel's eventfd; an engine waits
+	 * for a client's DMA_READ reply with a deadline). */
+	{ SCMP_SYS(restart_syscall), BOTH, 0, { { 0 } } },
 	{ SCMP_SYS(sched_yield), BOTH, 0, { { 0 } } },
 	{ SCMP_SYS(rt_sigprocmask), BOTH, 0, { { 0 } } },
 	{ SCMP_SYS(rt_sigreturn), BOTH, 0, { { 0 } } },

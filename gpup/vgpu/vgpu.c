@@ -148,6 +148,7 @@ static int queue_capture(struct vgpu_queue *q, uint64_t *bad)
 	q->run.entries = q->entries;
 	q->run.vector = q->vector;
 	q->kind = q->engine == GPUP_ENGINE_COPY ? GPUP_ENGINE_KIND_COPY : GPUP_ENGINE_KIND_COMPUTE;
+	q->remote_since = 0;
 	q->ectx.weight = q->v->sched_set && q->v->sched.weight ? q->v->sched.weight : q->priority;
 	return setup_check(q, bad);
 }
@@ -805,5 +806,9 @@ void vgpu_destroy(struct vgpu *v)
 		vgpu_queue_detach(&v->q[i]);
 	pthread_mutex_unlock(&v->cfg_lock);
 	vgpu_wd_join(v);
+	if (v->chan) {
+		iommu_set_remote(v->iommu, NULL, NULL);
+		vfu_dma_chan_put(v->chan);
+	}
 	vgpu_free(v);
 }

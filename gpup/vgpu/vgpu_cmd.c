@@ -17,6 +17,19 @@
  * and KERNEL launches stop at work-group boundaries, saving progress in the
  * queue, so a long command is preempted and resumed like the scheduler
  * expects.
+ *
+ * DOC: client memory without an fd
+ *
+ * A DMA into memory the client mapped without an fd waits for the client
+ * to answer a DMA_READ / DMA_WRITE.  The engine does not sit on that wait
+ * while another context of it has work: the transfer gives way (-EAGAIN),
+ * the step ends as if preempted with nothing of it recorded, and it runs
+ * again from its last chunk when the queue is next picked.  Every step
+ * here is safe to repeat from there (reads, and writes of the same
+ * bytes).  The wait's deadline, VGPU_REMOTE_WAIT_NS, runs from the first
+ * try, so a client that never answers costs its own queue a fault
+ * (IOMMU_UNMAPPED, as the IOMMU records it) and other partitions nothing
+ * but the requests it leaves unanswered.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -26,6 +39,27 @@
 #include "iommu/iommu.h"
 
 enum step { STEP_DONE, STEP_MORE, STEP_WAIT, STEP_FAULT };
+
+/* The queue this thread's run op is running, for the remote deadline. */
+static _Thread_local struct vgpu_queue *running_queue;
+
+uint64_t vgpu_remote_deadline(void)
+{
+	struct vgpu_queue *q = running_queue;
+	uint64_t now = gpup_mono_ns();
+
+	if (!q)
+		return now + VGPU_REMOTE_WAIT_NS;
+	if (!q->remote_since)
+		q->remote_since = now;
+	return q->remote_since + VGPU_REMOTE_WAIT_NS;
+}
+
+void vgpu_remote_done(int rc)
+{
+	if (running_queue && rc != -EAGAIN)
+		running_queue->remote_since = 0;
+}
 
 /* A fault raised while running a packet: the tag goes into the detail. */
 static enum step cmd_fault(struct vgpu_queue *q, uint32_t code, uint64_t addr,
@@ -175,6 +209,8 @@ static enum step exec_copy(struct vgpu_queue *q, uint64_t deadline)
 		uint64_t at = 0;
 		int r = copy_chunk(q, c->src + q->prog.done, c->dst + q->prog.done, n, &at);
 
+		if (r == -EAGAIN)
+			return STEP_MORE;
 		/* Unmapped since the check: the guest raced its own DMA, and
 		 * the chunks before this one have landed. */
 		if (r)
@@ -243,6 +279,8 @@ static enum step exec_fill(struct vgpu_queue *q, uint64_t deadline)
 		uint64_t n = left < VGPU_COPY_CHUNK ? left : VGPU_COPY_CHUNK;
 		int r = fill_chunk(q, q->prog.done, n);
 
+		if (r == -EAGAIN)
+			return STEP_MORE;
 		if (r)
 			return cmd_fault(q, iommu_code(r), f->dst + q->prog.done, 0);
 		q->prog.done += n;
@@ -277,6 +315,8 @@ static enum step access64(struct vgpu_queue *q, uint8_t space, uint64_t addr,
 	}
 	r = store ? iommu_dma_store64(v->iommu, addr, *val)
 		  : iommu_dma_load64(v->iommu, addr, val);
+	if (r == -EAGAIN)
+		return STEP_MORE;
 	if (r)
 		return cmd_fault(q, iommu_code(r), addr,
 				 access_detail(store ? IOMMU_WRITE : IOMMU_READ));
@@ -457,7 +497,7 @@ static int ring_fault(struct vgpu_queue *q, uint32_t code, uint64_t addr, uint64
 }
 
 /* Load the next packet: 0 with q->cmd set, 1 if the ring is empty, -1 on
- * a fault. */
+ * a fault, 2 if a transfer gave way (try again later). */
 static int fetch(struct vgpu_queue *q)
 {
 	struct vgpu *v = q->v;
@@ -467,6 +507,8 @@ static int fetch(struct vgpu_queue *q)
 		uint32_t pi;
 
 		r = iommu_dma_load32(v->iommu, q->run.pi_addr, &pi);
+		if (r == -EAGAIN)
+			return 2;
 		if (r)
 			return ring_fault(q, iommu_code(r), q->run.pi_addr,
 					  GPUP_FAULT_DETAIL_READ);
@@ -477,6 +519,8 @@ static int fetch(struct vgpu_queue *q)
 			return 1;
 	}
 	r = iommu_dma_read(v->iommu, packet_iova(q), &q->cmd, sizeof(q->cmd));
+	if (r == -EAGAIN)
+		return 2;
 	if (r)
 		return ring_fault(q, iommu_code(r), packet_iova(q), GPUP_FAULT_DETAIL_READ);
 	memset(&q->prog, 0, sizeof(q->prog));
@@ -533,20 +577,14 @@ static void set_busy(struct vgpu_queue *q, bool busy)
 	pthread_mutex_unlock(&q->v->lock);
 }
 
-static enum gpup_run_result queue_run(struct gpup_ectx *c, uint64_t deadline)
+static enum gpup_run_result queue_step(struct vgpu_queue *q, uint64_t deadline)
 {
-	struct vgpu_queue *q = c->opaque;
-
-	pthread_mutex_lock(&q->v->lock);
-	bool live = queue_live(q);
-
-	pthread_mutex_unlock(&q->v->lock);
-	if (!live)
-		return GPUP_RUN_IDLE;
 	for (;;) {
 		if (!q->have_cmd) {
 			int r = fetch(q);
 
+			if (r == 2)
+				return GPUP_RUN_MORE;
 			if (r) {
 				set_busy(q, false);
 				return GPUP_RUN_IDLE;
@@ -572,6 +610,23 @@ static enum gpup_run_result queue_run(struct gpup_ectx *c, uint64_t deadline)
 		if (gpup_slice_over(deadline))
 			return GPUP_RUN_MORE;
 	}
+}
+
+static enum gpup_run_result queue_run(struct gpup_ectx *c, uint64_t deadline)
+{
+	struct vgpu_queue *q = c->opaque;
+	enum gpup_run_result res;
+
+	pthread_mutex_lock(&q->v->lock);
+	bool live = queue_live(q);
+
+	pthread_mutex_unlock(&q->v->lock);
+	if (!live)
+		return GPUP_RUN_IDLE;
+	running_queue = q;
+	res = queue_step(q, deadline);
+	running_queue = NULL;
+	return res;
 }
 
 /* The scheduler's watchdog gave up on this queue: a WAIT nobody

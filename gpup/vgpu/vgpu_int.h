@@ -83,6 +83,10 @@ struct vgpu_queue {
 	union gpup_cmd cmd;
 	struct vgpu_progress prog;
 	uint8_t *bounce;              /* IOVA<->IOVA and IOVA fills */
+	/* When the first try of the DMA now being retried gave way (a
+	 * client's memory, the engine wanted elsewhere): its deadline runs
+	 * from there.  0: none. */
+	uint64_t remote_since;
 	struct gpup_ectx ectx;
 	enum gpup_engine_kind kind;
 };
@@ -92,6 +96,9 @@ struct vgpu {
 	pthread_rwlock_t home_lock;
 	struct gpup_gpu *gpu;         /* home_lock, and lock for readers of the clock */
 	struct iommu_domain *iommu;
+	/* How the IOMMU reaches the client's fd-less memory (vgpu_serve);
+	 * NULL without a server. */
+	struct vfu_dma_chan *chan;
 	uint8_t *vram;                /* the partition's window (home_lock) */
 	uint64_t vram_offset, vram_size;  /* of the window in the GPU's VRAM */
 	uint32_t kernels;             /* features exposed (lock to change) */
@@ -147,6 +154,16 @@ struct vgpu {
 /* A client eventfd found full is not tried again for this long. */
 #define VGPU_IRQ_FULL_BACKOFF_NS 1000000000ull
 #define VGPU_COPY_CHUNK (2u << 20)
+/* How long a command waits for its client to answer one DMA_READ /
+ * DMA_WRITE into memory mapped without an fd before it faults. */
+#define VGPU_REMOTE_WAIT_NS 1000000000ull
+
+/* The IOMMU's remote ops for v's domain (vgpu_vfu.c), and their
+ * deadline: from the running queue's remote_since on an engine, from now
+ * elsewhere (vgpu_cmd.c); done records how a transfer ended. */
+extern const struct iommu_remote_ops vgpu_remote_ops;
+uint64_t vgpu_remote_deadline(void);
+void vgpu_remote_done(int rc);
 
 /* Record a fault on q (lock held): log, Q_FAULT, FAULTED, interrupt. */
 void vgpu_fault_locked(struct vgpu_queue *q, uint32_t code, uint64_t addr,

@@ -6,7 +6,9 @@
  * sealed file); every other VFIO PCI region has size 0.
  * BAR0's doorbells have ioeventfds, MSI-X vectors take eventfds, and the
  * client's DMA windows go into the partition's IOMMU domain, the only way
- * engines reach guest memory.
+ * engines reach guest memory: a window sent with an fd as host memory, one
+ * sent without as a remote mapping, which the IOMMU reaches through the
+ * server's DMA_READ / DMA_WRITE channel (vgpu_remote_ops below).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -211,6 +213,48 @@ static int vfu_dma_unmap(void *dev, const struct vfu_dma_region *r)
 	return iommu_unmap(v->iommu, r->iova, r->size);
 }
 
+static unsigned int iommu_prot(uint32_t prot)
+{
+	return (prot & VFIO_USER_DMA_F_READ ? IOMMU_READ : 0) |
+	       (prot & VFIO_USER_DMA_F_WRITE ? IOMMU_WRITE : 0);
+}
+
+static int vfu_dma_map_remote(void *dev, const struct vfu_dma_region *r)
+{
+	struct vgpu *v = dev;
+
+	return iommu_map_remote(v->iommu, r->iova, r->size, iommu_prot(r->prot));
+}
+
+static int vfu_dma_unmap_remote(void *dev, const struct vfu_dma_region *r)
+{
+	struct vgpu *v = dev;
+
+	return iommu_unmap(v->iommu, r->iova, r->size);
+}
+
+/* The IOMMU's way to the client's fd-less memory.  On an engine the wait
+ * gives way to the engine's other contexts (gpup_engine_contended). */
+static bool engine_wanted(void *arg)
+{
+	(void)arg;
+	return gpup_engine_contended();
+}
+
+static int remote_xfer(void *opaque, uint64_t iova, void *buf, size_t len, unsigned int access)
+{
+	struct vgpu *v = opaque;
+	int rc = vfu_dma_chan_rw(v->chan, iova, buf, len, access == IOMMU_WRITE,
+				 vgpu_remote_deadline(), engine_wanted, NULL);
+
+	vgpu_remote_done(rc);
+	return rc;
+}
+
+const struct iommu_remote_ops vgpu_remote_ops = {
+	.xfer = remote_xfer,
+};
+
 const struct vfu_dev_ops vgpu_vfu_ops = {
 	.version = VFU_DEV_OPS_VERSION,
 	.device_info = vfu_device_info,
@@ -229,17 +273,32 @@ const struct vfu_dev_ops vgpu_vfu_ops = {
 	.client_gone = vfu_client_gone,
 	.mig_data_readv = vfu_mig_readv,
 	.mig_data_ahead = vfu_mig_ahead,
+	.dma_map_remote = vfu_dma_map_remote,
+	.dma_unmap_remote = vfu_dma_unmap_remote,
 };
 
 struct vfu_server *vgpu_serve(struct vgpu *v, void (*log)(const char *fmt, ...),
 			      int (*thread_init)(void))
 {
-	struct vfu_server_cfg cfg = {
+	const struct vfu_server_cfg cfg = {
 		.name = v->label, .ops = &vgpu_vfu_ops, .dev = v,
 		.iova_bits = IOMMU_IOVA_BITS, .max_dma_bytes = VGPU_MAX_DMA_BYTES, .log = log,
 		.thread_init = thread_init,
 	};
 
+	struct vfu_server *s;
+
 	vgpu_mig_set_log(v, log);
-	return vfu_server_create(&cfg);
+	s = vfu_server_create(&cfg);
+	if (!s)
+		return NULL;
+	/* A server made before (and destroyed since) gives its channel
+	 * back: the domain then uses the new one. */
+	if (v->chan) {
+		iommu_set_remote(v->iommu, NULL, NULL);
+		vfu_dma_chan_put(v->chan);
+	}
+	v->chan = vfu_server_dma_chan(s);
+	iommu_set_remote(v->iommu, &vgpu_remote_ops, v);
+	return s;
 }

@@ -2,7 +2,8 @@
 # PID 1 of new PID, mount, UTS, IPC and network namespaces (see
 # tests/systemd_test.c): build a root of its own and become systemd there,
 # which boots gpup-test.target and through it the gpup.service installed
-# under /usr/local from the scratch root $1/root.  The host lends /usr
+# under /usr/local from the scratch root $1/root ($1/sanitizer.conf, if
+# there, is a drop-in for a sanitized build).  The host lends /usr
 # (read-only), /etc (an overlay whose changes stay in memory), /sys and
 # /proc/sys read-only, and a few device nodes; /var, /tmp and /run are
 # new tmpfs, so nothing systemd's boot units do (tmpfiles cleaning /tmp,
@@ -25,6 +26,10 @@ mount -o remount,bind,ro "$r/usr/local"
 mount -t overlay overlay -o "lowerdir=/etc,upperdir=$r/.ov/etc,workdir=$r/.ov/work" "$r/etc"
 mkdir -p "$r/etc/gpup" "$r/etc/systemd/system"
 cp "$s/gpup.conf" "$r/etc/gpup/gpup.conf"
+if [ -f "$s/sanitizer.conf" ]; then
+	mkdir -p "$r/etc/systemd/system/gpup.service.d"
+	cp "$s/sanitizer.conf" "$r/etc/systemd/system/gpup.service.d/"
+fi
 cat >"$r/etc/systemd/system/gpup-test.target" <<'UNIT'
 [Unit]
 Description=gpup under systemd as PID 1 (tests/systemd_test.c)
