@@ -8,6 +8,14 @@
  * predecessor by identity) before a byte of VRAM is written.  Every
  * refusal is one line naming the file, and the chunk and byte where the
  * file is bad.
+ *
+ * A recovery restores into the very file a running guest has mapped as
+ * BAR2, so the chain is not applied link after link: a page would show
+ * a guest an older link's bytes (or zero) on its way to the newest.  The
+ * newest copy of each page is found first, a window of pages at a time,
+ * and each page is written once, from what it held straight to what the
+ * chain holds: a page the guest's device had finished before the last
+ * link reads the same all along.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -26,6 +34,9 @@
 #define PG MIG_PAGE_SIZE
 #define HEAD sizeof(struct gpup_mig_chunk)
 #define MAX_LINKS 4096u
+/* Pages whose newest copy is looked up at a time: 512 KiB of pointers,
+ * whatever the VRAM size. */
+#define WINDOW 65536u
 
 static int say(char *err, size_t errlen, int rc, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
@@ -429,22 +440,123 @@ static void chain_free(struct chain *c)
 	free(c->f);
 }
 
+/* ---- the chain's newest copy of every page, written once ---- */
+
+/* Where link f puts pages [first, first + n): into src, a pointer to
+ * each page's bytes in the link, or NULL for a zero page. */
+static int index_link(const struct link_file *f, uint64_t vram_size, uint64_t first,
+		      uint64_t n, const uint8_t **src)
+{
+	struct walk w = { .buf = f->map, .len = f->len, .trusted = true };
+	uint64_t off, cnt, skip;
+
+	while (!next(&w) && w.h->kind != GPUP_MIG_END) {
+		if (w.h->kind == GPUP_MIG_VRAM || w.h->kind == GPUP_MIG_ZERO) {
+			if (check_pages(&w, vram_size, &cnt))
+				return -EBADMSG;
+			/* both payloads start with the byte offset */
+			memcpy(&off, w.p, sizeof(off));
+			off /= PG;
+			skip = off < first ? first - off : 0;
+			for (uint64_t k = skip; k < cnt && off + k < first + n; k++)
+				src[off + k - first] = w.h->kind == GPUP_MIG_ZERO ? NULL :
+					w.p + sizeof(struct gpup_mig_vram) + k * PG;
+		}
+		step(&w);
+	}
+	return 0;
+}
+
+/* Pages [page, page + n), each from its own place in the links; pages
+ * that lie one after the other in a chunk go in one write. */
+static int put_run(uint8_t *vram, int fd, uint64_t page, const uint8_t **src, uint64_t n)
+{
+	uint64_t i = 0, j;
+	int rc = 0;
+
+	while (!rc && i < n) {
+		for (j = i + 1; j < n && src[j] == src[j - 1] + PG; j++)
+			;
+		rc = put_pages(vram, fd, (page + i) * PG, src[i], (j - i) * PG);
+		i = j;
+	}
+	return rc;
+}
+
+static int put_window(uint8_t *vram, int fd, uint64_t first, const uint8_t **src, uint64_t n)
+{
+	uint64_t i = 0, j;
+	int rc = 0;
+
+	while (!rc && i < n) {
+		for (j = i + 1; j < n && !src[j] == !src[i]; j++)
+			;
+		rc = src[i] ? put_run(vram, fd, first + i, src + i, j - i)
+			    : zero_pages(vram, fd, (first + i) * PG, (j - i) * PG);
+		i = j;
+	}
+	return rc;
+}
+
+/* The last link's STATE into state: its length, or -ENOSPC. */
+static int last_state(const struct link_file *f, void *state, size_t state_max)
+{
+	struct walk w = { .buf = f->map, .len = f->len, .trusted = true };
+
+	while (!next(&w) && w.h->kind != GPUP_MIG_END) {
+		if (w.h->kind == GPUP_MIG_STATE) {
+			if (w.h->len > state_max)
+				return -ENOSPC;
+			memcpy(state, w.p, w.h->len);
+			return (int)w.h->len;
+		}
+		step(&w);
+	}
+	return 0;
+}
+
+/* The checked chain c into VRAM (the file fd when fd >= 0): every page
+ * as its newest copy in the chain has it, zero where none has one. */
+static int restore(const struct chain *c, uint8_t *vram, int fd, uint64_t vram_size,
+		   unsigned int *bad)
+{
+	uint64_t npages = vram_size / PG;
+	const uint8_t **src = malloc(WINDOW * sizeof(*src));
+	int rc = src ? 0 : -ENOMEM;
+
+	for (uint64_t first = 0; !rc && first < npages; first += WINDOW) {
+		uint64_t n = npages - first < WINDOW ? npages - first : WINDOW;
+
+		memset(src, 0, n * sizeof(*src));
+		for (unsigned int i = 0; !rc && i < c->n; i++)
+			if ((rc = index_link(&c->f[i], vram_size, first, n, src)))
+				*bad = i;
+		if (!rc && (rc = put_window(vram, fd, first, src, n)))
+			*bad = c->n - 1;
+	}
+	free(src);
+	return rc;
+}
+
 int mig_chain_load(const char *dir, const char *prefix, struct mig_chain_load *l, char *err,
 		   size_t errlen)
 {
 	struct chain c = { 0 };
-	int rc = list_chain(dir, prefix, &c, err, errlen);
+	unsigned int bad = 0;
+	int rc = list_chain(dir, prefix, &c, err, errlen), st;
 
 	for (unsigned int i = 0; !rc && i < c.n; i++)
 		rc = check_file(dir, &c, i, l->ident, err, errlen);
-	for (unsigned int i = 0; !rc && (l->vram || l->to_fd) && i < c.n; i++) {
-		int st = mig_link_apply(c.f[i].map, c.f[i].len, l->vram, l->to_fd ? l->vram_fd : -1,
-					l->ident->vram_size, l->state, l->state_max);
-
+	if (!rc && (l->vram || l->to_fd)) {
+		st = last_state(&c.f[c.n - 1], l->state, l->state_max);
 		if (st < 0)
-			rc = say(err, errlen, st, "chain refused: %s/%s: %s", dir, c.f[i].name,
-				 st == -ENOSPC ? "its state blob is too big" : strerror(-st));
-		l->state_len = (uint32_t)st;
+			rc = say(err, errlen, st, "chain refused: %s/%s: its state blob is too big",
+				 dir, c.f[c.n - 1].name);
+		else if ((rc = restore(&c, l->vram, l->to_fd ? l->vram_fd : -1,
+				       l->ident->vram_size, &bad)))
+			say(err, errlen, rc, "chain refused: %s/%s: %s", dir, c.f[bad].name,
+			    strerror(-rc));
+		l->state_len = st < 0 ? 0 : (uint32_t)st;
 	}
 	if (!rc) {
 		l->links = c.n;

@@ -353,9 +353,12 @@ int mig_link_apply(const uint8_t *buf, size_t len, uint8_t *vram, int fd, uint64
 		   void *state, size_t state_max);
 
 /* Restore PREFIX's chain from dir: every link is checked before any is
- * applied; then vram (zero on entry, ident->vram_size bytes; NULL: check
- * only) gets the base and each increment in order, and state the last
- * link's blob (to_fd: into the file vram_fd instead, pwrite and punch).
+ * applied; then vram (ident->vram_size bytes; NULL: check only) becomes
+ * the chain's VRAM, and state gets the last link's blob (to_fd: into the
+ * file vram_fd instead, pwrite, and zero pages punched).  Each page is
+ * written once, from what it held straight to the newest copy the chain
+ * has of it (zero where none has one), so whoever has the file mapped
+ * never sees a page pass through an older link's bytes or through zero.
  * 0, or -errno with one line in err naming the bad file and chunk, or the
  * missing base or link. */
 struct mig_chain_load {

@@ -6,9 +6,13 @@
  * interrupt eventfds and the IOMMU domain stay; what differs is where
  * VRAM comes from.  The failed GPU's VRAM is taken as lost and never
  * read: the partition's VRAM file (host memory on the sim backend, and
- * the very file the client mapped as BAR2) is adopted by the healthy GPU,
- * emptied, and filled from the protection chain, so the client's mapping
- * shows the restored VRAM without being made again.  The last link's
+ * the very file the client mapped as BAR2) is adopted by the healthy GPU
+ * and rewritten from the protection chain, so the client's mapping shows
+ * the restored VRAM without being made again.  The guest keeps running
+ * meanwhile and may read it: each page goes straight from what it held
+ * to what the chain holds (mig_chain_load), never through zero or an
+ * older link, so a page whose last write the checkpoint has reads the
+ * same all along.  The last link's
  * state is loaded; every queue that ran is stopped with DEVICE_LOST, so
  * that nothing the guest submitted after the checkpoint runs twice from
  * a ring it may have rewritten since, and the guest is told with
@@ -18,13 +22,15 @@
  *   1. stop     every queue off the failed GPU's (halted) engines
  *   2. adopt    the healthy GPU shows the VRAM file at the new window
  *               (undone by releasing it there)
- *   3. empty    the file punched: all zero, nothing of the failed GPU's
- *   4. restore  the chain checked whole, then applied into the file
- *   5. re-home  gpu, vram, window and features swapped (vgpu_swap_home)
- *   6. load     the last link's state (a refused one: undo 5 and 2)
- *   7. run      queues stopped with DEVICE_LOST, RECOVERED raised; the
+ *   3. restore  the chain checked whole, then every page of the file
+ *               written from it once; what the chain does not hold is
+ *               punched, so nothing of the failed GPU's VRAM stays
+ *   4. re-home  gpu, vram, window and features swapped (vgpu_swap_home)
+ *   5. load     the last link's state (a refused one: undo 4 and 2)
+ *   6. run      queues stopped with DEVICE_LOST, RECOVERED raised; the
  *               failed GPU forgets the file's old window
- * A failure leaves the partition on its failed GPU, lost.
+ * A failure leaves the partition on its failed GPU, lost, and its VRAM
+ * file empty.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -37,8 +43,9 @@
 #include "migrate/mig.h"
 #include "uapi/gpup_vgpu_state.h"
 
-/* Steps 2 to 4: the file at h's window holds the chain's VRAM, and the
- * last state is in blob.  0 or -errno, nothing adopted on failure. */
+/* Steps 2 and 3: the file at h's window holds the chain's VRAM, and the
+ * last state is in blob.  0 or -errno, nothing adopted and the file
+ * emptied on failure. */
 static int rebuild(struct vgpu *v, struct vgpu_home *h, const char *dir, const char *prefix,
 		   struct gpup_vgpu_state *blob, struct vgpu_recover_stats *st, char *err,
 		   size_t errlen)
@@ -61,21 +68,23 @@ static int rebuild(struct vgpu *v, struct vgpu_home *h, const char *dir, const c
 	}
 	h->vram = map + h->off;
 	t0 = gpup_mono_ns();
-	if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, (off_t)v->vram_size))
-		memset(h->vram, 0, v->vram_size);
 	vgpu_mig_ident(v, &id);
 	id.features = h->kernels;
 	r = mig_chain_load(dir, prefix, &l, err, errlen);
+	if (!r && l.state_len != sizeof(*blob))
+		r = -EPROTO;
 	st->restore_ns = gpup_mono_ns() - t0;
 	st->links = l.links;
-	if (r)
+	if (r) {
+		if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0,
+			      (off_t)v->vram_size))
+			memset(h->vram, 0, v->vram_size);
 		gpup_gpu_vram_release(h->gpu, h->off);
-	else if (l.state_len != sizeof(*blob))
-		r = -EPROTO;
+	}
 	return r;
 }
 
-/* Step 7 (cfg_lock held, state loaded, queues parked): nothing resumes
+/* Step 6 (cfg_lock held, state loaded, queues parked): nothing resumes
  * by itself; the guest restarts each queue and resubmits. */
 static void stop_queues(struct vgpu *v, struct vgpu_recover_stats *st)
 {
@@ -106,7 +115,7 @@ static uint64_t commands_now(struct vgpu *v)
 	return n;
 }
 
-/* Steps 5 to 7 (cfg_lock held, v stopped). */
+/* Steps 4 to 6 (cfg_lock held, v stopped). */
 static int rehome_and_load(struct vgpu *v, struct vgpu_home *h,
 			   const struct gpup_vgpu_state *blob, struct vgpu_recover_stats *st,
 			   char *err, size_t errlen)
