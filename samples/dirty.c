@@ -29,7 +29,13 @@
  * the CPU, whose stores the checkpoint may or may not have caught, or by
  * a command after the fence) is written again: FILLs are resubmitted to
  * the device, the rest stored by the CPU from the block's key.  The
- * epoch's fences so far are resubmitted, and the epoch goes on.
+ * epoch's fences so far are resubmitted, and the epoch goes on.  The GPU
+ * may also fail while the guest reads its blocks back at the end of an
+ * epoch: the recovery then rolls back VRAM the guest's fences had
+ * already vouched for.  So a VRAM block that reads wrong is only wrong
+ * once a round trip through each queue shows no recovery came (a failed
+ * device completes nothing until it has been recovered, and then says
+ * so); if one came, it is handled and the epoch verified again.
  *
  * Command line (all optional):
  *   rate=MIB     MiB/s dirtied over RAM and VRAM together, spread in
@@ -64,6 +70,7 @@
 #define NQ 2u
 #define EPOCH_RING 1024u     /* epochs whose end fences are remembered */
 #define WQ_CPU 0xffu         /* last written by the CPU, not a queue */
+#define VERIFY_AGAIN (-1)    /* a recovery came meanwhile: verify again */
 
 /* What a block holds: the kind in the top 4 bits of its key. */
 #define KIND_SHIFT 60
@@ -424,6 +431,24 @@ static int report(const struct region *r, uint64_t b, unsigned int word, uint64_
 	return EXIT_WRONG;
 }
 
+/* A VRAM block read wrong after its fences completed: was the device
+ * recovered since, VRAM rolled back to its checkpoint?  A round trip
+ * through each queue tells (see the top).  VERIFY_AGAIN if it was, else
+ * the wrong byte reported. */
+static int wrong_vram(const struct region *r, uint64_t b, unsigned int word, uint64_t want,
+		      uint64_t got)
+{
+	uint64_t recoveries = D.recoveries;
+
+	for (unsigned int q = 0; q < NQ; q++) {
+		int rc = fence_wait(q);
+
+		if (rc)
+			return device_error("waiting for a fence", rc, q);
+	}
+	return D.recoveries != recoveries ? VERIFY_AGAIN : report(r, b, word, want, got);
+}
+
 static int verify_blocks(void)
 {
 	static uint64_t w[WORDS];
@@ -436,8 +461,9 @@ static int verify_blocks(void)
 		for (unsigned int i = 0; i < WORDS; i++) {
 			uint64_t got = p[i];
 
-			if (got != w[i])
-				return report(r, b, i, w[i], got);
+			if (got == w[i])
+				continue;
+			return r->vram ? wrong_vram(r, b, i, w[i], got) : report(r, b, i, w[i], got);
 		}
 	}
 	D.verified += D.total * BLOCK;
@@ -605,10 +631,9 @@ static int epoch(void)
 		if (!rc)
 			sleep_until(t0 + D.epoch_ms * 1000000ull * (k + 1) / SLICES);
 	}
-	if (!rc && D.gpu)
-		rc = verify_fences();
-	if (!rc)
-		rc = verify_blocks();
+	while (!rc && !(rc = D.gpu ? verify_fences() : 0) &&
+	       (rc = verify_blocks()) == VERIFY_AGAIN)
+		rc = 0;
 	D.cursor = (D.cursor + D.win_len) % D.total;
 	dt = rt_ns() - t0;
 	D.worst_ns = dt > D.worst_ns ? dt : D.worst_ns;
