@@ -54,7 +54,7 @@ GUESTS :=
 -include $(wildcard */module.mk)
 
 .SECONDARY:
-.PHONY: all deps guests demo test test-plain test-asan bench fuzz interop cluster-test \
+.PHONY: all deps guests demo test test-plain test-asan bench fuzz interop interop-bench cluster-test \
 	check-layers clean \
 	man install
 all: $(O)/gpup guests
@@ -105,6 +105,9 @@ bench: $(O)/gpup guests $(PERF_BINS)
 # not part of `make test`, it downloads a suite (docs/INTEROP.md).
 interop: $(O)/gpup guests
 	@env $(TEST_ENV) sh scripts/interop.sh
+# The infer guest under QEMU (with and without the watch word) and gpup run.
+interop-bench: $(O)/gpup guests
+	@env $(TEST_ENV) sh scripts/interop.sh bench
 
 # The OCF agent under a one-node Pacemaker + corosync in namespaces of
 # its own (docs/SERVICE.md, "In a cluster").

@@ -374,15 +374,16 @@ int iommu_dma_writev(struct iommu_domain *d, const struct iommu_sg *sg, unsigned
 
 /* Translate one naturally aligned word and stay in the epoch section on
  * success (the caller accesses it, then exits); on failure the section is
- * left and the fault reported. */
+ * left and the fault reported, unless quiet. */
 static int dma_pin(struct iommu_domain *d, uint64_t iova, unsigned int access,
-		   struct iommu_xl *xl)
+		   struct iommu_xl *xl, bool quiet)
 {
 	unsigned int reason = IOMMU_FAULT_UNMAPPED;
 	int rc;
 
 	if (dma_injected(d)) {
-		iommu_fault_report(d, iova, access, reason);
+		if (!quiet)
+			iommu_fault_report(d, iova, access, reason);
 		return -EFAULT;
 	}
 	rc = iommu_epoch_enter(d);
@@ -396,11 +397,17 @@ static int dma_pin(struct iommu_domain *d, uint64_t iova, unsigned int access,
 	if (!rc)
 		return 0;
 	iommu_epoch_exit();
-	iommu_fault_report(d, iova, access, reason);
+	if (!quiet)
+		iommu_fault_report(d, iova, access, reason);
 	return rc;
 }
 
-enum word_op { WORD_LOAD32, WORD_LOAD64, WORD_STORE64 };
+enum word_op { WORD_LOAD32, WORD_LOAD64, WORD_STORE64, WORD_STORE32 };
+
+static bool word_store(enum word_op op)
+{
+	return op == WORD_STORE64 || op == WORD_STORE32;
+}
 
 /* One naturally aligned word under the thread's recovery point: 0, or
  * -EFAULT if the memory behind it vanished. */
@@ -415,6 +422,8 @@ static int guarded_word(void *host, enum word_op op, uint64_t *val)
 	dma_guard = &jb;
 	if (op == WORD_STORE64)
 		__atomic_store_n((uint64_t *)host, *val, __ATOMIC_RELEASE);
+	else if (op == WORD_STORE32)
+		__atomic_store_n((uint32_t *)host, (uint32_t)*val, __ATOMIC_RELEASE);
 	else if (op == WORD_LOAD64)
 		*val = __atomic_load_n((uint64_t *)host, __ATOMIC_ACQUIRE);
 	else
@@ -427,39 +436,41 @@ static int guarded_word(void *host, enum word_op op, uint64_t *val)
  * peer decides how atomic it is). */
 static int word_remote(struct iommu_domain *d, uint64_t iova, enum word_op op, uint64_t *val)
 {
-	uint32_t v32 = 0;
+	uint32_t v32 = op == WORD_STORE32 ? (uint32_t)*val : 0;
 	struct iommu_sg sg = { iova, val, sizeof(*val) };
 	int rc;
 
-	if (op == WORD_LOAD32)
+	if (op == WORD_LOAD32 || op == WORD_STORE32)
 		sg = (struct iommu_sg){ iova, &v32, sizeof(v32) };
-	rc = dma_run(d, &sg, 1, op == WORD_STORE64 ? IOMMU_WRITE : IOMMU_READ, 0);
+	rc = dma_run(d, &sg, 1, word_store(op) ? IOMMU_WRITE : IOMMU_READ, 0);
 	if (!rc && op == WORD_LOAD32)
 		*val = v32;
 	return rc;
 }
 
 /* Pin, access, unpin; a word whose memory vanished faults like an
- * unmapped one. */
-static int dma_word(struct iommu_domain *d, uint64_t iova, enum word_op op, uint64_t *val)
+ * unmapped one.  local: a word of a remote mapping is not fetched
+ * (-EREMOTE), and no fault is reported. */
+static int dma_word(struct iommu_domain *d, uint64_t iova, enum word_op op, uint64_t *val,
+		    bool local)
 {
-	unsigned int access = op == WORD_STORE64 ? IOMMU_WRITE : IOMMU_READ;
+	unsigned int access = word_store(op) ? IOMMU_WRITE : IOMMU_READ;
 	struct iommu_dirty *dl;
 	struct iommu_xl xl;
-	int rc = dma_pin(d, iova, access, &xl);
+	int rc = dma_pin(d, iova, access, &xl, local);
 
 	if (rc)
 		return rc;
 	if (xl.prot & IOMMU_XL_REMOTE) {
 		iommu_epoch_exit();
-		return word_remote(d, iova, op, val);
+		return local ? -EREMOTE : word_remote(d, iova, op, val);
 	}
 	rc = guarded_word(xl.host, op, val);
 	dl = atomic_load_explicit(&d->dirty, memory_order_acquire);
-	if (!rc && op == WORD_STORE64 && dl)
-		iommu_dirty_mark(dl, iova, sizeof(*val));
+	if (!rc && word_store(op) && dl)
+		iommu_dirty_mark(dl, iova, op == WORD_STORE32 ? 4 : 8);
 	iommu_epoch_exit();
-	if (rc)
+	if (rc && !local)
 		iommu_fault_report(d, iova, access, IOMMU_FAULT_UNMAPPED);
 	return rc;
 }
@@ -468,7 +479,7 @@ int iommu_dma_load64(struct iommu_domain *d, uint64_t iova, uint64_t *val)
 {
 	if ((iova & 7) || iova >= IOMMU_IOVA_END)
 		return iommu_dma_read(d, iova, val, sizeof(*val));
-	return dma_word(d, iova, WORD_LOAD64, val);
+	return dma_word(d, iova, WORD_LOAD64, val, false);
 }
 
 int iommu_dma_load32(struct iommu_domain *d, uint64_t iova, uint32_t *val)
@@ -478,7 +489,7 @@ int iommu_dma_load32(struct iommu_domain *d, uint64_t iova, uint32_t *val)
 
 	if ((iova & 3) || iova >= IOMMU_IOVA_END)
 		return iommu_dma_read(d, iova, val, sizeof(*val));
-	rc = dma_word(d, iova, WORD_LOAD32, &v);
+	rc = dma_word(d, iova, WORD_LOAD32, &v, false);
 	if (!rc)
 		*val = (uint32_t)v;
 	return rc;
@@ -488,5 +499,27 @@ int iommu_dma_store64(struct iommu_domain *d, uint64_t iova, uint64_t val)
 {
 	if ((iova & 7) || iova >= IOMMU_IOVA_END)
 		return iommu_dma_write(d, iova, &val, sizeof(val));
-	return dma_word(d, iova, WORD_STORE64, &val);
+	return dma_word(d, iova, WORD_STORE64, &val, false);
+}
+
+int iommu_dma_store32(struct iommu_domain *d, uint64_t iova, uint32_t val)
+{
+	uint64_t v = val;
+
+	if ((iova & 3) || iova >= IOMMU_IOVA_END)
+		return iommu_dma_write(d, iova, &val, sizeof(val));
+	return dma_word(d, iova, WORD_STORE32, &v, false);
+}
+
+int iommu_dma_load32_local(struct iommu_domain *d, uint64_t iova, uint32_t *val)
+{
+	uint64_t v;
+	int rc;
+
+	if ((iova & 3) || iova >= IOMMU_IOVA_END)
+		return -EINVAL;
+	rc = dma_word(d, iova, WORD_LOAD32, &v, true);
+	if (!rc)
+		*val = (uint32_t)v;
+	return rc;
 }

@@ -179,6 +179,12 @@ int iommu_dma_writev(struct iommu_domain *d, const struct iommu_sg *sg, unsigned
 int iommu_dma_load64(struct iommu_domain *d, uint64_t iova, uint64_t *val);
 int iommu_dma_store64(struct iommu_domain *d, uint64_t iova, uint64_t val);
 int iommu_dma_load32(struct iommu_domain *d, uint64_t iova, uint32_t *val);
+int iommu_dma_store32(struct iommu_domain *d, uint64_t iova, uint32_t val);
+/* load32 for a caller that must not wait on anyone (a device polling
+ * guest memory): a word of a remote mapping is not fetched (-EREMOTE),
+ * and no fault is queued for any error, the poll being no DMA of the
+ * device's own; -EINVAL unless 4-byte aligned.  Otherwise as load32. */
+int iommu_dma_load32_local(struct iommu_domain *d, uint64_t iova, uint32_t *val);
 
 /* Fault queue: pop the oldest fault (0) or -EAGAIN when empty. */
 int iommu_fault_pop(struct iommu_domain *d, struct iommu_fault *f);

@@ -219,6 +219,9 @@ static int run(struct infer *t, unsigned int iters)
 	rt_printf("infer: n=%u iters=%u ok, sum %s, %lu us per iteration, "
 		  "%lu MFLOP/s\n", t->n, iters, rt_f32_str(buf, sizeof(buf), t->sum, 3),
 		  ns / iters / 1000, ns ? flops * 1000 / ns : 0);
+	rt_printf("infer: doorbells rung %lu, skipped while watched %lu\n",
+		  t->dev.q[Q_COMPUTE].doorbells + t->dev.q[Q_COPY].doorbells,
+		  t->dev.q[Q_COMPUTE].doorbells_skipped + t->dev.q[Q_COPY].doorbells_skipped);
 	return 0;
 }
 
@@ -240,6 +243,7 @@ int main(const char *cmdline)
 		rt_printf("infer: no usable vGPU (%d)\n", rc);
 		return EXIT_NODEV;
 	}
+	t.dev.no_watch = rt_arg_flag(cmdline, "nowatch");
 	if (vg_queue_init(&t.dev, Q_COMPUTE, GPUP_ENGINE_COMPUTE) ||
 	    vg_queue_init(&t.dev, Q_COPY, GPUP_ENGINE_COPY))
 		return EXIT_SETUP;

@@ -105,7 +105,12 @@ int main(const char *cmdline)
 		return 3;
 	}
 	rt_irq_init();
-	if (vg_open(&dev, 0) || vg_queue_init(&dev, Q, GPUP_ENGINE_COPY)) {
+	if (vg_open(&dev, 0)) {
+		rt_printf("latency: no usable vGPU\n");
+		return 2;
+	}
+	dev.no_watch = rt_arg_flag(cmdline, "nowatch");
+	if (vg_queue_init(&dev, Q, GPUP_ENGINE_COPY)) {
 		rt_printf("latency: no usable vGPU\n");
 		return 2;
 	}
@@ -121,6 +126,8 @@ int main(const char *cmdline)
 		rt_printf("latency: SCRATCH lost a write\n");
 		return 4;
 	}
+	rt_printf("latency: doorbells rung %lu, skipped while watched %lu\n",
+		  dev.q[Q].doorbells, dev.q[Q].doorbells_skipped);
 	rt_printf("latency: done\n");
 	return 0;
 }

@@ -31,8 +31,13 @@ fail() {
 	echo "cluster-test: FAIL: $*" >&2
 	echo "--- crm_mon" >&2
 	crm_mon -1 --failcounts 2>&1 | sed 's/^/  /' >&2 || true
-	echo "--- the agent's log" >&2
-	tail -n 20 "$RUN/ocf/vm1.log" 2>/dev/null | sed 's/^/  /' >&2 || true
+	echo "--- what the agent said (pacemaker.log)" >&2
+	grep -h -e 'log_op_output' -e 'Result of' /var/log/pacemaker/pacemaker.log 2>/dev/null |
+		tail -n 20 | sed 's/^/  /' >&2 || true
+	echo "--- $RUN/ocf" >&2
+	ls -l "$RUN/ocf" 2>&1 | sed 's/^/  /' >&2 || true
+	echo "--- the VM's log" >&2
+	tail -n 20 "$RUN/ocf/vm1.log" 2>&1 | sed 's/^/  /' >&2 || true
 	exit 1
 }
 # Poll a shell condition for up to $1 seconds.
@@ -122,15 +127,21 @@ cibadmin -C -o resources -X "<primitive id='vm1' class='ocf' provider='gpup' typ
     <op id='vm1-monitor' name='monitor' interval='2s' timeout='10s'/>
   </operations>
 </primitive>"
-wait_for 60 "'$GPUP_BIN' --run-dir '$RUN' vms | grep -q '^vm1 *running'" ||
-	fail "Pacemaker did not start the VM"
+# Whether Pacemaker has vm1 started, with no action under way.  The VM
+# answers (gpup vms) a little before the agent's start returns: a kill
+# in between fails the start itself, which no cluster retries.
+started() {
+	crm_resource --wait --timeout 60s >/dev/null 2>&1 &&
+		crm_resource --resource vm1 --locate 2>/dev/null | grep -q 'running on: node1' &&
+		"$GPUP_BIN" --run-dir "$RUN" vms | grep -q '^vm1 *running'
+}
+started || fail "Pacemaker did not start the VM"
 echo "cluster-test: start: Pacemaker started vm1 through the agent: ok"
 
 pid=$(cat "$RUN/ocf/vm1.pid")
 kill -KILL "$pid"
-wait_for 60 "[ \"\$(cat '$RUN/ocf/vm1.pid' 2>/dev/null)\" != '$pid' ] &&
-	'$GPUP_BIN' --run-dir '$RUN' vms | grep -q '^vm1 *running'" ||
-	fail "the killed VM was not recovered"
+wait_for 60 "[ \"\$(cat '$RUN/ocf/vm1.pid' 2>/dev/null)\" != '$pid' ]" &&
+	started || fail "the killed VM was not recovered"
 crm_mon -1 --failcounts | grep -q "vm1: .*fail-count=1" || fail "no fail-count of 1 for vm1"
 echo "cluster-test: monitor failure and recovery: killed (pid $pid), found and restarted (pid $(cat "$RUN/ocf/vm1.pid")): ok"
 

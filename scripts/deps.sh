@@ -5,20 +5,23 @@
 # guest image under it.  python3-jsonschema checks bench files against
 # the schemas in docs/ (scripts/check-bench-schema.py); help2man makes
 # the man pages from the --help texts (scripts/man.sh); debhelper builds
-# the Debian package (dpkg-buildpackage -b -us -uc; tests/deb_test.c);
+# the Debian package (dpkg-buildpackage -b -us -uc, which also checks for
+# build-essential; tests/deb_test.c);
 # python3-prometheus-client parses the metrics (scripts/check-metrics.py);
 # libnvme-dev finds NVMe namespaces for `gpup storage`;
 # systemd, curl and man-db: tests/systemd_test.c boots systemd as PID 1 of
 # namespaces of its own to run gpup.service, scrape it and read its man page;
 # resource-agents has ocf-tester, which checks the cluster resource agent
-# (dist/ocf/gpup-vm; tests/ocf_test.c).
+# (dist/ocf/gpup-vm; tests/ocf_test.c) against the DTD with xmllint
+# (libxml2-utils, only recommended by resource-agents).
 # `deps.sh fuzz` what only the fuzz harnesses need (clang and libFuzzer);
 # `deps.sh cluster` what make cluster-test needs (Pacemaker and corosync).
 set -e
 PKGS="gcc make libc6-dev linux-libc-dev libcriterion-dev libjson-c-dev
 libxxhash-dev libpciaccess-dev libdrm-dev libzstd-dev libseccomp-dev libnvme-dev
 gnuplot-nox qemu-system-x86 python3-jsonschema help2man debhelper
-python3-prometheus-client systemd curl man-db resource-agents"
+python3-prometheus-client systemd curl man-db resource-agents libxml2-utils
+build-essential"
 [ "$1" = fuzz ] && PKGS="$PKGS clang libclang-rt-14-dev"
 [ "$1" = cluster ] && PKGS="$PKGS pacemaker corosync pacemaker-cli-utils"
 missing=""

@@ -140,6 +140,73 @@ run_case() {
 	fi
 }
 
+# 4. make interop-bench: the same infer guest, submit-bound (n=64) and
+# compute-bound (n=256), under QEMU (shared RAM; with the watch word and
+# with nowatch, which rings every doorbell) and under gpup run on the same
+# daemon and partition type; the guest times its own iterations.
+if [ "${1:-}" = bench ]; then
+	runs=${GPUP_INTEROP_RUNS:-5}
+	# One run's microseconds per iteration, and its doorbell line.
+	bench_qemu() {
+		uuid=$("$GPUP" --run-dir "$WORK/run" create --type sim-1g-4)
+		log=$WORK/bench.log
+		# shellcheck disable=SC2086
+		timeout 300 chroot "$ROOT" qemu-system-x86_64 -accel "$accel" \
+			-nographic -nodefaults -no-user-config -serial stdio \
+			-object memory-backend-memfd,id=ram,size=256M,share=on -machine memory-backend=ram \
+			-kernel /gpup-interop/guests/infer.elf -append "$1" \
+			-device isa-debug-exit,iobase=0xf4,iosize=4 \
+			-device "{\"driver\":\"vfio-user-pci\",\"socket\":{\"type\":\"unix\",\"path\":\"/gpup-interop/run/$uuid.sock\"}}" \
+			>"$log" 2>&1 </dev/null || true
+		bench_done "$uuid"
+	}
+	bench_run() {
+		uuid=$("$GPUP" --run-dir "$WORK/run" create --type sim-1g-4)
+		log=$WORK/bench.log
+		timeout 300 "$GPUP" --run-dir "$WORK/run" run --mem 256M \
+			--kernel "$GUESTS/infer.elf" --append "$1" --gpu "$uuid" >"$log" 2>&1 </dev/null || true
+		bench_done "$uuid"
+	}
+	bench_done() {
+		n=0
+		until "$GPUP" --run-dir "$WORK/run" destroy "$1" >/dev/null 2>&1; do
+			n=$((n + 1))
+			[ $n -lt 50 ] || break
+			sleep 0.1
+		done
+		us=$(tr -d '\r' <"$log" | sed -n 's/.*infer: n=.* ok, .* \([0-9][0-9]*\) us per iteration.*/\1/p')
+		[ -n "$us" ] || { tr -d '\r' <"$log" | tail -n 5 >&2; die "infer did not finish"; }
+		echo "$us $(tr -d '\r' <"$log" | sed -n 's/.*infer: doorbells rung \([0-9]*\), skipped while watched \([0-9]*\)/\1 \2/p')"
+	}
+	# median min max of the first column of stdin
+	stats() {
+		sort -n | awk '{ v[NR] = $1 } END { printf "%d %d %d", v[int((NR + 1) / 2)], v[1], v[NR] }'
+	}
+	printf '%-8s %-14s %22s %16s\n' case vmm "us/iter median [range]" "doorbells/run"
+	for args in "n=64 iters=40" "n=256 iters=2"; do
+		for vmm in gpup-run qemu qemu-nowatch; do
+			: >"$WORK/samples"
+			i=0
+			while [ $i -lt "$runs" ]; do
+				case $vmm in
+				gpup-run) bench_run "$args" >>"$WORK/samples" ;;
+				qemu) bench_qemu "$args" >>"$WORK/samples" ;;
+				qemu-nowatch) bench_qemu "$args nowatch" >>"$WORK/samples" ;;
+				esac
+				i=$((i + 1))
+			done
+			set -- $(stats <"$WORK/samples")
+			rung=$(awk '{ r += $2; s += $3 } END { printf "%d rung, %d skipped", r / NR, s / NR }' "$WORK/samples")
+			printf '%-8s %-14s %8s [%s-%s] %s\n' "${args%% *}" "$vmm" "$1" "$2" "$3" "$rung"
+			eval "med_$(echo "$vmm" | tr - _)=$1"
+		done
+		# shellcheck disable=SC2154
+		awk -v r="$med_gpup_run" -v q="$med_qemu" -v n="$med_qemu_nowatch" -v a="${args%% *}" \
+			'BEGIN { printf "%-8s QEMU/gpup run: %.2f with the watch word, %.2f without\n", a, q / r, n / r }'
+	done
+	exit 0
+fi
+
 for mem in shared private; do
 	run_case "hello-$mem" hello "$mem" "" "hello from a gpup guest"
 	run_case "infer-$mem" infer "$mem" "n=64 iters=4" "ok, sum"

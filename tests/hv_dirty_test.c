@@ -27,18 +27,10 @@
 #include "tests/daemonlib.h"
 #include "tests/testlib.h"
 
-#define OUT_MAX 16384
 #define TYPE "sim-64m-16"
 /* Where the corruption test strikes: inside the guest's VRAM working
  * set, which starts at offset 0 (it is the partition's only user). */
 #define POKE_OFF 0x5123
-
-struct vm {
-	pid_t pid;
-	int out, err;
-	int code;
-	char out_buf[OUT_MAX], err_buf[OUT_MAX];
-};
 
 static struct dl_daemon dmn;
 
@@ -69,57 +61,18 @@ static void teardown(void)
 TestSuite(hv_dirty, .init = setup, .fini = teardown, .timeout = 60);
 
 /* `gpup run` of the dirty guest with append, on sock (NULL: no device). */
-static void boot(struct vm *p, const char *sock, const char *append)
+static void boot(struct tl_proc *p, const char *sock, const char *append)
 {
 	char kernel[512];
 	char *argv[] = { "gpup", "run", "--kernel", kernel, "--append", (char *)append,
 			 sock ? "--gpu" : NULL, (char *)sock, NULL };
-	int o[2], e[2];
 
 	snprintf(kernel, sizeof(kernel), "%s/dirty.elf", getenv("GPUP_GUESTS"));
-	cr_assert_eq(pipe(o), 0);
-	cr_assert_eq(pipe(e), 0);
-	p->pid = fork();
-	cr_assert_neq(p->pid, -1);
-	if (p->pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL); /* no VM outlives a timed-out test */
-		dup2(o[1], 1);
-		dup2(e[1], 2);
-		close(o[0]);
-		close(e[0]);
-		execv(getenv("GPUP_BIN"), argv);
-		_exit(127);
-	}
-	close(o[1]);
-	close(e[1]);
-	p->out = o[0];
-	p->err = e[0];
+	tl_proc_start(p, argv);
 }
 
-static void slurp(int fd, char *buf)
-{
-	size_t len = 0;
-	ssize_t n;
-
-	while (len < OUT_MAX - 1 && (n = read(fd, buf + len, OUT_MAX - 1 - len)) > 0)
-		len += (size_t)n;
-	buf[len] = 0;
-	close(fd);
-}
-
-static void finish(struct vm *p)
-{
-	int st;
-
-	slurp(p->out, p->out_buf);
-	slurp(p->err, p->err_buf);
-	cr_assert_eq(waitpid(p->pid, &st, 0), p->pid);
-	cr_assert(WIFEXITED(st), "died of signal %d", WTERMSIG(st));
-	p->code = WEXITSTATUS(st);
-}
-
-/* Without reaping it: finish() does that. */
-static bool running(const struct vm *p)
+/* Without reaping it: tl_proc_finish() does that. */
+static bool running(const struct tl_proc *p)
 {
 	siginfo_t si = { .si_pid = 0 };
 
@@ -168,7 +121,7 @@ static void move(const char *sock, const char *gpu)
 static void moved_while_working(const char *create_opts, const char *const *hops,
 				bool render)
 {
-	struct vm p;
+	struct tl_proc p;
 	char sock[200];
 
 	create(sock, sizeof(sock), create_opts);
@@ -178,7 +131,7 @@ static void moved_while_working(const char *create_opts, const char *const *hops
 		move(sock, *hops);
 		usleep(400000);
 	}
-	finish(&p);
+	tl_proc_finish(&p);
 	cr_assert_eq(p.code, 0, "out: %s err: %s", p.out_buf, p.err_buf);
 	cr_assert_eq(!strstr(p.out_buf, "no RENDER kernel here: FILL instead"), render, "%s",
 		     p.out_buf);
@@ -206,11 +159,11 @@ Test(hv_dirty, every_byte_survives_moves_across_generations)
 
 Test(hv_dirty, ram_only_without_a_device)
 {
-	struct vm p;
+	struct tl_proc p;
 
 	need_kvm();
 	boot(&p, NULL, "vram=0 ram=4 rate=32 epochs=5 epoch=100");
-	finish(&p);
+	tl_proc_finish(&p);
 	cr_assert_eq(p.code, 0, "out: %s err: %s", p.out_buf, p.err_buf);
 	cr_assert(strstr(p.out_buf, "dirty: ok: 5 epochs in "), "%s", p.out_buf);
 	cr_assert(strstr(p.out_buf, "verified 20 MiB and 0 fences"), "%s", p.out_buf);
@@ -220,7 +173,7 @@ Test(hv_dirty, ram_only_without_a_device)
  * the daemon stopped: fences come late, every byte still checks out. */
 Test(hv_dirty, every_byte_survives_a_checkpoint_and_pauses)
 {
-	struct vm p;
+	struct tl_proc p;
 	char sock[200];
 
 	need_kvm();
@@ -236,7 +189,7 @@ Test(hv_dirty, every_byte_survives_a_checkpoint_and_pauses)
 	kill(dmn.pid, SIGSTOP);
 	usleep(500000);
 	kill(dmn.pid, SIGCONT);
-	finish(&p);
+	tl_proc_finish(&p);
 	cr_assert_eq(p.code, 0, "out: %s err: %s", p.out_buf, p.err_buf);
 	cr_assert(strstr(p.out_buf, "dirty: ok: "), "%s", p.out_buf);
 	cr_assert(strstr(p.out_buf, "MiB of RAM and ") && strstr(p.out_buf, " fences, longest"),
@@ -276,7 +229,7 @@ static int open_vram(void)
  * may have rewritten it since: the guest must name that very offset. */
 Test(hv_dirty, a_vram_byte_changed_behind_its_back_is_named)
 {
-	struct vm p;
+	struct tl_proc p;
 	char sock[200];
 	uint8_t b;
 	int fd;
@@ -296,7 +249,7 @@ Test(hv_dirty, a_vram_byte_changed_behind_its_back_is_named)
 			usleep(50000);
 	}
 	close(fd);
-	finish(&p);
+	tl_proc_finish(&p);
 	cr_assert_eq(p.code, 4, "out: %s err: %s", p.out_buf, p.err_buf);
 	cr_assert(strstr(p.out_buf, ": VRAM offset 0x5123 (BAR2 address 0x"), "%s", p.out_buf);
 	cr_assert(strstr(p.out_buf, "expected 0x") && strstr(p.out_buf, "block written by "),
@@ -308,7 +261,7 @@ Test(hv_dirty, a_vram_byte_changed_behind_its_back_is_named)
  * says so instead of finishing. */
 Test(hv_dirty, an_older_checkpoint_restored_under_it_is_caught)
 {
-	struct vm p;
+	struct tl_proc p;
 	char sock[200];
 
 	need_kvm();
@@ -318,7 +271,7 @@ Test(hv_dirty, an_older_checkpoint_restored_under_it_is_caught)
 	mig("checkpoint", sock, "old");
 	usleep(1000000);
 	mig("restore", sock, "old");
-	finish(&p);
+	tl_proc_finish(&p);
 	cr_assert(p.code == 4 || p.code == 5, "out: %s err: %s", p.out_buf, p.err_buf);
 	cr_assert(strstr(p.out_buf, "\ndirty: epoch "), "%s", p.out_buf);
 	cr_assert_null(strstr(p.out_buf, "dirty: ok"), "%s", p.out_buf);

@@ -24,15 +24,7 @@
 
 #include "hv/hv.h"
 #include "tests/daemonlib.h"
-
-#define OUT_MAX 16384
-
-struct proc {
-	pid_t pid;
-	int out, err;
-	int code;
-	char out_buf[OUT_MAX], err_buf[OUT_MAX];
-};
+#include "tests/testlib.h"
 
 static struct dl_daemon dmn;
 
@@ -54,62 +46,15 @@ static const char *guest(const char *name)
 	return p;
 }
 
-static void start(struct proc *p, char *const argv[])
-{
-	int o[2], e[2];
-
-	cr_assert_eq(pipe(o), 0);
-	cr_assert_eq(pipe(e), 0);
-	p->pid = fork();
-	cr_assert_neq(p->pid, -1);
-	if (p->pid == 0) {
-		/* A test that times out must not leave VMs behind. */
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		dup2(o[1], 1);
-		dup2(e[1], 2);
-		close(o[0]);
-		close(e[0]);
-		execv(getenv("GPUP_BIN"), argv);
-		_exit(127);
-	}
-	close(o[1]);
-	close(e[1]);
-	p->out = o[0];
-	p->err = e[0];
-}
-
-static void slurp(int fd, char *buf)
-{
-	size_t len = 0;
-	ssize_t n;
-
-	while (len < OUT_MAX - 1 && (n = read(fd, buf + len, OUT_MAX - 1 - len)) > 0)
-		len += (size_t)n;
-	buf[len] = 0;
-}
-
-static void finish(struct proc *p)
-{
-	int st;
-
-	slurp(p->out, p->out_buf);
-	slurp(p->err, p->err_buf);
-	close(p->out);
-	close(p->err);
-	cr_assert_eq(waitpid(p->pid, &st, 0), p->pid);
-	cr_assert(WIFEXITED(st), "died of signal %d", WTERMSIG(st));
-	p->code = WEXITSTATUS(st);
-}
-
 /* `gpup --run-dir RUN create --gpu gpu0 --type TYPE`: the UUID. */
 static void create(const char *type, char *uuid)
 {
 	char *argv[] = { "gpup", "--run-dir", dmn.run_dir, "create", "--gpu", "gpu0",
 			 "--type", (char *)type, NULL };
-	struct proc p;
+	struct tl_proc p;
 
-	start(&p, argv);
-	finish(&p);
+	tl_proc_start(&p, argv);
+	tl_proc_finish(&p);
 	cr_assert_eq(p.code, 0, "create: %s", p.err_buf);
 	cr_assert_eq(strlen(p.out_buf), 37, "%s", p.out_buf);
 	memcpy(uuid, p.out_buf, 36);
@@ -144,25 +89,25 @@ static void teardown(void)
 
 TestSuite(hv_gpu, .init = setup, .fini = teardown, .timeout = 120);
 
-static void boot(struct proc *p, const char *image, const char *sock,
+static void boot(struct tl_proc *p, const char *image, const char *sock,
 		 const char *append)
 {
 	char *argv[] = { "gpup", "run", "--kernel", (char *)guest(image), "--gpu",
 			 (char *)sock, "--append", (char *)append, NULL };
 
-	start(p, argv);
+	tl_proc_start(p, argv);
 }
 
 Test(hv_gpu, infer_is_bit_exact)
 {
-	struct proc p;
+	struct tl_proc p;
 	char u[40];
 
 	need_kvm();
 	/* 4 GiB: BAR2 sizing must not lose the upper half of the mask. */
 	create("sim-4g-2", u);
 	boot(&p, "infer", sock_of(u), "n=16 iters=2");
-	finish(&p);
+	tl_proc_finish(&p);
 	cr_assert_eq(p.code, 0, "out: %s err: %s", p.out_buf, p.err_buf);
 	cr_assert(strstr(p.out_buf, "infer: n=16 iters=2 ok, sum -0.531,"), "%s", p.out_buf);
 	cr_assert_str_eq(p.err_buf, "");
@@ -171,7 +116,7 @@ Test(hv_gpu, infer_is_bit_exact)
 /* Also: --gpu by UUID, found in the run directory given to gpup. */
 Test(hv_gpu, vdi_renders_frames)
 {
-	struct proc p;
+	struct tl_proc p;
 	char u[40];
 	char *argv[] = { "gpup", "--run-dir", dmn.run_dir, "run", "--kernel",
 			 (char *)guest("vdi"), "--gpu", u, "--append",
@@ -179,15 +124,15 @@ Test(hv_gpu, vdi_renders_frames)
 
 	need_kvm();
 	create("sim-1g-8", u);
-	start(&p, argv);
-	finish(&p);
+	tl_proc_start(&p, argv);
+	tl_proc_finish(&p);
 	cr_assert_eq(p.code, 0, "out: %s err: %s", p.out_buf, p.err_buf);
 	cr_assert(strstr(p.out_buf, "vdi: 64x48, 10 frames at 100 fps"), "%s", p.out_buf);
 }
 
 Test(hv_gpu, hostile_beside_honest)
 {
-	struct proc bad, good;
+	struct tl_proc bad, good;
 	char a[40], b[40];
 	char *argv[] = { "gpup", "run", "--kernel", (char *)guest("hostile"), "--gpu",
 			 NULL, "--append", "storm=5000", "--stats", NULL };
@@ -198,10 +143,10 @@ Test(hv_gpu, hostile_beside_honest)
 	create("sim-2g-4", a);
 	create("sim-2g-4", b);
 	argv[5] = sock_of(a);
-	start(&bad, argv);
+	tl_proc_start(&bad, argv);
 	boot(&good, "infer", sock_of(b), "n=64 iters=6");
-	finish(&good);
-	finish(&bad);
+	tl_proc_finish(&good);
+	tl_proc_finish(&bad);
 	cr_assert_eq(bad.code, 0, "hostile: %s %s", bad.out_buf, bad.err_buf);
 	cr_assert(strstr(bad.out_buf, "hostile: 0 check(s) failed"), "%s", bad.out_buf);
 	cr_assert_eq(good.code, 0, "honest: %s %s", good.out_buf, good.err_buf);
@@ -233,7 +178,7 @@ Test(hv_gpu, hostile_beside_honest)
  * while only its 2 x 300 deliberately trapped writes (and setup) may exit. */
 Test(hv_gpu, doorbells_and_interrupts_bypass_the_vmm)
 {
-	struct proc p;
+	struct tl_proc p;
 	char u[40], *argv[] = { "gpup", "run", "--kernel", (char *)guest("latency"),
 				"--gpu", NULL, "--append", "n=300", "--stats", NULL };
 	unsigned long long all, io, mmio;
@@ -242,8 +187,8 @@ Test(hv_gpu, doorbells_and_interrupts_bypass_the_vmm)
 	need_kvm();
 	create("sim-512m-16", u);
 	argv[5] = sock_of(u);
-	start(&p, argv);
-	finish(&p);
+	tl_proc_start(&p, argv);
+	tl_proc_finish(&p);
 	cr_assert_eq(p.code, 0, "out: %s err: %s", p.out_buf, p.err_buf);
 	line = strstr(p.err_buf, "stats: ");
 	cr_assert_not_null(line, "%s", p.err_buf);
@@ -257,22 +202,22 @@ enum loss { LOSS_DESTROY, LOSS_KILL, LOSS_STALL };
 
 static void lose_device(enum loss how, const char *line)
 {
-	struct proc p;
+	struct tl_proc p;
 	char u[40], *argv[] = { "gpup", "--run-dir", dmn.run_dir, "destroy", "--force", u, NULL };
-	struct proc d;
+	struct tl_proc d;
 
 	create("sim-512m-16", u);
 	boot(&p, "infer", sock_of(u), "n=4 iters=1000000");
 	usleep(700000);
 	if (how == LOSS_DESTROY) {
-		start(&d, argv);
-		finish(&d);
+		tl_proc_start(&d, argv);
+		tl_proc_finish(&d);
 		cr_assert_eq(d.code, 0, "destroy: %s", d.err_buf);
 	} else {
 		/* A stopped daemon neither answers nor hangs up. */
 		kill(dmn.pid, how == LOSS_KILL ? SIGKILL : SIGSTOP);
 	}
-	finish(&p);
+	tl_proc_finish(&p);
 	if (how != LOSS_DESTROY) {
 		kill(dmn.pid, SIGKILL);
 		dl_stop(&dmn);
@@ -310,13 +255,13 @@ Test(hv_gpu, daemon_stalled_under_a_running_guest)
 
 Test(hv_gpu, attach_failures_are_clear)
 {
-	struct proc p;
+	struct tl_proc p;
 	char path[160];
 	FILE *f;
 
 	need_kvm();
 	boot(&p, "hello", "/nonexistent/partition.sock", "");
-	finish(&p);
+	tl_proc_finish(&p);
 	cr_assert_eq(p.code, HV_EXIT_GPU);
 	cr_assert(strstr(p.err_buf, "cannot attach GPU partition /nonexistent/partition.sock"),
 		  "%s", p.err_buf);
@@ -325,7 +270,7 @@ Test(hv_gpu, attach_failures_are_clear)
 	f = fopen(path, "w");
 	fclose(f);
 	boot(&p, "hello", path, "");
-	finish(&p);
+	tl_proc_finish(&p);
 	cr_assert_eq(p.code, HV_EXIT_GPU);
 	cr_assert_str_eq(p.out_buf, "", "the guest never ran");
 }
@@ -336,14 +281,14 @@ Test(hv_gpu, attach_to_a_silent_socket_times_out)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
-	struct proc p;
+	struct tl_proc p;
 
 	need_kvm();
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/silent.sock", dmn.dir);
 	cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
 	cr_assert_eq(listen(fd, 1), 0);
 	boot(&p, "hello", sa.sun_path, "");
-	finish(&p);
+	tl_proc_finish(&p);
 	close(fd);
 	cr_assert_eq(p.code, HV_EXIT_GPU, "%s", p.err_buf);
 	cr_assert(strstr(p.err_buf, "silent.sock: Connection timed out"), "%s", p.err_buf);
@@ -374,7 +319,7 @@ static int ctl_request(const char *path, const char *req, char *reply, size_t le
  * (BAR0 back to back below 4 GiB, BAR2 size-aligned from 64 GiB). */
 Test(hv_gpu, control_socket_lists_two_partitions)
 {
-	struct proc p;
+	struct tl_proc p;
 	char u1[40], u2[40], ctl[128], reply[4096];
 	struct stat st;
 
@@ -387,7 +332,7 @@ Test(hv_gpu, control_socket_lists_two_partitions)
 				 sock_of(u1), "--gpu", sock_of(u2), "--append", "spin",
 				 "--ctl", ctl, NULL };
 
-		start(&p, argv);
+		tl_proc_start(&p, argv);
 	}
 	for (int i = 0; i < 500 && stat(ctl, &st) != 0; i++)
 		usleep(10000);
@@ -398,6 +343,6 @@ Test(hv_gpu, control_socket_lists_two_partitions)
 	cr_assert(strstr(reply, "\"vram_bytes\":1073741824,\"bar0\":3221241856,"
 			       "\"bar2\":69793218560,\"msix_vectors\":9"), "%s", reply);
 	cr_assert_eq(ctl_request(ctl, "{\"cmd\":\"stop\"}\n", reply, sizeof(reply)), 0);
-	finish(&p);
+	tl_proc_finish(&p);
 	cr_assert_eq(p.code, HV_EXIT_STOPPED, "%s", p.err_buf);
 }

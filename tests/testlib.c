@@ -2,10 +2,13 @@
 /* Shared helpers for the suites that drive the gpup binary (testlib.h). */
 #include <criterion/criterion.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "tests/testlib.h"
 #include "vfu/vfu.h"
@@ -70,4 +73,49 @@ struct vfu_client *tl_attach(const char *run_dir, const char *uuid)
 	c = vfu_client_connect(path, &err);
 	cr_assert_not_null(c, "connect %s: %s", path, strerror(-err));
 	return c;
+}
+
+void tl_proc_start(struct tl_proc *p, char *const argv[])
+{
+	int o[2], e[2];
+
+	cr_assert_eq(pipe(o), 0);
+	cr_assert_eq(pipe(e), 0);
+	p->pid = fork();
+	cr_assert_neq(p->pid, -1);
+	if (p->pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		dup2(o[1], 1);
+		dup2(e[1], 2);
+		close(o[0]);
+		close(e[0]);
+		execv(getenv("GPUP_BIN"), argv);
+		_exit(127);
+	}
+	close(o[1]);
+	close(e[1]);
+	p->out = o[0];
+	p->err = e[0];
+}
+
+static void tl_proc_slurp(int fd, char *buf)
+{
+	size_t len = 0;
+	ssize_t n;
+
+	while (len < TL_OUT_MAX - 1 && (n = read(fd, buf + len, TL_OUT_MAX - 1 - len)) > 0)
+		len += (size_t)n;
+	buf[len] = 0;
+	close(fd);
+}
+
+void tl_proc_finish(struct tl_proc *p)
+{
+	int st;
+
+	tl_proc_slurp(p->out, p->out_buf);
+	tl_proc_slurp(p->err, p->err_buf);
+	cr_assert_eq(waitpid(p->pid, &st, 0), p->pid);
+	cr_assert(WIFEXITED(st), "died of signal %d", WTERMSIG(st));
+	p->code = WEXITSTATUS(st);
 }

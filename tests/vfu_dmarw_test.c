@@ -147,9 +147,34 @@ static void reg_write(struct vfu_client *c, uint32_t off, uint32_t val)
 		     "BAR0 write %#x", off);
 }
 
-/* Map guest RAM without an fd, enable the device and queue QA on engine
- * with its ring and producer index in that RAM. */
-static void open_fdless(uint32_t engine)
+static uint32_t bar0_a(uint32_t off)
+{
+	uint32_t v = 0;
+
+	cr_assert_eq(vgpu_bar0_read(pa.vg, off, &v, 4), 0);
+	return v;
+}
+
+/* Serve the device's requests until QA has taken its start index
+ * (STARTING clears), as a guest driver waits after enabling a queue. */
+static void wait_started(void)
+{
+	struct pollfd p = { .fd = vfu_client_socket(pa.cl), .events = POLLIN };
+	uint32_t sts;
+
+	for (int i = 0; (sts = bar0_a(GPUP_REG_QUEUE(QA) + GPUP_Q_STATUS)) & GPUP_QSTS_STARTING;
+	     i++) {
+		cr_assert_lt(i, 5000, "QA still STARTING after 5 s");
+		if (poll(&p, 1, 1) == 1)
+			cr_assert_geq(vfu_client_serve(pa.cl), 0);
+	}
+	cr_assert_eq(sts, GPUP_QSTS_ENABLED, "QA status %#x", sts);
+	cr_assert_eq(bar0_a(GPUP_REG_QUEUE(QA) + GPUP_Q_CI), pi_a, "CI := PI");
+}
+
+/* Program QA with its ring and producer index (7) in fd-less RAM, up to
+ * the enable. */
+static void program_fdless(uint32_t engine)
 {
 	uint32_t qb = GPUP_REG_QUEUE(QA);
 
@@ -164,9 +189,17 @@ static void open_fdless(uint32_t engine)
 	reg_write(pa.cl, qb + GPUP_Q_PI_ADDR_HI, (uint32_t)((IOVA + PI(QA)) >> 32));
 	*(volatile uint32_t *)(ram + PI(QA)) = 7;
 	pi_a = 7;
+}
+
+/* Map guest RAM without an fd, enable the device and queue QA on engine
+ * with its ring and producer index in that RAM. */
+static void open_fdless(uint32_t engine)
+{
+	program_fdless(engine);
 	/* Enabling reads the producer index from that RAM: a DMA_READ the
-	 * serving thread sends while it handles this write. */
-	reg_write(pa.cl, qb + GPUP_Q_CONTROL, GPUP_QCTL_ENABLE);
+	 * engine sends after the write is answered. */
+	reg_write(pa.cl, GPUP_REG_QUEUE(QA) + GPUP_Q_CONTROL, GPUP_QCTL_ENABLE);
+	wait_started();
 }
 
 /* Put packets on QA's ring and publish them (no doorbell yet). */
@@ -176,14 +209,6 @@ static void put(const union gpup_cmd *c, unsigned int n)
 		memcpy(ram + RING(QA) + (pi_a % GPUP_VG_RING_ENTRIES) * GPUP_CMD_SIZE, &c[i],
 		       sizeof(c[i]));
 	__atomic_store_n((uint32_t *)(ram + PI(QA)), pi_a, __ATOMIC_RELEASE);
-}
-
-static uint32_t bar0_a(uint32_t off)
-{
-	uint32_t v = 0;
-
-	cr_assert_eq(vgpu_bar0_read(pa.vg, off, &v, 4), 0);
-	return v;
 }
 
 /* Ring QA's doorbell through the client and serve the engine's requests
@@ -306,6 +331,111 @@ static void assert_remote_fault(uint64_t iova)
 	cr_assert_eq(f.iova, iova);
 	cr_assert_eq(f.reason, IOMMU_FAULT_REMOTE);
 	cr_assert_eq(f.access, IOMMU_READ);
+}
+
+/* QEMU answers the device's DMA_READ from its main loop, which the vCPU
+ * holds until its register write has a reply.  Enabling a queue whose
+ * producer index lies in fd-less memory must therefore answer the write
+ * before it asks for the index: the first message after the write is its
+ * reply.  The queue then takes the index, and runs from there. */
+Test(vfu_dmarw, enable_is_answered_before_the_device_asks_for_the_index)
+{
+	const uint32_t off = GPUP_REG_QUEUE(QA) + GPUP_Q_CONTROL, val = GPUP_QCTL_ENABLE;
+	struct vfio_user_region_access a = { .offset = off,
+					     .region = VFIO_PCI_BAR0_REGION_INDEX,
+					     .count = 4 };
+	struct vfio_user_header h = { .msg_id = 0x7e57, .command = VFIO_USER_REGION_WRITE,
+				      .msg_size = sizeof(h) + sizeof(a) + 4 };
+	int s = vfu_client_socket(pa.cl);
+	uint8_t w[sizeof(a) + 4], buf[64];
+	struct vfu_msg m;
+	union gpup_cmd c;
+
+	program_fdless(GPUP_ENGINE_COPY);
+	memcpy(w, &a, sizeof(a));
+	memcpy(w + sizeof(a), &val, 4);
+	cr_assert_eq(vfu_msg_send(s, &h, w, sizeof(w), NULL, 0), 0);
+	cr_assert_eq(vfu_msg_recv(s, &m, buf, sizeof(buf)), 0);
+	cr_assert_eq(m.hdr.flags & VFIO_USER_F_TYPE_MASK, VFIO_USER_F_TYPE_REPLY,
+		     "command %u came before the write's reply", m.hdr.command);
+	cr_assert_eq(m.hdr.msg_id, 0x7e57);
+	cr_assert_eq(m.hdr.error_no, 0);
+	wait_started();
+	c = gpup_cmd_fence(GPUP_SPACE_IOVA, IOVA + FENCE(QA), 0x5eed, 0);
+	put(&c, 1);
+	cr_assert_eq(run_until_fence(0x5eed, 5000), 0);
+	/* CI moves just after the fence lands. */
+	for (int i = 0; i < 1000 && bar0_a(GPUP_REG_QUEUE(QA) + GPUP_Q_CI) != 8; i++)
+		usleep(1000);
+	cr_assert_eq(bar0_a(GPUP_REG_QUEUE(QA) + GPUP_Q_CI), 8);
+}
+
+/* A producer index the client refuses to read faults the queue, after
+ * the enable has been answered, and STARTING clears. */
+Test(vfu_dmarw, refused_start_index_faults_the_queue)
+{
+	uint32_t qb = GPUP_REG_QUEUE(QA), sts = 0;
+
+	program_fdless(GPUP_ENGINE_COPY);
+	map_hole(pa.cl);
+	reg_write(pa.cl, qb + GPUP_Q_PI_ADDR_LO, (uint32_t)HOLE_IOVA);
+	reg_write(pa.cl, qb + GPUP_Q_PI_ADDR_HI, (uint32_t)(HOLE_IOVA >> 32));
+	reg_write(pa.cl, qb + GPUP_Q_CONTROL, GPUP_QCTL_ENABLE);
+	/* Our client refuses requests into the hole it did not register. */
+	for (int i = 0; i < 5000; i++) {
+		struct pollfd p = { .fd = vfu_client_socket(pa.cl), .events = POLLIN };
+
+		sts = bar0_a(qb + GPUP_Q_STATUS);
+		if (!(sts & GPUP_QSTS_STARTING))
+			break;
+		if (poll(&p, 1, 1) == 1)
+			cr_assert_geq(vfu_client_serve(pa.cl), 0);
+	}
+	cr_assert_eq(sts, GPUP_QSTS_ENABLED | GPUP_QSTS_FAULTED, "status %#x", sts);
+	assert_remote_fault(HOLE_IOVA);
+}
+
+/* The device's own DMA_READs stay within VFU_DMA_RW_MAX whatever the
+ * client's max_xfer (1 MiB here): a reply QEMU cannot write whole stalls
+ * behind its main lock.  A 256 KiB COPY from fd-less memory, answered by
+ * hand: every request fits, and they cover the range in order. */
+Test(vfu_dmarw, device_requests_fit_a_socket_buffer)
+{
+	int s = vfu_client_socket(pa.cl);
+	static uint8_t buf[sizeof(struct vfio_user_dma_rw) + (1u << 20)];
+	union gpup_cmd c[2] = {
+		gpup_cmd_copy(GPUP_SPACE_IOVA, IOVA + DATA, GPUP_SPACE_VRAM, 0, 256 << 10),
+		gpup_cmd_fence(GPUP_SPACE_IOVA, IOVA + FENCE(QA), 0xc0, 0),
+	};
+	uint64_t next = IOVA + DATA;
+	struct vfu_msg m;
+
+	cr_assert_geq(vfu_client_max_xfer(pa.cl), 1u << 20);
+	open_fdless(GPUP_ENGINE_COPY);
+	put(c, 2);
+	vgpu_doorbell(pa.vg, QA);
+	while (next < IOVA + DATA + (256 << 10)) {
+		cr_assert_eq(vfu_msg_recv(s, &m, buf, sizeof(buf)), 0);
+		if (m.hdr.command != VFIO_USER_DMA_READ)
+			continue; /* the packets' own reads come first */
+		struct vfio_user_dma_rw rw;
+
+		memcpy(&rw, buf, sizeof(rw));
+		cr_assert_leq(rw.count, 64u << 10, "a request for %lu bytes",
+			      (unsigned long)rw.count);
+		if (rw.addr >= IOVA + DATA) {
+			cr_assert_eq(rw.addr, next);
+			next += rw.count;
+		}
+		memcpy(buf + sizeof(rw), ram + (rw.addr - IOVA), rw.count);
+		struct vfio_user_header h = { .msg_id = m.hdr.msg_id, .command = VFIO_USER_DMA_READ,
+					      .msg_size = (uint32_t)(sizeof(h) + sizeof(rw) + rw.count),
+					      .flags = VFIO_USER_F_TYPE_REPLY };
+
+		cr_assert_eq(vfu_msg_send(s, &h, buf, (uint32_t)(sizeof(rw) + rw.count), NULL, 0),
+			     0);
+	}
+	cr_assert_eq(run_until_fence(0xc0, 5000), 0);
 }
 
 Test(vfu_dmarw, refused_request_faults_the_command)

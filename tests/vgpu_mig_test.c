@@ -350,3 +350,48 @@ Test(vgpu_mig, bad_state_is_refused)
 	memcpy(bad.q[Q].cmd, &c, sizeof(c));
 	cr_assert_eq(vgpu_state_load(sb.v, &bad, sizeof(bad)), -EINVAL, "not at a chunk");
 }
+
+/* A queue caught between its enable and its start index (STARTING: a PI
+ * the device reads through the client) takes the index at the
+ * destination once resumed, and runs from there; a STARTING queue that is
+ * faulted or has a packet in hand is not a state a device can be in. */
+Test(vgpu_mig, queue_moved_while_starting_takes_its_index_there)
+{
+	static struct gpup_vgpu_state st, bad;
+	union gpup_cmd c = gpup_cmd_fence(GPUP_SPACE_IOVA, DONE, 0xfe4ce, 0);
+	uint32_t sts = 0;
+
+	queue_up(sa.v);
+	cr_assert_eq(vgpu_quiesce(sa.v), 0);
+	cr_assert_eq(vgpu_state_save(sa.v, &st, sizeof(st)), (int)sizeof(st));
+	cr_assert_eq(st.q[Q].status, GPUP_QSTS_ENABLED);
+	st.q[Q].status |= GPUP_QSTS_STARTING;
+
+	bad = st;
+	bad.q[Q].status |= GPUP_QSTS_FAULTED;
+	cr_assert_eq(vgpu_state_load(sb.v, &bad, sizeof(bad)), -EINVAL, "faulted and starting");
+	bad = st;
+	bad.q[Q].flags |= GPUP_VST_Q_HAVE_CMD;
+	cr_assert_eq(vgpu_state_load(sb.v, &bad, sizeof(bad)), -EINVAL, "a packet before CI := PI");
+
+	/* Published while the move was under way: not run, started from. */
+	pi = 5;
+	__atomic_store_n((uint32_t *)hva(PI), pi, __ATOMIC_RELEASE);
+	cr_assert_eq(vgpu_state_load(sb.v, &st, sizeof(st)), 0);
+	cr_assert_eq(rd(sb.v, GPUP_REG_QUEUE(Q) + GPUP_Q_STATUS),
+		     GPUP_QSTS_ENABLED | GPUP_QSTS_STARTING);
+	vgpu_mig_reset(sa.v);
+	vgpu_resume(sb.v);
+	for (int i = 0; i < 5000; i++) {
+		sts = rd(sb.v, GPUP_REG_QUEUE(Q) + GPUP_Q_STATUS);
+		if (!(sts & GPUP_QSTS_STARTING))
+			break;
+		usleep(1000);
+	}
+	cr_assert_eq(sts, GPUP_QSTS_ENABLED);
+	cr_assert_eq(rd(sb.v, GPUP_REG_QUEUE(Q) + GPUP_Q_CI), 5);
+	submit(sb.v, &c, 1);
+	for (int i = 0; i < 5000 && *(volatile uint64_t *)hva(DONE) != 0xfe4ce; i++)
+		usleep(1000);
+	cr_assert_eq(*(volatile uint64_t *)hva(DONE), 0xfe4ce);
+}

@@ -83,6 +83,7 @@
 #define GPUP_CAP_FAULT_LOG (1u << 2)
 #define GPUP_CAP_TIMESTAMP (1u << 3)
 #define GPUP_CAP_RECOVERY (1u << 4)  /* STATUS.RECOVERED, Q_FENCE (see below) */
+#define GPUP_CAP_WATCH (1u << 5)     /* Q_WATCH (see below) */
 
 #define GPUP_CTRL_ENABLE (1u << 0)
 #define GPUP_CTRL_RESET (1u << 1) /* write 1: function-level reset, self-clearing */
@@ -144,15 +145,39 @@
 #define GPUP_Q_PRIORITY 0x2c  /* RW: reserved for the scheduler, 0 */
 #define GPUP_Q_FENCE_LO 0x30  /* RO: value of the last FENCE completed (0: none) */
 #define GPUP_Q_FENCE_HI 0x34
+#define GPUP_Q_WATCH_LO 0x38  /* RW: IOVA of the queue's watch word; 0: none */
+#define GPUP_Q_WATCH_HI 0x3c
+
+/* The watch word (GPUP_CAP_WATCH).  A doorbell can cost a guest more than
+ * the work it announces (a VMM may forward each one as a synchronous
+ * message).  While the device looks at a queue's producer index by
+ * itself (a while after the queue runs dry, and while it runs), it keeps
+ * the 32-bit word at Q_WATCH, in guest memory, at 1; before it stops
+ * looking it writes 0 there, then looks at the producer index once more.
+ * So a guest that publishes its producer index, then (after a full
+ * barrier: x86 MFENCE or a locked instruction) reads 1 in the watch word
+ * need not ring the doorbell: either the device sees the new index, or
+ * the guest sees 0 and rings.  Q_WATCH must be 4-byte aligned (else the
+ * enable faults with GPUP_FAULT_RING) and is read at enable: writes while
+ * the queue is enabled are ignored.  The device writes the word only
+ * while the queue is enabled, and leaves 0 there when it is disabled or
+ * reset.  A word the device cannot write faults the queue.  Where the
+ * device reaches the producer index only through the VMM, it does not
+ * watch, and the word stays 0. */
 
 /* Setting ENABLE re-reads the queue's setup and starts at the producer
  * index found in guest memory then (CI := PI): packets written before the
- * queue was enabled are not run. */
+ * queue was enabled are not run.  Where the device reaches guest memory
+ * only through the VMM (a vfio-user client's memory without an fd), that
+ * read cannot finish within the register write: the queue then shows
+ * STARTING until it has, and a guest must not move its producer index
+ * before STARTING clears (packets published meanwhile may be skipped). */
 #define GPUP_QCTL_ENABLE (1u << 0)
 
 #define GPUP_QSTS_ENABLED (1u << 0)
 #define GPUP_QSTS_BUSY (1u << 1)
 #define GPUP_QSTS_FAULTED (1u << 2) /* stopped; clear by disabling/enabling */
+#define GPUP_QSTS_STARTING (1u << 3) /* enabled, CI := PI not taken yet */
 
 #define GPUP_ENGINE_COMPUTE 0u
 #define GPUP_ENGINE_COPY 1u

@@ -51,7 +51,10 @@ struct gpup_vgpu_state_queue {
 	uint8_t cmd[GPUP_CMD_SIZE];
 	uint32_t run_engine;          /* GPUP_ENGINE_*: the kind it runs on */
 	uint32_t fence_lo, fence_hi;  /* Q_FENCE (version 2) */
-	uint32_t reserved[3];         /* 0 */
+	uint32_t reserved[1];         /* 0 */
+	/* Q_WATCH (0 in a blob from before it existed); the register, and
+	 * the setup while enabled, since it cannot change then. */
+	uint32_t watch_lo, watch_hi;
 };
 
 struct gpup_vgpu_state_fault {

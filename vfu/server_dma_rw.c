@@ -154,8 +154,7 @@ int vfu_chan_open(struct vfu_server *s)
 	if (!s->rqbuf || !s->rpbuf)
 		return -ENOMEM;
 	pthread_mutex_lock(&ch->lock);
-	ch->max_xfer = s->peer.max_xfer < VFU_SERVER_MAX_XFER ? s->peer.max_xfer
-							      : VFU_SERVER_MAX_XFER;
+	ch->max_xfer = s->peer.max_xfer < VFU_DMA_RW_MAX ? s->peer.max_xfer : VFU_DMA_RW_MAX;
 	ch->open = true;
 	pthread_mutex_unlock(&ch->lock);
 	return 0;

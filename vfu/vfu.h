@@ -214,6 +214,14 @@ int vfu_client_socket(const struct vfu_client *c);
 
 /* Limits the server advertises in VERSION. */
 #define VFU_SERVER_MAX_XFER (1u << 20)
+/* The most a server's own DMA_READ or DMA_WRITE moves at once.  Each
+ * reply or request is one message, which should fit a socket's buffer
+ * whole: QEMU 11 sends a DMA_READ reply from its main loop, and one it
+ * cannot write at once stalls until its vCPU thread lets go of the main
+ * lock, while that thread may wait on us for a register, and we on the
+ * rest of the reply (seen with 256 KiB).  Smaller than any default
+ * AF_UNIX buffer. */
+#define VFU_DMA_RW_MAX (64u << 10)
 #define VFU_SERVER_MAX_DMA_MAPS 1024u
 /* The largest message accepted: a REGION_WRITE of VFU_SERVER_MAX_XFER. */
 #define VFU_SERVER_MAX_MSG (VFU_SERVER_MAX_XFER + 64u)

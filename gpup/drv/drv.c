@@ -152,7 +152,20 @@ int gpup_vg_queue_setup(struct gpup_vg *g, unsigned int q, uint32_t engine)
 	rc |= gpup_vg_reg_write(g, base + GPUP_Q_PI_ADDR_HI, (uint32_t)(pi >> 32));
 	rc |= gpup_vg_reg_write(g, base + GPUP_Q_VECTOR, q);
 	rc |= gpup_vg_reg_write(g, base + GPUP_Q_CONTROL, GPUP_QCTL_ENABLE);
-	return rc ? -EIO : 0;
+	if (rc)
+		return -EIO;
+	/* A device that reaches our memory only by asking us takes its start
+	 * index after the write (STARTING); each read answers its asks. */
+	for (unsigned int i = 0; i < 5000; i++) {
+		uint32_t sts = 0;
+
+		if (gpup_vg_reg_read(g, base + GPUP_Q_STATUS, &sts))
+			return -EIO;
+		if (!(sts & GPUP_QSTS_STARTING))
+			return 0;
+		usleep(1000);
+	}
+	return -ETIMEDOUT;
 }
 
 static uint32_t queue_ci(struct gpup_vg *g, unsigned int q)

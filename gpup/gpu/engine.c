@@ -45,6 +45,7 @@ struct gpup_engine {
 	unsigned int nwaiting;       /* contexts in CTX_WAITING; read racily */
 	unsigned int nrunnable;      /* contexts in CTX_RUNNABLE */
 	unsigned int recheck_gen;    /* bumped by every gpup_engine_recheck */
+	unsigned int nwatch;         /* contexts with watch_until set */
 	/* The thread's start: thread_init's answer, awaited by create. */
 	int (*thread_init)(void);
 	int init_rc;
@@ -170,6 +171,39 @@ static void poll_events(struct gpup_engine *e, uint64_t until)
 		handle_events(e, ev, n);
 }
 
+static void watch_end(struct gpup_engine *e, struct gpup_ectx *c)
+{
+	if (c->watch_until) {
+		c->watch_until = 0;
+		e->nwatch--;
+	}
+}
+
+/* Ask each watched context whether work appeared (see DOC: watching a
+ * ring); one whose time is up is asked a last time with stop (lock held). */
+static void watch_poll(struct gpup_engine *e, uint64_t now)
+{
+	for (uint32_t i = 0; i < e->nslots && e->nwatch; i++) {
+		struct gpup_ectx *c = e->slots[i];
+
+		if (!c || !c->watch_until || c->running)
+			continue;
+		/* Woken meanwhile (a doorbell): its run takes over. */
+		if (c->state != CTX_BLOCKED || c->detaching) {
+			watch_end(e, c);
+			continue;
+		}
+		bool stop = now >= c->watch_until;
+
+		if (c->ops->watch(c, stop)) {
+			watch_end(e, c);
+			ctx_set_state(e, c, CTX_RUNNABLE, now);
+		} else if (stop) {
+			watch_end(e, c);
+		}
+	}
+}
+
 /* A wait that lasts is polled less often: most are short, and a long one
  * satisfied by a fence is re-polled at once through gpup_engine_recheck. */
 static void wait_backoff(struct gpup_ectx *c, enum gpup_run_result res, uint64_t now)
@@ -201,6 +235,8 @@ static bool preempt_poll(void *arg, uint64_t cpu_ns)
 	pthread_mutex_lock(&e->lock);
 	if (n > 0)
 		handle_events(e, ev, n);
+	if (e->nwatch)
+		watch_poll(e, gpup_mono_ns());
 	/* A context being detached (its owner stops it for a migration or a
 	 * move) stops here, not at the end of a slice that fifo makes an
 	 * hour long.  The scheduler may have been swapped for one that never
@@ -269,13 +305,16 @@ static void run_one(struct gpup_engine *e, struct gpup_ectx *c, uint64_t slice)
 	uint64_t progress = c->progress;
 	unsigned int gen = __atomic_load_n(&e->recheck_gen, __ATOMIC_SEQ_CST);
 	enum gpup_run_result res;
-	uint64_t ran = run_op(e, c, slice, &res);
-	uint64_t now = gpup_mono_ns();
+	uint64_t ran, now;
 
+	watch_end(e, c);
+	ran = run_op(e, c, slice, &res);
+	now = gpup_mono_ns();
 	c->engine_ns += ran;
 	c->slices++;
 	e->busy_ns += ran;
-	e->sops->account(e->sched, c, ran, now, res);
+	/* To the scheduler a watched context is an idle one. */
+	e->sops->account(e->sched, c, ran, now, res == GPUP_RUN_WATCH ? GPUP_RUN_IDLE : res);
 	if (c->progress != progress && e->sops->progress)
 		e->sops->progress(e->sched, c, now);
 	if (c->detaching) {
@@ -286,6 +325,10 @@ static void run_one(struct gpup_engine *e, struct gpup_ectx *c, uint64_t slice)
 		c->yields += e->yield;
 	} else if (!c->kicked) {
 		ctx_set_state(e, c, res == GPUP_RUN_WAIT ? CTX_WAITING : CTX_BLOCKED, now);
+		if (res == GPUP_RUN_WATCH && c->ops->watch) {
+			c->watch_until = now + GPUP_ENGINE_WATCH_NS;
+			e->nwatch++;
+		}
 		/* Counted as waiting before the check, so that a recheck
 		 * racing with this either sees the count or is seen here. */
 		if (res == GPUP_RUN_WAIT &&
@@ -364,16 +407,21 @@ static void *engine_main(void *arg)
 			continue;
 		}
 		watchdog_poll(e, now);
+		if (e->nwatch)
+			watch_poll(e, now);
 		struct gpup_ectx *c = e->sops->pick(e->sched, now, &slice);
 
 		if (c) {
 			run_one(e, c, slice);
 			continue;
 		}
-		/* Sleep until a doorbell, a WAIT re-poll, or the moment the
-		 * scheduler says a throttled context may run. */
+		/* Sleep until a doorbell, a WAIT re-poll, the next look at a
+		 * watched ring, or the moment the scheduler says a throttled
+		 * context may run. */
 		if (slice != UINT64_MAX && (next == UINT64_MAX || slice < next - now))
 			next = now + slice;
+		if (e->nwatch && next > now + GPUP_ENGINE_WATCH_POLL_NS)
+			next = now + GPUP_ENGINE_WATCH_POLL_NS;
 		poll_events(e, next);
 	}
 	pthread_mutex_unlock(&e->lock);
@@ -505,6 +553,7 @@ int gpup_engine_attach(struct gpup_engine *e, struct gpup_ectx *c)
 	c->slot = slot;
 	c->state = CTX_BLOCKED;
 	c->running = c->kicked = c->detaching = false;
+	c->watch_until = 0;
 	r = e->sops->add(e->sched, c);
 	if (r)
 		goto out;
@@ -540,6 +589,7 @@ void gpup_engine_detach(struct gpup_ectx *c)
 	while (c->running)
 		pthread_cond_wait(&e->idle, &e->lock);
 	ctx_set_state(e, c, CTX_BLOCKED, gpup_mono_ns());
+	watch_end(e, c);
 	e->sops->remove(e->sched, c);
 	e->slots[c->slot] = NULL;
 	e->gen[c->slot]++;

@@ -265,6 +265,21 @@ const char *gpup_kernel_name(uint32_t id);
  * GPUP_ENGINE_WAIT_POLL_MAX_NS while the wait lasts, and at once when
  * gpup_engine_recheck says something it may wait for was written).
  *
+ * DOC: watching a ring instead of a doorbell
+ *
+ * A doorbell can cost a guest far more than the work it announces (under
+ * a VMM that forwards each one as a synchronous message).  A run op that
+ * found no work may return WATCH instead of IDLE: the context blocks as
+ * for IDLE, and for GPUP_ENGINE_WATCH_NS the executor asks its watch op
+ * whether work appeared, between slices, at preemption polls and, with
+ * nothing else to run, every GPUP_ENGINE_WATCH_POLL_NS, sleeping between
+ * looks; once more with stop set when the time is up.  A true answer
+ * makes the context runnable as a doorbell would.  The owner tells its
+ * guest that it is watched (so it may skip the doorbell) and, when told
+ * to stop, withdraws that before its last look, so that a guest either
+ * sees the withdrawal and rings, or is seen.  The cost of an idle context
+ * is bounded: one window per time it runs dry.
+ *
  * DOC: preemption by wake
  *
  * While a context runs, the run op asks gpup_slice_over at every
@@ -298,6 +313,7 @@ enum gpup_run_result {
 	GPUP_RUN_IDLE = 0, /* nothing left to do: block until a doorbell */
 	GPUP_RUN_MORE = 1, /* preempted at the deadline with work left */
 	GPUP_RUN_WAIT = 2, /* stalled on a WAIT condition: re-poll later */
+	GPUP_RUN_WATCH = 3, /* nothing left to do: block, but watch (see DOC) */
 };
 
 struct gpup_ectx_ops {
@@ -310,6 +326,12 @@ struct gpup_ectx_ops {
 	 * timeout.  Called on the executor thread, never while c runs; must
 	 * not detach c.  Can be NULL. */
 	void (*stuck)(struct gpup_ectx *c);
+	/* After a WATCH: whether work appeared (see DOC: watching a ring).
+	 * stop: the watch ends with this call, whatever it answers.  Called
+	 * on the executor thread with the engine lock held, never while c
+	 * runs: must not sleep or wait on anyone.  Can be NULL when the run
+	 * op never returns WATCH. */
+	bool (*watch)(struct gpup_ectx *c, bool stop);
 };
 
 /* A context: embedded in its owner (a vgpu queue).  The owner sets the
@@ -332,6 +354,7 @@ struct gpup_ectx {
 	uint32_t slot, state;
 	bool running, kicked, detaching;
 	uint64_t retry_at, retry_ns;
+	uint64_t watch_until;    /* 0: not watched */
 };
 
 struct gpup_sched_ops {
@@ -382,6 +405,12 @@ struct gpup_sched_ops {
 #define GPUP_ENGINE_WAIT_POLL_NS 100000ull
 /* How often a halted engine looks at its doorbells (to drain them). */
 #define GPUP_ENGINE_HALT_POLL_NS 10000000ull
+/* How long a context that ran dry is watched (GPUP_RUN_WATCH), and how
+ * often an otherwise idle engine looks meanwhile: it sleeps between looks
+ * (with the kernel's timer slack, 50 us by default), so a window costs a
+ * few dozen wake-ups, not a spinning CPU. */
+#define GPUP_ENGINE_WATCH_NS 1000000ull
+#define GPUP_ENGINE_WATCH_POLL_NS 20000ull
 #define GPUP_ENGINE_WAIT_POLL_MAX_NS 1000000ull
 
 /* An engine of gpu_name and its thread, which runs thread_init first (can

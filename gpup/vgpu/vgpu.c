@@ -57,7 +57,7 @@ void vgpu_fault_locked(struct vgpu_queue *q, uint32_t code, uint64_t addr, uint6
 		.seq = v->fault_count,
 	};
 	q->fault = code;
-	q->status = (q->status | GPUP_QSTS_FAULTED) & ~GPUP_QSTS_BUSY;
+	q->status = (q->status | GPUP_QSTS_FAULTED) & ~(GPUP_QSTS_BUSY | GPUP_QSTS_STARTING);
 	v->faults++;
 	vgpu_irq_locked(v, GPUP_INTR_FAULT, v->fault_vector);
 }
@@ -74,7 +74,7 @@ static void regs_reset_locked(struct vgpu *v)
 	for (unsigned int i = 0; i < GPUP_MAX_QUEUES; i++) {
 		struct vgpu_queue *q = &v->q[i];
 
-		q->ring = q->pi_addr = 0;
+		q->ring = q->pi_addr = q->watch = 0;
 		q->entries = q->engine = q->control = q->priority = 0;
 		q->vector = i;
 		q->ci = q->status = q->fault = 0;
@@ -103,6 +103,11 @@ void vgpu_queue_detach(struct vgpu_queue *q)
 		return;
 	gpup_engine_detach(&q->ectx);
 	q->attached = false;
+	/* Off its engine, nobody looks at its ring: the guest must ring. */
+	if (q->watching) {
+		iommu_dma_store32(v->iommu, q->run.watch, 0);
+		q->watching = false;
+	}
 	gpup_ectx_stats(&q->ectx, &st);
 	pthread_mutex_lock(&v->lock);
 	v->engine_ns_done[q->kind] += st.engine_ns;
@@ -135,6 +140,10 @@ static int setup_check(const struct vgpu_queue *q, uint64_t *bad)
 		*bad = q->pi_addr;
 		return -EINVAL;
 	}
+	if (q->watch % 4) {
+		*bad = q->watch;
+		return -EINVAL;
+	}
 	return 0;
 }
 
@@ -145,6 +154,8 @@ static int queue_capture(struct vgpu_queue *q, uint64_t *bad)
 	q->fault = 0;
 	q->run.ring = q->ring;
 	q->run.pi_addr = q->pi_addr;
+	q->run.watch = q->v->doorbell_fds_out ? 0 : q->watch;
+	q->watching = false;
 	q->run.entries = q->entries;
 	q->run.vector = q->vector;
 	q->kind = q->engine == GPUP_ENGINE_COPY ? GPUP_ENGINE_KIND_COPY : GPUP_ENGINE_KIND_COMPUTE;
@@ -189,11 +200,24 @@ static uint32_t enable_fault_code(int r)
 	return r == -EACCES ? GPUP_FAULT_IOMMU_PERM : GPUP_FAULT_IOMMU_UNMAPPED;
 }
 
+/* Whether the word at iova lies in a remote mapping: memory the device
+ * reaches only by asking the client (DMA_READ), who may be waiting for
+ * the register write being served to be answered first. */
+static bool pi_remote(struct vgpu *v, uint64_t iova)
+{
+	void *host = NULL;
+
+	return !iommu_translate(v->iommu, iova, IOMMU_READ, &host, NULL) && !host;
+}
+
 /* Q_CONTROL.ENABLE 0 -> 1 (cfg_lock): capture setup, CI := PI, attach.
- * Bad setup or an unreadable PI faults the queue at once. */
+ * Bad setup or an unreadable PI faults the queue at once.  A PI in a
+ * remote mapping is read by the engine instead (STARTING until then):
+ * reading it here would wait on a client that waits on us. */
 static void queue_enable(struct vgpu_queue *q)
 {
 	struct vgpu *v = q->v;
+	bool defer = false;
 	uint64_t bad;
 	uint32_t pi = 0;
 	int r;
@@ -203,19 +227,27 @@ static void queue_enable(struct vgpu_queue *q)
 	r = queue_capture(q, &bad);
 	pthread_mutex_unlock(&v->lock);
 	if (!r) {
-		r = iommu_dma_load32(v->iommu, q->run.pi_addr, &pi);
 		bad = q->run.pi_addr;
+		defer = pi_remote(v, q->run.pi_addr);
+		if (!defer)
+			r = iommu_dma_load32(v->iommu, q->run.pi_addr, &pi);
 	}
 	if (!r) {
 		pthread_mutex_lock(&v->lock);
-		q->ci = q->pi_seen = pi;
+		if (defer) {
+			q->pi_seen = q->ci;
+			q->status |= GPUP_QSTS_STARTING;
+		} else {
+			q->ci = q->pi_seen = pi;
+		}
+		q->pi_pending = defer;
 		q->have_cmd = false;
 		pthread_mutex_unlock(&v->lock);
 		/* Stopped for a migration: it joins an engine on resume. */
 		if (v->quiesced)
 			q->parked = true;
-		else
-			vgpu_queue_attach(q);
+		else if (!vgpu_queue_attach(q) && defer)
+			gpup_ectx_kick(&q->ectx);
 		return;
 	}
 	pthread_mutex_lock(&v->lock);
@@ -348,6 +380,8 @@ static void queue_write(struct vgpu *v, unsigned int qi, uint32_t r, uint32_t va
 		set_half(&q->ring, r == GPUP_Q_RING_HI, val);
 	else if (r == GPUP_Q_PI_ADDR_LO || r == GPUP_Q_PI_ADDR_HI)
 		set_half(&q->pi_addr, r == GPUP_Q_PI_ADDR_HI, val);
+	else if ((r == GPUP_Q_WATCH_LO || r == GPUP_Q_WATCH_HI) && !(q->control & GPUP_QCTL_ENABLE))
+		set_half(&q->watch, r == GPUP_Q_WATCH_HI, val);
 	else if ((p = queue_reg(q, r)))
 		*p = val;
 	pthread_mutex_unlock(&v->lock);
@@ -392,6 +426,10 @@ static uint32_t queue_read(const struct vgpu_queue *q, uint32_t r)
 		return (uint32_t)q->pi_addr;
 	case GPUP_Q_PI_ADDR_HI:
 		return (uint32_t)(q->pi_addr >> 32);
+	case GPUP_Q_WATCH_LO:
+		return (uint32_t)q->watch;
+	case GPUP_Q_WATCH_HI:
+		return (uint32_t)(q->watch >> 32);
 	case GPUP_Q_CI:
 		return q->ci;
 	case GPUP_Q_CONTROL:
@@ -462,7 +500,7 @@ static uint32_t dev_read(struct vgpu *v, uint32_t off)
 		return GPUP_ABI_VERSION;
 	case GPUP_REG_CAPS:
 		return GPUP_CAP_MSIX | GPUP_CAP_SHADOW_PI | GPUP_CAP_FAULT_LOG | GPUP_CAP_TIMESTAMP |
-		       GPUP_CAP_RECOVERY;
+		       GPUP_CAP_RECOVERY | (v->doorbell_fds_out ? 0 : GPUP_CAP_WATCH);
 	case GPUP_REG_NUM_QUEUES:
 		return GPUP_MAX_QUEUES;
 	case GPUP_REG_VRAM_SIZE_LO:
@@ -587,6 +625,13 @@ int vgpu_bar0_write(struct vgpu *v, uint64_t off, const void *buf, size_t len)
 	}
 	pthread_mutex_unlock(&v->cfg_lock);
 	return 0;
+}
+
+void vgpu_set_doorbell_fds_out(struct vgpu *v, bool out)
+{
+	pthread_mutex_lock(&v->lock);
+	v->doorbell_fds_out = out;
+	pthread_mutex_unlock(&v->lock);
 }
 
 int vgpu_doorbell_fd(struct vgpu *v, unsigned int q)

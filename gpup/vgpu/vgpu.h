@@ -74,6 +74,10 @@ int vgpu_bar0_write(struct vgpu *v, uint64_t off, const void *buf, size_t len);
 /* The eventfd that rings queue q's doorbell (an ioeventfd for the VMM):
  * owned by the vgpu, valid until vgpu_destroy. */
 int vgpu_doorbell_fd(struct vgpu *v, unsigned int q);
+/* Whether the client rings doorbells through their ioeventfds (cheap):
+ * then the device offers no watch word (GPUP_CAP_WATCH), and queues
+ * enabled meanwhile are not watched. */
+void vgpu_set_doorbell_fds_out(struct vgpu *v, bool out);
 /* Ring a doorbell directly (a trapped doorbell write does this). */
 void vgpu_doorbell(struct vgpu *v, unsigned int q);
 

@@ -496,6 +496,35 @@ static int ring_fault(struct vgpu_queue *q, uint32_t code, uint64_t addr, uint64
 	return -1;
 }
 
+/* Whether the queue may run (lock held). */
+static bool queue_live(const struct vgpu_queue *q)
+{
+	return (q->v->control & GPUP_CTRL_ENABLE) && !q->v->lost &&
+	       (q->status & GPUP_QSTS_ENABLED) && !(q->status & GPUP_QSTS_FAULTED);
+}
+
+/* CI := PI for a queue enabled with its PI in a remote mapping (see
+ * queue_enable): 1 once taken (nothing to run yet), -1 on a fault, 2 if
+ * the transfer gave way. */
+static int take_start_pi(struct vgpu_queue *q)
+{
+	struct vgpu *v = q->v;
+	uint32_t pi;
+	int r = iommu_dma_load32(v->iommu, q->run.pi_addr, &pi);
+
+	if (r == -EAGAIN)
+		return 2;
+	pthread_mutex_lock(&v->lock);
+	q->status &= ~GPUP_QSTS_STARTING;
+	if (!r && queue_live(q))
+		q->ci = q->pi_seen = pi;
+	pthread_mutex_unlock(&v->lock);
+	q->pi_pending = false;
+	if (r)
+		return ring_fault(q, iommu_code(r), q->run.pi_addr, GPUP_FAULT_DETAIL_READ);
+	return 1;
+}
+
 /* Load the next packet: 0 with q->cmd set, 1 if the ring is empty, -1 on
  * a fault, 2 if a transfer gave way (try again later). */
 static int fetch(struct vgpu_queue *q)
@@ -503,6 +532,8 @@ static int fetch(struct vgpu_queue *q)
 	struct vgpu *v = q->v;
 	int r;
 
+	if (q->pi_pending)
+		return take_start_pi(q);
 	if (q->ci == q->pi_seen) {
 		uint32_t pi;
 
@@ -526,13 +557,6 @@ static int fetch(struct vgpu_queue *q)
 	memset(&q->prog, 0, sizeof(q->prog));
 	q->have_cmd = true;
 	return 0;
-}
-
-/* Whether the queue may run (lock held). */
-static bool queue_live(const struct vgpu_queue *q)
-{
-	return (q->v->control & GPUP_CTRL_ENABLE) && !q->v->lost &&
-	       (q->status & GPUP_QSTS_ENABLED) && !(q->status & GPUP_QSTS_FAULTED);
 }
 
 /* A fence landed: WAITs on any engine of this GPU may hold now. */
@@ -577,6 +601,47 @@ static void set_busy(struct vgpu_queue *q, bool busy)
 	pthread_mutex_unlock(&q->v->lock);
 }
 
+/* Withdraw the watch (see GPUP_Q_WATCH_LO): 0 to the word, a full
+ * barrier, a last look at the producer index.  True if work may have come
+ * meanwhile (or the index cannot be read here: the run decides). */
+static bool watch_stop(struct vgpu_queue *q)
+{
+	uint32_t pi;
+
+	if (!q->watching)
+		return false;
+	q->watching = false;
+	/* A word the guest unmapped since: it loses only its own hint. */
+	iommu_dma_store32(q->v->iommu, q->run.watch, 0);
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	return iommu_dma_load32_local(q->v->iommu, q->run.pi_addr, &pi) || pi != q->ci;
+}
+
+/* The ring ran dry: watch it if the guest gave a watch word and the
+ * producer index is in memory the device reads by itself; else stop
+ * watching.  -1: look at the ring again. */
+static int ran_dry(struct vgpu_queue *q)
+{
+	uint32_t pi;
+	int r;
+
+	if (q->run.watch && !iommu_dma_load32_local(q->v->iommu, q->run.pi_addr, &pi)) {
+		if (!q->watching) {
+			r = iommu_dma_store32(q->v->iommu, q->run.watch, 1);
+			if (r) {
+				ring_fault(q, iommu_code(r), q->run.watch, GPUP_FAULT_DETAIL_WRITE);
+				return GPUP_RUN_IDLE;
+			}
+			q->watching = true;
+			__atomic_thread_fence(__ATOMIC_SEQ_CST);
+			if (iommu_dma_load32_local(q->v->iommu, q->run.pi_addr, &pi))
+				return -1;
+		}
+		return pi != q->ci ? -1 : GPUP_RUN_WATCH;
+	}
+	return watch_stop(q) ? -1 : GPUP_RUN_IDLE;
+}
+
 static enum gpup_run_result queue_step(struct vgpu_queue *q, uint64_t deadline)
 {
 	for (;;) {
@@ -585,8 +650,15 @@ static enum gpup_run_result queue_step(struct vgpu_queue *q, uint64_t deadline)
 
 			if (r == 2)
 				return GPUP_RUN_MORE;
+			if (r == 1) {
+				set_busy(q, false);
+				if ((r = ran_dry(q)) < 0)
+					continue;
+				return (enum gpup_run_result)r;
+			}
 			if (r) {
 				set_busy(q, false);
+				watch_stop(q);
 				return GPUP_RUN_IDLE;
 			}
 			set_busy(q, true);
@@ -621,8 +693,12 @@ static enum gpup_run_result queue_run(struct gpup_ectx *c, uint64_t deadline)
 	bool live = queue_live(q);
 
 	pthread_mutex_unlock(&q->v->lock);
-	if (!live)
+	if (!live) {
+		/* Stopped (disabled device, fault, lost GPU): the guest rings
+		 * again, and enabling the device kicks its queues. */
+		watch_stop(q);
 		return GPUP_RUN_IDLE;
+	}
 	running_queue = q;
 	res = queue_step(q, deadline);
 	running_queue = NULL;
@@ -655,7 +731,21 @@ static void queue_stuck(struct gpup_ectx *c)
 		vgpu_wd_request(v);
 }
 
+/* The engine watches the ring for us (see DOC: watching a ring, gpu.h):
+ * engine lock held, so only memory the device reads by itself, quietly.
+ * An index that cannot be read so wakes the run, which reports it. */
+static bool queue_watch(struct gpup_ectx *c, bool stop)
+{
+	struct vgpu_queue *q = c->opaque;
+	uint32_t pi;
+
+	if (stop)
+		return watch_stop(q);
+	return iommu_dma_load32_local(q->v->iommu, q->run.pi_addr, &pi) || pi != q->ci;
+}
+
 const struct gpup_ectx_ops vgpu_queue_ops = {
 	.run = queue_run,
 	.stuck = queue_stuck,
+	.watch = queue_watch,
 };

@@ -64,7 +64,7 @@ struct vgpu_queue {
 	bool attached;                /* cfg_lock */
 	bool parked;                  /* cfg_lock: enabled, off its engine while quiesced */
 	/* Guest-programmed registers (lock). */
-	uint64_t ring, pi_addr;
+	uint64_t ring, pi_addr, watch;
 	uint32_t entries, engine, control, vector, priority;
 	/* Device-published state (lock). */
 	uint32_t ci, status, fault;
@@ -73,11 +73,13 @@ struct vgpu_queue {
 	/* Setup captured at enable: the engine uses this, not the registers
 	 * the guest may rewrite meanwhile. */
 	struct {
-		uint64_t ring, pi_addr;
+		uint64_t ring, pi_addr, watch;
 		uint32_t entries, vector;
 	} run;
 	/* Engine-owned while attached. */
 	uint32_t pi_seen;
+	bool pi_pending;              /* CI := PI left to the engine (STARTING) */
+	bool watching;                /* the watch word holds 1 (Q_WATCH) */
 	bool have_cmd;
 	bool irq_pending;             /* FENCE done, interrupt after CI */
 	union gpup_cmd cmd;
@@ -135,6 +137,9 @@ struct vgpu {
 	 * engine or a region write changed while tracking is on; allocated
 	 * once, freed with the vgpu, so engines never see it go. */
 	bool quiesced;
+	/* The client took the doorbells' ioeventfds: a doorbell is cheap
+	 * there, so the device offers no watch (GPUP_CAP_WATCH; lock). */
+	bool doorbell_fds_out;
 	bool tracking;                /* atomic */
 	uint64_t *dirty;              /* atomic pointer, then atomic words */
 	size_t dirty_words;

@@ -164,6 +164,7 @@ static void save_queue(const struct vgpu_queue *q, struct gpup_vgpu_state_queue 
 							      : GPUP_ENGINE_COMPUTE,
 		.pi_seen = q->pi_seen,
 		.fence_lo = (uint32_t)q->fence, .fence_hi = (uint32_t)(q->fence >> 32),
+		.watch_lo = (uint32_t)q->watch, .watch_hi = (uint32_t)(q->watch >> 32),
 	};
 	s->flags = (q->parked ? GPUP_VST_Q_RUNNING : 0) |
 		   (q->irq_pending ? GPUP_VST_Q_IRQ_PENDING : 0);
@@ -253,12 +254,13 @@ static bool run_setup_ok(const struct gpup_vgpu_state_queue *s)
 {
 	return pow2_in(s->run_entries, 2, 65536) && s->run_engine <= GPUP_ENGINE_COPY &&
 	       s->run_ring % GPUP_CMD_SIZE == 0 && s->run_pi_addr % 4 == 0 &&
-	       (s->control & GPUP_QCTL_ENABLE);
+	       s->watch_lo % 4 == 0 && (s->control & GPUP_QCTL_ENABLE);
 }
 
 static int check_queue(const struct gpup_vgpu_state_queue *s)
 {
-	const uint32_t sts = GPUP_QSTS_ENABLED | GPUP_QSTS_BUSY | GPUP_QSTS_FAULTED;
+	const uint32_t sts = GPUP_QSTS_ENABLED | GPUP_QSTS_BUSY | GPUP_QSTS_FAULTED |
+			     GPUP_QSTS_STARTING;
 	bool live = (s->status & GPUP_QSTS_ENABLED) && !(s->status & GPUP_QSTS_FAULTED);
 	bool running = s->flags & GPUP_VST_Q_RUNNING;
 
@@ -270,6 +272,10 @@ static int check_queue(const struct gpup_vgpu_state_queue *s)
 	 * one, and a faulted one until the guest disables it. */
 	if ((live && !running) || (running && !(s->status & GPUP_QSTS_ENABLED)) ||
 	    (running && !run_setup_ok(s)))
+		return -EINVAL;
+	/* STARTING: live, and nothing fetched before CI := PI. */
+	if ((s->status & GPUP_QSTS_STARTING) &&
+	    (!live || (s->status & GPUP_QSTS_BUSY) || (s->flags & GPUP_VST_Q_HAVE_CMD)))
 		return -EINVAL;
 	if (!(s->flags & GPUP_VST_Q_HAVE_CMD) && (s->done || (s->flags & GPUP_VST_Q_STARTED)))
 		return -EINVAL;
@@ -350,6 +356,8 @@ static bool load_queue(struct vgpu_queue *q, const struct gpup_vgpu_state_queue 
 
 	q->ring = s->ring;
 	q->pi_addr = s->pi_addr;
+	q->watch = (uint64_t)s->watch_hi << 32 | s->watch_lo;
+	q->watching = false;
 	q->entries = s->entries;
 	q->engine = s->engine;
 	q->control = s->control;
@@ -366,11 +374,13 @@ static bool load_queue(struct vgpu_queue *q, const struct gpup_vgpu_state_queue 
 		return true;
 	q->run.ring = s->run_ring;
 	q->run.pi_addr = s->run_pi_addr;
+	q->run.watch = q->watch;
 	q->run.entries = s->run_entries;
 	q->run.vector = s->run_vector;
 	q->kind = s->run_engine == GPUP_ENGINE_COPY ? GPUP_ENGINE_KIND_COPY
 						    : GPUP_ENGINE_KIND_COMPUTE;
 	q->pi_seen = s->pi_seen;
+	q->pi_pending = s->status & GPUP_QSTS_STARTING;
 	q->ectx.weight = v->sched_set && v->sched.weight ? v->sched.weight : q->priority;
 	q->parked = true;
 	return load_progress(q, s);

@@ -114,6 +114,7 @@ static int vfu_region_io_fds(void *dev, uint32_t index, struct vfu_iofd *out,
 
 	if (index != VFIO_PCI_BAR0_REGION_INDEX)
 		return 0;
+	vgpu_set_doorbell_fds_out(v, true);
 	for (unsigned int q = 0; q < GPUP_MAX_QUEUES && q < max; q++) {
 		int fd = vgpu_doorbell_fd(v, q);
 
@@ -190,6 +191,7 @@ static int vfu_mig_write(void *dev, const void *buf, uint32_t len)
 
 static void vfu_client_gone(void *dev)
 {
+	vgpu_set_doorbell_fds_out(dev, false);
 	vgpu_mig_client_gone(dev);
 }
 

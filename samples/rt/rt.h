@@ -75,6 +75,11 @@ static inline void rt_wmb(void)
 {
 	__asm__ volatile("sfence" ::: "memory");
 }
+/* A full barrier: earlier stores are visible before later loads. */
+static inline void rt_mb(void)
+{
+	__asm__ volatile("mfence" ::: "memory");
+}
 static inline uint64_t rt_rdtsc(void)
 {
 	uint32_t lo, hi;

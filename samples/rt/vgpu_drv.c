@@ -128,6 +128,17 @@ int vg_reset(struct vg_dev *d)
 	return vg_enable(d);
 }
 
+/* Enable a queue and wait until it has taken its start index: under a
+ * VMM whose memory the device reads through the VMM itself, that happens
+ * after the write (GPUP_QSTS_STARTING), and the producer index must not
+ * move before.  It ends either way: taken, or the queue faults. */
+static void vg_queue_start(struct vg_dev *d, uint32_t base)
+{
+	vg_write(d, base + GPUP_Q_CONTROL, GPUP_QCTL_ENABLE);
+	while (vg_read(d, base + GPUP_Q_STATUS) & GPUP_QSTS_STARTING)
+		__builtin_ia32_pause();
+}
+
 static void vg_queue_program(struct vg_dev *d, unsigned int q)
 {
 	struct vg_queue *x = &d->q[q];
@@ -141,7 +152,15 @@ static void vg_queue_program(struct vg_dev *d, unsigned int q)
 	vg_write(d, base + GPUP_Q_PI_ADDR_LO, (uint32_t)vg_iova(x->pi_word));
 	vg_write(d, base + GPUP_Q_PI_ADDR_HI, (uint32_t)(vg_iova(x->pi_word) >> 32));
 	vg_write(d, base + GPUP_Q_VECTOR, q);
-	vg_write(d, base + GPUP_Q_CONTROL, GPUP_QCTL_ENABLE);
+	x->watch_word = NULL;
+	if (!d->no_watch && (vg_read(d, GPUP_REG_CAPS) & GPUP_CAP_WATCH))
+		x->watch_word = (volatile uint32_t *)((uint8_t *)x->pi_word + 128);
+	if (x->watch_word)
+		*x->watch_word = 0;
+	vg_write(d, base + GPUP_Q_WATCH_LO, (uint32_t)(x->watch_word ? vg_iova(x->watch_word) : 0));
+	vg_write(d, base + GPUP_Q_WATCH_HI,
+		 (uint32_t)(x->watch_word ? vg_iova(x->watch_word) >> 32 : 0));
+	vg_queue_start(d, base);
 }
 
 int vg_queue_init(struct vg_dev *d, unsigned int q, uint32_t engine)
@@ -172,7 +191,7 @@ void vg_queue_restart(struct vg_dev *d, unsigned int q)
 	uint32_t base = GPUP_REG_QUEUE(q);
 
 	vg_write(d, base + GPUP_Q_CONTROL, 0);
-	vg_write(d, base + GPUP_Q_CONTROL, GPUP_QCTL_ENABLE);
+	vg_queue_start(d, base);
 	d->q[q].ci = d->q[q].pi; /* enabling starts at the published index */
 }
 
@@ -216,8 +235,18 @@ int vg_submit(struct vg_dev *d, unsigned int q, const union gpup_cmd *c,
 	}
 	rt_wmb();
 	*x->pi_word = x->pi;
+	if (x->watch_word) {
+		/* Publish, then look (see GPUP_Q_WATCH_LO): either the device
+		 * sees the index, or we see 0 and ring. */
+		rt_mb();
+		if (*x->watch_word) {
+			x->doorbells_skipped++;
+			return 0;
+		}
+	}
 	rt_wmb();
 	vg_write(d, GPUP_DOORBELL(q), 1);
+	x->doorbells++;
 	return 0;
 }
 

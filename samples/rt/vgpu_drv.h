@@ -28,6 +28,10 @@ struct vg_queue {
 	union gpup_cmd *ring;
 	volatile uint32_t *pi_word;  /* shadow producer index, read by the device */
 	volatile uint64_t *fence;    /* FENCE target */
+	/* 1 while the device watches pi_word (GPUP_Q_WATCH_LO); NULL when
+	 * the device cannot or the guest said nowatch. */
+	volatile uint32_t *watch_word;
+	uint64_t doorbells, doorbells_skipped;
 	uint32_t pi;
 	uint32_t ci;                 /* consumer index last read from the device */
 	uint64_t seq;                /* last fence value submitted */
@@ -43,6 +47,7 @@ struct vg_dev {
 	struct vg_queue q[GPUP_MAX_QUEUES];
 	int fault_vector;
 	uint64_t poll_ns;            /* spin this long before halting */
+	bool no_watch;               /* ring every doorbell (set before vg_queue_init) */
 };
 
 /* Find the index-th vGPU, set up MSI-X and enable it.  0 or VG_ERR_*. */
