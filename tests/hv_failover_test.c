@@ -12,26 +12,15 @@
  * absent.
  */
 #include <criterion/criterion.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "tests/daemonlib.h"
 #include "tests/testlib.h"
 
-#define OUT_MAX 16384
 #define TYPE "sim-64m-8"
-
-struct vm {
-	pid_t pid;
-	int out, err;
-	int code;
-	char out_buf[OUT_MAX], err_buf[OUT_MAX];
-};
 
 static struct dl_daemon dmn;
 
@@ -58,53 +47,15 @@ static void teardown(void)
 
 TestSuite(hv_failover, .init = setup, .fini = teardown, .timeout = 90);
 
-static void boot(struct vm *p, const char *sock, const char *append)
+/* `gpup run` of the dirty guest with append, on sock. */
+static void boot(struct tl_proc *p, const char *sock, const char *append)
 {
 	char kernel[512];
 	char *argv[] = { "gpup", "run", "--kernel", kernel, "--append", (char *)append, "--gpu",
 			 (char *)sock, NULL };
-	int o[2], e[2];
 
 	snprintf(kernel, sizeof(kernel), "%s/dirty.elf", getenv("GPUP_GUESTS"));
-	cr_assert_eq(pipe(o), 0);
-	cr_assert_eq(pipe(e), 0);
-	p->pid = fork();
-	cr_assert_neq(p->pid, -1);
-	if (p->pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		dup2(o[1], 1);
-		dup2(e[1], 2);
-		close(o[0]);
-		close(e[0]);
-		execv(getenv("GPUP_BIN"), argv);
-		_exit(127);
-	}
-	close(o[1]);
-	close(e[1]);
-	p->out = o[0];
-	p->err = e[0];
-}
-
-static void slurp(int fd, char *buf)
-{
-	size_t len = 0;
-	ssize_t n;
-
-	while (len < OUT_MAX - 1 && (n = read(fd, buf + len, OUT_MAX - 1 - len)) > 0)
-		len += (size_t)n;
-	buf[len] = 0;
-	close(fd);
-}
-
-static void finish(struct vm *p)
-{
-	int st;
-
-	slurp(p->out, p->out_buf);
-	slurp(p->err, p->err_buf);
-	cr_assert_eq(waitpid(p->pid, &st, 0), p->pid);
-	cr_assert(WIFEXITED(st), "died of signal %d", WTERMSIG(st));
-	p->code = WEXITSTATUS(st);
+	tl_proc_start(p, argv);
 }
 
 static void gpup(char *out, size_t len, const char *fmt, const char *a)
@@ -133,7 +84,7 @@ static void create(char *uuid, char *sock, size_t len, const char *every)
 static void survives(const char *every, const char *kind)
 {
 	char uuid[40], sock[200], out[8192], args[128];
-	struct vm p;
+	struct tl_proc p;
 
 	if (!have_kvm())
 		cr_skip_test("no usable /dev/kvm here: the VMM tests need KVM");
@@ -143,7 +94,7 @@ static void survives(const char *every, const char *kind)
 	snprintf(args, sizeof(args), "fault inject --gpu gpu0 --kind %s", kind);
 	cr_assert_eq(tl_gpup(dmn.dir, out, sizeof(out), args), 0, "%s", out);
 	cr_assert(strstr(out, ": recovered on gpu1: RTO "), "%s", out);
-	finish(&p);
+	tl_proc_finish(&p);
 	cr_assert_eq(p.code, 0, "out: %s err: %s", p.out_buf, p.err_buf);
 	cr_assert(strstr(p.out_buf, ": device recovered (checkpoint at fences "), "%s", p.out_buf);
 	cr_log_info("%.200s", strstr(p.out_buf, "device recovered"));
@@ -167,7 +118,7 @@ Test(hv_failover, every_byte_survives_a_hung_gpu_protected_every_second)
 Test(hv_failover, unprotected_the_guest_finds_its_device_lost)
 {
 	char uuid[40], sock[200], out[8192];
-	struct vm p;
+	struct tl_proc p;
 
 	if (!have_kvm())
 		cr_skip_test("no usable /dev/kvm here: the VMM tests need KVM");
@@ -176,7 +127,7 @@ Test(hv_failover, unprotected_the_guest_finds_its_device_lost)
 	usleep(700000);
 	gpup(out, sizeof(out), "fault inject --gpu %s", "gpu0");
 	cr_assert(strstr(out, ": lost: it is not protected"), "%s", out);
-	finish(&p);
+	tl_proc_finish(&p);
 	cr_assert_eq(p.code, 5, "out: %s err: %s", p.out_buf, p.err_buf);
 	cr_assert_null(strstr(p.out_buf, "dirty: ok"), "%s", p.out_buf);
 }
