@@ -258,10 +258,12 @@ int main(void)
 	       "the link before the failure: the guest's pause for its final copy, the\n"
 	       "whole link (walk, final copy, write, fsync, rename) and its size.  Median\n"
 	       "(range) of %d failures per interval, each on a fresh daemon.  The\n"
-	       "restore is memory-bound (512 MiB hashed, then written into a fresh\n"
-	       "shmem file), so RTO follows what else the host runs: load average\n"
-	       "%.1f over the last 5 minutes of these runs, on %ld cores.  Command:\n"
-	       "`make bench` (perf/failover_perf.c).\n\n", RUNS, load[1], sysconf(_SC_NPROCESSORS_ONLN));
+	       "restore is memory-bound (the chain hashed, then each page written once\n"
+	       "into the partition's VRAM file), so RTO follows what else the host\n"
+	       "runs: load average %.1f over the last 5 minutes of these runs, on %ld\n"
+	       "cores.  Command: `make bench`, or this section alone:\n"
+	       "`GPUP_BIN=build/gpup build/perf/failover_perf` (perf/failover_perf.c).\n\n",
+	       RUNS, load[1], sysconf(_SC_NPROCESSORS_ONLN));
 	printf("| interval | RTO ms | RPO ms | commands lost | link pause ms | link ms | "
 	       "link MiB |\n");
 	printf("|---|---|---|---|---|---|---|\n");
