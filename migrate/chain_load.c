@@ -516,9 +516,10 @@ static int last_state(const struct link_file *f, void *state, size_t state_max)
 }
 
 /* The checked chain c into VRAM (the file fd when fd >= 0): every page
- * as its newest copy in the chain has it, zero where none has one. */
-static int restore(const struct chain *c, uint8_t *vram, int fd, uint64_t vram_size,
-		   unsigned int *bad)
+ * as its newest copy in the chain has it, zero where none has one.  On
+ * failure *bad is the link found changed since it was checked, or -1
+ * when VRAM could not be written. */
+static int restore(const struct chain *c, uint8_t *vram, int fd, uint64_t vram_size, int *bad)
 {
 	uint64_t npages = vram_size / PG;
 	const uint8_t **src = malloc(WINDOW * sizeof(*src));
@@ -530,9 +531,9 @@ static int restore(const struct chain *c, uint8_t *vram, int fd, uint64_t vram_s
 		memset(src, 0, n * sizeof(*src));
 		for (unsigned int i = 0; !rc && i < c->n; i++)
 			if ((rc = index_link(&c->f[i], vram_size, first, n, src)))
-				*bad = i;
+				*bad = (int)i;
 		if (!rc && (rc = put_window(vram, fd, first, src, n)))
-			*bad = c->n - 1;
+			*bad = -1;
 	}
 	free(src);
 	return rc;
@@ -542,8 +543,7 @@ int mig_chain_load(const char *dir, const char *prefix, struct mig_chain_load *l
 		   size_t errlen)
 {
 	struct chain c = { 0 };
-	unsigned int bad = 0;
-	int rc = list_chain(dir, prefix, &c, err, errlen), st;
+	int rc = list_chain(dir, prefix, &c, err, errlen), st, bad = -1;
 
 	for (unsigned int i = 0; !rc && i < c.n; i++)
 		rc = check_file(dir, &c, i, l->ident, err, errlen);
@@ -553,9 +553,11 @@ int mig_chain_load(const char *dir, const char *prefix, struct mig_chain_load *l
 			rc = say(err, errlen, st, "chain refused: %s/%s: its state blob is too big",
 				 dir, c.f[c.n - 1].name);
 		else if ((rc = restore(&c, l->vram, l->to_fd ? l->vram_fd : -1,
-				       l->ident->vram_size, &bad)))
-			say(err, errlen, rc, "chain refused: %s/%s: %s", dir, c.f[bad].name,
-			    strerror(-rc));
+				       l->ident->vram_size, &bad)) && bad >= 0)
+			say(err, errlen, rc, "chain refused: %s/%s changed since it was checked",
+			    dir, c.f[bad].name);
+		else if (rc)
+			say(err, errlen, rc, "cannot write the restored VRAM: %s", strerror(-rc));
 		l->state_len = st < 0 ? 0 : (uint32_t)st;
 	}
 	if (!rc) {
