@@ -26,7 +26,8 @@
 #define HV_EXIT_BIG_STATUS 125 /* the guest wrote a status above 119 */
 #define HV_EXIT_STOPPED 126   /* stopped from outside: signal, control socket,
 			       * or migrated away */
-#define HV_EXIT_MIGRATION 127 /* --incoming: no VM came (refused, cut, lost) */
+#define HV_EXIT_MIGRATION 127 /* --incoming, --restore: no VM came (refused,
+			       * cut, lost, a bad checkpoint) */
 
 #define HV_MAX_GPUS 8
 #define HV_MAX_CPUS 8
@@ -48,6 +49,11 @@ struct hv_config {
 	int stats;                   /* print exit counts on stderr at the end */
 	const char *incoming;        /* tcp:HOST:PORT: wait for a migration
 				      * instead of booting kernel */
+	const char *restore;         /* a VM checkpoint file: restore it
+				      * instead of booting kernel */
+	const char *ckpt_fault;      /* tests: "kill@BYTES", "enospc@BYTES" or
+				      * "kill@rename", what a checkpoint's
+				      * writer does to itself (NULL: none) */
 };
 
 /* Build the VM, run it to the end and tear it down.  Returns an exit code

@@ -103,7 +103,13 @@ struct hv_vm {
 	 * slot set while it is on gets KVM_MEM_LOG_DIRTY_PAGES. */
 	bool dirty_log, manual_protect;
 	struct hv_mig *mig;          /* an outgoing migration, or NULL */
-	const char *incoming;        /* --incoming: the address */
+	const char *incoming;        /* --incoming: the address (--restore: the file) */
+	/* The last checkpoint written or restored (vm_ckpt.c): its identity
+	 * and each RAM page's XXH3-64 in it, what an incremental one is
+	 * taken against.  Only the migration thread touches them once the
+	 * VM runs. */
+	uint64_t ckpt_ident;
+	uint64_t *ckpt_hash;
 
 	atomic_bool stopping;
 	atomic_int exit_code;        /* set once, by the first hv_vm_stop */
@@ -291,6 +297,9 @@ int hv_tcp_recv(int fd, void *buf, size_t len, unsigned int ms);
 /* vm_mig.c: an outgoing migration, started from the control socket. */
 struct hv_mig_params {
 	char to[128];                /* tcp:HOST:PORT */
+	/* A checkpoint instead: the file (to is then empty), and the base of
+	 * an incremental one or "". */
+	char path[1024], base[1024];
 	uint64_t downtime_ns;        /* the budget for the stop */
 	uint64_t bandwidth;          /* bytes/s, 0: as fast as it goes */
 	unsigned int max_rounds;     /* pre-copy rounds before giving up */
@@ -303,12 +312,108 @@ int hv_mig_start(struct hv_vm *vm, const struct hv_mig_params *p, int out_fd);
 void hv_mig_join(struct hv_vm *vm);
 bool hv_mig_running(struct hv_vm *vm);
 
+/* The outgoing migration's state (a live migration or a checkpoint),
+ * shared by vm_mig.c (the rounds, the stream, the peer) and vm_mig_dev.c
+ * (the partitions' side). */
+#define HV_MIG_DEV_READ (1u << 20)
+
+struct hv_mig {
+	struct hv_vm *vm;
+	struct hv_mig_params p;
+	pthread_t thread;
+	atomic_bool done;
+	int sock, out_fd;
+	uint32_t seq;
+	struct gpup_vmmig_end end;
+	uint8_t *out, *dev, *cpu;
+	size_t olen, flush_at;       /* staged bytes; send from this many on */
+	uint64_t *ram_bm, *vram_bm[HV_MAX_GPUS];
+	uint64_t t0, bw_t0, bw_next;
+	/* Partitions: what they offer and where they are. */
+	bool precopy[HV_MAX_GPUS], logging[HV_MAX_GPUS];
+	uint32_t state[HV_MAX_GPUS];
+	uint64_t dev_round[HV_MAX_GPUS];
+	bool paused;
+	/* Figures. */
+	unsigned int rounds;
+	uint64_t rate, left, downtime_ns, total_ns, stop_bytes;
+	uint64_t pause_ns, stop_copy_ns;   /* parts of the downtime */
+	/* A checkpoint: the file, its identity so far, each RAM page's hash
+	 * as the file holds it; resumed once the VM runs again. */
+	struct mig_wfile *file;
+	uint64_t ident, *hash, zero_hash;
+	bool resumed;
+	uint64_t resumed_ns;         /* when the vCPUs ran again */
+	char err[320];
+};
+
+/* vm_mig.c */
+/* Keep the first error's line (printf-style) and return rc. */
+int hv_mig_fail(struct hv_mig *m, int rc, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* One chunk of kind: hdr (hlen bytes) then data (dlen) as its payload. */
+int hv_mig_chunk(struct hv_mig *m, unsigned int kind, const void *hdr, uint32_t hlen,
+		 const void *data, uint32_t dlen);
+
+/* vm_mig_dev.c: the partitions.  Each returns 0 or -errno, the line kept
+ * with hv_mig_fail. */
+/* A DEVICE_FEATURE on partition i, under io_lock. */
+int hv_mig_feature(struct hv_mig *m, unsigned int i, uint32_t flags, const void *in,
+		   uint32_t in_len, void *out, uint32_t out_max);
+int hv_mig_set_state(struct hv_mig *m, unsigned int i, uint32_t state);
+/* What each partition offers; DMA logging of guest RAM started. */
+int hv_mig_gpus_setup(struct hv_mig *m);
+/* Partition i's DMA into guest RAM since the last report, into ram_bm. */
+int hv_mig_dma_report(struct hv_mig *m, unsigned int i);
+/* Partition i's stream until a short read, as DEV chunks. */
+int hv_mig_dev_drain(struct hv_mig *m, unsigned int i);
+/* Back to what it was: partitions RUNNING, vCPUs running (resumed_ns),
+ * no logging (once: later calls do nothing). */
+void hv_mig_abort(struct hv_mig *m);
+
 /* vm_incoming.c: `gpup run --incoming`: wait for a stream, build the VM
  * from it (with hv_build_vm, from *built: cfg with the stream's shape,
  * which must outlive the VM); 0 and the VM ready to start its vCPUs, or
  * an exit code (vm->cfg is NULL if no VM was built). */
 int hv_incoming(struct hv_vm *vm, const struct hv_config *cfg, struct hv_config *built,
 		int sig_fd);
+
+/* vm_incoming.c: `gpup run --restore FILE`: the VM built and loaded from
+ * the checkpoint chain that ends at FILE; 0 and the VM ready to start its
+ * vCPUs, or an exit code with one line logged. */
+int hv_restore(struct hv_vm *vm, const struct hv_config *cfg, struct hv_config *built);
+
+/* vm_ckpt.c: VM checkpoint files (uapi/gpup_vmmig.h).  Errors are -errno
+ * with one line in err that starts with the file's path. */
+struct mig_wfile;
+struct hv_vms_reader;
+struct hv_ckpt_file {
+	char path[4096];
+	int fd;
+	uint64_t size;
+	struct gpup_vmckpt_head head;
+	struct gpup_vmckpt_tail tail;
+};
+uint64_t hv_ckpt_page_hash(const uint8_t *page);
+uint64_t hv_ckpt_zero_hash(void);
+/* Every RAM page's hash into hash (mem_size / 4096 entries). */
+void hv_ckpt_hash_ram(struct hv_vm *vm, uint64_t *hash);
+/* Open path, its head and tail checked. */
+int hv_ckpt_open(const char *path, struct hv_ckpt_file *f, char *err, size_t errlen);
+/* The chain that ends at top, each base found and its identity checked:
+ * files[0] the full one, files[*n - 1] top (GPUP_VMCKPT_MAX_CHAIN room). */
+int hv_ckpt_chain(const char *top, struct hv_ckpt_file *files, unsigned int *n, char *err,
+		  size_t errlen);
+void hv_ckpt_close(struct hv_ckpt_file *files, unsigned int n);
+/* The file's stream through rd (fresh), whole, and its identity checked. */
+int hv_ckpt_feed(struct hv_ckpt_file *f, struct hv_vms_reader *rd, char *err, size_t errlen);
+/* Writing: the head (incremental on base, this VM's last checkpoint, when
+ * base is not empty) into a new file, *ident seeded; then the stream;
+ * then the tail; the caller commits or aborts the file. */
+int hv_ckpt_begin(struct hv_vm *vm, const char *path, const char *base,
+		  struct mig_wfile **out, uint64_t *ident, char *err, size_t errlen);
+int hv_ckpt_tail(struct mig_wfile *f, uint64_t stream_bytes, uint64_t ident, char *err,
+		 size_t errlen);
 
 /* run.c: build the VM of cfg up to its vCPUs (no kernel is loaded for
  * an incoming one): 0 or an exit code, with a line logged. */
@@ -349,6 +454,10 @@ struct hv_vms_reader {
 	uint32_t seq, kind, cpus_seen;
 	bool vmstate;
 	uint64_t pos, chunk_at;      /* bytes taken; where this chunk began */
+	/* A checkpoint file's: where the stream starts in it (for the error
+	 * lines), and its identity chain so far (uapi/gpup_vmmig.h): the
+	 * caller seeds it with the file head's hash. */
+	uint64_t origin, ident;
 	struct gpup_vmmig_end end;   /* totals so far */
 	int error;                   /* the first, kept */
 	char err[320];               /* its line */

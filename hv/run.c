@@ -32,7 +32,8 @@ int hv_build_vm(struct hv_vm *vm, const struct hv_config *cfg)
 
 	if (hv_vm_create(vm, cfg) < 0 || hv_serial_init(vm, cfg->serial) < 0)
 		return HV_EXIT_HOST;
-	rc = cfg->incoming ? 0 : hv_pvh_load(vm, cfg->kernel, cfg->cmdline, &entry);
+	rc = cfg->incoming || cfg->restore ? 0
+					   : hv_pvh_load(vm, cfg->kernel, cfg->cmdline, &entry);
 	if (rc == -ENOMEM)
 		return HV_EXIT_HOST;
 	if (rc < 0)
@@ -49,7 +50,7 @@ int hv_build_vm(struct hv_vm *vm, const struct hv_config *cfg)
 	for (unsigned int i = 0; i < cfg->ncpus; i++)
 		if (hv_vcpu_create(vm, i) < 0)
 			return HV_EXIT_HOST;
-	if (!cfg->incoming &&
+	if (!cfg->incoming && !cfg->restore &&
 	    hv_vcpu_set_boot_state(&vm->vcpus[0], entry, HV_START_INFO_GPA) < 0) {
 		hv_log("cannot set the boot CPU state: %s", strerror(errno));
 		return HV_EXIT_HOST;
@@ -60,7 +61,8 @@ int hv_build_vm(struct hv_vm *vm, const struct hv_config *cfg)
 static int hv_build(struct hv_instance *s, const struct hv_config *cfg)
 {
 	int rc = cfg->incoming ? hv_incoming(&s->vm, cfg, &s->built, s->sig_fd)
-			       : hv_build_vm(&s->vm, cfg);
+		 : cfg->restore ? hv_restore(&s->vm, cfg, &s->built)
+				: hv_build_vm(&s->vm, cfg);
 
 	if (rc == 0 && cfg->ctl_path && hv_ctl_open(&s->vm, cfg->ctl_path, &s->ctl) < 0)
 		return HV_EXIT_HOST;
@@ -132,7 +134,7 @@ static void hv_loop(struct hv_instance *s)
 static void hv_teardown(struct hv_instance *s)
 {
 	if (!s->vm.cfg) {
-		/* --incoming that never got as far as a VM */
+		/* --incoming or --restore that never got as far as a VM */
 		if (s->sig_fd >= 0)
 			close(s->sig_fd);
 		return;

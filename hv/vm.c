@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
@@ -268,6 +269,8 @@ void hv_vm_destroy(struct hv_vm *vm)
 	}
 	if (vm->mem)
 		munmap(vm->mem, vm->mem_size);
+	free(vm->ckpt_hash);
+	vm->ckpt_hash = NULL;
 	if (vm->mem_fd >= 0)
 		close(vm->mem_fd);
 	if (vm->vm_fd >= 0)

@@ -9,6 +9,8 @@
  *   {"cmd":"stop"}    stop the VM; `gpup run` exits with HV_EXIT_STOPPED
  *   {"cmd":"migrate", "to":"tcp:HOST:PORT", ...}  live migration (vm_mig.c):
  *                     progress lines, then the result, on the connection
+ *   {"cmd":"checkpoint", "to":"/FILE"[, "base":"/BASE"]}  the same into a
+ *                     file (a VM checkpoint); the VM runs on
  * The main thread serves it between vCPU events, one short request at a
  * time.
  */
@@ -202,6 +204,42 @@ static struct json_object *hv_ctl_migrate(struct hv_vm *vm, struct json_object *
 	return NULL;
 }
 
+/* {"cmd":"checkpoint","to":"/ABS/FILE"[,"base":"/ABS/BASE"][,"downtime_ms":N]
+ * [,"max_rounds":N]}: a checkpoint, which answers on fd as a migration
+ * does.  NULL when it took fd. */
+static struct json_object *hv_ctl_checkpoint(struct hv_vm *vm, struct json_object *in, int fd)
+{
+	struct hv_mig_params p = { .to = "" };
+	struct json_object *to, *base = NULL;
+	int64_t dt = hv_ctl_int(in, "downtime_ms", 30), rounds = hv_ctl_int(in, "max_rounds", 8);
+	int rc;
+
+	if (!json_object_object_get_ex(in, "to", &to) || !json_object_is_type(to, json_type_string) ||
+	    json_object_get_string(to)[0] != '/' ||
+	    strlen(json_object_get_string(to)) >= sizeof(p.path) ||
+	    (json_object_object_get_ex(in, "base", &base) &&
+	     (!json_object_is_type(base, json_type_string) ||
+	      json_object_get_string(base)[0] != '/' ||
+	      strlen(json_object_get_string(base)) >= sizeof(p.base))))
+		return hv_ctl_error("checkpoint wants \"to\": an absolute path (and \"base\": "
+				    "one too, for an incremental checkpoint)");
+	if (dt < 1 || dt > 60000 || rounds < 1 || rounds > 1000)
+		return hv_ctl_error("checkpoint wants downtime_ms 1..60000, max_rounds 1..1000");
+	if (vm->ncpus == 0 || vm->incoming)
+		return hv_ctl_error("the VM is not running yet");
+	strcpy(p.path, json_object_get_string(to));
+	if (base)
+		strcpy(p.base, json_object_get_string(base));
+	p.downtime_ns = (uint64_t)dt * 1000000ull;
+	p.max_rounds = (unsigned int)rounds;
+	rc = hv_mig_start(vm, &p, fd);
+	if (rc == -EBUSY)
+		return hv_ctl_error("a migration or checkpoint is already running");
+	if (rc < 0)
+		return hv_ctl_error(strerror(-rc));
+	return NULL;
+}
+
 static struct json_object *hv_ctl_dispatch(struct hv_vm *vm, const char *req, int fd)
 {
 	struct json_object *in = json_tokener_parse(req), *cmd, *out;
@@ -222,8 +260,10 @@ static struct json_object *hv_ctl_dispatch(struct hv_vm *vm, const char *req, in
 		hv_vm_stop(vm, HV_EXIT_STOPPED);
 	} else if (!strcmp(name, "migrate")) {
 		out = hv_ctl_migrate(vm, in, fd);
+	} else if (!strcmp(name, "checkpoint")) {
+		out = hv_ctl_checkpoint(vm, in, fd);
 	} else {
-		out = hv_ctl_error("unknown cmd; known: status, stop, migrate");
+		out = hv_ctl_error("unknown cmd; known: status, stop, migrate, checkpoint");
 	}
 	json_object_put(in);
 	return out;

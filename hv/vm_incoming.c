@@ -13,6 +13,12 @@
  * here, sent back to the source too, and `gpup run` exits with
  * HV_EXIT_MIGRATION, leaving nothing behind (the partitions' daemon
  * resets one left in RESUMING when its client goes).
+ *
+ * `gpup run --restore FILE` is the same consumer fed from a chain of
+ * checkpoint files (vm_ckpt.c) instead of a socket: the oldest builds the
+ * VM and gives its guest RAM, each later one the RAM pages that changed,
+ * and the newest everything else; the VM runs once the last partition
+ * took its stream, with no one to wait for.
  */
 #include <errno.h>
 #include <poll.h>
@@ -53,6 +59,10 @@ struct hv_in {
 	uint64_t *ours[HV_MAX_GPUS];   /* BAR2 pages we wrote */
 	struct hv_devpeek peek[HV_MAX_GPUS];
 	uint64_t bytes, t0;
+	/* A restore: the shape of the first file, which the others must
+	 * have; while base_only, only guest RAM is taken from a file. */
+	struct gpup_vmmig_header shape;
+	bool base_only;
 };
 
 static int hv_in_refuse(struct hv_in *in, int rc, const char *fmt, ...)
@@ -84,13 +94,36 @@ static int hv_in_feature(struct hv_in *in, unsigned int i, uint32_t state)
 			    state, strerror(-rc));
 }
 
-/* The VM as the HEADER says, with our --gpu list, partitions RESUMING. */
+/* Every partition into RESUMING: reset, ready for its stream. */
+static int hv_in_resuming(struct hv_in *in)
+{
+	int rc = 0;
+
+	for (unsigned int i = 0; rc == 0 && i < in->vm->ngpus; i++)
+		rc = hv_in_feature(in, i, VFIO_DEVICE_STATE_RESUMING);
+	return rc;
+}
+
+/* A later file of a chain: the VM is built, and must be this one. */
+static int hv_in_same_shape(struct hv_in *in, const struct gpup_vmmig_header *h)
+{
+	if (memcmp(h, &in->shape, sizeof(*h)))
+		return hv_in_refuse(in, -EINVAL, "another VM than its base's (RAM, vCPUs or "
+				    "partitions differ)");
+	return in->base_only ? 0 : hv_in_resuming(in);
+}
+
+/* The VM as the HEADER says, with our --gpu list, partitions RESUMING
+ * (not yet while the older files of a chain give their RAM). */
 static int hv_in_header(void *opaque, const struct gpup_vmmig_header *h)
 {
 	struct hv_in *in = opaque;
 	struct hv_vm *vm = in->vm;
 	int rc;
 
+	if (vm->cfg)
+		return hv_in_same_shape(in, h);
+	in->shape = *h;
 	if (h->ngpus != in->cfg->ngpus)
 		return hv_in_refuse(in, -EINVAL, "the VM has %u GPU partitions, this command "
 				    "line gives %u (--gpu)", h->ngpus, in->cfg->ngpus);
@@ -99,11 +132,11 @@ static int hv_in_header(void *opaque, const struct gpup_vmmig_header *h)
 	in->built->ncpus = h->ncpus;
 	in->built->irqchip = !!(h->flags & GPUP_VMMIG_HF_IRQCHIP);
 	if (!in->built->kernel)
-		in->built->kernel = "(migrated in)";
+		in->built->kernel = in->cfg->restore ? "(restored)" : "(migrated in)";
 	rc = hv_build_vm(vm, in->built);
 	if (rc)
 		return hv_in_refuse(in, -EIO, "cannot build the VM here (see above)");
-	vm->incoming = in->cfg->incoming;
+	vm->incoming = in->cfg->incoming ? in->cfg->incoming : in->cfg->restore;
 	for (unsigned int i = 0; i < vm->ngpus; i++) {
 		uint64_t size;
 
@@ -115,11 +148,8 @@ static int hv_in_header(void *opaque, const struct gpup_vmmig_header *h)
 		in->ours[i] = calloc((size / PG + 63) / 64, 8);
 		if (!in->ours[i])
 			return -ENOMEM;
-		rc = hv_in_feature(in, i, VFIO_DEVICE_STATE_RESUMING);
-		if (rc < 0)
-			return rc;
 	}
-	return 0;
+	return in->base_only ? 0 : hv_in_resuming(in);
 }
 
 static uint8_t *hv_in_space(struct hv_in *in, uint32_t space, uint64_t *size)
@@ -137,8 +167,11 @@ static int hv_in_pages(void *opaque, uint32_t space, uint64_t off, const uint8_t
 {
 	struct hv_in *in = opaque;
 	uint64_t size;
-	uint8_t *base = hv_in_space(in, space, &size);
+	uint8_t *base;
 
+	if (in->base_only && space != GPUP_VMMIG_SPACE_RAM)
+		return 0;
+	base = hv_in_space(in, space, &size);
 	memcpy(base + off, data, (size_t)pages * PG);
 	if (space != GPUP_VMMIG_SPACE_RAM)
 		for (uint64_t p = off / PG; p < off / PG + pages; p++)
@@ -151,8 +184,11 @@ static int hv_in_zero(void *opaque, uint32_t space, uint64_t off, uint64_t pages
 {
 	struct hv_in *in = opaque;
 	uint64_t size;
-	uint8_t *base = hv_in_space(in, space, &size);
+	uint8_t *base;
 
+	if (in->base_only && space != GPUP_VMMIG_SPACE_RAM)
+		return 0;
+	base = hv_in_space(in, space, &size);
 	if (madvise(base + off, pages * PG, MADV_REMOVE) < 0)
 		memset(base + off, 0, pages * PG);
 	if (space != GPUP_VMMIG_SPACE_RAM)
@@ -217,6 +253,8 @@ static int hv_in_dev(void *opaque, uint32_t gpu, const uint8_t *data, uint32_t l
 	struct vfu_client *c = hv_vgpu_client(in->vm->gpus[gpu]);
 	uint32_t max = vfu_client_max_xfer(c);
 
+	if (in->base_only)
+		return 0;
 	for (uint32_t off = 0; off < len;) {
 		uint32_t n = len - off < max ? len - off : max;
 		int rc = vfu_client_mig_write(c, data + off, n);
@@ -235,6 +273,8 @@ static int hv_in_cpu(void *opaque, uint32_t index, const uint8_t *recs, uint32_t
 {
 	struct hv_in *in = opaque;
 
+	if (in->base_only)
+		return 0;
 	return hv_vcpu_load(&in->vm->vcpus[index], recs, len, in->rd.err, sizeof(in->rd.err));
 }
 
@@ -242,6 +282,8 @@ static int hv_in_vmstate(void *opaque, const uint8_t *recs, uint32_t len)
 {
 	struct hv_in *in = opaque;
 
+	if (in->base_only)
+		return 0;
 	return hv_vmstate_load(in->vm, recs, len, in->rd.err, sizeof(in->rd.err));
 }
 
@@ -400,6 +442,73 @@ int hv_incoming(struct hv_vm *vm, const struct hv_config *cfg, struct hv_config 
 	}
 	close(in.sock);
 	hv_vms_reader_free(&in.rd);
+	for (unsigned int i = 0; i < HV_MAX_GPUS; i++)
+		free(in.ours[i]);
+	return rc < 0 ? HV_EXIT_MIGRATION : 0;
+}
+
+/* Each file of the chain through the consumer, oldest first. */
+static int hv_restore_chain(struct hv_in *in, struct hv_ckpt_file *files, unsigned int n,
+			    char *err, size_t errlen)
+{
+	int rc = 0;
+
+	for (unsigned int i = 0; rc == 0 && i < n; i++) {
+		hv_vms_reader_init(&in->rd, &hv_in_ops, in);
+		in->base_only = i + 1 < n;
+		rc = hv_ckpt_feed(&files[i], &in->rd, err, errlen);
+		in->bytes += files[i].size;
+		hv_vms_reader_free(&in->rd);
+	}
+	return rc;
+}
+
+/* Partitions STOP (each checks its stream), then RUNNING; the RAM hashes
+ * of this checkpoint, for the next incremental one. */
+static int hv_restore_commit(struct hv_in *in, const struct hv_ckpt_file *top)
+{
+	struct hv_vm *vm = in->vm;
+	int rc = 0;
+
+	for (unsigned int i = 0; rc == 0 && i < vm->ngpus; i++)
+		rc = hv_in_feature(in, i, VFIO_DEVICE_STATE_STOP);
+	for (unsigned int i = 0; rc == 0 && i < vm->ngpus; i++)
+		rc = hv_in_feature(in, i, VFIO_DEVICE_STATE_RUNNING);
+	if (rc < 0)
+		return rc;
+	vm->ckpt_hash = malloc(vm->mem_size / PG * 8);
+	if (vm->ckpt_hash) {
+		hv_ckpt_hash_ram(vm, vm->ckpt_hash);
+		vm->ckpt_ident = top->tail.ident;
+	}
+	return 0;
+}
+
+int hv_restore(struct hv_vm *vm, const struct hv_config *cfg, struct hv_config *built)
+{
+	struct hv_in in = { .vm = vm, .cfg = cfg, .built = built, .sock = -1 };
+	struct hv_ckpt_file *files = calloc(GPUP_VMCKPT_MAX_CHAIN, sizeof(*files));
+	char err[sizeof(in.rd.err) + 4200] = "";
+	unsigned int n = 0;
+	int rc = files ? 0 : -ENOMEM;
+
+	in.t0 = hv_now_ns();
+	if (rc == 0)
+		rc = hv_ckpt_chain(cfg->restore, files, &n, err, sizeof(err));
+	if (rc == 0)
+		rc = hv_restore_chain(&in, files, n, err, sizeof(err));
+	if (rc == 0 && (rc = hv_restore_commit(&in, &files[n - 1])) < 0)
+		snprintf(err, sizeof(err), "%s: %s", cfg->restore, in.rd.err);
+	if (rc < 0) {
+		hv_log("restore refused: %s", err[0] ? err : strerror(-rc));
+	} else {
+		hv_log("restored from %s (%u file%s, %llu bytes in %.1f ms); the VM runs here",
+		       cfg->restore, n, n == 1 ? "" : "s", (unsigned long long)in.bytes,
+		       (double)(hv_now_ns() - in.t0) / 1e6);
+		vm->incoming = NULL;
+	}
+	hv_ckpt_close(files, n);
+	free(files);
 	for (unsigned int i = 0; i < HV_MAX_GPUS; i++)
 		free(in.ours[i]);
 	return rc < 0 ? HV_EXIT_MIGRATION : 0;

@@ -2,7 +2,9 @@
 /*
  * Live migration of the VM, the source's side: one thread, started by the
  * control socket's "migrate", sends the stream of uapi/gpup_vmmig.h to a
- * `gpup run --incoming` over TCP.
+ * `gpup run --incoming` over TCP (or, for "checkpoint", into a file).
+ * The partitions' side of it is vm_mig_dev.c; their shared state is
+ * struct hv_mig in hv_int.h.
  *
  * DOC: the rounds
  *
@@ -22,6 +24,17 @@
  * partition that fails, no convergence in max_rounds) aborts: the
  * partitions go back to RUNNING, the vCPUs run on, logging stops, and the
  * guest never knows.
+ *
+ * DOC: checkpoints
+ *
+ * A checkpoint (`gpup checkpoint VM --to FILE`) is the same migration
+ * whose peer is a file (vm_ckpt.c has its head and tail): the rounds go
+ * to migrate's file writer instead of a socket, and after max_rounds the
+ * VM stops anyway, since a file never refuses.  Once the last chunk and
+ * the tail are in the writer's ring, the VM runs again; only then is the
+ * file fsynced and renamed.  Each RAM page's XXH3-64 is kept as it goes
+ * into the file, so that the next checkpoint may be incremental: its
+ * round 1 sends only the pages whose hash changed.
  */
 #include <errno.h>
 #include <json-c/json.h>
@@ -34,17 +47,17 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <xxhash.h>
+
 #include "hv/hv_int.h"
+#include "migrate/mig.h"
 #include "uapi/vfio_mig.h"
-#include "vfu/vfu.h"
 
 #define PG GPUP_VMMIG_PAGE_SIZE
 #define HV_MIG_OUT (4u << 20)        /* staging buffer */
-#define HV_MIG_DEV_READ (1u << 20)
 #define HV_MIG_CPU_MAX (64u << 10)
 #define HV_MIG_IO_MS 5000u           /* a peer silent this long is gone */
 #define HV_MIG_READY_MS 30000u       /* the destination's final checks */
-#define HV_MIG_LOG_SPAN (256ull << 20) /* RAM per DMA_LOGGING_REPORT */
 /* A round that found almost nothing to send waits a little before the
  * next, rather than spin on the dirty logs. */
 #define HV_MIG_QUIET_BYTES (64u << 10)
@@ -53,34 +66,7 @@
  * vCPUs, the partitions' STOP_COPY, the destination's READY. */
 #define HV_MIG_STOP_FIXED_NS 2000000ull
 
-struct hv_mig {
-	struct hv_vm *vm;
-	struct hv_mig_params p;
-	pthread_t thread;
-	atomic_bool done;
-	int sock, out_fd;
-	uint32_t seq;
-	struct gpup_vmmig_end end;
-	uint8_t *out, *dev, *cpu;
-	size_t olen, flush_at;       /* staged bytes; send from this many on */
-	uint64_t *ram_bm, *vram_bm[HV_MAX_GPUS];
-	uint64_t t0, bw_t0, bw_next;
-	/* Partitions: what they offer and where they are. */
-	bool precopy[HV_MAX_GPUS], logging[HV_MAX_GPUS];
-	uint32_t state[HV_MAX_GPUS];
-	uint64_t dev_round[HV_MAX_GPUS];
-	bool paused;
-	/* Figures. */
-	unsigned int rounds;
-	uint64_t rate, left, downtime_ns, total_ns, stop_bytes;
-	uint64_t pause_ns, stop_copy_ns;   /* parts of the downtime */
-	char err[320];
-};
-
-static int hv_mig_fail(struct hv_mig *m, int rc, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static int hv_mig_fail(struct hv_mig *m, int rc, const char *fmt, ...)
+int hv_mig_fail(struct hv_mig *m, int rc, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -117,9 +103,11 @@ static int hv_mig_check_peer(struct hv_mig *m)
 /* Send what is staged, then wait as long as the bandwidth cap asks. */
 static int hv_mig_flush(struct hv_mig *m)
 {
-	int rc = hv_mig_check_peer(m);
+	int rc = m->file ? 0 : hv_mig_check_peer(m);
 
-	if (rc == 0 && m->olen)
+	if (rc == 0 && m->olen && m->file)
+		rc = mig_wfile_write(m->file, m->out, m->olen, m->err, sizeof(m->err));
+	else if (rc == 0 && m->olen)
 		rc = hv_tcp_send(m->sock, m->out, m->olen, HV_MIG_IO_MS);
 	if (rc < 0)
 		return hv_mig_fail(m, rc, "lost the destination: %s", strerror(-rc));
@@ -144,8 +132,8 @@ static int hv_mig_flush(struct hv_mig *m)
 }
 
 /* One chunk: head, then hdr (hlen bytes) and data (dlen) as its payload. */
-static int hv_mig_chunk(struct hv_mig *m, unsigned int kind, const void *hdr, uint32_t hlen,
-			const void *data, uint32_t dlen)
+int hv_mig_chunk(struct hv_mig *m, unsigned int kind, const void *hdr, uint32_t hlen,
+		 const void *data, uint32_t dlen)
 {
 	struct gpup_vmmig_chunk h;
 	uint8_t *p;
@@ -158,6 +146,8 @@ static int hv_mig_chunk(struct hv_mig *m, unsigned int kind, const void *hdr, ui
 	if (dlen)
 		memcpy(p + hlen, data, dlen);
 	hv_vms_seal(&h, kind, m->seq++, p, hlen + dlen);
+	if (m->file)
+		m->ident = XXH3_64bits_withSeed(&h, sizeof(h), m->ident);
 	memcpy(m->out + m->olen, &h, sizeof(h));
 	m->olen += sizeof(h) + hlen + dlen;
 	return m->olen >= m->flush_at ? hv_mig_flush(m) : 0;
@@ -177,6 +167,8 @@ static int hv_mig_zero_run(struct hv_mig *m, uint32_t space, uint64_t first, uin
 {
 	struct gpup_vmmig_zero z = { .space = space, .offset = first * PG, .pages = n };
 
+	for (uint64_t p = first; m->hash && space == GPUP_VMMIG_SPACE_RAM && p < first + n; p++)
+		m->hash[p] = m->zero_hash;
 	m->end.zero_pages += n;
 	return hv_mig_chunk(m, GPUP_VMMIG_ZERO, &z, sizeof(z), NULL, 0);
 }
@@ -187,6 +179,10 @@ static int hv_mig_data_run(struct hv_mig *m, uint32_t space, const uint8_t *base
 {
 	struct gpup_vmmig_pages h = { .space = space, .pages = n, .offset = first * PG };
 
+	/* Hashed before the copy: a page the guest changes in between is
+	 * dirty again and goes again, hashed again, by the stop at the latest. */
+	for (uint64_t p = first; m->hash && space == GPUP_VMMIG_SPACE_RAM && p < first + n; p++)
+		m->hash[p] = hv_ckpt_page_hash(base + p * PG);
 	m->end.pages += n;
 	return hv_mig_chunk(m, GPUP_VMMIG_PAGES, &h, sizeof(h), base + first * PG, n * PG);
 }
@@ -235,117 +231,6 @@ static uint64_t hv_bm_count(const uint64_t *bm, uint64_t npages)
 	for (uint64_t i = 0; i < (npages + 63) / 64; i++)
 		n += (uint64_t)__builtin_popcountll(bm[i]);
 	return n;
-}
-
-/* ---- partitions ---- */
-
-static int hv_mig_feature(struct hv_mig *m, unsigned int i, uint32_t flags, const void *in,
-			  uint32_t in_len, void *out, uint32_t out_max)
-{
-	struct hv_vm *vm = m->vm;
-	int rc;
-
-	pthread_mutex_lock(&vm->io_lock);
-	rc = hv_vgpu_is_lost(vm->gpus[i]) ? -ENOTCONN :
-	     vfu_client_feature(hv_vgpu_client(vm->gpus[i]), flags, in, in_len, out, out_max);
-	pthread_mutex_unlock(&vm->io_lock);
-	return rc;
-}
-
-static int hv_mig_set_state(struct hv_mig *m, unsigned int i, uint32_t state)
-{
-	struct vfio_device_feature_mig_state s = { .device_state = state, .data_fd = -1 };
-	int rc = hv_mig_feature(m, i, VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE,
-				&s, sizeof(s), &s, sizeof(s));
-
-	if (rc < 0)
-		return hv_mig_fail(m, rc, "partition %u: cannot enter state %u: %s", i, state,
-				   strerror(-rc));
-	m->state[i] = state;
-	return 0;
-}
-
-/* What each partition offers; DMA logging of guest RAM started. */
-static int hv_mig_gpus_setup(struct hv_mig *m)
-{
-	struct {
-		struct vfio_user_dma_logging_control c;
-		struct vfio_user_dma_logging_range r;
-	} log = { { PG, 1, 0 }, { HV_DMA_RO_END, m->vm->mem_size - HV_DMA_RO_END } }, back;
-	struct vfio_device_feature_migration mf;
-	int rc;
-
-	for (unsigned int i = 0; i < m->vm->ngpus; i++) {
-		m->state[i] = VFIO_DEVICE_STATE_RUNNING;
-		rc = hv_mig_feature(m, i, VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_MIGRATION,
-				    NULL, 0, &mf, sizeof(mf));
-		if (rc < 0 || !(mf.flags & VFIO_MIGRATION_STOP_COPY))
-			return hv_mig_fail(m, rc < 0 ? rc : -ENOTSUP,
-					   "partition %u cannot be migrated", i);
-		m->precopy[i] = mf.flags & VFIO_MIGRATION_PRE_COPY;
-		rc = hv_mig_feature(m, i, VFIO_DEVICE_FEATURE_SET |
-				    VFIO_DEVICE_FEATURE_DMA_LOGGING_START, &log, sizeof(log),
-				    &back, sizeof(back));
-		if (rc < 0)
-			return hv_mig_fail(m, rc, "partition %u: cannot log its DMA: %s", i,
-					   strerror(-rc));
-		m->logging[i] = true;
-	}
-	return 0;
-}
-
-/* The partition's DMA into guest RAM since the last report. */
-static int hv_mig_dma_report(struct hv_mig *m, unsigned int i)
-{
-	size_t words = HV_MIG_LOG_SPAN / PG / 64;
-	uint8_t *buf = m->dev;
-	int rc;
-
-	for (uint64_t iova = HV_DMA_RO_END; iova < m->vm->mem_size; iova += HV_MIG_LOG_SPAN) {
-		struct vfio_user_dma_logging_report r = { iova, m->vm->mem_size - iova, PG };
-		uint64_t w[1];
-
-		if (r.length > HV_MIG_LOG_SPAN)
-			r.length = HV_MIG_LOG_SPAN;
-		rc = hv_mig_feature(m, i, VFIO_DEVICE_FEATURE_GET |
-				    VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT, &r, sizeof(r), buf,
-				    (uint32_t)(sizeof(r) + words * 8));
-		if (rc < (int)(sizeof(r) + (r.length / PG + 63) / 64 * 8))
-			return hv_mig_fail(m, rc < 0 ? rc : -EPROTO,
-					   "partition %u: DMA log report failed", i);
-		for (size_t k = 0; k < (r.length / PG + 63) / 64; k++) {
-			memcpy(w, buf + sizeof(r) + k * 8, 8);
-			m->ram_bm[iova / PG / 64 + k] |= w[0];
-		}
-	}
-	return 0;
-}
-
-/* Read partition i's stream until a short read (the round's end, or in
- * STOP_COPY the stream's): DEV chunks. */
-static int hv_mig_dev_drain(struct hv_mig *m, unsigned int i)
-{
-	struct gpup_vmmig_dev h = { .gpu = i };
-	struct hv_vm *vm = m->vm;
-	uint32_t want = vfu_client_max_xfer(hv_vgpu_client(vm->gpus[i]));
-	int n;
-
-	want = want < HV_MIG_DEV_READ ? want : HV_MIG_DEV_READ;
-	m->dev_round[i] = 0;
-	do {
-		pthread_mutex_lock(&vm->io_lock);
-		n = hv_vgpu_is_lost(vm->gpus[i]) ? -ENOTCONN :
-		    vfu_client_mig_read(hv_vgpu_client(vm->gpus[i]), m->dev, want);
-		pthread_mutex_unlock(&vm->io_lock);
-		if (n < 0)
-			return hv_mig_fail(m, n, "partition %u: reading its state: %s", i,
-					   strerror(-n));
-		if (n && hv_mig_chunk(m, GPUP_VMMIG_DEV, &h, sizeof(h), m->dev, (uint32_t)n) < 0)
-			return -EIO;
-		m->end.dev_bytes += (uint64_t)n;
-		m->dev_round[i] += (uint64_t)n;
-	} while ((uint32_t)n == want);
-	return 0;
 }
 
 /* ---- the rounds ---- */
@@ -401,6 +286,23 @@ static void hv_mig_mark_data(struct hv_mig *m)
 			m->ram_bm[pg / 64] |= 1ull << (pg % 64);
 		at = end;
 	}
+}
+
+/* Round 1's RAM of an incremental checkpoint: the pages whose contents
+ * are not what the base holds. */
+static int hv_mig_mark_changed(struct hv_mig *m)
+{
+	struct hv_vm *vm = m->vm;
+	uint64_t npages = vm->mem_size / PG, *now = malloc(npages * 8);
+
+	if (!now)
+		return hv_mig_fail(m, -ENOMEM, "out of memory");
+	hv_ckpt_hash_ram(vm, now);
+	for (uint64_t p = 0; p < npages; p++)
+		if (now[p] != m->hash[p])
+			m->ram_bm[p / 64] |= 1ull << (p % 64);
+	free(now);
+	return 0;
 }
 
 /* What the stop would cost: what is left at the rate measured, and the
@@ -509,7 +411,12 @@ static int hv_mig_precopy(struct hv_mig *m)
 			rc = hv_mig_set_state(m, i, VFIO_DEVICE_STATE_PRE_COPY);
 	if (rc < 0)
 		return rc;
-	hv_mig_mark_data(m);
+	if (m->p.base[0])
+		rc = hv_mig_mark_changed(m);
+	else
+		hv_mig_mark_data(m);
+	if (rc < 0)
+		return rc;
 	m->bw_t0 = hv_now_ns();
 	for (;;) {
 		uint64_t before = hv_mig_bytes(m);
@@ -517,7 +424,7 @@ static int hv_mig_precopy(struct hv_mig *m)
 		if ((rc = hv_mig_round(m)) < 0 || (rc = hv_mig_estimate(m)) < 0)
 			return rc;
 		hv_mig_progress(m, "round");
-		if (hv_mig_converged(m))
+		if (hv_mig_converged(m) || (m->file && m->rounds >= m->p.max_rounds))
 			return 0;
 		if (hv_mig_bytes(m) - before < HV_MIG_QUIET_BYTES)
 			nanosleep(&(struct timespec){ 0, HV_MIG_QUIET_NS }, NULL);
@@ -596,28 +503,6 @@ static int hv_mig_commit(struct hv_mig *m)
 				    strerror(-rc)) : 0;
 }
 
-/* Back to what it was: partitions RUNNING, vCPUs running, no logging. */
-static void hv_mig_abort(struct hv_mig *m)
-{
-	struct hv_vm *vm = m->vm;
-	struct vfio_device_feature_mig_state s = { .device_state = VFIO_DEVICE_STATE_RUNNING,
-						   .data_fd = -1 };
-
-	for (unsigned int i = 0; i < vm->ngpus; i++) {
-		if (m->state[i] != VFIO_DEVICE_STATE_RUNNING &&
-		    hv_mig_feature(m, i, VFIO_DEVICE_FEATURE_SET |
-				   VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE, &s, sizeof(s), &s,
-				   sizeof(s)) < 0)
-			hv_log("migration: partition %u did not go back to RUNNING", i);
-		if (m->logging[i])
-			hv_mig_feature(m, i, VFIO_DEVICE_FEATURE_SET |
-				       VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP, NULL, 0, NULL, 0);
-	}
-	if (m->paused)
-		hv_vcpus_resume(vm);
-	hv_dirty_stop(vm);
-}
-
 static void hv_mig_report(struct hv_mig *m, int rc)
 {
 	struct json_object *o = json_object_new_object();
@@ -627,7 +512,16 @@ static void hv_mig_report(struct hv_mig *m, int rc)
 	if (rc < 0)
 		json_object_object_add(o, "error", json_object_new_string(m->err));
 	json_object_object_add(o, "event", json_object_new_string(rc ? "failed" : "done"));
-	json_object_object_add(o, "to", json_object_new_string(m->p.to));
+	json_object_object_add(o, "to", json_object_new_string(m->p.path[0] ? m->p.path :
+								  m->p.to));
+	if (m->p.path[0] && rc == 0) {
+		char id[17];
+
+		snprintf(id, sizeof(id), "%016llx", (unsigned long long)m->vm->ckpt_ident);
+		json_object_object_add(o, "ident", json_object_new_string(id));
+		json_object_object_add(o, "incremental", json_object_new_boolean(
+			m->p.base[0] != 0));
+	}
 	json_object_object_add(o, "rounds", json_object_new_int((int)m->rounds));
 	json_object_object_add(o, "bytes", json_object_new_int64((int64_t)hv_mig_bytes(m)));
 	json_object_object_add(o, "ram_pages", json_object_new_int64((int64_t)m->end.pages));
@@ -649,16 +543,63 @@ static void hv_mig_report(struct hv_mig *m, int rc)
 	json_object_put(o);
 }
 
+/* The checkpoint's file, and the RAM hashes it starts from: the base's
+ * for an incremental one, all zero pages (a fresh VM's holes) otherwise. */
+static int hv_mig_ckpt_open(struct hv_mig *m)
+{
+	struct hv_vm *vm = m->vm;
+	uint64_t npages = vm->mem_size / PG;
+	int rc = hv_ckpt_begin(vm, m->p.path, m->p.base, &m->file, &m->ident, m->err,
+			       sizeof(m->err));
+
+	if (rc < 0)
+		return rc;
+	m->zero_hash = hv_ckpt_zero_hash();
+	m->hash = malloc(npages * 8);
+	if (!m->hash)
+		return hv_mig_fail(m, -ENOMEM, "out of memory");
+	for (uint64_t p = 0; p < npages; p++)
+		m->hash[p] = m->p.base[0] ? vm->ckpt_hash[p] : m->zero_hash;
+	return 0;
+}
+
+/* Everything is in the writer's ring: the VM runs again, then the file is
+ * made durable; only a whole file becomes the VM's last checkpoint. */
+static int hv_mig_ckpt_commit(struct hv_mig *m, uint64_t stop_t)
+{
+	struct hv_vm *vm = m->vm;
+	int rc = hv_ckpt_tail(m->file, hv_mig_bytes(m), m->ident, m->err, sizeof(m->err));
+
+	hv_mig_abort(m);
+	m->downtime_ns = m->resumed_ns - stop_t;
+	if (rc < 0)
+		return rc;
+	rc = mig_wfile_commit(m->file, m->err, sizeof(m->err));
+	m->file = NULL;
+	if (rc < 0)
+		return rc;
+	free(vm->ckpt_hash);
+	vm->ckpt_hash = m->hash;
+	vm->ckpt_ident = m->ident;
+	m->hash = NULL;
+	return 0;
+}
+
 static int hv_mig_run(struct hv_mig *m)
 {
 	struct hv_vm *vm = m->vm;
 	uint64_t stop_t;
 	int rc;
 
-	m->sock = hv_tcp_connect(m->p.to, HV_MIG_IO_MS);
-	if (m->sock < 0)
-		return hv_mig_fail(m, m->sock, "cannot reach %s: %s", m->p.to, strerror(-m->sock));
-	rc = hv_mig_gpus_setup(m);
+	if (m->p.path[0]) {
+		rc = hv_mig_ckpt_open(m);
+	} else {
+		m->sock = hv_tcp_connect(m->p.to, HV_MIG_IO_MS);
+		rc = m->sock < 0 ? hv_mig_fail(m, m->sock, "cannot reach %s: %s", m->p.to,
+					       strerror(-m->sock)) : 0;
+	}
+	if (rc == 0)
+		rc = hv_mig_gpus_setup(m);
 	if (rc == 0 && (rc = hv_dirty_start(vm)) < 0)
 		hv_mig_fail(m, rc, "KVM cannot log dirty pages here: %s", strerror(-rc));
 	if (rc == 0)
@@ -672,6 +613,8 @@ static int hv_mig_run(struct hv_mig *m)
 	m->pause_ns = hv_now_ns() - stop_t;
 	rc = hv_mig_stop_copy(m);
 	m->stop_copy_ns = hv_now_ns() - stop_t - m->pause_ns;
+	if (rc == 0 && m->file)
+		return hv_mig_ckpt_commit(m, stop_t);
 	if (rc == 0)
 		rc = hv_mig_commit(m);
 	m->downtime_ns = hv_now_ns() - stop_t;
@@ -690,16 +633,26 @@ static void *hv_mig_thread(void *arg)
 		close(m->sock); /* the destination learns at once */
 		m->sock = -1;
 	}
+	if (rc < 0 && m->file) {
+		mig_wfile_abort(m->file);
+		m->file = NULL;
+	}
 	if (rc < 0) {
 		hv_mig_abort(m);
-		hv_log("migration to %s failed, the VM runs on here: %s", m->p.to, m->err);
+		hv_log("%s %s failed, the VM runs on here: %s", m->p.path[0] ? "checkpoint to" :
+		       "migration to", m->p.path[0] ? m->p.path : m->p.to, m->err);
+	} else if (m->p.path[0]) {
+		/* Before the answer: whoever asked may stop the VM at once. */
+		hv_log("checkpoint written to %s (%u rounds, %llu bytes, paused %.1f ms)",
+		       m->p.path, m->rounds, (unsigned long long)hv_mig_bytes(m),
+		       (double)m->downtime_ns / 1e6);
 	}
 	hv_mig_report(m, rc);
 	if (m->out_fd >= 0) {
 		close(m->out_fd);
 		m->out_fd = -1;
 	}
-	if (rc == 0) {
+	if (rc == 0 && !m->p.path[0]) {
 		hv_log("the VM moved to %s (%u rounds, %llu bytes, down %.1f ms); this copy stops",
 		       m->p.to, m->rounds, (unsigned long long)hv_mig_bytes(m),
 		       (double)m->downtime_ns / 1e6);
@@ -721,6 +674,9 @@ static void hv_mig_free(struct hv_mig *m)
 	free(m->ram_bm);
 	for (unsigned int i = 0; i < HV_MAX_GPUS; i++)
 		free(m->vram_bm[i]);
+	if (m->file)
+		mig_wfile_abort(m->file);
+	free(m->hash);
 	free(m);
 }
 

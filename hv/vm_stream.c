@@ -44,7 +44,7 @@ static int hv_vms_fail(struct hv_vms_reader *r, int err, const char *fmt, ...)
 	va_end(ap);
 	snprintf(r->err, sizeof(r->err), "stream refused: chunk %u (%s) at byte %llu: %s",
 		 r->seq, r->kind < 8 ? kind_name[r->kind] : "?",
-		 (unsigned long long)r->chunk_at, what);
+		 (unsigned long long)(r->origin + r->chunk_at), what);
 	r->error = err;
 	return err;
 }
@@ -381,6 +381,7 @@ static int64_t hv_vms_step(struct hv_vms_reader *r, const uint8_t *buf, size_t n
 		rc = hv_vms_head(r);
 		if (rc < 0)
 			return rc;
+		r->ident = XXH3_64bits_withSeed(&r->head, sizeof(r->head), r->ident);
 		if (!r->payload && !(r->payload = malloc(GPUP_VMMIG_MAX_PAYLOAD)))
 			return hv_vms_fail(r, -ENOMEM, "out of memory");
 	} else {

@@ -375,4 +375,33 @@ struct mig_chain_load {
 int mig_chain_load(const char *dir, const char *prefix, struct mig_chain_load *l, char *err,
 		   size_t errlen);
 
+/* Any stream written the same way (the VMM's VM checkpoints use it): a
+ * file being written as dir/.name.tmp.PID through the ring and its writer
+ * thread, made dir/name by mig_wfile_commit (fsync, rename, fsync of
+ * dir) or removed by mig_wfile_abort.  Each frees f.  All return 0 or
+ * -errno with a line in err; after an error the caller aborts. */
+struct mig_wfile;
+int mig_wfile_open(const char *dir, const char *name, struct mig_wfile **f, char *err,
+		   size_t errlen);
+/* Copies buf into the ring: the write itself happens on the writer
+ * thread, so this returns as soon as the bytes are ours to reuse. */
+int mig_wfile_write(struct mig_wfile *f, const void *buf, size_t len, char *err,
+		    size_t errlen);
+int mig_wfile_commit(struct mig_wfile *f, char *err, size_t errlen);
+void mig_wfile_abort(struct mig_wfile *f);
+/* For tests of what a crash leaves: the process kills itself (KILL) or
+ * the disk is full (ENOSPC) once `at` bytes of the file are written, or
+ * the process kills itself after the fsync, before the rename. */
+enum mig_wfile_fault { MIG_WFILE_NONE, MIG_WFILE_KILL, MIG_WFILE_ENOSPC, MIG_WFILE_KILL_RENAME };
+void mig_wfile_fault(struct mig_wfile *f, enum mig_wfile_fault kind, uint64_t at);
+
+/* Reading a stream file the same way: a reader thread fills the ring from
+ * fd's offset to its end while the caller takes the pieces in order.
+ * mig_rfile_next gives the next piece (valid until the next call): its
+ * length, 0 at the end of the file, or -errno. */
+struct mig_rfile;
+int mig_rfile_open(int fd, struct mig_rfile **f);
+ssize_t mig_rfile_next(struct mig_rfile *f, const void **buf);
+void mig_rfile_close(struct mig_rfile *f);
+
 #endif

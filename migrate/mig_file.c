@@ -73,6 +73,9 @@ struct ring {
 	bool io_err;              /* ... and it was the I/O thread's */
 	int fd;
 	pthread_t io;
+	/* Fault injection (mig_wfile_fault): bytes written so far. */
+	enum mig_wfile_fault fault;
+	uint64_t written, fault_at;
 };
 
 static int ring_init(struct ring *r, int fd)
@@ -209,6 +212,34 @@ static int write_bufs(int fd, struct iovec *iov, unsigned int n)
 	return write_all(fd, iov, n);
 }
 
+/* The writer dies, or the disk fills, at fault_at bytes: what was before
+ * is written, through the page cache, and nothing after. */
+static int write_fault(struct ring *r, struct iovec *iov, unsigned int n)
+{
+	uint64_t total = 0;
+	int fl;
+
+	for (unsigned int i = 0; i < n; i++)
+		total += iov[i].iov_len;
+	if (r->fault == MIG_WFILE_KILL_RENAME || r->written + total < r->fault_at) {
+		r->written += total;
+		return write_bufs(r->fd, iov, n);
+	}
+	if ((fl = fcntl(r->fd, F_GETFL)) >= 0)
+		fcntl(r->fd, F_SETFL, fl & ~O_DIRECT);
+	for (unsigned int i = 0; i < n && r->written < r->fault_at; i++) {
+		uint64_t k = r->fault_at - r->written;
+		struct iovec part = { iov[i].iov_base, k < iov[i].iov_len ? k : iov[i].iov_len };
+
+		if (write_all(r->fd, &part, 1))
+			break;
+		r->written += part.iov_len;
+	}
+	if (r->fault == MIG_WFILE_KILL)
+		raise(SIGKILL);
+	return -ENOSPC;
+}
+
 /* The writer: every buffer filled, in order, until the end or an error. */
 static void *writer(void *arg)
 {
@@ -218,7 +249,7 @@ static void *writer(void *arg)
 	int rc = 0;
 
 	while (!rc && (n = ring_next(r, iov, WRITE_BUFS, &rc))) {
-		rc = write_bufs(r->fd, iov, n);
+		rc = r->fault ? write_fault(r, iov, n) : write_bufs(r->fd, iov, n);
 		ring_done(r, n);
 	}
 	if (rc)
@@ -354,6 +385,56 @@ static void drop_stale(int dfd, const char *name)
 	closedir(d);
 }
 
+/* dir/.NAME.tmp.PID created (O_DIRECT where the file system takes it),
+ * after removing what dead writers left: 0 with *dfd and *fd, or -errno. */
+static int open_tmp(const char *dir, const char *name, char *tmp, size_t tmplen, int *dfd,
+		    int *fd, char *err, size_t errlen)
+{
+	if (!name[0] || strchr(name, '/') ||
+	    snprintf(tmp, tmplen, ".%s.tmp.%d", name, (int)getpid()) >= (int)tmplen)
+		return say(err, errlen, -EINVAL, "bad checkpoint name '%s'", name);
+	*dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (*dfd < 0)
+		return say(err, errlen, -errno, "cannot open directory %s: %s", dir,
+			   strerror(errno));
+	drop_stale(*dfd, name);
+	*fd = openat(*dfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_DIRECT, 0600);
+	if (*fd < 0 && errno == EINVAL)    /* a file system without O_DIRECT: tmpfs */
+		*fd = openat(*dfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (*fd < 0) {
+		int rc = say(err, errlen, -errno, "cannot create %s/%s: %s", dir, tmp,
+			     strerror(errno));
+
+		close(*dfd);
+		return rc;
+	}
+	return 0;
+}
+
+/* The temporary file written whole (rc 0): fsync, rename over name, fsync
+ * the directory.  Otherwise, or if any of that fails, it is removed.
+ * Closes both descriptors. */
+static int finish_tmp(const char *dir, const char *name, const char *tmp, int dfd, int fd,
+		      int rc, bool kill_before_rename, char *err, size_t errlen)
+{
+	if (!rc && fsync(fd))
+		rc = say(err, errlen, -errno, "cannot fsync %s/%s: %s", dir, tmp, strerror(errno));
+	if (!rc && kill_before_rename)
+		raise(SIGKILL);
+	if (close(fd) && !rc)
+		rc = say(err, errlen, -errno, "cannot write %s/%s: %s", dir, tmp, strerror(errno));
+	if (!rc && renameat(dfd, tmp, dfd, name))
+		rc = say(err, errlen, -errno, "cannot rename %s/%s to %s: %s", dir, tmp, name,
+			 strerror(errno));
+	if (rc)
+		unlinkat(dfd, tmp, 0);
+	else if (fsync(dfd))      /* renamed, but maybe not durably */
+		rc = say(err, errlen, -errno, "cannot fsync directory %s: %s", dir,
+			 strerror(errno));
+	close(dfd);
+	return rc;
+}
+
 int mig_file_save(struct mig_dev *md, const char *dir, const char *name,
 		  const struct mig_file_opts *opts, char *err, size_t errlen)
 {
@@ -365,41 +446,118 @@ int mig_file_save(struct mig_dev *md, const char *dir, const char *name,
 	if (was != MIG_RUNNING && was != MIG_STOP)
 		return say(err, errlen, -EBUSY, "partition is in migration state %s, not "
 			   "RUNNING or STOP", mig_state_name(was));
-	if (!name[0] || strchr(name, '/') ||
-	    snprintf(tmp, sizeof(tmp), ".%s.tmp.%d", name, (int)getpid()) >= (int)sizeof(tmp))
-		return say(err, errlen, -EINVAL, "bad checkpoint name '%s'", name);
-	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0)
-		return say(err, errlen, -errno, "cannot open directory %s: %s", dir,
-			   strerror(errno));
-	drop_stale(dfd, name);
-	fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_DIRECT, 0600);
-	if (fd < 0 && errno == EINVAL)    /* a file system without O_DIRECT: tmpfs */
-		fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		rc = say(err, errlen, -errno, "cannot create %s/%s: %s", dir, tmp, strerror(errno));
-		goto out_dir;
-	}
+	rc = open_tmp(dir, name, tmp, sizeof(tmp), &dfd, &fd, err, errlen);
+	if (rc)
+		return rc;
 	rc = save_stream(md, fd, opts, &io_err);
 	if (rc && io_err)
 		say(err, errlen, rc, "cannot write %s/%s: %s", dir, tmp, strerror(-rc));
 	else if (rc)
 		say(err, errlen, rc, "saving the partition failed: %s", strerror(-rc));
-	else if (fsync(fd))
-		rc = say(err, errlen, -errno, "cannot fsync %s/%s: %s", dir, tmp, strerror(errno));
-	if (close(fd) && !rc)
-		rc = say(err, errlen, -errno, "cannot write %s/%s: %s", dir, tmp, strerror(errno));
-	if (!rc && renameat(dfd, tmp, dfd, name))
-		rc = say(err, errlen, -errno, "cannot rename %s/%s to %s: %s", dir, tmp, name,
-			 strerror(errno));
+	return finish_tmp(dir, name, tmp, dfd, fd, rc, false, err, errlen);
+}
+
+struct mig_wfile {
+	struct out out;
+	char dir[512], name[256], tmp[512];
+	int dfd, fd;
+};
+
+int mig_wfile_open(const char *dir, const char *name, struct mig_wfile **out, char *err,
+		   size_t errlen)
+{
+	struct mig_wfile *f = calloc(1, sizeof(*f));
+	int rc;
+
+	if (!f)
+		return say(err, errlen, -ENOMEM, "out of memory");
+	if (snprintf(f->dir, sizeof(f->dir), "%s", dir) >= (int)sizeof(f->dir) ||
+	    snprintf(f->name, sizeof(f->name), "%s", name) >= (int)sizeof(f->name)) {
+		free(f);
+		return say(err, errlen, -ENAMETOOLONG, "checkpoint path too long");
+	}
+	rc = open_tmp(dir, name, f->tmp, sizeof(f->tmp), &f->dfd, &f->fd, err, errlen);
+	if (rc) {
+		free(f);
+		return rc;
+	}
+	rc = ring_init(&f->out.ring, f->fd);
+	if (!rc)
+		rc = -pthread_create(&f->out.ring.io, NULL, writer, &f->out.ring);
+	if (rc) {
+		say(err, errlen, rc, "cannot start writing %s/%s: %s", dir, f->tmp, strerror(-rc));
+		ring_free(&f->out.ring);
+		finish_tmp(dir, name, f->tmp, f->dfd, f->fd, rc, false, NULL, 0);
+		free(f);
+		return rc;
+	}
+	*out = f;
+	return 0;
+}
+
+int mig_wfile_write(struct mig_wfile *f, const void *buf, size_t len, char *err,
+		    size_t errlen)
+{
+	const uint8_t *p = buf;
+	int rc;
+
+	while (len) {
+		uint32_t n;
+
+		if (!f->out.cur && !(f->out.cur = ring_slot(&f->out.ring, &rc)))
+			return say(err, errlen, rc, "cannot write %s/%s: %s", f->dir, f->tmp,
+				   strerror(-rc));
+		n = IO_CHUNK - f->out.fill;
+		n = len < n ? (uint32_t)len : n;
+		memcpy(f->out.cur + f->out.fill, p, n);
+		f->out.fill += n;
+		p += n;
+		len -= n;
+		if (f->out.fill == IO_CHUNK) {
+			ring_put(&f->out.ring, f->out.fill);
+			f->out.cur = NULL;
+			f->out.fill = 0;
+		}
+	}
+	return 0;
+}
+
+/* Stop the writer (after the rest with err 0) and free the ring: the
+ * first error of the writer, if any. */
+static int wfile_stop(struct mig_wfile *f, int err)
+{
+	if (!err && f->out.fill)
+		ring_put(&f->out.ring, f->out.fill);
+	err = ring_join(&f->out.ring, err);
+	ring_free(&f->out.ring);
+	return err;
+}
+
+int mig_wfile_commit(struct mig_wfile *f, char *err, size_t errlen)
+{
+	int rc = wfile_stop(f, 0);
+
 	if (rc)
-		unlinkat(dfd, tmp, 0);
-	else if (fsync(dfd))      /* renamed, but maybe not durably */
-		rc = say(err, errlen, -errno, "cannot fsync directory %s: %s", dir,
-			 strerror(errno));
-out_dir:
-	close(dfd);
+		say(err, errlen, rc, "cannot write %s/%s: %s", f->dir, f->tmp, strerror(-rc));
+	rc = finish_tmp(f->dir, f->name, f->tmp, f->dfd, f->fd, rc,
+			f->out.ring.fault == MIG_WFILE_KILL_RENAME, err, errlen);
+	free(f);
 	return rc;
+}
+
+void mig_wfile_fault(struct mig_wfile *f, enum mig_wfile_fault kind, uint64_t at)
+{
+	pthread_mutex_lock(&f->out.ring.lock);
+	f->out.ring.fault = kind;
+	f->out.ring.fault_at = at;
+	pthread_mutex_unlock(&f->out.ring.lock);
+}
+
+void mig_wfile_abort(struct mig_wfile *f)
+{
+	finish_tmp(f->dir, f->name, f->tmp, f->dfd, f->fd, wfile_stop(f, -ECANCELED), false,
+		   NULL, 0);
+	free(f);
 }
 
 /* The reader: the file into the ring, a buffer at a time, until EOF. */
@@ -429,6 +587,49 @@ static void *reader(void *arg)
 	}
 	ring_stop(r, rc, true);
 	return NULL;
+}
+
+struct mig_rfile {
+	struct ring ring;
+	bool held;                /* the caller has the tail buffer */
+};
+
+int mig_rfile_open(int fd, struct mig_rfile **out)
+{
+	struct mig_rfile *f = calloc(1, sizeof(*f));
+	int rc = f ? ring_init(&f->ring, fd) : -ENOMEM;
+
+	if (!rc)
+		rc = -pthread_create(&f->ring.io, NULL, reader, &f->ring);
+	if (rc) {
+		if (f)
+			ring_free(&f->ring);
+		free(f);
+		return rc;
+	}
+	*out = f;
+	return 0;
+}
+
+ssize_t mig_rfile_next(struct mig_rfile *f, const void **buf)
+{
+	struct iovec b;
+	int err = 0;
+
+	if (f->held)
+		ring_done(&f->ring, 1);
+	f->held = ring_next(&f->ring, &b, 1, &err) == 1;
+	if (!f->held)
+		return err;
+	*buf = b.iov_base;
+	return (ssize_t)b.iov_len;
+}
+
+void mig_rfile_close(struct mig_rfile *f)
+{
+	ring_join(&f->ring, -ECANCELED);
+	ring_free(&f->ring);
+	free(f);
 }
 
 /* Feed the file through RESUMING while the ring's thread reads ahead. */

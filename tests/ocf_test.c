@@ -6,15 +6,19 @@
  * codes of validate-all, a VM that dies found by monitor and started
  * again, and a live migration between two daemons on this host
  * (migration_transport=local) with the `dirty` guest checking its RAM and
- * VRAM on the destination.
+ * VRAM on the destination; checkpoints into checkpoint_dir (full and
+ * incremental, two chains kept) and a start from the newest valid one,
+ * an older one when the newest is cut, a cold boot when none is left.
  */
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -232,4 +236,116 @@ Test(ocf, a_refused_migration_leaves_the_vm_running_here)
 	snprintf(pidfile, sizeof(pidfile), "%s/ocf/vm4.pid", b.run_dir);
 	cr_assert_neq(access(pidfile, F_OK), 0, "nothing left on the target");
 	cr_assert_eq(ra("stop", "%s", src), OCF_SUCCESS);
+}
+
+/* The same with the agent's own lines (stderr) in err. */
+static int ra_err(char *err, size_t len, const char *action, const char *env)
+{
+	char cmd[4096], path[256];
+	int st;
+
+	snprintf(path, sizeof(path), "%s/agent.err", a.dir);
+	snprintf(cmd, sizeof(cmd), "env OCF_ROOT=/usr/lib/ocf OCF_RESKEY_gpup=%s %s %s %s "
+		 ">/dev/null 2>%s", getenv("GPUP_BIN"), env, agent(), action, path);
+	st = system(cmd);
+	tl_slurp(path, err, len);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* The checkpoints in dir, newest first, in names[n][64]: how many. */
+static int ckpts(const char *dir, char names[][256], int max, int *fulls)
+{
+	struct dirent **e;
+	int n = scandir(dir, &e, NULL, alphasort), k = 0;
+
+	*fulls = 0;
+	for (int i = n - 1; i >= 0; i--) {
+		if (strstr(e[i]->d_name, ".ckpt") && e[i]->d_name[0] != '.' && k < max) {
+			snprintf(names[k++], 256, "%s", e[i]->d_name);
+			*fulls += strstr(e[i]->d_name, ".full.ckpt") != NULL;
+		}
+		free(e[i]);
+	}
+	free(e);
+	return k;
+}
+
+static void kill_agent_vm(const char *name)
+{
+	char pidfile[256], buf[32];
+	pid_t pid;
+
+	snprintf(pidfile, sizeof(pidfile), "%s/ocf/%s.pid", a.run_dir, name);
+	tl_slurp(pidfile, buf, sizeof(buf));
+	pid = (pid_t)atoi(buf);
+	cr_assert_gt(pid, 0);
+	cr_assert_eq(kill(pid, SIGKILL), 0);
+	for (int i = 0; i < 100 && kill(pid, 0) == 0; i++)
+		usleep(20000);
+}
+
+Test(ocf, start_restores_the_newest_valid_checkpoint_or_boots_cold)
+{
+	char uuid[64], env[2048], dir[256], err[8192], want[1024], names[16][256], path[512];
+	int fulls;
+
+	need();
+	start_daemon(&a, "ocf-a");
+	partition(&a, NULL, uuid, sizeof(uuid));
+	snprintf(dir, sizeof(dir), "%s/ckpt", a.dir);
+	cr_assert_eq(mkdir(dir, 0700), 0);
+	snprintf(env, sizeof(env), "OCF_RESKEY_name=vm6 OCF_RESKEY_kernel=%s OCF_RESKEY_gpus=%s "
+		 "OCF_RESKEY_run_dir=%s OCF_RESKEY_checkpoint_dir=%s "
+		 "OCF_RESKEY_checkpoint_full_every=3 "
+		 "'OCF_RESKEY_append=ram=8 vram=8 rate=8 ms=600000'", guest("dirty"), uuid,
+		 a.run_dir, dir);
+	cr_assert_eq(ra_err(err, sizeof(err), "start", env), OCF_SUCCESS, "%s", err);
+	snprintf(want, sizeof(want), "no valid checkpoint of vm6 in %s: cold boot", dir);
+	cr_assert(strstr(err, want), "%s", err);
+	usleep(400000);
+	/* full, inc, inc, full, inc, inc, full: the oldest chain goes. */
+	for (int i = 0; i < 7; i++)
+		cr_assert_eq(ra_err(err, sizeof(err), "checkpoint", env), OCF_SUCCESS, "%d: %s", i,
+			     err);
+	cr_assert_eq(ckpts(dir, names, 16, &fulls), 4);
+	cr_assert_eq(fulls, 2);
+	cr_assert(strstr(names[0], ".full.ckpt") && strstr(names[3], ".full.ckpt") &&
+		  strstr(names[1], ".inc.ckpt"), "%s %s %s", names[0], names[1], names[3]);
+
+	kill_agent_vm("vm6");
+	cr_assert_eq(ra("monitor", "%s", env), OCF_NOT_RUNNING);
+	cr_assert_eq(ra_err(err, sizeof(err), "start", env), OCF_SUCCESS, "%s", err);
+	snprintf(want, sizeof(want), "started from checkpoint %s/%s", dir, names[0]);
+	cr_assert(strstr(err, want), "%s", err);
+	cr_assert_eq(ra("monitor", "%s", env), OCF_SUCCESS);
+	/* Incremental on the restored one. */
+	cr_assert_eq(ra_err(err, sizeof(err), "checkpoint", env), OCF_SUCCESS, "%s", err);
+	cr_assert(strstr(err, "(incremental on "), "%s", err);
+
+	/* The newest cut short: the one before it. */
+	cr_assert_eq(ckpts(dir, names, 16, &fulls), 5);
+	snprintf(path, sizeof(path), "%s/%.200s", dir, names[0]);
+	cr_assert_eq(truncate(path, 1000), 0);
+	kill_agent_vm("vm6");
+	cr_assert_eq(ra_err(err, sizeof(err), "start", env), OCF_SUCCESS, "%s", err);
+	snprintf(want, sizeof(want), "restore refused: %s: truncated: no valid tail", path);
+	cr_assert(strstr(err, want), "%s", err);
+	snprintf(want, sizeof(want), "started from checkpoint %s/%s", dir, names[1]);
+	cr_assert(strstr(err, want), "%s", err);
+	usleep(500000);
+	cr_assert_eq(ra("monitor", "%s", env), OCF_SUCCESS, "the guest's checks still pass");
+
+	/* None left: a cold boot. */
+	for (int i = 0; i < 5; i++) {
+		snprintf(path, sizeof(path), "%s/%.200s", dir, names[i]);
+		unlink(path);
+	}
+	kill_agent_vm("vm6");
+	cr_assert_eq(ra_err(err, sizeof(err), "start", env), OCF_SUCCESS, "%s", err);
+	snprintf(want, sizeof(want), "no valid checkpoint of vm6 in %s: cold boot", dir);
+	cr_assert(strstr(err, want), "%s", err);
+	cr_assert_eq(ra("stop", "%s", env), OCF_SUCCESS);
+	snprintf(path, sizeof(path), "%s/ocf/vm6.console", a.run_dir);
+	tl_slurp(path, err, sizeof(err));
+	cr_assert(!strstr(err, "expected") && !strstr(err, "error"), "the guest: %s", err);
 }

@@ -198,4 +198,51 @@ _Static_assert(sizeof(struct gpup_vmmig_end) == 40, "end");
 _Static_assert(sizeof(struct gpup_vmmig_pci) == 264, "pci");
 _Static_assert(sizeof(struct gpup_vmmig_reply) == 256, "reply");
 
+/*
+ * DOC: VM checkpoint files (`gpup checkpoint VM --to FILE`)
+ *
+ * A file is one struct gpup_vmckpt_head, the stream above from HEADER to
+ * END (the same chunks, hashes and checks; no replies), and one struct
+ * gpup_vmckpt_tail.  A writer that dies leaves no tail, so a cut file is
+ * known as such before any of it is loaded.
+ *
+ * The file's identity is a chain of XXH3-64 hashes: XXH3-64 of the head,
+ * then for each chunk XXH3-64 of its 32-byte head (which holds its
+ * payload's hash) seeded with the value so far.  The tail carries it; an
+ * incremental file names its base by file name (in the same directory)
+ * and by that identity, which a restore checks before it loads anything.
+ *
+ * An incremental file is a whole stream except for guest RAM: its PAGES
+ * and ZERO chunks of space 0 hold only the pages whose contents differ
+ * from the base's (the base's own base, and so on, applied first).  The
+ * partitions' streams, the BAR2 pages, the vCPUs and VMSTATE are whole in
+ * every file, and a restore takes them from the newest one only.
+ */
+#define GPUP_VMCKPT_MAGIC 0x314b435650555047ull  /* "GPUPVCK1" */
+#define GPUP_VMCKPT_TAIL_MAGIC 0x454b435650555047ull /* "GPUPVCKE" */
+#define GPUP_VMCKPT_VERSION 1u
+#define GPUP_VMCKPT_F_INCREMENTAL (1u << 0)
+#define GPUP_VMCKPT_MAX_CHAIN 64u          /* files in a chain, the full one included */
+
+struct gpup_vmckpt_head {
+	uint64_t magic;		/* GPUP_VMCKPT_MAGIC */
+	uint32_t version;	/* GPUP_VMCKPT_VERSION */
+	uint32_t flags;		/* GPUP_VMCKPT_F_* */
+	uint64_t base_ident;	/* incremental: the base's identity, else 0 */
+	uint64_t created_ns;	/* CLOCK_REALTIME when the checkpoint began */
+	char base[208];		/* incremental: the base's file name, NUL-padded */
+	uint64_t reserved;
+	uint64_t head_hash;	/* XXH3-64 of the 248 bytes above */
+};
+
+struct gpup_vmckpt_tail {
+	uint64_t magic;		/* GPUP_VMCKPT_TAIL_MAGIC */
+	uint64_t stream_bytes;	/* bytes between the head and the tail */
+	uint64_t ident;		/* the file's identity */
+	uint64_t tail_hash;	/* XXH3-64 of the 24 bytes above */
+};
+
+_Static_assert(sizeof(struct gpup_vmckpt_head) == 256, "ckpt head");
+_Static_assert(sizeof(struct gpup_vmckpt_tail) == 32, "ckpt tail");
+
 #endif

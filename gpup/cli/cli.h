@@ -55,4 +55,9 @@ const char *gpup_default_state_dir(void);
  * path.  The socket, or -errno. */
 int gpup_vm_connect(const struct gpup_global *g, const char *vm, char *path, size_t len);
 
+/* cmd_vmckpt.c: `gpup checkpoint VM --to FILE [--incremental BASE]`, the
+ * paths absolute, max_rounds 0 for the VMM's default; an exit status. */
+int gpup_vm_checkpoint(const struct gpup_global *g, const char *vm, const char *file,
+		       const char *base, long max_rounds, int json);
+
 #endif

@@ -2,7 +2,8 @@
 /*
  * `gpup checkpoint --partition` and `gpup restore --partition`: a
  * partition's device state and VRAM into a file and back, through the
- * daemon (docs/MIGRATION.md has the file format).  The file's path is
+ * daemon (docs/MIGRATION.md has the file format).  `gpup checkpoint VM`
+ * (a whole VM, through its control socket) is in cmd_vmckpt.c.  The file's path is
  * resolved here, against the caller's working directory, because the
  * daemon has its own.
  */
@@ -19,8 +20,9 @@
 #include "uapi/gpup_ctl.h"
 
 struct ckpt_args {
-	const char *part, *file;
+	const char *part, *file, *vm, *base;
 	int json;
+	long max_rounds;
 };
 
 static int parse(const char *cmd, const char *file_flag, void (*usage)(FILE *), int argc,
@@ -29,8 +31,11 @@ static int parse(const char *cmd, const char *file_flag, void (*usage)(FILE *), 
 	const struct option opts[] = {
 		{ "partition", required_argument, NULL, 'p' }, { file_flag, required_argument, NULL, 'f' },
 		{ "json", no_argument, NULL, 'j' },           { "help", no_argument, NULL, 'h' },
+		{ "incremental", required_argument, NULL, 'i' },
+		{ "max-rounds", required_argument, NULL, 'r' },
 		{ 0 },
 	};
+	char *end;
 	int o;
 
 	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -40,15 +45,30 @@ static int parse(const char *cmd, const char *file_flag, void (*usage)(FILE *), 
 			a->file = optarg;
 		else if (o == 'j')
 			a->json = 1;
+		else if (o == 'i' && !strcmp(cmd, "checkpoint"))
+			a->base = optarg;
+		else if (o == 'r' && !strcmp(cmd, "checkpoint") &&
+			 (a->max_rounds = strtol(optarg, &end, 10)) >= 1 && a->max_rounds <= 1000 &&
+			 !*end)
+			continue;
+		else if (o == 'r' && !strcmp(cmd, "checkpoint"))
+			return gpup_err(cmd, "--max-rounds %s: want a number from 1 to 1000", optarg),
+			       GPUP_EXIT_USAGE;
 		else if (o == 'h')
 			return usage(stdout), -1;
 		else
 			return usage(stderr), GPUP_EXIT_USAGE;
 	}
-	if (!a->part || !a->file || optind < argc) {
+	if (!a->part && optind + 1 == argc && !strcmp(cmd, "checkpoint"))
+		a->vm = argv[optind++];
+	if ((!a->part && !a->vm) || !a->file || optind < argc ||
+	    ((a->base || a->max_rounds) && !a->vm)) {
 		gpup_err(cmd, "%s", optind < argc ? "unexpected argument"
-			 : !a->part ? "--partition UUID is required (VM checkpoints are not built yet)"
-				    : "the file is required");
+			 : !a->part && !a->vm ? (strcmp(cmd, "checkpoint") ?
+				"--partition UUID is required (a VM restores with 'gpup run --restore')" :
+				"give a VM (its control socket or name) or --partition UUID")
+			 : !a->file ? "the file is required"
+				    : "--incremental and --max-rounds are for a VM's checkpoint");
 		return GPUP_EXIT_USAGE;
 	}
 	return 0;
@@ -94,11 +114,32 @@ static double mib(json_object *r, const char *k)
 
 static void checkpoint_usage(FILE *f)
 {
-	fprintf(f, "usage: gpup checkpoint --partition UUID --to FILE [--json]\n\n"
-		   "Write a partition's device state and VRAM into FILE.  A running\n"
-		   "partition keeps running: its VRAM is copied while its guest works,\n"
-		   "and it stops only for the last copy.  FILE is written whole or not at\n"
-		   "all (a temporary name, fsync, rename).  See 'gpup restore'.\n");
+	fprintf(f, "usage: gpup checkpoint VM --to FILE [--incremental BASE] [--max-rounds N]\n"
+		   "                       [--json]\n"
+		   "       gpup checkpoint --partition UUID --to FILE [--json]\n\n"
+		   "Write a running VM (VM: its control socket, gpup run --ctl, or its name,\n"
+		   "gpup run --name) into FILE: guest RAM, the pages its CPUs wrote through\n"
+		   "its partitions' VRAM apertures, each partition's device state and VRAM,\n"
+		   "the vCPUs and the VMM's devices.  The VM keeps running: everything is\n"
+		   "copied while it works, and it pauses only for the final copy.  With\n"
+		   "--incremental BASE (this VM's last checkpoint, written or restored, in\n"
+		   "the same directory) FILE holds only the RAM pages that changed since\n"
+		   "BASE, and names BASE by its identity.  'gpup run --restore FILE' runs\n"
+		   "the VM again, where it was.\n\n"
+		   "With --partition, write one partition's device state and VRAM, through\n"
+		   "the daemon; a running partition stops only for the last copy; see\n"
+		   "'gpup restore'.\n\n"
+		   "FILE is written whole or not at all (a temporary name, fsync, rename,\n"
+		   "fsync of the directory): a crash leaves the previous file as it was.\n\n"
+		   "  VM                  the VM's control socket path or its name\n"
+		   "  --to FILE           the file to write (its directory must exist)\n"
+		   "  --incremental BASE  only what changed since BASE (VM checkpoints)\n"
+		   "  --max-rounds N      copy rounds while the VM runs, at most (default 8):\n"
+		   "                      fewer make a VM that writes faster than the disk\n"
+		   "                      takes a smaller file, and pause it longer\n"
+		   "  --partition UUID    a partition instead of a VM\n"
+		   "  --json              the figures as JSON\n\n"
+		   "Exit status: 0 written, 1 failed (the VM runs on), 2 bad usage.\n");
 }
 
 static int cmd_checkpoint(const struct gpup_global *g, int argc, char **argv)
@@ -109,6 +150,15 @@ static int cmd_checkpoint(const struct gpup_global *g, int argc, char **argv)
 
 	if (rc)
 		return rc < 0 ? GPUP_EXIT_OK : rc;
+	if (a.vm) {
+		char file[PATH_MAX], base[PATH_MAX];
+
+		if ((rc = absolute("checkpoint", a.file, file)) ||
+		    (a.base && (rc = absolute("checkpoint", a.base, base))))
+			return rc;
+		return gpup_vm_checkpoint(g, a.vm, file, a.base ? base : NULL, a.max_rounds,
+					  a.json);
+	}
 	rc = call(g, "checkpoint", GPUP_CTL_M_CHECKPOINT, &a, &r);
 	if (rc)
 		return rc;
@@ -126,7 +176,8 @@ static int cmd_checkpoint(const struct gpup_global *g, int argc, char **argv)
 	return GPUP_EXIT_OK;
 }
 
-GPUP_COMMAND("checkpoint", "write a partition's state and VRAM into a file", cmd_checkpoint)
+GPUP_COMMAND("checkpoint", "write a running VM, or a partition, into a checkpoint file",
+	     cmd_checkpoint)
 
 static void restore_usage(FILE *f)
 {

@@ -18,7 +18,7 @@ static void run_usage(FILE *f)
 		"usage: gpup run --kernel IMAGE [--mem SIZE] [--cpus N]\n"
 		"                [--gpu UUID|SOCKET]... [--serial stdio|FILE]\n"
 		"                [--append CMDLINE] [--ctl SOCKET | --name NAME] [--irqchip]\n"
-		"                [--stats] [--incoming tcp:HOST:PORT]\n"
+		"                [--stats] [--incoming tcp:HOST:PORT | --restore FILE]\n"
 		"\n"
 		"Boot a PVH ELF image in a KVM virtual machine, attach GPU partitions\n"
 		"served by `gpup daemon` (vfio-user sockets), and exit with the status\n"
@@ -42,6 +42,13 @@ static void run_usage(FILE *f)
 		"                   (--kernel, --mem, --cpus, --append are not needed),\n"
 		"                   the --gpu list must match the source's: partitions\n"
 		"                   of the same types, on this host's daemon\n"
+		"  --restore FILE   run the VM of a checkpoint that `gpup checkpoint VM\n"
+		"                   --to FILE` wrote (an incremental one with its bases,\n"
+		"                   found in its directory), where it stopped; like\n"
+		"                   --incoming it needs no --kernel, --mem or --cpus, and\n"
+		"                   the --gpu list must give partitions of the same types.\n"
+		"                   A cut or corrupt file, or a missing base, is refused\n"
+		"                   with one line naming the file (and the chunk)\n"
 		"  --irqchip        give the guest a local APIC even when it has one\n"
 		"                   vCPU and no device (otherwise it has none)\n"
 		"  --stats          at the end, print how many exits reached the VMM\n"
@@ -57,7 +64,7 @@ static void run_usage(FILE *f)
 		"  %d      stopped from outside (signal or control socket), or migrated\n"
 		"          away to another `gpup run`\n"
 		"  %d      --incoming: no VM came (the stream was refused, cut or lost);\n"
-		"          nothing is left behind\n",
+		"          --restore: the checkpoint was refused; nothing is left behind\n",
 		HV_MAX_CPUS, HV_MAX_GPUS, HV_GUEST_STATUS_MAX, HV_EXIT_USAGE,
 		HV_EXIT_IMAGE, HV_EXIT_HOST, HV_EXIT_GPU, HV_EXIT_CRASH,
 		HV_EXIT_BIG_STATUS, HV_GUEST_STATUS_MAX, HV_EXIT_STOPPED, HV_EXIT_MIGRATION);
@@ -171,6 +178,9 @@ static int run_parse_opt(const struct gpup_global *g, int c, const char *arg,
 	case 'i':
 		cfg->incoming = arg;
 		return 0;
+	case 'R':
+		cfg->restore = arg;
+		return 0;
 	case 'I':
 		cfg->irqchip = 1;
 		return 0;
@@ -195,12 +205,14 @@ static int cmd_run(const struct gpup_global *g, int argc, char **argv)
 		{ "ctl", required_argument, NULL, 'C' },
 		{ "name", required_argument, NULL, 'n' },
 		{ "incoming", required_argument, NULL, 'i' },
+		{ "restore", required_argument, NULL, 'R' },
 		{ "irqchip", no_argument, NULL, 'I' },
 		{ "stats", no_argument, NULL, 'S' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	struct hv_config cfg = { .mem_size = HV_DEFAULT_MEM, .ncpus = 1 };
+	struct hv_config cfg = { .mem_size = HV_DEFAULT_MEM, .ncpus = 1,
+				 .ckpt_fault = getenv("GPUP_TEST_CKPT_FAULT") };
 	int c;
 
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -219,7 +231,11 @@ static int cmd_run(const struct gpup_global *g, int argc, char **argv)
 		gpup_err("run", "--incoming %s: want tcp:HOST:PORT", cfg.incoming);
 		return HV_EXIT_USAGE;
 	}
-	if (!cfg.kernel && !cfg.incoming) {
+	if (cfg.incoming && cfg.restore) {
+		gpup_err("run", "--incoming and --restore exclude each other");
+		return HV_EXIT_USAGE;
+	}
+	if (!cfg.kernel && !cfg.incoming && !cfg.restore) {
 		gpup_err("run", "--kernel IMAGE is required; see 'gpup run --help'");
 		return HV_EXIT_USAGE;
 	}
