@@ -38,7 +38,7 @@ endif
 CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE -pthread \
 	-I. -I/usr/include/libdrm -MMD -MP $(SANFLAGS) $(EXTRA_CFLAGS)
 LDFLAGS := -pthread $(SANFLAGS)
-LIBS := -ljson-c -lxxhash -lpciaccess -ldrm -lzstd -lseccomp -lm
+LIBS := -ljson-c -lxxhash -lpciaccess -ldrm -lzstd -lseccomp -lnvme -lm
 
 # gpup is a folder of rooms, one subfolder each.
 MODULES := vfu iommu scheduler migrate hv gpup

@@ -30,7 +30,8 @@ bool mig_chunk_head_ok(const struct gpup_mig_chunk *h)
 
 const char *mig_kind_name(unsigned int kind)
 {
-	static const char *const n[] = { "?", "HEADER", "VRAM", "ZERO", "STATE", "END" };
+	static const char *const n[] = { "?", "HEADER", "VRAM", "ZERO", "STATE", "END",
+					 "LINK" };
 
 	return kind < sizeof(n) / sizeof(n[0]) ? n[kind] : "?";
 }

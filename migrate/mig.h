@@ -280,6 +280,101 @@ int mig_file_save(struct mig_dev *md, const char *dir, const char *name,
 int mig_file_restore(struct mig_dev *md, const char *dir, const char *name, char *err,
 		     size_t errlen);
 
+
+/* ---- checkpoint chains (chain.c; docs/MIGRATION.md, "Failover") ----
+ *
+ * A chain is a full base then increments, each a file DIR/PREFIX.N.base
+ * or DIR/PREFIX.N.incr (N: eight decimal digits, one more per link), in
+ * the stream format with a LINK chunk (uapi/gpup_mig.h).  Every link is
+ * written to a temporary name, fsynced, renamed and the directory
+ * fsynced, so a writer killed at any point leaves the chain as it was.
+ * The chain that counts is the newest base and the increments numbered
+ * after it, without a gap; compaction removes what is older than a new
+ * base once that base is durable.
+ */
+struct mig_link_writer;
+
+struct mig_link_cfg {
+	const char *dir, *prefix;
+	struct mig_ident ident;
+	bool base;
+	uint32_t index;
+	uint64_t base_id, prev_id;   /* increments: whom they follow */
+};
+
+/* Open link cfg->index for writing (a temporary file in dir): 0 and *w,
+ * or -errno with a line in err. */
+int mig_link_begin(struct mig_link_writer **w, const struct mig_link_cfg *cfg, char *err,
+		   size_t errlen);
+/* npages pages from page number `page`, their bytes at data: VRAM chunks
+ * for pages with data; zero pages as ZERO chunks, or not at all with
+ * skip_zero (a base's first walk: the reader starts from zero).  A page
+ * given twice: the later copy counts.  0 or -errno. */
+int mig_link_pages(struct mig_link_writer *w, uint64_t page, const uint8_t *data,
+		   uint64_t npages, bool skip_zero);
+/* The device's state blob (at most GPUP_MIG_MAX_STATE bytes), once. */
+int mig_link_state(struct mig_link_writer *w, const void *blob, uint32_t len);
+/* END, the LINK chunk (taken_ns: CLOCK_REALTIME of the final copy),
+ * fsync, rename, directory fsync; frees w.  0 and *id (the link's
+ * identity), or -errno with a line in err and nothing of the chain
+ * changed. */
+int mig_link_commit(struct mig_link_writer *w, uint64_t taken_ns, uint64_t *id, char *err,
+		    size_t errlen);
+/* Drop a link being written: its temporary file goes. */
+void mig_link_abort(struct mig_link_writer *w);
+
+/* The next free link number of PREFIX in dir (0 for none), removing the
+ * temporary files dead writers left.  0 or -errno. */
+int mig_chain_scan(const char *dir, const char *prefix, uint32_t *next);
+/* Remove PREFIX's links older than base index `keep` (the newest base,
+ * durable), then fsync dir.  0 or -errno. */
+int mig_chain_compact(const char *dir, const char *prefix, uint32_t keep);
+
+/* What a link says of itself, once checked. */
+struct mig_link_info {
+	uint32_t index;
+	bool base;
+	uint64_t id, base_id, prev_id, taken_ns;
+	uint64_t vram_pages, zero_pages, bytes;
+};
+
+/* Check a whole link in buf (every chunk, hash and total; its HEADER
+ * against want: type and VRAM size equal, features a subset; want NULL:
+ * any): 0 and *info, or -errno (EBADMSG, EINVAL, EPROTONOSUPPORT) with
+ * one line in err naming the chunk.  Untrusted input. */
+int mig_link_check(const uint8_t *buf, size_t len, const struct mig_ident *want,
+		   struct mig_link_info *info, char *err, size_t errlen);
+/* Apply a checked link onto VRAM of vram_size bytes and copy its STATE
+ * into state (up to state_max bytes): its length, or -ENOSPC, or the
+ * error of a write.  VRAM is the file fd when fd >= 0 (pwrite, and zero
+ * pages punched: on a shmem file neither takes a page fault, and pages
+ * that became zero go back to the host), else the memory at vram. */
+int mig_link_apply(const uint8_t *buf, size_t len, uint8_t *vram, int fd, uint64_t vram_size,
+		   void *state, size_t state_max);
+
+/* Restore PREFIX's chain from dir: every link is checked before any is
+ * applied; then vram (ident->vram_size bytes; NULL: check only) becomes
+ * the chain's VRAM, and state gets the last link's blob (to_fd: into the
+ * file vram_fd instead, pwrite, and zero pages punched).  Each page is
+ * written once, from what it held straight to the newest copy the chain
+ * has of it (zero where none has one), so whoever has the file mapped
+ * never sees a page pass through an older link's bytes or through zero.
+ * 0, or -errno with one line in err naming the bad file and chunk, or the
+ * missing base or link. */
+struct mig_chain_load {
+	const struct mig_ident *ident;
+	uint8_t *vram;
+	bool to_fd;                  /* VRAM is the file vram_fd (see mig_link_apply) */
+	int vram_fd;
+	void *state;
+	size_t state_max;
+	/* out */
+	uint32_t state_len, links, base_index, last_index;
+	uint64_t last_id, last_taken_ns, bytes;
+};
+int mig_chain_load(const char *dir, const char *prefix, struct mig_chain_load *l, char *err,
+		   size_t errlen);
+
 /* Any stream written the same way (the VMM's VM checkpoints use it): a
  * file being written as dir/.name.tmp.PID through the ring and its writer
  * thread, made dir/name by mig_wfile_commit (fsync, rename, fsync of

@@ -27,6 +27,11 @@ const char *mig_kind_name(unsigned int kind);
 /* Whether len bytes at p are all zero. */
 bool mig_all_zero(const void *p, size_t len);
 
+/* A chain link's file name, PREFIX.NNNNNNNN.base or .incr (chain.c
+ * writes them): whether name is one of PREFIX's, and its number and kind
+ * (chain_load.c). */
+bool mig_link_name_parse(const char *name, const char *prefix, uint32_t *index, bool *base);
+
 /* ---- the saver (save.c) ---- */
 
 /* What is being produced: the encoded bytes of one chunk (head and

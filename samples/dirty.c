@@ -20,6 +20,23 @@
  * sets (VRAM through BAR2).  A host that pauses the VM or stops the
  * device only makes fences late: the waits are bounded by timeout=.
  *
+ * A GPU failure the host recovered the partition from (STATUS.RECOVERED,
+ * docs/MIGRATION.md "Failover") rolls VRAM back to the last protection
+ * checkpoint and stops the queues.  Each queue's Q_FENCE says which of
+ * its fences the checkpoint had completed; every block whose last write
+ * was a device command that completed by then must hold exactly what the
+ * guest wrote, and is checked at once.  Every other block (written by
+ * the CPU, whose stores the checkpoint may or may not have caught, or by
+ * a command after the fence) is written again: FILLs are resubmitted to
+ * the device, the rest stored by the CPU from the block's key.  The
+ * epoch's fences so far are resubmitted, and the epoch goes on.  The GPU
+ * may also fail while the guest reads its blocks back at the end of an
+ * epoch: the recovery then rolls back VRAM the guest's fences had
+ * already vouched for.  So a VRAM block that reads wrong is only wrong
+ * once a round trip through each queue shows no recovery came (a failed
+ * device completes nothing until it has been recovered, and then says
+ * so); if one came, it is handled and the epoch verified again.
+ *
  * Command line (all optional):
  *   rate=MIB     MiB/s dirtied over RAM and VRAM together, spread in
  *                proportion to their sizes (default 16)
@@ -33,7 +50,8 @@
  *                stuck (default 30)
  * Exit: 0 every byte and fence verified, 2 no vGPU, 3 bad command line or
  * setup, 4 a wrong byte or fence (the first one is printed: where,
- * expected, found, and who wrote the block in which epoch), 5 device error.
+ * expected, found, and who wrote the block in which epoch), 5 device error
+ * (a GPU lost and not recovered included).
  */
 #include "vgpu_drv.h"
 
@@ -50,6 +68,9 @@
 #define Q_COMPUTE 0u
 #define Q_COPY 1u
 #define NQ 2u
+#define EPOCH_RING 1024u     /* epochs whose end fences are remembered */
+#define WQ_CPU 0xffu         /* last written by the CPU, not a queue */
+#define VERIFY_AGAIN (-1)    /* a recovery came meanwhile: verify again */
 
 /* What a block holds: the kind in the top 4 bits of its key. */
 #define KIND_SHIFT 60
@@ -85,6 +106,16 @@ struct dirty {
 	unsigned int nbatch[NQ];
 	volatile uint64_t *fences;       /* [NQ][SLICES]: one word per slice fence */
 	uint64_t dirtied[2], verified, nfences, worst_ns;
+	/* For recovery: each block's last write, as an ordinal (1 + epoch *
+	 * (SLICES + 1) + slice; 0 before epoch 0) and its queue (WQ_CPU:
+	 * the CPU); the slice running; each queue's slice fences queued this
+	 * epoch and the driver fence that ended each recent epoch. */
+	uint32_t *word;
+	uint8_t *wq;
+	unsigned int k;
+	unsigned int fences_queued[NQ];
+	uint64_t setup_seq[NQ], end_seq[NQ][EPOCH_RING];
+	uint64_t recoveries, rechecked, redone;
 };
 
 static struct dirty D;
@@ -161,10 +192,18 @@ static uint8_t space_of(const struct region *r)
 	return r->vram ? GPUP_SPACE_VRAM : GPUP_SPACE_IOVA;
 }
 
-static void set_block(uint64_t b, uint64_t key, enum writer w)
+static uint32_t ordinal(uint32_t epoch, unsigned int k)
+{
+	return 1 + epoch * (SLICES + 1) + k;
+}
+
+/* q: the queue that writes it, or WQ_CPU. */
+static void set_block(uint64_t b, uint64_t key, enum writer w, unsigned int q)
 {
 	D.key[b] = key;
 	D.meta[b] = (uint32_t)w | D.epoch << 3;
+	D.word[b] = ordinal(D.epoch, D.k);
+	D.wq[b] = (uint8_t)q;
 }
 
 /* ---- the device ---- */
@@ -174,11 +213,31 @@ static bool device_gone(void)
 	return D.gpu && vg_read(&D.dev, GPUP_REG_ID) != GPUP_ID_MAGIC;
 }
 
+static int recover(void);
+
+/* The host recovered the partition on another GPU (see the top). */
+static bool recovered(int rc)
+{
+	return rc == VG_ERR_FAULT && D.gpu &&
+	       (vg_read(&D.dev, GPUP_REG_STATUS) & GPUP_STS_RECOVERED);
+}
+
+/* Packets found a stopped queue because the device was recovered: what
+ * they were to write is written again by recover(). */
 static int flush(unsigned int q)
 {
 	int rc = D.nbatch[q] ? vg_submit(&D.dev, q, D.batch[q], D.nbatch[q]) : 0;
 
 	D.nbatch[q] = 0;
+	return recovered(rc) ? recover() : rc;
+}
+
+static int fence_wait(unsigned int q)
+{
+	int rc = vg_fence_wait(&D.dev, q, D.timeout_ns);
+
+	while (recovered(rc) && !(rc = recover()))
+		rc = vg_fence_wait(&D.dev, q, D.timeout_ns);
 	return rc;
 }
 
@@ -214,19 +273,19 @@ static void op_cpu(const struct region *r, uint64_t b, unsigned int n)
 		gen_block(key, w);
 		for (unsigned int j = 0; j < WORDS; j++)
 			dst[j] = w[j];
-		set_block(b + i, key, W_CPU);
+		set_block(b + i, key, W_CPU, WQ_CPU);
 	}
 }
 
 static int op_fill(const struct region *r, uint64_t b, unsigned int n)
 {
 	uint64_t key = new_key(K_FILL);
+	unsigned int q = D.stamp & 1 ? Q_COMPUTE : Q_COPY;
 
 	for (unsigned int i = 0; i < n; i++)
-		set_block(b + i, key, W_FILL);
-	return queue_cmd(D.stamp & 1 ? Q_COMPUTE : Q_COPY,
-			 gpup_cmd_fill(space_of(r), block_addr(r, b), (uint64_t)n * BLOCK,
-				       fill_pattern(key)));
+		set_block(b + i, key, W_FILL, q);
+	return queue_cmd(q, gpup_cmd_fill(space_of(r), block_addr(r, b), (uint64_t)n * BLOCK,
+					  fill_pattern(key)));
 }
 
 static int op_render(const struct region *r, uint64_t b, unsigned int n)
@@ -236,7 +295,7 @@ static int op_render(const struct region *r, uint64_t b, unsigned int n)
 
 	for (unsigned int i = 0; i < n; i++)
 		set_block(b + i, (uint64_t)K_RENDER << KIND_SHIFT | (uint64_t)i << 32 | frame,
-			  W_RENDER);
+			  W_RENDER, Q_COMPUTE);
 	return queue_cmd(Q_COMPUTE, gpup_cmd_kernel(GPUP_KERNEL_RENDER, args, 5));
 }
 
@@ -270,6 +329,8 @@ static int op_copy(const struct region *r, uint64_t b, unsigned int n)
 	for (unsigned int i = 0; i < n; i++) {
 		D.key[b + i] = D.key[src + i];
 		D.meta[b + i] = (uint32_t)(s->vram ? W_COPY_VRAM : W_COPY_RAM) | D.epoch << 3;
+		D.word[b + i] = ordinal(D.epoch, D.k);
+		D.wq[b + i] = Q_COPY;
 	}
 	return queue_cmd(Q_COPY, gpup_cmd_copy(space_of(s), block_addr(s, src), space_of(r),
 					       block_addr(r, b), (uint64_t)n * BLOCK));
@@ -309,12 +370,21 @@ static void sleep_until(uint64_t deadline)
 	}
 }
 
+/* Slice k's fence on queue q: its value names the epoch (plus one, so
+ * that it is never a value the driver's own fences reach) and the slice. */
+static union gpup_cmd slice_fence(unsigned int q, unsigned int k)
+{
+	return gpup_cmd_fence(GPUP_SPACE_IOVA, vg_iova(&D.fences[q * SLICES + k]),
+			      (uint64_t)(D.epoch + 1) << 32 | (k + 1), 0);
+}
+
 /* Write the window's blocks from *done up to upto, then submit each
  * queue's batch behind a fence for this slice. */
 static int slice(unsigned int k, uint64_t *done, uint64_t upto)
 {
 	int rc = 0;
 
+	D.k = k;
 	while (!rc && *done < upto) {
 		uint64_t b = (D.win + *done) % D.total;
 		const struct region *r = region_of(b);
@@ -326,10 +396,8 @@ static int slice(unsigned int k, uint64_t *done, uint64_t upto)
 		*done += n;
 	}
 	for (unsigned int q = 0; D.gpu && !rc && q < NQ; q++) {
-		uint64_t v = (uint64_t)D.epoch << 32 | (k + 1);
-
-		rc = queue_cmd(q, gpup_cmd_fence(GPUP_SPACE_IOVA, vg_iova(&D.fences[q * SLICES + k]),
-						 v, 0));
+		rc = queue_cmd(q, slice_fence(q, k));
+		D.fences_queued[q] = k + 1;
 		if (!rc)
 			rc = flush(q);
 		if (rc)
@@ -363,6 +431,24 @@ static int report(const struct region *r, uint64_t b, unsigned int word, uint64_
 	return EXIT_WRONG;
 }
 
+/* A VRAM block read wrong after its fences completed: was the device
+ * recovered since, VRAM rolled back to its checkpoint?  A round trip
+ * through each queue tells (see the top).  VERIFY_AGAIN if it was, else
+ * the wrong byte reported. */
+static int wrong_vram(const struct region *r, uint64_t b, unsigned int word, uint64_t want,
+		      uint64_t got)
+{
+	uint64_t recoveries = D.recoveries;
+
+	for (unsigned int q = 0; q < NQ; q++) {
+		int rc = fence_wait(q);
+
+		if (rc)
+			return device_error("waiting for a fence", rc, q);
+	}
+	return D.recoveries != recoveries ? VERIFY_AGAIN : report(r, b, word, want, got);
+}
+
 static int verify_blocks(void)
 {
 	static uint64_t w[WORDS];
@@ -375,8 +461,9 @@ static int verify_blocks(void)
 		for (unsigned int i = 0; i < WORDS; i++) {
 			uint64_t got = p[i];
 
-			if (got != w[i])
-				return report(r, b, i, w[i], got);
+			if (got == w[i])
+				continue;
+			return r->vram ? wrong_vram(r, b, i, w[i], got) : report(r, b, i, w[i], got);
 		}
 	}
 	D.verified += D.total * BLOCK;
@@ -388,8 +475,10 @@ static int verify_blocks(void)
 static int verify_fences(void)
 {
 	for (unsigned int q = 0; q < NQ; q++) {
-		int rc = vg_fence_wait(&D.dev, q, D.timeout_ns);
+		int rc;
 
+		D.end_seq[q][D.epoch % EPOCH_RING] = D.dev.q[q].seq + 1;
+		rc = fence_wait(q);
 		if (rc)
 			return device_error(rc == VG_ERR_TIMEOUT ? "(fence late past timeout=)"
 								 : "waiting for a fence", rc, q);
@@ -399,7 +488,8 @@ static int verify_fences(void)
 			return EXIT_WRONG;
 		}
 		for (unsigned int k = 0; k < SLICES; k++) {
-			uint64_t want = (uint64_t)D.epoch << 32 | (k + 1), got = D.fences[q * SLICES + k];
+			uint64_t want = (uint64_t)(D.epoch + 1) << 32 | (k + 1);
+			uint64_t got = D.fences[q * SLICES + k];
 
 			if (got != want) {
 				rt_printf("dirty: epoch %u: fence %u of queue %u (address 0x%lx) holds "
@@ -413,6 +503,111 @@ static int verify_fences(void)
 	return 0;
 }
 
+/* ---- after a GPU failure the host recovered the partition from ---- */
+
+/* The ordinal up to which queue q's commands had completed in the
+ * checkpoint, from its Q_FENCE: a slice fence names its epoch and slice;
+ * a driver fence is mapped to the last epoch it is known to have ended
+ * (never later: a block taken as settled must be).  -1: none. */
+static int64_t fence_point(unsigned int q)
+{
+	uint32_t base = GPUP_REG_QUEUE(q);
+	uint64_t v = vg_read(&D.dev, base + GPUP_Q_FENCE_LO) |
+		     (uint64_t)vg_read(&D.dev, base + GPUP_Q_FENCE_HI) << 32;
+
+	if (!v)
+		return -1;
+	if (v >> 32)
+		return ordinal((uint32_t)(v >> 32) - 1, (unsigned int)(v & 0xffffffffu) - 1);
+	for (uint32_t e = D.epoch + 1; e-- > 0 && D.epoch - e < EPOCH_RING;)
+		if (D.end_seq[q][e % EPOCH_RING] && D.end_seq[q][e % EPOCH_RING] <= v)
+			return ordinal(e, SLICES);
+	return v >= D.setup_seq[q] && D.setup_seq[q] ? 0 : -1;
+}
+
+/* Queue a packet for recovery's own resubmission (no nested recovery). */
+static int push(unsigned int q, union gpup_cmd c)
+{
+	int rc = 0;
+
+	if (D.nbatch[q] == BATCH) {
+		rc = vg_submit(&D.dev, q, D.batch[q], D.nbatch[q]);
+		D.nbatch[q] = 0;
+	}
+	D.batch[q][D.nbatch[q]++] = c;
+	return rc;
+}
+
+/* Block b again as its key says: a FILL to the device, else CPU stores. */
+static int redo(uint64_t b)
+{
+	static uint64_t w[WORDS];
+	const struct region *r = region_of(b);
+	volatile uint64_t *dst = block_cpu(r, b);
+
+	D.redone += BLOCK;
+	D.word[b] = ordinal(D.epoch, D.k);
+	if (D.key[b] >> KIND_SHIFT == K_FILL) {
+		D.wq[b] = Q_COPY;
+		return push(Q_COPY, gpup_cmd_fill(space_of(r), block_addr(r, b), BLOCK,
+						  fill_pattern(D.key[b])));
+	}
+	D.wq[b] = WQ_CPU;
+	gen_block(D.key[b], w);
+	for (unsigned int j = 0; j < WORDS; j++)
+		dst[j] = w[j];
+	return 0;
+}
+
+static int check_block(uint64_t b)
+{
+	static uint64_t w[WORDS];
+	const struct region *r = region_of(b);
+	const volatile uint64_t *p = block_cpu(r, b);
+
+	gen_block(D.key[b], w);
+	for (unsigned int i = 0; i < WORDS; i++)
+		if (p[i] != w[i])
+			return report(r, b, i, w[i], p[i]);
+	D.rechecked += BLOCK;
+	return 0;
+}
+
+/* Check what the checkpoint must hold, write the rest again, resubmit
+ * the epoch's fences so far, restart the queues. */
+static int recover(void)
+{
+	int64_t p[NQ];
+	int rc = 0;
+
+	D.recoveries++;
+	vg_write(&D.dev, GPUP_REG_INTR_STATUS, GPUP_INTR_RECOVERED);
+	for (unsigned int q = 0; q < NQ; q++) {
+		p[q] = fence_point(q);
+		vg_queue_restart(&D.dev, q);
+		D.nbatch[q] = 0;
+	}
+	for (uint64_t b = 0; b < D.total && !rc; b++)
+		rc = D.wq[b] != WQ_CPU && (int64_t)D.word[b] <= p[D.wq[b]] ? check_block(b) : redo(b);
+	for (unsigned int q = 0; q < NQ && !rc; q++)
+		for (unsigned int k = 0; k < D.fences_queued[q] && !rc; k++)
+			rc = push(q, slice_fence(q, k));
+	for (unsigned int q = 0; q < NQ && !rc; q++) {
+		rc = D.nbatch[q] ? vg_submit(&D.dev, q, D.batch[q], D.nbatch[q]) : 0;
+		D.nbatch[q] = 0;
+		if (!rc)
+			rc = vg_fence_wait(&D.dev, q, D.timeout_ns);
+	}
+	if (rc > 0)
+		return rc; /* a wrong byte, reported */
+	if (rc)
+		return device_error("resubmitting after a recovery", rc, Q_COPY);
+	rt_printf("dirty: epoch %u: device recovered (checkpoint at fences %ld, %ld): %lu MiB "
+		  "checked as it held them, %lu MiB written again\n", D.epoch, p[0], p[1],
+		  D.rechecked >> 20, D.redone >> 20);
+	return 0;
+}
+
 /* ---- the run ---- */
 
 static int epoch(void)
@@ -421,6 +616,11 @@ static int epoch(void)
 	int rc = 0;
 
 	D.win = D.cursor;
+	D.k = 0;
+	for (unsigned int q = 0; q < NQ; q++) {
+		D.fences_queued[q] = 0;
+		D.end_seq[q][D.epoch % EPOCH_RING] = 0;
+	}
 	D.win_len = (budget + BLOCK - 1) / BLOCK;
 	if (D.win_len > D.total - RUN)
 		D.win_len = D.total - RUN; /* copies need a source outside */
@@ -431,10 +631,9 @@ static int epoch(void)
 		if (!rc)
 			sleep_until(t0 + D.epoch_ms * 1000000ull * (k + 1) / SLICES);
 	}
-	if (!rc && D.gpu)
-		rc = verify_fences();
-	if (!rc)
-		rc = verify_blocks();
+	while (!rc && !(rc = D.gpu ? verify_fences() : 0) &&
+	       (rc = verify_blocks()) == VERIFY_AGAIN)
+		rc = 0;
 	D.cursor = (D.cursor + D.win_len) % D.total;
 	dt = rt_ns() - t0;
 	D.worst_ns = dt > D.worst_ns ? dt : D.worst_ns;
@@ -459,10 +658,10 @@ static int run(void)
 		return rc;
 	ms = (rt_ns() - t0) / 1000000;
 	rt_printf("dirty: ok: %u epochs in %lu ms, dirtied %lu MiB of RAM and %lu MiB of VRAM "
-		  "(%lu MiB/s), verified %lu MiB and %lu fences, longest epoch %lu ms\n", D.epoch,
+		  "(%lu MiB/s), verified %lu MiB and %lu fences, longest epoch %lu ms%s\n", D.epoch,
 		  ms, D.dirtied[0] >> 20, D.dirtied[1] >> 20,
 		  ms ? ((D.dirtied[0] + D.dirtied[1]) >> 20) * 1000 / ms : 0, D.verified >> 20,
-		  D.nfences, D.worst_ns / 1000000);
+		  D.nfences, D.worst_ns / 1000000, D.recoveries ? ", through a recovery" : "");
 	return 0;
 }
 
@@ -494,6 +693,7 @@ static int setup_device(uint64_t vram_bytes)
 		rc = flush(Q_COPY);
 	if (!rc)
 		rc = vg_fence_wait(&D.dev, Q_COPY, D.timeout_ns);
+	D.setup_seq[Q_COPY] = D.dev.q[Q_COPY].seq;
 	return rc ? device_error("clearing VRAM", rc, Q_COPY) : 0;
 }
 
@@ -513,13 +713,20 @@ static int setup(uint64_t ram_bytes, uint64_t vram_bytes)
 	D.key = rt_alloc_pages((total * 8 + BLOCK - 1) / BLOCK);
 	D.meta = rt_alloc_pages((total * 4 + BLOCK - 1) / BLOCK);
 	D.fences = rt_alloc_pages(1);
-	if (!ram || !D.key || !D.meta || !D.fences) {
+	D.word = rt_alloc_pages((total * 4 + BLOCK - 1) / BLOCK);
+	D.wq = rt_alloc_pages((total + BLOCK - 1) / BLOCK);
+	if (!ram || !D.key || !D.meta || !D.fences || !D.word || !D.wq) {
 		rt_printf("dirty: ram=%lu MiB does not fit in the VM's %lu MiB\n", ram_bytes >> 20,
 			  rt_ram_size() >> 20);
 		return EXIT_SETUP;
 	}
 	D.r[0].cpu = ram;
 	D.r[0].base = vg_iova(ram);
+	/* VRAM starts as setup's FILL left it (ordinal 0), RAM as nobody's. */
+	for (uint64_t b = 0; b < total; b++) {
+		D.word[b] = 0;
+		D.wq[b] = b < D.r[0].n ? WQ_CPU : Q_COPY;
+	}
 	return 0;
 }
 

@@ -8,6 +8,7 @@
 # the Debian package (dpkg-buildpackage -b -us -uc, which also checks for
 # build-essential; tests/deb_test.c);
 # python3-prometheus-client parses the metrics (scripts/check-metrics.py);
+# libnvme-dev finds NVMe namespaces for `gpup storage`;
 # systemd, curl and man-db: tests/systemd_test.c boots systemd as PID 1 of
 # namespaces of its own to run gpup.service, scrape it and read its man page;
 # resource-agents has ocf-tester, which checks the cluster resource agent
@@ -17,7 +18,7 @@
 # `deps.sh cluster` what make cluster-test needs (Pacemaker and corosync).
 set -e
 PKGS="gcc make libc6-dev linux-libc-dev libcriterion-dev libjson-c-dev
-libxxhash-dev libpciaccess-dev libdrm-dev libzstd-dev libseccomp-dev
+libxxhash-dev libpciaccess-dev libdrm-dev libzstd-dev libseccomp-dev libnvme-dev
 gnuplot-nox qemu-system-x86 python3-jsonschema help2man debhelper
 python3-prometheus-client systemd curl man-db resource-agents libxml2-utils
 build-essential"

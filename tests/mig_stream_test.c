@@ -973,6 +973,41 @@ Test(mig_stream, stats_from_another_thread)
 	free(s.p);
 }
 
+/* A checkpoint chain link (migrate/chain.c) carries a LINK chunk after
+ * HEADER: a plain stream reader refuses it as a chunk it does not know,
+ * so a link is never taken for a whole checkpoint. */
+Test(mig_stream, a_chain_link_is_refused_as_a_plain_stream)
+{
+	struct mig_link_cfg cfg = { .prefix = "link", .base = true };
+	char dir[] = "/tmp/gpup-link-XXXXXX", path[64], err[256];
+	struct mig_link_writer *w;
+	struct pair p;
+	struct buf s = { 0 };
+	uint64_t id;
+	FILE *fp;
+
+	pair_new(&p, "t1", SIZE, 0x3);
+	cr_assert_not_null(mkdtemp(dir));
+	cfg.dir = dir;
+	cfg.ident = p.a->id;
+	cr_assert_eq(mig_link_begin(&w, &cfg, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(mig_link_pages(w, 0, p.a->vram, SIZE / PG, true), 0);
+	cr_assert_eq(mig_link_state(w, p.a->blob, sizeof(p.a->blob)), 0);
+	cr_assert_eq(mig_link_commit(w, 1, &id, err, sizeof(err)), 0, "%s", err);
+	snprintf(path, sizeof(path), "%s/link.00000000.base", dir);
+	fp = fopen(path, "rb");
+	cr_assert_not_null(fp);
+	s.cap = 2 * SIZE;
+	s.p = malloc(s.cap);
+	s.len = fread(s.p, 1, s.cap, fp);
+	fclose(fp);
+	expect_refused(&p, &s, -EBADMSG, "stream refused: chunk 1 at byte 128: unknown chunk kind");
+	unlink(path);
+	rmdir(dir);
+	free(s.p);
+	pair_free(&p);
+}
+
 /* ---- MIG_DATA_READ as pieces (mig_dev_data_readv) ---- */
 
 /* Read until a short read with readv, `step` bytes and at most max pieces

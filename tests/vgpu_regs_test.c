@@ -83,7 +83,7 @@ Test(vgpu_regs, identity_and_reset_values)
 	cr_assert_eq(rd(GPUP_REG_VERSION), GPUP_ABI_VERSION);
 	/* No client took the doorbells' ioeventfds: the watch is offered. */
 	cr_assert_eq(rd(GPUP_REG_CAPS), GPUP_CAP_MSIX | GPUP_CAP_SHADOW_PI | GPUP_CAP_FAULT_LOG |
-						GPUP_CAP_TIMESTAMP | GPUP_CAP_WATCH);
+						GPUP_CAP_TIMESTAMP | GPUP_CAP_RECOVERY | GPUP_CAP_WATCH);
 	cr_assert_eq(rd(GPUP_REG_NUM_QUEUES), GPUP_MAX_QUEUES);
 	cr_assert_eq(rd(GPUP_REG_VRAM_SIZE_LO), (uint32_t)PART);
 	cr_assert_eq(rd(GPUP_REG_VRAM_SIZE_HI), 0);
@@ -132,14 +132,21 @@ Test(vgpu_regs, read_write_registers_hold_values)
 		cr_assert_eq(rd(rw[i]), 0x1000u + (uint32_t)i * 0x111, "%#x", rw[i]);
 	/* Setup written while a queue is disabled does not start it. */
 	cr_assert_eq(rd(QR(5, GPUP_Q_STATUS)), 0);
-	/* Reserved offsets read 0 and ignore writes. */
-	uint32_t reserved[] = { 0x028, 0x03c, 0x044, 0x054, 0x3fc, QR(2, 0x30), 0xffc,
-				GPUP_DOORBELL(0), GPUP_PAGE_MSIX_TABLE, GPUP_PAGE_MSIX_PBA + 0xffc };
+	/* Reserved offsets read 0 and ignore writes (a queue's block is full:
+	 * Q_FENCE and Q_WATCH took its last words; past the last queue's). */
+	uint32_t reserved[] = { 0x028, 0x03c, 0x044, 0x054, 0x3fc, GPUP_REG_QUEUE(GPUP_MAX_QUEUES),
+				0xffc, GPUP_DOORBELL(0), GPUP_PAGE_MSIX_TABLE,
+				GPUP_PAGE_MSIX_PBA + 0xffc };
 
 	for (size_t i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++) {
 		wr(reserved[i], 0xffffffff);
 		cr_assert_eq(rd(reserved[i]), 0, "%#x", reserved[i]);
 	}
+	/* Q_FENCE is the device's: 0 until a FENCE completes, not writable. */
+	wr(QR(2, GPUP_Q_FENCE_LO), 0xffffffff);
+	wr(QR(2, GPUP_Q_FENCE_HI), 0xffffffff);
+	cr_assert_eq(rd(QR(2, GPUP_Q_FENCE_LO)), 0);
+	cr_assert_eq(rd(QR(2, GPUP_Q_FENCE_HI)), 0);
 }
 
 Test(vgpu_regs, eight_byte_accesses_are_split)

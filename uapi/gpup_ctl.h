@@ -36,6 +36,9 @@
 #define GPUP_CTL_M_CHECKPOINT "checkpoint"	/* a partition into a file */
 #define GPUP_CTL_M_RESTORE "restore"	/* a file into a partition */
 #define GPUP_CTL_M_MOVE "move"		/* a running partition to another GPU */
+#define GPUP_CTL_M_PROTECT "protect"	/* continuous protection of a partition */
+#define GPUP_CTL_M_FAULT_INJECT "fault_inject"	/* fail a GPU; recover what is protected */
+#define GPUP_CTL_M_STORAGE "storage"	/* where a checkpoint store can go */
 /* Definitions, as mdevctl's define/undefine/start: define makes a
  * persistent definition ("type", ...; "start") without serving it, or
  * ("uuid" alone) persists a running transient partition; undefine
@@ -115,6 +118,7 @@
 #define GPUP_CTL_F_POLICY "policy"	/* fifo, best-effort, equal-share, ... */
 #define GPUP_CTL_F_SLICE_NS "slice_ns"	/* 0: the default */
 #define GPUP_CTL_F_ENGINES "engines"
+#define GPUP_CTL_F_HEALTH "health"	/* a GPU's: healthy, lost, hang */
 #define GPUP_CTL_F_KIND "kind"		/* compute, copy */
 #define GPUP_CTL_F_INDEX "index"
 #define GPUP_CTL_F_SCHEDULER "scheduler"	/* tslice, other */
@@ -162,5 +166,39 @@
 #define GPUP_CTL_F_MOVE_US "move_us"
 #define GPUP_CTL_F_OP "op"		/* fault: vram_adopt, vram_map, engine, none */
 #define GPUP_CTL_F_ERRNO "errno"
+
+/* Failover (docs/MIGRATION.md, "Failover").  protect takes "uuid",
+ * "every_ms" (0: stop protecting) and "store" (an absolute directory;
+ * default STATE_DIR/protect); list and stats give each partition's
+ * "protect_ms", "store", its links and the last one's figures.
+ * fault_inject takes "gpu" and "kind" (lost, hang); its reply lists
+ * "partitions", each with "result" (recovered, lost), the new "gpu",
+ * "rto_us", "rpo_us" and "rpo_commands"; stats keep the last of these per
+ * partition.  storage lists "places": the state directory's file system
+ * and free space, and "nvme" namespaces with "nvme_note". */
+#define GPUP_CTL_F_EVERY_MS "every_ms"
+#define GPUP_CTL_F_PROTECT_MS "protect_ms"
+#define GPUP_CTL_F_STORE "store"
+#define GPUP_CTL_F_LINKS "links"
+#define GPUP_CTL_F_BASES "bases"
+#define GPUP_CTL_F_LINK_INDEX "link_index"
+#define GPUP_CTL_F_LINK_AGE_MS "link_age_ms"
+#define GPUP_CTL_F_LINK_PAUSE_US "link_pause_us"
+#define GPUP_CTL_F_LINK_US "link_us"
+#define GPUP_CTL_F_LINK_BYTES "link_bytes"
+#define GPUP_CTL_F_LINK_PAGES "link_pages"
+#define GPUP_CTL_F_PROTECT_ERROR "protect_error"
+#define GPUP_CTL_F_KIND "kind"
+#define GPUP_CTL_F_RESULT "result"
+#define GPUP_CTL_F_RTO_US "rto_us"
+#define GPUP_CTL_F_RPO_US "rpo_us"
+#define GPUP_CTL_F_RPO_COMMANDS "rpo_commands"
+#define GPUP_CTL_F_FAILOVER "failover"
+#define GPUP_CTL_F_PLACES "places"
+#define GPUP_CTL_F_FSTYPE "fstype"
+#define GPUP_CTL_F_FREE "free"
+#define GPUP_CTL_F_SIZE "size"
+#define GPUP_CTL_F_NVME "nvme"
+#define GPUP_CTL_F_NVME_NOTE "nvme_note"
 
 #endif

@@ -50,6 +50,7 @@ enum gpup_mig_kind {
 	GPUP_MIG_ZERO = 3,
 	GPUP_MIG_STATE = 4,
 	GPUP_MIG_END = 5,
+	GPUP_MIG_LINK = 6,	/* chain links only: see struct gpup_mig_link */
 };
 
 /* Chunk flags. */
@@ -106,7 +107,37 @@ struct gpup_mig_end {
 	uint64_t zero_pages;	/* pages sent in ZERO chunks */
 };
 
+/*
+ * Checkpoint chains (continuous protection, docs/MIGRATION.md "Failover"):
+ * a partition's chain is a full BASE then INCREMENTS, one file each.  A
+ * link is a stream of version 1 with one more chunk, LINK, right after
+ * HEADER: HEADER, LINK, VRAM/ZERO..., STATE, END.  In an increment the
+ * VRAM and ZERO chunks hold only the pages that changed since the
+ * previous link (a ZERO chunk: pages that became zero); in a base, every
+ * page with data.  Version rule: LINK is the only addition, so the stream
+ * version stays 1; a plain stream reader refuses a link (an unknown chunk
+ * kind) and a chain reader refuses a stream without LINK.  Chain links
+ * carry no zstd frames (the flag is refused).
+ *
+ * A link's identity is the data_hash of its LINK chunk: the payload holds
+ * a random nonce and the link's index, so no two links share it.  An
+ * increment names its base's identity and its predecessor's, so a chain
+ * with a link missing, or with a link of another chain, is refused.
+ */
+#define GPUP_MIG_LINK_BASE (1u << 0)	/* a full base, not an increment */
+
+struct gpup_mig_link {
+	uint32_t index;		/* the link's number: its base's, then +1 per link */
+	uint32_t flags;		/* GPUP_MIG_LINK_* */
+	uint64_t base_id;	/* the base's identity; 0 in a base */
+	uint64_t prev_id;	/* the previous link's identity; 0 in a base */
+	uint64_t nonce;		/* random */
+	uint64_t taken_ns;	/* CLOCK_REALTIME of the final copy */
+	uint64_t reserved;	/* 0 */
+};
+
 _Static_assert(sizeof(struct gpup_mig_chunk) == 32, "chunk");
+_Static_assert(sizeof(struct gpup_mig_link) == 48, "link");
 _Static_assert(sizeof(struct gpup_mig_header) == 96, "header");
 _Static_assert(sizeof(struct gpup_mig_vram) == 16, "vram");
 _Static_assert(sizeof(struct gpup_mig_zero) == 16, "zero");

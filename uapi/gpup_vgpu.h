@@ -82,6 +82,7 @@
 #define GPUP_CAP_SHADOW_PI (1u << 1)
 #define GPUP_CAP_FAULT_LOG (1u << 2)
 #define GPUP_CAP_TIMESTAMP (1u << 3)
+#define GPUP_CAP_RECOVERY (1u << 4)  /* STATUS.RECOVERED, Q_FENCE (see below) */
 #define GPUP_CAP_WATCH (1u << 5)     /* Q_WATCH (see below) */
 
 #define GPUP_CTRL_ENABLE (1u << 0)
@@ -90,8 +91,19 @@
 #define GPUP_STS_READY (1u << 0)
 #define GPUP_STS_FAULT (1u << 1)  /* a fault is logged and not yet cleared */
 #define GPUP_STS_LOST (1u << 2)   /* the backing GPU failed; reset or give up */
+/* The backing GPU failed and the partition was recovered on another one
+ * from its last protection checkpoint: VRAM and every register are as
+ * they were then, Q_FENCE of each queue says which of its FENCEs had
+ * completed by then, and every queue that was enabled is stopped with
+ * GPUP_FAULT_DEVICE_LOST (restart it: disable, enable) so that nothing
+ * submitted after the checkpoint runs twice.  The guest resubmits what
+ * came after each queue's Q_FENCE.  Raised with INTR_STATUS bit
+ * GPUP_INTR_RECOVERED on the fault vector; writing 1 to that bit clears
+ * both. */
+#define GPUP_STS_RECOVERED (1u << 3)
 
 #define GPUP_INTR_FAULT (1u << 31)
+#define GPUP_INTR_RECOVERED (1u << 30) /* see GPUP_STS_RECOVERED */
 
 /* Fault log: GPUP_FAULT_LOG_ENTRIES records, the newest at
  * (FAULT_COUNT - 1) % GPUP_FAULT_LOG_ENTRIES.  Each record is 32 bytes:
@@ -131,6 +143,8 @@
 #define GPUP_Q_VECTOR 0x24    /* RW: MSI-X vector for FENCE interrupts */
 #define GPUP_Q_FAULT 0x28     /* RO: last fault code on this queue */
 #define GPUP_Q_PRIORITY 0x2c  /* RW: reserved for the scheduler, 0 */
+#define GPUP_Q_FENCE_LO 0x30  /* RO: value of the last FENCE completed (0: none) */
+#define GPUP_Q_FENCE_HI 0x34
 #define GPUP_Q_WATCH_LO 0x38  /* RW: IOVA of the queue's watch word; 0: none */
 #define GPUP_Q_WATCH_HI 0x3c
 

@@ -21,7 +21,9 @@
 #include "uapi/gpup_vgpu.h"
 
 #define GPUP_VGPU_STATE_MAGIC 0x54535647u   /* "GVST" */
-#define GPUP_VGPU_STATE_VERSION 1u
+/* Version 2 added the queues' fence_lo/hi (Q_FENCE) in what version 1
+ * kept reserved: a reader of 2 takes 1 with those 0. */
+#define GPUP_VGPU_STATE_VERSION 2u
 
 /* gpup_vgpu_state_queue.flags */
 #define GPUP_VST_Q_RUNNING (1u << 0)   /* on an engine when stopped (enabled; maybe faulted) */
@@ -48,7 +50,8 @@ struct gpup_vgpu_state_queue {
 	uint64_t kernel_next, kernel_acc;
 	uint8_t cmd[GPUP_CMD_SIZE];
 	uint32_t run_engine;          /* GPUP_ENGINE_*: the kind it runs on */
-	uint32_t reserved[3];         /* 0 */
+	uint32_t fence_lo, fence_hi;  /* Q_FENCE (version 2) */
+	uint32_t reserved[1];         /* 0 */
 	/* Q_WATCH (0 in a blob from before it existed); the register, and
 	 * the setup while enabled, since it cannot change then. */
 	uint32_t watch_lo, watch_hi;

@@ -332,6 +332,48 @@ static void print_dma(json_object *r)
 	}
 }
 
+/* Protection and the last failover of each partition that has either
+ * (docs/MIGRATION.md, "Failover"): RPO is the work lost, RTO the time
+ * without service. */
+static void print_failover(json_object *r)
+{
+	json_object *parts = NULL, *f;
+	bool head = false;
+	char pr[64], fo[128];
+
+	json_object_object_get_ex(r, GPUP_CTL_F_PARTITIONS, &parts);
+	for (size_t i = 0; parts && i < json_object_array_length(parts); i++) {
+		json_object *p = json_object_array_get_idx(parts, i);
+
+		f = NULL;
+		json_object_object_get_ex(p, GPUP_CTL_F_FAILOVER, &f);
+		if (!gpup_ctl_int(p, GPUP_CTL_F_PROTECT_MS, 0) && !f)
+			continue;
+		if (!head)
+			printf("%-36s %-30s  %s\n", "PARTITION", "PROTECTED (links, last age)",
+			       "LAST FAILOVER");
+		head = true;
+		snprintf(pr, sizeof(pr), "-");
+		if (gpup_ctl_int(p, GPUP_CTL_F_PROTECT_MS, 0))
+			snprintf(pr, sizeof(pr), "every %lld ms (%lld, %lld ms)",
+				 (long long)gpup_ctl_int(p, GPUP_CTL_F_PROTECT_MS, 0),
+				 (long long)gpup_ctl_int(p, GPUP_CTL_F_LINKS, 0),
+				 (long long)gpup_ctl_int(p, GPUP_CTL_F_LINK_AGE_MS, 0));
+		snprintf(fo, sizeof(fo), "-");
+		if (f && strcmp(gpup_ctl_str(f, GPUP_CTL_F_RESULT, "?"), "recovered"))
+			snprintf(fo, sizeof(fo), "lost with %s: %s", gpup_ctl_str(f, GPUP_CTL_F_FROM, "?"),
+				 gpup_ctl_str(f, GPUP_CTL_F_ERROR, "?"));
+		else if (f)
+			snprintf(fo, sizeof(fo), "recovered from %s: RTO %.1f ms, RPO %.1f ms (%lld "
+				 "commands lost)",
+				 gpup_ctl_str(f, GPUP_CTL_F_FROM, "?"),
+				 gpup_ctl_int(f, GPUP_CTL_F_RTO_US, 0) / 1e3,
+				 gpup_ctl_int(f, GPUP_CTL_F_RPO_US, 0) / 1e3,
+				 (long long)gpup_ctl_int(f, GPUP_CTL_F_RPO_COMMANDS, 0));
+		printf("%-36s %-30s  %s\n", gpup_ctl_str(p, GPUP_CTL_F_UUID, "-"), pr, fo);
+	}
+}
+
 static int cmd_stats(const struct gpup_global *g, int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -377,6 +419,7 @@ static int cmd_stats(const struct gpup_global *g, int argc, char **argv)
 					     json_object_array_get_idx(en, k));
 		}
 		print_dma(r);
+		print_failover(r);
 	}
 	json_object_put(r);
 	return GPUP_EXIT_OK;

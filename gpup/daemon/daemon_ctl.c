@@ -13,6 +13,7 @@
 #include "gpup/gpu/gpu.h"
 #include "gpup/vgpu/vgpu.h"
 #include "iommu/iommu.h"
+#include "migrate/mig.h"
 #include "uapi/gpup_ctl.h"
 #include "uapi/gpup_vgpu.h"
 #include "vfu/vfu.h"
@@ -25,6 +26,12 @@ static void add_str(json_object *o, const char *k, const char *v)
 static void add_u64(json_object *o, const char *k, uint64_t v)
 {
 	json_object_object_add(o, k, json_object_new_int64((int64_t)v));
+}
+
+/* Whether GPU i (-1: none) failed (docs/MIGRATION.md, "Failover"). */
+static bool gpu_failed(const struct gpup_pool *p, int i)
+{
+	return i >= 0 && p->gpus[i].priv && gpup_gpu_failure(p->gpus[i].priv);
 }
 
 static json_object *gpu_json(const struct gpup_pool *p, unsigned int i)
@@ -48,6 +55,8 @@ static json_object *gpu_json(const struct gpup_pool *p, unsigned int i)
 	add_str(o, GPUP_CTL_F_VRAM_BACKING, gpup_vram_backing_name(
 			g->priv ? gpup_gpu_vram_backing_new(g->priv) : GPUP_VRAM_BACKING_NONE));
 	add_u64(o, GPUP_CTL_F_PARTITIONS, nparts);
+	add_str(o, GPUP_CTL_F_HEALTH, gpup_gpu_failure_name(
+			g->priv ? gpup_gpu_failure(g->priv) : GPUP_GPU_HEALTHY));
 	/* as set (slice 0: the scheduler's default, which follows the number
 	 * of contexts), not the slice in force now that `stats` reports */
 	add_str(o, GPUP_CTL_F_POLICY, sched_policy_name(g->sched.policy));
@@ -170,6 +179,7 @@ static void part_fields(struct gpup_daemon *d, const struct gpup_partition *p, j
 			       dmn_features_json(gpup_pool_part_kernels(&d->pool, p)));
 	sched_fields(p, o);
 	dmn_mig_fields(dp, o);
+	dmn_protect_fields(dp, o);
 }
 
 /* A saved definition restore skipped: what its file says, and why. */
@@ -203,6 +213,8 @@ static json_object *m_create(struct gpup_daemon *d, json_object *req)
 
 	if (!type)
 		return gpup_ctl_fail(EINVAL, "create needs a partition type");
+	if (gpu && gpu_failed(&d->pool, gpup_pool_find_gpu(&d->pool, gpu)))
+		return gpup_ctl_fail(ENODEV, "%s has failed; see 'gpup gpus'", gpu);
 	rc = gpup_pool_create_compat(&d->pool, gpu, type, uuid, compat, &p, err, sizeof(err));
 	if (rc)
 		return gpup_ctl_fail(-rc, "%s", err);
@@ -242,7 +254,7 @@ static json_object *destroy_unavail(struct gpup_daemon *d, const char *uuid)
 static json_object *m_destroy(struct gpup_daemon *d, json_object *req)
 {
 	const char *uuid = gpup_ctl_str(req, GPUP_CTL_F_UUID, NULL);
-	char norm[GPUP_UUID_STRLEN + 1], err[GPUP_POOL_ERR_MAX];
+	char norm[GPUP_UUID_STRLEN + 1], err[GPUP_POOL_ERR_MAX], store[256];
 	struct gpup_partition *p;
 	struct dmn_part *dp;
 	json_object *r, *force;
@@ -260,6 +272,7 @@ static json_object *m_destroy(struct gpup_daemon *d, json_object *req)
 	      json_object_get_boolean(force)))
 		return gpup_ctl_fail(EBUSY, "partition %s is in use by a client; stop it first "
 					    "or use --force", norm);
+	snprintf(store, sizeof(store), "%s", p->protect_store);
 	running = dp != NULL;
 	dmn_part_stop(d, p);
 	rc = gpup_pool_destroy(&d->pool, norm, err, sizeof(err));
@@ -269,6 +282,10 @@ static json_object *m_destroy(struct gpup_daemon *d, json_object *req)
 			dmn_part_start(d, p);
 		return gpup_ctl_fail(-rc, "%s", err);
 	}
+	/* Its protection chain is tenant data too: it goes with it. */
+	if (store[0] && mig_chain_compact(store, norm, UINT32_MAX))
+		gpup_daemon_log("partition %s: its checkpoint links in %s could not all be removed",
+				norm, store);
 	gpup_daemon_log("partition %s destroyed", norm);
 	r = gpup_ctl_ok();
 	add_str(r, GPUP_CTL_F_UUID, norm);
@@ -449,6 +466,8 @@ static json_object *dma_json(struct gpup_partition *p, struct dmn_part *dp)
 			       json_object_new_int64((int64_t)VGPU_IOMMU_TABLE_BYTES));
 	dmn_mig_fields(dp, o);
 	dmn_move_fields(dp, o);
+	dmn_protect_fields(dp, o);
+	dmn_failover_fields(dp, o);
 	return o;
 }
 
@@ -485,6 +504,9 @@ static const struct {
 	{ GPUP_CTL_M_RESTORE, dmn_ctl_restore },
 	{ GPUP_CTL_M_MOVE, dmn_ctl_move },
 	{ GPUP_CTL_M_FAULT, dmn_ctl_fault },
+	{ GPUP_CTL_M_PROTECT, dmn_ctl_protect },
+	{ GPUP_CTL_M_FAULT_INJECT, dmn_ctl_fault_inject },
+	{ GPUP_CTL_M_STORAGE, dmn_ctl_storage },
 };
 
 json_object *dmn_ctl_handle(struct gpup_daemon *d, json_object *req)

@@ -37,6 +37,12 @@ struct dmn_part {
 	char path[108];           /* sun_path */
 	struct vgpu_move_stats last_move;  /* of the last move that succeeded */
 	uint64_t moves;
+	struct dmn_protect *prot;     /* NULL: not protected (daemon_protect.c) */
+	struct dmn_failover {         /* the last failure of its GPU (daemon_fault.c) */
+		bool seen, recovered;
+		char from[32], to[32], why[256];
+		uint64_t rto_us, rpo_us, rpo_commands;
+	} failover;
 };
 
 struct dmn_conn;
@@ -124,6 +130,27 @@ void dmn_move_fields(const struct dmn_part *dp, json_object *o);
 json_object *dmn_ctl_fault(struct gpup_daemon *d, json_object *req);
 /* The names of the features in mask, as a JSON array. */
 json_object *dmn_features_json(uint32_t mask);
+
+/* daemon_protect.c: the protect method and each protected partition's
+ * thread.  resume_saved starts the protection a definition names (after
+ * dmn_part_start); stop ends one (NULL or unprotected: nothing); hold
+ * keeps the thread from taking a link (on) and lets it go again (off),
+ * around a move or a recovery; last: the last link's figures and the
+ * store, false when none was taken; fields: protection for listings. */
+json_object *dmn_ctl_protect(struct gpup_daemon *d, json_object *req);
+int dmn_protect_resume_saved(struct gpup_daemon *d, struct dmn_part *dp);
+void dmn_protect_stop(struct dmn_part *dp);
+void dmn_protect_hold(struct dmn_part *dp, bool on);
+bool dmn_protect_last(struct dmn_part *dp, struct vgpu_protect_link *l, char *store,
+		      size_t len);
+void dmn_protect_fields(struct dmn_part *dp, json_object *o);
+
+/* daemon_fault.c: the fault_inject method (a GPU fails, its protected
+ * partitions are recovered elsewhere, the others are lost), the last
+ * failover's fields for stats, and the storage method. */
+json_object *dmn_ctl_fault_inject(struct gpup_daemon *d, json_object *req);
+void dmn_failover_fields(const struct dmn_part *dp, json_object *o);
+json_object *dmn_ctl_storage(struct gpup_daemon *d, json_object *req);
 
 /* daemon_sched.c: the control-API methods "sched" and "stats", for the
  * method table: one reply object, never NULL. */

@@ -104,7 +104,9 @@ json_object *dmn_ctl_move(struct gpup_daemon *d, json_object *req)
 		return gpup_ctl_fail(-rc, "cannot move %s: its definition cannot be saved in %s: %s",
 				     dp->part->uuid, d->pool.state_dir, strerror(-rc));
 	}
+	dmn_protect_hold(dp, true);
 	fail = move_device(d, dp, to, off);
+	dmn_protect_hold(dp, false);
 	if (fail)
 		return fail;
 	gpup_pool_move_commit(&d->pool, dp->part, to, off);

@@ -85,6 +85,7 @@ int dmn_part_start(struct gpup_daemon *d, struct gpup_partition *p)
 		return rc;
 	}
 	p->priv = dp;
+	dmn_protect_resume_saved(d, dp);
 	return 0;
 }
 
@@ -94,6 +95,7 @@ void dmn_part_stop(struct gpup_daemon *d, struct gpup_partition *p)
 
 	if (!dp)
 		return;
+	dmn_protect_stop(dp);
 	epoll_ctl(d->epfd, EPOLL_CTL_DEL, dp->listen_fd, NULL);
 	close(dp->listen_fd);
 	unlink(dp->path);

@@ -32,6 +32,7 @@ struct gpup_engine {
 	pthread_t thread;
 	int epfd, wakefd;
 	bool stop;
+	bool halted;                 /* its GPU failed: nothing runs any more */
 	enum gpup_engine_kind kind;
 	char name[16];
 	const struct gpup_sched_ops *sops;
@@ -240,7 +241,7 @@ static bool preempt_poll(void *arg, uint64_t cpu_ns)
 	 * move) stops here, not at the end of a slice that fifo makes an
 	 * hour long.  The scheduler may have been swapped for one that never
 	 * preempts. */
-	if (e->cur->detaching)
+	if (e->cur->detaching || e->halted)
 		e->yield = true;
 	else if (e->sops->preempt)
 		e->yield = e->sops->preempt(e->sched, e->cur, gpup_mono_ns());
@@ -398,6 +399,13 @@ static void *engine_main(void *arg)
 		uint64_t next = wake_due(e, now);
 
 		poll_events(e, now); /* doorbells rung while others ran */
+		if (e->halted) {
+			/* A failed GPU: doorbells are taken and nothing runs,
+			 * but attach and detach still work, so that the
+			 * partitions on it can be recovered or torn down. */
+			poll_events(e, now + GPUP_ENGINE_HALT_POLL_NS);
+			continue;
+		}
 		watchdog_poll(e, now);
 		if (e->nwatch)
 			watch_poll(e, now);
@@ -587,6 +595,14 @@ void gpup_engine_detach(struct gpup_ectx *c)
 	e->gen[c->slot]++;
 	c->engine = NULL;
 	c->detaching = false;
+	pthread_mutex_unlock(&e->lock);
+}
+
+void gpup_engine_halt(struct gpup_engine *e)
+{
+	pthread_mutex_lock(&e->lock);
+	e->halted = true;
+	engine_signal(e);
 	pthread_mutex_unlock(&e->lock);
 }
 

@@ -20,6 +20,7 @@ struct gpup_gpu {
 	uint64_t born_ns;
 	unsigned int fail_ops;     /* injected faults: GPUP_GPU_OP_* */
 	int fail_err;
+	int failure;               /* enum gpup_gpu_failure, atomic */
 	const struct gpup_gpu_gen *gen;
 };
 
@@ -56,6 +57,49 @@ void gpup_gpu_inject_fault(struct gpup_gpu *gpu, unsigned int ops, int err)
 {
 	__atomic_store_n(&gpu->fail_err, err, __ATOMIC_RELAXED);
 	__atomic_store_n(&gpu->fail_ops, ops, __ATOMIC_RELEASE);
+}
+
+static const char *const failure_names[] = { "healthy", "lost", "hang" };
+
+const char *gpup_gpu_failure_name(enum gpup_gpu_failure f)
+{
+	return (unsigned int)f < 3 ? failure_names[f] : "?";
+}
+
+int gpup_gpu_failure_parse(const char *name)
+{
+	for (int i = 0; i < 3; i++)
+		if (!strcmp(failure_names[i], name))
+			return i;
+	return -1;
+}
+
+/* Every engine stops; a lost GPU's ops fail too. */
+void gpup_gpu_fail(struct gpup_gpu *gpu, enum gpup_gpu_failure f)
+{
+	if (f == GPUP_GPU_HEALTHY)
+		return;
+	__atomic_store_n(&gpu->failure, (int)f, __ATOMIC_RELEASE);
+	/* The windows' files are host memory the daemon holds, not the
+	 * board's: they stay reachable, so that a recovery can rebuild a
+	 * partition's VRAM in the file its client mapped. */
+	if (f == GPUP_GPU_LOST)
+		gpup_gpu_inject_fault(gpu, ~GPUP_GPU_OP_VRAM_FD, ENODEV);
+	for (unsigned int k = 0; gpu->ops->engine && k < 2; k++) {
+		unsigned int n = k ? gpu->cfg.ncopy : gpu->cfg.ncompute;
+
+		for (unsigned int i = 0; i < n; i++) {
+			struct gpup_engine *e = gpu->ops->engine(gpu, (enum gpup_engine_kind)k, i);
+
+			if (e)
+				gpup_engine_halt(e);
+		}
+	}
+}
+
+enum gpup_gpu_failure gpup_gpu_failure(const struct gpup_gpu *gpu)
+{
+	return (enum gpup_gpu_failure)__atomic_load_n(&gpu->failure, __ATOMIC_ACQUIRE);
 }
 
 static bool cfg_valid(const struct gpup_gpu_cfg *cfg)

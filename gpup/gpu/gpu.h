@@ -210,6 +210,23 @@ void gpup_gpu_set_priv(struct gpup_gpu *gpu, void *priv);
 #define GPUP_GPU_OP_VRAM_ADOPT (1u << 5)
 void gpup_gpu_inject_fault(struct gpup_gpu *gpu, unsigned int ops, int err);
 
+/* A whole GPU failing, as boards do (docs/MIGRATION.md, "Failover"):
+ * LOST, it fell off the bus: every wrapped op fails with -ENODEV and its
+ * engines stop; HANG, its engines stop making progress while its ops
+ * still answer.  Either is for good (until the GPU is destroyed); what a
+ * partition on it held in VRAM must be taken as gone.  Tests and `gpup
+ * fault inject` bring it about; a real backend would report it. */
+enum gpup_gpu_failure {
+	GPUP_GPU_HEALTHY = 0,
+	GPUP_GPU_LOST,
+	GPUP_GPU_HANG,
+};
+void gpup_gpu_fail(struct gpup_gpu *gpu, enum gpup_gpu_failure f);
+enum gpup_gpu_failure gpup_gpu_failure(const struct gpup_gpu *gpu);
+/* "healthy", "lost", "hang"; and back (-1: no such kind). */
+const char *gpup_gpu_failure_name(enum gpup_gpu_failure f);
+int gpup_gpu_failure_parse(const char *name);
+
 /* GPU generations (see DOC: generations). */
 struct gpup_gpu_gen {
 	const char *name;          /* "gen1" */
@@ -386,6 +403,8 @@ struct gpup_sched_ops {
 #define GPUP_ENGINE_PREEMPT_POLL_NS 100000ull
 
 #define GPUP_ENGINE_WAIT_POLL_NS 100000ull
+/* How often a halted engine looks at its doorbells (to drain them). */
+#define GPUP_ENGINE_HALT_POLL_NS 10000000ull
 /* How long a context that ran dry is watched (GPUP_RUN_WATCH), and how
  * often an otherwise idle engine looks meanwhile: it sleeps between looks
  * (with the kernel's timer slack, 50 us by default), so a window costs a
@@ -423,6 +442,10 @@ void gpup_engine_detach(struct gpup_ectx *c);
  * being detached, or the engine stops.  Looks for doorbells on the way.
  * False on any other thread. */
 bool gpup_engine_contended(void);
+/* Its GPU failed (gpup_gpu_fail): the running context's slice ends at
+ * its next preemption look and nothing runs again; attach, detach and
+ * doorbells still work.  For good: a halted engine stays halted. */
+void gpup_engine_halt(struct gpup_engine *e);
 /* Make c runnable without a doorbell (its owner found work for it). */
 void gpup_ectx_kick(struct gpup_ectx *c);
 /* Re-poll every waiting context of e now: a fence they may wait on was

@@ -214,6 +214,10 @@ struct gpup_partition {
 	uint64_t revision;           /* of its definition file */
 	char compat[16];             /* a generation's name, "" for none */
 	uint32_t compat_kernels;     /* its features, when compat is set */
+	/* Continuous protection (docs/MIGRATION.md, "Failover"): a link
+	 * every protect_ms into protect_store; 0 for none. */
+	uint32_t protect_ms;
+	char protect_store[256];
 	void *priv;               /* the daemon's serving state */
 	struct gpup_partition *next;
 };
@@ -382,6 +386,11 @@ int gpup_pool_adopt(struct gpup_pool *p, struct gpup_partition *part, char *err,
  * of range) or an I/O error, with the old settings kept on failure. */
 int gpup_pool_set_sched(const struct gpup_pool *p, struct gpup_partition *part,
 			const struct sched_ctx_cfg *cfg);
+/* Protect a partition every ms into store (ms 0: no longer) and save
+ * it: 0, -EINVAL (store not absolute or too long), or an I/O error with
+ * the old settings kept. */
+int gpup_pool_set_protect(const struct gpup_pool *p, struct gpup_partition *part, uint32_t ms,
+			  const char *store);
 /* Save GPU `gpu`'s scheduler settings and record them in the pool: 0, or
  * an I/O error with nothing changed. */
 int gpup_pool_gpu_sched_save(struct gpup_pool *p, unsigned int gpu,

@@ -99,6 +99,14 @@ static char *def_json(const struct gpup_partition *part, uint64_t vram_offset, u
 	json_object_object_add(o, "start",
 			       json_object_new_string(part->start_auto ? "auto" : "manual"));
 	json_object_object_add(o, "attrs", attrs_json(part, vram_offset, revision));
+	/* gpup's own, beside mdevctl's keys: absent when not protected. */
+	if (part->protect_ms) {
+		json_object *pr = json_object_new_object();
+
+		json_object_object_add(pr, "every_ms", json_object_new_int64(part->protect_ms));
+		json_object_object_add(pr, "store", json_object_new_string(part->protect_store));
+		json_object_object_add(o, "protect", pr);
+	}
 	s = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY));
 	json_object_put(o);
 	return s;
@@ -164,6 +172,26 @@ int gpup_pool_set_sched(const struct gpup_pool *p, struct gpup_partition *part,
 	if (rc) {
 		part->sched = old;
 		part->sched_set = old_set;
+	}
+	return rc;
+}
+
+int gpup_pool_set_protect(const struct gpup_pool *p, struct gpup_partition *part, uint32_t ms,
+			  const char *store)
+{
+	uint32_t old_ms = part->protect_ms;
+	char old[sizeof(part->protect_store)];
+	int rc;
+
+	if (ms && (!store || store[0] != '/' || strlen(store) >= sizeof(part->protect_store)))
+		return -EINVAL;
+	memcpy(old, part->protect_store, sizeof(old));
+	part->protect_ms = ms;
+	snprintf(part->protect_store, sizeof(part->protect_store), "%s", ms ? store : "");
+	rc = gpup_pool_state_write(p, part);
+	if (rc) {
+		part->protect_ms = old_ms;
+		memcpy(part->protect_store, old, sizeof(old));
 	}
 	return rc;
 }
@@ -435,6 +463,31 @@ static int parse_place(json_object *o, struct gpup_partition *part, char *err, s
 
 /* A definition file into *part (its GPU being the directory it is in):
  * 0, or -EINVAL / -ENODEV with a reason; part holds what could be read. */
+/* "protect", if there: {"every_ms": 1..3600000, "store": an absolute
+ * path} (docs/MIGRATION.md, "Failover"). */
+static int parse_protect(json_object *o, struct gpup_partition *part, char *err,
+			 size_t errlen)
+{
+	json_object *pr, *ms = NULL;
+	const char *store;
+	int64_t n = 0;
+
+	if (!json_object_object_get_ex(o, "protect", &pr))
+		return 0;
+	store = json_object_is_type(pr, json_type_object) ? jstr(pr, "store") : NULL;
+	if (store && json_object_object_get_ex(pr, "every_ms", &ms) &&
+	    json_object_is_type(ms, json_type_int))
+		n = json_object_get_int64(ms);
+	if (n < 1 || n > 3600000 || !store || store[0] != '/' ||
+	    strlen(store) >= sizeof(part->protect_store)) {
+		snprintf(err, errlen, "protect needs every_ms 1..3600000 and an absolute store");
+		return -EINVAL;
+	}
+	part->protect_ms = (uint32_t)n;
+	snprintf(part->protect_store, sizeof(part->protect_store), "%s", store);
+	return 0;
+}
+
 static int parse_def(const struct gpup_pool *p, json_object *o, const char *gpu,
 		     struct gpup_partition *part, char *err, size_t errlen)
 {
@@ -453,6 +506,8 @@ static int parse_def(const struct gpup_pool *p, json_object *o, const char *gpu,
 	part->start_auto = !strcmp(start, "auto");
 	part->defined = true;
 	rc = parse_place(o, part, err, errlen);
+	if (!rc)
+		rc = parse_protect(o, part, err, errlen);
 	if (rc)
 		return rc;
 	for (unsigned int i = 0; i < p->ngpus; i++) {

@@ -78,6 +78,7 @@ static void regs_reset_locked(struct vgpu *v)
 		q->entries = q->engine = q->control = q->priority = 0;
 		q->vector = i;
 		q->ci = q->status = q->fault = 0;
+		q->fence = 0;
 	}
 }
 
@@ -437,6 +438,10 @@ static uint32_t queue_read(const struct vgpu_queue *q, uint32_t r)
 		return q->status;
 	case GPUP_Q_FAULT:
 		return q->fault;
+	case GPUP_Q_FENCE_LO:
+		return (uint32_t)q->fence;
+	case GPUP_Q_FENCE_HI:
+		return (uint32_t)(q->fence >> 32);
 	default: {
 		uint32_t *p = queue_reg((struct vgpu_queue *)q, r);
 
@@ -479,6 +484,8 @@ static uint32_t status_read(const struct vgpu *v)
 		s |= GPUP_STS_FAULT;
 	if (v->lost)
 		s |= GPUP_STS_LOST;
+	if (v->intr_status & GPUP_INTR_RECOVERED)
+		s |= GPUP_STS_RECOVERED;
 	return s;
 }
 
@@ -493,7 +500,7 @@ static uint32_t dev_read(struct vgpu *v, uint32_t off)
 		return GPUP_ABI_VERSION;
 	case GPUP_REG_CAPS:
 		return GPUP_CAP_MSIX | GPUP_CAP_SHADOW_PI | GPUP_CAP_FAULT_LOG | GPUP_CAP_TIMESTAMP |
-		       (v->doorbell_fds_out ? 0 : GPUP_CAP_WATCH);
+		       GPUP_CAP_RECOVERY | (v->doorbell_fds_out ? 0 : GPUP_CAP_WATCH);
 	case GPUP_REG_NUM_QUEUES:
 		return GPUP_MAX_QUEUES;
 	case GPUP_REG_VRAM_SIZE_LO:
@@ -729,6 +736,7 @@ static void vgpu_free(struct vgpu *v)
 			close(v->irq_fd[i]);
 	mig_dev_destroy(v->mig);
 	free(v->dirty);
+	free(v->pdirty);
 	/* The tenant's data leaves the daemon with it. */
 	gpup_gpu_vram_detach(v->gpu, v->vram_offset);
 	pthread_mutex_destroy(&v->lock);

@@ -22,6 +22,8 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
+#include "uapi/gpup_vgpu.h"
+
 struct gpup_gpu;
 struct iommu_domain;
 struct vgpu;
@@ -189,6 +191,64 @@ int vgpu_move(struct vgpu *v, struct gpup_gpu *gpu, uint64_t vram_offset, uint32
 	      struct vgpu_move_stats *st, char *err, size_t errlen);
 /* The features v exposes now (GPUP_REG_KERNELS). */
 uint32_t vgpu_kernels(struct vgpu *v);
+
+/*
+ * Continuous protection and failover (vgpu_protect.c, vgpu_recover.c;
+ * docs/MIGRATION.md, "Failover").  A protection keeps a chain of
+ * checkpoint links of v in dir under prefix (migrate/'s chain): take
+ * writes one link, a full base now and then (the first, and after
+ * max_links increments) and otherwise an increment of the pages changed
+ * since the last link: those the device wrote (a record of its own,
+ * beside a migration's) and, on a backend whose VRAM the daemon can
+ * read (the sim), those a guest CPU wrote through BAR2, found by
+ * comparing each page's XXH3 with what the chain holds.  Everything but
+ * the final copy runs while the guest does: the device is stopped only
+ * to copy the pages its engines wrote since the walk and its state.
+ * One protection per vgpu; take is called from one thread at a time,
+ * and not at once with vgpu_move or vgpu_recover of the same vgpu.
+ */
+struct vgpu_protect;
+struct vgpu_protect_link {
+	uint32_t index;
+	bool base;
+	uint64_t taken_ns;           /* CLOCK_MONOTONIC of the final copy */
+	uint64_t pause_ns;           /* the device stopped for it */
+	uint64_t total_ns;           /* the whole link, file synced */
+	uint64_t pages, bytes;       /* pages in it, its file's size */
+	uint64_t commands;           /* commands completed by then, all queues */
+	uint64_t fence[GPUP_MAX_QUEUES];  /* each queue's Q_FENCE then */
+};
+/* NULL and errno (EBUSY: v is protected already; ENOMEM). */
+struct vgpu_protect *vgpu_protect_create(struct vgpu *v, const char *dir, const char *prefix,
+					 unsigned int max_links);
+/* One link: 0 and *out, -EBUSY when v's client or a checkpoint drives a
+ * migration of it (nothing written: try later), or -errno with err. */
+int vgpu_protect_take(struct vgpu_protect *p, struct vgpu_protect_link *out, char *err,
+		      size_t errlen);
+/* Make a take under way (on another thread) give up at its next look:
+ * it returns -ECANCELED, nothing written; so do later ones. */
+void vgpu_protect_cancel(struct vgpu_protect *p);
+void vgpu_protect_destroy(struct vgpu_protect *p);
+
+/* v's GPU failed (gpup_gpu_fail): rebuild it on window [off, +vram_size)
+ * of gpu from the chain prefix in dir, without reading a byte of the
+ * failed GPU's VRAM.  The vgpu moves as itself (its client keeps its
+ * connection); its VRAM file is adopted by gpu and its contents replaced
+ * by the chain's, so the client's BAR2 mapping shows them; the last
+ * link's state is loaded; every queue that ran is stopped with
+ * DEVICE_LOST and the guest gets STATUS.RECOVERED and its interrupt
+ * (uapi/gpup_vgpu.h).  kernels as for vgpu_move.  0, or -errno with err
+ * naming the step, v then lost (vgpu_set_lost). */
+struct vgpu_recover_stats {
+	uint64_t restore_ns;         /* the chain read and applied */
+	uint64_t total_ns;
+	uint64_t commands_lost;      /* completed on the failed GPU after the last link */
+	uint64_t fence[GPUP_MAX_QUEUES];  /* each queue's Q_FENCE after recovery */
+	uint32_t links;              /* links applied */
+};
+int vgpu_recover(struct vgpu *v, struct gpup_gpu *gpu, uint64_t off, uint32_t kernels,
+		 const char *dir, const char *prefix, struct vgpu_recover_stats *st, char *err,
+		 size_t errlen);
 
 /*
  * The vgpu as a vfio-user device: vfu/'s device ops with dev = the vgpu.

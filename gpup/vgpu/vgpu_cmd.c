@@ -332,6 +332,11 @@ static enum step exec_fence(struct vgpu_queue *q)
 	/* Raised by complete(), so that CI already counts the fence when
 	 * the guest takes the interrupt. */
 	q->irq_pending = s == STEP_DONE && (f->hdr.flags & GPUP_FENCE_IRQ);
+	if (s == STEP_DONE) {
+		pthread_mutex_lock(&q->v->lock);
+		q->fence = val;
+		pthread_mutex_unlock(&q->v->lock);
+	}
 	return s;
 }
 

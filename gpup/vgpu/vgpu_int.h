@@ -69,6 +69,7 @@ struct vgpu_queue {
 	/* Device-published state (lock). */
 	uint32_t ci, status, fault;
 	uint64_t commands;
+	uint64_t fence;               /* the last FENCE's value (Q_FENCE) */
 	/* Setup captured at enable: the engine uses this, not the registers
 	 * the guest may rewrite meanwhile. */
 	struct {
@@ -142,6 +143,11 @@ struct vgpu {
 	bool tracking;                /* atomic */
 	uint64_t *dirty;              /* atomic pointer, then atomic words */
 	size_t dirty_words;
+	/* Continuous protection's own record of the pages the device
+	 * writes (vgpu_protect.c), beside a migration's: made once, freed
+	 * with the vgpu, like dirty. */
+	bool ptracking;               /* atomic */
+	uint64_t *pdirty;             /* atomic pointer, then atomic words */
 	/* migrate/'s state machine and stream over this device; mig_lock
 	 * lets one driver (the client, or a checkpoint) use it at a time. */
 	struct mig_dev *mig;
@@ -217,6 +223,22 @@ void vgpu_quiesce_locked(struct vgpu *v);
 void vgpu_resume_locked(struct vgpu *v);
 int vgpu_state_save_locked(struct vgpu *v, void *buf, size_t max);
 int vgpu_state_check_locked(struct vgpu *v, const void *buf, size_t len);
+
+/* Where a vgpu lives; vgpu_swap_home exchanges v's with *h (cfg_lock
+ * held, every queue off its engine), the device clock carrying on
+ * (vgpu_move.c, also for vgpu_recover.c). */
+struct vgpu_home {
+	struct gpup_gpu *gpu;
+	uint8_t *vram;
+	uint64_t off;
+	uint32_t kernels;
+};
+void vgpu_swap_home(struct vgpu *v, struct vgpu_home *h);
+/* What v's migration streams say of it (the HEADER's ident). */
+struct mig_ident;
+void vgpu_mig_ident(struct vgpu *v, struct mig_ident *id);
+/* vgpu_state_load with cfg_lock held. */
+int vgpu_state_load_locked(struct vgpu *v, const void *buf, size_t len);
 
 /* Make v's migration device (vgpu_create), and route its log lines
  * (vgpu_serve). */

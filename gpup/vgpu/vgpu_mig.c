@@ -74,11 +74,8 @@ void vgpu_resume(struct vgpu *v)
 	pthread_mutex_unlock(&v->cfg_lock);
 }
 
-void vgpu_vram_written(struct vgpu *v, uint64_t off, uint64_t len)
+static void mark(uint64_t *d, uint64_t off, uint64_t len)
 {
-	if (!len || !__atomic_load_n(&v->tracking, __ATOMIC_ACQUIRE))
-		return;
-	uint64_t *d = __atomic_load_n(&v->dirty, __ATOMIC_ACQUIRE);
 	uint64_t first = off >> VGPU_PAGE_SHIFT, last = (off + len - 1) >> VGPU_PAGE_SHIFT;
 
 	for (uint64_t w = first / 64; w <= last / 64; w++) {
@@ -89,6 +86,17 @@ void vgpu_vram_written(struct vgpu *v, uint64_t off, uint64_t len)
 		/* Release: whoever harvests the bit sees the bytes written. */
 		__atomic_fetch_or(&d[w], mask, __ATOMIC_RELEASE);
 	}
+}
+
+/* A migration's record and protection's (vgpu_protect.c), each if on. */
+void vgpu_vram_written(struct vgpu *v, uint64_t off, uint64_t len)
+{
+	if (!len)
+		return;
+	if (__atomic_load_n(&v->tracking, __ATOMIC_ACQUIRE))
+		mark(__atomic_load_n(&v->dirty, __ATOMIC_ACQUIRE), off, len);
+	if (__atomic_load_n(&v->ptracking, __ATOMIC_ACQUIRE))
+		mark(__atomic_load_n(&v->pdirty, __ATOMIC_ACQUIRE), off, len);
 }
 
 /* The bitmap is made once and kept until vgpu_free, so an engine that
@@ -155,6 +163,7 @@ static void save_queue(const struct vgpu_queue *q, struct gpup_vgpu_state_queue 
 		.run_engine = q->kind == GPUP_ENGINE_KIND_COPY ? GPUP_ENGINE_COPY
 							      : GPUP_ENGINE_COMPUTE,
 		.pi_seen = q->pi_seen,
+		.fence_lo = (uint32_t)q->fence, .fence_hi = (uint32_t)(q->fence >> 32),
 		.watch_lo = (uint32_t)q->watch, .watch_hi = (uint32_t)(q->watch >> 32),
 	};
 	s->flags = (q->parked ? GPUP_VST_Q_RUNNING : 0) |
@@ -276,7 +285,7 @@ static int check_queue(const struct gpup_vgpu_state_queue *s)
 static int check_state(const struct vgpu *v, const struct gpup_vgpu_state *s, size_t len)
 {
 	if (len != sizeof(*s) || s->magic != GPUP_VGPU_STATE_MAGIC ||
-	    s->version != GPUP_VGPU_STATE_VERSION || s->size != sizeof(*s) ||
+	    (s->version != 1 && s->version != GPUP_VGPU_STATE_VERSION) || s->size != sizeof(*s) ||
 	    s->num_queues != GPUP_MAX_QUEUES)
 		return -EPROTO;
 	if (s->vram_size != v->vram_size)
@@ -287,7 +296,8 @@ static int check_state(const struct vgpu *v, const struct gpup_vgpu_state *s, si
 		if (s->log[i].code >= GPUP_FAULT_MAX)
 			return -EINVAL;
 	for (unsigned int i = 0; i < GPUP_MAX_QUEUES; i++)
-		if (check_queue(&s->q[i]))
+		if (check_queue(&s->q[i]) ||
+		    (s->version == 1 && (s->q[i].fence_lo || s->q[i].fence_hi)))
 			return -EINVAL;
 	return 0;
 }
@@ -357,6 +367,7 @@ static bool load_queue(struct vgpu_queue *q, const struct gpup_vgpu_state_queue 
 	q->status = s->status;
 	q->fault = s->fault;
 	q->commands = s->commands;
+	q->fence = (uint64_t)s->fence_hi << 32 | s->fence_lo;
 	memset(&q->prog, 0, sizeof(q->prog));
 	q->have_cmd = q->irq_pending = false;
 	if (!(s->flags & GPUP_VST_Q_RUNNING))
@@ -377,6 +388,15 @@ static bool load_queue(struct vgpu_queue *q, const struct gpup_vgpu_state_queue 
 
 int vgpu_state_load(struct vgpu *v, const void *buf, size_t len)
 {
+	pthread_mutex_lock(&v->cfg_lock);
+	int r = vgpu_state_load_locked(v, buf, len);
+
+	pthread_mutex_unlock(&v->cfg_lock);
+	return r;
+}
+
+int vgpu_state_load_locked(struct vgpu *v, const void *buf, size_t len)
+{
 	const struct gpup_vgpu_state *s = buf;
 	struct sched_ctx_cfg sched;
 	bool ok = true;
@@ -386,7 +406,6 @@ int vgpu_state_load(struct vgpu *v, const void *buf, size_t len)
 		r = sched_from(s, &sched);
 	if (r)
 		return r;
-	pthread_mutex_lock(&v->cfg_lock);
 	vgpu_reset_cfg_locked(v, false);
 	v->quiesced = true;
 	if (s->sched_set) {
@@ -401,7 +420,6 @@ int vgpu_state_load(struct vgpu *v, const void *buf, size_t len)
 	/* A command no engine could have left so: nothing of the blob stays. */
 	if (!ok)
 		vgpu_reset_cfg_locked(v, false);
-	pthread_mutex_unlock(&v->cfg_lock);
 	return ok ? 0 : -EINVAL;
 }
 
@@ -463,6 +481,11 @@ static void mig_ident(void *dev, struct mig_ident *id)
 	/* What a guest can see differ between GPUs: the built-in kernels,
 	 * as many as this partition exposes (its compatibility mask). */
 	id->features = vgpu_kernels(v);
+}
+
+void vgpu_mig_ident(struct vgpu *v, struct mig_ident *id)
+{
+	mig_ident(v, id);
 }
 
 static int mig_quiesce(void *dev)

@@ -35,14 +35,6 @@
 #include "migrate/mig.h"
 #include "uapi/gpup_vgpu_state.h"
 
-/* Where a vgpu lives, swapped as one. */
-struct home {
-	struct gpup_gpu *gpu;
-	uint8_t *vram;
-	uint64_t off;
-	uint32_t kernels;
-};
-
 
 /* The lowest feature of want that have lacks, by name. */
 static const char *missing(uint32_t want, uint32_t have)
@@ -78,11 +70,10 @@ static int check(struct vgpu *v, struct gpup_gpu *gpu, uint64_t off, uint32_t ke
 	return 0;
 }
 
-/* Swap v's home with *h (cfg_lock held, every queue off its engine).  The
- * device clock carries on from where it was. */
-static void swap_home(struct vgpu *v, struct home *h)
+/* See vgpu_int.h. */
+void vgpu_swap_home(struct vgpu *v, struct vgpu_home *h)
 {
-	struct home old = { v->gpu, v->vram, v->vram_offset, v->kernels };
+	struct vgpu_home old = { v->gpu, v->vram, v->vram_offset, v->kernels };
 
 	pthread_rwlock_wrlock(&v->home_lock);
 	pthread_mutex_lock(&v->lock);
@@ -142,26 +133,26 @@ static void run_parked(struct vgpu *v)
  * load would check it, not applied: the vgpu it would be applied to is
  * the one it came from, and a load resets registers first, which a guest
  * still running could read meanwhile. */
-static int rehome(struct vgpu *v, struct home *h, const void *blob, size_t len, char *err,
+static int rehome(struct vgpu *v, struct vgpu_home *h, const void *blob, size_t len, char *err,
 		  size_t errlen)
 {
 	int r;
 
-	swap_home(v, h);
+	vgpu_swap_home(v, h);
 	r = vgpu_state_check_locked(v, blob, len);
 	if (r)
 		gpup_say(err, errlen, "its state does not load there: %s", strerror(-r));
 	else if ((r = attach_parked(v)))
 		gpup_say(err, errlen, "no engine takes its queues there: %s", strerror(-r));
 	if (r)
-		swap_home(v, h);
+		vgpu_swap_home(v, h);
 	return r;
 }
 
 /* Steps 2 to 7 with the new window adopted, under cfg_lock so that a BAR0
  * write waits for the move instead of falling between save and start: 0
  * or -errno, v running on its source again on failure. */
-static int stop_and_go(struct vgpu *v, struct home *h, struct vgpu_move_stats *st, char *err,
+static int stop_and_go(struct vgpu *v, struct vgpu_home *h, struct vgpu_move_stats *st, char *err,
 		       size_t errlen)
 {
 	struct gpup_vgpu_state *blob = malloc(sizeof(*blob));
@@ -203,7 +194,7 @@ static int stop_and_go(struct vgpu *v, struct home *h, struct vgpu_move_stats *s
 int vgpu_move(struct vgpu *v, struct gpup_gpu *gpu, uint64_t off, uint32_t kernels,
 	      struct vgpu_move_stats *st, char *err, size_t errlen)
 {
-	struct home h = { .gpu = gpu, .off = off };
+	struct vgpu_home h = { .gpu = gpu, .off = off };
 	uint64_t t0 = gpup_mono_ns();
 	struct vgpu_move_stats dummy;
 	enum mig_state ms;
