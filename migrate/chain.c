@@ -45,20 +45,6 @@ struct mig_link_writer {
 	bool state_sent;
 };
 
-static int say(char *err, size_t errlen, int rc, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-static int say(char *err, size_t errlen, int rc, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return rc;
-}
-
 static void link_name(char *out, size_t n, const char *prefix, uint32_t index, bool base)
 {
 	snprintf(out, n, "%s.%08u.%s", prefix, index, base ? "base" : "incr");
@@ -117,7 +103,7 @@ int mig_link_begin(struct mig_link_writer **wp, const struct mig_link_cfg *cfg, 
 
 	if (!w || !(w->buf = malloc(BUF_SIZE))) {
 		free(w);
-		return say(err, errlen, -ENOMEM, "out of memory");
+		return mig_say(err, errlen, -ENOMEM, "out of memory");
 	}
 	w->cfg = *cfg;
 	link_name(base, sizeof(base), cfg->prefix, cfg->index, cfg->base);
@@ -128,7 +114,7 @@ int mig_link_begin(struct mig_link_writer **wp, const struct mig_link_cfg *cfg, 
 		rc = -errno;
 		free(w->buf);
 		free(w);
-		return say(err, errlen, rc, "cannot create %s: %s", w->tmp, strerror(-rc));
+		return mig_say(err, errlen, rc, "cannot create %s: %s", w->tmp, strerror(-rc));
 	}
 	rc = emit_header(w);
 	/* LINK's place, written at commit; its seq is taken now. */
@@ -138,7 +124,7 @@ int mig_link_begin(struct mig_link_writer **wp, const struct mig_link_cfg *cfg, 
 	w->off += LINK_BYTES;
 	if (rc) {
 		mig_link_abort(w);
-		return say(err, errlen, rc, "cannot write %s: %s", w->tmp, strerror(-rc));
+		return mig_say(err, errlen, rc, "cannot write %s: %s", w->tmp, strerror(-rc));
 	}
 	*wp = w;
 	return 0;
@@ -244,14 +230,14 @@ int mig_link_commit(struct mig_link_writer *w, uint64_t taken_ns, uint64_t *id, 
 	if (!rc && rename(w->tmp, w->name))
 		rc = -errno;
 	if (rc) {
-		say(err, errlen, rc, "cannot write %s: %s", w->name, strerror(-rc));
+		mig_say(err, errlen, rc, "cannot write %s: %s", w->name, strerror(-rc));
 		mig_link_abort(w);
 		return rc;
 	}
 	close(w->fd);
 	rc = fsync_dir(w->cfg.dir);
 	if (rc)
-		say(err, errlen, rc, "cannot sync %s: %s", w->cfg.dir, strerror(-rc));
+		mig_say(err, errlen, rc, "cannot sync %s: %s", w->cfg.dir, strerror(-rc));
 	free(w->buf);
 	free(w);
 	return rc;

@@ -38,20 +38,6 @@
  * whatever the VRAM size. */
 #define WINDOW 65536u
 
-static int say(char *err, size_t errlen, int rc, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-static int say(char *err, size_t errlen, int rc, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return rc;
-}
-
 /* A walk over one link's chunks. */
 struct walk {
 	const uint8_t *buf;
@@ -67,7 +53,7 @@ struct walk {
 
 static int bad(struct walk *w, int rc, const char *what)
 {
-	return say(w->err, w->errlen, rc, "chunk %u (%s) at byte %zu: %s", w->seq,
+	return mig_say(w->err, w->errlen, rc, "chunk %u (%s) at byte %zu: %s", w->seq,
 		   w->h ? mig_kind_name(w->h->kind) : "?", w->pos, what);
 }
 
@@ -78,11 +64,11 @@ static int next(struct walk *w)
 
 	w->h = NULL;
 	if (w->len - w->pos < HEAD)
-		return say(w->err, w->errlen, -ENODATA, "truncated at byte %zu: no END chunk",
+		return mig_say(w->err, w->errlen, -ENODATA, "truncated at byte %zu: no END chunk",
 			   w->len);
 	memcpy(hd, w->buf + w->pos, HEAD);
 	if (!w->trusted && !mig_chunk_head_ok(hd))
-		return say(w->err, w->errlen, -EBADMSG,
+		return mig_say(w->err, w->errlen, -EBADMSG,
 			   "chunk %u at byte %zu: chunk head checksum mismatch", w->seq, w->pos);
 	w->h = hd;
 	if (hd->seq != w->seq)
@@ -92,7 +78,7 @@ static int next(struct walk *w)
 	if (hd->len > GPUP_MIG_MAX_PAYLOAD)
 		return bad(w, -EBADMSG, "payload longer than any chunk's");
 	if (w->len - w->pos - HEAD < hd->len)
-		return say(w->err, w->errlen, -ENODATA,
+		return mig_say(w->err, w->errlen, -ENODATA,
 			   "truncated at byte %zu inside chunk %u's payload", w->len, w->seq);
 	w->p = w->buf + w->pos + HEAD;
 	if (!w->trusted && XXH3_64bits(w->p, hd->len) != hd->data_hash)
@@ -184,7 +170,7 @@ static int check_end(struct walk *w, const struct mig_link_info *info, uint64_t 
 	    e.zero_pages != info->zero_pages)
 		return bad(w, -EBADMSG, "END totals disagree with the link");
 	if (w->pos + HEAD + w->h->len != w->len)
-		return say(w->err, w->errlen, -EBADMSG, "data after END at byte %zu",
+		return mig_say(w->err, w->errlen, -EBADMSG, "data after END at byte %zu",
 			   w->pos + HEAD + (size_t)w->h->len);
 	return 0;
 }
@@ -357,7 +343,7 @@ static int list_chain(const char *dir, const char *prefix, struct chain *c, char
 	unsigned int k = 0;
 
 	if (!d)
-		return say(err, errlen, -errno, "cannot read %s: %s", dir, strerror(errno));
+		return mig_say(err, errlen, -errno, "cannot read %s: %s", dir, strerror(errno));
 	c->f = calloc(MAX_LINKS, sizeof(*c->f));
 	while (c->f && (de = readdir(d)) && c->n < MAX_LINKS) {
 		memset(&lf, 0, sizeof(lf));
@@ -370,9 +356,9 @@ static int list_chain(const char *dir, const char *prefix, struct chain *c, char
 	}
 	closedir(d);
 	if (!c->f)
-		return say(err, errlen, -ENOMEM, "out of memory");
+		return mig_say(err, errlen, -ENOMEM, "out of memory");
 	if (newest < 0)
-		return say(err, errlen, -ENOENT, "chain refused: no base of %s in %s", prefix, dir);
+		return mig_say(err, errlen, -ENOENT, "chain refused: no base of %s in %s", prefix, dir);
 	for (unsigned int i = 0; i < c->n; i++)
 		if (c->f[i].index > newest || (c->f[i].index == newest && c->f[i].base))
 			c->f[k++] = c->f[i];
@@ -380,7 +366,7 @@ static int list_chain(const char *dir, const char *prefix, struct chain *c, char
 	qsort(c->f, c->n, sizeof(*c->f), by_index);
 	for (unsigned int i = 1; i < c->n; i++)
 		if (c->f[i].index != c->f[0].index + i || c->f[i].base)
-			return say(err, errlen, -EBADMSG, "chain refused: link %u missing after %s/%s",
+			return mig_say(err, errlen, -EBADMSG, "chain refused: link %u missing after %s/%s",
 				   c->f[0].index + i, dir, c->f[i - 1].name);
 	return 0;
 }
@@ -404,7 +390,7 @@ static int map_file(const char *dir, struct link_file *f, char *err, size_t errl
 	if (fd >= 0)
 		close(fd);
 	f->len = rc ? 0 : (size_t)st.st_size;
-	return rc ? say(err, errlen, rc, "chain refused: cannot read %s: %s", path, strerror(-rc))
+	return rc ? mig_say(err, errlen, rc, "chain refused: cannot read %s: %s", path, strerror(-rc))
 		  : 0;
 }
 
@@ -420,12 +406,12 @@ static int check_file(const char *dir, struct chain *c, unsigned int i,
 		return rc;
 	rc = mig_link_check(f->map, f->len, want, &f->info, why, sizeof(why));
 	if (rc)
-		return say(err, errlen, rc, "chain refused: %s/%s: %s", dir, f->name, why);
+		return mig_say(err, errlen, rc, "chain refused: %s/%s: %s", dir, f->name, why);
 	if (f->info.index != f->index || f->info.base != f->base)
-		return say(err, errlen, -EBADMSG, "chain refused: %s/%s: it says it is link %u (%s)",
+		return mig_say(err, errlen, -EBADMSG, "chain refused: %s/%s: it says it is link %u (%s)",
 			   dir, f->name, f->info.index, f->info.base ? "base" : "increment");
 	if (i && (f->info.base_id != c->f[0].info.id || f->info.prev_id != c->f[i - 1].info.id))
-		return say(err, errlen, -EBADMSG,
+		return mig_say(err, errlen, -EBADMSG,
 			   "chain refused: %s/%s follows base %016llx after link %016llx, not %s and "
 			   "%s of this chain", dir, f->name, (unsigned long long)f->info.base_id,
 			   (unsigned long long)f->info.prev_id, c->f[0].name, c->f[i - 1].name);
@@ -550,14 +536,14 @@ int mig_chain_load(const char *dir, const char *prefix, struct mig_chain_load *l
 	if (!rc && (l->vram || l->to_fd)) {
 		st = last_state(&c.f[c.n - 1], l->state, l->state_max);
 		if (st < 0)
-			rc = say(err, errlen, st, "chain refused: %s/%s: its state blob is too big",
+			rc = mig_say(err, errlen, st, "chain refused: %s/%s: its state blob is too big",
 				 dir, c.f[c.n - 1].name);
 		else if ((rc = restore(&c, l->vram, l->to_fd ? l->vram_fd : -1,
 				       l->ident->vram_size, &bad)) && bad >= 0)
-			say(err, errlen, rc, "chain refused: %s/%s changed since it was checked",
+			mig_say(err, errlen, rc, "chain refused: %s/%s changed since it was checked",
 			    dir, c.f[bad].name);
 		else if (rc)
-			say(err, errlen, rc, "cannot write the restored VRAM: %s", strerror(-rc));
+			mig_say(err, errlen, rc, "cannot write the restored VRAM: %s", strerror(-rc));
 		l->state_len = st < 0 ? 0 : (uint32_t)st;
 	}
 	if (!rc) {

@@ -22,12 +22,11 @@
 #include <unistd.h>
 
 #include "migrate/mig.h"
+#include "migrate/mig_int.h"
 
 #define IO_CHUNK (1u << 20)
 
-static int say(char *err, size_t errlen, int rc, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-static int say(char *err, size_t errlen, int rc, const char *fmt, ...)
+int mig_say(char *err, size_t errlen, int rc, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -392,17 +391,17 @@ static int open_tmp(const char *dir, const char *name, char *tmp, size_t tmplen,
 {
 	if (!name[0] || strchr(name, '/') ||
 	    snprintf(tmp, tmplen, ".%s.tmp.%d", name, (int)getpid()) >= (int)tmplen)
-		return say(err, errlen, -EINVAL, "bad checkpoint name '%s'", name);
+		return mig_say(err, errlen, -EINVAL, "bad checkpoint name '%s'", name);
 	*dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (*dfd < 0)
-		return say(err, errlen, -errno, "cannot open directory %s: %s", dir,
+		return mig_say(err, errlen, -errno, "cannot open directory %s: %s", dir,
 			   strerror(errno));
 	drop_stale(*dfd, name);
 	*fd = openat(*dfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_DIRECT, 0600);
 	if (*fd < 0 && errno == EINVAL)    /* a file system without O_DIRECT: tmpfs */
 		*fd = openat(*dfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (*fd < 0) {
-		int rc = say(err, errlen, -errno, "cannot create %s/%s: %s", dir, tmp,
+		int rc = mig_say(err, errlen, -errno, "cannot create %s/%s: %s", dir, tmp,
 			     strerror(errno));
 
 		close(*dfd);
@@ -418,18 +417,18 @@ static int finish_tmp(const char *dir, const char *name, const char *tmp, int df
 		      int rc, bool kill_before_rename, char *err, size_t errlen)
 {
 	if (!rc && fsync(fd))
-		rc = say(err, errlen, -errno, "cannot fsync %s/%s: %s", dir, tmp, strerror(errno));
+		rc = mig_say(err, errlen, -errno, "cannot fsync %s/%s: %s", dir, tmp, strerror(errno));
 	if (!rc && kill_before_rename)
 		raise(SIGKILL);
 	if (close(fd) && !rc)
-		rc = say(err, errlen, -errno, "cannot write %s/%s: %s", dir, tmp, strerror(errno));
+		rc = mig_say(err, errlen, -errno, "cannot write %s/%s: %s", dir, tmp, strerror(errno));
 	if (!rc && renameat(dfd, tmp, dfd, name))
-		rc = say(err, errlen, -errno, "cannot rename %s/%s to %s: %s", dir, tmp, name,
+		rc = mig_say(err, errlen, -errno, "cannot rename %s/%s to %s: %s", dir, tmp, name,
 			 strerror(errno));
 	if (rc)
 		unlinkat(dfd, tmp, 0);
 	else if (fsync(dfd))      /* renamed, but maybe not durably */
-		rc = say(err, errlen, -errno, "cannot fsync directory %s: %s", dir,
+		rc = mig_say(err, errlen, -errno, "cannot fsync directory %s: %s", dir,
 			 strerror(errno));
 	close(dfd);
 	return rc;
@@ -444,16 +443,16 @@ int mig_file_save(struct mig_dev *md, const char *dir, const char *name,
 	int dfd, fd, rc;
 
 	if (was != MIG_RUNNING && was != MIG_STOP)
-		return say(err, errlen, -EBUSY, "partition is in migration state %s, not "
+		return mig_say(err, errlen, -EBUSY, "partition is in migration state %s, not "
 			   "RUNNING or STOP", mig_state_name(was));
 	rc = open_tmp(dir, name, tmp, sizeof(tmp), &dfd, &fd, err, errlen);
 	if (rc)
 		return rc;
 	rc = save_stream(md, fd, opts, &io_err);
 	if (rc && io_err)
-		say(err, errlen, rc, "cannot write %s/%s: %s", dir, tmp, strerror(-rc));
+		mig_say(err, errlen, rc, "cannot write %s/%s: %s", dir, tmp, strerror(-rc));
 	else if (rc)
-		say(err, errlen, rc, "saving the partition failed: %s", strerror(-rc));
+		mig_say(err, errlen, rc, "saving the partition failed: %s", strerror(-rc));
 	return finish_tmp(dir, name, tmp, dfd, fd, rc, false, err, errlen);
 }
 
@@ -470,11 +469,11 @@ int mig_wfile_open(const char *dir, const char *name, struct mig_wfile **out, ch
 	int rc;
 
 	if (!f)
-		return say(err, errlen, -ENOMEM, "out of memory");
+		return mig_say(err, errlen, -ENOMEM, "out of memory");
 	if (snprintf(f->dir, sizeof(f->dir), "%s", dir) >= (int)sizeof(f->dir) ||
 	    snprintf(f->name, sizeof(f->name), "%s", name) >= (int)sizeof(f->name)) {
 		free(f);
-		return say(err, errlen, -ENAMETOOLONG, "checkpoint path too long");
+		return mig_say(err, errlen, -ENAMETOOLONG, "checkpoint path too long");
 	}
 	rc = open_tmp(dir, name, f->tmp, sizeof(f->tmp), &f->dfd, &f->fd, err, errlen);
 	if (rc) {
@@ -485,7 +484,7 @@ int mig_wfile_open(const char *dir, const char *name, struct mig_wfile **out, ch
 	if (!rc)
 		rc = -pthread_create(&f->out.ring.io, NULL, writer, &f->out.ring);
 	if (rc) {
-		say(err, errlen, rc, "cannot start writing %s/%s: %s", dir, f->tmp, strerror(-rc));
+		mig_say(err, errlen, rc, "cannot start writing %s/%s: %s", dir, f->tmp, strerror(-rc));
 		ring_free(&f->out.ring);
 		finish_tmp(dir, name, f->tmp, f->dfd, f->fd, rc, false, NULL, 0);
 		free(f);
@@ -505,7 +504,7 @@ int mig_wfile_write(struct mig_wfile *f, const void *buf, size_t len, char *err,
 		uint32_t n;
 
 		if (!f->out.cur && !(f->out.cur = ring_slot(&f->out.ring, &rc)))
-			return say(err, errlen, rc, "cannot write %s/%s: %s", f->dir, f->tmp,
+			return mig_say(err, errlen, rc, "cannot write %s/%s: %s", f->dir, f->tmp,
 				   strerror(-rc));
 		n = IO_CHUNK - f->out.fill;
 		n = len < n ? (uint32_t)len : n;
@@ -538,7 +537,7 @@ int mig_wfile_commit(struct mig_wfile *f, char *err, size_t errlen)
 	int rc = wfile_stop(f, 0);
 
 	if (rc)
-		say(err, errlen, rc, "cannot write %s/%s: %s", f->dir, f->tmp, strerror(-rc));
+		mig_say(err, errlen, rc, "cannot write %s/%s: %s", f->dir, f->tmp, strerror(-rc));
 	rc = finish_tmp(f->dir, f->name, f->tmp, f->dfd, f->fd, rc,
 			f->out.ring.fault == MIG_WFILE_KILL_RENAME, err, errlen);
 	free(f);
@@ -662,19 +661,19 @@ int mig_file_restore(struct mig_dev *md, const char *dir, const char *name, char
 	int fd, rc;
 
 	if (was != MIG_RUNNING && was != MIG_STOP)
-		return say(err, errlen, -EBUSY, "partition is in migration state %s, not "
+		return mig_say(err, errlen, -EBUSY, "partition is in migration state %s, not "
 			   "RUNNING or STOP", mig_state_name(was));
 	if (snprintf(path, sizeof(path), "%s/%s", dir, name) >= (int)sizeof(path))
-		return say(err, errlen, -ENAMETOOLONG, "checkpoint path too long");
+		return mig_say(err, errlen, -ENAMETOOLONG, "checkpoint path too long");
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return say(err, errlen, -errno, "cannot open %s: %s", path, strerror(errno));
+		return mig_say(err, errlen, -errno, "cannot open %s: %s", path, strerror(errno));
 	rc = load_stream(md, fd);
 	close(fd);
 	if (!rc && was == MIG_RUNNING)
 		rc = set_state(md, MIG_RUNNING);
 	if (rc) {
-		say(err, errlen, rc, "%s: %s", path,
+		mig_say(err, errlen, rc, "%s: %s", path,
 		    mig_dev_last_error(md)[0] ? mig_dev_last_error(md) : strerror(-rc));
 		mig_dev_device_reset(md);
 	}

@@ -141,4 +141,9 @@ int mig_load_feed(struct mig_dev *md, const uint8_t *buf, uint32_t len);
 /* RESUMING -> STOP: the stream must be whole; then state_load. */
 int mig_load_finish(struct mig_dev *md);
 
+/* Write fmt into err (errlen bytes; nothing when err is NULL) and
+ * return rc: one line for the caller's error, with its code. */
+int mig_say(char *err, size_t errlen, int rc, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
 #endif
