@@ -13,6 +13,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #include "gpup/base/base.h"
 
@@ -54,6 +55,16 @@ const char *gpup_default_state_dir(void);
  * '/') or a `gpup run --name` (RUN_DIR/vms/NAME.sock); the path into
  * path.  The socket, or -errno. */
 int gpup_vm_connect(const struct gpup_global *g, const char *vm, char *path, size_t len);
+
+/* cmd_vms.c: read a VM's answer to a migration or checkpoint, one JSON
+ * object a line: each {"event":"round"} goes to round (may be NULL), the
+ * first other object to result, whose exit status is returned.  A line
+ * that is not JSON, or the end before a result, is an error of cmd's
+ * ("the VM went away before the <what> ended"). */
+struct json_object;
+int gpup_vm_follow(FILE *f, const char *cmd, const char *what,
+		   void (*round)(struct json_object *o, void *arg),
+		   int (*result)(struct json_object *o, void *arg), void *arg);
 
 /* cmd_vmckpt.c: `gpup checkpoint VM --to FILE [--incremental BASE]`, the
  * paths absolute, max_rounds 0 for the VMM's default; an exit status. */

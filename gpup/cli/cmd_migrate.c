@@ -145,34 +145,24 @@ static int mig_result(json_object *o, const struct mig_opts *opt, bool tty)
 	return GPUP_EXIT_OK;
 }
 
-static int mig_follow(FILE *f, const struct mig_opts *opt)
+struct mig_follow {
+	const struct mig_opts *opt;
+	bool tty;
+};
+
+static void mig_round(json_object *o, void *arg)
 {
-	bool tty = !opt->json && isatty(STDERR_FILENO);
-	char *line = NULL;
-	size_t cap = 0;
-	int rc = -1;
+	const struct mig_follow *m = arg;
 
-	while (rc < 0 && getline(&line, &cap, f) > 0) {
-		json_object *o = json_tokener_parse(line), *ev;
+	if (m->tty)
+		mig_progress(o);
+}
 
-		if (!o || !json_object_is_type(o, json_type_object)) {
-			gpup_err("migrate", "the VM answered something that is not JSON");
-			rc = GPUP_EXIT_FAIL;
-		} else if (json_object_object_get_ex(o, "event", &ev) &&
-			   !strcmp(json_object_get_string(ev), "round")) {
-			if (tty)
-				mig_progress(o);
-		} else {
-			rc = mig_result(o, opt, tty);
-		}
-		json_object_put(o);
-	}
-	free(line);
-	if (rc < 0) {
-		gpup_err("migrate", "the VM went away before the migration ended");
-		rc = GPUP_EXIT_FAIL;
-	}
-	return rc;
+static int mig_done(json_object *o, void *arg)
+{
+	const struct mig_follow *m = arg;
+
+	return mig_result(o, m->opt, m->tty);
 }
 
 static int cmd_migrate(const struct gpup_global *g, int argc, char **argv)
@@ -204,7 +194,8 @@ static int cmd_migrate(const struct gpup_global *g, int argc, char **argv)
 		gpup_err("migrate", "cannot talk to %s: %s", path, strerror(errno));
 		rc = GPUP_EXIT_FAIL;
 	} else {
-		rc = mig_follow(f, &o);
+		rc = gpup_vm_follow(f, "migrate", "migration", mig_round, mig_done,
+				    &(struct mig_follow){ &o, !o.json && isatty(STDERR_FILENO) });
 	}
 	json_object_put(req);
 	if (f)

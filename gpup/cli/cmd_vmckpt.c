@@ -48,31 +48,16 @@ static int ck_result(json_object *o, const char *file, int json)
 	return GPUP_EXIT_OK;
 }
 
-/* The round lines, then the result. */
-static int ck_follow(FILE *f, const char *file, int json)
+struct ck_follow {
+	const char *file;
+	int json;
+};
+
+static int ck_done(json_object *o, void *arg)
 {
-	char *line = NULL;
-	size_t cap = 0;
-	int rc = -1;
+	const struct ck_follow *c = arg;
 
-	while (rc < 0 && getline(&line, &cap, f) > 0) {
-		json_object *o = json_tokener_parse(line), *ev;
-
-		if (!o || !json_object_is_type(o, json_type_object)) {
-			gpup_err("checkpoint", "the VM answered something that is not JSON");
-			rc = GPUP_EXIT_FAIL;
-		} else if (!json_object_object_get_ex(o, "event", &ev) ||
-			   strcmp(json_object_get_string(ev), "round")) {
-			rc = ck_result(o, file, json);
-		}
-		json_object_put(o);
-	}
-	free(line);
-	if (rc < 0) {
-		gpup_err("checkpoint", "the VM went away before the checkpoint ended");
-		rc = GPUP_EXIT_FAIL;
-	}
-	return rc;
+	return ck_result(o, c->file, c->json);
 }
 
 int gpup_vm_checkpoint(const struct gpup_global *g, const char *vm, const char *file,
@@ -102,7 +87,8 @@ int gpup_vm_checkpoint(const struct gpup_global *g, const char *vm, const char *
 		gpup_err("checkpoint", "cannot talk to %s: %s", path, strerror(errno));
 		rc = GPUP_EXIT_FAIL;
 	} else {
-		rc = ck_follow(f, file, json);
+		rc = gpup_vm_follow(f, "checkpoint", "checkpoint", NULL, ck_done,
+				    &(struct ck_follow){ file, json });
 	}
 	json_object_put(req);
 	if (f)

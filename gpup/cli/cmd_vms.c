@@ -147,3 +147,34 @@ static int cmd_vms(const struct gpup_global *g, int argc, char **argv)
 }
 
 GPUP_COMMAND("vms", "list the VMs started with 'gpup run --name'", cmd_vms)
+
+int gpup_vm_follow(FILE *f, const char *cmd, const char *what,
+		   void (*round)(struct json_object *o, void *arg),
+		   int (*result)(struct json_object *o, void *arg), void *arg)
+{
+	char *line = NULL;
+	size_t cap = 0;
+	int rc = -1;
+
+	while (rc < 0 && getline(&line, &cap, f) > 0) {
+		json_object *o = json_tokener_parse(line), *ev;
+
+		if (!o || !json_object_is_type(o, json_type_object)) {
+			gpup_err(cmd, "the VM answered something that is not JSON");
+			rc = GPUP_EXIT_FAIL;
+		} else if (json_object_object_get_ex(o, "event", &ev) &&
+			   !strcmp(json_object_get_string(ev), "round")) {
+			if (round)
+				round(o, arg);
+		} else {
+			rc = result(o, arg);
+		}
+		json_object_put(o);
+	}
+	free(line);
+	if (rc < 0) {
+		gpup_err(cmd, "the VM went away before the %s ended", what);
+		rc = GPUP_EXIT_FAIL;
+	}
+	return rc;
+}
