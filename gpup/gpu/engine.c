@@ -46,6 +46,7 @@ struct gpup_engine {
 	unsigned int nrunnable;      /* contexts in CTX_RUNNABLE */
 	unsigned int recheck_gen;    /* bumped by every gpup_engine_recheck */
 	unsigned int nwatch;         /* contexts with watch_until set */
+	uint64_t watch_next;         /* watch_poll's answer: the next look due */
 	/* The thread's start: thread_init's answer, awaited by create. */
 	int (*thread_init)(void);
 	int init_rc;
@@ -179,15 +180,34 @@ static void watch_end(struct gpup_engine *e, struct gpup_ectx *c)
 	}
 }
 
+static uint64_t min_ns(uint64_t a, uint64_t b)
+{
+	return a < b ? a : b;
+}
+
+uint64_t gpup_engine_watch_gap(uint64_t watched_ns)
+{
+	uint64_t gap = watched_ns / GPUP_ENGINE_WATCH_BACKOFF;
+
+	return gap > GPUP_ENGINE_WATCH_POLL_NS ? gap : GPUP_ENGINE_WATCH_POLL_NS;
+}
+
 /* Ask each watched context whether work appeared (see DOC: watching a
- * ring); one whose time is up is asked a last time with stop (lock held). */
+ * ring); one whose time is up is asked a last time with stop (lock held).
+ * Sets when the next look is due: the soonest of the contexts still
+ * watched, never past the end of a window. */
 static void watch_poll(struct gpup_engine *e, uint64_t now)
 {
+	e->watch_next = UINT64_MAX;
 	for (uint32_t i = 0; i < e->nslots && e->nwatch; i++) {
 		struct gpup_ectx *c = e->slots[i];
 
-		if (!c || !c->watch_until || c->running)
+		if (!c || !c->watch_until)
 			continue;
+		if (c->running) { /* its owner has it: look again soon */
+			e->watch_next = min_ns(e->watch_next, now + GPUP_ENGINE_WATCH_POLL_NS);
+			continue;
+		}
 		/* Woken meanwhile (a doorbell): its run takes over. */
 		if (c->state != CTX_BLOCKED || c->detaching) {
 			watch_end(e, c);
@@ -200,6 +220,10 @@ static void watch_poll(struct gpup_engine *e, uint64_t now)
 			ctx_set_state(e, c, CTX_RUNNABLE, now);
 		} else if (stop) {
 			watch_end(e, c);
+		} else {
+			uint64_t at = now + gpup_engine_watch_gap(now - c->watch_from);
+
+			e->watch_next = min_ns(e->watch_next, min_ns(at, c->watch_until));
 		}
 	}
 }
@@ -326,6 +350,7 @@ static void run_one(struct gpup_engine *e, struct gpup_ectx *c, uint64_t slice)
 	} else if (!c->kicked) {
 		ctx_set_state(e, c, res == GPUP_RUN_WAIT ? CTX_WAITING : CTX_BLOCKED, now);
 		if (res == GPUP_RUN_WATCH && c->ops->watch) {
+			c->watch_from = now;
 			c->watch_until = now + GPUP_ENGINE_WATCH_NS;
 			e->nwatch++;
 		}
@@ -420,8 +445,8 @@ static void *engine_main(void *arg)
 		 * context may run. */
 		if (slice != UINT64_MAX && (next == UINT64_MAX || slice < next - now))
 			next = now + slice;
-		if (e->nwatch && next > now + GPUP_ENGINE_WATCH_POLL_NS)
-			next = now + GPUP_ENGINE_WATCH_POLL_NS;
+		if (e->nwatch && next > e->watch_next)
+			next = e->watch_next;
 		poll_events(e, next);
 	}
 	pthread_mutex_unlock(&e->lock);

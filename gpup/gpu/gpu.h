@@ -272,7 +272,7 @@ const char *gpup_kernel_name(uint32_t id);
  * found no work may return WATCH instead of IDLE: the context blocks as
  * for IDLE, and for GPUP_ENGINE_WATCH_NS the executor asks its watch op
  * whether work appeared, between slices, at preemption polls and, with
- * nothing else to run, every GPUP_ENGINE_WATCH_POLL_NS, sleeping between
+ * nothing else to run, after gpup_engine_watch_gap, sleeping between
  * looks; once more with stop set when the time is up.  A true answer
  * makes the context runnable as a doorbell would.  The owner tells its
  * guest that it is watched (so it may skip the doorbell) and, when told
@@ -355,6 +355,7 @@ struct gpup_ectx {
 	bool running, kicked, detaching;
 	uint64_t retry_at, retry_ns;
 	uint64_t watch_until;    /* 0: not watched */
+	uint64_t watch_from;     /* when the watch began */
 };
 
 struct gpup_sched_ops {
@@ -406,11 +407,18 @@ struct gpup_sched_ops {
 /* How often a halted engine looks at its doorbells (to drain them). */
 #define GPUP_ENGINE_HALT_POLL_NS 10000000ull
 /* How long a context that ran dry is watched (GPUP_RUN_WATCH), and how
- * often an otherwise idle engine looks meanwhile: it sleeps between looks
- * (with the kernel's timer slack, 50 us by default), so a window costs a
- * few dozen wake-ups, not a spinning CPU. */
-#define GPUP_ENGINE_WATCH_NS 1000000ull
+ * often an otherwise idle engine looks meanwhile: every
+ * GPUP_ENGINE_WATCH_POLL_NS at first, then every 1/GPUP_ENGINE_WATCH_BACKOFF
+ * of the time watched so far.  A guest whose driver takes a millisecond or
+ * more between submissions (a Linux guest under an emulating VMM: an
+ * interrupt, a wake-up and two system calls in between) still finds its
+ * queue watched, and work that comes late waits at most that fraction of
+ * its lateness for a look, still far less than the doorbell it saved.  The
+ * engine sleeps between looks (with the kernel's timer slack, 50 us by
+ * default), so a window costs a few dozen wake-ups, not a spinning CPU. */
+#define GPUP_ENGINE_WATCH_NS 4000000ull
 #define GPUP_ENGINE_WATCH_POLL_NS 20000ull
+#define GPUP_ENGINE_WATCH_BACKOFF 16u
 #define GPUP_ENGINE_WAIT_POLL_MAX_NS 1000000ull
 
 /* An engine of gpu_name and its thread, which runs thread_init first (can
@@ -462,6 +470,9 @@ uint64_t gpup_engine_busy_ns(struct gpup_engine *e);
 
 /* CLOCK_MONOTONIC in ns. */
 uint64_t gpup_mono_ns(void);
+/* How long an idle engine sleeps before it looks again at a context that
+ * has been watched for watched_ns (see GPUP_ENGINE_WATCH_NS). */
+uint64_t gpup_engine_watch_gap(uint64_t watched_ns);
 
 /*
  * The sim GPU's built-in kernels (kernels.c: GPUP_KERNEL_* in
