@@ -54,6 +54,7 @@ struct gvg_hwq {
 	u32 pi, ci;
 	u64 seq;                    /* last submitted */
 	u64 doorbells, skipped;     /* rung, and not needed (watched) */
+	u64 poll_ns;                /* spin this long on a fence: adapts */
 	u64 failed_upto;            /* submissions up to this one were dropped */
 	struct list_head subs;
 	wait_queue_head_t wq;

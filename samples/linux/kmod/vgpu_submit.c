@@ -22,13 +22,20 @@
 
 #define GVG_ROOM_TIMEOUT_MS 10000
 
-/* Spin this long on a fence before sleeping for its interrupt, as
- * cpuidle-haltpoll does (and the freestanding guests' driver): a
- * completion that soon costs less to spin for than an interrupt, a
- * wake-up and a context switch, above all where ring 0 is emulated. */
+/* Spin on a fence before sleeping for its interrupt, as cpuidle-haltpoll
+ * does (and the freestanding guests' driver): a completion that soon
+ * costs less to spin for than an interrupt, a wake-up and a context
+ * switch, above all where ring 0 is emulated (under QEMU's TCG those cost
+ * 200 us or more; perf/linux_guest.md).  Each queue starts at poll_us and
+ * adapts, as haltpoll does: a wait that ended soon after the sleep began
+ * is spun through next time, up to poll_max_us; a longer one, where
+ * spinning would have bought nothing, sends it back to poll_us. */
 static unsigned int poll_us = 20;
 module_param(poll_us, uint, 0644);
 MODULE_PARM_DESC(poll_us, "microseconds to poll a fence before sleeping (0: never)");
+static unsigned int poll_max_us = 2000;
+module_param(poll_max_us, uint, 0644);
+MODULE_PARM_DESC(poll_max_us, "the most a queue's poll grows to (0: poll_us, fixed)");
 
 struct gvg_xlate {
 	struct gvg_file *f;
@@ -322,13 +329,35 @@ static bool gvg_done(struct gvg_hwq *q, u64 seq)
 	       q->dev->lost || q->dev->gone;
 }
 
+/* Spin until the fence or the queue's poll time; whether it landed. */
+static bool gvg_poll(struct gvg_hwq *q, u64 seq, u64 t0, u64 timeout_ns)
+{
+	u64 until = t0 + min_t(u64, READ_ONCE(q->poll_ns), timeout_ns);
+
+	while (READ_ONCE(*q->fence) < seq && ktime_get_ns() < until && !need_resched())
+		cpu_relax();
+	return READ_ONCE(*q->fence) >= seq;
+}
+
+/* A wait that slept for a fence is over after waited_ns: spin that long
+ * (and half as long again) next time if that is within poll_max_us, else
+ * start again from poll_us.  Racing waiters on one queue only disagree
+ * about a hint. */
+static void gvg_poll_adapt(struct gvg_hwq *q, u64 waited_ns)
+{
+	u64 max = max_t(u64, READ_ONCE(poll_max_us), READ_ONCE(poll_us)) * NSEC_PER_USEC;
+	u64 next = waited_ns + waited_ns / 2;
+
+	WRITE_ONCE(q->poll_ns, waited_ns <= max ? min(next, max) : READ_ONCE(poll_us) * NSEC_PER_USEC);
+}
+
 /* The fence, a reset that dropped it, or loss; re-checks the device
  * every tick, since a lost one sends no interrupt. */
 long gvg_ioc_wait(struct gvg_file *f, void __user *arg)
 {
 	struct gpup_ioc_wait a;
 	struct gvg_hwq *q;
-	u64 end;
+	u64 t0, end;
 	s64 t;
 	int rc;
 
@@ -337,13 +366,15 @@ long gvg_ioc_wait(struct gvg_file *f, void __user *arg)
 	q = gvg_file_queue(f, a.queue);
 	if (!q || a.pad || !a.seq || a.seq > READ_ONCE(q->seq))
 		return -EINVAL;
-	end = ktime_get_ns() + min_t(u64, a.timeout_ns, 3600ull * NSEC_PER_SEC);
-	t = ktime_get_ns() + min_t(u64, (u64)READ_ONCE(poll_us) * NSEC_PER_USEC, a.timeout_ns);
-	while (READ_ONCE(*q->fence) < a.seq && ktime_get_ns() < t && !need_resched())
-		cpu_relax();
+	t0 = ktime_get_ns();
+	end = t0 + min_t(u64, a.timeout_ns, 3600ull * NSEC_PER_SEC);
+	if (gvg_poll(q, a.seq, t0, a.timeout_ns))
+		return 0;
 	for (;;) {
-		if (READ_ONCE(*q->fence) >= a.seq)
+		if (READ_ONCE(*q->fence) >= a.seq) {
+			gvg_poll_adapt(q, ktime_get_ns() - t0);
 			return 0;
+		}
 		if (q->dev->lost || q->dev->gone)
 			return -ENODEV;
 		if (READ_ONCE(q->failed_upto) >= a.seq)
@@ -377,6 +408,7 @@ static int gvg_queue_alloc(struct gvg_dev *d, struct gvg_hwq *q, u32 engine)
 	q->engine = engine;
 	q->pi = q->ci = 0;
 	q->seq = q->failed_upto = 0;
+	q->poll_ns = READ_ONCE(poll_us) * NSEC_PER_USEC;
 	*q->fence = 0;
 	return 0;
 }
