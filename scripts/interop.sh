@@ -328,7 +328,8 @@ fi
 # GPUP_INTEROP_BENCH=RUNS: the driver's overhead.  The freestanding infer
 # guest and gpup-infer on the Linux guest, alternately, under the same
 # QEMU, accelerator and shared RAM; each prints the device time per
-# iteration.  Median and range over RUNS boots of each.
+# iteration after an untimed first step, and that step's time.  Median
+# and range over RUNS boots of each.
 linux_stats() { # label values...
 	label=$1
 	shift
@@ -341,20 +342,23 @@ linux_stats() { # label values...
 per_iter() {
 	tr -d '\r' <"$log" | sed -n 's/.* \([0-9][0-9]*\) us per iteration.*/\1/p' | tail -n 1
 }
+first_step() {
+	tr -d '\r' <"$log" | sed -n 's/.*(first step \([0-9][0-9]*\) us, untimed).*/\1/p' | tail -n 1
+}
 if [ -n "${GPUP_INTEROP_BENCH:-}" ] && [ -n "$LINUX_DIR" ]; then
 	for args in "n=64 iters=20" "n=256 iters=2"; do
-		free="" lin=""
+		free="" lin="" free1="" lin1=""
 		i=0
 		while [ $i -lt "$GPUP_INTEROP_BENCH" ]; do
 			boot bench-free "$linux_accel" shared 512 -kernel /gpup-interop/guests/infer.elf \
 				-append "$args"
 			v=$(per_iter)
-			[ "$st" -eq 1 ] && [ -n "$v" ] && free="$free $v"
+			[ "$st" -eq 1 ] && [ -n "$v" ] && free="$free $v" && free1="$free1 $(first_step)"
 			boot bench-linux "$linux_accel" shared 512 -kernel /gpup-interop/linux/vmlinuz \
 				-initrd /gpup-interop/linux/initramfs.cpio.gz \
 				-append "$LINUX_CMDLINE -- gpup-infer $args"
 			v=$(per_iter)
-			[ "$st" -eq 1 ] && [ -n "$v" ] && lin="$lin $v"
+			[ "$st" -eq 1 ] && [ -n "$v" ] && lin="$lin $v" && lin1="$lin1 $(first_step)"
 			i=$((i + 1))
 		done
 		echo "interop: infer $args, accel $linux_accel, shared RAM:"
@@ -362,6 +366,11 @@ if [ -n "${GPUP_INTEROP_BENCH:-}" ] && [ -n "$LINUX_DIR" ]; then
 		[ -z "$free" ] || linux_stats "freestanding infer guest" $free
 		# shellcheck disable=SC2086
 		[ -z "$lin" ] || linux_stats "gpup-infer on Linux + gpup_vgpu" $lin
+		# The untimed first step of each (one-time costs).
+		# shellcheck disable=SC2086
+		[ -z "$free1" ] || linux_stats "  first step, freestanding" $free1
+		# shellcheck disable=SC2086
+		[ -z "$lin1" ] || linux_stats "  first step, Linux + gpup_vgpu" $lin1
 	done
 fi
 
