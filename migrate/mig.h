@@ -404,4 +404,16 @@ int mig_rfile_open(int fd, struct mig_rfile **f);
 ssize_t mig_rfile_next(struct mig_rfile *f, const void **buf);
 void mig_rfile_close(struct mig_rfile *f);
 
+/*
+ * DOC: hashing
+ *
+ * mig_hash is XXH3_64bits, bit for bit, on the fastest loop this CPU has
+ * (AVX2 where there is one); mig_hash2 is XXH3-64 of a followed by b.
+ * Every module that hashes what it moves (the VM stream, checkpoints,
+ * protection) uses these.  mig_hash_loop names the loop: "avx2", "sse2".
+ */
+uint64_t mig_hash(const void *p, size_t len);
+uint64_t mig_hash2(const void *a, size_t alen, const void *b, size_t blen);
+const char *mig_hash_loop(void);
+
 #endif

@@ -26,6 +26,9 @@ bool mig_chunk_head_ok(const struct gpup_mig_chunk *h);
 const char *mig_kind_name(unsigned int kind);
 /* Whether len bytes at p are all zero. */
 bool mig_all_zero(const void *p, size_t len);
+/* hash_avx2.c: mig_hash and mig_hash2 built for AVX2 (hash.c picks). */
+uint64_t mig_hash_avx2(const void *p, size_t len);
+uint64_t mig_hash2_avx2(const void *a, size_t alen, const void *b, size_t blen);
 
 /* A chain link's file name, PREFIX.NNNNNNNN.base or .incr (chain.c
  * writes them): whether name is one of PREFIX's, and its number and kind
@@ -54,7 +57,6 @@ struct mig_save {
 	bool by_ref;              /* VRAM chunks may be sent in place */
 	const uint8_t *ref;
 	size_t ref_len;
-	void *xxh;                /* XXH3_state_t, for a payload in two places */
 	/* mig_save_ahead: the VRAM chunk the next read is expected to start
 	 * with, hashed while the client took the last reply (pages 0: none). */
 	uint64_t ahead_off;

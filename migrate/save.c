@@ -31,8 +31,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#define XXH_STATIC_LINKING_ONLY   /* XXH3_state_t */
-#include <xxhash.h>
 #include <zstd.h>
 
 #include "migrate/mig_int.h"
@@ -51,13 +49,11 @@ int mig_save_init(struct mig_dev *md)
 	s->pending = calloc(words ? words : 1, sizeof(uint64_t));
 	s->written = calloc(words ? words : 1, sizeof(uint64_t));
 	s->npages = md->npages;
-	s->xxh = XXH3_createState();
-	return s->buf && s->pending && s->written && s->xxh ? 0 : -ENOMEM;
+	return s->buf && s->pending && s->written ? 0 : -ENOMEM;
 }
 
 void mig_save_free(struct mig_dev *md)
 {
-	XXH3_freeState(md->save.xxh);
 	free(md->save.area);
 	free(md->save.buf);
 	free(md->save.pending);
@@ -209,7 +205,7 @@ static size_t emit(struct mig_dev *md, uint8_t *base, unsigned int kind, unsigne
 	struct mig_save *s = &md->save;
 	struct gpup_mig_chunk h;
 
-	mig_chunk_seal(&h, kind, flags, plen, s->seq++, XXH3_64bits(base + HEAD, plen));
+	mig_chunk_seal(&h, kind, flags, plen, s->seq++, mig_hash(base + HEAD, plen));
 	memcpy(base, &h, HEAD);
 	s->totals.chunks++;
 	s->totals.bytes += HEAD + plen;
@@ -249,12 +245,7 @@ static size_t emit_zero(struct mig_dev *md, uint8_t *base, uint64_t p, uint64_t 
  * lie and handed out as s->ref. */
 static uint64_t vram_hash(struct mig_dev *md, const struct gpup_mig_vram *v)
 {
-	struct mig_save *s = &md->save;
-
-	XXH3_64bits_reset(s->xxh);
-	XXH3_64bits_update(s->xxh, v, sizeof(*v));
-	XXH3_64bits_update(s->xxh, md->vram + v->offset, (size_t)v->pages * MIG_PAGE_SIZE);
-	return XXH3_64bits_digest(s->xxh);
+	return mig_hash2(v, sizeof(*v), md->vram + v->offset, (size_t)v->pages * MIG_PAGE_SIZE);
 }
 
 static size_t emit_vram_ref(struct mig_dev *md, uint8_t *base, const struct gpup_mig_vram *v)
