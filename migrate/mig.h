@@ -216,8 +216,12 @@ int mig_dev_data_readv(struct mig_dev *md, uint32_t len, struct iovec *iov, unsi
 
 /* After a full readv of len bytes went out (the client is busy taking it):
  * in STOP_COPY, hash the VRAM chunk that a next read of len would start
- * with, so that read does not wait for it.  Nothing of the stream is
- * taken: a read of another size, or none, is served as without it. */
+ * with, so that read does not wait for it (nothing of the stream is taken:
+ * a read of another size, or none, is served as without it).  In PRE_COPY,
+ * build the next reply of len bytes into a second buffer, leaving the last
+ * reply's pieces as they are: those bytes are the stream's next whatever
+ * the client does (a read of another size, or STOP_COPY, takes them
+ * first). */
 void mig_dev_data_ahead(struct mig_dev *md, uint32_t len);
 
 /* MIG_DATA_WRITE in RESUMING: takes all len bytes (split anywhere) or

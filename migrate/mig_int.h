@@ -54,6 +54,16 @@ struct mig_save {
 	 * emitted by reference (ref NULL: it was copied). */
 	uint8_t *area;
 	size_t area_cap;
+	/* mig_save_prepare (PRE_COPY): the next reply built ahead, while
+	 * the client still reads the last one out of area, into the other
+	 * buffer (spare, swapped in): prep_len bytes of the stream, prep_pos
+	 * of them sent, prep_short if the round ended inside them.  mixed:
+	 * the last reply took bytes from both buffers, so neither is free
+	 * until the client's next read. */
+	uint8_t *spare;
+	size_t spare_cap;
+	size_t prep_len, prep_pos;
+	bool prep_short, mixed;
 	bool by_ref;              /* VRAM chunks may be sent in place */
 	const uint8_t *ref;
 	size_t ref_len;
@@ -132,6 +142,7 @@ int mig_save_read(struct mig_dev *md, uint8_t *buf, uint32_t len);
 /* Hash ahead the VRAM chunk a next read of len would start with, as
  * mig_dev_data_ahead; the chunk's pieces use it if it comes. */
 void mig_save_ahead(struct mig_dev *md, uint32_t len);
+void mig_save_prepare(struct mig_dev *md, uint32_t len);
 /* The same bytes as pieces, as mig_dev_data_readv. */
 int mig_save_readv(struct mig_dev *md, uint32_t len, struct iovec *iov, unsigned int max,
 		   unsigned int *niov);

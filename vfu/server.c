@@ -302,6 +302,13 @@ static int serve_client(struct vfu_server *s, int sock)
 	vfu_log(s, "client connected");
 	/* A client that never negotiates must not hold the device. */
 	vfu_sock_set_timeout(sock, VFU_SERVER_NEGOTIATE_MS);
+	/* Room for a whole MIG_DATA_READ reply in the socket: the splice
+	 * returns while the client still reads, and the device prepares
+	 * the next reply meanwhile.  The kernel caps it at net.core.wmem_max
+	 * (208 KiB by default, so a default host gains less); the pages
+	 * queued are the partition's own VRAM, by reference. */
+	(void)setsockopt(sock, SOL_SOCKET, SO_SNDBUF, &(int){ VFU_SERVER_SNDBUF },
+			 sizeof(int));
 	do {
 		rc = s->negotiated ? await_msg(s, sock) : 0;
 		if (!rc)

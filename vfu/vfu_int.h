@@ -55,6 +55,9 @@ struct vfu_deferred {
 	uint8_t *data;
 };
 
+/* The send buffer a client's socket asks for (server.c, serve_client). */
+#define VFU_SERVER_SNDBUF (4 << 20)
+
 struct vfu_reply {
 	uint8_t *data;            /* payload buffer, VFU_SERVER_MAX_MSG bytes */
 	uint32_t len;

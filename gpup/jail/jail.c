@@ -97,6 +97,7 @@ static const struct jail_rule rules[] = {
 	{ SCMP_SYS(sendmsg), SERVING, 0, { { 0 } } },
 	{ SCMP_SYS(setsockopt), SERVING, 2, { IS(1, SOL_SOCKET), IS(2, SO_RCVTIMEO) } },
 	{ SCMP_SYS(setsockopt), SERVING, 2, { IS(1, SOL_SOCKET), IS(2, SO_SNDTIMEO) } },
+	{ SCMP_SYS(setsockopt), SERVING, 2, { IS(1, SOL_SOCKET), IS(2, SO_SNDBUF) } },
 	{ SCMP_SYS(close), SERVING, 0, { { 0 } } },
 	{ SCMP_SYS(fstat), SERVING, 0, { { 0 } } },
 	{ SCMP_SYS(newfstatat), SERVING, 0, { { 0 } } },
