@@ -334,10 +334,14 @@ struct hv_mig {
 	uint32_t state[HV_MAX_GPUS];
 	uint64_t dev_round[HV_MAX_GPUS];
 	bool paused;
+	/* A peer that acknowledges (not a file): what it has loaded. */
+	bool acks;
+	uint64_t acked;
 	/* Figures. */
 	unsigned int rounds;
 	uint64_t rate, left, downtime_ns, total_ns, stop_bytes;
 	uint64_t pause_ns, stop_copy_ns;   /* parts of the downtime */
+	uint64_t dev_stop_ns, dirty_ns;    /* parts of stop_copy_ns */
 	/* A checkpoint: the file, its identity so far, each RAM page's hash
 	 * as the file holds it; resumed once the VM runs again. */
 	struct mig_wfile *file;

@@ -85,19 +85,56 @@ static uint64_t hv_mig_bytes(struct hv_mig *m)
 
 /* ---- sending ---- */
 
-/* A REFUSED from the destination may come at any time. */
+/* The destination's next answer, within ms: 0 for an ACK (m->acked moves
+ * on), 1 for READY; anything else fails. */
+static int hv_mig_reply(struct hv_mig *m, unsigned int ms)
+{
+	struct gpup_vmmig_reply r;
+	int rc = hv_tcp_recv(m->sock, &r, sizeof(r), ms);
+
+	if (rc < 0 || r.magic != GPUP_VMMIG_REPLY_MAGIC)
+		return hv_mig_fail(m, rc < 0 ? rc : -EPROTO, "the destination went away: %s",
+				   rc < 0 ? strerror(-rc) : "not a reply");
+	if (r.code == GPUP_VMMIG_ACK && m->acks && r.bytes >= m->acked &&
+	    r.bytes <= m->end.bytes) {
+		m->acked = r.bytes;
+		return 0;
+	}
+	if (r.code == GPUP_VMMIG_READY)
+		return 1;
+	r.msg[sizeof(r.msg) - 1] = 0;
+	if (r.code == GPUP_VMMIG_REFUSED)
+		return hv_mig_fail(m, -ECONNREFUSED, "the destination refused the stream: %s",
+				   r.msg);
+	return hv_mig_fail(m, -EPROTO, "the destination answered out of turn (code %u)", r.code);
+}
+
+/* Whatever the destination said meanwhile: ACKs, or a REFUSED, which may
+ * come at any time. */
 static int hv_mig_check_peer(struct hv_mig *m)
 {
 	struct pollfd p = { .fd = m->sock, .events = POLLIN };
-	struct gpup_vmmig_reply r;
+	int rc = 0;
 
-	if (poll(&p, 1, 0) != 1)
-		return 0;
-	if (hv_tcp_recv(m->sock, &r, sizeof(r), HV_MIG_IO_MS) < 0 ||
-	    r.magic != GPUP_VMMIG_REPLY_MAGIC)
-		return hv_mig_fail(m, -ECONNRESET, "the destination went away");
-	r.msg[sizeof(r.msg) - 1] = 0;
-	return hv_mig_fail(m, -ECONNREFUSED, "the destination refused the stream: %s", r.msg);
+	while (rc == 0 && poll(&p, 1, 0) == 1)
+		rc = hv_mig_reply(m, HV_MIG_IO_MS);
+	return rc == 1 ? hv_mig_fail(m, -EPROTO, "the destination was READY before END") : rc;
+}
+
+/* Until the destination has loaded all that was sent: a round's time then
+ * counts the destination's work too, and the stop never waits for it to
+ * work off earlier rounds, which the sockets' buffers hide from us. */
+static int hv_mig_catch_up(struct hv_mig *m)
+{
+	struct pollfd p = { .fd = m->sock, .events = POLLIN };
+	int rc = 0;
+
+	while (rc == 0 && m->acks && m->acked < m->end.bytes) {
+		if (poll(&p, 1, HV_MIG_IO_MS) == 0)
+			return hv_mig_fail(m, -ETIMEDOUT, "the destination went silent");
+		rc = hv_mig_reply(m, HV_MIG_IO_MS);
+	}
+	return rc == 1 ? hv_mig_fail(m, -EPROTO, "the destination was READY before END") : rc;
 }
 
 /* Send what is staged, then wait as long as the bandwidth cap asks. */
@@ -346,6 +383,8 @@ static int hv_mig_round(struct hv_mig *m)
 			rc = hv_mig_dev_drain(m, i);
 	if (rc == 0)
 		rc = hv_mig_flush(m);
+	if (rc == 0)
+		rc = hv_mig_catch_up(m);
 	dt = hv_now_ns() - t;
 	m->rounds++;
 	/* A round too short to time says little about the link: then the
@@ -394,7 +433,8 @@ static int hv_mig_header(struct hv_mig *m)
 	struct gpup_vmmig_header h = {
 		.magic = GPUP_VMMIG_MAGIC, .version = GPUP_VMMIG_VERSION, .page_size = PG,
 		.mem_size = vm->mem_size, .ncpus = vm->ncpus, .ngpus = vm->ngpus,
-		.flags = vm->irqchip ? GPUP_VMMIG_HF_IRQCHIP : 0,
+		.flags = (vm->irqchip ? GPUP_VMMIG_HF_IRQCHIP : 0) |
+			 (m->acks ? GPUP_VMMIG_HF_ACKS : 0),
 	};
 
 	for (unsigned int i = 0; i < vm->ngpus; i++)
@@ -443,17 +483,19 @@ static int hv_mig_precopy(struct hv_mig *m)
 static int hv_mig_stop_copy(struct hv_mig *m)
 {
 	struct hv_vm *vm = m->vm;
-	uint64_t b = hv_mig_bytes(m);
+	uint64_t b = hv_mig_bytes(m), t = hv_now_ns();
 	int rc = 0;
 
 	for (unsigned int i = 0; rc == 0 && i < vm->ngpus; i++)
 		rc = hv_mig_set_state(m, i, VFIO_DEVICE_STATE_STOP_COPY);
 	for (unsigned int i = 0; rc == 0 && i < vm->ngpus; i++)
 		rc = hv_mig_dev_drain(m, i);
+	m->dev_stop_ns = hv_now_ns() - t;
 	if (rc == 0)
 		rc = hv_mig_harvest(m);
 	if (rc == 0)
 		rc = hv_mig_send_dirty(m);
+	m->dirty_ns = hv_now_ns() - t - m->dev_stop_ns;
 	for (unsigned int i = 0; rc == 0 && i < vm->ncpus; i++) {
 		struct gpup_vmmig_cpu h = { .index = i };
 		int n = hv_vcpu_save(&vm->vcpus[i], m->cpu, HV_MIG_CPU_MAX);
@@ -485,19 +527,13 @@ static int hv_mig_stop_copy(struct hv_mig *m)
 /* READY, then GO: from here on the VM is the destination's. */
 static int hv_mig_commit(struct hv_mig *m)
 {
-	struct gpup_vmmig_reply r;
-	int rc = hv_tcp_recv(m->sock, &r, sizeof(r), HV_MIG_READY_MS);
+	struct gpup_vmmig_reply r = { .magic = GPUP_VMMIG_REPLY_MAGIC, .code = GPUP_VMMIG_GO };
+	int rc;
 
-	if (rc < 0 || r.magic != GPUP_VMMIG_REPLY_MAGIC)
-		return hv_mig_fail(m, rc < 0 ? rc : -EPROTO, "the destination did not answer: %s",
-				   rc < 0 ? strerror(-rc) : "not a reply");
-	r.msg[sizeof(r.msg) - 1] = 0;
-	if (r.code != GPUP_VMMIG_READY)
-		return hv_mig_fail(m, -ECONNREFUSED, "the destination refused the stream: %s",
-				   r.msg);
-	memset(&r, 0, sizeof(r));
-	r.magic = GPUP_VMMIG_REPLY_MAGIC;
-	r.code = GPUP_VMMIG_GO;
+	while ((rc = hv_mig_reply(m, HV_MIG_READY_MS)) == 0)
+		;
+	if (rc < 0)
+		return rc;
 	rc = hv_tcp_send(m->sock, &r, sizeof(r), HV_MIG_IO_MS);
 	return rc < 0 ? hv_mig_fail(m, rc, "lost the destination before GO: %s",
 				    strerror(-rc)) : 0;
@@ -537,6 +573,9 @@ static void hv_mig_report(struct hv_mig *m, int rc)
 	json_object_object_add(o, "pause_ms", json_object_new_double((double)m->pause_ns / 1e6));
 	json_object_object_add(o, "stop_copy_ms", json_object_new_double(
 		(double)m->stop_copy_ns / 1e6));
+	json_object_object_add(o, "dev_stop_ms", json_object_new_double(
+		(double)m->dev_stop_ns / 1e6));
+	json_object_object_add(o, "dirty_ms", json_object_new_double((double)m->dirty_ns / 1e6));
 	txt = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
 	if (m->out_fd >= 0 && send(m->out_fd, txt, strlen(txt), MSG_NOSIGNAL) >= 0)
 		send(m->out_fd, "\n", 1, MSG_NOSIGNAL);
@@ -727,6 +766,7 @@ int hv_mig_start(struct hv_vm *vm, const struct hv_mig_params *p, int out_fd)
 	m->vm = vm;
 	m->p = *p;
 	m->sock = m->out_fd = -1;
+	m->acks = !p->path[0];
 	rc = hv_mig_alloc(vm, m);
 	/* Under a cap, sends of 20 ms each keep the pace even. */
 	m->flush_at = HV_MIG_OUT / 2;

@@ -126,7 +126,7 @@ static int hv_vms_header(struct hv_vms_reader *r, const uint8_t *p, uint32_t len
 		return hv_vms_fail(r, -EPROTONOSUPPORT, "wrong version %u (this build reads %u)",
 				   h->version, GPUP_VMMIG_VERSION);
 	if (h->page_size != GPUP_VMMIG_PAGE_SIZE || h->reserved ||
-	    (h->flags & ~GPUP_VMMIG_HF_IRQCHIP))
+	    (h->flags & ~(GPUP_VMMIG_HF_IRQCHIP | GPUP_VMMIG_HF_ACKS)))
 		return hv_vms_fail(r, -EBADMSG, "bad page size, flags or reserved field");
 	if (h->mem_size < HV_MIN_MEM || h->mem_size > HV_MAX_MEM || h->mem_size % 4096 ||
 	    !h->ncpus || h->ncpus > GPUP_VMMIG_MAX_CPUS || h->ngpus > GPUP_VMMIG_MAX_GPUS)
