@@ -312,6 +312,21 @@ int hv_mig_start(struct hv_vm *vm, const struct hv_mig_params *p, int out_fd);
 void hv_mig_join(struct hv_vm *vm);
 bool hv_mig_running(struct hv_vm *vm);
 
+/* vm_converge.c: when pre-copy stops (its DOC says why so). */
+enum hv_conv_verdict { HV_CONV_AGAIN, HV_CONV_STOP, HV_CONV_GIVE_UP };
+struct hv_conv {
+	uint64_t budget_ns;          /* the downtime allowed */
+	uint64_t fixed_ns;           /* the stop's part that no rest changes */
+	unsigned int max_rounds;
+	unsigned int more;           /* rounds after the rest first fit, at most */
+	/* Kept from round to round; zero at the start. */
+	uint64_t last_ns, best_ns;
+	unsigned int fit;            /* rounds since the rest first fit */
+};
+/* After round `rounds`, whose rest would send in send_ns: another round,
+ * the stop, or no convergence. */
+enum hv_conv_verdict hv_conv_next(struct hv_conv *c, unsigned int rounds, uint64_t send_ns);
+
 /* The outgoing migration's state (a live migration or a checkpoint),
  * shared by vm_mig.c (the rounds, the stream, the peer) and vm_mig_dev.c
  * (the partitions' side). */
@@ -334,6 +349,7 @@ struct hv_mig {
 	uint32_t state[HV_MAX_GPUS];
 	uint64_t dev_round[HV_MAX_GPUS];
 	bool paused;
+	struct hv_conv conv;
 	/* A peer that acknowledges (not a file): what it has loaded. */
 	bool acks;
 	uint64_t acked;

@@ -13,12 +13,15 @@
  * between the first read and the last.  Round 1 sends the RAM that holds
  * data (SEEK_DATA: a fresh destination reads zero elsewhere) and starts
  * each partition's PRE_COPY; every later round sends what the logs say
- * was written meanwhile and the partitions' next PRE_COPY round.  When
- * what is left (the pages dirty now, and what the partitions sent last
- * round) fits the downtime budget at the rate the rounds measured, the
- * vCPUs park, the partitions go to STOP_COPY, the last pages, the vCPUs
- * and the VMM's devices follow, and END.  The destination answers READY
- * once it has checked and loaded all of it; we send GO and stop for good.
+ * was written meanwhile and the partitions' next PRE_COPY round.  A round
+ * ends when the destination has ACKed all of it, so its rate is the whole
+ * pipeline's and nothing of it is left for the stop.  When what is left
+ * (the pages dirty now, and what the partitions sent last round) fits the
+ * downtime budget at that rate and has stopped shrinking (vm_converge.c),
+ * the vCPUs park, the partitions go to STOP_COPY, the last pages, the
+ * vCPUs and the VMM's devices follow, and END.  The destination answers
+ * READY once it has checked and loaded all of it; we send GO and stop for
+ * good.
  *
  * Anything else (a peer that refuses, goes silent or goes away, a
  * partition that fails, no convergence in max_rounds) aborts: the
@@ -65,6 +68,9 @@
 /* The part of a stop that does not depend on the bytes: parking the
  * vCPUs, the partitions' STOP_COPY, the destination's READY. */
 #define HV_MIG_STOP_FIXED_NS 2000000ull
+/* Rounds after the rest first fits the budget, while it shrinks
+ * (vm_converge.c). */
+#define HV_MIG_MORE_ROUNDS 8u
 
 int hv_mig_fail(struct hv_mig *m, int rc, const char *fmt, ...)
 {
@@ -342,11 +348,17 @@ static int hv_mig_mark_changed(struct hv_mig *m)
 	return 0;
 }
 
-/* What the stop would cost: what is left at the rate measured, and the
- * fixed part, parking the vCPUs and the destination's answer. */
+/* What the rest would take to send at the rate measured. */
+static uint64_t hv_mig_send_ns(struct hv_mig *m)
+{
+	return m->rate ? m->left * 1000000000ull / m->rate : UINT64_MAX;
+}
+
+/* What the stop would cost: the rest, and the fixed part, parking the
+ * vCPUs and the destination's answer. */
 static uint64_t hv_mig_expect_ns(struct hv_mig *m)
 {
-	return m->rate ? m->left * 1000000000ull / m->rate + HV_MIG_STOP_FIXED_NS : UINT64_MAX;
+	return m->rate ? hv_mig_send_ns(m) + HV_MIG_STOP_FIXED_NS : UINT64_MAX;
 }
 
 static void hv_mig_progress(struct hv_mig *m, const char *phase)
@@ -422,11 +434,6 @@ static int hv_mig_estimate(struct hv_mig *m)
 	return 0;
 }
 
-static bool hv_mig_converged(struct hv_mig *m)
-{
-	return hv_mig_expect_ns(m) <= m->p.downtime_ns;
-}
-
 static int hv_mig_header(struct hv_mig *m)
 {
 	struct hv_vm *vm = m->vm;
@@ -460,15 +467,16 @@ static int hv_mig_precopy(struct hv_mig *m)
 	m->bw_t0 = hv_now_ns();
 	for (;;) {
 		uint64_t before = hv_mig_bytes(m);
+		enum hv_conv_verdict v;
 
 		if ((rc = hv_mig_round(m)) < 0 || (rc = hv_mig_estimate(m)) < 0)
 			return rc;
 		hv_mig_progress(m, "round");
-		if (hv_mig_converged(m) || (m->file && m->rounds >= m->p.max_rounds))
+		v = hv_conv_next(&m->conv, m->rounds, hv_mig_send_ns(m));
+		/* A file never refuses: after max_rounds the VM stops anyway. */
+		if (v == HV_CONV_STOP || (m->file && v == HV_CONV_GIVE_UP))
 			return 0;
-		if (hv_mig_bytes(m) - before < HV_MIG_QUIET_BYTES)
-			nanosleep(&(struct timespec){ 0, HV_MIG_QUIET_NS }, NULL);
-		if (m->rounds >= m->p.max_rounds)
+		if (v == HV_CONV_GIVE_UP)
 			return hv_mig_fail(m, -ETIME, "no convergence in %u rounds: %llu bytes "
 					   "left at %llu bytes/s would stop the VM %.1f ms, over "
 					   "the %llu ms budget", m->rounds,
@@ -476,6 +484,8 @@ static int hv_mig_precopy(struct hv_mig *m)
 					   (unsigned long long)m->rate,
 					   (double)hv_mig_expect_ns(m) / 1e6,
 					   (unsigned long long)(m->p.downtime_ns / 1000000));
+		if (hv_mig_bytes(m) - before < HV_MIG_QUIET_BYTES)
+			nanosleep(&(struct timespec){ 0, HV_MIG_QUIET_NS }, NULL);
 	}
 }
 
@@ -767,6 +777,11 @@ int hv_mig_start(struct hv_vm *vm, const struct hv_mig_params *p, int out_fd)
 	m->p = *p;
 	m->sock = m->out_fd = -1;
 	m->acks = !p->path[0];
+	/* A checkpoint stops as soon as the rest fits: more rounds would
+	 * make its file larger, for a pause that is short anyway. */
+	m->conv = (struct hv_conv){ .budget_ns = p->downtime_ns, .fixed_ns = HV_MIG_STOP_FIXED_NS,
+				    .max_rounds = p->max_rounds,
+				    .more = p->path[0] ? 0 : HV_MIG_MORE_ROUNDS };
 	rc = hv_mig_alloc(vm, m);
 	/* Under a cap, sends of 20 ms each keep the pace even. */
 	m->flush_at = HV_MIG_OUT / 2;
