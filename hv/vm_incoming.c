@@ -43,6 +43,7 @@
  * wake-ups than the stream itself. */
 #define HV_IN_ACK_BYTES (4u << 20)
 #define HV_IN_ACK_LULL_MS 1
+#define HV_IN_BUF (128u << 10)
 
 /* Watches a partition's stream for its ZERO chunks: the device zeroes
  * only pages its own stream wrote, so a page we wrote through BAR2 is
@@ -183,11 +184,25 @@ static int hv_in_pages(void *opaque, uint32_t space, uint64_t off, const uint8_t
 	if (in->base_only && space != GPUP_VMMIG_SPACE_RAM)
 		return 0;
 	base = hv_in_space(in, space, &size);
-	memcpy(base + off, data, (size_t)pages * PG);
+	if (data != base + off)
+		memcpy(base + off, data, (size_t)pages * PG);
 	if (space != GPUP_VMMIG_SPACE_RAM)
 		for (uint64_t p = off / PG; p < off / PG + pages; p++)
 			in->ours[space - 1][p / 64] |= 1ull << (p % 64);
 	return 0;
+}
+
+/* The pages go straight to their place: nothing runs here before the
+ * whole stream checked out, and nothing at all of a refused one. */
+static uint8_t *hv_in_place(void *opaque, uint32_t space, uint64_t off, uint32_t pages)
+{
+	struct hv_in *in = opaque;
+	uint64_t size;
+
+	(void)pages;
+	if (in->base_only && space != GPUP_VMMIG_SPACE_RAM)
+		return NULL;
+	return hv_in_space(in, space, &size) + off;
 }
 
 /* Zero pages become holes again: nothing is allocated for them. */
@@ -307,6 +322,7 @@ static const struct hv_vms_ops hv_in_ops = {
 	.dev = hv_in_dev,
 	.cpu = hv_in_cpu,
 	.vmstate = hv_in_vmstate,
+	.place = hv_in_place,
 };
 
 static int hv_in_reply(struct hv_in *in, uint32_t code, const char *msg)
@@ -394,26 +410,30 @@ static int hv_in_wait(struct hv_in *in)
 	return 0;
 }
 
-/* Everything until END, checked and loaded. */
+/* Everything until END, checked and loaded.  The pages of a PAGES chunk
+ * are received straight into their place; the rest goes through buf,
+ * which is small enough that most pages are. */
 static int hv_in_receive(struct hv_in *in)
 {
-	static uint8_t buf[1 << 20];
+	static uint8_t buf[HV_IN_BUF];
 
 	for (;;) {
+		size_t room = sizeof(buf);
+		uint8_t *to = hv_vms_direct(&in->rd, &room);
 		ssize_t n;
 		int rc = hv_in_wait(in);
 
 		if (rc < 0)
 			return rc;
-		n = hv_tcp_recv_some(in->sock, buf, sizeof(buf), HV_IN_IO_MS);
-
+		n = hv_tcp_recv_some(in->sock, to ? to : buf, to ? room : sizeof(buf),
+				     HV_IN_IO_MS);
 		if (n < 0)
 			return hv_in_refuse(in, (int)n, "the source went away: %s",
 					    strerror((int)-n));
 		if (n == 0)
 			return hv_vms_finish(&in->rd);
 		in->bytes += (uint64_t)n;
-		rc = hv_vms_feed(&in->rd, buf, (size_t)n);
+		rc = hv_vms_feed(&in->rd, to ? to : buf, (size_t)n);
 		if (rc < 0)
 			return rc;
 		if (in->rd.phase == HV_VMS_DONE) {
