@@ -22,7 +22,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <xxhash.h>
 #include <zstd.h>
 
 #include "migrate/mig_int.h"
@@ -248,7 +247,7 @@ static int end_chunk(struct mig_dev *md)
 	struct mig_load *l = &md->load;
 	int rc;
 
-	if (XXH3_64bits(l->payload, l->head.len) != l->head.data_hash)
+	if (mig_hash(l->payload, l->head.len) != l->head.data_hash)
 		return bad(md, -EBADMSG, "payload checksum mismatch");
 	rc = take_chunk(md);
 	if (rc)
