@@ -40,9 +40,9 @@
  * it never runs the VM again; the destination runs it only after GO.
  *
  * A source that sets GPUP_VMMIG_HF_ACKS in the HEADER also gets ACKs
- * before that: whenever the destination has checked and loaded all that
- * had come so far and waits for more, it says how many stream bytes that
- * was (unless it said so already).  The source knows from them how far
+ * before that: when the destination has taken all that came so far and
+ * waits for more, it may say how many stream bytes that was (every whole
+ * chunk of them checked and loaded).  The source knows from them how far
  * behind the destination is, which a socket's own buffers hide, and a
  * stop never waits for the destination to work off earlier rounds.
  * Little-endian, fixed-width fields, reserved fields zero.
@@ -198,7 +198,7 @@ struct gpup_vmmig_reply {
 	uint32_t code;
 	union {
 		char msg[248];	/* NUL-terminated, REFUSED: what was wrong */
-		uint64_t bytes;	/* ACK: stream bytes checked and loaded */
+		uint64_t bytes;	/* ACK: stream bytes taken */
 	};
 };
 
