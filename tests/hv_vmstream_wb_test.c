@@ -359,3 +359,21 @@ Test(hv_vmstream, end_totals_and_data_after_end_are_checked)
 	cr_assert(strstr(err, "data after END"), "%s", err);
 	free(o);
 }
+
+/* A source that wants ACKs says so in the HEADER; a flag this build does
+ * not know is refused, not ignored. */
+Test(hv_vmstream, the_acks_flag_loads_and_an_unknown_flag_is_refused)
+{
+	struct out *o = build(GPUP_VMMIG_VERSION, true);
+	struct gpup_vmmig_header *h = (struct gpup_vmmig_header *)(o->buf + 32);
+	char err[400];
+
+	h->flags |= GPUP_VMMIG_HF_ACKS;
+	hv_vms_seal((struct gpup_vmmig_chunk *)o->buf, GPUP_VMMIG_HEADER, 0, h, sizeof(*h));
+	cr_assert_eq(load(o->buf, o->len, 0, err), 0, "%s", err);
+	h->flags |= 1u << 2;
+	hv_vms_seal((struct gpup_vmmig_chunk *)o->buf, GPUP_VMMIG_HEADER, 0, h, sizeof(*h));
+	cr_assert_eq(load(o->buf, o->len, 0, err), -EBADMSG);
+	cr_assert(strstr(err, "bad page size, flags or reserved field"), "%s", err);
+	free(o);
+}
