@@ -38,9 +38,10 @@
 
 #define PG GPUP_VMMIG_PAGE_SIZE
 #define HV_IN_IO_MS 10000u          /* a source silent this long is gone */
-/* An ACK goes out at a lull of 1 ms, or at any lull once this much came
- * since the last: one at every short pause would cost the source more
- * wake-ups than the stream itself. */
+/* An ACK goes out at a lull of 1 ms (one at every short pause would cost
+ * the source more wake-ups than the stream itself), and every so many
+ * bytes in any case, so that a source waiting for us to work off a
+ * backlog sees that we are not silent. */
 #define HV_IN_ACK_BYTES (4u << 20)
 #define HV_IN_ACK_LULL_MS 1
 #define HV_IN_BUF (128u << 10)
@@ -393,9 +394,9 @@ static int hv_in_wait(struct hv_in *in)
 
 	for (unsigned int i = 0; in->vm->cfg && i < in->vm->ngpus; i++)
 		p[n++] = (struct pollfd){ .fd = vfu_client_socket(hv_vgpu_client(in->vm->gpus[i])) };
-	rc = hv_in_poll(p, n, 0);
-	if (rc == 0 && in->rd.pos - in->acked < HV_IN_ACK_BYTES)
-		rc = hv_in_poll(p, n, HV_IN_ACK_LULL_MS);
+	if (in->rd.pos - in->acked >= HV_IN_ACK_BYTES && hv_in_ack(in) < 0)
+		return hv_in_refuse(in, -ECONNRESET, "the source went away");
+	rc = hv_in_poll(p, n, HV_IN_ACK_LULL_MS);
 	if (rc == 0) {
 		if (hv_in_ack(in) < 0)
 			return hv_in_refuse(in, -ECONNRESET, "the source went away");
