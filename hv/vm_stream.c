@@ -7,7 +7,12 @@
  * head (sync, head hash, sequence, kind, flags, a bounded length, the
  * order) before it trusts the length, the payload hash before it looks at
  * the payload, then every field against the HEADER's shape, and END's
- * totals against what came.  The first error is kept, with a line.
+ * totals against what came.  The first error is kept, with a line.  One
+ * exception, for speed: a consumer may take a PAGES chunk's pages at
+ * their place as they come (ops->place), once the chunk's own head is
+ * checked against the shape; the hash is then checked when the last page
+ * is in, before pages() hears of it, and such a consumer uses nothing of
+ * a stream that was refused.
  */
 #include <errno.h>
 #include <stdarg.h>
