@@ -16,6 +16,7 @@
 #include <linux/kvm.h>
 
 #include "hv/hv.h"
+#include "migrate/mig.h"
 #include "uapi/gpup_vmmig.h"
 
 /* Guest physical layout. */
@@ -481,7 +482,7 @@ struct hv_vms_reader {
 	/* The current PAGES chunk's pages' place (ops->place), and the hash of
 	 * its payload so far. */
 	uint8_t *place;
-	struct XXH3_state_s *hash;
+	struct mig_hasher *hash;
 	size_t have;                 /* bytes of the current chunk so far */
 	uint32_t seq, kind, cpus_seen;
 	bool vmstate;

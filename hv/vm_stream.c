@@ -31,7 +31,7 @@ void hv_vms_seal(struct gpup_vmmig_chunk *h, unsigned int kind, uint32_t seq,
 	h->flags = 0;
 	h->len = len;
 	h->seq = seq;
-	h->data_hash = XXH3_64bits(payload, len);
+	h->data_hash = mig_hash(payload, len);
 	h->head_hash = XXH3_64bits(h, 24);
 }
 
@@ -65,7 +65,7 @@ void hv_vms_reader_free(struct hv_vms_reader *r)
 {
 	free(r->payload);
 	r->payload = NULL;
-	XXH3_freeState(r->hash);
+	mig_hasher_free(r->hash);
 	r->hash = NULL;
 }
 
@@ -359,7 +359,7 @@ static int hv_vms_chunk(struct hv_vms_reader *r)
 	uint32_t len = r->head.len;
 
 	r->place = NULL;
-	if ((place ? XXH3_64bits_digest(r->hash) : XXH3_64bits(p, len)) != r->head.data_hash)
+	if ((place ? mig_hasher_digest(r->hash) : mig_hash(p, len)) != r->head.data_hash)
 		return hv_vms_fail(r, -EBADMSG, "payload checksum mismatch");
 	switch (r->head.kind) {
 	case GPUP_VMMIG_HEADER:
@@ -388,12 +388,13 @@ static int hv_vms_place(struct hv_vms_reader *r)
 
 	if (rc < 0)
 		return rc;
-	if (!r->hash && !(r->hash = XXH3_createState()))
+	if (!r->hash && !(r->hash = mig_hasher_new()))
 		return hv_vms_fail(r, -ENOMEM, "out of memory");
 	r->place = r->ops->place(r->opaque, h.space, h.offset, h.pages);
-	if (r->place && (XXH3_64bits_reset(r->hash) != XXH_OK ||
-			 XXH3_64bits_update(r->hash, &h, sizeof(h)) != XXH_OK))
-		return hv_vms_fail(r, -EINVAL, "cannot hash");
+	if (r->place) {
+		mig_hasher_reset(r->hash);
+		mig_hasher_update(r->hash, &h, sizeof(h));
+	}
 	return 0;
 }
 
@@ -409,8 +410,8 @@ static int hv_vms_body(struct hv_vms_reader *r, const uint8_t *buf, size_t n)
 		if (to != buf)
 			memcpy(to, buf, n);
 		r->have += n;
-		return XXH3_64bits_update(r->hash, to, n) == XXH_OK ? 0 :
-		       hv_vms_fail(r, -EINVAL, "cannot hash");
+		mig_hasher_update(r->hash, to, n);
+		return 0;
 	}
 	memcpy(r->payload + at, buf, n);
 	r->have += n;

@@ -22,3 +22,18 @@ uint64_t mig_hash2_avx2(const void *a, size_t alen, const void *b, size_t blen)
 	XXH3_64bits_update(&st, b, blen);
 	return XXH3_64bits_digest(&st);
 }
+
+void mig_hasher_reset_avx2(void *st)
+{
+	XXH3_64bits_reset(st);
+}
+
+void mig_hasher_update_avx2(void *st, const void *p, size_t len)
+{
+	XXH3_64bits_update(st, p, len);
+}
+
+uint64_t mig_hasher_digest_avx2(const void *st)
+{
+	return XXH3_64bits_digest(st);
+}

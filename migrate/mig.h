@@ -419,5 +419,14 @@ void mig_rfile_close(struct mig_rfile *f);
 uint64_t mig_hash(const void *p, size_t len);
 uint64_t mig_hash2(const void *a, size_t alen, const void *b, size_t blen);
 const char *mig_hash_loop(void);
+/* The same over bytes that come in pieces: new (NULL without memory),
+ * reset, update with each piece in order, digest (the hash of all of
+ * them so far), free. */
+struct mig_hasher;
+struct mig_hasher *mig_hasher_new(void);
+void mig_hasher_free(struct mig_hasher *h);
+void mig_hasher_reset(struct mig_hasher *h);
+void mig_hasher_update(struct mig_hasher *h, const void *p, size_t len);
+uint64_t mig_hasher_digest(const struct mig_hasher *h);
 
 #endif

@@ -29,6 +29,9 @@ bool mig_all_zero(const void *p, size_t len);
 /* hash_avx2.c: mig_hash and mig_hash2 built for AVX2 (hash.c picks). */
 uint64_t mig_hash_avx2(const void *p, size_t len);
 uint64_t mig_hash2_avx2(const void *a, size_t alen, const void *b, size_t blen);
+void mig_hasher_reset_avx2(void *st);
+void mig_hasher_update_avx2(void *st, const void *p, size_t len);
+uint64_t mig_hasher_digest_avx2(const void *st);
 
 /* A chain link's file name, PREFIX.NNNNNNNN.base or .incr (chain.c
  * writes them): whether name is one of PREFIX's, and its number and kind

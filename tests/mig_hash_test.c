@@ -78,3 +78,23 @@ Test(mig_hash, a_changed_byte_changes_it)
 	cr_assert_eq(mig_hash(p, 1u << 20), h);
 	free(p);
 }
+
+Test(mig_hash, in_pieces_the_same)
+{
+	struct mig_hasher *h = mig_hasher_new();
+	uint8_t *p = data();
+
+	cr_assert_not_null(h);
+	for (size_t n = 0; n < (1u << 20) + 300; n = n * 3 + 101) {
+		mig_hasher_reset(h);
+		for (size_t at = 0, k = 1; at < n; k = k * 7 % 5003 + 1) {
+			size_t step = k < n - at ? k : n - at;
+
+			mig_hasher_update(h, p + at, step);
+			at += step;
+		}
+		cr_assert_eq(mig_hasher_digest(h), XXH3_64bits(p, n), "%zu bytes in pieces", n);
+	}
+	mig_hasher_free(h);
+	free(p);
+}
