@@ -16,6 +16,7 @@
 #include <linux/kvm.h>
 
 #include "hv/hv.h"
+#include "migrate/mig.h"
 #include "uapi/gpup_vmmig.h"
 
 /* Guest physical layout. */
@@ -312,6 +313,21 @@ int hv_mig_start(struct hv_vm *vm, const struct hv_mig_params *p, int out_fd);
 void hv_mig_join(struct hv_vm *vm);
 bool hv_mig_running(struct hv_vm *vm);
 
+/* vm_converge.c: when pre-copy stops (its DOC says why so). */
+enum hv_conv_verdict { HV_CONV_AGAIN, HV_CONV_STOP, HV_CONV_GIVE_UP };
+struct hv_conv {
+	uint64_t budget_ns;          /* the downtime allowed */
+	uint64_t fixed_ns;           /* the stop's part that no rest changes */
+	unsigned int max_rounds;
+	unsigned int more;           /* rounds after the rest first fit, at most */
+	/* Kept from round to round; zero at the start. */
+	uint64_t last_ns, best_ns;
+	unsigned int fit;            /* rounds since the rest first fit */
+};
+/* After round `rounds`, whose rest would send in send_ns: another round,
+ * the stop, or no convergence. */
+enum hv_conv_verdict hv_conv_next(struct hv_conv *c, unsigned int rounds, uint64_t send_ns);
+
 /* The outgoing migration's state (a live migration or a checkpoint),
  * shared by vm_mig.c (the rounds, the stream, the peer) and vm_mig_dev.c
  * (the partitions' side). */
@@ -334,10 +350,15 @@ struct hv_mig {
 	uint32_t state[HV_MAX_GPUS];
 	uint64_t dev_round[HV_MAX_GPUS];
 	bool paused;
+	struct hv_conv conv;
+	/* A peer that acknowledges (not a file): what it has loaded. */
+	bool acks;
+	uint64_t acked;
 	/* Figures. */
 	unsigned int rounds;
 	uint64_t rate, left, downtime_ns, total_ns, stop_bytes;
 	uint64_t pause_ns, stop_copy_ns;   /* parts of the downtime */
+	uint64_t dev_stop_ns, dirty_ns;    /* parts of stop_copy_ns */
 	/* A checkpoint: the file, its identity so far, each RAM page's hash
 	 * as the file holds it; resumed once the VM runs again. */
 	struct mig_wfile *file;
@@ -438,6 +459,14 @@ struct hv_vms_ops {
 	/* recs: the records, each of a known tag and its exact size. */
 	int (*cpu)(void *opaque, uint32_t index, const uint8_t *recs, uint32_t len);
 	int (*vmstate)(void *opaque, const uint8_t *recs, uint32_t len);
+	/* Optional: where a PAGES chunk's pages belong, asked once its head
+	 * checked out (in bounds), so that they land there as they come and
+	 * are hashed there, without a copy through the reader's buffer;
+	 * pages() then gets data at that place, after the hash checked out.
+	 * Bytes of a chunk refused later may have landed there: a consumer
+	 * that places must not use anything of a refused stream.  NULL (or
+	 * the op returning NULL): the pages go through the buffer. */
+	uint8_t *(*place)(void *opaque, uint32_t space, uint64_t off, uint32_t pages);
 };
 
 enum hv_vms_phase { HV_VMS_WANT_HEADER, HV_VMS_BODY, HV_VMS_CPUS, HV_VMS_VMSTATE,
@@ -450,6 +479,10 @@ struct hv_vms_reader {
 	struct gpup_vmmig_header hdr;
 	struct gpup_vmmig_chunk head;
 	uint8_t *payload;            /* GPUP_VMMIG_MAX_PAYLOAD, on first use */
+	/* The current PAGES chunk's pages' place (ops->place), and the hash of
+	 * its payload so far. */
+	uint8_t *place;
+	struct mig_hasher *hash;
 	size_t have;                 /* bytes of the current chunk so far */
 	uint32_t seq, kind, cpus_seen;
 	bool vmstate;
@@ -471,6 +504,12 @@ int hv_vms_feed(struct hv_vms_reader *r, const void *buf, size_t n);
 /* The stream has ended: 0 when it was whole (END checked), else -ENODATA
  * or the error before. */
 int hv_vms_finish(struct hv_vms_reader *r);
+/* Where the next bytes of the stream may be written straight to (the
+ * rest of a PAGES chunk's pages, at their place) and *n how many at most,
+ * or NULL: then they go through hv_vms_feed.  Those written there are
+ * then taken with hv_vms_feed(r, that place, count), which copies
+ * nothing. */
+uint8_t *hv_vms_direct(struct hv_vms_reader *r, size_t *n);
 
 /* Records of a CPU or VMSTATE payload: 1 and *rec for the next one at
  * *off, 0 at the end, -EBADMSG for a record that overruns. */

@@ -47,14 +47,14 @@ static int hv_ckpt_say(char *err, size_t errlen, int rc, const char *fmt, ...)
 
 uint64_t hv_ckpt_page_hash(const uint8_t *page)
 {
-	return XXH3_64bits(page, PG);
+	return mig_hash(page, PG);
 }
 
 uint64_t hv_ckpt_zero_hash(void)
 {
 	static const uint8_t zero[PG];
 
-	return XXH3_64bits(zero, PG);
+	return mig_hash(zero, PG);
 }
 
 /* Holes hash as zero pages without being read (reading would allocate). */

@@ -38,6 +38,13 @@
 
 #define PG GPUP_VMMIG_PAGE_SIZE
 #define HV_IN_IO_MS 10000u          /* a source silent this long is gone */
+/* An ACK goes out at a lull of 1 ms (one at every short pause would cost
+ * the source more wake-ups than the stream itself), and every so many
+ * bytes in any case, so that a source waiting for us to work off a
+ * backlog sees that we are not silent. */
+#define HV_IN_ACK_BYTES (4u << 20)
+#define HV_IN_ACK_LULL_MS 1
+#define HV_IN_BUF (128u << 10)
 
 /* Watches a partition's stream for its ZERO chunks: the device zeroes
  * only pages its own stream wrote, so a page we wrote through BAR2 is
@@ -59,6 +66,11 @@ struct hv_in {
 	uint64_t *ours[HV_MAX_GPUS];   /* BAR2 pages we wrote */
 	struct hv_devpeek peek[HV_MAX_GPUS];
 	uint64_t bytes, t0;
+	bool acks;                     /* the source wants ACKs */
+	uint64_t acked;                /* the stream bytes the last ACK gave */
+	/* The stop as seen here: the first vCPU chunk, END, READY, GO, and
+	 * the partitions running. */
+	uint64_t t_cpu, t_end, t_ready, t_go, t_run;
 	/* A restore: the shape of the first file, which the others must
 	 * have; while base_only, only guest RAM is taken from a file. */
 	struct gpup_vmmig_header shape;
@@ -124,6 +136,7 @@ static int hv_in_header(void *opaque, const struct gpup_vmmig_header *h)
 	if (vm->cfg)
 		return hv_in_same_shape(in, h);
 	in->shape = *h;
+	in->acks = h->flags & GPUP_VMMIG_HF_ACKS;
 	if (h->ngpus != in->cfg->ngpus)
 		return hv_in_refuse(in, -EINVAL, "the VM has %u GPU partitions, this command "
 				    "line gives %u (--gpu)", h->ngpus, in->cfg->ngpus);
@@ -172,11 +185,25 @@ static int hv_in_pages(void *opaque, uint32_t space, uint64_t off, const uint8_t
 	if (in->base_only && space != GPUP_VMMIG_SPACE_RAM)
 		return 0;
 	base = hv_in_space(in, space, &size);
-	memcpy(base + off, data, (size_t)pages * PG);
+	if (data != base + off)
+		memcpy(base + off, data, (size_t)pages * PG);
 	if (space != GPUP_VMMIG_SPACE_RAM)
 		for (uint64_t p = off / PG; p < off / PG + pages; p++)
 			in->ours[space - 1][p / 64] |= 1ull << (p % 64);
 	return 0;
+}
+
+/* The pages go straight to their place: nothing runs here before the
+ * whole stream checked out, and nothing at all of a refused one. */
+static uint8_t *hv_in_place(void *opaque, uint32_t space, uint64_t off, uint32_t pages)
+{
+	struct hv_in *in = opaque;
+	uint64_t size;
+
+	(void)pages;
+	if (in->base_only && space != GPUP_VMMIG_SPACE_RAM)
+		return NULL;
+	return hv_in_space(in, space, &size) + off;
 }
 
 /* Zero pages become holes again: nothing is allocated for them. */
@@ -275,6 +302,8 @@ static int hv_in_cpu(void *opaque, uint32_t index, const uint8_t *recs, uint32_t
 
 	if (in->base_only)
 		return 0;
+	if (!in->t_cpu)
+		in->t_cpu = hv_now_ns();
 	return hv_vcpu_load(&in->vm->vcpus[index], recs, len, in->rd.err, sizeof(in->rd.err));
 }
 
@@ -294,6 +323,7 @@ static const struct hv_vms_ops hv_in_ops = {
 	.dev = hv_in_dev,
 	.cpu = hv_in_cpu,
 	.vmstate = hv_in_vmstate,
+	.place = hv_in_place,
 };
 
 static int hv_in_reply(struct hv_in *in, uint32_t code, const char *msg)
@@ -331,6 +361,29 @@ static int hv_in_accept(const char *addr, int sig_fd)
 	return fd;
 }
 
+/* All that came is loaded and nothing more is here: the source may be
+ * waiting to hear so before it goes on (GPUP_VMMIG_HF_ACKS). */
+static int hv_in_ack(struct hv_in *in)
+{
+	struct gpup_vmmig_reply r = { .magic = GPUP_VMMIG_REPLY_MAGIC, .code = GPUP_VMMIG_ACK,
+				      .bytes = in->rd.pos };
+
+	if (!in->acks || in->acked == in->rd.pos)
+		return 0;
+	in->acked = in->rd.pos;
+	return hv_tcp_send(in->sock, &r, sizeof(r), HV_IN_IO_MS);
+}
+
+static int hv_in_poll(struct pollfd *p, unsigned int n, int ms)
+{
+	int rc;
+
+	do
+		rc = poll(p, n, ms);
+	while (rc < 0 && errno == EINTR);
+	return rc;
+}
+
 /* Wait for the stream, watching the partitions' connections too: a
  * daemon that goes away mid-stream ends the migration at once. */
 static int hv_in_wait(struct hv_in *in)
@@ -341,9 +394,14 @@ static int hv_in_wait(struct hv_in *in)
 
 	for (unsigned int i = 0; in->vm->cfg && i < in->vm->ngpus; i++)
 		p[n++] = (struct pollfd){ .fd = vfu_client_socket(hv_vgpu_client(in->vm->gpus[i])) };
-	do
-		rc = poll(p, n, HV_IN_IO_MS);
-	while (rc < 0 && errno == EINTR);
+	if (in->rd.pos - in->acked >= HV_IN_ACK_BYTES && hv_in_ack(in) < 0)
+		return hv_in_refuse(in, -ECONNRESET, "the source went away");
+	rc = hv_in_poll(p, n, HV_IN_ACK_LULL_MS);
+	if (rc == 0) {
+		if (hv_in_ack(in) < 0)
+			return hv_in_refuse(in, -ECONNRESET, "the source went away");
+		rc = hv_in_poll(p, n, HV_IN_IO_MS);
+	}
 	for (unsigned int i = 1; i < n; i++)
 		if (p[i].revents)
 			return hv_in_refuse(in, -ENOTCONN, "partition %u: its daemon closed the "
@@ -353,30 +411,36 @@ static int hv_in_wait(struct hv_in *in)
 	return 0;
 }
 
-/* Everything until END, checked and loaded. */
+/* Everything until END, checked and loaded.  The pages of a PAGES chunk
+ * are received straight into their place; the rest goes through buf,
+ * which is small enough that most pages are. */
 static int hv_in_receive(struct hv_in *in)
 {
-	static uint8_t buf[1 << 20];
+	static uint8_t buf[HV_IN_BUF];
 
 	for (;;) {
+		size_t room = sizeof(buf);
+		uint8_t *to = hv_vms_direct(&in->rd, &room);
 		ssize_t n;
 		int rc = hv_in_wait(in);
 
 		if (rc < 0)
 			return rc;
-		n = hv_tcp_recv_some(in->sock, buf, sizeof(buf), HV_IN_IO_MS);
-
+		n = hv_tcp_recv_some(in->sock, to ? to : buf, to ? room : sizeof(buf),
+				     HV_IN_IO_MS);
 		if (n < 0)
 			return hv_in_refuse(in, (int)n, "the source went away: %s",
 					    strerror((int)-n));
 		if (n == 0)
 			return hv_vms_finish(&in->rd);
 		in->bytes += (uint64_t)n;
-		rc = hv_vms_feed(&in->rd, buf, (size_t)n);
+		rc = hv_vms_feed(&in->rd, to ? to : buf, (size_t)n);
 		if (rc < 0)
 			return rc;
-		if (in->rd.phase == HV_VMS_DONE)
+		if (in->rd.phase == HV_VMS_DONE) {
+			in->t_end = hv_now_ns();
 			return 0;
+		}
 	}
 }
 
@@ -390,6 +454,7 @@ static int hv_in_commit(struct hv_in *in)
 		rc = hv_in_feature(in, i, VFIO_DEVICE_STATE_STOP);
 	if (rc < 0)
 		return rc;
+	in->t_ready = hv_now_ns();
 	if (hv_in_reply(in, GPUP_VMMIG_READY, "") < 0 ||
 	    hv_tcp_recv(in->sock, &go, sizeof(go), HV_IN_IO_MS) < 0 ||
 	    go.magic != GPUP_VMMIG_REPLY_MAGIC || go.code != GPUP_VMMIG_GO) {
@@ -397,8 +462,10 @@ static int hv_in_commit(struct hv_in *in)
 		return hv_in_refuse(in, -ECONNRESET, "the source did not confirm (no GO); "
 				    "the VM stays where it was");
 	}
+	in->t_go = hv_now_ns();
 	for (unsigned int i = 0; rc == 0 && i < in->vm->ngpus; i++)
 		rc = hv_in_feature(in, i, VFIO_DEVICE_STATE_RUNNING);
+	in->t_run = hv_now_ns();
 	return rc;
 }
 
@@ -436,8 +503,12 @@ int hv_incoming(struct hv_vm *vm, const struct hv_config *cfg, struct hv_config 
 		hv_in_reply(&in, GPUP_VMMIG_REFUSED, in.rd.err);
 		hv_in_linger(&in);
 	} else {
-		hv_log("migrated in: %llu bytes in %.1f ms; the VM runs here",
-		       (unsigned long long)in.bytes, (double)(hv_now_ns() - in.t0) / 1e6);
+		hv_log("migrated in: %llu bytes in %.1f ms; the VM runs here (from the first "
+		       "vCPU's state: END %.2f ms, READY %.2f ms, GO %.2f ms, partitions "
+		       "running %.2f ms)", (unsigned long long)in.bytes,
+		       (double)(hv_now_ns() - in.t0) / 1e6, (double)(in.t_end - in.t_cpu) / 1e6,
+		       (double)(in.t_ready - in.t_cpu) / 1e6, (double)(in.t_go - in.t_cpu) / 1e6,
+		       (double)(in.t_run - in.t_cpu) / 1e6);
 		vm->incoming = NULL;
 	}
 	close(in.sock);

@@ -13,12 +13,15 @@
  * between the first read and the last.  Round 1 sends the RAM that holds
  * data (SEEK_DATA: a fresh destination reads zero elsewhere) and starts
  * each partition's PRE_COPY; every later round sends what the logs say
- * was written meanwhile and the partitions' next PRE_COPY round.  When
- * what is left (the pages dirty now, and what the partitions sent last
- * round) fits the downtime budget at the rate the rounds measured, the
- * vCPUs park, the partitions go to STOP_COPY, the last pages, the vCPUs
- * and the VMM's devices follow, and END.  The destination answers READY
- * once it has checked and loaded all of it; we send GO and stop for good.
+ * was written meanwhile and the partitions' next PRE_COPY round.  A round
+ * ends when the destination has ACKed all of it, so its rate is the whole
+ * pipeline's and nothing of it is left for the stop.  When what is left
+ * (the pages dirty now, and what the partitions sent last round) fits the
+ * downtime budget at that rate and has stopped shrinking (vm_converge.c),
+ * the vCPUs park, the partitions go to STOP_COPY, the last pages, the
+ * vCPUs and the VMM's devices follow, and END.  The destination answers
+ * READY once it has checked and loaded all of it; we send GO and stop for
+ * good.
  *
  * Anything else (a peer that refuses, goes silent or goes away, a
  * partition that fails, no convergence in max_rounds) aborts: the
@@ -65,6 +68,9 @@
 /* The part of a stop that does not depend on the bytes: parking the
  * vCPUs, the partitions' STOP_COPY, the destination's READY. */
 #define HV_MIG_STOP_FIXED_NS 2000000ull
+/* Rounds after the rest first fits the budget, while it shrinks
+ * (vm_converge.c). */
+#define HV_MIG_MORE_ROUNDS 8u
 
 int hv_mig_fail(struct hv_mig *m, int rc, const char *fmt, ...)
 {
@@ -85,19 +91,56 @@ static uint64_t hv_mig_bytes(struct hv_mig *m)
 
 /* ---- sending ---- */
 
-/* A REFUSED from the destination may come at any time. */
+/* The destination's next answer, within ms: 0 for an ACK (m->acked moves
+ * on), 1 for READY; anything else fails. */
+static int hv_mig_reply(struct hv_mig *m, unsigned int ms)
+{
+	struct gpup_vmmig_reply r;
+	int rc = hv_tcp_recv(m->sock, &r, sizeof(r), ms);
+
+	if (rc < 0 || r.magic != GPUP_VMMIG_REPLY_MAGIC)
+		return hv_mig_fail(m, rc < 0 ? rc : -EPROTO, "the destination went away: %s",
+				   rc < 0 ? strerror(-rc) : "not a reply");
+	if (r.code == GPUP_VMMIG_ACK && m->acks && r.bytes >= m->acked &&
+	    r.bytes <= m->end.bytes) {
+		m->acked = r.bytes;
+		return 0;
+	}
+	if (r.code == GPUP_VMMIG_READY)
+		return 1;
+	r.msg[sizeof(r.msg) - 1] = 0;
+	if (r.code == GPUP_VMMIG_REFUSED)
+		return hv_mig_fail(m, -ECONNREFUSED, "the destination refused the stream: %s",
+				   r.msg);
+	return hv_mig_fail(m, -EPROTO, "the destination answered out of turn (code %u)", r.code);
+}
+
+/* Whatever the destination said meanwhile: ACKs, or a REFUSED, which may
+ * come at any time. */
 static int hv_mig_check_peer(struct hv_mig *m)
 {
 	struct pollfd p = { .fd = m->sock, .events = POLLIN };
-	struct gpup_vmmig_reply r;
+	int rc = 0;
 
-	if (poll(&p, 1, 0) != 1)
-		return 0;
-	if (hv_tcp_recv(m->sock, &r, sizeof(r), HV_MIG_IO_MS) < 0 ||
-	    r.magic != GPUP_VMMIG_REPLY_MAGIC)
-		return hv_mig_fail(m, -ECONNRESET, "the destination went away");
-	r.msg[sizeof(r.msg) - 1] = 0;
-	return hv_mig_fail(m, -ECONNREFUSED, "the destination refused the stream: %s", r.msg);
+	while (rc == 0 && poll(&p, 1, 0) == 1)
+		rc = hv_mig_reply(m, HV_MIG_IO_MS);
+	return rc == 1 ? hv_mig_fail(m, -EPROTO, "the destination was READY before END") : rc;
+}
+
+/* Until the destination has loaded all that was sent: a round's time then
+ * counts the destination's work too, and the stop never waits for it to
+ * work off earlier rounds, which the sockets' buffers hide from us. */
+static int hv_mig_catch_up(struct hv_mig *m)
+{
+	struct pollfd p = { .fd = m->sock, .events = POLLIN };
+	int rc = 0;
+
+	while (rc == 0 && m->acks && m->acked < m->end.bytes) {
+		if (poll(&p, 1, HV_MIG_IO_MS) == 0)
+			return hv_mig_fail(m, -ETIMEDOUT, "the destination went silent");
+		rc = hv_mig_reply(m, HV_MIG_IO_MS);
+	}
+	return rc == 1 ? hv_mig_fail(m, -EPROTO, "the destination was READY before END") : rc;
 }
 
 /* Send what is staged, then wait as long as the bandwidth cap asks. */
@@ -305,11 +348,17 @@ static int hv_mig_mark_changed(struct hv_mig *m)
 	return 0;
 }
 
-/* What the stop would cost: what is left at the rate measured, and the
- * fixed part, parking the vCPUs and the destination's answer. */
+/* What the rest would take to send at the rate measured. */
+static uint64_t hv_mig_send_ns(struct hv_mig *m)
+{
+	return m->rate ? m->left * 1000000000ull / m->rate : UINT64_MAX;
+}
+
+/* What the stop would cost: the rest, and the fixed part, parking the
+ * vCPUs and the destination's answer. */
 static uint64_t hv_mig_expect_ns(struct hv_mig *m)
 {
-	return m->rate ? m->left * 1000000000ull / m->rate + HV_MIG_STOP_FIXED_NS : UINT64_MAX;
+	return m->rate ? hv_mig_send_ns(m) + HV_MIG_STOP_FIXED_NS : UINT64_MAX;
 }
 
 static void hv_mig_progress(struct hv_mig *m, const char *phase)
@@ -346,6 +395,8 @@ static int hv_mig_round(struct hv_mig *m)
 			rc = hv_mig_dev_drain(m, i);
 	if (rc == 0)
 		rc = hv_mig_flush(m);
+	if (rc == 0)
+		rc = hv_mig_catch_up(m);
 	dt = hv_now_ns() - t;
 	m->rounds++;
 	/* A round too short to time says little about the link: then the
@@ -383,18 +434,14 @@ static int hv_mig_estimate(struct hv_mig *m)
 	return 0;
 }
 
-static bool hv_mig_converged(struct hv_mig *m)
-{
-	return hv_mig_expect_ns(m) <= m->p.downtime_ns;
-}
-
 static int hv_mig_header(struct hv_mig *m)
 {
 	struct hv_vm *vm = m->vm;
 	struct gpup_vmmig_header h = {
 		.magic = GPUP_VMMIG_MAGIC, .version = GPUP_VMMIG_VERSION, .page_size = PG,
 		.mem_size = vm->mem_size, .ncpus = vm->ncpus, .ngpus = vm->ngpus,
-		.flags = vm->irqchip ? GPUP_VMMIG_HF_IRQCHIP : 0,
+		.flags = (vm->irqchip ? GPUP_VMMIG_HF_IRQCHIP : 0) |
+			 (m->acks ? GPUP_VMMIG_HF_ACKS : 0),
 	};
 
 	for (unsigned int i = 0; i < vm->ngpus; i++)
@@ -420,15 +467,16 @@ static int hv_mig_precopy(struct hv_mig *m)
 	m->bw_t0 = hv_now_ns();
 	for (;;) {
 		uint64_t before = hv_mig_bytes(m);
+		enum hv_conv_verdict v;
 
 		if ((rc = hv_mig_round(m)) < 0 || (rc = hv_mig_estimate(m)) < 0)
 			return rc;
 		hv_mig_progress(m, "round");
-		if (hv_mig_converged(m) || (m->file && m->rounds >= m->p.max_rounds))
+		v = hv_conv_next(&m->conv, m->rounds, hv_mig_send_ns(m));
+		/* A file never refuses: after max_rounds the VM stops anyway. */
+		if (v == HV_CONV_STOP || (m->file && v == HV_CONV_GIVE_UP))
 			return 0;
-		if (hv_mig_bytes(m) - before < HV_MIG_QUIET_BYTES)
-			nanosleep(&(struct timespec){ 0, HV_MIG_QUIET_NS }, NULL);
-		if (m->rounds >= m->p.max_rounds)
+		if (v == HV_CONV_GIVE_UP)
 			return hv_mig_fail(m, -ETIME, "no convergence in %u rounds: %llu bytes "
 					   "left at %llu bytes/s would stop the VM %.1f ms, over "
 					   "the %llu ms budget", m->rounds,
@@ -436,6 +484,8 @@ static int hv_mig_precopy(struct hv_mig *m)
 					   (unsigned long long)m->rate,
 					   (double)hv_mig_expect_ns(m) / 1e6,
 					   (unsigned long long)(m->p.downtime_ns / 1000000));
+		if (hv_mig_bytes(m) - before < HV_MIG_QUIET_BYTES)
+			nanosleep(&(struct timespec){ 0, HV_MIG_QUIET_NS }, NULL);
 	}
 }
 
@@ -443,17 +493,19 @@ static int hv_mig_precopy(struct hv_mig *m)
 static int hv_mig_stop_copy(struct hv_mig *m)
 {
 	struct hv_vm *vm = m->vm;
-	uint64_t b = hv_mig_bytes(m);
+	uint64_t b = hv_mig_bytes(m), t = hv_now_ns();
 	int rc = 0;
 
 	for (unsigned int i = 0; rc == 0 && i < vm->ngpus; i++)
 		rc = hv_mig_set_state(m, i, VFIO_DEVICE_STATE_STOP_COPY);
 	for (unsigned int i = 0; rc == 0 && i < vm->ngpus; i++)
 		rc = hv_mig_dev_drain(m, i);
+	m->dev_stop_ns = hv_now_ns() - t;
 	if (rc == 0)
 		rc = hv_mig_harvest(m);
 	if (rc == 0)
 		rc = hv_mig_send_dirty(m);
+	m->dirty_ns = hv_now_ns() - t - m->dev_stop_ns;
 	for (unsigned int i = 0; rc == 0 && i < vm->ncpus; i++) {
 		struct gpup_vmmig_cpu h = { .index = i };
 		int n = hv_vcpu_save(&vm->vcpus[i], m->cpu, HV_MIG_CPU_MAX);
@@ -485,19 +537,13 @@ static int hv_mig_stop_copy(struct hv_mig *m)
 /* READY, then GO: from here on the VM is the destination's. */
 static int hv_mig_commit(struct hv_mig *m)
 {
-	struct gpup_vmmig_reply r;
-	int rc = hv_tcp_recv(m->sock, &r, sizeof(r), HV_MIG_READY_MS);
+	struct gpup_vmmig_reply r = { .magic = GPUP_VMMIG_REPLY_MAGIC, .code = GPUP_VMMIG_GO };
+	int rc;
 
-	if (rc < 0 || r.magic != GPUP_VMMIG_REPLY_MAGIC)
-		return hv_mig_fail(m, rc < 0 ? rc : -EPROTO, "the destination did not answer: %s",
-				   rc < 0 ? strerror(-rc) : "not a reply");
-	r.msg[sizeof(r.msg) - 1] = 0;
-	if (r.code != GPUP_VMMIG_READY)
-		return hv_mig_fail(m, -ECONNREFUSED, "the destination refused the stream: %s",
-				   r.msg);
-	memset(&r, 0, sizeof(r));
-	r.magic = GPUP_VMMIG_REPLY_MAGIC;
-	r.code = GPUP_VMMIG_GO;
+	while ((rc = hv_mig_reply(m, HV_MIG_READY_MS)) == 0)
+		;
+	if (rc < 0)
+		return rc;
 	rc = hv_tcp_send(m->sock, &r, sizeof(r), HV_MIG_IO_MS);
 	return rc < 0 ? hv_mig_fail(m, rc, "lost the destination before GO: %s",
 				    strerror(-rc)) : 0;
@@ -537,6 +583,9 @@ static void hv_mig_report(struct hv_mig *m, int rc)
 	json_object_object_add(o, "pause_ms", json_object_new_double((double)m->pause_ns / 1e6));
 	json_object_object_add(o, "stop_copy_ms", json_object_new_double(
 		(double)m->stop_copy_ns / 1e6));
+	json_object_object_add(o, "dev_stop_ms", json_object_new_double(
+		(double)m->dev_stop_ns / 1e6));
+	json_object_object_add(o, "dirty_ms", json_object_new_double((double)m->dirty_ns / 1e6));
 	txt = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
 	if (m->out_fd >= 0 && send(m->out_fd, txt, strlen(txt), MSG_NOSIGNAL) >= 0)
 		send(m->out_fd, "\n", 1, MSG_NOSIGNAL);
@@ -727,6 +776,12 @@ int hv_mig_start(struct hv_vm *vm, const struct hv_mig_params *p, int out_fd)
 	m->vm = vm;
 	m->p = *p;
 	m->sock = m->out_fd = -1;
+	m->acks = !p->path[0];
+	/* A checkpoint stops as soon as the rest fits: more rounds would
+	 * make its file larger, for a pause that is short anyway. */
+	m->conv = (struct hv_conv){ .budget_ns = p->downtime_ns, .fixed_ns = HV_MIG_STOP_FIXED_NS,
+				    .max_rounds = p->max_rounds,
+				    .more = p->path[0] ? 0 : HV_MIG_MORE_ROUNDS };
 	rc = hv_mig_alloc(vm, m);
 	/* Under a cap, sends of 20 ms each keep the pace even. */
 	m->flush_at = HV_MIG_OUT / 2;

@@ -7,7 +7,12 @@
  * head (sync, head hash, sequence, kind, flags, a bounded length, the
  * order) before it trusts the length, the payload hash before it looks at
  * the payload, then every field against the HEADER's shape, and END's
- * totals against what came.  The first error is kept, with a line.
+ * totals against what came.  The first error is kept, with a line.  One
+ * exception, for speed: a consumer may take a PAGES chunk's pages at
+ * their place as they come (ops->place), once the chunk's own head is
+ * checked against the shape; the hash is then checked when the last page
+ * is in, before pages() hears of it, and such a consumer uses nothing of
+ * a stream that was refused.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -26,7 +31,7 @@ void hv_vms_seal(struct gpup_vmmig_chunk *h, unsigned int kind, uint32_t seq,
 	h->flags = 0;
 	h->len = len;
 	h->seq = seq;
-	h->data_hash = XXH3_64bits(payload, len);
+	h->data_hash = mig_hash(payload, len);
 	h->head_hash = XXH3_64bits(h, 24);
 }
 
@@ -60,6 +65,8 @@ void hv_vms_reader_free(struct hv_vms_reader *r)
 {
 	free(r->payload);
 	r->payload = NULL;
+	mig_hasher_free(r->hash);
+	r->hash = NULL;
 }
 
 /* Where a chunk of this kind may come, given what came before. */
@@ -126,7 +133,7 @@ static int hv_vms_header(struct hv_vms_reader *r, const uint8_t *p, uint32_t len
 		return hv_vms_fail(r, -EPROTONOSUPPORT, "wrong version %u (this build reads %u)",
 				   h->version, GPUP_VMMIG_VERSION);
 	if (h->page_size != GPUP_VMMIG_PAGE_SIZE || h->reserved ||
-	    (h->flags & ~GPUP_VMMIG_HF_IRQCHIP))
+	    (h->flags & ~(GPUP_VMMIG_HF_IRQCHIP | GPUP_VMMIG_HF_ACKS)))
 		return hv_vms_fail(r, -EBADMSG, "bad page size, flags or reserved field");
 	if (h->mem_size < HV_MIN_MEM || h->mem_size > HV_MAX_MEM || h->mem_size % 4096 ||
 	    !h->ncpus || h->ncpus > GPUP_VMMIG_MAX_CPUS || h->ngpus > GPUP_VMMIG_MAX_GPUS)
@@ -160,23 +167,30 @@ static int hv_vms_range(struct hv_vms_reader *r, uint32_t space, uint64_t off,
 	return 0;
 }
 
-static int hv_vms_pages(struct hv_vms_reader *r, const uint8_t *p, uint32_t len)
+/* A PAGES payload of len bytes starts with p: its head, checked. */
+static int hv_vms_pages_head(struct hv_vms_reader *r, const uint8_t *p, uint32_t len,
+			     struct gpup_vmmig_pages *h)
+{
+	if (len < sizeof(*h))
+		return hv_vms_fail(r, -EBADMSG, "PAGES of %u bytes", len);
+	memcpy(h, p, sizeof(*h));
+	if (!h->pages || h->pages > GPUP_VMMIG_MAX_PAGES ||
+	    len != sizeof(*h) + (uint64_t)h->pages * GPUP_VMMIG_PAGE_SIZE)
+		return hv_vms_fail(r, -EBADMSG, "PAGES of %u pages in %u bytes", h->pages, len);
+	return hv_vms_range(r, h->space, h->offset, h->pages);
+}
+
+/* data: the pages, in the reader's buffer or at their place. */
+static int hv_vms_pages(struct hv_vms_reader *r, const uint8_t *p, uint32_t len,
+			const uint8_t *data)
 {
 	struct gpup_vmmig_pages h;
-	int rc;
+	int rc = hv_vms_pages_head(r, p, len, &h);
 
-	if (len < sizeof(h))
-		return hv_vms_fail(r, -EBADMSG, "PAGES of %u bytes", len);
-	memcpy(&h, p, sizeof(h));
-	if (!h.pages || h.pages > GPUP_VMMIG_MAX_PAGES ||
-	    len != sizeof(h) + (uint64_t)h.pages * GPUP_VMMIG_PAGE_SIZE)
-		return hv_vms_fail(r, -EBADMSG, "PAGES of %u pages in %u bytes", h.pages, len);
-	rc = hv_vms_range(r, h.space, h.offset, h.pages);
 	if (rc < 0)
 		return rc;
 	r->end.pages += h.pages;
-	return r->ops->pages ? r->ops->pages(r->opaque, h.space, h.offset, p + sizeof(h),
-					     h.pages) : 0;
+	return r->ops->pages ? r->ops->pages(r->opaque, h.space, h.offset, data, h.pages) : 0;
 }
 
 static int hv_vms_zero(struct hv_vms_reader *r, const uint8_t *p, uint32_t len)
@@ -341,16 +355,17 @@ static int hv_vms_end(struct hv_vms_reader *r, const uint8_t *p, uint32_t len)
 
 static int hv_vms_chunk(struct hv_vms_reader *r)
 {
-	const uint8_t *p = r->payload;
+	const uint8_t *p = r->payload, *place = r->place;
 	uint32_t len = r->head.len;
 
-	if (XXH3_64bits(p, len) != r->head.data_hash)
+	r->place = NULL;
+	if ((place ? mig_hasher_digest(r->hash) : mig_hash(p, len)) != r->head.data_hash)
 		return hv_vms_fail(r, -EBADMSG, "payload checksum mismatch");
 	switch (r->head.kind) {
 	case GPUP_VMMIG_HEADER:
 		return hv_vms_header(r, p, len);
 	case GPUP_VMMIG_PAGES:
-		return hv_vms_pages(r, p, len);
+		return hv_vms_pages(r, p, len, place ? place : p + sizeof(struct gpup_vmmig_pages));
 	case GPUP_VMMIG_ZERO:
 		return hv_vms_zero(r, p, len);
 	case GPUP_VMMIG_DEV:
@@ -362,6 +377,56 @@ static int hv_vms_chunk(struct hv_vms_reader *r)
 	default:
 		return hv_vms_end(r, p, len);
 	}
+}
+
+/* A PAGES chunk's head is in: where its pages go, if the consumer places
+ * them, with the hash of its payload begun. */
+static int hv_vms_place(struct hv_vms_reader *r)
+{
+	struct gpup_vmmig_pages h;
+	int rc = hv_vms_pages_head(r, r->payload, r->head.len, &h);
+
+	if (rc < 0)
+		return rc;
+	if (!r->hash && !(r->hash = mig_hasher_new()))
+		return hv_vms_fail(r, -ENOMEM, "out of memory");
+	r->place = r->ops->place(r->opaque, h.space, h.offset, h.pages);
+	if (r->place) {
+		mig_hasher_reset(r->hash);
+		mig_hasher_update(r->hash, &h, sizeof(h));
+	}
+	return 0;
+}
+
+/* Payload bytes: into the reader's buffer, or a placed chunk's pages to
+ * their place (from there already, when buf is that place), hashed. */
+static int hv_vms_body(struct hv_vms_reader *r, const uint8_t *buf, size_t n)
+{
+	size_t at = r->have - sizeof(r->head);
+
+	if (r->place) {
+		uint8_t *to = r->place + (at - sizeof(struct gpup_vmmig_pages));
+
+		if (to != buf)
+			memcpy(to, buf, n);
+		r->have += n;
+		mig_hasher_update(r->hash, to, n);
+		return 0;
+	}
+	memcpy(r->payload + at, buf, n);
+	r->have += n;
+	if (r->head.kind == GPUP_VMMIG_PAGES && r->ops->place &&
+	    at + n == sizeof(struct gpup_vmmig_pages))
+		return hv_vms_place(r);
+	return 0;
+}
+
+uint8_t *hv_vms_direct(struct hv_vms_reader *r, size_t *n)
+{
+	if (r->error || !r->place)
+		return NULL;
+	*n = sizeof(r->head) + r->head.len - r->have;
+	return r->place + (r->have - sizeof(r->head) - sizeof(struct gpup_vmmig_pages));
 }
 
 /* Take up to n bytes into the head or the payload; a chunk complete is
@@ -386,9 +451,16 @@ static int64_t hv_vms_step(struct hv_vms_reader *r, const uint8_t *buf, size_t n
 			return hv_vms_fail(r, -ENOMEM, "out of memory");
 	} else {
 		take = sizeof(r->head) + r->head.len - r->have;
+		/* A PAGES chunk's own head is taken alone: its pages may then
+		 * go straight to their place. */
+		if (r->head.kind == GPUP_VMMIG_PAGES && r->ops->place && !r->place &&
+		    r->have < sizeof(r->head) + sizeof(struct gpup_vmmig_pages) &&
+		    r->head.len > sizeof(struct gpup_vmmig_pages))
+			take = sizeof(r->head) + sizeof(struct gpup_vmmig_pages) - r->have;
 		take = take < n ? take : n;
-		memcpy(r->payload + (r->have - sizeof(r->head)), buf, take);
-		r->have += take;
+		rc = hv_vms_body(r, buf, take);
+		if (rc < 0)
+			return rc;
 	}
 	if (r->have < sizeof(r->head) + r->head.len)
 		return (int64_t)take;

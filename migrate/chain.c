@@ -24,7 +24,6 @@
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <xxhash.h>
 
 #include "migrate/mig_int.h"
 
@@ -73,7 +72,7 @@ static int emit(struct mig_link_writer *w, unsigned int kind, uint32_t len)
 {
 	struct gpup_mig_chunk *h = (struct gpup_mig_chunk *)w->buf;
 
-	mig_chunk_seal(h, kind, 0, len, w->seq++, XXH3_64bits(h + 1, len));
+	mig_chunk_seal(h, kind, 0, len, w->seq++, mig_hash(h + 1, len));
 	w->totals.chunks++;
 	w->totals.bytes += sizeof(*h) + len;
 	return put(w, w->buf, sizeof(*h) + len);
@@ -202,7 +201,7 @@ static int finish(struct mig_link_writer *w, uint64_t taken_ns, uint64_t *id)
 	if (rc)
 		return rc;
 	memcpy(w->buf + sizeof(*h), &lk, sizeof(lk));
-	*id = XXH3_64bits(&lk, sizeof(lk));
+	*id = mig_hash(&lk, sizeof(lk));
 	mig_chunk_seal(h, GPUP_MIG_LINK, 0, sizeof(lk), 1, *id);
 	w->off = LINK_AT;
 	return put(w, w->buf, LINK_BYTES);

@@ -27,7 +27,6 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <xxhash.h>
 
 #include "migrate/mig_int.h"
 
@@ -81,7 +80,7 @@ static int next(struct walk *w)
 		return mig_say(w->err, w->errlen, -ENODATA,
 			   "truncated at byte %zu inside chunk %u's payload", w->len, w->seq);
 	w->p = w->buf + w->pos + HEAD;
-	if (!w->trusted && XXH3_64bits(w->p, hd->len) != hd->data_hash)
+	if (!w->trusted && mig_hash(w->p, hd->len) != hd->data_hash)
 		return bad(w, -EBADMSG, "payload checksum mismatch");
 	return 0;
 }

@@ -4,7 +4,6 @@
  * checked by the parser, and the helpers both sides share.
  */
 #include <string.h>
-#include <xxhash.h>
 
 #include "migrate/mig_int.h"
 
@@ -20,12 +19,12 @@ void mig_chunk_seal(struct gpup_mig_chunk *h, unsigned int kind, unsigned int fl
 	h->len = len;
 	h->seq = seq;
 	h->data_hash = data_hash;
-	h->head_hash = XXH3_64bits(h, HEAD_HASHED);
+	h->head_hash = mig_hash(h, HEAD_HASHED);
 }
 
 bool mig_chunk_head_ok(const struct gpup_mig_chunk *h)
 {
-	return h->sync == GPUP_MIG_SYNC && h->head_hash == XXH3_64bits(h, HEAD_HASHED);
+	return h->sync == GPUP_MIG_SYNC && h->head_hash == mig_hash(h, HEAD_HASHED);
 }
 
 const char *mig_kind_name(unsigned int kind)

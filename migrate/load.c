@@ -22,7 +22,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <xxhash.h>
 #include <zstd.h>
 
 #include "migrate/mig_int.h"
@@ -185,10 +184,9 @@ static int take_end(struct mig_dev *md, const uint8_t *p, uint32_t len)
 }
 
 /* A whole chunk whose hashes matched. */
-static int take_chunk(struct mig_dev *md)
+static int take_chunk(struct mig_dev *md, const uint8_t *p)
 {
 	struct mig_load *l = &md->load;
-	const uint8_t *p = l->payload;
 
 	switch (l->head.kind) {
 	case GPUP_MIG_HEADER:
@@ -242,15 +240,15 @@ static int check_head(struct mig_dev *md)
 	return 0;
 }
 
-/* Payload complete: check it, use it, count it. */
-static int end_chunk(struct mig_dev *md)
+/* Payload complete (at p): check it, use it, count it. */
+static int end_chunk(struct mig_dev *md, const uint8_t *p)
 {
 	struct mig_load *l = &md->load;
 	int rc;
 
-	if (XXH3_64bits(l->payload, l->head.len) != l->head.data_hash)
+	if (mig_hash(p, l->head.len) != l->head.data_hash)
 		return bad(md, -EBADMSG, "payload checksum mismatch");
-	rc = take_chunk(md);
+	rc = take_chunk(md, p);
 	if (rc)
 		return rc;
 	if (l->head.kind != GPUP_MIG_END) {
@@ -283,7 +281,26 @@ int mig_load_feed(struct mig_dev *md, const uint8_t *buf, uint32_t len)
 	int rc = 0;
 
 	while (!l->err && (len || (l->phase == LOAD_PAYLOAD && l->have == l->head.len))) {
-		uint32_t n = fill(l, buf, len);
+		uint32_t n;
+
+		/* A whole payload in what was written (a writer whose writes
+		 * end on chunk bounds, as a source's reads do): checked and
+		 * used where it lies, not gathered first.  Its structs are
+		 * read in place, so only where they are aligned. */
+		if (l->phase == LOAD_PAYLOAD && !l->have && len >= l->head.len &&
+		    !((uintptr_t)buf % _Alignof(uint64_t))) {
+			uint32_t plen = l->head.len;
+
+			l->offset += plen;
+			l->have = plen;
+			rc = end_chunk(md, buf);
+			buf += plen;
+			len -= plen;
+			if (rc)
+				break;
+			continue;
+		}
+		n = fill(l, buf, len);
 
 		buf += n;
 		len -= n;
@@ -292,7 +309,7 @@ int mig_load_feed(struct mig_dev *md, const uint8_t *buf, uint32_t len)
 			l->phase = LOAD_PAYLOAD;
 			l->have = 0;
 		} else if (l->phase == LOAD_PAYLOAD && l->have == l->head.len) {
-			rc = end_chunk(md);
+			rc = end_chunk(md, l->payload);
 		}
 		if (rc)
 			break;

@@ -216,8 +216,12 @@ int mig_dev_data_readv(struct mig_dev *md, uint32_t len, struct iovec *iov, unsi
 
 /* After a full readv of len bytes went out (the client is busy taking it):
  * in STOP_COPY, hash the VRAM chunk that a next read of len would start
- * with, so that read does not wait for it.  Nothing of the stream is
- * taken: a read of another size, or none, is served as without it. */
+ * with, so that read does not wait for it (nothing of the stream is taken:
+ * a read of another size, or none, is served as without it).  In PRE_COPY,
+ * build the next reply of len bytes into a second buffer, leaving the last
+ * reply's pieces as they are: those bytes are the stream's next whatever
+ * the client does (a read of another size, or STOP_COPY, takes them
+ * first). */
 void mig_dev_data_ahead(struct mig_dev *md, uint32_t len);
 
 /* MIG_DATA_WRITE in RESUMING: takes all len bytes (split anywhere) or
@@ -403,5 +407,26 @@ struct mig_rfile;
 int mig_rfile_open(int fd, struct mig_rfile **f);
 ssize_t mig_rfile_next(struct mig_rfile *f, const void **buf);
 void mig_rfile_close(struct mig_rfile *f);
+
+/*
+ * DOC: hashing
+ *
+ * mig_hash is XXH3_64bits, bit for bit, on the fastest loop this CPU has
+ * (AVX2 where there is one); mig_hash2 is XXH3-64 of a followed by b.
+ * Every module that hashes what it moves (the VM stream, checkpoints,
+ * protection) uses these.  mig_hash_loop names the loop: "avx2", "sse2".
+ */
+uint64_t mig_hash(const void *p, size_t len);
+uint64_t mig_hash2(const void *a, size_t alen, const void *b, size_t blen);
+const char *mig_hash_loop(void);
+/* The same over bytes that come in pieces: new (NULL without memory),
+ * reset, update with each piece in order, digest (the hash of all of
+ * them so far), free. */
+struct mig_hasher;
+struct mig_hasher *mig_hasher_new(void);
+void mig_hasher_free(struct mig_hasher *h);
+void mig_hasher_reset(struct mig_hasher *h);
+void mig_hasher_update(struct mig_hasher *h, const void *p, size_t len);
+uint64_t mig_hasher_digest(const struct mig_hasher *h);
 
 #endif

@@ -296,6 +296,8 @@ void mig_dev_data_ahead(struct mig_dev *md, uint32_t len)
 {
 	if (md->state == MIG_STOP_COPY && md->quiesced && !md->zlevel)
 		mig_save_ahead(md, len);
+	else if (precopy(md->state))
+		mig_save_prepare(md, len);
 }
 
 int mig_dev_data_write(struct mig_dev *md, const void *buf, uint32_t len)

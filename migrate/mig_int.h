@@ -26,6 +26,12 @@ bool mig_chunk_head_ok(const struct gpup_mig_chunk *h);
 const char *mig_kind_name(unsigned int kind);
 /* Whether len bytes at p are all zero. */
 bool mig_all_zero(const void *p, size_t len);
+/* hash_avx2.c: mig_hash and mig_hash2 built for AVX2 (hash.c picks). */
+uint64_t mig_hash_avx2(const void *p, size_t len);
+uint64_t mig_hash2_avx2(const void *a, size_t alen, const void *b, size_t blen);
+void mig_hasher_reset_avx2(void *st);
+void mig_hasher_update_avx2(void *st, const void *p, size_t len);
+uint64_t mig_hasher_digest_avx2(const void *st);
 
 /* A chain link's file name, PREFIX.NNNNNNNN.base or .incr (chain.c
  * writes them): whether name is one of PREFIX's, and its number and kind
@@ -51,10 +57,19 @@ struct mig_save {
 	 * emitted by reference (ref NULL: it was copied). */
 	uint8_t *area;
 	size_t area_cap;
+	/* mig_save_prepare (PRE_COPY): the next reply built ahead, while
+	 * the client still reads the last one out of area, into the other
+	 * buffer (spare, swapped in): prep_len bytes of the stream, prep_pos
+	 * of them sent, prep_short if the round ended inside them.  mixed:
+	 * the last reply took bytes from both buffers, so neither is free
+	 * until the client's next read. */
+	uint8_t *spare;
+	size_t spare_cap;
+	size_t prep_len, prep_pos;
+	bool prep_short, mixed;
 	bool by_ref;              /* VRAM chunks may be sent in place */
 	const uint8_t *ref;
 	size_t ref_len;
-	void *xxh;                /* XXH3_state_t, for a payload in two places */
 	/* mig_save_ahead: the VRAM chunk the next read is expected to start
 	 * with, hashed while the client took the last reply (pages 0: none). */
 	uint64_t ahead_off;
@@ -130,6 +145,7 @@ int mig_save_read(struct mig_dev *md, uint8_t *buf, uint32_t len);
 /* Hash ahead the VRAM chunk a next read of len would start with, as
  * mig_dev_data_ahead; the chunk's pieces use it if it comes. */
 void mig_save_ahead(struct mig_dev *md, uint32_t len);
+void mig_save_prepare(struct mig_dev *md, uint32_t len);
 /* The same bytes as pieces, as mig_dev_data_readv. */
 int mig_save_readv(struct mig_dev *md, uint32_t len, struct iovec *iov, unsigned int max,
 		   unsigned int *niov);

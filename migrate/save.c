@@ -31,8 +31,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#define XXH_STATIC_LINKING_ONLY   /* XXH3_state_t */
-#include <xxhash.h>
 #include <zstd.h>
 
 #include "migrate/mig_int.h"
@@ -51,14 +49,13 @@ int mig_save_init(struct mig_dev *md)
 	s->pending = calloc(words ? words : 1, sizeof(uint64_t));
 	s->written = calloc(words ? words : 1, sizeof(uint64_t));
 	s->npages = md->npages;
-	s->xxh = XXH3_createState();
-	return s->buf && s->pending && s->written && s->xxh ? 0 : -ENOMEM;
+	return s->buf && s->pending && s->written ? 0 : -ENOMEM;
 }
 
 void mig_save_free(struct mig_dev *md)
 {
-	XXH3_freeState(md->save.xxh);
 	free(md->save.area);
+	free(md->save.spare);
 	free(md->save.buf);
 	free(md->save.pending);
 	free(md->save.written);
@@ -85,6 +82,8 @@ void mig_save_begin(struct mig_dev *md, bool live)
 	s->round_open = true;
 	s->final = !live;    /* STOP -> STOP_COPY: one walk */
 	s->ahead_pages = 0;
+	s->prep_len = s->prep_pos = 0;
+	s->prep_short = s->mixed = false;
 	memset(&s->totals, 0, sizeof(s->totals));
 	memset(s->written, 0, (s->npages + 63) / 64 * sizeof(uint64_t));
 	pending_all(s);
@@ -129,6 +128,7 @@ void mig_save_finalize(struct mig_dev *md)
 	md->tracking = false;
 	s->final = true;
 	s->ahead_pages = 0;
+	s->prep_short = false;      /* a round's end is no longer the stream's */
 	s->cursor = 0;
 	s->ext_from = s->ext_data = s->ext_end = 0;
 	s->round_open = true;
@@ -209,7 +209,7 @@ static size_t emit(struct mig_dev *md, uint8_t *base, unsigned int kind, unsigne
 	struct mig_save *s = &md->save;
 	struct gpup_mig_chunk h;
 
-	mig_chunk_seal(&h, kind, flags, plen, s->seq++, XXH3_64bits(base + HEAD, plen));
+	mig_chunk_seal(&h, kind, flags, plen, s->seq++, mig_hash(base + HEAD, plen));
 	memcpy(base, &h, HEAD);
 	s->totals.chunks++;
 	s->totals.bytes += HEAD + plen;
@@ -249,12 +249,7 @@ static size_t emit_zero(struct mig_dev *md, uint8_t *base, uint64_t p, uint64_t 
  * lie and handed out as s->ref. */
 static uint64_t vram_hash(struct mig_dev *md, const struct gpup_mig_vram *v)
 {
-	struct mig_save *s = &md->save;
-
-	XXH3_64bits_reset(s->xxh);
-	XXH3_64bits_update(s->xxh, v, sizeof(*v));
-	XXH3_64bits_update(s->xxh, md->vram + v->offset, (size_t)v->pages * MIG_PAGE_SIZE);
-	return XXH3_64bits_digest(s->xxh);
+	return mig_hash2(v, sizeof(*v), md->vram + v->offset, (size_t)v->pages * MIG_PAGE_SIZE);
 }
 
 static size_t emit_vram_ref(struct mig_dev *md, uint8_t *base, const struct gpup_mig_vram *v)
@@ -444,7 +439,17 @@ int mig_save_read(struct mig_dev *md, uint8_t *buf, uint32_t len)
 	int n;
 
 	s->by_ref = false;
-	next_round(md);
+	s->mixed = false;
+	if (s->prep_pos < s->prep_len) {
+		size_t k = s->prep_len - s->prep_pos < len ? s->prep_len - s->prep_pos : len;
+
+		memcpy(buf, s->area + s->prep_pos, k);
+		s->prep_pos += k;
+		done = (uint32_t)k;
+		none = s->prep_short && s->prep_pos == s->prep_len;
+	}
+	if (!none)
+		next_round(md);
 	while (done < len && !none) {
 		if (s->pos < s->len) {
 			size_t k = s->len - s->pos < len - done ? s->len - s->pos : len - done;
@@ -520,61 +525,140 @@ static void took(struct mig_save *s, struct pieces *p, size_t n)
 	p->from = p->used;
 }
 
-static int area_reserve(struct mig_save *s, size_t len)
+static int area_reserve(uint8_t **area, size_t *cap, size_t len)
 {
 	uint8_t *a;
 
-	if (s->area_cap >= len)
+	if (*cap >= len)
 		return 0;
-	a = realloc(s->area, len);
+	a = realloc(*area, len);
 	if (!a)
 		return -ENOMEM;
-	s->area = a;
-	s->area_cap = len;
+	*area = a;
+	*cap = len;
 	return 0;
 }
 
+static void swap_areas(struct mig_save *s)
+{
+	uint8_t *a = s->area;
+	size_t c = s->area_cap;
+
+	s->area = s->spare;
+	s->area_cap = s->spare_cap;
+	s->spare = a;
+	s->spare_cap = c;
+}
+
 /* mig_save_read's walk, with the same chunks for the same reads: what it
- * would copy into the reader's buffer goes to the area, except VRAM
- * chunks sent in place while s->by_ref (and pieces are left for them). */
-int mig_save_readv(struct mig_dev *md, uint32_t len, struct iovec *iov, unsigned int max,
-		   unsigned int *niov)
+ * would copy into the reader's buffer goes to the area (from its start),
+ * except VRAM chunks sent in place while s->by_ref (and pieces are left
+ * for them).  Bytes, with *none set when nothing is left to send now. */
+static int build(struct mig_dev *md, uint32_t len, struct pieces *p, bool *none)
 {
 	struct mig_save *s = &md->save;
-	struct pieces p = { .iov = iov, .max = max };
-	bool none = false, in_place = s->by_ref;
+	bool in_place = s->by_ref;
 	uint32_t done = 0;
-	int n = area_reserve(s, len);
+	int n = area_reserve(&s->area, &s->area_cap, len);
 
+	*none = false;
 	next_round(md);
-	while (!n && done < len && !none) {
+	while (!n && done < len && !*none) {
 		if (s->pos < s->len) {
 			size_t k = s->len - s->pos < len - done ? s->len - s->pos : len - done;
 
-			memcpy(s->area + p.used, s->buf + s->pos, k);
+			memcpy(s->area + p->used, s->buf + s->pos, k);
 			s->pos += k;
-			p.used += k;
+			p->used += k;
 			done += (uint32_t)k;
 			continue;
 		}
 		/* A chunk in place takes two pieces; one is kept for the end. */
-		s->by_ref = in_place && p.n + 3 <= p.max;
+		s->by_ref = in_place && p->n + 3 <= p->max;
 		s->ref = NULL;
-		n = next_chunk(md, s->area + p.used, len - done, false, &none);
+		n = next_chunk(md, s->area + p->used, len - done, false, none);
 		s->by_ref = false;
 		if (n > 0) {
-			took(s, &p, (size_t)n);
+			took(s, p, (size_t)n);
 			done += (uint32_t)n;
 			n = 0;
-		} else if (!n && !none && (n = stage(md, &none)) > 0) {
+		} else if (!n && !*none && (n = stage(md, none)) > 0) {
 			n = 0;
 		}
 	}
 	s->by_ref = false;
 	if (n < 0)
 		return n;
-	piece(&p, s->area + p.from, p.used - p.from);
+	piece(p, s->area + p->from, p->used - p->from);
+	return (int)done;
+}
+
+/* The reply first takes what mig_save_prepare built; if the read wants
+ * more than that (a round it did not end), the rest is built in the other
+ * buffer, which the client has read out by now. */
+int mig_save_readv(struct mig_dev *md, uint32_t len, struct iovec *iov, unsigned int max,
+		   unsigned int *niov)
+{
+	struct mig_save *s = &md->save;
+	struct pieces p = { .iov = iov, .max = max };
+	uint32_t done = 0;
+	bool none = false;
+	int n;
+
+	s->mixed = false;
+	if (s->prep_pos < s->prep_len) {
+		size_t k = s->prep_len - s->prep_pos < len ? s->prep_len - s->prep_pos : len;
+
+		p.iov[p.n++] = (struct iovec){ s->area + s->prep_pos, k };
+		s->prep_pos += k;
+		done = (uint32_t)k;
+		none = s->prep_short && s->prep_pos == s->prep_len;
+		if (done < len && !none) {
+			swap_areas(s);
+			s->mixed = true;
+		}
+	}
+	if (done < len && !none) {
+		n = build(md, len - done, &p, &none);
+		if (n < 0)
+			return n;
+		done += (uint32_t)n;
+	}
+	s->by_ref = false;
 	*niov = p.n;
 	account(md, done);
 	return (int)done;
+}
+
+/*
+ * PRE_COPY: the reply the client will ask for next (len bytes, as the
+ * last), built now into the buffer the last reply did not use, while the
+ * client reads that one: the copy and the hash of the next MiB overlap
+ * its trip through the socket.  The bytes built are the stream's from
+ * here on whatever the client does next: a read of another size, or
+ * STOP_COPY, takes them first.  A page an engine writes after its copy
+ * here is pending again, as after any copy in a round.
+ */
+void mig_save_prepare(struct mig_dev *md, uint32_t len)
+{
+	struct mig_save *s = &md->save;
+	struct iovec iov[1];
+	struct pieces p = { .iov = iov, .max = 1 };
+	bool none;
+	int n;
+
+	if (s->prep_pos < s->prep_len || s->mixed || !s->header_sent || !s->round_open)
+		return;
+	swap_areas(s);
+	s->by_ref = false;
+	n = build(md, len, &p, &none);
+	if (n < 0) {
+		/* In PRE_COPY only the buffer's allocation fails, before
+		 * anything is taken; the read that comes meets it too. */
+		s->prep_len = s->prep_pos = 0;
+		return;
+	}
+	s->prep_len = (size_t)n;
+	s->prep_pos = 0;
+	s->prep_short = (uint32_t)n < len;
 }

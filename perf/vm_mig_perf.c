@@ -45,9 +45,16 @@
 static const char *bin, *guests;
 static char tmp[64];
 
+/* The parts of gpup's downtime (gpup migrate --json): parking the vCPUs,
+ * the partitions' STOP_COPY with the rest of their streams, the last
+ * dirty pages, the vCPUs' and devices' state with END, and the wait for
+ * the destination's READY until GO is sent. */
+enum part { P_PAUSE, P_DEV, P_DIRTY, P_STATE, P_READY, NPARTS };
+
 struct series {
 	const char *name;
 	double down[RUNS], total[RUNS], ratio[RUNS], rounds[RUNS], mib[RUNS];
+	double part[NPARTS][RUNS], worst[NPARTS], worst_down;
 	int n, bad;
 };
 
@@ -169,6 +176,26 @@ static void record(struct series *s, double down, double total, double bytes, do
 
 /* ---- gpup ---- */
 
+/* The run's parts, and those of the worst downtime so far. */
+static void parts(struct series *s, json_object *o)
+{
+	double stop = jnum(o, "stop_copy_ms"), down = jnum(o, "downtime_ms"), p[NPARTS];
+	bool worst = !s->n || down > s->worst_down;
+
+	p[P_PAUSE] = jnum(o, "pause_ms");
+	p[P_DEV] = jnum(o, "dev_stop_ms");
+	p[P_DIRTY] = jnum(o, "dirty_ms");
+	p[P_STATE] = stop - p[P_DEV] - p[P_DIRTY];
+	p[P_READY] = down - p[P_PAUSE] - stop;
+	for (int k = 0; k < NPARTS; k++) {
+		s->part[k][s->n] = p[k];
+		if (worst)
+			s->worst[k] = p[k];
+	}
+	if (worst)
+		s->worst_down = down;
+}
+
 /* One migration of the dirty guest between two `gpup run`; ua/ub: the
  * partitions' sockets (NULL: RAM only). */
 static void gpup_once(struct series *s, const char *ua, const char *ub, const char *append,
@@ -205,6 +232,7 @@ static void gpup_once(struct series *s, const char *ua, const char *ub, const ch
 		fprintf(stderr, "vm_mig_perf: %s: the migration or the guest failed: %s\n",
 			s->name, out);
 	} else {
+		parts(s, o);
 		record(s, jnum(o, "downtime_ms"), jnum(o, "total_ms"), jnum(o, "bytes"),
 		       jnum(o, "rounds"), bps);
 	}
@@ -373,6 +401,24 @@ static void row(struct series *s)
 	       perf_median(s->ratio, (size_t)s->n), perf_median(s->rounds, (size_t)s->n));
 }
 
+/* Median of each part (not summing to the median downtime), and the
+ * parts of the worst run. */
+static void parts_row(struct series *s)
+{
+	double med[NPARTS];
+
+	if (!s->n)
+		return;
+	for (int k = 0; k < NPARTS; k++) {
+		perf_sort(s->part[k], (size_t)s->n);
+		med[k] = perf_median(s->part[k], (size_t)s->n);
+	}
+	printf("| %s | %.2f / %.2f | %.2f / %.2f | %.2f / %.2f | %.2f / %.2f | %.2f / %.2f | "
+	       "%.1f |\n", s->name, med[P_PAUSE], s->worst[P_PAUSE], med[P_DEV], s->worst[P_DEV],
+	       med[P_DIRTY], s->worst[P_DIRTY], med[P_STATE], s->worst[P_STATE], med[P_READY],
+	       s->worst[P_READY], s->worst_down);
+}
+
 static int partitions(struct dl_daemon *a, struct dl_daemon *b, char *ua, char *ub)
 {
 	static const char *const args[] = { "--sim-gpus", "1", "--vram", "1G", NULL };
@@ -460,6 +506,15 @@ int main(void)
 	row(&part);
 	row(&ram);
 	row(&qemu);
+	printf("\nWhere gpup's downtime goes, in ms: the median of each part / that part in "
+	       "the run of the worst downtime.  Parking the vCPUs; the partitions' STOP_COPY "
+	       "and the rest of their streams; the last dirty pages (the dirty logs read, the "
+	       "pages sent); the vCPUs' and devices' state and END; the destination's checks "
+	       "until its READY and our GO.\n\n"
+	       "| migration | park | partitions | dirty pages | state, END | READY, GO | "
+	       "worst downtime |\n|---|---:|---:|---:|---:|---:|---:|\n");
+	parts_row(&part);
+	parts_row(&ram);
 	if (part.bad || ram.bad || qemu.bad)
 		printf("\nFailed runs (left out above): %d, %d, %d.\n", part.bad, ram.bad,
 		       qemu.bad);

@@ -21,15 +21,26 @@
 
 struct sink {
 	uint8_t ram[RAM], vram[VRAM], dev[256];
-	uint32_t devlen, cpus, vmstate;
+	uint32_t devlen, cpus, vmstate, placed;
 };
 static struct sink *S;
 
 static int s_pages(void *o, uint32_t space, uint64_t off, const uint8_t *d, uint32_t n)
 {
+	uint8_t *to = (space ? S->vram : S->ram) + off;
+
 	(void)o;
-	memcpy((space ? S->vram : S->ram) + off, d, (size_t)n * PG);
+	if (d != to)
+		memcpy(to, d, (size_t)n * PG);
+	else
+		S->placed += n;
 	return 0;
+}
+
+static uint8_t *s_place(void *o, uint32_t space, uint64_t off, uint32_t n)
+{
+	(void)o, (void)n;
+	return (space ? S->vram : S->ram) + off;
 }
 
 static int s_zero(void *o, uint32_t space, uint64_t off, uint64_t n)
@@ -63,7 +74,14 @@ static int s_vmstate(void *o, const uint8_t *r, uint32_t len)
 	return 0;
 }
 
-static const struct hv_vms_ops ops = { NULL, s_pages, s_zero, s_dev, s_cpu, s_vmstate };
+static const struct hv_vms_ops ops = { NULL, s_pages, s_zero, s_dev, s_cpu, s_vmstate, NULL };
+static const struct hv_vms_ops placing = { NULL, s_pages, s_zero, s_dev, s_cpu, s_vmstate,
+					   s_place };
+
+/* How the bytes reach the reader: fed from the stream, fed to a consumer
+ * that places pages, or (as `gpup run --incoming` receives them) written
+ * straight to where hv_vms_direct says and fed from there. */
+enum how { FED, PLACED, DIRECT };
 
 struct out {
 	uint8_t buf[1 << 20];
@@ -139,21 +157,47 @@ static struct out *build(uint32_t version, bool end)
 	return o;
 }
 
+/* Up to step bytes from p (0: all) into the reader as `how` says: how
+ * many were taken, or -errno. */
+static int64_t feed_some(struct hv_vms_reader *r, const uint8_t *p, size_t left, size_t step,
+			 enum how how)
+{
+	size_t n = step && left > step ? step : left, room;
+	uint8_t *to = how == DIRECT ? hv_vms_direct(r, &room) : NULL;
+	int rc;
+
+	if (to) {
+		n = n < room ? n : room;
+		memcpy(to, p, n);
+	}
+	rc = hv_vms_feed(r, to ? to : p, n);
+	return rc < 0 ? rc : (int64_t)n;
+}
+
 /* Feed len bytes in pieces of step (0: all at once); the result. */
-static int load(const uint8_t *p, size_t len, size_t step, char *err)
+static int load_how(const uint8_t *p, size_t len, size_t step, char *err, enum how how)
 {
 	struct hv_vms_reader r;
 	int rc = 0;
 
 	memset(S, 0, sizeof(*S));
-	hv_vms_reader_init(&r, &ops, NULL);
-	for (size_t at = 0; at < len && rc == 0; at += step ? step : len)
-		rc = hv_vms_feed(&r, p + at, (step && len - at > step) ? step : len - at);
+	hv_vms_reader_init(&r, how == FED ? &ops : &placing, NULL);
+	for (size_t at = 0; at < len && rc == 0;) {
+		int64_t k = feed_some(&r, p + at, len - at, step, how);
+
+		rc = k < 0 ? (int)k : 0;
+		at += k < 0 ? 0 : (size_t)k;
+	}
 	if (rc == 0)
 		rc = hv_vms_finish(&r);
 	strcpy(err, r.err);
 	hv_vms_reader_free(&r);
 	return rc;
+}
+
+static int load(const uint8_t *p, size_t len, size_t step, char *err)
+{
+	return load_how(p, len, step, err, FED);
 }
 
 static void setup(void)
@@ -174,8 +218,14 @@ Test(hv_vmstream, a_whole_stream_loads_exactly_in_any_split)
 	struct out *o = build(GPUP_VMMIG_VERSION, true);
 	char err[400];
 
-	for (unsigned int i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
-		cr_assert_eq(load(o->buf, o->len, steps[i], err), 0, "step %zu: %s", steps[i], err);
+	for (unsigned int i = 0; i < 3 * sizeof(steps) / sizeof(steps[0]); i++) {
+		enum how how = (enum how)(i % 3);
+		size_t step = steps[i / 3];
+
+		cr_assert_eq(load_how(o->buf, o->len, step, err, how), 0, "step %zu: %s", step,
+			     err);
+		cr_assert_eq(S->placed, how == FED ? 0 : 5, "step %zu, how %d: %u pages placed",
+			     step, how, S->placed);
 		for (unsigned int k = 0; k < PG; k++) {
 			cr_assert_eq(S->ram[0x10000 + k], (uint8_t)(k * 13 + 1));
 			cr_assert_eq(S->ram[0x11000 + k], 0, "the zero run came after the page");
@@ -197,9 +247,12 @@ Test(hv_vmstream, a_stream_cut_anywhere_is_refused)
 	char err[400];
 
 	for (size_t cut = 0; cut < o->len; cut += cut < 200 ? 1 : 509) {
-		cr_assert_eq(load(o->buf, cut, 0, err), -ENODATA, "cut at %zu", cut);
-		cr_assert(strstr(err, "truncated inside the chunk") ||
-			  strstr(err, "the stream ended before END"), "%s", err);
+		for (int how = FED; how <= DIRECT; how++) {
+			cr_assert_eq(load_how(o->buf, cut, 100, err, (enum how)how), -ENODATA,
+				     "cut at %zu", cut);
+			cr_assert(strstr(err, "truncated inside the chunk") ||
+				  strstr(err, "the stream ended before END"), "%s", err);
+		}
 	}
 	for (uint32_t i = 1; i < o->seq; i++) {
 		cr_assert_eq(load(o->buf, o->at[i], 0, err), -ENODATA);
@@ -219,9 +272,13 @@ Test(hv_vmstream, changed_bytes_are_refused_with_their_chunk)
 			 "checksum mismatch");
 	o->buf[o->at[1] + 9] ^= 1;
 	o->buf[o->at[1] + 32 + 16 + 100] ^= 0x40; /* a byte of RAM */
-	cr_assert_eq(load(o->buf, o->len, 3, err), -EBADMSG);
-	cr_assert_str_eq(err, "stream refused: chunk 1 (PAGES) at byte 136: payload checksum "
-			 "mismatch");
+	for (int how = FED; how <= DIRECT; how++) {
+		cr_assert_eq(load_how(o->buf, o->len, 3, err, (enum how)how), -EBADMSG);
+		cr_assert_str_eq(err, "stream refused: chunk 1 (PAGES) at byte 136: payload "
+				 "checksum mismatch");
+		cr_assert_eq(load_how(o->buf, o->len, 0, err, (enum how)how), -EBADMSG);
+		cr_assert_eq(S->placed, 0, "a page of a refused chunk was taken");
+	}
 	o->buf[o->at[1] + 32 + 16 + 100] ^= 0x40;
 	o->buf[0] ^= 0xff;
 	cr_assert_eq(load(o->buf, o->len, 0, err), -EBADMSG);
@@ -261,8 +318,11 @@ Test(hv_vmstream, chunks_out_of_bounds_order_or_shape_are_refused)
 		o->len = o->at[1];
 		o->seq = 1;
 		put(o, (unsigned int)bad[i].kind, bad[i].h, bad[i].hl, page, bad[i].dl);
-		cr_assert_eq(load(o->buf, o->len, 0, err), -EBADMSG, "%s", bad[i].what);
-		cr_assert(strstr(err, bad[i].what), "want '%s': %s", bad[i].what, err);
+		for (int how = FED; how <= DIRECT; how++) {
+			cr_assert_eq(load_how(o->buf, o->len, 0, err, (enum how)how), -EBADMSG,
+				     "%s", bad[i].what);
+			cr_assert(strstr(err, bad[i].what), "want '%s': %s", bad[i].what, err);
+		}
 		free(o);
 	}
 }
@@ -297,5 +357,23 @@ Test(hv_vmstream, end_totals_and_data_after_end_are_checked)
 	o->buf[len] = 0;
 	cr_assert_eq(load(o->buf, len + 1, 0, err), -EBADMSG);
 	cr_assert(strstr(err, "data after END"), "%s", err);
+	free(o);
+}
+
+/* A source that wants ACKs says so in the HEADER; a flag this build does
+ * not know is refused, not ignored. */
+Test(hv_vmstream, the_acks_flag_loads_and_an_unknown_flag_is_refused)
+{
+	struct out *o = build(GPUP_VMMIG_VERSION, true);
+	struct gpup_vmmig_header *h = (struct gpup_vmmig_header *)(o->buf + 32);
+	char err[400];
+
+	h->flags |= GPUP_VMMIG_HF_ACKS;
+	hv_vms_seal((struct gpup_vmmig_chunk *)o->buf, GPUP_VMMIG_HEADER, 0, h, sizeof(*h));
+	cr_assert_eq(load(o->buf, o->len, 0, err), 0, "%s", err);
+	h->flags |= 1u << 2;
+	hv_vms_seal((struct gpup_vmmig_chunk *)o->buf, GPUP_VMMIG_HEADER, 0, h, sizeof(*h));
+	cr_assert_eq(load(o->buf, o->len, 0, err), -EBADMSG);
+	cr_assert(strstr(err, "bad page size, flags or reserved field"), "%s", err);
 	free(o);
 }

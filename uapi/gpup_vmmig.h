@@ -38,6 +38,13 @@
  * or REFUSED with a line saying why (it may refuse early, as soon as it
  * knows).  The source then sends GO (one reply of that code), after which
  * it never runs the VM again; the destination runs it only after GO.
+ *
+ * A source that sets GPUP_VMMIG_HF_ACKS in the HEADER also gets ACKs
+ * before that: when the destination has taken all that came so far and
+ * waits for more, it may say how many stream bytes that was (every whole
+ * chunk of them checked and loaded).  The source knows from them how far
+ * behind the destination is, which a socket's own buffers hide, and a
+ * stop never waits for the destination to work off earlier rounds.
  * Little-endian, fixed-width fields, reserved fields zero.
  */
 #ifndef GPUP_UAPI_GPUP_VMMIG_H
@@ -90,6 +97,7 @@ struct gpup_vmmig_header {
 	uint64_t vram_size[GPUP_VMMIG_MAX_GPUS]; /* each partition's BAR2 bytes */
 };
 #define GPUP_VMMIG_HF_IRQCHIP (1u << 0)	/* the VM has an in-kernel irqchip */
+#define GPUP_VMMIG_HF_ACKS (1u << 1)	/* the source wants ACKs */
 
 /* Spaces of PAGES and ZERO. */
 #define GPUP_VMMIG_SPACE_RAM 0u
@@ -183,11 +191,15 @@ enum gpup_vmmig_code {
 	GPUP_VMMIG_READY = 1,
 	GPUP_VMMIG_REFUSED = 2,
 	GPUP_VMMIG_GO = 3,
+	GPUP_VMMIG_ACK = 4,
 };
 struct gpup_vmmig_reply {
 	uint32_t magic;
 	uint32_t code;
-	char msg[248];		/* NUL-terminated, REFUSED: what was wrong */
+	union {
+		char msg[248];	/* NUL-terminated, REFUSED: what was wrong */
+		uint64_t bytes;	/* ACK: stream bytes taken */
+	};
 };
 
 _Static_assert(sizeof(struct gpup_vmmig_chunk) == 32, "chunk");

@@ -28,6 +28,8 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -74,7 +76,30 @@ static const struct vfu_handler handlers[VFIO_USER_MAX] = {
 				       NEEDS(mig_data_write) },
 };
 
-static int send_reply(int sock, const struct vfio_user_header *req, int err,
+static void splice_close(struct vfu_server *s)
+{
+	for (int i = 0; i < 2; i++)
+		if (s->splice[i] >= 0)
+			close(s->splice[i]);
+	s->splice[0] = s->splice[1] = -1;
+}
+
+/* A reply whose pieces the device keeps for the client (MIG_DATA_READ)
+ * goes out by reference where a pipe can be had, else copied. */
+static int send_pieces(struct vfu_server *s, int sock, const struct vfio_user_header *h,
+		       const struct vfu_reply *r)
+{
+	int rc;
+
+	if (!r->by_ref || (s->splice[0] < 0 && vfu_splice_pipe(s->splice)))
+		return vfu_msg_sendv(sock, h, r->piece, r->npieces, r->fds, r->nfds);
+	rc = vfu_msg_splicev(sock, s->splice, h, r->piece, r->npieces);
+	if (rc)
+		splice_close(s);        /* it may hold a part of this reply */
+	return rc;
+}
+
+static int send_reply(struct vfu_server *s, int sock, const struct vfio_user_header *req, int err,
 		      const struct vfu_reply *r)
 {
 	struct vfio_user_header h = {
@@ -88,7 +113,7 @@ static int send_reply(int sock, const struct vfio_user_header *req, int err,
 	if (err)
 		return vfu_msg_send(sock, &h, NULL, 0, NULL, 0);
 	if (r->npieces)
-		return vfu_msg_sendv(sock, &h, r->piece, r->npieces, r->fds, r->nfds);
+		return send_pieces(s, sock, &h, r);
 	return vfu_msg_send(sock, &h, r->data, r->len, r->fds, r->nfds);
 }
 
@@ -137,7 +162,7 @@ static int next_msg(struct vfu_server *s, int sock, struct vfu_msg *m, struct vf
 	rc = vfu_msg_recv(sock, m, s->inbuf, VFU_SERVER_MAX_MSG - sizeof(m->hdr));
 	if (rc == -EMSGSIZE) {
 		vfu_log(s, "message size %u out of range, closing", m->hdr.msg_size);
-		send_reply(sock, &m->hdr, m->hdr.msg_size < sizeof(m->hdr) ? EINVAL : E2BIG, r);
+		send_reply(s, sock, &m->hdr, m->hdr.msg_size < sizeof(m->hdr) ? EINVAL : E2BIG, r);
 	}
 	return rc;
 }
@@ -181,7 +206,7 @@ int vfu_server_serve_one(struct vfu_server *s, int sock)
 	if (rc && s->nerrors++ < VFU_LOGGED_ERRORS)
 		vfu_log(s, "command %u failed: %s%s", m.hdr.command, strerror(-rc),
 			s->nerrors == VFU_LOGGED_ERRORS ? " (further failures not logged)" : "");
-	if (!(m.hdr.flags & VFIO_USER_F_NO_REPLY) && send_reply(sock, &m.hdr, -rc, &r))
+	if (!(m.hdr.flags & VFIO_USER_F_NO_REPLY) && send_reply(s, sock, &m.hdr, -rc, &r))
 		return -EPIPE;
 	if (!rc && r.ahead)
 		s->ops->mig_data_ahead(s->dev, r.ahead);
@@ -202,6 +227,7 @@ void vfu_server_conn_reset(struct vfu_server *s)
 	s->negotiated = false;
 	s->nerrors = 0;
 	vfu_caps_default(&s->peer);
+	splice_close(s);
 }
 
 /* The connection is over: clean up, then take a client that connected
@@ -276,6 +302,13 @@ static int serve_client(struct vfu_server *s, int sock)
 	vfu_log(s, "client connected");
 	/* A client that never negotiates must not hold the device. */
 	vfu_sock_set_timeout(sock, VFU_SERVER_NEGOTIATE_MS);
+	/* Room for a whole MIG_DATA_READ reply in the socket: the splice
+	 * returns while the client still reads, and the device prepares
+	 * the next reply meanwhile.  The kernel caps it at net.core.wmem_max
+	 * (208 KiB by default, so a default host gains less); the pages
+	 * queued are the partition's own VRAM, by reference. */
+	(void)setsockopt(sock, SOL_SOCKET, SO_SNDBUF, &(int){ VFU_SERVER_SNDBUF },
+			 sizeof(int));
 	do {
 		rc = s->negotiated ? await_msg(s, sock) : 0;
 		if (!rc)
@@ -319,7 +352,21 @@ static void server_free(struct vfu_server *s)
 	free(s->inbuf);
 	free(s->outbuf);
 	free(s->dma);
+	splice_close(s);
 	free(s);
+}
+
+/* A reply spliced into a socket whose client has gone raises SIGPIPE
+ * (splice has no MSG_NOSIGNAL): a process that serves clients ignores it,
+ * unless its owner handles it already. */
+static pthread_once_t sigpipe_once = PTHREAD_ONCE_INIT;
+
+static void ignore_sigpipe(void)
+{
+	struct sigaction old;
+
+	if (!sigaction(SIGPIPE, NULL, &old) && old.sa_handler == SIG_DFL)
+		signal(SIGPIPE, SIG_IGN);
 }
 
 struct vfu_server *vfu_server_create(const struct vfu_server_cfg *cfg)
@@ -334,6 +381,7 @@ struct vfu_server *vfu_server_create(const struct vfu_server_cfg *cfg)
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return NULL;
+	s->splice[0] = s->splice[1] = -1;
 	s->cfg = *cfg;
 	s->ops = cfg->ops;
 	s->dev = cfg->dev;
@@ -348,6 +396,7 @@ struct vfu_server *vfu_server_create(const struct vfu_server_cfg *cfg)
 		return NULL;
 	}
 	vfu_eventfd_prepare();
+	pthread_once(&sigpipe_once, ignore_sigpipe);
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->wake, NULL);
 	s->conn_fd = -1;

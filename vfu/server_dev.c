@@ -255,6 +255,7 @@ static int mig_readv(struct vfu_server *s, uint32_t size, struct vfu_reply *r)
 		return -EIO;
 	r->piece[0] = (struct iovec){ r->data, sizeof(struct vfio_user_mig_data) };
 	r->npieces = n + 1;
+	r->by_ref = true;
 	return len;
 }
 

@@ -63,6 +63,22 @@ int vfu_msg_send(int sock, const struct vfio_user_header *h, const void *data,
 int vfu_msg_sendv(int sock, const struct vfio_user_header *h, const struct iovec *body,
 		  unsigned int nbody, const int *fds, unsigned int nfds);
 
+/* The same without fds, each piece of at least VFU_SPLICE_MIN bytes
+ * going to the socket by reference: its pages enter pipefd (vmsplice) and
+ * leave it for the socket (splice), so the reader's copy out of the
+ * socket is the only one.  Such a piece must stay as it is until the
+ * reader has read it, which a client does before its next request; what
+ * it reads of a piece changed sooner is whatever the memory then held.
+ * Smaller pieces are copied as sendmsg would.  pipefd: from
+ * vfu_splice_pipe, empty; empty again after a 0, to be closed after an
+ * error (it may hold bytes).  0 or -errno as vfu_msg_sendv; the socket
+ * may raise SIGPIPE (splice has no MSG_NOSIGNAL): vfu_server_create
+ * ignores it for the process. */
+#define VFU_SPLICE_MIN 4096u
+int vfu_splice_pipe(int pipefd[2]);
+int vfu_msg_splicev(int sock, const int pipefd[2], const struct vfio_user_header *h,
+		    const struct iovec *body, unsigned int nbody);
+
 /* Receive one whole message into m, its payload into buf (max bytes).
  * 0: a message.  1: EOF before its first byte.  -ECONNRESET: EOF inside
  * it.  -EMSGSIZE: hdr.msg_size is below the header or the payload above
@@ -313,9 +329,10 @@ struct vfu_dev_ops {
 
 	/* MIG_DATA_READ without a copy into the server's buffer: as
 	 * mig_data_read, the bytes given as at most max pieces in iov
-	 * (*niov of them), in the device's memory and left as they are
-	 * until its next op is called; the reply is sent from them.  Can be
-	 * NULL: mig_data_read serves the command. */
+	 * (*niov of them), in the device's memory.  The reply is sent from
+	 * them, by reference (vfu_msg_splicev): they must stay as they are
+	 * until the client's next message, by which time it has read them.
+	 * Can be NULL: mig_data_read serves the command. */
 	int (*mig_data_readv)(void *dev, uint32_t len, struct iovec *iov, unsigned int max,
 			      unsigned int *niov);
 

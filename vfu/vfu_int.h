@@ -55,6 +55,9 @@ struct vfu_deferred {
 	uint8_t *data;
 };
 
+/* The send buffer a client's socket asks for (server.c, serve_client). */
+#define VFU_SERVER_SNDBUF (4 << 20)
+
 struct vfu_reply {
 	uint8_t *data;            /* payload buffer, VFU_SERVER_MAX_MSG bytes */
 	uint32_t len;
@@ -63,6 +66,7 @@ struct vfu_reply {
 	struct iovec piece[VFU_MAX_IOV];
 	unsigned int npieces;     /* 0: data alone */
 	uint32_t ahead;           /* once sent: mig_data_ahead(len), 0: none */
+	bool by_ref;              /* the pieces may go by reference (vfu_msg_splicev) */
 	int fds[VFU_MAX_FDS];     /* lent by the device: sent, never closed here */
 	unsigned int nfds;
 };
@@ -96,6 +100,7 @@ struct vfu_server {
 	uint8_t *rqbuf, *rpbuf;
 	int sock;                 /* the socket serve_one is reading */
 	int conn_err;             /* the stream broke under an inline wait */
+	int splice[2];            /* by-reference replies' pipe, or -1 */
 	struct vfu_deferred defer[VFU_DMA_DEFER_MAX];
 	unsigned int defer_head, ndefer;
 };

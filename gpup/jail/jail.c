@@ -97,6 +97,7 @@ static const struct jail_rule rules[] = {
 	{ SCMP_SYS(sendmsg), SERVING, 0, { { 0 } } },
 	{ SCMP_SYS(setsockopt), SERVING, 2, { IS(1, SOL_SOCKET), IS(2, SO_RCVTIMEO) } },
 	{ SCMP_SYS(setsockopt), SERVING, 2, { IS(1, SOL_SOCKET), IS(2, SO_SNDTIMEO) } },
+	{ SCMP_SYS(setsockopt), SERVING, 2, { IS(1, SOL_SOCKET), IS(2, SO_SNDBUF) } },
 	{ SCMP_SYS(close), SERVING, 0, { { 0 } } },
 	{ SCMP_SYS(fstat), SERVING, 0, { { 0 } } },
 	{ SCMP_SYS(newfstatat), SERVING, 0, { { 0 } } },
@@ -107,6 +108,12 @@ static const struct jail_rule rules[] = {
 	{ SCMP_SYS(fcntl), SERVING, 1, { IS(1, F_DUPFD_CLOEXEC) } },
 	{ SCMP_SYS(fcntl), SERVING, 1, { IS(1, F_ADD_SEALS) } },
 	{ SCMP_SYS(fcntl), SERVING, 1, { IS(1, F_GET_SEALS) } },
+	/* MIG_DATA_READ replies leave by reference: VRAM pages through a
+	 * pipe into the client's socket (vfu_msg_splicev). */
+	{ SCMP_SYS(pipe2), SERVING, 0, { { 0 } } },
+	{ SCMP_SYS(fcntl), SERVING, 1, { IS(1, F_SETPIPE_SZ) } },
+	{ SCMP_SYS(vmsplice), SERVING, 0, { { 0 } } },
+	{ SCMP_SYS(splice), SERVING, 0, { { 0 } } },
 	/* Migration: a save skips the VRAM file's holes, a reset punches it. */
 	{ SCMP_SYS(lseek), SERVING, 1, { IS(2, SEEK_DATA) } },
 	{ SCMP_SYS(lseek), SERVING, 1, { IS(2, SEEK_HOLE) } },

@@ -22,7 +22,6 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-#include <xxhash.h>
 
 #include "gpup/base/base.h"
 #include "gpup/vgpu/vgpu_int.h"
@@ -115,7 +114,7 @@ struct vgpu_protect *vgpu_protect_create(struct vgpu *v, const char *dir, const 
 		return NULL;
 	}
 	/* The chain holds nothing yet: every page zero. */
-	p->zero_hash = XXH3_64bits(zero, PG);
+	p->zero_hash = mig_hash(zero, PG);
 	for (uint64_t i = 0; i < p->npages; i++)
 		p->hash[i] = p->zero_hash;
 	return p;
@@ -157,10 +156,10 @@ static bool bit(const uint64_t *b, uint64_t i)
 static bool take_page(struct vgpu_protect *p, const uint8_t *vram, uint64_t i, uint8_t *dst,
 		      bool base)
 {
-	if (!base && !bit(p->bits, i) && XXH3_64bits(vram + i * PG, PG) == p->hash[i])
+	if (!base && !bit(p->bits, i) && mig_hash(vram + i * PG, PG) == p->hash[i])
 		return false;
 	memcpy(dst, vram + i * PG, PG);
-	p->hash[i] = XXH3_64bits(dst, PG);
+	p->hash[i] = mig_hash(dst, PG);
 	return true;
 }
 
