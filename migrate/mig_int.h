@@ -60,13 +60,13 @@ struct mig_save {
 	/* mig_save_prepare (PRE_COPY): the next reply built ahead, while
 	 * the client still reads the last one out of area, into the other
 	 * buffer (spare, swapped in): prep_len bytes of the stream, prep_pos
-	 * of them sent, prep_short if the round ended inside them.  mixed:
-	 * the last reply took bytes from both buffers, so neither is free
-	 * until the client's next read. */
+	 * of them sent, prep_short if the round ended inside them.  A read
+	 * that wants more has the rest built after them in the same buffer,
+	 * which nothing else points into by then. */
 	uint8_t *spare;
 	size_t spare_cap;
 	size_t prep_len, prep_pos;
-	bool prep_short, mixed;
+	bool prep_short;
 	bool by_ref;              /* VRAM chunks may be sent in place */
 	const uint8_t *ref;
 	size_t ref_len;

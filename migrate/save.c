@@ -83,7 +83,7 @@ void mig_save_begin(struct mig_dev *md, bool live)
 	s->final = !live;    /* STOP -> STOP_COPY: one walk */
 	s->ahead_pages = 0;
 	s->prep_len = s->prep_pos = 0;
-	s->prep_short = s->mixed = false;
+	s->prep_short = false;
 	memset(&s->totals, 0, sizeof(s->totals));
 	memset(s->written, 0, (s->npages + 63) / 64 * sizeof(uint64_t));
 	pending_all(s);
@@ -439,7 +439,6 @@ int mig_save_read(struct mig_dev *md, uint8_t *buf, uint32_t len)
 	int n;
 
 	s->by_ref = false;
-	s->mixed = false;
 	if (s->prep_pos < s->prep_len) {
 		size_t k = s->prep_len - s->prep_pos < len ? s->prep_len - s->prep_pos : len;
 
@@ -551,15 +550,16 @@ static void swap_areas(struct mig_save *s)
 }
 
 /* mig_save_read's walk, with the same chunks for the same reads: what it
- * would copy into the reader's buffer goes to the area (from its start),
- * except VRAM chunks sent in place while s->by_ref (and pieces are left
- * for them).  Bytes, with *none set when nothing is left to send now. */
+ * would copy into the reader's buffer goes to the area (after p->used
+ * bytes already there), except VRAM chunks sent in place while s->by_ref
+ * (and pieces are left for them).  Bytes, with *none set when nothing is
+ * left to send now. */
 static int build(struct mig_dev *md, uint32_t len, struct pieces *p, bool *none)
 {
 	struct mig_save *s = &md->save;
 	bool in_place = s->by_ref;
 	uint32_t done = 0;
-	int n = area_reserve(&s->area, &s->area_cap, len);
+	int n = area_reserve(&s->area, &s->area_cap, p->used + len);
 
 	*none = false;
 	next_round(md);
@@ -594,8 +594,8 @@ static int build(struct mig_dev *md, uint32_t len, struct pieces *p, bool *none)
 }
 
 /* The reply first takes what mig_save_prepare built; if the read wants
- * more than that (a round it did not end), the rest is built in the other
- * buffer, which the client has read out by now. */
+ * more than that (a round it did not end), the rest is built right after
+ * it in the same buffer, so the reply is pieces as a plain one is. */
 int mig_save_readv(struct mig_dev *md, uint32_t len, struct iovec *iov, unsigned int max,
 		   unsigned int *niov)
 {
@@ -605,24 +605,24 @@ int mig_save_readv(struct mig_dev *md, uint32_t len, struct iovec *iov, unsigned
 	bool none = false;
 	int n;
 
-	s->mixed = false;
 	if (s->prep_pos < s->prep_len) {
 		size_t k = s->prep_len - s->prep_pos < len ? s->prep_len - s->prep_pos : len;
 
-		p.iov[p.n++] = (struct iovec){ s->area + s->prep_pos, k };
-		s->prep_pos += k;
 		done = (uint32_t)k;
-		none = s->prep_short && s->prep_pos == s->prep_len;
-		if (done < len && !none) {
-			swap_areas(s);
-			s->mixed = true;
-		}
+		none = s->prep_short && s->prep_pos + k == s->prep_len;
+		p.from = s->prep_pos;
+		p.used = s->prep_pos + k;
+		s->prep_pos += k;
+		if (s->prep_pos == s->prep_len)
+			s->prep_len = s->prep_pos = 0;
 	}
 	if (done < len && !none) {
 		n = build(md, len - done, &p, &none);
 		if (n < 0)
 			return n;
 		done += (uint32_t)n;
+	} else {
+		piece(&p, s->area + p.from, p.used - p.from);
 	}
 	s->by_ref = false;
 	*niov = p.n;
@@ -647,7 +647,7 @@ void mig_save_prepare(struct mig_dev *md, uint32_t len)
 	bool none;
 	int n;
 
-	if (s->prep_pos < s->prep_len || s->mixed || !s->header_sent || !s->round_open)
+	if (s->prep_pos < s->prep_len || !s->header_sent || !s->round_open)
 		return;
 	swap_areas(s);
 	s->by_ref = false;

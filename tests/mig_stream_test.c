@@ -1453,3 +1453,46 @@ Test(mig_stream, whole_payloads_in_place_or_gathered)
 	fake_free(b);
 	free(s.p);
 }
+
+/* A read that wants more than the bytes built ahead, with room for one
+ * piece only: the rest is built right after them, one piece in all. */
+Test(mig_stream, readv_after_built_ahead_fits_one_piece)
+{
+	struct fake *a = fake_new("t1", BIG, 1), *b = fake_new("t1", BIG, 1);
+	struct mig_dev *ma = md_new(a, FEAT_ALL), *mb = md_new(b, FEAT_ALL);
+	struct buf s = { 0 };
+	struct iovec iov[1];
+	unsigned int ni;
+	int got;
+
+	fill_random(a, 13);
+	cr_assert_eq(set_state(ma, MIG_PRE_COPY), 0);
+	s.cap = 4 * BIG;
+	s.p = malloc(s.cap);
+	got = mig_dev_data_readv(ma, 4096, iov, 1, &ni);
+	cr_assert_eq(got, 4096);
+	cr_assert_eq(ni, 1);
+	memcpy(s.p, iov[0].iov_base, 4096);
+	s.len = 4096;
+	mig_dev_data_ahead(ma, 4096);
+	do {
+		got = mig_dev_data_readv(ma, 65536, iov, 1, &ni);
+		cr_assert_geq(got, 0);
+		cr_assert_leq(ni, 1, "%u pieces where there was room for one", ni);
+		cr_assert(!got || iov[0].iov_len == (size_t)got);
+		if (got) {
+			memcpy(s.p + s.len, iov[0].iov_base, (size_t)got);
+			s.len += (size_t)got;
+		}
+	} while (got == 65536);
+	cr_assert_eq(set_state(ma, MIG_STOP_COPY), 0);
+	readv_round(ma, a, &s, 100000, 64, &(unsigned int){ 0 });
+	cr_assert_eq(load(mb, &s), 0, "%s", logbuf);
+	cr_assert_eq(set_state(mb, MIG_RUNNING), 0);
+	expect_same(a, b);
+	mig_dev_destroy(ma);
+	mig_dev_destroy(mb);
+	fake_free(a);
+	fake_free(b);
+	free(s.p);
+}
