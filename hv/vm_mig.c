@@ -101,6 +101,7 @@ static int hv_mig_reply(struct hv_mig *m, unsigned int ms)
 	if (rc < 0 || r.magic != GPUP_VMMIG_REPLY_MAGIC)
 		return hv_mig_fail(m, rc < 0 ? rc : -EPROTO, "the destination went away: %s",
 				   rc < 0 ? strerror(-rc) : "not a reply");
+	r.msg[sizeof(r.msg) - 1] = 0;     /* the peer's text, printed below */
 	if (r.code == GPUP_VMMIG_ACK && m->acks && r.bytes >= m->acked &&
 	    r.bytes <= m->end.bytes) {
 		m->acked = r.bytes;
