@@ -375,6 +375,9 @@ int hv_mig_fail(struct hv_mig *m, int rc, const char *fmt, ...)
 /* One chunk of kind: hdr (hlen bytes) then data (dlen) as its payload. */
 int hv_mig_chunk(struct hv_mig *m, unsigned int kind, const void *hdr, uint32_t hlen,
 		 const void *data, uint32_t dlen);
+/* Where the next chunk's data goes in the staging buffer (sent first if
+ * full), for a producer that reads straight into it; NULL on failure. */
+uint8_t *hv_mig_chunk_room(struct hv_mig *m, uint32_t hlen, uint32_t dlen);
 
 /* vm_mig_dev.c: the partitions.  Each returns 0 or -errno, the line kept
  * with hv_mig_fail. */

@@ -175,7 +175,20 @@ static int hv_mig_flush(struct hv_mig *m)
 	return atomic_load(&m->vm->stopping) ? hv_mig_fail(m, -EINTR, "the VM is stopping") : 0;
 }
 
-/* One chunk: head, then hdr (hlen bytes) and data (dlen) as its payload. */
+/* Where the data of the next chunk (hlen + dlen bytes of payload) goes in
+ * the staging buffer, sent first if it has no room: a producer that reads
+ * into it (a partition's stream) saves hv_mig_chunk the copy.  NULL when
+ * the flush failed. */
+uint8_t *hv_mig_chunk_room(struct hv_mig *m, uint32_t hlen, uint32_t dlen)
+{
+	if (m->olen + sizeof(struct gpup_vmmig_chunk) + hlen + dlen > HV_MIG_OUT &&
+	    hv_mig_flush(m) < 0)
+		return NULL;
+	return m->out + m->olen + sizeof(struct gpup_vmmig_chunk) + hlen;
+}
+
+/* One chunk: head, then hdr (hlen bytes) and data (dlen) as its payload;
+ * data may already lie where hv_mig_chunk_room said. */
 int hv_mig_chunk(struct hv_mig *m, unsigned int kind, const void *hdr, uint32_t hlen,
 		 const void *data, uint32_t dlen)
 {
@@ -187,7 +200,7 @@ int hv_mig_chunk(struct hv_mig *m, unsigned int kind, const void *hdr, uint32_t 
 		return rc;
 	p = m->out + m->olen + sizeof(h);
 	memcpy(p, hdr, hlen);
-	if (dlen)
+	if (dlen && data != p + hlen)
 		memcpy(p + hlen, data, dlen);
 	hv_vms_seal(&h, kind, m->seq++, p, hlen + dlen);
 	if (m->file)

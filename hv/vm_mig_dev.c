@@ -111,14 +111,19 @@ int hv_mig_dev_drain(struct hv_mig *m, unsigned int i)
 	want = want < HV_MIG_DEV_READ ? want : HV_MIG_DEV_READ;
 	m->dev_round[i] = 0;
 	do {
+		/* Read where the chunk's data goes: the stream is copied once. */
+		uint8_t *to = hv_mig_chunk_room(m, sizeof(h), want);
+
+		if (!to)
+			return -EIO;
 		pthread_mutex_lock(&vm->io_lock);
 		n = hv_vgpu_is_lost(vm->gpus[i]) ? -ENOTCONN :
-		    vfu_client_mig_read(hv_vgpu_client(vm->gpus[i]), m->dev, want);
+		    vfu_client_mig_read(hv_vgpu_client(vm->gpus[i]), to, want);
 		pthread_mutex_unlock(&vm->io_lock);
 		if (n < 0)
 			return hv_mig_fail(m, n, "partition %u: reading its state: %s", i,
 					   strerror(-n));
-		if (n && hv_mig_chunk(m, GPUP_VMMIG_DEV, &h, sizeof(h), m->dev, (uint32_t)n) < 0)
+		if (n && hv_mig_chunk(m, GPUP_VMMIG_DEV, &h, sizeof(h), to, (uint32_t)n) < 0)
 			return -EIO;
 		m->end.dev_bytes += (uint64_t)n;
 		m->dev_round[i] += (uint64_t)n;
