@@ -13,6 +13,8 @@
 
 #include <stdint.h>
 
+struct hv_ram;
+
 /*
  * Exit codes of `gpup run`.  A guest's own status (0..HV_GUEST_STATUS_MAX)
  * is returned as it is, so the codes from 120 up are the VMM's alone.
@@ -54,6 +56,10 @@ struct hv_config {
 	const char *ckpt_fault;      /* tests: "kill@BYTES", "enospc@BYTES" or
 				      * "kill@rename", what a checkpoint's
 				      * writer does to itself (NULL: none) */
+	uint64_t incoming_mem;       /* --incoming: the RAM to expect (--mem
+				      * given), faulted in while waiting; 0:
+				      * none */
+	struct hv_ram *ram;          /* hv's own: RAM made ready ahead, NULL */
 };
 
 /* Build the VM, run it to the end and tear it down.  Returns an exit code

@@ -69,6 +69,26 @@ struct hv_pci;
 struct hv_vgpu;
 struct json_object;
 
+/* Guest RAM made before the VM (vm.c): a sealed memfd, mapped, that a
+ * thread faults in while the destination waits for its source. */
+#define HV_RAM_FILL_STEP (2ull << 20)
+struct hv_ram {
+	int fd;
+	uint8_t *mem;
+	uint64_t size;
+	pthread_t filler;
+	bool filling;
+	atomic_bool stop;
+};
+
+/* Make size bytes of RAM and start faulting them in: 0 or -errno (the
+ * line logged); hv_ram_free in any case. */
+int hv_ram_prepare(struct hv_ram *r, uint64_t size);
+/* Stop faulting in (what is in stays in). */
+void hv_ram_ready(struct hv_ram *r);
+/* Unmap and close what no VM took. */
+void hv_ram_free(struct hv_ram *r);
+
 struct hv_vm {
 	const struct hv_config *cfg;
 	int kvm_fd, vm_fd;

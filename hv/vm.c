@@ -6,7 +6,10 @@
  * Guest RAM is a memfd mapped shared: the daemon maps the same pages for
  * DMA (vfio-user DMA_MAP passes the fd) and migration can read it later.
  * Nothing is pre-faulted: a guest that touches 1 MiB costs 1 MiB, which is
- * most of why a VM starts in a few milliseconds.
+ * most of why a VM starts in a few milliseconds.  The exception is a
+ * destination told the size to expect (`--incoming` with `--mem`): it
+ * faults the RAM in while it waits for the source, so that the stream's
+ * pages land on pages that are there (hv_ram_prepare).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -126,28 +129,93 @@ static int hv_open_kvm(struct hv_vm *vm)
 	return 0;
 }
 
-static int hv_create_ram(struct hv_vm *vm)
+/* A sealed memfd of size bytes, mapped shared.  Sealed to its size: a
+ * device that maps it can trust it never shrinks under its DMA. */
+static int hv_ram_map(struct hv_ram *r, uint64_t size)
 {
-	vm->mem_fd = memfd_create("gpup-guest-ram", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-	/* Sealed to its size: a device that maps it can trust it never
-	 * shrinks under its DMA. */
-	if (vm->mem_fd < 0 || ftruncate(vm->mem_fd, (off_t)vm->mem_size) < 0 ||
-	    fcntl(vm->mem_fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0) {
+	r->size = size;
+	r->fd = memfd_create("gpup-guest-ram", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (r->fd < 0 || ftruncate(r->fd, (off_t)size) < 0 ||
+	    fcntl(r->fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0) {
 		int err = errno; /* before the log line can change it */
 
-		hv_log("cannot create %llu bytes of guest RAM: %s",
-		       (unsigned long long)vm->mem_size, strerror(err));
+		hv_log("cannot create %llu bytes of guest RAM: %s", (unsigned long long)size,
+		       strerror(err));
 		return -err;
 	}
-	vm->mem = mmap(NULL, vm->mem_size, PROT_READ | PROT_WRITE,
-		       MAP_SHARED | MAP_NORESERVE, vm->mem_fd, 0);
-	if (vm->mem == MAP_FAILED) {
-		vm->mem = NULL;
+	r->mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, r->fd, 0);
+	if (r->mem == MAP_FAILED) {
 		int err = errno; /* before the log line can change it */
 
+		r->mem = NULL;
 		hv_log("cannot map guest RAM: %s", strerror(err));
 		return -err;
 	}
+	return 0;
+}
+
+static void *hv_ram_fill(void *arg)
+{
+	struct hv_ram *r = arg;
+
+	for (uint64_t at = 0; at < r->size && !atomic_load(&r->stop); at += HV_RAM_FILL_STEP) {
+		uint64_t n = r->size - at < HV_RAM_FILL_STEP ? r->size - at : HV_RAM_FILL_STEP;
+
+		if (madvise(r->mem + at, n, MADV_POPULATE_WRITE) < 0)
+			break; /* an older kernel: first touch it is */
+	}
+	return NULL;
+}
+
+int hv_ram_prepare(struct hv_ram *r, uint64_t size)
+{
+	int rc;
+
+	memset(r, 0, sizeof(*r));
+	r->fd = -1;
+	rc = hv_ram_map(r, size);
+	if (rc == 0 && (rc = -pthread_create(&r->filler, NULL, hv_ram_fill, r)) == 0)
+		r->filling = true;
+	return rc;
+}
+
+void hv_ram_ready(struct hv_ram *r)
+{
+	atomic_store(&r->stop, true);
+	if (r->filling)
+		pthread_join(r->filler, NULL);
+	r->filling = false;
+}
+
+void hv_ram_free(struct hv_ram *r)
+{
+	hv_ram_ready(r);
+	if (r->mem)
+		munmap(r->mem, r->size);
+	if (r->fd >= 0)
+		close(r->fd);
+	r->mem = NULL;
+	r->fd = -1;
+}
+
+/* Guest RAM: what cfg->ram made ready if it is of the size, else new. */
+static int hv_create_ram(struct hv_vm *vm)
+{
+	struct hv_ram *ready = vm->cfg->ram, r = { .fd = -1 };
+	int rc = 0;
+
+	if (ready && ready->mem && ready->size == vm->mem_size) {
+		hv_ram_ready(ready);
+		r = *ready;
+		ready->mem = NULL;
+		ready->fd = -1;
+	} else {
+		rc = hv_ram_map(&r, vm->mem_size);
+	}
+	vm->mem_fd = r.fd;
+	vm->mem = r.mem;
+	if (rc < 0)
+		return rc;
 	/* The first slot: HV_RAM_SLOT. */
 	return hv_memslot_set(vm, hv_memslot_alloc(vm), 0, vm->mem_size, vm->mem);
 }

@@ -75,6 +75,7 @@ struct hv_in {
 	 * have; while base_only, only guest RAM is taken from a file. */
 	struct gpup_vmmig_header shape;
 	bool base_only;
+	struct hv_ram ram;             /* made ready while we waited */
 };
 
 static int hv_in_refuse(struct hv_in *in, int rc, const char *fmt, ...)
@@ -146,6 +147,12 @@ static int hv_in_header(void *opaque, const struct gpup_vmmig_header *h)
 	in->built->irqchip = !!(h->flags & GPUP_VMMIG_HF_IRQCHIP);
 	if (!in->built->kernel)
 		in->built->kernel = in->cfg->restore ? "(restored)" : "(migrated in)";
+	if (in->ram.mem && in->ram.size != h->mem_size) {
+		hv_log("the VM has %llu bytes of RAM, not the %llu of --mem: its RAM is made "
+		       "anew", (unsigned long long)h->mem_size, (unsigned long long)in->ram.size);
+		hv_ram_free(&in->ram);
+	}
+	in->built->ram = in->ram.mem ? &in->ram : NULL;
 	rc = hv_build_vm(vm, in->built);
 	if (rc)
 		return hv_in_refuse(in, -EIO, "cannot build the VM here (see above)");
@@ -483,11 +490,17 @@ static void hv_in_linger(struct hv_in *in)
 int hv_incoming(struct hv_vm *vm, const struct hv_config *cfg, struct hv_config *built,
 		int sig_fd)
 {
-	struct hv_in in = { .vm = vm, .cfg = cfg, .built = built, .sock = -1 };
+	struct hv_in in = { .vm = vm, .cfg = cfg, .built = built, .sock = -1, .ram.fd = -1 };
 	int rc;
 
 	hv_vms_reader_init(&in.rd, &hv_in_ops, &in);
+	/* The RAM --mem announced is faulted in while we wait, rather than
+	 * page by page as the stream's pages land in it. */
+	if (cfg->incoming_mem && hv_ram_prepare(&in.ram, cfg->incoming_mem) < 0)
+		hv_ram_free(&in.ram);
 	in.sock = hv_in_accept(cfg->incoming, sig_fd);
+	if (in.sock < 0)
+		hv_ram_free(&in.ram);
 	if (in.sock == -EINTR)
 		return HV_EXIT_STOPPED;
 	if (in.sock < 0)
@@ -512,6 +525,7 @@ int hv_incoming(struct hv_vm *vm, const struct hv_config *cfg, struct hv_config 
 		vm->incoming = NULL;
 	}
 	close(in.sock);
+	hv_ram_free(&in.ram);
 	hv_vms_reader_free(&in.rd);
 	for (unsigned int i = 0; i < HV_MAX_GPUS; i++)
 		free(in.ours[i]);

@@ -149,14 +149,19 @@ static int free_port(void)
 	return port;
 }
 
-/* `gpup run --incoming` on dst with uuid, listening once it returns. */
-static void boot_dest(struct vm *p, const char *uuid, int port, const char *tag)
+/* `gpup run --incoming` on dst with uuid (and --mem mem), listening once
+ * it returns. */
+static void boot_dest_mem(struct vm *p, const char *uuid, int port, const char *tag,
+			  const char *mem)
 {
 	char addr[64], line[128];
-	char *args[] = { "--incoming", addr, uuid ? "--gpu" : NULL, (char *)uuid, NULL };
+	char *args[] = { "--incoming", addr, "--mem", (char *)mem, uuid ? "--gpu" : NULL,
+			 (char *)uuid, NULL };
 
 	snprintf(addr, sizeof(addr), "tcp:127.0.0.1:%d", port);
 	snprintf(line, sizeof(line), "waiting for a migration on %s", addr);
+	if (!mem)
+		memmove(args + 2, args + 4, 3 * sizeof(*args));
 	spawn(p, &dst, tag, args);
 	for (int i = 0; i < 300; i++) {
 		tl_slurp(p->err, p->err_buf, OUT_MAX);
@@ -165,6 +170,11 @@ static void boot_dest(struct vm *p, const char *uuid, int port, const char *tag)
 		usleep(10000);
 	}
 	cr_assert_fail("the destination never listened: %s", p->err_buf);
+}
+
+static void boot_dest(struct vm *p, const char *uuid, int port, const char *tag)
+{
+	boot_dest_mem(p, uuid, port, tag, NULL);
 }
 
 static int migrate(int port, const char *more, char *out, size_t len)
@@ -460,4 +470,33 @@ Test(hv_vmmig, a_vm_without_devices_moves_by_name_and_is_listed)
 	cr_assert(strstr(d.out_buf, " 0 fences"), "%s", d.out_buf);
 	cr_assert_eq(tl_gpup(src.dir, out, sizeof(out), "vms --json"), 0);
 	cr_assert_str_eq(out, "[\n]\n", "the moved VM's socket is gone");
+}
+
+/* --mem on the destination: that much RAM is faulted in while it waits and
+ * taken by a VM of that size; a VM of another size gets RAM made anew.
+ * Either way the guest checks out. */
+Test(hv_vmmig, a_destination_told_the_ram_size_takes_a_vm_of_any_size)
+{
+	static const char *const mems[] = { "128M", "64M" };
+	char kernel[512], out[4096];
+	char *args[] = { "--kernel", kernel, "--name", "vm", "--append",
+			 "vram=0 ram=16 rate=32 ms=2000 epoch=100", NULL };
+
+	need_kvm();
+	snprintf(kernel, sizeof(kernel), "%s/dirty.elf", getenv("GPUP_GUESTS"));
+	for (int i = 0; i < 2; i++) {
+		struct vm s, d;
+		int port = free_port();
+
+		boot_dest_mem(&d, NULL, port, i ? "dst-other" : "dst-same", mems[i]);
+		spawn(&s, &src, i ? "src-other" : "src-same", args);
+		usleep(400000);
+		cr_assert_eq(migrate(port, "", out, sizeof(out)), 0, "%s", out);
+		finish(&s);
+		finish(&d);
+		cr_assert_eq(s.code, 126);
+		check_ok(&d, mems[i]);
+		cr_assert_eq(!!strstr(d.err_buf, "its RAM is made anew"), i == 1, "%s",
+			     d.err_buf);
+	}
 }

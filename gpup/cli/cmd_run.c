@@ -39,7 +39,9 @@ static void run_usage(FILE *f)
 		"  --incoming tcp:HOST:PORT\n"
 		"                   wait there for a VM that `gpup migrate` sends, then\n"
 		"                   run it; RAM, vCPUs and the guest come from the stream\n"
-		"                   (--kernel, --mem, --cpus, --append are not needed),\n"
+		"                   (--kernel, --mem, --cpus, --append are not needed;\n"
+		"                   --mem, if given, is faulted in while it waits, so\n"
+		"                   that the stream is not slowed by first touches),\n"
 		"                   the --gpu list must match the source's: partitions\n"
 		"                   of the same types, on this host's daemon\n"
 		"  --restore FILE   run the VM of a checkpoint that `gpup checkpoint VM\n"
@@ -80,7 +82,7 @@ static int run_parse_mem(const char *arg, struct hv_config *cfg)
 			 arg);
 		return -1;
 	}
-	cfg->mem_size = v;
+	cfg->mem_size = cfg->incoming_mem = v;
 	return 0;
 }
 
