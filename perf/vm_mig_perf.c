@@ -204,8 +204,10 @@ static void gpup_once(struct series *s, const char *ua, const char *ub, const ch
 	char kernel[512], ctl[256], addr[64], cmd[1024], out[4096];
 	char *src[] = { (char *)bin, "run", "--kernel", kernel, "--mem", "256M", "--ctl", ctl,
 			"--append", (char *)append, ua ? "--gpu" : NULL, (char *)ua, NULL };
-	char *dst[] = { (char *)bin, "run", "--incoming", addr, ub ? "--gpu" : NULL,
-			(char *)ub, NULL };
+	/* Told the RAM's size, as QEMU's destination is (-m): it faults the
+	 * RAM in while it waits. */
+	char *dst[] = { (char *)bin, "run", "--incoming", addr, "--mem", "256M",
+			ub ? "--gpu" : NULL, (char *)ub, NULL };
 	pid_t ps, pd;
 	size_t len = 0;
 	json_object *o;
@@ -492,8 +494,8 @@ int main(void)
 	rmdir(tmp);
 	bw = perf_median(bps, RUNS);
 	printf("The dirty guest (`%s`) runs %d s, is migrated with `gpup migrate --json` "
-	       "(downtime budget 30 ms, no bandwidth cap) to a `gpup run --incoming` on a "
-	       "second daemon, and must finish there with every byte and fence verified. "
+	       "(downtime budget 30 ms, no bandwidth cap) to a `gpup run --incoming --mem 256M` "
+	       "on a second daemon, and must finish there with every byte and fence verified. "
 	       "RAM only: `%s`, also under QEMU 7.2 microvm (`migrate` over QMP with "
 	       "downtime-limit 30 ms and no bandwidth cap; its figures from `query-migrate`: "
 	       "downtime, total-time, ram.transferred, dirty-sync-count as rounds). "
