@@ -221,8 +221,12 @@ int mig_dev_data_readv(struct mig_dev *md, uint32_t len, struct iovec *iov, unsi
  * build the next reply of len bytes into a second buffer, leaving the last
  * reply's pieces as they are: those bytes are the stream's next whatever
  * the client does (a read of another size, or STOP_COPY, takes them
- * first). */
-void mig_dev_data_ahead(struct mig_dev *md, uint32_t len);
+ * first).  pump, when not NULL, is called between the chunks it builds
+ * (VRAM chunks are then at most MIG_PUMP_PAGES pages, some tens of
+ * microseconds apart): the server's way to feed the socket the last
+ * reply's end meanwhile. */
+#define MIG_PUMP_PAGES 64u
+void mig_dev_data_ahead(struct mig_dev *md, uint32_t len, void (*pump)(void *), void *pump_arg);
 
 /* MIG_DATA_WRITE in RESUMING: takes all len bytes (split anywhere) or
  * refuses them: -EINVAL outside RESUMING, and once the stream is found
