@@ -633,10 +633,13 @@ static void passes_print(double t[NPASS][REPS], uint64_t size, const struct stre
 	       "socket), so the client's copy out of the socket is the only one.  Each MiB is "
 	       "a request and a reply, but the device prepares the next reply while the client "
 	       "takes the last: in STOP_COPY it hashes the next VRAM chunk, in PRE_COPY it "
-	       "builds the whole next reply in a second buffer.  That overlap needs the reply "
-	       "to fit in the socket, so the server asks %d KiB of send buffer for each client "
-	       "socket (the baseline's writer asks the same); this host grants %d KiB "
-	       "(net.core.wmem_max).  Hashing and the socket one after the other would "
+	       "builds the whole next reply in a second buffer, in chunks of at most 64 pages.  "
+	       "What of the last reply the socket has no room for waits in the pipe and is fed "
+	       "to the socket between those chunks (the socket non-blocking meanwhile), so the "
+	       "overlap does not need a socket that holds a whole reply.  The server asks %d KiB "
+	       "of send buffer for each client socket (the baseline's writer asks the same); this "
+	       "host grants %d KiB (net.core.wmem_max).  Hashing and the socket one after the "
+	       "other would "
 	       "give 1 / (1/%.2f + 1/%.2f) = %.2f GB/s for STOP_COPY from this run's floors; "
 	       "measured: %.2f GB/s.\n",
 	       s.med, s.med / m.med, mig_hash_loop(), SNDBUF >> 10, granted_sndbuf_kib(),
