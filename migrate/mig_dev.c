@@ -298,9 +298,9 @@ void mig_dev_data_ahead(struct mig_dev *md, uint32_t len, void (*pump)(void *), 
 		if (pump)
 			pump(pump_arg);
 		mig_save_ahead(md, len);
-	}
-	else if (precopy(md->state))
+	} else if (precopy(md->state)) {
 		mig_save_prepare(md, len, pump, pump_arg);
+	}
 }
 
 int mig_dev_data_write(struct mig_dev *md, const void *buf, uint32_t len)
