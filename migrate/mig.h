@@ -221,8 +221,12 @@ int mig_dev_data_readv(struct mig_dev *md, uint32_t len, struct iovec *iov, unsi
  * build the next reply of len bytes into a second buffer, leaving the last
  * reply's pieces as they are: those bytes are the stream's next whatever
  * the client does (a read of another size, or STOP_COPY, takes them
- * first). */
-void mig_dev_data_ahead(struct mig_dev *md, uint32_t len);
+ * first).  pump, when not NULL, is called between the chunks it builds
+ * (VRAM chunks are then at most MIG_PUMP_PAGES pages, some tens of
+ * microseconds apart): the server's way to feed the socket the last
+ * reply's end meanwhile. */
+#define MIG_PUMP_PAGES 64u
+void mig_dev_data_ahead(struct mig_dev *md, uint32_t len, void (*pump)(void *), void *pump_arg);
 
 /* MIG_DATA_WRITE in RESUMING: takes all len bytes (split anywhere) or
  * refuses them: -EINVAL outside RESUMING, and once the stream is found
@@ -418,6 +422,11 @@ void mig_rfile_close(struct mig_rfile *f);
  */
 uint64_t mig_hash(const void *p, size_t len);
 uint64_t mig_hash2(const void *a, size_t alen, const void *b, size_t blen);
+/* Copy len bytes from from to buf + pre and return mig_hash(buf, pre +
+ * len), buf's first pre bytes included: on AVX2 each byte is read once,
+ * by a loop that stores what it hashes (a copy then a hash reads the
+ * bytes twice).  from and buf + pre must not overlap. */
+uint64_t mig_hash_copy(void *buf, size_t pre, const void *from, size_t len);
 const char *mig_hash_loop(void);
 /* The same over bytes that come in pieces: new (NULL without memory),
  * reset, update with each piece in order, digest (the hash of all of

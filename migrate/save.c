@@ -203,17 +203,23 @@ static void clear_pending(struct mig_save *s, uint64_t p, uint64_t n)
 
 /* Seal the chunk at base whose payload (plen bytes) is already written
  * after its head; its length.  base may be unaligned (a reply buffer). */
-static size_t emit(struct mig_dev *md, uint8_t *base, unsigned int kind, unsigned int flags,
-		   uint32_t plen)
+static size_t emit_hashed(struct mig_dev *md, uint8_t *base, unsigned int kind,
+			  unsigned int flags, uint32_t plen, uint64_t hash)
 {
 	struct mig_save *s = &md->save;
 	struct gpup_mig_chunk h;
 
-	mig_chunk_seal(&h, kind, flags, plen, s->seq++, mig_hash(base + HEAD, plen));
+	mig_chunk_seal(&h, kind, flags, plen, s->seq++, hash);
 	memcpy(base, &h, HEAD);
 	s->totals.chunks++;
 	s->totals.bytes += HEAD + plen;
 	return HEAD + plen;
+}
+
+static size_t emit(struct mig_dev *md, uint8_t *base, unsigned int kind, unsigned int flags,
+		   uint32_t plen)
+{
+	return emit_hashed(md, base, kind, flags, plen, mig_hash(base + HEAD, plen));
 }
 
 static size_t emit_header(struct mig_dev *md, uint8_t *base)
@@ -275,13 +281,13 @@ static size_t emit_vram_ref(struct mig_dev *md, uint8_t *base, const struct gpup
 
 /* The pages are copied (or compressed) once, straight to base, and the
  * hash is taken of what was written there: a page an engine changes
- * meanwhile (PRE_COPY) is sent as read, consistently, and again later. */
+ * meanwhile (PRE_COPY) is sent as read, consistently, and again later.
+ * A raw copy is hashed as it is made (mig_hash_copy), one read of VRAM. */
 static size_t emit_vram(struct mig_dev *md, uint8_t *base, uint64_t p, uint64_t n)
 {
 	struct gpup_mig_vram v = { p * MIG_PAGE_SIZE, (uint32_t)n, 0 };
 	uint8_t *data = base + HEAD + sizeof(v);
 	size_t bytes = n * MIG_PAGE_SIZE, zlen = 0;
-	unsigned int flags = 0;
 
 	if (md->save.by_ref && !md->zlevel)
 		return emit_vram_ref(md, base, &v);
@@ -294,15 +300,12 @@ static size_t emit_vram(struct mig_dev *md, uint8_t *base, uint64_t p, uint64_t 
 		if (ZSTD_isError(zlen))
 			zlen = 0;
 	}
-	if (zlen) {
-		flags = GPUP_MIG_CF_ZSTD;
-		bytes = zlen;
-	} else {
-		memcpy(data, md->vram + v.offset, bytes);
-	}
 	md->save.totals.vram_pages += n;
 	MIG_STATS(md, md->st.pages_sent += n);
-	return emit(md, base, GPUP_MIG_VRAM, flags, (uint32_t)(sizeof(v) + bytes));
+	if (zlen)
+		return emit(md, base, GPUP_MIG_VRAM, GPUP_MIG_CF_ZSTD, (uint32_t)(sizeof(v) + zlen));
+	return emit_hashed(md, base, GPUP_MIG_VRAM, 0, (uint32_t)(sizeof(v) + bytes),
+			   mig_hash_copy(base + HEAD, sizeof(v), md->vram + v.offset, bytes));
 }
 
 #define ZERO_CHUNK (HEAD + sizeof(struct gpup_mig_zero))
@@ -325,8 +328,9 @@ static size_t emit_pages(struct mig_dev *md, uint8_t *base, size_t cap, bool *do
 	max = cap < VRAM_CHUNK(1) ? 0 : (cap - VRAM_CHUNK(0)) / MIG_PAGE_SIZE;
 	if (zero ? cap < ZERO_CHUNK : !max)
 		return 0;
-	n = run_len(md, p, zero, zero ? ZERO_RUN_MAX :
-				 max < GPUP_MIG_MAX_VRAM_PAGES ? max : GPUP_MIG_MAX_VRAM_PAGES);
+	if (!zero && max > (s->pump ? MIG_PUMP_PAGES : GPUP_MIG_MAX_VRAM_PAGES))
+		max = s->pump ? MIG_PUMP_PAGES : GPUP_MIG_MAX_VRAM_PAGES;
+	n = run_len(md, p, zero, zero ? ZERO_RUN_MAX : max);
 	clear_pending(s, p, n);
 	s->cursor = p + n;
 	return zero ? emit_zero(md, base, p, n) : emit_vram(md, base, p, n);
@@ -573,6 +577,8 @@ static int build(struct mig_dev *md, uint32_t len, struct pieces *p, bool *none)
 			done += (uint32_t)k;
 			continue;
 		}
+		if (s->pump)
+			s->pump(s->pump_arg);
 		/* A chunk in place takes two pieces; one is kept for the end. */
 		s->by_ref = in_place && p->n + 3 <= p->max;
 		s->ref = NULL;
@@ -637,9 +643,12 @@ int mig_save_readv(struct mig_dev *md, uint32_t len, struct iovec *iov, unsigned
  * its trip through the socket.  The bytes built are the stream's from
  * here on whatever the client does next: a read of another size, or
  * STOP_COPY, takes them first.  A page an engine writes after its copy
- * here is pending again, as after any copy in a round.
+ * here is pending again, as after any copy in a round.  With a pump, the
+ * reply is built in chunks of at most MIG_PUMP_PAGES pages with the pump
+ * called between them: the socket, which may not have held the whole
+ * last reply, is fed its end while this one is built.
  */
-void mig_save_prepare(struct mig_dev *md, uint32_t len)
+void mig_save_prepare(struct mig_dev *md, uint32_t len, void (*pump)(void *), void *pump_arg)
 {
 	struct mig_save *s = &md->save;
 	struct iovec iov[1];
@@ -651,7 +660,10 @@ void mig_save_prepare(struct mig_dev *md, uint32_t len)
 		return;
 	swap_areas(s);
 	s->by_ref = false;
+	s->pump = pump;
+	s->pump_arg = pump_arg;
 	n = build(md, len, &p, &none);
+	s->pump = NULL;
 	if (n < 0) {
 		/* In PRE_COPY only the buffer's allocation fails, before
 		 * anything is taken; the read that comes meets it too. */

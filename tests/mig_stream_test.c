@@ -1172,7 +1172,7 @@ static size_t readv_ahead_round(struct mig_dev *md, const struct fake *f, struct
 			in_vram += p >= f->vram && p < f->vram + f->size;
 		}
 		if ((uint32_t)got == step)
-			mig_dev_data_ahead(md, ahead);
+			mig_dev_data_ahead(md, ahead, NULL, NULL);
 	} while ((uint32_t)got == step);
 	cr_assert_gt(in_vram, 0, "nothing was sent in place");
 	return b->len - start;
@@ -1251,7 +1251,7 @@ Test(mig_stream, readv_ahead_same_bytes_and_forgotten_with_the_session)
 		fill_random(v, 30);
 		cr_assert_eq(set_state(mv, MIG_STOP_COPY), 0);
 		cr_assert_eq(mig_dev_data_readv(mv, 1u << 20, iov, 64, &ni), 1 << 20);
-		mig_dev_data_ahead(mv, 1u << 20);
+		mig_dev_data_ahead(mv, 1u << 20, NULL, NULL);
 		if (how)
 			mig_dev_device_reset(mv);
 		else
@@ -1283,7 +1283,7 @@ Test(mig_stream, readv_ahead_same_bytes_and_forgotten_with_the_session)
 			memcpy(t.p + t.len, iov[i].iov_base, iov[i].iov_len);
 			t.len += iov[i].iov_len;
 		}
-		mig_dev_data_ahead(mv, 1u << 20);
+		mig_dev_data_ahead(mv, 1u << 20, NULL, NULL);
 		v->vram[300 * PG + 17] ^= 1;
 		readv_ahead_round(mv, v, &t, same, 1, 1u << 20);
 		cr_assert_eq(set_state(mv, MIG_RUNNING), 0);
@@ -1320,7 +1320,7 @@ static size_t readv_prep_round(struct mig_dev *md, struct buf *b, const uint32_t
 		got = mig_dev_data_readv(md, step, iov, 64, &ni);
 		cr_assert_geq(got, 0);
 		if ((uint32_t)got == step)
-			mig_dev_data_ahead(md, ahead);
+			mig_dev_data_ahead(md, ahead, NULL, NULL);
 		if (f && k % 3 == 0)
 			engine_fill(f, k % (f->size / PG), (uint8_t)k);
 		if (b->cap < b->len + (size_t)got) {
@@ -1363,6 +1363,61 @@ Test(mig_stream, readv_precopy_built_ahead_same_bytes)
 	free(t.p);
 }
 
+/* The server's pump (feeding the socket the last reply's end) is called
+ * between the chunks of a reply built ahead, VRAM chunks then being at
+ * most MIG_PUMP_PAGES pages, and the stream is still whole. */
+static unsigned int pumps;
+
+static void count_pump(void *arg)
+{
+	cr_assert_eq(arg, &pumps);
+	pumps++;
+}
+
+Test(mig_stream, readv_precopy_built_ahead_with_a_pump)
+{
+	const uint32_t step = 1u << 20;
+	struct fake *a = fake_new("t1", BIG, 1), *b = fake_new("t1", BIG, 1);
+	struct mig_dev *ma = md_new(a, FEAT_ALL), *mb = md_new(b, FEAT_ALL);
+	struct buf s = { 0 };
+	unsigned int full = 0, ni;
+	struct iovec iov[64];
+	int got;
+
+	fill_dense(a, 5);
+	cr_assert_eq(set_state(ma, MIG_PRE_COPY), 0);
+	do {
+		got = mig_dev_data_readv(ma, step, iov, 64, &ni);
+		cr_assert_geq(got, 0);
+		if ((uint32_t)got == step) {
+			mig_dev_data_ahead(ma, step, count_pump, &pumps);
+			full++;
+		}
+		if (s.cap < s.len + (size_t)got) {
+			s.cap = (s.len + (size_t)got) * 2 + 1;
+			s.p = realloc(s.p, s.cap);
+		}
+		for (unsigned int i = 0; i < ni; i++) {
+			memcpy(s.p + s.len, iov[i].iov_base, iov[i].iov_len);
+			s.len += iov[i].iov_len;
+		}
+	} while ((uint32_t)got == step);
+	/* Pages of data only: each MiB built ahead but the round's last is
+	 * chunks of at most MIG_PUMP_PAGES pages, a pump before each. */
+	cr_assert_geq(full, BIG / step - 1);
+	cr_assert_geq(pumps, (full - 1) * (step / (MIG_PUMP_PAGES * PG)), "%u pumps", pumps);
+	cr_assert_eq(set_state(ma, MIG_STOP_COPY), 0);
+	readv_round(ma, a, &s, 65536, 64, &(unsigned int){ 0 });
+	cr_assert_eq(load(mb, &s), 0, "%s", logbuf);
+	cr_assert_eq(set_state(mb, MIG_RUNNING), 0);
+	expect_same(a, b);
+	mig_dev_destroy(ma);
+	mig_dev_destroy(mb);
+	fake_free(a);
+	fake_free(b);
+	free(s.p);
+}
+
 Test(mig_stream, readv_precopy_built_ahead_other_sizes_and_a_stop_midway)
 {
 	static const uint32_t steps[] = { 65536, 4096, 200000, 777, 1u << 20 };
@@ -1386,7 +1441,7 @@ Test(mig_stream, readv_precopy_built_ahead_other_sizes_and_a_stop_midway)
 		int got = mig_dev_data_readv(ma, 4096, iov, 64, &ni);
 
 		cr_assert_eq(got, 4096);
-		mig_dev_data_ahead(ma, 8192);
+		mig_dev_data_ahead(ma, 8192, NULL, NULL);
 		for (unsigned int k = 0; k < ni; k++) {
 			if (s.cap < s.len + iov[k].iov_len) {
 				s.cap = (s.len + iov[k].iov_len) * 2;
@@ -1474,7 +1529,7 @@ Test(mig_stream, readv_after_built_ahead_fits_one_piece)
 	cr_assert_eq(ni, 1);
 	memcpy(s.p, iov[0].iov_base, 4096);
 	s.len = 4096;
-	mig_dev_data_ahead(ma, 4096);
+	mig_dev_data_ahead(ma, 4096, NULL, NULL);
 	do {
 		got = mig_dev_data_readv(ma, 65536, iov, 1, &ni);
 		cr_assert_geq(got, 0);

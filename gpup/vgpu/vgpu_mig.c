@@ -624,10 +624,10 @@ int vgpu_mig_readv(struct vgpu *v, uint32_t len, struct iovec *iov, unsigned int
 	return r;
 }
 
-void vgpu_mig_ahead(struct vgpu *v, uint32_t len)
+void vgpu_mig_ahead(struct vgpu *v, uint32_t len, void (*pump)(void *), void *pump_arg)
 {
 	pthread_mutex_lock(&v->mig_lock);
-	mig_dev_data_ahead(v->mig, len);
+	mig_dev_data_ahead(v->mig, len, pump, pump_arg);
 	pthread_mutex_unlock(&v->mig_lock);
 }
 
