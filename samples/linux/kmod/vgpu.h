@@ -132,6 +132,7 @@ struct gvg_bo *gvg_bo_lookup(struct gvg_file *f, u32 handle);
 long gvg_ioc_queue(struct gvg_file *f, void __user *arg);
 long gvg_ioc_submit(struct gvg_file *f, void __user *arg);
 long gvg_ioc_wait(struct gvg_file *f, void __user *arg);
+long gvg_ioc_exec(struct gvg_file *f, void __user *arg);
 void gvg_queue_release(struct gvg_hwq *q);
 
 #endif
