@@ -7,10 +7,10 @@
  * a packet it would fault on for a reason the driver can know, and
  * reserved bytes are zero as the ABI requires.  The buffers a submission
  * names stay allocated until its fence lands.  Each submission ends with a
- * FENCE of the driver's own (value = its sequence number, with an
- * interrupt) into memory no process can map.  GPUP_IOC_EXEC queues
- * several checked batches in one call, each after the one before it has
- * landed if the caller asks.
+ * FENCE of the driver's own (value = its sequence number) into memory no
+ * process can map; it interrupts only when a waiter is about to sleep and
+ * asks for it.  GPUP_IOC_EXEC queues several checked batches in one call,
+ * each after the one before it has landed if the caller asks.
  */
 #include <linux/delay.h>
 #include <linux/dma-mapping.h>
@@ -259,16 +259,43 @@ static void gvg_ring_publish(struct gvg_hwq *q)
 	q->doorbells++;
 }
 
+/* The packets, then the driver's fence.  It raises no interrupt: a
+ * waiter that spins through the wait, as most do once the poll has
+ * adapted, would only pay for one (emulated, under TCG: an interrupt
+ * entry and exit, and QEMU's thread woken to inject it).  One about to
+ * sleep asks for it (gvg_arm_irq), as the freestanding guests' driver
+ * does. */
 static void gvg_ring_push(struct gvg_hwq *q, const union gpup_cmd *c, unsigned int n)
 {
-	union gpup_cmd fence = gpup_cmd_fence(GPUP_SPACE_IOVA, q->fence_dma, q->seq + 1,
-					      GPUP_FENCE_IRQ);
+	union gpup_cmd fence = gpup_cmd_fence(GPUP_SPACE_IOVA, q->fence_dma, q->seq + 1, 0);
 
 	for (unsigned int i = 0; i < n; i++)
 		q->ring[q->pi++ % GVG_RING_ENTRIES] = c[i];
 	q->ring[q->pi++ % GVG_RING_ENTRIES] = fence;
 	q->seq++;
 	gvg_ring_publish(q);
+}
+
+/* A waiter for seq is about to sleep: a FENCE with an interrupt goes
+ * behind everything queued (its value the latest sequence number, so
+ * the fence word never goes backwards), unless one already covers seq.
+ * Without room, or on a device gone, none: the wait's tick still looks. */
+static void gvg_arm_irq(struct gvg_hwq *q, u64 seq)
+{
+	struct gvg_dev *d = q->dev;
+	union gpup_cmd fence;
+
+	down_read(&d->lock);
+	mutex_lock(&q->lock);
+	if (!d->gone && !d->lost && q->ring && q->irq_seq < seq && READ_ONCE(*q->fence) < seq &&
+	    q->pi - q->ci < GVG_RING_ENTRIES) {
+		fence = gpup_cmd_fence(GPUP_SPACE_IOVA, q->fence_dma, q->seq, GPUP_FENCE_IRQ);
+		q->ring[q->pi++ % GVG_RING_ENTRIES] = fence;
+		q->irq_seq = q->seq;
+		gvg_ring_publish(q);
+	}
+	mutex_unlock(&q->lock);
+	up_read(&d->lock);
 }
 
 static struct gvg_hwq *gvg_file_queue(struct gvg_file *f, u32 id)
@@ -396,6 +423,7 @@ static u64 gvg_deadline(u64 t0, u64 timeout_ns)
 static int gvg_wait_seq(struct gvg_hwq *q, u64 seq, u64 end)
 {
 	u64 t0 = ktime_get_ns();
+	bool armed = false;
 	s64 t;
 	int rc;
 
@@ -412,6 +440,9 @@ static int gvg_wait_seq(struct gvg_hwq *q, u64 seq, u64 end)
 			return -EIO;
 		if (ktime_get_ns() >= end)
 			return -ETIME;
+		if (!armed)
+			gvg_arm_irq(q, seq);
+		armed = true;
 		t = min_t(u64, end - ktime_get_ns(), GVG_TICK_MS * NSEC_PER_MSEC);
 		t = wait_event_interruptible_timeout(q->wq, gvg_done(q, seq),
 						     nsecs_to_jiffies(t) + 1);
@@ -551,7 +582,7 @@ static int gvg_queue_alloc(struct gvg_dev *d, struct gvg_hwq *q, u32 engine)
 	q->fence_dma = q->ring_dma + GVG_RING_BYTES + 64;
 	q->engine = engine;
 	q->pi = q->ci = 0;
-	q->seq = q->failed_upto = 0;
+	q->seq = q->failed_upto = q->irq_seq = 0;
 	q->poll_ns = READ_ONCE(poll_us) * NSEC_PER_USEC;
 	*q->fence = 0;
 	return 0;
