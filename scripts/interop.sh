@@ -337,8 +337,9 @@ linux_stats() { # label values...
 	sorted=$(printf '%s\n' "$@" | sort -n)
 	cnt=$#
 	med=$(printf '%s\n' "$sorted" | sed -n "$(((cnt + 1) / 2))p")
-	printf '  %-34s median %6s us  range %s..%s us  (%s runs)\n' "$label" "$med" \
-		"$(printf '%s\n' "$sorted" | head -n 1)" "$(printf '%s\n' "$sorted" | tail -n 1)" "$cnt"
+	printf '  %-34s median %6s us  range %s..%s us  (%s runs:%s)\n' "$label" "$med" \
+		"$(printf '%s\n' "$sorted" | head -n 1)" "$(printf '%s\n' "$sorted" | tail -n 1)" "$cnt" \
+		"$(printf ' %s' "$@")"
 }
 per_iter() {
 	tr -d '\r' <"$log" | sed -n 's/.* \([0-9][0-9]*\) us per iteration.*/\1/p' | tail -n 1
