@@ -49,7 +49,15 @@ static uint64_t digest_sse2(const void *st)
 	return XXH3_64bits_digest(st);
 }
 
+/* The bytes are read twice: once by the copy, once (in cache) by the hash. */
+static uint64_t hash_copy_sse2(void *buf, size_t pre, const void *from, size_t len)
+{
+	memcpy((uint8_t *)buf + pre, from, len);
+	return XXH3_64bits(buf, pre + len);
+}
+
 static uint64_t (*hash_fn)(const void *, size_t) = hash_sse2;
+static uint64_t (*hash_copy_fn)(void *, size_t, const void *, size_t) = hash_copy_sse2;
 static void (*reset_fn)(void *) = reset_sse2;
 static void (*update_fn)(void *, const void *, size_t) = update_sse2;
 static uint64_t (*digest_fn)(const void *) = digest_sse2;
@@ -66,6 +74,7 @@ __attribute__((constructor)) static void pick_loop(void)
 	if (__builtin_cpu_supports("avx2") && !(want && !strcmp(want, "sse2"))) {
 		hash_fn = mig_hash_avx2;
 		hash2_fn = mig_hash2_avx2;
+		hash_copy_fn = mig_hash_copy_avx2;
 		reset_fn = mig_hasher_reset_avx2;
 		update_fn = mig_hasher_update_avx2;
 		digest_fn = mig_hasher_digest_avx2;
@@ -80,6 +89,16 @@ uint64_t mig_hash(const void *p, size_t len)
 uint64_t mig_hash2(const void *a, size_t alen, const void *b, size_t blen)
 {
 	return hash2_fn(a, alen, b, blen);
+}
+
+/* XXH3 takes another path up to 240 bytes; the fused loop is the long one. */
+#define HASH_COPY_MIN 241
+
+uint64_t mig_hash_copy(void *buf, size_t pre, const void *from, size_t len)
+{
+	if (pre + len < HASH_COPY_MIN)
+		return hash_copy_sse2(buf, pre, from, len);
+	return hash_copy_fn(buf, pre, from, len);
 }
 
 const char *mig_hash_loop(void)

@@ -418,6 +418,11 @@ void mig_rfile_close(struct mig_rfile *f);
  */
 uint64_t mig_hash(const void *p, size_t len);
 uint64_t mig_hash2(const void *a, size_t alen, const void *b, size_t blen);
+/* Copy len bytes from from to buf + pre and return mig_hash(buf, pre +
+ * len), buf's first pre bytes included: on AVX2 each byte is read once,
+ * by a loop that stores what it hashes (a copy then a hash reads the
+ * bytes twice).  from and buf + pre must not overlap. */
+uint64_t mig_hash_copy(void *buf, size_t pre, const void *from, size_t len);
 const char *mig_hash_loop(void);
 /* The same over bytes that come in pieces: new (NULL without memory),
  * reset, update with each piece in order, digest (the hash of all of

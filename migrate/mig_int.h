@@ -32,6 +32,7 @@ uint64_t mig_hash2_avx2(const void *a, size_t alen, const void *b, size_t blen);
 void mig_hasher_reset_avx2(void *st);
 void mig_hasher_update_avx2(void *st, const void *p, size_t len);
 uint64_t mig_hasher_digest_avx2(const void *st);
+uint64_t mig_hash_copy_avx2(void *buf, size_t pre, const void *from, size_t len);
 
 /* A chain link's file name, PREFIX.NNNNNNNN.base or .incr (chain.c
  * writes them): whether name is one of PREFIX's, and its number and kind

@@ -203,17 +203,23 @@ static void clear_pending(struct mig_save *s, uint64_t p, uint64_t n)
 
 /* Seal the chunk at base whose payload (plen bytes) is already written
  * after its head; its length.  base may be unaligned (a reply buffer). */
-static size_t emit(struct mig_dev *md, uint8_t *base, unsigned int kind, unsigned int flags,
-		   uint32_t plen)
+static size_t emit_hashed(struct mig_dev *md, uint8_t *base, unsigned int kind,
+			  unsigned int flags, uint32_t plen, uint64_t hash)
 {
 	struct mig_save *s = &md->save;
 	struct gpup_mig_chunk h;
 
-	mig_chunk_seal(&h, kind, flags, plen, s->seq++, mig_hash(base + HEAD, plen));
+	mig_chunk_seal(&h, kind, flags, plen, s->seq++, hash);
 	memcpy(base, &h, HEAD);
 	s->totals.chunks++;
 	s->totals.bytes += HEAD + plen;
 	return HEAD + plen;
+}
+
+static size_t emit(struct mig_dev *md, uint8_t *base, unsigned int kind, unsigned int flags,
+		   uint32_t plen)
+{
+	return emit_hashed(md, base, kind, flags, plen, mig_hash(base + HEAD, plen));
 }
 
 static size_t emit_header(struct mig_dev *md, uint8_t *base)
@@ -275,13 +281,13 @@ static size_t emit_vram_ref(struct mig_dev *md, uint8_t *base, const struct gpup
 
 /* The pages are copied (or compressed) once, straight to base, and the
  * hash is taken of what was written there: a page an engine changes
- * meanwhile (PRE_COPY) is sent as read, consistently, and again later. */
+ * meanwhile (PRE_COPY) is sent as read, consistently, and again later.
+ * A raw copy is hashed as it is made (mig_hash_copy), one read of VRAM. */
 static size_t emit_vram(struct mig_dev *md, uint8_t *base, uint64_t p, uint64_t n)
 {
 	struct gpup_mig_vram v = { p * MIG_PAGE_SIZE, (uint32_t)n, 0 };
 	uint8_t *data = base + HEAD + sizeof(v);
 	size_t bytes = n * MIG_PAGE_SIZE, zlen = 0;
-	unsigned int flags = 0;
 
 	if (md->save.by_ref && !md->zlevel)
 		return emit_vram_ref(md, base, &v);
@@ -294,15 +300,12 @@ static size_t emit_vram(struct mig_dev *md, uint8_t *base, uint64_t p, uint64_t 
 		if (ZSTD_isError(zlen))
 			zlen = 0;
 	}
-	if (zlen) {
-		flags = GPUP_MIG_CF_ZSTD;
-		bytes = zlen;
-	} else {
-		memcpy(data, md->vram + v.offset, bytes);
-	}
 	md->save.totals.vram_pages += n;
 	MIG_STATS(md, md->st.pages_sent += n);
-	return emit(md, base, GPUP_MIG_VRAM, flags, (uint32_t)(sizeof(v) + bytes));
+	if (zlen)
+		return emit(md, base, GPUP_MIG_VRAM, GPUP_MIG_CF_ZSTD, (uint32_t)(sizeof(v) + zlen));
+	return emit_hashed(md, base, GPUP_MIG_VRAM, 0, (uint32_t)(sizeof(v) + bytes),
+			   mig_hash_copy(base + HEAD, sizeof(v), md->vram + v.offset, bytes));
 }
 
 #define ZERO_CHUNK (HEAD + sizeof(struct gpup_mig_zero))

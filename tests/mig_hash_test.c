@@ -98,3 +98,34 @@ Test(mig_hash, in_pieces_the_same)
 	mig_hasher_free(h);
 	free(p);
 }
+
+/* mig_hash_copy: the copy is exact and the hash is of the bytes before it
+ * and the copy, for heads of every length a VRAM chunk or a caller may
+ * put there, lengths around XXH3's edges, and unaligned ends. */
+Test(mig_hash, copy_hashes_what_it_copies)
+{
+	static const size_t lens[] = { 1, 63, 64, 65, 224, 225, 239, 240, 241, 1000, 1024,
+				       1025, 1088, 4096, 4097, 65536, (1u << 20) + 17 };
+	uint8_t *p = data(), *out = malloc(BUF + 256);
+
+	cr_assert_not_null(out);
+	for (size_t l = 0; l < sizeof(lens) / sizeof(lens[0]); l++)
+		for (size_t pre = 0; pre <= 130; pre += pre < 20 ? 1 : 37)
+			for (size_t a = 0; a < 3; a++) {
+				size_t n = lens[l];
+				uint8_t *dst = out + a;
+
+				memset(dst, 0xa5, pre + n + 64);
+				for (size_t i = 0; i < pre; i++)
+					dst[i] = (uint8_t)(i * 31 + 7);
+				cr_assert_eq(mig_hash_copy(dst, pre, p + 5 + a, n),
+					     XXH3_64bits(dst, pre + n), "head %zu, length %zu", pre, n);
+				cr_assert(!memcmp(dst + pre, p + 5 + a, n), "head %zu, length %zu", pre, n);
+				for (size_t i = 0; i < 64; i++)
+					cr_assert_eq(dst[pre + n + i], 0xa5, "written past the end");
+				for (size_t i = 0; i < pre; i++)
+					cr_assert_eq(dst[i], (uint8_t)(i * 31 + 7), "the head changed");
+			}
+	free(out);
+	free(p);
+}
