@@ -19,10 +19,12 @@
  * and WAIT for each submission instead, as before GPUP_IOC_EXEC).
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "gpup.h"
 
@@ -144,6 +146,22 @@ static bool device_gone(struct infer *t)
 	return true;
 }
 
+/* The driver zaps VRAM mappings when it finds the device lost, from
+ * whichever path finds it first (the fault interrupt's, as often as our
+ * own ioctl's): a check reading C through the mapping then takes SIGBUS
+ * (gpup-vgpu(4)).  That is the device's loss too. */
+static void vram_gone(int sig)
+{
+	static const char msg[] = "infer: device error (SIGBUS: the VRAM mapping is gone, "
+				  "the device was lost)\n";
+
+	ssize_t n = write(STDOUT_FILENO, msg, sizeof(msg) - 1);
+
+	(void)sig;
+	(void)n;
+	_exit(EXIT_DEVICE);
+}
+
 static int check(struct infer *t, unsigned int iter)
 {
 	const uint32_t *c = t->c.map, *ref = (const uint32_t *)t->ref;
@@ -227,6 +245,7 @@ int main(int argc, char **argv)
 		printf("infer: want n=1..1024 and iters>=1\n");
 		return EXIT_SETUP;
 	}
+	signal(SIGBUS, vram_gone);
 	rc = gpup_open(&t.d, NULL);
 	if (rc) {
 		printf("infer: no usable vGPU (%s)\n", strerror(-rc));
