@@ -151,6 +151,15 @@ struct mig_dev_ops {
 	 * Can be NULL, or return NULL: those features are then not offered
 	 * (ENOTTY). */
 	struct iommu_domain *(*iommu)(void *dev);
+
+	/* Loading: put len bytes at off into VRAM, as a store through the
+	 * vram mapping would, but where VRAM is a file by writing the file
+	 * (pwrite): a page the load allocates is then filled as it is
+	 * allocated, not zeroed first and faulted in through the mapping one
+	 * page at a time (RESUMING starts from VRAM punched to holes).  0 or
+	 * -errno, which fails the load.  Can be NULL: the loader copies
+	 * through the mapping. */
+	int (*vram_write)(void *dev, uint64_t off, const void *buf, size_t len);
 };
 #define MIG_DEV_OPS_VERSION 1u
 
@@ -221,8 +230,12 @@ int mig_dev_data_readv(struct mig_dev *md, uint32_t len, struct iovec *iov, unsi
  * build the next reply of len bytes into a second buffer, leaving the last
  * reply's pieces as they are: those bytes are the stream's next whatever
  * the client does (a read of another size, or STOP_COPY, takes them
- * first). */
-void mig_dev_data_ahead(struct mig_dev *md, uint32_t len);
+ * first).  pump, when not NULL, is called between the chunks it builds
+ * (VRAM chunks are then at most MIG_PUMP_PAGES pages, some tens of
+ * microseconds apart): the server's way to feed the socket the last
+ * reply's end meanwhile. */
+#define MIG_PUMP_PAGES 64u
+void mig_dev_data_ahead(struct mig_dev *md, uint32_t len, void (*pump)(void *), void *pump_arg);
 
 /* MIG_DATA_WRITE in RESUMING: takes all len bytes (split anywhere) or
  * refuses them: -EINVAL outside RESUMING, and once the stream is found

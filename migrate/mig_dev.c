@@ -292,12 +292,15 @@ int mig_dev_data_readv(struct mig_dev *md, uint32_t len, struct iovec *iov, unsi
 	return mig_save_readv(md, len, iov, max, niov);
 }
 
-void mig_dev_data_ahead(struct mig_dev *md, uint32_t len)
+void mig_dev_data_ahead(struct mig_dev *md, uint32_t len, void (*pump)(void *), void *pump_arg)
 {
-	if (md->state == MIG_STOP_COPY && md->quiesced && !md->zlevel)
+	if (md->state == MIG_STOP_COPY && md->quiesced && !md->zlevel) {
+		if (pump)
+			pump(pump_arg);
 		mig_save_ahead(md, len);
-	else if (precopy(md->state))
-		mig_save_prepare(md, len);
+	} else if (precopy(md->state)) {
+		mig_save_prepare(md, len, pump, pump_arg);
+	}
 }
 
 int mig_dev_data_write(struct mig_dev *md, const void *buf, uint32_t len)

@@ -68,6 +68,8 @@ struct mig_save {
 	size_t spare_cap;
 	size_t prep_len, prep_pos;
 	bool prep_short;
+	void (*pump)(void *);     /* while mig_save_prepare builds: its pump */
+	void *pump_arg;
 	bool by_ref;              /* VRAM chunks may be sent in place */
 	const uint8_t *ref;
 	size_t ref_len;
@@ -146,7 +148,7 @@ int mig_save_read(struct mig_dev *md, uint8_t *buf, uint32_t len);
 /* Hash ahead the VRAM chunk a next read of len would start with, as
  * mig_dev_data_ahead; the chunk's pieces use it if it comes. */
 void mig_save_ahead(struct mig_dev *md, uint32_t len);
-void mig_save_prepare(struct mig_dev *md, uint32_t len);
+void mig_save_prepare(struct mig_dev *md, uint32_t len, void (*pump)(void *), void *pump_arg);
 /* The same bytes as pieces, as mig_dev_data_readv. */
 int mig_save_readv(struct mig_dev *md, uint32_t len, struct iovec *iov, unsigned int max,
 		   unsigned int *niov);

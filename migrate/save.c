@@ -328,8 +328,9 @@ static size_t emit_pages(struct mig_dev *md, uint8_t *base, size_t cap, bool *do
 	max = cap < VRAM_CHUNK(1) ? 0 : (cap - VRAM_CHUNK(0)) / MIG_PAGE_SIZE;
 	if (zero ? cap < ZERO_CHUNK : !max)
 		return 0;
-	n = run_len(md, p, zero, zero ? ZERO_RUN_MAX :
-				 max < GPUP_MIG_MAX_VRAM_PAGES ? max : GPUP_MIG_MAX_VRAM_PAGES);
+	if (!zero && max > (s->pump ? MIG_PUMP_PAGES : GPUP_MIG_MAX_VRAM_PAGES))
+		max = s->pump ? MIG_PUMP_PAGES : GPUP_MIG_MAX_VRAM_PAGES;
+	n = run_len(md, p, zero, zero ? ZERO_RUN_MAX : max);
 	clear_pending(s, p, n);
 	s->cursor = p + n;
 	return zero ? emit_zero(md, base, p, n) : emit_vram(md, base, p, n);
@@ -576,6 +577,8 @@ static int build(struct mig_dev *md, uint32_t len, struct pieces *p, bool *none)
 			done += (uint32_t)k;
 			continue;
 		}
+		if (s->pump)
+			s->pump(s->pump_arg);
 		/* A chunk in place takes two pieces; one is kept for the end. */
 		s->by_ref = in_place && p->n + 3 <= p->max;
 		s->ref = NULL;
@@ -640,9 +643,12 @@ int mig_save_readv(struct mig_dev *md, uint32_t len, struct iovec *iov, unsigned
  * its trip through the socket.  The bytes built are the stream's from
  * here on whatever the client does next: a read of another size, or
  * STOP_COPY, takes them first.  A page an engine writes after its copy
- * here is pending again, as after any copy in a round.
+ * here is pending again, as after any copy in a round.  With a pump, the
+ * reply is built in chunks of at most MIG_PUMP_PAGES pages with the pump
+ * called between them: the socket, which may not have held the whole
+ * last reply, is fed its end while this one is built.
  */
-void mig_save_prepare(struct mig_dev *md, uint32_t len)
+void mig_save_prepare(struct mig_dev *md, uint32_t len, void (*pump)(void *), void *pump_arg)
 {
 	struct mig_save *s = &md->save;
 	struct iovec iov[1];
@@ -654,7 +660,10 @@ void mig_save_prepare(struct mig_dev *md, uint32_t len)
 		return;
 	swap_areas(s);
 	s->by_ref = false;
+	s->pump = pump;
+	s->pump_arg = pump_arg;
 	n = build(md, len, &p, &none);
+	s->pump = NULL;
 	if (n < 0) {
 		/* In PRE_COPY only the buffer's allocation fails, before
 		 * anything is taken; the read that comes meets it too. */

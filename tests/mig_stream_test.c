@@ -36,6 +36,8 @@ struct fake {
 	int quiesce_rc, load_rc, track_rc;
 	int resets;
 	int fd;                     /* VRAM as a memfd (sparse tests), or -1 */
+	unsigned int writes;        /* vram_write calls */
+	int write_rc;               /* what vram_write returns (0: it writes) */
 };
 
 static void f_ident(void *d, struct mig_ident *id) { *id = ((struct fake *)d)->id; }
@@ -924,6 +926,65 @@ Test(mig_stream, sparse_vram_stays_sparse)
 	free(s.p);
 }
 
+/* A device with vram_write (a VRAM file) is loaded through it: every VRAM
+ * chunk is one write, the pages land bit for bit and the holes stay holes;
+ * a write that fails refuses the stream with its error, named. */
+static int f_vram_write(void *d, uint64_t off, const void *buf, size_t len)
+{
+	struct fake *f = d;
+
+	f->writes++;
+	if (f->write_rc)
+		return f->write_rc;
+	cr_assert_leq(off + len, f->size);
+	cr_assert_eq(pwrite(f->fd, buf, len, (off_t)off), (ssize_t)len);
+	return 0;
+}
+
+Test(mig_stream, vram_write_loads_through_the_file)
+{
+	const uint64_t size = 16ull << 20;
+	struct fake *a = fake_new_sparse(size), *b = fake_new_sparse(size);
+	struct mig_dev_ops ops = fake_ops;
+	struct mig_dev *ma, *mb;
+	struct buf s = { 0 };
+	struct mig_stats st;
+
+	ops.vram_data = f_data;
+	ops.vram_write = f_vram_write;
+	ma = mig_dev_create(&ops, a, FEAT_ALL);
+	mb = mig_dev_create(&ops, b, FEAT_ALL);
+	cr_assert(ma && mb);
+	mig_dev_set_log(ma, capture, NULL);
+	mig_dev_set_log(mb, capture, NULL);
+	for (int i = 0; i < 300; i++)
+		engine_fill(a, (uint64_t)i * 7 % (size / PG), (uint8_t)(i | 1));
+	cr_assert_eq(set_state(ma, MIG_STOP), 0);
+	cr_assert_eq(set_state(ma, MIG_STOP_COPY), 0);
+	read_round(ma, &s, 1 << 20);
+	mig_dev_stats(ma, &st);
+	cr_assert_eq(load(mb, &s), 0, "%s", logbuf);
+	cr_assert_eq(set_state(mb, MIG_RUNNING), 0);
+	cr_assert_gt(b->writes, 0);
+	cr_assert_leq(allocated(b), allocated(a), "the load allocated holes");
+	cr_assert(!memcmp(a->vram, b->vram, size));
+	mig_dev_destroy(mb);
+
+	/* The same stream into a device whose VRAM cannot be written. */
+	b->write_rc = -EIO;
+	mb = mig_dev_create(&ops, b, FEAT_ALL);
+	cr_assert_not_null(mb);
+	mig_dev_set_log(mb, capture, NULL);
+	logbuf[0] = 0;
+	cr_assert_eq(load(mb, &s), -EIO);
+	cr_assert(strstr(logbuf, "could not write VRAM"), "%s", logbuf);
+	mig_dev_destroy(ma);
+	mig_dev_destroy(mb);
+	fake_free(a);
+	fake_free(b);
+	free(s.p);
+}
+
 /* A control-plane thread reading state and stats during a save sees
  * only real states and consistent snapshots. */
 static atomic_bool watching;
@@ -1172,7 +1233,7 @@ static size_t readv_ahead_round(struct mig_dev *md, const struct fake *f, struct
 			in_vram += p >= f->vram && p < f->vram + f->size;
 		}
 		if ((uint32_t)got == step)
-			mig_dev_data_ahead(md, ahead);
+			mig_dev_data_ahead(md, ahead, NULL, NULL);
 	} while ((uint32_t)got == step);
 	cr_assert_gt(in_vram, 0, "nothing was sent in place");
 	return b->len - start;
@@ -1251,7 +1312,7 @@ Test(mig_stream, readv_ahead_same_bytes_and_forgotten_with_the_session)
 		fill_random(v, 30);
 		cr_assert_eq(set_state(mv, MIG_STOP_COPY), 0);
 		cr_assert_eq(mig_dev_data_readv(mv, 1u << 20, iov, 64, &ni), 1 << 20);
-		mig_dev_data_ahead(mv, 1u << 20);
+		mig_dev_data_ahead(mv, 1u << 20, NULL, NULL);
 		if (how)
 			mig_dev_device_reset(mv);
 		else
@@ -1283,7 +1344,7 @@ Test(mig_stream, readv_ahead_same_bytes_and_forgotten_with_the_session)
 			memcpy(t.p + t.len, iov[i].iov_base, iov[i].iov_len);
 			t.len += iov[i].iov_len;
 		}
-		mig_dev_data_ahead(mv, 1u << 20);
+		mig_dev_data_ahead(mv, 1u << 20, NULL, NULL);
 		v->vram[300 * PG + 17] ^= 1;
 		readv_ahead_round(mv, v, &t, same, 1, 1u << 20);
 		cr_assert_eq(set_state(mv, MIG_RUNNING), 0);
@@ -1320,7 +1381,7 @@ static size_t readv_prep_round(struct mig_dev *md, struct buf *b, const uint32_t
 		got = mig_dev_data_readv(md, step, iov, 64, &ni);
 		cr_assert_geq(got, 0);
 		if ((uint32_t)got == step)
-			mig_dev_data_ahead(md, ahead);
+			mig_dev_data_ahead(md, ahead, NULL, NULL);
 		if (f && k % 3 == 0)
 			engine_fill(f, k % (f->size / PG), (uint8_t)k);
 		if (b->cap < b->len + (size_t)got) {
@@ -1363,6 +1424,61 @@ Test(mig_stream, readv_precopy_built_ahead_same_bytes)
 	free(t.p);
 }
 
+/* The server's pump (feeding the socket the last reply's end) is called
+ * between the chunks of a reply built ahead, VRAM chunks then being at
+ * most MIG_PUMP_PAGES pages, and the stream is still whole. */
+static unsigned int pumps;
+
+static void count_pump(void *arg)
+{
+	cr_assert_eq(arg, &pumps);
+	pumps++;
+}
+
+Test(mig_stream, readv_precopy_built_ahead_with_a_pump)
+{
+	const uint32_t step = 1u << 20;
+	struct fake *a = fake_new("t1", BIG, 1), *b = fake_new("t1", BIG, 1);
+	struct mig_dev *ma = md_new(a, FEAT_ALL), *mb = md_new(b, FEAT_ALL);
+	struct buf s = { 0 };
+	unsigned int full = 0, ni;
+	struct iovec iov[64];
+	int got;
+
+	fill_dense(a, 5);
+	cr_assert_eq(set_state(ma, MIG_PRE_COPY), 0);
+	do {
+		got = mig_dev_data_readv(ma, step, iov, 64, &ni);
+		cr_assert_geq(got, 0);
+		if ((uint32_t)got == step) {
+			mig_dev_data_ahead(ma, step, count_pump, &pumps);
+			full++;
+		}
+		if (s.cap < s.len + (size_t)got) {
+			s.cap = (s.len + (size_t)got) * 2 + 1;
+			s.p = realloc(s.p, s.cap);
+		}
+		for (unsigned int i = 0; i < ni; i++) {
+			memcpy(s.p + s.len, iov[i].iov_base, iov[i].iov_len);
+			s.len += iov[i].iov_len;
+		}
+	} while ((uint32_t)got == step);
+	/* Pages of data only: each MiB built ahead but the round's last is
+	 * chunks of at most MIG_PUMP_PAGES pages, a pump before each. */
+	cr_assert_geq(full, BIG / step - 1);
+	cr_assert_geq(pumps, (full - 1) * (step / (MIG_PUMP_PAGES * PG)), "%u pumps", pumps);
+	cr_assert_eq(set_state(ma, MIG_STOP_COPY), 0);
+	readv_round(ma, a, &s, 65536, 64, &(unsigned int){ 0 });
+	cr_assert_eq(load(mb, &s), 0, "%s", logbuf);
+	cr_assert_eq(set_state(mb, MIG_RUNNING), 0);
+	expect_same(a, b);
+	mig_dev_destroy(ma);
+	mig_dev_destroy(mb);
+	fake_free(a);
+	fake_free(b);
+	free(s.p);
+}
+
 Test(mig_stream, readv_precopy_built_ahead_other_sizes_and_a_stop_midway)
 {
 	static const uint32_t steps[] = { 65536, 4096, 200000, 777, 1u << 20 };
@@ -1386,7 +1502,7 @@ Test(mig_stream, readv_precopy_built_ahead_other_sizes_and_a_stop_midway)
 		int got = mig_dev_data_readv(ma, 4096, iov, 64, &ni);
 
 		cr_assert_eq(got, 4096);
-		mig_dev_data_ahead(ma, 8192);
+		mig_dev_data_ahead(ma, 8192, NULL, NULL);
 		for (unsigned int k = 0; k < ni; k++) {
 			if (s.cap < s.len + iov[k].iov_len) {
 				s.cap = (s.len + iov[k].iov_len) * 2;
@@ -1474,7 +1590,7 @@ Test(mig_stream, readv_after_built_ahead_fits_one_piece)
 	cr_assert_eq(ni, 1);
 	memcpy(s.p, iov[0].iov_base, 4096);
 	s.len = 4096;
-	mig_dev_data_ahead(ma, 4096);
+	mig_dev_data_ahead(ma, 4096, NULL, NULL);
 	do {
 		got = mig_dev_data_readv(ma, 65536, iov, 1, &ni);
 		cr_assert_geq(got, 0);

@@ -143,9 +143,9 @@ static int v_mig_readv(void *d, uint32_t len, struct iovec *iov, unsigned int ma
 	return mig_dev_data_readv(((struct wdev *)d)->md, len, iov, max, niov);
 }
 
-static void v_mig_ahead(void *d, uint32_t len)
+static void v_mig_ahead(void *d, uint32_t len, void (*pump)(void *), void *pump_arg)
 {
-	mig_dev_data_ahead(((struct wdev *)d)->md, len);
+	mig_dev_data_ahead(((struct wdev *)d)->md, len, pump, pump_arg);
 }
 
 static const struct vfu_dev_ops vops = {

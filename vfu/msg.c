@@ -134,8 +134,13 @@ static int pipe_drain(int pr, int sock, size_t n)
 	return 0;
 }
 
+/* What a full pipe gives the socket before it is filled again when the
+ * reply may end in the pipe: room for the rest of the reply, not all of
+ * the pipe's bytes, so the wait ends as soon as the reader takes that. */
+#define SPLICE_STEP (64u << 10)
+
 int vfu_msg_splicev(int sock, const int pipefd[2], const struct vfio_user_header *h,
-		    const struct iovec *body, unsigned int nbody)
+		    const struct iovec *body, unsigned int nbody, size_t *left)
 {
 	struct iovec seg[1 + VFU_MAX_IOV];
 	unsigned int nseg = 1, i = 0;
@@ -148,7 +153,7 @@ int vfu_msg_splicev(int sock, const int pipefd[2], const struct vfio_user_header
 	for (unsigned int k = 0; k < nbody; k++)
 		if (body[k].iov_len)
 			seg[nseg++] = body[k];
-	while (i < nseg) {
+	for (;;) {
 		/* Fill the pipe as far as it goes, then empty it into the
 		 * socket: the socket's own buffer keeps the reader busy while
 		 * the pipe fills again. */
@@ -167,14 +172,50 @@ int vfu_msg_splicev(int sock, const int pipefd[2], const struct vfio_user_header
 				off = 0;
 			}
 		}
+		if (i == nseg && left) {
+			*left = held;
+			return 0;
+		}
 		if (!held)
 			return -EIO;    /* an empty pipe that takes nothing */
-		rc = pipe_drain(pipefd[0], sock, held);
+		if (i == nseg || !left) {
+			rc = pipe_drain(pipefd[0], sock, held);
+			if (rc || i == nseg)
+				return rc;
+			held = 0;
+			continue;
+		}
+		rc = pipe_drain(pipefd[0], sock, held < SPLICE_STEP ? held : SPLICE_STEP);
 		if (rc)
 			return rc;
-		held = 0;
+		held -= held < SPLICE_STEP ? held : SPLICE_STEP;
+	}
+}
+
+int vfu_splice_push(int sock, const int pipefd[2], size_t *left)
+{
+	while (*left) {
+		ssize_t k = splice(pipefd[0], NULL, sock, NULL, *left,
+				   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0)
+			return errno == EAGAIN ? 0 : -errno;
+		if (k == 0)
+			return -EPIPE;
+		*left -= (size_t)k;
 	}
 	return 0;
+}
+
+int vfu_splice_flush(int sock, const int pipefd[2], size_t *left)
+{
+	int rc = pipe_drain(pipefd[0], sock, *left);
+
+	if (!rc)
+		*left = 0;
+	return rc;
 }
 
 int vfu_msg_send(int sock, const struct vfio_user_header *h, const void *data,

@@ -27,9 +27,11 @@
  * else gets the protocol's error reply and the connection goes on.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -85,7 +87,10 @@ static void splice_close(struct vfu_server *s)
 }
 
 /* A reply whose pieces the device keeps for the client (MIG_DATA_READ)
- * goes out by reference where a pipe can be had, else copied. */
+ * goes out by reference where a pipe can be had, else copied.  What of
+ * it the socket has no room for yet stays in the pipe (splice_left):
+ * the device prepares the next reply while the client reads, and
+ * settle_reply moves the rest before the server reads or sends again. */
 static int send_pieces(struct vfu_server *s, int sock, const struct vfio_user_header *h,
 		       const struct vfu_reply *r)
 {
@@ -93,10 +98,64 @@ static int send_pieces(struct vfu_server *s, int sock, const struct vfio_user_he
 
 	if (!r->by_ref || (s->splice[0] < 0 && vfu_splice_pipe(s->splice)))
 		return vfu_msg_sendv(sock, h, r->piece, r->npieces, r->fds, r->nfds);
-	rc = vfu_msg_splicev(sock, s->splice, h, r->piece, r->npieces);
-	if (rc)
+	rc = vfu_msg_splicev(sock, s->splice, h, r->piece, r->npieces, &s->splice_left);
+	if (rc) {
 		splice_close(s);        /* it may hold a part of this reply */
+		s->splice_left = 0;
+	}
 	return rc;
+}
+
+/* mig_data_ahead's pump: what the socket takes now of the reply's end.
+ * The socket is O_NONBLOCK meanwhile, so this never waits for the client
+ * (the device may hold its own lock around it). */
+static void splice_pump(void *arg)
+{
+	struct vfu_server *s = arg;
+	int rc;
+
+	if (!s->splice_left || s->conn_err)
+		return;
+	rc = vfu_splice_push(s->sock, s->splice, &s->splice_left);
+	if (rc)
+		s->conn_err = rc;
+}
+
+/* The last reply wholly in the socket, waiting for room as a send does:
+ * 0, or -errno and the pipe (which may hold some of it) closed. */
+static int settle_reply(struct vfu_server *s, int sock)
+{
+	int rc = s->conn_err;
+
+	if (!s->splice_left)
+		return rc;
+	if (!rc)
+		rc = vfu_splice_flush(sock, s->splice, &s->splice_left);
+	if (rc) {
+		splice_close(s);
+		s->splice_left = 0;
+	}
+	return rc;
+}
+
+/* Let the device prepare the next MIG_DATA_READ, feeding the socket the
+ * last reply's end as it goes where the socket can be made non-blocking
+ * for that while (only this thread uses it; one with any other status
+ * flag is left alone, and the jail lets only O_NONBLOCK be set). */
+static void prepare_ahead(struct vfu_server *s, int sock, uint32_t len)
+{
+	int fl = s->splice_left ? fcntl(sock, F_GETFL) : -1;
+	bool pump = fl >= 0 && !(fl & ~O_ACCMODE) && !fcntl(sock, F_SETFL, fl | O_NONBLOCK);
+
+	/* Without a pump the reply goes whole first, or the client would
+	 * wait for its end until the device is done. */
+	if (!pump && settle_reply(s, sock)) {
+		s->conn_err = s->conn_err ? s->conn_err : -EPIPE;
+		return;
+	}
+	s->ops->mig_data_ahead(s->dev, len, pump ? splice_pump : NULL, s);
+	if (pump && fcntl(sock, F_SETFL, fl) && !s->conn_err)
+		s->conn_err = -errno;
 }
 
 static int send_reply(struct vfu_server *s, int sock, const struct vfio_user_header *req, int err,
@@ -209,8 +268,11 @@ int vfu_server_serve_one(struct vfu_server *s, int sock)
 	if (!(m.hdr.flags & VFIO_USER_F_NO_REPLY) && send_reply(s, sock, &m.hdr, -rc, &r))
 		return -EPIPE;
 	if (!rc && r.ahead)
-		s->ops->mig_data_ahead(s->dev, r.ahead);
-	/* The stream broke under an inline DMA_READ / DMA_WRITE. */
+		prepare_ahead(s, sock, r.ahead);
+	if (settle_reply(s, sock) && !s->conn_err)
+		return -EPIPE;
+	/* The stream broke under an inline DMA_READ / DMA_WRITE, or under
+	 * the end of a reply. */
 	if (s->conn_err)
 		return s->conn_err;
 	/* Until a VERSION succeeds there is nothing else to talk about. */
@@ -228,6 +290,7 @@ void vfu_server_conn_reset(struct vfu_server *s)
 	s->nerrors = 0;
 	vfu_caps_default(&s->peer);
 	splice_close(s);
+	s->splice_left = 0;
 }
 
 /* The connection is over: clean up, then take a client that connected

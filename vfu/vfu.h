@@ -76,8 +76,21 @@ int vfu_msg_sendv(int sock, const struct vfio_user_header *h, const struct iovec
  * ignores it for the process. */
 #define VFU_SPLICE_MIN 4096u
 int vfu_splice_pipe(int pipefd[2]);
+/* left NULL: the whole reply is in the socket on return.  Otherwise the
+ * call returns once the whole reply is in the pipe or the socket, the
+ * pipe's share, *left bytes, still to be moved into the socket (by
+ * vfu_splice_push, vfu_splice_flush) before anything else is sent on
+ * sock: the caller may work meanwhile instead of waiting for the reader
+ * to make room for the end of the reply. */
 int vfu_msg_splicev(int sock, const int pipefd[2], const struct vfio_user_header *h,
-		    const struct iovec *body, unsigned int nbody);
+		    const struct iovec *body, unsigned int nbody, size_t *left);
+/* Move into the socket what of the *left bytes it takes without waiting
+ * (sock must be O_NONBLOCK for the splice not to wait): 0, *left lowered,
+ * or -errno. */
+int vfu_splice_push(int sock, const int pipefd[2], size_t *left);
+/* Move all *left bytes, waiting as a send does: 0 (then *left is 0) or
+ * -errno, the pipe then to be closed. */
+int vfu_splice_flush(int sock, const int pipefd[2], size_t *left);
 
 /* Receive one whole message into m, its payload into buf (max bytes).
  * 0: a message.  1: EOF before its first byte.  -ECONNRESET: EOF inside
@@ -338,8 +351,12 @@ struct vfu_dev_ops {
 
 	/* A full MIG_DATA_READ reply of len bytes has gone out and the
 	 * client is taking it: the device may prepare the next read now,
-	 * before the server waits for it.  Can be NULL. */
-	void (*mig_data_ahead)(void *dev, uint32_t len);
+	 * before the server waits for it.  The end of the reply may still
+	 * wait for room in the socket: calling pump(pump_arg) now and then
+	 * (between steps of some tens of microseconds) moves what the
+	 * socket takes without waiting; the server moves the rest after.
+	 * pump never blocks and sends nothing but that reply.  Can be NULL. */
+	void (*mig_data_ahead)(void *dev, uint32_t len, void (*pump)(void *), void *pump_arg);
 
 	/* DMA_MAP / DMA_UNMAP of a window sent without an fd (r->host is
 	 * NULL): the device reaches it only through vfu_dma_chan_rw.

@@ -101,6 +101,7 @@ struct vfu_server {
 	int sock;                 /* the socket serve_one is reading */
 	int conn_err;             /* the stream broke under an inline wait */
 	int splice[2];            /* by-reference replies' pipe, or -1 */
+	size_t splice_left;       /* of the last reply, still in the pipe */
 	struct vfu_deferred defer[VFU_DMA_DEFER_MAX];
 	unsigned int defer_head, ndefer;
 };

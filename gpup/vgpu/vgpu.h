@@ -152,7 +152,7 @@ int vgpu_mig_read(struct vgpu *v, void *buf, uint32_t len);
 int vgpu_mig_readv(struct vgpu *v, uint32_t len, struct iovec *iov, unsigned int max,
 		   unsigned int *niov);
 /* After a reply of len went out: prepare the next read (mig_dev_data_ahead). */
-void vgpu_mig_ahead(struct vgpu *v, uint32_t len);
+void vgpu_mig_ahead(struct vgpu *v, uint32_t len, void (*pump)(void *), void *pump_arg);
 int vgpu_mig_write(struct vgpu *v, const void *buf, uint32_t len);
 /* DEVICE_RESET: registers, queues and VRAM to power-on, any migration
  * stream dropped, the state machine back in RUNNING. */

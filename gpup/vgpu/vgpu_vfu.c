@@ -179,9 +179,9 @@ static int vfu_mig_readv(void *dev, uint32_t len, struct iovec *iov, unsigned in
 	return vgpu_mig_readv(dev, len, iov, max, niov);
 }
 
-static void vfu_mig_ahead(void *dev, uint32_t len)
+static void vfu_mig_ahead(void *dev, uint32_t len, void (*pump)(void *), void *pump_arg)
 {
-	vgpu_mig_ahead(dev, len);
+	vgpu_mig_ahead(dev, len, pump, pump_arg);
 }
 
 static int vfu_mig_write(void *dev, const void *buf, uint32_t len)
