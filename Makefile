@@ -52,7 +52,9 @@ PERF_BINS := $(patsubst perf/%.c,$(O)/perf/%,$(PERF_SRCS))
 DEPS_STAMP := $(BUILD)/.deps-ok
 
 # Module fragments add freestanding guest images to GUESTS and may add
-# rules of their own; they see every variable above.
+# rules of their own; they see every variable above.  Their rules come
+# first, so the default goal is named here.
+.DEFAULT_GOAL := all
 GUESTS :=
 -include $(wildcard */module.mk)
 

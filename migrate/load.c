@@ -126,6 +126,7 @@ static int take_vram(struct mig_dev *md, const uint8_t *p, uint32_t len, unsigne
 {
 	const struct gpup_mig_vram *v = (const void *)p;
 	uint64_t bytes;
+	int rc;
 
 	if (len < sizeof(*v) || !v->pages || v->pages > GPUP_MIG_MAX_VRAM_PAGES ||
 	    v->reserved || !in_vram(md, v->offset, v->pages))
@@ -140,7 +141,10 @@ static int take_vram(struct mig_dev *md, const uint8_t *p, uint32_t len, unsigne
 	} else {
 		if (len - sizeof(*v) != bytes)
 			return bad(md, -EBADMSG, "VRAM chunk length does not match its pages");
-		memcpy(md->vram + v->offset, v + 1, bytes);
+		if (!md->ops->vram_write)
+			memcpy(md->vram + v->offset, v + 1, bytes);
+		else if ((rc = md->ops->vram_write(md->dev, v->offset, v + 1, bytes)))
+			return bad(md, rc, "the device could not write VRAM");
 	}
 	for (uint64_t p = v->offset / MIG_PAGE_SIZE; p < v->offset / MIG_PAGE_SIZE + v->pages; p++)
 		md->load.touched[p / 64] |= 1ull << (p % 64);

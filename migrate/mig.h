@@ -151,6 +151,15 @@ struct mig_dev_ops {
 	 * Can be NULL, or return NULL: those features are then not offered
 	 * (ENOTTY). */
 	struct iommu_domain *(*iommu)(void *dev);
+
+	/* Loading: put len bytes at off into VRAM, as a store through the
+	 * vram mapping would, but where VRAM is a file by writing the file
+	 * (pwrite): a page the load allocates is then filled as it is
+	 * allocated, not zeroed first and faulted in through the mapping one
+	 * page at a time (RESUMING starts from VRAM punched to holes).  0 or
+	 * -errno, which fails the load.  Can be NULL: the loader copies
+	 * through the mapping. */
+	int (*vram_write)(void *dev, uint64_t off, const void *buf, size_t len);
 };
 #define MIG_DEV_OPS_VERSION 1u
 

@@ -16,7 +16,8 @@
 # sources), GPUP_INTEROP_ONLY (a space-separated list of case names),
 # GPUP_LINUX_DIR (the Linux guest, from make linux-guest), GPUP_LINUX_CMDLINE
 # (more kernel parameters for it), GPUP_INTEROP_BENCH (runs of the Linux
-# driver's overhead measurement; none by default).
+# driver's overhead measurement; none by default), GPUP_INTEROP_BENCH_ARGS
+# (more arguments for gpup-infer in it, e.g. exec=0).
 set -eu
 
 GPUP=${GPUP_BIN:?GPUP_BIN is not set: run make interop}
@@ -336,8 +337,9 @@ linux_stats() { # label values...
 	sorted=$(printf '%s\n' "$@" | sort -n)
 	cnt=$#
 	med=$(printf '%s\n' "$sorted" | sed -n "$(((cnt + 1) / 2))p")
-	printf '  %-34s median %6s us  range %s..%s us  (%s runs)\n' "$label" "$med" \
-		"$(printf '%s\n' "$sorted" | head -n 1)" "$(printf '%s\n' "$sorted" | tail -n 1)" "$cnt"
+	printf '  %-34s median %6s us  range %s..%s us  (%s runs:%s)\n' "$label" "$med" \
+		"$(printf '%s\n' "$sorted" | head -n 1)" "$(printf '%s\n' "$sorted" | tail -n 1)" "$cnt" \
+		"$(printf ' %s' "$@")"
 }
 per_iter() {
 	tr -d '\r' <"$log" | sed -n 's/.* \([0-9][0-9]*\) us per iteration.*/\1/p' | tail -n 1
@@ -356,7 +358,7 @@ if [ -n "${GPUP_INTEROP_BENCH:-}" ] && [ -n "$LINUX_DIR" ]; then
 			[ "$st" -eq 1 ] && [ -n "$v" ] && free="$free $v" && free1="$free1 $(first_step)"
 			boot bench-linux "$linux_accel" shared 512 -kernel /gpup-interop/linux/vmlinuz \
 				-initrd /gpup-interop/linux/initramfs.cpio.gz \
-				-append "$LINUX_CMDLINE -- gpup-infer $args"
+				-append "$LINUX_CMDLINE -- gpup-infer $args${GPUP_INTEROP_BENCH_ARGS:+ $GPUP_INTEROP_BENCH_ARGS}"
 			v=$(per_iter)
 			[ "$st" -eq 1 ] && [ -n "$v" ] && lin="$lin $v" && lin1="$lin1 $(first_step)"
 			i=$((i + 1))

@@ -36,6 +36,8 @@ struct fake {
 	int quiesce_rc, load_rc, track_rc;
 	int resets;
 	int fd;                     /* VRAM as a memfd (sparse tests), or -1 */
+	unsigned int writes;        /* vram_write calls */
+	int write_rc;               /* what vram_write returns (0: it writes) */
 };
 
 static void f_ident(void *d, struct mig_ident *id) { *id = ((struct fake *)d)->id; }
@@ -917,6 +919,65 @@ Test(mig_stream, sparse_vram_stays_sparse)
 	cr_assert_eq(set_state(mb, MIG_RUNNING), 0);
 	cr_assert_leq(allocated(b), allocated(a), "the load allocated holes");
 	cr_assert(!memcmp(a->vram, b->vram, size));   /* (this allocates both) */
+	mig_dev_destroy(ma);
+	mig_dev_destroy(mb);
+	fake_free(a);
+	fake_free(b);
+	free(s.p);
+}
+
+/* A device with vram_write (a VRAM file) is loaded through it: every VRAM
+ * chunk is one write, the pages land bit for bit and the holes stay holes;
+ * a write that fails refuses the stream with its error, named. */
+static int f_vram_write(void *d, uint64_t off, const void *buf, size_t len)
+{
+	struct fake *f = d;
+
+	f->writes++;
+	if (f->write_rc)
+		return f->write_rc;
+	cr_assert_leq(off + len, f->size);
+	cr_assert_eq(pwrite(f->fd, buf, len, (off_t)off), (ssize_t)len);
+	return 0;
+}
+
+Test(mig_stream, vram_write_loads_through_the_file)
+{
+	const uint64_t size = 16ull << 20;
+	struct fake *a = fake_new_sparse(size), *b = fake_new_sparse(size);
+	struct mig_dev_ops ops = fake_ops;
+	struct mig_dev *ma, *mb;
+	struct buf s = { 0 };
+	struct mig_stats st;
+
+	ops.vram_data = f_data;
+	ops.vram_write = f_vram_write;
+	ma = mig_dev_create(&ops, a, FEAT_ALL);
+	mb = mig_dev_create(&ops, b, FEAT_ALL);
+	cr_assert(ma && mb);
+	mig_dev_set_log(ma, capture, NULL);
+	mig_dev_set_log(mb, capture, NULL);
+	for (int i = 0; i < 300; i++)
+		engine_fill(a, (uint64_t)i * 7 % (size / PG), (uint8_t)(i | 1));
+	cr_assert_eq(set_state(ma, MIG_STOP), 0);
+	cr_assert_eq(set_state(ma, MIG_STOP_COPY), 0);
+	read_round(ma, &s, 1 << 20);
+	mig_dev_stats(ma, &st);
+	cr_assert_eq(load(mb, &s), 0, "%s", logbuf);
+	cr_assert_eq(set_state(mb, MIG_RUNNING), 0);
+	cr_assert_gt(b->writes, 0);
+	cr_assert_leq(allocated(b), allocated(a), "the load allocated holes");
+	cr_assert(!memcmp(a->vram, b->vram, size));
+	mig_dev_destroy(mb);
+
+	/* The same stream into a device whose VRAM cannot be written. */
+	b->write_rc = -EIO;
+	mb = mig_dev_create(&ops, b, FEAT_ALL);
+	cr_assert_not_null(mb);
+	mig_dev_set_log(mb, capture, NULL);
+	logbuf[0] = 0;
+	cr_assert_eq(load(mb, &s), -EIO);
+	cr_assert(strstr(logbuf, "could not write VRAM"), "%s", logbuf);
 	mig_dev_destroy(ma);
 	mig_dev_destroy(mb);
 	fake_free(a);

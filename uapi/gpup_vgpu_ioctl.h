@@ -19,6 +19,14 @@
  * rewrites the addresses before the packet reaches the ring, so one
  * process cannot reach another's buffers.  Each open file creates its own
  * queues; a submission returns a sequence number to wait for.
+ *
+ * GPUP_IOC_EXEC does in one system call what a loop of SUBMIT and WAIT
+ * does in many: it takes several batches of packets, each for one of
+ * the caller's queues, checks all of them before it queues any, and
+ * with GPUP_EXEC_CHAIN queues each batch only once the one before it
+ * has completed, returning when the last has.  Where a system call is
+ * dear (ring 0 emulated, as under QEMU's TCG, or mitigations that switch
+ * page tables) a step of a program is one call instead of four.
  */
 #ifndef GPUP_UAPI_VGPU_IOCTL_H
 #define GPUP_UAPI_VGPU_IOCTL_H
@@ -26,7 +34,7 @@
 #include <linux/ioctl.h>
 #include <linux/types.h>
 
-#define GPUP_IOCTL_VERSION 1
+#define GPUP_IOCTL_VERSION 2 /* 2: GPUP_IOC_EXEC */
 
 #define GPUP_BO_OFFSET_BITS 40
 #define GPUP_BO_ADDR(handle, offset) \
@@ -39,6 +47,8 @@
 #define GPUP_MAX_SUBMIT 256u      /* packets per GPUP_IOC_SUBMIT */
 #define GPUP_MAX_FILE_QUEUES 4u   /* queues per open file */
 #define GPUP_MAX_SPIN_NS 1000000000ull /* a SPIN kernel's ns */
+#define GPUP_MAX_EXEC_BATCHES 8u  /* batches per GPUP_IOC_EXEC */
+/* A GPUP_IOC_EXEC's batches together carry at most GPUP_MAX_SUBMIT packets. */
 
 struct gpup_ioc_info {
 	__u32 version;      /* out: GPUP_IOCTL_VERSION */
@@ -90,6 +100,39 @@ struct gpup_ioc_wait {
 	__u64 timeout_ns;   /* in */
 };
 
+/* One batch of a GPUP_IOC_EXEC: what a GPUP_IOC_SUBMIT takes. */
+struct gpup_exec_batch {
+	__u32 queue;        /* in: this file's queue id */
+	__u32 count;        /* in: 1..GPUP_MAX_SUBMIT */
+	__u64 packets;      /* in: pointer to count union gpup_cmd */
+	__u64 seq;          /* in: 0; out: its sequence number, 0 if not queued */
+};
+
+/* Wait for each batch before the next is queued, and for the last. */
+#define GPUP_EXEC_CHAIN (1u << 0)
+#define GPUP_EXEC_FLAGS GPUP_EXEC_CHAIN
+
+/*
+ * All batches are checked (queue ids, counts, every packet) before any is
+ * queued: an error from the checks (EINVAL, ENOENT, EFAULT, ENOMEM)
+ * leaves nothing queued.  Without GPUP_EXEC_CHAIN the batches are queued
+ * in order, as that many SUBMITs would queue them, and timeout_ns must be
+ * 0.  With it, each waits for the one before it as WAIT would, all the
+ * waits together for at most timeout_ns; the errors of WAIT (EIO, ETIME,
+ * EINTR, ENODEV) then end the call with the rest not queued.  On every
+ * return, submitted counts the batches queued and each of those has its
+ * seq written back, so that a caller interrupted by a signal can wait for
+ * the last one queued and submit the rest: the call is not restarted.
+ */
+struct gpup_ioc_exec {
+	__u64 batches;      /* in: pointer to nbatch struct gpup_exec_batch */
+	__u32 nbatch;       /* in: 1..GPUP_MAX_EXEC_BATCHES */
+	__u32 flags;        /* in: GPUP_EXEC_* */
+	__u64 timeout_ns;   /* in: with GPUP_EXEC_CHAIN; else 0 */
+	__u32 submitted;    /* in: 0; out: batches queued */
+	__u32 pad;
+};
+
 /* A fault the device reported on one of this file's queues. */
 struct gpup_fault_record {
 	__u32 code;         /* GPUP_FAULT_* */
@@ -116,5 +159,6 @@ struct gpup_ioc_faults {
 #define GPUP_IOC_WAIT _IOW('G', 0x05, struct gpup_ioc_wait)
 #define GPUP_IOC_FAULTS _IOWR('G', 0x06, struct gpup_ioc_faults)
 #define GPUP_IOC_RESET _IO('G', 0x07)
+#define GPUP_IOC_EXEC _IOWR('G', 0x08, struct gpup_ioc_exec)
 
 #endif

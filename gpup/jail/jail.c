@@ -124,6 +124,8 @@ static const struct jail_rule rules[] = {
 	{ SCMP_SYS(lseek), SERVING, 1, { IS(2, SEEK_HOLE) } },
 	{ SCMP_SYS(fallocate), SERVING, 1,
 	  { IS(1, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE) } },
+	/* A load (MIG_DATA_WRITE) fills the VRAM file with pwrite. */
+	{ SCMP_SYS(pwrite64), SERVING, 0, { { 0 } } },
 	/* An engine: its epoll set, and the watchdog's reset thread. */
 	{ SCMP_SYS(epoll_wait), ENGINE, 0, { { 0 } } },
 	{ SCMP_SYS(epoll_pwait), ENGINE, 0, { { 0 } } },

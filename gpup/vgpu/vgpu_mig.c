@@ -535,6 +535,30 @@ static uint64_t mig_vram_data(void *dev, uint64_t off, uint64_t *end)
 	return (uint64_t)data;
 }
 
+/* A load fills the VRAM file with pwrite: on a window punched to holes
+ * (RESUMING) each page is allocated and filled in the kernel, where a
+ * store through the mapping would fault it in zeroed first. */
+static int mig_vram_write(void *dev, uint64_t off, const void *buf, size_t len)
+{
+	struct vgpu *v = dev;
+	int fd = gpup_gpu_vram_fd(v->gpu, v->vram_offset);
+
+	if (fd < 0 || off > v->vram_size || len > v->vram_size - off)
+		return fd < 0 ? fd : -EINVAL;
+	while (len) {
+		ssize_t n = pwrite(fd, buf, len, (off_t)off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		buf = (const uint8_t *)buf + n;
+		off += (uint64_t)n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
 static int mig_state_save(void *dev, void *buf, size_t max)
 {
 	return vgpu_state_save(dev, buf, max);
@@ -568,6 +592,7 @@ static const struct mig_dev_ops vgpu_mig_ops = {
 	.state_load = mig_state_load,
 	.reset = mig_reset,
 	.iommu = mig_iommu,
+	.vram_write = mig_vram_write,
 };
 
 int vgpu_mig_init(struct vgpu *v)

@@ -53,6 +53,7 @@ struct gvg_hwq {
 	dma_addr_t fence_dma;
 	u32 pi, ci;
 	u64 seq;                    /* last submitted */
+	u64 irq_seq;                /* an interrupting FENCE is queued up to this */
 	u64 doorbells, skipped;     /* rung, and not needed (watched) */
 	u64 poll_ns;                /* spin this long on a fence: adapts */
 	u64 failed_upto;            /* submissions up to this one were dropped */
@@ -132,6 +133,7 @@ struct gvg_bo *gvg_bo_lookup(struct gvg_file *f, u32 handle);
 long gvg_ioc_queue(struct gvg_file *f, void __user *arg);
 long gvg_ioc_submit(struct gvg_file *f, void __user *arg);
 long gvg_ioc_wait(struct gvg_file *f, void __user *arg);
+long gvg_ioc_exec(struct gvg_file *f, void __user *arg);
 void gvg_queue_release(struct gvg_hwq *q);
 
 #endif

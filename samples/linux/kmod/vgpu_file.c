@@ -218,10 +218,13 @@ static long gvg_ioctl(struct file *filp, unsigned int cmd, unsigned long arg)
 	case GPUP_IOC_QUEUE: rc = gvg_ioc_queue(f, p); break;
 	case GPUP_IOC_SUBMIT: rc = gvg_ioc_submit(f, p); break;
 	case GPUP_IOC_FAULTS: rc = gvg_ioc_faults(f, p); break;
+	/* Waits sleep without the lock: a reset must not wait for them. */
 	case GPUP_IOC_WAIT:
-		/* Waits sleep without the lock: a reset must not wait for them. */
 		up_read(&f->dev->lock);
 		return gvg_ioc_wait(f, p);
+	case GPUP_IOC_EXEC:
+		up_read(&f->dev->lock);
+		return gvg_ioc_exec(f, p);
 	default: rc = -ENOTTY; break;
 	}
 	up_read(&f->dev->lock);

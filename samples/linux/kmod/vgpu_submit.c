@@ -7,8 +7,10 @@
  * a packet it would fault on for a reason the driver can know, and
  * reserved bytes are zero as the ABI requires.  The buffers a submission
  * names stay allocated until its fence lands.  Each submission ends with a
- * FENCE of the driver's own (value = its sequence number, with an
- * interrupt) into memory no process can map.
+ * FENCE of the driver's own (value = its sequence number) into memory no
+ * process can map; it interrupts only when a waiter is about to sleep and
+ * asks for it.  GPUP_IOC_EXEC queues several checked batches in one call,
+ * each after the one before it has landed if the caller asks.
  */
 #include <linux/delay.h>
 #include <linux/dma-mapping.h>
@@ -237,15 +239,10 @@ static int gvg_room(struct gvg_hwq *q, unsigned int n)
 	return 0;
 }
 
-static void gvg_ring_push(struct gvg_hwq *q, const union gpup_cmd *c, unsigned int n)
+/* The new producer index to the device: it sees it while it watches the
+ * queue, else the doorbell tells it. */
+static void gvg_ring_publish(struct gvg_hwq *q)
 {
-	union gpup_cmd fence = gpup_cmd_fence(GPUP_SPACE_IOVA, q->fence_dma, q->seq + 1,
-					      GPUP_FENCE_IRQ);
-
-	for (unsigned int i = 0; i < n; i++)
-		q->ring[q->pi++ % GVG_RING_ENTRIES] = c[i];
-	q->ring[q->pi++ % GVG_RING_ENTRIES] = fence;
-	q->seq++;
 	dma_wmb();
 	WRITE_ONCE(*q->pi_word, q->pi);
 	if (q->watch) {
@@ -262,64 +259,127 @@ static void gvg_ring_push(struct gvg_hwq *q, const union gpup_cmd *c, unsigned i
 	q->doorbells++;
 }
 
+/* The packets, then the driver's fence.  It raises no interrupt: a
+ * waiter that spins through the wait, as most do once the poll has
+ * adapted, would only pay for one (emulated, under TCG: an interrupt
+ * entry and exit, and QEMU's thread woken to inject it).  One about to
+ * sleep asks for it (gvg_arm_irq), as the freestanding guests' driver
+ * does. */
+static void gvg_ring_push(struct gvg_hwq *q, const union gpup_cmd *c, unsigned int n)
+{
+	union gpup_cmd fence = gpup_cmd_fence(GPUP_SPACE_IOVA, q->fence_dma, q->seq + 1, 0);
+
+	for (unsigned int i = 0; i < n; i++)
+		q->ring[q->pi++ % GVG_RING_ENTRIES] = c[i];
+	q->ring[q->pi++ % GVG_RING_ENTRIES] = fence;
+	q->seq++;
+	gvg_ring_publish(q);
+}
+
+/* A waiter for seq is about to sleep: a FENCE with an interrupt goes
+ * behind everything queued (its value the latest sequence number, so
+ * the fence word never goes backwards), unless one already covers seq.
+ * Without room, or on a device gone, none: the wait's tick still looks. */
+static void gvg_arm_irq(struct gvg_hwq *q, u64 seq)
+{
+	struct gvg_dev *d = q->dev;
+	union gpup_cmd fence;
+
+	down_read(&d->lock);
+	mutex_lock(&q->lock);
+	if (!d->gone && !d->lost && q->ring && q->irq_seq < seq && READ_ONCE(*q->fence) < seq &&
+	    q->pi - q->ci < GVG_RING_ENTRIES) {
+		fence = gpup_cmd_fence(GPUP_SPACE_IOVA, q->fence_dma, q->seq, GPUP_FENCE_IRQ);
+		q->ring[q->pi++ % GVG_RING_ENTRIES] = fence;
+		q->irq_seq = q->seq;
+		gvg_ring_publish(q);
+	}
+	mutex_unlock(&q->lock);
+	up_read(&d->lock);
+}
+
 static struct gvg_hwq *gvg_file_queue(struct gvg_file *f, u32 id)
 {
 	return id < GPUP_MAX_FILE_QUEUES ? f->q[id] : NULL;
 }
 
-static int gvg_submit_locked(struct gvg_hwq *q, union gpup_cmd *c, struct gpup_ioc_submit *a,
-			     struct gvg_sub *sub)
-{
-	int rc = gvg_room(q, a->count + 1);
+/* One batch on its way to a ring: its packets checked and rewritten, the
+ * buffers they name held by sub until its fence lands. */
+struct gvg_batch {
+	struct gvg_hwq *q;
+	union gpup_cmd *c;
+	u32 count;
+	struct gvg_sub *sub;
+};
 
-	if (rc)
-		return rc;
-	gvg_hwq_retire(q, false);
-	gvg_ring_push(q, c, a->count);
-	sub->seq = q->seq;
-	list_add_tail(&sub->node, &q->subs);
-	a->seq = q->seq;
-	return 0;
+/* Check and rewrite the batch's packets; called with f->lock held. */
+static int gvg_batch_check(struct gvg_file *f, struct gvg_batch *b)
+{
+	struct gvg_xlate x = { .f = f, .max_bo = b->count * 3 };
+	int rc = 0;
+
+	x.sub = kzalloc(struct_size(x.sub, bo, x.max_bo), GFP_KERNEL);
+	if (!x.sub)
+		return -ENOMEM;
+	b->sub = x.sub;
+	for (u32 i = 0; i < b->count && !rc; i++)
+		rc = gvg_check(&x, &b->c[i]);
+	return rc;
+}
+
+/* What a batch that was not queued held. */
+static void gvg_batch_drop(struct gvg_batch *b)
+{
+	if (!b->sub)
+		return;
+	while (b->sub->nbo)
+		gvg_bo_put(b->sub->bo[--b->sub->nbo]);
+	kfree(b->sub);
+	b->sub = NULL;
+}
+
+/* Onto the ring with the driver's fence; *seq: its sequence number. */
+static int gvg_batch_queue(struct gvg_batch *b, u64 *seq)
+{
+	struct gvg_hwq *q = b->q;
+	int rc;
+
+	mutex_lock(&q->lock);
+	rc = gvg_room(q, b->count + 1);
+	if (!rc) {
+		gvg_hwq_retire(q, false);
+		gvg_ring_push(q, b->c, b->count);
+		b->sub->seq = *seq = q->seq;
+		list_add_tail(&b->sub->node, &q->subs);
+		b->sub = NULL;
+	}
+	mutex_unlock(&q->lock);
+	return rc;
 }
 
 long gvg_ioc_submit(struct gvg_file *f, void __user *arg)
 {
 	struct gpup_ioc_submit a;
-	struct gvg_xlate x = { .f = f };
-	union gpup_cmd *c;
-	struct gvg_hwq *q;
-	int rc = 0;
+	struct gvg_batch b = { 0 };
+	int rc;
 
 	if (copy_from_user(&a, arg, sizeof(a)))
 		return -EFAULT;
-	q = gvg_file_queue(f, a.queue);
-	if (!q || !a.count || a.count > GPUP_MAX_SUBMIT || a.seq)
+	b.q = gvg_file_queue(f, a.queue);
+	if (!b.q || !a.count || a.count > GPUP_MAX_SUBMIT || a.seq)
 		return -EINVAL;
-	c = memdup_user(u64_to_user_ptr(a.packets), (size_t)a.count * GPUP_CMD_SIZE);
-	if (IS_ERR(c))
-		return PTR_ERR(c);
-	x.max_bo = a.count * 3;
-	x.sub = kzalloc(struct_size(x.sub, bo, x.max_bo), GFP_KERNEL);
-	if (!x.sub) {
-		kfree(c);
-		return -ENOMEM;
-	}
+	b.count = a.count;
+	b.c = memdup_user(u64_to_user_ptr(a.packets), (size_t)a.count * GPUP_CMD_SIZE);
+	if (IS_ERR(b.c))
+		return PTR_ERR(b.c);
 	mutex_lock(&f->lock);
-	for (unsigned int i = 0; i < a.count && !rc; i++)
-		rc = gvg_check(&x, &c[i]);
+	rc = gvg_batch_check(f, &b);
 	mutex_unlock(&f->lock);
-	if (!rc) {
-		mutex_lock(&q->lock);
-		rc = gvg_submit_locked(q, c, &a, x.sub);
-		mutex_unlock(&q->lock);
-	}
-	kfree(c);
-	if (rc) {
-		while (x.sub->nbo)
-			gvg_bo_put(x.sub->bo[--x.sub->nbo]);
-		kfree(x.sub);
+	rc = rc ?: gvg_batch_queue(&b, &a.seq);
+	gvg_batch_drop(&b);
+	kfree(b.c);
+	if (rc)
 		return rc;
-	}
 	return copy_to_user(arg, &a, sizeof(a)) ? -EFAULT : 0;
 }
 
@@ -329,10 +389,10 @@ static bool gvg_done(struct gvg_hwq *q, u64 seq)
 	       q->dev->lost || q->dev->gone;
 }
 
-/* Spin until the fence or the queue's poll time; whether it landed. */
-static bool gvg_poll(struct gvg_hwq *q, u64 seq, u64 t0, u64 timeout_ns)
+/* Spin until the fence, the queue's poll time or end; whether it landed. */
+static bool gvg_poll(struct gvg_hwq *q, u64 seq, u64 t0, u64 end)
 {
-	u64 until = t0 + min_t(u64, READ_ONCE(q->poll_ns), timeout_ns);
+	u64 until = min(t0 + READ_ONCE(q->poll_ns), end);
 
 	while (READ_ONCE(*q->fence) < seq && ktime_get_ns() < until && !need_resched())
 		cpu_relax();
@@ -351,38 +411,40 @@ static void gvg_poll_adapt(struct gvg_hwq *q, u64 waited_ns)
 	WRITE_ONCE(q->poll_ns, waited_ns <= max ? min(next, max) : READ_ONCE(poll_us) * NSEC_PER_USEC);
 }
 
-/* The fence, a reset that dropped it, or loss; re-checks the device
- * every tick, since a lost one sends no interrupt. */
-long gvg_ioc_wait(struct gvg_file *f, void __user *arg)
+static u64 gvg_deadline(u64 t0, u64 timeout_ns)
 {
-	struct gpup_ioc_wait a;
-	struct gvg_hwq *q;
-	u64 t0, end;
+	return t0 + min_t(u64, timeout_ns, 3600ull * NSEC_PER_SEC);
+}
+
+/* The fence reaching seq, a reset that dropped it, or loss, until end
+ * (ktime ns); re-checks the device every tick, since a lost one sends no
+ * interrupt.  Called without the device lock: a reset must not wait for
+ * a waiter. */
+static int gvg_wait_seq(struct gvg_hwq *q, u64 seq, u64 end)
+{
+	u64 t0 = ktime_get_ns();
+	bool armed = false;
 	s64 t;
 	int rc;
 
-	if (copy_from_user(&a, arg, sizeof(a)))
-		return -EFAULT;
-	q = gvg_file_queue(f, a.queue);
-	if (!q || a.pad || !a.seq || a.seq > READ_ONCE(q->seq))
-		return -EINVAL;
-	t0 = ktime_get_ns();
-	end = t0 + min_t(u64, a.timeout_ns, 3600ull * NSEC_PER_SEC);
-	if (gvg_poll(q, a.seq, t0, a.timeout_ns))
+	if (gvg_poll(q, seq, t0, end))
 		return 0;
 	for (;;) {
-		if (READ_ONCE(*q->fence) >= a.seq) {
+		if (READ_ONCE(*q->fence) >= seq) {
 			gvg_poll_adapt(q, ktime_get_ns() - t0);
 			return 0;
 		}
 		if (q->dev->lost || q->dev->gone)
 			return -ENODEV;
-		if (READ_ONCE(q->failed_upto) >= a.seq)
+		if (READ_ONCE(q->failed_upto) >= seq)
 			return -EIO;
 		if (ktime_get_ns() >= end)
 			return -ETIME;
+		if (!armed)
+			gvg_arm_irq(q, seq);
+		armed = true;
 		t = min_t(u64, end - ktime_get_ns(), GVG_TICK_MS * NSEC_PER_MSEC);
-		t = wait_event_interruptible_timeout(q->wq, gvg_done(q, a.seq),
+		t = wait_event_interruptible_timeout(q->wq, gvg_done(q, seq),
 						     nsecs_to_jiffies(t) + 1);
 		if (t < 0)
 			return -EINTR;
@@ -396,6 +458,119 @@ long gvg_ioc_wait(struct gvg_file *f, void __user *arg)
 	}
 }
 
+long gvg_ioc_wait(struct gvg_file *f, void __user *arg)
+{
+	struct gpup_ioc_wait a;
+	struct gvg_hwq *q;
+
+	if (copy_from_user(&a, arg, sizeof(a)))
+		return -EFAULT;
+	q = gvg_file_queue(f, a.queue);
+	if (!q || a.pad || !a.seq || a.seq > READ_ONCE(q->seq))
+		return -EINVAL;
+	return gvg_wait_seq(q, a.seq, gvg_deadline(ktime_get_ns(), a.timeout_ns));
+}
+
+/* GPUP_IOC_EXEC's batch table and packets, read and checked, nothing
+ * queued; *pkts holds every batch's packets. */
+static int gvg_exec_load(struct gvg_file *f, const struct gpup_ioc_exec *a,
+			 struct gpup_exec_batch *ub, struct gvg_batch *b, union gpup_cmd **pkts)
+{
+	u32 total = 0, i;
+	union gpup_cmd *c;
+	int rc = 0;
+
+	if (copy_from_user(ub, u64_to_user_ptr(a->batches), a->nbatch * sizeof(*ub)))
+		return -EFAULT;
+	for (i = 0; i < a->nbatch; i++) {
+		b[i].q = gvg_file_queue(f, ub[i].queue);
+		if (!b[i].q || !ub[i].count || ub[i].count > GPUP_MAX_SUBMIT || ub[i].seq)
+			return -EINVAL;
+		total += ub[i].count; /* at most 8 * 256 */
+	}
+	if (total > GPUP_MAX_SUBMIT)
+		return -EINVAL;
+	*pkts = c = kmalloc_array(total, GPUP_CMD_SIZE, GFP_KERNEL);
+	if (!c)
+		return -ENOMEM;
+	for (i = 0; i < a->nbatch; c += b[i++].count) {
+		b[i].c = c;
+		b[i].count = ub[i].count;
+		if (copy_from_user(c, u64_to_user_ptr(ub[i].packets),
+				   (size_t)b[i].count * GPUP_CMD_SIZE))
+			return -EFAULT;
+	}
+	mutex_lock(&f->lock);
+	for (i = 0; i < a->nbatch && !rc; i++)
+		rc = gvg_batch_check(f, &b[i]);
+	mutex_unlock(&f->lock);
+	return rc;
+}
+
+/* Queue one batch under the device lock, as SUBMIT does. */
+static int gvg_exec_queue(struct gvg_dev *d, struct gvg_batch *b, u64 *seq)
+{
+	int rc = -ENODEV;
+
+	down_read(&d->lock);
+	if (!d->gone && !d->lost)
+		rc = gvg_batch_queue(b, seq);
+	up_read(&d->lock);
+	return rc;
+}
+
+/* The queued batches' sequence numbers and their count back to the
+ * caller, whatever ended the call. */
+static long gvg_exec_reply(void __user *arg, const struct gpup_ioc_exec *a,
+			   const struct gpup_exec_batch *ub, int rc)
+{
+	struct gpup_exec_batch __user *u = u64_to_user_ptr(a->batches);
+
+	for (u32 i = 0; i < a->submitted; i++)
+		if (put_user(ub[i].seq, &u[i].seq))
+			return -EFAULT;
+	if (a->submitted && copy_to_user(arg, a, sizeof(*a)))
+		return -EFAULT;
+	return rc;
+}
+
+/* Everything checked before anything is queued; with GPUP_EXEC_CHAIN
+ * each batch after the one before it has landed (the CPU waits here,
+ * as between a SUBMIT and a WAIT: the device sees the same stream).
+ * Called without the device lock, as WAIT is. */
+long gvg_ioc_exec(struct gvg_file *f, void __user *arg)
+{
+	struct gpup_exec_batch ub[GPUP_MAX_EXEC_BATCHES];
+	struct gvg_batch b[GPUP_MAX_EXEC_BATCHES] = { 0 };
+	union gpup_cmd *pkts = NULL;
+	struct gpup_ioc_exec a;
+	bool chain;
+	u64 end;
+	u32 i;
+	int rc;
+
+	if (copy_from_user(&a, arg, sizeof(a)))
+		return -EFAULT;
+	chain = a.flags & GPUP_EXEC_CHAIN;
+	if (!a.nbatch || a.nbatch > GPUP_MAX_EXEC_BATCHES || (a.flags & ~GPUP_EXEC_FLAGS) ||
+	    a.submitted || a.pad || (!chain && a.timeout_ns))
+		return -EINVAL;
+	rc = gvg_exec_load(f, &a, ub, b, &pkts);
+	end = gvg_deadline(ktime_get_ns(), a.timeout_ns);
+	for (i = 0; !rc && i < a.nbatch; i++) {
+		if (chain && i)
+			rc = gvg_wait_seq(b[i - 1].q, ub[i - 1].seq, end);
+		rc = rc ?: gvg_exec_queue(f->dev, &b[i], &ub[i].seq);
+		a.submitted += !rc;
+	}
+	if (!rc && chain)
+		rc = gvg_wait_seq(b[a.nbatch - 1].q, ub[a.nbatch - 1].seq, end);
+	for (i = 0; i < a.nbatch; i++)
+		gvg_batch_drop(&b[i]);
+	kfree(pkts);
+	return gvg_exec_reply(arg, &a, ub, rc);
+}
+
 static int gvg_queue_alloc(struct gvg_dev *d, struct gvg_hwq *q, u32 engine)
 {
 	q->ring = dma_alloc_coherent(&d->pdev->dev, GVG_RING_BYTES + PAGE_SIZE, &q->ring_dma,
@@ -407,7 +582,7 @@ static int gvg_queue_alloc(struct gvg_dev *d, struct gvg_hwq *q, u32 engine)
 	q->fence_dma = q->ring_dma + GVG_RING_BYTES + 64;
 	q->engine = engine;
 	q->pi = q->ci = 0;
-	q->seq = q->failed_upto = 0;
+	q->seq = q->failed_upto = q->irq_seq = 0;
 	q->poll_ns = READ_ONCE(poll_us) * NSEC_PER_USEC;
 	*q->fence = 0;
 	return 0;

@@ -40,6 +40,11 @@ int gpup_wait(struct gpup_dev *d, uint32_t q, uint64_t seq, uint64_t timeout_ns)
 /* Submit and wait. */
 int gpup_run(struct gpup_dev *d, uint32_t q, const union gpup_cmd *c, uint32_t n,
 	     uint64_t timeout_ns);
+/* n batches in one GPUP_IOC_EXEC (flags GPUP_EXEC_*; timeout_ns only with
+ * GPUP_EXEC_CHAIN); each b[i].seq comes back set.  A signal does not
+ * queue anything twice: what was queued is waited for, the rest queued. */
+int gpup_exec(struct gpup_dev *d, struct gpup_exec_batch *b, uint32_t n, uint32_t flags,
+	      uint64_t timeout_ns);
 /* This file's fault records, at most max; *lost: records dropped. */
 int gpup_faults(struct gpup_dev *d, struct gpup_fault_record *r, uint32_t max,
 		uint32_t *lost);

@@ -4,7 +4,8 @@
  * that each attempt is refused the documented way: bad ioctls and
  * arguments, mmap of offsets it does not own and past its buffers,
  * malformed and garbage packets, buffer addresses past its buffers or in
- * no buffer, a stream that waits forever, an unprivileged reset; then
+ * no buffer, GPUP_IOC_EXEC's batch tables (a refused one queues nothing),
+ * a stream that waits forever, an unprivileged reset; then
  * that a second process sees none of its VRAM (neither by mmap, nor by
  * naming it in packets, nor in scrubbed VRAM handed out again), and that
  * the device still computes after all of it and after a reset.
@@ -164,6 +165,153 @@ static void packet_attacks(void)
 	bad[0] = GPUP_MAX_SPIN_NS + 1;
 	rc = submit1(gpup_cmd_kernel(GPUP_KERNEL_SPIN, bad, 1));
 	report("SPIN past the driver's bound", rc == -EINVAL, rc);
+}
+
+static int exec_raw(struct gpup_exec_batch *b, uint32_t n, uint32_t flags, uint64_t timeout_ns,
+		    uint32_t *submitted)
+{
+	struct gpup_ioc_exec a = {
+		.batches = (uintptr_t)b, .nbatch = n, .flags = flags, .timeout_ns = timeout_ns,
+	};
+	int rc = raw_ioctl(dev.fd, GPUP_IOC_EXEC, &a);
+
+	if (submitted)
+		*submitted = a.submitted;
+	return rc;
+}
+
+/* The queue's next sequence number, taken by a NOP: what a failed call
+ * must not have moved. */
+static uint64_t next_seq(void)
+{
+	union gpup_cmd nop;
+	uint64_t seq = 0;
+
+	memset(&nop, 0, sizeof(nop));
+	return gpup_submit(&dev, (uint32_t)q, &nop, 1, &seq) ? 0 : seq + 1;
+}
+
+/* GPUP_IOC_EXEC's arguments; a refused call must queue nothing. */
+static void exec_attacks(void)
+{
+	static union gpup_cmd many[GPUP_MAX_SUBMIT];
+	union gpup_cmd fill = gpup_cmd_fill(GPUP_SPACE_VRAM, gpup_addr(&vram, 0), 64, 1);
+	union gpup_cmd bad = gpup_cmd_fill(GPUP_SPACE_VRAM, gpup_addr(&vram, vram.size), 64, 1);
+	struct gpup_exec_batch b[GPUP_MAX_EXEC_BATCHES + 1];
+	struct gpup_ioc_exec a;
+	uint64_t before;
+	uint32_t sub = 7;
+	int rc;
+
+	for (unsigned int i = 0; i < GPUP_MAX_EXEC_BATCHES + 1; i++)
+		b[i] = (struct gpup_exec_batch){ .queue = (uint32_t)q, .count = 1,
+						 .packets = (uintptr_t)&fill };
+	rc = exec_raw(b, 0, 0, 0, NULL);
+	report("EXEC of 0 batches", rc == -EINVAL, rc);
+	rc = exec_raw(b, GPUP_MAX_EXEC_BATCHES + 1, 0, 0, NULL);
+	report("EXEC of too many batches", rc == -EINVAL, rc);
+	rc = exec_raw(b, 1, 0x80, 0, NULL);
+	report("EXEC with unknown flags", rc == -EINVAL, rc);
+	rc = exec_raw(b, 1, 0, 1000, NULL);
+	report("EXEC with a timeout but no chain", rc == -EINVAL, rc);
+	a = (struct gpup_ioc_exec){ .batches = (uintptr_t)b, .nbatch = 1, .pad = 1 };
+	rc = raw_ioctl(dev.fd, GPUP_IOC_EXEC, &a);
+	report("EXEC with padding not zero", rc == -EINVAL, rc);
+	a = (struct gpup_ioc_exec){ .batches = (uintptr_t)b, .nbatch = 1, .submitted = 1 };
+	rc = raw_ioctl(dev.fd, GPUP_IOC_EXEC, &a);
+	report("EXEC with an output not zero", rc == -EINVAL, rc);
+	rc = exec_raw((struct gpup_exec_batch *)16, 1, 0, 0, NULL);
+	report("EXEC from a bad batch table", rc == -EFAULT, rc);
+	b[1].queue = 3;
+	rc = exec_raw(b, 2, 0, 0, NULL);
+	report("EXEC to a queue it did not create", rc == -EINVAL, rc);
+	b[1] = b[0];
+	b[1].count = 0;
+	rc = exec_raw(b, 2, 0, 0, NULL);
+	report("EXEC of a batch of 0 packets", rc == -EINVAL, rc);
+	b[1].count = GPUP_MAX_SUBMIT + 1;
+	rc = exec_raw(b, 2, 0, 0, NULL);
+	report("EXEC of a batch of too many packets", rc == -EINVAL, rc);
+	memset(many, 0, sizeof(many));
+	b[0] = (struct gpup_exec_batch){ .queue = (uint32_t)q, .count = GPUP_MAX_SUBMIT / 2 + 1,
+					 .packets = (uintptr_t)many };
+	b[1] = b[0];
+	rc = exec_raw(b, 2, 0, 0, NULL);
+	report("EXEC of too many packets together", rc == -EINVAL, rc);
+	b[0] = (struct gpup_exec_batch){ .queue = (uint32_t)q, .count = 1, .packets = (uintptr_t)&fill };
+	b[1] = b[0];
+	b[1].seq = 5;
+	rc = exec_raw(b, 2, 0, 0, NULL);
+	report("EXEC of a batch with seq not zero", rc == -EINVAL, rc);
+	before = next_seq();
+	b[1] = (struct gpup_exec_batch){ .queue = (uint32_t)q, .count = 4, .packets = 8 };
+	rc = exec_raw(b, 2, GPUP_EXEC_CHAIN, TIMEOUT_NS, &sub);
+	report("EXEC with a bad packet pointer: none queued",
+	       rc == -EFAULT && sub == 0 && next_seq() == before + 1, rc);
+	before = next_seq();
+	b[1] = (struct gpup_exec_batch){ .queue = (uint32_t)q, .count = 1, .packets = (uintptr_t)&bad };
+	rc = exec_raw(b, 2, GPUP_EXEC_CHAIN, TIMEOUT_NS, &sub);
+	report("EXEC with a bad packet last: none queued",
+	       rc == -EINVAL && sub == 0 && next_seq() == before + 1, rc);
+	bad = gpup_cmd_fill(GPUP_SPACE_VRAM, GPUP_BO_ADDR(999, 0), 64, 1);
+	rc = exec_raw(b, 2, 0, 0, NULL);
+	report("EXEC naming a handle it does not have", rc == -ENOENT, rc);
+}
+
+/* A chain of two on one queue: both queued and done, in order. */
+static void exec_works(void)
+{
+	union gpup_cmd f = gpup_cmd_fill(GPUP_SPACE_VRAM, gpup_addr(&vram, 0), 4096, 0x6e6e6e6eu);
+	union gpup_cmd c = gpup_cmd_copy(GPUP_SPACE_VRAM, gpup_addr(&vram, 0), GPUP_SPACE_IOVA,
+					 gpup_addr(&sys, 0), 4096);
+	struct gpup_exec_batch b[2] = {
+		{ .queue = (uint32_t)q, .count = 1, .packets = (uintptr_t)&f },
+		{ .queue = (uint32_t)q, .count = 1, .packets = (uintptr_t)&c },
+	};
+	const uint32_t *w = sys.map;
+	uint32_t sub = 0;
+	int rc, wrong = 0;
+
+	memset(sys.map, 0, 4096);
+	rc = exec_raw(b, 2, GPUP_EXEC_CHAIN, TIMEOUT_NS, &sub);
+	for (unsigned int i = 0; !rc && i < 1024; i++)
+		wrong += w[i] != 0x6e6e6e6eu;
+	report("EXEC chain of two: done, in order", rc == 0 && sub == 2 && !wrong &&
+	       b[0].seq && b[1].seq == b[0].seq + 1, rc);
+}
+
+/* A chain whose first batch never completes: the call times out with
+ * only that one queued.  A file of its own: closing it ends the stall. */
+static void exec_stall(void)
+{
+	struct gpup_dev d2;
+	struct gpup_buf word;
+	union gpup_cmd w, nop;
+	struct gpup_exec_batch b[2];
+	struct gpup_ioc_exec a;
+	int q2, rc;
+
+	if (gpup_open(&d2, NULL) || (q2 = gpup_queue(&d2, GPUP_ENGINE_COMPUTE)) < 0 ||
+	    gpup_buf_alloc(&d2, &word, 4096, GPUP_DOMAIN_SYSTEM)) {
+		report("a second file for the EXEC stall", false, 0);
+		return;
+	}
+	memset(&w, 0, sizeof(w));
+	memset(&nop, 0, sizeof(nop));
+	w.wait.hdr.opcode = GPUP_OP_WAIT;
+	w.wait.space = GPUP_SPACE_IOVA;
+	w.wait.op = GPUP_WAIT_EQ;
+	w.wait.addr = gpup_addr(&word, 0);
+	w.wait.value = 0x1234567887654321ull;
+	w.wait.mask = ~0ull;
+	b[0] = (struct gpup_exec_batch){ .queue = (uint32_t)q2, .count = 1, .packets = (uintptr_t)&w };
+	b[1] = (struct gpup_exec_batch){ .queue = (uint32_t)q2, .count = 1, .packets = (uintptr_t)&nop };
+	a = (struct gpup_ioc_exec){ .batches = (uintptr_t)b, .nbatch = 2, .flags = GPUP_EXEC_CHAIN,
+				    .timeout_ns = 200000000ull };
+	rc = ioctl(d2.fd, GPUP_IOC_EXEC, &a) < 0 ? -errno : 0;
+	report("EXEC chain behind a stall: ETIME, 1 queued",
+	       rc == -ETIME && a.submitted == 1 && b[0].seq && !b[1].seq, rc);
+	gpup_close(&d2);
 }
 
 /* Random bytes as packets: none may be taken, nothing may fault. */
@@ -339,9 +487,12 @@ int main(int argc, char **argv)
 	mmap_attacks();
 	submit_attacks();
 	packet_attacks();
+	exec_attacks();
+	exec_works();
 	garbage((unsigned int)gpup_arg_u64(argc, argv, "garbage", 2000));
 	report("device works after the attacks", still_works(0xa5a5a5a5u), 0);
 	stall_attack(watchdog);
+	exec_stall();
 	isolation();
 	reset_attacks();
 	printf("hostile: %u check(s) failed\n", failures);

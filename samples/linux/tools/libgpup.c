@@ -111,6 +111,44 @@ int gpup_run(struct gpup_dev *d, uint32_t q, const union gpup_cmd *c, uint32_t n
 	return rc ? rc : gpup_wait(d, q, seq, timeout_ns);
 }
 
+static int exec_once(struct gpup_dev *d, struct gpup_exec_batch *b, uint32_t n, uint32_t flags,
+		     uint64_t timeout_ns, uint32_t *submitted)
+{
+	struct gpup_ioc_exec a = {
+		.batches = (uintptr_t)b, .nbatch = n, .flags = flags,
+		.timeout_ns = (flags & GPUP_EXEC_CHAIN) ? timeout_ns : 0,
+	};
+	int rc = ioctl(d->fd, GPUP_IOC_EXEC, &a) < 0 ? -errno : 0;
+
+	*submitted = a.submitted;
+	return rc;
+}
+
+int gpup_exec(struct gpup_dev *d, struct gpup_exec_batch *b, uint32_t n, uint32_t flags,
+	      uint64_t timeout_ns)
+{
+	uint32_t done = 0, sub;
+	int rc;
+
+	for (uint32_t i = 0; i < n; i++)
+		b[i].seq = 0;
+	for (;;) {
+		rc = exec_once(d, b + done, n - done, flags, timeout_ns, &sub);
+		done += sub;
+		if (rc != -EINTR)
+			return rc;
+		/* The kernel does not restart an EXEC: wait for what it queued
+		 * (a chain's next batch must follow it), then queue the rest. */
+		if ((flags & GPUP_EXEC_CHAIN) && sub) {
+			rc = gpup_wait(d, b[done - 1].queue, b[done - 1].seq, timeout_ns);
+			if (rc)
+				return rc;
+		}
+		if (done == n)
+			return 0;
+	}
+}
+
 int gpup_faults(struct gpup_dev *d, struct gpup_fault_record *r, uint32_t max,
 		uint32_t *lost)
 {
