@@ -162,9 +162,11 @@ static void close_all(int *fds, unsigned int n)
 		close(fds[i]);
 }
 
-int vfu_client_call(struct vfu_client *c, uint16_t cmd, const void *req, uint32_t req_len,
-		    const int *fds, unsigned int nfds, void *reply, uint32_t reply_max,
-		    int *rfds, unsigned int *nrfds)
+/* A command whose payload is the pieces of req (nreq of them, req_len
+ * bytes in all), sent without gathering them first. */
+static int call_v(struct vfu_client *c, uint16_t cmd, const struct iovec *req, unsigned int nreq,
+		  uint32_t req_len, const int *fds, unsigned int nfds, void *reply,
+		  uint32_t reply_max, int *rfds, unsigned int *nrfds)
 {
 	struct vfio_user_header h = {
 		.msg_id = c->next_id++,
@@ -183,7 +185,7 @@ int vfu_client_call(struct vfu_client *c, uint16_t cmd, const void *req, uint32_
 		return -ENOTCONN;
 	if (nfds > VFU_MAX_FDS)
 		return -EINVAL;
-	rc = vfu_msg_send(c->sock, &h, req, req_len, fds, nfds);
+	rc = vfu_msg_sendv(c->sock, &h, req, nreq, fds, nfds);
 	if (rc) {
 		c->broken = true;
 		return rc;
@@ -198,6 +200,15 @@ int vfu_client_call(struct vfu_client *c, uint16_t cmd, const void *req, uint32_
 	if (nrfds)
 		*nrfds = got;
 	return rc;
+}
+
+int vfu_client_call(struct vfu_client *c, uint16_t cmd, const void *req, uint32_t req_len,
+		    const int *fds, unsigned int nfds, void *reply, uint32_t reply_max,
+		    int *rfds, unsigned int *nrfds)
+{
+	struct iovec v = { (void *)req, req_len };
+
+	return call_v(c, cmd, &v, 1, req_len, fds, nfds, reply, reply_max, rfds, nrfds);
 }
 
 static int negotiate(struct vfu_client *c)
@@ -661,14 +672,16 @@ int vfu_client_mig_read(struct vfu_client *c, void *buf, uint32_t len)
 int vfu_client_mig_write(struct vfu_client *c, const void *buf, uint32_t len)
 {
 	struct vfio_user_mig_data *req = (void *)c->wbuf;
+	/* The data goes out from the caller's buffer, after the head: a
+	 * VMM forwarding a stream copies nothing here. */
+	struct iovec v[2] = { { req, sizeof(*req) }, { (void *)buf, len } };
 	int rc;
 
 	if (len > vfu_client_max_xfer(c))
 		return -EINVAL;
 	req->argsz = (uint32_t)sizeof(*req) + len;
 	req->size = len;
-	memcpy(req->data, buf, len);
-	rc = vfu_client_call(c, VFIO_USER_MIG_DATA_WRITE, req, (uint32_t)sizeof(*req) + len,
-			     NULL, 0, NULL, 0, NULL, NULL);
+	rc = call_v(c, VFIO_USER_MIG_DATA_WRITE, v, 2, (uint32_t)sizeof(*req) + len, NULL, 0,
+		    NULL, 0, NULL, NULL);
 	return rc < 0 ? rc : 0;
 }
