@@ -167,6 +167,18 @@ static int map_file(void)
 	return p == MAP_FAILED || munmap(p, 1 << 20);
 }
 
+/* Giving VRAM pages back: a reset (serving) or a FILL of zeros (engine)
+ * punches the VRAM file; no other fallocate mode is allowed. */
+static int punch(void)
+{
+	return fallocate(memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 8192, 4096);
+}
+
+static int preallocate(void)
+{
+	return fallocate(memfd, 0, 0, 1 << 20);
+}
+
 static int madvise_other(void)
 {
 	void *p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -240,6 +252,8 @@ Test(seccomp, what_each_kind_of_thread_needs_works)
 	expect_works(GPUP_JAIL_SERVING, map_file, "mapping a client's memfd");
 	expect_works(GPUP_JAIL_ENGINE, engine_work, "epoll, thread CPU time, memory, eventfds");
 	expect_works(GPUP_JAIL_ENGINE, start_thread, "starting a thread");
+	expect_works(GPUP_JAIL_SERVING, punch, "punching VRAM pages (reset)");
+	expect_works(GPUP_JAIL_ENGINE, punch, "punching VRAM pages (a FILL of zeros)");
 }
 
 Test(seccomp, a_forbidden_call_kills_the_process)
@@ -252,7 +266,7 @@ Test(seccomp, a_forbidden_call_kills_the_process)
 		{ ptrace_call, "ptrace()" },     { ioctl_call, "ioctl(TCGETS)" },
 		{ open_call, "open()" },         { fork_call, "fork()" },
 		{ exec_memory, "mmap(PROT_EXEC)" }, { exec_protect, "mprotect(PROT_EXEC)" },
-		{ setuid_root, "setresuid(0)" },
+		{ setuid_root, "setresuid(0)" },  { preallocate, "fallocate(mode 0)" },
 	};
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
