@@ -379,6 +379,9 @@ struct hv_mig {
 	uint64_t rate, left, downtime_ns, total_ns, stop_bytes;
 	uint64_t pause_ns, stop_copy_ns;   /* parts of the downtime */
 	uint64_t dev_stop_ns, dirty_ns;    /* parts of stop_copy_ns */
+	/* CPU time while it ran: this thread's, and the vCPUs' (the guest,
+	 * whose stores the dirty logs now trap). */
+	uint64_t cpu_ns, vcpu_cpu_ns;
 	/* A checkpoint: the file, its identity so far, each RAM page's hash
 	 * as the file holds it; resumed once the VM runs again. */
 	struct mig_wfile *file;

@@ -158,6 +158,7 @@ static void *hv_ram_fill(void *arg)
 {
 	struct hv_ram *r = arg;
 
+	pthread_setname_np(pthread_self(), "gpup-ramfill");
 	for (uint64_t at = 0; at < r->size && !atomic_load(&r->stop); at += HV_RAM_FILL_STEP) {
 		uint64_t n = r->size - at < HV_RAM_FILL_STEP ? r->size - at : HV_RAM_FILL_STEP;
 

@@ -600,6 +600,10 @@ static void hv_mig_report(struct hv_mig *m, int rc)
 	json_object_object_add(o, "dev_stop_ms", json_object_new_double(
 		(double)m->dev_stop_ns / 1e6));
 	json_object_object_add(o, "dirty_ms", json_object_new_double((double)m->dirty_ns / 1e6));
+	/* What it cost here in CPU: the migration's thread, the guest's vCPUs. */
+	json_object_object_add(o, "cpu_ms", json_object_new_double((double)m->cpu_ns / 1e6));
+	json_object_object_add(o, "vcpu_cpu_ms", json_object_new_double(
+		(double)m->vcpu_cpu_ns / 1e6));
 	txt = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
 	if (m->out_fd >= 0 && send(m->out_fd, txt, strlen(txt), MSG_NOSIGNAL) >= 0)
 		send(m->out_fd, "\n", 1, MSG_NOSIGNAL);
@@ -684,14 +688,44 @@ static int hv_mig_run(struct hv_mig *m)
 	return rc;
 }
 
+/* The CPU time of one thread of this process, or 0 where it has none
+ * (one that has ended and not been joined has no clock any more). */
+static uint64_t hv_thread_cpu_ns(pthread_t t)
+{
+	struct timespec ts;
+	clockid_t c;
+
+	if (pthread_getcpuclockid(t, &c) || clock_gettime(c, &ts))
+		return 0;
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t hv_vcpus_cpu_ns(struct hv_vm *vm)
+{
+	uint64_t ns = 0;
+
+	for (unsigned int i = 0; i < vm->ncpus; i++)
+		if (vm->vcpus[i].started)
+			ns += hv_thread_cpu_ns(vm->vcpus[i].thread);
+	return ns;
+}
+
 static void *hv_mig_thread(void *arg)
 {
 	struct hv_mig *m = arg;
+	uint64_t vcpu0, vcpu1;
 	int rc;
 
+	pthread_setname_np(pthread_self(), "gpup-migrate");
 	m->t0 = hv_now_ns();
+	vcpu0 = hv_vcpus_cpu_ns(m->vm);
 	rc = hv_mig_run(m);
 	m->total_ns = hv_now_ns() - m->t0;
+	m->cpu_ns = hv_thread_cpu_ns(pthread_self());
+	/* Less than at the start where a vCPU ended meanwhile (the guest
+	 * shut down): then what is known is none of it. */
+	vcpu1 = hv_vcpus_cpu_ns(m->vm);
+	m->vcpu_cpu_ns = vcpu1 > vcpu0 ? vcpu1 - vcpu0 : 0;
 	if (m->sock >= 0) {
 		close(m->sock); /* the destination learns at once */
 		m->sock = -1;
