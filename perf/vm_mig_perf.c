@@ -25,7 +25,9 @@
 #include <string.h>
 #include <linux/kvm.h>
 #include <sys/ioctl.h>
+#include <dirent.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -51,12 +53,23 @@ static char tmp[64];
  * the destination's READY until GO is sent. */
 enum part { P_PAUSE, P_DEV, P_DIRTY, P_STATE, P_READY, NPARTS };
 
+/* Where the host's CPU went while a migration ran: the guest's vCPUs at
+ * the source, the source VMM's migration (QEMU: the whole process but its
+ * vCPUs), each daemon, the destination VMM but its vCPUs. */
+enum cpu { C_GUEST, C_SRC, C_SRCD, C_DST, C_DSTD, NCPU };
+
 struct series {
 	const char *name;
 	double down[RUNS], total[RUNS], ratio[RUNS], rounds[RUNS], mib[RUNS];
 	double part[NPARTS][RUNS], worst[NPARTS], worst_down;
+	double cpu[NCPU][RUNS], floor[RUNS];
 	int n, bad;
 };
+
+/* The loopback stream's CPU (sender and receiver) per MiB, by run. */
+static double loop_cpu_mib[RUNS];
+static int cur_run;
+static pid_t daemon_pid[2];
 
 static double now_ms(void)
 {
@@ -80,7 +93,18 @@ static void *loop_sink(void *arg)
 	return NULL;
 }
 
-/* Bytes/s of one TCP stream over loopback, 1 MiB writes. */
+/* CPU ms this process has used, all its threads. */
+static double self_cpu_ms(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e3 +
+	       (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e3;
+}
+
+/* Bytes/s of one TCP stream over loopback, 1 MiB writes; its CPU per MiB
+ * into loop_cpu_mib[cur_run]. */
 static double loopback_bps(void)
 {
 	static char buf[1 << 20];
@@ -88,7 +112,7 @@ static double loopback_bps(void)
 	socklen_t len = sizeof(a);
 	int l = socket(AF_INET, SOCK_STREAM, 0), fd = socket(AF_INET, SOCK_STREAM, 0);
 	pthread_t t;
-	double t0;
+	double t0, c0;
 
 	memset(buf, 0x5a, sizeof(buf));
 	if (bind(l, (struct sockaddr *)&a, sizeof(a)) || listen(l, 1) ||
@@ -96,6 +120,7 @@ static double loopback_bps(void)
 		return 0;
 	if (connect(fd, (struct sockaddr *)&a, sizeof(a)))
 		return 0;
+	c0 = self_cpu_ms();
 	t0 = now_ms();
 	for (uint64_t sent = 0; sent < LOOP_BYTES;) {
 		ssize_t n = write(fd, buf, sizeof(buf));
@@ -106,11 +131,91 @@ static double loopback_bps(void)
 	}
 	close(fd);
 	pthread_join(t, NULL);
+	t0 = now_ms() - t0;
+	loop_cpu_mib[cur_run] = (self_cpu_ms() - c0) / (double)(LOOP_BYTES >> 20);
 	close(l);
-	return (double)LOOP_BYTES / ((now_ms() - t0) / 1e3);
+	return (double)LOOP_BYTES / (t0 / 1e3);
 }
 
 /* ---- processes ---- */
+
+/* CPU ms of process pid: in *all its threads, the ended ones too (clock
+ * ticks, /proc/PID/stat), in *live those running now, and in *named those
+ * of them whose name starts with prefix (ns, schedstat). */
+static void proc_cpu(pid_t pid, const char *prefix, double *all, double *live, double *named)
+{
+	char path[320], buf[512], *p;
+	unsigned long long ut = 0, st = 0;
+	struct dirent *e;
+	FILE *f;
+	DIR *d;
+
+	*all = *live = *named = 0;
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	if ((f = fopen(path, "r"))) {
+		if (fgets(buf, sizeof(buf), f) && (p = strrchr(buf, ')')) &&
+		    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut,
+			   &st) == 2)
+			*all = (double)(ut + st) * 1e3 / (double)sysconf(_SC_CLK_TCK);
+		fclose(f);
+	}
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	if (!(d = opendir(path)))
+		return;
+	while ((e = readdir(d))) {
+		char comm[32] = "";
+		unsigned long long ns = 0;
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/task/%s/comm", (int)pid, e->d_name);
+		if ((f = fopen(path, "r"))) {
+			if (!fgets(comm, sizeof(comm), f))
+				comm[0] = 0;
+			fclose(f);
+		}
+		snprintf(path, sizeof(path), "/proc/%d/task/%s/schedstat", (int)pid, e->d_name);
+		if ((f = fopen(path, "r"))) {
+			if (fscanf(f, "%llu", &ns) != 1)
+				ns = 0;
+			fclose(f);
+		}
+		*live += (double)ns / 1e6;
+		if (prefix && !strncmp(comm, prefix, strlen(prefix)))
+			*named += (double)ns / 1e6;
+	}
+	closedir(d);
+}
+
+/* Live CPU ms of pid but its threads named prefix. */
+static double live_cpu(pid_t pid, const char *prefix)
+{
+	double all, live, named;
+
+	if (pid <= 0)
+		return 0;
+	proc_cpu(pid, prefix, &all, &live, &named);
+	return live - named;
+}
+
+/* The host's cores. */
+static double cores(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	return n > 0 ? (double)n : 1;
+}
+
+/* The least total a migration could take here beside its guest: the
+ * guest's CPU during it plus the bare stream's CPU for the bytes, spread
+ * over every core; as a multiple of the bytes at loopback rate. */
+static void floor_of(struct series *s, double bps)
+{
+	double mib = s->mib[s->n - 1];
+	double ms = (s->cpu[C_GUEST][s->n - 1] + loop_cpu_mib[cur_run] * mib) / cores();
+
+	s->floor[s->n - 1] = ms / (mib * 1048576.0 / bps * 1e3);
+}
 
 static int free_port(void)
 {
@@ -210,6 +315,7 @@ static void gpup_once(struct series *s, const char *ua, const char *ub, const ch
 			ub ? "--gpu" : NULL, (char *)ub, NULL };
 	pid_t ps, pd;
 	size_t len = 0;
+	double c0[3], c1[3];
 	json_object *o;
 	FILE *f;
 
@@ -222,11 +328,17 @@ static void gpup_once(struct series *s, const char *ua, const char *ub, const ch
 	wait_file(ctl);
 	usleep(WARM_MS * 1000);
 	snprintf(cmd, sizeof(cmd), "%s migrate %s --to %s --json 2>&1", bin, ctl, addr);
+	c0[0] = live_cpu(ua ? daemon_pid[0] : 0, NULL);
+	c0[1] = live_cpu(pd, "gpup-vcpu");
+	c0[2] = live_cpu(ub ? daemon_pid[1] : 0, NULL);
 	f = popen(cmd, "r");
 	while (f && len < sizeof(out) - 1 && fgets(out + len, (int)(sizeof(out) - len), f))
 		len = strlen(out);
 	if (f)
 		pclose(f);
+	c1[0] = live_cpu(ua ? daemon_pid[0] : 0, NULL);
+	c1[1] = live_cpu(pd, "gpup-vcpu");
+	c1[2] = live_cpu(ub ? daemon_pid[1] : 0, NULL);
 	o = json_tokener_parse(out);
 	reap(ps);
 	if (reap(pd) != 0 || !o || jnum(o, "downtime_ms") < 0) {
@@ -235,8 +347,14 @@ static void gpup_once(struct series *s, const char *ua, const char *ub, const ch
 			s->name, out);
 	} else {
 		parts(s, o);
+		s->cpu[C_GUEST][s->n] = jnum(o, "vcpu_cpu_ms");
+		s->cpu[C_SRC][s->n] = jnum(o, "cpu_ms");
+		s->cpu[C_SRCD][s->n] = c1[0] - c0[0];
+		s->cpu[C_DST][s->n] = c1[1] - c0[1];
+		s->cpu[C_DSTD][s->n] = c1[2] - c0[2];
 		record(s, jnum(o, "downtime_ms"), jnum(o, "total_ms"), jnum(o, "bytes"),
 		       jnum(o, "rounds"), bps);
+		floor_of(s, bps);
 	}
 	json_object_put(o);
 }
@@ -333,11 +451,14 @@ static void qemu_once(struct series *s, const char *append, double bps)
 			   "-cpu", cpu, "-kernel", kernel,
 			   "-append", (char *)append, "-nodefaults", "-no-user-config",
 			   "-display", "none", "-serial", "null", "-device",
-			   "isa-debug-exit,iobase=0xf4,iosize=4", "-qmp", NULL, NULL, NULL, NULL };
+			   "isa-debug-exit,iobase=0xf4,iosize=4",
+			   /* vCPU threads named "CPU 0/KVM", for the CPU table */
+			   "-name", "dirty,debug-threads=on", "-qmp", NULL, NULL, NULL, NULL };
 	char *src[32], *dst[32];
 	int n = 0, port = free_port();
 	json_object *r, *ret, *ram;
 	pid_t ps, pd;
+	double q0[4], q1[4];
 	FILE *f;
 
 	snprintf(kernel, sizeof(kernel), "%s/dirty.elf", guests);
@@ -369,8 +490,14 @@ static void qemu_once(struct series *s, const char *append, double bps)
 	json_object_put(qmp(f, "{\"execute\":\"migrate-set-parameters\",\"arguments\":"
 			       "{\"downtime-limit\":30,\"max-bandwidth\":100000000000}}"));
 	snprintf(cmd, sizeof(cmd), "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"%s\"}}", inc);
+	/* QEMU's migration thread ends with it: the source's whole CPU
+	 * counts, in clock ticks, less its vCPU threads ("CPU 0/KVM"). */
+	proc_cpu(ps, "CPU ", &q0[0], &q0[1], &q0[2]);
+	q0[3] = live_cpu(pd, "CPU ");
 	json_object_put(f ? qmp(f, cmd) : NULL);
 	r = f ? qmp_wait(f) : NULL;
+	proc_cpu(ps, "CPU ", &q1[0], &q1[1], &q1[2]);
+	q1[3] = live_cpu(pd, "CPU ");
 	if (f) {
 		json_object_put(qmp(f, "{\"execute\":\"quit\"}"));
 		fclose(f);
@@ -382,8 +509,13 @@ static void qemu_once(struct series *s, const char *append, double bps)
 		s->bad++;
 		fprintf(stderr, "vm_mig_perf: QEMU: the migration or the guest failed\n");
 	} else {
+		s->cpu[C_GUEST][s->n] = q1[2] - q0[2];
+		s->cpu[C_SRC][s->n] = (q1[0] - q0[0]) - (q1[2] - q0[2]);
+		s->cpu[C_SRCD][s->n] = s->cpu[C_DSTD][s->n] = 0;
+		s->cpu[C_DST][s->n] = q1[3] - q0[3];
 		record(s, jnum(ret, "downtime"), jnum(ret, "total-time"), jnum(ram, "transferred"),
 		       jnum(ram, "dirty-sync-count"), bps);
+		floor_of(s, bps);
 	}
 	json_object_put(r);
 }
@@ -401,6 +533,33 @@ static void row(struct series *s)
 	       perf_median(s->down, (size_t)s->n), s->down[s->n - 1],
 	       perf_median(s->total, (size_t)s->n), perf_median(s->mib, (size_t)s->n),
 	       perf_median(s->ratio, (size_t)s->n), perf_median(s->rounds, (size_t)s->n));
+}
+
+/* CPU per MiB moved, medians: each place, all of it, and the least
+ * total the guest's CPU leaves room for (floor_of). */
+static void cpu_row(struct series *s)
+{
+	double per[NCPU][RUNS], all[RUNS], med[NCPU];
+
+	if (!s->n)
+		return;
+	for (int i = 0; i < s->n; i++) {
+		all[i] = 0;
+		for (int k = 0; k < NCPU; k++) {
+			per[k][i] = s->cpu[k][i] / s->mib[i];
+			all[i] += per[k][i];
+		}
+	}
+	for (int k = 0; k < NCPU; k++) {
+		perf_sort(per[k], (size_t)s->n);
+		med[k] = perf_median(per[k], (size_t)s->n);
+	}
+	perf_sort(all, (size_t)s->n);
+	perf_sort(s->floor, (size_t)s->n);
+	printf("| %s | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f (%.2f–%.2f) |\n", s->name,
+	       med[C_GUEST], med[C_SRC], med[C_SRCD], med[C_DST], med[C_DSTD],
+	       perf_median(all, (size_t)s->n), perf_median(s->floor, (size_t)s->n), s->floor[0],
+	       s->floor[s->n - 1]);
 }
 
 /* Median of each part (not summing to the median downtime), and the
@@ -458,6 +617,13 @@ int main(void)
 	char ua[128], ub[128], app_part[160], app_ram[160];
 	double bps[RUNS], bw;
 
+	/* For profiling one case: GPUP_VMMIG_PERF_RUNS=1..5 runs of each,
+	 * GPUP_VMMIG_PERF_ONLY=partition for the migration with the partition
+	 * alone.  `make bench` sets neither. */
+	const char *e = getenv("GPUP_VMMIG_PERF_RUNS");
+	int runs = e && atoi(e) >= 1 && atoi(e) <= RUNS ? atoi(e) : RUNS;
+	bool only_part = (e = getenv("GPUP_VMMIG_PERF_ONLY")) && !strcmp(e, "partition");
+
 	bin = getenv("GPUP_BIN");
 	guests = getenv("GPUP_GUESTS");
 	printf("## VM live migration over loopback TCP: gpup vs QEMU\n\n");
@@ -476,11 +642,16 @@ int main(void)
 		 "timeout=30", WARM_MS + AFTER_MS);
 	snprintf(app_ram, sizeof(app_ram), "ram=192 vram=0 rate=100 epoch=500 ms=%d",
 		 WARM_MS + AFTER_MS);
-	for (int i = 0; i < RUNS; i++) {
+	daemon_pid[0] = a.pid;
+	daemon_pid[1] = b.pid;
+	for (int i = 0; i < runs; i++) {
+		cur_run = i;
 		bps[i] = loopback_bps();
 		gpup_once(&part, ua, ub, app_part, bps[i]);
-		gpup_once(&ram, NULL, NULL, app_ram, bps[i]);
-		qemu_once(&qemu, app_ram, bps[i]);
+		if (!only_part) {
+			gpup_once(&ram, NULL, NULL, app_ram, bps[i]);
+			qemu_once(&qemu, app_ram, bps[i]);
+		}
 	}
 	dl_teardown(&a);
 	dl_teardown(&b);
@@ -492,7 +663,7 @@ int main(void)
 		unlink(path);
 	}
 	rmdir(tmp);
-	bw = perf_median(bps, RUNS);
+	bw = perf_median(bps, (size_t)runs);
 	printf("The dirty guest (`%s`) runs %d s, is migrated with `gpup migrate --json` "
 	       "(downtime budget 30 ms, no bandwidth cap) to a `gpup run --incoming --mem 256M` "
 	       "on a second daemon, and must finish there with every byte and fence verified. "
@@ -501,7 +672,7 @@ int main(void)
 	       "downtime, total-time, ram.transferred, dirty-sync-count as rounds). "
 	       "Loopback TCP measured in the same run: %.0f MiB/s (median of %d, one stream, "
 	       "1 MiB writes). %d runs each, alternating; median and worst.\n\n",
-	       app_part, WARM_MS / 1000, app_ram, bw / 1048576.0, RUNS, RUNS);
+	       app_part, WARM_MS / 1000, app_ram, bw / 1048576.0, runs, runs);
 	printf("| migration | downtime median (ms) | downtime worst (ms) | total (ms) | moved "
 	       "(MiB) | total / (moved at loopback rate) | rounds |\n"
 	       "|---|---:|---:|---:|---:|---:|---:|\n");
@@ -517,6 +688,23 @@ int main(void)
 	       "worst downtime |\n|---|---:|---:|---:|---:|---:|---:|\n");
 	parts_row(&part);
 	parts_row(&ram);
+	perf_sort(loop_cpu_mib, (size_t)runs);
+	printf("\nWhere the host's CPU went during the migration, in ms of CPU per MiB moved "
+	       "(medians): the guest's vCPUs at the source (their stores trapped by dirty "
+	       "logging); the source VMM's migration (gpup: its migration thread; QEMU: the "
+	       "whole process but its vCPUs); each daemon; the destination VMM but its vCPUs.  "
+	       "The bare loopback stream costs %.2f ms of CPU per MiB (sender and receiver; "
+	       "%.2f–%.2f).  The floor is the least total this host allows beside that guest: "
+	       "(the guest's CPU + the bare stream's CPU for the bytes moved) / %.0f cores, "
+	       "as a multiple of the bytes at loopback rate.\n\n"
+	       "| migration | guest vCPUs | source VMM | source daemon | destination VMM | "
+	       "destination daemon | all | floor of total / (moved at loopback rate) |\n"
+	       "|---|---:|---:|---:|---:|---:|---:|---:|\n",
+	       perf_median(loop_cpu_mib, (size_t)runs), loop_cpu_mib[0], loop_cpu_mib[runs - 1],
+	       cores());
+	cpu_row(&part);
+	cpu_row(&ram);
+	cpu_row(&qemu);
 	if (part.bad || ram.bad || qemu.bad)
 		printf("\nFailed runs (left out above): %d, %d, %d.\n", part.bad, ram.bad,
 		       qemu.bad);
