@@ -39,8 +39,13 @@ static void need_kvm(void)
 		  "run through make test: GPUP_BIN and GPUP_GUESTS unset");
 }
 
+/* No directory where the tests will skip: Criterion runs no teardown
+ * for a test that skips, and each would leave one behind. */
 static void setup(void)
 {
+	tmpdir[0] = 0;
+	if (access("/dev/kvm", R_OK | W_OK) != 0)
+		return;
 	strcpy(tmpdir, "/tmp/hv-boot-XXXXXX");
 	cr_assert_not_null(mkdtemp(tmpdir));
 }
@@ -49,6 +54,8 @@ static void teardown(void)
 {
 	char cmd[128];
 
+	if (!tmpdir[0])
+		return;
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
 	cr_assert_eq(system(cmd), 0);
 }
