@@ -13,6 +13,7 @@
  * all alike.  Prints one Markdown section for docs/BENCHMARKS.md.
  */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <json-c/json.h>
@@ -25,7 +26,6 @@
 #include <string.h>
 #include <linux/kvm.h>
 #include <sys/ioctl.h>
-#include <dirent.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
