@@ -275,31 +275,6 @@ Test(vgpu_cmd, fill_vram_and_iova)
 	cr_assert_eq(hva(DATA)[600002], 0x55);
 }
 
-/* A FILL of zeros stores its unaligned ends and punches the whole pages
- * between them out of the partition's VRAM file: they read as zeros and
- * hold no data (SEEK_DATA), where the bytes beside them are untouched. */
-Test(vgpu_cmd, zero_fill_punches_whole_pages)
-{
-	const uint64_t at = 3 * 4096 + 100, len = 5 * 4096 + 200;
-	union gpup_cmd f = { .fill = { .hdr = { .opcode = GPUP_OP_FILL },
-			    .dst_space = GPUP_SPACE_VRAM, .pattern = 0, .dst = at,
-			    .len = len } };
-	int fd = gpup_gpu_vram_fd(gpu, PART_OFF);
-	static uint8_t got[16 * 4096];
-
-	cr_assert_geq(fd, 0);
-	memset(vram(0), 0xee, sizeof(got));
-	run_one(0, f);
-	/* Pages 4 to 7 are whole inside the fill; 3 and 8 hold its ends.
-	 * Looked at through the file: a load through the mapping would
-	 * fault a page back in. */
-	cr_assert_eq(lseek(fd, 4 * 4096, SEEK_DATA), 8 * 4096);
-	cr_assert_eq(lseek(fd, 3 * 4096, SEEK_HOLE), 4 * 4096);
-	cr_assert_eq(pread(fd, got, sizeof(got), 0), (ssize_t)sizeof(got));
-	for (uint64_t i = 0; i < sizeof(got); i++)
-		cr_assert_eq(got[i], i >= at && i < at + len ? 0 : 0xee, "byte %lu", i);
-}
-
 static union gpup_cmd kernel(uint32_t id, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3,
 			     uint64_t a4, uint64_t a5)
 {

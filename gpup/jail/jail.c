@@ -119,11 +119,10 @@ static const struct jail_rule rules[] = {
 	{ SCMP_SYS(fcntl), SERVING, 1, { IS(1, F_GETFL) } },
 	{ SCMP_SYS(fcntl), SERVING, 2,
 	  { IS(1, F_SETFL), CLEAR(2, (uint32_t)~(O_NONBLOCK | O_ACCMODE)) } },
-	/* Migration: a save skips the VRAM file's holes, a reset punches it;
-	 * an engine's FILL of zeros punches the whole pages it covers. */
+	/* Migration: a save skips the VRAM file's holes, a reset punches it. */
 	{ SCMP_SYS(lseek), SERVING, 1, { IS(2, SEEK_DATA) } },
 	{ SCMP_SYS(lseek), SERVING, 1, { IS(2, SEEK_HOLE) } },
-	{ SCMP_SYS(fallocate), BOTH, 1,
+	{ SCMP_SYS(fallocate), SERVING, 1,
 	  { IS(1, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE) } },
 	/* A load (MIG_DATA_WRITE) fills the VRAM file with pwrite. */
 	{ SCMP_SYS(pwrite64), SERVING, 0, { { 0 } } },

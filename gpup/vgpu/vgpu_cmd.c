@@ -32,7 +32,6 @@
  * but the requests it leaves unanswered.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -238,29 +237,6 @@ static void pattern_fill(uint8_t *dst, uint64_t len, uint32_t pattern, uint64_t 
 		memcpy(dst + off, dst, len - off < off ? len - off : off);
 }
 
-/* A FILL of zeros over [off, off + n) of VRAM: the whole pages in it are
- * punched out of the partition's VRAM file, so they cost the host no
- * memory and a save skips them as holes without reading them
- * (docs/MIGRATION.md, "The device's side"); the ends, and a window that
- * has no file or refuses, are stored. */
-#define ZERO_PAGE 4096u
-
-static void zero_fill(struct vgpu *v, uint64_t off, uint64_t n)
-{
-	uint64_t a = (off + ZERO_PAGE - 1) & ~(uint64_t)(ZERO_PAGE - 1);
-	uint64_t b = (off + n) & ~(uint64_t)(ZERO_PAGE - 1);
-	int fd;
-
-	if (a >= b || (fd = gpup_gpu_vram_fd(v->gpu, v->vram_offset)) < 0 ||
-	    fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)a,
-		      (off_t)(b - a)) < 0) {
-		memset(v->vram + off, 0, n);
-		return;
-	}
-	memset(v->vram + off, 0, a - off);
-	memset(v->vram + b, 0, off + n - b);
-}
-
 static int fill_chunk(struct vgpu_queue *q, uint64_t at, uint64_t n)
 {
 	const struct gpup_cmd_fill *f = &q->cmd.fill;
@@ -268,10 +244,7 @@ static int fill_chunk(struct vgpu_queue *q, uint64_t at, uint64_t n)
 	int r;
 
 	if (f->dst_space == GPUP_SPACE_VRAM) {
-		if (f->pattern)
-			pattern_fill(v->vram + f->dst + at, n, f->pattern, at);
-		else
-			zero_fill(v, f->dst + at, n);
+		pattern_fill(v->vram + f->dst + at, n, f->pattern, at);
 		vgpu_vram_written(v, f->dst + at, n);
 		return 0;
 	}
