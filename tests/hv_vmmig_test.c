@@ -15,6 +15,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <json-c/json.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -119,6 +120,26 @@ static void finish(struct vm *p)
 	tl_slurp(p->err, p->err_buf, OUT_MAX);
 }
 
+/* migrate --json's CPU figures: the migration thread used some, and the
+ * guest's one vCPU no more than the wall time it ran in (1 ms for the
+ * clocks' reads). */
+static void check_cpu(const char *out)
+{
+	json_object *o = json_tokener_parse(out), *v;
+	double total, cpu, vcpu;
+
+	cr_assert_not_null(o, "not JSON: %s", out);
+	cr_assert(json_object_object_get_ex(o, "total_ms", &v), "%s", out);
+	total = json_object_get_double(v);
+	cr_assert(json_object_object_get_ex(o, "cpu_ms", &v), "%s", out);
+	cpu = json_object_get_double(v);
+	cr_assert(json_object_object_get_ex(o, "vcpu_cpu_ms", &v), "%s", out);
+	vcpu = json_object_get_double(v);
+	cr_assert(cpu > 0 && cpu <= total + 1, "cpu_ms %f of total_ms %f", cpu, total);
+	cr_assert(vcpu >= 0 && vcpu <= total + 1, "vcpu_cpu_ms %f of total_ms %f", vcpu, total);
+	json_object_put(o);
+}
+
 /* The source: dirty on a partition of d, named "vm". */
 static void boot_source(struct vm *p, const char *uuid, const char *append)
 {
@@ -205,6 +226,7 @@ Test(hv_vmmig, the_dirty_guest_moves_and_checks_out_on_the_destination)
 	usleep(700000);
 	cr_assert_eq(migrate(port, "", out, sizeof(out)), 0, "%s", out);
 	cr_assert(strstr(out, "\"rounds\"") && strstr(out, "\"downtime_ms\""), "%s", out);
+	check_cpu(out);
 	finish(&s);
 	finish(&d);
 	cr_assert_eq(s.code, 126, "the source: %s", s.err_buf);
