@@ -31,9 +31,14 @@ struct run_result {
 
 static char tmpdir[64];
 
+static bool kvm_usable(void)
+{
+	return access("/dev/kvm", R_OK | W_OK) == 0;
+}
+
 static void need_kvm(void)
 {
-	if (access("/dev/kvm", R_OK | W_OK) != 0)
+	if (!kvm_usable())
 		cr_skip_test("no usable /dev/kvm here: the VMM tests need KVM");
 	cr_assert(getenv("GPUP_BIN") && getenv("GPUP_GUESTS"),
 		  "run through make test: GPUP_BIN and GPUP_GUESTS unset");
@@ -44,7 +49,7 @@ static void need_kvm(void)
 static void setup(void)
 {
 	tmpdir[0] = 0;
-	if (access("/dev/kvm", R_OK | W_OK) != 0)
+	if (!kvm_usable())
 		return;
 	strcpy(tmpdir, "/tmp/hv-boot-XXXXXX");
 	cr_assert_not_null(mkdtemp(tmpdir));
